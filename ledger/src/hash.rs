@@ -1,0 +1,86 @@
+//! 32-byte blake3 digests and the domain-separation contexts used across the ledger.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use std::fmt;
+
+/// A 32-byte blake3 digest: block hashes, transaction hashes, Merkle and state roots.
+///
+/// Text form is 64 lowercase hex characters, no prefix.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, BorshSerialize, BorshDeserialize)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// The all-zero hash (used for "no parent" and empty placeholders; never a real digest).
+    pub const ZERO: Hash = Hash([0u8; 32]);
+
+    /// blake3 in derive-key mode: `blake3::derive_key(context, data)` semantics, streaming
+    /// over `parts` so callers need not concatenate.
+    pub fn derive(context: &str, parts: &[&[u8]]) -> Hash {
+        let mut h = blake3::Hasher::new_derive_key(context);
+        for p in parts {
+            h.update(p);
+        }
+        Hash(*h.finalize().as_bytes())
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex characters (an optional `0x` prefix is accepted).
+    pub fn from_hex(s: &str) -> Result<Hash, crate::LedgerError> {
+        let s = s.strip_prefix("0x").unwrap_or(s);
+        let bytes = hex::decode(s).map_err(|e| crate::LedgerError::BadHex { reason: e.to_string() })?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|v: Vec<u8>| crate::LedgerError::BadLength { what: "hash", expected: 32, got: v.len() })?;
+        Ok(Hash(arr))
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_hex())
+    }
+}
+
+impl serde::Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Hash::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// blake3 derive-key contexts. Changing any of these is a hard fork.
+pub mod context {
+    /// Signing digest (and hash) of a transaction body.
+    pub const TRANSACTION: &str = "cairn transaction v1";
+    /// Hash of a block header.
+    pub const BLOCK_HEADER: &str = "cairn block header v1";
+    /// Merkle leaf (a transaction hash) in the transactions root.
+    pub const MERKLE_LEAF: &str = "cairn merkle leaf v1";
+    /// Merkle inner node in the transactions root.
+    pub const MERKLE_NODE: &str = "cairn merkle node v1";
+    /// Per-account element of the lattice state hash (XOF output).
+    pub const STATE_ACCOUNT: &str = "cairn state account v1";
+    /// Final compression of the lattice state hash into the 32-byte state root.
+    pub const STATE_ROOT: &str = "cairn state root v1";
+}

@@ -1,1 +1,447 @@
-//! cairn-genesis
+//! # cairn-genesis
+//!
+//! Owns the genesis file, `genesis.json`: the chain id, the initial validator set, the
+//! funded accounts and the chain parameters. It parses and validates the file, computes
+//! the **genesis hash** that identifies the chain, and derives what the node starts from:
+//! the consensus [`ValidatorSet`](cairn_consensus::ValidatorSet), the initial account
+//! state and the genesis [`Block`].
+//!
+//! ## File format
+//!
+//! JSON, snake_case field names, every object `deny_unknown_fields` (a misspelt field is
+//! an error, never silently ignored). A full example:
+//!
+//! ```json
+//! {
+//!   "chain_id": "cairn-testnet",
+//!   "genesis_time_ms": 1764000000000,
+//!   "validators": [
+//!     {
+//!       "name": "validator-0",
+//!       "consensus_key": "cairn1…",
+//!       "peer_id": "12D3KooW…",
+//!       "voting_power": 1
+//!     }
+//!   ],
+//!   "accounts": [
+//!     { "address": "cairn1…", "balance": 1000000000 }
+//!   ],
+//!   "params": {
+//!     "leader_timeout_ms": 1000,
+//!     "notarization_timeout_ms": 2000,
+//!     "nullify_retry_ms": 1000,
+//!     "block_txs_max": 10000,
+//!     "block_bytes_max": 4194304,
+//!     "block_interval_ms": 0,
+//!     "mempool_txs_max": 100000,
+//!     "mempool_bytes_max": 33554432,
+//!     "mempool_sender_future_max": 64,
+//!     "admission_difficulty_bits": 0
+//!   }
+//! }
+//! ```
+//!
+//! - `chain_id`: 1..=32 bytes of `[a-z0-9-_.]`; every transaction and block names it.
+//! - `genesis_time_ms`: ms since the Unix epoch; the genesis block's timestamp.
+//! - `validators` (at least one, at most [`VALIDATORS_MAX`]; order is the validator
+//!   set's order): `name` (unique, 1..=64 bytes of `[A-Za-z0-9-_.]`), `consensus_key`
+//!   (unique; the bech32m [`Address`] form of the validator's ed25519 consensus public
+//!   key, which must be a valid, non-weak point), `peer_id` (unique; the libp2p peer id of
+//!   the validator's network key, canonical base58), `voting_power` (≥ 1; the sum must fit
+//!   in a u64).
+//! - `accounts` (may be empty): `address` (unique, bech32m) and `balance` (≥ 1 base unit;
+//!   the sum must fit in a u64). Each starts with nonce 0.
+//! - `params`: optional; each field optional, see [`ChainParams`] for meanings, defaults
+//!   and ranges.
+//!
+//! [`Genesis::load`] reads at most [`GENESIS_FILE_BYTES_MAX`] bytes.
+//!
+//! ## Genesis hash
+//!
+//! [`Genesis::hash`] = blake3 in derive-key mode with context [`GENESIS_HASH_CONTEXT`]
+//! (`"cairn genesis v1"`) over the borsh encoding of the canonical genesis: the
+//! [`Genesis`] struct with its fields in declaration order — `chain_id` (borsh string),
+//! `genesis_time_ms` (u64), `validators` (u32 count, then per validator `name` string,
+//! `consensus_key` 32 raw bytes, `peer_id` string, `voting_power` u64) **in file order**
+//! (the order is part of the validator set), `accounts` (u32 count, then per account
+//! `address` 32 raw bytes and `balance` u64) **sorted by address bytes** (the initial state
+//! does not depend on their order), and `params` (each field in declaration order, u64
+//! little-endian; `admission_difficulty_bits` one byte).
+//!
+//! The hash therefore does not depend on JSON whitespace, key order, number formatting or
+//! account order, but changes with any value, with the validator order, and with any
+//! parameter (including one left at its default: the default is hashed, not its absence).
+//! It is the genesis block's `parent_hash`, so two nodes with different genesis files
+//! never agree on a block.
+
+mod error;
+mod params;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::str::FromStr;
+
+use borsh::BorshSerialize;
+use cairn_ledger::{
+    Account, Address, Block, BlockHeader, CHAIN_ID_BYTES_MAX, Hash, LtHash, txs_root,
+};
+
+pub use error::GenesisError;
+pub use params::{
+    ADMISSION_DIFFICULTY_BITS_MAX, BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, BLOCK_TXS_MAX, ChainParams,
+    MEMPOOL_BYTES_MAX, MEMPOOL_BYTES_MIN, MEMPOOL_SENDER_FUTURE_MAX, MEMPOOL_TXS_MAX,
+    TIMEOUT_MS_MAX,
+};
+
+/// blake3 derive-key context of [`Genesis::hash`]. Changing it changes every chain's id.
+pub const GENESIS_HASH_CONTEXT: &str = "cairn genesis v1";
+
+/// Largest genesis file [`Genesis::load`] reads, in bytes (16 MiB).
+pub const GENESIS_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Most validators a genesis file may list.
+pub const VALIDATORS_MAX: usize = 1024;
+
+/// Longest validator name, in bytes.
+pub const VALIDATOR_NAME_BYTES_MAX: usize = 64;
+
+/// A parsed genesis file. Obtain one with [`Genesis::from_json`] or [`Genesis::load`],
+/// which validate it; a value built by hand should be checked with [`Genesis::validate`]
+/// before use.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Chain id: 1..=32 bytes of `[a-z0-9-_.]`.
+    pub chain_id: String,
+    /// Genesis block timestamp, ms since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// Initial validators, in validator-set order. At least 1, at most [`VALIDATORS_MAX`].
+    pub validators: Vec<GenesisValidator>,
+    /// Funded accounts (nonce 0). Addresses unique; order does not matter.
+    pub accounts: Vec<GenesisAccount>,
+    /// Chain parameters; defaults apply to omitted fields.
+    #[serde(default)]
+    pub params: ChainParams,
+}
+
+/// One validator in the genesis file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    /// Human-readable name, unique: 1..=64 bytes of `[A-Za-z0-9-_.]`.
+    pub name: String,
+    /// ed25519 consensus public key, as an address (bech32m `cairn1…` in JSON). Must be a
+    /// valid, non-weak point; unique.
+    pub consensus_key: Address,
+    /// libp2p peer id of the validator's network key (canonical base58, `12D3KooW…`);
+    /// unique.
+    pub peer_id: String,
+    /// Voting weight, ≥ 1.
+    pub voting_power: u64,
+}
+
+impl GenesisValidator {
+    /// The consensus public key.
+    ///
+    /// Errors: [`GenesisError::BadConsensusKey`] (with `index` 0 and this validator's
+    /// name) if the key is not a valid point or is weak.
+    pub fn consensus_public_key(&self) -> Result<ed25519_dalek::VerifyingKey, GenesisError> {
+        check_consensus_key(0, self)
+    }
+}
+
+/// One funded account in the genesis file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// The account (bech32m `cairn1…` in JSON).
+    pub address: Address,
+    /// Initial balance in base units, ≥ 1.
+    pub balance: u64,
+}
+
+impl Genesis {
+    /// Parses `genesis.json` text and validates it ([`Genesis::validate`]).
+    ///
+    /// Errors: [`GenesisError::UnknownField`] or [`GenesisError::Json`] (with line and
+    /// column) if the text does not match the format, else any validation error.
+    pub fn from_json(text: &str) -> Result<Genesis, GenesisError> {
+        let genesis: Genesis = serde_json::from_str(text).map_err(json_error)?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// Reads and validates a genesis file of at most [`GENESIS_FILE_BYTES_MAX`] bytes.
+    ///
+    /// Errors: [`GenesisError::Io`] if it cannot be read or is not UTF-8,
+    /// [`GenesisError::FileTooLarge`], else as [`Genesis::from_json`].
+    pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
+        let io_err = |e: std::io::Error| GenesisError::Io { path: path.to_path_buf(), reason: e.to_string() };
+        let file = std::fs::File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        let too_large =
+            |len| GenesisError::FileTooLarge { path: path.to_path_buf(), len, max: GENESIS_FILE_BYTES_MAX };
+        if len > GENESIS_FILE_BYTES_MAX {
+            return Err(too_large(len));
+        }
+        // The file may grow between stat and read: never read more than the bound + 1.
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(GENESIS_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(io_err)?;
+        if bytes.len() as u64 > GENESIS_FILE_BYTES_MAX {
+            return Err(too_large(bytes.len() as u64));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| GenesisError::Io {
+            path: path.to_path_buf(),
+            reason: format!("not UTF-8: {e}"),
+        })?;
+        Genesis::from_json(&text)
+    }
+
+    /// Pretty-printed JSON (two-space indent, fields in declaration order, trailing
+    /// newline). [`Genesis::from_json`] of the result yields an equal value.
+    pub fn to_json_pretty(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("genesis serializes to JSON");
+        s.push('\n');
+        s
+    }
+
+    /// Checks every rule of the format (see the crate docs), in order: chain id, params,
+    /// validators (count, then each validator: name, key, peer id, power, duplicates, power
+    /// sum), the consensus crate's own validator-set rules, then accounts (duplicates,
+    /// zero balance, balance sum).
+    ///
+    /// Errors: the first problem found, naming the field and index.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        validate_chain_id(&self.chain_id)?;
+        self.params.validate()?;
+        self.validate_validators()?;
+        self.build_validator_set()?;
+        self.validate_accounts()
+    }
+
+    fn validate_validators(&self) -> Result<(), GenesisError> {
+        if self.validators.is_empty() {
+            return Err(GenesisError::NoValidators);
+        }
+        if self.validators.len() > VALIDATORS_MAX {
+            return Err(GenesisError::TooManyValidators { count: self.validators.len(), max: VALIDATORS_MAX });
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut keys: HashMap<Address, usize> = HashMap::new();
+        let mut peers: HashMap<libp2p_identity::PeerId, usize> = HashMap::new();
+        let mut total: u64 = 0;
+        for (index, v) in self.validators.iter().enumerate() {
+            validate_validator_name(index, &v.name)?;
+            check_consensus_key(index, v)?;
+            let peer = parse_peer_id(index, v)?;
+            if v.voting_power == 0 {
+                return Err(GenesisError::ZeroVotingPower { index, name: v.name.clone() });
+            }
+            if let Some(&first) = names.get(v.name.as_str()) {
+                return Err(GenesisError::DuplicateValidatorName { index, first, name: v.name.clone() });
+            }
+            names.insert(&v.name, index);
+            if let Some(&first) = keys.get(&v.consensus_key) {
+                return Err(GenesisError::DuplicateConsensusKey {
+                    index,
+                    first,
+                    name: v.name.clone(),
+                    key: v.consensus_key,
+                });
+            }
+            keys.insert(v.consensus_key, index);
+            if let Some(&first) = peers.get(&peer) {
+                return Err(GenesisError::DuplicatePeerId {
+                    index,
+                    first,
+                    name: v.name.clone(),
+                    peer_id: v.peer_id.clone(),
+                });
+            }
+            peers.insert(peer, index);
+            total = total
+                .checked_add(v.voting_power)
+                .ok_or_else(|| GenesisError::VotingPowerOverflow { index, name: v.name.clone() })?;
+        }
+        Ok(())
+    }
+
+    fn validate_accounts(&self) -> Result<(), GenesisError> {
+        let mut seen: HashMap<Address, usize> = HashMap::with_capacity(self.accounts.len());
+        let mut total: u64 = 0;
+        for (index, a) in self.accounts.iter().enumerate() {
+            if let Some(&first) = seen.get(&a.address) {
+                return Err(GenesisError::DuplicateAccount { index, first, address: a.address });
+            }
+            seen.insert(a.address, index);
+            if a.balance == 0 {
+                return Err(GenesisError::ZeroBalance { index, address: a.address });
+            }
+            total = total
+                .checked_add(a.balance)
+                .ok_or(GenesisError::BalanceOverflow { index, address: a.address })?;
+        }
+        Ok(())
+    }
+
+    fn build_validator_set(&self) -> Result<cairn_consensus::ValidatorSet, GenesisError> {
+        let validators = self
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(index, v)| {
+                Ok(cairn_consensus::Validator {
+                    public_key: check_consensus_key(index, v)?,
+                    voting_power: v.voting_power,
+                })
+            })
+            .collect::<Result<Vec<_>, GenesisError>>()?;
+        cairn_consensus::ValidatorSet::new(validators)
+            .map_err(|e| GenesisError::ValidatorSet { reason: e.to_string() })
+    }
+
+    /// The genesis hash: blake3 derive-key ([`GENESIS_HASH_CONTEXT`]) of the borsh encoding
+    /// of the canonical genesis (accounts sorted by address, everything else as is). See
+    /// the crate docs for the exact layout. Independent of JSON formatting, key order and
+    /// account order.
+    pub fn hash(&self) -> Hash {
+        let mut canonical = self.clone();
+        canonical.accounts.sort_by(|a, b| a.address.cmp(&b.address));
+        let bytes = borsh::to_vec(&canonical).expect("borsh to Vec never fails");
+        Hash::derive(GENESIS_HASH_CONTEXT, &[&bytes])
+    }
+
+    /// The initial consensus validator set, in file order.
+    ///
+    /// Panics if the genesis is invalid (a value from [`Genesis::from_json`] or
+    /// [`Genesis::load`] never is, since validation builds the same set).
+    pub fn validator_set(&self) -> cairn_consensus::ValidatorSet {
+        self.build_validator_set().unwrap_or_else(|e| panic!("validator_set() on an invalid genesis: {e}"))
+    }
+
+    /// The funded accounts with their initial state (balance as given, nonce 0), in file
+    /// order.
+    pub fn initial_accounts(&self) -> Vec<(Address, Account)> {
+        self.accounts.iter().map(|a| (a.address, Account { balance: a.balance, nonce: 0 })).collect()
+    }
+
+    /// The genesis state root: [`LtHash`] summed over [`Genesis::initial_accounts`],
+    /// compressed with `root()`.
+    pub fn state_root(&self) -> Hash {
+        self.state_lthash().root()
+    }
+
+    /// The lattice state hash of the initial accounts (the parent lthash of block 1).
+    pub fn state_lthash(&self) -> LtHash {
+        let accounts = self.initial_accounts();
+        LtHash::of_accounts(accounts.iter().map(|(address, account)| (address, account)))
+    }
+
+    /// The genesis block: height 0, view 0, `parent_hash` = [`Genesis::hash`], proposer
+    /// [`Address::default`] (all zero), `timestamp_ms` = `genesis_time_ms`, no
+    /// transactions (`txs_root` of the empty list) and `state_root` =
+    /// [`Genesis::state_root`].
+    pub fn genesis_block(&self) -> Block {
+        Block {
+            header: BlockHeader {
+                chain_id: self.chain_id.clone(),
+                height: 0,
+                view: 0,
+                parent_hash: self.hash(),
+                proposer: Address::default(),
+                timestamp_ms: self.genesis_time_ms,
+                txs_root: txs_root(&[]),
+                state_root: self.state_root(),
+            },
+            transactions: Vec::new(),
+        }
+    }
+
+    /// The validator whose `peer_id` is `peer_id` (exact string match against the
+    /// canonical base58 form), if any.
+    pub fn validator_by_peer_id(&self, peer_id: &str) -> Option<&GenesisValidator> {
+        self.validators.iter().find(|v| v.peer_id == peer_id)
+    }
+
+    /// The validator whose consensus key is `key`, with its index, if any.
+    pub fn validator_by_consensus_key(&self, key: &Address) -> Option<(usize, &GenesisValidator)> {
+        self.validators.iter().enumerate().find(|(_, v)| v.consensus_key == *key)
+    }
+}
+
+fn json_error(e: serde_json::Error) -> GenesisError {
+    let message = e.to_string();
+    let (line, column) = (e.line(), e.column());
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            return GenesisError::UnknownField { field: rest[..end].to_string(), line, column, message };
+        }
+    }
+    GenesisError::Json { line, column, message }
+}
+
+fn validate_chain_id(chain_id: &str) -> Result<(), GenesisError> {
+    if chain_id.is_empty() {
+        return Err(GenesisError::EmptyChainId);
+    }
+    if chain_id.len() > CHAIN_ID_BYTES_MAX {
+        return Err(GenesisError::ChainIdTooLong {
+            chain_id: chain_id.to_string(),
+            len: chain_id.len(),
+            max: CHAIN_ID_BYTES_MAX,
+        });
+    }
+    if let Some((position, ch)) =
+        chain_id.char_indices().find(|&(_, c)| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.'))
+    {
+        return Err(GenesisError::ChainIdInvalidChar { chain_id: chain_id.to_string(), ch, position });
+    }
+    Ok(())
+}
+
+fn validate_validator_name(index: usize, name: &str) -> Result<(), GenesisError> {
+    let bad = |reason: String| GenesisError::InvalidValidatorName { index, name: name.to_string(), reason };
+    if name.is_empty() {
+        return Err(bad("empty".into()));
+    }
+    if name.len() > VALIDATOR_NAME_BYTES_MAX {
+        return Err(bad(format!("{} bytes, more than the limit of {VALIDATOR_NAME_BYTES_MAX}", name.len())));
+    }
+    if let Some(c) = name.chars().find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(bad(format!("invalid character {c:?}; allowed: A-Z a-z 0-9 - _ .")));
+    }
+    Ok(())
+}
+
+fn check_consensus_key(index: usize, v: &GenesisValidator) -> Result<ed25519_dalek::VerifyingKey, GenesisError> {
+    let bad = |reason: &str| GenesisError::BadConsensusKey {
+        index,
+        name: v.name.clone(),
+        key: v.consensus_key,
+        reason: reason.to_string(),
+    };
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&v.consensus_key.0)
+        .map_err(|_| bad("not a valid ed25519 point"))?;
+    if key.is_weak() {
+        return Err(bad("weak key (small-order point)"));
+    }
+    Ok(key)
+}
+
+fn parse_peer_id(index: usize, v: &GenesisValidator) -> Result<libp2p_identity::PeerId, GenesisError> {
+    let bad = |reason: String| GenesisError::BadPeerId {
+        index,
+        name: v.name.clone(),
+        peer_id: v.peer_id.clone(),
+        reason,
+    };
+    let peer = libp2p_identity::PeerId::from_str(&v.peer_id).map_err(|e| bad(e.to_string()))?;
+    if peer.to_base58() != v.peer_id {
+        return Err(bad(format!("not in canonical form (expected `{}`)", peer.to_base58())));
+    }
+    Ok(peer)
+}
+
+#[cfg(test)]
+mod tests;

@@ -46,12 +46,20 @@ pub enum LedgerError {
     /// Crediting would overflow a u64 balance.
     #[error("transaction {tx}: balance overflow crediting {address}")]
     BalanceOverflow { tx: Hash, address: Address },
+    /// The sender's nonce is `u64::MAX` and cannot be incremented (only reachable through a
+    /// genesis account with that nonce); the account can never send again.
+    #[error("transaction {tx}: nonce of {address} is exhausted")]
+    NonceExhausted { tx: Hash, address: Address },
     /// expiry_height below the block height.
     #[error("transaction {tx}: expired at height {expiry_height}, block height is {height}")]
     Expired { tx: Hash, expiry_height: u64, height: u64 },
-    /// A block failed validation.
+    /// A block failed validation (header, limits, roots).
     #[error("invalid block {block} at height {height}: {reason}")]
     InvalidBlock { block: Hash, height: u64, reason: String },
+    /// A block is invalid because its transaction number `index` (0-based) is; `error` says
+    /// why (any transaction-level variant, e.g. `StaleNonce` or `BadSignature`).
+    #[error("invalid block {block} at height {height}: transaction {index}: {error}")]
+    InvalidBlockTx { block: Hash, height: u64, index: usize, error: Box<LedgerError> },
     /// The database belongs to another chain.
     #[error("database was created for genesis {found}, this node runs genesis {expected}")]
     GenesisMismatch { expected: Hash, found: Hash },
@@ -99,8 +107,10 @@ impl LedgerError {
             LedgerError::FutureNonce { .. } => "future_nonce",
             LedgerError::InsufficientBalance { .. } => "insufficient_balance",
             LedgerError::BalanceOverflow { .. } => "balance_overflow",
+            LedgerError::NonceExhausted { .. } => "nonce_exhausted",
             LedgerError::Expired { .. } => "expired",
             LedgerError::InvalidBlock { .. } => "invalid_block",
+            LedgerError::InvalidBlockTx { .. } => "invalid_block_tx",
             LedgerError::GenesisMismatch { .. } => "genesis_mismatch",
             LedgerError::Storage { .. } => "storage",
             LedgerError::Corrupt { .. } => "corrupt",

@@ -1,1 +1,26 @@
-//! cairn-node
+//! # cairn-node
+//!
+//! The Cairn validator daemon: configuration, key files, libp2p networking (gossipsub for
+//! transactions, consensus messages and blocks; request-response for block sync), the
+//! mempool, the consensus driver that performs the effects of the sans-I/O consensus state
+//! machine, block sync, the RPC backend and metrics.
+//!
+//! Invariants:
+//! - One task (the driver) owns consensus, the pending chain and the mempool; everything else
+//!   talks to it through bounded channels.
+//! - A consensus vote is written to the RocksDB WAL (synced) before it is published.
+//! - A transaction's signature is verified once per node: at RPC submission or gossip
+//!   receipt; a block's transactions already in the mempool are not verified again.
+//! - Peer input is size-checked before decoding and never panics the node; a peer's fault is
+//!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
+
+pub mod chain;
+pub mod config;
+pub mod driver;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod rpc_backend;
+pub mod sync;

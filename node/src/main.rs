@@ -1,1 +1,232 @@
-fn main() {}
+//! `cairn-node`: the Cairn validator daemon.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_node::config::NodeConfig;
+use cairn_node::keys;
+use cairn_node::node::{self, init_home};
+use clap::{Args, Parser, Subcommand};
+
+/// Cairn validator node.
+#[derive(Parser)]
+#[command(name = "cairn-node", version, about = "Cairn permissioned ledger node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a home directory: config.toml, node_key.json and validator_key.json.
+    Init {
+        /// Home directory.
+        #[arg(long, env = "CAIRN_HOME")]
+        home: PathBuf,
+        /// Node name.
+        #[arg(long, default_value = "cairn-node")]
+        moniker: String,
+        /// Copy this genesis file into the home directory.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Print the created identities as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a node from its home directory.
+    Run {
+        /// Home directory.
+        #[arg(long, env = "CAIRN_HOME")]
+        home: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// One command to a local single-validator chain with a funded dev account.
+    Dev {
+        /// Home directory (created on first use, reused after).
+        #[arg(long, env = "CAIRN_HOME", default_value = ".cairn-dev")]
+        home: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Exit 0 if the node's RPC answers `GET /health` (for container health checks).
+    Healthcheck {
+        /// RPC URL.
+        #[arg(long, env = "CAIRN_RPC", default_value = "http://127.0.0.1:8545")]
+        rpc: String,
+    },
+}
+
+/// Flags that override config.toml (each also readable from the environment).
+#[derive(Args, Clone, Default)]
+struct Overrides {
+    /// p2p listen multiaddr.
+    #[arg(long = "p2p.listen", env = "CAIRN_P2P_LISTEN")]
+    p2p_listen: Option<String>,
+    /// Bootstrap peers (repeat, or comma-separated in the env var).
+    #[arg(long = "p2p.bootstrap", env = "CAIRN_P2P_BOOTSTRAP", value_delimiter = ',')]
+    p2p_bootstrap: Option<Vec<String>>,
+    /// RPC listen address.
+    #[arg(long = "rpc.listen", env = "CAIRN_RPC_LISTEN")]
+    rpc_listen: Option<std::net::SocketAddr>,
+    /// Log filter (tracing env-filter syntax); RUST_LOG wins.
+    #[arg(long = "log.filter", env = "CAIRN_LOG")]
+    log_filter: Option<String>,
+    /// Log format: text or json.
+    #[arg(long = "log.format", env = "CAIRN_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+impl Overrides {
+    fn apply(self, c: &mut NodeConfig) {
+        if let Some(v) = self.p2p_listen {
+            c.p2p.listen = v;
+        }
+        if let Some(v) = self.p2p_bootstrap {
+            c.p2p.bootstrap = v.into_iter().filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = self.rpc_listen {
+            c.rpc.listen = v;
+        }
+        if let Some(v) = self.log_filter {
+            c.log.filter = v;
+        }
+        if let Some(v) = self.log_format {
+            c.log.format = v;
+        }
+    }
+}
+
+fn init_tracing(c: &NodeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&c.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if c.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received");
+}
+
+fn load_config(home: &Path, overrides: Overrides) -> Result<NodeConfig> {
+    let path = home.join("config.toml");
+    let mut c = NodeConfig::load(&path).with_context(|| format!("loading {} (run `cairn-node init` first?)", path.display()))?;
+    overrides.apply(&mut c);
+    c.validate()?;
+    Ok(c)
+}
+
+/// Creates the dev home on first use: a single validator and a funded dev account.
+fn prepare_dev_home(home: &Path) -> Result<PathBuf> {
+    let dev_key = home.join("dev_account.json");
+    if home.join("config.toml").exists() {
+        return Ok(dev_key);
+    }
+    let mut config = NodeConfig { moniker: "dev".into(), ..NodeConfig::default() };
+    config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
+    let info = init_home(home, &config, None)?;
+    let account = keys::write_validator_key(&dev_key, keys::random_seed())?;
+    let genesis = Genesis {
+        chain_id: "cairn-dev".into(),
+        genesis_time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64,
+        validators: vec![GenesisValidator {
+            name: "dev".into(),
+            consensus_key: info.validator_address,
+            peer_id: info.peer_id.to_string(),
+            voting_power: 1,
+        }],
+        accounts: vec![GenesisAccount { address: account, balance: 1_000_000_000_000 }],
+        params: ChainParams::default(),
+    };
+    genesis.validate()?;
+    let path = home.join("genesis.json");
+    std::fs::write(&path, genesis.to_json_pretty()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(dev_key)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Init { home, moniker, genesis, json } => {
+            let config = NodeConfig { moniker, ..NodeConfig::default() };
+            let info = init_home(&home, &config, None)?;
+            if let Some(g) = genesis {
+                Genesis::load(&g).with_context(|| format!("checking {}", g.display()))?;
+                std::fs::copy(&g, home.join("genesis.json")).with_context(|| format!("copying {}", g.display()))?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"home": home, "peer_id": info.peer_id.to_string(), "validator_address": info.validator_address})
+                );
+            } else {
+                println!("initialized {}", home.display());
+                println!("  peer id:           {}", info.peer_id);
+                println!("  validator address: {}", info.validator_address);
+                if !home.join("genesis.json").exists() {
+                    println!("next: put the chain's genesis.json in {} and run `cairn-node run --home {}`", home.display(), home.display());
+                }
+            }
+        }
+        Cmd::Run { home, overrides } => {
+            let config = load_config(&home, overrides)?;
+            init_tracing(&config);
+            node::run(&home, config, shutdown_signal()).await?;
+        }
+        Cmd::Dev { home, overrides } => {
+            let dev_key = prepare_dev_home(&home)?;
+            let config = load_config(&home, overrides)?;
+            init_tracing(&config);
+            let address = keys::read_validator_key(&dev_key).map(|k| cairn_ledger::Address::from_public_key(&k.verifying_key()))?;
+            eprintln!("Cairn dev chain in {}", home.display());
+            eprintln!("  RPC:         http://{}", config.rpc.listen);
+            eprintln!("  dev account: {address} (key file {})", dev_key.display());
+            eprintln!("  try:         cairn --keyfile {} --rpc http://{} balance", dev_key.display(), config.rpc.listen);
+            node::run(&home, config, shutdown_signal()).await?;
+        }
+        Cmd::Healthcheck { rpc } => {
+            let url = format!("{}/health", rpc.trim_end_matches('/'));
+            let ok = healthcheck(&url).await;
+            if !ok {
+                bail!("{url} is not healthy");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Minimal HTTP/1.1 GET without a client library (the image has no shell or curl).
+async fn healthcheck(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(hostport).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+        let mut buf = Vec::with_capacity(256);
+        s.take(4096).read_to_end(&mut buf).await.ok()?;
+        Some(buf.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(tokio::time::timeout(std::time::Duration::from_secs(3), fut).await, Ok(Some(true)))
+}

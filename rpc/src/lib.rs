@@ -1,1 +1,89 @@
-//! cairn-rpc
+//! # cairn-rpc
+//!
+//! The node's JSON-RPC 2.0 interface over HTTP: an axum server that frames requests,
+//! checks their input and calls an [`RpcBackend`] (implemented by `cairn-node`), and a
+//! typed [`RpcClient`] (used by the `cairn` wallet and the testnet harness).
+//!
+//! This crate owns the wire contract — method names, params, result shapes
+//! ([`Status`], [`AccountInfo`], [`TxStatus`], [`BlockInfo`], [`ValidatorInfo`],
+//! [`PeerInfo`]), error codes ([`codes`]) and HTTP limits ([`RpcServerConfig`]). It owns no
+//! chain state: every answer comes from the backend. The server does the stateless input
+//! checks (JSON-RPC framing, hex, sizes, wire decoding, address and hash syntax), so
+//! malformed input never reaches the backend; signature, chain id, nonce and balance
+//! checks are the backend's.
+//!
+//! ## Transport
+//!
+//! | route | |
+//! |---|---|
+//! | `POST /` | JSON-RPC 2.0: one request object, or a batch (array of at most `batch_requests_max`). Content type is not checked. |
+//! | `GET /health` | `200 {"status":"ok"}` while the server runs. |
+//!
+//! - A body over `body_bytes_max` (default 1 MiB) gets **HTTP 413**.
+//! - More than `concurrency_max` requests in flight on `POST /`: the extra request gets
+//!   **HTTP 503** with a -32005 error at once (load shedding, no queue).
+//! - An exchange taking longer than `request_timeout_ms` gets **HTTP 503**, empty body.
+//! - A notification (request without `id`) is executed and not answered; a request or
+//!   batch of notifications only gets **HTTP 204**, no body. `"id": null` is a request
+//!   (answered with `id: null`).
+//! - Otherwise HTTP 200 with the JSON-RPC response(s), errors included.
+//!
+//! ## Methods
+//!
+//! Params may be positional (array) or named (object); positional params follow the
+//! order of the named ones. Unknown named params are an error (-32602). Hashes are 64 hex
+//! characters (optional `0x`), addresses are bech32m `cairn1…`, amounts and heights are
+//! JSON integers.
+//!
+//! | method | params | result | errors (besides -32602 for bad params) |
+//! |---|---|---|---|
+//! | `getStatus` | none | [`Status`] | -32603 |
+//! | `getAccount` | `{address}` / `[address]` | [`AccountInfo`] `{address, balance, nonce}` (unknown account: 0, 0) | -32603 |
+//! | `getBalance` | `{address}` / `[address]` | balance, a number | -32603 |
+//! | `sendTransaction` | `{tx}` / `[tx]`: hex of [`cairn_ledger::SignedTransaction::encode`] | transaction hash (hex string) | -32602 if longer than [`TX_HEX_CHARS_MAX`] hex characters (checked before decoding), not hex, or not a well-formed transaction; -32010 rejected by the node, `data: {"reason": code}` (`bad_signature`, `wrong_chain`, `stale_nonce`, `future_nonce`, `insufficient_balance`, `expired`, …); -32005 mempool full; -32603 |
+//! | `getTransaction` | `{hash}` / `[hash]` | [`TxStatus`]: `{"status":"pending"}`, `{"status":"finalized","height","index","blockHash"}`, `{"status":"rejected","code","reason"}`, `{"status":"unknown"}` | -32603 |
+//! | `getBlock` | `{height}` / `{hash}` / `[height]` (number) / `[hash]` (string) | [`BlockInfo`] `{hash, header, transactions: [TxInfo]}` or `null` if no such finalized block | -32603 |
+//! | `getValidators` | none | `[`[`ValidatorInfo`]`]` `{name, address, peerId, votingPower}` | -32603 |
+//! | `getPeers` | none | `[`[`PeerInfo`]`]` `{peerId, address, isValidator, direction}` | -32603 |
+//!
+//! "none" accepts an absent or `null` `params`, `[]` and `{}`.
+//!
+//! ## Errors
+//!
+//! | code | meaning |
+//! |---|---|
+//! | -32700 | parse error: the body is not JSON (`id: null`) |
+//! | -32600 | invalid request: not an object, `jsonrpc` not `"2.0"`, `method` not a string, `params` not array/object, `id` not string/number/null; empty batch; batch over `batch_requests_max` |
+//! | -32601 | method not found |
+//! | -32602 | invalid params; the message names the param and the problem |
+//! | -32603 | internal error in the node |
+//! | -32004 | not found (`data: {"what": …}`) |
+//! | -32005 | overloaded, retry later |
+//! | -32010 | transaction rejected, `data: {"reason": code}` with a stable code |
+//!
+//! ## Example
+//!
+//! ```text
+//! $ curl -s localhost:8545 -d '{"jsonrpc":"2.0","id":1,"method":"getBalance","params":["cairn1…"]}'
+//! {"id":1,"jsonrpc":"2.0","result":1000}
+//! ```
+
+mod backend;
+mod client;
+mod error;
+mod methods;
+mod server;
+mod types;
+
+pub use backend::RpcBackend;
+pub use client::{ClientError, DEFAULT_TIMEOUT, POLL_MS_MIN, RESPONSE_BYTES_MAX, RpcClient};
+pub use error::{ErrorObject, RpcError, codes};
+pub use methods::{METHODS, TX_HEX_CHARS_MAX};
+pub use server::{
+    BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT, REQUEST_TIMEOUT_MS_RANGE,
+    RpcServerConfig, RpcServerError, RpcServerHandle, bind, router, serve, serve_listener, spawn,
+};
+pub use types::{AccountInfo, BlockInfo, PeerInfo, Status, TxInfo, TxStatus, ValidatorInfo};
+
+/// Re-exported so backends and clients name the same `async_trait`.
+pub use async_trait::async_trait;

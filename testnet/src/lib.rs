@@ -1,1 +1,328 @@
-//! cairn-testnet
+//! # cairn-testnet
+//!
+//! Local testnets: generation of keys, configs and one shared genesis with funded demo
+//! accounts, and a process supervisor that runs the validators on 127.0.0.1 ports.
+//!
+//! Layout written by [`generate`]:
+//! ```text
+//! DIR/testnet.json              manifest: chain id, nodes (home, RPC URL, p2p address, peer id), accounts
+//! DIR/genesis.json              the shared genesis
+//! DIR/node-<i>/                 each validator's home (config.toml, keys, data/, node.log)
+//! DIR/accounts/account-<i>.json funded demo accounts, wallet key-file format (0600)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_ledger::Address;
+use cairn_node::config::NodeConfig;
+use cairn_node::keys;
+use cairn_node::node::init_home;
+use serde::{Deserialize, Serialize};
+
+/// Most validators a local testnet generates.
+pub const VALIDATORS_MAX: usize = 64;
+/// Most demo accounts a local testnet generates.
+pub const ACCOUNTS_MAX: usize = 100_000;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Number of validators (1..=[`VALIDATORS_MAX`]).
+    pub validators: usize,
+    /// Output directory (must not contain a testnet already).
+    pub out: PathBuf,
+    /// Chain id.
+    pub chain_id: String,
+    /// Funded demo accounts (0..=[`ACCOUNTS_MAX`]).
+    pub accounts: usize,
+    /// Balance of each demo account, base units.
+    pub balance: u64,
+    /// Host address the nodes bind and dial.
+    pub host: String,
+    /// First p2p port; validator i uses `p2p_port + i`.
+    pub p2p_port: u16,
+    /// First RPC port; validator i uses `rpc_port + i`.
+    pub rpc_port: u16,
+    /// Chain parameters for the genesis.
+    pub params: ChainParams,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            validators: 4,
+            out: PathBuf::from("testnet"),
+            chain_id: "cairn-local".into(),
+            accounts: 10,
+            balance: 1_000_000_000_000,
+            host: "127.0.0.1".into(),
+            p2p_port: 26656,
+            rpc_port: 8545,
+            params: ChainParams::default(),
+        }
+    }
+}
+
+/// One node in the manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// Validator name.
+    pub name: String,
+    /// Home directory.
+    pub home: PathBuf,
+    /// RPC URL.
+    pub rpc_url: String,
+    /// p2p multiaddr including `/p2p/<peer id>`.
+    pub p2p_addr: String,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Consensus key address.
+    pub validator_address: Address,
+}
+
+/// One funded demo account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountEntry {
+    /// Address.
+    pub address: Address,
+    /// Key file (wallet format).
+    pub key_file: PathBuf,
+    /// Genesis balance.
+    pub balance: u64,
+}
+
+/// `testnet.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Chain id.
+    pub chain_id: String,
+    /// Genesis hash.
+    pub genesis_hash: cairn_ledger::Hash,
+    /// Validators.
+    pub nodes: Vec<NodeEntry>,
+    /// Funded accounts.
+    pub accounts: Vec<AccountEntry>,
+}
+
+impl Manifest {
+    /// Reads `DIR/testnet.json`.
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let p = dir.join("testnet.json");
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {} (run `cairn-testnet generate` first?)", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    }
+}
+
+/// Writes a complete testnet into `opts.out`.
+pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
+    if opts.validators == 0 || opts.validators > VALIDATORS_MAX {
+        bail!("--validators must be 1..={VALIDATORS_MAX}, got {}", opts.validators);
+    }
+    if opts.accounts > ACCOUNTS_MAX {
+        bail!("--accounts must be at most {ACCOUNTS_MAX}, got {}", opts.accounts);
+    }
+    if opts.out.join("testnet.json").exists() {
+        bail!("{} already holds a testnet; remove it or choose another --out", opts.out.display());
+    }
+    let out = std::path::absolute(&opts.out).with_context(|| format!("resolving {}", opts.out.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    // Identities first: every config needs every peer's address.
+    let mut idents = Vec::new();
+    for i in 0..opts.validators {
+        let node_seed = keys::random_seed();
+        let validator_seed = keys::random_seed();
+        let peer_id = keys::libp2p_keypair(node_seed).public().to_peer_id();
+        idents.push((node_seed, validator_seed, peer_id, i));
+    }
+    let p2p_addr = |i: usize, peer: &libp2p_identity::PeerId| {
+        format!("/ip4/{}/tcp/{}/p2p/{}", opts.host, opts.p2p_port as usize + i, peer)
+    };
+    let mut nodes = Vec::new();
+    let mut validators = Vec::new();
+    for (node_seed, validator_seed, peer_id, i) in &idents {
+        let home = out.join(format!("node-{i}"));
+        let mut config = NodeConfig { moniker: format!("validator-{i}"), ..NodeConfig::default() };
+        config.p2p.listen = format!("/ip4/{}/tcp/{}", opts.host, opts.p2p_port as usize + i);
+        config.p2p.bootstrap = idents
+            .iter()
+            .filter(|(_, _, _, j)| j != i)
+            .map(|(_, _, p, j)| p2p_addr(*j, &libp2p_identity::PeerId::from_bytes(&p.to_bytes()).expect("peer id")))
+            .collect();
+        config.rpc.listen = format!("{}:{}", opts.host, opts.rpc_port as usize + i).parse().context("rpc address")?;
+        let info = init_home(&home, &config, Some((*node_seed, *validator_seed)))?;
+        assert_eq!(info.peer_id, *peer_id);
+        validators.push(GenesisValidator {
+            name: format!("validator-{i}"),
+            consensus_key: info.validator_address,
+            peer_id: peer_id.to_string(),
+            voting_power: 1,
+        });
+        nodes.push(NodeEntry {
+            name: format!("validator-{i}"),
+            home,
+            rpc_url: format!("http://{}:{}", opts.host, opts.rpc_port as usize + i),
+            p2p_addr: format!("/ip4/{}/tcp/{}/p2p/{}", opts.host, opts.p2p_port as usize + i, peer_id),
+            peer_id: peer_id.to_string(),
+            validator_address: info.validator_address,
+        });
+    }
+    let mut accounts = Vec::new();
+    for i in 0..opts.accounts {
+        let key_file = out.join("accounts").join(format!("account-{i}.json"));
+        let address = keys::write_validator_key(&key_file, keys::random_seed())?;
+        accounts.push(AccountEntry { address, key_file, balance: opts.balance });
+    }
+    let genesis = Genesis {
+        chain_id: opts.chain_id.clone(),
+        genesis_time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64,
+        validators,
+        accounts: accounts.iter().map(|a| GenesisAccount { address: a.address, balance: a.balance }).collect(),
+        params: opts.params.clone(),
+    };
+    genesis.validate().context("generated genesis is invalid")?;
+    let text = genesis.to_json_pretty();
+    std::fs::write(out.join("genesis.json"), &text)?;
+    for n in &nodes {
+        std::fs::write(n.home.join("genesis.json"), &text)?;
+    }
+    let manifest = Manifest { chain_id: genesis.chain_id.clone(), genesis_hash: genesis.hash(), nodes, accounts };
+    std::fs::write(out.join("testnet.json"), serde_json::to_string_pretty(&manifest)?)?;
+    Ok(manifest)
+}
+
+/// Finds the `cairn-node` binary: `$CAIRN_NODE_BIN`, else beside the running executable (or
+/// its parent, for test binaries in `target/*/deps`), else `cairn-node` on `PATH`.
+pub fn find_node_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("CAIRN_NODE_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join("cairn-node");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("cairn-node")
+}
+
+/// Validators running as child processes.
+pub struct LocalTestnet {
+    /// The manifest.
+    pub manifest: Manifest,
+    node_bin: PathBuf,
+    children: Vec<Option<Child>>,
+}
+
+impl LocalTestnet {
+    /// Starts every validator of `manifest` as `cairn-node run`, logging to `<home>/node.log`.
+    pub fn start(manifest: Manifest, node_bin: PathBuf) -> Result<LocalTestnet> {
+        let n = manifest.nodes.len();
+        let mut t = LocalTestnet { manifest, node_bin, children: (0..n).map(|_| None).collect() };
+        for i in 0..n {
+            t.start_node(i)?;
+        }
+        Ok(t)
+    }
+
+    /// Starts (or restarts) node `i`.
+    pub fn start_node(&mut self, i: usize) -> Result<()> {
+        assert!(self.children[i].is_none(), "node {i} is already running");
+        let home = &self.manifest.nodes[i].home;
+        let log_path = home.join("node.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = Command::new(&self.node_bin)
+            .arg("run")
+            .arg("--home")
+            .arg(home)
+            .env_remove("CAIRN_HOME")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {} (build it with `cargo build -p cairn-node`, or set CAIRN_NODE_BIN)", self.node_bin.display()))?;
+        self.children[i] = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs node `i` (a crash: no clean shutdown).
+    pub fn kill_node(&mut self, i: usize) -> Result<()> {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().context("kill")?;
+            c.wait().context("wait")?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERMs node `i` and waits up to `timeout` for it to exit, then SIGKILLs it.
+    pub fn stop_node(&mut self, i: usize, timeout: Duration) -> Result<()> {
+        let Some(mut c) = self.children[i].take() else { return Ok(()) };
+        #[cfg(unix)]
+        unsafe {
+            // SAFETY: plain kill(2) on our own child's pid.
+            libc_kill(c.id() as i32, 15);
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if c.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c.kill()?;
+        c.wait()?;
+        Ok(())
+    }
+
+    /// Whether node `i` is running (it has not exited).
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match &mut self.children[i] {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Stops every node gracefully.
+    pub fn stop_all(&mut self) {
+        for i in 0..self.children.len() {
+            let _ = self.stop_node(i, Duration::from_secs(10));
+        }
+    }
+}
+
+impl Drop for LocalTestnet {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[cfg(unix)]
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// A base port `p` such that `p .. p + n` are all free on 127.0.0.1 right now (bound and
+/// released; racy by nature, fine for tests on one machine). Tries at most 200 random bases.
+pub fn free_port_range(n: usize) -> u16 {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..200 {
+        let base: u16 = rng.gen_range(20_000..60_000);
+        let held: Vec<_> = (0..n as u16).map_while(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).ok()).collect();
+        if held.len() == n {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports found on 127.0.0.1");
+}

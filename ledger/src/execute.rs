@@ -1,0 +1,333 @@
+//! Transaction and block execution, and full block validation.
+//!
+//! # Transaction rules
+//!
+//! A transaction `tx` executed in a block with context ([`BlockContext`]) `chain_id`,
+//! `height`, `proposer` is valid iff, checked in this order against the state *after* the
+//! block's earlier transactions:
+//!
+//! 1. `tx.chain_id == chain_id`, else [`LedgerError::WrongChain`];
+//! 2. `height <= tx.expiry_height`, else [`LedgerError::Expired`];
+//! 3. `tx.nonce == sender.nonce`, else [`LedgerError::StaleNonce`] (lower) or
+//!    [`LedgerError::FutureNonce`] (higher); `sender.nonce < u64::MAX`, else
+//!    [`LedgerError::NonceExhausted`];
+//! 4. `amount + fee` (computed in u128, so it cannot overflow) `<= sender.balance`, else
+//!    [`LedgerError::InsufficientBalance`];
+//! 5. crediting the recipient, then the proposer, does not overflow u64, else
+//!    [`LedgerError::BalanceOverflow`].
+//!
+//! Effect, applied in this order: `sender.balance -= amount + fee; sender.nonce += 1;
+//! recipient.balance += amount; proposer.balance += fee`. Because each step reads the
+//! result of the previous one, `sender == recipient` (a self-transfer: pays only the fee)
+//! and `proposer ∈ {sender, recipient}` are handled correctly. Total supply (the sum of all
+//! balances) is conserved by every transaction.
+//!
+//! Signatures are *not* checked by [`BlockBuilder`] or [`execute_block`]: the node verifies
+//! each transaction once with [`SignedTransaction::verify`] (mempool admission), and
+//! [`validate_block_with`] lets callers choose for blocks from peers.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff, StateReader,
+    txs_root,
+};
+
+/// What a block's execution depends on besides its transactions (taken from its header).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockContext {
+    /// Chain id every transaction must carry.
+    pub chain_id: String,
+    /// Height of the block being built or executed (compared to `expiry_height`).
+    pub height: u64,
+    /// Receives the fees.
+    pub proposer: Address,
+}
+
+impl BlockContext {
+    /// The context of a block with this header.
+    pub fn of_header(header: &BlockHeader) -> BlockContext {
+        BlockContext { chain_id: header.chain_id.clone(), height: header.height, proposer: header.proposer }
+    }
+}
+
+/// Bounds on a block's contents (chain parameters from genesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockLimits {
+    /// Most transactions in one block.
+    pub block_txs_max: usize,
+    /// Largest encoded block ([`Block::encode`], header included), in bytes.
+    pub block_bytes_max: usize,
+}
+
+/// Applies transactions one at a time on top of a parent state. Does NOT verify signatures:
+/// callers pass only transactions that passed [`SignedTransaction::verify`] (the node
+/// verifies each once). It does check chain id, expiry, nonce, balance (see the
+/// [module docs](self) for the exact rules).
+///
+/// Proposers use it to fill a block (apply candidates, skip the ones that fail); validators
+/// use it through [`execute_block`]. Memory and work are proportional to the accounts
+/// touched; the parent is read at most once per touched account.
+pub struct BlockBuilder<'a> {
+    parent: &'a dyn StateReader,
+    parent_lthash: LtHash,
+    ctx: BlockContext,
+    /// Parent value of every account read so far.
+    original: BTreeMap<Address, Account>,
+    /// Current value of every account changed so far.
+    changed: BTreeMap<Address, Account>,
+    applied: usize,
+}
+
+impl<'a> BlockBuilder<'a> {
+    /// A builder for the block described by `ctx` on top of `parent`, whose state hash is
+    /// `parent_lthash` (not checked: it must be the hash of exactly the state `parent` reads).
+    pub fn new(parent: &'a dyn StateReader, parent_lthash: LtHash, ctx: BlockContext) -> Self {
+        BlockBuilder { parent, parent_lthash, ctx, original: BTreeMap::new(), changed: BTreeMap::new(), applied: 0 }
+    }
+
+    /// The block context this builder executes in.
+    pub fn context(&self) -> &BlockContext {
+        &self.ctx
+    }
+
+    /// Applies `tx` if valid against the current (parent + already applied) state; on error
+    /// nothing changes.
+    ///
+    /// Errors: [`LedgerError::WrongChain`], [`LedgerError::Expired`],
+    /// [`LedgerError::StaleNonce`], [`LedgerError::FutureNonce`],
+    /// [`LedgerError::NonceExhausted`], [`LedgerError::InsufficientBalance`],
+    /// [`LedgerError::BalanceOverflow`]; or a fatal storage error from the parent reader.
+    pub fn apply(&mut self, tx: &SignedTransaction) -> Result<(), LedgerError> {
+        let body = &tx.body;
+        if body.chain_id != self.ctx.chain_id {
+            return Err(LedgerError::WrongChain {
+                tx: tx.hash(),
+                expected: self.ctx.chain_id.clone(),
+                got: body.chain_id.clone(),
+            });
+        }
+        if self.ctx.height > body.expiry_height {
+            return Err(LedgerError::Expired { tx: tx.hash(), expiry_height: body.expiry_height, height: self.ctx.height });
+        }
+
+        // Stage the writes locally; commit only if every check passes.
+        let mut staged: Vec<(Address, Account)> = Vec::with_capacity(3);
+        let mut sender = self.current(&body.sender)?;
+        if body.nonce < sender.nonce {
+            return Err(LedgerError::StaleNonce { tx: tx.hash(), expected: sender.nonce, got: body.nonce });
+        }
+        if body.nonce > sender.nonce {
+            return Err(LedgerError::FutureNonce { tx: tx.hash(), expected: sender.nonce, got: body.nonce });
+        }
+        let next_nonce = sender
+            .nonce
+            .checked_add(1)
+            .ok_or_else(|| LedgerError::NonceExhausted { tx: tx.hash(), address: body.sender })?;
+        let needed = u128::from(body.amount) + u128::from(body.fee);
+        if needed > u128::from(sender.balance) {
+            return Err(LedgerError::InsufficientBalance { tx: tx.hash(), balance: sender.balance, needed });
+        }
+        sender.nonce = next_nonce;
+        // `needed <= balance <= u64::MAX`, so this neither truncates nor underflows.
+        sender.balance -= needed as u64;
+        staged.push((body.sender, sender));
+
+        for (address, credit) in [(body.recipient, body.amount), (self.ctx.proposer, body.fee)] {
+            let mut account = match staged.iter().rev().find(|(a, _)| *a == address) {
+                Some((_, acc)) => *acc,
+                None => self.current(&address)?,
+            };
+            account.balance = account
+                .balance
+                .checked_add(credit)
+                .ok_or_else(|| LedgerError::BalanceOverflow { tx: tx.hash(), address })?;
+            staged.push((address, account));
+        }
+
+        for (address, account) in staged {
+            self.changed.insert(address, account);
+        }
+        self.applied += 1;
+        Ok(())
+    }
+
+    /// Number of transactions applied so far.
+    pub fn applied(&self) -> usize {
+        self.applied
+    }
+
+    /// The current value of `a` (parent state plus the transactions applied so far).
+    ///
+    /// Errors: only fatal storage errors from the parent reader.
+    pub fn account(&self, a: &Address) -> Result<Account, LedgerError> {
+        if let Some(acc) = self.changed.get(a) {
+            return Ok(*acc);
+        }
+        self.parent.account(a)
+    }
+
+    /// The state hash of the current state (parent + applied transactions). Costs two
+    /// element computations per changed account.
+    pub fn lthash(&self) -> LtHash {
+        let mut h = self.parent_lthash.clone();
+        for (address, new) in &self.changed {
+            let old = self.original.get(address).copied().unwrap_or_default();
+            h.update(address, &old, new);
+        }
+        h
+    }
+
+    /// Ends the block: the changed accounts and the state hash after it.
+    pub fn finish(self) -> StateDiff {
+        let lthash = self.lthash();
+        let accounts = self.changed.into_iter().filter(|(a, acc)| self.original.get(a) != Some(acc)).collect();
+        StateDiff { accounts, lthash }
+    }
+
+    /// The current value of `a`, remembering its parent value (for the hash update).
+    fn current(&mut self, a: &Address) -> Result<Account, LedgerError> {
+        if let Some(acc) = self.changed.get(a) {
+            return Ok(*acc);
+        }
+        if let Some(acc) = self.original.get(a) {
+            return Ok(*acc);
+        }
+        let acc = self.parent.account(a)?;
+        self.original.insert(*a, acc);
+        Ok(acc)
+    }
+}
+
+/// Executes a whole block (all-or-nothing) on top of `parent` (whose state hash is
+/// `parent_lthash`), in the context of its header. Does not verify signatures, the header's
+/// roots or limits (see [`validate_block`]).
+///
+/// Errors: `Err((index, error))` on the first invalid transaction (0-based index). A fatal
+/// `error` ([`LedgerError::is_fatal`]) means storage failed, not that the block is invalid.
+pub fn execute_block(
+    parent: &dyn StateReader,
+    parent_lthash: LtHash,
+    block: &Block,
+) -> Result<StateDiff, (usize, LedgerError)> {
+    let mut builder = BlockBuilder::new(parent, parent_lthash, BlockContext::of_header(&block.header));
+    for (i, tx) in block.transactions.iter().enumerate() {
+        builder.apply(tx).map_err(|e| (i, e))?;
+    }
+    Ok(builder.finish())
+}
+
+/// Which transaction signatures [`validate_block_with`] verifies.
+#[derive(Clone, Copy)]
+pub enum SignatureCheck<'a> {
+    /// Verify every transaction ([`SignedTransaction::verify`]): blocks from peers.
+    All,
+    /// Verify none: the caller verified every transaction already (e.g. a block it built).
+    Skip,
+    /// Verify the transactions whose hash the predicate does NOT report as already verified
+    /// (e.g. a mempool's cache of verified hashes).
+    SkipVerified(&'a dyn Fn(&Hash) -> bool),
+}
+
+impl std::fmt::Debug for SignatureCheck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignatureCheck::All => f.write_str("All"),
+            SignatureCheck::Skip => f.write_str("Skip"),
+            SignatureCheck::SkipVerified(_) => f.write_str("SkipVerified(..)"),
+        }
+    }
+}
+
+/// Full block check against its parent header, including every transaction signature
+/// (`validate_block_with(.., SignatureCheck::All)`): chain id, height = parent+1,
+/// parent_hash, txs_root, count/bytes limits, every tx valid in order, state_root ==
+/// diff.state_root(). Returns the diff.
+///
+/// Not checked here (consensus's job): `view`, `proposer` (who may propose) and
+/// `timestamp_ms`.
+///
+/// Errors: [`LedgerError::InvalidBlock`] for a header, limit or root mismatch;
+/// [`LedgerError::InvalidBlockTx`] (with the index and the transaction's own error) for an
+/// invalid transaction; fatal storage errors from `parent` are returned unwrapped.
+pub fn validate_block(
+    parent_header: &BlockHeader,
+    parent: &dyn StateReader,
+    parent_lthash: LtHash,
+    block: &Block,
+    limits: &BlockLimits,
+) -> Result<StateDiff, LedgerError> {
+    validate_block_with(parent_header, parent, parent_lthash, block, limits, SignatureCheck::All)
+}
+
+/// [`validate_block`] with a choice of which signatures to verify (see [`SignatureCheck`]).
+/// Checks run cheapest first: header fields, limits, `txs_root`, then each transaction in
+/// order (signature, then execution), then `state_root`.
+pub fn validate_block_with(
+    parent_header: &BlockHeader,
+    parent: &dyn StateReader,
+    parent_lthash: LtHash,
+    block: &Block,
+    limits: &BlockLimits,
+    signatures: SignatureCheck<'_>,
+) -> Result<StateDiff, LedgerError> {
+    let header = &block.header;
+    let invalid = |reason: String| LedgerError::InvalidBlock { block: block.hash(), height: header.height, reason };
+
+    if header.chain_id != parent_header.chain_id {
+        return Err(invalid(format!("chain id `{}`, parent's is `{}`", header.chain_id, parent_header.chain_id)));
+    }
+    if Some(header.height) != parent_header.height.checked_add(1) {
+        return Err(invalid(format!("height {}, parent height is {}", header.height, parent_header.height)));
+    }
+    let parent_hash = parent_header.hash();
+    if header.parent_hash != parent_hash {
+        return Err(invalid(format!("parent_hash {}, parent block is {}", header.parent_hash, parent_hash)));
+    }
+    if block.transactions.len() > limits.block_txs_max {
+        return Err(invalid(format!(
+            "{} transactions, more than the limit of {}",
+            block.transactions.len(),
+            limits.block_txs_max
+        )));
+    }
+    let bytes = encoded_len(block);
+    if bytes > limits.block_bytes_max {
+        return Err(invalid(format!("{bytes} bytes, more than the limit of {}", limits.block_bytes_max)));
+    }
+    let hashes: Vec<Hash> = block.transactions.iter().map(SignedTransaction::hash).collect();
+    let root = txs_root(&hashes);
+    if header.txs_root != root {
+        return Err(invalid(format!("txs_root {}, transactions give {}", header.txs_root, root)));
+    }
+
+    let tx_error = |index: usize, error: LedgerError| {
+        if error.is_fatal() {
+            error
+        } else {
+            LedgerError::InvalidBlockTx { block: block.hash(), height: header.height, index, error: Box::new(error) }
+        }
+    };
+    let mut builder = BlockBuilder::new(parent, parent_lthash, BlockContext::of_header(header));
+    for (index, (tx, hash)) in block.transactions.iter().zip(&hashes).enumerate() {
+        let verify = match signatures {
+            SignatureCheck::All => true,
+            SignatureCheck::Skip => false,
+            SignatureCheck::SkipVerified(known) => !known(hash),
+        };
+        if verify {
+            tx.verify(&header.chain_id).map_err(|e| tx_error(index, e))?;
+        }
+        builder.apply(tx).map_err(|e| tx_error(index, e))?;
+    }
+    let diff = builder.finish();
+    if header.state_root != diff.state_root() {
+        return Err(invalid(format!("state_root {}, execution gives {}", header.state_root, diff.state_root())));
+    }
+    Ok(diff)
+}
+
+/// `block.encode().len()`, counted without allocating.
+fn encoded_len(block: &Block) -> usize {
+    borsh::object_length(block).unwrap_or(usize::MAX)
+}

@@ -1,0 +1,589 @@
+//! RocksDB persistence: finalized blocks, indices, account state, certificates, the
+//! consensus write-ahead log and metadata.
+//!
+//! # Layout
+//!
+//! | column family  | key                              | value                         |
+//! |----------------|----------------------------------|-------------------------------|
+//! | `blocks`       | height u64 BE                    | borsh [`Block`]               |
+//! | `block_hashes` | block hash (32 bytes)            | height u64 BE                 |
+//! | `txs`          | transaction hash (32 bytes)      | borsh [`TxLocation`] (12 B)   |
+//! | `accounts`     | address (32 bytes)               | borsh [`Account`] (16 B); absent accounts are deleted |
+//! | `certificates` | height u64 BE                    | opaque bytes (consensus's)    |
+//! | `consensus_wal`| view u64 BE ‖ seq u32 BE         | opaque bytes (consensus's)    |
+//! | `meta`         | `ledger/genesis_hash`            | 32 bytes                      |
+//! |                | `ledger/head`                    | borsh [`BlockHeader`] of the head block |
+//! |                | `ledger/state_lthash`            | 2048 bytes ([`LtHash`] at head) |
+//! |                | `user/<key>`                     | [`Store::meta_put`] values    |
+//!
+//! Big-endian integer keys sort numerically, so iteration is in height / (view, seq) order.
+//!
+//! # Invariants
+//!
+//! - The genesis hash is written when the database is created and never changes; opening
+//!   with another one fails ([`LedgerError::GenesisMismatch`]).
+//! - `head`, `state_lthash`, `accounts` and the block/indices of every height `0..=head`
+//!   change only together, in one synced `WriteBatch` ([`Store::init_genesis`],
+//!   [`Store::commit_block`]): after a crash the database holds all of a block or none.
+//! - `state_lthash` is the [`LtHash`] of exactly the accounts stored
+//!   ([`Store::recompute_lthash`] checks it from scratch).
+//!
+//! Errors: RocksDB failures are [`LedgerError::Storage`], stored bytes that do not decode are
+//! [`LedgerError::Corrupt`]; both are fatal ([`LedgerError::is_fatal`]).
+
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
+    Options, SnapshotWithThreadMode, WriteBatch, WriteOptions,
+};
+
+use crate::{
+    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff, StateReader, txs_root,
+};
+
+/// Where a finalized transaction is: block height and 0-based index in the block.
+///
+/// Borsh: `height` u64 LE ‖ `index` u32 LE (12 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+pub struct TxLocation {
+    /// Height of the block that includes the transaction.
+    pub height: u64,
+    /// Position in the block's transaction list.
+    pub index: u32,
+}
+
+const CF_BLOCKS: &str = "blocks";
+const CF_BLOCK_HASHES: &str = "block_hashes";
+const CF_TXS: &str = "txs";
+const CF_ACCOUNTS: &str = "accounts";
+const CF_CERTIFICATES: &str = "certificates";
+const CF_WAL: &str = "consensus_wal";
+const CF_META: &str = "meta";
+const COLUMN_FAMILIES: [&str; 7] = [CF_BLOCKS, CF_BLOCK_HASHES, CF_TXS, CF_ACCOUNTS, CF_CERTIFICATES, CF_WAL, CF_META];
+
+const META_GENESIS_HASH: &[u8] = b"ledger/genesis_hash";
+const META_HEAD: &[u8] = b"ledger/head";
+const META_LTHASH: &[u8] = b"ledger/state_lthash";
+const META_USER_PREFIX: &str = "user/";
+
+/// Blocks read back from the database are decoded with this bound (stored blocks were
+/// validated against the chain's much smaller limit before being committed).
+const STORED_BLOCK_BYTES_MAX: usize = 1 << 30;
+
+/// The head as cached in memory (mirrors `meta`).
+#[derive(Clone)]
+struct Head {
+    header: BlockHeader,
+    hash: Hash,
+    lthash: LtHash,
+}
+
+/// The node's database. `Send + Sync`; share it with `Arc<Store>`.
+///
+/// Reads may run concurrently with each other and with writes; writes that move the head
+/// ([`Self::init_genesis`], [`Self::commit_block`]) are serialized internally, as are WAL
+/// appends. For reads that must agree with each other across a concurrent commit (e.g.
+/// executing a block against the head state), use [`Self::snapshot`].
+pub struct Store {
+    db: DB,
+    genesis_hash: Hash,
+    head: RwLock<Option<Head>>,
+    commit_lock: Mutex<()>,
+    wal_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = self.read_head();
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .field("genesis_hash", &self.genesis_hash)
+            .field("head_height", &head.as_ref().map(|h| h.header.height))
+            .finish()
+    }
+}
+
+fn storage(e: rocksdb::Error) -> LedgerError {
+    LedgerError::Storage { reason: e.into_string() }
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Corrupt { reason: format!("{what}: {detail}") }
+}
+
+fn decode<T: BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T, LedgerError> {
+    borsh::from_slice(bytes).map_err(|e| corrupt(what, e))
+}
+
+fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
+    borsh::to_vec(value).expect("borsh to Vec never fails")
+}
+
+fn synced() -> WriteOptions {
+    let mut w = WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+fn wal_key(view: u64, seq: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&view.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn parse_wal_key(key: &[u8]) -> Result<(u64, u32), LedgerError> {
+    let k: &[u8; 12] = key.try_into().map_err(|_| corrupt("wal key", format!("{} bytes, expected 12", key.len())))?;
+    let view = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+    let seq = u32::from_be_bytes(k[8..].try_into().expect("4 bytes"));
+    Ok((view, seq))
+}
+
+fn parse_height(what: &str, bytes: &[u8]) -> Result<u64, LedgerError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| corrupt(what, format!("{} bytes, expected 8", bytes.len())))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// Modest options: several nodes share a 2-core machine in tests.
+fn db_options() -> (Options, Options) {
+    let cache = Cache::new_lru_cache(16 << 20);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+
+    let mut cf = Options::default();
+    cf.set_compression_type(DBCompressionType::Lz4);
+    cf.set_write_buffer_size(4 << 20);
+    cf.set_max_write_buffer_number(2);
+    cf.set_block_based_table_factory(&table);
+
+    let mut db = cf.clone();
+    db.create_if_missing(true);
+    db.create_missing_column_families(true);
+    db.set_max_background_jobs(2);
+    db.set_db_write_buffer_size(16 << 20);
+    db.set_max_total_wal_size(32 << 20);
+    db.set_max_open_files(256);
+    db.set_keep_log_file_num(2);
+    db.set_max_log_file_size(4 << 20);
+    (db, cf)
+}
+
+impl Store {
+    /// Opens or creates the database at `path` for the chain whose genesis (file) hash is
+    /// `genesis_hash` (by convention the genesis block's `parent_hash`; the store only
+    /// compares it). A new database records `genesis_hash`; a restarted one resumes from
+    /// its head.
+    ///
+    /// Errors: [`LedgerError::GenesisMismatch`] if the database was created for another
+    /// genesis hash; [`LedgerError::Storage`] if RocksDB fails (e.g. another process holds
+    /// the lock); [`LedgerError::Corrupt`] if stored metadata does not decode.
+    pub fn open(path: &Path, genesis_hash: Hash) -> Result<Store, LedgerError> {
+        let (db_opts, cf_opts) = db_options();
+        let cfs = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(storage)?;
+        let store = Store {
+            db,
+            genesis_hash,
+            head: RwLock::new(None),
+            commit_lock: Mutex::new(()),
+            wal_lock: Mutex::new(()),
+        };
+        match store.db.get_cf(store.cf(CF_META), META_GENESIS_HASH).map_err(storage)? {
+            Some(bytes) => {
+                let found = Hash(
+                    bytes.as_slice().try_into().map_err(|_| corrupt("genesis hash", format!("{} bytes", bytes.len())))?,
+                );
+                if found != genesis_hash {
+                    return Err(LedgerError::GenesisMismatch { expected: genesis_hash, found });
+                }
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(CF_META), META_GENESIS_HASH, genesis_hash.0);
+                store.db.write_opt(batch, &synced()).map_err(storage)?;
+            }
+        }
+        let head = store.load_head()?;
+        *store.head.write().unwrap_or_else(|e| e.into_inner()) = head;
+        Ok(store)
+    }
+
+    /// The genesis hash this database belongs to.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is opened")
+    }
+
+    fn load_head(&self) -> Result<Option<Head>, LedgerError> {
+        let Some(header_bytes) = self.db.get_cf(self.cf(CF_META), META_HEAD).map_err(storage)? else {
+            return Ok(None);
+        };
+        let header: BlockHeader = decode("head header", &header_bytes)?;
+        let lthash_bytes = self
+            .db
+            .get_cf(self.cf(CF_META), META_LTHASH)
+            .map_err(storage)?
+            .ok_or_else(|| corrupt("state lthash", "missing while a head is stored"))?;
+        let lthash = LtHash::from_bytes(&lthash_bytes).map_err(|e| corrupt("state lthash", e))?;
+        if lthash.root() != header.state_root {
+            return Err(corrupt("state lthash", "does not match the head's state_root"));
+        }
+        let hash = header.hash();
+        Ok(Some(Head { header, hash, lthash }))
+    }
+
+    fn read_head(&self) -> Option<Head> {
+        self.head.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Writes the genesis block (height 0) and initial accounts, once; no-op if the same
+    /// genesis is already stored (returns Ok).
+    ///
+    /// `accounts` lists each address at most once; [`Account::default()`] entries are
+    /// skipped. The block must have height 0, no transactions, `txs_root` of the empty list,
+    /// and `state_root` equal to the [`LtHash`] root of `accounts`.
+    ///
+    /// Errors: [`LedgerError::GenesisMismatch`] if a different genesis block is stored;
+    /// [`LedgerError::InvalidBlock`] if the block breaks the rules above or an address is
+    /// repeated; storage errors.
+    pub fn init_genesis(&self, genesis_block: &Block, accounts: &[(Address, Account)]) -> Result<(), LedgerError> {
+        let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let header = &genesis_block.header;
+        let hash = genesis_block.hash();
+        if let Some(stored) = self.block_by_height(0)? {
+            let found = stored.hash();
+            return if found == hash { Ok(()) } else { Err(LedgerError::GenesisMismatch { expected: hash, found }) };
+        }
+        let invalid = |reason: String| LedgerError::InvalidBlock { block: hash, height: header.height, reason };
+        if header.height != 0 {
+            return Err(invalid("genesis block must have height 0".into()));
+        }
+        if !genesis_block.transactions.is_empty() {
+            return Err(invalid("genesis block must have no transactions".into()));
+        }
+        if header.txs_root != txs_root(&[]) {
+            return Err(invalid(format!("txs_root {} is not the empty root", header.txs_root)));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (address, _) in accounts {
+            if !seen.insert(*address) {
+                return Err(invalid(format!("genesis account {address} listed twice")));
+            }
+        }
+        let lthash = LtHash::of_accounts(accounts.iter().map(|(a, acc)| (a, acc)));
+        if header.state_root != lthash.root() {
+            return Err(invalid(format!("state_root {}, accounts give {}", header.state_root, lthash.root())));
+        }
+
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), 0u64.to_be_bytes(), genesis_block.encode());
+        batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, 0u64.to_be_bytes());
+        for (address, account) in accounts {
+            if !account.is_empty() {
+                batch.put_cf(self.cf(CF_ACCOUNTS), address.0, encode(account));
+            }
+        }
+        batch.put_cf(self.cf(CF_META), META_LTHASH, lthash.to_bytes());
+        batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
+        self.db.write_opt(batch, &synced()).map_err(storage)?;
+        *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(Head { header: header.clone(), hash, lthash });
+        Ok(())
+    }
+
+    /// Header of the last committed block; `None` before [`Self::init_genesis`].
+    pub fn head(&self) -> Result<Option<BlockHeader>, LedgerError> {
+        Ok(self.read_head().map(|h| h.header))
+    }
+
+    /// State hash at the head ([`LtHash::zero`] before [`Self::init_genesis`]).
+    pub fn lthash(&self) -> Result<LtHash, LedgerError> {
+        Ok(self.read_head().map_or_else(LtHash::zero, |h| h.lthash))
+    }
+
+    /// Appends a finalized block: block, block hash index, tx index, changed accounts,
+    /// lthash, certificate (opaque) and new head in ONE synced WriteBatch.
+    ///
+    /// `diff` must be the result of executing `block` on the head state (e.g. from
+    /// [`crate::validate_block`]).
+    ///
+    /// # Panics
+    ///
+    /// (A bug in the caller, which must only commit validated children of the head.) If
+    /// there is no head yet, or `block.header.height != head + 1`, or `parent_hash` is not
+    /// the head's hash, or `diff.state_root() != block.header.state_root`.
+    ///
+    /// Errors: storage errors only; on error nothing was written.
+    pub fn commit_block(&self, block: &Block, diff: &StateDiff, certificate: Option<&[u8]>) -> Result<(), LedgerError> {
+        let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let head = self.read_head().expect("commit_block called before init_genesis");
+        let header = &block.header;
+        assert_eq!(
+            Some(header.height),
+            head.header.height.checked_add(1),
+            "commit_block: block height is not head height + 1"
+        );
+        assert_eq!(header.parent_hash, head.hash, "commit_block: parent_hash is not the head's hash");
+        assert_eq!(diff.state_root(), header.state_root, "commit_block: diff does not match the header's state_root");
+
+        let height_key = header.height.to_be_bytes();
+        let hash = header.hash();
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), height_key, block.encode());
+        batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key);
+        for (index, tx) in block.transactions.iter().enumerate() {
+            let index = u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
+            batch.put_cf(self.cf(CF_TXS), tx.hash().0, encode(&TxLocation { height: header.height, index }));
+        }
+        for (address, account) in &diff.accounts {
+            if account.is_empty() {
+                batch.delete_cf(self.cf(CF_ACCOUNTS), address.0);
+            } else {
+                batch.put_cf(self.cf(CF_ACCOUNTS), address.0, encode(account));
+            }
+        }
+        if let Some(cert) = certificate {
+            batch.put_cf(self.cf(CF_CERTIFICATES), height_key, cert);
+        }
+        batch.put_cf(self.cf(CF_META), META_LTHASH, diff.lthash.to_bytes());
+        batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
+        self.db.write_opt(batch, &synced()).map_err(storage)?;
+        *self.head.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Head { header: header.clone(), hash, lthash: diff.lthash.clone() });
+        Ok(())
+    }
+
+    /// Stores (or replaces) the certificate of the committed block at height `h` (synced),
+    /// for certificates that arrive after the block was committed.
+    ///
+    /// Errors: [`LedgerError::InvalidBlock`] if no block at `h` is committed; storage errors.
+    pub fn put_certificate(&self, h: u64, certificate: &[u8]) -> Result<(), LedgerError> {
+        if self.read_head().is_none_or(|head| h > head.header.height) {
+            return Err(LedgerError::InvalidBlock {
+                block: Hash::ZERO,
+                height: h,
+                reason: "no committed block at this height".into(),
+            });
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_CERTIFICATES), h.to_be_bytes(), certificate);
+        self.db.write_opt(batch, &synced()).map_err(storage)
+    }
+
+    /// The committed block at height `h`.
+    pub fn block_by_height(&self, h: u64) -> Result<Option<Block>, LedgerError> {
+        match self.db.get_pinned_cf(self.cf(CF_BLOCKS), h.to_be_bytes()).map_err(storage)? {
+            Some(bytes) => {
+                let block = Block::decode(&bytes, STORED_BLOCK_BYTES_MAX).map_err(|e| corrupt("block", e))?;
+                Ok(Some(block))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The committed block with this hash.
+    pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, LedgerError> {
+        match self.height_of(hash)? {
+            Some(h) => {
+                let block = self.block_by_height(h)?.ok_or_else(|| corrupt("block hash index", "names a missing block"))?;
+                Ok(Some(block))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Height of the committed block with this hash.
+    pub fn height_of(&self, hash: &Hash) -> Result<Option<u64>, LedgerError> {
+        match self.db.get_pinned_cf(self.cf(CF_BLOCK_HASHES), hash.0).map_err(storage)? {
+            Some(bytes) => Ok(Some(parse_height("block hash index", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The certificate stored with the block at height `h`, if any.
+    pub fn certificate(&self, h: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.db.get_cf(self.cf(CF_CERTIFICATES), h.to_be_bytes()).map_err(storage)
+    }
+
+    /// Where the finalized transaction with this hash is.
+    pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, LedgerError> {
+        match self.db.get_pinned_cf(self.cf(CF_TXS), hash.0).map_err(storage)? {
+            Some(bytes) => Ok(Some(decode("tx location", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The finalized transaction with this hash and its location (reads its whole block).
+    pub fn transaction(&self, hash: &Hash) -> Result<Option<(SignedTransaction, TxLocation)>, LedgerError> {
+        let Some(loc) = self.tx_location(hash)? else {
+            return Ok(None);
+        };
+        let block = self.block_by_height(loc.height)?.ok_or_else(|| corrupt("tx index", "names a missing block"))?;
+        let tx = block
+            .transactions
+            .get(loc.index as usize)
+            .cloned()
+            .ok_or_else(|| corrupt("tx index", "index past the block's transactions"))?;
+        if tx.hash() != *hash {
+            return Err(corrupt("tx index", "names a different transaction"));
+        }
+        Ok(Some((tx, loc)))
+    }
+
+    /// Appends `entry` to the consensus write-ahead log under `view` (synced). Entries of
+    /// one view keep their append order (seq 0, 1, …); views need not be appended in order.
+    ///
+    /// Errors: storage errors; [`LedgerError::Storage`] if a view already holds 2^32 entries.
+    pub fn wal_append(&self, view: u64, entry: &[u8]) -> Result<(), LedgerError> {
+        let _guard = self.wal_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let cf = self.cf(CF_WAL);
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_for_prev(wal_key(view, u32::MAX));
+        let seq = match it.key() {
+            Some(key) => {
+                let (v, s) = parse_wal_key(key)?;
+                if v == view {
+                    s.checked_add(1).ok_or_else(|| LedgerError::Storage {
+                        reason: format!("consensus wal: view {view} already holds 2^32 entries"),
+                    })?
+                } else {
+                    0
+                }
+            }
+            None => {
+                it.status().map_err(storage)?;
+                0
+            }
+        };
+        drop(it);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, wal_key(view, seq), entry);
+        self.db.write_opt(batch, &synced()).map_err(storage)
+    }
+
+    /// Every WAL entry with its view, in (view, seq) order.
+    pub fn wal_entries(&self) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_WAL), IteratorMode::Start) {
+            let (key, value) = item.map_err(storage)?;
+            let (view, _) = parse_wal_key(&key)?;
+            out.push((view, value.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Deletes every WAL entry with a view below `view` (synced).
+    pub fn wal_prune_below(&self, view: u64) -> Result<(), LedgerError> {
+        if view == 0 {
+            return Ok(());
+        }
+        let _guard = self.wal_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_WAL), wal_key(0, 0), wal_key(view, 0));
+        self.db.write_opt(batch, &synced()).map_err(storage)
+    }
+
+    /// The value stored under the caller's metadata `key` (a namespace separate from the
+    /// ledger's own metadata, which it cannot read or overwrite).
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.db.get_cf(self.cf(CF_META), format!("{META_USER_PREFIX}{key}")).map_err(storage)
+    }
+
+    /// Stores `value` under the caller's metadata `key` (synced).
+    pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), LedgerError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), format!("{META_USER_PREFIX}{key}"), value);
+        self.db.write_opt(batch, &synced()).map_err(storage)
+    }
+
+    /// Every stored (present) account, in address order. O(state size): for tools, tests
+    /// and audits, not the hot path.
+    pub fn accounts(&self) -> Result<Vec<(Address, Account)>, LedgerError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_ACCOUNTS), IteratorMode::From(&[], Direction::Forward)) {
+            let (key, value) = item.map_err(storage)?;
+            let address =
+                Address(key.as_ref().try_into().map_err(|_| corrupt("account key", format!("{} bytes", key.len())))?);
+            out.push((address, decode("account", &value)?));
+        }
+        Ok(out)
+    }
+
+    /// Recomputes the state hash from every stored account and checks it against the stored
+    /// one. O(state size).
+    ///
+    /// Errors: [`LedgerError::Corrupt`] on a mismatch; storage errors.
+    pub fn recompute_lthash(&self) -> Result<LtHash, LedgerError> {
+        let snapshot = self.snapshot();
+        let stored = snapshot.lthash()?;
+        let mut sum = LtHash::zero();
+        for item in snapshot.snap.iterator_cf(self.cf(CF_ACCOUNTS), IteratorMode::Start) {
+            let (key, value) = item.map_err(storage)?;
+            let address =
+                Address(key.as_ref().try_into().map_err(|_| corrupt("account key", format!("{} bytes", key.len())))?);
+            let account: Account = decode("account", &value)?;
+            if !account.is_empty() {
+                sum.add(&LtHash::of_account(&address, &account));
+            }
+        }
+        if sum != stored {
+            return Err(corrupt("state lthash", "does not match the stored accounts"));
+        }
+        Ok(sum)
+    }
+
+    /// A consistent point-in-time view: head, state hash and accounts that belong together,
+    /// unaffected by later commits.
+    pub fn snapshot(&self) -> StoreSnapshot<'_> {
+        StoreSnapshot { store: self, snap: self.db.snapshot() }
+    }
+}
+
+impl StateReader for Store {
+    fn account(&self, address: &Address) -> Result<Account, LedgerError> {
+        match self.db.get_pinned_cf(self.cf(CF_ACCOUNTS), address.0).map_err(storage)? {
+            Some(bytes) => decode("account", &bytes),
+            None => Ok(Account::default()),
+        }
+    }
+}
+
+/// A consistent read-only view of a [`Store`] at one instant (a RocksDB snapshot).
+pub struct StoreSnapshot<'a> {
+    store: &'a Store,
+    snap: SnapshotWithThreadMode<'a, DB>,
+}
+
+impl StoreSnapshot<'_> {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.snap.get_cf(self.store.cf(cf), key).map_err(storage)
+    }
+
+    /// Head header at the snapshot (`None` before genesis).
+    pub fn head(&self) -> Result<Option<BlockHeader>, LedgerError> {
+        self.get(CF_META, META_HEAD)?.map(|b| decode("head header", &b)).transpose()
+    }
+
+    /// State hash at the snapshot ([`LtHash::zero`] before genesis).
+    pub fn lthash(&self) -> Result<LtHash, LedgerError> {
+        match self.get(CF_META, META_LTHASH)? {
+            Some(b) => LtHash::from_bytes(&b).map_err(|e| corrupt("state lthash", e)),
+            None => Ok(LtHash::zero()),
+        }
+    }
+}
+
+impl StateReader for StoreSnapshot<'_> {
+    fn account(&self, address: &Address) -> Result<Account, LedgerError> {
+        match self.snap.get_pinned_cf(self.store.cf(CF_ACCOUNTS), address.0).map_err(storage)? {
+            Some(bytes) => decode("account", &bytes),
+            None => Ok(Account::default()),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The node's view of the chain: the finalized ledger in RocksDB plus a bounded tree of
+//! blocks that were proposed (and validated) but are not finalized yet.
+//!
+//! Invariants:
+//! - Every pending block descends from the finalized head through pending blocks only, and
+//!   was fully validated (header, transactions, state root) before it was inserted.
+//! - Finalizing block B commits B's not-yet-finalized ancestors then B, in height order, each
+//!   in its own synced `WriteBatch`; afterwards pending blocks that do not descend from the
+//!   new head are dropped (they can never be finalized).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cairn_ledger::{
+    Address, Block, BlockBuilder, BlockContext, BlockHeader, BlockLimits, Hash, Layered, LedgerError, LtHash,
+    SignedTransaction, StateDiff, StateReader, Store, txs_root, validate_block,
+};
+
+/// Most pending (validated, not finalized) blocks held. Beyond it new proposals are refused
+/// until finalization prunes the tree; in Simplex at most a few views are in flight.
+pub const PENDING_BLOCKS_MAX: usize = 256;
+
+/// A validated block awaiting finalization.
+#[derive(Clone, Debug)]
+pub struct PendingBlock {
+    /// The block.
+    pub block: Block,
+    /// Its hash.
+    pub hash: Hash,
+    /// The state change it makes on top of its parent.
+    pub diff: StateDiff,
+}
+
+/// Why a block cannot be accepted now.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The parent is neither the finalized head nor a pending block.
+    #[error("unknown parent {parent} of block {block}")]
+    UnknownParent { block: Hash, parent: Hash },
+    /// The block is invalid (the proposer's or sender's fault).
+    #[error(transparent)]
+    Invalid(LedgerError),
+    /// Too many pending blocks.
+    #[error("pending block limit of {max} reached")]
+    PendingFull { max: usize },
+    /// Storage failure (fatal).
+    #[error("storage: {0}")]
+    Storage(LedgerError),
+}
+
+/// Finalized ledger plus pending blocks.
+pub struct Chain {
+    store: Arc<Store>,
+    chain_id: String,
+    limits: BlockLimits,
+    head: BlockHeader,
+    head_hash: Hash,
+    head_lthash: LtHash,
+    pending: HashMap<Hash, PendingBlock>,
+}
+
+impl Chain {
+    /// Opens the chain on an initialized store.
+    pub fn open(store: Arc<Store>, chain_id: String, limits: BlockLimits) -> Result<Chain, LedgerError> {
+        let head = store.head()?.ok_or_else(|| LedgerError::Corrupt { reason: "store has no genesis block".into() })?;
+        let head_lthash = store.lthash()?;
+        let head_hash = head.hash();
+        Ok(Chain { store, chain_id, limits, head, head_hash, head_lthash, pending: HashMap::new() })
+    }
+
+    /// The finalized head header.
+    pub fn head(&self) -> &BlockHeader {
+        &self.head
+    }
+    /// The finalized head hash.
+    pub fn head_hash(&self) -> Hash {
+        self.head_hash
+    }
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+    /// Number of pending blocks.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+    /// A pending block.
+    pub fn pending(&self, hash: &Hash) -> Option<&PendingBlock> {
+        self.pending.get(hash)
+    }
+
+    /// True if `hash` is the head or a pending block (something a child can build on).
+    pub fn can_extend(&self, hash: &Hash) -> bool {
+        *hash == self.head_hash || self.pending.contains_key(hash)
+    }
+
+    /// A block by hash from pending or the store.
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, LedgerError> {
+        if let Some(p) = self.pending.get(hash) {
+            return Ok(Some(p.block.clone()));
+        }
+        self.store.block_by_hash(hash)
+    }
+
+    /// Pending blocks from the head (exclusive) to `hash` (inclusive), oldest first.
+    /// `None` if `hash` does not reach the head through pending blocks.
+    fn path_from_head(&self, hash: &Hash) -> Option<Vec<&PendingBlock>> {
+        let mut path = Vec::new();
+        let mut cur = *hash;
+        while cur != self.head_hash {
+            let p = self.pending.get(&cur)?;
+            path.push(p);
+            cur = p.block.header.parent_hash;
+            if path.len() > PENDING_BLOCKS_MAX {
+                return None;
+            }
+        }
+        path.reverse();
+        Some(path)
+    }
+
+    /// The header, state hash and layered state reader at `parent`.
+    fn state_at(&self, parent: &Hash) -> Option<(BlockHeader, LtHash, Layered<'_>)> {
+        let path = self.path_from_head(parent)?;
+        let (header, lthash) = match path.last() {
+            Some(p) => (p.block.header.clone(), p.diff.lthash.clone()),
+            None => (self.head.clone(), self.head_lthash.clone()),
+        };
+        let layered = Layered { base: self.store.as_ref() as &dyn StateReader, diffs: path.iter().map(|p| &p.diff).collect() };
+        Some((header, lthash, layered))
+    }
+
+    /// Reads an account at the tip of `parent`'s branch (finalized state if `parent` is the head).
+    pub fn account_at(&self, parent: &Hash, address: &Address) -> Result<Option<cairn_ledger::Account>, LedgerError> {
+        match self.state_at(parent) {
+            Some((_, _, state)) => state.account(address).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Builds a block on `parent` with transactions chosen by `pick`, executes it, inserts it
+    /// as pending and returns it. `pick` gets a builder positioned on the parent state and
+    /// returns the transactions it applied, in order.
+    pub fn build(
+        &mut self,
+        parent: &Hash,
+        view: u64,
+        proposer: Address,
+        timestamp_ms: u64,
+        pick: impl FnOnce(&mut BlockBuilder<'_>) -> Vec<SignedTransaction>,
+    ) -> Result<Block, ChainError> {
+        if self.pending.len() >= PENDING_BLOCKS_MAX {
+            return Err(ChainError::PendingFull { max: PENDING_BLOCKS_MAX });
+        }
+        let (parent_header, lthash, state) =
+            self.state_at(parent).ok_or(ChainError::UnknownParent { block: Hash::ZERO, parent: *parent })?;
+        let height = parent_header.height + 1;
+        let ctx = BlockContext { chain_id: self.chain_id.clone(), height, proposer };
+        let mut builder = BlockBuilder::new(&state, lthash, ctx);
+        let transactions = pick(&mut builder);
+        let diff = builder.finish();
+        let hashes: Vec<Hash> = transactions.iter().map(|t| t.hash()).collect();
+        let header = BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height,
+            view,
+            parent_hash: *parent,
+            proposer,
+            timestamp_ms: timestamp_ms.max(parent_header.timestamp_ms),
+            txs_root: txs_root(&hashes),
+            state_root: diff.state_root(),
+        };
+        let block = Block { header, transactions };
+        let hash = block.hash();
+        drop(state);
+        self.pending.insert(hash, PendingBlock { block: block.clone(), hash, diff });
+        Ok(block)
+    }
+
+    /// Validates `block` against its parent (which must be the head or pending) and inserts it
+    /// as pending. Idempotent for a block already pending.
+    pub fn insert(&mut self, block: Block) -> Result<Hash, ChainError> {
+        let hash = block.hash();
+        if self.pending.contains_key(&hash) {
+            return Ok(hash);
+        }
+        if self.pending.len() >= PENDING_BLOCKS_MAX {
+            return Err(ChainError::PendingFull { max: PENDING_BLOCKS_MAX });
+        }
+        let parent = block.header.parent_hash;
+        let diff = {
+            let (parent_header, lthash, state) =
+                self.state_at(&parent).ok_or(ChainError::UnknownParent { block: hash, parent })?;
+            if block.header.timestamp_ms < parent_header.timestamp_ms {
+                return Err(ChainError::Invalid(LedgerError::InvalidBlock {
+                    block: hash,
+                    height: block.header.height,
+                    reason: "timestamp earlier than parent's".into(),
+                }));
+            }
+            validate_block(&parent_header, &state, lthash, &block, &self.limits).map_err(ChainError::Invalid)?
+        };
+        self.pending.insert(hash, PendingBlock { block, hash, diff });
+        Ok(hash)
+    }
+
+    /// Commits `hash` and its pending ancestors. `certificate` is stored with `hash` only.
+    /// Returns the committed blocks, oldest first. `Err(UnknownParent)` if the branch does not
+    /// reach the head (the caller syncs).
+    pub fn finalize(&mut self, hash: &Hash, certificate: &[u8]) -> Result<Vec<Block>, ChainError> {
+        if self.store.height_of(hash).map_err(ChainError::Storage)?.is_some() {
+            return Ok(Vec::new());
+        }
+        let path: Vec<Hash> = self
+            .path_from_head(hash)
+            .ok_or(ChainError::UnknownParent { block: *hash, parent: Hash::ZERO })?
+            .iter()
+            .map(|p| p.hash)
+            .collect();
+        let mut committed = Vec::with_capacity(path.len());
+        for h in path {
+            let p = self.pending.remove(&h).expect("path holds pending blocks");
+            let cert = if h == *hash { Some(certificate) } else { None };
+            self.store.commit_block(&p.block, &p.diff, cert).map_err(ChainError::Storage)?;
+            self.head = p.block.header.clone();
+            self.head_hash = h;
+            self.head_lthash = p.diff.lthash.clone();
+            committed.push(p.block);
+        }
+        self.prune();
+        Ok(committed)
+    }
+
+    /// Validates `block` as the child of the head and commits it (block sync path).
+    pub fn commit_next(&mut self, block: Block, certificate: Option<&[u8]>) -> Result<(), ChainError> {
+        let hash = block.hash();
+        if block.header.parent_hash != self.head_hash {
+            return Err(ChainError::UnknownParent { block: hash, parent: block.header.parent_hash });
+        }
+        let diff = match self.pending.remove(&hash) {
+            Some(p) => p.diff,
+            None => validate_block(&self.head, self.store.as_ref(), self.head_lthash.clone(), &block, &self.limits)
+                .map_err(ChainError::Invalid)?,
+        };
+        self.store.commit_block(&block, &diff, certificate).map_err(ChainError::Storage)?;
+        self.head = block.header.clone();
+        self.head_hash = hash;
+        self.head_lthash = diff.lthash;
+        self.prune();
+        Ok(())
+    }
+
+    /// Drops pending blocks that no longer descend from the head.
+    fn prune(&mut self) {
+        let keep: Vec<Hash> = self.pending.keys().filter(|h| self.path_from_head(h).is_some()).copied().collect();
+        self.pending.retain(|h, _| keep.contains(h));
+    }
+}

@@ -1,0 +1,270 @@
+//! Node configuration: `config.toml` in the node's home directory.
+//!
+//! Precedence: command-line flags over environment variables (`CAIRN_*`, handled by the
+//! binary's clap definitions) over `config.toml` over the defaults documented here. Chain-wide
+//! parameters (timeouts, block and mempool limits) live in the genesis file, not here, so
+//! every validator runs them identically.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest `config.toml` read, in bytes (checked before parsing).
+pub const CONFIG_BYTES_MAX: u64 = 1024 * 1024;
+
+/// Errors loading or validating a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    /// The file is larger than [`CONFIG_BYTES_MAX`].
+    #[error("{path} is {len} bytes, more than the limit of {max}")]
+    TooLarge { path: PathBuf, len: u64, max: u64 },
+    /// TOML syntax or an unknown field.
+    #[error("invalid {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    /// A value is out of range.
+    #[error("invalid configuration: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// The whole node configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Human-readable node name, shown in logs and `getStatus`.
+    pub moniker: String,
+    /// Genesis file, relative to the home directory unless absolute.
+    pub genesis_file: PathBuf,
+    /// libp2p identity key file (relative to home).
+    pub node_key_file: PathBuf,
+    /// Consensus signing key file (relative to home). A node whose key is not in the
+    /// genesis validator set runs as a non-voting full node.
+    pub validator_key_file: PathBuf,
+    /// RocksDB directory (relative to home).
+    pub db_dir: PathBuf,
+    /// Peer-to-peer settings.
+    pub p2p: P2pConfig,
+    /// JSON-RPC server settings.
+    pub rpc: RpcConfig,
+    /// Block sync settings.
+    pub sync: SyncConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Peer-to-peer settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2pConfig {
+    /// libp2p listen multiaddr. Default `/ip4/0.0.0.0/tcp/26656`.
+    pub listen: String,
+    /// Peers to dial at start and redial while disconnected; multiaddrs ending in `/p2p/<peer id>`.
+    pub bootstrap: Vec<String>,
+    /// Redial period for disconnected bootstrap peers, ms. Default 2000.
+    pub redial_interval_ms: u64,
+    /// Maximum simultaneous connections. Default 64.
+    pub connections_max: u32,
+    /// Bounded queue of network events to the node, entries. Default 4096.
+    pub event_queue_max: usize,
+    /// Bounded queue of commands to the network task, entries. Default 4096.
+    pub command_queue_max: usize,
+    /// Timeout of one sync request, ms. Default 10000.
+    pub sync_request_timeout_ms: u64,
+}
+
+/// JSON-RPC server settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Listen address. Default `127.0.0.1:8545`.
+    pub listen: SocketAddr,
+    /// Largest request body, bytes. Default 1 MiB.
+    pub body_bytes_max: usize,
+    /// Largest JSON-RPC batch, requests. Default 100.
+    pub batch_requests_max: usize,
+    /// Requests served at once. Default 256.
+    pub concurrency_max: usize,
+    /// Per-request timeout, ms. Default 10000.
+    pub request_timeout_ms: u64,
+}
+
+/// Block sync settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// How often to ask a peer for its head, ms. Default 1000.
+    pub interval_ms: u64,
+    /// Blocks asked for in one request. Default 64.
+    pub batch_blocks_max: u16,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` env-filter directive, e.g. `info` or `info,cairn_node=debug`. `RUST_LOG` wins.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            moniker: "cairn-node".into(),
+            genesis_file: "genesis.json".into(),
+            node_key_file: "node_key.json".into(),
+            validator_key_file: "validator_key.json".into(),
+            db_dir: "data".into(),
+            p2p: P2pConfig::default(),
+            rpc: RpcConfig::default(),
+            sync: SyncConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: "/ip4/0.0.0.0/tcp/26656".into(),
+            bootstrap: Vec::new(),
+            redial_interval_ms: 2000,
+            connections_max: 64,
+            event_queue_max: 4096,
+            command_queue_max: 4096,
+            sync_request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            listen: "127.0.0.1:8545".parse().expect("static address"),
+            body_bytes_max: 1024 * 1024,
+            batch_requests_max: 100,
+            concurrency_max: 256,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { interval_ms: 1000, batch_blocks_max: 64 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { filter: "info".into(), format: "text".into() }
+    }
+}
+
+fn range<T: PartialOrd + std::fmt::Display + Copy>(field: &'static str, v: T, lo: T, hi: T) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        return Err(ConfigError::Invalid { field, reason: format!("{v} is outside {lo}..={hi}") });
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// Reads `path` (bounded by [`CONFIG_BYTES_MAX`]), parses TOML, validates.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read { path: path.into(), reason: e.to_string() })?;
+        if meta.len() > CONFIG_BYTES_MAX {
+            return Err(ConfigError::TooLarge { path: path.into(), len: meta.len(), max: CONFIG_BYTES_MAX });
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.into(), reason: e.to_string() })?;
+        let config: NodeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// TOML text of this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.moniker.is_empty() || self.moniker.len() > 64 {
+            return Err(ConfigError::Invalid { field: "moniker", reason: "must be 1..=64 bytes".into() });
+        }
+        self.p2p
+            .listen
+            .parse::<libp2p::Multiaddr>()
+            .map_err(|e| ConfigError::Invalid { field: "p2p.listen", reason: e.to_string() })?;
+        if self.p2p.bootstrap.len() > 256 {
+            return Err(ConfigError::Invalid { field: "p2p.bootstrap", reason: "more than 256 entries".into() });
+        }
+        for b in &self.p2p.bootstrap {
+            let addr: libp2p::Multiaddr =
+                b.parse().map_err(|e| ConfigError::Invalid { field: "p2p.bootstrap", reason: format!("`{b}`: {e}") })?;
+            if !addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) {
+                return Err(ConfigError::Invalid {
+                    field: "p2p.bootstrap",
+                    reason: format!("`{b}` must end with /p2p/<peer id>"),
+                });
+            }
+        }
+        range("p2p.redial_interval_ms", self.p2p.redial_interval_ms, 100, 600_000)?;
+        range("p2p.connections_max", self.p2p.connections_max, 1, 10_000)?;
+        range("p2p.event_queue_max", self.p2p.event_queue_max, 16, 1 << 20)?;
+        range("p2p.command_queue_max", self.p2p.command_queue_max, 16, 1 << 20)?;
+        range("p2p.sync_request_timeout_ms", self.p2p.sync_request_timeout_ms, 100, 600_000)?;
+        range("rpc.body_bytes_max", self.rpc.body_bytes_max, 1024, 64 << 20)?;
+        range("rpc.batch_requests_max", self.rpc.batch_requests_max, 1, 10_000)?;
+        range("rpc.concurrency_max", self.rpc.concurrency_max, 1, 100_000)?;
+        range("rpc.request_timeout_ms", self.rpc.request_timeout_ms, 100, 600_000)?;
+        range("sync.interval_ms", self.sync.interval_ms, 50, 600_000)?;
+        range("sync.batch_blocks_max", self.sync.batch_blocks_max, 1, 1024)?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid { field: "log.format", reason: "must be `text` or `json`".into() });
+        }
+        Ok(())
+    }
+
+    /// `p` resolved against `home` unless absolute.
+    pub fn resolve(home: &Path, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { home.join(p) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_and_validates() {
+        let c = NodeConfig::default();
+        c.validate().unwrap();
+        let back: NodeConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let err = toml::from_str::<NodeConfig>("mooniker = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("mooniker"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_names_field() {
+        let mut c = NodeConfig::default();
+        c.rpc.batch_requests_max = 0;
+        match c.validate() {
+            Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "rpc.batch_requests_max"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let mut c = NodeConfig::default();
+        c.p2p.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".into()];
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "p2p.bootstrap", .. })));
+    }
+}

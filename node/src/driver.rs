@@ -1,0 +1,964 @@
+//! The consensus driver: one task that owns the consensus state machine, the chain (finalized
+//! ledger + pending blocks) and the mempool, and performs the effects consensus asks for.
+//!
+//! Effects are performed in the order the state machine emits them; a `Persist` is written to
+//! RocksDB with a synced write before any later output of the same batch is performed, so a
+//! vote is durable before it is sent.
+//!
+//! Inputs, all through bounded channels: network events, RPC commands, results of work
+//! done off this task (signature verification of gossiped transactions, block fetches and
+//! sync responses), the single consensus timer, and a periodic tick.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cairn_consensus::{
+    Anchor, Certificate, CertificateKind, Consensus, Digest, Input, Message, Output, Proposal, ValidatorSet, View,
+    WalEntry,
+};
+use cairn_genesis::Genesis;
+use cairn_ledger::{Address, Block, Hash, LedgerError, SignedTransaction, Store};
+use libp2p::PeerId;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::chain::{Chain, ChainError};
+use crate::mempool::{Mempool, MempoolError};
+use crate::metrics::Metrics;
+use crate::network::{Acceptance, MessageId, NetworkEvent, NetworkHandle, ResponseToken, Topic};
+use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, SyncedBlock};
+
+/// Gossiped block bodies kept while waiting for consensus to ask about them.
+pub const RECEIVED_BLOCKS_MAX: usize = 512;
+/// Proposals waiting for their body or parent.
+pub const AWAITING_VALIDATION_MAX: usize = 64;
+/// Finalization certificates waiting for their block (or its ancestors).
+pub const FINALIZED_WAITING_MAX: usize = 64;
+/// Rejected transaction hashes remembered for `getTransaction`.
+pub const REJECTED_REMEMBERED_MAX: usize = 16_384;
+/// Gossiped transactions being signature-checked off the driver task at once.
+pub const VERIFY_IN_FLIGHT_MAX: usize = 4096;
+/// Block fetches by hash in flight at once.
+pub const FETCHES_IN_FLIGHT_MAX: usize = 8;
+/// Driver command queue bound.
+pub const COMMAND_QUEUE_MAX: usize = 4096;
+/// Internal result queue bound.
+pub const INTERNAL_QUEUE_MAX: usize = 8192;
+/// Period of the driver's housekeeping tick, ms.
+pub const TICK_MS: u64 = 100;
+/// Longest a leader waits for transactions before proposing an empty block, ms (capped at
+/// half the leader timeout so replicas never time out a patient leader).
+pub const EMPTY_BLOCK_WAIT_MS: u64 = 1000;
+/// Largest accepted skew of a proposal's timestamp ahead of the local wall clock, ms.
+pub const CLOCK_SKEW_MAX_MS: u64 = 30_000;
+
+/// Why a submitted transaction was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    /// Refused by stateless checks (signature, chain id, encoding).
+    #[error("{0}")]
+    Invalid(LedgerError),
+    /// Refused by the mempool (nonce, balance, expiry, duplicate, full).
+    #[error("{0}")]
+    Mempool(MempoolError),
+    /// The node is shutting down or overloaded.
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SubmitError {
+    /// Stable reason code.
+    pub fn code(&self) -> String {
+        match self {
+            SubmitError::Invalid(e) => e.code().to_string(),
+            SubmitError::Mempool(e) => e.code().to_string(),
+            SubmitError::Unavailable(_) => "unavailable".into(),
+        }
+    }
+}
+
+/// What the driver knows about a transaction that is not finalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalTxStatus {
+    /// In the mempool.
+    Pending,
+    /// Refused or dropped, with its reason code and message.
+    Rejected { code: String, reason: String },
+    /// Never seen (or forgotten).
+    Unknown,
+}
+
+/// Requests from the RPC server.
+pub enum Command {
+    /// Admit a signature-checked transaction to the mempool and gossip it.
+    Submit { tx: SignedTransaction, reply: oneshot::Sender<Result<Hash, SubmitError>> },
+    /// Mempool / rejection status of a transaction.
+    TxStatus { hash: Hash, reply: oneshot::Sender<LocalTxStatus> },
+}
+
+/// State shared with the RPC server (read-only there).
+pub struct Shared {
+    /// The ledger.
+    pub store: Arc<Store>,
+    /// The genesis.
+    pub genesis: Arc<Genesis>,
+    /// Connected peers.
+    pub peer_count: AtomicU32,
+    /// True while a peer reports a finalized head more than one block ahead.
+    pub syncing: AtomicBool,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Node name.
+    pub moniker: String,
+    /// This node's validator name, if it is a validator.
+    pub validator_name: Option<String>,
+}
+
+enum Internal {
+    TxVerified { tx: SignedTransaction, source: PeerId, message_id: MessageId, result: Result<(), LedgerError> },
+    Fetched { hash: Hash, block: Option<Block> },
+    PeerStatus { peer: PeerId, height: u64 },
+    SyncBlocks { peer: PeerId, blocks: Vec<SyncedBlock> },
+    RequestFailed { what: &'static str, peer: PeerId, reason: String },
+}
+
+/// Driver parameters derived from genesis and config.
+pub struct DriverParams {
+    /// Chain id.
+    pub chain_id: String,
+    /// Consensus namespace (genesis hash).
+    pub namespace: [u8; 32],
+    /// Validator set.
+    pub validators: ValidatorSet,
+    /// Addresses of the validators' consensus keys, by index.
+    pub validator_addresses: Vec<Address>,
+    /// This node's address, if a validator.
+    pub me: Option<Address>,
+    /// Per-block transaction bound.
+    pub block_txs_max: usize,
+    /// Per-block byte bound.
+    pub block_bytes_max: usize,
+    /// Leader timeout (bounds the empty-block wait).
+    pub leader_timeout_ms: u64,
+    /// How often to poll a peer's head, ms.
+    pub sync_interval_ms: u64,
+    /// Blocks per sync request.
+    pub sync_batch_blocks_max: u16,
+    /// Sync response byte bound.
+    pub sync_response_bytes_max: usize,
+}
+
+/// The driver task's state.
+pub struct Driver {
+    params: DriverParams,
+    consensus: Consensus,
+    chain: Chain,
+    mempool: Mempool,
+    net: NetworkHandle,
+    shared: Arc<Shared>,
+    started: Instant,
+    timer_deadline_ms: Option<u64>,
+    inputs: VecDeque<Input>,
+    received: HashMap<Hash, Block>,
+    received_order: VecDeque<Hash>,
+    awaiting: HashMap<Hash, (Proposal, u64)>,
+    pending_build: Option<(View, Hash)>,
+    finalized_waiting: HashMap<Hash, Certificate>,
+    rejected: HashMap<Hash, (String, String)>,
+    rejected_order: VecDeque<Hash>,
+    peers: Vec<PeerId>,
+    fetching: HashSet<Hash>,
+    verify_in_flight: usize,
+    sync_in_flight: bool,
+    best_peer_height: u64,
+    last_sync_poll_ms: u64,
+    rr: usize,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn digest(h: Hash) -> Digest {
+    Digest(h.0)
+}
+fn hash(d: Digest) -> Hash {
+    Hash(d.0)
+}
+
+/// A fatal driver failure: storage broke; the node must stop.
+#[derive(Debug, thiserror::Error)]
+#[error("fatal: {0}")]
+pub struct FatalError(pub String);
+
+impl Driver {
+    /// Builds the driver: replays the consensus WAL from `store`.
+    pub fn new(
+        params: DriverParams,
+        consensus_config: cairn_consensus::Config,
+        chain: Chain,
+        mempool: Mempool,
+        net: NetworkHandle,
+        shared: Arc<Shared>,
+    ) -> Result<Driver, FatalError> {
+        let head = chain.head().clone();
+        let anchor = Anchor { view: head.view, payload: digest(chain.head_hash()) };
+        let mut wal = Vec::new();
+        for (view, bytes) in chain.store().wal_entries().map_err(|e| FatalError(e.to_string()))? {
+            let entry: WalEntry = borsh::from_slice(&bytes)
+                .map_err(|e| FatalError(format!("consensus WAL entry at view {view} does not decode: {e}")))?;
+            wal.push(entry);
+        }
+        let consensus = Consensus::new(consensus_config, anchor, &wal).map_err(|e| FatalError(e.to_string()))?;
+        let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_QUEUE_MAX);
+        Ok(Driver {
+            params,
+            consensus,
+            chain,
+            mempool,
+            net,
+            shared,
+            started: Instant::now(),
+            timer_deadline_ms: None,
+            inputs: VecDeque::new(),
+            received: HashMap::new(),
+            received_order: VecDeque::new(),
+            awaiting: HashMap::new(),
+            pending_build: None,
+            finalized_waiting: HashMap::new(),
+            rejected: HashMap::new(),
+            rejected_order: VecDeque::new(),
+            peers: Vec::new(),
+            fetching: HashSet::new(),
+            verify_in_flight: 0,
+            sync_in_flight: false,
+            best_peer_height: 0,
+            last_sync_poll_ms: 0,
+            rr: 0,
+            internal_tx,
+            internal_rx,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs until `shutdown` resolves or a fatal error.
+    pub async fn run(
+        mut self,
+        mut net_events: mpsc::Receiver<NetworkEvent>,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), FatalError> {
+        tokio::pin!(shutdown);
+        let outputs = self.consensus.start(self.now_ms());
+        self.perform(outputs).await?;
+        self.drain().await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let timer = self.timer_deadline_ms.map(|d| {
+                let now = self.now_ms();
+                tokio::time::Instant::now() + Duration::from_millis(d.saturating_sub(now))
+            });
+            tokio::select! {
+                _ = &mut shutdown => { info!("driver stopping"); return Ok(()); }
+                ev = net_events.recv() => match ev {
+                    Some(ev) => self.on_network(ev).await?,
+                    None => return Err(FatalError("network task ended".into())),
+                },
+                Some(cmd) = commands.recv() => self.on_command(cmd).await?,
+                Some(res) = self.internal_rx.recv() => self.on_internal(res).await?,
+                _ = async { tokio::time::sleep_until(timer.expect("guarded")).await }, if timer.is_some() => {
+                    self.timer_deadline_ms = None;
+                    let now_ms = self.now_ms();
+                    self.inputs.push_back(Input::Timeout { now_ms });
+                }
+                _ = tick.tick() => self.on_tick().await?,
+            }
+            self.drain().await?;
+        }
+    }
+
+    /// Feeds queued inputs to consensus and performs the outputs until quiescent.
+    async fn drain(&mut self) -> Result<(), FatalError> {
+        // Bounded: each input yields finitely many outputs, and outputs enqueue at most one
+        // input each (Validated / Proposed), which do not recurse without new network input.
+        let mut steps = 0usize;
+        while let Some(input) = self.inputs.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "consensus input loop does not quiesce");
+            match self.consensus.handle(input) {
+                Ok(outputs) => self.perform(outputs).await?,
+                Err(e) => debug!(error = %e, "consensus refused a local input"),
+            }
+        }
+        self.shared.metrics.view.set(self.consensus.view() as i64);
+        Ok(())
+    }
+
+    async fn perform(&mut self, outputs: Vec<Output>) -> Result<(), FatalError> {
+        for out in outputs {
+            match out {
+                Output::Persist(entry) => {
+                    let WalEntry::Voted(vote) = &entry;
+                    let bytes = borsh::to_vec(&entry).expect("borsh to Vec never fails");
+                    self.chain
+                        .store()
+                        .wal_append(vote.kind.view(), &bytes)
+                        .map_err(|e| FatalError(format!("consensus WAL write failed: {e}")))?;
+                }
+                Output::Broadcast(msg) => {
+                    if let Err(e) = self.net.publish(Topic::Consensus, msg.encode()).await {
+                        warn!(error = %e, "publishing a consensus message failed");
+                    }
+                }
+                Output::SetTimer { deadline_ms } => self.timer_deadline_ms = Some(deadline_ms),
+                Output::BuildProposal { view, parent, .. } => {
+                    self.pending_build = Some((view, hash(parent)));
+                    self.try_build().await?;
+                }
+                Output::Validate(proposal) => self.try_validate(proposal).await?,
+                Output::Notarized(cert) => {
+                    if let CertificateKind::Notarization(p) = &cert.kind {
+                        let h = hash(p.payload);
+                        if !self.chain.can_extend(&h) && !self.received.contains_key(&h) {
+                            self.fetch(h);
+                        }
+                    }
+                }
+                Output::Finalized(cert) => self.on_finalized(cert).await?,
+                Output::ViewChanged { view } => {
+                    self.shared.metrics.view.set(view as i64);
+                    if let Some((v, _)) = self.pending_build
+                        && v < view
+                    {
+                        self.pending_build = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn leader_address(&self, view: View) -> Address {
+        self.params.validator_addresses[self.params.validators.leader(view) as usize]
+    }
+
+    /// Builds the pending proposal if its parent is known; waits (bounded) for transactions.
+    async fn try_build(&mut self) -> Result<(), FatalError> {
+        let Some((view, parent)) = self.pending_build else { return Ok(()) };
+        let Some(me) = self.params.me else { return Ok(()) };
+        if view != self.consensus.view() {
+            self.pending_build = None;
+            return Ok(());
+        }
+        if !self.chain.can_extend(&parent) {
+            if let Some(b) = self.received.get(&parent).cloned() {
+                self.insert_block(b).await?;
+            }
+            if !self.chain.can_extend(&parent) {
+                self.fetch(parent);
+                return Ok(());
+            }
+        }
+        let parent_ts = match self.chain.pending(&parent) {
+            Some(p) => p.block.header.timestamp_ms,
+            None => self.chain.head().timestamp_ms,
+        };
+        let wait_ms = EMPTY_BLOCK_WAIT_MS.min(self.params.leader_timeout_ms / 2);
+        let now = wall_ms();
+        if self.mempool.is_empty() && now < parent_ts.saturating_add(wait_ms) {
+            return Ok(()); // retried on tick and on transaction arrival
+        }
+        self.pending_build = None;
+        let (txs_max, bytes_max) = (self.params.block_txs_max, self.params.block_bytes_max.saturating_sub(1024));
+        let mempool = &self.mempool;
+        let block = match self.chain.build(&parent, view, me, now, |b| mempool.reap(b, txs_max, bytes_max)) {
+            Ok(b) => b,
+            Err(ChainError::Storage(e)) => return Err(FatalError(e.to_string())),
+            Err(e) => {
+                warn!(view, error = %e, "cannot build a proposal");
+                return Ok(());
+            }
+        };
+        let h = block.hash();
+        info!(view, height = block.header.height, txs = block.transactions.len(), hash = %h, "proposing");
+        if let Err(e) = self.net.publish(Topic::Blocks, block.encode()).await {
+            warn!(error = %e, "publishing a block failed");
+        }
+        self.inputs.push_back(Input::Proposed { view, payload: digest(h), now_ms: self.now_ms() });
+        Ok(())
+    }
+
+    /// Answers a `Validate` request now if possible, else parks it until the body arrives.
+    async fn try_validate(&mut self, proposal: Proposal) -> Result<(), FatalError> {
+        let h = hash(proposal.payload);
+        let parent = hash(proposal.parent);
+        let header_ok = |b: &Block, leader: Address| {
+            b.header.view == proposal.view
+                && b.header.parent_hash == parent
+                && b.header.proposer == leader
+                && b.header.timestamp_ms <= wall_ms().saturating_add(CLOCK_SKEW_MAX_MS)
+        };
+        let leader = self.leader_address(proposal.view);
+        if let Some(p) = self.chain.pending(&h) {
+            let valid = header_ok(&p.block, leader);
+            self.awaiting.remove(&h);
+            self.inputs.push_back(Input::Validated { proposal, valid, now_ms: self.now_ms() });
+            return Ok(());
+        }
+        let Some(block) = self.received.get(&h).cloned() else {
+            self.park(h, proposal);
+            return Ok(());
+        };
+        if !header_ok(&block, leader) {
+            self.awaiting.remove(&h);
+            self.inputs.push_back(Input::Validated { proposal, valid: false, now_ms: self.now_ms() });
+            return Ok(());
+        }
+        match self.insert_block(block).await? {
+            Some(valid) => {
+                self.awaiting.remove(&h);
+                self.inputs.push_back(Input::Validated { proposal, valid, now_ms: self.now_ms() });
+            }
+            None => {
+                self.park(h, proposal);
+                self.fetch(parent);
+            }
+        }
+        Ok(())
+    }
+
+    fn park(&mut self, h: Hash, proposal: Proposal) {
+        if self.awaiting.len() < AWAITING_VALIDATION_MAX || self.awaiting.contains_key(&h) {
+            let now = self.now_ms();
+            self.awaiting.entry(h).or_insert((proposal, now));
+        }
+    }
+
+    /// Validates and inserts a block as pending. `Some(valid)` if decided, `None` if its
+    /// parent is unknown. Signatures are checked only for transactions not already verified
+    /// (i.e. not in the mempool).
+    async fn insert_block(&mut self, block: Block) -> Result<Option<bool>, FatalError> {
+        let h = block.hash();
+        if self.chain.pending(&h).is_some() {
+            return Ok(Some(true));
+        }
+        for tx in &block.transactions {
+            if !self.mempool.contains(&tx.hash()) && tx.verify(&self.params.chain_id).is_err() {
+                warn!(block = %h, tx = %tx.hash(), "block carries an invalid signature");
+                return Ok(Some(false));
+            }
+        }
+        match self.chain.insert(block) {
+            Ok(_) => Ok(Some(true)),
+            Err(ChainError::UnknownParent { .. }) => Ok(None),
+            Err(ChainError::Invalid(e)) => {
+                warn!(block = %h, error = %e, "invalid block");
+                Ok(Some(false))
+            }
+            Err(ChainError::PendingFull { .. }) => Ok(None),
+            Err(ChainError::Storage(e)) => Err(FatalError(e.to_string())),
+        }
+    }
+
+    async fn on_finalized(&mut self, cert: Certificate) -> Result<(), FatalError> {
+        let CertificateKind::Finalization(p) = &cert.kind else { return Ok(()) };
+        let h = hash(p.payload);
+        if self.chain.store().height_of(&h).map_err(|e| FatalError(e.to_string()))?.is_some() {
+            return Ok(());
+        }
+        if !self.chain.can_extend(&h)
+            && let Some(b) = self.received.get(&h).cloned()
+        {
+            self.insert_block(b).await?;
+        }
+        let bytes = borsh::to_vec(&cert).expect("borsh to Vec never fails");
+        match self.chain.finalize(&h, &bytes) {
+            Ok(blocks) => self.after_commit(blocks, cert.view()),
+            Err(ChainError::UnknownParent { .. }) => {
+                if self.finalized_waiting.len() < FINALIZED_WAITING_MAX {
+                    self.finalized_waiting.insert(h, cert);
+                }
+                self.fetch(h);
+                self.request_sync_now();
+                Ok(())
+            }
+            Err(ChainError::Storage(e)) => Err(FatalError(e.to_string())),
+            Err(e) => {
+                error!(block = %h, error = %e, "a finalized block does not apply: more than f validators are faulty or this node is broken");
+                Ok(())
+            }
+        }
+    }
+
+    fn after_commit(&mut self, blocks: Vec<Block>, finalized_view: View) -> Result<(), FatalError> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let store = self.chain.store().clone();
+        for b in &blocks {
+            self.mempool.remove_finalized(&b.transactions, store.as_ref(), b.header.height);
+            self.shared.metrics.blocks_finalized.inc();
+            self.shared.metrics.txs_finalized.inc_by(b.transactions.len() as u64);
+            self.finalized_waiting.remove(&b.hash());
+        }
+        let head = self.chain.head().clone();
+        info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.transactions.len()).sum::<usize>(), "finalized");
+        self.shared.metrics.height.set(head.height as i64);
+        self.shared.metrics.mempool_txs.set(self.mempool.len() as i64);
+        // Votes at or below a finalized view can never matter again.
+        store
+            .wal_prune_below(finalized_view.min(head.view))
+            .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
+        self.received.retain(|_, b| b.header.height > head.height);
+        self.received_order.retain(|h| self.received.contains_key(h));
+        Ok(())
+    }
+
+    /// Retries parked work after the chain changed.
+    async fn retry_parked(&mut self) -> Result<(), FatalError> {
+        let waiting: Vec<(Hash, Certificate)> = self.finalized_waiting.iter().map(|(h, c)| (*h, c.clone())).collect();
+        for (h, cert) in waiting {
+            if self.chain.can_extend(&h) || self.received.contains_key(&h) {
+                self.finalized_waiting.remove(&h);
+                self.on_finalized(cert).await?;
+            } else if self.chain.store().height_of(&h).map_err(|e| FatalError(e.to_string()))?.is_some() {
+                self.finalized_waiting.remove(&h);
+            }
+        }
+        let parked: Vec<Proposal> = self.awaiting.values().map(|(p, _)| *p).collect();
+        for p in parked {
+            if self.received.contains_key(&hash(p.payload)) && self.chain.can_extend(&hash(p.parent)) {
+                self.try_validate(p).await?;
+            }
+        }
+        if self.pending_build.is_some() {
+            self.try_build().await?;
+        }
+        Ok(())
+    }
+
+    async fn on_network(&mut self, ev: NetworkEvent) -> Result<(), FatalError> {
+        match ev {
+            NetworkEvent::Gossip { topic, source, message_id, data } => match topic {
+                Topic::Consensus => {
+                    let acceptance = match Message::decode(&data) {
+                        Err(e) => {
+                            debug!(peer = %source, error = %e, "undecodable consensus message");
+                            Acceptance::Reject
+                        }
+                        Ok(message) => {
+                            let now_ms = self.now_ms();
+                            match self.consensus.handle(Input::Message { message, now_ms }) {
+                                Ok(outputs) => {
+                                    self.perform(outputs).await?;
+                                    Acceptance::Accept
+                                }
+                                Err(e) if e.is_peer_fault() => {
+                                    debug!(peer = %source, error = %e, "invalid consensus message");
+                                    Acceptance::Reject
+                                }
+                                Err(_) => Acceptance::Ignore,
+                            }
+                        }
+                    };
+                    self.report(message_id, source, acceptance).await;
+                }
+                Topic::Blocks => {
+                    let acceptance = match Block::decode(&data, self.params.block_bytes_max) {
+                        Ok(b) if b.header.chain_id == self.params.chain_id => {
+                            self.on_block_body(b).await?;
+                            Acceptance::Accept
+                        }
+                        Ok(_) | Err(_) => Acceptance::Reject,
+                    };
+                    self.report(message_id, source, acceptance).await;
+                }
+                Topic::Transactions => self.on_gossip_tx(source, message_id, data).await,
+            },
+            NetworkEvent::Request { peer, data, token } => self.on_request(peer, data, token).await?,
+            NetworkEvent::PeerConnected { peer } => {
+                if !self.peers.contains(&peer) {
+                    self.peers.push(peer);
+                }
+                self.shared.peer_count.store(self.peers.len() as u32, Ordering::Relaxed);
+                self.shared.metrics.peers.set(self.peers.len() as i64);
+            }
+            NetworkEvent::PeerDisconnected { peer } => {
+                self.peers.retain(|p| *p != peer);
+                self.shared.peer_count.store(self.peers.len() as u32, Ordering::Relaxed);
+                self.shared.metrics.peers.set(self.peers.len() as i64);
+            }
+        }
+        Ok(())
+    }
+
+    async fn report(&self, id: MessageId, source: PeerId, acceptance: Acceptance) {
+        if matches!(acceptance, Acceptance::Reject) {
+            self.shared.metrics.gossip_rejected.inc();
+        }
+        self.net.report(id, source, acceptance).await;
+    }
+
+    async fn on_block_body(&mut self, b: Block) -> Result<(), FatalError> {
+        let h = b.hash();
+        self.fetching.remove(&h);
+        if b.header.height <= self.chain.head().height || self.chain.pending(&h).is_some() {
+            return Ok(());
+        }
+        if !self.received.contains_key(&h) {
+            while self.received.len() >= RECEIVED_BLOCKS_MAX {
+                match self.received_order.pop_front() {
+                    Some(old) => {
+                        self.received.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.received.insert(h, b);
+            self.received_order.push_back(h);
+        }
+        self.retry_parked().await
+    }
+
+    async fn on_gossip_tx(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
+        let tx = match SignedTransaction::decode(&data) {
+            Ok(tx) => tx,
+            Err(_) => return self.report(message_id, source, Acceptance::Reject).await,
+        };
+        if self.mempool.contains(&tx.hash()) {
+            return self.report(message_id, source, Acceptance::Ignore).await;
+        }
+        if self.verify_in_flight >= VERIFY_IN_FLIGHT_MAX {
+            return self.report(message_id, source, Acceptance::Ignore).await;
+        }
+        self.verify_in_flight += 1;
+        let chain_id = self.params.chain_id.clone();
+        let out = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = tx.verify(&chain_id);
+            let _ = out.blocking_send(Internal::TxVerified { tx, source, message_id, result });
+        });
+    }
+
+    fn admit(&mut self, tx: SignedTransaction) -> Result<Hash, MempoolError> {
+        let h = tx.hash();
+        if self.chain.store().tx_location(&h).ok().flatten().is_some() {
+            return Err(MempoolError::Duplicate { tx: h });
+        }
+        let next_height = self.chain.head().height + 1;
+        let store = self.chain.store().clone();
+        let r = self.mempool.insert(tx, store.as_ref(), &self.params.chain_id, next_height);
+        match &r {
+            Ok(_) => {
+                self.rejected.remove(&h);
+            }
+            Err(e) => {
+                self.shared.metrics.txs_rejected.inc();
+                if !matches!(e, MempoolError::Duplicate { .. }) {
+                    self.remember_rejected(h, e.code().to_string(), e.to_string());
+                }
+            }
+        }
+        self.shared.metrics.mempool_txs.set(self.mempool.len() as i64);
+        r
+    }
+
+    fn remember_rejected(&mut self, h: Hash, code: String, reason: String) {
+        if self.rejected.insert(h, (code, reason)).is_none() {
+            self.rejected_order.push_back(h);
+        }
+        while self.rejected_order.len() > REJECTED_REMEMBERED_MAX {
+            if let Some(old) = self.rejected_order.pop_front() {
+                self.rejected.remove(&old);
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Result<(), FatalError> {
+        match cmd {
+            Command::Submit { tx, reply } => {
+                let bytes = tx.encode();
+                let r = self.admit(tx);
+                if r.is_ok() {
+                    if let Err(e) = self.net.publish(Topic::Transactions, bytes).await {
+                        debug!(error = %e, "publishing a transaction failed");
+                    }
+                    if self.pending_build.is_some() {
+                        self.try_build().await?;
+                    }
+                }
+                let _ = reply.send(r.map_err(SubmitError::Mempool));
+            }
+            Command::TxStatus { hash, reply } => {
+                let s = if self.mempool.contains(&hash) {
+                    LocalTxStatus::Pending
+                } else if let Some((code, reason)) = self.rejected.get(&hash) {
+                    LocalTxStatus::Rejected { code: code.clone(), reason: reason.clone() }
+                } else {
+                    LocalTxStatus::Unknown
+                };
+                let _ = reply.send(s);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_internal(&mut self, res: Internal) -> Result<(), FatalError> {
+        match res {
+            Internal::TxVerified { tx, source, message_id, result } => {
+                self.verify_in_flight -= 1;
+                let acceptance = match result {
+                    Err(_) => Acceptance::Reject,
+                    Ok(()) => match self.admit(tx) {
+                        Ok(_) => Acceptance::Accept,
+                        Err(e) if e.is_peer_fault() => Acceptance::Reject,
+                        Err(_) => Acceptance::Ignore,
+                    },
+                };
+                self.report(message_id, source, acceptance).await;
+                if self.pending_build.is_some() {
+                    self.try_build().await?;
+                }
+            }
+            Internal::Fetched { hash, block } => {
+                self.fetching.remove(&hash);
+                if let Some(b) = block
+                    && b.hash() == hash
+                {
+                    self.on_block_body(b).await?;
+                }
+            }
+            Internal::PeerStatus { peer, height } => {
+                self.best_peer_height = self.best_peer_height.max(height);
+                let head = self.chain.head().height;
+                self.shared.syncing.store(height > head + 1, Ordering::Relaxed);
+                if height > head && !self.sync_in_flight {
+                    self.request_blocks(peer, head + 1);
+                }
+            }
+            Internal::SyncBlocks { peer, blocks } => {
+                self.sync_in_flight = false;
+                self.apply_synced(peer, blocks).await?;
+            }
+            Internal::RequestFailed { what, peer, reason } => {
+                if what == "sync" {
+                    self.sync_in_flight = false;
+                }
+                debug!(%peer, what, reason, "request failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies and commits a sync response: accepted up to the last block carrying a valid
+    /// finalization certificate; every block is re-executed by `commit_next`.
+    async fn apply_synced(&mut self, peer: PeerId, blocks: Vec<SyncedBlock>) -> Result<(), FatalError> {
+        let mut last_certified = None;
+        for (i, sb) in blocks.iter().enumerate() {
+            if let Some(bytes) = &sb.certificate
+                && self.check_finalization(bytes, sb.block.hash())
+            {
+                last_certified = Some(i);
+            }
+        }
+        let Some(last) = last_certified else {
+            debug!(%peer, count = blocks.len(), "sync response carries no valid finalization certificate");
+            return Ok(());
+        };
+        // Check the hash chain down from the certified block before executing anything.
+        for i in (1..=last).rev() {
+            if blocks[i].block.header.parent_hash != blocks[i - 1].block.hash() {
+                warn!(%peer, "sync response blocks do not link");
+                return Ok(());
+            }
+        }
+        let mut committed = 0u64;
+        let mut last_view = 0;
+        for sb in blocks.into_iter().take(last + 1) {
+            let height = sb.block.header.height;
+            if height <= self.chain.head().height {
+                continue;
+            }
+            last_view = sb.block.header.view;
+            let b = sb.block.clone();
+            match self.chain.commit_next(sb.block, sb.certificate.as_deref()) {
+                Ok(()) => {
+                    committed += 1;
+                    self.shared.metrics.blocks_synced.inc();
+                    self.after_commit(vec![b], last_view)?;
+                }
+                Err(ChainError::Storage(e)) => return Err(FatalError(e.to_string())),
+                Err(e) => {
+                    warn!(%peer, height, error = %e, "synced block refused");
+                    break;
+                }
+            }
+        }
+        if committed > 0 {
+            info!(%peer, committed, head = self.chain.head().height, view = last_view, "synced blocks");
+            self.shared.syncing.store(self.best_peer_height > self.chain.head().height + 1, Ordering::Relaxed);
+            self.retry_parked().await?;
+            if self.best_peer_height > self.chain.head().height {
+                self.request_blocks(peer, self.chain.head().height + 1);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_finalization(&self, bytes: &[u8], block_hash: Hash) -> bool {
+        let Ok(cert) = borsh::from_slice::<Certificate>(bytes) else { return false };
+        match &cert.kind {
+            CertificateKind::Finalization(p) if hash(p.payload) == block_hash => {
+                cert.verify(&self.params.namespace, &self.params.validators).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    async fn on_request(&mut self, peer: PeerId, data: Vec<u8>, token: ResponseToken) -> Result<(), FatalError> {
+        let resp = match SyncRequest::decode(&data) {
+            Err(e) => SyncResponse::Error(e.to_string()),
+            Ok(SyncRequest::Status) => {
+                SyncResponse::Status { height: self.chain.head().height, hash: self.chain.head_hash() }
+            }
+            Ok(SyncRequest::BlockByHash(h)) => {
+                let b = match self.chain.block(&h) {
+                    Ok(b) => b.or_else(|| self.received.get(&h).cloned()),
+                    Err(e) => return Err(FatalError(e.to_string())),
+                };
+                SyncResponse::Block(b)
+            }
+            Ok(SyncRequest::Blocks { from_height, count }) => {
+                let count = count.min(SYNC_BLOCKS_MAX) as u64;
+                let budget = self.params.sync_response_bytes_max.saturating_sub(4096);
+                let mut out = Vec::new();
+                let mut bytes = 0usize;
+                let store = self.chain.store();
+                for height in from_height..from_height.saturating_add(count) {
+                    let Some(block) = store.block_by_height(height).map_err(|e| FatalError(e.to_string()))? else {
+                        break;
+                    };
+                    let certificate = store.certificate(height).map_err(|e| FatalError(e.to_string()))?;
+                    let size = block.encode().len() + certificate.as_ref().map_or(0, |c| c.len()) + 16;
+                    if bytes + size > budget && !out.is_empty() {
+                        break;
+                    }
+                    bytes += size;
+                    out.push(SyncedBlock { block, certificate });
+                }
+                SyncResponse::Blocks(out)
+            }
+        };
+        debug!(%peer, "answering a sync request");
+        self.net.respond(token, resp.encode()).await;
+        Ok(())
+    }
+
+    fn next_peer(&mut self) -> Option<PeerId> {
+        if self.peers.is_empty() {
+            return None;
+        }
+        self.rr = (self.rr + 1) % self.peers.len();
+        Some(self.peers[self.rr])
+    }
+
+    /// Fetches one block by hash from a peer (bounded in-flight).
+    fn fetch(&mut self, h: Hash) {
+        if self.fetching.contains(&h) || self.fetching.len() >= FETCHES_IN_FLIGHT_MAX {
+            return;
+        }
+        let Some(peer) = self.next_peer() else { return };
+        self.fetching.insert(h);
+        let net = self.net.clone();
+        let out = self.internal_tx.clone();
+        let max = self.params.sync_response_bytes_max;
+        tokio::spawn(async move {
+            let res = net.request(peer, SyncRequest::BlockByHash(h).encode()).await;
+            let msg = match res.map_err(|e| e.to_string()).and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string())) {
+                Ok(SyncResponse::Block(block)) => Internal::Fetched { hash: h, block },
+                Ok(_) => Internal::Fetched { hash: h, block: None },
+                Err(reason) => {
+                    let _ = out.send(Internal::Fetched { hash: h, block: None }).await;
+                    Internal::RequestFailed { what: "fetch", peer, reason }
+                }
+            };
+            let _ = out.send(msg).await;
+        });
+    }
+
+    fn request_sync_now(&mut self) {
+        self.last_sync_poll_ms = 0;
+    }
+
+    fn request_blocks(&mut self, peer: PeerId, from_height: u64) {
+        if self.sync_in_flight {
+            return;
+        }
+        self.sync_in_flight = true;
+        let net = self.net.clone();
+        let out = self.internal_tx.clone();
+        let max = self.params.sync_response_bytes_max;
+        let count = self.params.sync_batch_blocks_max;
+        tokio::spawn(async move {
+            let req = SyncRequest::Blocks { from_height, count };
+            let res = net.request(peer, req.encode()).await;
+            let msg = match res.map_err(|e| e.to_string()).and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string())) {
+                Ok(SyncResponse::Blocks(blocks)) => Internal::SyncBlocks { peer, blocks },
+                Ok(other) => Internal::RequestFailed { what: "sync", peer, reason: format!("unexpected response {other:?}") },
+                Err(reason) => Internal::RequestFailed { what: "sync", peer, reason },
+            };
+            let _ = out.send(msg).await;
+        });
+    }
+
+    async fn on_tick(&mut self) -> Result<(), FatalError> {
+        let now = self.now_ms();
+        if self.pending_build.is_some() {
+            self.try_build().await?;
+        }
+        // Ask for bodies of proposals that did not arrive by gossip.
+        let missing: Vec<Hash> = self
+            .awaiting
+            .iter()
+            .filter(|(h, (_, since))| now.saturating_sub(*since) > 300 && !self.received.contains_key(h))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in missing {
+            self.fetch(h);
+        }
+        // Forget proposals for views long gone.
+        let view = self.consensus.view();
+        self.awaiting.retain(|_, (p, _)| p.view + 16 >= view);
+        if now.saturating_sub(self.last_sync_poll_ms) >= self.params.sync_interval_ms {
+            self.last_sync_poll_ms = now;
+            if let Some(peer) = self.next_peer() {
+                let net = self.net.clone();
+                let out = self.internal_tx.clone();
+                tokio::spawn(async move {
+                    let msg = match net.request(peer, SyncRequest::Status.encode()).await {
+                        Ok(b) => match SyncResponse::decode(&b, 1024) {
+                            Ok(SyncResponse::Status { height, .. }) => Internal::PeerStatus { peer, height },
+                            Ok(_) => Internal::RequestFailed { what: "status", peer, reason: "unexpected".into() },
+                            Err(e) => Internal::RequestFailed { what: "status", peer, reason: e.to_string() },
+                        },
+                        Err(e) => Internal::RequestFailed { what: "status", peer, reason: e.to_string() },
+                    };
+                    let _ = out.send(msg).await;
+                });
+            }
+        }
+        let height = self.chain.head().height;
+        if height % 64 == 0 {
+            self.mempool.prune_expired(height + 1);
+        }
+        Ok(())
+    }
+}

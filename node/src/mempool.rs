@@ -1,0 +1,935 @@
+//! The transaction pool: verified transactions waiting to be proposed.
+//!
+//! The node verifies every transaction's signature ([`SignedTransaction::verify`]) *before*
+//! [`Mempool::insert`]; the mempool never re-verifies. It checks everything that depends on
+//! state (nonce window, affordability, expiry) and enforces its bounds.
+//!
+//! # Bounds
+//!
+//! - at most [`MempoolConfig::txs_max`] transactions and [`MempoolConfig::bytes_max`] bytes,
+//!   where a transaction's size is its encoded length ([`SignedTransaction::encode`], at
+//!   most [`TX_BYTES_MAX`]). A full pool rejects ([`MempoolError::Full`]); it never evicts
+//!   silently.
+//! - per sender, only nonces in `account_nonce ..= account_nonce + sender_future_max`
+//!   are admitted, so one sender holds at most `sender_future_max + 1` live entries.
+//! - one transaction per `(sender, nonce)`: no replace-by-fee (a second, different
+//!   transaction with a pooled `(sender, nonce)` is rejected as [`MempoolError::Duplicate`],
+//!   naming the pooled one). A stuck transaction leaves the pool when it expires.
+//!
+//! # Data structures
+//!
+//! `by_hash` (`HashMap<Hash, Entry>`) owns the transactions; `by_sender`
+//! (`HashMap<Address, BTreeMap<nonce, Hash>>`) orders each sender's transactions by nonce;
+//! `by_expiry` (`BTreeSet<(expiry_height, Hash)>`) makes expiry pruning proportional to
+//! what it removes. `bytes` is the sum of the pooled encoded lengths. All three indices
+//! always hold exactly the same transactions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
+
+use cairn_ledger::{Address, BlockBuilder, Hash, LedgerError, SignedTransaction, StateReader, TX_BYTES_MAX};
+
+/// Bounds of a [`Mempool`]. Usually taken from the chain parameters
+/// ([`MempoolConfig::from_params`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// Most transactions pooled at once; ≥ 1.
+    pub txs_max: usize,
+    /// Most bytes pooled at once (sum of encoded transaction lengths); ≥ [`TX_BYTES_MAX`].
+    pub bytes_max: usize,
+    /// How far ahead of its account nonce a sender's transaction may be: admitted iff
+    /// `nonce <= account_nonce + sender_future_max`; ≥ 1.
+    pub sender_future_max: usize,
+}
+
+impl MempoolConfig {
+    /// The mempool bounds of the chain parameters (`mempool_txs_max`, `mempool_bytes_max`,
+    /// `mempool_sender_future_max`), saturating at `usize::MAX` on narrow targets.
+    pub fn from_params(params: &cairn_genesis::ChainParams) -> MempoolConfig {
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        MempoolConfig {
+            txs_max: size(params.mempool_txs_max),
+            bytes_max: size(params.mempool_bytes_max),
+            sender_future_max: size(params.mempool_sender_future_max),
+        }
+    }
+
+    /// Checks the bounds: `txs_max ≥ 1`, `bytes_max ≥ TX_BYTES_MAX` (room for one
+    /// transaction), `sender_future_max ≥ 1`.
+    ///
+    /// Errors: [`MempoolError::InvalidConfig`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), MempoolError> {
+        let bad = |field: &'static str, reason: String| Err(MempoolError::InvalidConfig { field, reason });
+        if self.txs_max == 0 {
+            return bad("txs_max", "must be at least 1".into());
+        }
+        if self.bytes_max < TX_BYTES_MAX {
+            return bad("bytes_max", format!("{} is less than one transaction ({TX_BYTES_MAX} bytes)", self.bytes_max));
+        }
+        if self.sender_future_max == 0 {
+            return bad("sender_future_max", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for MempoolConfig {
+    /// The bounds of [`cairn_genesis::ChainParams::default`].
+    fn default() -> Self {
+        MempoolConfig::from_params(&cairn_genesis::ChainParams::default())
+    }
+}
+
+/// Why [`Mempool::insert`] (or [`MempoolConfig::validate`]) refused.
+///
+/// Only [`MempoolError::WrongChain`] is a peer's fault ([`MempoolError::is_peer_fault`]);
+/// the others depend on state or on the pool's occupancy and may be valid elsewhere or later.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum MempoolError {
+    /// Already pooled: the same transaction (`pooled == tx`) or another transaction with
+    /// the same sender and nonce (`pooled` is that one's hash; no replace-by-fee).
+    #[error("transaction {tx}: already pooled as {pooled}")]
+    Duplicate {
+        /// The refused transaction.
+        tx: Hash,
+        /// The pooled transaction it duplicates.
+        pooled: Hash,
+    },
+    /// The nonce was already used: `got < account_nonce`.
+    #[error("transaction {tx}: nonce {got} already used (account nonce is {account_nonce})")]
+    StaleNonce {
+        /// The refused transaction.
+        tx: Hash,
+        /// The sender's nonce in the state the next block builds on.
+        account_nonce: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The nonce is beyond the sender's window: `got > max = account_nonce + sender_future_max`.
+    #[error("transaction {tx}: nonce {got} is too far ahead of account nonce {account_nonce} (at most {max})")]
+    TooFarAhead {
+        /// The refused transaction.
+        tx: Hash,
+        /// The sender's nonce in the state the next block builds on.
+        account_nonce: u64,
+        /// The transaction's nonce.
+        got: u64,
+        /// Highest nonce admitted now.
+        max: u64,
+    },
+    /// The sender cannot pay `amount + fee` of this transaction on top of its pooled
+    /// lower-nonce transactions: `needed` (their sum, in u128) exceeds `balance`.
+    #[error("transaction {tx}: needs {needed} with the sender's pooled transactions, balance is {balance}")]
+    InsufficientBalance {
+        /// The refused transaction.
+        tx: Hash,
+        /// The sender's balance in the state the next block builds on.
+        balance: u64,
+        /// `amount + fee` of this and the pooled transactions it must follow.
+        needed: u128,
+    },
+    /// Cannot be included in the next block: `expiry_height < height`.
+    #[error("transaction {tx}: expired at height {expiry_height}, next block is {height}")]
+    Expired {
+        /// The refused transaction.
+        tx: Hash,
+        /// Its last includable height.
+        expiry_height: u64,
+        /// Height of the next block.
+        height: u64,
+    },
+    /// For another chain.
+    #[error("transaction {tx}: chain id `{got}`, expected `{expected}`")]
+    WrongChain {
+        /// The refused transaction.
+        tx: Hash,
+        /// This node's chain id.
+        expected: String,
+        /// The transaction's chain id.
+        got: String,
+    },
+    /// Admitting the transaction would exceed the count or byte bound.
+    #[error("mempool full: {txs}/{txs_max} transactions, {bytes}/{bytes_max} bytes")]
+    Full {
+        /// Transactions pooled now.
+        txs: usize,
+        /// Bytes pooled now.
+        bytes: usize,
+        /// The count bound.
+        txs_max: usize,
+        /// The byte bound.
+        bytes_max: usize,
+    },
+    /// Reading the sender's account failed (a storage failure; fatal for the node).
+    #[error("transaction {tx}: cannot read sender state: {error}")]
+    State {
+        /// The transaction being admitted.
+        tx: Hash,
+        /// The reader's error.
+        error: LedgerError,
+    },
+    /// A [`MempoolConfig`] bound is invalid.
+    #[error("invalid mempool config: {field} {reason}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl MempoolError {
+    /// Stable snake_case code for RPC and metrics: `duplicate`, `stale_nonce`,
+    /// `too_far_ahead`, `insufficient_balance`, `expired`, `wrong_chain`, `mempool_full`,
+    /// `state_unavailable`, `invalid_config`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MempoolError::Duplicate { .. } => "duplicate",
+            MempoolError::StaleNonce { .. } => "stale_nonce",
+            MempoolError::TooFarAhead { .. } => "too_far_ahead",
+            MempoolError::InsufficientBalance { .. } => "insufficient_balance",
+            MempoolError::Expired { .. } => "expired",
+            MempoolError::WrongChain { .. } => "wrong_chain",
+            MempoolError::Full { .. } => "mempool_full",
+            MempoolError::State { .. } => "state_unavailable",
+            MempoolError::InvalidConfig { .. } => "invalid_config",
+        }
+    }
+
+    /// True if the transaction is invalid everywhere, so a peer that gossiped it is at
+    /// fault: only [`MempoolError::WrongChain`]. State-dependent refusals are not.
+    pub fn is_peer_fault(&self) -> bool {
+        matches!(self, MempoolError::WrongChain { .. })
+    }
+
+    /// The refused transaction's hash (`None` for [`MempoolError::Full`] and
+    /// [`MempoolError::InvalidConfig`]).
+    pub fn tx(&self) -> Option<Hash> {
+        match self {
+            MempoolError::Duplicate { tx, .. }
+            | MempoolError::StaleNonce { tx, .. }
+            | MempoolError::TooFarAhead { tx, .. }
+            | MempoolError::InsufficientBalance { tx, .. }
+            | MempoolError::Expired { tx, .. }
+            | MempoolError::WrongChain { tx, .. }
+            | MempoolError::State { tx, .. } => Some(*tx),
+            MempoolError::Full { .. } | MempoolError::InvalidConfig { .. } => None,
+        }
+    }
+}
+
+struct Entry {
+    tx: SignedTransaction,
+    /// Encoded length.
+    bytes: usize,
+    /// Arrival order (for fair interleaving of senders in [`Mempool::reap`]).
+    seq: u64,
+}
+
+impl Entry {
+    fn cost(&self) -> u128 {
+        u128::from(self.tx.body.amount) + u128::from(self.tx.body.fee)
+    }
+}
+
+/// A bounded pool of signature-verified transactions. See the [module docs](self) for the
+/// bounds and data structures. Not thread-safe by itself: the node owns it behind a lock.
+pub struct Mempool {
+    config: MempoolConfig,
+    by_hash: HashMap<Hash, Entry>,
+    by_sender: HashMap<Address, BTreeMap<u64, Hash>>,
+    by_expiry: BTreeSet<(u64, Hash)>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+impl Mempool {
+    /// An empty pool with these bounds. The config should pass [`MempoolConfig::validate`];
+    /// an invalid one does not panic (a zero bound simply admits nothing).
+    pub fn new(config: MempoolConfig) -> Mempool {
+        Mempool {
+            config,
+            by_hash: HashMap::new(),
+            by_sender: HashMap::new(),
+            by_expiry: BTreeSet::new(),
+            bytes: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// The bounds this pool enforces.
+    pub fn config(&self) -> &MempoolConfig {
+        &self.config
+    }
+
+    /// Admits a transaction whose signature the caller has verified. Returns its hash.
+    ///
+    /// `state` is the state the next block will build on and `next_height` that block's
+    /// height. Checks, in order: chain id, duplicate hash, expiry (`next_height <=
+    /// expiry_height`), nonce window (`account_nonce <= nonce <= account_nonce +
+    /// sender_future_max`), one transaction per `(sender, nonce)`, affordability (`amount +
+    /// fee` of this transaction plus that of the sender's pooled transactions with nonces in
+    /// `account_nonce..nonce`, summed in u128, `<= balance`), then the count and byte bounds.
+    /// Reads the sender's account once.
+    ///
+    /// Admitting a lower nonce never evicts higher pooled ones, even if they become
+    /// unaffordable: [`Mempool::reap`] skips what fails and expiry removes it.
+    ///
+    /// Errors: [`MempoolError::WrongChain`], [`MempoolError::Duplicate`],
+    /// [`MempoolError::Expired`], [`MempoolError::StaleNonce`],
+    /// [`MempoolError::TooFarAhead`], [`MempoolError::InsufficientBalance`],
+    /// [`MempoolError::Full`], [`MempoolError::State`]. On error the pool is unchanged.
+    pub fn insert(
+        &mut self,
+        tx: SignedTransaction,
+        state: &dyn StateReader,
+        chain_id: &str,
+        next_height: u64,
+    ) -> Result<Hash, MempoolError> {
+        let hash = tx.hash();
+        let body = &tx.body;
+        if body.chain_id != chain_id {
+            return Err(MempoolError::WrongChain {
+                tx: hash,
+                expected: chain_id.to_string(),
+                got: body.chain_id.clone(),
+            });
+        }
+        if self.by_hash.contains_key(&hash) {
+            return Err(MempoolError::Duplicate { tx: hash, pooled: hash });
+        }
+        if body.expiry_height < next_height {
+            return Err(MempoolError::Expired { tx: hash, expiry_height: body.expiry_height, height: next_height });
+        }
+        let account = state.account(&body.sender).map_err(|error| MempoolError::State { tx: hash, error })?;
+        if body.nonce < account.nonce {
+            return Err(MempoolError::StaleNonce { tx: hash, account_nonce: account.nonce, got: body.nonce });
+        }
+        let future_max = u64::try_from(self.config.sender_future_max).unwrap_or(u64::MAX);
+        let max = account.nonce.saturating_add(future_max);
+        if body.nonce > max {
+            return Err(MempoolError::TooFarAhead { tx: hash, account_nonce: account.nonce, got: body.nonce, max });
+        }
+        let mut needed = u128::from(body.amount) + u128::from(body.fee);
+        if let Some(queue) = self.by_sender.get(&body.sender) {
+            if let Some(pooled) = queue.get(&body.nonce) {
+                return Err(MempoolError::Duplicate { tx: hash, pooled: *pooled });
+            }
+            // At most `sender_future_max` entries: the window bounds this loop.
+            for pooled in queue.range(account.nonce..body.nonce).map(|(_, h)| h) {
+                needed += self.by_hash[pooled].cost();
+            }
+        }
+        if needed > u128::from(account.balance) {
+            return Err(MempoolError::InsufficientBalance { tx: hash, balance: account.balance, needed });
+        }
+        let bytes = borsh::object_length(&tx).expect("counting borsh length never fails");
+        if self.by_hash.len() >= self.config.txs_max || self.bytes.saturating_add(bytes) > self.config.bytes_max {
+            return Err(MempoolError::Full {
+                txs: self.by_hash.len(),
+                bytes: self.bytes,
+                txs_max: self.config.txs_max,
+                bytes_max: self.config.bytes_max,
+            });
+        }
+
+        self.by_sender.entry(body.sender).or_default().insert(body.nonce, hash);
+        self.by_expiry.insert((body.expiry_height, hash));
+        self.bytes += bytes;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_hash.insert(hash, Entry { tx, bytes, seq });
+        Ok(hash)
+    }
+
+    /// True if a transaction with this hash is pooled.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// The pooled transaction with this hash.
+    pub fn get(&self, hash: &Hash) -> Option<&SignedTransaction> {
+        self.by_hash.get(hash).map(|e| &e.tx)
+    }
+
+    /// Number of pooled transactions (≤ `txs_max`).
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Sum of the pooled transactions' encoded lengths, in bytes (≤ `bytes_max`).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// True if nothing is pooled.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Number of transactions pooled for `sender` (live or not yet pruned).
+    pub fn sender_len(&self, sender: &Address) -> usize {
+        self.by_sender.get(sender).map_or(0, BTreeMap::len)
+    }
+
+    /// Removes one transaction by hash, returning it.
+    pub fn remove(&mut self, hash: &Hash) -> Option<SignedTransaction> {
+        let entry = self.by_hash.remove(hash)?;
+        let body = &entry.tx.body;
+        if let Some(queue) = self.by_sender.get_mut(&body.sender) {
+            queue.remove(&body.nonce);
+            if queue.is_empty() {
+                self.by_sender.remove(&body.sender);
+            }
+        }
+        self.by_expiry.remove(&(body.expiry_height, *hash));
+        self.bytes -= entry.bytes;
+        Some(entry.tx)
+    }
+
+    /// Picks transactions for a block on top of `builder` (a ledger [`BlockBuilder`] on the
+    /// parent state, possibly already holding transactions), applying each to it. Returns
+    /// them in block order; the caller finishes the builder.
+    ///
+    /// At most `txs_max` transactions whose encoded lengths sum to at most `bytes_max` (the
+    /// caller subtracts the header and length-prefix overhead from the block byte limit).
+    ///
+    /// Order: senders take turns (round-robin), ordered by the arrival of their
+    /// lowest-nonce pooled transaction; each sender's transactions go in nonce order from
+    /// its nonce in `builder`'s state (pooled lower nonces, already included in an
+    /// unfinalized ancestor, are skipped without being applied). A transaction that fails to
+    /// apply or does not fit in the remaining bytes ends its sender's turn for this block
+    /// (its later nonces could not execute without it); it stays pooled. Fees do not affect
+    /// the order.
+    ///
+    /// Work: one state read per sender reached, at most one `apply` per transaction.
+    pub fn reap(&self, builder: &mut BlockBuilder<'_>, txs_max: usize, bytes_max: usize) -> Vec<SignedTransaction> {
+        let mut out = Vec::new();
+        if txs_max == 0 {
+            return out;
+        }
+        let mut senders: Vec<(u64, &Address)> = self
+            .by_sender
+            .iter()
+            .filter_map(|(sender, queue)| {
+                let (_, first) = queue.first_key_value()?;
+                Some((self.by_hash[first].seq, sender))
+            })
+            .collect();
+        senders.sort_unstable();
+
+        // `None` = not reached yet (its state is read on its first turn).
+        let mut ring: VecDeque<(&Address, Option<btree_map::Range<'_, u64, Hash>>)> =
+            senders.into_iter().map(|(_, sender)| (sender, None)).collect();
+        let mut bytes_used = 0usize;
+        while let Some((sender, range)) = ring.pop_front() {
+            let mut range = match range {
+                Some(range) => range,
+                None => match builder.account(sender) {
+                    Ok(account) => self.by_sender[sender].range(account.nonce..),
+                    Err(error) => {
+                        tracing::warn!(%sender, %error, "mempool reap: cannot read sender state; skipping sender");
+                        continue;
+                    }
+                },
+            };
+            let Some((_, hash)) = range.next() else { continue };
+            let entry = &self.by_hash[hash];
+            if bytes_used + entry.bytes > bytes_max {
+                continue;
+            }
+            if builder.apply(&entry.tx).is_err() {
+                continue;
+            }
+            out.push(entry.tx.clone());
+            bytes_used += entry.bytes;
+            if out.len() >= txs_max {
+                break;
+            }
+            ring.push_back((sender, Some(range)));
+        }
+        out
+    }
+
+    /// Updates the pool after a block is finalized at `height`, with `state` the new
+    /// finalized state: removes the block's transactions, then, for every sender of the
+    /// block, its pooled transactions with `nonce < account_nonce` (now unexecutable,
+    /// including different transactions with an included nonce), then every transaction
+    /// that cannot be included at `height + 1` ([`Mempool::prune_expired`]).
+    ///
+    /// A sender whose state cannot be read keeps its stale entries (logged); they go when
+    /// they expire.
+    pub fn remove_finalized(&mut self, block_txs: &[SignedTransaction], state: &dyn StateReader, height: u64) {
+        let mut touched: BTreeSet<Address> = BTreeSet::new();
+        for tx in block_txs {
+            self.remove(&tx.hash());
+            touched.insert(tx.body.sender);
+        }
+        for sender in touched {
+            let Some(queue) = self.by_sender.get(&sender) else { continue };
+            let nonce = match state.account(&sender) {
+                Ok(account) => account.nonce,
+                Err(error) => {
+                    tracing::warn!(%sender, %error, "mempool: cannot read sender state; stale entries stay until expiry");
+                    continue;
+                }
+            };
+            let stale: Vec<Hash> = queue.range(..nonce).map(|(_, h)| *h).collect();
+            for hash in stale {
+                self.remove(&hash);
+            }
+        }
+        self.prune_expired(height.saturating_add(1));
+    }
+
+    /// Removes every transaction that cannot be included in a block at `height`
+    /// (`expiry_height < height`). Returns how many were removed. Work is proportional to
+    /// that number (times log of the pool size).
+    pub fn prune_expired(&mut self, height: u64) -> usize {
+        let mut removed = 0;
+        while let Some(&(expiry, hash)) = self.by_expiry.first() {
+            if expiry >= height {
+                break;
+            }
+            self.remove(&hash);
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Panics unless the indices agree with each other and with the bounds.
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        assert!(self.by_hash.len() <= self.config.txs_max);
+        assert!(self.bytes <= self.config.bytes_max);
+        assert_eq!(self.by_expiry.len(), self.by_hash.len());
+        let in_queues: usize = self.by_sender.values().map(BTreeMap::len).sum();
+        assert_eq!(in_queues, self.by_hash.len());
+        assert_eq!(self.by_hash.values().map(|e| e.bytes).sum::<usize>(), self.bytes);
+        for (sender, queue) in &self.by_sender {
+            assert!(!queue.is_empty());
+            for (nonce, hash) in queue {
+                let body = &self.by_hash[hash].tx.body;
+                assert_eq!((&body.sender, &body.nonce), (sender, nonce));
+                assert!(self.by_expiry.contains(&(body.expiry_height, *hash)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_ledger::{Account, BlockContext, LtHash, TransactionBody};
+    use ed25519_dalek::SigningKey;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    const CHAIN: &str = "cairn-test";
+
+    type State = HashMap<Address, Account>;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn addr(seed: u8) -> Address {
+        Address::from_public_key(&key(seed).verifying_key())
+    }
+
+    fn tx_full(seed: u8, nonce: u64, amount: u64, fee: u64, expiry_height: u64) -> SignedTransaction {
+        TransactionBody {
+            chain_id: CHAIN.into(),
+            sender: addr(seed),
+            recipient: Address([0xee; 32]),
+            amount,
+            fee,
+            nonce,
+            expiry_height,
+        }
+        .sign(&key(seed))
+    }
+
+    fn tx(seed: u8, nonce: u64) -> SignedTransaction {
+        tx_full(seed, nonce, 10, 1, 1000)
+    }
+
+    fn funded(seeds: &[u8], balance: u64) -> State {
+        seeds.iter().map(|&s| (addr(s), Account { balance, nonce: 0 })).collect()
+    }
+
+    fn config(txs_max: usize, bytes_max: usize, sender_future_max: usize) -> MempoolConfig {
+        MempoolConfig { txs_max, bytes_max, sender_future_max }
+    }
+
+    fn pool() -> Mempool {
+        Mempool::new(config(1000, 1 << 20, 16))
+    }
+
+    fn tx_len() -> usize {
+        tx(1, 0).encode().len()
+    }
+
+    fn builder<'a>(state: &'a State, height: u64) -> BlockBuilder<'a> {
+        BlockBuilder::new(
+            state,
+            LtHash::of_accounts(state.iter()),
+            BlockContext { chain_id: CHAIN.into(), height, proposer: Address([0xaa; 32]) },
+        )
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(MempoolConfig::default().validate().is_ok());
+        assert_eq!(MempoolConfig::default().sender_future_max, 64);
+        let bad = [config(0, 1 << 20, 1), config(1, TX_BYTES_MAX - 1, 1), config(1, TX_BYTES_MAX, 0)];
+        let fields = ["txs_max", "bytes_max", "sender_future_max"];
+        for (c, field) in bad.iter().zip(fields) {
+            match c.validate() {
+                Err(e @ MempoolError::InvalidConfig { field: f, .. }) => {
+                    assert_eq!(f, field);
+                    assert_eq!(e.code(), "invalid_config");
+                }
+                other => panic!("{c:?}: {other:?}"),
+            }
+        }
+        assert!(config(1, TX_BYTES_MAX, 1).validate().is_ok());
+    }
+
+    #[test]
+    fn insert_and_lookup() {
+        let state = funded(&[1], 1000);
+        let mut mp = pool();
+        assert!(mp.is_empty());
+        let t = tx(1, 0);
+        let h = mp.insert(t.clone(), &state, CHAIN, 1).unwrap();
+        assert_eq!(h, t.hash());
+        assert!(mp.contains(&h));
+        assert_eq!(mp.get(&h), Some(&t));
+        assert_eq!(mp.len(), 1);
+        assert_eq!(mp.bytes(), t.encode().len());
+        assert!(!mp.is_empty());
+        assert_eq!(mp.remove(&h), Some(t));
+        assert!(mp.is_empty() && mp.bytes() == 0);
+        mp.check_invariants();
+    }
+
+    #[test]
+    fn rejection_codes() {
+        let mut state = funded(&[1, 2], 100);
+        state.insert(addr(3), Account { balance: 100, nonce: 5 });
+        let mut mp = Mempool::new(config(1000, 1 << 20, 4));
+        let t0 = tx(1, 0);
+        mp.insert(t0.clone(), &state, CHAIN, 1).unwrap();
+
+        let check = |r: Result<Hash, MempoolError>, code: &str, peer_fault: bool| {
+            let e = r.unwrap_err();
+            assert_eq!(e.code(), code, "{e}");
+            assert_eq!(e.is_peer_fault(), peer_fault, "{e}");
+            e
+        };
+
+        // Same transaction again.
+        let e = check(mp.insert(t0.clone(), &state, CHAIN, 1), "duplicate", false);
+        assert_eq!(e, MempoolError::Duplicate { tx: t0.hash(), pooled: t0.hash() });
+        // Different transaction, same (sender, nonce).
+        let other = tx_full(1, 0, 11, 1, 1000);
+        let e = check(mp.insert(other.clone(), &state, CHAIN, 1), "duplicate", false);
+        assert_eq!(e, MempoolError::Duplicate { tx: other.hash(), pooled: t0.hash() });
+        // Stale.
+        let stale = tx(3, 4);
+        let e = check(mp.insert(stale.clone(), &state, CHAIN, 1), "stale_nonce", false);
+        assert_eq!(e, MempoolError::StaleNonce { tx: stale.hash(), account_nonce: 5, got: 4 });
+        // Too far ahead: window is 5..=9.
+        mp.insert(tx(3, 9), &state, CHAIN, 1).unwrap();
+        let far = tx(3, 10);
+        let e = check(mp.insert(far.clone(), &state, CHAIN, 1), "too_far_ahead", false);
+        assert_eq!(e, MempoolError::TooFarAhead { tx: far.hash(), account_nonce: 5, got: 10, max: 9 });
+        // Insufficient balance: alone.
+        let rich = tx_full(2, 0, 100, 1, 1000);
+        let e = check(mp.insert(rich.clone(), &state, CHAIN, 1), "insufficient_balance", false);
+        assert_eq!(e, MempoolError::InsufficientBalance { tx: rich.hash(), balance: 100, needed: 101 });
+        // u64::MAX amount + fee does not overflow.
+        let huge = tx_full(2, 0, u64::MAX, u64::MAX, 1000);
+        let e = check(mp.insert(huge.clone(), &state, CHAIN, 1), "insufficient_balance", false);
+        assert_eq!(
+            e,
+            MempoolError::InsufficientBalance { tx: huge.hash(), balance: 100, needed: 2 * u128::from(u64::MAX) }
+        );
+        // Insufficient balance given pooled lower nonces: 60 + 50 > 100.
+        mp.insert(tx_full(2, 0, 59, 1, 1000), &state, CHAIN, 1).unwrap();
+        let second = tx_full(2, 1, 49, 1, 1000);
+        let e = check(mp.insert(second.clone(), &state, CHAIN, 1), "insufficient_balance", false);
+        assert_eq!(e, MempoolError::InsufficientBalance { tx: second.hash(), balance: 100, needed: 110 });
+        mp.insert(tx_full(2, 1, 39, 1, 1000), &state, CHAIN, 1).unwrap();
+        // Expired: expiry 5, next block 6.
+        let old = tx_full(1, 1, 1, 1, 5);
+        let e = check(mp.insert(old.clone(), &state, CHAIN, 6), "expired", false);
+        assert_eq!(e, MempoolError::Expired { tx: old.hash(), expiry_height: 5, height: 6 });
+        mp.insert(old, &state, CHAIN, 5).unwrap();
+        // Wrong chain: the only peer fault.
+        let mut body = tx(1, 2).body;
+        body.chain_id = "other".into();
+        let foreign = body.sign(&key(1));
+        let e = check(mp.insert(foreign.clone(), &state, CHAIN, 1), "wrong_chain", true);
+        assert_eq!(
+            e,
+            MempoolError::WrongChain { tx: foreign.hash(), expected: CHAIN.into(), got: "other".into() }
+        );
+        assert_eq!(e.tx(), Some(foreign.hash()));
+        // None of the refusals changed the pool.
+        assert_eq!(mp.len(), 5);
+        mp.check_invariants();
+    }
+
+    #[test]
+    fn state_read_failure_is_reported() {
+        struct Broken;
+        impl StateReader for Broken {
+            fn account(&self, _: &Address) -> Result<Account, LedgerError> {
+                Err(LedgerError::Storage { reason: "disk on fire".into() })
+            }
+        }
+        let mut mp = pool();
+        let e = mp.insert(tx(1, 0), &Broken, CHAIN, 1).unwrap_err();
+        assert_eq!(e.code(), "state_unavailable");
+        assert!(!e.is_peer_fault());
+        assert!(mp.is_empty());
+    }
+
+    #[test]
+    fn full_by_count_and_by_bytes() {
+        let state = funded(&[1, 2, 3, 4], 1000);
+        let mut mp = Mempool::new(config(3, 1 << 20, 16));
+        for n in 0..3 {
+            mp.insert(tx(1, n), &state, CHAIN, 1).unwrap();
+        }
+        let e = mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap_err();
+        assert_eq!(e.code(), "mempool_full");
+        assert_eq!(e, MempoolError::Full { txs: 3, bytes: 3 * tx_len(), txs_max: 3, bytes_max: 1 << 20 });
+        assert!(!e.is_peer_fault());
+        assert_eq!(mp.len(), 3);
+        // Nothing was evicted; room comes back only by removal.
+        mp.remove(&tx(1, 2).hash());
+        mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+
+        let len = tx_len();
+        let mut mp = Mempool::new(config(100, 2 * len + len / 2, 16));
+        mp.insert(tx(1, 0), &state, CHAIN, 1).unwrap();
+        mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+        let e = mp.insert(tx(3, 0), &state, CHAIN, 1).unwrap_err();
+        assert_eq!(e, MempoolError::Full { txs: 2, bytes: 2 * len, txs_max: 100, bytes_max: 2 * len + len / 2 });
+        assert_eq!(mp.bytes(), 2 * len);
+        mp.check_invariants();
+    }
+
+    #[test]
+    fn future_nonce_window_follows_account_nonce() {
+        let mut state = funded(&[1], 1_000_000);
+        let mut mp = Mempool::new(config(1000, 1 << 20, 3));
+        mp.insert(tx(1, 3), &state, CHAIN, 1).unwrap();
+        assert_eq!(mp.insert(tx(1, 4), &state, CHAIN, 1).unwrap_err().code(), "too_far_ahead");
+        state.get_mut(&addr(1)).unwrap().nonce = 1;
+        mp.insert(tx(1, 4), &state, CHAIN, 1).unwrap();
+        assert_eq!(mp.insert(tx(1, 5), &state, CHAIN, 1).unwrap_err().code(), "too_far_ahead");
+        // Saturates instead of overflowing near u64::MAX.
+        state.get_mut(&addr(1)).unwrap().nonce = u64::MAX - 1;
+        mp.insert(tx(1, u64::MAX), &state, CHAIN, 1).unwrap();
+        mp.check_invariants();
+    }
+
+    #[test]
+    fn reap_orders_each_sender_by_nonce_across_interleaved_inserts() {
+        let state = funded(&[1, 2, 3], 1_000_000);
+        let mut mp = pool();
+        // Interleaved, out of nonce order.
+        let inserts = [(2, 2), (1, 3), (2, 0), (1, 0), (3, 1), (1, 2), (2, 1), (1, 1), (3, 0)];
+        for (s, n) in inserts {
+            mp.insert(tx(s, n), &state, CHAIN, 1).unwrap();
+        }
+        let mut b = builder(&state, 1);
+        let picked = mp.reap(&mut b, 100, usize::MAX);
+        assert_eq!(picked.len(), 9);
+        assert_eq!(b.applied(), 9);
+        for s in [1u8, 2, 3] {
+            let nonces: Vec<u64> = picked.iter().filter(|t| t.body.sender == addr(s)).map(|t| t.body.nonce).collect();
+            let expected: Vec<u64> = (0..nonces.len() as u64).collect();
+            assert_eq!(nonces, expected, "sender {s}");
+        }
+        // Round-robin: senders by arrival of their lowest nonce (2 at t2, 1 at t3, 3 at t8).
+        let order: Vec<(Address, u64)> = picked.iter().map(|t| (t.body.sender, t.body.nonce)).collect();
+        let expected = [(2, 0), (1, 0), (3, 0), (2, 1), (1, 1), (3, 1), (2, 2), (1, 2), (1, 3)];
+        assert_eq!(order, expected.map(|(s, n)| (addr(s), n)));
+        // Reaping does not remove.
+        assert_eq!(mp.len(), 9);
+        // The reaped block executes.
+        let diff = b.finish();
+        assert_eq!(diff.accounts[&addr(1)].nonce, 4);
+    }
+
+    #[test]
+    fn reap_respects_count_and_byte_limits() {
+        let state = funded(&[1, 2], 1_000_000);
+        let mut mp = pool();
+        for n in 0..5 {
+            mp.insert(tx(1, n), &state, CHAIN, 1).unwrap();
+            mp.insert(tx(2, n), &state, CHAIN, 1).unwrap();
+        }
+        let picked = mp.reap(&mut builder(&state, 1), 3, usize::MAX);
+        assert_eq!(picked.len(), 3);
+        let picked = mp.reap(&mut builder(&state, 1), 0, usize::MAX);
+        assert!(picked.is_empty());
+        let len = tx_len();
+        let picked = mp.reap(&mut builder(&state, 1), 100, 4 * len + len - 1);
+        assert_eq!(picked.len(), 4);
+        assert!(picked.iter().map(|t| t.encode().len()).sum::<usize>() <= 5 * len - 1);
+        let picked = mp.reap(&mut builder(&state, 1), 100, len - 1);
+        assert!(picked.is_empty());
+    }
+
+    #[test]
+    fn reap_skips_failures_and_leaves_them_pooled() {
+        let mut state = funded(&[1, 2, 3, 4], 100);
+        let mut mp = pool();
+        // Sender 1: nonce 0 affordable, nonce 1 affordable at admission...
+        mp.insert(tx_full(1, 0, 40, 1, 1000), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(1, 1, 40, 1, 1000), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(1, 2, 10, 1, 1000), &state, CHAIN, 1).unwrap();
+        // Sender 2: gap at nonce 0.
+        mp.insert(tx(2, 1), &state, CHAIN, 1).unwrap();
+        // Sender 3: expires before height 5.
+        mp.insert(tx_full(3, 0, 1, 1, 4), &state, CHAIN, 1).unwrap();
+        // Sender 4: fine.
+        mp.insert(tx(4, 0), &state, CHAIN, 1).unwrap();
+        // ...but sender 1's balance has since dropped so only nonce 0 is payable.
+        state.get_mut(&addr(1)).unwrap().balance = 50;
+        let mut b = builder(&state, 5);
+        let picked = mp.reap(&mut b, 100, usize::MAX);
+        let got: Vec<(Address, u64)> = picked.iter().map(|t| (t.body.sender, t.body.nonce)).collect();
+        assert_eq!(got, vec![(addr(1), 0), (addr(4), 0)]);
+        assert_eq!(b.applied(), 2);
+        assert_eq!(mp.len(), 6);
+        mp.check_invariants();
+    }
+
+    #[test]
+    fn reap_skips_nonces_already_in_the_builder_state() {
+        let state = funded(&[1], 1000);
+        let mut mp = pool();
+        for n in 0..3 {
+            mp.insert(tx(1, n), &state, CHAIN, 1).unwrap();
+        }
+        // An unfinalized ancestor already included nonce 0.
+        let mut b = builder(&state, 1);
+        b.apply(&tx(1, 0)).unwrap();
+        let picked = mp.reap(&mut b, 100, usize::MAX);
+        assert_eq!(picked.iter().map(|t| t.body.nonce).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(b.applied(), 3);
+    }
+
+    #[test]
+    fn remove_finalized_drops_included_stale_and_expired() {
+        let state = funded(&[1, 2, 3], 1000);
+        let mut mp = pool();
+        for n in 0..4 {
+            mp.insert(tx(1, n), &state, CHAIN, 1).unwrap();
+        }
+        mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(3, 0, 1, 1, 10), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(3, 1, 1, 1, 11), &state, CHAIN, 1).unwrap();
+
+        // Block 10 includes sender 1's nonces 0 and 1 — the second one a different
+        // transaction than the pooled nonce 1 (e.g. sent to another node).
+        let other_1 = tx_full(1, 1, 5, 5, 1000);
+        let block = vec![tx(1, 0), other_1];
+        let mut b = builder(&state, 10);
+        for t in &block {
+            b.apply(t).unwrap();
+        }
+        let diff = b.finish();
+        let mut after = state.clone();
+        after.extend(diff.accounts.iter().map(|(a, acc)| (*a, *acc)));
+        assert_eq!(after[&addr(1)].nonce, 2);
+
+        mp.remove_finalized(&block, &after, 10);
+        assert!(!mp.contains(&tx(1, 0).hash()));
+        assert!(!mp.contains(&tx(1, 1).hash()), "stale nonce 1 kept");
+        assert!(mp.contains(&tx(1, 2).hash()) && mp.contains(&tx(1, 3).hash()));
+        assert!(mp.contains(&tx(2, 0).hash()), "untouched sender lost");
+        assert!(!mp.contains(&tx_full(3, 0, 1, 1, 10).hash()), "expired at 11 kept");
+        assert!(mp.contains(&tx_full(3, 1, 1, 1, 11).hash()));
+        assert_eq!(mp.len(), 4);
+        assert_eq!(mp.sender_len(&addr(1)), 2);
+        mp.check_invariants();
+    }
+
+    #[test]
+    fn prune_expired_removes_only_expired() {
+        let state = funded(&[1, 2, 3], 1000);
+        let mut mp = pool();
+        mp.insert(tx_full(1, 0, 1, 1, 3), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(2, 0, 1, 1, 4), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(3, 0, 1, 1, 5), &state, CHAIN, 1).unwrap();
+        assert_eq!(mp.prune_expired(3), 0);
+        assert_eq!(mp.prune_expired(5), 2);
+        assert_eq!(mp.len(), 1);
+        assert_eq!(mp.prune_expired(5), 0);
+        assert_eq!(mp.prune_expired(u64::MAX), 1);
+        assert!(mp.is_empty() && mp.bytes() == 0);
+        mp.check_invariants();
+    }
+
+    /// Random inserts, reaps, finalizations and prunes never break the bounds or the
+    /// indices (a seeded property test: `proptest` is not a node dev-dependency).
+    #[test]
+    fn random_operations_never_exceed_bounds() {
+        for seed in 0..20u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let len = tx_len();
+            let cfg = config(rng.gen_range(1..40), rng.gen_range(len..len * 30), rng.gen_range(1..6));
+            let mut mp = Mempool::new(cfg);
+            let seeds: Vec<u8> = (1..=8).collect();
+            let mut state: State =
+                seeds.iter().map(|&s| (addr(s), Account { balance: rng.gen_range(0..500), nonce: 0 })).collect();
+            let mut height = 1u64;
+            for _ in 0..400 {
+                match rng.gen_range(0..10) {
+                    0..=6 => {
+                        let s = seeds[rng.gen_range(0..seeds.len())];
+                        let nonce = state[&addr(s)].nonce.saturating_sub(1) + rng.gen_range(0..8);
+                        let t = tx_full(s, nonce, rng.gen_range(0..100), rng.gen_range(0..10), height + rng.gen_range(0..20));
+                        let before = (mp.len(), mp.bytes());
+                        match mp.insert(t.clone(), &state, CHAIN, height) {
+                            Ok(h) => {
+                                assert_eq!(h, t.hash());
+                                assert_eq!(mp.len(), before.0 + 1);
+                            }
+                            Err(e) => {
+                                assert_eq!((mp.len(), mp.bytes()), before, "{e}");
+                                if matches!(e, MempoolError::Full { .. }) {
+                                    assert!(before.0 == cfg.txs_max || before.1 + t.encode().len() > cfg.bytes_max);
+                                }
+                            }
+                        }
+                    }
+                    7 | 8 => {
+                        let mut b = builder(&state, height);
+                        let picked = mp.reap(&mut b, rng.gen_range(0..10), rng.gen_range(0..len * 8));
+                        let diff = b.finish();
+                        state.extend(diff.accounts.iter().map(|(a, acc)| (*a, *acc)));
+                        mp.remove_finalized(&picked, &state, height);
+                        for t in &picked {
+                            assert!(!mp.contains(&t.hash()));
+                        }
+                        height += 1;
+                    }
+                    _ => {
+                        height += rng.gen_range(0..3);
+                        mp.prune_expired(height);
+                    }
+                }
+                mp.check_invariants();
+                // Nothing pooled is expired for the next block.
+                assert!(mp.by_expiry.first().is_none_or(|&(e, _)| e >= height));
+            }
+        }
+    }
+}

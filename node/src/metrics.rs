@@ -1,0 +1,73 @@
+//! Prometheus metrics (prometheus-client), served at `GET /metrics` on the RPC listener.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// All node metrics. Cheap to clone handles out of; updated by the driver.
+pub struct Metrics {
+    registry: Registry,
+    /// Finalized head height.
+    pub height: Gauge<i64, AtomicU64>,
+    /// Current consensus view.
+    pub view: Gauge<i64, AtomicU64>,
+    /// Transactions in the mempool.
+    pub mempool_txs: Gauge<i64, AtomicU64>,
+    /// Connected peers.
+    pub peers: Gauge<i64, AtomicU64>,
+    /// Blocks finalized (committed) since start.
+    pub blocks_finalized: Counter<u64, AtomicU64>,
+    /// Transactions finalized since start.
+    pub txs_finalized: Counter<u64, AtomicU64>,
+    /// Transactions refused by the mempool (RPC or gossip).
+    pub txs_rejected: Counter<u64, AtomicU64>,
+    /// Blocks committed through block sync.
+    pub blocks_synced: Counter<u64, AtomicU64>,
+    /// Gossip messages rejected as invalid (the sender's fault).
+    pub gossip_rejected: Counter<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `cairn` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("cairn");
+        let m = Metrics {
+            height: Gauge::default(),
+            view: Gauge::default(),
+            mempool_txs: Gauge::default(),
+            peers: Gauge::default(),
+            blocks_finalized: Counter::default(),
+            txs_finalized: Counter::default(),
+            txs_rejected: Counter::default(),
+            blocks_synced: Counter::default(),
+            gossip_rejected: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("height", "Finalized head height", m.height.clone());
+        registry.register("view", "Current consensus view", m.view.clone());
+        registry.register("mempool_txs", "Transactions in the mempool", m.mempool_txs.clone());
+        registry.register("peers", "Connected peers", m.peers.clone());
+        registry.register("blocks_finalized", "Blocks finalized since start", m.blocks_finalized.clone());
+        registry.register("txs_finalized", "Transactions finalized since start", m.txs_finalized.clone());
+        registry.register("txs_rejected", "Transactions refused by the mempool", m.txs_rejected.clone());
+        registry.register("blocks_synced", "Blocks committed through block sync", m.blocks_synced.clone());
+        registry.register("gossip_rejected", "Gossip messages rejected as invalid", m.gossip_rejected.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,242 @@
+//! Node assembly: home directory layout, `init`, and `run` (wires storage, chain, mempool,
+//! network, consensus driver and RPC server together).
+//!
+//! Home directory layout:
+//! ```text
+//! <home>/config.toml          node configuration (see `config`)
+//! <home>/genesis.json         the chain's genesis (same file on every node)
+//! <home>/node_key.json        libp2p identity (0600)
+//! <home>/validator_key.json   consensus key (0600)
+//! <home>/data/                RocksDB
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+
+use cairn_consensus::ValidatorSet;
+use cairn_genesis::Genesis;
+use cairn_ledger::{Address, BlockLimits, Store};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::chain::Chain;
+use crate::config::{ConfigError, NodeConfig};
+use crate::driver::{COMMAND_QUEUE_MAX, Driver, DriverParams, Shared};
+use crate::keys::{self, KeyError};
+use crate::mempool::{Mempool, MempoolConfig};
+use crate::metrics::Metrics;
+use crate::network::{self, NetworkConfig};
+use crate::rpc_backend::NodeBackend;
+
+/// Room above `block_bytes_max` for gossip framing, bytes.
+const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// Node start-up and run failures.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Configuration problem.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Key file problem.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Genesis problem.
+    #[error("genesis: {0}")]
+    Genesis(String),
+    /// Storage problem (includes a database made under another genesis).
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Networking could not start.
+    #[error("network: {0}")]
+    Network(String),
+    /// RPC server could not start.
+    #[error("rpc: {0}")]
+    Rpc(String),
+    /// File system problem.
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    /// Consensus failed fatally.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Identities created by [`init_home`].
+#[derive(Debug, Clone)]
+pub struct InitInfo {
+    /// libp2p peer id.
+    pub peer_id: libp2p::PeerId,
+    /// Consensus key as an address.
+    pub validator_address: Address,
+}
+
+/// Creates a home directory: `config.toml` and both key files (from `seeds` if given, else
+/// random). Refuses to overwrite existing key files. The genesis file is written separately.
+pub fn init_home(home: &Path, config: &NodeConfig, seeds: Option<([u8; 32], [u8; 32])>) -> Result<InitInfo, NodeError> {
+    config.validate()?;
+    std::fs::create_dir_all(home).map_err(|e| NodeError::Io { path: home.into(), reason: e.to_string() })?;
+    let (node_seed, validator_seed) = seeds.unwrap_or_else(|| (keys::random_seed(), keys::random_seed()));
+    let peer_id = keys::write_node_key(&NodeConfig::resolve(home, &config.node_key_file), node_seed)?;
+    let validator_address = keys::write_validator_key(&NodeConfig::resolve(home, &config.validator_key_file), validator_seed)?;
+    let cfg_path = home.join("config.toml");
+    std::fs::write(&cfg_path, config.to_toml()).map_err(|e| NodeError::Io { path: cfg_path, reason: e.to_string() })?;
+    Ok(InitInfo { peer_id, validator_address })
+}
+
+/// Runs a node from its home directory until `shutdown` resolves.
+pub async fn run(
+    home: &Path,
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    config.validate()?;
+    let genesis = Genesis::load(&NodeConfig::resolve(home, &config.genesis_file)).map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let genesis = Arc::new(genesis);
+    let genesis_hash = genesis.hash();
+    let params = &genesis.params;
+
+    let node_key = keys::read_node_key(&NodeConfig::resolve(home, &config.node_key_file))?;
+    let validator_key_path = NodeConfig::resolve(home, &config.validator_key_file);
+    let validator_key = if validator_key_path.exists() { Some(keys::read_validator_key(&validator_key_path)?) } else { None };
+
+    let validators: ValidatorSet = genesis.validator_set();
+    let validator_addresses: Vec<Address> = genesis.validators.iter().map(|v| v.consensus_key).collect();
+    let me_index = validator_key.as_ref().and_then(|k| validators.index_of(&k.verifying_key()));
+    let me = me_index.map(|i| validator_addresses[i as usize]);
+    let validator_name = me_index.map(|i| genesis.validators[i as usize].name.clone());
+    let signer = if me_index.is_some() { validator_key } else { None };
+    match &validator_name {
+        Some(name) => info!(validator = %name, "running as validator"),
+        None => info!("consensus key is not in the genesis validator set: running as a full node"),
+    }
+
+    let db_path = NodeConfig::resolve(home, &config.db_dir);
+    let store = Store::open(&db_path, genesis_hash).map_err(|e| NodeError::Storage(e.to_string()))?;
+    store
+        .init_genesis(&genesis.genesis_block(), &genesis.initial_accounts())
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    let store = Arc::new(store);
+    let limits = BlockLimits { block_txs_max: params.block_txs_max as usize, block_bytes_max: params.block_bytes_max as usize };
+    let chain = Chain::open(store.clone(), genesis.chain_id.clone(), limits).map_err(|e| NodeError::Storage(e.to_string()))?;
+    info!(height = chain.head().height, hash = %chain.head_hash(), genesis = %genesis_hash, "ledger opened");
+
+    let mempool_config = MempoolConfig {
+        txs_max: params.mempool_txs_max as usize,
+        bytes_max: params.mempool_bytes_max as usize,
+        sender_future_max: params.mempool_sender_future_max as usize,
+    };
+    mempool_config.validate().map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let mempool = Mempool::new(mempool_config);
+
+    let block_bytes_max = params.block_bytes_max as usize;
+    let sync_response_bytes_max = (block_bytes_max + GOSSIP_OVERHEAD_BYTES) * 4;
+    let net_config = NetworkConfig {
+        keypair: node_key,
+        listen: config.p2p.listen.parse().map_err(|e| NodeError::Network(format!("p2p.listen: {e}")))?,
+        bootstrap: config
+            .p2p
+            .bootstrap
+            .iter()
+            .map(|b| b.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| NodeError::Network(format!("p2p.bootstrap: {e}")))?,
+        namespace: genesis_hash.to_hex()[..16].to_string(),
+        gossip_bytes_max: block_bytes_max + GOSSIP_OVERHEAD_BYTES,
+        sync_request_bytes_max: crate::sync::SYNC_REQUEST_BYTES_MAX,
+        sync_response_bytes_max,
+        sync_request_timeout_ms: config.p2p.sync_request_timeout_ms,
+        event_queue_max: config.p2p.event_queue_max,
+        command_queue_max: config.p2p.command_queue_max,
+        redial_interval_ms: config.p2p.redial_interval_ms,
+        connections_max: config.p2p.connections_max,
+    };
+    let (net, net_events) = network::spawn(net_config).await.map_err(|e| NodeError::Network(e.to_string()))?;
+    info!(peer_id = %net.local_peer_id(), addrs = ?net.listen_addrs().await, "p2p listening");
+
+    let consensus_config = cairn_consensus::Config {
+        namespace: genesis_hash.0,
+        validators: validators.clone(),
+        signer,
+        leader_timeout_ms: params.leader_timeout_ms,
+        notarization_timeout_ms: params.notarization_timeout_ms,
+        nullify_retry_ms: params.nullify_retry_ms,
+        views_ahead_max: 1024,
+    };
+    consensus_config.validate().map_err(|e| NodeError::Genesis(e.to_string()))?;
+
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        genesis: genesis.clone(),
+        peer_count: AtomicU32::new(0),
+        syncing: AtomicBool::new(false),
+        metrics: Metrics::new(),
+        moniker: config.moniker.clone(),
+        validator_name,
+    });
+    shared.metrics.height.set(chain.head().height as i64);
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
+    let driver_params = DriverParams {
+        chain_id: genesis.chain_id.clone(),
+        namespace: genesis_hash.0,
+        validators,
+        validator_addresses,
+        me,
+        block_txs_max: params.block_txs_max as usize,
+        block_bytes_max,
+        leader_timeout_ms: params.leader_timeout_ms,
+        sync_interval_ms: config.sync.interval_ms,
+        sync_batch_blocks_max: config.sync.batch_blocks_max,
+        sync_response_bytes_max,
+    };
+    let driver = Driver::new(driver_params, consensus_config, chain, mempool, net.clone(), shared.clone())
+        .map_err(|e| NodeError::Fatal(e.to_string()))?;
+
+    // RPC server, with /metrics beside it.
+    let rpc_config = cairn_rpc::RpcServerConfig {
+        listen: config.rpc.listen,
+        body_bytes_max: config.rpc.body_bytes_max,
+        batch_requests_max: config.rpc.batch_requests_max,
+        concurrency_max: config.rpc.concurrency_max,
+        request_timeout_ms: config.rpc.request_timeout_ms,
+    };
+    let backend = Arc::new(NodeBackend { shared: shared.clone(), commands: cmd_tx, net: net.clone() });
+    let metrics_shared = shared.clone();
+    let router = cairn_rpc::router(rpc_config.clone(), backend).route(
+        "/metrics",
+        axum::routing::get(move || {
+            let s = metrics_shared.clone();
+            async move { s.metrics.render() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(rpc_config.listen)
+        .await
+        .map_err(|e| NodeError::Rpc(format!("cannot listen on {}: {e}", rpc_config.listen)))?;
+    let rpc_addr = listener.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
+    info!(%rpc_addr, "rpc listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut rpc_stop = stop_rx.clone();
+    let rpc_task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rpc_stop.wait_for(|v| *v).await;
+            })
+            .await
+    });
+    let mut driver_stop = stop_rx.clone();
+    let result = driver
+        .run(net_events, cmd_rx, async move {
+            let _ = driver_stop.wait_for(|v| *v).await;
+        })
+        .await;
+    net.shutdown().await;
+    let _ = rpc_task.await;
+    drop(store); // every commit was a synced WriteBatch; nothing to flush
+    info!("stopped");
+    result.map_err(|e| NodeError::Fatal(e.to_string()))
+}

@@ -1,0 +1,127 @@
+//! The node's implementation of the RPC server's [`RpcBackend`].
+//!
+//! Reads of finalized data go straight to RocksDB (the `Store` is safe to share); anything
+//! touching the mempool goes to the driver task through its bounded command queue, so the
+//! mempool has exactly one owner.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use cairn_ledger::{Address, Block, Hash, SignedTransaction, StateReader};
+use cairn_rpc::{AccountInfo, PeerInfo, RpcBackend, RpcError, Status, TxStatus, ValidatorInfo};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::driver::{Command, LocalTxStatus, Shared, SubmitError};
+use crate::network::NetworkHandle;
+
+/// RPC backend over the shared node state and the driver's command queue.
+pub struct NodeBackend {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Driver commands.
+    pub commands: mpsc::Sender<Command>,
+    /// Network handle (peer list).
+    pub net: NetworkHandle,
+}
+
+fn internal(e: impl std::fmt::Display) -> RpcError {
+    RpcError::Internal { message: e.to_string() }
+}
+
+impl NodeBackend {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .try_send(make(tx))
+            .map_err(|_| RpcError::Overloaded { message: "node command queue is full; retry later".into() })?;
+        rx.await.map_err(|_| RpcError::Internal { message: "node is shutting down".into() })
+    }
+}
+
+#[async_trait]
+impl RpcBackend for NodeBackend {
+    async fn status(&self) -> Result<Status, RpcError> {
+        let head = self.shared.store.head().map_err(internal)?.ok_or_else(|| internal("no genesis block"))?;
+        Ok(Status {
+            chain_id: self.shared.genesis.chain_id.clone(),
+            genesis_hash: self.shared.genesis.hash(),
+            latest_height: head.height,
+            latest_hash: head.hash(),
+            latest_state_root: head.state_root,
+            peer_count: self.shared.peer_count.load(Ordering::Relaxed),
+            syncing: self.shared.syncing.load(Ordering::Relaxed),
+            node_version: env!("CARGO_PKG_VERSION").to_string(),
+            validator_name: self.shared.validator_name.clone(),
+        })
+    }
+
+    async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
+        let a = self.shared.store.account(&address).map_err(internal)?;
+        Ok(AccountInfo { address, balance: a.balance, nonce: a.nonce })
+    }
+
+    async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError> {
+        // Stateless checks (signature: the one verification this transaction gets on this
+        // node) happen here, on the RPC task, not on the driver.
+        if let Err(e) = tx.verify(&self.shared.genesis.chain_id) {
+            return Err(RpcError::Rejected { code: e.code().into(), message: e.to_string() });
+        }
+        let r = self.ask(|reply| Command::Submit { tx, reply }).await?;
+        r.map_err(|e: SubmitError| match e {
+            SubmitError::Unavailable(m) => RpcError::Overloaded { message: m },
+            other => RpcError::Rejected { code: other.code(), message: other.to_string() },
+        })
+    }
+
+    async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError> {
+        if let Some(loc) = self.shared.store.tx_location(&hash).map_err(internal)? {
+            let block = self.shared.store.block_by_height(loc.height).map_err(internal)?.ok_or_else(|| internal("indexed block missing"))?;
+            return Ok(TxStatus::Finalized { height: loc.height, index: loc.index, block_hash: block.hash() });
+        }
+        Ok(match self.ask(|reply| Command::TxStatus { hash, reply }).await? {
+            LocalTxStatus::Pending => TxStatus::Pending,
+            LocalTxStatus::Rejected { code, reason } => TxStatus::Rejected { code, reason },
+            LocalTxStatus::Unknown => TxStatus::Unknown,
+        })
+    }
+
+    async fn block_by_height(&self, height: u64) -> Result<Option<Block>, RpcError> {
+        self.shared.store.block_by_height(height).map_err(internal)
+    }
+
+    async fn block_by_hash(&self, hash: Hash) -> Result<Option<Block>, RpcError> {
+        self.shared.store.block_by_hash(&hash).map_err(internal)
+    }
+
+    async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {
+        Ok(self
+            .shared
+            .genesis
+            .validators
+            .iter()
+            .map(|v| ValidatorInfo {
+                name: v.name.clone(),
+                address: v.consensus_key,
+                peer_id: v.peer_id.clone(),
+                voting_power: v.voting_power,
+            })
+            .collect())
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError> {
+        let peers = self.net.peers().await;
+        Ok(peers
+            .into_iter()
+            .map(|p| {
+                let id = p.peer_id.to_string();
+                PeerInfo {
+                    is_validator: self.shared.genesis.validator_by_peer_id(&id).is_some(),
+                    peer_id: id,
+                    address: p.address.map(|a| a.to_string()),
+                    direction: Some(if p.outbound { "outbound" } else { "inbound" }.into()),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,45 @@
+//! The interface the node implements to serve RPC.
+
+use async_trait::async_trait;
+use cairn_ledger::{Address, Block, Hash, SignedTransaction};
+
+use crate::{AccountInfo, PeerInfo, RpcError, Status, TxStatus, ValidatorInfo};
+
+/// What the RPC server needs from the node. Implemented by `cairn-node`; tests use mocks.
+///
+/// The server does the JSON-RPC framing and the stateless input checks (hex, sizes,
+/// decoding, address and hash syntax) before calling a method, so implementations receive
+/// well-formed values only. Everything else — signature, chain id, nonce, balance,
+/// mempool admission — is the backend's call.
+///
+/// Calls may be cancelled (their future dropped) when a request exceeds
+/// [`crate::RpcServerConfig::request_timeout_ms`]: implementations must be cancellation-safe
+/// (e.g. hand the transaction to the mempool task through a channel rather than holding a
+/// lock across an await that leaves shared state half-updated).
+#[async_trait]
+pub trait RpcBackend: Send + Sync + 'static {
+    /// The node's view of the chain.
+    async fn status(&self) -> Result<Status, RpcError>;
+
+    /// An account as of the latest finalized block (balance 0, nonce 0 if it never existed).
+    async fn account(&self, address: Address) -> Result<AccountInfo, RpcError>;
+
+    /// Submits a decoded transaction. Returns its hash once admitted to the mempool, or
+    /// [`RpcError::Rejected`] with a stable reason code (e.g. [`cairn_ledger::LedgerError::code`]).
+    async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError>;
+
+    /// Where a transaction is.
+    async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError>;
+
+    /// The finalized block at `height`, if any.
+    async fn block_by_height(&self, height: u64) -> Result<Option<Block>, RpcError>;
+
+    /// The finalized block with this hash, if any.
+    async fn block_by_hash(&self, hash: Hash) -> Result<Option<Block>, RpcError>;
+
+    /// The validator set.
+    async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError>;
+
+    /// Connected peers.
+    async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError>;
+}

@@ -1,0 +1,253 @@
+//! Method dispatch and params decoding.
+
+use cairn_ledger::{Address, Hash, SignedTransaction, TX_BYTES_MAX};
+use serde_json::{Map, Value};
+
+use crate::error::{ErrorObject, codes};
+use crate::{BlockInfo, RpcBackend, RpcError};
+
+/// Longest accepted `sendTransaction` hex string (without an optional `0x` prefix),
+/// checked before any decoding: two characters per byte of [`TX_BYTES_MAX`].
+pub const TX_HEX_CHARS_MAX: usize = 2 * TX_BYTES_MAX;
+
+/// The method names, as served.
+pub const METHODS: &[&str] =
+    &["getStatus", "getAccount", "getBalance", "sendTransaction", "getTransaction", "getBlock", "getValidators", "getPeers"];
+
+/// Params of one call: absent (or `null`), positional, or named.
+#[derive(Debug, Clone)]
+pub(crate) enum Params {
+    None,
+    Positional(Vec<Value>),
+    Named(Map<String, Value>),
+}
+
+/// Runs one method. Errors are JSON-RPC error objects (method not found or the method's
+/// own error).
+pub(crate) async fn dispatch(backend: &dyn RpcBackend, method: &str, params: Params) -> Result<Value, ErrorObject> {
+    let result = match method {
+        "getStatus" => {
+            no_params(method, params)?;
+            to_value(backend.status().await?)
+        }
+        "getAccount" => {
+            let address = address_param(method, params)?;
+            to_value(backend.account(address).await?)
+        }
+        "getBalance" => {
+            let address = address_param(method, params)?;
+            to_value(backend.account(address).await?.balance)
+        }
+        "sendTransaction" => {
+            let mut args = Args::new(method, params, &["tx"])?;
+            let tx = decode_tx_hex(&args.required_str("tx")?)?;
+            to_value(backend.submit_transaction(tx).await?.to_hex())
+        }
+        "getTransaction" => {
+            let mut args = Args::new(method, params, &["hash"])?;
+            let hash = parse_hash("hash", &args.required_str("hash")?)?;
+            to_value(backend.transaction(hash).await?)
+        }
+        "getBlock" => {
+            let block = match block_selector(params)? {
+                BlockSelector::Height(h) => backend.block_by_height(h).await?,
+                BlockSelector::Hash(h) => backend.block_by_hash(h).await?,
+            };
+            to_value(block.as_ref().map(BlockInfo::from))
+        }
+        "getValidators" => {
+            no_params(method, params)?;
+            to_value(backend.validators().await?)
+        }
+        "getPeers" => {
+            no_params(method, params)?;
+            to_value(backend.peers().await?)
+        }
+        _ => {
+            return Err(ErrorObject::new(codes::METHOD_NOT_FOUND, format!("method not found: `{}`", truncate(method))));
+        }
+    };
+    result.map_err(|e| e.to_error_object())
+}
+
+impl From<RpcError> for ErrorObject {
+    fn from(e: RpcError) -> ErrorObject {
+        e.to_error_object()
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(|e| RpcError::internal(format!("cannot serialize result: {e}")))
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.chars().count() <= MAX { s.to_string() } else { format!("{}…", s.chars().take(MAX).collect::<String>()) }
+}
+
+fn no_params(method: &str, params: Params) -> Result<(), RpcError> {
+    let empty = match &params {
+        Params::None => true,
+        Params::Positional(v) => v.is_empty(),
+        Params::Named(m) => m.is_empty(),
+    };
+    if empty { Ok(()) } else { Err(RpcError::invalid_params(format!("{method} takes no params"))) }
+}
+
+fn address_param(method: &str, params: Params) -> Result<Address, RpcError> {
+    let mut args = Args::new(method, params, &["address"])?;
+    let s = args.required_str("address")?;
+    s.parse::<Address>().map_err(|e| RpcError::invalid_params(format!("address: {e}")))
+}
+
+fn parse_hash(name: &str, s: &str) -> Result<Hash, RpcError> {
+    Hash::from_hex(s).map_err(|e| RpcError::invalid_params(format!("{name}: {e}")))
+}
+
+/// Decodes the `sendTransaction` hex: length bound first, then hex, then the wire format.
+pub(crate) fn decode_tx_hex(s: &str) -> Result<SignedTransaction, RpcError> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if s.len() > TX_HEX_CHARS_MAX {
+        return Err(RpcError::invalid_params(format!(
+            "tx: transaction hex is {} characters, more than the limit of {TX_HEX_CHARS_MAX} ({TX_BYTES_MAX} bytes)",
+            s.len()
+        )));
+    }
+    let bytes = hex::decode(s).map_err(|e| RpcError::invalid_params(format!("tx: transaction is not valid hex: {e}")))?;
+    SignedTransaction::decode(&bytes).map_err(|e| RpcError::invalid_params(format!("tx: {e}")))
+}
+
+enum BlockSelector {
+    Height(u64),
+    Hash(Hash),
+}
+
+/// `getBlock`: `{height}`, `{hash}`, `[height]` (a number) or `[hash]` (a string).
+fn block_selector(params: Params) -> Result<BlockSelector, RpcError> {
+    const USAGE: &str = "getBlock expects {\"height\": n}, {\"hash\": \"hex\"}, [n] or [\"hex\"]";
+    let (name, value) = match params {
+        Params::Positional(mut v) if v.len() == 1 => {
+            let value = v.remove(0);
+            let name = if value.is_string() { "hash" } else { "height" };
+            (name, value)
+        }
+        Params::Named(m) if m.len() == 1 => {
+            let (k, v) = m.into_iter().next().expect("len is 1");
+            match k.as_str() {
+                "height" => ("height", v),
+                "hash" => ("hash", v),
+                _ => return Err(RpcError::invalid_params(format!("unknown param `{}`; {USAGE}", truncate(&k)))),
+            }
+        }
+        _ => return Err(RpcError::invalid_params(USAGE)),
+    };
+    if name == "hash" {
+        let s = value.as_str().ok_or_else(|| RpcError::invalid_params("hash: must be a string of 64 hex characters"))?;
+        Ok(BlockSelector::Hash(parse_hash("hash", s)?))
+    } else {
+        let h = value.as_u64().ok_or_else(|| RpcError::invalid_params("height: must be a non-negative integer"))?;
+        Ok(BlockSelector::Height(h))
+    }
+}
+
+/// Params normalized to named form: positional params are matched to `names` in order.
+struct Args {
+    map: Map<String, Value>,
+}
+
+impl Args {
+    fn new(method: &str, params: Params, names: &[&str]) -> Result<Args, RpcError> {
+        let map = match params {
+            Params::None => Map::new(),
+            Params::Positional(v) => {
+                if v.len() > names.len() {
+                    return Err(RpcError::invalid_params(format!(
+                        "{method} takes at most {} positional params ({}), got {}",
+                        names.len(),
+                        names.join(", "),
+                        v.len()
+                    )));
+                }
+                names.iter().map(|n| n.to_string()).zip(v).collect()
+            }
+            Params::Named(m) => {
+                if let Some(k) = m.keys().find(|k| !names.contains(&k.as_str())) {
+                    return Err(RpcError::invalid_params(format!(
+                        "{method}: unknown param `{}` (expected: {})",
+                        truncate(k),
+                        names.join(", ")
+                    )));
+                }
+                m
+            }
+        };
+        Ok(Args { map })
+    }
+
+    fn required_str(&mut self, name: &str) -> Result<String, RpcError> {
+        match self.map.remove(name) {
+            Some(Value::String(s)) => Ok(s),
+            None | Some(Value::Null) => Err(RpcError::invalid_params(format!("missing param `{name}`"))),
+            Some(_) => Err(RpcError::invalid_params(format!("param `{name}` must be a string"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn named(v: Value) -> Params {
+        Params::Named(v.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn args_positional_and_named() {
+        let mut a = Args::new("m", Params::Positional(vec![json!("x")]), &["address"]).unwrap();
+        assert_eq!(a.required_str("address").unwrap(), "x");
+        let mut a = Args::new("m", named(json!({"address": "y"})), &["address"]).unwrap();
+        assert_eq!(a.required_str("address").unwrap(), "y");
+        assert!(Args::new("m", Params::Positional(vec![json!(1), json!(2)]), &["address"]).is_err());
+        assert!(Args::new("m", named(json!({"adress": "y"})), &["address"]).is_err());
+        let mut a = Args::new("m", Params::None, &["address"]).unwrap();
+        assert!(a.required_str("address").unwrap_err().to_string().contains("missing param `address`"));
+        let mut a = Args::new("m", Params::Positional(vec![json!(5)]), &["address"]).unwrap();
+        assert!(a.required_str("address").unwrap_err().to_string().contains("must be a string"));
+    }
+
+    #[test]
+    fn block_selector_forms() {
+        let h = Hash([3; 32]).to_hex();
+        assert!(matches!(block_selector(Params::Positional(vec![json!(4)])), Ok(BlockSelector::Height(4))));
+        assert!(matches!(block_selector(named(json!({"height": 9}))), Ok(BlockSelector::Height(9))));
+        assert!(matches!(block_selector(Params::Positional(vec![json!(h)])), Ok(BlockSelector::Hash(_))));
+        assert!(matches!(block_selector(named(json!({"hash": h}))), Ok(BlockSelector::Hash(_))));
+        for bad in [
+            Params::None,
+            Params::Positional(vec![]),
+            Params::Positional(vec![json!(-1)]),
+            Params::Positional(vec![json!(1.5)]),
+            Params::Positional(vec![json!("zz")]),
+            named(json!({"height": 1, "hash": h})),
+            named(json!({"number": 1})),
+            named(json!({"hash": 1})),
+        ] {
+            assert_eq!(block_selector(bad).err().unwrap().code(), codes::INVALID_PARAMS);
+        }
+    }
+
+    #[test]
+    fn tx_hex_checks_in_order() {
+        let too_long = "0".repeat(TX_HEX_CHARS_MAX + 2);
+        let e = decode_tx_hex(&too_long).unwrap_err().to_string();
+        assert!(e.contains("more than the limit"), "{e}");
+        // Over-long *and* not hex: the length check wins (no decoding attempted).
+        let e = decode_tx_hex(&"zz".repeat(TX_HEX_CHARS_MAX)).unwrap_err().to_string();
+        assert!(e.contains("more than the limit"), "{e}");
+        let e = decode_tx_hex("abc").unwrap_err().to_string();
+        assert!(e.contains("not valid hex"), "{e}");
+        let e = decode_tx_hex("00ff").unwrap_err().to_string();
+        assert!(e.contains("malformed transaction"), "{e}");
+    }
+}

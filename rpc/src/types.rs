@@ -1,0 +1,231 @@
+//! JSON shapes of the RPC results.
+//!
+//! Every type serializes with camelCase keys (except [`BlockHeader`], whose serde form is
+//! owned by `cairn-ledger`). `u64` values are JSON numbers; they are exact in any JSON
+//! parser that keeps integers exact (Rust, Go, Python). JavaScript loses precision above
+//! 2^53 − 1.
+
+use cairn_ledger::{Address, Block, BlockHeader, Hash, SignedTransaction};
+use serde::{Deserialize, Serialize};
+
+/// The node's view of the chain (`getStatus`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Chain id from genesis; transactions must carry it.
+    pub chain_id: String,
+    /// Hash of the genesis block.
+    pub genesis_hash: Hash,
+    /// Height of the latest finalized block.
+    pub latest_height: u64,
+    /// Hash of the latest finalized block.
+    pub latest_hash: Hash,
+    /// State root after the latest finalized block.
+    pub latest_state_root: Hash,
+    /// Number of connected peers.
+    pub peer_count: u32,
+    /// True while the node is catching up with its peers (its state may be stale).
+    pub syncing: bool,
+    /// Version of the node software (`cairn-node` crate version).
+    pub node_version: String,
+    /// The validator this node runs as, if it is one.
+    #[serde(default)]
+    pub validator_name: Option<String>,
+}
+
+/// An account as of the latest finalized block (`getAccount`).
+///
+/// An address that never received funds has balance 0 and nonce 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountInfo {
+    /// The account.
+    pub address: Address,
+    /// Balance in base units.
+    pub balance: u64,
+    /// Nonce the account's next transaction must carry.
+    pub nonce: u64,
+}
+
+/// Where a transaction is (`getTransaction`). JSON: an object tagged by `status`, e.g.
+/// `{"status":"finalized","height":7,"index":0,"blockHash":"…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum TxStatus {
+    /// Accepted into the mempool, not yet in a finalized block.
+    Pending,
+    /// In a finalized block: final, never reverted.
+    Finalized {
+        /// Height of the block.
+        height: u64,
+        /// Position of the transaction in the block.
+        index: u32,
+        /// Hash of the block.
+        block_hash: Hash,
+    },
+    /// Was accepted, then dropped without being included (e.g. expired or invalidated by
+    /// another transaction). `code` is a stable [`cairn_ledger::LedgerError::code`].
+    Rejected {
+        /// Stable reason code, e.g. `expired`, `stale_nonce`.
+        code: String,
+        /// Human-readable explanation.
+        reason: String,
+    },
+    /// The node knows nothing of this hash.
+    Unknown,
+}
+
+impl TxStatus {
+    /// Finalized or rejected: the status will not change any more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, TxStatus::Finalized { .. } | TxStatus::Rejected { .. })
+    }
+
+    /// The lowercase tag used in JSON (`pending`, `finalized`, `rejected`, `unknown`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            TxStatus::Pending => "pending",
+            TxStatus::Finalized { .. } => "finalized",
+            TxStatus::Rejected { .. } => "rejected",
+            TxStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// A transaction inside a [`BlockInfo`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TxInfo {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Paying account (the signer).
+    pub sender: Address,
+    /// Receiving account.
+    pub recipient: Address,
+    /// Base units moved.
+    pub amount: u64,
+    /// Base units paid to the proposer.
+    pub fee: u64,
+    /// Sender nonce the transaction consumed.
+    pub nonce: u64,
+    /// Last height at which it could have been included.
+    pub expiry_height: u64,
+    /// Chain id it was signed for.
+    pub chain_id: String,
+}
+
+impl From<&SignedTransaction> for TxInfo {
+    fn from(tx: &SignedTransaction) -> TxInfo {
+        let b = &tx.body;
+        TxInfo {
+            hash: tx.hash(),
+            sender: b.sender,
+            recipient: b.recipient,
+            amount: b.amount,
+            fee: b.fee,
+            nonce: b.nonce,
+            expiry_height: b.expiry_height,
+            chain_id: b.chain_id.clone(),
+        }
+    }
+}
+
+/// A finalized block (`getBlock`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockInfo {
+    /// Block hash (hash of the header).
+    pub hash: Hash,
+    /// The header, in `cairn-ledger`'s serde form (snake_case keys).
+    pub header: BlockHeader,
+    /// The transactions, in execution order.
+    pub transactions: Vec<TxInfo>,
+}
+
+impl From<&Block> for BlockInfo {
+    fn from(block: &Block) -> BlockInfo {
+        BlockInfo {
+            hash: block.hash(),
+            header: block.header.clone(),
+            transactions: block.transactions.iter().map(TxInfo::from).collect(),
+        }
+    }
+}
+
+impl From<Block> for BlockInfo {
+    fn from(block: Block) -> BlockInfo {
+        BlockInfo::from(&block)
+    }
+}
+
+/// A member of the validator set (`getValidators`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorInfo {
+    /// Name from genesis.
+    pub name: String,
+    /// Consensus public key, as an address.
+    pub address: Address,
+    /// libp2p peer id (base58).
+    pub peer_id: String,
+    /// Voting power.
+    pub voting_power: u64,
+}
+
+/// A connected peer (`getPeers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    /// libp2p peer id (base58).
+    pub peer_id: String,
+    /// Remote multiaddr, if known.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// True if the peer is a member of the validator set.
+    pub is_validator: bool,
+    /// `inbound` or `outbound`, if known.
+    #[serde(default)]
+    pub direction: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tx_status_json_shape() {
+        let h = Hash([7; 32]);
+        let v = serde_json::to_value(TxStatus::Finalized { height: 3, index: 1, block_hash: h }).unwrap();
+        assert_eq!(v, json!({"status": "finalized", "height": 3, "index": 1, "blockHash": h.to_hex()}));
+        assert_eq!(serde_json::to_value(TxStatus::Pending).unwrap(), json!({"status": "pending"}));
+        assert_eq!(serde_json::to_value(TxStatus::Unknown).unwrap(), json!({"status": "unknown"}));
+        let r = TxStatus::Rejected { code: "expired".into(), reason: "too late".into() };
+        assert_eq!(serde_json::to_value(&r).unwrap(), json!({"status": "rejected", "code": "expired", "reason": "too late"}));
+        for s in [TxStatus::Pending, TxStatus::Unknown, r, TxStatus::Finalized { height: 1, index: 0, block_hash: h }] {
+            let back: TxStatus = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn status_and_account_are_camel_case_with_numeric_u64() {
+        let s = Status {
+            chain_id: "c".into(),
+            genesis_hash: Hash::ZERO,
+            latest_height: u64::MAX,
+            latest_hash: Hash::ZERO,
+            latest_state_root: Hash::ZERO,
+            peer_count: 2,
+            syncing: false,
+            node_version: "0.1.0".into(),
+            validator_name: None,
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["latestHeight"], json!(u64::MAX));
+        assert!(v.get("latestStateRoot").is_some() && v.get("validatorName").is_some());
+        let a = AccountInfo { address: Address([1; 32]), balance: 10, nonce: 2 };
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v, json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2}));
+    }
+}

@@ -1,0 +1,238 @@
+//! End-to-end: a 4-validator local testnet of real `cairn-node` processes on 127.0.0.1 finalizes
+//! wallet-signed transfers submitted over JSON-RPC, survives kill -9 of one validator (which
+//! catches up through block sync on restart), and refuses bad input without changing state.
+//!
+//! Needs the `cairn-node` and `cairn` binaries built (`cargo build --bins`); the test suite
+//! script does that first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use cairn_genesis::ChainParams;
+use cairn_ledger::{Address, Hash, SignedTransaction, TransactionBody};
+use cairn_rpc::{RpcClient, TxStatus};
+use cairn_testnet::{GenerateOptions, LocalTestnet, find_node_binary, free_port_range, generate};
+use ed25519_dalek::SigningKey;
+
+const WAIT_MAX: Duration = Duration::from_secs(120);
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+async fn height(c: &RpcClient) -> Option<u64> {
+    c.status().await.ok().map(|s| s.latest_height)
+}
+
+struct Sender {
+    key: SigningKey,
+    address: Address,
+    nonce: u64,
+}
+
+fn transfer(s: &mut Sender, chain_id: &str, to: Address, amount: u64, fee: u64) -> SignedTransaction {
+    let body = TransactionBody {
+        chain_id: chain_id.into(),
+        sender: s.address,
+        recipient: to,
+        amount,
+        fee,
+        nonce: s.nonce,
+        expiry_height: 1_000_000,
+    };
+    s.nonce += 1;
+    body.sign(&s.key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_finalize_transfers_survive_a_crash_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let p2p_port = free_port_range(4);
+    let mut rpc_port = free_port_range(4);
+    while rpc_port.abs_diff(p2p_port) < 8 {
+        rpc_port = free_port_range(4);
+    }
+    let params = ChainParams { leader_timeout_ms: 1000, notarization_timeout_ms: 2000, nullify_retry_ms: 500, ..ChainParams::default() };
+    let opts = GenerateOptions {
+        validators: 4,
+        out: dir.path().join("net"),
+        chain_id: "cairn-e2e".into(),
+        accounts: 8,
+        balance: 10_000_000,
+        p2p_port,
+        rpc_port,
+        params,
+        ..GenerateOptions::default()
+    };
+    let manifest = generate(&opts).unwrap();
+    let chain_id = manifest.chain_id.clone();
+    let clients: Vec<RpcClient> = manifest.nodes.iter().map(|n| RpcClient::new(&n.rpc_url).unwrap()).collect();
+    let mut net = LocalTestnet::start(manifest.clone(), find_node_binary()).unwrap();
+
+    let mut senders: Vec<Sender> = manifest
+        .accounts
+        .iter()
+        .map(|a| {
+            let key = cairn_node::keys::read_validator_key(&a.key_file).unwrap();
+            Sender { address: Address::from_public_key(&key.verifying_key()), key, nonce: 0 }
+        })
+        .collect();
+    let fresh: Vec<Address> = (0..4u8).map(|i| Address([200 + i; 32])).collect();
+
+    for c in &clients {
+        wait_until("every node to finalize height 1", WAIT_MAX, || async { height(c).await.unwrap_or(0) >= 1 }).await;
+    }
+
+    let mut submitted: Vec<SignedTransaction> = Vec::new();
+    let mut k = 0usize;
+    let mut submit_round = |senders: &mut Vec<Sender>, count: usize, nodes: &[usize], submitted: &mut Vec<SignedTransaction>| {
+        let mut batch = Vec::new();
+        for _ in 0..count {
+            let si = k % senders.len();
+            let to = if k % 3 == 0 { fresh[k % fresh.len()] } else { senders[(si + 1) % senders.len()].address };
+            let tx = transfer(&mut senders[si], &chain_id, to, 100 + (k as u64 % 50), 1 + (k as u64 % 3));
+            batch.push((nodes[k % nodes.len()], tx));
+            k += 1;
+        }
+        for (_, tx) in &batch {
+            submitted.push(tx.clone());
+        }
+        batch
+    };
+
+    // Phase 1: all four nodes up.
+    for (node, tx) in submit_round(&mut senders, 100, &[0, 1, 2, 3], &mut submitted) {
+        clients[node].send_transaction(&tx).await.unwrap_or_else(|e| panic!("node {node} refused {}: {e}", tx.hash()));
+    }
+    let last = submitted.last().unwrap().hash();
+    wait_until("phase 1 finalized", WAIT_MAX, || async {
+        matches!(clients[0].transaction(&last).await, Ok(TxStatus::Finalized { .. }))
+    })
+    .await;
+
+    // Phase 2: kill -9 validator 3; the other three keep finalizing.
+    net.kill_node(3).unwrap();
+    let h_before = height(&clients[0]).await.unwrap();
+    for (node, tx) in submit_round(&mut senders, 60, &[0, 1, 2], &mut submitted) {
+        clients[node].send_transaction(&tx).await.unwrap_or_else(|e| panic!("node {node} refused {}: {e}", tx.hash()));
+    }
+    let last = submitted.last().unwrap().hash();
+    wait_until("phase 2 finalized with one validator down", WAIT_MAX, || async {
+        matches!(clients[1].transaction(&last).await, Ok(TxStatus::Finalized { .. }))
+    })
+    .await;
+    let h_down = height(&clients[0]).await.unwrap();
+    assert!(h_down >= h_before + 3, "only {} heights finalized while validator 3 was down", h_down - h_before);
+    assert!(clients[3].status().await.is_err(), "validator 3 should be down");
+
+    // Phase 3: restart it; it catches up through block sync.
+    net.start_node(3).unwrap();
+    let target = height(&clients[0]).await.unwrap();
+    wait_until("validator 3 to catch up", WAIT_MAX, || async { height(&clients[3]).await.unwrap_or(0) >= target }).await;
+
+    // Phase 4: all four again, including the restarted one.
+    for (node, tx) in submit_round(&mut senders, 60, &[3, 2, 1, 0], &mut submitted) {
+        clients[node].send_transaction(&tx).await.unwrap_or_else(|e| panic!("node {node} refused {}: {e}", tx.hash()));
+    }
+    assert!(submitted.len() >= 200);
+    for tx in &submitted {
+        let h = tx.hash();
+        wait_until("every transfer finalized", WAIT_MAX, || async {
+            matches!(clients[0].transaction(&h).await, Ok(TxStatus::Finalized { .. }))
+        })
+        .await;
+    }
+    let tip = height(&clients[0]).await.unwrap();
+    for c in &clients {
+        wait_until("all nodes at the tip", WAIT_MAX, || async { height(c).await.unwrap_or(0) >= tip }).await;
+    }
+
+    // Same block hash and state root at every height on every node; each transfer exactly once.
+    let mut seen: HashMap<Hash, usize> = HashMap::new();
+    let genesis = cairn_genesis::Genesis::load(&dir.path().join("net/genesis.json")).unwrap();
+    let mut replay: BTreeMap<Address, (u64, u64)> =
+        genesis.accounts.iter().map(|a| (a.address, (a.balance, 0u64))).collect();
+    for h in 0..=tip {
+        let b0 = clients[0].block_by_height(h).await.unwrap().unwrap_or_else(|| panic!("node 0 lacks height {h}"));
+        for (i, c) in clients.iter().enumerate().skip(1) {
+            let b = c.block_by_height(h).await.unwrap().unwrap_or_else(|| panic!("node {i} lacks height {h}"));
+            assert_eq!(b.hash, b0.hash, "block hash differs at height {h} on node {i}");
+            assert_eq!(b.header.state_root, b0.header.state_root, "state root differs at height {h} on node {i}");
+        }
+        for tx in &b0.transactions {
+            *seen.entry(tx.hash).or_default() += 1;
+            let s = replay.entry(tx.sender).or_default();
+            assert_eq!(s.1, tx.nonce, "replay nonce mismatch");
+            s.0 -= tx.amount + tx.fee;
+            s.1 += 1;
+            replay.entry(tx.recipient).or_default().0 += tx.amount;
+            replay.entry(b0.header.proposer).or_default().0 += tx.fee;
+        }
+    }
+    for tx in &submitted {
+        assert_eq!(seen.get(&tx.hash()), Some(&1), "transfer {} finalized {:?} times", tx.hash(), seen.get(&tx.hash()));
+    }
+    assert_eq!(seen.len(), submitted.len(), "blocks hold transactions nobody submitted");
+    for (addr, (balance, nonce)) in &replay {
+        for (i, c) in clients.iter().enumerate() {
+            let a = c.account(addr).await.unwrap();
+            assert_eq!((a.balance, a.nonce), (*balance, *nonce), "account {addr} on node {i} differs from the replay");
+        }
+    }
+
+    // Bad input changes nothing.
+    let victim = &mut senders[0];
+    let before = clients[0].account(&victim.address).await.unwrap();
+    let tip = height(&clients[0]).await.unwrap();
+    let to = fresh[0];
+    let mut cases: Vec<(&str, SignedTransaction)> = Vec::new();
+    let mut bad_sig = transfer(victim, &chain_id, to, 5, 1);
+    victim.nonce -= 1;
+    bad_sig.signature[10] ^= 0x40;
+    cases.push(("bad_signature", bad_sig));
+    let wrong_chain = transfer(victim, "another-chain", to, 5, 1);
+    victim.nonce -= 1;
+    cases.push(("wrong_chain", wrong_chain));
+    victim.nonce -= 1; // reuse the last finalized nonce
+    let reused = transfer(victim, &chain_id, to, 5, 1);
+    cases.push(("stale_nonce", reused));
+    let overdraft = transfer(victim, &chain_id, to, before.balance, 1);
+    victim.nonce -= 1;
+    cases.push(("insufficient_balance", overdraft));
+    let mut expired_body = TransactionBody {
+        chain_id: chain_id.clone(),
+        sender: victim.address,
+        recipient: to,
+        amount: 5,
+        fee: 1,
+        nonce: victim.nonce,
+        expiry_height: 0,
+    };
+    expired_body.expiry_height = tip.saturating_sub(1);
+    cases.push(("expired", expired_body.sign(&victim.key)));
+    for (want, tx) in cases {
+        let err = clients[1].send_transaction(&tx).await.expect_err(want);
+        assert_eq!(err.rejection_reason(), Some(want), "{want}: got {err}");
+    }
+    let err = clients[1]
+        .call::<serde_json::Value>("sendTransaction", serde_json::json!(["zz-not-hex"]))
+        .await
+        .expect_err("malformed hex");
+    assert_eq!(err.rpc_code(), Some(-32602), "malformed hex: {err}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for c in &clients {
+        assert_eq!(c.account(&victim.address).await.unwrap(), before, "bad input changed the account");
+    }
+    net.stop_all();
+}

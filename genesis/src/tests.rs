@@ -73,9 +73,9 @@ fn minimal_file_uses_default_params() {
 fn hash_is_independent_of_formatting_key_order_and_account_order() {
     let g = sample();
     let h = g.hash();
-    // Compact, keys sorted alphabetically (serde_json::Value's map is a BTreeMap).
+    // Compact (no whitespace at all).
     let compact = serde_json::to_string(&sample_value()).unwrap();
-    assert!(compact.starts_with("{\"accounts\""), "keys reordered: {compact}");
+    assert!(!compact.contains(' '));
     assert_eq!(Genesis::from_json(&compact).unwrap().hash(), h);
 
     // Hand-written: odd whitespace, keys in reverse order.

@@ -1,0 +1,158 @@
+//! Per-view vote state.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::types::{Certificate, CertificateKind, Proposal, ValidatorIndex, Vote, VoteKind};
+
+/// Where the (replica's view of the) leader's proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProposalState {
+    /// No proposal, or not yet looked at.
+    Unchecked,
+    /// Parent rule not yet satisfiable: waiting for certificates.
+    Pending,
+    /// `Output::Validate` emitted, waiting for `Input::Validated`.
+    Validating,
+    /// Valid (validated by the app, or our own proposal).
+    Valid,
+    /// Parent rule violated or the app rejected it; never vote for it.
+    Invalid,
+}
+
+/// Vote state of one view. Holds at most one vote per validator per kind
+/// (the first one received), hence at most `3 * n` votes.
+#[derive(Clone, Debug)]
+pub(crate) struct Round {
+    pub(crate) leader: ValidatorIndex,
+    /// The leader's first Notarize vote (its proposal).
+    pub(crate) proposal: Option<Proposal>,
+    pub(crate) proposal_state: ProposalState,
+    /// As leader: the parent passed in `BuildProposal`.
+    pub(crate) build_parent: Option<(u64, crate::types::Digest)>,
+    notarizes: BTreeMap<ValidatorIndex, (Proposal, [u8; 64])>,
+    notarize_power: HashMap<Proposal, u64>,
+    nullifies: BTreeMap<ValidatorIndex, [u8; 64]>,
+    nullify_power: u64,
+    finalizes: BTreeMap<ValidatorIndex, (Proposal, [u8; 64])>,
+    finalize_power: HashMap<Proposal, u64>,
+    /// Notarized proposal, once a notarization (or finalization) is known.
+    pub(crate) notarized: Option<Proposal>,
+    /// A nullification is known.
+    pub(crate) nullified: bool,
+    /// My own signed votes in this view.
+    pub(crate) my_notarize: Option<Vote>,
+    pub(crate) my_nullify: Option<Vote>,
+    pub(crate) my_finalize: Option<Vote>,
+}
+
+impl Round {
+    pub(crate) fn new(leader: ValidatorIndex) -> Round {
+        Round {
+            leader,
+            proposal: None,
+            proposal_state: ProposalState::Unchecked,
+            build_parent: None,
+            notarizes: BTreeMap::new(),
+            notarize_power: HashMap::new(),
+            nullifies: BTreeMap::new(),
+            nullify_power: 0,
+            finalizes: BTreeMap::new(),
+            finalize_power: HashMap::new(),
+            notarized: None,
+            nullified: false,
+            my_notarize: None,
+            my_nullify: None,
+            my_finalize: None,
+        }
+    }
+
+    /// Whether `signer` already has a vote of this kind's type here.
+    pub(crate) fn has_vote(&self, kind: &VoteKind, signer: ValidatorIndex) -> bool {
+        match kind {
+            VoteKind::Notarize(_) => self.notarizes.contains_key(&signer),
+            VoteKind::Nullify(_) => self.nullifies.contains_key(&signer),
+            VoteKind::Finalize(_) => self.finalizes.contains_key(&signer),
+        }
+    }
+
+    /// Adds a verified vote (caller checked `!has_vote`) with the signer's power.
+    pub(crate) fn add_vote(&mut self, vote: &Vote, power: u64) {
+        match &vote.kind {
+            VoteKind::Notarize(p) => {
+                if self.notarizes.insert(vote.signer, (*p, vote.signature)).is_none() {
+                    *self.notarize_power.entry(*p).or_default() += power;
+                }
+            }
+            VoteKind::Nullify(_) => {
+                if self.nullifies.insert(vote.signer, vote.signature).is_none() {
+                    self.nullify_power += power;
+                }
+            }
+            VoteKind::Finalize(p) => {
+                if self.finalizes.insert(vote.signer, (*p, vote.signature)).is_none() {
+                    *self.finalize_power.entry(*p).or_default() += power;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn record_mine(&mut self, vote: &Vote) {
+        let slot = match vote.kind {
+            VoteKind::Notarize(_) => &mut self.my_notarize,
+            VoteKind::Nullify(_) => &mut self.my_nullify,
+            VoteKind::Finalize(_) => &mut self.my_finalize,
+        };
+        if slot.is_none() {
+            *slot = Some(vote.clone());
+        }
+    }
+
+    /// A certificate of kind `Notarization` if some proposal reached `quorum`.
+    pub(crate) fn notarization(&self, quorum: u64) -> Option<Certificate> {
+        let (p, _) = self.notarize_power.iter().find(|(_, w)| **w >= quorum)?;
+        let signatures = self
+            .notarizes
+            .iter()
+            .filter(|(_, (q, _))| q == p)
+            .map(|(s, (_, sig))| (*s, *sig))
+            .collect();
+        Some(Certificate {
+            kind: CertificateKind::Notarization(*p),
+            signatures,
+        })
+    }
+
+    /// A `Nullification` certificate for `view` if nullify votes reached `quorum`.
+    pub(crate) fn nullification(&self, view: u64, quorum: u64) -> Option<Certificate> {
+        if self.nullify_power < quorum {
+            return None;
+        }
+        Some(Certificate {
+            kind: CertificateKind::Nullification(view),
+            signatures: self.nullifies.iter().map(|(s, sig)| (*s, *sig)).collect(),
+        })
+    }
+
+    /// A `Finalization` certificate if some proposal reached `quorum`.
+    pub(crate) fn finalization(&self, quorum: u64) -> Option<Certificate> {
+        let (p, _) = self.finalize_power.iter().find(|(_, w)| **w >= quorum)?;
+        let signatures = self
+            .finalizes
+            .iter()
+            .filter(|(_, (q, _))| q == p)
+            .map(|(s, (_, sig))| (*s, *sig))
+            .collect();
+        Some(Certificate {
+            kind: CertificateKind::Finalization(*p),
+            signatures,
+        })
+    }
+
+    /// My votes in this view, in Notarize, Nullify, Finalize order.
+    pub(crate) fn my_votes(&self) -> impl Iterator<Item = &Vote> {
+        self.my_notarize
+            .iter()
+            .chain(self.my_nullify.iter())
+            .chain(self.my_finalize.iter())
+    }
+}

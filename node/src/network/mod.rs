@@ -1,0 +1,862 @@
+//! # Networking layer
+//!
+//! Owns the node's libp2p [`Swarm`](libp2p::Swarm) and everything that touches sockets:
+//! TCP transport secured with Noise and multiplexed with Yamux, gossipsub (v1.1, signed,
+//! `ValidationMode::Strict`), the sync request-response protocol, identify and ping. One
+//! spawned task (the *swarm task*) owns the swarm; the rest of the node talks to it only
+//! through a cloneable [`NetworkHandle`] (bounded command queue) and receives
+//! [`NetworkEvent`]s from a bounded event queue returned by [`spawn`].
+//!
+//! ## Gossip topics
+//!
+//! | [`Topic`] | gossipsub topic string |
+//! |---|---|
+//! | [`Topic::Transactions`] | `/cairn/{namespace}/tx/1` |
+//! | [`Topic::Consensus`] | `/cairn/{namespace}/consensus/1` |
+//! | [`Topic::Blocks`] | `/cairn/{namespace}/block/1` |
+//!
+//! `namespace` is [`NetworkConfig::namespace`] (a short genesis hash in hex), so nodes of
+//! different chains never share a topic. Identify advertises protocol version
+//! `/cairn/{namespace}/1` with agent `cairn/0.1`; a peer advertising another protocol
+//! version is disconnected.
+//!
+//! Every gossip message is validated by the application: the swarm task delivers it as
+//! [`NetworkEvent::Gossip`] and gossipsub forwards it to other peers only after
+//! [`NetworkHandle::report`] says [`Acceptance::Accept`]. [`Acceptance::Reject`] lowers the
+//! forwarding peer's gossipsub score (P4 "invalid message deliveries": weight −10 per
+//! squared counter, decay 0.9/s; at the default thresholds a peer stops getting our gossip at
+//! score −10, cannot publish to us at −50 and is ignored entirely at −80).
+//! [`Acceptance::Ignore`] drops the message without penalty. A report must arrive within
+//! [`VALIDATION_WINDOW`] (≈10 s) of receipt; later reports are no-ops and the message is not
+//! forwarded. Message ids are content-addressed: the first 20 bytes of
+//! `blake3(topic ‖ 0x00 ‖ data)`, so the same payload on the same topic is delivered (and
+//! forwarded) at most once per node within gossipsub's 60 s duplicate-cache window, no matter
+//! how many peers or publishers send it. A node never receives its own publications.
+//!
+//! ## Sync protocol `/cairn/{namespace}/sync/1`
+//!
+//! One request and one response per stream, each framed as a `u32` **big-endian** payload
+//! length followed by exactly that many bytes. The length is checked against
+//! [`NetworkConfig::sync_request_bytes_max`] / [`NetworkConfig::sync_response_bytes_max`]
+//! *before* anything is allocated or read; an over-long frame is a protocol violation and
+//! fails the stream. The requester writes its frame and closes its write half; the responder
+//! answers with one frame (or closes without one, see [`NetworkError::NoResponse`]). The
+//! whole exchange, including stream negotiation, is bounded by
+//! [`NetworkConfig::sync_request_timeout_ms`] on both sides; at most
+//! [`SYNC_STREAMS_PER_CONNECTION_MAX`] concurrent sync streams exist per connection. The
+//! payload is opaque to this module.
+//!
+//! ## Bounds
+//!
+//! - Gossip payload: at most [`NetworkConfig::gossip_bytes_max`] bytes. Enforced on
+//!   [`NetworkHandle::publish`] ([`NetworkError::Oversize`]) and on receipt (reported `Reject`,
+//!   never delivered). Gossipsub's frame limit (`max_transmit_size`) is
+//!   `gossip_bytes_max + GOSSIP_FRAME_OVERHEAD_BYTES` so that the signed envelope and control
+//!   messages fit; larger frames are discarded by the gossipsub codec before decoding.
+//! - Sync request / response payloads: see above.
+//! - Event queue: [`NetworkConfig::event_queue_max`] events; command queue:
+//!   [`NetworkConfig::command_queue_max`] commands.
+//! - Connections: [`NetworkConfig::connections_max`] established connections overall.
+//!   A connection established beyond the limit is closed at once (counted in
+//!   [`NetworkStats::connections_closed_limit`]) unless its peer is a bootstrap peer:
+//!   bootstrap peers (normally the validator set) are always admitted.
+//! - Idle connections are closed after [`IDLE_CONNECTION_TIMEOUT`]; a connection whose ping
+//!   times out is closed. Bootstrap peers are redialed every
+//!   [`NetworkConfig::redial_interval_ms`] while disconnected.
+//!
+//! ## Queue-full policy
+//!
+//! The swarm task never waits on the application. Events are offered with `try_send`:
+//!
+//! - [`NetworkEvent::Gossip`] that does not fit is dropped, reported to gossipsub as
+//!   `Ignore` (not forwarded, no penalty for the sender) and counted in
+//!   [`NetworkStats::gossip_dropped_queue_full`] (logged at `warn`).
+//! - [`NetworkEvent::Request`] that does not fit is dropped: its stream is closed without a
+//!   response, so the requester sees [`NetworkError::NoResponse`]; counted in
+//!   [`NetworkStats::requests_dropped_queue_full`].
+//! - [`NetworkEvent::PeerConnected`] / [`NetworkEvent::PeerDisconnected`] are never dropped:
+//!   they wait in an internal backlog that is flushed as soon as the queue has room. A
+//!   connect/disconnect pair of the same peer that is still in the backlog cancels out, so
+//!   the backlog holds at most one event per peer. While the backlog is non-empty, gossip and
+//!   requests are treated as "queue full", so the application never sees gossip from a peer
+//!   before that peer's `PeerConnected`.
+//! - If the application dropped the event receiver, every gossip message is reported
+//!   `Ignore` and every request is dropped.
+//!
+//! Commands go the other way through a bounded queue. [`NetworkHandle::publish`] and
+//! [`NetworkHandle::request`] fail fast with [`NetworkError::QueueFull`] when it is full;
+//! [`NetworkHandle::report`], [`NetworkHandle::respond`] and the query methods wait for room
+//! (the swarm task drains the queue continuously, so the wait is short).
+//!
+//! ## Shutdown
+//!
+//! [`NetworkHandle::shutdown`] (or dropping every handle) stops the swarm task: it closes
+//! the listeners and connections (waiting at most [`SHUTDOWN_GRACE`] for them to close
+//! cleanly), drops the swarm, closes the event queue (the receiver then yields `None`) and
+//! only then returns. Afterwards every handle method fails with [`NetworkError::Shutdown`]
+//! or is a no-op, and the listen port is free again.
+
+mod codec;
+mod worker;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId, gossipsub, request_response};
+use tokio::sync::{mpsc, oneshot};
+
+/// Gossipsub heartbeat interval. Short so that meshes form within a second on small
+/// testnets.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Number of heartbeats a received message stays in gossipsub's message cache
+/// (≈10 s, see [`VALIDATION_WINDOW`]).
+const HISTORY_LENGTH: usize = 34;
+
+/// How long after receipt a [`NetworkHandle::report`] still takes effect (the lifetime of a
+/// message in gossipsub's message cache: 34 heartbeats of 300 ms). Later reports are no-ops
+/// (logged at `debug`) and the message is neither forwarded nor penalized.
+pub const VALIDATION_WINDOW: Duration = Duration::from_millis(300 * HISTORY_LENGTH as u64);
+
+/// Bytes allowed on top of [`NetworkConfig::gossip_bytes_max`] in a single gossipsub frame
+/// (protobuf envelope, signature, key, topic, and IHAVE/IWANT control messages of up to
+/// 5000 message ids).
+pub const GOSSIP_FRAME_OVERHEAD_BYTES: usize = 128 * 1024;
+
+/// Maximum concurrent sync streams (inbound + outbound) per connection; more requests fail
+/// with [`NetworkError::PeerUnreachable`].
+pub const SYNC_STREAMS_PER_CONNECTION_MAX: usize = 64;
+
+/// Connections without any active protocol stream (gossipsub keeps mesh connections
+/// active) are closed after this long.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Upper bound on how long [`NetworkHandle::shutdown`] waits for connections to close.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// How long [`spawn`] waits for the listener to come up before failing with
+/// [`NetworkError::Transport`].
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Extra time [`NetworkHandle::request`] waits for the swarm task beyond
+/// [`NetworkConfig::sync_request_timeout_ms`] before giving up on its own.
+const REQUEST_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+
+/// Identify agent string.
+pub const AGENT_VERSION: &str = "cairn/0.1";
+
+/// Longest accepted [`NetworkConfig::namespace`], in characters.
+pub const NAMESPACE_LEN_MAX: usize = 64;
+
+/// Configuration of the networking layer. All fields are required; check with
+/// [`NetworkConfig::validate`] (also done by [`spawn`]).
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// The node's ed25519 key; its public key is the node's [`PeerId`].
+    pub keypair: libp2p::identity::Keypair,
+    /// TCP address to listen on, e.g. `/ip4/0.0.0.0/tcp/26656`; port 0 picks a free port
+    /// (see [`NetworkHandle::listen_addrs`]). Must contain a `/tcp` component and no `/p2p`.
+    pub listen: Multiaddr,
+    /// Peers to connect to: each address ends with `/p2p/<peer id>` and contains `/tcp`.
+    /// Each is dialed at start and redialed every `redial_interval_ms` while disconnected.
+    /// Entries naming the local peer are ignored. Bootstrap peers are exempt from
+    /// `connections_max`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Chain namespace used in topic and protocol names (short genesis hash hex):
+    /// 1..=[`NAMESPACE_LEN_MAX`] characters of `[A-Za-z0-9._-]`.
+    pub namespace: String,
+    /// Largest gossip payload in bytes (≥ 1), on publish and on receipt.
+    pub gossip_bytes_max: usize,
+    /// Largest sync request payload in bytes, 1..=`u32::MAX`.
+    pub sync_request_bytes_max: usize,
+    /// Largest sync response payload in bytes, 1..=`u32::MAX`.
+    pub sync_response_bytes_max: usize,
+    /// Bound on one sync exchange (stream open, request, response), milliseconds, ≥ 1.
+    pub sync_request_timeout_ms: u64,
+    /// Capacity of the event queue returned by [`spawn`], in events, ≥ 1.
+    pub event_queue_max: usize,
+    /// Capacity of the handle → swarm task command queue, in commands, ≥ 1.
+    pub command_queue_max: usize,
+    /// Interval between redial attempts to disconnected bootstrap peers, milliseconds, ≥ 1.
+    pub redial_interval_ms: u64,
+    /// Maximum established connections (inbound + outbound), ≥ 1; see the module docs.
+    pub connections_max: u32,
+}
+
+impl NetworkConfig {
+    /// Checks every field against the bounds documented on it.
+    ///
+    /// # Errors
+    /// [`NetworkError::InvalidConfig`] naming the first offending field.
+    pub fn validate(&self) -> Result<(), NetworkError> {
+        let invalid = |reason: String| Err(NetworkError::InvalidConfig { reason });
+        if self.keypair.key_type() != libp2p::identity::KeyType::Ed25519 {
+            return invalid("keypair: must be ed25519".into());
+        }
+        if !self.listen.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
+            return invalid(format!("listen: {} has no /tcp component", self.listen));
+        }
+        if self.listen.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+            return invalid(format!("listen: {} must not contain /p2p", self.listen));
+        }
+        for addr in &self.bootstrap {
+            split_peer_addr(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
+        }
+        let ns = &self.namespace;
+        if ns.is_empty()
+            || ns.len() > NAMESPACE_LEN_MAX
+            || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return invalid(format!(
+                "namespace: {ns:?} must be 1..={NAMESPACE_LEN_MAX} characters of [A-Za-z0-9._-]"
+            ));
+        }
+        if self.gossip_bytes_max == 0 || self.gossip_bytes_max > u32::MAX as usize {
+            return invalid("gossip_bytes_max: must be in 1..=u32::MAX".into());
+        }
+        for (name, v) in [
+            ("sync_request_bytes_max", self.sync_request_bytes_max),
+            ("sync_response_bytes_max", self.sync_response_bytes_max),
+        ] {
+            if v == 0 || v > u32::MAX as usize {
+                return invalid(format!("{name}: must be in 1..=u32::MAX (u32 length prefix)"));
+            }
+        }
+        for (name, v) in [
+            ("sync_request_timeout_ms", self.sync_request_timeout_ms),
+            ("redial_interval_ms", self.redial_interval_ms),
+            ("event_queue_max", self.event_queue_max as u64),
+            ("command_queue_max", self.command_queue_max as u64),
+            ("connections_max", u64::from(self.connections_max)),
+        ] {
+            if v == 0 {
+                return invalid(format!("{name}: must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The gossipsub topic string of `topic` in this namespace.
+    pub fn topic_name(&self, topic: Topic) -> String {
+        format!("/cairn/{}/{}/1", self.namespace, topic.short_name())
+    }
+
+    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/1`.
+    pub fn sync_protocol(&self) -> String {
+        format!("/cairn/{}/sync/1", self.namespace)
+    }
+}
+
+/// Splits `.../p2p/<peer id>` into the peer id and the address without the `/p2p` suffix.
+fn split_peer_addr(addr: &Multiaddr) -> Result<(PeerId, Multiaddr), String> {
+    let mut base = addr.clone();
+    match base.pop() {
+        Some(Protocol::P2p(peer)) => {
+            if !base.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
+                return Err(format!("bootstrap: {addr} has no /tcp component"));
+            }
+            Ok((peer, base))
+        }
+        _ => Err(format!("bootstrap: {addr} must end with /p2p/<peer id>")),
+    }
+}
+
+/// A gossip topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Signed transactions: `/cairn/{namespace}/tx/1`.
+    Transactions,
+    /// Consensus messages (proposals, votes, certificates): `/cairn/{namespace}/consensus/1`.
+    Consensus,
+    /// Full blocks: `/cairn/{namespace}/block/1`.
+    Blocks,
+}
+
+impl Topic {
+    /// All topics; the node subscribes to each.
+    pub const ALL: [Topic; 3] = [Topic::Transactions, Topic::Consensus, Topic::Blocks];
+
+    fn short_name(self) -> &'static str {
+        match self {
+            Topic::Transactions => "tx",
+            Topic::Consensus => "consensus",
+            Topic::Blocks => "block",
+        }
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+/// The application's verdict on a [`NetworkEvent::Gossip`] message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Acceptance {
+    /// Valid: gossipsub forwards it to mesh peers (never back to the source).
+    Accept,
+    /// Invalid through the sender's fault (bad signature, malformed): not forwarded and the
+    /// forwarding peer is penalized in gossipsub's peer score.
+    Reject,
+    /// Not useful for state-dependent reasons (stale, duplicate, unknown parent): dropped,
+    /// not forwarded, no penalty.
+    Ignore,
+}
+
+impl From<Acceptance> for gossipsub::MessageAcceptance {
+    fn from(a: Acceptance) -> Self {
+        match a {
+            Acceptance::Accept => gossipsub::MessageAcceptance::Accept,
+            Acceptance::Reject => gossipsub::MessageAcceptance::Reject,
+            Acceptance::Ignore => gossipsub::MessageAcceptance::Ignore,
+        }
+    }
+}
+
+/// Opaque, content-addressed id of a received gossip message (20 bytes; see module docs).
+/// Pass it back to [`NetworkHandle::report`]. Displays as hex.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MessageId(gossipsub::MessageId);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Opaque handle to answer one inbound sync request with [`NetworkHandle::respond`].
+/// Dropping it without responding closes the stream without a response (the requester sees
+/// [`NetworkError::NoResponse`]). It expires [`NetworkConfig::sync_request_timeout_ms`] after
+/// the request arrived.
+#[derive(Debug)]
+pub struct ResponseToken(request_response::ResponseChannel<Vec<u8>>);
+
+/// Something that happened on the network; received from the queue returned by [`spawn`].
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A gossip message passed gossipsub's checks (signature, size, duplicates) and awaits
+    /// application validation. Must be answered with [`NetworkHandle::report`]`(message_id,
+    /// source, ..)` within [`VALIDATION_WINDOW`].
+    Gossip {
+        /// The topic it was published on.
+        topic: Topic,
+        /// The peer that forwarded it to us (not necessarily its author); the one penalized
+        /// on `Reject`.
+        source: PeerId,
+        /// Content-addressed id to report with.
+        message_id: MessageId,
+        /// Payload, at most [`NetworkConfig::gossip_bytes_max`] bytes.
+        data: Vec<u8>,
+    },
+    /// A sync request; answer with [`NetworkHandle::respond`] within
+    /// [`NetworkConfig::sync_request_timeout_ms`].
+    Request {
+        /// The requesting peer.
+        peer: PeerId,
+        /// Request payload, at most [`NetworkConfig::sync_request_bytes_max`] bytes.
+        data: Vec<u8>,
+        /// Where to send the response.
+        token: ResponseToken,
+    },
+    /// The first connection to `peer` was established.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The last connection to `peer` was closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// A connected peer, as returned by [`NetworkHandle::peers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's id.
+    pub peer_id: PeerId,
+    /// Remote address of our oldest connection to it: the dialed address if outbound, the
+    /// remote socket address (not necessarily dialable) if inbound. Always `Some` for TCP.
+    pub address: Option<Multiaddr>,
+    /// Whether that connection was dialed by us.
+    pub outbound: bool,
+}
+
+/// Errors of the networking layer.
+///
+/// Classes: transient ([`NetworkError::is_transient`]: retry later or elsewhere), peer fault
+/// ([`NetworkError::is_peer_fault`]: the remote misbehaved, or the caller passed over-size
+/// data), fatal ([`NetworkError::is_fatal`]: the network layer is unusable).
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// Transient: the peer did not answer a sync request within
+    /// [`NetworkConfig::sync_request_timeout_ms`].
+    #[error("request to {peer} timed out")]
+    Timeout {
+        /// The peer asked.
+        peer: PeerId,
+    },
+    /// Transient: not connected to the peer, the connection dropped, the peer does not speak
+    /// the sync protocol, or too many concurrent streams.
+    #[error("peer {peer} unreachable: {reason}")]
+    PeerUnreachable {
+        /// The peer.
+        peer: PeerId,
+        /// Human-readable cause.
+        reason: String,
+    },
+    /// Transient: the peer closed a sync stream without a response (it was overloaded, its
+    /// application declined, or the response would have exceeded the peer's own bound).
+    #[error("peer {peer} closed the request without a response")]
+    NoResponse {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Transient: a bounded queue is full; `queue` names it (`"command"` for the handle's
+    /// command queue, `"gossip peer send queues"` when every peer's send queue is full).
+    #[error("{queue} queue is full")]
+    QueueFull {
+        /// Which queue.
+        queue: &'static str,
+    },
+    /// Peer fault (or caller bug for local input): a payload of `len` bytes exceeds the
+    /// `max`-byte bound. Returned by [`NetworkHandle::publish`] / [`NetworkHandle::request`]
+    /// for over-size local input (nothing sent) and by [`NetworkHandle::request`] when the
+    /// peer announced an over-size response (refused before reading it).
+    #[error("message of {len} bytes exceeds the {max}-byte limit")]
+    Oversize {
+        /// Actual or announced length in bytes.
+        len: usize,
+        /// The bound in bytes.
+        max: usize,
+    },
+    /// Peer fault: the peer broke the wire protocol (e.g. truncated frame).
+    #[error("protocol violation by {peer}: {reason}")]
+    ProtocolViolation {
+        /// The offending peer.
+        peer: PeerId,
+        /// Human-readable cause.
+        reason: String,
+    },
+    /// Fatal: the transport could not be set up (listen failed, swarm construction failed).
+    #[error("transport error: {reason}")]
+    Transport {
+        /// Human-readable cause.
+        reason: String,
+    },
+    /// Fatal: [`NetworkConfig::validate`] failed.
+    #[error("invalid network config: {reason}")]
+    InvalidConfig {
+        /// Which field and why.
+        reason: String,
+    },
+    /// Fatal: the swarm task has stopped.
+    #[error("network is shut down")]
+    Shutdown,
+}
+
+impl NetworkError {
+    /// Worth retrying later or with another peer.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::PeerUnreachable { .. } | Self::NoResponse { .. } | Self::QueueFull { .. }
+        )
+    }
+
+    /// The remote (or, for local over-size input, the caller) is at fault.
+    pub fn is_peer_fault(&self) -> bool {
+        matches!(self, Self::Oversize { .. } | Self::ProtocolViolation { .. })
+    }
+
+    /// The network layer cannot be used (any more).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Transport { .. } | Self::InvalidConfig { .. } | Self::Shutdown)
+    }
+}
+
+/// Counters of the networking layer (monotonic since [`spawn`]); read with
+/// [`NetworkHandle::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetworkStats {
+    /// Gossip messages dropped (and reported `Ignore`) because the event queue was full or
+    /// closed.
+    pub gossip_dropped_queue_full: u64,
+    /// Inbound sync requests dropped (closed without a response) because the event queue was
+    /// full or closed.
+    pub requests_dropped_queue_full: u64,
+    /// Received gossip messages larger than `gossip_bytes_max` (reported `Reject`).
+    pub gossip_rejected_oversize: u64,
+    /// Gossip messages reported `Reject` by the application.
+    pub gossip_rejected: u64,
+    /// Connections closed because `connections_max` was reached.
+    pub connections_closed_limit: u64,
+    /// Sync streams that failed through a peer's protocol violation (over-size or truncated
+    /// frames), in either direction.
+    pub sync_protocol_violations: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    gossip_dropped_queue_full: AtomicU64,
+    requests_dropped_queue_full: AtomicU64,
+    gossip_rejected_oversize: AtomicU64,
+    gossip_rejected: AtomicU64,
+    connections_closed_limit: AtomicU64,
+    sync_protocol_violations: AtomicU64,
+}
+
+impl Counters {
+    fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> NetworkStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        NetworkStats {
+            gossip_dropped_queue_full: get(&self.gossip_dropped_queue_full),
+            requests_dropped_queue_full: get(&self.requests_dropped_queue_full),
+            gossip_rejected_oversize: get(&self.gossip_rejected_oversize),
+            gossip_rejected: get(&self.gossip_rejected),
+            connections_closed_limit: get(&self.connections_closed_limit),
+            sync_protocol_violations: get(&self.sync_protocol_violations),
+        }
+    }
+}
+
+/// Commands from handles to the swarm task.
+enum Command {
+    Publish { topic: Topic, data: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
+    Report { id: MessageId, source: PeerId, acceptance: Acceptance },
+    Request { peer: PeerId, data: Vec<u8>, reply: oneshot::Sender<Result<Vec<u8>, NetworkError>> },
+    Respond { token: ResponseToken, data: Vec<u8> },
+    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
+    MeshPeers { topic: Topic, reply: oneshot::Sender<Vec<PeerId>> },
+    PeerScore { peer: PeerId, reply: oneshot::Sender<Option<f64>> },
+    Shutdown { done: oneshot::Sender<()> },
+}
+
+/// Cloneable handle to the swarm task. Cheap to clone; the swarm task stops when
+/// [`NetworkHandle::shutdown`] is called or every handle is dropped.
+#[derive(Clone)]
+pub struct NetworkHandle {
+    local_peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    counters: Arc<Counters>,
+    gossip_bytes_max: usize,
+    sync_request_bytes_max: usize,
+    sync_response_bytes_max: usize,
+    request_timeout: Duration,
+}
+
+impl fmt::Debug for NetworkHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetworkHandle").field("local_peer_id", &self.local_peer_id).finish_non_exhaustive()
+    }
+}
+
+impl NetworkHandle {
+    /// This node's peer id (derived from [`NetworkConfig::keypair`]).
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Counters since [`spawn`] (no round trip to the swarm task).
+    pub fn stats(&self) -> NetworkStats {
+        self.counters.snapshot()
+    }
+
+    /// Queues a command without waiting; `QueueFull` / `Shutdown` otherwise.
+    fn try_command(&self, cmd: Command) -> Result<(), NetworkError> {
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => NetworkError::QueueFull { queue: "command" },
+            mpsc::error::TrySendError::Closed(_) => NetworkError::Shutdown,
+        })
+    }
+
+    /// Waits for room in the command queue; `false` if the swarm task has stopped.
+    async fn command(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).await.is_ok()
+    }
+
+    /// Publishes `data` (at most [`NetworkConfig::gossip_bytes_max`] bytes) on `topic` to all
+    /// connected peers subscribed to it (flood publish). Never delivered to this node itself.
+    ///
+    /// Returns `Ok` without sending when no peer is subscribed yet (logged at `debug`; the
+    /// same data may be published again later), and `Ok` when the same data was already
+    /// published or received on this topic within the last 60 s (content-addressed ids).
+    ///
+    /// # Errors
+    /// [`NetworkError::Oversize`] (nothing sent), [`NetworkError::QueueFull`] (command queue
+    /// or every peer's send queue full), [`NetworkError::Shutdown`].
+    pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), NetworkError> {
+        if data.len() > self.gossip_bytes_max {
+            return Err(NetworkError::Oversize { len: data.len(), max: self.gossip_bytes_max });
+        }
+        let (reply, rx) = oneshot::channel();
+        self.try_command(Command::Publish { topic, data, reply })?;
+        rx.await.unwrap_or(Err(NetworkError::Shutdown))
+    }
+
+    /// Reports the application's verdict on a [`NetworkEvent::Gossip`] message; call exactly
+    /// once per message, with the event's `message_id` and `source`, within
+    /// [`VALIDATION_WINDOW`]. `Accept` forwards it, `Reject` penalizes `source`, `Ignore`
+    /// drops it. Waits for room in the command queue; a no-op after shutdown.
+    pub async fn report(&self, id: MessageId, source: PeerId, acceptance: Acceptance) {
+        self.command(Command::Report { id, source, acceptance }).await;
+    }
+
+    /// Sends a sync request (at most [`NetworkConfig::sync_request_bytes_max`] bytes) to a
+    /// connected `peer` and waits for its response (at most
+    /// [`NetworkConfig::sync_response_bytes_max`] bytes), for at most
+    /// [`NetworkConfig::sync_request_timeout_ms`] (plus a small slack for the swarm task).
+    /// Does not dial: the peer must be connected.
+    ///
+    /// # Errors
+    /// Transient: [`NetworkError::Timeout`], [`NetworkError::PeerUnreachable`] (not connected,
+    /// connection lost, protocol unsupported, too many streams),
+    /// [`NetworkError::NoResponse`], [`NetworkError::QueueFull`]. Peer fault:
+    /// [`NetworkError::Oversize`] (our request too large — nothing sent — or the peer's
+    /// response announced more than the bound), [`NetworkError::ProtocolViolation`].
+    /// Fatal: [`NetworkError::Shutdown`].
+    pub async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
+        if data.len() > self.sync_request_bytes_max {
+            return Err(NetworkError::Oversize { len: data.len(), max: self.sync_request_bytes_max });
+        }
+        let (reply, rx) = oneshot::channel();
+        self.try_command(Command::Request { peer, data, reply })?;
+        match tokio::time::timeout(self.request_timeout + REQUEST_TIMEOUT_SLACK, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(NetworkError::Shutdown),
+            Err(_) => Err(NetworkError::Timeout { peer }),
+        }
+    }
+
+    /// Answers an inbound [`NetworkEvent::Request`] with `data`. If `data` exceeds
+    /// [`NetworkConfig::sync_response_bytes_max`] it is not sent: the stream is closed
+    /// without a response (logged at `warn`; the requester sees
+    /// [`NetworkError::NoResponse`]). A response after the request expired is dropped
+    /// (logged at `debug`). Waits for room in the command queue; a no-op after shutdown.
+    pub async fn respond(&self, token: ResponseToken, data: Vec<u8>) {
+        if data.len() > self.sync_response_bytes_max {
+            tracing::warn!(
+                len = data.len(),
+                max = self.sync_response_bytes_max,
+                "sync response exceeds sync_response_bytes_max; closing the stream without a response"
+            );
+            drop(token);
+            return;
+        }
+        self.command(Command::Respond { token, data }).await;
+    }
+
+    /// Currently connected peers, one entry per peer. Empty after shutdown.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        let (reply, rx) = oneshot::channel();
+        if !self.command(Command::Peers { reply }).await {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Addresses the node is currently listening on (with the actual port if configured
+    /// with port 0; without `/p2p`). Empty after shutdown.
+    pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let (reply, rx) = oneshot::channel();
+        if !self.command(Command::ListenAddrs { reply }).await {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Peers in this node's gossipsub mesh for `topic` (diagnostics and tests). Empty after
+    /// shutdown.
+    pub async fn mesh_peers(&self, topic: Topic) -> Vec<PeerId> {
+        let (reply, rx) = oneshot::channel();
+        if !self.command(Command::MeshPeers { topic, reply }).await {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// This node's gossipsub score of `peer` (`None` if unknown or after shutdown). Scores
+    /// below −10 / −50 / −80 stop gossip to, publishing to, and all gossip from the peer.
+    pub async fn peer_score(&self, peer: PeerId) -> Option<f64> {
+        let (reply, rx) = oneshot::channel();
+        if !self.command(Command::PeerScore { peer, reply }).await {
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+
+    /// Stops the swarm task gracefully (see module docs) and returns once the swarm is
+    /// dropped and its listen port released. Idempotent; returns at once if already stopped.
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.command(Command::Shutdown { done }).await {
+            let _ = rx.await;
+        } else {
+            // Already stopping or stopped: wait until the task is gone (channel closed).
+            self.commands.closed().await;
+        }
+    }
+}
+
+/// Validates `config`, builds the swarm, starts listening on [`NetworkConfig::listen`],
+/// dials the bootstrap peers and spawns the swarm task on the current Tokio runtime.
+/// Returns once the listener has an address (at most [`LISTEN_TIMEOUT`]), with the handle
+/// and the event queue (capacity [`NetworkConfig::event_queue_max`]).
+///
+/// # Errors
+/// [`NetworkError::InvalidConfig`]; [`NetworkError::Transport`] if the swarm cannot be
+/// built or the listener cannot be opened (e.g. port in use).
+pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    config.validate()?;
+    let counters = Arc::new(Counters::default());
+    let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue_max);
+    let (event_tx, event_rx) = mpsc::channel(config.event_queue_max);
+    let handle = NetworkHandle {
+        local_peer_id: config.keypair.public().to_peer_id(),
+        commands: cmd_tx,
+        counters: counters.clone(),
+        gossip_bytes_max: config.gossip_bytes_max,
+        sync_request_bytes_max: config.sync_request_bytes_max,
+        sync_response_bytes_max: config.sync_response_bytes_max,
+        request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
+    };
+    let worker = worker::Worker::start(config, cmd_rx, event_tx, counters).await?;
+    tokio::spawn(worker.run());
+    Ok((handle, event_rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> NetworkConfig {
+        NetworkConfig {
+            keypair: libp2p::identity::Keypair::generate_ed25519(),
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            bootstrap: vec![],
+            namespace: "0123abcd".into(),
+            gossip_bytes_max: 1024,
+            sync_request_bytes_max: 1024,
+            sync_response_bytes_max: 4096,
+            sync_request_timeout_ms: 1000,
+            event_queue_max: 16,
+            command_queue_max: 16,
+            redial_interval_ms: 100,
+            connections_max: 8,
+        }
+    }
+
+    #[test]
+    fn valid_config_passes() {
+        config().validate().unwrap();
+        let mut c = config();
+        let peer = PeerId::random();
+        c.bootstrap = vec![format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap()];
+        c.validate().unwrap();
+        let (p, base) = split_peer_addr(&c.bootstrap[0]).unwrap();
+        assert_eq!(p, peer);
+        assert_eq!(base.to_string(), "/ip4/127.0.0.1/tcp/1");
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        type Mutator = fn(&mut NetworkConfig);
+        let cases: Vec<(&str, Mutator)> = vec![
+            ("listen", |c| c.listen = "/ip4/127.0.0.1/udp/1".parse().unwrap()),
+            ("listen", |c| c.listen = format!("/ip4/127.0.0.1/tcp/1/p2p/{}", PeerId::random()).parse().unwrap()),
+            ("bootstrap", |c| c.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]),
+            ("bootstrap", |c| c.bootstrap = vec![format!("/ip4/127.0.0.1/p2p/{}", PeerId::random()).parse().unwrap()]),
+            ("namespace", |c| c.namespace = String::new()),
+            ("namespace", |c| c.namespace = "a/b".into()),
+            ("namespace", |c| c.namespace = "x".repeat(NAMESPACE_LEN_MAX + 1)),
+            ("gossip_bytes_max", |c| c.gossip_bytes_max = 0),
+            ("sync_request_bytes_max", |c| c.sync_request_bytes_max = 0),
+            ("sync_response_bytes_max", |c| c.sync_response_bytes_max = u32::MAX as usize + 1),
+            ("sync_request_timeout_ms", |c| c.sync_request_timeout_ms = 0),
+            ("redial_interval_ms", |c| c.redial_interval_ms = 0),
+            ("event_queue_max", |c| c.event_queue_max = 0),
+            ("command_queue_max", |c| c.command_queue_max = 0),
+            ("connections_max", |c| c.connections_max = 0),
+        ];
+        for (field, mutate) in cases {
+            let mut c = config();
+            mutate(&mut c);
+            match c.validate() {
+                Err(NetworkError::InvalidConfig { reason }) => {
+                    assert!(reason.starts_with(field), "{field}: unexpected reason {reason}")
+                }
+                other => panic!("{field}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn names() {
+        let c = config();
+        assert_eq!(c.topic_name(Topic::Transactions), "/cairn/0123abcd/tx/1");
+        assert_eq!(c.topic_name(Topic::Consensus), "/cairn/0123abcd/consensus/1");
+        assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/1");
+        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/1");
+    }
+
+    #[test]
+    fn error_classes_are_disjoint_and_total() {
+        let peer = PeerId::random();
+        let all = [
+            NetworkError::Timeout { peer },
+            NetworkError::PeerUnreachable { peer, reason: String::new() },
+            NetworkError::NoResponse { peer },
+            NetworkError::QueueFull { queue: "command" },
+            NetworkError::Oversize { len: 2, max: 1 },
+            NetworkError::ProtocolViolation { peer, reason: String::new() },
+            NetworkError::Transport { reason: String::new() },
+            NetworkError::InvalidConfig { reason: String::new() },
+            NetworkError::Shutdown,
+        ];
+        for e in &all {
+            let classes = [e.is_transient(), e.is_peer_fault(), e.is_fatal()];
+            assert_eq!(classes.iter().filter(|c| **c).count(), 1, "{e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn spawn_listens_and_shuts_down() {
+        let (net, mut events) = spawn(config()).await.unwrap();
+        let addrs = net.listen_addrs().await;
+        assert!(!addrs.is_empty());
+        assert!(net.peers().await.is_empty());
+        // No peers: publishing is not an error.
+        net.publish(Topic::Blocks, b"x".to_vec()).await.unwrap();
+        assert!(matches!(
+            net.publish(Topic::Blocks, vec![0; 1025]).await,
+            Err(NetworkError::Oversize { len: 1025, max: 1024 })
+        ));
+        assert!(matches!(
+            net.request(PeerId::random(), b"x".to_vec()).await,
+            Err(NetworkError::PeerUnreachable { .. })
+        ));
+        net.shutdown().await;
+        assert!(events.recv().await.is_none(), "event queue closes on shutdown");
+        assert!(matches!(net.publish(Topic::Blocks, b"y".to_vec()).await, Err(NetworkError::Shutdown)));
+        assert!(net.peers().await.is_empty());
+        net.shutdown().await; // idempotent
+    }
+
+    #[tokio::test]
+    async fn listen_failure_is_a_transport_error() {
+        let (a, _ev) = spawn(config()).await.unwrap();
+        let mut c = config();
+        c.listen = a.listen_addrs().await[0].clone();
+        assert!(matches!(spawn(c).await, Err(NetworkError::Transport { .. })));
+        a.shutdown().await;
+    }
+}

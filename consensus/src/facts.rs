@@ -157,6 +157,10 @@ impl Facts {
                 return Some((w, d));
             }
             let (start, _) = self.range_of(w)?;
+            // Views in [start, w] are nullified; prefer one that is also notarized.
+            if let Some((nv, d)) = self.notarized.range(start..=w).next_back() {
+                return Some((*nv, *d));
+            }
             // start > floor, so this cannot underflow.
             w = start - 1;
         }
@@ -206,10 +210,7 @@ mod tests {
             payload: d(5),
         };
         assert_eq!(f.parent_status(&q), ParentStatus::Pending);
-        let bad = Proposal {
-            parent: d(9),
-            ..p
-        };
+        let bad = Proposal { parent: d(9), ..p };
         assert_eq!(f.parent_status(&bad), ParentStatus::Invalid);
         f.finalize(2, d(2));
         assert_eq!(f.nullified_ranges(), vec![(3, 3)]);

@@ -205,12 +205,9 @@ impl Consensus {
             round.record_mine(vote);
             resume = resume.max(w);
             match &vote.kind {
-                VoteKind::Notarize(p) if round.leader == vote.signer => {
-                    round.proposal = Some(*p);
-                    round.proposal_state = ProposalState::Valid;
-                }
                 VoteKind::Notarize(p) => {
-                    // I only notarize what I validated; remember it.
+                    // My Notarize is either my own proposal or the leader's
+                    // proposal I validated: never validate or vote again.
                     round.proposal = Some(*p);
                     round.proposal_state = ProposalState::Valid;
                 }
@@ -218,7 +215,7 @@ impl Consensus {
                     // I only sign Finalize after seeing a valid notarization.
                     round.notarized = Some(*p);
                     facts.add_notarized(w, p.payload);
-                    resume = resume.max(w.saturating_add(1).min(View::MAX - 1));
+                    resume = resume.max(w + 1); // w < u64::MAX (checked)
                 }
                 VoteKind::Nullify(_) => {}
             }
@@ -451,6 +448,12 @@ impl Consensus {
         }
         let v = self.view;
         let round = self.rounds.get(&v).expect("current round exists");
+        if round.my_finalize.is_some() {
+            // Only reachable if a Finalize of mine for this view was learned
+            // from the network (lost WAL): never nullify, wait for certificates.
+            self.retry_deadline = now.saturating_add(self.nullify_retry_ms);
+            return;
+        }
         if let Some(vote) = round.my_nullify.clone() {
             // R7 retry: re-broadcast my Nullify and the highest certificate.
             out.push(Output::Broadcast(Message::Vote(vote)));
@@ -576,13 +579,10 @@ impl Consensus {
             return;
         };
         match kind {
-            VoteKind::Notarize(_) => {
+            VoteKind::Notarize(p) => {
                 if round.notarized.is_none() {
-                    if let Some(cert) = round.notarization(quorum) {
-                        let CertificateKind::Notarization(p) = cert.kind else {
-                            unreachable!()
-                        };
-                        self.learn_notarization(p, cert, now, out);
+                    if let Some(cert) = round.notarization(p, quorum) {
+                        self.learn_notarization(*p, cert, now, out);
                     }
                 }
             }
@@ -593,13 +593,10 @@ impl Consensus {
                     }
                 }
             }
-            VoteKind::Finalize(_) => {
+            VoteKind::Finalize(p) => {
                 if w > self.last_finalized.view {
-                    if let Some(cert) = round.finalization(quorum) {
-                        let CertificateKind::Finalization(p) = cert.kind else {
-                            unreachable!()
-                        };
-                        self.learn_finalization(p, cert, now, out);
+                    if let Some(cert) = round.finalization(p, quorum) {
+                        self.learn_finalization(*p, cert, now, out);
                     }
                 }
             }
@@ -627,7 +624,13 @@ impl Consensus {
     }
 
     /// R5/R10: a new notarization of `p` (formed or received, verified).
-    fn learn_notarization(&mut self, p: Proposal, cert: Certificate, now: u64, out: &mut Vec<Output>) {
+    fn learn_notarization(
+        &mut self,
+        p: Proposal,
+        cert: Certificate,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         let w = p.view;
         self.facts.add_notarized(w, p.payload);
         self.note_highest(&cert);
@@ -659,7 +662,13 @@ impl Consensus {
     }
 
     /// R9/R10: a new finalization of `p` (above the last finalized view).
-    fn learn_finalization(&mut self, p: Proposal, cert: Certificate, now: u64, out: &mut Vec<Output>) {
+    fn learn_finalization(
+        &mut self,
+        p: Proposal,
+        cert: Certificate,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) {
         let w = p.view;
         if w <= self.last_finalized.view {
             return;
@@ -718,16 +727,31 @@ impl Consensus {
         let round = self.rounds.get(&w).expect("signing only in kept views");
         match &kind {
             VoteKind::Notarize(_) => {
-                assert!(round.my_notarize.is_none(), "I1: second Notarize in view {w}");
-                assert!(round.my_nullify.is_none(), "I2: Notarize after Nullify in view {w}");
+                assert!(
+                    round.my_notarize.is_none(),
+                    "I1: second Notarize in view {w}"
+                );
+                assert!(
+                    round.my_nullify.is_none(),
+                    "I2: Notarize after Nullify in view {w}"
+                );
             }
             VoteKind::Nullify(_) => {
                 assert!(round.my_nullify.is_none(), "second Nullify in view {w}");
-                assert!(round.my_finalize.is_none(), "I3: Nullify after Finalize in view {w}");
+                assert!(
+                    round.my_finalize.is_none(),
+                    "I3: Nullify after Finalize in view {w}"
+                );
             }
             VoteKind::Finalize(_) => {
-                assert!(round.my_finalize.is_none(), "I4: second Finalize in view {w}");
-                assert!(round.my_nullify.is_none(), "I3: Finalize after Nullify in view {w}");
+                assert!(
+                    round.my_finalize.is_none(),
+                    "I4: second Finalize in view {w}"
+                );
+                assert!(
+                    round.my_nullify.is_none(),
+                    "I3: Finalize after Nullify in view {w}"
+                );
             }
         }
         let vote = Vote::sign(&self.namespace, kind, me, key);
@@ -779,13 +803,15 @@ impl Consensus {
     fn deadline(&self) -> Option<u64> {
         self.signer.as_ref()?;
         let round = self.rounds.get(&self.view)?;
-        Some(if round.my_nullify.is_some() {
-            self.retry_deadline
-        } else if round.proposal.is_some() || round.my_notarize.is_some() {
-            self.notarization_deadline
-        } else {
-            self.leader_deadline
-        })
+        Some(
+            if round.my_nullify.is_some() || round.my_finalize.is_some() {
+                self.retry_deadline
+            } else if round.proposal.is_some() || round.my_notarize.is_some() {
+                self.notarization_deadline
+            } else {
+                self.leader_deadline
+            },
+        )
     }
 
     fn rearm(&mut self, out: &mut Vec<Output>) {
@@ -814,7 +840,17 @@ impl Consensus {
         if round.leader == me {
             if round.build_parent.is_none() && round.my_notarize.is_none() {
                 if let Some((parent_view, parent)) = self.facts.parent_for(v) {
-                    debug_assert!(parent_view < v);
+                    // The chosen parent satisfies the parent rule by construction.
+                    assert_eq!(
+                        self.facts.parent_status(&Proposal {
+                            view: v,
+                            parent_view,
+                            parent,
+                            payload: Digest::ZERO,
+                        }),
+                        ParentStatus::Valid,
+                        "leader parent for view {v} violates the parent rule"
+                    );
                     let round = self.rounds.get_mut(&v).expect("exists");
                     round.build_parent = Some((parent_view, parent));
                     out.push(Output::BuildProposal {

@@ -1,6 +1,6 @@
 //! Per-view vote state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::types::{Certificate, CertificateKind, Proposal, ValidatorIndex, Vote, VoteKind};
 
@@ -30,11 +30,12 @@ pub(crate) struct Round {
     /// As leader: the parent passed in `BuildProposal`.
     pub(crate) build_parent: Option<(u64, crate::types::Digest)>,
     notarizes: BTreeMap<ValidatorIndex, (Proposal, [u8; 64])>,
-    notarize_power: HashMap<Proposal, u64>,
+    /// Power per distinct proposal (at most n entries; usually one).
+    notarize_power: Vec<(Proposal, u64)>,
     nullifies: BTreeMap<ValidatorIndex, [u8; 64]>,
     nullify_power: u64,
     finalizes: BTreeMap<ValidatorIndex, (Proposal, [u8; 64])>,
-    finalize_power: HashMap<Proposal, u64>,
+    finalize_power: Vec<(Proposal, u64)>,
     /// Notarized proposal, once a notarization (or finalization) is known.
     pub(crate) notarized: Option<Proposal>,
     /// A nullification is known.
@@ -53,11 +54,11 @@ impl Round {
             proposal_state: ProposalState::Unchecked,
             build_parent: None,
             notarizes: BTreeMap::new(),
-            notarize_power: HashMap::new(),
+            notarize_power: Vec::new(),
             nullifies: BTreeMap::new(),
             nullify_power: 0,
             finalizes: BTreeMap::new(),
-            finalize_power: HashMap::new(),
+            finalize_power: Vec::new(),
             notarized: None,
             nullified: false,
             my_notarize: None,
@@ -79,18 +80,26 @@ impl Round {
     pub(crate) fn add_vote(&mut self, vote: &Vote, power: u64) {
         match &vote.kind {
             VoteKind::Notarize(p) => {
-                if self.notarizes.insert(vote.signer, (*p, vote.signature)).is_none() {
-                    *self.notarize_power.entry(*p).or_default() += power;
+                if self
+                    .notarizes
+                    .insert(vote.signer, (*p, vote.signature))
+                    .is_none()
+                {
+                    add_power(&mut self.notarize_power, p, power);
                 }
             }
             VoteKind::Nullify(_) => {
                 if self.nullifies.insert(vote.signer, vote.signature).is_none() {
-                    self.nullify_power += power;
+                    self.nullify_power = self.nullify_power.saturating_add(power);
                 }
             }
             VoteKind::Finalize(p) => {
-                if self.finalizes.insert(vote.signer, (*p, vote.signature)).is_none() {
-                    *self.finalize_power.entry(*p).or_default() += power;
+                if self
+                    .finalizes
+                    .insert(vote.signer, (*p, vote.signature))
+                    .is_none()
+                {
+                    add_power(&mut self.finalize_power, p, power);
                 }
             }
         }
@@ -107,18 +116,14 @@ impl Round {
         }
     }
 
-    /// A certificate of kind `Notarization` if some proposal reached `quorum`.
-    pub(crate) fn notarization(&self, quorum: u64) -> Option<Certificate> {
-        let (p, _) = self.notarize_power.iter().find(|(_, w)| **w >= quorum)?;
-        let signatures = self
-            .notarizes
-            .iter()
-            .filter(|(_, (q, _))| q == p)
-            .map(|(s, (_, sig))| (*s, *sig))
-            .collect();
+    /// A `Notarization` certificate for `p` if its Notarize votes reached `quorum`.
+    pub(crate) fn notarization(&self, p: &Proposal, quorum: u64) -> Option<Certificate> {
+        if power_of(&self.notarize_power, p) < quorum {
+            return None;
+        }
         Some(Certificate {
             kind: CertificateKind::Notarization(*p),
-            signatures,
+            signatures: signatures_for(&self.notarizes, p),
         })
     }
 
@@ -133,18 +138,14 @@ impl Round {
         })
     }
 
-    /// A `Finalization` certificate if some proposal reached `quorum`.
-    pub(crate) fn finalization(&self, quorum: u64) -> Option<Certificate> {
-        let (p, _) = self.finalize_power.iter().find(|(_, w)| **w >= quorum)?;
-        let signatures = self
-            .finalizes
-            .iter()
-            .filter(|(_, (q, _))| q == p)
-            .map(|(s, (_, sig))| (*s, *sig))
-            .collect();
+    /// A `Finalization` certificate for `p` if its Finalize votes reached `quorum`.
+    pub(crate) fn finalization(&self, p: &Proposal, quorum: u64) -> Option<Certificate> {
+        if power_of(&self.finalize_power, p) < quorum {
+            return None;
+        }
         Some(Certificate {
             kind: CertificateKind::Finalization(*p),
-            signatures,
+            signatures: signatures_for(&self.finalizes, p),
         })
     }
 
@@ -155,4 +156,28 @@ impl Round {
             .chain(self.my_nullify.iter())
             .chain(self.my_finalize.iter())
     }
+}
+
+fn add_power(tally: &mut Vec<(Proposal, u64)>, p: &Proposal, power: u64) {
+    match tally.iter_mut().find(|(q, _)| q == p) {
+        // Distinct signers: bounded by the set's total power, which fits u64.
+        Some((_, w)) => *w = w.saturating_add(power),
+        None => tally.push((*p, power)),
+    }
+}
+
+fn power_of(tally: &[(Proposal, u64)], p: &Proposal) -> u64 {
+    tally.iter().find(|(q, _)| q == p).map_or(0, |(_, w)| *w)
+}
+
+/// Signatures of the votes for `p`, ascending by signer.
+fn signatures_for(
+    votes: &BTreeMap<ValidatorIndex, (Proposal, [u8; 64])>,
+    p: &Proposal,
+) -> Vec<(ValidatorIndex, [u8; 64])> {
+    votes
+        .iter()
+        .filter(|(_, (q, _))| q == p)
+        .map(|(s, (_, sig))| (*s, *sig))
+        .collect()
 }

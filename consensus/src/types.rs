@@ -153,7 +153,9 @@ fn verify_signature(
     signature: &[u8; 64],
     set: &ValidatorSet,
 ) -> Result<(), MessageError> {
-    let validator = set.get(signer).ok_or(MessageError::UnknownSigner { signer })?;
+    let validator = set
+        .get(signer)
+        .ok_or(MessageError::UnknownSigner { signer })?;
     let msg = signing_digest(namespace, kind);
     validator
         .public_key
@@ -273,9 +275,9 @@ impl Certificate {
         let mut power: u64 = 0;
         let mut previous: Option<ValidatorIndex> = None;
         for (signer, _) in &self.signatures {
-            let validator = set.get(*signer).ok_or(MessageError::UnknownSigner {
-                signer: *signer,
-            })?;
+            let validator = set
+                .get(*signer)
+                .ok_or(MessageError::UnknownSigner { signer: *signer })?;
             if std::mem::replace(&mut seen[*signer as usize], true) {
                 return Err(MessageError::DuplicateSigner { signer: *signer });
             }

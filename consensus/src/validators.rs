@@ -1,6 +1,6 @@
 //! The weighted validator set: membership, voting power, quorum and leaders.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use ed25519_dalek::VerifyingKey;
 
@@ -28,7 +28,7 @@ pub struct Validator {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
     validators: Vec<Validator>,
-    by_key: HashMap<[u8; 32], ValidatorIndex>,
+    by_key: BTreeMap<[u8; 32], ValidatorIndex>,
     total_power: u64,
     quorum_power: u64,
 }
@@ -51,7 +51,7 @@ impl ValidatorSet {
                 max: MAX_VALIDATORS,
             });
         }
-        let mut by_key = HashMap::with_capacity(validators.len());
+        let mut by_key = BTreeMap::new();
         let mut total: u64 = 0;
         for (i, v) in validators.iter().enumerate() {
             let index = i as ValidatorIndex; // < MAX_VALIDATORS = u16::MAX

@@ -65,7 +65,9 @@ pub enum GenesisError {
         max: usize,
     },
     /// `chain_id` has a character outside `[a-z0-9-_.]`.
-    #[error("chain_id `{chain_id}` has invalid character {ch:?} at byte {position}; allowed: a-z 0-9 - _ .")]
+    #[error(
+        "chain_id `{chain_id}` has invalid character {ch:?} at byte {position}; allowed: a-z 0-9 - _ ."
+    )]
     ChainIdInvalidChar {
         /// The chain id.
         chain_id: String,
@@ -106,7 +108,9 @@ pub enum GenesisError {
         name: String,
     },
     /// Two validators have the same consensus key.
-    #[error("validators[{index}] ({name}): consensus_key {key} already used by validators[{first}]")]
+    #[error(
+        "validators[{index}] ({name}): consensus_key {key} already used by validators[{first}]"
+    )]
     DuplicateConsensusKey {
         /// Index of the later validator.
         index: usize,

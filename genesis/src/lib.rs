@@ -9,7 +9,8 @@
 //! ## File format
 //!
 //! JSON, snake_case field names, every object `deny_unknown_fields` (a misspelt field is
-//! an error, never silently ignored). A full example:
+//! an error, never silently ignored). A full example (also `testdata/genesis.example.json`;
+//! a test checks that both parse to the same genesis):
 //!
 //! ```json
 //! {
@@ -18,13 +19,16 @@
 //!   "validators": [
 //!     {
 //!       "name": "validator-0",
-//!       "consensus_key": "cairn1…",
-//!       "peer_id": "12D3KooW…",
+//!       "consensus_key": "cairn132yw8ht5p8cetl2jmvknewjawt9xwzdlrk2pyxlnwjyqrdq0dawqk9dx6l",
+//!       "peer_id": "12D3KooWQESzG5JVc63XV9t8JiMDhjDEVNo4gWxWnMS7PD6T6MiP",
 //!       "voting_power": 1
 //!     }
 //!   ],
 //!   "accounts": [
-//!     { "address": "cairn1…", "balance": 1000000000 }
+//!     {
+//!       "address": "cairn1eryv3jxgeryv3jxgeryv3jxgeryv3jxgeryv3jxgeryv3jxgeryqd0mzjx",
+//!       "balance": 1000000000
+//!     }
 //!   ],
 //!   "params": {
 //!     "leader_timeout_ms": 1000,
@@ -177,17 +181,25 @@ impl Genesis {
     /// Errors: [`GenesisError::Io`] if it cannot be read or is not UTF-8,
     /// [`GenesisError::FileTooLarge`], else as [`Genesis::from_json`].
     pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
-        let io_err = |e: std::io::Error| GenesisError::Io { path: path.to_path_buf(), reason: e.to_string() };
+        let io_err = |e: std::io::Error| GenesisError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let file = std::fs::File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
-        let too_large =
-            |len| GenesisError::FileTooLarge { path: path.to_path_buf(), len, max: GENESIS_FILE_BYTES_MAX };
+        let too_large = |len| GenesisError::FileTooLarge {
+            path: path.to_path_buf(),
+            len,
+            max: GENESIS_FILE_BYTES_MAX,
+        };
         if len > GENESIS_FILE_BYTES_MAX {
             return Err(too_large(len));
         }
         // The file may grow between stat and read: never read more than the bound + 1.
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.take(GENESIS_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(io_err)?;
+        file.take(GENESIS_FILE_BYTES_MAX + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
         if bytes.len() as u64 > GENESIS_FILE_BYTES_MAX {
             return Err(too_large(bytes.len() as u64));
         }
@@ -225,7 +237,10 @@ impl Genesis {
             return Err(GenesisError::NoValidators);
         }
         if self.validators.len() > VALIDATORS_MAX {
-            return Err(GenesisError::TooManyValidators { count: self.validators.len(), max: VALIDATORS_MAX });
+            return Err(GenesisError::TooManyValidators {
+                count: self.validators.len(),
+                max: VALIDATORS_MAX,
+            });
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut keys: HashMap<Address, usize> = HashMap::new();
@@ -236,10 +251,17 @@ impl Genesis {
             check_consensus_key(index, v)?;
             let peer = parse_peer_id(index, v)?;
             if v.voting_power == 0 {
-                return Err(GenesisError::ZeroVotingPower { index, name: v.name.clone() });
+                return Err(GenesisError::ZeroVotingPower {
+                    index,
+                    name: v.name.clone(),
+                });
             }
             if let Some(&first) = names.get(v.name.as_str()) {
-                return Err(GenesisError::DuplicateValidatorName { index, first, name: v.name.clone() });
+                return Err(GenesisError::DuplicateValidatorName {
+                    index,
+                    first,
+                    name: v.name.clone(),
+                });
             }
             names.insert(&v.name, index);
             if let Some(&first) = keys.get(&v.consensus_key) {
@@ -260,9 +282,12 @@ impl Genesis {
                 });
             }
             peers.insert(peer, index);
-            total = total
-                .checked_add(v.voting_power)
-                .ok_or_else(|| GenesisError::VotingPowerOverflow { index, name: v.name.clone() })?;
+            total = total.checked_add(v.voting_power).ok_or_else(|| {
+                GenesisError::VotingPowerOverflow {
+                    index,
+                    name: v.name.clone(),
+                }
+            })?;
         }
         Ok(())
     }
@@ -272,15 +297,25 @@ impl Genesis {
         let mut total: u64 = 0;
         for (index, a) in self.accounts.iter().enumerate() {
             if let Some(&first) = seen.get(&a.address) {
-                return Err(GenesisError::DuplicateAccount { index, first, address: a.address });
+                return Err(GenesisError::DuplicateAccount {
+                    index,
+                    first,
+                    address: a.address,
+                });
             }
             seen.insert(a.address, index);
             if a.balance == 0 {
-                return Err(GenesisError::ZeroBalance { index, address: a.address });
+                return Err(GenesisError::ZeroBalance {
+                    index,
+                    address: a.address,
+                });
             }
             total = total
                 .checked_add(a.balance)
-                .ok_or(GenesisError::BalanceOverflow { index, address: a.address })?;
+                .ok_or(GenesisError::BalanceOverflow {
+                    index,
+                    address: a.address,
+                })?;
         }
         Ok(())
     }
@@ -297,8 +332,9 @@ impl Genesis {
                 })
             })
             .collect::<Result<Vec<_>, GenesisError>>()?;
-        cairn_consensus::ValidatorSet::new(validators)
-            .map_err(|e| GenesisError::ValidatorSet { reason: e.to_string() })
+        cairn_consensus::ValidatorSet::new(validators).map_err(|e| GenesisError::ValidatorSet {
+            reason: e.to_string(),
+        })
     }
 
     /// The genesis hash: blake3 derive-key ([`GENESIS_HASH_CONTEXT`]) of the borsh encoding
@@ -307,7 +343,7 @@ impl Genesis {
     /// account order.
     pub fn hash(&self) -> Hash {
         let mut canonical = self.clone();
-        canonical.accounts.sort_by(|a, b| a.address.cmp(&b.address));
+        canonical.accounts.sort_by_key(|a| a.address);
         let bytes = borsh::to_vec(&canonical).expect("borsh to Vec never fails");
         Hash::derive(GENESIS_HASH_CONTEXT, &[&bytes])
     }
@@ -317,13 +353,25 @@ impl Genesis {
     /// Panics if the genesis is invalid (a value from [`Genesis::from_json`] or
     /// [`Genesis::load`] never is, since validation builds the same set).
     pub fn validator_set(&self) -> cairn_consensus::ValidatorSet {
-        self.build_validator_set().unwrap_or_else(|e| panic!("validator_set() on an invalid genesis: {e}"))
+        self.build_validator_set()
+            .unwrap_or_else(|e| panic!("validator_set() on an invalid genesis: {e}"))
     }
 
     /// The funded accounts with their initial state (balance as given, nonce 0), in file
     /// order.
     pub fn initial_accounts(&self) -> Vec<(Address, Account)> {
-        self.accounts.iter().map(|a| (a.address, Account { balance: a.balance, nonce: 0 })).collect()
+        self.accounts
+            .iter()
+            .map(|a| {
+                (
+                    a.address,
+                    Account {
+                        balance: a.balance,
+                        nonce: 0,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The genesis state root: [`LtHash`] summed over [`Genesis::initial_accounts`],
@@ -366,7 +414,10 @@ impl Genesis {
 
     /// The validator whose consensus key is `key`, with its index, if any.
     pub fn validator_by_consensus_key(&self, key: &Address) -> Option<(usize, &GenesisValidator)> {
-        self.validators.iter().enumerate().find(|(_, v)| v.consensus_key == *key)
+        self.validators
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.consensus_key == *key)
     }
 }
 
@@ -375,10 +426,19 @@ fn json_error(e: serde_json::Error) -> GenesisError {
     let (line, column) = (e.line(), e.column());
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
-            return GenesisError::UnknownField { field: rest[..end].to_string(), line, column, message };
+            return GenesisError::UnknownField {
+                field: rest[..end].to_string(),
+                line,
+                column,
+                message,
+            };
         }
     }
-    GenesisError::Json { line, column, message }
+    GenesisError::Json {
+        line,
+        column,
+        message,
+    }
 }
 
 fn validate_chain_id(chain_id: &str) -> Result<(), GenesisError> {
@@ -392,29 +452,49 @@ fn validate_chain_id(chain_id: &str) -> Result<(), GenesisError> {
             max: CHAIN_ID_BYTES_MAX,
         });
     }
-    if let Some((position, ch)) =
-        chain_id.char_indices().find(|&(_, c)| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.'))
+    if let Some((position, ch)) = chain_id
+        .char_indices()
+        .find(|&(_, c)| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '_' | '.'))
     {
-        return Err(GenesisError::ChainIdInvalidChar { chain_id: chain_id.to_string(), ch, position });
+        return Err(GenesisError::ChainIdInvalidChar {
+            chain_id: chain_id.to_string(),
+            ch,
+            position,
+        });
     }
     Ok(())
 }
 
 fn validate_validator_name(index: usize, name: &str) -> Result<(), GenesisError> {
-    let bad = |reason: String| GenesisError::InvalidValidatorName { index, name: name.to_string(), reason };
+    let bad = |reason: String| GenesisError::InvalidValidatorName {
+        index,
+        name: name.to_string(),
+        reason,
+    };
     if name.is_empty() {
         return Err(bad("empty".into()));
     }
     if name.len() > VALIDATOR_NAME_BYTES_MAX {
-        return Err(bad(format!("{} bytes, more than the limit of {VALIDATOR_NAME_BYTES_MAX}", name.len())));
+        return Err(bad(format!(
+            "{} bytes, more than the limit of {VALIDATOR_NAME_BYTES_MAX}",
+            name.len()
+        )));
     }
-    if let Some(c) = name.chars().find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(bad(format!("invalid character {c:?}; allowed: A-Z a-z 0-9 - _ .")));
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(bad(format!(
+            "invalid character {c:?}; allowed: A-Z a-z 0-9 - _ ."
+        )));
     }
     Ok(())
 }
 
-fn check_consensus_key(index: usize, v: &GenesisValidator) -> Result<ed25519_dalek::VerifyingKey, GenesisError> {
+fn check_consensus_key(
+    index: usize,
+    v: &GenesisValidator,
+) -> Result<ed25519_dalek::VerifyingKey, GenesisError> {
     let bad = |reason: &str| GenesisError::BadConsensusKey {
         index,
         name: v.name.clone(),
@@ -429,7 +509,10 @@ fn check_consensus_key(index: usize, v: &GenesisValidator) -> Result<ed25519_dal
     Ok(key)
 }
 
-fn parse_peer_id(index: usize, v: &GenesisValidator) -> Result<libp2p_identity::PeerId, GenesisError> {
+fn parse_peer_id(
+    index: usize,
+    v: &GenesisValidator,
+) -> Result<libp2p_identity::PeerId, GenesisError> {
     let bad = |reason: String| GenesisError::BadPeerId {
         index,
         name: v.name.clone(),
@@ -438,7 +521,10 @@ fn parse_peer_id(index: usize, v: &GenesisValidator) -> Result<libp2p_identity::
     };
     let peer = libp2p_identity::PeerId::from_str(&v.peer_id).map_err(|e| bad(e.to_string()))?;
     if peer.to_base58() != v.peer_id {
-        return Err(bad(format!("not in canonical form (expected `{}`)", peer.to_base58())));
+        return Err(bad(format!(
+            "not in canonical form (expected `{}`)",
+            peer.to_base58()
+        )));
     }
     Ok(peer)
 }

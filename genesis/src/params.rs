@@ -87,19 +87,54 @@ impl ChainParams {
     pub fn validate(&self) -> Result<(), GenesisError> {
         fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), GenesisError> {
             if value < min || value > max {
-                return Err(GenesisError::ParamOutOfRange { field, value, min, max });
+                return Err(GenesisError::ParamOutOfRange {
+                    field,
+                    value,
+                    min,
+                    max,
+                });
             }
             Ok(())
         }
-        range("leader_timeout_ms", self.leader_timeout_ms, 1, TIMEOUT_MS_MAX)?;
-        range("notarization_timeout_ms", self.notarization_timeout_ms, 1, TIMEOUT_MS_MAX)?;
+        range(
+            "leader_timeout_ms",
+            self.leader_timeout_ms,
+            1,
+            TIMEOUT_MS_MAX,
+        )?;
+        range(
+            "notarization_timeout_ms",
+            self.notarization_timeout_ms,
+            1,
+            TIMEOUT_MS_MAX,
+        )?;
         range("nullify_retry_ms", self.nullify_retry_ms, 1, TIMEOUT_MS_MAX)?;
         range("block_txs_max", self.block_txs_max, 1, BLOCK_TXS_MAX)?;
-        range("block_bytes_max", self.block_bytes_max, BLOCK_BYTES_MIN, BLOCK_BYTES_MAX)?;
-        range("block_interval_ms", self.block_interval_ms, 0, TIMEOUT_MS_MAX)?;
+        range(
+            "block_bytes_max",
+            self.block_bytes_max,
+            BLOCK_BYTES_MIN,
+            BLOCK_BYTES_MAX,
+        )?;
+        range(
+            "block_interval_ms",
+            self.block_interval_ms,
+            0,
+            TIMEOUT_MS_MAX,
+        )?;
         range("mempool_txs_max", self.mempool_txs_max, 1, MEMPOOL_TXS_MAX)?;
-        range("mempool_bytes_max", self.mempool_bytes_max, MEMPOOL_BYTES_MIN, MEMPOOL_BYTES_MAX)?;
-        range("mempool_sender_future_max", self.mempool_sender_future_max, 1, MEMPOOL_SENDER_FUTURE_MAX)?;
+        range(
+            "mempool_bytes_max",
+            self.mempool_bytes_max,
+            MEMPOOL_BYTES_MIN,
+            MEMPOOL_BYTES_MAX,
+        )?;
+        range(
+            "mempool_sender_future_max",
+            self.mempool_sender_future_max,
+            1,
+            MEMPOOL_SENDER_FUTURE_MAX,
+        )?;
         range(
             "admission_difficulty_bits",
             u64::from(self.admission_difficulty_bits),

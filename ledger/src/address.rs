@@ -89,7 +89,7 @@ impl serde::Serialize for Address {
 
 impl<'de> serde::Deserialize<'de> for Address {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        let s = <String as serde::Deserialize>::deserialize(d)?;
         Address::from_bech32(&s).map_err(serde::de::Error::custom)
     }
 }

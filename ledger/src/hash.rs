@@ -64,7 +64,7 @@ impl serde::Serialize for Hash {
 
 impl<'de> serde::Deserialize<'de> for Hash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        let s = <String as serde::Deserialize>::deserialize(d)?;
         Hash::from_hex(&s).map_err(serde::de::Error::custom)
     }
 }

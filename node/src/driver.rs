@@ -650,9 +650,6 @@ impl Driver {
 
     fn admit(&mut self, tx: SignedTransaction) -> Result<Hash, MempoolError> {
         let h = tx.hash();
-        if self.chain.store().tx_location(&h).ok().flatten().is_some() {
-            return Err(MempoolError::Duplicate { tx: h });
-        }
         let next_height = self.chain.head().height + 1;
         let store = self.chain.store().clone();
         let r = self.mempool.insert(tx, store.as_ref(), &self.params.chain_id, next_height);

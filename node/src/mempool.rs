@@ -26,7 +26,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
 
-use cairn_ledger::{Address, BlockBuilder, Hash, LedgerError, SignedTransaction, StateReader, TX_BYTES_MAX};
+use cairn_ledger::{
+    Address, BlockBuilder, Hash, LedgerError, SignedTransaction, StateReader, TX_BYTES_MAX,
+};
 
 /// Bounds of a [`Mempool`]. Usually taken from the chain parameters
 /// ([`MempoolConfig::from_params`]).
@@ -58,12 +60,20 @@ impl MempoolConfig {
     ///
     /// Errors: [`MempoolError::InvalidConfig`] naming the first bad field.
     pub fn validate(&self) -> Result<(), MempoolError> {
-        let bad = |field: &'static str, reason: String| Err(MempoolError::InvalidConfig { field, reason });
+        let bad = |field: &'static str, reason: String| {
+            Err(MempoolError::InvalidConfig { field, reason })
+        };
         if self.txs_max == 0 {
             return bad("txs_max", "must be at least 1".into());
         }
         if self.bytes_max < TX_BYTES_MAX {
-            return bad("bytes_max", format!("{} is less than one transaction ({TX_BYTES_MAX} bytes)", self.bytes_max));
+            return bad(
+                "bytes_max",
+                format!(
+                    "{} is less than one transaction ({TX_BYTES_MAX} bytes)",
+                    self.bytes_max
+                ),
+            );
         }
         if self.sender_future_max == 0 {
             return bad("sender_future_max", "must be at least 1".into());
@@ -105,7 +115,9 @@ pub enum MempoolError {
         got: u64,
     },
     /// The nonce is beyond the sender's window: `got > max = account_nonce + sender_future_max`.
-    #[error("transaction {tx}: nonce {got} is too far ahead of account nonce {account_nonce} (at most {max})")]
+    #[error(
+        "transaction {tx}: nonce {got} is too far ahead of account nonce {account_nonce} (at most {max})"
+    )]
     TooFarAhead {
         /// The refused transaction.
         tx: Hash,
@@ -118,7 +130,9 @@ pub enum MempoolError {
     },
     /// The sender cannot pay `amount + fee` of this transaction on top of its pooled
     /// lower-nonce transactions: `needed` (their sum, in u128) exceeds `balance`.
-    #[error("transaction {tx}: needs {needed} with the sender's pooled transactions, balance is {balance}")]
+    #[error(
+        "transaction {tx}: needs {needed} with the sender's pooled transactions, balance is {balance}"
+    )]
     InsufficientBalance {
         /// The refused transaction.
         tx: Hash,
@@ -295,24 +309,45 @@ impl Mempool {
             });
         }
         if self.by_hash.contains_key(&hash) {
-            return Err(MempoolError::Duplicate { tx: hash, pooled: hash });
+            return Err(MempoolError::Duplicate {
+                tx: hash,
+                pooled: hash,
+            });
         }
         if body.expiry_height < next_height {
-            return Err(MempoolError::Expired { tx: hash, expiry_height: body.expiry_height, height: next_height });
+            return Err(MempoolError::Expired {
+                tx: hash,
+                expiry_height: body.expiry_height,
+                height: next_height,
+            });
         }
-        let account = state.account(&body.sender).map_err(|error| MempoolError::State { tx: hash, error })?;
+        let account = state
+            .account(&body.sender)
+            .map_err(|error| MempoolError::State { tx: hash, error })?;
         if body.nonce < account.nonce {
-            return Err(MempoolError::StaleNonce { tx: hash, account_nonce: account.nonce, got: body.nonce });
+            return Err(MempoolError::StaleNonce {
+                tx: hash,
+                account_nonce: account.nonce,
+                got: body.nonce,
+            });
         }
         let future_max = u64::try_from(self.config.sender_future_max).unwrap_or(u64::MAX);
         let max = account.nonce.saturating_add(future_max);
         if body.nonce > max {
-            return Err(MempoolError::TooFarAhead { tx: hash, account_nonce: account.nonce, got: body.nonce, max });
+            return Err(MempoolError::TooFarAhead {
+                tx: hash,
+                account_nonce: account.nonce,
+                got: body.nonce,
+                max,
+            });
         }
         let mut needed = u128::from(body.amount) + u128::from(body.fee);
         if let Some(queue) = self.by_sender.get(&body.sender) {
             if let Some(pooled) = queue.get(&body.nonce) {
-                return Err(MempoolError::Duplicate { tx: hash, pooled: *pooled });
+                return Err(MempoolError::Duplicate {
+                    tx: hash,
+                    pooled: *pooled,
+                });
             }
             // At most `sender_future_max` entries: the window bounds this loop.
             for pooled in queue.range(account.nonce..body.nonce).map(|(_, h)| h) {
@@ -320,10 +355,16 @@ impl Mempool {
             }
         }
         if needed > u128::from(account.balance) {
-            return Err(MempoolError::InsufficientBalance { tx: hash, balance: account.balance, needed });
+            return Err(MempoolError::InsufficientBalance {
+                tx: hash,
+                balance: account.balance,
+                needed,
+            });
         }
         let bytes = borsh::object_length(&tx).expect("counting borsh length never fails");
-        if self.by_hash.len() >= self.config.txs_max || self.bytes.saturating_add(bytes) > self.config.bytes_max {
+        if self.by_hash.len() >= self.config.txs_max
+            || self.bytes.saturating_add(bytes) > self.config.bytes_max
+        {
             return Err(MempoolError::Full {
                 txs: self.by_hash.len(),
                 bytes: self.bytes,
@@ -332,7 +373,10 @@ impl Mempool {
             });
         }
 
-        self.by_sender.entry(body.sender).or_default().insert(body.nonce, hash);
+        self.by_sender
+            .entry(body.sender)
+            .or_default()
+            .insert(body.nonce, hash);
         self.by_expiry.insert((body.expiry_height, hash));
         self.bytes += bytes;
         let seq = self.next_seq;
@@ -402,7 +446,12 @@ impl Mempool {
     /// the order.
     ///
     /// Work: one state read per sender reached, at most one `apply` per transaction.
-    pub fn reap(&self, builder: &mut BlockBuilder<'_>, txs_max: usize, bytes_max: usize) -> Vec<SignedTransaction> {
+    pub fn reap(
+        &self,
+        builder: &mut BlockBuilder<'_>,
+        txs_max: usize,
+        bytes_max: usize,
+    ) -> Vec<SignedTransaction> {
         let mut out = Vec::new();
         if txs_max == 0 {
             return out;
@@ -418,8 +467,10 @@ impl Mempool {
         senders.sort_unstable();
 
         // `None` = not reached yet (its state is read on its first turn).
-        let mut ring: VecDeque<(&Address, Option<btree_map::Range<'_, u64, Hash>>)> =
-            senders.into_iter().map(|(_, sender)| (sender, None)).collect();
+        let mut ring: VecDeque<(&Address, Option<btree_map::Range<'_, u64, Hash>>)> = senders
+            .into_iter()
+            .map(|(_, sender)| (sender, None))
+            .collect();
         let mut bytes_used = 0usize;
         while let Some((sender, range)) = ring.pop_front() {
             let mut range = match range {
@@ -432,7 +483,9 @@ impl Mempool {
                     }
                 },
             };
-            let Some((_, hash)) = range.next() else { continue };
+            let Some((_, hash)) = range.next() else {
+                continue;
+            };
             let entry = &self.by_hash[hash];
             if bytes_used + entry.bytes > bytes_max {
                 continue;
@@ -458,14 +511,21 @@ impl Mempool {
     ///
     /// A sender whose state cannot be read keeps its stale entries (logged); they go when
     /// they expire.
-    pub fn remove_finalized(&mut self, block_txs: &[SignedTransaction], state: &dyn StateReader, height: u64) {
+    pub fn remove_finalized(
+        &mut self,
+        block_txs: &[SignedTransaction],
+        state: &dyn StateReader,
+        height: u64,
+    ) {
         let mut touched: BTreeSet<Address> = BTreeSet::new();
         for tx in block_txs {
             self.remove(&tx.hash());
             touched.insert(tx.body.sender);
         }
         for sender in touched {
-            let Some(queue) = self.by_sender.get(&sender) else { continue };
+            let Some(queue) = self.by_sender.get(&sender) else {
+                continue;
+            };
             let nonce = match state.account(&sender) {
                 Ok(account) => account.nonce,
                 Err(error) => {
@@ -504,7 +564,10 @@ impl Mempool {
         assert_eq!(self.by_expiry.len(), self.by_hash.len());
         let in_queues: usize = self.by_sender.values().map(BTreeMap::len).sum();
         assert_eq!(in_queues, self.by_hash.len());
-        assert_eq!(self.by_hash.values().map(|e| e.bytes).sum::<usize>(), self.bytes);
+        assert_eq!(
+            self.by_hash.values().map(|e| e.bytes).sum::<usize>(),
+            self.bytes
+        );
         for (sender, queue) in &self.by_sender {
             assert!(!queue.is_empty());
             for (nonce, hash) in queue {
@@ -535,7 +598,13 @@ mod tests {
         Address::from_public_key(&key(seed).verifying_key())
     }
 
-    fn tx_full(seed: u8, nonce: u64, amount: u64, fee: u64, expiry_height: u64) -> SignedTransaction {
+    fn tx_full(
+        seed: u8,
+        nonce: u64,
+        amount: u64,
+        fee: u64,
+        expiry_height: u64,
+    ) -> SignedTransaction {
         TransactionBody {
             chain_id: CHAIN.into(),
             sender: addr(seed),
@@ -553,11 +622,18 @@ mod tests {
     }
 
     fn funded(seeds: &[u8], balance: u64) -> State {
-        seeds.iter().map(|&s| (addr(s), Account { balance, nonce: 0 })).collect()
+        seeds
+            .iter()
+            .map(|&s| (addr(s), Account { balance, nonce: 0 }))
+            .collect()
     }
 
     fn config(txs_max: usize, bytes_max: usize, sender_future_max: usize) -> MempoolConfig {
-        MempoolConfig { txs_max, bytes_max, sender_future_max }
+        MempoolConfig {
+            txs_max,
+            bytes_max,
+            sender_future_max,
+        }
     }
 
     fn pool() -> Mempool {
@@ -572,7 +648,11 @@ mod tests {
         BlockBuilder::new(
             state,
             LtHash::of_accounts(state.iter()),
-            BlockContext { chain_id: CHAIN.into(), height, proposer: Address([0xaa; 32]) },
+            BlockContext {
+                chain_id: CHAIN.into(),
+                height,
+                proposer: Address([0xaa; 32]),
+            },
         )
     }
 
@@ -580,7 +660,11 @@ mod tests {
     fn config_validation() {
         assert!(MempoolConfig::default().validate().is_ok());
         assert_eq!(MempoolConfig::default().sender_future_max, 64);
-        let bad = [config(0, 1 << 20, 1), config(1, TX_BYTES_MAX - 1, 1), config(1, TX_BYTES_MAX, 0)];
+        let bad = [
+            config(0, 1 << 20, 1),
+            config(1, TX_BYTES_MAX - 1, 1),
+            config(1, TX_BYTES_MAX, 0),
+        ];
         let fields = ["txs_max", "bytes_max", "sender_future_max"];
         for (c, field) in bad.iter().zip(fields) {
             match c.validate() {
@@ -615,7 +699,13 @@ mod tests {
     #[test]
     fn rejection_codes() {
         let mut state = funded(&[1, 2], 100);
-        state.insert(addr(3), Account { balance: 100, nonce: 5 });
+        state.insert(
+            addr(3),
+            Account {
+                balance: 100,
+                nonce: 5,
+            },
+        );
         let mut mp = Mempool::new(config(1000, 1 << 20, 4));
         let t0 = tx(1, 0);
         mp.insert(t0.clone(), &state, CHAIN, 1).unwrap();
@@ -629,50 +719,136 @@ mod tests {
 
         // Same transaction again.
         let e = check(mp.insert(t0.clone(), &state, CHAIN, 1), "duplicate", false);
-        assert_eq!(e, MempoolError::Duplicate { tx: t0.hash(), pooled: t0.hash() });
+        assert_eq!(
+            e,
+            MempoolError::Duplicate {
+                tx: t0.hash(),
+                pooled: t0.hash()
+            }
+        );
         // Different transaction, same (sender, nonce).
         let other = tx_full(1, 0, 11, 1, 1000);
-        let e = check(mp.insert(other.clone(), &state, CHAIN, 1), "duplicate", false);
-        assert_eq!(e, MempoolError::Duplicate { tx: other.hash(), pooled: t0.hash() });
+        let e = check(
+            mp.insert(other.clone(), &state, CHAIN, 1),
+            "duplicate",
+            false,
+        );
+        assert_eq!(
+            e,
+            MempoolError::Duplicate {
+                tx: other.hash(),
+                pooled: t0.hash()
+            }
+        );
         // Stale.
         let stale = tx(3, 4);
-        let e = check(mp.insert(stale.clone(), &state, CHAIN, 1), "stale_nonce", false);
-        assert_eq!(e, MempoolError::StaleNonce { tx: stale.hash(), account_nonce: 5, got: 4 });
+        let e = check(
+            mp.insert(stale.clone(), &state, CHAIN, 1),
+            "stale_nonce",
+            false,
+        );
+        assert_eq!(
+            e,
+            MempoolError::StaleNonce {
+                tx: stale.hash(),
+                account_nonce: 5,
+                got: 4
+            }
+        );
         // Too far ahead: window is 5..=9.
         mp.insert(tx(3, 9), &state, CHAIN, 1).unwrap();
         let far = tx(3, 10);
-        let e = check(mp.insert(far.clone(), &state, CHAIN, 1), "too_far_ahead", false);
-        assert_eq!(e, MempoolError::TooFarAhead { tx: far.hash(), account_nonce: 5, got: 10, max: 9 });
-        // Insufficient balance: alone.
-        let rich = tx_full(2, 0, 100, 1, 1000);
-        let e = check(mp.insert(rich.clone(), &state, CHAIN, 1), "insufficient_balance", false);
-        assert_eq!(e, MempoolError::InsufficientBalance { tx: rich.hash(), balance: 100, needed: 101 });
-        // u64::MAX amount + fee does not overflow.
-        let huge = tx_full(2, 0, u64::MAX, u64::MAX, 1000);
-        let e = check(mp.insert(huge.clone(), &state, CHAIN, 1), "insufficient_balance", false);
+        let e = check(
+            mp.insert(far.clone(), &state, CHAIN, 1),
+            "too_far_ahead",
+            false,
+        );
         assert_eq!(
             e,
-            MempoolError::InsufficientBalance { tx: huge.hash(), balance: 100, needed: 2 * u128::from(u64::MAX) }
+            MempoolError::TooFarAhead {
+                tx: far.hash(),
+                account_nonce: 5,
+                got: 10,
+                max: 9
+            }
+        );
+        // Insufficient balance: alone.
+        let rich = tx_full(2, 0, 100, 1, 1000);
+        let e = check(
+            mp.insert(rich.clone(), &state, CHAIN, 1),
+            "insufficient_balance",
+            false,
+        );
+        assert_eq!(
+            e,
+            MempoolError::InsufficientBalance {
+                tx: rich.hash(),
+                balance: 100,
+                needed: 101
+            }
+        );
+        // u64::MAX amount + fee does not overflow.
+        let huge = tx_full(2, 0, u64::MAX, u64::MAX, 1000);
+        let e = check(
+            mp.insert(huge.clone(), &state, CHAIN, 1),
+            "insufficient_balance",
+            false,
+        );
+        assert_eq!(
+            e,
+            MempoolError::InsufficientBalance {
+                tx: huge.hash(),
+                balance: 100,
+                needed: 2 * u128::from(u64::MAX)
+            }
         );
         // Insufficient balance given pooled lower nonces: 60 + 50 > 100.
-        mp.insert(tx_full(2, 0, 59, 1, 1000), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(2, 0, 59, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
         let second = tx_full(2, 1, 49, 1, 1000);
-        let e = check(mp.insert(second.clone(), &state, CHAIN, 1), "insufficient_balance", false);
-        assert_eq!(e, MempoolError::InsufficientBalance { tx: second.hash(), balance: 100, needed: 110 });
-        mp.insert(tx_full(2, 1, 39, 1, 1000), &state, CHAIN, 1).unwrap();
+        let e = check(
+            mp.insert(second.clone(), &state, CHAIN, 1),
+            "insufficient_balance",
+            false,
+        );
+        assert_eq!(
+            e,
+            MempoolError::InsufficientBalance {
+                tx: second.hash(),
+                balance: 100,
+                needed: 110
+            }
+        );
+        mp.insert(tx_full(2, 1, 39, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
         // Expired: expiry 5, next block 6.
         let old = tx_full(1, 1, 1, 1, 5);
         let e = check(mp.insert(old.clone(), &state, CHAIN, 6), "expired", false);
-        assert_eq!(e, MempoolError::Expired { tx: old.hash(), expiry_height: 5, height: 6 });
+        assert_eq!(
+            e,
+            MempoolError::Expired {
+                tx: old.hash(),
+                expiry_height: 5,
+                height: 6
+            }
+        );
         mp.insert(old, &state, CHAIN, 5).unwrap();
         // Wrong chain: the only peer fault.
         let mut body = tx(1, 2).body;
         body.chain_id = "other".into();
         let foreign = body.sign(&key(1));
-        let e = check(mp.insert(foreign.clone(), &state, CHAIN, 1), "wrong_chain", true);
+        let e = check(
+            mp.insert(foreign.clone(), &state, CHAIN, 1),
+            "wrong_chain",
+            true,
+        );
         assert_eq!(
             e,
-            MempoolError::WrongChain { tx: foreign.hash(), expected: CHAIN.into(), got: "other".into() }
+            MempoolError::WrongChain {
+                tx: foreign.hash(),
+                expected: CHAIN.into(),
+                got: "other".into()
+            }
         );
         assert_eq!(e.tx(), Some(foreign.hash()));
         // None of the refusals changed the pool.
@@ -685,7 +861,9 @@ mod tests {
         struct Broken;
         impl StateReader for Broken {
             fn account(&self, _: &Address) -> Result<Account, LedgerError> {
-                Err(LedgerError::Storage { reason: "disk on fire".into() })
+                Err(LedgerError::Storage {
+                    reason: "disk on fire".into(),
+                })
             }
         }
         let mut mp = pool();
@@ -704,7 +882,15 @@ mod tests {
         }
         let e = mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap_err();
         assert_eq!(e.code(), "mempool_full");
-        assert_eq!(e, MempoolError::Full { txs: 3, bytes: 3 * tx_len(), txs_max: 3, bytes_max: 1 << 20 });
+        assert_eq!(
+            e,
+            MempoolError::Full {
+                txs: 3,
+                bytes: 3 * tx_len(),
+                txs_max: 3,
+                bytes_max: 1 << 20
+            }
+        );
         assert!(!e.is_peer_fault());
         assert_eq!(mp.len(), 3);
         // Nothing was evicted; room comes back only by removal.
@@ -716,7 +902,15 @@ mod tests {
         mp.insert(tx(1, 0), &state, CHAIN, 1).unwrap();
         mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
         let e = mp.insert(tx(3, 0), &state, CHAIN, 1).unwrap_err();
-        assert_eq!(e, MempoolError::Full { txs: 2, bytes: 2 * len, txs_max: 100, bytes_max: 2 * len + len / 2 });
+        assert_eq!(
+            e,
+            MempoolError::Full {
+                txs: 2,
+                bytes: 2 * len,
+                txs_max: 100,
+                bytes_max: 2 * len + len / 2
+            }
+        );
         assert_eq!(mp.bytes(), 2 * len);
         mp.check_invariants();
     }
@@ -726,10 +920,16 @@ mod tests {
         let mut state = funded(&[1], 1_000_000);
         let mut mp = Mempool::new(config(1000, 1 << 20, 3));
         mp.insert(tx(1, 3), &state, CHAIN, 1).unwrap();
-        assert_eq!(mp.insert(tx(1, 4), &state, CHAIN, 1).unwrap_err().code(), "too_far_ahead");
+        assert_eq!(
+            mp.insert(tx(1, 4), &state, CHAIN, 1).unwrap_err().code(),
+            "too_far_ahead"
+        );
         state.get_mut(&addr(1)).unwrap().nonce = 1;
         mp.insert(tx(1, 4), &state, CHAIN, 1).unwrap();
-        assert_eq!(mp.insert(tx(1, 5), &state, CHAIN, 1).unwrap_err().code(), "too_far_ahead");
+        assert_eq!(
+            mp.insert(tx(1, 5), &state, CHAIN, 1).unwrap_err().code(),
+            "too_far_ahead"
+        );
         // Saturates instead of overflowing near u64::MAX.
         state.get_mut(&addr(1)).unwrap().nonce = u64::MAX - 1;
         mp.insert(tx(1, u64::MAX), &state, CHAIN, 1).unwrap();
@@ -741,7 +941,17 @@ mod tests {
         let state = funded(&[1, 2, 3], 1_000_000);
         let mut mp = pool();
         // Interleaved, out of nonce order.
-        let inserts = [(2, 2), (1, 3), (2, 0), (1, 0), (3, 1), (1, 2), (2, 1), (1, 1), (3, 0)];
+        let inserts = [
+            (2, 2),
+            (1, 3),
+            (2, 0),
+            (1, 0),
+            (3, 1),
+            (1, 2),
+            (2, 1),
+            (1, 1),
+            (3, 0),
+        ];
         for (s, n) in inserts {
             mp.insert(tx(s, n), &state, CHAIN, 1).unwrap();
         }
@@ -750,13 +960,30 @@ mod tests {
         assert_eq!(picked.len(), 9);
         assert_eq!(b.applied(), 9);
         for s in [1u8, 2, 3] {
-            let nonces: Vec<u64> = picked.iter().filter(|t| t.body.sender == addr(s)).map(|t| t.body.nonce).collect();
+            let nonces: Vec<u64> = picked
+                .iter()
+                .filter(|t| t.body.sender == addr(s))
+                .map(|t| t.body.nonce)
+                .collect();
             let expected: Vec<u64> = (0..nonces.len() as u64).collect();
             assert_eq!(nonces, expected, "sender {s}");
         }
         // Round-robin: senders by arrival of their lowest nonce (2 at t2, 1 at t3, 3 at t8).
-        let order: Vec<(Address, u64)> = picked.iter().map(|t| (t.body.sender, t.body.nonce)).collect();
-        let expected = [(2, 0), (1, 0), (3, 0), (2, 1), (1, 1), (3, 1), (2, 2), (1, 2), (1, 3)];
+        let order: Vec<(Address, u64)> = picked
+            .iter()
+            .map(|t| (t.body.sender, t.body.nonce))
+            .collect();
+        let expected = [
+            (2, 0),
+            (1, 0),
+            (3, 0),
+            (2, 1),
+            (1, 1),
+            (3, 1),
+            (2, 2),
+            (1, 2),
+            (1, 3),
+        ];
         assert_eq!(order, expected.map(|(s, n)| (addr(s), n)));
         // Reaping does not remove.
         assert_eq!(mp.len(), 9);
@@ -780,7 +1007,7 @@ mod tests {
         let len = tx_len();
         let picked = mp.reap(&mut builder(&state, 1), 100, 4 * len + len - 1);
         assert_eq!(picked.len(), 4);
-        assert!(picked.iter().map(|t| t.encode().len()).sum::<usize>() <= 5 * len - 1);
+        assert!(picked.iter().map(|t| t.encode().len()).sum::<usize>() < 5 * len);
         let picked = mp.reap(&mut builder(&state, 1), 100, len - 1);
         assert!(picked.is_empty());
     }
@@ -790,9 +1017,12 @@ mod tests {
         let mut state = funded(&[1, 2, 3, 4], 100);
         let mut mp = pool();
         // Sender 1: nonce 0 affordable, nonce 1 affordable at admission...
-        mp.insert(tx_full(1, 0, 40, 1, 1000), &state, CHAIN, 1).unwrap();
-        mp.insert(tx_full(1, 1, 40, 1, 1000), &state, CHAIN, 1).unwrap();
-        mp.insert(tx_full(1, 2, 10, 1, 1000), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(1, 0, 40, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
+        mp.insert(tx_full(1, 1, 40, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
+        mp.insert(tx_full(1, 2, 10, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
         // Sender 2: gap at nonce 0.
         mp.insert(tx(2, 1), &state, CHAIN, 1).unwrap();
         // Sender 3: expires before height 5.
@@ -803,7 +1033,10 @@ mod tests {
         state.get_mut(&addr(1)).unwrap().balance = 50;
         let mut b = builder(&state, 5);
         let picked = mp.reap(&mut b, 100, usize::MAX);
-        let got: Vec<(Address, u64)> = picked.iter().map(|t| (t.body.sender, t.body.nonce)).collect();
+        let got: Vec<(Address, u64)> = picked
+            .iter()
+            .map(|t| (t.body.sender, t.body.nonce))
+            .collect();
         assert_eq!(got, vec![(addr(1), 0), (addr(4), 0)]);
         assert_eq!(b.applied(), 2);
         assert_eq!(mp.len(), 6);
@@ -821,7 +1054,10 @@ mod tests {
         let mut b = builder(&state, 1);
         b.apply(&tx(1, 0)).unwrap();
         let picked = mp.reap(&mut b, 100, usize::MAX);
-        assert_eq!(picked.iter().map(|t| t.body.nonce).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            picked.iter().map(|t| t.body.nonce).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert_eq!(b.applied(), 3);
     }
 
@@ -833,8 +1069,10 @@ mod tests {
             mp.insert(tx(1, n), &state, CHAIN, 1).unwrap();
         }
         mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
-        mp.insert(tx_full(3, 0, 1, 1, 10), &state, CHAIN, 1).unwrap();
-        mp.insert(tx_full(3, 1, 1, 1, 11), &state, CHAIN, 1).unwrap();
+        mp.insert(tx_full(3, 0, 1, 1, 10), &state, CHAIN, 1)
+            .unwrap();
+        mp.insert(tx_full(3, 1, 1, 1, 11), &state, CHAIN, 1)
+            .unwrap();
 
         // Block 10 includes sender 1's nonces 0 and 1 — the second one a different
         // transaction than the pooled nonce 1 (e.g. sent to another node).
@@ -854,7 +1092,10 @@ mod tests {
         assert!(!mp.contains(&tx(1, 1).hash()), "stale nonce 1 kept");
         assert!(mp.contains(&tx(1, 2).hash()) && mp.contains(&tx(1, 3).hash()));
         assert!(mp.contains(&tx(2, 0).hash()), "untouched sender lost");
-        assert!(!mp.contains(&tx_full(3, 0, 1, 1, 10).hash()), "expired at 11 kept");
+        assert!(
+            !mp.contains(&tx_full(3, 0, 1, 1, 10).hash()),
+            "expired at 11 kept"
+        );
         assert!(mp.contains(&tx_full(3, 1, 1, 1, 11).hash()));
         assert_eq!(mp.len(), 4);
         assert_eq!(mp.sender_len(&addr(1)), 2);
@@ -881,38 +1122,72 @@ mod tests {
     /// indices (a seeded property test: `proptest` is not a node dev-dependency).
     #[test]
     fn random_operations_never_exceed_bounds() {
+        let (mut admitted, mut full, mut reaped) = (0usize, 0usize, 0usize);
         for seed in 0..20u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let len = tx_len();
-            let cfg = config(rng.gen_range(1..40), rng.gen_range(len..len * 30), rng.gen_range(1..6));
+            let cfg = config(
+                rng.gen_range(1..40),
+                rng.gen_range(len..len * 30),
+                rng.gen_range(1..6),
+            );
             let mut mp = Mempool::new(cfg);
             let seeds: Vec<u8> = (1..=8).collect();
-            let mut state: State =
-                seeds.iter().map(|&s| (addr(s), Account { balance: rng.gen_range(0..500), nonce: 0 })).collect();
+            let mut state: State = seeds
+                .iter()
+                .map(|&s| {
+                    (
+                        addr(s),
+                        Account {
+                            balance: rng.gen_range(0..500),
+                            nonce: 0,
+                        },
+                    )
+                })
+                .collect();
             let mut height = 1u64;
             for _ in 0..400 {
                 match rng.gen_range(0..10) {
                     0..=6 => {
                         let s = seeds[rng.gen_range(0..seeds.len())];
                         let nonce = state[&addr(s)].nonce.saturating_sub(1) + rng.gen_range(0..8);
-                        let t = tx_full(s, nonce, rng.gen_range(0..100), rng.gen_range(0..10), height + rng.gen_range(0..20));
+                        let t = tx_full(
+                            s,
+                            nonce,
+                            rng.gen_range(0..100),
+                            rng.gen_range(0..10),
+                            height + rng.gen_range(0..20),
+                        );
                         let before = (mp.len(), mp.bytes());
                         match mp.insert(t.clone(), &state, CHAIN, height) {
                             Ok(h) => {
+                                admitted += 1;
                                 assert_eq!(h, t.hash());
                                 assert_eq!(mp.len(), before.0 + 1);
                             }
                             Err(e) => {
                                 assert_eq!((mp.len(), mp.bytes()), before, "{e}");
                                 if matches!(e, MempoolError::Full { .. }) {
-                                    assert!(before.0 == cfg.txs_max || before.1 + t.encode().len() > cfg.bytes_max);
+                                    full += 1;
+                                    assert!(
+                                        before.0 == cfg.txs_max
+                                            || before.1 + t.encode().len() > cfg.bytes_max
+                                    );
                                 }
                             }
                         }
                     }
                     7 | 8 => {
                         let mut b = builder(&state, height);
-                        let picked = mp.reap(&mut b, rng.gen_range(0..10), rng.gen_range(0..len * 8));
+                        let (txs_max, bytes_max) =
+                            (rng.gen_range(0..10), rng.gen_range(0..len * 8));
+                        let picked = mp.reap(&mut b, txs_max, bytes_max);
+                        reaped += picked.len();
+                        assert!(picked.len() <= txs_max);
+                        assert!(
+                            picked.iter().map(|t| t.encode().len()).sum::<usize>() <= bytes_max
+                        );
+                        assert_eq!(b.applied(), picked.len());
                         let diff = b.finish();
                         state.extend(diff.accounts.iter().map(|(a, acc)| (*a, *acc)));
                         mp.remove_finalized(&picked, &state, height);
@@ -931,5 +1206,10 @@ mod tests {
                 assert!(mp.by_expiry.first().is_none_or(|&(e, _)| e >= height));
             }
         }
+        // The run exercised admission, the bounds and reaping.
+        assert!(
+            admitted > 100 && full > 10 && reaped > 50,
+            "{admitted} {full} {reaped}"
+        );
     }
 }

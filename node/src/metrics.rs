@@ -1,6 +1,6 @@
 //! Prometheus metrics (prometheus-client), served at `GET /metrics` on the RPC listener.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -11,13 +11,13 @@ use prometheus_client::registry::Registry;
 pub struct Metrics {
     registry: Registry,
     /// Finalized head height.
-    pub height: Gauge<i64, AtomicU64>,
+    pub height: Gauge<i64, AtomicI64>,
     /// Current consensus view.
-    pub view: Gauge<i64, AtomicU64>,
+    pub view: Gauge<i64, AtomicI64>,
     /// Transactions in the mempool.
-    pub mempool_txs: Gauge<i64, AtomicU64>,
+    pub mempool_txs: Gauge<i64, AtomicI64>,
     /// Connected peers.
-    pub peers: Gauge<i64, AtomicU64>,
+    pub peers: Gauge<i64, AtomicI64>,
     /// Blocks finalized (committed) since start.
     pub blocks_finalized: Counter<u64, AtomicU64>,
     /// Transactions finalized since start.

@@ -202,7 +202,7 @@ pub async fn run(
     };
     let backend = Arc::new(NodeBackend { shared: shared.clone(), commands: cmd_tx, net: net.clone() });
     let metrics_shared = shared.clone();
-    let router = cairn_rpc::router(rpc_config.clone(), backend).route(
+    let router = cairn_rpc::router(&rpc_config, backend).route(
         "/metrics",
         axum::routing::get(move || {
             let s = metrics_shared.clone();

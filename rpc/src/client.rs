@@ -78,7 +78,11 @@ pub enum ClientError {
 }
 
 fn rpc_display(code: i64, message: &str) -> String {
-    if code == codes::REJECTED { message.to_string() } else { format!("node error {code}: {message}") }
+    if code == codes::REJECTED {
+        message.to_string()
+    } else {
+        format!("node error {code}: {message}")
+    }
 }
 
 impl ClientError {
@@ -94,9 +98,11 @@ impl ClientError {
     /// `data.reason`, e.g. `insufficient_balance`.
     pub fn rejection_reason(&self) -> Option<&str> {
         match self {
-            ClientError::Rpc { code, data: Some(data), .. } if *code == codes::REJECTED => {
-                data.get("reason").and_then(Value::as_str)
-            }
+            ClientError::Rpc {
+                code,
+                data: Some(data),
+                ..
+            } if *code == codes::REJECTED => data.get("reason").and_then(Value::as_str),
             _ => None,
         }
     }
@@ -131,14 +137,29 @@ impl RpcClient {
 
     /// A client whose every HTTP exchange is bounded by `timeout`.
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<RpcClient, ClientError> {
-        let bad = |reason: &str| ClientError::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| ClientError::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
         let trimmed = url.trim();
-        let full = if trimmed.contains("://") { trimmed.to_string() } else { format!("http://{trimmed}") };
+        let full = if trimmed.contains("://") {
+            trimmed.to_string()
+        } else {
+            format!("http://{trimmed}")
+        };
         let parsed = reqwest::Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
         match parsed.scheme() {
             "http" => {}
-            "https" => return Err(bad("https is not supported (this build has no TLS); use http://")),
-            other => return Err(bad(&format!("scheme `{other}` is not supported; use http://"))),
+            "https" => {
+                return Err(bad(
+                    "https is not supported (this build has no TLS); use http://",
+                ));
+            }
+            other => {
+                return Err(bad(&format!(
+                    "scheme `{other}` is not supported; use http://"
+                )));
+            }
         }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(bad("no host"));
@@ -148,7 +169,12 @@ impl RpcClient {
             .connect_timeout(timeout)
             .build()
             .map_err(|e| bad(&format!("cannot build HTTP client: {e}")))?;
-        Ok(RpcClient { http, url: parsed.to_string(), timeout, next_id: AtomicU64::new(1) })
+        Ok(RpcClient {
+            http,
+            url: parsed.to_string(),
+            timeout,
+            next_id: AtomicU64::new(1),
+        })
     }
 
     /// The node URL (normalized).
@@ -163,13 +189,23 @@ impl RpcClient {
 
     /// Calls `method` with `params` (a JSON array or object, or `Value::Null` for none)
     /// and decodes the result.
-    pub async fn call<R: DeserializeOwned>(&self, method: &str, params: Value) -> Result<R, ClientError> {
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<R, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut request = json!({ "jsonrpc": "2.0", "method": method, "id": id });
         if !params.is_null() {
             request["params"] = params;
         }
-        let response = self.http.post(&self.url).json(&request).send().await.map_err(|e| self.transport(&e))?;
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| self.transport(&e))?;
         let status = response.status();
         let body = self.read_body(response).await?;
         let parsed: Option<Value> = serde_json::from_slice(&body).ok();
@@ -192,15 +228,23 @@ impl RpcClient {
             let (Some(code), Some(message)) = (code, message) else {
                 return Err(self.malformed(format!("bad error object: {err}")));
             };
-            return Err(ClientError::Rpc { code, message: message.to_string(), data: err.get("data").cloned() });
+            return Err(ClientError::Rpc {
+                code,
+                message: message.to_string(),
+                data: err.get("data").cloned(),
+            });
         }
         if obj.get("id") != Some(&json!(id)) {
-            return Err(self.malformed(format!("response id {:?} does not match request id {id}", obj.get("id"))));
+            return Err(self.malformed(format!(
+                "response id {:?} does not match request id {id}",
+                obj.get("id")
+            )));
         }
         let Some(result) = obj.get("result") else {
             return Err(self.malformed("neither `result` nor `error`".into()));
         };
-        R::deserialize(result).map_err(|e| self.malformed(format!("unexpected result for {method}: {e}")))
+        R::deserialize(result)
+            .map_err(|e| self.malformed(format!("unexpected result for {method}: {e}")))
     }
 
     /// `getStatus`.
@@ -220,9 +264,14 @@ impl RpcClient {
 
     /// `sendTransaction`. Checks that the node's hash is the transaction's hash.
     pub async fn send_transaction(&self, tx: &SignedTransaction) -> Result<Hash, ClientError> {
-        let hash: Hash = self.call("sendTransaction", json!({ "tx": hex::encode(tx.encode()) })).await?;
+        let hash: Hash = self
+            .call("sendTransaction", json!({ "tx": hex::encode(tx.encode()) }))
+            .await?;
         if hash != tx.hash() {
-            return Err(self.malformed(format!("node returned hash {hash} for transaction {}", tx.hash())));
+            return Err(self.malformed(format!(
+                "node returned hash {hash} for transaction {}",
+                tx.hash()
+            )));
         }
         Ok(hash)
     }
@@ -256,7 +305,12 @@ impl RpcClient {
     /// is terminal (finalized or rejected) and returns it. Transient errors are retried
     /// until the deadline; other errors are returned at once. After `timeout_ms`:
     /// [`ClientError::FinalityTimeout`].
-    pub async fn wait_for_finality(&self, hash: &Hash, timeout_ms: u64, poll_ms: u64) -> Result<TxStatus, ClientError> {
+    pub async fn wait_for_finality(
+        &self,
+        hash: &Hash,
+        timeout_ms: u64,
+        poll_ms: u64,
+    ) -> Result<TxStatus, ClientError> {
         let start = tokio::time::Instant::now();
         let deadline = start + Duration::from_millis(timeout_ms);
         let poll = Duration::from_millis(poll_ms.max(POLL_MS_MIN));
@@ -272,20 +326,29 @@ impl RpcClient {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Err(ClientError::FinalityTimeout { hash: *hash, timeout_ms, last_status });
+                return Err(ClientError::FinalityTimeout {
+                    hash: *hash,
+                    timeout_ms,
+                    last_status,
+                });
             }
             tokio::time::sleep(poll.min(deadline - now)).await;
         }
     }
 
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
-        if response.content_length().is_some_and(|n| n > RESPONSE_BYTES_MAX as u64) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > RESPONSE_BYTES_MAX as u64)
+        {
             return Err(self.malformed(format!("response larger than {RESPONSE_BYTES_MAX} bytes")));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&e))? {
             if body.len() + chunk.len() > RESPONSE_BYTES_MAX {
-                return Err(self.malformed(format!("response larger than {RESPONSE_BYTES_MAX} bytes")));
+                return Err(
+                    self.malformed(format!("response larger than {RESPONSE_BYTES_MAX} bytes"))
+                );
             }
             body.extend_from_slice(&chunk);
         }
@@ -304,11 +367,17 @@ impl RpcClient {
             }
             strip_os_error(&cause.to_string()).to_lowercase()
         };
-        ClientError::Transport { url: self.url.clone(), message }
+        ClientError::Transport {
+            url: self.url.clone(),
+            message,
+        }
     }
 
     fn malformed(&self, message: String) -> ClientError {
-        ClientError::Malformed { url: self.url.clone(), message }
+        ClientError::Malformed {
+            url: self.url.clone(),
+            message,
+        }
     }
 }
 
@@ -335,7 +404,11 @@ fn snippet(body: &[u8]) -> String {
 
 fn http_message(status: reqwest::StatusCode, body: &[u8]) -> String {
     let reason = status.canonical_reason().unwrap_or("unknown status");
-    if body.is_empty() { reason.to_string() } else { format!("{reason}: {}", snippet(body)) }
+    if body.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason}: {}", snippet(body))
+    }
 }
 
 #[cfg(test)]
@@ -344,10 +417,19 @@ mod tests {
 
     #[test]
     fn url_normalization_and_rejection() {
-        assert_eq!(RpcClient::new("127.0.0.1:8545").unwrap().url(), "http://127.0.0.1:8545/");
-        assert_eq!(RpcClient::new("http://localhost:1/").unwrap().url(), "http://localhost:1/");
+        assert_eq!(
+            RpcClient::new("127.0.0.1:8545").unwrap().url(),
+            "http://127.0.0.1:8545/"
+        );
+        assert_eq!(
+            RpcClient::new("http://localhost:1/").unwrap().url(),
+            "http://localhost:1/"
+        );
         for bad in ["https://x:1", "ftp://x", "http://", "http://[::1"] {
-            assert!(matches!(RpcClient::new(bad), Err(ClientError::InvalidUrl { .. })), "{bad}");
+            assert!(
+                matches!(RpcClient::new(bad), Err(ClientError::InvalidUrl { .. })),
+                "{bad}"
+            );
         }
     }
 
@@ -361,12 +443,43 @@ mod tests {
         assert_eq!(rej.rejection_reason(), Some("stale_nonce"));
         assert_eq!(rej.to_string(), "transaction rejected: stale_nonce: x");
         assert!(!rej.is_transient());
-        let other = ClientError::Rpc { code: -32602, message: "bad".into(), data: Some(json!({"reason": "x"})) };
+        let other = ClientError::Rpc {
+            code: -32602,
+            message: "bad".into(),
+            data: Some(json!({"reason": "x"})),
+        };
         assert_eq!(other.rejection_reason(), None);
         assert_eq!(other.to_string(), "node error -32602: bad");
-        assert!(ClientError::Rpc { code: codes::OVERLOADED, message: String::new(), data: None }.is_transient());
-        assert!(ClientError::Transport { url: "u".into(), message: "m".into() }.is_transient());
-        assert!(ClientError::Http { url: "u".into(), status: 503, message: "m".into() }.is_transient());
-        assert!(!ClientError::Http { url: "u".into(), status: 413, message: "m".into() }.is_transient());
+        assert!(
+            ClientError::Rpc {
+                code: codes::OVERLOADED,
+                message: String::new(),
+                data: None
+            }
+            .is_transient()
+        );
+        assert!(
+            ClientError::Transport {
+                url: "u".into(),
+                message: "m".into()
+            }
+            .is_transient()
+        );
+        assert!(
+            ClientError::Http {
+                url: "u".into(),
+                status: 503,
+                message: "m".into()
+            }
+            .is_transient()
+        );
+        assert!(
+            !ClientError::Http {
+                url: "u".into(),
+                status: 413,
+                message: "m".into()
+            }
+            .is_transient()
+        );
     }
 }

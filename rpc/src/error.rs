@@ -82,17 +82,25 @@ impl RpcError {
             RpcError::NotFound { what } => Some(json!({ "what": what })),
             _ => None,
         };
-        ErrorObject { code: self.code(), message: self.to_string(), data }
+        ErrorObject {
+            code: self.code(),
+            message: self.to_string(),
+            data,
+        }
     }
 
     /// Shorthand for [`RpcError::InvalidParams`].
     pub fn invalid_params(message: impl Into<String>) -> RpcError {
-        RpcError::InvalidParams { message: message.into() }
+        RpcError::InvalidParams {
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`RpcError::Internal`].
     pub fn internal(message: impl Into<String>) -> RpcError {
-        RpcError::Internal { message: message.into() }
+        RpcError::Internal {
+            message: message.into(),
+        }
     }
 }
 
@@ -102,9 +110,14 @@ impl RpcError {
 impl From<LedgerError> for RpcError {
     fn from(e: LedgerError) -> RpcError {
         if e.is_fatal() {
-            RpcError::Internal { message: e.to_string() }
+            RpcError::Internal {
+                message: e.to_string(),
+            }
         } else {
-            RpcError::Rejected { code: e.code().to_string(), message: e.to_string() }
+            RpcError::Rejected {
+                code: e.code().to_string(),
+                message: e.to_string(),
+            }
         }
     }
 }
@@ -124,7 +137,11 @@ pub struct ErrorObject {
 impl ErrorObject {
     /// An error without data.
     pub fn new(code: i64, message: impl Into<String>) -> ErrorObject {
-        ErrorObject { code, message: message.into(), data: None }
+        ErrorObject {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 }
 
@@ -135,25 +152,43 @@ mod tests {
 
     #[test]
     fn codes_and_data() {
-        let r = RpcError::Rejected { code: "stale_nonce".into(), message: "nonce 1 already used".into() };
+        let r = RpcError::Rejected {
+            code: "stale_nonce".into(),
+            message: "nonce 1 already used".into(),
+        };
         let o = r.to_error_object();
         assert_eq!(o.code, -32010);
         assert_eq!(o.data, Some(json!({"reason": "stale_nonce"})));
-        assert_eq!(o.message, "transaction rejected: stale_nonce: nonce 1 already used");
+        assert_eq!(
+            o.message,
+            "transaction rejected: stale_nonce: nonce 1 already used"
+        );
         assert_eq!(RpcError::NotFound { what: "x".into() }.code(), -32004);
-        assert_eq!(RpcError::Overloaded { message: "x".into() }.code(), -32005);
+        assert_eq!(
+            RpcError::Overloaded {
+                message: "x".into()
+            }
+            .code(),
+            -32005
+        );
         assert_eq!(RpcError::internal("x").code(), -32603);
         assert_eq!(RpcError::invalid_params("x").code(), -32602);
     }
 
     #[test]
     fn ledger_error_mapping() {
-        let e = LedgerError::InsufficientBalance { tx: Hash::ZERO, balance: 1, needed: 2 };
+        let e = LedgerError::InsufficientBalance {
+            tx: Hash::ZERO,
+            balance: 1,
+            needed: 2,
+        };
         match RpcError::from(e) {
             RpcError::Rejected { code, .. } => assert_eq!(code, "insufficient_balance"),
             other => panic!("unexpected {other:?}"),
         }
-        let e = LedgerError::Storage { reason: "disk".into() };
+        let e = LedgerError::Storage {
+            reason: "disk".into(),
+        };
         assert!(matches!(RpcError::from(e), RpcError::Internal { .. }));
     }
 }

@@ -80,8 +80,9 @@ pub use client::{ClientError, DEFAULT_TIMEOUT, POLL_MS_MIN, RESPONSE_BYTES_MAX, 
 pub use error::{ErrorObject, RpcError, codes};
 pub use methods::{METHODS, TX_HEX_CHARS_MAX};
 pub use server::{
-    BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT, REQUEST_TIMEOUT_MS_RANGE,
-    RpcServerConfig, RpcServerError, RpcServerHandle, bind, router, serve, serve_listener, spawn,
+    BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT,
+    REQUEST_TIMEOUT_MS_RANGE, RpcServerConfig, RpcServerError, RpcServerHandle, bind, router,
+    serve, serve_listener, spawn,
 };
 pub use types::{AccountInfo, BlockInfo, PeerInfo, Status, TxInfo, TxStatus, ValidatorInfo};
 

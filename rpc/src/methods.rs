@@ -11,8 +11,16 @@ use crate::{BlockInfo, RpcBackend, RpcError};
 pub const TX_HEX_CHARS_MAX: usize = 2 * TX_BYTES_MAX;
 
 /// The method names, as served.
-pub const METHODS: &[&str] =
-    &["getStatus", "getAccount", "getBalance", "sendTransaction", "getTransaction", "getBlock", "getValidators", "getPeers"];
+pub const METHODS: &[&str] = &[
+    "getStatus",
+    "getAccount",
+    "getBalance",
+    "sendTransaction",
+    "getTransaction",
+    "getBlock",
+    "getValidators",
+    "getPeers",
+];
 
 /// Params of one call: absent (or `null`), positional, or named.
 #[derive(Debug, Clone)]
@@ -24,7 +32,11 @@ pub(crate) enum Params {
 
 /// Runs one method. Errors are JSON-RPC error objects (method not found or the method's
 /// own error).
-pub(crate) async fn dispatch(backend: &dyn RpcBackend, method: &str, params: Params) -> Result<Value, ErrorObject> {
+pub(crate) async fn dispatch(
+    backend: &dyn RpcBackend,
+    method: &str,
+    params: Params,
+) -> Result<Value, ErrorObject> {
     let result = match method {
         "getStatus" => {
             no_params(method, params)?;
@@ -64,7 +76,10 @@ pub(crate) async fn dispatch(backend: &dyn RpcBackend, method: &str, params: Par
             to_value(backend.peers().await?)
         }
         _ => {
-            return Err(ErrorObject::new(codes::METHOD_NOT_FOUND, format!("method not found: `{}`", truncate(method))));
+            return Err(ErrorObject::new(
+                codes::METHOD_NOT_FOUND,
+                format!("method not found: `{}`", truncate(method)),
+            ));
         }
     };
     result.map_err(|e| e.to_error_object())
@@ -82,7 +97,11 @@ fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
 
 fn truncate(s: &str) -> String {
     const MAX: usize = 64;
-    if s.chars().count() <= MAX { s.to_string() } else { format!("{}…", s.chars().take(MAX).collect::<String>()) }
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    }
 }
 
 fn no_params(method: &str, params: Params) -> Result<(), RpcError> {
@@ -91,13 +110,20 @@ fn no_params(method: &str, params: Params) -> Result<(), RpcError> {
         Params::Positional(v) => v.is_empty(),
         Params::Named(m) => m.is_empty(),
     };
-    if empty { Ok(()) } else { Err(RpcError::invalid_params(format!("{method} takes no params"))) }
+    if empty {
+        Ok(())
+    } else {
+        Err(RpcError::invalid_params(format!(
+            "{method} takes no params"
+        )))
+    }
 }
 
 fn address_param(method: &str, params: Params) -> Result<Address, RpcError> {
     let mut args = Args::new(method, params, &["address"])?;
     let s = args.required_str("address")?;
-    s.parse::<Address>().map_err(|e| RpcError::invalid_params(format!("address: {e}")))
+    s.parse::<Address>()
+        .map_err(|e| RpcError::invalid_params(format!("address: {e}")))
 }
 
 fn parse_hash(name: &str, s: &str) -> Result<Hash, RpcError> {
@@ -113,7 +139,8 @@ pub(crate) fn decode_tx_hex(s: &str) -> Result<SignedTransaction, RpcError> {
             s.len()
         )));
     }
-    let bytes = hex::decode(s).map_err(|e| RpcError::invalid_params(format!("tx: transaction is not valid hex: {e}")))?;
+    let bytes = hex::decode(s)
+        .map_err(|e| RpcError::invalid_params(format!("tx: transaction is not valid hex: {e}")))?;
     SignedTransaction::decode(&bytes).map_err(|e| RpcError::invalid_params(format!("tx: {e}")))
 }
 
@@ -136,16 +163,25 @@ fn block_selector(params: Params) -> Result<BlockSelector, RpcError> {
             match k.as_str() {
                 "height" => ("height", v),
                 "hash" => ("hash", v),
-                _ => return Err(RpcError::invalid_params(format!("unknown param `{}`; {USAGE}", truncate(&k)))),
+                _ => {
+                    return Err(RpcError::invalid_params(format!(
+                        "unknown param `{}`; {USAGE}",
+                        truncate(&k)
+                    )));
+                }
             }
         }
         _ => return Err(RpcError::invalid_params(USAGE)),
     };
     if name == "hash" {
-        let s = value.as_str().ok_or_else(|| RpcError::invalid_params("hash: must be a string of 64 hex characters"))?;
+        let s = value.as_str().ok_or_else(|| {
+            RpcError::invalid_params("hash: must be a string of 64 hex characters")
+        })?;
         Ok(BlockSelector::Hash(parse_hash("hash", s)?))
     } else {
-        let h = value.as_u64().ok_or_else(|| RpcError::invalid_params("height: must be a non-negative integer"))?;
+        let h = value
+            .as_u64()
+            .ok_or_else(|| RpcError::invalid_params("height: must be a non-negative integer"))?;
         Ok(BlockSelector::Height(h))
     }
 }
@@ -187,8 +223,12 @@ impl Args {
     fn required_str(&mut self, name: &str) -> Result<String, RpcError> {
         match self.map.remove(name) {
             Some(Value::String(s)) => Ok(s),
-            None | Some(Value::Null) => Err(RpcError::invalid_params(format!("missing param `{name}`"))),
-            Some(_) => Err(RpcError::invalid_params(format!("param `{name}` must be a string"))),
+            None | Some(Value::Null) => {
+                Err(RpcError::invalid_params(format!("missing param `{name}`")))
+            }
+            Some(_) => Err(RpcError::invalid_params(format!(
+                "param `{name}` must be a string"
+            ))),
         }
     }
 }
@@ -208,21 +248,50 @@ mod tests {
         assert_eq!(a.required_str("address").unwrap(), "x");
         let mut a = Args::new("m", named(json!({"address": "y"})), &["address"]).unwrap();
         assert_eq!(a.required_str("address").unwrap(), "y");
-        assert!(Args::new("m", Params::Positional(vec![json!(1), json!(2)]), &["address"]).is_err());
+        assert!(
+            Args::new(
+                "m",
+                Params::Positional(vec![json!(1), json!(2)]),
+                &["address"]
+            )
+            .is_err()
+        );
         assert!(Args::new("m", named(json!({"adress": "y"})), &["address"]).is_err());
         let mut a = Args::new("m", Params::None, &["address"]).unwrap();
-        assert!(a.required_str("address").unwrap_err().to_string().contains("missing param `address`"));
+        assert!(
+            a.required_str("address")
+                .unwrap_err()
+                .to_string()
+                .contains("missing param `address`")
+        );
         let mut a = Args::new("m", Params::Positional(vec![json!(5)]), &["address"]).unwrap();
-        assert!(a.required_str("address").unwrap_err().to_string().contains("must be a string"));
+        assert!(
+            a.required_str("address")
+                .unwrap_err()
+                .to_string()
+                .contains("must be a string")
+        );
     }
 
     #[test]
     fn block_selector_forms() {
         let h = Hash([3; 32]).to_hex();
-        assert!(matches!(block_selector(Params::Positional(vec![json!(4)])), Ok(BlockSelector::Height(4))));
-        assert!(matches!(block_selector(named(json!({"height": 9}))), Ok(BlockSelector::Height(9))));
-        assert!(matches!(block_selector(Params::Positional(vec![json!(h)])), Ok(BlockSelector::Hash(_))));
-        assert!(matches!(block_selector(named(json!({"hash": h}))), Ok(BlockSelector::Hash(_))));
+        assert!(matches!(
+            block_selector(Params::Positional(vec![json!(4)])),
+            Ok(BlockSelector::Height(4))
+        ));
+        assert!(matches!(
+            block_selector(named(json!({"height": 9}))),
+            Ok(BlockSelector::Height(9))
+        ));
+        assert!(matches!(
+            block_selector(Params::Positional(vec![json!(h)])),
+            Ok(BlockSelector::Hash(_))
+        ));
+        assert!(matches!(
+            block_selector(named(json!({"hash": h}))),
+            Ok(BlockSelector::Hash(_))
+        ));
         for bad in [
             Params::None,
             Params::Positional(vec![]),
@@ -233,7 +302,10 @@ mod tests {
             named(json!({"number": 1})),
             named(json!({"hash": 1})),
         ] {
-            assert_eq!(block_selector(bad).err().unwrap().code(), codes::INVALID_PARAMS);
+            assert_eq!(
+                block_selector(bad).err().unwrap().code(),
+                codes::INVALID_PARAMS
+            );
         }
     }
 
@@ -243,7 +315,9 @@ mod tests {
         let e = decode_tx_hex(&too_long).unwrap_err().to_string();
         assert!(e.contains("more than the limit"), "{e}");
         // Over-long *and* not hex: the length check wins (no decoding attempted).
-        let e = decode_tx_hex(&"zz".repeat(TX_HEX_CHARS_MAX)).unwrap_err().to_string();
+        let e = decode_tx_hex(&"zz".repeat(TX_HEX_CHARS_MAX))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("more than the limit"), "{e}");
         let e = decode_tx_hex("abc").unwrap_err().to_string();
         assert!(e.contains("not valid hex"), "{e}");

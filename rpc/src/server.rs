@@ -77,17 +77,29 @@ impl RpcServerConfig {
         if !(BODY_BYTES_MIN..=BODY_BYTES_LIMIT).contains(&self.body_bytes_max) {
             return bad(
                 "body_bytes_max",
-                format!("{} is outside {BODY_BYTES_MIN}..={BODY_BYTES_LIMIT}", self.body_bytes_max),
+                format!(
+                    "{} is outside {BODY_BYTES_MIN}..={BODY_BYTES_LIMIT}",
+                    self.body_bytes_max
+                ),
             );
         }
         if !(1..=BATCH_REQUESTS_LIMIT).contains(&self.batch_requests_max) {
             return bad(
                 "batch_requests_max",
-                format!("{} is outside 1..={BATCH_REQUESTS_LIMIT}", self.batch_requests_max),
+                format!(
+                    "{} is outside 1..={BATCH_REQUESTS_LIMIT}",
+                    self.batch_requests_max
+                ),
             );
         }
         if !(1..=CONCURRENCY_LIMIT).contains(&self.concurrency_max) {
-            return bad("concurrency_max", format!("{} is outside 1..={CONCURRENCY_LIMIT}", self.concurrency_max));
+            return bad(
+                "concurrency_max",
+                format!(
+                    "{} is outside 1..={CONCURRENCY_LIMIT}",
+                    self.concurrency_max
+                ),
+            );
         }
         if !REQUEST_TIMEOUT_MS_RANGE.contains(&self.request_timeout_ms) {
             return bad(
@@ -145,8 +157,13 @@ struct ServerState {
 /// `config` should have passed [`RpcServerConfig::validate`]; values are used as given
 /// (the concurrency limit is clamped to at least 1). `config.listen` is not used here.
 pub fn router(config: &RpcServerConfig, backend: Arc<dyn RpcBackend>) -> Router {
-    let state = Arc::new(ServerState { backend, batch_requests_max: config.batch_requests_max });
-    let permits = Arc::new(Semaphore::new(config.concurrency_max.clamp(1, Semaphore::MAX_PERMITS)));
+    let state = Arc::new(ServerState {
+        backend,
+        batch_requests_max: config.batch_requests_max,
+    });
+    let permits = Arc::new(Semaphore::new(
+        config.concurrency_max.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let rpc = post(handle_rpc).layer(middleware::from_fn_with_state(permits, shed_load));
     Router::new()
         .route("/", rpc)
@@ -167,8 +184,12 @@ pub fn router(config: &RpcServerConfig, backend: Arc<dyn RpcBackend>) -> Router 
 /// the port when `config.listen` has port 0).
 pub async fn bind(config: &RpcServerConfig) -> Result<(TcpListener, SocketAddr), RpcServerError> {
     let addr = config.listen;
-    let listener = TcpListener::bind(addr).await.map_err(|source| RpcServerError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| RpcServerError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| RpcServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| RpcServerError::Bind { addr, source })?;
     Ok((listener, local))
 }
 
@@ -192,7 +213,10 @@ pub async fn serve_listener(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RpcServerError> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|source| RpcServerError::Serve { source })
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| RpcServerError::Serve { source })
 }
 
 /// A server running on a tokio task (see [`spawn`]). Dropping the handle also shuts the
@@ -222,7 +246,9 @@ impl RpcServerHandle {
         }
         match self.task.take() {
             Some(task) => task.await.unwrap_or_else(|e| {
-                Err(RpcServerError::Serve { source: std::io::Error::other(format!("server task failed: {e}")) })
+                Err(RpcServerError::Serve {
+                    source: std::io::Error::other(format!("server task failed: {e}")),
+                })
             }),
             None => Ok(()),
         }
@@ -231,7 +257,10 @@ impl RpcServerHandle {
 
 /// Validates `config`, binds it and serves on a new tokio task. For tests and embedders
 /// that want the bound address (listen on port 0) and a handle to stop the server.
-pub async fn spawn(config: RpcServerConfig, backend: Arc<dyn RpcBackend>) -> Result<RpcServerHandle, RpcServerError> {
+pub async fn spawn(
+    config: RpcServerConfig,
+    backend: Arc<dyn RpcBackend>,
+) -> Result<RpcServerHandle, RpcServerError> {
     config.validate()?;
     let (listener, local_addr) = bind(&config).await?;
     let app = router(&config, backend);
@@ -241,7 +270,11 @@ pub async fn spawn(config: RpcServerConfig, backend: Arc<dyn RpcBackend>) -> Res
         let _ = rx.await;
     }));
     tracing::info!(addr = %local_addr, "RPC server listening");
-    Ok(RpcServerHandle { local_addr, shutdown: Some(tx), task: Some(task) })
+    Ok(RpcServerHandle {
+        local_addr,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }
 
 async fn health() -> impl IntoResponse {
@@ -249,11 +282,22 @@ async fn health() -> impl IntoResponse {
 }
 
 /// Load shedding: a request that finds no free permit is answered at once.
-async fn shed_load(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+async fn shed_load(
+    State(permits): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Ok(permit) = permits.try_acquire_owned() else {
         tracing::debug!("RPC request shed: concurrency limit reached");
-        let err = ErrorObject::new(codes::OVERLOADED, "server busy: too many requests in flight, retry later");
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(error_response(Value::Null, err))).into_response();
+        let err = ErrorObject::new(
+            codes::OVERLOADED,
+            "server busy: too many requests in flight, retry later",
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(error_response(Value::Null, err)),
+        )
+            .into_response();
     };
     let response = next.run(request).await;
     drop(permit);
@@ -341,14 +385,24 @@ fn error_response(id: Value, err: ErrorObject) -> Value {
 /// Validates the request object. On error returns the id to answer with (the request's
 /// own id when it is valid, else null) and a -32600 error.
 fn parse_call(item: Value) -> Result<Call, (Value, ErrorObject)> {
-    let invalid = |id: Value, msg: &str| (id, ErrorObject::new(codes::INVALID_REQUEST, format!("invalid request: {msg}")));
+    let invalid = |id: Value, msg: &str| {
+        (
+            id,
+            ErrorObject::new(codes::INVALID_REQUEST, format!("invalid request: {msg}")),
+        )
+    };
     let Value::Object(mut obj) = item else {
         return Err(invalid(Value::Null, "a request must be a JSON object"));
     };
     let id = match obj.remove("id") {
         None => None,
         Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(id),
-        Some(_) => return Err(invalid(Value::Null, "`id` must be a string, a number or null")),
+        Some(_) => {
+            return Err(invalid(
+                Value::Null,
+                "`id` must be a string, a number or null",
+            ));
+        }
     };
     let reply_id = id.clone().unwrap_or(Value::Null);
     match obj.get("jsonrpc") {
@@ -379,11 +433,41 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.body_bytes_max, 1 << 20);
         let cases: [(&str, RpcServerConfig); 5] = [
-            ("body_bytes_max", RpcServerConfig { body_bytes_max: 10, ..c.clone() }),
-            ("batch_requests_max", RpcServerConfig { batch_requests_max: 0, ..c.clone() }),
-            ("concurrency_max", RpcServerConfig { concurrency_max: 0, ..c.clone() }),
-            ("request_timeout_ms", RpcServerConfig { request_timeout_ms: 0, ..c.clone() }),
-            ("request_timeout_ms", RpcServerConfig { request_timeout_ms: 10_000_000, ..c.clone() }),
+            (
+                "body_bytes_max",
+                RpcServerConfig {
+                    body_bytes_max: 10,
+                    ..c.clone()
+                },
+            ),
+            (
+                "batch_requests_max",
+                RpcServerConfig {
+                    batch_requests_max: 0,
+                    ..c.clone()
+                },
+            ),
+            (
+                "concurrency_max",
+                RpcServerConfig {
+                    concurrency_max: 0,
+                    ..c.clone()
+                },
+            ),
+            (
+                "request_timeout_ms",
+                RpcServerConfig {
+                    request_timeout_ms: 0,
+                    ..c.clone()
+                },
+            ),
+            (
+                "request_timeout_ms",
+                RpcServerConfig {
+                    request_timeout_ms: 10_000_000,
+                    ..c.clone()
+                },
+            ),
         ];
         for (field, cfg) in cases {
             match cfg.validate() {
@@ -411,15 +495,26 @@ mod tests {
         assert_eq!(null_id.id, Some(Value::Null));
         for (bad, echo) in [
             (json!(1), Value::Null),
-            (json!({"jsonrpc": "2.0", "method": "m", "id": [1]}), Value::Null),
-            (json!({"jsonrpc": "2.0", "method": "m", "id": {}}), Value::Null),
+            (
+                json!({"jsonrpc": "2.0", "method": "m", "id": [1]}),
+                Value::Null,
+            ),
+            (
+                json!({"jsonrpc": "2.0", "method": "m", "id": {}}),
+                Value::Null,
+            ),
             (json!({"jsonrpc": "1.0", "method": "m", "id": 5}), json!(5)),
             (json!({"method": "m", "id": "a"}), json!("a")),
             (json!({"jsonrpc": "2.0", "method": 3, "id": 5}), json!(5)),
             (json!({"jsonrpc": "2.0", "id": 5}), json!(5)),
-            (json!({"jsonrpc": "2.0", "method": "m", "params": 1, "id": 5}), json!(5)),
+            (
+                json!({"jsonrpc": "2.0", "method": "m", "params": 1, "id": 5}),
+                json!(5),
+            ),
         ] {
-            let (id, e) = parse_call(bad.clone()).err().unwrap_or_else(|| panic!("accepted {bad}"));
+            let (id, e) = parse_call(bad.clone())
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad}"));
             assert_eq!(e.code, codes::INVALID_REQUEST, "{bad}");
             assert_eq!(id, echo, "{bad}");
         }

@@ -50,7 +50,11 @@ pub struct AccountInfo {
 /// Where a transaction is (`getTransaction`). JSON: an object tagged by `status`, e.g.
 /// `{"status":"finalized","height":7,"index":0,"blockHash":"…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "status",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum TxStatus {
     /// Accepted into the mempool, not yet in a finalized block.
     Pending,
@@ -196,13 +200,42 @@ mod tests {
     #[test]
     fn tx_status_json_shape() {
         let h = Hash([7; 32]);
-        let v = serde_json::to_value(TxStatus::Finalized { height: 3, index: 1, block_hash: h }).unwrap();
-        assert_eq!(v, json!({"status": "finalized", "height": 3, "index": 1, "blockHash": h.to_hex()}));
-        assert_eq!(serde_json::to_value(TxStatus::Pending).unwrap(), json!({"status": "pending"}));
-        assert_eq!(serde_json::to_value(TxStatus::Unknown).unwrap(), json!({"status": "unknown"}));
-        let r = TxStatus::Rejected { code: "expired".into(), reason: "too late".into() };
-        assert_eq!(serde_json::to_value(&r).unwrap(), json!({"status": "rejected", "code": "expired", "reason": "too late"}));
-        for s in [TxStatus::Pending, TxStatus::Unknown, r, TxStatus::Finalized { height: 1, index: 0, block_hash: h }] {
+        let v = serde_json::to_value(TxStatus::Finalized {
+            height: 3,
+            index: 1,
+            block_hash: h,
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"status": "finalized", "height": 3, "index": 1, "blockHash": h.to_hex()})
+        );
+        assert_eq!(
+            serde_json::to_value(TxStatus::Pending).unwrap(),
+            json!({"status": "pending"})
+        );
+        assert_eq!(
+            serde_json::to_value(TxStatus::Unknown).unwrap(),
+            json!({"status": "unknown"})
+        );
+        let r = TxStatus::Rejected {
+            code: "expired".into(),
+            reason: "too late".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"status": "rejected", "code": "expired", "reason": "too late"})
+        );
+        for s in [
+            TxStatus::Pending,
+            TxStatus::Unknown,
+            r,
+            TxStatus::Finalized {
+                height: 1,
+                index: 0,
+                block_hash: h,
+            },
+        ] {
             let back: TxStatus = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
             assert_eq!(back, s);
         }
@@ -224,8 +257,15 @@ mod tests {
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["latestHeight"], json!(u64::MAX));
         assert!(v.get("latestStateRoot").is_some() && v.get("validatorName").is_some());
-        let a = AccountInfo { address: Address([1; 32]), balance: 10, nonce: 2 };
+        let a = AccountInfo {
+            address: Address([1; 32]),
+            balance: 10,
+            nonce: 2,
+        };
         let v = serde_json::to_value(&a).unwrap();
-        assert_eq!(v, json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2}));
+        assert_eq!(
+            v,
+            json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2})
+        );
     }
 }

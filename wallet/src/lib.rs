@@ -1,1 +1,88 @@
-//! cairn-wallet
+//! # cairn-wallet
+//!
+//! The `cairn` command-line wallet: creates keys, shows balances, blocks and node status,
+//! and signs and submits transfers through a node's JSON-RPC (`cairn-rpc`). This library
+//! holds all of its logic (key files, command-line parsing, commands, error reporting);
+//! `src/main.rs` only prints.
+//!
+//! ## Usage
+//!
+//! ```text
+//! cairn [--rpc URL] [--keyfile PATH] [--json] <COMMAND>
+//!
+//!   keygen [--out PATH] [--force]   new ed25519 key; writes the key file (mode 0600)
+//!   address                         address of the key file
+//!   balance [ADDR]                  balance and nonce (default: the key file's address)
+//!   transfer --to ADDR --amount N   sign and submit a transfer; prints its hash
+//!            [--fee N]              fee in base units (default 1)
+//!            [--nonce N]            default: the account's nonce (getAccount)
+//!            [--expiry-height H]    default: latest height + 1000 (getStatus)
+//!            [--chain-id ID]        default: the node's chain id (getStatus)
+//!            [--wait]               wait for finality and print the height
+//!            [--wait-timeout-ms MS] default 30000
+//!   tx HASH                         status of a transaction
+//!   status                          node status
+//!   block [HEIGHT|HASH]             a finalized block (default: the latest)
+//! ```
+//!
+//! Global flags go before or after the command:
+//!
+//! | flag | env | default |
+//! |---|---|---|
+//! | `--rpc URL` | `CAIRN_RPC` | `http://127.0.0.1:8545` (`http://` assumed if no scheme; no TLS) |
+//! | `--keyfile PATH` | `CAIRN_KEYFILE` | `~/.cairn/key.json` |
+//! | `--json` | | off |
+//!
+//! A typical session:
+//!
+//! ```text
+//! $ cairn keygen
+//! address:  cairn1…
+//! key file: /home/me/.cairn/key.json
+//! $ cairn balance
+//! $ cairn transfer --to cairn1… --amount 250 --wait
+//! transaction 3f1c… submitted
+//!   cairn1… -> cairn1…
+//!   amount 250 fee 1 nonce 0 expiry height 1012 chain cairn-dev
+//! finalized at height 13 (index 0, block 9ab0…)
+//! ```
+//!
+//! ## Key file
+//!
+//! JSON `{"address": "cairn1…", "secret_key": "<64 hex: the 32-byte ed25519 seed>"}`,
+//! created with mode 0600 (its directory, if created, 0700). `keygen` refuses to replace an
+//! existing file unless `--force`; a forced write goes through a temporary file and a
+//! rename, so the result is 0600 whatever the old file was. Loading checks that `address`
+//! matches the secret and warns on stderr if the file is readable by group or others.
+//! The key is unencrypted: protect the file like an ssh key.
+//!
+//! ## Output and errors
+//!
+//! Without `--json`, results are text on stdout and errors are one line on stderr,
+//! `error: …`, e.g. `error: cannot reach node at http://127.0.0.1:8545/: connection
+//! refused` or `error: transaction rejected: insufficient_balance: transaction …: amount +
+//! fee = 1001 exceeds balance 1000`.
+//!
+//! With `--json`, stdout holds exactly one JSON object — the result on success, and
+//! `{"error": {"kind", "message", "exitCode", …}}` on failure (see [`error_json`]); nothing
+//! is printed on stderr except warnings. Usage errors (bad flags) are clap's, on stderr.
+//!
+//! | exit | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | other failure (key file, RPC error, no such block, …) |
+//! | 2 | usage error |
+//! | 3 | node unreachable (connection, timeout, HTTP error) |
+//! | 4 | transaction rejected (at submission, or while `--wait`ing) |
+//! | 5 | `--wait` timed out before the transaction was final |
+
+pub mod cli;
+pub mod commands;
+pub mod keyfile;
+
+pub use cli::{BlockId, Cli, Command, TransferArgs};
+pub use commands::{
+    EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE, Output,
+    TxRejected, build_transfer, error_json, exit_code, run,
+};
+pub use keyfile::KeyFile;

@@ -1,0 +1,680 @@
+//! The swarm task: owns the libp2p swarm, executes [`Command`]s and turns swarm events into
+//! [`NetworkEvent`]s according to the queue-full policy of the module docs.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, PublishError, TopicHash, ValidationMode};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, trace, warn};
+
+use super::codec::{FrameError, SyncCodec};
+use super::{
+    AGENT_VERSION, Command, Counters, GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH,
+    IDLE_CONNECTION_TIMEOUT, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError, NetworkEvent, PeerInfo,
+    ResponseToken, SHUTDOWN_GRACE, SYNC_STREAMS_PER_CONNECTION_MAX, Topic, split_peer_addr,
+};
+
+/// Gossipsub mesh degree and bounds, sized for 4–10 node networks.
+const MESH_N: usize = 6;
+const MESH_N_LOW: usize = 2;
+const MESH_N_HIGH: usize = 12;
+const MESH_OUTBOUND_MIN: usize = 1;
+/// Heartbeats whose messages are advertised in IHAVE gossip.
+const HISTORY_GOSSIP: usize = 3;
+/// Delay before the first heartbeat (the libp2p default of 5 s slows mesh formation).
+const HEARTBEAT_INITIAL_DELAY: Duration = Duration::from_millis(100);
+/// Length of a content-addressed message id in bytes.
+const MESSAGE_ID_LEN: usize = 20;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<SyncCodec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// `blake3(topic ‖ 0x00 ‖ data)[..20]`.
+fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(message.topic.as_str().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&message.data);
+    gossipsub::MessageId::from(&hasher.finalize().as_bytes()[..MESSAGE_ID_LEN])
+}
+
+fn transport_err(what: &str, e: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Transport { reason: format!("{what}: {e}") }
+}
+
+/// Peer scoring: only P4 (invalid deliveries, driven by `Reject`) and a small P2 reward for
+/// first deliveries; no IP-colocation penalty (testnets run many nodes on one host) and no
+/// mesh-delivery-rate penalties (topics can be quiet for long stretches).
+fn score_params(topics: &[TopicHash]) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 1.0,
+        first_message_deliveries_weight: 0.5,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 20.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.9,
+        ..Default::default()
+    };
+    let params = gossipsub::PeerScoreParams {
+        topics: topics.iter().map(|t| (t.clone(), topic.clone())).collect(),
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    (params, gossipsub::PeerScoreThresholds::default())
+}
+
+fn build_behaviour(config: &NetworkConfig, topics: &[TopicHash]) -> Result<Behaviour, NetworkError> {
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(HEARTBEAT_INTERVAL)
+        .heartbeat_initial_delay(HEARTBEAT_INITIAL_DELAY)
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(config.gossip_bytes_max.saturating_add(GOSSIP_FRAME_OVERHEAD_BYTES))
+        .mesh_n(MESH_N)
+        .mesh_n_low(MESH_N_LOW)
+        .mesh_n_high(MESH_N_HIGH)
+        .mesh_outbound_min(MESH_OUTBOUND_MIN)
+        .history_length(HISTORY_LENGTH)
+        .history_gossip(HISTORY_GOSSIP)
+        .flood_publish(true)
+        .build()
+        .map_err(|e| transport_err("gossipsub config", e))?;
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(config.keypair.clone()), gossip_config)
+        .map_err(|e| transport_err("gossipsub", e))?;
+    let (params, thresholds) = score_params(topics);
+    gossipsub.with_peer_score(params, thresholds).map_err(|e| transport_err("gossipsub peer score", e))?;
+
+    let protocol = StreamProtocol::try_from_owned(config.sync_protocol()).map_err(|e| transport_err("sync protocol", e))?;
+    let codec = SyncCodec {
+        request_max: config.sync_request_bytes_max,
+        response_max: config.sync_response_bytes_max,
+    };
+    let sync = request_response::Behaviour::with_codec(
+        codec,
+        [(protocol, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_millis(config.sync_request_timeout_ms))
+            .with_max_concurrent_streams(SYNC_STREAMS_PER_CONNECTION_MAX),
+    );
+    let identify = identify::Behaviour::new(
+        identify::Config::new(protocol_version(config), config.keypair.public()).with_agent_version(AGENT_VERSION.into()),
+    );
+    Ok(Behaviour { gossipsub, sync, identify, ping: ping::Behaviour::default() })
+}
+
+fn protocol_version(config: &NetworkConfig) -> String {
+    format!("/cairn/{}/1", config.namespace)
+}
+
+/// Connections we accepted (not closed for exceeding the limit), per peer, oldest first.
+type Connections = HashMap<PeerId, Vec<(ConnectionId, ConnectedPoint)>>;
+type RequestReply = oneshot::Sender<Result<Vec<u8>, NetworkError>>;
+
+pub(crate) struct Worker {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    /// Lifecycle events waiting for room in the event queue (at most one per peer).
+    backlog: VecDeque<NetworkEvent>,
+    counters: Arc<Counters>,
+    topic_hashes: HashMap<Topic, TopicHash>,
+    topics_by_hash: HashMap<TopicHash, Topic>,
+    /// Bootstrap peers and their addresses (without `/p2p`).
+    bootstrap: Vec<(PeerId, Vec<Multiaddr>)>,
+    connections: Connections,
+    /// Connections closed for exceeding `connections_max` (their close is not reported).
+    over_limit: HashSet<ConnectionId>,
+    /// Outbound sync requests awaiting their outcome, with their start time.
+    pending_requests: HashMap<OutboundRequestId, (Instant, RequestReply)>,
+    listener: ListenerId,
+    listen_addrs: Vec<Multiaddr>,
+    listen_error: Option<String>,
+    protocol_version: String,
+    gossip_bytes_max: usize,
+    connections_max: u32,
+    redial_interval: Duration,
+    request_timeout: Duration,
+}
+
+impl Worker {
+    /// Builds the swarm, subscribes, listens (waiting for the first address) and dials the
+    /// bootstrap peers.
+    pub(crate) async fn start(
+        config: NetworkConfig,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NetworkEvent>,
+        counters: Arc<Counters>,
+    ) -> Result<Self, NetworkError> {
+        let local = config.keypair.public().to_peer_id();
+        let mut topic_hashes = HashMap::new();
+        let mut topics_by_hash = HashMap::new();
+        for topic in Topic::ALL {
+            let hash = IdentTopic::new(config.topic_name(topic)).hash();
+            topic_hashes.insert(topic, hash.clone());
+            topics_by_hash.insert(hash, topic);
+        }
+        let hashes: Vec<TopicHash> = topics_by_hash.keys().cloned().collect();
+        let behaviour = build_behaviour(&config, &hashes)?;
+
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .map_err(|e| transport_err("tcp transport", e))?
+            .with_behaviour(move |_| behaviour)
+            .map_err(|e| transport_err("behaviour", e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .build();
+
+        for topic in Topic::ALL {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&IdentTopic::new(config.topic_name(topic)))
+                .map_err(|e| transport_err("gossipsub subscribe", e))?;
+        }
+
+        let mut bootstrap: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
+        for addr in &config.bootstrap {
+            let (peer, base) = split_peer_addr(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
+            if peer == local {
+                debug!(%addr, "ignoring bootstrap entry naming this node");
+                continue;
+            }
+            match bootstrap.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, addrs)) => addrs.push(base),
+                None => bootstrap.push((peer, vec![base])),
+            }
+        }
+
+        ensure_port_free(&config.listen)?;
+        let listener = swarm
+            .listen_on(config.listen.clone())
+            .map_err(|e| transport_err(&format!("listen on {}", config.listen), e))?;
+
+        let mut worker = Worker {
+            swarm,
+            commands,
+            events,
+            backlog: VecDeque::new(),
+            counters,
+            topic_hashes,
+            topics_by_hash,
+            bootstrap,
+            connections: HashMap::new(),
+            over_limit: HashSet::new(),
+            pending_requests: HashMap::new(),
+            listener,
+            listen_addrs: Vec::new(),
+            listen_error: None,
+            protocol_version: protocol_version(&config),
+            gossip_bytes_max: config.gossip_bytes_max,
+            connections_max: config.connections_max,
+            redial_interval: Duration::from_millis(config.redial_interval_ms),
+            request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
+        };
+
+        let listening = tokio::time::timeout(LISTEN_TIMEOUT, async {
+            while worker.listen_addrs.is_empty() && worker.listen_error.is_none() {
+                let event = worker.swarm.select_next_some().await;
+                worker.on_swarm_event(event);
+            }
+        })
+        .await;
+        if let Some(reason) = worker.listen_error.take() {
+            return Err(transport_err(&format!("listen on {}", config.listen), reason));
+        }
+        if listening.is_err() {
+            return Err(transport_err(&format!("listen on {}", config.listen), "timed out"));
+        }
+        worker.redial();
+        Ok(worker)
+    }
+
+    /// The swarm task body; returns after a graceful shutdown.
+    pub(crate) async fn run(mut self) {
+        let mut redial = tokio::time::interval(self.redial_interval);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut done = Vec::new();
+        // A second sender so that a reserved permit does not borrow `self`.
+        let events = self.events.clone();
+        loop {
+            tokio::select! {
+                permit = events.reserve(), if !self.backlog.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.backlog.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    Err(_) => self.backlog.clear(),
+                },
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { done: d }) => {
+                        done.push(d);
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = redial.tick() => self.redial(),
+            }
+        }
+        info!("network shutting down");
+        // Refuse further commands; answer queued shutdowns after the swarm is gone, drop the
+        // rest (their callers see `Shutdown`).
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            if let Command::Shutdown { done: d } = command {
+                done.push(d);
+            }
+        }
+        let Worker { mut swarm, listener, pending_requests, events: worker_events, .. } = self;
+        drop(pending_requests);
+        drop(events);
+        drop(worker_events);
+        swarm.remove_listener(listener);
+        let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = swarm.disconnect_peer_id(peer);
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while swarm.network_info().connection_counters().num_established() > 0 {
+                let event = swarm.select_next_some().await;
+                trace!(?event, "swarm event during shutdown");
+            }
+        })
+        .await;
+        drop(swarm);
+        for d in done {
+            let _ = d.send(());
+        }
+        info!("network stopped");
+    }
+
+    fn redial(&mut self) {
+        for (peer, addrs) in &self.bootstrap {
+            if self.swarm.is_connected(peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(*peer)
+                .addresses(addrs.clone())
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            match self.swarm.dial(opts) {
+                Ok(()) => debug!(%peer, "dialing bootstrap peer"),
+                Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(e) => debug!(%peer, error = %e, "cannot dial bootstrap peer"),
+            }
+        }
+    }
+
+    fn is_bootstrap(&self, peer: &PeerId) -> bool {
+        self.bootstrap.iter().any(|(p, _)| p == peer)
+    }
+
+    // ---- events to the application -------------------------------------------------------
+
+    /// Offers a gossip or request event; gives it back if the queue is full or closed, or if
+    /// lifecycle events are still waiting (to keep per-peer ordering).
+    fn offer(&mut self, event: NetworkEvent) -> Result<(), NetworkEvent> {
+        if !self.backlog.is_empty() {
+            return Err(event);
+        }
+        self.events.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => ev,
+        })
+    }
+
+    /// Emits a lifecycle event, never dropping it while the receiver exists (see the
+    /// queue-full policy).
+    fn emit_lifecycle(&mut self, event: NetworkEvent) {
+        let event = if self.backlog.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(ev)) => ev,
+            }
+        } else {
+            event
+        };
+        let peer = lifecycle_peer(&event);
+        // Pending events of one peer alternate, so a pending one is the opposite: cancel.
+        if let Some(pos) = self.backlog.iter().position(|e| lifecycle_peer(e) == peer) {
+            self.backlog.remove(pos);
+        } else {
+            self.backlog.push_back(event);
+        }
+    }
+
+    // ---- commands --------------------------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data, reply } => {
+                let _ = reply.send(self.publish(topic, data));
+            }
+            Command::Report { id, source, acceptance } => {
+                if acceptance == super::Acceptance::Reject {
+                    Counters::inc(&self.counters.gossip_rejected);
+                }
+                let known = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &id.0,
+                    &source,
+                    acceptance.into(),
+                );
+                if !known {
+                    debug!(message_id = %id, "report for a message no longer in the cache (late or repeated report)");
+                }
+            }
+            Command::Request { peer, data, reply } => {
+                if !self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Err(NetworkError::PeerUnreachable { peer, reason: "not connected".into() }));
+                    return;
+                }
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, data);
+                self.pending_requests.insert(id, (Instant::now(), reply));
+            }
+            Command::Respond { token, data } => {
+                if self.swarm.behaviour_mut().sync.send_response(token.0, data).is_err() {
+                    debug!("sync response dropped: the request expired or its connection closed");
+                }
+            }
+            Command::Peers { reply } => {
+                let peers = self
+                    .connections
+                    .iter()
+                    .filter_map(|(peer, conns)| {
+                        let (_, endpoint) = conns.first()?;
+                        Some(PeerInfo {
+                            peer_id: *peer,
+                            address: Some(endpoint.get_remote_address().clone()),
+                            outbound: endpoint.is_dialer(),
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::MeshPeers { topic, reply } => {
+                let hash = &self.topic_hashes[&topic];
+                let _ = reply.send(self.swarm.behaviour().gossipsub.mesh_peers(hash).copied().collect());
+            }
+            Command::PeerScore { peer, reply } => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::Shutdown { .. } => unreachable!("handled by the run loop"),
+        }
+    }
+
+    fn publish(&mut self, topic: Topic, data: Vec<u8>) -> Result<(), NetworkError> {
+        let len = data.len();
+        let hash = self.topic_hashes[&topic].clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(hash, data) {
+            Ok(id) => {
+                debug!(%topic, message_id = %id, len, "published");
+                Ok(())
+            }
+            Err(PublishError::NoPeersSubscribedToTopic) => {
+                debug!(%topic, len, "publish: no peer subscribed to the topic yet; not sent");
+                Ok(())
+            }
+            Err(PublishError::Duplicate) => {
+                debug!(%topic, len, "publish: identical message already published or received");
+                Ok(())
+            }
+            Err(PublishError::MessageTooLarge) => {
+                Err(NetworkError::Oversize { len, max: self.gossip_bytes_max })
+            }
+            Err(PublishError::AllQueuesFull(peers)) => {
+                warn!(%topic, peers, "publish: every peer's send queue is full");
+                Err(NetworkError::QueueFull { queue: "gossip peer send queues" })
+            }
+            Err(e) => Err(transport_err("gossipsub publish", e)),
+        }
+    }
+
+    // ---- swarm events ----------------------------------------------------------------------
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
+                if let Err(e) = event.result {
+                    debug!(peer = %event.peer, error = %e, "ping failed; closing connection");
+                    self.swarm.close_connection(event.connection);
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                let total: usize = self.connections.values().map(Vec::len).sum();
+                if total >= self.connections_max as usize && !self.is_bootstrap(&peer_id) {
+                    Counters::inc(&self.counters.connections_closed_limit);
+                    warn!(peer = %peer_id, total, max = self.connections_max, "connection limit reached; closing");
+                    self.over_limit.insert(connection_id);
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
+                debug!(peer = %peer_id, address = %endpoint.get_remote_address(), outbound = endpoint.is_dialer(), "connection established");
+                let conns = self.connections.entry(peer_id).or_default();
+                conns.push((connection_id, endpoint));
+                if conns.len() == 1 {
+                    self.emit_lifecycle(NetworkEvent::PeerConnected { peer: peer_id });
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
+                if self.over_limit.remove(&connection_id) {
+                    return;
+                }
+                debug!(peer = %peer_id, cause = ?cause, "connection closed");
+                let Some(conns) = self.connections.get_mut(&peer_id) else { return };
+                conns.retain(|(id, _)| *id != connection_id);
+                if conns.is_empty() {
+                    self.connections.remove(&peer_id);
+                    self.emit_lifecycle(NetworkEvent::PeerDisconnected { peer: peer_id });
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address);
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } if listener_id == self.listener => {
+                let reason = match reason {
+                    Ok(()) => "listener closed".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                warn!(%reason, "p2p listener closed");
+                self.listen_addrs.clear();
+                self.listen_error = Some(reason);
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                warn!(%error, "p2p listener error");
+                if self.listen_addrs.is_empty() {
+                    self.listen_error = Some(error.to_string());
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                debug!(%send_back_addr, %error, "incoming connection failed");
+            }
+            other => trace!(event = ?other, "swarm event"),
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message { propagation_source, message_id, message } => {
+                let Some(&topic) = self.topics_by_hash.get(&message.topic) else {
+                    debug!(topic = %message.topic, "gossip on an unknown topic; ignoring");
+                    self.validate(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
+                    return;
+                };
+                if message.data.len() > self.gossip_bytes_max {
+                    Counters::inc(&self.counters.gossip_rejected_oversize);
+                    warn!(peer = %propagation_source, %topic, len = message.data.len(), max = self.gossip_bytes_max, "oversize gossip; rejecting");
+                    self.validate(&message_id, &propagation_source, gossipsub::MessageAcceptance::Reject);
+                    return;
+                }
+                let event = NetworkEvent::Gossip {
+                    topic,
+                    source: propagation_source,
+                    message_id: MessageId(message_id.clone()),
+                    data: message.data,
+                };
+                if self.offer(event).is_err() {
+                    Counters::inc(&self.counters.gossip_dropped_queue_full);
+                    warn!(%topic, peer = %propagation_source, "event queue full; dropping gossip (reported Ignore)");
+                    self.validate(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => debug!(peer = %peer_id, %topic, "peer subscribed"),
+            gossipsub::Event::Unsubscribed { peer_id, topic } => debug!(peer = %peer_id, %topic, "peer unsubscribed"),
+            gossipsub::Event::GossipsubNotSupported { peer_id } => debug!(peer = %peer_id, "peer does not support gossipsub"),
+            gossipsub::Event::SlowPeer { peer_id, failed_messages } => {
+                debug!(peer = %peer_id, ?failed_messages, "slow gossipsub peer")
+            }
+        }
+    }
+
+    fn validate(&mut self, id: &gossipsub::MessageId, source: &PeerId, acceptance: gossipsub::MessageAcceptance) {
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(id, source, acceptance);
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let event = NetworkEvent::Request { peer, data: request, token: ResponseToken(channel) };
+                    if self.offer(event).is_err() {
+                        // Dropping the token closes the stream without a response.
+                        Counters::inc(&self.counters.requests_dropped_queue_full);
+                        warn!(%peer, "event queue full; dropping sync request");
+                    }
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                let pending = self.pending_requests.remove(&request_id);
+                let mut error = self.outbound_error(peer, error);
+                // Both sides run the same timer; when the responder's fires first it closes
+                // the stream without a response. Late in the window, that is our timeout.
+                if let (NetworkError::NoResponse { .. }, Some((started, _))) = (&error, &pending) {
+                    if started.elapsed() >= self.request_timeout * 4 / 5 {
+                        error = NetworkError::Timeout { peer };
+                    }
+                }
+                debug!(%peer, %error, "sync request failed");
+                if let Some((_, reply)) = pending {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => match error {
+                request_response::InboundFailure::Io(e) if FrameError::from_io(&e).is_some() => {
+                    Counters::inc(&self.counters.sync_protocol_violations);
+                    warn!(%peer, error = %e, "sync protocol violation by peer");
+                }
+                error => debug!(%peer, %error, "inbound sync request failed"),
+            },
+            request_response::Event::ResponseSent { peer, .. } => trace!(%peer, "sync response sent"),
+        }
+    }
+
+    fn outbound_error(&self, peer: PeerId, error: OutboundFailure) -> NetworkError {
+        let unreachable = |reason: &str| NetworkError::PeerUnreachable { peer, reason: reason.into() };
+        match error {
+            OutboundFailure::DialFailure => unreachable("dial failed"),
+            OutboundFailure::Timeout => NetworkError::Timeout { peer },
+            OutboundFailure::ConnectionClosed => unreachable("connection closed"),
+            OutboundFailure::UnsupportedProtocols => unreachable("peer does not support the sync protocol"),
+            OutboundFailure::Io(e) => match FrameError::from_io(&e) {
+                Some(FrameError::TooLarge { len, max }) => {
+                    Counters::inc(&self.counters.sync_protocol_violations);
+                    NetworkError::Oversize { len: *len, max: *max }
+                }
+                Some(FrameError::NoResponse) => NetworkError::NoResponse { peer },
+                Some(f @ FrameError::Truncated { .. }) => {
+                    Counters::inc(&self.counters.sync_protocol_violations);
+                    NetworkError::ProtocolViolation { peer, reason: f.to_string() }
+                }
+                None => NetworkError::PeerUnreachable { peer, reason: e.to_string() },
+            },
+        }
+    }
+
+    fn on_identify(&mut self, event: identify::Event) {
+        if let identify::Event::Received { peer_id, info, .. } = event {
+            debug!(peer = %peer_id, agent = %info.agent_version, protocol = %info.protocol_version, "identified peer");
+            if info.protocol_version != self.protocol_version {
+                warn!(
+                    peer = %peer_id,
+                    theirs = %info.protocol_version,
+                    ours = %self.protocol_version,
+                    "peer runs another chain or protocol version; disconnecting"
+                );
+                let _ = self.swarm.disconnect_peer_id(peer_id);
+            }
+        }
+    }
+}
+
+/// libp2p listens with `SO_REUSEPORT`, so a second node on the same port would silently share
+/// it (the kernel splits inbound connections between them). Refuse that: probe with a plain
+/// socket, which cannot bind next to a live listener. Port 0 and non-IP addresses are not
+/// checked.
+fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetworkError> {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) if port != 0 => std::net::TcpListener::bind((ip, port))
+            .map(drop)
+            .map_err(|e| transport_err(&format!("listen on {addr}"), e)),
+        _ => Ok(()),
+    }
+}
+
+fn lifecycle_peer(event: &NetworkEvent) -> Option<PeerId> {
+    match event {
+        NetworkEvent::PeerConnected { peer } | NetworkEvent::PeerDisconnected { peer } => Some(*peer),
+        _ => None,
+    }
+}

@@ -1,0 +1,959 @@
+//! The server and the client over real HTTP on 127.0.0.1:0, against a mock backend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cairn_ledger::{
+    Address, Block, BlockHeader, Hash, SignedTransaction, TX_BYTES_MAX, TransactionBody, txs_root,
+};
+use cairn_rpc::{
+    AccountInfo, BlockInfo, ClientError, PeerInfo, RpcBackend, RpcClient, RpcError,
+    RpcServerConfig, RpcServerHandle, Status, TX_HEX_CHARS_MAX, TxStatus, ValidatorInfo,
+    async_trait, codes,
+};
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CHAIN: &str = "cairn-test";
+/// `getAccount` of this address fails with an internal error.
+const BROKEN: Address = Address([0xEE; 32]);
+/// `getAccount` of this address fails with not found.
+const MISSING: Address = Address([0xDD; 32]);
+/// `getTransaction` of this hash is pending for two polls, then finalized.
+const SLOW_FINAL: Hash = Hash([0x51; 32]);
+/// `getTransaction` of this hash is always pending.
+const STUCK: Hash = Hash([0x52; 32]);
+/// `getTransaction` of this hash is rejected.
+const DROPPED: Hash = Hash([0x53; 32]);
+/// Amounts that make `submit_transaction` refuse.
+const AMOUNT_REJECTED: u64 = 666;
+const AMOUNT_OVERLOADED: u64 = 777;
+
+struct Mock {
+    submits: AtomicUsize,
+    calls: AtomicUsize,
+    polls: AtomicUsize,
+    /// Milliseconds `getPeers` sleeps.
+    peers_delay_ms: AtomicU64,
+    block: Block,
+}
+
+impl Mock {
+    fn new() -> Arc<Mock> {
+        let tx = signed(1, 10);
+        let header = BlockHeader {
+            chain_id: CHAIN.into(),
+            height: 1,
+            view: 1,
+            parent_hash: Hash([9; 32]),
+            proposer: Address([4; 32]),
+            timestamp_ms: 1_700_000_000_000,
+            txs_root: txs_root(&[tx.hash()]),
+            state_root: Hash([8; 32]),
+        };
+        Arc::new(Mock {
+            submits: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            polls: AtomicUsize::new(0),
+            peers_delay_ms: AtomicU64::new(0),
+            block: Block {
+                header,
+                transactions: vec![tx],
+            },
+        })
+    }
+
+    fn status_value(&self) -> Status {
+        Status {
+            chain_id: CHAIN.into(),
+            genesis_hash: Hash([1; 32]),
+            latest_height: 1,
+            latest_hash: self.block.hash(),
+            latest_state_root: Hash([8; 32]),
+            peer_count: 1,
+            syncing: false,
+            node_version: "0.1.0".into(),
+            validator_name: Some("alice".into()),
+        }
+    }
+}
+
+#[async_trait]
+impl RpcBackend for Mock {
+    async fn status(&self) -> Result<Status, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(self.status_value())
+    }
+
+    async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if address == BROKEN {
+            return Err(RpcError::internal("disk on fire"));
+        }
+        if address == MISSING {
+            return Err(RpcError::NotFound {
+                what: format!("account {address}"),
+            });
+        }
+        Ok(AccountInfo {
+            address,
+            balance: 1000,
+            nonce: 3,
+        })
+    }
+
+    async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.submits.fetch_add(1, Ordering::SeqCst);
+        tx.verify(CHAIN)?;
+        match tx.body.amount {
+            AMOUNT_REJECTED => Err(RpcError::Rejected {
+                code: "insufficient_balance".into(),
+                message: "amount + fee = 667 exceeds balance 5".into(),
+            }),
+            AMOUNT_OVERLOADED => Err(RpcError::Overloaded {
+                message: "mempool full".into(),
+            }),
+            _ => Ok(tx.hash()),
+        }
+    }
+
+    async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let finalized = TxStatus::Finalized {
+            height: 1,
+            index: 0,
+            block_hash: self.block.hash(),
+        };
+        Ok(match hash {
+            SLOW_FINAL => {
+                if self.polls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    TxStatus::Pending
+                } else {
+                    finalized
+                }
+            }
+            STUCK => TxStatus::Pending,
+            DROPPED => TxStatus::Rejected {
+                code: "expired".into(),
+                reason: "expired at height 5".into(),
+            },
+            h if h == self.block.transactions[0].hash() => finalized,
+            _ => TxStatus::Unknown,
+        })
+    }
+
+    async fn block_by_height(&self, height: u64) -> Result<Option<Block>, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((height == 1).then(|| self.block.clone()))
+    }
+
+    async fn block_by_hash(&self, hash: Hash) -> Result<Option<Block>, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((hash == self.block.hash()).then(|| self.block.clone()))
+    }
+
+    async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![ValidatorInfo {
+            name: "alice".into(),
+            address: Address([4; 32]),
+            peer_id: "12D3KooWalice".into(),
+            voting_power: 1,
+        }])
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let delay = self.peers_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Ok(vec![PeerInfo {
+            peer_id: "12D3KooWbob".into(),
+            address: Some("/ip4/127.0.0.1/tcp/7000".into()),
+            is_validator: true,
+            direction: Some("outbound".into()),
+        }])
+    }
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+fn signed(nonce: u64, amount: u64) -> SignedTransaction {
+    let k = key();
+    TransactionBody {
+        chain_id: CHAIN.into(),
+        sender: Address::from_public_key(&k.verifying_key()),
+        recipient: Address([2; 32]),
+        amount,
+        fee: 1,
+        nonce,
+        expiry_height: 100,
+    }
+    .sign(&k)
+}
+
+fn test_config() -> RpcServerConfig {
+    RpcServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..RpcServerConfig::default()
+    }
+}
+
+async fn start_with(config: RpcServerConfig) -> (RpcServerHandle, Arc<Mock>, RpcClient) {
+    let mock = Mock::new();
+    let handle = cairn_rpc::spawn(config, mock.clone())
+        .await
+        .expect("server starts");
+    let client = RpcClient::new(&handle.url()).unwrap();
+    (handle, mock, client)
+}
+
+async fn start() -> (RpcServerHandle, Arc<Mock>, RpcClient) {
+    start_with(test_config()).await
+}
+
+/// POSTs `body` as is; returns the status and the body parsed as JSON (Null if empty).
+async fn post_raw(url: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, value)
+}
+
+async fn call_raw(url: &str, request: Value) -> Value {
+    let (status, body) = post_raw(url, request.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn assert_error(resp: &Value, code: i64) {
+    assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
+    assert_eq!(resp["error"]["code"], code, "{resp}");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{resp}"
+    );
+    assert!(resp.get("result").is_none(), "{resp}");
+}
+
+fn req(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+}
+
+#[tokio::test]
+async fn client_round_trips_every_method() {
+    let (server, mock, client) = start().await;
+    let status = client.status().await.unwrap();
+    assert_eq!(status, mock.status_value());
+
+    let addr = Address([3; 32]);
+    assert_eq!(
+        client.account(&addr).await.unwrap(),
+        AccountInfo {
+            address: addr,
+            balance: 1000,
+            nonce: 3
+        }
+    );
+    assert_eq!(client.balance(&addr).await.unwrap(), 1000);
+
+    let tx = signed(3, 5);
+    assert_eq!(client.send_transaction(&tx).await.unwrap(), tx.hash());
+    assert_eq!(mock.submits.load(Ordering::SeqCst), 1);
+
+    let in_block = mock.block.transactions[0].hash();
+    assert_eq!(
+        client.transaction(&in_block).await.unwrap(),
+        TxStatus::Finalized {
+            height: 1,
+            index: 0,
+            block_hash: mock.block.hash()
+        }
+    );
+    assert_eq!(client.transaction(&STUCK).await.unwrap(), TxStatus::Pending);
+    assert_eq!(
+        client.transaction(&Hash([0; 32])).await.unwrap(),
+        TxStatus::Unknown
+    );
+    assert!(matches!(
+        client.transaction(&DROPPED).await.unwrap(),
+        TxStatus::Rejected { .. }
+    ));
+
+    let expected = BlockInfo::from(&mock.block);
+    assert_eq!(
+        client.block_by_height(1).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(client.block_by_height(2).await.unwrap(), None);
+    assert_eq!(
+        client.block_by_hash(&mock.block.hash()).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(client.block_by_hash(&Hash([0; 32])).await.unwrap(), None);
+    assert_eq!(expected.transactions[0].hash, in_block);
+    assert_eq!(expected.transactions[0].amount, 10);
+
+    assert_eq!(client.validators().await.unwrap()[0].name, "alice");
+    assert_eq!(client.peers().await.unwrap()[0].peer_id, "12D3KooWbob");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn result_json_shapes() {
+    let (server, mock, _client) = start().await;
+    let url = server.url();
+    let r = call_raw(&url, req("getStatus", json!(null))).await;
+    assert_eq!(r["id"], 1);
+    assert_eq!(r["result"]["chainId"], CHAIN);
+    assert_eq!(r["result"]["latestHeight"], 1);
+    assert_eq!(r["result"]["validatorName"], "alice");
+
+    let r = call_raw(&url, req("getBalance", json!([Address([3; 32])]))).await;
+    assert_eq!(r["result"], json!(1000));
+
+    let r = call_raw(&url, req("getBlock", json!({"height": 1}))).await;
+    let block = &r["result"];
+    assert_eq!(block["hash"], mock.block.hash().to_hex());
+    assert_eq!(block["header"]["height"], 1);
+    let t = &block["transactions"][0];
+    for key in [
+        "hash",
+        "sender",
+        "recipient",
+        "amount",
+        "fee",
+        "nonce",
+        "expiryHeight",
+        "chainId",
+    ] {
+        assert!(t.get(key).is_some(), "missing {key} in {t}");
+    }
+    let r = call_raw(&url, req("getBlock", json!([99]))).await;
+    assert_eq!(r["result"], Value::Null);
+    assert!(r.get("error").is_none());
+
+    let r = call_raw(&url, req("getValidators", json!([]))).await;
+    assert_eq!(r["result"][0]["votingPower"], 1);
+    assert_eq!(r["result"][0]["peerId"], "12D3KooWalice");
+    let r = call_raw(&url, req("getPeers", json!({}))).await;
+    assert_eq!(r["result"][0]["isValidator"], true);
+    assert_eq!(r["result"][0]["direction"], "outbound");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn positional_and_named_params_agree() {
+    let (server, mock, _client) = start().await;
+    let url = server.url();
+    let addr = Address([3; 32]).to_bech32();
+    let tx = signed(3, 5);
+    let tx_hex = hex::encode(tx.encode());
+    let bh = mock.block.hash().to_hex();
+    let cases = [
+        ("getAccount", json!([addr]), json!({"address": addr})),
+        ("getBalance", json!([addr]), json!({"address": addr})),
+        ("sendTransaction", json!([tx_hex]), json!({"tx": tx_hex})),
+        (
+            "sendTransaction",
+            json!([format!("0x{tx_hex}")]),
+            json!({"tx": tx_hex}),
+        ),
+        (
+            "getTransaction",
+            json!([STUCK.to_hex()]),
+            json!({"hash": STUCK.to_hex()}),
+        ),
+        ("getBlock", json!([1]), json!({"height": 1})),
+        ("getBlock", json!([bh]), json!({"hash": bh})),
+    ];
+    for (method, positional, named) in cases {
+        let a = call_raw(&url, req(method, positional)).await;
+        let b = call_raw(&url, req(method, named)).await;
+        assert!(a.get("result").is_some(), "{method}: {a}");
+        assert_eq!(a, b, "{method}");
+    }
+    let r = call_raw(&url, req("sendTransaction", json!([tx_hex]))).await;
+    assert_eq!(r["result"], tx.hash().to_hex());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn standard_error_codes() {
+    let (server, mock, _client) = start().await;
+    let url = server.url();
+
+    // -32700: not JSON. id is null.
+    let (status, r) = post_raw(&url, "{\"jsonrpc\": \"2.0\", ").await;
+    assert_eq!(status, 200);
+    assert_error(&r, codes::PARSE_ERROR);
+    assert_eq!(r["id"], Value::Null);
+
+    // -32600: not a request object.
+    for (bad, echo) in [
+        (json!(1), Value::Null),
+        (json!("getStatus"), Value::Null),
+        (
+            json!({"jsonrpc": "1.0", "method": "getStatus", "id": 7}),
+            json!(7),
+        ),
+        (json!({"method": "getStatus", "id": 7}), json!(7)),
+        (
+            json!({"jsonrpc": "2.0", "method": "getStatus", "id": [7]}),
+            Value::Null,
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "getStatus", "id": true}),
+            Value::Null,
+        ),
+        (json!({"jsonrpc": "2.0", "method": 5, "id": 7}), json!(7)),
+        (
+            json!({"jsonrpc": "2.0", "method": "getStatus", "params": "x", "id": 7}),
+            json!(7),
+        ),
+        (json!([]), Value::Null),
+    ] {
+        let r = call_raw(&url, bad.clone()).await;
+        assert_error(&r, codes::INVALID_REQUEST);
+        assert_eq!(r["id"], echo, "{bad}");
+    }
+
+    // -32601
+    let r = call_raw(&url, req("getEverything", json!([]))).await;
+    assert_error(&r, codes::METHOD_NOT_FOUND);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("getEverything")
+    );
+
+    // -32602
+    for (method, params, needle) in [
+        ("getStatus", json!([1]), "takes no params"),
+        ("getAccount", json!([]), "missing param `address`"),
+        ("getAccount", json!(["cairn1qqqq"]), "address"),
+        ("getAccount", json!({"addr": "x"}), "unknown param `addr`"),
+        ("getAccount", json!([Address([3; 32]), 2]), "at most 1"),
+        ("getBalance", json!([42]), "must be a string"),
+        ("getTransaction", json!(["abcd"]), "hash"),
+        ("getBlock", json!([]), "getBlock expects"),
+        ("getBlock", json!([-1]), "non-negative integer"),
+        (
+            "getBlock",
+            json!({"height": 1, "hash": "00"}),
+            "getBlock expects",
+        ),
+        ("sendTransaction", json!({}), "missing param `tx`"),
+    ] {
+        let r = call_raw(&url, req(method, params.clone())).await;
+        assert_error(&r, codes::INVALID_PARAMS);
+        let msg = r["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{method} {params}: {msg}");
+    }
+
+    // -32603 from the backend.
+    let r = call_raw(&url, req("getAccount", json!([BROKEN]))).await;
+    assert_error(&r, codes::INTERNAL_ERROR);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disk on fire")
+    );
+
+    // Application codes.
+    let r = call_raw(&url, req("getAccount", json!([MISSING]))).await;
+    assert_error(&r, codes::NOT_FOUND);
+    let r = call_raw(
+        &url,
+        req(
+            "sendTransaction",
+            json!([hex::encode(signed(3, AMOUNT_OVERLOADED).encode())]),
+        ),
+    )
+    .await;
+    assert_error(&r, codes::OVERLOADED);
+    let r = call_raw(
+        &url,
+        req(
+            "sendTransaction",
+            json!([hex::encode(signed(3, AMOUNT_REJECTED).encode())]),
+        ),
+    )
+    .await;
+    assert_error(&r, codes::REJECTED);
+    assert_eq!(
+        r["error"]["data"],
+        json!({"reason": "insufficient_balance"})
+    );
+    // The backend's own verdict on a well-formed but wrongly signed transaction.
+    let mut forged = signed(3, 5);
+    forged.body.amount = 6;
+    let r = call_raw(
+        &url,
+        req("sendTransaction", json!([hex::encode(forged.encode())])),
+    )
+    .await;
+    assert_eq!(r["error"]["data"]["reason"], "bad_signature");
+    assert_eq!(mock.submits.load(Ordering::SeqCst), 3);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_transaction_input_never_reaches_the_backend() {
+    let (server, mock, client) = start().await;
+    let url = server.url();
+    let good = hex::encode(signed(3, 5).encode());
+    let mut trailing = good.clone();
+    trailing.push_str("00");
+    let cases = [
+        ("z".repeat(10), "not valid hex"),
+        ("abc".to_string(), "not valid hex"),
+        ("0".repeat(TX_HEX_CHARS_MAX + 2), "more than the limit"),
+        // Oversize and not hex: rejected on length, no decoding attempted.
+        ("zz".repeat(TX_BYTES_MAX + 1), "more than the limit"),
+        ("00".repeat(10), "malformed transaction"),
+        (good[..good.len() - 2].to_string(), "malformed transaction"),
+        (trailing, "malformed transaction"),
+        (String::new(), "malformed transaction"),
+    ];
+    for (hex_str, needle) in cases {
+        let r = call_raw(&url, req("sendTransaction", json!([hex_str]))).await;
+        assert_error(&r, codes::INVALID_PARAMS);
+        let msg = r["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(needle),
+            "{}…: {msg}",
+            &hex_str[..hex_str.len().min(16)]
+        );
+    }
+    // Non-string tx.
+    let r = call_raw(&url, req("sendTransaction", json!([12]))).await;
+    assert_error(&r, codes::INVALID_PARAMS);
+    assert_eq!(
+        mock.submits.load(Ordering::SeqCst),
+        0,
+        "no bad input reached the backend"
+    );
+
+    // The typed client surfaces the same error.
+    let err = client
+        .call::<Value>("sendTransaction", json!(["zz"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(codes::INVALID_PARAMS));
+    assert_eq!(mock.submits.load(Ordering::SeqCst), 0);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let config = RpcServerConfig {
+        body_bytes_max: 4096,
+        ..test_config()
+    };
+    let (server, mock, client) = start_with(config).await;
+    let url = server.url();
+    // With content-length.
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "getStatus", "params": {"pad": "x".repeat(5000)}});
+    let (status, _) = post_raw(&url, big.to_string()).await;
+    assert_eq!(status, 413);
+    // Just under the limit is processed (and fails on params, not size).
+    let ok = json!({"jsonrpc": "2.0", "id": 1, "method": "getStatus", "params": {"pad": "x".repeat(3900)}});
+    assert!(ok.to_string().len() < 4096);
+    let r = call_raw(&url, ok).await;
+    assert_error(&r, codes::INVALID_PARAMS);
+
+    // Chunked, no content-length: the limit applies while reading.
+    let addr = server.local_addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let chunk = "x".repeat(3000);
+    let raw = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+        len = chunk.len()
+    );
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+
+    // The typed client reports it as an HTTP error.
+    let big_tx_call = client
+        .call::<Value>("getStatus", json!({"pad": "x".repeat(5000)}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(big_tx_call, ClientError::Http { status: 413, .. }),
+        "{big_tx_call:?}"
+    );
+    assert_eq!(mock.calls.load(Ordering::SeqCst), 0);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn batches() {
+    let config = RpcServerConfig {
+        batch_requests_max: 5,
+        ..test_config()
+    };
+    let (server, mock, _client) = start_with(config).await;
+    let url = server.url();
+    let tx_hex = hex::encode(signed(3, 5).encode());
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": "a", "method": "getBalance", "params": [Address([3; 32])]},
+        {"jsonrpc": "2.0", "method": "sendTransaction", "params": [tx_hex]},
+        7,
+        {"jsonrpc": "2.0", "id": 2, "method": "nope"},
+        {"jsonrpc": "2.0", "id": null, "method": "getStatus"},
+    ]);
+    let r = call_raw(&url, batch).await;
+    let items = r.as_array().expect("batch answer is an array");
+    assert_eq!(items.len(), 4, "{r}");
+    assert_eq!(items[0]["id"], "a");
+    assert_eq!(items[0]["result"], 1000);
+    assert_error(&items[1], codes::INVALID_REQUEST);
+    assert_eq!(items[1]["id"], Value::Null);
+    assert_error(&items[2], codes::METHOD_NOT_FOUND);
+    assert_eq!(items[2]["id"], 2);
+    assert_eq!(items[3]["id"], Value::Null);
+    assert_eq!(items[3]["result"]["chainId"], CHAIN);
+    assert_eq!(
+        mock.submits.load(Ordering::SeqCst),
+        1,
+        "the notification in the batch ran"
+    );
+
+    // Only notifications: 204, no body.
+    let notes = json!([
+        {"jsonrpc": "2.0", "method": "getStatus"},
+        {"jsonrpc": "2.0", "method": "getPeers"},
+    ]);
+    let (status, body) = post_raw(&url, notes.to_string()).await;
+    assert_eq!((status, body), (204, Value::Null));
+
+    // Over the bound: one error, nothing executed.
+    let before = mock.calls.load(Ordering::SeqCst);
+    let big: Vec<Value> = (0..6)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "getStatus"}))
+        .collect();
+    let r = call_raw(&url, Value::Array(big)).await;
+    assert_error(&r, codes::INVALID_REQUEST);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 5")
+    );
+    assert_eq!(mock.calls.load(Ordering::SeqCst), before);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn notifications_run_but_get_no_body() {
+    let (server, mock, _client) = start().await;
+    let url = server.url();
+    let tx_hex = hex::encode(signed(3, 5).encode());
+    let (status, body) = post_raw(
+        &url,
+        json!({"jsonrpc": "2.0", "method": "sendTransaction", "params": [tx_hex]}).to_string(),
+    )
+    .await;
+    assert_eq!((status, body), (204, Value::Null));
+    assert_eq!(mock.submits.load(Ordering::SeqCst), 1);
+    // Even a failing notification is silent.
+    let (status, body) = post_raw(
+        &url,
+        json!({"jsonrpc": "2.0", "method": "nope"}).to_string(),
+    )
+    .await;
+    assert_eq!((status, body), (204, Value::Null));
+    // A string id is echoed as is.
+    let r = call_raw(
+        &url,
+        json!({"jsonrpc": "2.0", "id": "abc", "method": "getStatus"}),
+    )
+    .await;
+    assert_eq!(r["id"], "abc");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_and_routes() {
+    let (server, _mock, _client) = start().await;
+    let resp = reqwest::get(format!("{}/health", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    let resp = reqwest::get(server.url()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405, "GET / is not JSON-RPC");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/nope", server.url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_503() {
+    let config = RpcServerConfig {
+        request_timeout_ms: 200,
+        ..test_config()
+    };
+    let (server, mock, client) = start_with(config).await;
+    mock.peers_delay_ms.store(3000, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let err = client.peers().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "timed out promptly"
+    );
+    assert!(
+        matches!(err, ClientError::Http { status: 503, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    // The server still answers afterwards.
+    assert_eq!(client.status().await.unwrap().chain_id, CHAIN);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_are_shed() {
+    let config = RpcServerConfig {
+        concurrency_max: 1,
+        ..test_config()
+    };
+    let (server, mock, client) = start_with(config).await;
+    mock.peers_delay_ms.store(1500, Ordering::SeqCst);
+    let client = Arc::new(client);
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { client.peers().await })
+    };
+    // Wait until the slow call is inside the backend.
+    for _ in 0..100 {
+        if mock.calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = post_raw(&server.url(), req("getStatus", json!([])).to_string()).await;
+    assert_eq!(status, 503);
+    assert_error(&body, codes::OVERLOADED);
+    let err = client.status().await.unwrap_err();
+    assert_eq!(err.rpc_code(), Some(codes::OVERLOADED));
+    assert!(err.is_transient());
+    // Health is not limited.
+    assert_eq!(
+        reqwest::get(format!("{}/health", server.url()))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert!(slow.await.unwrap().is_ok());
+    // With the permit released, calls go through again.
+    assert!(client.status().await.is_ok());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_errors_are_classified() {
+    let (server, _mock, client) = start().await;
+    // Rejection with its reason code.
+    let err = client
+        .send_transaction(&signed(3, AMOUNT_REJECTED))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rejection_reason(), Some("insufficient_balance"));
+    assert_eq!(
+        err.to_string(),
+        "transaction rejected: insufficient_balance: amount + fee = 667 exceeds balance 5"
+    );
+    assert!(!err.is_transient());
+    // Method not found.
+    let err = client.call::<Value>("nope", Value::Null).await.unwrap_err();
+    assert_eq!(err.rpc_code(), Some(codes::METHOD_NOT_FOUND));
+    assert_eq!(err.rejection_reason(), None);
+    server.shutdown().await.unwrap();
+
+    // Nothing listening.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let down = RpcClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let err = down.status().await.unwrap_err();
+    assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
+    assert!(err.is_transient());
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("cannot reach node at http://127.0.0.1:{port}/: ")),
+        "{text}"
+    );
+    assert!(text.contains("connection refused"), "{text}");
+}
+
+#[tokio::test]
+async fn client_detects_malformed_responses() {
+    use axum::routing::post;
+    async fn spawn_fake(answer: &'static str) -> String {
+        let app = axum::Router::new().route("/", post(move || async move { answer }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+    for (answer, needle) in [
+        ("hello", "not a JSON object"),
+        (r#"{"jsonrpc":"2.0","result":1,"id":999}"#, "does not match"),
+        (r#"{"jsonrpc":"1.0","result":1,"id":1}"#, "jsonrpc"),
+        (r#"{"jsonrpc":"2.0","id":1}"#, "neither"),
+        (
+            r#"{"jsonrpc":"2.0","result":"x","id":1}"#,
+            "unexpected result",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","error":{"code":"x"},"id":1}"#,
+            "bad error object",
+        ),
+    ] {
+        let client = RpcClient::new(&spawn_fake(answer).await).unwrap();
+        let err = client.balance(&Address([1; 32])).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Malformed { .. }),
+            "{answer}: {err:?}"
+        );
+        assert!(err.to_string().contains(needle), "{answer}: {err}");
+    }
+    // A node answering a different hash for a transaction is caught.
+    let url = spawn_fake(r#"{"jsonrpc":"2.0","result":"0000000000000000000000000000000000000000000000000000000000000000","id":1}"#)
+        .await;
+    let err = RpcClient::new(&url)
+        .unwrap()
+        .send_transaction(&signed(1, 1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("returned hash"), "{err}");
+}
+
+#[tokio::test]
+async fn wait_for_finality_polls_until_terminal_or_timeout() {
+    let (server, mock, client) = start().await;
+    let status = client
+        .wait_for_finality(&SLOW_FINAL, 5_000, 20)
+        .await
+        .unwrap();
+    assert!(matches!(status, TxStatus::Finalized { height: 1, .. }));
+    assert_eq!(
+        mock.polls.load(Ordering::SeqCst),
+        3,
+        "two pending polls, then finalized"
+    );
+
+    let status = client.wait_for_finality(&DROPPED, 5_000, 20).await.unwrap();
+    assert!(matches!(status, TxStatus::Rejected { ref code, .. } if code == "expired"));
+
+    let started = std::time::Instant::now();
+    let err = client.wait_for_finality(&STUCK, 300, 50).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    match err {
+        ClientError::FinalityTimeout {
+            hash,
+            timeout_ms,
+            last_status,
+        } => {
+            assert_eq!(
+                (hash, timeout_ms, last_status.as_str()),
+                (STUCK, 300, "pending")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    server.shutdown().await.unwrap();
+
+    // A node that is gone: transient errors are retried until the deadline.
+    let err = client.wait_for_finality(&STUCK, 300, 50).await.unwrap_err();
+    match err {
+        ClientError::FinalityTimeout { last_status, .. } => {
+            assert!(last_status.contains("cannot reach"), "{last_status}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn serve_binds_and_stops_on_shutdown() {
+    let (listener, addr) = cairn_rpc::bind(&test_config()).await.unwrap();
+    assert_ne!(addr.port(), 0);
+    let app = cairn_rpc::router(&test_config(), Mock::new());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(cairn_rpc::serve_listener(listener, app, async move {
+        let _ = rx.await;
+    }));
+    let client = RpcClient::new(&format!("http://{addr}")).unwrap();
+    assert_eq!(client.status().await.unwrap().chain_id, CHAIN);
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        client.status().await.unwrap_err(),
+        ClientError::Transport { .. }
+    ));
+
+    // `serve` validates first.
+    let bad = RpcServerConfig {
+        batch_requests_max: 0,
+        ..test_config()
+    };
+    let err = cairn_rpc::serve(bad, Mock::new(), async {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("batch_requests_max"), "{err}");
+    // And reports a taken port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = RpcServerConfig {
+        listen: taken.local_addr().unwrap(),
+        ..test_config()
+    };
+    let err = cairn_rpc::serve(cfg, Mock::new(), async {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, cairn_rpc::RpcServerError::Bind { .. }),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,297 @@
+//! Command-line surface of the `cairn` binary (clap derive).
+
+use std::path::PathBuf;
+
+use cairn_ledger::{Address, Hash};
+use clap::{Args, Parser, Subcommand};
+
+/// Default node URL.
+pub const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
+/// Default key file (`~` is the home directory).
+pub const DEFAULT_KEYFILE: &str = "~/.cairn/key.json";
+/// Default fee of `transfer`, in base units.
+pub const DEFAULT_FEE: u64 = 1;
+/// `transfer` default expiry: the latest height plus this.
+pub const DEFAULT_EXPIRY_DELTA: u64 = 1000;
+/// Default `--wait-timeout-ms`.
+pub const DEFAULT_WAIT_TIMEOUT_MS: u64 = 30_000;
+
+/// Cairn wallet: keys, balances and transfers against a Cairn node's JSON-RPC.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "cairn", version, propagate_version = true)]
+pub struct Cli {
+    /// Node JSON-RPC URL.
+    #[arg(long, global = true, help_heading = "Global options", env = "CAIRN_RPC", default_value = DEFAULT_RPC, value_name = "URL")]
+    pub rpc: String,
+
+    /// Machine-readable output: one JSON object on stdout (errors too, as {"error": {...}}).
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+
+    /// Key file to sign with (and whose address is the default account).
+    #[arg(long, global = true, help_heading = "Global options", env = "CAIRN_KEYFILE", default_value = DEFAULT_KEYFILE, value_name = "PATH")]
+    pub keyfile: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Create a new ed25519 key and write it to a key file (mode 0600).
+    Keygen {
+        /// Where to write the key file [default: the --keyfile path].
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Replace an existing key file (its key is lost unless backed up).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the address of the key file.
+    Address,
+    /// Show an account's balance and nonce.
+    Balance {
+        /// Account address [default: the key file's address].
+        #[arg(value_name = "ADDR")]
+        address: Option<Address>,
+    },
+    /// Sign a transfer with the key file and submit it.
+    Transfer(TransferArgs),
+    /// Show a transaction's status.
+    Tx {
+        /// Transaction hash (64 hex characters).
+        #[arg(value_name = "HASH", value_parser = parse_hash)]
+        hash: Hash,
+    },
+    /// Show the node's status.
+    Status,
+    /// Show a finalized block.
+    Block {
+        /// Block height or hash [default: the latest block].
+        #[arg(value_name = "HEIGHT|HASH", value_parser = parse_block_id)]
+        id: Option<BlockId>,
+    },
+}
+
+/// Arguments of `cairn transfer`.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct TransferArgs {
+    /// Recipient address (cairn1…).
+    #[arg(long, value_name = "ADDR")]
+    pub to: Address,
+    /// Amount in base units.
+    #[arg(long, value_name = "N")]
+    pub amount: u64,
+    /// Fee in base units, paid to the block proposer.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_FEE)]
+    pub fee: u64,
+    /// Sender nonce [default: the account's nonce, via getAccount].
+    #[arg(long, value_name = "N")]
+    pub nonce: Option<u64>,
+    /// Last height at which the transaction may be included [default: latest height + 1000].
+    #[arg(long, value_name = "H")]
+    pub expiry_height: Option<u64>,
+    /// Chain id to sign for [default: the node's, via getStatus].
+    #[arg(long, value_name = "ID")]
+    pub chain_id: Option<String>,
+    /// Wait until the transaction is finalized (or rejected) and print where.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_WAIT_TIMEOUT_MS)]
+    pub wait_timeout_ms: u64,
+}
+
+/// A block named by height or hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockId {
+    /// By height.
+    Height(u64),
+    /// By hash.
+    Hash(Hash),
+}
+
+/// Parses a 64-hex-character hash (optional `0x`).
+pub fn parse_hash(s: &str) -> Result<Hash, String> {
+    Hash::from_hex(s.trim()).map_err(|e| e.to_string())
+}
+
+/// 64 hex characters (optionally `0x`-prefixed) are a block hash, even if all digits;
+/// other digit strings are a height.
+pub fn parse_block_id(s: &str) -> Result<BlockId, String> {
+    let s = s.trim();
+    let looks_like_hash = s.strip_prefix("0x").unwrap_or(s).len() == 64;
+    if !looks_like_hash && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(BlockId::Height)
+            .map_err(|e| format!("height: {e}"));
+    }
+    parse_hash(s)
+        .map(BlockId::Hash)
+        .map_err(|e| format!("not a height or a block hash: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cairn").chain(args.iter().copied()))
+    }
+
+    fn addr() -> String {
+        Address([5; 32]).to_bech32()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn globals_anywhere_and_defaults() {
+        // Env vars would change the defaults; this test only runs with them unset.
+        if std::env::var_os("CAIRN_RPC").is_some() || std::env::var_os("CAIRN_KEYFILE").is_some() {
+            return;
+        }
+        let c = parse(&["status"]).unwrap();
+        assert_eq!(c.rpc, DEFAULT_RPC);
+        assert_eq!(c.keyfile, PathBuf::from(DEFAULT_KEYFILE));
+        assert!(!c.json);
+        let c = parse(&["status", "--json", "--rpc", "http://x:1"]).unwrap();
+        assert!(c.json);
+        assert_eq!(c.rpc, "http://x:1");
+        let c = parse(&["--keyfile", "/k.json", "address"]).unwrap();
+        assert_eq!(c.keyfile, PathBuf::from("/k.json"));
+        assert_eq!(c.command, Command::Address);
+    }
+
+    #[test]
+    fn transfer_args() {
+        let a = addr();
+        let c = parse(&["transfer", "--to", &a, "--amount", "10"]).unwrap();
+        let Command::Transfer(t) = c.command else {
+            panic!()
+        };
+        assert_eq!(t.to, Address([5; 32]));
+        assert_eq!(
+            (
+                t.amount,
+                t.fee,
+                t.nonce,
+                t.expiry_height,
+                t.chain_id.clone()
+            ),
+            (10, 1, None, None, None)
+        );
+        assert!(!t.wait);
+        assert_eq!(t.wait_timeout_ms, 30_000);
+        let c = parse(&[
+            "transfer",
+            "--to",
+            &a,
+            "--amount",
+            "10",
+            "--fee",
+            "0",
+            "--nonce",
+            "4",
+            "--expiry-height",
+            "99",
+            "--chain-id",
+            "x",
+            "--wait",
+            "--wait-timeout-ms",
+            "5",
+        ])
+        .unwrap();
+        let Command::Transfer(t) = c.command else {
+            panic!()
+        };
+        assert_eq!(
+            (t.fee, t.nonce, t.expiry_height, t.chain_id.as_deref()),
+            (0, Some(4), Some(99), Some("x"))
+        );
+        assert!(t.wait);
+        assert_eq!(t.wait_timeout_ms, 5);
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        let a = addr();
+        for args in [
+            vec!["transfer", "--amount", "1"],
+            vec!["transfer", "--to", &a],
+            vec!["transfer", "--to", "cairn1bogus", "--amount", "1"],
+            vec!["transfer", "--to", &a, "--amount", "-1"],
+            vec!["transfer", "--to", &a, "--amount", "18446744073709551616"],
+            vec!["tx", "abcd"],
+            vec!["block", "xyz"],
+            vec!["balance", "notanaddress"],
+            vec!["frobnicate"],
+            vec![],
+        ] {
+            assert!(parse(&args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn block_ids_and_misc() {
+        let h = Hash([1; 32]);
+        assert_eq!(
+            parse(&["block"]).unwrap().command,
+            Command::Block { id: None }
+        );
+        assert_eq!(
+            parse(&["block", "7"]).unwrap().command,
+            Command::Block {
+                id: Some(BlockId::Height(7))
+            }
+        );
+        assert_eq!(
+            parse(&["block", &h.to_hex()]).unwrap().command,
+            Command::Block {
+                id: Some(BlockId::Hash(h))
+            }
+        );
+        assert_eq!(
+            parse(&["tx", &h.to_hex()]).unwrap().command,
+            Command::Tx { hash: h }
+        );
+        let all_digits = Hash([0x12; 32]);
+        assert_eq!(
+            parse(&["block", &all_digits.to_hex()]).unwrap().command,
+            Command::Block {
+                id: Some(BlockId::Hash(all_digits))
+            }
+        );
+        assert_eq!(
+            parse(&["block", &format!("0x{}", h.to_hex())])
+                .unwrap()
+                .command,
+            Command::Block {
+                id: Some(BlockId::Hash(h))
+            }
+        );
+        assert!(parse(&["block", "99999999999999999999999"]).is_err());
+        assert_eq!(
+            parse(&["keygen", "--out", "/tmp/k", "--force"])
+                .unwrap()
+                .command,
+            Command::Keygen {
+                out: Some(PathBuf::from("/tmp/k")),
+                force: true
+            }
+        );
+        assert_eq!(
+            parse(&["balance", &addr()]).unwrap().command,
+            Command::Balance {
+                address: Some(Address([5; 32]))
+            }
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Key files: one ed25519 key as JSON, `{"address": "cairn1…", "secret_key": "<hex seed>"}`.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cairn_ledger::Address;
+use ed25519_dalek::SigningKey;
+use zeroize::Zeroizing;
+
+/// An ed25519 signing key loaded from or destined for a key file.
+///
+/// The secret lives in an `ed25519_dalek::SigningKey`, which zeroizes itself on drop; the
+/// text forms of the secret (hex, JSON) are held in `Zeroizing` buffers.
+pub struct KeyFile {
+    key: SigningKey,
+}
+
+impl fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyFile({}, secret redacted)", self.address())
+    }
+}
+
+/// The JSON fields of a key file.
+#[derive(serde::Deserialize)]
+struct RawKeyFile {
+    address: String,
+    secret_key: String,
+}
+
+impl KeyFile {
+    /// A new key from the operating system's RNG.
+    pub fn generate() -> KeyFile {
+        KeyFile {
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// The key with this 32-byte seed (RFC 8032 secret key).
+    pub fn from_seed(seed: &[u8; 32]) -> KeyFile {
+        KeyFile {
+            key: SigningKey::from_bytes(seed),
+        }
+    }
+
+    /// The account address (the public key).
+    pub fn address(&self) -> Address {
+        Address::from_public_key(&self.key.verifying_key())
+    }
+
+    /// The signing key.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The key file text: pretty JSON with `address` and `secret_key` (64 hex characters).
+    pub fn to_json(&self) -> Zeroizing<String> {
+        let seed = Zeroizing::new(self.key.to_bytes());
+        let secret_hex = Zeroizing::new(hex::encode(*seed));
+        let address = self.address().to_bech32();
+        // Sized up front so the buffer holding the secret never reallocates (no stray copy).
+        let mut out = Zeroizing::new(String::with_capacity(64 + address.len() + secret_hex.len()));
+        out.push_str("{\n  \"address\": \"");
+        out.push_str(&address);
+        out.push_str("\",\n  \"secret_key\": \"");
+        out.push_str(&secret_hex);
+        out.push_str("\"\n}\n");
+        out
+    }
+
+    /// Parses key file text. The `address` field must be the secret key's address (a
+    /// mismatch means a damaged or hand-edited file).
+    pub fn from_json(text: &str) -> anyhow::Result<KeyFile> {
+        let raw: RawKeyFile = serde_json::from_str(text).map_err(|e| {
+            // serde_json's message never quotes the secret, but keep it short anyway.
+            anyhow::anyhow!("not a key file (expected {{\"address\", \"secret_key\"}}): {e}")
+        })?;
+        let secret_hex = Zeroizing::new(raw.secret_key);
+        let hex_str = secret_hex.strip_prefix("0x").unwrap_or(&secret_hex);
+        if hex_str.len() != 64 {
+            bail!(
+                "secret_key must be 64 hex characters (a 32-byte seed), got {}",
+                hex_str.len()
+            );
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(hex_str, seed.as_mut_slice())
+            .map_err(|e| anyhow::anyhow!("secret_key is not hex: {e}"))?;
+        let key = KeyFile::from_seed(&seed);
+        let stated: Address = raw.address.parse().context("address field")?;
+        if stated != key.address() {
+            bail!(
+                "address field {stated} does not match the secret key (whose address is {})",
+                key.address()
+            );
+        }
+        Ok(key)
+    }
+
+    /// Reads and parses a key file.
+    pub fn load(path: &Path) -> anyhow::Result<KeyFile> {
+        let text = Zeroizing::new(
+            fs::read_to_string(path)
+                .with_context(|| format!("cannot read key file {}", path.display()))?,
+        );
+        KeyFile::from_json(&text).with_context(|| format!("invalid key file {}", path.display()))
+    }
+
+    /// Writes the key file with mode 0600 (created that way, never widened afterwards),
+    /// creating missing parent directories with mode 0700.
+    ///
+    /// Without `overwrite` an existing file is an error and is left untouched (the file is
+    /// opened with `create_new`, so there is no check-then-write race). With `overwrite`
+    /// the key goes to a new temporary file beside `path` that is then renamed over it, so
+    /// the result has mode 0600 even if the old file had wider permissions.
+    pub fn write(&self, path: &Path, overwrite: bool) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        let text = self.to_json();
+        if !overwrite {
+            return write_new_private(path, text.as_bytes()).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    anyhow::anyhow!(
+                        "key file {} already exists; refusing to overwrite it (use --force)",
+                        path.display()
+                    )
+                } else {
+                    anyhow::Error::new(e)
+                        .context(format!("cannot write key file {}", path.display()))
+                }
+            });
+        }
+        let tmp = temp_path_beside(path);
+        let result = write_new_private(&tmp, text.as_bytes()).and_then(|()| fs::rename(&tmp, path));
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot write key file {}", path.display()))
+            );
+        }
+        Ok(())
+    }
+}
+
+fn temp_path_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "key".into());
+    path.with_file_name(format!(
+        ".{name}.tmp-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ))
+}
+
+fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A warning if the key file can be read by group or others (Unix), like ssh's check.
+pub fn permission_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "key file {} has mode {mode:o}; other users may read it (chmod 600 {})",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    None
+}
+
+/// Expands a leading `~/` to `$HOME/`.
+pub fn expand_home(path: &Path) -> PathBuf {
+    let Ok(rest) = path.strip_prefix("~") else {
+        return path.to_path_buf();
+    };
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_roundtrip() {
+        let k = KeyFile::generate();
+        let back = KeyFile::from_json(&k.to_json()).unwrap();
+        assert_eq!(back.address(), k.address());
+        assert_eq!(back.signing_key().to_bytes(), k.signing_key().to_bytes());
+        let v: serde_json::Value = serde_json::from_str(&k.to_json()).unwrap();
+        assert_eq!(v["address"], k.address().to_bech32());
+        assert_eq!(v["secret_key"].as_str().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn rejects_mismatched_or_bad_files() {
+        let a = KeyFile::from_seed(&[1; 32]);
+        let b = KeyFile::from_seed(&[2; 32]);
+        let forged = format!(
+            "{{\"address\": \"{}\", \"secret_key\": \"{}\"}}",
+            b.address(),
+            hex::encode(a.signing_key().to_bytes())
+        );
+        assert!(
+            KeyFile::from_json(&forged)
+                .unwrap_err()
+                .to_string()
+                .contains("does not match")
+        );
+        let short = format!(
+            "{{\"address\": \"{}\", \"secret_key\": \"abcd\"}}",
+            a.address()
+        );
+        assert!(
+            KeyFile::from_json(&short)
+                .unwrap_err()
+                .to_string()
+                .contains("64 hex")
+        );
+        let nothex = format!(
+            "{{\"address\": \"{}\", \"secret_key\": \"{}\"}}",
+            a.address(),
+            "zz".repeat(32)
+        );
+        assert!(
+            KeyFile::from_json(&nothex)
+                .unwrap_err()
+                .to_string()
+                .contains("not hex")
+        );
+        assert!(KeyFile::from_json("[]").is_err());
+    }
+
+    #[test]
+    fn debug_redacts_secret() {
+        let k = KeyFile::from_seed(&[9; 32]);
+        let dbg = format!("{k:?}");
+        assert!(!dbg.contains(&hex::encode([9u8; 32])));
+        assert!(dbg.contains("redacted"));
+    }
+
+    #[test]
+    fn expand_home_only_leading_tilde() {
+        assert_eq!(expand_home(Path::new("/a/~/b")), PathBuf::from("/a/~/b"));
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            assert_eq!(
+                expand_home(Path::new("~/.cairn/key.json")),
+                PathBuf::from(home).join(".cairn/key.json")
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_mode_0600_refuse_overwrite_and_force() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dir/key.json");
+        let k1 = KeyFile::generate();
+        k1.write(&path, false).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        assert_eq!(KeyFile::load(&path).unwrap().address(), k1.address());
+        assert!(permission_warning(&path).is_none());
+
+        let k2 = KeyFile::generate();
+        let err = k2.write(&path, false).unwrap_err().to_string();
+        assert!(
+            err.contains("already exists") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(
+            KeyFile::load(&path).unwrap().address(),
+            k1.address(),
+            "file untouched"
+        );
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(permission_warning(&path).unwrap().contains("644"));
+        k2.write(&path, true).unwrap();
+        assert_eq!(KeyFile::load(&path).unwrap().address(), k2.address());
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // No temporary file left behind.
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("key.json")]);
+    }
+}

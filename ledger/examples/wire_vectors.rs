@@ -3,7 +3,9 @@
 //! `cargo run -p cairn-ledger --example wire_vectors`. The `wire_format` test parses the
 //! document and checks every value, so the document cannot drift from the code.
 
-use cairn_ledger::{Account, Address, BlockHeader, Hash, LtHash, SignedTransaction, TransactionBody, txs_root};
+use cairn_ledger::{
+    Account, Address, BlockHeader, Hash, LtHash, SignedTransaction, TransactionBody, txs_root,
+};
 use ed25519_dalek::SigningKey;
 
 fn seed(first: u8) -> [u8; 32] {
@@ -23,7 +25,10 @@ fn print_tx(name: &str, seed: [u8; 32], body: TransactionBody) -> SignedTransact
     println!("kind: transaction");
     println!("name: {name}");
     println!("seed: {}", hex::encode(seed));
-    println!("public_key: {}", hex::encode(key.verifying_key().to_bytes()));
+    println!(
+        "public_key: {}",
+        hex::encode(key.verifying_key().to_bytes())
+    );
     println!("chain_id: {}", body.chain_id);
     println!("sender: {}", hex::encode(body.sender.0));
     println!("sender_bech32: {}", body.sender);
@@ -80,21 +85,49 @@ fn main() {
     for leaves in [vec![], vec![h1], vec![h1, h2], vec![h1, h2, h3]] {
         println!("```vector");
         println!("kind: txs_root");
-        println!("leaves: {}", leaves.iter().map(Hash::to_hex).collect::<Vec<_>>().join(","));
+        println!(
+            "leaves: {}",
+            leaves
+                .iter()
+                .map(Hash::to_hex)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         println!("root: {}", txs_root(&leaves).to_hex());
         println!("```\n");
     }
 
-    let accounts = [(a1, Account { balance: 1_000_000_000, nonce: 0 }), (a2, Account { balance: 5, nonce: 3 })];
+    let accounts = [
+        (
+            a1,
+            Account {
+                balance: 1_000_000_000,
+                nonce: 0,
+            },
+        ),
+        (
+            a2,
+            Account {
+                balance: 5,
+                nonce: 3,
+            },
+        ),
+    ];
     for set in [&accounts[..0], &accounts[..1], &accounts[..]] {
         let lthash = LtHash::of_accounts(set.iter().map(|(a, acc)| (a, acc)));
         println!("```vector");
         println!("kind: state_root");
         println!(
             "accounts: {}",
-            set.iter().map(|(a, acc)| format!("{}:{}:{}", hex::encode(a.0), acc.balance, acc.nonce)).collect::<Vec<_>>().join(",")
+            set.iter()
+                .map(|(a, acc)| format!("{}:{}:{}", hex::encode(a.0), acc.balance, acc.nonce))
+                .collect::<Vec<_>>()
+                .join(",")
         );
-        println!("lthash_first_32_bytes: {}", hex::encode(&lthash.to_bytes()[..32]));
+        println!(
+            "lthash_first_32_bytes: {}",
+            hex::encode(&lthash.to_bytes()[..32])
+        );
         println!("root: {}", lthash.root().to_hex());
         println!("```\n");
     }
@@ -120,7 +153,10 @@ fn main() {
     println!("timestamp_ms: {}", header.timestamp_ms);
     println!("txs_root: {}", header.txs_root.to_hex());
     println!("state_root: {}", header.state_root.to_hex());
-    println!("header_bytes: {}", hex::encode(borsh::to_vec(&header).unwrap()));
+    println!(
+        "header_bytes: {}",
+        hex::encode(borsh::to_vec(&header).unwrap())
+    );
     println!("hash: {}", header.hash().to_hex());
     println!("```");
 }

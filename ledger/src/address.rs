@@ -16,7 +16,9 @@ pub const ADDRESS_HRP: &str = "cairn";
 ///
 /// Any 32 bytes form an address (a recipient need not exist yet); only a sender must be a
 /// valid, non-weak curve point, which signature verification checks.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, BorshSerialize, BorshDeserialize,
+)]
 pub struct Address(pub [u8; 32]);
 
 impl Address {
@@ -29,7 +31,8 @@ impl Address {
     ///
     /// Errors: [`LedgerError::BadPublicKey`] if the bytes are not a valid point.
     pub fn public_key(&self) -> Result<ed25519_dalek::VerifyingKey, LedgerError> {
-        ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| LedgerError::BadPublicKey { address: *self })
+        ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| LedgerError::BadPublicKey { address: *self })
     }
 
     /// bech32m text form with prefix `cairn`.
@@ -42,7 +45,10 @@ impl Address {
     /// wrong prefix, wrong length.
     pub fn from_bech32(s: &str) -> Result<Address, LedgerError> {
         let checked = bech32::primitives::decode::CheckedHrpstring::new::<bech32::Bech32m>(s)
-            .map_err(|e| LedgerError::BadAddress { input: truncate(s), reason: e.to_string() })?;
+            .map_err(|e| LedgerError::BadAddress {
+                input: truncate(s),
+                reason: e.to_string(),
+            })?;
         if checked.hrp().as_str() != ADDRESS_HRP {
             return Err(LedgerError::BadAddress {
                 input: truncate(s),
@@ -50,10 +56,12 @@ impl Address {
             });
         }
         let bytes: Vec<u8> = checked.byte_iter().collect();
-        let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| LedgerError::BadAddress {
-            input: truncate(s),
-            reason: format!("payload is {} bytes, expected 32", v.len()),
-        })?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|v: Vec<u8>| LedgerError::BadAddress {
+                input: truncate(s),
+                reason: format!("payload is {} bytes, expected 32", v.len()),
+            })?;
         Ok(Address(arr))
     }
 }

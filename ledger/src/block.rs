@@ -6,7 +6,16 @@ use crate::{Address, Hash, LedgerError, SignedTransaction, context};
 
 /// A block header. The block hash is blake3 derive-key (`"cairn block header v1"`) of
 /// `borsh(header)`; the header commits to the body through `txs_root`.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct BlockHeader {
     /// Chain id from genesis.
     pub chain_id: String,
@@ -58,9 +67,16 @@ impl Block {
     /// Decodes a block no longer than `bytes_max` (checked before decoding).
     pub fn decode(bytes: &[u8], bytes_max: usize) -> Result<Block, LedgerError> {
         if bytes.len() > bytes_max {
-            return Err(LedgerError::Oversize { what: "block", len: bytes.len(), max: bytes_max });
+            return Err(LedgerError::Oversize {
+                what: "block",
+                len: bytes.len(),
+                max: bytes_max,
+            });
         }
-        borsh::from_slice(bytes).map_err(|e| LedgerError::Malformed { what: "block", reason: e.to_string() })
+        borsh::from_slice(bytes).map_err(|e| LedgerError::Malformed {
+            what: "block",
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -74,13 +90,18 @@ pub fn txs_root(tx_hashes: &[Hash]) -> Hash {
     if tx_hashes.is_empty() {
         return Hash::derive(context::MERKLE_LEAF, &[]);
     }
-    let mut level: Vec<Hash> =
-        tx_hashes.iter().map(|h| Hash::derive(context::MERKLE_LEAF, &[h.as_bytes()])).collect();
+    let mut level: Vec<Hash> = tx_hashes
+        .iter()
+        .map(|h| Hash::derive(context::MERKLE_LEAF, &[h.as_bytes()]))
+        .collect();
     while level.len() > 1 {
         let mut next = Vec::with_capacity(level.len().div_ceil(2));
         for pair in level.chunks(2) {
             match pair {
-                [l, r] => next.push(Hash::derive(context::MERKLE_NODE, &[l.as_bytes(), r.as_bytes()])),
+                [l, r] => next.push(Hash::derive(
+                    context::MERKLE_NODE,
+                    &[l.as_bytes(), r.as_bytes()],
+                )),
                 [single] => next.push(*single),
                 _ => unreachable!("chunks(2) yields 1 or 2 items"),
             }

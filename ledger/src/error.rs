@@ -15,7 +15,11 @@ pub enum LedgerError {
     BadHex { reason: String },
     /// A fixed-size value had the wrong length.
     #[error("{what} must be {expected} bytes, got {got}")]
-    BadLength { what: &'static str, expected: usize, got: usize },
+    BadLength {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// Address text failed to parse.
     #[error("invalid address `{input}`: {reason}")]
     BadAddress { input: String, reason: String },
@@ -24,7 +28,11 @@ pub enum LedgerError {
     BadPublicKey { address: Address },
     /// Encoded input longer than its bound.
     #[error("{what} is {len} bytes, more than the limit of {max}")]
-    Oversize { what: &'static str, len: usize, max: usize },
+    Oversize {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
     /// Bytes that do not decode.
     #[error("malformed {what}: {reason}")]
     Malformed { what: &'static str, reason: String },
@@ -33,7 +41,11 @@ pub enum LedgerError {
     BadSignature { tx: Hash },
     /// Transaction or block for another chain.
     #[error("transaction {tx}: chain id `{got}`, expected `{expected}`")]
-    WrongChain { tx: Hash, expected: String, got: String },
+    WrongChain {
+        tx: Hash,
+        expected: String,
+        got: String,
+    },
     /// Nonce below the account's nonce (already used).
     #[error("transaction {tx}: nonce {got} already used (account nonce is {expected})")]
     StaleNonce { tx: Hash, expected: u64, got: u64 },
@@ -42,7 +54,11 @@ pub enum LedgerError {
     FutureNonce { tx: Hash, expected: u64, got: u64 },
     /// amount + fee exceeds the sender's balance (or overflows u64).
     #[error("transaction {tx}: amount + fee = {needed} exceeds balance {balance}")]
-    InsufficientBalance { tx: Hash, balance: u64, needed: u128 },
+    InsufficientBalance {
+        tx: Hash,
+        balance: u64,
+        needed: u128,
+    },
     /// Crediting would overflow a u64 balance.
     #[error("transaction {tx}: balance overflow crediting {address}")]
     BalanceOverflow { tx: Hash, address: Address },
@@ -52,14 +68,27 @@ pub enum LedgerError {
     NonceExhausted { tx: Hash, address: Address },
     /// expiry_height below the block height.
     #[error("transaction {tx}: expired at height {expiry_height}, block height is {height}")]
-    Expired { tx: Hash, expiry_height: u64, height: u64 },
+    Expired {
+        tx: Hash,
+        expiry_height: u64,
+        height: u64,
+    },
     /// A block failed validation (header, limits, roots).
     #[error("invalid block {block} at height {height}: {reason}")]
-    InvalidBlock { block: Hash, height: u64, reason: String },
+    InvalidBlock {
+        block: Hash,
+        height: u64,
+        reason: String,
+    },
     /// A block is invalid because its transaction number `index` (0-based) is; `error` says
     /// why (any transaction-level variant, e.g. `StaleNonce` or `BadSignature`).
     #[error("invalid block {block} at height {height}: transaction {index}: {error}")]
-    InvalidBlockTx { block: Hash, height: u64, index: usize, error: Box<LedgerError> },
+    InvalidBlockTx {
+        block: Hash,
+        height: u64,
+        index: usize,
+        error: Box<LedgerError>,
+    },
     /// The database belongs to another chain.
     #[error("database was created for genesis {found}, this node runs genesis {expected}")]
     GenesisMismatch { expected: Hash, found: Hash },
@@ -89,7 +118,10 @@ impl LedgerError {
 
     /// Storage is broken: the node must stop.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, LedgerError::Storage { .. } | LedgerError::Corrupt { .. })
+        matches!(
+            self,
+            LedgerError::Storage { .. } | LedgerError::Corrupt { .. }
+        )
     }
 
     /// Short stable code for RPC and metrics (`bad_signature`, `stale_nonce`, ...).

@@ -29,8 +29,8 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff, StateReader,
-    txs_root,
+    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff,
+    StateReader, txs_root,
 };
 
 /// What a block's execution depends on besides its transactions (taken from its header).
@@ -47,7 +47,11 @@ pub struct BlockContext {
 impl BlockContext {
     /// The context of a block with this header.
     pub fn of_header(header: &BlockHeader) -> BlockContext {
-        BlockContext { chain_id: header.chain_id.clone(), height: header.height, proposer: header.proposer }
+        BlockContext {
+            chain_id: header.chain_id.clone(),
+            height: header.height,
+            proposer: header.proposer,
+        }
     }
 }
 
@@ -83,7 +87,14 @@ impl<'a> BlockBuilder<'a> {
     /// A builder for the block described by `ctx` on top of `parent`, whose state hash is
     /// `parent_lthash` (not checked: it must be the hash of exactly the state `parent` reads).
     pub fn new(parent: &'a dyn StateReader, parent_lthash: LtHash, ctx: BlockContext) -> Self {
-        BlockBuilder { parent, parent_lthash, ctx, original: BTreeMap::new(), changed: BTreeMap::new(), applied: 0 }
+        BlockBuilder {
+            parent,
+            parent_lthash,
+            ctx,
+            original: BTreeMap::new(),
+            changed: BTreeMap::new(),
+            applied: 0,
+        }
     }
 
     /// The block context this builder executes in.
@@ -108,25 +119,45 @@ impl<'a> BlockBuilder<'a> {
             });
         }
         if self.ctx.height > body.expiry_height {
-            return Err(LedgerError::Expired { tx: tx.hash(), expiry_height: body.expiry_height, height: self.ctx.height });
+            return Err(LedgerError::Expired {
+                tx: tx.hash(),
+                expiry_height: body.expiry_height,
+                height: self.ctx.height,
+            });
         }
 
         // Stage the writes locally; commit only if every check passes.
         let mut staged: Vec<(Address, Account)> = Vec::with_capacity(3);
         let mut sender = self.current(&body.sender)?;
         if body.nonce < sender.nonce {
-            return Err(LedgerError::StaleNonce { tx: tx.hash(), expected: sender.nonce, got: body.nonce });
+            return Err(LedgerError::StaleNonce {
+                tx: tx.hash(),
+                expected: sender.nonce,
+                got: body.nonce,
+            });
         }
         if body.nonce > sender.nonce {
-            return Err(LedgerError::FutureNonce { tx: tx.hash(), expected: sender.nonce, got: body.nonce });
+            return Err(LedgerError::FutureNonce {
+                tx: tx.hash(),
+                expected: sender.nonce,
+                got: body.nonce,
+            });
         }
-        let next_nonce = sender
-            .nonce
-            .checked_add(1)
-            .ok_or_else(|| LedgerError::NonceExhausted { tx: tx.hash(), address: body.sender })?;
+        let next_nonce =
+            sender
+                .nonce
+                .checked_add(1)
+                .ok_or_else(|| LedgerError::NonceExhausted {
+                    tx: tx.hash(),
+                    address: body.sender,
+                })?;
         let needed = u128::from(body.amount) + u128::from(body.fee);
         if needed > u128::from(sender.balance) {
-            return Err(LedgerError::InsufficientBalance { tx: tx.hash(), balance: sender.balance, needed });
+            return Err(LedgerError::InsufficientBalance {
+                tx: tx.hash(),
+                balance: sender.balance,
+                needed,
+            });
         }
         sender.nonce = next_nonce;
         // `needed <= balance <= u64::MAX`, so this neither truncates nor underflows.
@@ -138,10 +169,12 @@ impl<'a> BlockBuilder<'a> {
                 Some((_, acc)) => *acc,
                 None => self.current(&address)?,
             };
-            account.balance = account
-                .balance
-                .checked_add(credit)
-                .ok_or_else(|| LedgerError::BalanceOverflow { tx: tx.hash(), address })?;
+            account.balance = account.balance.checked_add(credit).ok_or_else(|| {
+                LedgerError::BalanceOverflow {
+                    tx: tx.hash(),
+                    address,
+                }
+            })?;
             staged.push((address, account));
         }
 
@@ -181,7 +214,11 @@ impl<'a> BlockBuilder<'a> {
     /// Ends the block: the changed accounts and the state hash after it.
     pub fn finish(self) -> StateDiff {
         let lthash = self.lthash();
-        let accounts = self.changed.into_iter().filter(|(a, acc)| self.original.get(a) != Some(acc)).collect();
+        let accounts = self
+            .changed
+            .into_iter()
+            .filter(|(a, acc)| self.original.get(a) != Some(acc))
+            .collect();
         StateDiff { accounts, lthash }
     }
 
@@ -210,7 +247,11 @@ pub fn execute_block(
     parent_lthash: LtHash,
     block: &Block,
 ) -> Result<StateDiff, (usize, LedgerError)> {
-    let mut builder = BlockBuilder::new(parent, parent_lthash, BlockContext::of_header(&block.header));
+    let mut builder = BlockBuilder::new(
+        parent,
+        parent_lthash,
+        BlockContext::of_header(&block.header),
+    );
     for (i, tx) in block.transactions.iter().enumerate() {
         builder.apply(tx).map_err(|e| (i, e))?;
     }
@@ -257,7 +298,14 @@ pub fn validate_block(
     block: &Block,
     limits: &BlockLimits,
 ) -> Result<StateDiff, LedgerError> {
-    validate_block_with(parent_header, parent, parent_lthash, block, limits, SignatureCheck::All)
+    validate_block_with(
+        parent_header,
+        parent,
+        parent_lthash,
+        block,
+        limits,
+        SignatureCheck::All,
+    )
 }
 
 /// [`validate_block`] with a choice of which signatures to verify (see [`SignatureCheck`]).
@@ -272,17 +320,30 @@ pub fn validate_block_with(
     signatures: SignatureCheck<'_>,
 ) -> Result<StateDiff, LedgerError> {
     let header = &block.header;
-    let invalid = |reason: String| LedgerError::InvalidBlock { block: block.hash(), height: header.height, reason };
+    let invalid = |reason: String| LedgerError::InvalidBlock {
+        block: block.hash(),
+        height: header.height,
+        reason,
+    };
 
     if header.chain_id != parent_header.chain_id {
-        return Err(invalid(format!("chain id `{}`, parent's is `{}`", header.chain_id, parent_header.chain_id)));
+        return Err(invalid(format!(
+            "chain id `{}`, parent's is `{}`",
+            header.chain_id, parent_header.chain_id
+        )));
     }
     if Some(header.height) != parent_header.height.checked_add(1) {
-        return Err(invalid(format!("height {}, parent height is {}", header.height, parent_header.height)));
+        return Err(invalid(format!(
+            "height {}, parent height is {}",
+            header.height, parent_header.height
+        )));
     }
     let parent_hash = parent_header.hash();
     if header.parent_hash != parent_hash {
-        return Err(invalid(format!("parent_hash {}, parent block is {}", header.parent_hash, parent_hash)));
+        return Err(invalid(format!(
+            "parent_hash {}, parent block is {}",
+            header.parent_hash, parent_hash
+        )));
     }
     if block.transactions.len() > limits.block_txs_max {
         return Err(invalid(format!(
@@ -293,19 +354,34 @@ pub fn validate_block_with(
     }
     let bytes = encoded_len(block);
     if bytes > limits.block_bytes_max {
-        return Err(invalid(format!("{bytes} bytes, more than the limit of {}", limits.block_bytes_max)));
+        return Err(invalid(format!(
+            "{bytes} bytes, more than the limit of {}",
+            limits.block_bytes_max
+        )));
     }
-    let hashes: Vec<Hash> = block.transactions.iter().map(SignedTransaction::hash).collect();
+    let hashes: Vec<Hash> = block
+        .transactions
+        .iter()
+        .map(SignedTransaction::hash)
+        .collect();
     let root = txs_root(&hashes);
     if header.txs_root != root {
-        return Err(invalid(format!("txs_root {}, transactions give {}", header.txs_root, root)));
+        return Err(invalid(format!(
+            "txs_root {}, transactions give {}",
+            header.txs_root, root
+        )));
     }
 
     let tx_error = |index: usize, error: LedgerError| {
         if error.is_fatal() {
             error
         } else {
-            LedgerError::InvalidBlockTx { block: block.hash(), height: header.height, index, error: Box::new(error) }
+            LedgerError::InvalidBlockTx {
+                block: block.hash(),
+                height: header.height,
+                index,
+                error: Box::new(error),
+            }
         }
     };
     let mut builder = BlockBuilder::new(parent, parent_lthash, BlockContext::of_header(header));
@@ -316,13 +392,18 @@ pub fn validate_block_with(
             SignatureCheck::SkipVerified(known) => !known(hash),
         };
         if verify {
-            tx.verify(&header.chain_id).map_err(|e| tx_error(index, e))?;
+            tx.verify(&header.chain_id)
+                .map_err(|e| tx_error(index, e))?;
         }
         builder.apply(tx).map_err(|e| tx_error(index, e))?;
     }
     let diff = builder.finish();
     if header.state_root != diff.state_root() {
-        return Err(invalid(format!("state_root {}, execution gives {}", header.state_root, diff.state_root())));
+        return Err(invalid(format!(
+            "state_root {}, execution gives {}",
+            header.state_root,
+            diff.state_root()
+        )));
     }
     Ok(diff)
 }

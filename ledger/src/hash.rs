@@ -6,7 +6,9 @@ use std::fmt;
 /// A 32-byte blake3 digest: block hashes, transaction hashes, Merkle and state roots.
 ///
 /// Text form is 64 lowercase hex characters, no prefix.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, BorshSerialize, BorshDeserialize,
+)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
@@ -31,10 +33,17 @@ impl Hash {
     /// Parses 64 hex characters (an optional `0x` prefix is accepted).
     pub fn from_hex(s: &str) -> Result<Hash, crate::LedgerError> {
         let s = s.strip_prefix("0x").unwrap_or(s);
-        let bytes = hex::decode(s).map_err(|e| crate::LedgerError::BadHex { reason: e.to_string() })?;
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|v: Vec<u8>| crate::LedgerError::BadLength { what: "hash", expected: 32, got: v.len() })?;
+        let bytes = hex::decode(s).map_err(|e| crate::LedgerError::BadHex {
+            reason: e.to_string(),
+        })?;
+        let arr: [u8; 32] =
+            bytes
+                .try_into()
+                .map_err(|v: Vec<u8>| crate::LedgerError::BadLength {
+                    what: "hash",
+                    expected: 32,
+                    got: v.len(),
+                })?;
         Ok(Hash(arr))
     }
 

@@ -47,7 +47,8 @@ pub use address::{ADDRESS_HRP, Address};
 pub use block::{Block, BlockHeader, txs_root};
 pub use error::LedgerError;
 pub use execute::{
-    BlockBuilder, BlockContext, BlockLimits, SignatureCheck, execute_block, validate_block, validate_block_with,
+    BlockBuilder, BlockContext, BlockLimits, SignatureCheck, execute_block, validate_block,
+    validate_block_with,
 };
 pub use hash::{Hash, context};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};

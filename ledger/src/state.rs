@@ -71,7 +71,17 @@ use crate::{Address, Hash, LedgerError, context};
 /// Borsh encoding: `balance` u64 LE ‖ `nonce` u64 LE (16 bytes). JSON: `{"balance": u64,
 /// "nonce": u64}`.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct Account {
     /// Spendable balance, in base units.
@@ -290,7 +300,10 @@ pub struct StateDiff {
 impl StateDiff {
     /// A diff that changes nothing on top of a state whose hash is `lthash` (an empty block).
     pub fn empty(lthash: LtHash) -> StateDiff {
-        StateDiff { accounts: BTreeMap::new(), lthash }
+        StateDiff {
+            accounts: BTreeMap::new(),
+            lthash,
+        }
     }
 
     /// The state root after the block (`self.lthash.root()`).
@@ -321,7 +334,9 @@ impl<'a> Layered<'a> {
     /// The state hash at the top of the stack: the newest diff's, or `base_lthash` when
     /// there are no diffs.
     pub fn lthash(&self, base_lthash: &LtHash) -> LtHash {
-        self.diffs.last().map_or_else(|| base_lthash.clone(), |d| d.lthash.clone())
+        self.diffs
+            .last()
+            .map_or_else(|| base_lthash.clone(), |d| d.lthash.clone())
     }
 }
 
@@ -346,7 +361,13 @@ mod tests {
 
     #[test]
     fn zero_is_identity_and_sub_inverts_add() {
-        let e = LtHash::of_account(&addr(1), &Account { balance: 5, nonce: 1 });
+        let e = LtHash::of_account(
+            &addr(1),
+            &Account {
+                balance: 5,
+                nonce: 1,
+            },
+        );
         let mut h = LtHash::zero();
         h.add(&e);
         assert_eq!(h, e);
@@ -357,21 +378,69 @@ mod tests {
 
     #[test]
     fn element_depends_on_address_balance_and_nonce() {
-        let base = LtHash::of_account(&addr(1), &Account { balance: 5, nonce: 1 });
-        assert_ne!(base, LtHash::of_account(&addr(2), &Account { balance: 5, nonce: 1 }));
-        assert_ne!(base, LtHash::of_account(&addr(1), &Account { balance: 6, nonce: 1 }));
-        assert_ne!(base, LtHash::of_account(&addr(1), &Account { balance: 5, nonce: 2 }));
+        let base = LtHash::of_account(
+            &addr(1),
+            &Account {
+                balance: 5,
+                nonce: 1,
+            },
+        );
+        assert_ne!(
+            base,
+            LtHash::of_account(
+                &addr(2),
+                &Account {
+                    balance: 5,
+                    nonce: 1
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            LtHash::of_account(
+                &addr(1),
+                &Account {
+                    balance: 6,
+                    nonce: 1
+                }
+            )
+        );
+        assert_ne!(
+            base,
+            LtHash::of_account(
+                &addr(1),
+                &Account {
+                    balance: 5,
+                    nonce: 2
+                }
+            )
+        );
         // balance and nonce are not interchangeable
         assert_ne!(
-            LtHash::of_account(&addr(1), &Account { balance: 1, nonce: 5 }),
-            LtHash::of_account(&addr(1), &Account { balance: 5, nonce: 1 })
+            LtHash::of_account(
+                &addr(1),
+                &Account {
+                    balance: 1,
+                    nonce: 5
+                }
+            ),
+            LtHash::of_account(
+                &addr(1),
+                &Account {
+                    balance: 5,
+                    nonce: 1
+                }
+            )
         );
     }
 
     #[test]
     fn element_matches_spec_bytes() {
         let a = addr(7);
-        let acc = Account { balance: 0x0102_0304, nonce: 9 };
+        let acc = Account {
+            balance: 0x0102_0304,
+            nonce: 9,
+        };
         let mut input = a.0.to_vec();
         input.extend(borsh::to_vec(&acc).unwrap());
         assert_eq!(input.len(), 48);
@@ -383,23 +452,74 @@ mod tests {
         assert_eq!(e.to_bytes(), out);
         assert_eq!(e.0[0], u16::from_le_bytes([out[0], out[1]]));
         assert_eq!(e.0[1023], u16::from_le_bytes([out[2046], out[2047]]));
-        assert_eq!(e.root(), Hash(blake3::derive_key("cairn state root v1", &out)));
+        assert_eq!(
+            e.root(),
+            Hash(blake3::derive_key("cairn state root v1", &out))
+        );
     }
 
     #[test]
     fn update_skips_absent_and_matches_from_scratch() {
         let mut state: BTreeMap<Address, Account> = BTreeMap::new();
-        state.insert(addr(1), Account { balance: 10, nonce: 0 });
-        state.insert(addr(2), Account { balance: 3, nonce: 4 });
+        state.insert(
+            addr(1),
+            Account {
+                balance: 10,
+                nonce: 0,
+            },
+        );
+        state.insert(
+            addr(2),
+            Account {
+                balance: 3,
+                nonce: 4,
+            },
+        );
         let mut h = LtHash::of_accounts(state.iter());
         // absent → present
-        h.update(&addr(3), &Account::default(), &Account { balance: 1, nonce: 0 });
-        state.insert(addr(3), Account { balance: 1, nonce: 0 });
+        h.update(
+            &addr(3),
+            &Account::default(),
+            &Account {
+                balance: 1,
+                nonce: 0,
+            },
+        );
+        state.insert(
+            addr(3),
+            Account {
+                balance: 1,
+                nonce: 0,
+            },
+        );
         // present → changed
-        h.update(&addr(1), &Account { balance: 10, nonce: 0 }, &Account { balance: 7, nonce: 1 });
-        state.insert(addr(1), Account { balance: 7, nonce: 1 });
+        h.update(
+            &addr(1),
+            &Account {
+                balance: 10,
+                nonce: 0,
+            },
+            &Account {
+                balance: 7,
+                nonce: 1,
+            },
+        );
+        state.insert(
+            addr(1),
+            Account {
+                balance: 7,
+                nonce: 1,
+            },
+        );
         // present → absent
-        h.update(&addr(2), &Account { balance: 3, nonce: 4 }, &Account::default());
+        h.update(
+            &addr(2),
+            &Account {
+                balance: 3,
+                nonce: 4,
+            },
+            &Account::default(),
+        );
         state.remove(&addr(2));
         assert_eq!(h, LtHash::of_accounts(state.iter()));
         // an explicit default entry contributes nothing
@@ -419,27 +539,78 @@ mod tests {
         assert_eq!(borsh::from_slice::<LtHash>(&bytes).unwrap(), h);
         assert_eq!(LtHash::from_bytes(&bytes).unwrap(), h);
         assert!(borsh::from_slice::<LtHash>(&bytes[..2047]).is_err());
-        assert!(matches!(LtHash::from_bytes(&bytes[..10]), Err(LedgerError::BadLength { got: 10, .. })));
+        assert!(matches!(
+            LtHash::from_bytes(&bytes[..10]),
+            Err(LedgerError::BadLength { got: 10, .. })
+        ));
         assert!(format!("{h:?}").len() < 40);
     }
 
     #[test]
     fn layered_reads_newest_first() {
         let mut base: BTreeMap<Address, Account> = BTreeMap::new();
-        base.insert(addr(1), Account { balance: 1, nonce: 0 });
-        base.insert(addr(2), Account { balance: 2, nonce: 0 });
+        base.insert(
+            addr(1),
+            Account {
+                balance: 1,
+                nonce: 0,
+            },
+        );
+        base.insert(
+            addr(2),
+            Account {
+                balance: 2,
+                nonce: 0,
+            },
+        );
         let mut d1 = StateDiff::empty(LtHash::zero());
-        d1.accounts.insert(addr(1), Account { balance: 11, nonce: 1 });
-        d1.accounts.insert(addr(3), Account { balance: 33, nonce: 0 });
+        d1.accounts.insert(
+            addr(1),
+            Account {
+                balance: 11,
+                nonce: 1,
+            },
+        );
+        d1.accounts.insert(
+            addr(3),
+            Account {
+                balance: 33,
+                nonce: 0,
+            },
+        );
         let mut d2 = StateDiff::empty(LtHash::zero());
-        d2.accounts.insert(addr(1), Account { balance: 111, nonce: 2 });
+        d2.accounts.insert(
+            addr(1),
+            Account {
+                balance: 111,
+                nonce: 2,
+            },
+        );
         d2.accounts.insert(addr(3), Account::default());
         let layered = Layered::new(&base, vec![&d1, &d2]);
-        assert_eq!(layered.account(&addr(1)).unwrap(), Account { balance: 111, nonce: 2 });
-        assert_eq!(layered.account(&addr(2)).unwrap(), Account { balance: 2, nonce: 0 });
+        assert_eq!(
+            layered.account(&addr(1)).unwrap(),
+            Account {
+                balance: 111,
+                nonce: 2
+            }
+        );
+        assert_eq!(
+            layered.account(&addr(2)).unwrap(),
+            Account {
+                balance: 2,
+                nonce: 0
+            }
+        );
         assert_eq!(layered.account(&addr(3)).unwrap(), Account::default());
         assert_eq!(layered.account(&addr(4)).unwrap(), Account::default());
         let only_d1 = Layered::new(&base, vec![&d1]);
-        assert_eq!(only_d1.account(&addr(3)).unwrap(), Account { balance: 33, nonce: 0 });
+        assert_eq!(
+            only_d1.account(&addr(3)).unwrap(),
+            Account {
+                balance: 33,
+                nonce: 0
+            }
+        );
     }
 }

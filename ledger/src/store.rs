@@ -36,18 +36,29 @@ use std::sync::{Mutex, RwLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
-    Options, SnapshotWithThreadMode, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    Direction, IteratorMode, Options, SnapshotWithThreadMode, WriteBatch, WriteOptions,
 };
 
 use crate::{
-    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff, StateReader, txs_root,
+    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff,
+    StateReader, txs_root,
 };
 
 /// Where a finalized transaction is: block height and 0-based index in the block.
 ///
 /// Borsh: `height` u64 LE ‖ `index` u32 LE (12 bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct TxLocation {
     /// Height of the block that includes the transaction.
     pub height: u64,
@@ -62,7 +73,15 @@ const CF_ACCOUNTS: &str = "accounts";
 const CF_CERTIFICATES: &str = "certificates";
 const CF_WAL: &str = "consensus_wal";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 7] = [CF_BLOCKS, CF_BLOCK_HASHES, CF_TXS, CF_ACCOUNTS, CF_CERTIFICATES, CF_WAL, CF_META];
+const COLUMN_FAMILIES: [&str; 7] = [
+    CF_BLOCKS,
+    CF_BLOCK_HASHES,
+    CF_TXS,
+    CF_ACCOUNTS,
+    CF_CERTIFICATES,
+    CF_WAL,
+    CF_META,
+];
 
 const META_GENESIS_HASH: &[u8] = b"ledger/genesis_hash";
 const META_HEAD: &[u8] = b"ledger/head";
@@ -107,11 +126,15 @@ impl std::fmt::Debug for Store {
 }
 
 fn storage(e: rocksdb::Error) -> LedgerError {
-    LedgerError::Storage { reason: e.into_string() }
+    LedgerError::Storage {
+        reason: e.into_string(),
+    }
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Corrupt { reason: format!("{what}: {detail}") }
+    LedgerError::Corrupt {
+        reason: format!("{what}: {detail}"),
+    }
 }
 
 fn decode<T: BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T, LedgerError> {
@@ -136,14 +159,18 @@ fn wal_key(view: u64, seq: u32) -> [u8; 12] {
 }
 
 fn parse_wal_key(key: &[u8]) -> Result<(u64, u32), LedgerError> {
-    let k: &[u8; 12] = key.try_into().map_err(|_| corrupt("wal key", format!("{} bytes, expected 12", key.len())))?;
+    let k: &[u8; 12] = key
+        .try_into()
+        .map_err(|_| corrupt("wal key", format!("{} bytes, expected 12", key.len())))?;
     let view = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
     let seq = u32::from_be_bytes(k[8..].try_into().expect("4 bytes"));
     Ok((view, seq))
 }
 
 fn parse_height(what: &str, bytes: &[u8]) -> Result<u64, LedgerError> {
-    let arr: [u8; 8] = bytes.try_into().map_err(|_| corrupt(what, format!("{} bytes, expected 8", bytes.len())))?;
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| corrupt(what, format!("{} bytes, expected 8", bytes.len())))?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -183,7 +210,9 @@ impl Store {
     /// the lock); [`LedgerError::Corrupt`] if stored metadata does not decode.
     pub fn open(path: &Path, genesis_hash: Hash) -> Result<Store, LedgerError> {
         let (db_opts, cf_opts) = db_options();
-        let cfs = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(storage)?;
         let store = Store {
             db,
@@ -192,13 +221,23 @@ impl Store {
             commit_lock: Mutex::new(()),
             wal_lock: Mutex::new(()),
         };
-        match store.db.get_cf(store.cf(CF_META), META_GENESIS_HASH).map_err(storage)? {
+        match store
+            .db
+            .get_cf(store.cf(CF_META), META_GENESIS_HASH)
+            .map_err(storage)?
+        {
             Some(bytes) => {
                 let found = Hash(
-                    bytes.as_slice().try_into().map_err(|_| corrupt("genesis hash", format!("{} bytes", bytes.len())))?,
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| corrupt("genesis hash", format!("{} bytes", bytes.len())))?,
                 );
                 if found != genesis_hash {
-                    return Err(LedgerError::GenesisMismatch { expected: genesis_hash, found });
+                    return Err(LedgerError::GenesisMismatch {
+                        expected: genesis_hash,
+                        found,
+                    });
                 }
             }
             None => {
@@ -218,11 +257,17 @@ impl Store {
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db.cf_handle(name).expect("every column family is opened")
+        self.db
+            .cf_handle(name)
+            .expect("every column family is opened")
     }
 
     fn load_head(&self) -> Result<Option<Head>, LedgerError> {
-        let Some(header_bytes) = self.db.get_cf(self.cf(CF_META), META_HEAD).map_err(storage)? else {
+        let Some(header_bytes) = self
+            .db
+            .get_cf(self.cf(CF_META), META_HEAD)
+            .map_err(storage)?
+        else {
             return Ok(None);
         };
         let header: BlockHeader = decode("head header", &header_bytes)?;
@@ -233,10 +278,17 @@ impl Store {
             .ok_or_else(|| corrupt("state lthash", "missing while a head is stored"))?;
         let lthash = LtHash::from_bytes(&lthash_bytes).map_err(|e| corrupt("state lthash", e))?;
         if lthash.root() != header.state_root {
-            return Err(corrupt("state lthash", "does not match the head's state_root"));
+            return Err(corrupt(
+                "state lthash",
+                "does not match the head's state_root",
+            ));
         }
         let hash = header.hash();
-        Ok(Some(Head { header, hash, lthash }))
+        Ok(Some(Head {
+            header,
+            hash,
+            lthash,
+        }))
     }
 
     fn read_head(&self) -> Option<Head> {
@@ -253,15 +305,30 @@ impl Store {
     /// Errors: [`LedgerError::GenesisMismatch`] if a different genesis block is stored;
     /// [`LedgerError::InvalidBlock`] if the block breaks the rules above or an address is
     /// repeated; storage errors.
-    pub fn init_genesis(&self, genesis_block: &Block, accounts: &[(Address, Account)]) -> Result<(), LedgerError> {
+    pub fn init_genesis(
+        &self,
+        genesis_block: &Block,
+        accounts: &[(Address, Account)],
+    ) -> Result<(), LedgerError> {
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let header = &genesis_block.header;
         let hash = genesis_block.hash();
         if let Some(stored) = self.block_by_height(0)? {
             let found = stored.hash();
-            return if found == hash { Ok(()) } else { Err(LedgerError::GenesisMismatch { expected: hash, found }) };
+            return if found == hash {
+                Ok(())
+            } else {
+                Err(LedgerError::GenesisMismatch {
+                    expected: hash,
+                    found,
+                })
+            };
         }
-        let invalid = |reason: String| LedgerError::InvalidBlock { block: hash, height: header.height, reason };
+        let invalid = |reason: String| LedgerError::InvalidBlock {
+            block: hash,
+            height: header.height,
+            reason,
+        };
         if header.height != 0 {
             return Err(invalid("genesis block must have height 0".into()));
         }
@@ -269,7 +336,10 @@ impl Store {
             return Err(invalid("genesis block must have no transactions".into()));
         }
         if header.txs_root != txs_root(&[]) {
-            return Err(invalid(format!("txs_root {} is not the empty root", header.txs_root)));
+            return Err(invalid(format!(
+                "txs_root {} is not the empty root",
+                header.txs_root
+            )));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (address, _) in accounts {
@@ -279,11 +349,19 @@ impl Store {
         }
         let lthash = LtHash::of_accounts(accounts.iter().map(|(a, acc)| (a, acc)));
         if header.state_root != lthash.root() {
-            return Err(invalid(format!("state_root {}, accounts give {}", header.state_root, lthash.root())));
+            return Err(invalid(format!(
+                "state_root {}, accounts give {}",
+                header.state_root,
+                lthash.root()
+            )));
         }
 
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_BLOCKS), 0u64.to_be_bytes(), genesis_block.encode());
+        batch.put_cf(
+            self.cf(CF_BLOCKS),
+            0u64.to_be_bytes(),
+            genesis_block.encode(),
+        );
         batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, 0u64.to_be_bytes());
         for (address, account) in accounts {
             if !account.is_empty() {
@@ -293,7 +371,11 @@ impl Store {
         batch.put_cf(self.cf(CF_META), META_LTHASH, lthash.to_bytes());
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
         self.db.write_opt(batch, &synced()).map_err(storage)?;
-        *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(Head { header: header.clone(), hash, lthash });
+        *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(Head {
+            header: header.clone(),
+            hash,
+            lthash,
+        });
         Ok(())
     }
 
@@ -320,17 +402,31 @@ impl Store {
     /// the head's hash, or `diff.state_root() != block.header.state_root`.
     ///
     /// Errors: storage errors only; on error nothing was written.
-    pub fn commit_block(&self, block: &Block, diff: &StateDiff, certificate: Option<&[u8]>) -> Result<(), LedgerError> {
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        diff: &StateDiff,
+        certificate: Option<&[u8]>,
+    ) -> Result<(), LedgerError> {
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let head = self.read_head().expect("commit_block called before init_genesis");
+        let head = self
+            .read_head()
+            .expect("commit_block called before init_genesis");
         let header = &block.header;
         assert_eq!(
             Some(header.height),
             head.header.height.checked_add(1),
             "commit_block: block height is not head height + 1"
         );
-        assert_eq!(header.parent_hash, head.hash, "commit_block: parent_hash is not the head's hash");
-        assert_eq!(diff.state_root(), header.state_root, "commit_block: diff does not match the header's state_root");
+        assert_eq!(
+            header.parent_hash, head.hash,
+            "commit_block: parent_hash is not the head's hash"
+        );
+        assert_eq!(
+            diff.state_root(),
+            header.state_root,
+            "commit_block: diff does not match the header's state_root"
+        );
 
         let height_key = header.height.to_be_bytes();
         let hash = header.hash();
@@ -339,7 +435,14 @@ impl Store {
         batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key);
         for (index, tx) in block.transactions.iter().enumerate() {
             let index = u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
-            batch.put_cf(self.cf(CF_TXS), tx.hash().0, encode(&TxLocation { height: header.height, index }));
+            batch.put_cf(
+                self.cf(CF_TXS),
+                tx.hash().0,
+                encode(&TxLocation {
+                    height: header.height,
+                    index,
+                }),
+            );
         }
         for (address, account) in &diff.accounts {
             if account.is_empty() {
@@ -354,8 +457,11 @@ impl Store {
         batch.put_cf(self.cf(CF_META), META_LTHASH, diff.lthash.to_bytes());
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
         self.db.write_opt(batch, &synced()).map_err(storage)?;
-        *self.head.write().unwrap_or_else(|e| e.into_inner()) =
-            Some(Head { header: header.clone(), hash, lthash: diff.lthash.clone() });
+        *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(Head {
+            header: header.clone(),
+            hash,
+            lthash: diff.lthash.clone(),
+        });
         Ok(())
     }
 
@@ -378,9 +484,14 @@ impl Store {
 
     /// The committed block at height `h`.
     pub fn block_by_height(&self, h: u64) -> Result<Option<Block>, LedgerError> {
-        match self.db.get_pinned_cf(self.cf(CF_BLOCKS), h.to_be_bytes()).map_err(storage)? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCKS), h.to_be_bytes())
+            .map_err(storage)?
+        {
             Some(bytes) => {
-                let block = Block::decode(&bytes, STORED_BLOCK_BYTES_MAX).map_err(|e| corrupt("block", e))?;
+                let block = Block::decode(&bytes, STORED_BLOCK_BYTES_MAX)
+                    .map_err(|e| corrupt("block", e))?;
                 Ok(Some(block))
             }
             None => Ok(None),
@@ -391,7 +502,9 @@ impl Store {
     pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, LedgerError> {
         match self.height_of(hash)? {
             Some(h) => {
-                let block = self.block_by_height(h)?.ok_or_else(|| corrupt("block hash index", "names a missing block"))?;
+                let block = self
+                    .block_by_height(h)?
+                    .ok_or_else(|| corrupt("block hash index", "names a missing block"))?;
                 Ok(Some(block))
             }
             None => Ok(None),
@@ -400,7 +513,11 @@ impl Store {
 
     /// Height of the committed block with this hash.
     pub fn height_of(&self, hash: &Hash) -> Result<Option<u64>, LedgerError> {
-        match self.db.get_pinned_cf(self.cf(CF_BLOCK_HASHES), hash.0).map_err(storage)? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_BLOCK_HASHES), hash.0)
+            .map_err(storage)?
+        {
             Some(bytes) => Ok(Some(parse_height("block hash index", &bytes)?)),
             None => Ok(None),
         }
@@ -408,23 +525,34 @@ impl Store {
 
     /// The certificate stored with the block at height `h`, if any.
     pub fn certificate(&self, h: u64) -> Result<Option<Vec<u8>>, LedgerError> {
-        self.db.get_cf(self.cf(CF_CERTIFICATES), h.to_be_bytes()).map_err(storage)
+        self.db
+            .get_cf(self.cf(CF_CERTIFICATES), h.to_be_bytes())
+            .map_err(storage)
     }
 
     /// Where the finalized transaction with this hash is.
     pub fn tx_location(&self, hash: &Hash) -> Result<Option<TxLocation>, LedgerError> {
-        match self.db.get_pinned_cf(self.cf(CF_TXS), hash.0).map_err(storage)? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_TXS), hash.0)
+            .map_err(storage)?
+        {
             Some(bytes) => Ok(Some(decode("tx location", &bytes)?)),
             None => Ok(None),
         }
     }
 
     /// The finalized transaction with this hash and its location (reads its whole block).
-    pub fn transaction(&self, hash: &Hash) -> Result<Option<(SignedTransaction, TxLocation)>, LedgerError> {
+    pub fn transaction(
+        &self,
+        hash: &Hash,
+    ) -> Result<Option<(SignedTransaction, TxLocation)>, LedgerError> {
         let Some(loc) = self.tx_location(hash)? else {
             return Ok(None);
         };
-        let block = self.block_by_height(loc.height)?.ok_or_else(|| corrupt("tx index", "names a missing block"))?;
+        let block = self
+            .block_by_height(loc.height)?
+            .ok_or_else(|| corrupt("tx index", "names a missing block"))?;
         let tx = block
             .transactions
             .get(loc.index as usize)
@@ -492,7 +620,9 @@ impl Store {
     /// The value stored under the caller's metadata `key` (a namespace separate from the
     /// ledger's own metadata, which it cannot read or overwrite).
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, LedgerError> {
-        self.db.get_cf(self.cf(CF_META), format!("{META_USER_PREFIX}{key}")).map_err(storage)
+        self.db
+            .get_cf(self.cf(CF_META), format!("{META_USER_PREFIX}{key}"))
+            .map_err(storage)
     }
 
     /// Stores `value` under the caller's metadata `key` (synced).
@@ -506,10 +636,16 @@ impl Store {
     /// and audits, not the hot path.
     pub fn accounts(&self) -> Result<Vec<(Address, Account)>, LedgerError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_ACCOUNTS), IteratorMode::From(&[], Direction::Forward)) {
+        for item in self.db.iterator_cf(
+            self.cf(CF_ACCOUNTS),
+            IteratorMode::From(&[], Direction::Forward),
+        ) {
             let (key, value) = item.map_err(storage)?;
-            let address =
-                Address(key.as_ref().try_into().map_err(|_| corrupt("account key", format!("{} bytes", key.len())))?);
+            let address = Address(
+                key.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("account key", format!("{} bytes", key.len())))?,
+            );
             out.push((address, decode("account", &value)?));
         }
         Ok(out)
@@ -523,17 +659,26 @@ impl Store {
         let snapshot = self.snapshot();
         let stored = snapshot.lthash()?;
         let mut sum = LtHash::zero();
-        for item in snapshot.snap.iterator_cf(self.cf(CF_ACCOUNTS), IteratorMode::Start) {
+        for item in snapshot
+            .snap
+            .iterator_cf(self.cf(CF_ACCOUNTS), IteratorMode::Start)
+        {
             let (key, value) = item.map_err(storage)?;
-            let address =
-                Address(key.as_ref().try_into().map_err(|_| corrupt("account key", format!("{} bytes", key.len())))?);
+            let address = Address(
+                key.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("account key", format!("{} bytes", key.len())))?,
+            );
             let account: Account = decode("account", &value)?;
             if !account.is_empty() {
                 sum.add(&LtHash::of_account(&address, &account));
             }
         }
         if sum != stored {
-            return Err(corrupt("state lthash", "does not match the stored accounts"));
+            return Err(corrupt(
+                "state lthash",
+                "does not match the stored accounts",
+            ));
         }
         Ok(sum)
     }
@@ -541,13 +686,20 @@ impl Store {
     /// A consistent point-in-time view: head, state hash and accounts that belong together,
     /// unaffected by later commits.
     pub fn snapshot(&self) -> StoreSnapshot<'_> {
-        StoreSnapshot { store: self, snap: self.db.snapshot() }
+        StoreSnapshot {
+            store: self,
+            snap: self.db.snapshot(),
+        }
     }
 }
 
 impl StateReader for Store {
     fn account(&self, address: &Address) -> Result<Account, LedgerError> {
-        match self.db.get_pinned_cf(self.cf(CF_ACCOUNTS), address.0).map_err(storage)? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_ACCOUNTS), address.0)
+            .map_err(storage)?
+        {
             Some(bytes) => decode("account", &bytes),
             None => Ok(Account::default()),
         }
@@ -567,7 +719,9 @@ impl StoreSnapshot<'_> {
 
     /// Head header at the snapshot (`None` before genesis).
     pub fn head(&self) -> Result<Option<BlockHeader>, LedgerError> {
-        self.get(CF_META, META_HEAD)?.map(|b| decode("head header", &b)).transpose()
+        self.get(CF_META, META_HEAD)?
+            .map(|b| decode("head header", &b))
+            .transpose()
     }
 
     /// State hash at the snapshot ([`LtHash::zero`] before genesis).
@@ -581,7 +735,11 @@ impl StoreSnapshot<'_> {
 
 impl StateReader for StoreSnapshot<'_> {
     fn account(&self, address: &Address) -> Result<Account, LedgerError> {
-        match self.snap.get_pinned_cf(self.store.cf(CF_ACCOUNTS), address.0).map_err(storage)? {
+        match self
+            .snap
+            .get_pinned_cf(self.store.cf(CF_ACCOUNTS), address.0)
+            .map_err(storage)?
+        {
             Some(bytes) => decode("account", &bytes),
             None => Ok(Account::default()),
         }

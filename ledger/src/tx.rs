@@ -27,7 +27,17 @@ pub const CHAIN_ID_BYTES_MAX: usize = 32;
 pub const TX_BYTES_MAX: usize = 256;
 
 /// The signed content of a transfer.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct TransactionBody {
     /// Chain id from genesis; a transaction for another chain is invalid.
     pub chain_id: String,
@@ -57,7 +67,10 @@ impl TransactionBody {
     pub fn sign(self, key: &SigningKey) -> SignedTransaction {
         let digest = self.hash();
         let signature = key.sign(digest.as_bytes()).to_bytes();
-        SignedTransaction { body: self, signature }
+        SignedTransaction {
+            body: self,
+            signature,
+        }
     }
 }
 
@@ -85,24 +98,39 @@ impl SignedTransaction {
     /// decoding; trailing bytes are an error.
     pub fn decode(bytes: &[u8]) -> Result<SignedTransaction, LedgerError> {
         if bytes.len() > TX_BYTES_MAX {
-            return Err(LedgerError::Oversize { what: "transaction", len: bytes.len(), max: TX_BYTES_MAX });
+            return Err(LedgerError::Oversize {
+                what: "transaction",
+                len: bytes.len(),
+                max: TX_BYTES_MAX,
+            });
         }
-        borsh::from_slice(bytes).map_err(|e| LedgerError::Malformed { what: "transaction", reason: e.to_string() })
+        borsh::from_slice(bytes).map_err(|e| LedgerError::Malformed {
+            what: "transaction",
+            reason: e.to_string(),
+        })
     }
 
     /// Checks what can be checked without state: chain id, size of the chain id, and the
     /// signature under the one rule (`verify_strict`). Costs one signature verification.
     pub fn verify(&self, chain_id: &str) -> Result<(), LedgerError> {
         self.check_stateless_fields(chain_id)?;
-        let key = self.body.sender.public_key().map_err(|_| LedgerError::BadSignature { tx: self.hash() })?;
+        let key = self
+            .body
+            .sender
+            .public_key()
+            .map_err(|_| LedgerError::BadSignature { tx: self.hash() })?;
         let sig = ed25519_dalek::Signature::from_bytes(&self.signature);
-        key.verify_strict(self.hash().as_bytes(), &sig).map_err(|_| LedgerError::BadSignature { tx: self.hash() })
+        key.verify_strict(self.hash().as_bytes(), &sig)
+            .map_err(|_| LedgerError::BadSignature { tx: self.hash() })
     }
 
     /// The cheap stateless checks of [`Self::verify`], without the signature.
     pub fn check_stateless_fields(&self, chain_id: &str) -> Result<(), LedgerError> {
         if self.body.chain_id.len() > CHAIN_ID_BYTES_MAX {
-            return Err(LedgerError::Malformed { what: "transaction", reason: "chain id longer than 32 bytes".into() });
+            return Err(LedgerError::Malformed {
+                what: "transaction",
+                reason: "chain id longer than 32 bytes".into(),
+            });
         }
         if self.body.chain_id != chain_id {
             return Err(LedgerError::WrongChain {

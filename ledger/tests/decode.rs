@@ -4,8 +4,8 @@
 mod common;
 
 use cairn_ledger::{
-    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, TX_BYTES_MAX, TxLocation,
-    txs_root,
+    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction,
+    TX_BYTES_MAX, TxLocation, txs_root,
 };
 use common::*;
 use proptest::prelude::*;
@@ -39,7 +39,16 @@ fn every_truncation_of_a_transaction_is_an_error() {
     let bytes = sample_tx().encode();
     for n in 0..bytes.len() {
         let err = SignedTransaction::decode(&bytes[..n]).unwrap_err();
-        assert!(matches!(err, LedgerError::Malformed { what: "transaction", .. }), "{n}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                LedgerError::Malformed {
+                    what: "transaction",
+                    ..
+                }
+            ),
+            "{n}: {err:?}"
+        );
         assert!(err.is_stateless());
     }
     assert_eq!(SignedTransaction::decode(&bytes).unwrap(), sample_tx());
@@ -49,17 +58,26 @@ fn every_truncation_of_a_transaction_is_an_error() {
 fn trailing_bytes_are_an_error() {
     let mut bytes = sample_tx().encode();
     bytes.push(0);
-    assert!(matches!(SignedTransaction::decode(&bytes), Err(LedgerError::Malformed { .. })));
+    assert!(matches!(
+        SignedTransaction::decode(&bytes),
+        Err(LedgerError::Malformed { .. })
+    ));
     let mut bytes = sample_block().encode();
     bytes.push(0);
-    assert!(matches!(Block::decode(&bytes, BLOCK_MAX), Err(LedgerError::Malformed { .. })));
+    assert!(matches!(
+        Block::decode(&bytes, BLOCK_MAX),
+        Err(LedgerError::Malformed { .. })
+    ));
 }
 
 #[test]
 fn every_truncation_of_a_block_is_an_error() {
     let bytes = sample_block().encode();
     for n in 0..bytes.len() {
-        assert!(Block::decode(&bytes[..n], BLOCK_MAX).is_err(), "prefix {n} decoded");
+        assert!(
+            Block::decode(&bytes[..n], BLOCK_MAX).is_err(),
+            "prefix {n} decoded"
+        );
     }
     assert_eq!(Block::decode(&bytes, BLOCK_MAX).unwrap(), sample_block());
 }
@@ -68,10 +86,20 @@ fn every_truncation_of_a_block_is_an_error() {
 fn oversize_is_refused_before_decoding() {
     let big = vec![0u8; TX_BYTES_MAX + 1];
     let err = SignedTransaction::decode(&big).unwrap_err();
-    assert_eq!(err, LedgerError::Oversize { what: "transaction", len: TX_BYTES_MAX + 1, max: TX_BYTES_MAX });
+    assert_eq!(
+        err,
+        LedgerError::Oversize {
+            what: "transaction",
+            len: TX_BYTES_MAX + 1,
+            max: TX_BYTES_MAX
+        }
+    );
     let bytes = sample_block().encode();
     let err = Block::decode(&bytes, bytes.len() - 1).unwrap_err();
-    assert!(matches!(err, LedgerError::Oversize { what: "block", .. }), "{err:?}");
+    assert!(
+        matches!(err, LedgerError::Oversize { what: "block", .. }),
+        "{err:?}"
+    );
     // a valid transaction whose chain id is too long to be valid is still bounded
     let mut tx = sample_tx();
     tx.body.chain_id = "x".repeat(200);
@@ -96,7 +124,10 @@ fn huge_length_prefixes_do_not_allocate_or_panic() {
 fn invalid_utf8_chain_id_is_an_error() {
     let mut bytes = sample_tx().encode();
     bytes[4] = 0xff; // first byte of the chain id
-    assert!(matches!(SignedTransaction::decode(&bytes), Err(LedgerError::Malformed { .. })));
+    assert!(matches!(
+        SignedTransaction::decode(&bytes),
+        Err(LedgerError::Malformed { .. })
+    ));
 }
 
 proptest! {

@@ -81,19 +81,43 @@ fn model_apply(
         return Err("insufficient_balance");
     }
     let mut next = state.clone();
-    next.insert(body.sender, Account { balance: sender.balance - body.amount - body.fee, nonce: sender.nonce + 1 });
+    next.insert(
+        body.sender,
+        Account {
+            balance: sender.balance - body.amount - body.fee,
+            nonce: sender.nonce + 1,
+        },
+    );
     let r = get(&next, &body.recipient);
-    let r_bal = r.balance.checked_add(body.amount).ok_or("balance_overflow")?;
-    next.insert(body.recipient, Account { balance: r_bal, nonce: r.nonce });
+    let r_bal = r
+        .balance
+        .checked_add(body.amount)
+        .ok_or("balance_overflow")?;
+    next.insert(
+        body.recipient,
+        Account {
+            balance: r_bal,
+            nonce: r.nonce,
+        },
+    );
     let p = get(&next, &proposer);
     let p_bal = p.balance.checked_add(body.fee).ok_or("balance_overflow")?;
-    next.insert(proposer, Account { balance: p_bal, nonce: p.nonce });
+    next.insert(
+        proposer,
+        Account {
+            balance: p_bal,
+            nonce: p.nonce,
+        },
+    );
     next.retain(|_, a| !a.is_empty());
     *state = next;
     Ok(())
 }
 
-fn materialize(base: &BTreeMap<Address, Account>, diffs: &[StateDiff]) -> BTreeMap<Address, Account> {
+fn materialize(
+    base: &BTreeMap<Address, Account>,
+    diffs: &[StateDiff],
+) -> BTreeMap<Address, Account> {
     let mut s = base.clone();
     for d in diffs {
         apply_diff(&mut s, d);

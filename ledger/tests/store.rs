@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cairn_ledger::{
-    Account, Address, Block, BlockHeader, Hash, Layered, LedgerError, LtHash, StateDiff, StateReader, Store,
-    TxLocation, txs_root,
+    Account, Address, Block, BlockHeader, Hash, Layered, LedgerError, LtHash, StateDiff,
+    StateReader, Store, TxLocation, txs_root,
 };
 use common::*;
 
@@ -17,11 +17,18 @@ fn genesis_hash() -> Hash {
 }
 
 fn genesis_state() -> BTreeMap<Address, Account> {
-    state(&[(addr(1), acct(1_000_000, 0)), (addr(2), acct(500, 0)), (addr(5), acct(7, 3))])
+    state(&[
+        (addr(1), acct(1_000_000, 0)),
+        (addr(2), acct(500, 0)),
+        (addr(5), acct(7, 3)),
+    ])
 }
 
 fn genesis_block() -> Block {
-    Block { header: genesis_header(&genesis_state()), transactions: vec![] }
+    Block {
+        header: genesis_header(&genesis_state()),
+        transactions: vec![],
+    }
 }
 
 fn open_with_genesis(path: &Path) -> Store {
@@ -32,7 +39,11 @@ fn open_with_genesis(path: &Path) -> Store {
 }
 
 /// Builds and commits a block on top of the store's head; returns it and its diff.
-fn commit_next(store: &Store, proposer: Address, txs: Vec<cairn_ledger::SignedTransaction>) -> (Block, StateDiff) {
+fn commit_next(
+    store: &Store,
+    proposer: Address,
+    txs: Vec<cairn_ledger::SignedTransaction>,
+) -> (Block, StateDiff) {
     let head = store.head().unwrap().unwrap();
     let (block, diff) = child_block(&head, store, store.lthash().unwrap(), proposer, txs).unwrap();
     let cert = format!("cert for {}", block.header.height).into_bytes();
@@ -73,9 +84,17 @@ fn genesis_is_written_once_and_idempotent() {
     store.init_genesis(&genesis_block(), &accounts).unwrap();
     // a different genesis block is refused
     let other_state = state(&[(addr(1), acct(1, 0))]);
-    let other = Block { header: genesis_header(&other_state), transactions: vec![] };
-    let err = store.init_genesis(&other, &other_state.into_iter().collect::<Vec<_>>()).unwrap_err();
-    assert!(matches!(err, LedgerError::GenesisMismatch { .. }), "{err:?}");
+    let other = Block {
+        header: genesis_header(&other_state),
+        transactions: vec![],
+    };
+    let err = store
+        .init_genesis(&other, &other_state.into_iter().collect::<Vec<_>>())
+        .unwrap_err();
+    assert!(
+        matches!(err, LedgerError::GenesisMismatch { .. }),
+        "{err:?}"
+    );
     assert_eq!(store.head().unwrap().unwrap(), genesis_block().header);
 }
 
@@ -86,11 +105,17 @@ fn genesis_must_match_its_accounts() {
     let mut accounts: Vec<_> = genesis_state().into_iter().collect();
     accounts[0].1.balance += 1;
     let err = store.init_genesis(&genesis_block(), &accounts).unwrap_err();
-    assert!(matches!(&err, LedgerError::InvalidBlock { reason, .. } if reason.contains("state_root")), "{err:?}");
+    assert!(
+        matches!(&err, LedgerError::InvalidBlock { reason, .. } if reason.contains("state_root")),
+        "{err:?}"
+    );
     let mut dup: Vec<_> = genesis_state().into_iter().collect();
     dup.push(dup[0]);
     let err = store.init_genesis(&genesis_block(), &dup).unwrap_err();
-    assert!(matches!(&err, LedgerError::InvalidBlock { reason, .. } if reason.contains("twice")), "{err:?}");
+    assert!(
+        matches!(&err, LedgerError::InvalidBlock { reason, .. } if reason.contains("twice")),
+        "{err:?}"
+    );
     let mut high = genesis_block();
     high.header.height = 1;
     let accounts: Vec<_> = genesis_state().into_iter().collect();
@@ -141,7 +166,11 @@ fn second_open_of_same_path_is_a_storage_error() {
 fn commit_writes_every_index() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with_genesis(dir.path());
-    let txs = vec![transfer(1, addr(3), 1000, 10, 0), transfer(2, addr(3), 100, 1, 0), transfer(1, addr(4), 5, 0, 1)];
+    let txs = vec![
+        transfer(1, addr(3), 1000, 10, 0),
+        transfer(2, addr(3), 100, 1, 0),
+        transfer(1, addr(4), 5, 0, 1),
+    ];
     let (block, diff) = commit_next(&store, addr(6), txs.clone());
     let hash = block.hash();
 
@@ -153,9 +182,15 @@ fn commit_writes_every_index() {
     assert_eq!(store.certificate(1).unwrap().unwrap(), b"cert for 1");
     assert_eq!(store.certificate(0).unwrap(), None);
     for (i, tx) in txs.iter().enumerate() {
-        let loc = TxLocation { height: 1, index: i as u32 };
+        let loc = TxLocation {
+            height: 1,
+            index: i as u32,
+        };
         assert_eq!(store.tx_location(&tx.hash()).unwrap(), Some(loc));
-        assert_eq!(store.transaction(&tx.hash()).unwrap(), Some((tx.clone(), loc)));
+        assert_eq!(
+            store.transaction(&tx.hash()).unwrap(),
+            Some((tx.clone(), loc))
+        );
     }
     assert_eq!(store.account(&addr(1)).unwrap(), acct(1_000_000 - 1015, 2));
     assert_eq!(store.account(&addr(2)).unwrap(), acct(399, 1));
@@ -178,7 +213,8 @@ fn commit_without_certificate_and_late_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with_genesis(dir.path());
     let head = store.head().unwrap().unwrap();
-    let (block, diff) = child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
+    let (block, diff) =
+        child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
     store.commit_block(&block, &diff, None).unwrap();
     assert_eq!(store.certificate(1).unwrap(), None);
     store.put_certificate(1, b"late").unwrap();
@@ -192,7 +228,14 @@ fn restart_resumes_head_balances_and_hash() {
     let (last, expected_accounts) = {
         let store = open_with_genesis(dir.path());
         commit_next(&store, addr(6), vec![transfer(1, addr(3), 1000, 10, 0)]);
-        commit_next(&store, addr(6), vec![transfer(1, addr(3), 1, 1, 1), transfer(3, addr(1), 500, 0, 0)]);
+        commit_next(
+            &store,
+            addr(6),
+            vec![
+                transfer(1, addr(3), 1, 1, 1),
+                transfer(3, addr(1), 500, 0, 0),
+            ],
+        );
         let (last, _) = commit_next(&store, addr(7), vec![]);
         (last, store.accounts().unwrap())
     };
@@ -221,7 +264,8 @@ fn accounts_that_become_empty_are_deleted() {
     // a hand-made diff that empties addr(5) (as a future rule might): the store deletes it
     let mut diff = StateDiff::empty(store.lthash().unwrap());
     diff.accounts.insert(addr(5), Account::default());
-    diff.lthash.update(&addr(5), &acct(7, 3), &Account::default());
+    diff.lthash
+        .update(&addr(5), &acct(7, 3), &Account::default());
     let block = Block {
         header: BlockHeader {
             height: 1,
@@ -244,7 +288,8 @@ fn commit_of_a_non_child_height_panics() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with_genesis(dir.path());
     let head = store.head().unwrap().unwrap();
-    let (mut block, diff) = child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
+    let (mut block, diff) =
+        child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
     block.header.height = 2;
     let _ = store.commit_block(&block, &diff, None);
 }
@@ -255,7 +300,8 @@ fn commit_of_a_non_child_parent_panics() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with_genesis(dir.path());
     let head = store.head().unwrap().unwrap();
-    let (mut block, diff) = child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
+    let (mut block, diff) =
+        child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
     block.header.parent_hash = Hash::ZERO;
     let _ = store.commit_block(&block, &diff, None);
 }
@@ -266,7 +312,8 @@ fn commit_with_a_mismatched_diff_panics() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with_genesis(dir.path());
     let head = store.head().unwrap().unwrap();
-    let (block, mut diff) = child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
+    let (block, mut diff) =
+        child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
     diff.lthash = LtHash::zero();
     let _ = store.commit_block(&block, &diff, None);
 }
@@ -276,10 +323,13 @@ fn failed_commit_panic_leaves_store_usable() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_with_genesis(dir.path());
     let head = store.head().unwrap().unwrap();
-    let (block, diff) = child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
+    let (block, diff) =
+        child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![]).unwrap();
     let mut bad = block.clone();
     bad.header.height = 5;
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit_block(&bad, &diff, None)));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.commit_block(&bad, &diff, None)
+    }));
     assert!(r.is_err());
     assert_eq!(store.head().unwrap().unwrap().height, 0);
     store.commit_block(&block, &diff, None).unwrap();
@@ -292,11 +342,23 @@ fn layered_over_store_and_snapshot_isolation() {
     let store = open_with_genesis(dir.path());
     let head = store.head().unwrap().unwrap();
     // two notarized-but-unfinalized blocks on top of the store
-    let (b1, d1) = child_block(&head, &store, store.lthash().unwrap(), addr(6), vec![transfer(1, addr(3), 10, 1, 0)])
-        .unwrap();
+    let (b1, d1) = child_block(
+        &head,
+        &store,
+        store.lthash().unwrap(),
+        addr(6),
+        vec![transfer(1, addr(3), 10, 1, 0)],
+    )
+    .unwrap();
     let l1 = Layered::new(&store, vec![&d1]);
-    let (b2, d2) =
-        child_block(&b1.header, &l1, d1.lthash.clone(), addr(6), vec![transfer(1, addr(3), 10, 1, 1)]).unwrap();
+    let (b2, d2) = child_block(
+        &b1.header,
+        &l1,
+        d1.lthash.clone(),
+        addr(6),
+        vec![transfer(1, addr(3), 10, 1, 1)],
+    )
+    .unwrap();
     let l2 = Layered::new(&store, vec![&d1, &d2]);
     assert_eq!(l2.account(&addr(3)).unwrap(), acct(20, 0));
     assert_eq!(l2.account(&addr(1)).unwrap(), acct(1_000_000 - 22, 2));
@@ -360,7 +422,10 @@ fn wal_orders_by_view_then_append_order_and_prunes() {
         ]
     );
     store.wal_prune_below(u64::MAX).unwrap();
-    assert_eq!(store.wal_entries().unwrap(), vec![(u64::MAX, b"max".to_vec())]);
+    assert_eq!(
+        store.wal_entries().unwrap(),
+        vec![(u64::MAX, b"max".to_vec())]
+    );
 }
 
 #[test]
@@ -384,7 +449,11 @@ fn wal_appends_from_many_threads_are_all_kept_in_order() {
     assert_eq!(entries.len(), 100);
     // each thread's entries appear in its own append order
     for t in 0..4u8 {
-        let seq: Vec<u8> = entries.iter().filter(|(_, e)| e[0] == t).map(|(_, e)| e[1]).collect();
+        let seq: Vec<u8> = entries
+            .iter()
+            .filter(|(_, e)| e[0] == t)
+            .map(|(_, e)| e[1])
+            .collect();
         assert_eq!(seq, (0..25).collect::<Vec<_>>());
     }
 }

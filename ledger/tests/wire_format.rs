@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use cairn_ledger::{
-    Account, Address, BlockHeader, Hash, LtHash, SignedTransaction, TX_BYTES_MAX, TransactionBody, txs_root,
+    Account, Address, BlockHeader, Hash, LtHash, SignedTransaction, TX_BYTES_MAX, TransactionBody,
+    txs_root,
 };
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -30,7 +31,9 @@ fn vectors(doc: &str) -> Vec<Vector> {
                 current = None;
             }
             Some(v) => {
-                let (k, val) = trimmed.split_once(':').unwrap_or_else(|| panic!("vector line without `key:`: {line}"));
+                let (k, val) = trimmed
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("vector line without `key:`: {line}"));
                 let prev = v.insert(k.trim().to_string(), val.trim().to_string());
                 assert!(prev.is_none(), "duplicate key {k}");
             }
@@ -41,7 +44,9 @@ fn vectors(doc: &str) -> Vec<Vector> {
 }
 
 fn field<'a>(v: &'a Vector, k: &str) -> &'a str {
-    v.get(k).unwrap_or_else(|| panic!("vector {:?} lacks `{k}`", v.get("name"))).as_str()
+    v.get(k)
+        .unwrap_or_else(|| panic!("vector {:?} lacks `{k}`", v.get("name")))
+        .as_str()
 }
 
 fn hex_field(v: &Vector, k: &str) -> Vec<u8> {
@@ -49,20 +54,28 @@ fn hex_field(v: &Vector, k: &str) -> Vec<u8> {
 }
 
 fn hex32(v: &Vector, k: &str) -> [u8; 32] {
-    hex_field(v, k).try_into().unwrap_or_else(|_| panic!("`{k}` is not 32 bytes"))
+    hex_field(v, k)
+        .try_into()
+        .unwrap_or_else(|_| panic!("`{k}` is not 32 bytes"))
 }
 
 fn num(v: &Vector, k: &str) -> u64 {
-    field(v, k).parse().unwrap_or_else(|e| panic!("`{k}` is not a u64: {e}"))
+    field(v, k)
+        .parse()
+        .unwrap_or_else(|e| panic!("`{k}` is not a u64: {e}"))
 }
 
 fn by_kind(kind: &str) -> Vec<Vector> {
-    vectors(&doc()).into_iter().filter(|v| v.get("kind").map(String::as_str) == Some(kind)).collect()
+    vectors(&doc())
+        .into_iter()
+        .filter(|v| v.get("kind").map(String::as_str) == Some(kind))
+        .collect()
 }
 
 #[test]
 fn parser_reads_fenced_vectors() {
-    let sample = "text\n```vector\nkind: x\na: 1\n```\n```rust\nnot: this\n```\n```vector\nkind: y\n```\n";
+    let sample =
+        "text\n```vector\nkind: x\na: 1\n```\n```rust\nnot: this\n```\n```vector\nkind: y\n```\n";
     let v = vectors(sample);
     assert_eq!(v.len(), 2);
     assert_eq!(v[0]["a"], "1");
@@ -72,7 +85,10 @@ fn parser_reads_fenced_vectors() {
 #[test]
 fn document_has_the_required_vectors() {
     let all = vectors(&doc());
-    assert!(by_kind("transaction").len() >= 2, "need at least 2 transaction vectors");
+    assert!(
+        by_kind("transaction").len() >= 2,
+        "need at least 2 transaction vectors"
+    );
     assert!(!by_kind("block_header").is_empty());
     assert!(by_kind("txs_root").len() >= 3);
     assert!(by_kind("state_root").len() >= 2);
@@ -90,7 +106,10 @@ fn transaction_vectors() {
         let sender = Address(hex32(&v, "sender"));
         assert_eq!(sender, Address::from_public_key(&key.verifying_key()));
         assert_eq!(field(&v, "sender_bech32"), sender.to_bech32());
-        assert_eq!(field(&v, "sender_bech32").parse::<Address>().unwrap(), sender);
+        assert_eq!(
+            field(&v, "sender_bech32").parse::<Address>().unwrap(),
+            sender
+        );
 
         let body = TransactionBody {
             chain_id: field(&v, "chain_id").to_string(),
@@ -115,11 +134,17 @@ fn transaction_vectors() {
         assert_eq!(manual.len(), 100 + body.chain_id.len());
         assert_eq!(body_bytes, manual);
         assert_eq!(borsh::to_vec(&body).unwrap(), body_bytes);
-        assert_eq!(borsh::from_slice::<TransactionBody>(&body_bytes).unwrap(), body);
+        assert_eq!(
+            borsh::from_slice::<TransactionBody>(&body_bytes).unwrap(),
+            body
+        );
 
         // digest = hash = blake3 derive_key("cairn transaction v1", body_bytes)
         let hash = hex32(&v, "hash");
-        assert_eq!(blake3::derive_key("cairn transaction v1", &body_bytes), hash);
+        assert_eq!(
+            blake3::derive_key("cairn transaction v1", &body_bytes),
+            hash
+        );
         assert_eq!(body.hash(), Hash(hash));
 
         // signature: RFC 8032 ed25519 (deterministic) over the 32-byte digest
@@ -132,7 +157,10 @@ fn transaction_vectors() {
 
         // signed bytes = body bytes ‖ signature
         let signed = hex_field(&v, "signed_bytes");
-        assert_eq!(signed, [body_bytes.as_slice(), signature.as_slice()].concat());
+        assert_eq!(
+            signed,
+            [body_bytes.as_slice(), signature.as_slice()].concat()
+        );
         assert_eq!(tx.encode(), signed);
         assert!(signed.len() <= TX_BYTES_MAX);
         assert_eq!(SignedTransaction::decode(&signed).unwrap(), tx);
@@ -151,7 +179,9 @@ fn txs_root_vectors() {
         assert_eq!(txs_root(&leaves), root, "leaves {leaves:?}");
         // independent computation of the documented rule
         let leaf = |h: &Hash| blake3::derive_key("cairn merkle leaf v1", &h.0);
-        let node = |l: &[u8; 32], r: &[u8; 32]| blake3::derive_key("cairn merkle node v1", &[&l[..], &r[..]].concat());
+        let node = |l: &[u8; 32], r: &[u8; 32]| {
+            blake3::derive_key("cairn merkle node v1", &[&l[..], &r[..]].concat())
+        };
         let expected = match leaves.as_slice() {
             [] => blake3::derive_key("cairn merkle leaf v1", b""),
             [a] => leaf(a),
@@ -173,11 +203,20 @@ fn state_root_vectors() {
                 let parts: Vec<&str> = entry.trim().split(':').collect();
                 assert_eq!(parts.len(), 3, "account entry `{entry}`");
                 let a: [u8; 32] = hex::decode(parts[0]).unwrap().try_into().unwrap();
-                (Address(a), Account { balance: parts[1].parse().unwrap(), nonce: parts[2].parse().unwrap() })
+                (
+                    Address(a),
+                    Account {
+                        balance: parts[1].parse().unwrap(),
+                        nonce: parts[2].parse().unwrap(),
+                    },
+                )
             })
             .collect();
         let lthash = LtHash::of_accounts(accounts.iter().map(|(a, acc)| (a, acc)));
-        assert_eq!(lthash.to_bytes()[..32].to_vec(), hex_field(&v, "lthash_first_32_bytes"));
+        assert_eq!(
+            lthash.to_bytes()[..32].to_vec(),
+            hex_field(&v, "lthash_first_32_bytes")
+        );
         let root = Hash(hex32(&v, "root"));
         assert_eq!(lthash.root(), root);
         // independent computation: XOF elements summed lane-wise mod 2^16, then derive_key
@@ -194,7 +233,10 @@ fn state_root_vectors() {
             }
         }
         let bytes: Vec<u8> = lanes.iter().flat_map(|l| l.to_le_bytes()).collect();
-        assert_eq!(Hash(blake3::derive_key("cairn state root v1", &bytes)), root);
+        assert_eq!(
+            Hash(blake3::derive_key("cairn state root v1", &bytes)),
+            root
+        );
     }
 }
 

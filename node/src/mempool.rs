@@ -13,8 +13,9 @@
 //! - per sender, only nonces in `account_nonce ..= account_nonce + sender_future_max`
 //!   are admitted, so one sender holds at most `sender_future_max + 1` live entries.
 //! - one transaction per `(sender, nonce)`: no replace-by-fee (a second, different
-//!   transaction with a pooled `(sender, nonce)` is rejected as [`MempoolError::Duplicate`],
-//!   naming the pooled one). A stuck transaction leaves the pool when it expires.
+//!   transaction with a pooled `(sender, nonce)` is rejected as [`MempoolError::Duplicate`];
+//!   [`Mempool::pooled_hash`] names the pooled one). A stuck transaction leaves the pool
+//!   when it expires.
 //!
 //! # Data structures
 //!
@@ -95,14 +96,15 @@ impl Default for MempoolConfig {
 /// the others depend on state or on the pool's occupancy and may be valid elsewhere or later.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum MempoolError {
-    /// Already pooled: the same transaction (`pooled == tx`) or another transaction with
-    /// the same sender and nonce (`pooled` is that one's hash; no replace-by-fee).
-    #[error("transaction {tx}: already pooled as {pooled}")]
+    /// Already pooled (or already finalized, when the caller checks that): the same
+    /// transaction, or another transaction with the same sender and nonce (no
+    /// replace-by-fee; [`Mempool::pooled_hash`] finds that one).
+    #[error(
+        "transaction {tx}: already pooled, or another transaction with its sender and nonce is"
+    )]
     Duplicate {
         /// The refused transaction.
         tx: Hash,
-        /// The pooled transaction it duplicates.
-        pooled: Hash,
     },
     /// The nonce was already used: `got < account_nonce`.
     #[error("transaction {tx}: nonce {got} already used (account nonce is {account_nonce})")]
@@ -309,10 +311,7 @@ impl Mempool {
             });
         }
         if self.by_hash.contains_key(&hash) {
-            return Err(MempoolError::Duplicate {
-                tx: hash,
-                pooled: hash,
-            });
+            return Err(MempoolError::Duplicate { tx: hash });
         }
         if body.expiry_height < next_height {
             return Err(MempoolError::Expired {
@@ -343,11 +342,8 @@ impl Mempool {
         }
         let mut needed = u128::from(body.amount) + u128::from(body.fee);
         if let Some(queue) = self.by_sender.get(&body.sender) {
-            if let Some(pooled) = queue.get(&body.nonce) {
-                return Err(MempoolError::Duplicate {
-                    tx: hash,
-                    pooled: *pooled,
-                });
+            if queue.contains_key(&body.nonce) {
+                return Err(MempoolError::Duplicate { tx: hash });
             }
             // At most `sender_future_max` entries: the window bounds this loop.
             for pooled in queue.range(account.nonce..body.nonce).map(|(_, h)| h) {
@@ -413,6 +409,11 @@ impl Mempool {
     /// Number of transactions pooled for `sender` (live or not yet pruned).
     pub fn sender_len(&self, sender: &Address) -> usize {
         self.by_sender.get(sender).map_or(0, BTreeMap::len)
+    }
+
+    /// Hash of the pooled transaction of `sender` with `nonce`, if any (at most one exists).
+    pub fn pooled_hash(&self, sender: &Address, nonce: u64) -> Option<Hash> {
+        self.by_sender.get(sender)?.get(&nonce).copied()
     }
 
     /// Removes one transaction by hash, returning it.
@@ -719,13 +720,7 @@ mod tests {
 
         // Same transaction again.
         let e = check(mp.insert(t0.clone(), &state, CHAIN, 1), "duplicate", false);
-        assert_eq!(
-            e,
-            MempoolError::Duplicate {
-                tx: t0.hash(),
-                pooled: t0.hash()
-            }
-        );
+        assert_eq!(e, MempoolError::Duplicate { tx: t0.hash() });
         // Different transaction, same (sender, nonce).
         let other = tx_full(1, 0, 11, 1, 1000);
         let e = check(
@@ -733,13 +728,9 @@ mod tests {
             "duplicate",
             false,
         );
-        assert_eq!(
-            e,
-            MempoolError::Duplicate {
-                tx: other.hash(),
-                pooled: t0.hash()
-            }
-        );
+        assert_eq!(e, MempoolError::Duplicate { tx: other.hash() });
+        assert_eq!(mp.pooled_hash(&addr(1), 0), Some(t0.hash()));
+        assert_eq!(mp.pooled_hash(&addr(1), 1), None);
         // Stale.
         let stale = tx(3, 4);
         let e = check(

@@ -60,7 +60,10 @@ struct Node {
 
 impl Node {
     async fn start(config: NetworkConfig) -> Node {
-        let (net, events) = timeout(WAIT, network::spawn(config)).await.expect("spawn timed out").expect("spawn");
+        let (net, events) = timeout(WAIT, network::spawn(config))
+            .await
+            .expect("spawn timed out")
+            .expect("spawn");
         let listen = net.listen_addrs().await;
         assert!(!listen.is_empty());
         let addr = listen[0].clone().with(Protocol::P2p(net.local_peer_id()));
@@ -68,7 +71,12 @@ impl Node {
     }
 
     async fn with(keypair: Keypair, bootstrap: &[&Node]) -> Node {
-        Node::start(config(keypair, loopback(), bootstrap.iter().map(|n| n.addr.clone()).collect())).await
+        Node::start(config(
+            keypair,
+            loopback(),
+            bootstrap.iter().map(|n| n.addr.clone()).collect(),
+        ))
+        .await
     }
 
     fn id(&self) -> PeerId {
@@ -76,11 +84,24 @@ impl Node {
     }
 
     /// Next gossip event within `within`, skipping other events (requests are dropped).
-    async fn gossip_within(&mut self, within: Duration) -> Option<(Topic, PeerId, MessageId, Vec<u8>)> {
+    async fn gossip_within(
+        &mut self,
+        within: Duration,
+    ) -> Option<(Topic, PeerId, MessageId, Vec<u8>)> {
         let deadline = Instant::now() + within;
         loop {
-            match timeout(deadline.saturating_duration_since(Instant::now()), self.events.recv()).await {
-                Ok(Some(NetworkEvent::Gossip { topic, source, message_id, data })) => {
+            match timeout(
+                deadline.saturating_duration_since(Instant::now()),
+                self.events.recv(),
+            )
+            .await
+            {
+                Ok(Some(NetworkEvent::Gossip {
+                    topic,
+                    source,
+                    message_id,
+                    data,
+                })) => {
                     return Some((topic, source, message_id, data));
                 }
                 Ok(Some(_)) => continue,
@@ -92,7 +113,10 @@ impl Node {
     /// Asserts that no gossip arrives for [`QUIET`].
     async fn assert_no_gossip(&mut self, what: &str) {
         if let Some((topic, source, _, data)) = self.gossip_within(QUIET).await {
-            panic!("{what}: unexpected gossip on {topic} from {source}: {} bytes", data.len());
+            panic!(
+                "{what}: unexpected gossip on {topic} from {source}: {} bytes",
+                data.len()
+            );
         }
     }
 
@@ -167,7 +191,9 @@ async fn triangle() -> (Node, Node, Node) {
 
 async fn shutdown(nodes: &[&Node]) {
     for n in nodes {
-        timeout(WAIT, n.net.shutdown()).await.expect("shutdown timed out");
+        timeout(WAIT, n.net.shutdown())
+            .await
+            .expect("shutdown timed out");
     }
 }
 
@@ -187,9 +213,16 @@ async fn peers_lists_connected_peers_with_direction() {
     assert_eq!(peers_b.len(), 1, "B knows only A: {peers_b:?}");
     assert_eq!(peers_b[0].peer_id, a.id());
     assert!(peers_b[0].outbound);
-    let a_without_p2p: Multiaddr = a.addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
+    let a_without_p2p: Multiaddr = a
+        .addr
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
     let got = peers_b[0].address.clone().unwrap();
-    assert!(got == a_without_p2p || got == a.addr, "B's address of A: {got}");
+    assert!(
+        got == a_without_p2p || got == a.addr,
+        "B's address of A: {got}"
+    );
 
     // Lifecycle events were delivered, before any gossip.
     let mut connected = Vec::new();
@@ -229,21 +262,40 @@ async fn accepted_gossip_reaches_every_node_exactly_once() {
     let (mut a, mut b, mut c) = triangle().await;
     let payload = b"vote: view 7".to_vec();
 
-    let (topic, source, id, data) = publish_until_received(&c.net, &mut a, Topic::Consensus, &payload).await;
-    assert_eq!((topic, source, data.as_slice()), (Topic::Consensus, c.id(), payload.as_slice()));
+    let (topic, source, id, data) =
+        publish_until_received(&c.net, &mut a, Topic::Consensus, &payload).await;
+    assert_eq!(
+        (topic, source, data.as_slice()),
+        (Topic::Consensus, c.id(), payload.as_slice())
+    );
     // Not forwarded before validation.
-    assert!(b.gossip_within(Duration::from_millis(500)).await.is_none(), "forwarded before Accept");
+    assert!(
+        b.gossip_within(Duration::from_millis(500)).await.is_none(),
+        "forwarded before Accept"
+    );
     a.net.report(id, source, Acceptance::Accept).await;
 
     // B (not connected to C) gets it through A.
-    let (topic, source, id_b, data) = b.gossip_within(WAIT).await.expect("B did not receive the accepted message");
-    assert_eq!((topic, source, data.as_slice()), (Topic::Consensus, a.id(), payload.as_slice()));
+    let (topic, source, id_b, data) = b
+        .gossip_within(WAIT)
+        .await
+        .expect("B did not receive the accepted message");
+    assert_eq!(
+        (topic, source, data.as_slice()),
+        (Topic::Consensus, a.id(), payload.as_slice())
+    );
     b.net.report(id_b, source, Acceptance::Accept).await;
 
     // Publishing the same payload again (from anyone) is a no-op, and nobody gets a second copy;
     // C never receives its own message.
-    c.net.publish(Topic::Consensus, payload.clone()).await.unwrap();
-    b.net.publish(Topic::Consensus, payload.clone()).await.unwrap();
+    c.net
+        .publish(Topic::Consensus, payload.clone())
+        .await
+        .unwrap();
+    b.net
+        .publish(Topic::Consensus, payload.clone())
+        .await
+        .unwrap();
     a.assert_no_gossip("A: duplicate").await;
     b.assert_no_gossip("B: duplicate").await;
     c.assert_no_gossip("C: own message").await;
@@ -275,7 +327,10 @@ async fn rejected_gossip_is_not_forwarded_and_penalizes_the_source() {
     let (_, source, id, data) = publish_until_received(&c.net, &mut a, Topic::Blocks, &good).await;
     assert_eq!(data, good);
     a.net.report(id, source, Acceptance::Accept).await;
-    let (_, _, _, data) = b.gossip_within(WAIT).await.expect("B did not receive the accepted message");
+    let (_, _, _, data) = b
+        .gossip_within(WAIT)
+        .await
+        .expect("B did not receive the accepted message");
     assert_eq!(data, good, "B received the rejected message");
     b.assert_no_gossip("B after the accepted message").await;
     shutdown(&[&a, &b, &c]).await;
@@ -285,7 +340,8 @@ async fn rejected_gossip_is_not_forwarded_and_penalizes_the_source() {
 async fn ignored_gossip_is_not_forwarded_and_not_penalized() {
     init_tracing();
     let (mut a, mut b, c) = triangle().await;
-    let (_, source, id, _) = publish_until_received(&c.net, &mut a, Topic::Transactions, b"stale tx").await;
+    let (_, source, id, _) =
+        publish_until_received(&c.net, &mut a, Topic::Transactions, b"stale tx").await;
     a.net.report(id, source, Acceptance::Ignore).await;
     b.assert_no_gossip("B after Ignore").await;
     assert!(a.net.peer_score(c.id()).await.is_some_and(|s| s >= 0.0));
@@ -303,18 +359,26 @@ async fn oversize_gossip_is_not_delivered() {
     let mut a = Node::start(small(vec![])).await;
     let b = Node::start(small(vec![a.addr.clone()])).await;
     // C, misconfigured or malicious, allows much larger messages.
-    let mut big = config(Keypair::generate_ed25519(), loopback(), vec![a.addr.clone()]);
+    let mut big = config(
+        Keypair::generate_ed25519(),
+        loopback(),
+        vec![a.addr.clone()],
+    );
     big.gossip_bytes_max = 1024 * 1024;
     let c = Node::start(big).await;
     a.wait_connected(&[b.id(), c.id()]).await;
 
     // Locally, over-size publishing is refused.
     match a.net.publish(Topic::Blocks, vec![1; 1025]).await {
-        Err(NetworkError::Oversize { len: 1025, max: 1024 }) => {}
+        Err(NetworkError::Oversize {
+            len: 1025,
+            max: 1024,
+        }) => {}
         other => panic!("expected Oversize, got {other:?}"),
     }
     // A payload exactly at the bound is fine.
-    let (_, source, id, data) = publish_until_received(&c.net, &mut a, Topic::Blocks, &[5; 1024]).await;
+    let (_, source, id, data) =
+        publish_until_received(&c.net, &mut a, Topic::Blocks, &[5; 1024]).await;
     assert_eq!(data.len(), 1024);
     a.net.report(id, source, Acceptance::Accept).await;
 
@@ -327,18 +391,23 @@ async fn oversize_gossip_is_not_delivered() {
         a.net.stats()
     );
     // C's stream is still healthy: a valid message gets through.
-    let (_, source, id, data) = publish_until_received(&c.net, &mut a, Topic::Blocks, b"valid").await;
+    let (_, source, id, data) =
+        publish_until_received(&c.net, &mut a, Topic::Blocks, b"valid").await;
     assert_eq!((source, data.as_slice()), (c.id(), b"valid".as_slice()));
     a.net.report(id, source, Acceptance::Accept).await;
 
     // Far over: the frame is discarded by gossipsub's codec before decoding (C's gossip stream
     // to A dies with it; honest peers share gossip_bytes_max and never send such frames).
-    c.net.publish(Topic::Blocks, vec![3; 512 * 1024]).await.unwrap();
+    c.net
+        .publish(Topic::Blocks, vec![3; 512 * 1024])
+        .await
+        .unwrap();
     a.assert_no_gossip("frame over max_transmit_size").await;
     assert_eq!(a.net.stats().gossip_rejected_oversize, 1);
 
     // Other peers are unaffected.
-    let (_, source, _, data) = publish_until_received(&b.net, &mut a, Topic::Blocks, b"from b").await;
+    let (_, source, _, data) =
+        publish_until_received(&b.net, &mut a, Topic::Blocks, b"from b").await;
     assert_eq!((source, data.as_slice()), (b.id(), b"from b".as_slice()));
     shutdown(&[&a, &b, &c]).await;
 }
@@ -373,27 +442,40 @@ async fn request_response_roundtrip() {
 
     // B asks A.
     let net = b.net.clone();
-    let (resp, asker) = tokio::join!(net.request(a.id(), b"status?".to_vec()), serve_one(&mut a, |d| {
-        Some([b"re: ".as_slice(), &d].concat())
-    }));
+    let (resp, asker) = tokio::join!(
+        net.request(a.id(), b"status?".to_vec()),
+        serve_one(&mut a, |d| { Some([b"re: ".as_slice(), &d].concat()) })
+    );
     assert_eq!(resp.unwrap(), b"re: status?");
     assert_eq!(asker, b.id());
 
     // A asks B (the inbound side can request too); an empty payload is fine.
     let net = a.net.clone();
-    let (resp, asker) = tokio::join!(net.request(b.id(), Vec::new()), serve_one(&mut b, |_| Some(vec![9; 1000])));
+    let (resp, asker) = tokio::join!(
+        net.request(b.id(), Vec::new()),
+        serve_one(&mut b, |_| Some(vec![9; 1000]))
+    );
     assert_eq!(resp.unwrap(), vec![9; 1000]);
     assert_eq!(asker, a.id());
 
     // A response exactly at the bound is delivered.
     let net = b.net.clone();
-    let (resp, _) = tokio::join!(net.request(a.id(), b"max".to_vec()), serve_one(&mut a, |_| Some(vec![1; 64 * 1024])));
+    let (resp, _) = tokio::join!(
+        net.request(a.id(), b"max".to_vec()),
+        serve_one(&mut a, |_| Some(vec![1; 64 * 1024]))
+    );
     assert_eq!(resp.unwrap().len(), 64 * 1024);
 
     // A dropped token: the requester learns there is no response.
     let net = b.net.clone();
-    let (resp, _) = tokio::join!(net.request(a.id(), b"x".to_vec()), serve_one(&mut a, |_| None));
-    assert!(matches!(resp, Err(NetworkError::NoResponse { peer }) if peer == a.id()), "{resp:?}");
+    let (resp, _) = tokio::join!(
+        net.request(a.id(), b"x".to_vec()),
+        serve_one(&mut a, |_| None)
+    );
+    assert!(
+        matches!(resp, Err(NetworkError::NoResponse { peer }) if peer == a.id()),
+        "{resp:?}"
+    );
 
     // Unanswered: times out after sync_request_timeout_ms.
     let started = Instant::now();
@@ -411,13 +493,23 @@ async fn request_response_roundtrip() {
         sleep(Duration::from_millis(4000)).await;
         drop(keep);
     });
-    assert!(matches!(resp, Err(NetworkError::Timeout { peer }) if peer == a.id()), "{resp:?}");
-    assert!(started.elapsed() < Duration::from_millis(3000 + 2500), "{:?}", started.elapsed());
+    assert!(
+        matches!(resp, Err(NetworkError::Timeout { peer }) if peer == a.id()),
+        "{resp:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(3000 + 2500),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Local bounds and reachability.
     assert!(matches!(
         b.net.request(a.id(), vec![0; 1025]).await,
-        Err(NetworkError::Oversize { len: 1025, max: 1024 })
+        Err(NetworkError::Oversize {
+            len: 1025,
+            max: 1024
+        })
     ));
     let stranger = PeerId::random();
     assert!(matches!(
@@ -434,29 +526,47 @@ async fn oversize_response_is_refused_with_an_error() {
     let mut ca = config(Keypair::generate_ed25519(), loopback(), vec![]);
     ca.sync_response_bytes_max = 1024 * 1024;
     let mut a = Node::start(ca).await;
-    let mut cb = config(Keypair::generate_ed25519(), loopback(), vec![a.addr.clone()]);
+    let mut cb = config(
+        Keypair::generate_ed25519(),
+        loopback(),
+        vec![a.addr.clone()],
+    );
     cb.sync_response_bytes_max = 4096;
     let b = Node::start(cb).await;
     b.wait_connected(&[a.id()]).await;
 
     // Over B's bound: B refuses it on the length prefix.
     let net = b.net.clone();
-    let (resp, _) = tokio::join!(net.request(a.id(), b"blocks".to_vec()), serve_one(&mut a, |_| Some(vec![7; 10_000])));
+    let (resp, _) = tokio::join!(
+        net.request(a.id(), b"blocks".to_vec()),
+        serve_one(&mut a, |_| Some(vec![7; 10_000]))
+    );
     match resp {
-        Err(NetworkError::Oversize { len: 10_000, max: 4096 }) => {}
+        Err(NetworkError::Oversize {
+            len: 10_000,
+            max: 4096,
+        }) => {}
         other => panic!("expected Oversize, got {other:?}"),
     }
     assert_eq!(b.net.stats().sync_protocol_violations, 1);
 
     // Over A's own bound: A refuses to send it; B sees no response.
     let net = b.net.clone();
-    let (resp, _) =
-        tokio::join!(net.request(a.id(), b"blocks".to_vec()), serve_one(&mut a, |_| Some(vec![7; 1024 * 1024 + 1])));
-    assert!(matches!(resp, Err(NetworkError::NoResponse { .. })), "{resp:?}");
+    let (resp, _) = tokio::join!(
+        net.request(a.id(), b"blocks".to_vec()),
+        serve_one(&mut a, |_| Some(vec![7; 1024 * 1024 + 1]))
+    );
+    assert!(
+        matches!(resp, Err(NetworkError::NoResponse { .. })),
+        "{resp:?}"
+    );
 
     // The connection is still usable.
     let net = b.net.clone();
-    let (resp, _) = tokio::join!(net.request(a.id(), b"ok".to_vec()), serve_one(&mut a, |_| Some(vec![1; 4096])));
+    let (resp, _) = tokio::join!(
+        net.request(a.id(), b"ok".to_vec()),
+        serve_one(&mut a, |_| Some(vec![1; 4096]))
+    );
     assert_eq!(resp.unwrap().len(), 4096);
     shutdown(&[&a, &b]).await;
 }
@@ -469,7 +579,11 @@ async fn restarted_node_is_reconnected_by_bootstrap_redial() {
     let mut b = Node::with(Keypair::generate_ed25519(), &[&a]).await;
     b.wait_connected(&[a.id()]).await;
     let a_id = a.id();
-    let a_listen: Multiaddr = a.addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
+    let a_listen: Multiaddr = a
+        .addr
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
 
     shutdown(&[&a]).await;
     drop(a);
@@ -502,10 +616,17 @@ async fn restarted_node_is_reconnected_by_bootstrap_redial() {
     .await;
     assert!(back.is_ok(), "B did not redial A");
     a.wait_connected(&[b.id()]).await;
-    assert!(b.net.peers().await.iter().any(|p| p.peer_id == a_id && p.outbound));
+    assert!(
+        b.net
+            .peers()
+            .await
+            .iter()
+            .any(|p| p.peer_id == a_id && p.outbound)
+    );
 
     // Gossip flows again.
-    let (_, source, _, _) = publish_until_received(&b.net, &mut a, Topic::Consensus, b"hello again").await;
+    let (_, source, _, _) =
+        publish_until_received(&b.net, &mut a, Topic::Consensus, b"hello again").await;
     assert_eq!(source, b.id());
     shutdown(&[&a, &b]).await;
 }
@@ -523,7 +644,10 @@ async fn full_event_queue_drops_gossip_and_requests_but_keeps_peer_events() {
 
     let mut dropped = false;
     for i in 0..PUBLISH_ATTEMPTS {
-        b.net.publish(Topic::Transactions, format!("tx {i}").into_bytes()).await.unwrap();
+        b.net
+            .publish(Topic::Transactions, format!("tx {i}").into_bytes())
+            .await
+            .unwrap();
         sleep(ATTEMPT_WAIT).await;
         if a.net.stats().gossip_dropped_queue_full > 0 {
             dropped = true;
@@ -532,7 +656,10 @@ async fn full_event_queue_drops_gossip_and_requests_but_keeps_peer_events() {
     }
     assert!(dropped, "{:?}", a.net.stats());
     let resp = b.net.request(a.id(), b"x".to_vec()).await;
-    assert!(matches!(resp, Err(NetworkError::NoResponse { .. })), "{resp:?}");
+    assert!(
+        matches!(resp, Err(NetworkError::NoResponse { .. })),
+        "{resp:?}"
+    );
     assert_eq!(a.net.stats().requests_dropped_queue_full, 1);
 
     // Both lifecycle events arrive, in order, before anything else.
@@ -554,7 +681,11 @@ async fn full_event_queue_drops_gossip_and_requests_but_keeps_peer_events() {
 async fn connections_over_the_limit_are_closed_except_bootstrap_peers() {
     init_tracing();
     let boot = Node::with(Keypair::generate_ed25519(), &[]).await;
-    let mut ca = config(Keypair::generate_ed25519(), loopback(), vec![boot.addr.clone()]);
+    let mut ca = config(
+        Keypair::generate_ed25519(),
+        loopback(),
+        vec![boot.addr.clone()],
+    );
     ca.connections_max = 1;
     let a = Node::start(ca).await;
     a.wait_connected(&[boot.id()]).await;
@@ -571,7 +702,11 @@ async fn connections_over_the_limit_are_closed_except_bootstrap_peers() {
 async fn peer_of_another_namespace_is_disconnected() {
     init_tracing();
     let mut a = Node::with(Keypair::generate_ed25519(), &[]).await;
-    let mut cx = config(Keypair::generate_ed25519(), loopback(), vec![a.addr.clone()]);
+    let mut cx = config(
+        Keypair::generate_ed25519(),
+        loopback(),
+        vec![a.addr.clone()],
+    );
     cx.namespace = "deadbeef".into();
     cx.redial_interval_ms = 60_000;
     let x = Node::start(cx).await;
@@ -581,7 +716,9 @@ async fn peer_of_another_namespace_is_disconnected() {
         loop {
             match a.events.recv().await {
                 Some(NetworkEvent::PeerConnected { peer }) if peer == x.id() => connected = true,
-                Some(NetworkEvent::PeerDisconnected { peer }) if peer == x.id() && connected => return,
+                Some(NetworkEvent::PeerDisconnected { peer }) if peer == x.id() && connected => {
+                    return;
+                }
                 Some(_) => continue,
                 None => panic!("event queue closed"),
             }

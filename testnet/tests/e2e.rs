@@ -35,6 +35,14 @@ async fn height(c: &RpcClient) -> Option<u64> {
     c.status().await.ok().map(|s| s.latest_height)
 }
 
+/// Reads one Prometheus sample from a node's `/metrics`.
+async fn metric(rpc_url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{rpc_url}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("metric {name} missing from {rpc_url}/metrics"))
+}
+
 struct Sender {
     key: SigningKey,
     address: Address,
@@ -140,6 +148,9 @@ async fn four_validators_finalize_transfers_survive_a_crash_and_refuse_bad_input
     net.start_node(3).unwrap();
     let target = height(&clients[0]).await.unwrap();
     wait_until("validator 3 to catch up", WAIT_MAX, || async { height(&clients[3]).await.unwrap_or(0) >= target }).await;
+    let synced = metric(&manifest.nodes[3].rpc_url, "cairn_blocks_synced_total").await;
+    eprintln!("validator 3 was down for heights {h_before}..{h_down}; caught up to {target} with {synced} blocks through block sync");
+    assert!(synced >= 1.0, "validator 3 caught up without block sync");
 
     // Phase 4: all four again, including the restarted one.
     for (node, tx) in submit_round(&mut senders, 60, &[3, 2, 1, 0], &mut submitted) {

@@ -408,12 +408,6 @@ async fn keygen_balance_transfer_wait_tx_block_status() {
             .unwrap()
             .contains("no finalized block at height 99")
     );
-    for args in [&["status"][..], &["block", "1"][..], &["tx", &hash][..], &["balance"][..], &["address"][..]] {
-        let o = env.cairn(args).await;
-        eprintln!("=== cairn {args:?}\n{}", String::from_utf8_lossy(&o.stdout));
-    }
-    let o = env.cairn(&["--json", "transfer", "--to", &bob.to_bech32(), "--amount", "1", "--wait"]).await;
-    eprintln!("=== transfer json\n{}", String::from_utf8_lossy(&o.stdout));
     let st = env.cairn_json(&["status"]).await;
     assert_eq!(
         (st["chainId"].as_str(), st["latestHeight"].as_u64()),

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use cairn_ledger::{
-    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateReader, TransactionBody,
-    execute_block, txs_root,
+    Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction,
+    StateReader, TransactionBody, execute_block, txs_root,
 };
 use ed25519_dalek::SigningKey;
 

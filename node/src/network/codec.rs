@@ -39,7 +39,8 @@ impl FrameError {
 
     /// Recovers a [`FrameError`] from an [`io::Error`] produced by this codec.
     pub(crate) fn from_io(e: &io::Error) -> Option<&FrameError> {
-        e.get_ref().and_then(|inner| inner.downcast_ref::<FrameError>())
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<FrameError>())
     }
 }
 
@@ -64,7 +65,11 @@ async fn read_len<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Option<
             if got == 0 {
                 return Ok(None);
             }
-            return Err(FrameError::Truncated { got, expected: LEN_PREFIX }.into_io());
+            return Err(FrameError::Truncated {
+                got,
+                expected: LEN_PREFIX,
+            }
+            .into_io());
         }
         got += n;
     }
@@ -72,7 +77,11 @@ async fn read_len<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Option<
 }
 
 /// Reads one frame whose payload must not exceed `max` bytes.
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize, empty: FrameError) -> io::Result<Vec<u8>> {
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+    empty: FrameError,
+) -> io::Result<Vec<u8>> {
     let Some(len) = read_len(io).await? else {
         return Err(empty.into_io());
     };
@@ -93,11 +102,25 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize, empty: 
 }
 
 /// Writes one frame; refuses (without writing anything) if the payload exceeds `max` bytes.
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, data: &[u8], max: usize) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    data: &[u8],
+    max: usize,
+) -> io::Result<()> {
     if data.len() > max {
-        return Err(FrameError::TooLarge { len: data.len(), max }.into_io());
+        return Err(FrameError::TooLarge {
+            len: data.len(),
+            max,
+        }
+        .into_io());
     }
-    let len = u32::try_from(data.len()).map_err(|_| FrameError::TooLarge { len: data.len(), max }.into_io())?;
+    let len = u32::try_from(data.len()).map_err(|_| {
+        FrameError::TooLarge {
+            len: data.len(),
+            max,
+        }
+        .into_io()
+    })?;
     io.write_all(&len.to_be_bytes()).await?;
     io.write_all(data).await?;
     io.flush().await
@@ -113,7 +136,15 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.request_max, FrameError::Truncated { got: 0, expected: LEN_PREFIX }).await
+        read_frame(
+            io,
+            self.request_max,
+            FrameError::Truncated {
+                got: 0,
+                expected: LEN_PREFIX,
+            },
+        )
+        .await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
@@ -123,14 +154,24 @@ impl request_response::Codec for SyncCodec {
         read_frame(io, self.response_max, FrameError::NoResponse).await
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(io, &req, self.request_max).await
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -145,7 +186,10 @@ mod tests {
     use request_response::Codec as _;
 
     fn codec() -> SyncCodec {
-        SyncCodec { request_max: 16, response_max: 32 }
+        SyncCodec {
+            request_max: 16,
+            response_max: 32,
+        }
     }
 
     fn proto() -> StreamProtocol {
@@ -156,22 +200,32 @@ mod tests {
     async fn roundtrip_request_and_response() {
         let mut c = codec();
         let mut buf = Cursor::new(Vec::new());
-        c.write_request(&proto(), &mut buf, b"hello".to_vec()).await.unwrap();
+        c.write_request(&proto(), &mut buf, b"hello".to_vec())
+            .await
+            .unwrap();
         assert_eq!(buf.get_ref(), &[0, 0, 0, 5, b'h', b'e', b'l', b'l', b'o']);
         buf.set_position(0);
         assert_eq!(c.read_request(&proto(), &mut buf).await.unwrap(), b"hello");
 
         let mut buf = Cursor::new(Vec::new());
-        c.write_response(&proto(), &mut buf, vec![7; 32]).await.unwrap();
+        c.write_response(&proto(), &mut buf, vec![7; 32])
+            .await
+            .unwrap();
         buf.set_position(0);
-        assert_eq!(c.read_response(&proto(), &mut buf).await.unwrap(), vec![7; 32]);
+        assert_eq!(
+            c.read_response(&proto(), &mut buf).await.unwrap(),
+            vec![7; 32]
+        );
     }
 
     #[tokio::test]
     async fn empty_payload_is_valid() {
         let mut c = codec();
         let mut buf = Cursor::new(vec![0, 0, 0, 0]);
-        assert_eq!(c.read_response(&proto(), &mut buf).await.unwrap(), Vec::<u8>::new());
+        assert_eq!(
+            c.read_response(&proto(), &mut buf).await.unwrap(),
+            Vec::<u8>::new()
+        );
     }
 
     #[tokio::test]
@@ -180,40 +234,94 @@ mod tests {
         // Announces 4 GiB - 1 but carries nothing: must fail on the prefix alone.
         let mut buf = Cursor::new(vec![0xff, 0xff, 0xff, 0xff]);
         let err = c.read_request(&proto(), &mut buf).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::TooLarge { len: 0xffff_ffff, max: 16 })));
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::TooLarge {
+                len: 0xffff_ffff,
+                max: 16
+            })
+        ));
         assert_eq!(buf.position(), 4, "no payload byte may be read");
 
         let mut buf = Cursor::new([0u32.to_be_bytes().to_vec(), vec![]].concat());
         buf.get_mut()[3] = 33;
         let err = c.read_response(&proto(), &mut buf).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::TooLarge { len: 33, max: 32 })));
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::TooLarge { len: 33, max: 32 })
+        ));
     }
 
     #[tokio::test]
     async fn oversize_write_is_refused_without_writing() {
         let mut c = codec();
         let mut buf = Cursor::new(Vec::new());
-        let err = c.write_request(&proto(), &mut buf, vec![0; 17]).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::TooLarge { len: 17, max: 16 })));
+        let err = c
+            .write_request(&proto(), &mut buf, vec![0; 17])
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::TooLarge { len: 17, max: 16 })
+        ));
         assert!(buf.get_ref().is_empty());
-        let err = c.write_response(&proto(), &mut buf, vec![0; 33]).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::TooLarge { len: 33, max: 32 })));
+        let err = c
+            .write_response(&proto(), &mut buf, vec![0; 33])
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::TooLarge { len: 33, max: 32 })
+        ));
         assert!(buf.get_ref().is_empty());
     }
 
     #[tokio::test]
     async fn eof_and_truncation_are_distinguished() {
         let mut c = codec();
-        let err = c.read_response(&proto(), &mut Cursor::new(Vec::new())).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::NoResponse)));
+        let err = c
+            .read_response(&proto(), &mut Cursor::new(Vec::new()))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::NoResponse)
+        ));
 
-        let err = c.read_response(&proto(), &mut Cursor::new(vec![0, 0])).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::Truncated { got: 2, expected: 4 })));
+        let err = c
+            .read_response(&proto(), &mut Cursor::new(vec![0, 0]))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::Truncated {
+                got: 2,
+                expected: 4
+            })
+        ));
 
-        let err = c.read_response(&proto(), &mut Cursor::new(vec![0, 0, 0, 3, 1])).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::Truncated { got: 1, expected: 3 })));
+        let err = c
+            .read_response(&proto(), &mut Cursor::new(vec![0, 0, 0, 3, 1]))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::Truncated {
+                got: 1,
+                expected: 3
+            })
+        ));
 
-        let err = c.read_request(&proto(), &mut Cursor::new(Vec::new())).await.unwrap_err();
-        assert!(matches!(FrameError::from_io(&err), Some(FrameError::Truncated { got: 0, expected: 4 })));
+        let err = c
+            .read_request(&proto(), &mut Cursor::new(Vec::new()))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            FrameError::from_io(&err),
+            Some(FrameError::Truncated {
+                got: 0,
+                expected: 4
+            })
+        ));
     }
 }

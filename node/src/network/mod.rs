@@ -208,7 +208,9 @@ impl NetworkConfig {
         let ns = &self.namespace;
         if ns.is_empty()
             || ns.len() > NAMESPACE_LEN_MAX
-            || !ns.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || !ns
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
             return invalid(format!(
                 "namespace: {ns:?} must be 1..={NAMESPACE_LEN_MAX} characters of [A-Za-z0-9._-]"
@@ -222,7 +224,9 @@ impl NetworkConfig {
             ("sync_response_bytes_max", self.sync_response_bytes_max),
         ] {
             if v == 0 || v > u32::MAX as usize {
-                return invalid(format!("{name}: must be in 1..=u32::MAX (u32 length prefix)"));
+                return invalid(format!(
+                    "{name}: must be in 1..=u32::MAX (u32 length prefix)"
+                ));
             }
         }
         for (name, v) in [
@@ -410,7 +414,9 @@ pub enum NetworkError {
         reason: String,
     },
     /// Transient: the peer closed a sync stream without a response (it was overloaded, its
-    /// application declined, or the response would have exceeded the peer's own bound).
+    /// application dropped the [`ResponseToken`], or the response would have exceeded the
+    /// peer's own bound). A closure in the last fifth of the timeout window (the responder's
+    /// own timer expiring) is reported as [`NetworkError::Timeout`] instead.
     #[error("peer {peer} closed the request without a response")]
     NoResponse {
         /// The peer.
@@ -464,7 +470,10 @@ impl NetworkError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Timeout { .. } | Self::PeerUnreachable { .. } | Self::NoResponse { .. } | Self::QueueFull { .. }
+            Self::Timeout { .. }
+                | Self::PeerUnreachable { .. }
+                | Self::NoResponse { .. }
+                | Self::QueueFull { .. }
         )
     }
 
@@ -475,7 +484,10 @@ impl NetworkError {
 
     /// The network layer cannot be used (any more).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::Transport { .. } | Self::InvalidConfig { .. } | Self::Shutdown)
+        matches!(
+            self,
+            Self::Transport { .. } | Self::InvalidConfig { .. } | Self::Shutdown
+        )
     }
 }
 
@@ -530,15 +542,42 @@ impl Counters {
 
 /// Commands from handles to the swarm task.
 enum Command {
-    Publish { topic: Topic, data: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
-    Report { id: MessageId, source: PeerId, acceptance: Acceptance },
-    Request { peer: PeerId, data: Vec<u8>, reply: oneshot::Sender<Result<Vec<u8>, NetworkError>> },
-    Respond { token: ResponseToken, data: Vec<u8> },
-    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
-    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
-    MeshPeers { topic: Topic, reply: oneshot::Sender<Vec<PeerId>> },
-    PeerScore { peer: PeerId, reply: oneshot::Sender<Option<f64>> },
-    Shutdown { done: oneshot::Sender<()> },
+    Publish {
+        topic: Topic,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Report {
+        id: MessageId,
+        source: PeerId,
+        acceptance: Acceptance,
+    },
+    Request {
+        peer: PeerId,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    },
+    Respond {
+        token: ResponseToken,
+        data: Vec<u8>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    MeshPeers {
+        topic: Topic,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    PeerScore {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<f64>>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Cloneable handle to the swarm task. Cheap to clone; the swarm task stops when
@@ -556,7 +595,9 @@ pub struct NetworkHandle {
 
 impl fmt::Debug for NetworkHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NetworkHandle").field("local_peer_id", &self.local_peer_id).finish_non_exhaustive()
+        f.debug_struct("NetworkHandle")
+            .field("local_peer_id", &self.local_peer_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -596,7 +637,10 @@ impl NetworkHandle {
     /// or every peer's send queue full), [`NetworkError::Shutdown`].
     pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), NetworkError> {
         if data.len() > self.gossip_bytes_max {
-            return Err(NetworkError::Oversize { len: data.len(), max: self.gossip_bytes_max });
+            return Err(NetworkError::Oversize {
+                len: data.len(),
+                max: self.gossip_bytes_max,
+            });
         }
         let (reply, rx) = oneshot::channel();
         self.try_command(Command::Publish { topic, data, reply })?;
@@ -608,7 +652,12 @@ impl NetworkHandle {
     /// [`VALIDATION_WINDOW`]. `Accept` forwards it, `Reject` penalizes `source`, `Ignore`
     /// drops it. Waits for room in the command queue; a no-op after shutdown.
     pub async fn report(&self, id: MessageId, source: PeerId, acceptance: Acceptance) {
-        self.command(Command::Report { id, source, acceptance }).await;
+        self.command(Command::Report {
+            id,
+            source,
+            acceptance,
+        })
+        .await;
     }
 
     /// Sends a sync request (at most [`NetworkConfig::sync_request_bytes_max`] bytes) to a
@@ -626,7 +675,10 @@ impl NetworkHandle {
     /// Fatal: [`NetworkError::Shutdown`].
     pub async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
         if data.len() > self.sync_request_bytes_max {
-            return Err(NetworkError::Oversize { len: data.len(), max: self.sync_request_bytes_max });
+            return Err(NetworkError::Oversize {
+                len: data.len(),
+                max: self.sync_request_bytes_max,
+            });
         }
         let (reply, rx) = oneshot::channel();
         self.try_command(Command::Request { peer, data, reply })?;
@@ -715,7 +767,9 @@ impl NetworkHandle {
 /// # Errors
 /// [`NetworkError::InvalidConfig`]; [`NetworkError::Transport`] if the swarm cannot be
 /// built or the listener cannot be opened (e.g. port in use).
-pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+pub async fn spawn(
+    config: NetworkConfig,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     config.validate()?;
     let counters = Arc::new(Counters::default());
     let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue_max);
@@ -771,16 +825,34 @@ mod tests {
     fn invalid_configs_are_rejected() {
         type Mutator = fn(&mut NetworkConfig);
         let cases: Vec<(&str, Mutator)> = vec![
-            ("listen", |c| c.listen = "/ip4/127.0.0.1/udp/1".parse().unwrap()),
-            ("listen", |c| c.listen = format!("/ip4/127.0.0.1/tcp/1/p2p/{}", PeerId::random()).parse().unwrap()),
-            ("bootstrap", |c| c.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]),
-            ("bootstrap", |c| c.bootstrap = vec![format!("/ip4/127.0.0.1/p2p/{}", PeerId::random()).parse().unwrap()]),
+            ("listen", |c| {
+                c.listen = "/ip4/127.0.0.1/udp/1".parse().unwrap()
+            }),
+            ("listen", |c| {
+                c.listen = format!("/ip4/127.0.0.1/tcp/1/p2p/{}", PeerId::random())
+                    .parse()
+                    .unwrap()
+            }),
+            ("bootstrap", |c| {
+                c.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]
+            }),
+            ("bootstrap", |c| {
+                c.bootstrap = vec![
+                    format!("/ip4/127.0.0.1/p2p/{}", PeerId::random())
+                        .parse()
+                        .unwrap(),
+                ]
+            }),
             ("namespace", |c| c.namespace = String::new()),
             ("namespace", |c| c.namespace = "a/b".into()),
-            ("namespace", |c| c.namespace = "x".repeat(NAMESPACE_LEN_MAX + 1)),
+            ("namespace", |c| {
+                c.namespace = "x".repeat(NAMESPACE_LEN_MAX + 1)
+            }),
             ("gossip_bytes_max", |c| c.gossip_bytes_max = 0),
             ("sync_request_bytes_max", |c| c.sync_request_bytes_max = 0),
-            ("sync_response_bytes_max", |c| c.sync_response_bytes_max = u32::MAX as usize + 1),
+            ("sync_response_bytes_max", |c| {
+                c.sync_response_bytes_max = u32::MAX as usize + 1
+            }),
             ("sync_request_timeout_ms", |c| c.sync_request_timeout_ms = 0),
             ("redial_interval_ms", |c| c.redial_interval_ms = 0),
             ("event_queue_max", |c| c.event_queue_max = 0),
@@ -792,7 +864,10 @@ mod tests {
             mutate(&mut c);
             match c.validate() {
                 Err(NetworkError::InvalidConfig { reason }) => {
-                    assert!(reason.starts_with(field), "{field}: unexpected reason {reason}")
+                    assert!(
+                        reason.starts_with(field),
+                        "{field}: unexpected reason {reason}"
+                    )
                 }
                 other => panic!("{field}: expected InvalidConfig, got {other:?}"),
             }
@@ -803,7 +878,10 @@ mod tests {
     fn names() {
         let c = config();
         assert_eq!(c.topic_name(Topic::Transactions), "/cairn/0123abcd/tx/1");
-        assert_eq!(c.topic_name(Topic::Consensus), "/cairn/0123abcd/consensus/1");
+        assert_eq!(
+            c.topic_name(Topic::Consensus),
+            "/cairn/0123abcd/consensus/1"
+        );
         assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/1");
         assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/1");
     }
@@ -813,13 +891,23 @@ mod tests {
         let peer = PeerId::random();
         let all = [
             NetworkError::Timeout { peer },
-            NetworkError::PeerUnreachable { peer, reason: String::new() },
+            NetworkError::PeerUnreachable {
+                peer,
+                reason: String::new(),
+            },
             NetworkError::NoResponse { peer },
             NetworkError::QueueFull { queue: "command" },
             NetworkError::Oversize { len: 2, max: 1 },
-            NetworkError::ProtocolViolation { peer, reason: String::new() },
-            NetworkError::Transport { reason: String::new() },
-            NetworkError::InvalidConfig { reason: String::new() },
+            NetworkError::ProtocolViolation {
+                peer,
+                reason: String::new(),
+            },
+            NetworkError::Transport {
+                reason: String::new(),
+            },
+            NetworkError::InvalidConfig {
+                reason: String::new(),
+            },
             NetworkError::Shutdown,
         ];
         for e in &all {
@@ -838,15 +926,24 @@ mod tests {
         net.publish(Topic::Blocks, b"x".to_vec()).await.unwrap();
         assert!(matches!(
             net.publish(Topic::Blocks, vec![0; 1025]).await,
-            Err(NetworkError::Oversize { len: 1025, max: 1024 })
+            Err(NetworkError::Oversize {
+                len: 1025,
+                max: 1024
+            })
         ));
         assert!(matches!(
             net.request(PeerId::random(), b"x".to_vec()).await,
             Err(NetworkError::PeerUnreachable { .. })
         ));
         net.shutdown().await;
-        assert!(events.recv().await.is_none(), "event queue closes on shutdown");
-        assert!(matches!(net.publish(Topic::Blocks, b"y".to_vec()).await, Err(NetworkError::Shutdown)));
+        assert!(
+            events.recv().await.is_none(),
+            "event queue closes on shutdown"
+        );
+        assert!(matches!(
+            net.publish(Topic::Blocks, b"y".to_vec()).await,
+            Err(NetworkError::Shutdown)
+        ));
         assert!(net.peers().await.is_empty());
         net.shutdown().await; // idempotent
     }
@@ -856,7 +953,10 @@ mod tests {
         let (a, _ev) = spawn(config()).await.unwrap();
         let mut c = config();
         c.listen = a.listen_addrs().await[0].clone();
-        assert!(matches!(spawn(c).await, Err(NetworkError::Transport { .. })));
+        assert!(matches!(
+            spawn(c).await,
+            Err(NetworkError::Transport { .. })
+        ));
         a.shutdown().await;
     }
 }

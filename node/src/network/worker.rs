@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, PublishError, TopicHash, ValidationMode};
+use libp2p::core::transport::ListenerId;
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAuthenticity, PublishError, TopicHash, ValidationMode,
+};
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::core::transport::ListenerId;
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
@@ -19,9 +21,10 @@ use tracing::{debug, info, trace, warn};
 
 use super::codec::{FrameError, SyncCodec};
 use super::{
-    AGENT_VERSION, Command, Counters, GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH,
-    IDLE_CONNECTION_TIMEOUT, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError, NetworkEvent, PeerInfo,
-    ResponseToken, SHUTDOWN_GRACE, SYNC_STREAMS_PER_CONNECTION_MAX, Topic, split_peer_addr,
+    AGENT_VERSION, Command, Counters, GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL,
+    HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT, LISTEN_TIMEOUT, MessageId, NetworkConfig,
+    NetworkError, NetworkEvent, PeerInfo, ResponseToken, SHUTDOWN_GRACE,
+    SYNC_STREAMS_PER_CONNECTION_MAX, Topic, split_peer_addr,
 };
 
 /// Gossipsub mesh degree and bounds, sized for 4–10 node networks.
@@ -54,13 +57,17 @@ fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
 }
 
 fn transport_err(what: &str, e: impl std::fmt::Display) -> NetworkError {
-    NetworkError::Transport { reason: format!("{what}: {e}") }
+    NetworkError::Transport {
+        reason: format!("{what}: {e}"),
+    }
 }
 
 /// Peer scoring: only P4 (invalid deliveries, driven by `Reject`) and a small P2 reward for
 /// first deliveries; no IP-colocation penalty (testnets run many nodes on one host) and no
 /// mesh-delivery-rate penalties (topics can be quiet for long stretches).
-fn score_params(topics: &[TopicHash]) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+fn score_params(
+    topics: &[TopicHash],
+) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let topic = gossipsub::TopicScoreParams {
         topic_weight: 1.0,
         time_in_mesh_weight: 0.0,
@@ -83,14 +90,21 @@ fn score_params(topics: &[TopicHash]) -> (gossipsub::PeerScoreParams, gossipsub:
     (params, gossipsub::PeerScoreThresholds::default())
 }
 
-fn build_behaviour(config: &NetworkConfig, topics: &[TopicHash]) -> Result<Behaviour, NetworkError> {
+fn build_behaviour(
+    config: &NetworkConfig,
+    topics: &[TopicHash],
+) -> Result<Behaviour, NetworkError> {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(HEARTBEAT_INTERVAL)
         .heartbeat_initial_delay(HEARTBEAT_INITIAL_DELAY)
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
         .message_id_fn(message_id)
-        .max_transmit_size(config.gossip_bytes_max.saturating_add(GOSSIP_FRAME_OVERHEAD_BYTES))
+        .max_transmit_size(
+            config
+                .gossip_bytes_max
+                .saturating_add(GOSSIP_FRAME_OVERHEAD_BYTES),
+        )
         .mesh_n(MESH_N)
         .mesh_n_low(MESH_N_LOW)
         .mesh_n_high(MESH_N_HIGH)
@@ -100,12 +114,18 @@ fn build_behaviour(config: &NetworkConfig, topics: &[TopicHash]) -> Result<Behav
         .flood_publish(true)
         .build()
         .map_err(|e| transport_err("gossipsub config", e))?;
-    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Signed(config.keypair.clone()), gossip_config)
-        .map_err(|e| transport_err("gossipsub", e))?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        MessageAuthenticity::Signed(config.keypair.clone()),
+        gossip_config,
+    )
+    .map_err(|e| transport_err("gossipsub", e))?;
     let (params, thresholds) = score_params(topics);
-    gossipsub.with_peer_score(params, thresholds).map_err(|e| transport_err("gossipsub peer score", e))?;
+    gossipsub
+        .with_peer_score(params, thresholds)
+        .map_err(|e| transport_err("gossipsub peer score", e))?;
 
-    let protocol = StreamProtocol::try_from_owned(config.sync_protocol()).map_err(|e| transport_err("sync protocol", e))?;
+    let protocol = StreamProtocol::try_from_owned(config.sync_protocol())
+        .map_err(|e| transport_err("sync protocol", e))?;
     let codec = SyncCodec {
         request_max: config.sync_request_bytes_max,
         response_max: config.sync_response_bytes_max,
@@ -118,9 +138,15 @@ fn build_behaviour(config: &NetworkConfig, topics: &[TopicHash]) -> Result<Behav
             .with_max_concurrent_streams(SYNC_STREAMS_PER_CONNECTION_MAX),
     );
     let identify = identify::Behaviour::new(
-        identify::Config::new(protocol_version(config), config.keypair.public()).with_agent_version(AGENT_VERSION.into()),
+        identify::Config::new(protocol_version(config), config.keypair.public())
+            .with_agent_version(AGENT_VERSION.into()),
     );
-    Ok(Behaviour { gossipsub, sync, identify, ping: ping::Behaviour::default() })
+    Ok(Behaviour {
+        gossipsub,
+        sync,
+        identify,
+        ping: ping::Behaviour::default(),
+    })
 }
 
 fn protocol_version(config: &NetworkConfig) -> String {
@@ -179,7 +205,11 @@ impl Worker {
 
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
-            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
             .map_err(|e| transport_err("tcp transport", e))?
             .with_behaviour(move |_| behaviour)
             .map_err(|e| transport_err("behaviour", e))?
@@ -196,7 +226,8 @@ impl Worker {
 
         let mut bootstrap: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
         for addr in &config.bootstrap {
-            let (peer, base) = split_peer_addr(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
+            let (peer, base) =
+                split_peer_addr(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
             if peer == local {
                 debug!(%addr, "ignoring bootstrap entry naming this node");
                 continue;
@@ -242,10 +273,16 @@ impl Worker {
         })
         .await;
         if let Some(reason) = worker.listen_error.take() {
-            return Err(transport_err(&format!("listen on {}", config.listen), reason));
+            return Err(transport_err(
+                &format!("listen on {}", config.listen),
+                reason,
+            ));
         }
         if listening.is_err() {
-            return Err(transport_err(&format!("listen on {}", config.listen), "timed out"));
+            return Err(transport_err(
+                &format!("listen on {}", config.listen),
+                "timed out",
+            ));
         }
         worker.redial();
         Ok(worker)
@@ -289,7 +326,13 @@ impl Worker {
                 done.push(d);
             }
         }
-        let Worker { mut swarm, listener, pending_requests, events: worker_events, .. } = self;
+        let Worker {
+            mut swarm,
+            listener,
+            pending_requests,
+            events: worker_events,
+            ..
+        } = self;
         drop(pending_requests);
         drop(events);
         drop(worker_events);
@@ -335,15 +378,10 @@ impl Worker {
 
     // ---- events to the application -------------------------------------------------------
 
-    /// Offers a gossip or request event; gives it back if the queue is full or closed, or if
-    /// lifecycle events are still waiting (to keep per-peer ordering).
-    fn offer(&mut self, event: NetworkEvent) -> Result<(), NetworkEvent> {
-        if !self.backlog.is_empty() {
-            return Err(event);
-        }
-        self.events.try_send(event).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => ev,
-        })
+    /// Offers a gossip or request event; `false` (event dropped) if the queue is full or
+    /// closed, or if lifecycle events are still waiting (to keep per-peer ordering).
+    fn offer(&mut self, event: NetworkEvent) -> bool {
+        self.backlog.is_empty() && self.events.try_send(event).is_ok()
     }
 
     /// Emits a lifecycle event, never dropping it while the receiver exists (see the
@@ -374,29 +412,42 @@ impl Worker {
             Command::Publish { topic, data, reply } => {
                 let _ = reply.send(self.publish(topic, data));
             }
-            Command::Report { id, source, acceptance } => {
+            Command::Report {
+                id,
+                source,
+                acceptance,
+            } => {
                 if acceptance == super::Acceptance::Reject {
                     Counters::inc(&self.counters.gossip_rejected);
                 }
-                let known = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                    &id.0,
-                    &source,
-                    acceptance.into(),
-                );
+                let known = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id.0, &source, acceptance.into());
                 if !known {
                     debug!(message_id = %id, "report for a message no longer in the cache (late or repeated report)");
                 }
             }
             Command::Request { peer, data, reply } => {
                 if !self.swarm.is_connected(&peer) {
-                    let _ = reply.send(Err(NetworkError::PeerUnreachable { peer, reason: "not connected".into() }));
+                    let _ = reply.send(Err(NetworkError::PeerUnreachable {
+                        peer,
+                        reason: "not connected".into(),
+                    }));
                     return;
                 }
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, data);
                 self.pending_requests.insert(id, (Instant::now(), reply));
             }
             Command::Respond { token, data } => {
-                if self.swarm.behaviour_mut().sync.send_response(token.0, data).is_err() {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(token.0, data)
+                    .is_err()
+                {
                     debug!("sync response dropped: the request expired or its connection closed");
                 }
             }
@@ -420,7 +471,14 @@ impl Worker {
             }
             Command::MeshPeers { topic, reply } => {
                 let hash = &self.topic_hashes[&topic];
-                let _ = reply.send(self.swarm.behaviour().gossipsub.mesh_peers(hash).copied().collect());
+                let _ = reply.send(
+                    self.swarm
+                        .behaviour()
+                        .gossipsub
+                        .mesh_peers(hash)
+                        .copied()
+                        .collect(),
+                );
             }
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
@@ -445,12 +503,15 @@ impl Worker {
                 debug!(%topic, len, "publish: identical message already published or received");
                 Ok(())
             }
-            Err(PublishError::MessageTooLarge) => {
-                Err(NetworkError::Oversize { len, max: self.gossip_bytes_max })
-            }
+            Err(PublishError::MessageTooLarge) => Err(NetworkError::Oversize {
+                len,
+                max: self.gossip_bytes_max,
+            }),
             Err(PublishError::AllQueuesFull(peers)) => {
                 warn!(%topic, peers, "publish: every peer's send queue is full");
-                Err(NetworkError::QueueFull { queue: "gossip peer send queues" })
+                Err(NetworkError::QueueFull {
+                    queue: "gossip peer send queues",
+                })
             }
             Err(e) => Err(transport_err("gossipsub publish", e)),
         }
@@ -469,7 +530,12 @@ impl Worker {
                     self.swarm.close_connection(event.connection);
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
                 let total: usize = self.connections.values().map(Vec::len).sum();
                 if total >= self.connections_max as usize && !self.is_bootstrap(&peer_id) {
                     Counters::inc(&self.counters.connections_closed_limit);
@@ -485,12 +551,19 @@ impl Worker {
                     self.emit_lifecycle(NetworkEvent::PeerConnected { peer: peer_id });
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
                 if self.over_limit.remove(&connection_id) {
                     return;
                 }
                 debug!(peer = %peer_id, cause = ?cause, "connection closed");
-                let Some(conns) = self.connections.get_mut(&peer_id) else { return };
+                let Some(conns) = self.connections.get_mut(&peer_id) else {
+                    return;
+                };
                 conns.retain(|(id, _)| *id != connection_id);
                 if conns.is_empty() {
                     self.connections.remove(&peer_id);
@@ -504,7 +577,11 @@ impl Worker {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
             }
-            SwarmEvent::ListenerClosed { listener_id, reason, .. } if listener_id == self.listener => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if listener_id == self.listener => {
                 let reason = match reason {
                     Ok(()) => "listener closed".to_string(),
                     Err(e) => e.to_string(),
@@ -522,7 +599,11 @@ impl Worker {
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
-            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
                 debug!(%send_back_addr, %error, "incoming connection failed");
             }
             other => trace!(event = ?other, "swarm event"),
@@ -531,16 +612,28 @@ impl Worker {
 
     fn on_gossip(&mut self, event: gossipsub::Event) {
         match event {
-            gossipsub::Event::Message { propagation_source, message_id, message } => {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
                 let Some(&topic) = self.topics_by_hash.get(&message.topic) else {
                     debug!(topic = %message.topic, "gossip on an unknown topic; ignoring");
-                    self.validate(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
+                    self.validate(
+                        &message_id,
+                        &propagation_source,
+                        gossipsub::MessageAcceptance::Ignore,
+                    );
                     return;
                 };
                 if message.data.len() > self.gossip_bytes_max {
                     Counters::inc(&self.counters.gossip_rejected_oversize);
                     warn!(peer = %propagation_source, %topic, len = message.data.len(), max = self.gossip_bytes_max, "oversize gossip; rejecting");
-                    self.validate(&message_id, &propagation_source, gossipsub::MessageAcceptance::Reject);
+                    self.validate(
+                        &message_id,
+                        &propagation_source,
+                        gossipsub::MessageAcceptance::Reject,
+                    );
                     return;
                 }
                 let event = NetworkEvent::Gossip {
@@ -549,43 +642,78 @@ impl Worker {
                     message_id: MessageId(message_id.clone()),
                     data: message.data,
                 };
-                if self.offer(event).is_err() {
+                if !self.offer(event) {
                     Counters::inc(&self.counters.gossip_dropped_queue_full);
                     warn!(%topic, peer = %propagation_source, "event queue full; dropping gossip (reported Ignore)");
-                    self.validate(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
+                    self.validate(
+                        &message_id,
+                        &propagation_source,
+                        gossipsub::MessageAcceptance::Ignore,
+                    );
                 }
             }
-            gossipsub::Event::Subscribed { peer_id, topic } => debug!(peer = %peer_id, %topic, "peer subscribed"),
-            gossipsub::Event::Unsubscribed { peer_id, topic } => debug!(peer = %peer_id, %topic, "peer unsubscribed"),
-            gossipsub::Event::GossipsubNotSupported { peer_id } => debug!(peer = %peer_id, "peer does not support gossipsub"),
-            gossipsub::Event::SlowPeer { peer_id, failed_messages } => {
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                debug!(peer = %peer_id, %topic, "peer subscribed")
+            }
+            gossipsub::Event::Unsubscribed { peer_id, topic } => {
+                debug!(peer = %peer_id, %topic, "peer unsubscribed")
+            }
+            gossipsub::Event::GossipsubNotSupported { peer_id } => {
+                debug!(peer = %peer_id, "peer does not support gossipsub")
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
                 debug!(peer = %peer_id, ?failed_messages, "slow gossipsub peer")
             }
         }
     }
 
-    fn validate(&mut self, id: &gossipsub::MessageId, source: &PeerId, acceptance: gossipsub::MessageAcceptance) {
-        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(id, source, acceptance);
+    fn validate(
+        &mut self,
+        id: &gossipsub::MessageId,
+        source: &PeerId,
+        acceptance: gossipsub::MessageAcceptance,
+    ) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, acceptance);
     }
 
     fn on_sync(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    let event = NetworkEvent::Request { peer, data: request, token: ResponseToken(channel) };
-                    if self.offer(event).is_err() {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let event = NetworkEvent::Request {
+                        peer,
+                        data: request,
+                        token: ResponseToken(channel),
+                    };
+                    if !self.offer(event) {
                         // Dropping the token closes the stream without a response.
                         Counters::inc(&self.counters.requests_dropped_queue_full);
                         warn!(%peer, "event queue full; dropping sync request");
                     }
                 }
-                request_response::Message::Response { request_id, response } => {
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
                     if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
             },
-            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 let pending = self.pending_requests.remove(&request_id);
                 let mut error = self.outbound_error(peer, error);
                 // Both sides run the same timer; when the responder's fires first it closes
@@ -607,28 +735,44 @@ impl Worker {
                 }
                 error => debug!(%peer, %error, "inbound sync request failed"),
             },
-            request_response::Event::ResponseSent { peer, .. } => trace!(%peer, "sync response sent"),
+            request_response::Event::ResponseSent { peer, .. } => {
+                trace!(%peer, "sync response sent")
+            }
         }
     }
 
     fn outbound_error(&self, peer: PeerId, error: OutboundFailure) -> NetworkError {
-        let unreachable = |reason: &str| NetworkError::PeerUnreachable { peer, reason: reason.into() };
+        let unreachable = |reason: &str| NetworkError::PeerUnreachable {
+            peer,
+            reason: reason.into(),
+        };
         match error {
             OutboundFailure::DialFailure => unreachable("dial failed"),
             OutboundFailure::Timeout => NetworkError::Timeout { peer },
             OutboundFailure::ConnectionClosed => unreachable("connection closed"),
-            OutboundFailure::UnsupportedProtocols => unreachable("peer does not support the sync protocol"),
+            OutboundFailure::UnsupportedProtocols => {
+                unreachable("peer does not support the sync protocol")
+            }
             OutboundFailure::Io(e) => match FrameError::from_io(&e) {
                 Some(FrameError::TooLarge { len, max }) => {
                     Counters::inc(&self.counters.sync_protocol_violations);
-                    NetworkError::Oversize { len: *len, max: *max }
+                    NetworkError::Oversize {
+                        len: *len,
+                        max: *max,
+                    }
                 }
                 Some(FrameError::NoResponse) => NetworkError::NoResponse { peer },
                 Some(f @ FrameError::Truncated { .. }) => {
                     Counters::inc(&self.counters.sync_protocol_violations);
-                    NetworkError::ProtocolViolation { peer, reason: f.to_string() }
+                    NetworkError::ProtocolViolation {
+                        peer,
+                        reason: f.to_string(),
+                    }
                 }
-                None => NetworkError::PeerUnreachable { peer, reason: e.to_string() },
+                None => NetworkError::PeerUnreachable {
+                    peer,
+                    reason: e.to_string(),
+                },
             },
         }
     }
@@ -674,7 +818,9 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetworkError> {
 
 fn lifecycle_peer(event: &NetworkEvent) -> Option<PeerId> {
     match event {
-        NetworkEvent::PeerConnected { peer } | NetworkEvent::PeerDisconnected { peer } => Some(*peer),
+        NetworkEvent::PeerConnected { peer } | NetworkEvent::PeerDisconnected { peer } => {
+            Some(*peer)
+        }
         _ => None,
     }
 }

@@ -186,3 +186,27 @@ impl MessageError {
         }
     }
 }
+
+/// Why an [`crate::Evidence`] record was rejected by [`crate::Evidence::new`],
+/// [`crate::Evidence::verify`] or [`crate::Evidence::decode`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EvidenceError {
+    /// The two votes name different signers.
+    #[error("votes are signed by different validators ({first} and {second})")]
+    DifferentSigners {
+        /// Signer of the first vote.
+        first: ValidatorIndex,
+        /// Signer of the second vote.
+        second: ValidatorIndex,
+    },
+    /// The votes are in different views, or are not a conflicting pair.
+    #[error("votes do not conflict")]
+    NotConflicting,
+    /// The votes are not in canonical order (`first`'s kind must sort first).
+    #[error("evidence votes are not in canonical order")]
+    NotCanonical,
+    /// A vote is malformed, names an unknown signer or carries a bad
+    /// signature (or the record's bytes are oversize / undecodable).
+    #[error("invalid evidence: {0}")]
+    Vote(#[from] MessageError),
+}

@@ -143,6 +143,19 @@ impl Facts {
         ParentStatus::Valid
     }
 
+    /// The parent rule without its nullified-gap condition: only for the
+    /// test-only `BrokenVariant::IgnoreParentRule`.
+    pub(crate) fn parent_status_ignoring_gaps(&self, p: &Proposal) -> ParentStatus {
+        if p.parent_view < self.floor {
+            return ParentStatus::Invalid;
+        }
+        match self.notarized(p.parent_view) {
+            Some(d) if d == p.parent => ParentStatus::Valid,
+            Some(_) => ParentStatus::Invalid,
+            None => ParentStatus::Pending,
+        }
+    }
+
     /// The parent a leader of `view` must extend: the highest notarized view
     /// below `view` such that every view in between is nullified. `None` if a
     /// view in between is neither known notarized nor known nullified (the

@@ -183,6 +183,7 @@
 //!                 now_ms: now,
 //!             }),
 //!             Output::Finalized(cert) => println!("finalized view {}", cert.view()),
+//!             Output::Evidence(evidence) => drop(evidence.encode()), // gossip / store
 //!             Output::SetTimer { .. } | Output::Notarized(_) | Output::ViewChanged { .. } => {}
 //!         }
 //!     }
@@ -202,6 +203,7 @@
 
 mod config;
 mod error;
+mod evidence;
 mod facts;
 mod machine;
 mod round;
@@ -218,7 +220,8 @@ pub use config::{
     Config, DEFAULT_LEADER_TIMEOUT_MS, DEFAULT_NOTARIZATION_TIMEOUT_MS, DEFAULT_NULLIFY_RETRY_MS,
     DEFAULT_VIEWS_AHEAD_MAX, VIEWS_AHEAD_LIMIT, VIEWS_KEPT,
 };
-pub use error::{ConfigError, MessageError, ValidatorSetError};
+pub use error::{ConfigError, EvidenceError, MessageError, ValidatorSetError};
+pub use evidence::{Equivocation, Evidence};
 pub use machine::{Consensus, Input, Output};
 pub use types::{
     Anchor, Certificate, CertificateKind, Digest, Message, Proposal, VOTE_CONTEXT, ValidatorIndex,

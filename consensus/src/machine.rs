@@ -6,6 +6,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::config::{Config, VIEWS_KEPT};
 use crate::error::{ConfigError, MessageError};
+use crate::evidence::Evidence;
 use crate::facts::{Facts, ParentStatus};
 use crate::round::{ProposalState, Round};
 use crate::types::{
@@ -105,6 +106,33 @@ pub enum Output {
         /// The new current view.
         view: View,
     },
+    /// A validator signed two conflicting votes in one view (R15): a
+    /// verified, canonical [`Evidence`] record. Informational — the machine
+    /// has already applied R12 (the second vote is not counted) and needs
+    /// nothing back; the host may gossip, store and serve it (check it with
+    /// [`Evidence::verify`], deduplicate by [`Evidence::encode`]). Emitted at
+    /// most once per (validator, view, [`crate::Equivocation`]) while the
+    /// view's vote state is kept.
+    Evidence(Evidence),
+}
+
+/// Deliberately broken protocol variants (feature `testing` only, set with
+/// `Consensus::set_broken_variant`): they exist so tests can show that the
+/// simulator ([`crate::testing::sim`]) catches real bugs. Never used unless
+/// set explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
+pub enum BrokenVariant {
+    /// Certificates form (and are accepted) with `quorum_power - 1` — "2f
+    /// instead of 2f+1" for equal powers.
+    WeakQuorum,
+    /// Own votes are broadcast without a preceding `Persist` (never
+    /// persisted), so a restart forgets them.
+    VoteNotPersisted,
+    /// The parent rule is ignored: a leader extends the last finalized block
+    /// instead of the R2 parent, and replicas only check that the parent is
+    /// notarized (not that the views in between are nullified).
+    IgnoreParentRule,
 }
 
 /// The Simplex consensus state machine for one node. Pure: no I/O, no clock,
@@ -132,6 +160,8 @@ pub struct Consensus {
     retry_deadline: u64,
     /// Deadline of the last `SetTimer` that has not fired yet.
     armed: Option<u64>,
+    #[cfg(any(test, feature = "testing"))]
+    broken: Option<BrokenVariant>,
 }
 
 impl std::fmt::Debug for Consensus {
@@ -242,6 +272,8 @@ impl Consensus {
             notarization_deadline: 0,
             retry_deadline: 0,
             armed: None,
+            #[cfg(any(test, feature = "testing"))]
+            broken: None,
         };
         machine.prune();
         let leader = machine.set.leader(resume);
@@ -348,6 +380,36 @@ impl Consensus {
         self.highest_cert.as_ref()
     }
 
+    /// Turns this instance into a deliberately broken one (`None` restores
+    /// the correct protocol). Test-only (feature `testing`): used to show
+    /// that the simulator catches real bugs.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn set_broken_variant(&mut self, variant: Option<BrokenVariant>) {
+        self.broken = variant;
+    }
+
+    #[inline(always)]
+    fn broken(&self) -> Option<BrokenVariant> {
+        #[cfg(any(test, feature = "testing"))]
+        {
+            self.broken
+        }
+        #[cfg(not(any(test, feature = "testing")))]
+        {
+            None
+        }
+    }
+
+    /// The power a certificate needs (`quorum_power`, unless a broken
+    /// variant is under test).
+    fn quorum(&self) -> u64 {
+        let q = self.set.quorum_power();
+        if self.broken() == Some(BrokenVariant::WeakQuorum) {
+            return q.saturating_sub(1).max(1);
+        }
+        q
+    }
+
     // ----- inputs -------------------------------------------------------
 
     fn on_vote(&mut self, vote: Vote, now: u64, out: &mut Vec<Output>) -> Result<(), MessageError> {
@@ -370,10 +432,24 @@ impl Consensus {
                 current: self.view,
             });
         }
+        let mut verified = false;
         if let Some(round) = self.rounds.get(&w) {
+            // R15: a vote conflicting with one this signer already cast here
+            // is verified once and reported as evidence.
+            if let Some((equivocation, prior)) = round.conflict_with(&vote) {
+                vote.verify(&self.namespace, &self.set)?;
+                verified = true;
+                // ---- state changes only below this line ----
+                let signer = vote.signer;
+                let evidence = Evidence::new(prior, vote.clone())
+                    .expect("conflict_with returns a conflicting vote of the same signer");
+                self.round_mut(w).mark_reported(signer, equivocation);
+                out.push(Output::Evidence(evidence));
+            }
+            let round = self.rounds.get(&w).expect("checked above");
             // Duplicates and equivocations (a second, different vote of the
-            // same kind) are dropped without verification; so are votes whose
-            // certificate is already known.
+            // same kind: R12) are dropped without verification; so are votes
+            // whose certificate is already known.
             let settled = match vote.kind {
                 VoteKind::Notarize(_) => round.notarized.is_some(),
                 VoteKind::Nullify(_) => round.nullified,
@@ -383,7 +459,9 @@ impl Consensus {
                 return Ok(());
             }
         }
-        vote.verify(&self.namespace, &self.set)?;
+        if !verified {
+            vote.verify(&self.namespace, &self.set)?;
+        }
         // ---- state changes only below this line ----
         let power = self.set.power_of(vote.signer);
         let is_me = self.me() == Some(vote.signer);
@@ -425,14 +503,37 @@ impl Consensus {
         if known {
             return Ok(());
         }
-        cert.verify(&self.namespace, &self.set)?;
+        cert.verify_with_quorum(&self.namespace, &self.set, self.quorum())?;
         // ---- state changes only below this line ----
+        self.evidence_from_certificate(&cert, out);
         match cert.kind {
             CertificateKind::Notarization(p) => self.learn_notarization(p, cert, now, out),
             CertificateKind::Nullification(v) => self.learn_nullification(v, cert, now, out),
             CertificateKind::Finalization(p) => self.learn_finalization(p, cert, now, out),
         }
         Ok(())
+    }
+
+    /// R15: a verified certificate may carry a signature conflicting with a
+    /// vote held for the same signer in that view.
+    fn evidence_from_certificate(&mut self, cert: &Certificate, out: &mut Vec<Output>) {
+        let Some(round) = self.rounds.get_mut(&cert.view()) else {
+            return;
+        };
+        let kind = cert.kind.vote_kind();
+        for (signer, signature) in &cert.signatures {
+            let vote = Vote {
+                kind: kind.clone(),
+                signer: *signer,
+                signature: *signature,
+            };
+            if let Some((equivocation, prior)) = round.conflict_with(&vote) {
+                round.mark_reported(*signer, equivocation);
+                let evidence = Evidence::new(prior, vote)
+                    .expect("conflict_with returns a conflicting vote of the same signer");
+                out.push(Output::Evidence(evidence));
+            }
+        }
     }
 
     fn on_timeout(&mut self, now: u64, out: &mut Vec<Output>) {
@@ -574,7 +675,7 @@ impl Consensus {
     /// Forms a certificate if `kind`'s view now has a quorum for it (R5, R8, R9, R11).
     fn check_quorum(&mut self, kind: &VoteKind, now: u64, out: &mut Vec<Output>) {
         let w = kind.view();
-        let quorum = self.set.quorum_power();
+        let quorum = self.quorum();
         let Some(round) = self.rounds.get(&w) else {
             return;
         };
@@ -759,7 +860,9 @@ impl Consensus {
         let round = self.rounds.get_mut(&w).expect("checked above");
         round.record_mine(&vote);
         round.add_vote(&vote, power);
-        out.push(Output::Persist(WalEntry::Voted(vote.clone())));
+        if self.broken() != Some(BrokenVariant::VoteNotPersisted) {
+            out.push(Output::Persist(WalEntry::Voted(vote.clone())));
+        }
         out.push(Output::Broadcast(Message::Vote(vote)));
     }
 
@@ -839,16 +942,22 @@ impl Consensus {
         }
         if round.leader == me {
             if round.build_parent.is_none() && round.my_notarize.is_none() {
-                if let Some((parent_view, parent)) = self.facts.parent_for(v) {
+                let ignore_rule = self.broken() == Some(BrokenVariant::IgnoreParentRule);
+                let parent = if ignore_rule {
+                    Some((self.last_finalized.view, self.last_finalized.payload))
+                } else {
+                    self.facts.parent_for(v)
+                };
+                if let Some((parent_view, parent)) = parent {
                     // The chosen parent satisfies the parent rule by construction.
-                    assert_eq!(
-                        self.facts.parent_status(&Proposal {
-                            view: v,
-                            parent_view,
-                            parent,
-                            payload: Digest::ZERO,
-                        }),
-                        ParentStatus::Valid,
+                    assert!(
+                        ignore_rule
+                            || self.facts.parent_status(&Proposal {
+                                view: v,
+                                parent_view,
+                                parent,
+                                payload: Digest::ZERO,
+                            }) == ParentStatus::Valid,
                         "leader parent for view {v} violates the parent rule"
                     );
                     let round = self.rounds.get_mut(&v).expect("exists");
@@ -871,7 +980,11 @@ impl Consensus {
         ) {
             return;
         }
-        let status = self.facts.parent_status(&p);
+        let status = if self.broken() == Some(BrokenVariant::IgnoreParentRule) {
+            self.facts.parent_status_ignoring_gaps(&p)
+        } else {
+            self.facts.parent_status(&p)
+        };
         let round = self.rounds.get_mut(&v).expect("exists");
         match status {
             ParentStatus::Valid => {

@@ -1,7 +1,8 @@
 //! Per-view vote state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::evidence::Equivocation;
 use crate::types::{Certificate, CertificateKind, Proposal, ValidatorIndex, Vote, VoteKind};
 
 /// Where the (replica's view of the) leader's proposal stands.
@@ -44,6 +45,8 @@ pub(crate) struct Round {
     pub(crate) my_notarize: Option<Vote>,
     pub(crate) my_nullify: Option<Vote>,
     pub(crate) my_finalize: Option<Vote>,
+    /// Equivocations already reported as evidence (at most 3 per validator).
+    evidence_reported: BTreeSet<(ValidatorIndex, Equivocation)>,
 }
 
 impl Round {
@@ -64,7 +67,39 @@ impl Round {
             my_notarize: None,
             my_nullify: None,
             my_finalize: None,
+            evidence_reported: BTreeSet::new(),
         }
+    }
+
+    /// A vote by `vote.signer` held here that conflicts with `vote` and was
+    /// not reported yet (R15), with the kind of equivocation.
+    pub(crate) fn conflict_with(&self, vote: &Vote) -> Option<(Equivocation, Vote)> {
+        let s = vote.signer;
+        let held = |kind: VoteKind, signature: [u8; 64]| Vote {
+            kind,
+            signer: s,
+            signature,
+        };
+        let candidates = [
+            self.notarizes
+                .get(&s)
+                .map(|(p, sig)| held(VoteKind::Notarize(*p), *sig)),
+            self.nullifies
+                .get(&s)
+                .map(|sig| held(VoteKind::Nullify(vote.kind.view()), *sig)),
+            self.finalizes
+                .get(&s)
+                .map(|(p, sig)| held(VoteKind::Finalize(*p), *sig)),
+        ];
+        candidates.into_iter().flatten().find_map(|prior| {
+            let kind = Equivocation::of(&prior.kind, &vote.kind)?;
+            (!self.evidence_reported.contains(&(s, kind))).then_some((kind, prior))
+        })
+    }
+
+    /// Remembers that this equivocation was reported.
+    pub(crate) fn mark_reported(&mut self, signer: ValidatorIndex, kind: Equivocation) {
+        self.evidence_reported.insert((signer, kind));
     }
 
     /// Whether `signer` already has a vote of this kind's type here.

@@ -13,9 +13,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use ed25519_dalek::SigningKey;
 
 use crate::{
-    Anchor, Certificate, CertificateKind, Config, Consensus, Digest, Input, Message, MessageError,
-    Output, Proposal, Validator, ValidatorIndex, ValidatorSet, View, Vote, VoteKind, WalEntry,
+    Anchor, Certificate, CertificateKind, Config, Consensus, Digest, Evidence, Input, Message,
+    MessageError, Output, Proposal, Validator, ValidatorIndex, ValidatorSet, View, Vote, VoteKind,
+    WalEntry,
 };
+
+pub use crate::machine::BrokenVariant;
+
+pub mod sim;
 
 /// Namespace used by all test fixtures.
 pub const TEST_NAMESPACE: [u8; 32] = [7u8; 32];
@@ -240,6 +245,8 @@ pub struct SimNode {
     pub notarized_outputs: usize,
     /// Errors returned by `handle`.
     pub errors: Vec<MessageError>,
+    /// `Evidence` outputs.
+    pub evidence: Vec<Evidence>,
     /// Timer generation (bumped on every `SetTimer` and on crash).
     pub timer_generation: u64,
     /// Restart count.
@@ -296,6 +303,7 @@ impl Cluster {
                 finalized_outputs: 0,
                 notarized_outputs: 0,
                 errors: Vec::new(),
+                evidence: Vec::new(),
                 timer_generation: 0,
                 incarnation: 0,
                 app_checks_payload: true,
@@ -428,6 +436,7 @@ impl Cluster {
                 Output::Notarized(_) => self.nodes[i].notarized_outputs += 1,
                 Output::Finalized(cert) => self.on_finalized(i, cert),
                 Output::ViewChanged { .. } => {}
+                Output::Evidence(evidence) => self.nodes[i].evidence.push(evidence),
             }
         }
     }

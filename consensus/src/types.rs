@@ -260,6 +260,17 @@ impl Certificate {
     /// [`MessageError::DuplicateSigner`], [`MessageError::InsufficientQuorum`],
     /// [`MessageError::BadSignature`].
     pub fn verify(&self, namespace: &[u8; 32], set: &ValidatorSet) -> Result<(), MessageError> {
+        self.verify_with_quorum(namespace, set, set.quorum_power())
+    }
+
+    /// [`Certificate::verify`] with an explicit power threshold (the state
+    /// machine passes `quorum_power`, or less for a test-only broken variant).
+    pub(crate) fn verify_with_quorum(
+        &self,
+        namespace: &[u8; 32],
+        set: &ValidatorSet,
+        needed: u64,
+    ) -> Result<(), MessageError> {
         let vote_kind = self.kind.vote_kind();
         vote_kind.check()?;
         if self.signatures.len() > set.len() {
@@ -290,7 +301,6 @@ impl Certificate {
             // Distinct validators: the sum is bounded by total_power, which fits u64.
             power = power.saturating_add(validator.voting_power);
         }
-        let needed = set.quorum_power();
         if power < needed {
             return Err(MessageError::InsufficientQuorum { power, needed });
         }

@@ -12,96 +12,175 @@ use crate::{Address, Hash};
 pub enum LedgerError {
     /// Input was not valid hex.
     #[error("invalid hex: {reason}")]
-    BadHex { reason: String },
+    BadHex {
+        /// What the hex decoder reported.
+        reason: String,
+    },
     /// A fixed-size value had the wrong length.
     #[error("{what} must be {expected} bytes, got {got}")]
     BadLength {
+        /// Which value (`"hash"`, `"lthash"`, ...).
         what: &'static str,
+        /// Required length in bytes.
         expected: usize,
+        /// Length given, in bytes.
         got: usize,
     },
     /// Address text failed to parse.
     #[error("invalid address `{input}`: {reason}")]
-    BadAddress { input: String, reason: String },
+    BadAddress {
+        /// The input (first 100 characters).
+        input: String,
+        /// Bad checksum or encoding, wrong prefix, wrong length.
+        reason: String,
+    },
     /// The address is not a valid ed25519 public key.
     #[error("address {address} is not a valid ed25519 public key")]
-    BadPublicKey { address: Address },
-    /// Encoded input longer than its bound.
+    BadPublicKey {
+        /// The offending address.
+        address: Address,
+    },
+    /// Encoded input longer than its bound (checked before decoding).
     #[error("{what} is {len} bytes, more than the limit of {max}")]
     Oversize {
+        /// `"transaction"` or `"block"`.
         what: &'static str,
+        /// Length given, in bytes.
         len: usize,
+        /// The bound, in bytes.
         max: usize,
     },
-    /// Bytes that do not decode.
+    /// Bytes that do not decode (truncated, trailing bytes, invalid UTF-8, bad field).
     #[error("malformed {what}: {reason}")]
-    Malformed { what: &'static str, reason: String },
-    /// Signature does not verify under `verify_strict`.
+    Malformed {
+        /// `"transaction"` or `"block"`.
+        what: &'static str,
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// Signature does not verify under `verify_strict` (or the sender is not a valid key).
     #[error("transaction {tx}: bad signature")]
-    BadSignature { tx: Hash },
-    /// Transaction or block for another chain.
+    BadSignature {
+        /// The transaction hash.
+        tx: Hash,
+    },
+    /// Transaction for another chain.
     #[error("transaction {tx}: chain id `{got}`, expected `{expected}`")]
     WrongChain {
+        /// The transaction hash.
         tx: Hash,
+        /// This chain's id.
         expected: String,
+        /// The transaction's chain id.
         got: String,
     },
     /// Nonce below the account's nonce (already used).
     #[error("transaction {tx}: nonce {got} already used (account nonce is {expected})")]
-    StaleNonce { tx: Hash, expected: u64, got: u64 },
+    StaleNonce {
+        /// The transaction hash.
+        tx: Hash,
+        /// The sender's current nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
     /// Nonce above the account's nonce (a gap).
     #[error("transaction {tx}: nonce {got} is ahead of account nonce {expected}")]
-    FutureNonce { tx: Hash, expected: u64, got: u64 },
-    /// amount + fee exceeds the sender's balance (or overflows u64).
+    FutureNonce {
+        /// The transaction hash.
+        tx: Hash,
+        /// The sender's current nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// amount + fee exceeds the sender's balance (computed in u128, so no overflow).
     #[error("transaction {tx}: amount + fee = {needed} exceeds balance {balance}")]
     InsufficientBalance {
+        /// The transaction hash.
         tx: Hash,
+        /// The sender's balance, base units.
         balance: u64,
+        /// amount + fee, base units.
         needed: u128,
     },
     /// Crediting would overflow a u64 balance.
     #[error("transaction {tx}: balance overflow crediting {address}")]
-    BalanceOverflow { tx: Hash, address: Address },
+    BalanceOverflow {
+        /// The transaction hash.
+        tx: Hash,
+        /// The account (recipient or proposer) whose balance would overflow.
+        address: Address,
+    },
     /// The sender's nonce is `u64::MAX` and cannot be incremented (only reachable through a
     /// genesis account with that nonce); the account can never send again.
     #[error("transaction {tx}: nonce of {address} is exhausted")]
-    NonceExhausted { tx: Hash, address: Address },
+    NonceExhausted {
+        /// The transaction hash.
+        tx: Hash,
+        /// The sender.
+        address: Address,
+    },
     /// expiry_height below the block height.
     #[error("transaction {tx}: expired at height {expiry_height}, block height is {height}")]
     Expired {
+        /// The transaction hash.
         tx: Hash,
+        /// The transaction's last valid height.
         expiry_height: u64,
+        /// The height of the block it was executed in.
         height: u64,
     },
-    /// A block failed validation (header, limits, roots).
+    /// A block failed validation (header fields, limits, roots, genesis rules).
     #[error("invalid block {block} at height {height}: {reason}")]
     InvalidBlock {
+        /// The block hash ([`Hash::ZERO`] when there is no block, e.g. a missing height).
         block: Hash,
+        /// The block's height.
         height: u64,
+        /// Which check failed, with the values.
         reason: String,
     },
     /// A block is invalid because its transaction number `index` (0-based) is; `error` says
     /// why (any transaction-level variant, e.g. `StaleNonce` or `BadSignature`).
     #[error("invalid block {block} at height {height}: transaction {index}: {error}")]
     InvalidBlockTx {
+        /// The block hash.
         block: Hash,
+        /// The block's height.
         height: u64,
+        /// 0-based position of the first invalid transaction.
         index: usize,
+        /// Why that transaction is invalid (never a fatal error).
         error: Box<LedgerError>,
     },
-    /// The database belongs to another chain.
+    /// The database belongs to another chain (or a different genesis block is stored).
     #[error("database was created for genesis {found}, this node runs genesis {expected}")]
-    GenesisMismatch { expected: Hash, found: Hash },
+    GenesisMismatch {
+        /// The genesis (file or block) hash this node runs.
+        expected: Hash,
+        /// The one the database holds.
+        found: Hash,
+    },
     /// RocksDB or I/O failure. Fatal.
     #[error("storage failure: {reason}")]
-    Storage { reason: String },
+    Storage {
+        /// RocksDB's message.
+        reason: String,
+    },
     /// Stored data does not decode or breaks an invariant. Fatal.
     #[error("corrupt database: {reason}")]
-    Corrupt { reason: String },
+    Corrupt {
+        /// What is corrupt and how.
+        reason: String,
+    },
 }
 
 impl LedgerError {
     /// The input is invalid regardless of state (a peer that sent it is at fault).
+    ///
+    /// Block-level errors ([`Self::InvalidBlock`], [`Self::InvalidBlockTx`]) are not
+    /// stateless: they are judged against a parent block and state.
     pub fn is_stateless(&self) -> bool {
         matches!(
             self,

@@ -194,7 +194,7 @@ impl<'a> BlockBuilder<'a> {
     ///
     /// Errors: only fatal storage errors from the parent reader.
     pub fn account(&self, a: &Address) -> Result<Account, LedgerError> {
-        if let Some(acc) = self.changed.get(a) {
+        if let Some(acc) = self.changed.get(a).or_else(|| self.original.get(a)) {
             return Ok(*acc);
         }
         self.parent.account(a)

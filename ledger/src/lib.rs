@@ -7,14 +7,91 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`Hash`], [`context`] | 32-byte blake3 digests and every derive-key context |
-//! | [`Address`] | account names (ed25519 public keys; bech32m `cairn1…` text) |
-//! | [`TransactionBody`], [`SignedTransaction`] | transfers, signing digest, signature rule, wire format |
-//! | [`Block`], [`BlockHeader`], [`txs_root`] | blocks, block hash, transactions Merkle root |
-//! | [`Account`], [`StateReader`], [`LtHash`], [`StateDiff`], [`Layered`] | state, the lattice state hash, unfinalized state |
-//! | [`BlockBuilder`], [`execute_block`], [`validate_block`] | transaction rules and block validity |
-//! | [`Store`] | RocksDB: finalized blocks, indices, accounts, certificates, consensus WAL |
-//! | [`LedgerError`] | every refusal and failure, classified (peer's fault / state-dependent / fatal) |
+//! | [`hash`] | [`Hash`](struct@Hash): 32-byte blake3 digests; [`context`]: every derive-key context |
+//! | [`address`] | [`Address`]: account names (ed25519 public keys; bech32m `cairn1…` text) |
+//! | [`tx`] | [`TransactionBody`], [`SignedTransaction`]: transfers, signing digest, signature rule, wire format |
+//! | [`block`] | [`Block`], [`BlockHeader`], [`txs_root`]: blocks, block hash, transactions Merkle root |
+//! | [`state`] | [`Account`], [`StateReader`], [`LtHash`], [`StateDiff`], [`Layered`]: state, the lattice state hash (construction, security, limits), unfinalized state |
+//! | [`execute`] | [`BlockBuilder`], [`execute_block`], [`validate_block`]: transaction rules and block validity |
+//! | [`store`] | [`Store`]: RocksDB layout and invariants; finalized blocks, indices, accounts, certificates, consensus WAL |
+//! | [`error`] | [`LedgerError`]: every refusal and failure, classified (peer's fault / state-dependent / fatal) |
+//!
+//! Everything is also re-exported at the crate root; use `cairn_ledger::Store`, etc.
+//!
+//! ## The life of a block
+//!
+//! ```
+//! use cairn_ledger::*;
+//! use ed25519_dalek::SigningKey;
+//!
+//! # fn main() -> Result<(), LedgerError> {
+//! let alice_key = SigningKey::from_bytes(&[1; 32]);
+//! let alice = Address::from_public_key(&alice_key.verifying_key());
+//! let (bob, proposer) = (Address([2; 32]), Address([3; 32]));
+//!
+//! // Genesis: initial accounts and a height-0 block committing to them.
+//! let accounts = vec![(alice, Account { balance: 1_000, nonce: 0 })];
+//! let genesis = Block {
+//!     header: BlockHeader {
+//!         chain_id: "cairn-doc".into(),
+//!         height: 0,
+//!         view: 0,
+//!         parent_hash: Hash::derive("genesis file", &[]),
+//!         proposer: Address::default(),
+//!         timestamp_ms: 0,
+//!         txs_root: txs_root(&[]),
+//!         state_root: LtHash::of_accounts(accounts.iter().map(|(a, acc)| (a, acc))).root(),
+//!     },
+//!     transactions: vec![],
+//! };
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), genesis.header.parent_hash)?;
+//! store.init_genesis(&genesis, &accounts)?;
+//!
+//! // A wallet signs; the node verifies once on admission.
+//! let tx = TransactionBody {
+//!     chain_id: "cairn-doc".into(),
+//!     sender: alice,
+//!     recipient: bob,
+//!     amount: 100,
+//!     fee: 2,
+//!     nonce: 0,
+//!     expiry_height: 10,
+//! }
+//! .sign(&alice_key);
+//! let tx = SignedTransaction::decode(&tx.encode())?;
+//! tx.verify("cairn-doc")?;
+//!
+//! // The proposer fills a block on top of the head state.
+//! let head = store.head()?.expect("genesis is stored");
+//! let ctx = BlockContext { chain_id: head.chain_id.clone(), height: head.height + 1, proposer };
+//! let mut builder = BlockBuilder::new(&store, store.lthash()?, ctx);
+//! builder.apply(&tx)?;
+//! let diff = builder.finish();
+//! let block = Block {
+//!     header: BlockHeader {
+//!         height: 1,
+//!         view: 1,
+//!         parent_hash: head.hash(),
+//!         proposer,
+//!         timestamp_ms: 1,
+//!         txs_root: txs_root(&[tx.hash()]),
+//!         state_root: diff.state_root(),
+//!         ..head.clone()
+//!     },
+//!     transactions: vec![tx],
+//! };
+//!
+//! // Validators check it against the parent; once finalized, it is committed.
+//! let limits = BlockLimits { block_txs_max: 1_000, block_bytes_max: 1 << 20 };
+//! let checked = validate_block(&head, &store, store.lthash()?, &block, &limits)?;
+//! assert_eq!(checked, diff);
+//! store.commit_block(&block, &checked, Some(b"certificate bytes"))?;
+//! assert_eq!(store.account(&bob)?, Account { balance: 100, nonce: 0 });
+//! assert_eq!(store.account(&proposer)?.balance, 2);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Invariants:
 //! - An account is named by its ed25519 public key ([`Address`]); balances and nonces are
@@ -34,14 +111,16 @@
 //! - Decoding untrusted bytes never panics: sizes are bounded before decoding and every
 //!   failure is a [`LedgerError`].
 
-mod address;
-mod block;
-mod error;
-mod execute;
-mod hash;
-mod state;
-mod store;
-mod tx;
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod block;
+pub mod error;
+pub mod execute;
+pub mod hash;
+pub mod state;
+pub mod store;
+pub mod tx;
 
 pub use address::{ADDRESS_HRP, Address};
 pub use block::{Block, BlockHeader, txs_root};

@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cairn_ledger::{
-    Address, Block, BlockBuilder, BlockContext, BlockHeader, BlockLimits, Hash, Layered, LedgerError, LtHash,
-    SignedTransaction, StateDiff, StateReader, Store, txs_root, validate_block,
+    Address, Block, BlockBuilder, BlockContext, BlockHeader, BlockLimits, Hash, Layered,
+    LedgerError, LtHash, SignatureCheck, SignedTransaction, StateDiff, StateReader, Store,
+    txs_root, validate_block_with,
 };
 
 /// Most pending (validated, not finalized) blocks held. Beyond it new proposals are refused
@@ -61,11 +62,25 @@ pub struct Chain {
 
 impl Chain {
     /// Opens the chain on an initialized store.
-    pub fn open(store: Arc<Store>, chain_id: String, limits: BlockLimits) -> Result<Chain, LedgerError> {
-        let head = store.head()?.ok_or_else(|| LedgerError::Corrupt { reason: "store has no genesis block".into() })?;
+    pub fn open(
+        store: Arc<Store>,
+        chain_id: String,
+        limits: BlockLimits,
+    ) -> Result<Chain, LedgerError> {
+        let head = store.head()?.ok_or_else(|| LedgerError::Corrupt {
+            reason: "store has no genesis block".into(),
+        })?;
         let head_lthash = store.lthash()?;
         let head_hash = head.hash();
-        Ok(Chain { store, chain_id, limits, head, head_hash, head_lthash, pending: HashMap::new() })
+        Ok(Chain {
+            store,
+            chain_id,
+            limits,
+            head,
+            head_hash,
+            head_lthash,
+            pending: HashMap::new(),
+        })
     }
 
     /// The finalized head header.
@@ -126,12 +141,19 @@ impl Chain {
             Some(p) => (p.block.header.clone(), p.diff.lthash.clone()),
             None => (self.head.clone(), self.head_lthash.clone()),
         };
-        let layered = Layered { base: self.store.as_ref() as &dyn StateReader, diffs: path.iter().map(|p| &p.diff).collect() };
+        let layered = Layered {
+            base: self.store.as_ref() as &dyn StateReader,
+            diffs: path.iter().map(|p| &p.diff).collect(),
+        };
         Some((header, lthash, layered))
     }
 
     /// Reads an account at the tip of `parent`'s branch (finalized state if `parent` is the head).
-    pub fn account_at(&self, parent: &Hash, address: &Address) -> Result<Option<cairn_ledger::Account>, LedgerError> {
+    pub fn account_at(
+        &self,
+        parent: &Hash,
+        address: &Address,
+    ) -> Result<Option<cairn_ledger::Account>, LedgerError> {
         match self.state_at(parent) {
             Some((_, _, state)) => state.account(address).map(Some),
             None => Ok(None),
@@ -150,12 +172,21 @@ impl Chain {
         pick: impl FnOnce(&mut BlockBuilder<'_>) -> Vec<SignedTransaction>,
     ) -> Result<Block, ChainError> {
         if self.pending.len() >= PENDING_BLOCKS_MAX {
-            return Err(ChainError::PendingFull { max: PENDING_BLOCKS_MAX });
+            return Err(ChainError::PendingFull {
+                max: PENDING_BLOCKS_MAX,
+            });
         }
         let (parent_header, lthash, state) =
-            self.state_at(parent).ok_or(ChainError::UnknownParent { block: Hash::ZERO, parent: *parent })?;
+            self.state_at(parent).ok_or(ChainError::UnknownParent {
+                block: Hash::ZERO,
+                parent: *parent,
+            })?;
         let height = parent_header.height + 1;
-        let ctx = BlockContext { chain_id: self.chain_id.clone(), height, proposer };
+        let ctx = BlockContext {
+            chain_id: self.chain_id.clone(),
+            height,
+            proposer,
+        };
         let mut builder = BlockBuilder::new(&state, lthash, ctx);
         let transactions = pick(&mut builder);
         let diff = builder.finish();
@@ -170,27 +201,47 @@ impl Chain {
             txs_root: txs_root(&hashes),
             state_root: diff.state_root(),
         };
-        let block = Block { header, transactions };
+        let block = Block {
+            header,
+            transactions,
+        };
         let hash = block.hash();
         drop(state);
-        self.pending.insert(hash, PendingBlock { block: block.clone(), hash, diff });
+        self.pending.insert(
+            hash,
+            PendingBlock {
+                block: block.clone(),
+                hash,
+                diff,
+            },
+        );
         Ok(block)
     }
 
     /// Validates `block` against its parent (which must be the head or pending) and inserts it
-    /// as pending. Idempotent for a block already pending.
-    pub fn insert(&mut self, block: Block) -> Result<Hash, ChainError> {
+    /// as pending. Idempotent for a block already pending. `verified` reports transactions
+    /// whose signature this node already checked (they are not checked again).
+    pub fn insert(
+        &mut self,
+        block: Block,
+        verified: &dyn Fn(&Hash) -> bool,
+    ) -> Result<Hash, ChainError> {
         let hash = block.hash();
         if self.pending.contains_key(&hash) {
             return Ok(hash);
         }
         if self.pending.len() >= PENDING_BLOCKS_MAX {
-            return Err(ChainError::PendingFull { max: PENDING_BLOCKS_MAX });
+            return Err(ChainError::PendingFull {
+                max: PENDING_BLOCKS_MAX,
+            });
         }
         let parent = block.header.parent_hash;
         let diff = {
             let (parent_header, lthash, state) =
-                self.state_at(&parent).ok_or(ChainError::UnknownParent { block: hash, parent })?;
+                self.state_at(&parent).ok_or(ChainError::UnknownParent {
+                    block: hash,
+                    parent,
+                })?;
             if block.header.timestamp_ms < parent_header.timestamp_ms {
                 return Err(ChainError::Invalid(LedgerError::InvalidBlock {
                     block: hash,
@@ -198,9 +249,18 @@ impl Chain {
                     reason: "timestamp earlier than parent's".into(),
                 }));
             }
-            validate_block(&parent_header, &state, lthash, &block, &self.limits).map_err(ChainError::Invalid)?
+            validate_block_with(
+                &parent_header,
+                &state,
+                lthash,
+                &block,
+                &self.limits,
+                SignatureCheck::SkipVerified(verified),
+            )
+            .map_err(ChainError::Invalid)?
         };
-        self.pending.insert(hash, PendingBlock { block, hash, diff });
+        self.pending
+            .insert(hash, PendingBlock { block, hash, diff });
         Ok(hash)
     }
 
@@ -208,12 +268,20 @@ impl Chain {
     /// Returns the committed blocks, oldest first. `Err(UnknownParent)` if the branch does not
     /// reach the head (the caller syncs).
     pub fn finalize(&mut self, hash: &Hash, certificate: &[u8]) -> Result<Vec<Block>, ChainError> {
-        if self.store.height_of(hash).map_err(ChainError::Storage)?.is_some() {
+        if self
+            .store
+            .height_of(hash)
+            .map_err(ChainError::Storage)?
+            .is_some()
+        {
             return Ok(Vec::new());
         }
         let path: Vec<Hash> = self
             .path_from_head(hash)
-            .ok_or(ChainError::UnknownParent { block: *hash, parent: Hash::ZERO })?
+            .ok_or(ChainError::UnknownParent {
+                block: *hash,
+                parent: Hash::ZERO,
+            })?
             .iter()
             .map(|p| p.hash)
             .collect();
@@ -221,7 +289,9 @@ impl Chain {
         for h in path {
             let p = self.pending.remove(&h).expect("path holds pending blocks");
             let cert = if h == *hash { Some(certificate) } else { None };
-            self.store.commit_block(&p.block, &p.diff, cert).map_err(ChainError::Storage)?;
+            self.store
+                .commit_block(&p.block, &p.diff, cert)
+                .map_err(ChainError::Storage)?;
             self.head = p.block.header.clone();
             self.head_hash = h;
             self.head_lthash = p.diff.lthash.clone();
@@ -232,17 +302,35 @@ impl Chain {
     }
 
     /// Validates `block` as the child of the head and commits it (block sync path).
-    pub fn commit_next(&mut self, block: Block, certificate: Option<&[u8]>) -> Result<(), ChainError> {
+    /// `verified` as for [`Self::insert`].
+    pub fn commit_next(
+        &mut self,
+        block: Block,
+        certificate: Option<&[u8]>,
+        verified: &dyn Fn(&Hash) -> bool,
+    ) -> Result<(), ChainError> {
         let hash = block.hash();
         if block.header.parent_hash != self.head_hash {
-            return Err(ChainError::UnknownParent { block: hash, parent: block.header.parent_hash });
+            return Err(ChainError::UnknownParent {
+                block: hash,
+                parent: block.header.parent_hash,
+            });
         }
         let diff = match self.pending.remove(&hash) {
             Some(p) => p.diff,
-            None => validate_block(&self.head, self.store.as_ref(), self.head_lthash.clone(), &block, &self.limits)
-                .map_err(ChainError::Invalid)?,
+            None => validate_block_with(
+                &self.head,
+                self.store.as_ref(),
+                self.head_lthash.clone(),
+                &block,
+                &self.limits,
+                SignatureCheck::SkipVerified(verified),
+            )
+            .map_err(ChainError::Invalid)?,
         };
-        self.store.commit_block(&block, &diff, certificate).map_err(ChainError::Storage)?;
+        self.store
+            .commit_block(&block, &diff, certificate)
+            .map_err(ChainError::Storage)?;
         self.head = block.header.clone();
         self.head_hash = hash;
         self.head_lthash = diff.lthash;
@@ -252,7 +340,12 @@ impl Chain {
 
     /// Drops pending blocks that no longer descend from the head.
     fn prune(&mut self) {
-        let keep: Vec<Hash> = self.pending.keys().filter(|h| self.path_from_head(h).is_some()).copied().collect();
+        let keep: Vec<Hash> = self
+            .pending
+            .keys()
+            .filter(|h| self.path_from_head(h).is_some())
+            .copied()
+            .collect();
         self.pending.retain(|h, _| keep.contains(h));
     }
 }

@@ -155,19 +155,33 @@ impl Default for RpcConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        SyncConfig { interval_ms: 1000, batch_blocks_max: 64 }
+        SyncConfig {
+            interval_ms: 1000,
+            batch_blocks_max: 64,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { filter: "info".into(), format: "text".into() }
+        LogConfig {
+            filter: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
-fn range<T: PartialOrd + std::fmt::Display + Copy>(field: &'static str, v: T, lo: T, hi: T) -> Result<(), ConfigError> {
+fn range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &'static str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ConfigError> {
     if v < lo || v > hi {
-        return Err(ConfigError::Invalid { field, reason: format!("{v} is outside {lo}..={hi}") });
+        return Err(ConfigError::Invalid {
+            field,
+            reason: format!("{v} is outside {lo}..={hi}"),
+        });
     }
     Ok(())
 }
@@ -175,14 +189,25 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(field: &'static str, v: T, lo
 impl NodeConfig {
     /// Reads `path` (bounded by [`CONFIG_BYTES_MAX`]), parses TOML, validates.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read { path: path.into(), reason: e.to_string() })?;
+        let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
         if meta.len() > CONFIG_BYTES_MAX {
-            return Err(ConfigError::TooLarge { path: path.into(), len: meta.len(), max: CONFIG_BYTES_MAX });
+            return Err(ConfigError::TooLarge {
+                path: path.into(),
+                len: meta.len(),
+                max: CONFIG_BYTES_MAX,
+            });
         }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.into(), reason: e.to_string() })?;
-        let config: NodeConfig =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -195,45 +220,96 @@ impl NodeConfig {
     /// Checks every field's range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.moniker.is_empty() || self.moniker.len() > 64 {
-            return Err(ConfigError::Invalid { field: "moniker", reason: "must be 1..=64 bytes".into() });
+            return Err(ConfigError::Invalid {
+                field: "moniker",
+                reason: "must be 1..=64 bytes".into(),
+            });
         }
         self.p2p
             .listen
             .parse::<libp2p::Multiaddr>()
-            .map_err(|e| ConfigError::Invalid { field: "p2p.listen", reason: e.to_string() })?;
+            .map_err(|e| ConfigError::Invalid {
+                field: "p2p.listen",
+                reason: e.to_string(),
+            })?;
         if self.p2p.bootstrap.len() > 256 {
-            return Err(ConfigError::Invalid { field: "p2p.bootstrap", reason: "more than 256 entries".into() });
+            return Err(ConfigError::Invalid {
+                field: "p2p.bootstrap",
+                reason: "more than 256 entries".into(),
+            });
         }
         for b in &self.p2p.bootstrap {
-            let addr: libp2p::Multiaddr =
-                b.parse().map_err(|e| ConfigError::Invalid { field: "p2p.bootstrap", reason: format!("`{b}`: {e}") })?;
-            if !addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) {
+            let addr: libp2p::Multiaddr = b.parse().map_err(|e| ConfigError::Invalid {
+                field: "p2p.bootstrap",
+                reason: format!("`{b}`: {e}"),
+            })?;
+            if !addr
+                .iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+            {
                 return Err(ConfigError::Invalid {
                     field: "p2p.bootstrap",
                     reason: format!("`{b}` must end with /p2p/<peer id>"),
                 });
             }
         }
-        range("p2p.redial_interval_ms", self.p2p.redial_interval_ms, 100, 600_000)?;
+        range(
+            "p2p.redial_interval_ms",
+            self.p2p.redial_interval_ms,
+            100,
+            600_000,
+        )?;
         range("p2p.connections_max", self.p2p.connections_max, 1, 10_000)?;
         range("p2p.event_queue_max", self.p2p.event_queue_max, 16, 1 << 20)?;
-        range("p2p.command_queue_max", self.p2p.command_queue_max, 16, 1 << 20)?;
-        range("p2p.sync_request_timeout_ms", self.p2p.sync_request_timeout_ms, 100, 600_000)?;
-        range("rpc.body_bytes_max", self.rpc.body_bytes_max, 1024, 64 << 20)?;
-        range("rpc.batch_requests_max", self.rpc.batch_requests_max, 1, 10_000)?;
+        range(
+            "p2p.command_queue_max",
+            self.p2p.command_queue_max,
+            16,
+            1 << 20,
+        )?;
+        range(
+            "p2p.sync_request_timeout_ms",
+            self.p2p.sync_request_timeout_ms,
+            100,
+            600_000,
+        )?;
+        range(
+            "rpc.body_bytes_max",
+            self.rpc.body_bytes_max,
+            1024,
+            64 << 20,
+        )?;
+        range(
+            "rpc.batch_requests_max",
+            self.rpc.batch_requests_max,
+            1,
+            10_000,
+        )?;
         range("rpc.concurrency_max", self.rpc.concurrency_max, 1, 100_000)?;
-        range("rpc.request_timeout_ms", self.rpc.request_timeout_ms, 100, 600_000)?;
+        range(
+            "rpc.request_timeout_ms",
+            self.rpc.request_timeout_ms,
+            100,
+            600_000,
+        )?;
         range("sync.interval_ms", self.sync.interval_ms, 50, 600_000)?;
         range("sync.batch_blocks_max", self.sync.batch_blocks_max, 1, 1024)?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid { field: "log.format", reason: "must be `text` or `json`".into() });
+            return Err(ConfigError::Invalid {
+                field: "log.format",
+                reason: "must be `text` or `json`".into(),
+            });
         }
         Ok(())
     }
 
     /// `p` resolved against `home` unless absolute.
     pub fn resolve(home: &Path, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { home.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            home.join(p)
+        }
     }
 }
 
@@ -265,6 +341,12 @@ mod tests {
         }
         let mut c = NodeConfig::default();
         c.p2p.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".into()];
-        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "p2p.bootstrap", .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "p2p.bootstrap",
+                ..
+            })
+        ));
     }
 }

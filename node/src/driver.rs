@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_consensus::{
-    Anchor, Certificate, CertificateKind, Consensus, Digest, Input, Message, Output, Proposal, ValidatorSet, View,
-    WalEntry,
+    Anchor, Certificate, CertificateKind, Consensus, Digest, Input, Message, Output, Proposal,
+    ValidatorSet, View, WalEntry,
 };
 use cairn_genesis::Genesis;
 use cairn_ledger::{Address, Block, Hash, LedgerError, SignedTransaction, Store};
@@ -93,9 +93,15 @@ pub enum LocalTxStatus {
 /// Requests from the RPC server.
 pub enum Command {
     /// Admit a signature-checked transaction to the mempool and gossip it.
-    Submit { tx: SignedTransaction, reply: oneshot::Sender<Result<Hash, SubmitError>> },
+    Submit {
+        tx: SignedTransaction,
+        reply: oneshot::Sender<Result<Hash, SubmitError>>,
+    },
     /// Mempool / rejection status of a transaction.
-    TxStatus { hash: Hash, reply: oneshot::Sender<LocalTxStatus> },
+    TxStatus {
+        hash: Hash,
+        reply: oneshot::Sender<LocalTxStatus>,
+    },
 }
 
 /// State shared with the RPC server (read-only there).
@@ -117,11 +123,29 @@ pub struct Shared {
 }
 
 enum Internal {
-    TxVerified { tx: SignedTransaction, source: PeerId, message_id: MessageId, result: Result<(), LedgerError> },
-    Fetched { hash: Hash, block: Option<Block> },
-    PeerStatus { peer: PeerId, height: u64 },
-    SyncBlocks { peer: PeerId, blocks: Vec<SyncedBlock> },
-    RequestFailed { what: &'static str, peer: PeerId, reason: String },
+    TxVerified {
+        tx: SignedTransaction,
+        source: PeerId,
+        message_id: MessageId,
+        result: Result<(), LedgerError>,
+    },
+    Fetched {
+        hash: Hash,
+        block: Option<Block>,
+    },
+    PeerStatus {
+        peer: PeerId,
+        height: u64,
+    },
+    SyncBlocks {
+        peer: PeerId,
+        blocks: Vec<SyncedBlock>,
+    },
+    RequestFailed {
+        what: &'static str,
+        peer: PeerId,
+        reason: String,
+    },
 }
 
 /// Driver parameters derived from genesis and config.
@@ -180,7 +204,10 @@ pub struct Driver {
 }
 
 fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn digest(h: Hash) -> Digest {
@@ -206,14 +233,25 @@ impl Driver {
         shared: Arc<Shared>,
     ) -> Result<Driver, FatalError> {
         let head = chain.head().clone();
-        let anchor = Anchor { view: head.view, payload: digest(chain.head_hash()) };
+        let anchor = Anchor {
+            view: head.view,
+            payload: digest(chain.head_hash()),
+        };
         let mut wal = Vec::new();
-        for (view, bytes) in chain.store().wal_entries().map_err(|e| FatalError(e.to_string()))? {
-            let entry: WalEntry = borsh::from_slice(&bytes)
-                .map_err(|e| FatalError(format!("consensus WAL entry at view {view} does not decode: {e}")))?;
+        for (view, bytes) in chain
+            .store()
+            .wal_entries()
+            .map_err(|e| FatalError(e.to_string()))?
+        {
+            let entry: WalEntry = borsh::from_slice(&bytes).map_err(|e| {
+                FatalError(format!(
+                    "consensus WAL entry at view {view} does not decode: {e}"
+                ))
+            })?;
             wal.push(entry);
         }
-        let consensus = Consensus::new(consensus_config, anchor, &wal).map_err(|e| FatalError(e.to_string()))?;
+        let consensus = Consensus::new(consensus_config, anchor, &wal)
+            .map_err(|e| FatalError(e.to_string()))?;
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_QUEUE_MAX);
         Ok(Driver {
             params,
@@ -333,6 +371,20 @@ impl Driver {
                     }
                 }
                 Output::Finalized(cert) => self.on_finalized(cert).await?,
+                Output::Evidence(evidence) => {
+                    warn!(
+                        signer = evidence.signer(),
+                        view = evidence.view(),
+                        "equivocation evidence"
+                    );
+                    // One record per (view, signer): a validator can only add evidence by
+                    // signing conflicting votes, and each view holds at most one record for it.
+                    let key = format!("evidence/{:020}/{:05}", evidence.view(), evidence.signer());
+                    self.chain
+                        .store()
+                        .meta_put(&key, &evidence.encode())
+                        .map_err(|e| FatalError(format!("storing evidence failed: {e}")))?;
+                }
                 Output::ViewChanged { view } => {
                     self.shared.metrics.view.set(view as i64);
                     if let Some((v, _)) = self.pending_build
@@ -352,8 +404,12 @@ impl Driver {
 
     /// Builds the pending proposal if its parent is known; waits (bounded) for transactions.
     async fn try_build(&mut self) -> Result<(), FatalError> {
-        let Some((view, parent)) = self.pending_build else { return Ok(()) };
-        let Some(me) = self.params.me else { return Ok(()) };
+        let Some((view, parent)) = self.pending_build else {
+            return Ok(());
+        };
+        let Some(me) = self.params.me else {
+            return Ok(());
+        };
         if view != self.consensus.view() {
             self.pending_build = None;
             return Ok(());
@@ -377,9 +433,14 @@ impl Driver {
             return Ok(()); // retried on tick and on transaction arrival
         }
         self.pending_build = None;
-        let (txs_max, bytes_max) = (self.params.block_txs_max, self.params.block_bytes_max.saturating_sub(1024));
+        let (txs_max, bytes_max) = (
+            self.params.block_txs_max,
+            self.params.block_bytes_max.saturating_sub(1024),
+        );
         let mempool = &self.mempool;
-        let block = match self.chain.build(&parent, view, me, now, |b| mempool.reap(b, txs_max, bytes_max)) {
+        let block = match self.chain.build(&parent, view, me, now, |b| {
+            mempool.reap(b, txs_max, bytes_max)
+        }) {
             Ok(b) => b,
             Err(ChainError::Storage(e)) => return Err(FatalError(e.to_string())),
             Err(e) => {
@@ -392,7 +453,11 @@ impl Driver {
         if let Err(e) = self.net.publish(Topic::Blocks, block.encode()).await {
             warn!(error = %e, "publishing a block failed");
         }
-        self.inputs.push_back(Input::Proposed { view, payload: digest(h), now_ms: self.now_ms() });
+        self.inputs.push_back(Input::Proposed {
+            view,
+            payload: digest(h),
+            now_ms: self.now_ms(),
+        });
         Ok(())
     }
 
@@ -410,7 +475,11 @@ impl Driver {
         if let Some(p) = self.chain.pending(&h) {
             let valid = header_ok(&p.block, leader);
             self.awaiting.remove(&h);
-            self.inputs.push_back(Input::Validated { proposal, valid, now_ms: self.now_ms() });
+            self.inputs.push_back(Input::Validated {
+                proposal,
+                valid,
+                now_ms: self.now_ms(),
+            });
             return Ok(());
         }
         let Some(block) = self.received.get(&h).cloned() else {
@@ -419,13 +488,21 @@ impl Driver {
         };
         if !header_ok(&block, leader) {
             self.awaiting.remove(&h);
-            self.inputs.push_back(Input::Validated { proposal, valid: false, now_ms: self.now_ms() });
+            self.inputs.push_back(Input::Validated {
+                proposal,
+                valid: false,
+                now_ms: self.now_ms(),
+            });
             return Ok(());
         }
         match self.insert_block(block).await? {
             Some(valid) => {
                 self.awaiting.remove(&h);
-                self.inputs.push_back(Input::Validated { proposal, valid, now_ms: self.now_ms() });
+                self.inputs.push_back(Input::Validated {
+                    proposal,
+                    valid,
+                    now_ms: self.now_ms(),
+                });
             }
             None => {
                 self.park(h, proposal);
@@ -450,13 +527,8 @@ impl Driver {
         if self.chain.pending(&h).is_some() {
             return Ok(Some(true));
         }
-        for tx in &block.transactions {
-            if !self.mempool.contains(&tx.hash()) && tx.verify(&self.params.chain_id).is_err() {
-                warn!(block = %h, tx = %tx.hash(), "block carries an invalid signature");
-                return Ok(Some(false));
-            }
-        }
-        match self.chain.insert(block) {
+        let mempool = &self.mempool;
+        match self.chain.insert(block, &|t| mempool.contains(t)) {
             Ok(_) => Ok(Some(true)),
             Err(ChainError::UnknownParent { .. }) => Ok(None),
             Err(ChainError::Invalid(e)) => {
@@ -469,9 +541,17 @@ impl Driver {
     }
 
     async fn on_finalized(&mut self, cert: Certificate) -> Result<(), FatalError> {
-        let CertificateKind::Finalization(p) = &cert.kind else { return Ok(()) };
+        let CertificateKind::Finalization(p) = &cert.kind else {
+            return Ok(());
+        };
         let h = hash(p.payload);
-        if self.chain.store().height_of(&h).map_err(|e| FatalError(e.to_string()))?.is_some() {
+        if self
+            .chain
+            .store()
+            .height_of(&h)
+            .map_err(|e| FatalError(e.to_string()))?
+            .is_some()
+        {
             return Ok(());
         }
         if !self.chain.can_extend(&h)
@@ -504,38 +584,58 @@ impl Driver {
         }
         let store = self.chain.store().clone();
         for b in &blocks {
-            self.mempool.remove_finalized(&b.transactions, store.as_ref(), b.header.height);
+            self.mempool
+                .remove_finalized(&b.transactions, store.as_ref(), b.header.height);
             self.shared.metrics.blocks_finalized.inc();
-            self.shared.metrics.txs_finalized.inc_by(b.transactions.len() as u64);
+            self.shared
+                .metrics
+                .txs_finalized
+                .inc_by(b.transactions.len() as u64);
             self.finalized_waiting.remove(&b.hash());
         }
         let head = self.chain.head().clone();
         info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.transactions.len()).sum::<usize>(), "finalized");
         self.shared.metrics.height.set(head.height as i64);
-        self.shared.metrics.mempool_txs.set(self.mempool.len() as i64);
+        self.shared
+            .metrics
+            .mempool_txs
+            .set(self.mempool.len() as i64);
         // Votes at or below a finalized view can never matter again.
         store
             .wal_prune_below(finalized_view.min(head.view))
             .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
         self.received.retain(|_, b| b.header.height > head.height);
-        self.received_order.retain(|h| self.received.contains_key(h));
+        self.received_order
+            .retain(|h| self.received.contains_key(h));
         Ok(())
     }
 
     /// Retries parked work after the chain changed.
     async fn retry_parked(&mut self) -> Result<(), FatalError> {
-        let waiting: Vec<(Hash, Certificate)> = self.finalized_waiting.iter().map(|(h, c)| (*h, c.clone())).collect();
+        let waiting: Vec<(Hash, Certificate)> = self
+            .finalized_waiting
+            .iter()
+            .map(|(h, c)| (*h, c.clone()))
+            .collect();
         for (h, cert) in waiting {
             if self.chain.can_extend(&h) || self.received.contains_key(&h) {
                 self.finalized_waiting.remove(&h);
                 self.on_finalized(cert).await?;
-            } else if self.chain.store().height_of(&h).map_err(|e| FatalError(e.to_string()))?.is_some() {
+            } else if self
+                .chain
+                .store()
+                .height_of(&h)
+                .map_err(|e| FatalError(e.to_string()))?
+                .is_some()
+            {
                 self.finalized_waiting.remove(&h);
             }
         }
         let parked: Vec<Proposal> = self.awaiting.values().map(|(p, _)| *p).collect();
         for p in parked {
-            if self.received.contains_key(&hash(p.payload)) && self.chain.can_extend(&hash(p.parent)) {
+            if self.received.contains_key(&hash(p.payload))
+                && self.chain.can_extend(&hash(p.parent))
+            {
                 self.try_validate(p).await?;
             }
         }
@@ -547,7 +647,12 @@ impl Driver {
 
     async fn on_network(&mut self, ev: NetworkEvent) -> Result<(), FatalError> {
         match ev {
-            NetworkEvent::Gossip { topic, source, message_id, data } => match topic {
+            NetworkEvent::Gossip {
+                topic,
+                source,
+                message_id,
+                data,
+            } => match topic {
                 Topic::Consensus => {
                     let acceptance = match Message::decode(&data) {
                         Err(e) => {
@@ -583,17 +688,23 @@ impl Driver {
                 }
                 Topic::Transactions => self.on_gossip_tx(source, message_id, data).await,
             },
-            NetworkEvent::Request { peer, data, token } => self.on_request(peer, data, token).await?,
+            NetworkEvent::Request { peer, data, token } => {
+                self.on_request(peer, data, token).await?
+            }
             NetworkEvent::PeerConnected { peer } => {
                 if !self.peers.contains(&peer) {
                     self.peers.push(peer);
                 }
-                self.shared.peer_count.store(self.peers.len() as u32, Ordering::Relaxed);
+                self.shared
+                    .peer_count
+                    .store(self.peers.len() as u32, Ordering::Relaxed);
                 self.shared.metrics.peers.set(self.peers.len() as i64);
             }
             NetworkEvent::PeerDisconnected { peer } => {
                 self.peers.retain(|p| *p != peer);
-                self.shared.peer_count.store(self.peers.len() as u32, Ordering::Relaxed);
+                self.shared
+                    .peer_count
+                    .store(self.peers.len() as u32, Ordering::Relaxed);
                 self.shared.metrics.peers.set(self.peers.len() as i64);
             }
         }
@@ -644,7 +755,12 @@ impl Driver {
         let out = self.internal_tx.clone();
         tokio::task::spawn_blocking(move || {
             let result = tx.verify(&chain_id);
-            let _ = out.blocking_send(Internal::TxVerified { tx, source, message_id, result });
+            let _ = out.blocking_send(Internal::TxVerified {
+                tx,
+                source,
+                message_id,
+                result,
+            });
         });
     }
 
@@ -652,7 +768,9 @@ impl Driver {
         let h = tx.hash();
         let next_height = self.chain.head().height + 1;
         let store = self.chain.store().clone();
-        let r = self.mempool.insert(tx, store.as_ref(), &self.params.chain_id, next_height);
+        let r = self
+            .mempool
+            .insert(tx, store.as_ref(), &self.params.chain_id, next_height);
         match &r {
             Ok(_) => {
                 self.rejected.remove(&h);
@@ -664,7 +782,10 @@ impl Driver {
                 }
             }
         }
-        self.shared.metrics.mempool_txs.set(self.mempool.len() as i64);
+        self.shared
+            .metrics
+            .mempool_txs
+            .set(self.mempool.len() as i64);
         r
     }
 
@@ -698,7 +819,10 @@ impl Driver {
                 let s = if self.mempool.contains(&hash) {
                     LocalTxStatus::Pending
                 } else if let Some((code, reason)) = self.rejected.get(&hash) {
-                    LocalTxStatus::Rejected { code: code.clone(), reason: reason.clone() }
+                    LocalTxStatus::Rejected {
+                        code: code.clone(),
+                        reason: reason.clone(),
+                    }
                 } else {
                     LocalTxStatus::Unknown
                 };
@@ -710,7 +834,12 @@ impl Driver {
 
     async fn on_internal(&mut self, res: Internal) -> Result<(), FatalError> {
         match res {
-            Internal::TxVerified { tx, source, message_id, result } => {
+            Internal::TxVerified {
+                tx,
+                source,
+                message_id,
+                result,
+            } => {
                 self.verify_in_flight -= 1;
                 let acceptance = match result {
                     Err(_) => Acceptance::Reject,
@@ -736,7 +865,9 @@ impl Driver {
             Internal::PeerStatus { peer, height } => {
                 self.best_peer_height = self.best_peer_height.max(height);
                 let head = self.chain.head().height;
-                self.shared.syncing.store(height > head + 1, Ordering::Relaxed);
+                self.shared
+                    .syncing
+                    .store(height > head + 1, Ordering::Relaxed);
                 if height > head && !self.sync_in_flight {
                     self.request_blocks(peer, head + 1);
                 }
@@ -757,7 +888,11 @@ impl Driver {
 
     /// Verifies and commits a sync response: accepted up to the last block carrying a valid
     /// finalization certificate; every block is re-executed by `commit_next`.
-    async fn apply_synced(&mut self, peer: PeerId, blocks: Vec<SyncedBlock>) -> Result<(), FatalError> {
+    async fn apply_synced(
+        &mut self,
+        peer: PeerId,
+        blocks: Vec<SyncedBlock>,
+    ) -> Result<(), FatalError> {
         let mut last_certified = None;
         for (i, sb) in blocks.iter().enumerate() {
             if let Some(bytes) = &sb.certificate
@@ -786,7 +921,12 @@ impl Driver {
             }
             last_view = sb.block.header.view;
             let b = sb.block.clone();
-            match self.chain.commit_next(sb.block, sb.certificate.as_deref()) {
+            let mempool = &self.mempool;
+            match self
+                .chain
+                .commit_next(sb.block, sb.certificate.as_deref(), &|t| {
+                    mempool.contains(t)
+                }) {
                 Ok(()) => {
                     committed += 1;
                     self.shared.metrics.blocks_synced.inc();
@@ -801,7 +941,10 @@ impl Driver {
         }
         if committed > 0 {
             info!(%peer, committed, head = self.chain.head().height, view = last_view, "synced blocks");
-            self.shared.syncing.store(self.best_peer_height > self.chain.head().height + 1, Ordering::Relaxed);
+            self.shared.syncing.store(
+                self.best_peer_height > self.chain.head().height + 1,
+                Ordering::Relaxed,
+            );
             self.retry_parked().await?;
             if self.best_peer_height > self.chain.head().height {
                 self.request_blocks(peer, self.chain.head().height + 1);
@@ -811,21 +954,29 @@ impl Driver {
     }
 
     fn check_finalization(&self, bytes: &[u8], block_hash: Hash) -> bool {
-        let Ok(cert) = borsh::from_slice::<Certificate>(bytes) else { return false };
+        let Ok(cert) = borsh::from_slice::<Certificate>(bytes) else {
+            return false;
+        };
         match &cert.kind {
-            CertificateKind::Finalization(p) if hash(p.payload) == block_hash => {
-                cert.verify(&self.params.namespace, &self.params.validators).is_ok()
-            }
+            CertificateKind::Finalization(p) if hash(p.payload) == block_hash => cert
+                .verify(&self.params.namespace, &self.params.validators)
+                .is_ok(),
             _ => false,
         }
     }
 
-    async fn on_request(&mut self, peer: PeerId, data: Vec<u8>, token: ResponseToken) -> Result<(), FatalError> {
+    async fn on_request(
+        &mut self,
+        peer: PeerId,
+        data: Vec<u8>,
+        token: ResponseToken,
+    ) -> Result<(), FatalError> {
         let resp = match SyncRequest::decode(&data) {
             Err(e) => SyncResponse::Error(e.to_string()),
-            Ok(SyncRequest::Status) => {
-                SyncResponse::Status { height: self.chain.head().height, hash: self.chain.head_hash() }
-            }
+            Ok(SyncRequest::Status) => SyncResponse::Status {
+                height: self.chain.head().height,
+                hash: self.chain.head_hash(),
+            },
             Ok(SyncRequest::BlockByHash(h)) => {
                 let b = match self.chain.block(&h) {
                     Ok(b) => b.or_else(|| self.received.get(&h).cloned()),
@@ -840,11 +991,17 @@ impl Driver {
                 let mut bytes = 0usize;
                 let store = self.chain.store();
                 for height in from_height..from_height.saturating_add(count) {
-                    let Some(block) = store.block_by_height(height).map_err(|e| FatalError(e.to_string()))? else {
+                    let Some(block) = store
+                        .block_by_height(height)
+                        .map_err(|e| FatalError(e.to_string()))?
+                    else {
                         break;
                     };
-                    let certificate = store.certificate(height).map_err(|e| FatalError(e.to_string()))?;
-                    let size = block.encode().len() + certificate.as_ref().map_or(0, |c| c.len()) + 16;
+                    let certificate = store
+                        .certificate(height)
+                        .map_err(|e| FatalError(e.to_string()))?;
+                    let size =
+                        block.encode().len() + certificate.as_ref().map_or(0, |c| c.len()) + 16;
                     if bytes + size > budget && !out.is_empty() {
                         break;
                     }
@@ -878,13 +1035,30 @@ impl Driver {
         let out = self.internal_tx.clone();
         let max = self.params.sync_response_bytes_max;
         tokio::spawn(async move {
-            let res = net.request(peer, SyncRequest::BlockByHash(h).encode()).await;
-            let msg = match res.map_err(|e| e.to_string()).and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string())) {
+            let res = net
+                .request(peer, SyncRequest::BlockByHash(h).encode())
+                .await;
+            let msg = match res
+                .map_err(|e| e.to_string())
+                .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
+            {
                 Ok(SyncResponse::Block(block)) => Internal::Fetched { hash: h, block },
-                Ok(_) => Internal::Fetched { hash: h, block: None },
+                Ok(_) => Internal::Fetched {
+                    hash: h,
+                    block: None,
+                },
                 Err(reason) => {
-                    let _ = out.send(Internal::Fetched { hash: h, block: None }).await;
-                    Internal::RequestFailed { what: "fetch", peer, reason }
+                    let _ = out
+                        .send(Internal::Fetched {
+                            hash: h,
+                            block: None,
+                        })
+                        .await;
+                    Internal::RequestFailed {
+                        what: "fetch",
+                        peer,
+                        reason,
+                    }
                 }
             };
             let _ = out.send(msg).await;
@@ -907,10 +1081,21 @@ impl Driver {
         tokio::spawn(async move {
             let req = SyncRequest::Blocks { from_height, count };
             let res = net.request(peer, req.encode()).await;
-            let msg = match res.map_err(|e| e.to_string()).and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string())) {
+            let msg = match res
+                .map_err(|e| e.to_string())
+                .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
+            {
                 Ok(SyncResponse::Blocks(blocks)) => Internal::SyncBlocks { peer, blocks },
-                Ok(other) => Internal::RequestFailed { what: "sync", peer, reason: format!("unexpected response {other:?}") },
-                Err(reason) => Internal::RequestFailed { what: "sync", peer, reason },
+                Ok(other) => Internal::RequestFailed {
+                    what: "sync",
+                    peer,
+                    reason: format!("unexpected response {other:?}"),
+                },
+                Err(reason) => Internal::RequestFailed {
+                    what: "sync",
+                    peer,
+                    reason,
+                },
             };
             let _ = out.send(msg).await;
         });
@@ -925,7 +1110,9 @@ impl Driver {
         let missing: Vec<Hash> = self
             .awaiting
             .iter()
-            .filter(|(h, (_, since))| now.saturating_sub(*since) > 300 && !self.received.contains_key(h))
+            .filter(|(h, (_, since))| {
+                now.saturating_sub(*since) > 300 && !self.received.contains_key(h)
+            })
             .map(|(h, _)| *h)
             .collect();
         for h in missing {
@@ -942,11 +1129,25 @@ impl Driver {
                 tokio::spawn(async move {
                     let msg = match net.request(peer, SyncRequest::Status.encode()).await {
                         Ok(b) => match SyncResponse::decode(&b, 1024) {
-                            Ok(SyncResponse::Status { height, .. }) => Internal::PeerStatus { peer, height },
-                            Ok(_) => Internal::RequestFailed { what: "status", peer, reason: "unexpected".into() },
-                            Err(e) => Internal::RequestFailed { what: "status", peer, reason: e.to_string() },
+                            Ok(SyncResponse::Status { height, .. }) => {
+                                Internal::PeerStatus { peer, height }
+                            }
+                            Ok(_) => Internal::RequestFailed {
+                                what: "status",
+                                peer,
+                                reason: "unexpected".into(),
+                            },
+                            Err(e) => Internal::RequestFailed {
+                                what: "status",
+                                peer,
+                                reason: e.to_string(),
+                            },
                         },
-                        Err(e) => Internal::RequestFailed { what: "status", peer, reason: e.to_string() },
+                        Err(e) => Internal::RequestFailed {
+                            what: "status",
+                            peer,
+                            reason: e.to_string(),
+                        },
                     };
                     let _ = out.send(msg).await;
                 });

@@ -44,17 +44,26 @@ struct ValidatorKeyFile {
 }
 
 fn read_bounded(path: &Path) -> Result<String, KeyError> {
-    let io = |e: std::io::Error| KeyError::Io { path: path.into(), reason: e.to_string() };
+    let io = |e: std::io::Error| KeyError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > KEY_FILE_BYTES_MAX {
-        return Err(KeyError::Invalid { path: path.into(), reason: format!("{len} bytes is too large") });
+        return Err(KeyError::Invalid {
+            path: path.into(),
+            reason: format!("{len} bytes is too large"),
+        });
     }
     std::fs::read_to_string(path).map_err(io)
 }
 
 /// Writes `contents` to a new file with mode 0600; refuses to overwrite.
 pub fn write_secret_file(path: &Path, contents: &str) -> Result<(), KeyError> {
-    let io = |e: std::io::Error| KeyError::Io { path: path.into(), reason: e.to_string() };
+    let io = |e: std::io::Error| KeyError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     if path.exists() {
         return Err(KeyError::Exists { path: path.into() });
     }
@@ -75,9 +84,14 @@ pub fn write_secret_file(path: &Path, contents: &str) -> Result<(), KeyError> {
 }
 
 fn seed_from_hex(path: &Path, hex_seed: &str) -> Result<[u8; 32], KeyError> {
-    let bytes = hex::decode(hex_seed.trim())
-        .map_err(|e| KeyError::Invalid { path: path.into(), reason: format!("secret_key: {e}") })?;
-    bytes.try_into().map_err(|_| KeyError::Invalid { path: path.into(), reason: "secret_key must be 32 bytes".into() })
+    let bytes = hex::decode(hex_seed.trim()).map_err(|e| KeyError::Invalid {
+        path: path.into(),
+        reason: format!("secret_key: {e}"),
+    })?;
+    bytes.try_into().map_err(|_| KeyError::Invalid {
+        path: path.into(),
+        reason: "secret_key must be 32 bytes".into(),
+    })
 }
 
 /// A fresh random ed25519 seed from the OS RNG.
@@ -91,26 +105,38 @@ pub fn random_seed() -> [u8; 32] {
 /// libp2p keypair from a 32-byte ed25519 seed.
 pub fn libp2p_keypair(seed: [u8; 32]) -> libp2p::identity::Keypair {
     let mut seed = seed;
-    let secret = libp2p::identity::ed25519::SecretKey::try_from_bytes(&mut seed).expect("32 bytes is a valid ed25519 seed");
+    let secret = libp2p::identity::ed25519::SecretKey::try_from_bytes(&mut seed)
+        .expect("32 bytes is a valid ed25519 seed");
     libp2p::identity::Keypair::from(libp2p::identity::ed25519::Keypair::from(secret))
 }
 
 /// Writes a node key file for `seed` (mode 0600); returns the peer id.
 pub fn write_node_key(path: &Path, seed: [u8; 32]) -> Result<libp2p::PeerId, KeyError> {
     let peer_id = libp2p_keypair(seed).public().to_peer_id();
-    let file = NodeKeyFile { peer_id: peer_id.to_string(), secret_key: hex::encode(seed) };
-    write_secret_file(path, &serde_json::to_string_pretty(&file).expect("serializes"))?;
+    let file = NodeKeyFile {
+        peer_id: peer_id.to_string(),
+        secret_key: hex::encode(seed),
+    };
+    write_secret_file(
+        path,
+        &serde_json::to_string_pretty(&file).expect("serializes"),
+    )?;
     Ok(peer_id)
 }
 
 /// Reads a node key file.
 pub fn read_node_key(path: &Path) -> Result<libp2p::identity::Keypair, KeyError> {
     let text = read_bounded(path)?;
-    let file: NodeKeyFile =
-        serde_json::from_str(&text).map_err(|e| KeyError::Invalid { path: path.into(), reason: e.to_string() })?;
+    let file: NodeKeyFile = serde_json::from_str(&text).map_err(|e| KeyError::Invalid {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     let kp = libp2p_keypair(seed_from_hex(path, &file.secret_key)?);
     if kp.public().to_peer_id().to_string() != file.peer_id {
-        return Err(KeyError::Invalid { path: path.into(), reason: "peer_id does not match secret_key".into() });
+        return Err(KeyError::Invalid {
+            path: path.into(),
+            reason: "peer_id does not match secret_key".into(),
+        });
     }
     Ok(kp)
 }
@@ -119,19 +145,30 @@ pub fn read_node_key(path: &Path) -> Result<libp2p::identity::Keypair, KeyError>
 pub fn write_validator_key(path: &Path, seed: [u8; 32]) -> Result<Address, KeyError> {
     let key = SigningKey::from_bytes(&seed);
     let address = Address::from_public_key(&key.verifying_key());
-    let file = ValidatorKeyFile { address: address.to_bech32(), secret_key: hex::encode(seed) };
-    write_secret_file(path, &serde_json::to_string_pretty(&file).expect("serializes"))?;
+    let file = ValidatorKeyFile {
+        address: address.to_bech32(),
+        secret_key: hex::encode(seed),
+    };
+    write_secret_file(
+        path,
+        &serde_json::to_string_pretty(&file).expect("serializes"),
+    )?;
     Ok(address)
 }
 
 /// Reads a validator (or wallet) key file.
 pub fn read_validator_key(path: &Path) -> Result<SigningKey, KeyError> {
     let text = read_bounded(path)?;
-    let file: ValidatorKeyFile =
-        serde_json::from_str(&text).map_err(|e| KeyError::Invalid { path: path.into(), reason: e.to_string() })?;
+    let file: ValidatorKeyFile = serde_json::from_str(&text).map_err(|e| KeyError::Invalid {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     let key = SigningKey::from_bytes(&seed_from_hex(path, &file.secret_key)?);
     if Address::from_public_key(&key.verifying_key()).to_bech32() != file.address {
-        return Err(KeyError::Invalid { path: path.into(), reason: "address does not match secret_key".into() });
+        return Err(KeyError::Invalid {
+            path: path.into(),
+            reason: "address does not match secret_key".into(),
+        });
     }
     Ok(key)
 }
@@ -149,12 +186,21 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
-        assert!(matches!(write_node_key(&p, [8u8; 32]), Err(KeyError::Exists { .. })));
+        assert!(matches!(
+            write_node_key(&p, [8u8; 32]),
+            Err(KeyError::Exists { .. })
+        ));
         let v = dir.path().join("validator_key.json");
         let addr = write_validator_key(&v, [9u8; 32]).unwrap();
-        assert_eq!(Address::from_public_key(&read_validator_key(&v).unwrap().verifying_key()), addr);
+        assert_eq!(
+            Address::from_public_key(&read_validator_key(&v).unwrap().verifying_key()),
+            addr
+        );
     }
 
     #[test]
@@ -162,8 +208,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v = dir.path().join("k.json");
         write_validator_key(&v, [1u8; 32]).unwrap();
-        let text = std::fs::read_to_string(&v).unwrap().replace(&hex::encode([1u8; 32]), &hex::encode([2u8; 32]));
+        let text = std::fs::read_to_string(&v)
+            .unwrap()
+            .replace(&hex::encode([1u8; 32]), &hex::encode([2u8; 32]));
         std::fs::write(&v, text).unwrap();
-        assert!(matches!(read_validator_key(&v), Err(KeyError::Invalid { .. })));
+        assert!(matches!(
+            read_validator_key(&v),
+            Err(KeyError::Invalid { .. })
+        ));
     }
 }

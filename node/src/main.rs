@@ -65,7 +65,11 @@ struct Overrides {
     #[arg(long = "p2p.listen", env = "CAIRN_P2P_LISTEN")]
     p2p_listen: Option<String>,
     /// Bootstrap peers (repeat, or comma-separated in the env var).
-    #[arg(long = "p2p.bootstrap", env = "CAIRN_P2P_BOOTSTRAP", value_delimiter = ',')]
+    #[arg(
+        long = "p2p.bootstrap",
+        env = "CAIRN_P2P_BOOTSTRAP",
+        value_delimiter = ','
+    )]
     p2p_bootstrap: Option<Vec<String>>,
     /// RPC listen address.
     #[arg(long = "rpc.listen", env = "CAIRN_RPC_LISTEN")]
@@ -133,7 +137,8 @@ async fn shutdown_signal() {
 
 fn load_config(home: &Path, overrides: Overrides) -> Result<NodeConfig> {
     let path = home.join("config.toml");
-    let mut c = NodeConfig::load(&path).with_context(|| format!("loading {} (run `cairn-node init` first?)", path.display()))?;
+    let mut c = NodeConfig::load(&path)
+        .with_context(|| format!("loading {} (run `cairn-node init` first?)", path.display()))?;
     overrides.apply(&mut c);
     c.validate()?;
     Ok(c)
@@ -145,25 +150,34 @@ fn prepare_dev_home(home: &Path) -> Result<PathBuf> {
     if home.join("config.toml").exists() {
         return Ok(dev_key);
     }
-    let mut config = NodeConfig { moniker: "dev".into(), ..NodeConfig::default() };
+    let mut config = NodeConfig {
+        moniker: "dev".into(),
+        ..NodeConfig::default()
+    };
     config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
     let info = init_home(home, &config, None)?;
     let account = keys::write_validator_key(&dev_key, keys::random_seed())?;
     let genesis = Genesis {
         chain_id: "cairn-dev".into(),
-        genesis_time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64,
+        genesis_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64,
         validators: vec![GenesisValidator {
             name: "dev".into(),
             consensus_key: info.validator_address,
             peer_id: info.peer_id.to_string(),
             voting_power: 1,
         }],
-        accounts: vec![GenesisAccount { address: account, balance: 1_000_000_000_000 }],
+        accounts: vec![GenesisAccount {
+            address: account,
+            balance: 1_000_000_000_000,
+        }],
         params: ChainParams::default(),
     };
     genesis.validate()?;
     let path = home.join("genesis.json");
-    std::fs::write(&path, genesis.to_json_pretty()).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, genesis.to_json_pretty())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(dev_key)
 }
 
@@ -171,12 +185,21 @@ fn prepare_dev_home(home: &Path) -> Result<PathBuf> {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Init { home, moniker, genesis, json } => {
-            let config = NodeConfig { moniker, ..NodeConfig::default() };
+        Cmd::Init {
+            home,
+            moniker,
+            genesis,
+            json,
+        } => {
+            let config = NodeConfig {
+                moniker,
+                ..NodeConfig::default()
+            };
             let info = init_home(&home, &config, None)?;
             if let Some(g) = genesis {
                 Genesis::load(&g).with_context(|| format!("checking {}", g.display()))?;
-                std::fs::copy(&g, home.join("genesis.json")).with_context(|| format!("copying {}", g.display()))?;
+                std::fs::copy(&g, home.join("genesis.json"))
+                    .with_context(|| format!("copying {}", g.display()))?;
             }
             if json {
                 println!(
@@ -188,7 +211,11 @@ async fn main() -> Result<()> {
                 println!("  peer id:           {}", info.peer_id);
                 println!("  validator address: {}", info.validator_address);
                 if !home.join("genesis.json").exists() {
-                    println!("next: put the chain's genesis.json in {} and run `cairn-node run --home {}`", home.display(), home.display());
+                    println!(
+                        "next: put the chain's genesis.json in {} and run `cairn-node run --home {}`",
+                        home.display(),
+                        home.display()
+                    );
                 }
             }
         }
@@ -201,11 +228,16 @@ async fn main() -> Result<()> {
             let dev_key = prepare_dev_home(&home)?;
             let config = load_config(&home, overrides)?;
             init_tracing(&config);
-            let address = keys::read_validator_key(&dev_key).map(|k| cairn_ledger::Address::from_public_key(&k.verifying_key()))?;
+            let address = keys::read_validator_key(&dev_key)
+                .map(|k| cairn_ledger::Address::from_public_key(&k.verifying_key()))?;
             eprintln!("Cairn dev chain in {}", home.display());
             eprintln!("  RPC:         http://{}", config.rpc.listen);
             eprintln!("  dev account: {address} (key file {})", dev_key.display());
-            eprintln!("  try:         cairn --keyfile {} --rpc http://{} balance", dev_key.display(), config.rpc.listen);
+            eprintln!(
+                "  try:         cairn --keyfile {} --rpc http://{} balance",
+                dev_key.display(),
+                config.rpc.listen
+            );
             node::run(&home, config, shutdown_signal()).await?;
         }
         Cmd::Healthcheck { rpc } => {
@@ -222,14 +254,27 @@ async fn main() -> Result<()> {
 /// Minimal HTTP/1.1 GET without a client library (the image has no shell or curl).
 async fn healthcheck(url: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (hostport, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(hostport).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
         let mut buf = Vec::with_capacity(256);
         s.take(4096).read_to_end(&mut buf).await.ok()?;
         Some(buf.starts_with(b"HTTP/1.1 200"))
     };
-    matches!(tokio::time::timeout(std::time::Duration::from_secs(3), fut).await, Ok(Some(true)))
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(3), fut).await,
+        Ok(Some(true))
+    )
 }

@@ -54,13 +54,37 @@ impl Metrics {
         };
         registry.register("height", "Finalized head height", m.height.clone());
         registry.register("view", "Current consensus view", m.view.clone());
-        registry.register("mempool_txs", "Transactions in the mempool", m.mempool_txs.clone());
+        registry.register(
+            "mempool_txs",
+            "Transactions in the mempool",
+            m.mempool_txs.clone(),
+        );
         registry.register("peers", "Connected peers", m.peers.clone());
-        registry.register("blocks_finalized", "Blocks finalized since start", m.blocks_finalized.clone());
-        registry.register("txs_finalized", "Transactions finalized since start", m.txs_finalized.clone());
-        registry.register("txs_rejected", "Transactions refused by the mempool", m.txs_rejected.clone());
-        registry.register("blocks_synced", "Blocks committed through block sync", m.blocks_synced.clone());
-        registry.register("gossip_rejected", "Gossip messages rejected as invalid", m.gossip_rejected.clone());
+        registry.register(
+            "blocks_finalized",
+            "Blocks finalized since start",
+            m.blocks_finalized.clone(),
+        );
+        registry.register(
+            "txs_finalized",
+            "Transactions finalized since start",
+            m.txs_finalized.clone(),
+        );
+        registry.register(
+            "txs_rejected",
+            "Transactions refused by the mempool",
+            m.txs_rejected.clone(),
+        );
+        registry.register(
+            "blocks_synced",
+            "Blocks committed through block sync",
+            m.blocks_synced.clone(),
+        );
+        registry.register(
+            "gossip_rejected",
+            "Gossip messages rejected as invalid",
+            m.gossip_rejected.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -72,15 +72,33 @@ pub struct InitInfo {
 
 /// Creates a home directory: `config.toml` and both key files (from `seeds` if given, else
 /// random). Refuses to overwrite existing key files. The genesis file is written separately.
-pub fn init_home(home: &Path, config: &NodeConfig, seeds: Option<([u8; 32], [u8; 32])>) -> Result<InitInfo, NodeError> {
+pub fn init_home(
+    home: &Path,
+    config: &NodeConfig,
+    seeds: Option<([u8; 32], [u8; 32])>,
+) -> Result<InitInfo, NodeError> {
     config.validate()?;
-    std::fs::create_dir_all(home).map_err(|e| NodeError::Io { path: home.into(), reason: e.to_string() })?;
-    let (node_seed, validator_seed) = seeds.unwrap_or_else(|| (keys::random_seed(), keys::random_seed()));
-    let peer_id = keys::write_node_key(&NodeConfig::resolve(home, &config.node_key_file), node_seed)?;
-    let validator_address = keys::write_validator_key(&NodeConfig::resolve(home, &config.validator_key_file), validator_seed)?;
+    std::fs::create_dir_all(home).map_err(|e| NodeError::Io {
+        path: home.into(),
+        reason: e.to_string(),
+    })?;
+    let (node_seed, validator_seed) =
+        seeds.unwrap_or_else(|| (keys::random_seed(), keys::random_seed()));
+    let peer_id =
+        keys::write_node_key(&NodeConfig::resolve(home, &config.node_key_file), node_seed)?;
+    let validator_address = keys::write_validator_key(
+        &NodeConfig::resolve(home, &config.validator_key_file),
+        validator_seed,
+    )?;
     let cfg_path = home.join("config.toml");
-    std::fs::write(&cfg_path, config.to_toml()).map_err(|e| NodeError::Io { path: cfg_path, reason: e.to_string() })?;
-    Ok(InitInfo { peer_id, validator_address })
+    std::fs::write(&cfg_path, config.to_toml()).map_err(|e| NodeError::Io {
+        path: cfg_path,
+        reason: e.to_string(),
+    })?;
+    Ok(InitInfo {
+        peer_id,
+        validator_address,
+    })
 }
 
 /// Runs a node from its home directory until `shutdown` resolves.
@@ -90,34 +108,51 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     config.validate()?;
-    let genesis = Genesis::load(&NodeConfig::resolve(home, &config.genesis_file)).map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let genesis = Genesis::load(&NodeConfig::resolve(home, &config.genesis_file))
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
     let genesis = Arc::new(genesis);
     let genesis_hash = genesis.hash();
     let params = &genesis.params;
 
     let node_key = keys::read_node_key(&NodeConfig::resolve(home, &config.node_key_file))?;
     let validator_key_path = NodeConfig::resolve(home, &config.validator_key_file);
-    let validator_key = if validator_key_path.exists() { Some(keys::read_validator_key(&validator_key_path)?) } else { None };
+    let validator_key = if validator_key_path.exists() {
+        Some(keys::read_validator_key(&validator_key_path)?)
+    } else {
+        None
+    };
 
     let validators: ValidatorSet = genesis.validator_set();
-    let validator_addresses: Vec<Address> = genesis.validators.iter().map(|v| v.consensus_key).collect();
-    let me_index = validator_key.as_ref().and_then(|k| validators.index_of(&k.verifying_key()));
+    let validator_addresses: Vec<Address> =
+        genesis.validators.iter().map(|v| v.consensus_key).collect();
+    let me_index = validator_key
+        .as_ref()
+        .and_then(|k| validators.index_of(&k.verifying_key()));
     let me = me_index.map(|i| validator_addresses[i as usize]);
     let validator_name = me_index.map(|i| genesis.validators[i as usize].name.clone());
-    let signer = if me_index.is_some() { validator_key } else { None };
+    let signer = if me_index.is_some() {
+        validator_key
+    } else {
+        None
+    };
     match &validator_name {
         Some(name) => info!(validator = %name, "running as validator"),
         None => info!("consensus key is not in the genesis validator set: running as a full node"),
     }
 
     let db_path = NodeConfig::resolve(home, &config.db_dir);
-    let store = Store::open(&db_path, genesis_hash).map_err(|e| NodeError::Storage(e.to_string()))?;
+    let store =
+        Store::open(&db_path, genesis_hash).map_err(|e| NodeError::Storage(e.to_string()))?;
     store
         .init_genesis(&genesis.genesis_block(), &genesis.initial_accounts())
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     let store = Arc::new(store);
-    let limits = BlockLimits { block_txs_max: params.block_txs_max as usize, block_bytes_max: params.block_bytes_max as usize };
-    let chain = Chain::open(store.clone(), genesis.chain_id.clone(), limits).map_err(|e| NodeError::Storage(e.to_string()))?;
+    let limits = BlockLimits {
+        block_txs_max: params.block_txs_max as usize,
+        block_bytes_max: params.block_bytes_max as usize,
+    };
+    let chain = Chain::open(store.clone(), genesis.chain_id.clone(), limits)
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
     info!(height = chain.head().height, hash = %chain.head_hash(), genesis = %genesis_hash, "ledger opened");
 
     let mempool_config = MempoolConfig {
@@ -125,14 +160,20 @@ pub async fn run(
         bytes_max: params.mempool_bytes_max as usize,
         sender_future_max: params.mempool_sender_future_max as usize,
     };
-    mempool_config.validate().map_err(|e| NodeError::Genesis(e.to_string()))?;
+    mempool_config
+        .validate()
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
     let mempool = Mempool::new(mempool_config);
 
     let block_bytes_max = params.block_bytes_max as usize;
     let sync_response_bytes_max = (block_bytes_max + GOSSIP_OVERHEAD_BYTES) * 4;
     let net_config = NetworkConfig {
         keypair: node_key,
-        listen: config.p2p.listen.parse().map_err(|e| NodeError::Network(format!("p2p.listen: {e}")))?,
+        listen: config
+            .p2p
+            .listen
+            .parse()
+            .map_err(|e| NodeError::Network(format!("p2p.listen: {e}")))?,
         bootstrap: config
             .p2p
             .bootstrap
@@ -150,7 +191,9 @@ pub async fn run(
         redial_interval_ms: config.p2p.redial_interval_ms,
         connections_max: config.p2p.connections_max,
     };
-    let (net, net_events) = network::spawn(net_config).await.map_err(|e| NodeError::Network(e.to_string()))?;
+    let (net, net_events) = network::spawn(net_config)
+        .await
+        .map_err(|e| NodeError::Network(e.to_string()))?;
     info!(peer_id = %net.local_peer_id(), addrs = ?net.listen_addrs().await, "p2p listening");
 
     let consensus_config = cairn_consensus::Config {
@@ -162,7 +205,9 @@ pub async fn run(
         nullify_retry_ms: params.nullify_retry_ms,
         views_ahead_max: 1024,
     };
-    consensus_config.validate().map_err(|e| NodeError::Genesis(e.to_string()))?;
+    consensus_config
+        .validate()
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
 
     let shared = Arc::new(Shared {
         store: store.clone(),
@@ -189,8 +234,15 @@ pub async fn run(
         sync_batch_blocks_max: config.sync.batch_blocks_max,
         sync_response_bytes_max,
     };
-    let driver = Driver::new(driver_params, consensus_config, chain, mempool, net.clone(), shared.clone())
-        .map_err(|e| NodeError::Fatal(e.to_string()))?;
+    let driver = Driver::new(
+        driver_params,
+        consensus_config,
+        chain,
+        mempool,
+        net.clone(),
+        shared.clone(),
+    )
+    .map_err(|e| NodeError::Fatal(e.to_string()))?;
 
     // RPC server, with /metrics beside it.
     let rpc_config = cairn_rpc::RpcServerConfig {
@@ -200,7 +252,11 @@ pub async fn run(
         concurrency_max: config.rpc.concurrency_max,
         request_timeout_ms: config.rpc.request_timeout_ms,
     };
-    let backend = Arc::new(NodeBackend { shared: shared.clone(), commands: cmd_tx, net: net.clone() });
+    let backend = Arc::new(NodeBackend {
+        shared: shared.clone(),
+        commands: cmd_tx,
+        net: net.clone(),
+    });
     let metrics_shared = shared.clone();
     let router = cairn_rpc::router(&rpc_config, backend).route(
         "/metrics",
@@ -212,7 +268,9 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(rpc_config.listen)
         .await
         .map_err(|e| NodeError::Rpc(format!("cannot listen on {}: {e}", rpc_config.listen)))?;
-    let rpc_addr = listener.local_addr().map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let rpc_addr = listener
+        .local_addr()
+        .map_err(|e| NodeError::Rpc(e.to_string()))?;
     info!(%rpc_addr, "rpc listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

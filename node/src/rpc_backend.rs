@@ -26,23 +26,37 @@ pub struct NodeBackend {
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
-    RpcError::Internal { message: e.to_string() }
+    RpcError::Internal {
+        message: e.to_string(),
+    }
 }
 
 impl NodeBackend {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, RpcError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RpcError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .try_send(make(tx))
-            .map_err(|_| RpcError::Overloaded { message: "node command queue is full; retry later".into() })?;
-        rx.await.map_err(|_| RpcError::Internal { message: "node is shutting down".into() })
+            .map_err(|_| RpcError::Overloaded {
+                message: "node command queue is full; retry later".into(),
+            })?;
+        rx.await.map_err(|_| RpcError::Internal {
+            message: "node is shutting down".into(),
+        })
     }
 }
 
 #[async_trait]
 impl RpcBackend for NodeBackend {
     async fn status(&self) -> Result<Status, RpcError> {
-        let head = self.shared.store.head().map_err(internal)?.ok_or_else(|| internal("no genesis block"))?;
+        let head = self
+            .shared
+            .store
+            .head()
+            .map_err(internal)?
+            .ok_or_else(|| internal("no genesis block"))?;
         Ok(Status {
             chain_id: self.shared.genesis.chain_id.clone(),
             genesis_hash: self.shared.genesis.hash(),
@@ -58,32 +72,58 @@ impl RpcBackend for NodeBackend {
 
     async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
         let a = self.shared.store.account(&address).map_err(internal)?;
-        Ok(AccountInfo { address, balance: a.balance, nonce: a.nonce })
+        Ok(AccountInfo {
+            address,
+            balance: a.balance,
+            nonce: a.nonce,
+        })
     }
 
     async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError> {
         // Stateless checks (signature: the one verification this transaction gets on this
         // node) happen here, on the RPC task, not on the driver.
         if let Err(e) = tx.verify(&self.shared.genesis.chain_id) {
-            return Err(RpcError::Rejected { code: e.code().into(), message: e.to_string() });
+            return Err(RpcError::Rejected {
+                code: e.code().into(),
+                message: e.to_string(),
+            });
         }
         let r = self.ask(|reply| Command::Submit { tx, reply }).await?;
         r.map_err(|e: SubmitError| match e {
             SubmitError::Unavailable(m) => RpcError::Overloaded { message: m },
-            other => RpcError::Rejected { code: other.code(), message: other.to_string() },
+            SubmitError::Mempool(e @ crate::mempool::MempoolError::Full { .. }) => {
+                RpcError::Overloaded {
+                    message: e.to_string(),
+                }
+            }
+            other => RpcError::Rejected {
+                code: other.code(),
+                message: other.to_string(),
+            },
         })
     }
 
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError> {
         if let Some(loc) = self.shared.store.tx_location(&hash).map_err(internal)? {
-            let block = self.shared.store.block_by_height(loc.height).map_err(internal)?.ok_or_else(|| internal("indexed block missing"))?;
-            return Ok(TxStatus::Finalized { height: loc.height, index: loc.index, block_hash: block.hash() });
+            let block = self
+                .shared
+                .store
+                .block_by_height(loc.height)
+                .map_err(internal)?
+                .ok_or_else(|| internal("indexed block missing"))?;
+            return Ok(TxStatus::Finalized {
+                height: loc.height,
+                index: loc.index,
+                block_hash: block.hash(),
+            });
         }
-        Ok(match self.ask(|reply| Command::TxStatus { hash, reply }).await? {
-            LocalTxStatus::Pending => TxStatus::Pending,
-            LocalTxStatus::Rejected { code, reason } => TxStatus::Rejected { code, reason },
-            LocalTxStatus::Unknown => TxStatus::Unknown,
-        })
+        Ok(
+            match self.ask(|reply| Command::TxStatus { hash, reply }).await? {
+                LocalTxStatus::Pending => TxStatus::Pending,
+                LocalTxStatus::Rejected { code, reason } => TxStatus::Rejected { code, reason },
+                LocalTxStatus::Unknown => TxStatus::Unknown,
+            },
+        )
     }
 
     async fn block_by_height(&self, height: u64) -> Result<Option<Block>, RpcError> {

@@ -62,7 +62,11 @@ pub enum SyncResponse {
 pub enum SyncCodecError {
     /// Longer than allowed.
     #[error("sync {what} is {len} bytes, more than {max}")]
-    Oversize { what: &'static str, len: usize, max: usize },
+    Oversize {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
     /// Does not decode.
     #[error("malformed sync {what}: {reason}")]
     Malformed { what: &'static str, reason: String },
@@ -76,9 +80,16 @@ impl SyncRequest {
     /// Decodes, checking [`SYNC_REQUEST_BYTES_MAX`] first.
     pub fn decode(bytes: &[u8]) -> Result<Self, SyncCodecError> {
         if bytes.len() > SYNC_REQUEST_BYTES_MAX {
-            return Err(SyncCodecError::Oversize { what: "request", len: bytes.len(), max: SYNC_REQUEST_BYTES_MAX });
+            return Err(SyncCodecError::Oversize {
+                what: "request",
+                len: bytes.len(),
+                max: SYNC_REQUEST_BYTES_MAX,
+            });
         }
-        borsh::from_slice(bytes).map_err(|e| SyncCodecError::Malformed { what: "request", reason: e.to_string() })
+        borsh::from_slice(bytes).map_err(|e| SyncCodecError::Malformed {
+            what: "request",
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -90,9 +101,16 @@ impl SyncResponse {
     /// Decodes, checking `bytes_max` first.
     pub fn decode(bytes: &[u8], bytes_max: usize) -> Result<Self, SyncCodecError> {
         if bytes.len() > bytes_max {
-            return Err(SyncCodecError::Oversize { what: "response", len: bytes.len(), max: bytes_max });
+            return Err(SyncCodecError::Oversize {
+                what: "response",
+                len: bytes.len(),
+                max: bytes_max,
+            });
         }
-        borsh::from_slice(bytes).map_err(|e| SyncCodecError::Malformed { what: "response", reason: e.to_string() })
+        borsh::from_slice(bytes).map_err(|e| SyncCodecError::Malformed {
+            what: "response",
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -102,11 +120,27 @@ mod tests {
 
     #[test]
     fn requests_round_trip_and_garbage_is_refused() {
-        for r in [SyncRequest::Status, SyncRequest::Blocks { from_height: 9, count: 3 }, SyncRequest::BlockByHash(Hash([4; 32]))] {
+        for r in [
+            SyncRequest::Status,
+            SyncRequest::Blocks {
+                from_height: 9,
+                count: 3,
+            },
+            SyncRequest::BlockByHash(Hash([4; 32])),
+        ] {
             assert_eq!(SyncRequest::decode(&r.encode()).unwrap(), r);
         }
-        assert!(matches!(SyncRequest::decode(&[9, 9, 9]), Err(SyncCodecError::Malformed { .. })));
-        assert!(matches!(SyncRequest::decode(&[0; 300]), Err(SyncCodecError::Oversize { .. })));
-        assert!(matches!(SyncResponse::decode(&[0; 30], 10), Err(SyncCodecError::Oversize { .. })));
+        assert!(matches!(
+            SyncRequest::decode(&[9, 9, 9]),
+            Err(SyncCodecError::Malformed { .. })
+        ));
+        assert!(matches!(
+            SyncRequest::decode(&[0; 300]),
+            Err(SyncCodecError::Oversize { .. })
+        ));
+        assert!(matches!(
+            SyncResponse::decode(&[0; 30], 10),
+            Err(SyncCodecError::Oversize { .. })
+        ));
     }
 }

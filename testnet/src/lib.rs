@@ -1,15 +1,25 @@
 //! # cairn-testnet
 //!
 //! Local testnets: generation of keys, configs and one shared genesis with funded demo
-//! accounts, and a process supervisor that runs the validators on 127.0.0.1 ports.
+//! accounts, and a process supervisor that runs the validators on 127.0.0.1 ports; the same
+//! testnet in Docker ([`docker`]), with fault injection ([`chaos`]), a bounded transfer load
+//! ([`load`]) and an invariant checker over JSON-RPC ([`check`]).
 //!
 //! Layout written by [`generate`]:
 //! ```text
 //! DIR/testnet.json              manifest: chain id, nodes (home, RPC URL, p2p address, peer id), accounts
 //! DIR/genesis.json              the shared genesis
-//! DIR/node-<i>/                 each validator's home (config.toml, keys, data/, node.log)
+//! DIR/node-<i>/                 each node's home (config.toml, keys, data/, node.log); validators
+//!                               first, then full nodes
 //! DIR/accounts/account-<i>.json funded demo accounts, wallet key-file format (0600)
+//! DIR/docker-compose.yml, .env  with `--docker` (see [`docker`])
+//! DIR/acked.jsonl               transfers acknowledged by `sendTransaction`, written by [`load`]
 //! ```
+
+pub mod chaos;
+pub mod check;
+pub mod docker;
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +37,8 @@ use serde::{Deserialize, Serialize};
 pub const VALIDATORS_MAX: usize = 64;
 /// Most demo accounts a local testnet generates.
 pub const ACCOUNTS_MAX: usize = 100_000;
+/// Most full (non-voting) nodes a local testnet generates.
+pub const FULL_NODES_MAX: usize = 16;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -49,6 +61,12 @@ pub struct GenerateOptions {
     pub rpc_port: u16,
     /// Chain parameters for the genesis.
     pub params: ChainParams,
+    /// Non-voting full nodes (0..=[`FULL_NODES_MAX`]): homes with keys whose consensus key is
+    /// not in the genesis, after the validators in [`Manifest::nodes`], bootstrapping to every
+    /// validator.
+    pub full_nodes: usize,
+    /// Also write `docker-compose.yml` (see [`docker::write_compose`]).
+    pub docker: Option<docker::DockerOptions>,
 }
 
 impl Default for GenerateOptions {
@@ -63,6 +81,8 @@ impl Default for GenerateOptions {
             p2p_port: 26656,
             rpc_port: 8545,
             params: ChainParams::default(),
+            full_nodes: 0,
+            docker: None,
         }
     }
 }
@@ -80,8 +100,11 @@ pub struct NodeEntry {
     pub p2p_addr: String,
     /// libp2p peer id.
     pub peer_id: String,
-    /// Consensus key address.
+    /// Consensus key address (for a full node: its key, which is not in the genesis).
     pub validator_address: Address,
+    /// A non-voting full node (its consensus key is not in the genesis).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_node: bool,
 }
 
 /// One funded demo account.
@@ -102,10 +125,13 @@ pub struct Manifest {
     pub chain_id: String,
     /// Genesis hash.
     pub genesis_hash: cairn_ledger::Hash,
-    /// Validators.
+    /// Nodes: the validators, then any full nodes.
     pub nodes: Vec<NodeEntry>,
     /// Funded accounts.
     pub accounts: Vec<AccountEntry>,
+    /// Docker deployment, if generated with `--docker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<docker::DockerManifest>,
 }
 
 impl Manifest {
@@ -115,12 +141,28 @@ impl Manifest {
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading {} (run `cairn-testnet generate` first?)", p.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     }
+
+    /// The validators (nodes that are not full nodes).
+    pub fn validators(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.nodes.iter().filter(|n| !n.full_node)
+    }
+
+    /// Index of the node named `name` (or given as its index, e.g. `2`).
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        if let Ok(i) = name.parse::<usize>() {
+            return (i < self.nodes.len()).then_some(i);
+        }
+        self.nodes.iter().position(|n| n.name == name)
+    }
 }
 
 /// Writes a complete testnet into `opts.out`.
 pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
     if opts.validators == 0 || opts.validators > VALIDATORS_MAX {
         bail!("--validators must be 1..={VALIDATORS_MAX}, got {}", opts.validators);
+    }
+    if opts.full_nodes > FULL_NODES_MAX {
+        bail!("--full-nodes must be at most {FULL_NODES_MAX}, got {}", opts.full_nodes);
     }
     if opts.accounts > ACCOUNTS_MAX {
         bail!("--accounts must be at most {ACCOUNTS_MAX}, got {}", opts.accounts);
@@ -132,8 +174,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     // Identities first: every config needs every peer's address.
+    let total = opts.validators + opts.full_nodes;
     let mut idents = Vec::new();
-    for i in 0..opts.validators {
+    for i in 0..total {
         let node_seed = keys::random_seed();
         let validator_seed = keys::random_seed();
         let peer_id = keys::libp2p_keypair(node_seed).public().to_peer_id();
@@ -145,30 +188,36 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
     let mut nodes = Vec::new();
     let mut validators = Vec::new();
     for (node_seed, validator_seed, peer_id, i) in &idents {
+        let full_node = *i >= opts.validators;
+        let name = if full_node { format!("full-{}", i - opts.validators) } else { format!("validator-{i}") };
         let home = out.join(format!("node-{i}"));
-        let mut config = NodeConfig { moniker: format!("validator-{i}"), ..NodeConfig::default() };
+        let mut config = NodeConfig { moniker: name.clone(), ..NodeConfig::default() };
         config.p2p.listen = format!("/ip4/{}/tcp/{}", opts.host, opts.p2p_port as usize + i);
+        // Validators dial each other; full nodes dial every validator.
         config.p2p.bootstrap = idents
             .iter()
-            .filter(|(_, _, _, j)| j != i)
+            .filter(|(_, _, _, j)| j != i && *j < opts.validators)
             .map(|(_, _, p, j)| p2p_addr(*j, &libp2p_identity::PeerId::from_bytes(&p.to_bytes()).expect("peer id")))
             .collect();
         config.rpc.listen = format!("{}:{}", opts.host, opts.rpc_port as usize + i).parse().context("rpc address")?;
         let info = init_home(&home, &config, Some((*node_seed, *validator_seed)))?;
         assert_eq!(info.peer_id, *peer_id);
-        validators.push(GenesisValidator {
-            name: format!("validator-{i}"),
-            consensus_key: info.validator_address,
-            peer_id: peer_id.to_string(),
-            voting_power: 1,
-        });
+        if !full_node {
+            validators.push(GenesisValidator {
+                name: name.clone(),
+                consensus_key: info.validator_address,
+                peer_id: peer_id.to_string(),
+                voting_power: 1,
+            });
+        }
         nodes.push(NodeEntry {
-            name: format!("validator-{i}"),
+            name,
             home,
             rpc_url: format!("http://{}:{}", opts.host, opts.rpc_port as usize + i),
             p2p_addr: format!("/ip4/{}/tcp/{}/p2p/{}", opts.host, opts.p2p_port as usize + i, peer_id),
             peer_id: peer_id.to_string(),
             validator_address: info.validator_address,
+            full_node,
         });
     }
     let mut accounts = Vec::new();
@@ -190,7 +239,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
     for n in &nodes {
         std::fs::write(n.home.join("genesis.json"), &text)?;
     }
-    let manifest = Manifest { chain_id: genesis.chain_id.clone(), genesis_hash: genesis.hash(), nodes, accounts };
+    let mut manifest = Manifest { chain_id: genesis.chain_id.clone(), genesis_hash: genesis.hash(), nodes, accounts, docker: None };
+    if let Some(d) = &opts.docker {
+        manifest.docker = Some(docker::write_compose(&out, &manifest, d, opts.rpc_port)?);
+    }
     std::fs::write(out.join("testnet.json"), serde_json::to_string_pretty(&manifest)?)?;
     Ok(manifest)
 }
@@ -212,7 +264,7 @@ pub fn find_node_binary() -> PathBuf {
     PathBuf::from("cairn-node")
 }
 
-/// Validators running as child processes.
+/// Nodes (validators and full nodes) running as child processes.
 pub struct LocalTestnet {
     /// The manifest.
     pub manifest: Manifest,
@@ -221,7 +273,7 @@ pub struct LocalTestnet {
 }
 
 impl LocalTestnet {
-    /// Starts every validator of `manifest` as `cairn-node run`, logging to `<home>/node.log`.
+    /// Starts every node of `manifest` as `cairn-node run`, logging to `<home>/node.log`.
     pub fn start(manifest: Manifest, node_bin: PathBuf) -> Result<LocalTestnet> {
         let n = manifest.nodes.len();
         let mut t = LocalTestnet { manifest, node_bin, children: (0..n).map(|_| None).collect() };

@@ -8,7 +8,11 @@ use cairn_testnet::{GenerateOptions, LocalTestnet, Manifest, find_node_binary, g
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cairn-testnet", version, about = "Generate and run local Cairn testnets")]
+#[command(
+    name = "cairn-testnet",
+    version,
+    about = "Generate and run local Cairn testnets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -57,11 +61,23 @@ fn print_usage_hint(m: &Manifest) {
     println!("chain id:     {}", m.chain_id);
     println!("genesis hash: {}", m.genesis_hash);
     for n in &m.nodes {
-        println!("  {:<12} rpc {}  log {}", n.name, n.rpc_url, n.home.join("node.log").display());
+        println!(
+            "  {:<12} rpc {}  log {}",
+            n.name,
+            n.rpc_url,
+            n.home.join("node.log").display()
+        );
     }
     if let (Some(a), Some(b)) = (m.accounts.first(), m.accounts.get(1)) {
         println!();
-        println!("funded demo accounts: {} key files in {}", m.accounts.len(), a.key_file.parent().map(|p| p.display().to_string()).unwrap_or_default());
+        println!(
+            "funded demo accounts: {} key files in {}",
+            m.accounts.len(),
+            a.key_file
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
         println!("send a transfer:");
         println!(
             "  cairn --rpc {} --keyfile {} transfer --to {} --amount 1000 --wait",
@@ -77,13 +93,35 @@ fn print_usage_hint(m: &Manifest) {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Generate { validators, out, chain_id, accounts, balance, p2p_port, rpc_port, json } => {
-            let opts = GenerateOptions { validators, out, chain_id, accounts, balance, p2p_port, rpc_port, ..GenerateOptions::default() };
+        Cmd::Generate {
+            validators,
+            out,
+            chain_id,
+            accounts,
+            balance,
+            p2p_port,
+            rpc_port,
+            json,
+        } => {
+            let opts = GenerateOptions {
+                validators,
+                out,
+                chain_id,
+                accounts,
+                balance,
+                p2p_port,
+                rpc_port,
+                ..GenerateOptions::default()
+            };
             let m = generate(&opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else {
-                println!("generated {} validators in {}", m.nodes.len(), opts.out.display());
+                println!(
+                    "generated {} validators in {}",
+                    m.nodes.len(),
+                    opts.out.display()
+                );
                 print_usage_hint(&m);
             }
         }

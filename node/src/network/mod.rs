@@ -106,7 +106,7 @@ use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, gossipsub, request_response};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Gossipsub heartbeat interval. Short so that meshes form within a second on small
 /// testnets.
@@ -575,9 +575,7 @@ enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Option<f64>>,
     },
-    Shutdown {
-        done: oneshot::Sender<()>,
-    },
+    Shutdown,
 }
 
 /// Cloneable handle to the swarm task. Cheap to clone; the swarm task stops when
@@ -591,6 +589,8 @@ pub struct NetworkHandle {
     sync_request_bytes_max: usize,
     sync_response_bytes_max: usize,
     request_timeout: Duration,
+    /// Becomes `true` once the swarm task has dropped the swarm.
+    stopped: watch::Receiver<bool>,
 }
 
 impl fmt::Debug for NetworkHandle {
@@ -749,13 +749,11 @@ impl NetworkHandle {
     /// Stops the swarm task gracefully (see module docs) and returns once the swarm is
     /// dropped and its listen port released. Idempotent; returns at once if already stopped.
     pub async fn shutdown(&self) {
-        let (done, rx) = oneshot::channel();
-        if self.command(Command::Shutdown { done }).await {
-            let _ = rx.await;
-        } else {
-            // Already stopping or stopped: wait until the task is gone (channel closed).
-            self.commands.closed().await;
-        }
+        // Fails only if the task is already stopping; either way, wait for it to finish.
+        let _ = self.commands.send(Command::Shutdown).await;
+        let mut stopped = self.stopped.clone();
+        // Err: the task is gone without setting the flag (it panicked); nothing to wait for.
+        let _ = stopped.wait_for(|s| *s).await;
     }
 }
 
@@ -774,6 +772,7 @@ pub async fn spawn(
     let counters = Arc::new(Counters::default());
     let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue_max);
     let (event_tx, event_rx) = mpsc::channel(config.event_queue_max);
+    let (stopped_tx, stopped_rx) = watch::channel(false);
     let handle = NetworkHandle {
         local_peer_id: config.keypair.public().to_peer_id(),
         commands: cmd_tx,
@@ -782,8 +781,9 @@ pub async fn spawn(
         sync_request_bytes_max: config.sync_request_bytes_max,
         sync_response_bytes_max: config.sync_response_bytes_max,
         request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
+        stopped: stopped_rx,
     };
-    let worker = worker::Worker::start(config, cmd_rx, event_tx, counters).await?;
+    let worker = worker::Worker::start(config, cmd_rx, event_tx, counters, stopped_tx).await?;
     tokio::spawn(worker.run());
     Ok((handle, event_rx))
 }

@@ -16,7 +16,7 @@ use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, Protoco
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, trace, warn};
 
 use super::codec::{FrameError, SyncCodec};
@@ -181,6 +181,8 @@ pub(crate) struct Worker {
     connections_max: u32,
     redial_interval: Duration,
     request_timeout: Duration,
+    /// Set to `true` once the swarm is dropped (see [`super::NetworkHandle::shutdown`]).
+    stopped: watch::Sender<bool>,
 }
 
 impl Worker {
@@ -191,6 +193,7 @@ impl Worker {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetworkEvent>,
         counters: Arc<Counters>,
+        stopped: watch::Sender<bool>,
     ) -> Result<Self, NetworkError> {
         let local = config.keypair.public().to_peer_id();
         let mut topic_hashes = HashMap::new();
@@ -263,6 +266,7 @@ impl Worker {
             connections_max: config.connections_max,
             redial_interval: Duration::from_millis(config.redial_interval_ms),
             request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
+            stopped,
         };
 
         let listening = tokio::time::timeout(LISTEN_TIMEOUT, async {
@@ -292,7 +296,6 @@ impl Worker {
     pub(crate) async fn run(mut self) {
         let mut redial = tokio::time::interval(self.redial_interval);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut done = Vec::new();
         // A second sender so that a reserved permit does not borrow `self`.
         let events = self.events.clone();
         loop {
@@ -306,33 +309,26 @@ impl Worker {
                     Err(_) => self.backlog.clear(),
                 },
                 command = self.commands.recv() => match command {
-                    Some(Command::Shutdown { done: d }) => {
-                        done.push(d);
-                        break;
-                    }
+                    Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
-                    None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.redial(),
             }
         }
         info!("network shutting down");
-        // Refuse further commands; answer queued shutdowns after the swarm is gone, drop the
-        // rest (their callers see `Shutdown`).
+        // Refuse further commands; queued ones are dropped (their callers see `Shutdown`).
         self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
-            if let Command::Shutdown { done: d } = command {
-                done.push(d);
-            }
-        }
         let Worker {
             mut swarm,
             listener,
             pending_requests,
             events: worker_events,
+            commands,
+            stopped,
             ..
         } = self;
+        drop(commands);
         drop(pending_requests);
         drop(events);
         drop(worker_events);
@@ -349,9 +345,7 @@ impl Worker {
         })
         .await;
         drop(swarm);
-        for d in done {
-            let _ = d.send(());
-        }
+        stopped.send_replace(true);
         info!("network stopped");
     }
 
@@ -483,7 +477,7 @@ impl Worker {
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
-            Command::Shutdown { .. } => unreachable!("handled by the run loop"),
+            Command::Shutdown => unreachable!("handled by the run loop"),
         }
     }
 

@@ -21,6 +21,18 @@ pub const VIEWS_KEPT: u64 = 32;
 /// validator per kind.
 pub const VIEWS_AHEAD_LIMIT: u64 = 1_024;
 
+/// At most this many views of certificates are kept to justify the current
+/// view's parent (its notarization and the nullifications of the views in
+/// between), for re-broadcast to nodes that missed them: at most two
+/// certificates per view. A nullification streak longer than this cannot be
+/// re-justified by re-broadcasts alone.
+pub const JUSTIFICATION_VIEWS_MAX: usize = 1_024;
+
+/// At most this many justification certificates are re-broadcast at once (on
+/// a nullify retry, or with a proposal after skipped views); larger sets are
+/// sent in rotating batches.
+pub const JUSTIFICATION_BATCH_MAX: usize = 16;
+
 /// Suggested [`Config::leader_timeout_ms`].
 pub const DEFAULT_LEADER_TIMEOUT_MS: u64 = 1_000;
 /// Suggested [`Config::notarization_timeout_ms`].

@@ -218,7 +218,8 @@ mod tests;
 
 pub use config::{
     Config, DEFAULT_LEADER_TIMEOUT_MS, DEFAULT_NOTARIZATION_TIMEOUT_MS, DEFAULT_NULLIFY_RETRY_MS,
-    DEFAULT_VIEWS_AHEAD_MAX, VIEWS_AHEAD_LIMIT, VIEWS_KEPT,
+    DEFAULT_VIEWS_AHEAD_MAX, JUSTIFICATION_BATCH_MAX, JUSTIFICATION_VIEWS_MAX, VIEWS_AHEAD_LIMIT,
+    VIEWS_KEPT,
 };
 pub use error::{ConfigError, EvidenceError, MessageError, ValidatorSetError};
 pub use evidence::{Equivocation, Evidence};

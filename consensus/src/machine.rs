@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
 
-use crate::config::{Config, VIEWS_KEPT};
+use crate::config::{Config, JUSTIFICATION_BATCH_MAX, JUSTIFICATION_VIEWS_MAX, VIEWS_KEPT};
 use crate::error::{ConfigError, MessageError};
 use crate::evidence::Evidence;
 use crate::facts::{Facts, ParentStatus};
@@ -135,6 +135,14 @@ pub enum BrokenVariant {
     IgnoreParentRule,
 }
 
+/// Certificates held for one view of the justification window.
+#[derive(Clone, Debug, Default)]
+struct Justification {
+    /// Notarization, or Finalization (which implies it).
+    notarization: Option<Certificate>,
+    nullification: Option<Certificate>,
+}
+
 /// The Simplex consensus state machine for one node. Pure: no I/O, no clock,
 /// no randomness. See the crate docs for the contract.
 pub struct Consensus {
@@ -154,6 +162,14 @@ pub struct Consensus {
     rounds: BTreeMap<View, Round>,
     /// The highest-view certificate held (re-broadcast on nullify retries).
     highest_cert: Option<Certificate>,
+    /// Certificates justifying the current view's parent (R2/R3): for views
+    /// in `[parent view, current view)` (and `>=` the last finalized view) the
+    /// notarization / finalization and nullification learned. Re-broadcast
+    /// in batches (R7, R2) so nodes that missed them can check the parent
+    /// rule. At most [`JUSTIFICATION_VIEWS_MAX`] views.
+    justifications: BTreeMap<View, Justification>,
+    /// Rotation point of the next justification batch.
+    justification_cursor: View,
     /// Deadlines of the current view (absolute ms).
     leader_deadline: u64,
     notarization_deadline: u64,
@@ -268,6 +284,8 @@ impl Consensus {
             facts,
             rounds,
             highest_cert: None,
+            justifications: BTreeMap::new(),
+            justification_cursor: 0,
             leader_deadline: 0,
             notarization_deadline: 0,
             retry_deadline: 0,
@@ -556,11 +574,13 @@ impl Consensus {
             return;
         }
         if let Some(vote) = round.my_nullify.clone() {
-            // R7 retry: re-broadcast my Nullify and the highest certificate.
+            // R7 retry: re-broadcast my Nullify, the highest certificate and
+            // a batch of the current view's justification.
             out.push(Output::Broadcast(Message::Vote(vote)));
             if let Some(cert) = &self.highest_cert {
                 out.push(Output::Broadcast(Message::Certificate(cert.clone())));
             }
+            self.broadcast_justification(out);
             self.retry_deadline = now.saturating_add(self.nullify_retry_ms);
         } else {
             // R7: give up on the view.
@@ -613,6 +633,10 @@ impl Consensus {
         };
         round.proposal = Some(proposal);
         round.proposal_state = ProposalState::Valid;
+        if parent_view + 1 < view {
+            // R2: after skipped views, send what justifies the parent first.
+            self.broadcast_justification(out);
+        }
         // R2: the leader's Notarize vote is the proposal.
         let kind = VoteKind::Notarize(proposal);
         self.sign(kind.clone(), out);
@@ -704,6 +728,92 @@ impl Consensus {
         }
     }
 
+    /// Keeps `cert` (a notarization, finalization or nullification of a
+    /// view above the last finalized one) for re-broadcast.
+    fn keep_justification(&mut self, cert: &Certificate) {
+        let w = cert.view();
+        if w < self.last_finalized.view {
+            return;
+        }
+        let slot = self.justifications.entry(w).or_default();
+        match cert.kind {
+            CertificateKind::Nullification(_) => {
+                if slot.nullification.is_none() {
+                    slot.nullification = Some(cert.clone());
+                }
+            }
+            CertificateKind::Finalization(_) => slot.notarization = Some(cert.clone()),
+            CertificateKind::Notarization(_) => {
+                if slot.notarization.is_none() {
+                    slot.notarization = Some(cert.clone());
+                }
+            }
+        }
+        self.prune_justifications();
+    }
+
+    /// Keeps only views in `[parent of the current view, current view)` (the
+    /// last finalized view if the parent is unknown), at most
+    /// [`JUSTIFICATION_VIEWS_MAX`] of them (the newest).
+    fn prune_justifications(&mut self) {
+        let floor = self.last_finalized.view;
+        let base = self
+            .facts
+            .parent_for(self.view)
+            .map_or(floor, |(u, _)| u)
+            .max(floor);
+        if self.justifications.first_key_value().is_some_and(|(w, _)| *w < base) {
+            self.justifications = self.justifications.split_off(&base);
+        }
+        while self.justifications.len() > JUSTIFICATION_VIEWS_MAX {
+            self.justifications.pop_first();
+        }
+    }
+
+    /// Broadcasts up to [`JUSTIFICATION_BATCH_MAX`] held justification
+    /// certificates (other than the highest one, sent separately), rotating
+    /// through them across calls.
+    fn broadcast_justification(&mut self, out: &mut Vec<Output>) {
+        if self.signer.is_none() {
+            return;
+        }
+        let certs: Vec<(View, &Certificate)> = self
+            .justifications
+            .range(..self.view)
+            .flat_map(|(w, j)| {
+                j.notarization
+                    .iter()
+                    .chain(j.nullification.iter())
+                    .map(move |c| (*w, c))
+            })
+            .filter(|(_, c)| Some(*c) != self.highest_cert.as_ref())
+            .collect();
+        if certs.is_empty() {
+            return;
+        }
+        let start = if certs.len() <= JUSTIFICATION_BATCH_MAX {
+            0
+        } else {
+            certs
+                .iter()
+                .position(|(w, _)| *w >= self.justification_cursor)
+                .unwrap_or(0)
+        };
+        let batch: Vec<(View, Certificate)> = certs
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(certs.len().min(JUSTIFICATION_BATCH_MAX))
+            .map(|(w, c)| (*w, (*c).clone()))
+            .collect();
+        if let Some((last, _)) = batch.last() {
+            self.justification_cursor = last + 1;
+        }
+        for (_, cert) in batch {
+            out.push(Output::Broadcast(Message::Certificate(cert)));
+        }
+    }
+
     fn note_highest(&mut self, cert: &Certificate) {
         let replace = match &self.highest_cert {
             None => true,
@@ -735,6 +845,7 @@ impl Consensus {
         let w = p.view;
         self.facts.add_notarized(w, p.payload);
         self.note_highest(&cert);
+        self.keep_justification(&cert);
         if w >= self.low_view() {
             let round = self.round_mut(w);
             if round.notarized.is_none() {
@@ -753,6 +864,7 @@ impl Consensus {
     fn learn_nullification(&mut self, w: View, cert: Certificate, now: u64, out: &mut Vec<Output>) {
         self.facts.add_nullified(w);
         self.note_highest(&cert);
+        self.keep_justification(&cert);
         if let Some(round) = self.rounds.get_mut(&w) {
             round.nullified = true;
         }
@@ -782,7 +894,7 @@ impl Consensus {
             }
         }
         self.broadcast_cert(&cert, out);
-        out.push(Output::Finalized(cert));
+        out.push(Output::Finalized(cert.clone()));
         self.last_finalized = Anchor {
             view: w,
             payload: p.payload,
@@ -792,6 +904,7 @@ impl Consensus {
             self.enter_view(w + 1, now, out);
         }
         self.prune();
+        self.keep_justification(&cert);
     }
 
     // ----- signing --------------------------------------------------------
@@ -888,6 +1001,7 @@ impl Consensus {
         self.view = new_view;
         self.set_deadlines(now);
         self.prune();
+        self.prune_justifications();
         self.round_mut(new_view);
         out.push(Output::ViewChanged { view: new_view });
     }

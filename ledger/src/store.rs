@@ -625,6 +625,26 @@ impl Store {
             .map_err(storage)
     }
 
+    /// Up to `limit` user metadata entries whose key starts with `prefix`, in key order
+    /// (keys returned without the internal namespace). Bounded by `limit`.
+    pub fn meta_scan(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        let full = format!("{META_USER_PREFIX}{prefix}");
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(full.as_bytes(), rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_META), mode) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item.map_err(storage)?;
+            if !key.starts_with(full.as_bytes()) {
+                break;
+            }
+            let key = String::from_utf8_lossy(&key[META_USER_PREFIX.len()..]).into_owned();
+            out.push((key, value.into_vec()));
+        }
+        Ok(out)
+    }
+
     /// Stores `value` under the caller's metadata `key` (synced).
     pub fn meta_put(&self, key: &str, value: &[u8]) -> Result<(), LedgerError> {
         let mut batch = WriteBatch::default();

@@ -477,3 +477,16 @@ fn meta_is_a_separate_namespace() {
     assert_eq!(store.meta_get("").unwrap().unwrap(), b"empty key");
     assert_eq!(store.head().unwrap().unwrap(), genesis_block().header);
 }
+
+#[test]
+fn meta_scan_returns_prefix_in_order_and_respects_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = cairn_ledger::Store::open(dir.path(), cairn_ledger::Hash([3; 32])).unwrap();
+    store.meta_put("evidence/2", b"b").unwrap();
+    store.meta_put("evidence/1", b"a").unwrap();
+    store.meta_put("evidencf", b"x").unwrap();
+    store.meta_put("other", b"y").unwrap();
+    let all = store.meta_scan("evidence/", 10).unwrap();
+    assert_eq!(all, vec![("evidence/1".to_string(), b"a".to_vec()), ("evidence/2".to_string(), b"b".to_vec())]);
+    assert_eq!(store.meta_scan("evidence/", 1).unwrap().len(), 1);
+}

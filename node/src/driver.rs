@@ -46,6 +46,8 @@ pub const FETCHES_IN_FLIGHT_MAX: usize = 8;
 pub const COMMAND_QUEUE_MAX: usize = 4096;
 /// Internal result queue bound.
 pub const INTERNAL_QUEUE_MAX: usize = 8192;
+/// Store metadata key prefix of equivocation evidence records (`<prefix><view>/<signer>`).
+pub const EVIDENCE_KEY_PREFIX: &str = "evidence/";
 /// Period of the driver's housekeeping tick, ms.
 pub const TICK_MS: u64 = 100;
 /// Longest a leader waits for transactions before proposing an empty block, ms (capped at
@@ -379,7 +381,7 @@ impl Driver {
                     );
                     // One record per (view, signer): a validator can only add evidence by
                     // signing conflicting votes, and each view holds at most one record for it.
-                    let key = format!("evidence/{:020}/{:05}", evidence.view(), evidence.signer());
+                    let key = format!("{EVIDENCE_KEY_PREFIX}{:020}/{:05}", evidence.view(), evidence.signer());
                     self.chain
                         .store()
                         .meta_put(&key, &evidence.encode())

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use cairn_ledger::{Address, Block, Hash, SignedTransaction, StateReader};
-use cairn_rpc::{AccountInfo, PeerInfo, RpcBackend, RpcError, Status, TxStatus, ValidatorInfo};
+use cairn_rpc::{AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, PeerInfo, RpcBackend, RpcError, Status, TxStatus, ValidatorInfo};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::{Command, LocalTxStatus, Shared, SubmitError};
@@ -163,5 +163,28 @@ impl RpcBackend for NodeBackend {
                 }
             })
             .collect())
+    }
+
+    async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {
+        let records = self.shared.store.meta_scan(crate::driver::EVIDENCE_KEY_PREFIX, EVIDENCE_RESULTS_MAX).map_err(internal)?;
+        let mut out = Vec::with_capacity(records.len());
+        for (key, bytes) in records {
+            let ev = cairn_consensus::Evidence::decode(&bytes).map_err(|e| internal(format!("stored evidence {key}: {e}")))?;
+            let index = ev.signer();
+            out.push(EvidenceInfo {
+                validator: self.shared.genesis.validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default(),
+                validator_index: index,
+                view: ev.view(),
+                kind: match ev.equivocation() {
+                    Some(cairn_consensus::Equivocation::Notarize) => "notarize/notarize",
+                    Some(cairn_consensus::Equivocation::Finalize) => "finalize/finalize",
+                    Some(cairn_consensus::Equivocation::NullifyFinalize) => "nullify/finalize",
+                    None => "unknown",
+                }
+                .into(),
+                evidence: hex::encode(&bytes),
+            });
+        }
+        Ok(out)
     }
 }

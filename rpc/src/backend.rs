@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use cairn_ledger::{Address, Block, Hash, SignedTransaction};
 
-use crate::{AccountInfo, PeerInfo, RpcError, Status, TxStatus, ValidatorInfo};
+use crate::{AccountInfo, EvidenceInfo, PeerInfo, RpcError, Status, TxStatus, ValidatorInfo};
 
 /// What the RPC server needs from the node. Implemented by `cairn-node`; tests use mocks.
 ///
@@ -42,4 +42,10 @@ pub trait RpcBackend: Send + Sync + 'static {
 
     /// Connected peers.
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError>;
+
+    /// Stored equivocation evidence, oldest view first, at most
+    /// [`crate::EVIDENCE_RESULTS_MAX`] records. Default: none (a backend that keeps none).
+    async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {
+        Ok(Vec::new())
+    }
 }

@@ -301,6 +301,11 @@ impl RpcClient {
         self.call("getPeers", Value::Null).await
     }
 
+    /// `getEvidence`.
+    pub async fn evidence(&self) -> Result<Vec<crate::EvidenceInfo>, ClientError> {
+        self.call("getEvidence", Value::Null).await
+    }
+
     /// Polls `getTransaction` every `poll_ms` (at least [`POLL_MS_MIN`]) until the status
     /// is terminal (finalized or rejected) and returns it. Transient errors are retried
     /// until the deadline; other errors are returned at once. After `timeout_ms`:

@@ -45,6 +45,7 @@
 //! | `getBlock` | `{height}` / `{hash}` / `[height]` (number) / `[hash]` (string) | [`BlockInfo`] `{hash, header, transactions: [TxInfo]}` or `null` if no such finalized block | -32603 |
 //! | `getValidators` | none | `[`[`ValidatorInfo`]`]` `{name, address, peerId, votingPower}` | -32603 |
 //! | `getPeers` | none | `[`[`PeerInfo`]`]` `{peerId, address, isValidator, direction}` | -32603 |
+//! | `getEvidence` | none | `[`[`EvidenceInfo`]`]` `{validator, validatorIndex, view, kind, evidence}` (at most [`EVIDENCE_RESULTS_MAX`]) | -32603 |
 //!
 //! "none" accepts an absent or `null` `params`, `[]` and `{}`.
 //!
@@ -84,7 +85,9 @@ pub use server::{
     REQUEST_TIMEOUT_MS_RANGE, RpcServerConfig, RpcServerError, RpcServerHandle, bind, router,
     serve, serve_listener, spawn,
 };
-pub use types::{AccountInfo, BlockInfo, PeerInfo, Status, TxInfo, TxStatus, ValidatorInfo};
+pub use types::{
+    AccountInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, PeerInfo, Status, TxInfo, TxStatus, ValidatorInfo,
+};
 
 /// Re-exported so backends and clients name the same `async_trait`.
 pub use async_trait::async_trait;

@@ -20,6 +20,7 @@ pub const METHODS: &[&str] = &[
     "getBlock",
     "getValidators",
     "getPeers",
+    "getEvidence",
 ];
 
 /// Params of one call: absent (or `null`), positional, or named.
@@ -74,6 +75,10 @@ pub(crate) async fn dispatch(
         "getPeers" => {
             no_params(method, params)?;
             to_value(backend.peers().await?)
+        }
+        "getEvidence" => {
+            no_params(method, params)?;
+            to_value(backend.evidence().await?)
         }
         _ => {
             return Err(ErrorObject::new(

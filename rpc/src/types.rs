@@ -192,6 +192,26 @@ pub struct PeerInfo {
     pub direction: Option<String>,
 }
 
+/// Most evidence records one `getEvidence` call returns.
+pub const EVIDENCE_RESULTS_MAX: usize = 1000;
+
+/// One equivocation: two conflicting votes signed by the same validator in one view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceInfo {
+    /// Name of the equivocating validator (from genesis).
+    pub validator: String,
+    /// Its index in the genesis validator set.
+    pub validator_index: u16,
+    /// The view of both votes.
+    pub view: u64,
+    /// What conflicts, e.g. `notarize/notarize` (two proposals) or `nullify/finalize`.
+    pub kind: String,
+    /// Hex of the borsh-encoded evidence record (`cairn_consensus::Evidence`): both signed
+    /// votes, verifiable by anyone holding the genesis validator set.
+    pub evidence: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,13 @@
 //!   [`NetworkHandle::publish`] ([`NetworkError::Oversize`]) and on receipt (reported `Reject`,
 //!   never delivered). Gossipsub's frame limit (`max_transmit_size`) is
 //!   `gossip_bytes_max + GOSSIP_FRAME_OVERHEAD_BYTES` so that the signed envelope and control
-//!   messages fit; larger frames are discarded by the gossipsub codec before decoding.
+//!   messages fit; larger frames are discarded by the gossipsub codec before decoding, and
+//!   libp2p then closes that peer's inbound gossip stream, so a peer sending such frames stops
+//!   reaching us with gossip until it reconnects. Honest peers share `gossip_bytes_max` (it
+//!   derives from genesis) and never send such frames.
+//! - The listen port must be free: libp2p listens with `SO_REUSEPORT`, so [`spawn`] first
+//!   probes the port with a plain socket and fails with [`NetworkError::Transport`] if another
+//!   process listens there (instead of silently sharing inbound connections with it).
 //! - Sync request / response payloads: see above.
 //! - Event queue: [`NetworkConfig::event_queue_max`] events; command queue:
 //!   [`NetworkConfig::command_queue_max`] commands.

@@ -686,7 +686,7 @@ pub fn parse_ldd(text: &str) -> Result<Vec<PathBuf>> {
 fn cargo_target_dir() -> Result<PathBuf> {
     let out = std::process::Command::new("cargo")
         .args(["metadata", "--format-version", "1", "--no-deps"])
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .output()
         .context("running `cargo metadata` (run `cairn-testnet image` inside the Cairn workspace, or pass --bin-dir)")?;
     if !out.status.success() {
@@ -767,7 +767,20 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
     }
     let bin_dir = match &opts.bin_dir {
         Some(d) => d.clone(),
-        None => cargo_target_dir()?.join(profile_dir(&opts.profile)),
+        None => match cargo_target_dir() {
+            Ok(t) => t.join(profile_dir(&opts.profile)),
+            Err(e) => {
+                // Outside the workspace: the binaries installed beside this one.
+                let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+                match exe_dir.filter(|d| d.join("cairn-node").is_file()) {
+                    Some(d) => {
+                        eprintln!("{e:#}; using the binaries beside this one in {}", d.display());
+                        d
+                    }
+                    None => return Err(e),
+                }
+            }
+        },
     };
     let ctx = tempfile::Builder::new().prefix("cairn-image-").tempdir().context("creating the build context")?;
     let rootfs = ctx.path().join("rootfs");

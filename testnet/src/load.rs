@@ -351,7 +351,7 @@ pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) ->
             nonce: nonces[s],
             chain_id: m.chain_id.clone(),
             recipients: recipients.clone(),
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ ((s as u64 + 1) * 0x9E37_79B9_7F4A_7C15)),
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             tickets: tickets.clone(),
             started,
             deadline,
@@ -420,8 +420,12 @@ impl Worker {
                 break;
             }
             let at = self.started + Duration::from_secs_f64(t as f64 / self.cfg.rate);
-            let at = at.min(self.deadline);
-            tokio::time::sleep_until(at.into()).await;
+            while Instant::now() < at {
+                if self.over() {
+                    break 'outer;
+                }
+                tokio::time::sleep(at.saturating_duration_since(Instant::now()).min(Duration::from_millis(200))).await;
+            }
             // Flow control: at most `window` of this sender's transfers unfinalized.
             while self.nonce.saturating_sub(self.sh.final_nonce.lock().expect("lock")[self.s]) >= self.cfg.window {
                 if self.over() {
@@ -540,7 +544,9 @@ async fn follow(sh: Arc<Shared>, start_height: u64, drain_timeout: Duration) {
             }
         };
         let mut failed = false;
-        while next <= tip && next < start_height + 1 + FOLLOW_BLOCKS_PER_ROUND * 1_000_000 {
+        let mut fetched = 0;
+        while next <= tip && fetched < FOLLOW_BLOCKS_PER_ROUND {
+            fetched += 1;
             let b = match c.block_by_height(next).await {
                 Ok(Some(b)) => b,
                 Ok(None) | Err(_) => {
@@ -570,9 +576,6 @@ async fn follow(sh: Arc<Shared>, start_height: u64, drain_timeout: Duration) {
                 r.end_height = next;
             }
             next += 1;
-            if next % FOLLOW_BLOCKS_PER_ROUND == 0 {
-                break;
-            }
         }
         if failed {
             node = sh.pick(&all, Some(node));

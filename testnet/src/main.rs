@@ -1,11 +1,16 @@
-//! `cairn-testnet`: generate and run local Cairn testnets.
+//! `cairn-testnet`: generate and run local Cairn testnets, in processes or in Docker, with
+//! fault injection, a bounded transfer load and an invariant checker.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use cairn_testnet::chaos::{self, ChaosOptions, Fault, FaultKind, RandomPlan, parse_duration};
+use cairn_testnet::check::{self, CheckOptions};
+use cairn_testnet::docker::{self, DockerOptions, ImageOptions, Subnet};
+use cairn_testnet::load::{self, ACKED_FILE, LoadConfig};
 use cairn_testnet::{GenerateOptions, LocalTestnet, Manifest, find_node_binary, generate};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -43,7 +48,153 @@ enum Cmd {
         /// First RPC port (validator i uses port + i).
         #[arg(long, default_value_t = 8545)]
         rpc_port: u16,
+        /// Non-voting full nodes besides the validators.
+        #[arg(long, default_value_t = 0)]
+        full_nodes: usize,
+        /// Also write docker-compose.yml (one service per node, private networks, RPC published
+        /// on 127.0.0.1:<rpc-port + i>).
+        #[arg(long)]
+        docker: bool,
+        /// Compose project name (default: cairn-<directory name>).
+        #[arg(long, requires = "docker")]
+        project: Option<String>,
+        /// Image the services run.
+        #[arg(long, requires = "docker", default_value = docker::DEFAULT_IMAGE)]
+        image: String,
+        /// Subnet of the main network, e.g. 172.28.0.0/24 (the side network takes the next one);
+        /// default: the first free 172.28.X.0/24 pair.
+        #[arg(long, requires = "docker")]
+        subnet: Option<Subnet>,
         /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the offline image: host-built binaries + exactly their shared libraries, FROM scratch.
+    Image {
+        /// Cargo profile: release (smaller, faster; builds RocksDB in release the first time) or dev.
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Image tag.
+        #[arg(long, default_value = docker::DEFAULT_IMAGE)]
+        tag: String,
+        /// Use the binaries already built instead of running `cargo build`.
+        #[arg(long)]
+        no_build: bool,
+        /// Directory holding cairn-node and cairn (default: the cargo target directory of the profile).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Strip debug info from the copies in the image.
+        #[arg(long)]
+        strip: bool,
+    },
+    /// Start a Docker testnet (`compose up -d`) and wait until every node answers.
+    Up {
+        /// Testnet directory.
+        dir: PathBuf,
+        /// How long to wait for the nodes (0: do not wait).
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        wait: Duration,
+    },
+    /// Stop a Docker testnet and remove its containers and networks (`compose down`).
+    Down {
+        /// Testnet directory.
+        dir: PathBuf,
+        /// Also remove the data volumes.
+        #[arg(long, short = 'v')]
+        volumes: bool,
+    },
+    /// Per node: container state and health, height, finalized hash, peers.
+    Status {
+        /// Testnet directory.
+        dir: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Container logs (`compose logs`).
+    Logs {
+        /// Testnet directory.
+        dir: PathBuf,
+        /// Follow.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Lines per container from the end.
+        #[arg(long, default_value = "200")]
+        tail: String,
+        /// Services (node names); default all.
+        services: Vec<String>,
+    },
+    /// Submit a bounded load of wallet-signed transfers; records acknowledged ones in DIR/acked.jsonl.
+    Load {
+        /// Testnet directory (local or Docker).
+        dir: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Bound on the submission phase.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        duration: Duration,
+        /// JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inject faults on a schedule or at random while a bounded load runs; then restore and check.
+    Chaos {
+        /// Docker testnet directory.
+        dir: PathBuf,
+        /// A fault KIND:TARGETS@AT+DURATION (kinds: kill, pause, disconnect, partition, wipe),
+        /// e.g. kill:validator-1@5s+8s or partition:validator-2,validator-3@30s+10s. Repeatable.
+        #[arg(long = "fault")]
+        faults: Vec<Fault>,
+        /// Draw faults at random from --seed over --duration instead.
+        #[arg(long, conflicts_with = "faults")]
+        random: bool,
+        /// Seed of the random schedule and of the load.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Length of the run (default: the schedule's end + 20s; required with --random).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Fault kinds for --random (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "kill,pause,disconnect,partition,wipe")]
+        kinds: Vec<FaultKind>,
+        /// Shortest and longest random fault.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        fault_min: Duration,
+        /// Longest random fault.
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        fault_max: Duration,
+        /// Shortest quiet time between random faults.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        gap_min: Duration,
+        /// Longest quiet time between random faults.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        gap_max: Duration,
+        #[command(flatten)]
+        load: LoadArgs,
+        /// No load.
+        #[arg(long)]
+        no_load: bool,
+        /// No invariant check afterwards.
+        #[arg(long)]
+        no_check: bool,
+        /// How long the check waits for recovery.
+        #[arg(long, default_value = "180s", value_parser = parse_duration)]
+        check_wait: Duration,
+        /// Only bring every container back (started, unpaused, on both networks) and exit.
+        #[arg(long)]
+        restore: bool,
+        /// JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check invariants over JSON-RPC; exits 1 naming node and height on any violation.
+    Check {
+        /// Testnet directory (local or Docker).
+        dir: PathBuf,
+        /// How long to wait for the nodes to converge first.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        wait: Duration,
+        /// JSON report on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -55,6 +206,56 @@ enum Cmd {
         #[arg(long, env = "CAIRN_NODE_BIN")]
         node_bin: Option<PathBuf>,
     },
+}
+
+/// Load settings shared by `load` and `chaos`.
+#[derive(Args, Clone, Debug)]
+struct LoadArgs {
+    /// Transfers to submit (default: rate × duration, at most 1,000,000).
+    #[arg(long)]
+    transfers: Option<usize>,
+    /// Transfers per second.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Most unfinalized transfers per sender.
+    #[arg(long, default_value_t = 32)]
+    window: u64,
+    /// Re-send an acknowledged transfer not final after this long (0: never).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    resubmit_after: Duration,
+    /// How long to wait for the acknowledged transfers to be final at the end.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    drain: Duration,
+}
+
+impl LoadArgs {
+    fn config(&self, dir: &std::path::Path, duration: Duration, seed: u64) -> LoadConfig {
+        let transfers = self.transfers.unwrap_or_else(|| ((self.rate * duration.as_secs_f64()) as usize).clamp(1, 1_000_000));
+        LoadConfig {
+            transfers,
+            rate: self.rate,
+            duration_max: duration,
+            drain_timeout: self.drain,
+            resubmit_after: self.resubmit_after,
+            window: self.window,
+            seed,
+            record: Some(dir.join(ACKED_FILE)),
+            ..LoadConfig::default()
+        }
+    }
+}
+
+fn stop_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: stopping, restoring containers…");
+            let _ = tx.send(true);
+        }
+        // Keep the sender alive so receivers never see a closed channel as a stop.
+        std::future::pending::<()>().await;
+    });
+    rx
 }
 
 fn print_usage_hint(m: &Manifest) {
@@ -93,36 +294,139 @@ fn print_usage_hint(m: &Manifest) {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Generate {
-            validators,
-            out,
-            chain_id,
-            accounts,
-            balance,
-            p2p_port,
-            rpc_port,
-            json,
-        } => {
-            let opts = GenerateOptions {
-                validators,
-                out,
-                chain_id,
-                accounts,
-                balance,
-                p2p_port,
-                rpc_port,
-                ..GenerateOptions::default()
-            };
+        Cmd::Generate { validators, out, chain_id, accounts, balance, p2p_port, rpc_port, full_nodes, docker, project, image, subnet, json } => {
+            let docker = docker.then(|| DockerOptions { project, image: Some(image), subnet });
+            let opts = GenerateOptions { validators, out, chain_id, accounts, balance, p2p_port, rpc_port, full_nodes, docker, ..GenerateOptions::default() };
             let m = generate(&opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else {
-                println!(
-                    "generated {} validators in {}",
-                    m.nodes.len(),
-                    opts.out.display()
-                );
+                println!("generated {} validators and {} full nodes in {}", validators, full_nodes, opts.out.display());
                 print_usage_hint(&m);
+                if let Some(d) = &m.docker {
+                    println!();
+                    println!("docker: project {}, image {}, networks {} and {}", d.project, d.image, d.main_subnet, d.side_subnet);
+                    println!("  cairn-testnet image --tag {}      # once: build the image (no registry needed)", d.image);
+                    println!("  cairn-testnet up {}", opts.out.display());
+                    println!("  cairn-testnet status {}", opts.out.display());
+                }
+            }
+        }
+        Cmd::Image { profile, tag, no_build, bin_dir, strip } => {
+            let info = tokio::task::spawn_blocking(move || docker::build_image(&ImageOptions { profile, tag, build: !no_build, bin_dir, strip }))
+                .await??;
+            println!("built image {} ({:.1} MB)", info.tag, info.size_bytes as f64 / 1e6);
+            for b in &info.binaries {
+                println!("  binary  {}", b.display());
+            }
+            for l in &info.libraries {
+                println!("  library {}", l.display());
+            }
+        }
+        Cmd::Up { dir, wait } => {
+            docker::up(&dir, wait).await?;
+            print!("{}", docker::format_status(&docker::status(&dir).await?));
+        }
+        Cmd::Down { dir, volumes } => {
+            docker::down(&dir, volumes).await?;
+            println!("stopped{}", if volumes { " and removed the data volumes" } else { " (data volumes kept; --volumes removes them)" });
+        }
+        Cmd::Status { dir, json } => {
+            let rows = docker::status(&dir).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", docker::format_status(&rows));
+            }
+        }
+        Cmd::Logs { dir, follow, tail, services } => {
+            let m = Manifest::load(&dir)?;
+            let compose = docker::Compose::detect(&dir, docker::docker_manifest(&m)?).await?;
+            let mut args = vec!["logs", "--tail", tail.as_str()];
+            if follow {
+                args.push("--follow");
+            }
+            args.extend(services.iter().map(String::as_str));
+            let st = compose.command(&args).status().context("running compose logs")?;
+            if !st.success() {
+                bail!("compose logs failed ({st})");
+            }
+        }
+        Cmd::Load { dir, load: la, duration, json } => {
+            let m = Manifest::load(&dir)?;
+            let cfg = la.config(&dir, duration, 1);
+            let report = load::run(&m, &cfg, stop_on_ctrl_c()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report.summary());
+            }
+            if report.acked_unfinalized_count > 0 {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Chaos {
+            dir,
+            faults,
+            random,
+            seed,
+            duration,
+            kinds,
+            fault_min,
+            fault_max,
+            gap_min,
+            gap_max,
+            load: la,
+            no_load,
+            no_check,
+            check_wait,
+            restore,
+            json,
+        } => {
+            let m = Manifest::load(&dir)?;
+            if restore {
+                for line in chaos::restore_all(&dir, &m).await? {
+                    println!("{line}");
+                }
+                println!("every container is running and attached to both networks");
+                return Ok(());
+            }
+            let (faults, duration) = if random {
+                let Some(d) = duration else { bail!("--random needs --duration (e.g. 30m)") };
+                let plan = RandomPlan { seed, kinds, fault_min, fault_max, gap_min, gap_max };
+                (chaos::random_schedule(&m, &plan, d)?, d)
+            } else {
+                let end = faults.iter().map(|f| f.at + f.duration).max().unwrap_or_default();
+                (faults, duration.unwrap_or(end + Duration::from_secs(20)))
+            };
+            let opts = ChaosOptions {
+                faults,
+                duration,
+                load: (!no_load).then(|| la.config(&dir, duration, seed)),
+                check: (!no_check).then(|| CheckOptions { wait: check_wait, ..CheckOptions::default() }),
+                ready_wait: Duration::from_secs(120),
+            };
+            let report = chaos::run(&dir, &m, &opts, stop_on_ctrl_c()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.summary());
+                println!("report: {}", dir.join(chaos::REPORT_FILE).display());
+            }
+            if !report.ok {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Check { dir, wait, json } => {
+            let m = Manifest::load(&dir)?;
+            let report = check::check(&dir, &m, &CheckOptions { wait, ..CheckOptions::default() }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.summary());
+            }
+            if !report.ok {
+                std::process::exit(1);
             }
         }
         Cmd::Start { dir, node_bin } => {

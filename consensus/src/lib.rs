@@ -38,7 +38,10 @@
 //!   between may be unknown, and the leader then waits (re-checking after every
 //!   input) until the missing certificates arrive or the view times out. On
 //!   `Input::Proposed` the leader persists and broadcasts its Notarize vote for
-//!   the proposal — that vote *is* the proposal message.
+//!   the proposal — that vote *is* the proposal message. If `parent_view <
+//!   v - 1` it first broadcasts a batch of the parent's justification (the
+//!   parent's notarization and the nullifications of the views in between,
+//!   see R7), so replicas that missed some can check R3.
 //! * **R3 — parent rule.** On the first Notarize vote of view `v`'s leader for
 //!   `v` (the proposal), a replica in view `v` checks: `parent_view < v`;
 //!   `(parent_view, parent)` is notarized (a held notarization, or the last
@@ -46,12 +49,14 @@
 //!   nullification. If it holds it emits `Validate(proposal)`. If a certificate
 //!   is missing the proposal stays pending and is re-checked whenever new
 //!   certificates arrive. A proposal whose parent is below the last finalized
-//!   view, or conflicts with a known notarization, is rejected for good.
+//!   view, or conflicts with a known notarization, is rejected for good and
+//!   the node nullifies the view at once (R7).
 //!   Proposals received for a future view are checked on entering it.
 //! * **R4 — notarize.** On `Input::Validated { valid: true }` for the current
 //!   view's proposal, if this node has neither voted Nullify nor Notarize in
 //!   that view, it persists and broadcasts `Notarize(proposal)`. With
-//!   `valid: false` it never votes for that proposal (the view times out, R7).
+//!   `valid: false` it never votes for that proposal and nullifies the view at
+//!   once (R7) — honest votes cannot notarize it.
 //! * **R5 — notarization.** Notarize votes of a quorum for the same proposal
 //!   form a Notarization: broadcast it, emit `Notarized`, cast the Finalize
 //!   vote (R6), then enter `v + 1`.
@@ -60,10 +65,16 @@
 //!   proposal), it persists and broadcasts `Finalize(proposal)` — also for
 //!   views it jumped over or already left.
 //! * **R7 — timeout.** When the timer fires in view `v` (no proposal by the
-//!   leader deadline, or no notarization by the notarization deadline) the
-//!   node persists and broadcasts `Nullify(v)`, then every `nullify_retry_ms`
-//!   re-broadcasts that vote and the highest-view certificate it holds, so
-//!   laggards catch up.
+//!   leader deadline, or no notarization by the notarization deadline) — or
+//!   at once when the view's proposal is rejected (R3, R4) — the node
+//!   persists and broadcasts `Nullify(v)`, then every `nullify_retry_ms`
+//!   re-broadcasts that vote, the highest-view certificate it holds, up to
+//!   [`JUSTIFICATION_BATCH_MAX`] certificates justifying the current view's
+//!   parent (rotating through them), and its own votes in views from that
+//!   parent up to `v` for which it holds no certificate — so laggards catch
+//!   up, nodes that missed a nullification inside the parent gap can check
+//!   R3, and votes that only a restarted node's WAL remembers reach the peers
+//!   that need them to certify a view.
 //! * **R8 — nullification.** Nullify votes of a quorum for `v` form a
 //!   Nullification: broadcast it, enter `v + 1`.
 //! * **R9 — finalization.** Finalize votes of a quorum for the same proposal
@@ -74,13 +85,16 @@
 //!   Notarization or Nullification of any view `w >= current` makes the node
 //!   enter `w + 1`; a Finalization of `w` (which implies a notarization of `w`)
 //!   likewise. Every newly learned certificate is recorded and forwarded once.
-//!   Certificates already known are dropped unverified.
+//!   Certificates already known are dropped unverified (except a
+//!   notarization known only from the WAL, which is taken once so it can be
+//!   re-broadcast as justification).
 //! * **R11 — future votes.** Votes for views up to `current + views_ahead_max`
 //!   are collected; if they reach a quorum the certificate is formed at once
 //!   (and R10 applies).
 //! * **R12 — one vote per kind.** Only the first Notarize, Nullify and
 //!   Finalize of each signer per view counts; a second, different one
-//!   (equivocation, including a second proposal from the leader) is ignored.
+//!   (equivocation, including a second proposal from the leader) is not
+//!   counted (but see R15).
 //! * **R13 — signatures.** Votes are ed25519 signatures (`verify_strict`) over
 //!   [`signing_digest`] = `blake3::derive_key("cairn consensus vote v1",
 //!   namespace ‖ borsh(VoteKind))`; the namespace is the chain's genesis hash,
@@ -90,6 +104,14 @@
 //!   a conflicting vote, resumes at `max(anchor.view + 1, highest voted view,
 //!   highest Finalize-voted view + 1)`, and [`Consensus::start`] re-broadcasts
 //!   those votes.
+//! * **R15 — equivocation evidence.** A vote conflicting with one the same
+//!   validator already cast in a kept view — two Notarize for different
+//!   proposals, two Finalize for different proposals, or Nullify and Finalize
+//!   ([`Equivocation`]) — is verified and emitted as
+//!   [`Output::Evidence`]: a canonical, borsh-encoded [`Evidence`] record that
+//!   anyone can check with [`Evidence::verify`]`(namespace, set)`. Signatures
+//!   inside a newly verified certificate are checked against held votes the
+//!   same way. At most one record per (validator, view, kind).
 //!
 //! ## Invariants
 //!
@@ -119,6 +141,11 @@
 //! * Compact chain knowledge (notarized payloads, nullified view ranges) is
 //!   kept only above the last finalized view; a nullification streak costs one
 //!   range entry.
+//! * Justification certificates (R7): at most two per view for the views
+//!   from the current view's parent up, at most [`JUSTIFICATION_VIEWS_MAX`]
+//!   views (a longer nullification streak cannot be fully re-justified);
+//!   at most [`JUSTIFICATION_BATCH_MAX`] re-broadcast at once.
+//! * Evidence: at most 3 records per validator per kept view.
 //!
 //! ## The sans-I/O contract
 //!
@@ -132,7 +159,7 @@
 //!   node. `SetTimer` replaces the single timer. `BuildProposal` / `Validate`
 //!   expect exactly one answer each (late answers for views already left are
 //!   ignored; unrequested ones are [`MessageError::InvalidInput`]).
-//!   `Notarized` / `Finalized` / `ViewChanged` are notifications.
+//!   `Notarized` / `Finalized` / `ViewChanged` / `Evidence` are notifications.
 //! * **Batches.** Perform all outputs of one call before feeding the next
 //!   input; answers to `BuildProposal` / `Validate` are *new* inputs (feeding
 //!   them mid-batch would let a stale `SetTimer` of the old batch override a
@@ -141,8 +168,31 @@
 //!   build or validate; they follow certificates and emit `Notarized`,
 //!   `Finalized` and `ViewChanged`.
 //! * **Not done here:** fetching missing blocks or certificates (a node that
-//!   jumped may lack a nullification needed by R3 and must get it from peers'
-//!   re-broadcasts), evidence of equivocation, validator-set changes.
+//!   jumped may lack a nullification needed by R3 and gets it from peers'
+//!   re-broadcasts, R2/R7), gossiping / storing / serving evidence (the
+//!   host's job), validator-set changes.
+//!
+//! ## Testing
+//!
+//! * `src/tests.rs`: step tables — exact outputs for hand-made inputs — for
+//!   every rule above (test names start with the rule, e.g. `r7_…`).
+//! * `tests/cluster.rs`, `tests/props.rs`: multi-instance runs and property
+//!   tests on the `testing::Cluster` harness.
+//! * `tests/sim.rs` and `testing::sim` (feature `testing`): the
+//!   deterministic fault simulator — seeded schedule, virtual time, latency,
+//!   jitter, loss, reordering, duplication, partitions, crash/restart from
+//!   the WAL, unequal power, Byzantine validators (equivocating leader,
+//!   double voting, silent leader, invalid/unknown blocks and bad signatures,
+//!   Twins), invariants after every step and a liveness bound after healing.
+//!   CI runs 200 seeds with n = 4 and 50 with n = 7, a determinism check, and
+//!   shows that three deliberately broken variants are caught. The long run:
+//!
+//!   ```text
+//!   cargo run -p cairn-consensus --release --features testing --example sim -- --seeds 5000 [--validators 7]
+//!   ```
+//!
+//!   A failing seed prints a one-line replay command (`--seed N`, add
+//!   `--trace` for every event). See `consensus/SIMULATOR.md`.
 //!
 //! ## Example
 //!

@@ -118,7 +118,7 @@ pub enum Output {
 
 /// Deliberately broken protocol variants (feature `testing` only, set with
 /// `Consensus::set_broken_variant`): they exist so tests can show that the
-/// simulator ([`crate::testing::sim`]) catches real bugs. Never used unless
+/// simulator (`testing::sim`) catches real bugs. Never used unless
 /// set explicitly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
@@ -320,7 +320,7 @@ impl Consensus {
             }
         }
         self.armed = None;
-        self.progress(&mut out);
+        self.progress(now_ms, &mut out);
         self.rearm(&mut out);
         out
     }
@@ -340,6 +340,7 @@ impl Consensus {
             });
         }
         let mut out = Vec::new();
+        let now = input.now_ms();
         match input {
             Input::Message { message, now_ms } => match message {
                 Message::Vote(vote) => self.on_vote(vote, now_ms, &mut out)?,
@@ -357,7 +358,7 @@ impl Consensus {
                 now_ms,
             } => self.on_validated(proposal, valid, now_ms, &mut out)?,
         }
-        self.progress(&mut out);
+        self.progress(now, &mut out);
         self.rearm(&mut out);
         Ok(out)
     }
@@ -514,7 +515,16 @@ impl Consensus {
             });
         }
         let known = match &cert.kind {
-            CertificateKind::Notarization(_) => self.facts.notarized(w).is_some(),
+            // Known from the WAL only (no certificate held): take it, so it
+            // can be re-broadcast as justification.
+            CertificateKind::Notarization(_) => {
+                self.facts.notarized(w).is_some()
+                    && (w < self.justification_base()
+                        || self
+                            .justifications
+                            .get(&w)
+                            .is_some_and(|j| j.notarization.is_some()))
+            }
             CertificateKind::Nullification(_) => self.facts.is_nullified(w),
             CertificateKind::Finalization(_) => false,
         };
@@ -580,15 +590,27 @@ impl Consensus {
             if let Some(cert) = &self.highest_cert {
                 out.push(Output::Broadcast(Message::Certificate(cert.clone())));
             }
-            self.broadcast_justification(out);
+            self.broadcast_justification(false, out);
+            self.rebroadcast_uncertified_votes(out);
             self.retry_deadline = now.saturating_add(self.nullify_retry_ms);
         } else {
             // R7: give up on the view.
-            self.retry_deadline = now.saturating_add(self.nullify_retry_ms);
-            let kind = VoteKind::Nullify(v);
-            self.sign(kind.clone(), out);
-            self.check_quorum(&kind, now, out);
+            self.nullify_current(now, out);
         }
+    }
+
+    /// R7 (also R3/R4 for a proposal that can never be voted for): sign
+    /// Nullify for the current view, unless already done or forbidden (I3).
+    fn nullify_current(&mut self, now: u64, out: &mut Vec<Output>) {
+        let v = self.view;
+        let round = self.rounds.get(&v).expect("current round exists");
+        if round.my_nullify.is_some() || round.my_finalize.is_some() {
+            return;
+        }
+        self.retry_deadline = now.saturating_add(self.nullify_retry_ms);
+        let kind = VoteKind::Nullify(v);
+        self.sign(kind.clone(), out);
+        self.check_quorum(&kind, now, out);
     }
 
     fn on_proposed(
@@ -635,7 +657,7 @@ impl Consensus {
         round.proposal_state = ProposalState::Valid;
         if parent_view + 1 < view {
             // R2: after skipped views, send what justifies the parent first.
-            self.broadcast_justification(out);
+            self.broadcast_justification(true, out);
         }
         // R2: the leader's Notarize vote is the proposal.
         let kind = VoteKind::Notarize(proposal);
@@ -681,8 +703,12 @@ impl Consensus {
             }
         }
         if !valid {
-            // R4: never vote for it; the view times out (R7).
+            // R4: never vote for it, and give up on the view at once (R7):
+            // honest votes cannot notarize it.
             round.proposal_state = ProposalState::Invalid;
+            if round.my_notarize.is_none() {
+                self.nullify_current(now, out);
+            }
             return Ok(());
         }
         round.proposal_state = ProposalState::Valid;
@@ -752,17 +778,26 @@ impl Consensus {
         self.prune_justifications();
     }
 
+    /// The parent view of the current view (the last finalized view if
+    /// unknown): the lowest view whose certificates justify the current one.
+    fn justification_base(&self) -> View {
+        let floor = self.last_finalized.view;
+        self.facts
+            .parent_for(self.view)
+            .map_or(floor, |(u, _)| u)
+            .max(floor)
+    }
+
     /// Keeps only views in `[parent of the current view, current view)` (the
     /// last finalized view if the parent is unknown), at most
     /// [`JUSTIFICATION_VIEWS_MAX`] of them (the newest).
     fn prune_justifications(&mut self) {
-        let floor = self.last_finalized.view;
-        let base = self
-            .facts
-            .parent_for(self.view)
-            .map_or(floor, |(u, _)| u)
-            .max(floor);
-        if self.justifications.first_key_value().is_some_and(|(w, _)| *w < base) {
+        let base = self.justification_base();
+        if self
+            .justifications
+            .first_key_value()
+            .is_some_and(|(w, _)| *w < base)
+        {
             self.justifications = self.justifications.split_off(&base);
         }
         while self.justifications.len() > JUSTIFICATION_VIEWS_MAX {
@@ -771,9 +806,10 @@ impl Consensus {
     }
 
     /// Broadcasts up to [`JUSTIFICATION_BATCH_MAX`] held justification
-    /// certificates (other than the highest one, sent separately), rotating
-    /// through them across calls.
-    fn broadcast_justification(&mut self, out: &mut Vec<Output>) {
+    /// certificates for the current view, oldest first, rotating through
+    /// them across calls. Without `with_highest` the highest certificate is
+    /// left out (the caller sends it anyway).
+    fn broadcast_justification(&mut self, with_highest: bool, out: &mut Vec<Output>) {
         if self.signer.is_none() {
             return;
         }
@@ -786,7 +822,7 @@ impl Consensus {
                     .chain(j.nullification.iter())
                     .map(move |c| (*w, c))
             })
-            .filter(|(_, c)| Some(*c) != self.highest_cert.as_ref())
+            .filter(|(_, c)| with_highest || Some(*c) != self.highest_cert.as_ref())
             .collect();
         if certs.is_empty() {
             return;
@@ -811,6 +847,31 @@ impl Consensus {
         }
         for (_, cert) in batch {
             out.push(Output::Broadcast(Message::Certificate(cert)));
+        }
+    }
+
+    /// R7 retry: my votes in views from the current parent up to the
+    /// current view for which I hold no certificate (typically after a
+    /// restart: the WAL keeps votes, not certificates; or lost copies of my
+    /// current Notarize). Peers that missed them may need them to form the
+    /// certificate that lets them leave that view. My current Nullify is
+    /// sent separately. At most `3 * (VIEWS_KEPT + 1)` votes.
+    fn rebroadcast_uncertified_votes(&self, out: &mut Vec<Output>) {
+        let base = self.justification_base().max(self.low_view());
+        for (w, round) in self.rounds.range(base..=self.view) {
+            let certified = self
+                .justifications
+                .get(w)
+                .is_some_and(|j| j.notarization.is_some() || j.nullification.is_some());
+            if !certified {
+                for vote in round.my_votes() {
+                    let current_nullify =
+                        *w == self.view && matches!(vote.kind, VoteKind::Nullify(_));
+                    if !current_nullify {
+                        out.push(Output::Broadcast(Message::Vote(vote.clone())));
+                    }
+                }
+            }
         }
     }
 
@@ -1043,7 +1104,7 @@ impl Consensus {
     /// R1/R3: leader asks for a block once the parent is known; replica
     /// checks the parent rule of the current proposal and asks the app to
     /// validate it. Re-run after every input (new certificates may unblock).
-    fn progress(&mut self, out: &mut Vec<Output>) {
+    fn progress(&mut self, now: u64, out: &mut Vec<Output>) {
         let Some(me) = self.me() else {
             return;
         };
@@ -1106,7 +1167,14 @@ impl Consensus {
                 out.push(Output::Validate(p));
             }
             ParentStatus::Pending => round.proposal_state = ProposalState::Pending,
-            ParentStatus::Invalid => round.proposal_state = ProposalState::Invalid,
+            ParentStatus::Invalid => {
+                // R3: rejected for good; give up on the view at once (R7).
+                round.proposal_state = ProposalState::Invalid;
+                self.nullify_current(now, out);
+                if self.view != v {
+                    self.progress(now, out); // the nullification completed
+                }
+            }
         }
     }
 }

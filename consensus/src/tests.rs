@@ -66,6 +66,10 @@ fn nullify(v: View) -> VoteKind {
     VoteKind::Nullify(v)
 }
 
+fn evidence(a: Vote, b: Vote) -> Output {
+    Output::Evidence(Evidence::new(a, b).expect("conflicting"))
+}
+
 fn concat(parts: Vec<Vec<Output>>) -> Vec<Output> {
     parts.into_iter().flatten().collect()
 }
@@ -238,7 +242,7 @@ fn r4_replica_votes_on_valid_proposal_and_r5_finalizes() {
 }
 
 #[test]
-fn r4_refuses_invalid_validation_and_times_out() {
+fn r4_refuses_invalid_validation_and_nullifies_at_once() {
     let f = Fixture::new(&[1, 1, 1, 1]);
     let (mut m, _) = f.machine(Some(0), 0);
     let p1 = mock_proposal(1, 0, g());
@@ -249,13 +253,17 @@ fn r4_refuses_invalid_validation_and_times_out() {
                 msg(f.vote_msg(1, notarize(p1)), 3),
                 ok(vec![Output::Validate(p1), timer(2000)]),
             ),
+            // Invalid: no Notarize, and the view is nullified at once (R7).
             (
                 Input::Validated {
                     proposal: p1,
                     valid: false,
                     now_ms: 8,
                 },
-                ok(vec![]),
+                ok(concat(vec![
+                    persist_and_send(&f.vote(0, nullify(1))),
+                    vec![timer(508)],
+                ])),
             ),
             // A duplicate verdict is ignored.
             (
@@ -266,14 +274,14 @@ fn r4_refuses_invalid_validation_and_times_out() {
                 },
                 ok(vec![]),
             ),
-            // Early (stale) timer: re-armed at the notarization deadline.
-            (timeout(1000), ok(vec![timer(2000)])),
+            // Early (stale) timer: re-armed at the retry deadline.
+            (timeout(300), ok(vec![timer(508)])),
             (
-                timeout(2000),
-                ok(concat(vec![
-                    persist_and_send(&f.vote(0, nullify(1))),
-                    vec![timer(2500)],
-                ])),
+                timeout(508),
+                ok(vec![
+                    Output::Broadcast(Message::Vote(f.vote(0, nullify(1)))),
+                    timer(1008),
+                ]),
             ),
         ],
     );
@@ -292,8 +300,13 @@ fn r3_proposal_with_bad_parent_is_never_validated() {
     run(
         &mut m,
         vec![(
+            // Conflicts with the genesis anchor: rejected for good, so the
+            // view is nullified at once (R7).
             msg(f.vote_msg(1, notarize(wrong_parent)), 3),
-            ok(vec![timer(2000)]),
+            ok(concat(vec![
+                persist_and_send(&f.vote(0, nullify(1))),
+                vec![timer(503)],
+            ])),
         )],
     );
     // Malformed: parent_view >= view is a peer fault.
@@ -780,6 +793,15 @@ fn r12_equivocating_leader_second_proposal_ignored() {
                 msg(f.vote_msg(1, notarize(p1)), 1),
                 ok(vec![Output::Validate(p1), timer(2000)]),
             ),
+            // R15: the second proposal is evidence, and is not counted (R12).
+            (
+                msg(f.vote_msg(1, notarize(p1b)), 2),
+                ok(vec![evidence(
+                    f.vote(1, notarize(p1)),
+                    f.vote(1, notarize(p1b)),
+                )]),
+            ),
+            // Reported once only.
             (msg(f.vote_msg(1, notarize(p1b)), 2), ok(vec![])),
             // Votes for the other proposal from 2 and 3 alone (the leader's
             // second vote does not count) are not a quorum.
@@ -849,7 +871,13 @@ fn r14_wal_replay_prevents_double_vote_after_restart() {
         &mut m,
         vec![
             (msg(f.vote_msg(1, notarize(p1b)), 101), ok(vec![])),
-            (msg(f.vote_msg(1, notarize(p1)), 102), ok(vec![])),
+            (
+                msg(f.vote_msg(1, notarize(p1)), 102),
+                ok(vec![evidence(
+                    f.vote(1, notarize(p1b)),
+                    f.vote(1, notarize(p1)),
+                )]),
+            ),
             (
                 timeout(2100),
                 ok(concat(vec![persist_and_send(&null0), vec![timer(2600)]])),
@@ -1300,4 +1328,457 @@ fn config_validation() {
     ));
     let dbg = format!("{:?}", f.config(Some(0)));
     assert!(dbg.contains("leader_timeout_ms"));
+}
+
+// ---------------------------------------------------------------- R1
+
+#[test]
+fn r1_round_robin_leaders_view_changes_and_deadlines() {
+    // me = 2 of 4: leads views 2 and 6 only; a replica's timer starts at the
+    // leader timeout and moves to the notarization deadline once the
+    // proposal is seen.
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, start) = f.machine(Some(2), 0);
+    assert_eq!(start, vec![changed(1), timer(1000)]);
+    for v in 1..=8u64 {
+        assert_eq!(f.set.leader(v), (v % 4) as ValidatorIndex);
+    }
+    let p1 = mock_proposal(1, 0, g());
+    let z1 = f.cert(CertificateKind::Nullification(1), &[0, 1, 3]);
+    let z2 = f.cert(CertificateKind::Nullification(2), &[0, 1, 3]);
+    run(
+        &mut m,
+        vec![
+            // Proposal of leader 1 at t=300: deadline = entry (0) + 2000.
+            (
+                msg(f.vote_msg(1, notarize(p1)), 300),
+                ok(vec![Output::Validate(p1), timer(2000)]),
+            ),
+            // Nullified anyway: view 2 is mine → BuildProposal, timer at 400 + 1000.
+            (
+                msg(Message::Certificate(z1.clone()), 400),
+                ok(vec![
+                    send_cert(&z1),
+                    changed(2),
+                    Output::BuildProposal {
+                        view: 2,
+                        parent_view: 0,
+                        parent: g(),
+                    },
+                    timer(1400),
+                ]),
+            ),
+            // View 3 is led by 3: no BuildProposal.
+            (
+                msg(Message::Certificate(z2.clone()), 500),
+                ok(vec![send_cert(&z2), changed(3), timer(1500)]),
+            ),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------- R6 (view already left)
+
+#[test]
+fn r6_finalize_vote_for_a_view_already_left_without_nullifying() {
+    // me = 0 notarizes view 1, others nullify it (I did not): later the
+    // notarization of view 1 arrives and I still cast Finalize for it.
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, _) = f.machine(Some(0), 0);
+    let p1 = mock_proposal(1, 0, g());
+    let z1 = f.cert(CertificateKind::Nullification(1), &[1, 2, 3]);
+    let n1 = f.cert(CertificateKind::Notarization(p1), &[0, 1, 2]);
+    run(
+        &mut m,
+        vec![
+            (
+                msg(f.vote_msg(1, notarize(p1)), 1),
+                ok(vec![Output::Validate(p1), timer(2000)]),
+            ),
+            (
+                Input::Validated {
+                    proposal: p1,
+                    valid: true,
+                    now_ms: 2,
+                },
+                ok(persist_and_send(&f.vote(0, notarize(p1)))),
+            ),
+            (
+                msg(Message::Certificate(z1.clone()), 3),
+                ok(vec![send_cert(&z1), changed(2), timer(1003)]),
+            ),
+            (
+                msg(Message::Certificate(n1.clone()), 4),
+                ok(concat(vec![
+                    vec![send_cert(&n1), Output::Notarized(n1.clone())],
+                    persist_and_send(&f.vote(0, finalize(p1))),
+                ])),
+            ),
+        ],
+    );
+    assert_eq!(m.view(), 2);
+}
+
+// ---------------------------------------------------------------- R7 / R2: justification (liveness fixes)
+
+#[test]
+fn r7_retry_rebroadcasts_the_parent_justification() {
+    // Found by the simulator: a node that missed a nullification between the
+    // parent and the current view can never validate a proposal, and used to
+    // get only the *highest* certificate on retries. Now retries also carry
+    // every certificate justifying the current view's parent.
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, _) = f.machine(Some(0), 0);
+    let z1 = f.cert(CertificateKind::Nullification(1), &[1, 2, 3]);
+    let z2 = f.cert(CertificateKind::Nullification(2), &[1, 2, 3]);
+    let null3 = f.vote(0, nullify(3));
+    run(
+        &mut m,
+        vec![
+            (
+                msg(Message::Certificate(z1.clone()), 10),
+                ok(vec![send_cert(&z1), changed(2), timer(1010)]),
+            ),
+            (
+                msg(Message::Certificate(z2.clone()), 20),
+                ok(vec![send_cert(&z2), changed(3), timer(1020)]),
+            ),
+            (
+                timeout(1020),
+                ok(concat(vec![persist_and_send(&null3), vec![timer(1520)]])),
+            ),
+            // Retry: my Nullify, the highest certificate (z2), then the rest
+            // of the justification of view 3's parent (genesis): z1.
+            (
+                timeout(1520),
+                ok(vec![
+                    Output::Broadcast(Message::Vote(null3.clone())),
+                    send_cert(&z2),
+                    send_cert(&z1),
+                    timer(2020),
+                ]),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn r7_retry_rebroadcasts_uncertified_votes_after_restart() {
+    // Found by the simulator: after a restart the WAL restores my votes but
+    // no certificate; resumed past a view I Finalize-voted, I could not help
+    // peers still stuck in it (they need my Notarize to form its
+    // notarization). Retries now re-send my votes of uncertified views.
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let p1 = mock_proposal(1, 0, g());
+    let n0 = f.vote(0, notarize(p1));
+    let f0 = f.vote(0, finalize(p1));
+    let wal = vec![WalEntry::Voted(n0.clone()), WalEntry::Voted(f0.clone())];
+    let mut m = Consensus::new(f.config(Some(0)), genesis(), &wal).unwrap();
+    assert_eq!(m.view(), 2);
+    assert_eq!(
+        m.start(100),
+        vec![
+            changed(2),
+            Output::Broadcast(Message::Vote(n0.clone())),
+            Output::Broadcast(Message::Vote(f0.clone())),
+            timer(1100)
+        ]
+    );
+    let null2 = f.vote(0, nullify(2));
+    let n1 = f.cert(CertificateKind::Notarization(p1), &[0, 1, 2]);
+    run(
+        &mut m,
+        vec![
+            (
+                timeout(1100),
+                ok(concat(vec![persist_and_send(&null2), vec![timer(1600)]])),
+            ),
+            (
+                timeout(1600),
+                ok(vec![
+                    Output::Broadcast(Message::Vote(null2.clone())),
+                    Output::Broadcast(Message::Vote(n0.clone())),
+                    Output::Broadcast(Message::Vote(f0.clone())),
+                    timer(2100),
+                ]),
+            ),
+            // Once the certificate of view 1 is held, it replaces the votes.
+            (
+                msg(Message::Certificate(n1.clone()), 1700),
+                ok(vec![send_cert(&n1), Output::Notarized(n1.clone())]),
+            ),
+            (
+                timeout(2100),
+                ok(vec![
+                    Output::Broadcast(Message::Vote(null2.clone())),
+                    send_cert(&n1),
+                    timer(2600),
+                ]),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn r7_retry_rebroadcasts_my_current_notarize() {
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, _) = f.machine(Some(0), 0);
+    let p1 = mock_proposal(1, 0, g());
+    let my_n = f.vote(0, notarize(p1));
+    let my_z = f.vote(0, nullify(1));
+    run(
+        &mut m,
+        vec![
+            (
+                msg(f.vote_msg(1, notarize(p1)), 1),
+                ok(vec![Output::Validate(p1), timer(2000)]),
+            ),
+            (
+                Input::Validated {
+                    proposal: p1,
+                    valid: true,
+                    now_ms: 2,
+                },
+                ok(persist_and_send(&my_n)),
+            ),
+            (
+                timeout(2000),
+                ok(concat(vec![persist_and_send(&my_z), vec![timer(2500)]])),
+            ),
+            (
+                timeout(2500),
+                ok(vec![
+                    Output::Broadcast(Message::Vote(my_z.clone())),
+                    Output::Broadcast(Message::Vote(my_n.clone())),
+                    timer(3000),
+                ]),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn r2_leader_sends_parent_justification_with_a_proposal_after_skipped_views() {
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, _) = f.machine(Some(3), 0);
+    let p1 = mock_proposal(1, 0, g());
+    let n1 = f.cert(CertificateKind::Notarization(p1), &[0, 1, 2]);
+    let z2 = f.cert(CertificateKind::Nullification(2), &[0, 1, 2]);
+    m.handle(msg(Message::Certificate(n1.clone()), 10)).unwrap();
+    m.handle(msg(Message::Certificate(z2.clone()), 20)).unwrap();
+    let p3 = mock_proposal(3, 1, p1.payload);
+    run(
+        &mut m,
+        vec![(
+            Input::Proposed {
+                view: 3,
+                payload: p3.payload,
+                now_ms: 25,
+            },
+            ok(concat(vec![
+                vec![send_cert(&n1), send_cert(&z2)],
+                persist_and_send(&f.vote(3, notarize(p3))),
+                vec![timer(2020)],
+            ])),
+        )],
+    );
+    // Without skipped views, a proposal goes out alone (see r2_propose_*).
+}
+
+// ---------------------------------------------------------------- R15: evidence
+
+#[test]
+fn r15_conflicting_votes_become_evidence_once() {
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, _) = f.machine(Some(0), 0);
+    let p1 = mock_proposal(1, 0, g());
+    let q1 = Proposal {
+        payload: Digest([0xcc; 32]),
+        ..p1
+    };
+    let mut forged = f.vote(2, finalize(q1));
+    forged.signature[3] ^= 1;
+    run(
+        &mut m,
+        vec![
+            // Nullify then Finalize by 2 (I3 broken by a peer).
+            (msg(f.vote_msg(2, nullify(1)), 1), ok(vec![])),
+            // A conflicting vote with a bad signature is a peer fault, not evidence.
+            (
+                msg(Message::Vote(forged), 2),
+                Err(MessageError::BadSignature { signer: 2 }),
+            ),
+            (
+                msg(f.vote_msg(2, finalize(p1)), 3),
+                ok(vec![evidence(
+                    f.vote(2, nullify(1)),
+                    f.vote(2, finalize(p1)),
+                )]),
+            ),
+            // Two Finalize votes by 2 (R12: the second is not counted).
+            (
+                msg(f.vote_msg(2, finalize(q1)), 4),
+                ok(vec![evidence(
+                    f.vote(2, finalize(p1)),
+                    f.vote(2, finalize(q1)),
+                )]),
+            ),
+            // Each kind of equivocation is reported once per signer and view.
+            (msg(f.vote_msg(2, nullify(1)), 5), ok(vec![])),
+            (msg(f.vote_msg(2, finalize(q1)), 6), ok(vec![])),
+            // Two Notarize votes by 3.
+            (msg(f.vote_msg(3, notarize(p1)), 7), ok(vec![])),
+            (
+                msg(f.vote_msg(3, notarize(q1)), 8),
+                ok(vec![evidence(
+                    f.vote(3, notarize(p1)),
+                    f.vote(3, notarize(q1)),
+                )]),
+            ),
+        ],
+    );
+    // Finalize votes for q1 by 1 and 3: with 2's second vote not counted,
+    // no quorum for q1.
+    run(
+        &mut m,
+        vec![
+            (msg(f.vote_msg(1, finalize(q1)), 9), ok(vec![])),
+            (msg(f.vote_msg(3, finalize(q1)), 10), ok(vec![])),
+        ],
+    );
+    assert_eq!(m.last_finalized(), genesis());
+}
+
+#[test]
+fn r15_certificate_signature_conflicting_with_a_held_vote_is_evidence() {
+    // Twins-style: validator 1 sent me Nullify(1), and a notarization
+    // carries its Notarize... that is allowed (Notarize then Nullify), but a
+    // Finalization carrying its Finalize is not.
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, _) = f.machine(Some(0), 0);
+    let p1 = mock_proposal(1, 0, g());
+    let n1 = f.cert(CertificateKind::Notarization(p1), &[1, 2, 3]);
+    let f1 = f.cert(CertificateKind::Finalization(p1), &[1, 2, 3]);
+    run(
+        &mut m,
+        vec![
+            (msg(f.vote_msg(1, nullify(1)), 1), ok(vec![])),
+            (
+                msg(Message::Certificate(n1.clone()), 2),
+                ok(concat(vec![
+                    vec![send_cert(&n1), Output::Notarized(n1.clone())],
+                    persist_and_send(&f.vote(0, finalize(p1))),
+                    vec![changed(2), timer(1002)],
+                ])),
+            ),
+            (
+                msg(Message::Certificate(f1.clone()), 3),
+                ok(vec![
+                    evidence(f.vote(1, nullify(1)), f.vote(1, finalize(p1))),
+                    send_cert(&f1),
+                    Output::Finalized(f1.clone()),
+                ]),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn evidence_record_checks() {
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let p1 = mock_proposal(1, 0, g());
+    let q1 = Proposal {
+        payload: Digest([0xcc; 32]),
+        ..p1
+    };
+    let a = f.vote(2, notarize(p1));
+    let b = f.vote(2, notarize(q1));
+    // Canonical whatever the order.
+    let e = Evidence::new(a.clone(), b.clone()).unwrap();
+    assert_eq!(Evidence::new(b.clone(), a.clone()).unwrap(), e);
+    assert_eq!(e.verify(&f.namespace, &f.set), Ok(Equivocation::Notarize));
+    assert_eq!(e.signer(), 2);
+    assert_eq!(e.view(), 1);
+    assert_eq!(e.equivocation(), Some(Equivocation::Notarize));
+    assert_eq!(Evidence::decode(&e.encode()), Ok(e.clone()));
+    assert!(e.encode().len() <= Evidence::BYTES_MAX);
+    let z = f.vote(2, nullify(1));
+    let fin = f.vote(2, finalize(p1));
+    let e2 = Evidence::new(fin.clone(), z.clone()).unwrap();
+    assert_eq!(e2.first, z, "Nullify sorts before Finalize");
+    assert_eq!(
+        e2.verify(&f.namespace, &f.set),
+        Ok(Equivocation::NullifyFinalize)
+    );
+    let e3 = Evidence::new(fin.clone(), f.vote(2, finalize(q1))).unwrap();
+    assert_eq!(e3.verify(&f.namespace, &f.set), Ok(Equivocation::Finalize));
+
+    // Rejections.
+    assert_eq!(
+        Evidence::new(a.clone(), f.vote(3, notarize(q1))),
+        Err(EvidenceError::DifferentSigners {
+            first: 2,
+            second: 3
+        })
+    );
+    assert_eq!(
+        Evidence::new(a.clone(), a.clone()),
+        Err(EvidenceError::NotConflicting)
+    );
+    assert_eq!(
+        Evidence::new(a.clone(), f.vote(2, nullify(1))),
+        Err(EvidenceError::NotConflicting),
+        "Notarize then Nullify is allowed"
+    );
+    assert_eq!(
+        Evidence::new(f.vote(2, nullify(2)), fin.clone()),
+        Err(EvidenceError::NotConflicting),
+        "different views"
+    );
+    let swapped = Evidence {
+        first: e.second.clone(),
+        second: e.first.clone(),
+    };
+    assert_eq!(
+        swapped.verify(&f.namespace, &f.set),
+        Err(EvidenceError::NotCanonical)
+    );
+    let mut bad = e.clone();
+    bad.second.signature[0] ^= 1;
+    assert_eq!(
+        bad.verify(&f.namespace, &f.set),
+        Err(EvidenceError::Vote(MessageError::BadSignature {
+            signer: 2
+        }))
+    );
+    assert_eq!(
+        e.verify(&[8u8; 32], &f.set),
+        Err(EvidenceError::Vote(MessageError::BadSignature {
+            signer: 2
+        })),
+        "other chain"
+    );
+    let mut mixed = e.clone();
+    mixed.second.signer = 3;
+    assert!(matches!(
+        mixed.verify(&f.namespace, &f.set),
+        Err(EvidenceError::DifferentSigners { .. })
+    ));
+    let small = Fixture::new(&[1, 1]);
+    assert_eq!(
+        e.verify(&f.namespace, &small.set),
+        Err(EvidenceError::Vote(MessageError::UnknownSigner {
+            signer: 2
+        }))
+    );
+    assert!(matches!(
+        Evidence::decode(&vec![0u8; Evidence::BYTES_MAX + 1]),
+        Err(EvidenceError::Vote(MessageError::Oversize { .. }))
+    ));
+    let mut trailing = e2.encode();
+    trailing.push(0);
+    assert!(matches!(
+        Evidence::decode(&trailing),
+        Err(EvidenceError::Vote(MessageError::Malformed { .. }))
+    ));
 }

@@ -1,4 +1,4 @@
-//! Chain parameters: consensus timeouts, block limits, mempool limits and RPC admission.
+//! Chain parameters: consensus timeouts, block limits, mempool limits and peer admission.
 
 use borsh::BorshSerialize;
 
@@ -38,7 +38,8 @@ pub struct ChainParams {
     /// transaction is admitted only if `nonce <= account_nonce + mempool_sender_future_max`.
     /// Range 1..=4096. Default 64.
     pub mempool_sender_future_max: u64,
-    /// Proof-of-work bits required to submit a transaction through RPC (0 = none).
+    /// Proof-of-work bits a non-validator peer's identity must carry to be admitted to
+    /// the p2p mesh (see the node's `docs/admission.md`); 0 disables admission.
     /// Range 0..=32. Default 0.
     pub admission_difficulty_bits: u8,
 }

@@ -73,6 +73,13 @@ pub struct P2pConfig {
     pub command_queue_max: usize,
     /// Timeout of one sync request, ms. Default 10000.
     pub sync_request_timeout_ms: u64,
+    /// How long a connected non-validator peer has to prove its proof-of-work identity
+    /// before it is disconnected, ms (only when genesis `admission_difficulty_bits` > 0).
+    /// Default 5000.
+    pub admission_deadline_ms: u64,
+    /// How long a peer banned for a low score stays banned (persisted across restarts), ms.
+    /// Default 3600000 (1 hour).
+    pub ban_duration_ms: u64,
 }
 
 /// JSON-RPC server settings.
@@ -137,6 +144,8 @@ impl Default for P2pConfig {
             event_queue_max: 4096,
             command_queue_max: 4096,
             sync_request_timeout_ms: 10_000,
+            admission_deadline_ms: 5000,
+            ban_duration_ms: 3_600_000,
         }
     }
 }
@@ -272,6 +281,18 @@ impl NodeConfig {
             self.p2p.sync_request_timeout_ms,
             100,
             600_000,
+        )?;
+        range(
+            "p2p.admission_deadline_ms",
+            self.p2p.admission_deadline_ms,
+            100,
+            600_000,
+        )?;
+        range(
+            "p2p.ban_duration_ms",
+            self.p2p.ban_duration_ms,
+            1000,
+            30 * 24 * 3_600_000,
         )?;
         range(
             "rpc.body_bytes_max",

@@ -14,6 +14,7 @@
 //! - Peer input is size-checked before decoding and never panics the node; a peer's fault is
 //!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
 
+pub mod admission;
 pub mod chain;
 pub mod config;
 pub mod driver;

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub blocks_synced: Counter<u64, AtomicU64>,
     /// Gossip messages rejected as invalid (the sender's fault).
     pub gossip_rejected: Counter<u64, AtomicU64>,
+    /// Peers admitted after a valid proof of work (see `docs/admission.md`).
+    pub peers_admitted: Counter<u64, AtomicU64>,
+    /// Peers refused admission (wrong proof, or none within the deadline).
+    pub peers_refused: Counter<u64, AtomicU64>,
+    /// Peers banned for a low score.
+    pub peers_banned: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -50,6 +56,9 @@ impl Metrics {
             txs_rejected: Counter::default(),
             blocks_synced: Counter::default(),
             gossip_rejected: Counter::default(),
+            peers_admitted: Counter::default(),
+            peers_refused: Counter::default(),
+            peers_banned: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -85,7 +94,31 @@ impl Metrics {
             "Gossip messages rejected as invalid",
             m.gossip_rejected.clone(),
         );
+        registry.register(
+            "peers_admitted",
+            "Peers admitted after a valid proof of work",
+            m.peers_admitted.clone(),
+        );
+        registry.register(
+            "peers_refused",
+            "Peers refused admission (wrong or missing proof of work)",
+            m.peers_refused.clone(),
+        );
+        registry.register(
+            "peers_banned",
+            "Peers banned for a low score",
+            m.peers_banned.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Brings a counter up to `total` (a monotonic count kept elsewhere, e.g. in
+    /// `NetworkStats`); never decreases it.
+    pub fn catch_up(counter: &Counter<u64, AtomicU64>, total: u64) {
+        let now = counter.get();
+        if total > now {
+            counter.inc_by(total - now);
+        }
     }
 
     /// Prometheus text exposition format.

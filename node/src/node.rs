@@ -7,6 +7,7 @@
 //! <home>/genesis.json         the chain's genesis (same file on every node)
 //! <home>/node_key.json        libp2p identity (0600)
 //! <home>/validator_key.json   consensus key (0600)
+//! <home>/admission_pow.json   proof-of-work identity (non-validators, when required)
 //! <home>/data/                RocksDB
 //! ```
 
@@ -28,6 +29,10 @@ use crate::mempool::{Mempool, MempoolConfig};
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig};
 use crate::rpc_backend::NodeBackend;
+
+/// Store meta key prefix of persisted peer bans (`ban/<peer id>` → expiry, u64 LE ms since
+/// the Unix epoch).
+pub const BAN_KEY_PREFIX: &str = "ban/";
 
 /// Room above `block_bytes_max` for gossip framing, bytes.
 const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -191,7 +196,65 @@ pub async fn run(
         redial_interval_ms: config.p2p.redial_interval_ms,
         connections_max: config.p2p.connections_max,
     };
-    let (net, net_events) = network::spawn(net_config)
+    let local_peer = net_config.keypair.public().to_peer_id();
+    let mut exempt = std::collections::HashSet::new();
+    for v in &genesis.validators {
+        match v.peer_id.parse::<libp2p::PeerId>() {
+            Ok(p) => {
+                exempt.insert(p);
+            }
+            Err(e) => tracing::warn!(validator = %v.name, error = %e, "genesis validator peer id does not parse; not exempt from admission"),
+        }
+    }
+    let difficulty_bits = params.admission_difficulty_bits;
+    let own_nonce = if difficulty_bits == 0 || exempt.contains(&local_peer) {
+        None
+    } else {
+        let path = home.join(crate::admission::POW_FILE);
+        let genesis_bytes = genesis_hash.0;
+        tokio::task::spawn_blocking(move || {
+            crate::admission::load_or_solve(&path, &genesis_bytes, &local_peer, difficulty_bits)
+        })
+        .await
+        .map_err(|e| NodeError::Fatal(format!("admission solver: {e}")))?
+        .map_err(|e| NodeError::Fatal(format!("admission proof of work: {e}")))?
+    };
+    // Bans survive restarts: `ban/<peer id>` → expiry (u64 LE, ms since the Unix epoch).
+    let mut initial_bans = Vec::new();
+    for (key, value) in store
+        .meta_scan(BAN_KEY_PREFIX, network::BANS_MAX)
+        .map_err(|e| NodeError::Storage(e.to_string()))?
+    {
+        let peer = key
+            .strip_prefix(BAN_KEY_PREFIX)
+            .and_then(|p| p.parse::<libp2p::PeerId>().ok());
+        let until = <[u8; 8]>::try_from(value.as_slice()).ok().map(u64::from_le_bytes);
+        match (peer, until) {
+            (Some(peer), Some(until)) => initial_bans.push((peer, until)),
+            _ => tracing::warn!(%key, "malformed stored ban; ignoring"),
+        }
+    }
+    if !initial_bans.is_empty() {
+        info!(bans = initial_bans.len(), "loaded peer bans");
+    }
+    let ban_store = store.clone();
+    let ban_sink: network::BanSink = Arc::new(move |peer, until: u64| {
+        let key = format!("{BAN_KEY_PREFIX}{peer}");
+        if let Err(e) = ban_store.meta_put(&key, &until.to_le_bytes()) {
+            tracing::warn!(%peer, error = %e, "cannot persist peer ban");
+        }
+    });
+    let admission = network::AdmissionConfig {
+        difficulty_bits,
+        genesis_hash: genesis_hash.0,
+        exempt,
+        own_nonce,
+        deadline_ms: config.p2p.admission_deadline_ms,
+        ban_duration_ms: config.p2p.ban_duration_ms,
+        initial_bans,
+        ban_sink: Some(ban_sink),
+    };
+    let (net, net_events) = network::spawn_with_admission(net_config, admission)
         .await
         .map_err(|e| NodeError::Network(e.to_string()))?;
     info!(peer_id = %net.local_peer_id(), addrs = ?net.listen_addrs().await, "p2p listening");
@@ -258,11 +321,18 @@ pub async fn run(
         net: net.clone(),
     });
     let metrics_shared = shared.clone();
+    let metrics_net = net.clone();
     let router = cairn_rpc::router(&rpc_config, backend).route(
         "/metrics",
         axum::routing::get(move || {
             let s = metrics_shared.clone();
-            async move { s.metrics.render() }
+            let stats = metrics_net.stats();
+            async move {
+                Metrics::catch_up(&s.metrics.peers_admitted, stats.peers_admitted);
+                Metrics::catch_up(&s.metrics.peers_refused, stats.peers_refused);
+                Metrics::catch_up(&s.metrics.peers_banned, stats.peers_banned);
+                s.metrics.render()
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind(rpc_config.listen)

@@ -160,6 +160,8 @@ impl RpcBackend for NodeBackend {
                     peer_id: id,
                     address: p.address.map(|a| a.to_string()),
                     direction: Some(if p.outbound { "outbound" } else { "inbound" }.into()),
+                    admission: Some(p.admission.as_str().into()),
+                    score: p.score,
                 }
             })
             .collect())

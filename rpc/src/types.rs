@@ -177,7 +177,7 @@ pub struct ValidatorInfo {
 }
 
 /// A connected peer (`getPeers`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerInfo {
     /// libp2p peer id (base58).
@@ -190,6 +190,14 @@ pub struct PeerInfo {
     /// `inbound` or `outbound`, if known.
     #[serde(default)]
     pub direction: Option<String>,
+    /// Admission state: `disabled`, `exempt` (validator), `admitted`, `pending` or
+    /// `refused`; absent from older nodes.
+    #[serde(default)]
+    pub admission: Option<String>,
+    /// The node's score of the peer (gossipsub score including admission), if known;
+    /// absent from older nodes.
+    #[serde(default)]
+    pub score: Option<f64>,
 }
 
 /// Most evidence records one `getEvidence` call returns.

@@ -176,6 +176,8 @@ impl RpcBackend for Mock {
             address: Some("/ip4/127.0.0.1/tcp/7000".into()),
             is_validator: true,
             direction: Some("outbound".into()),
+            admission: None,
+            score: None,
         }])
     }
 }

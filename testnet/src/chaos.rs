@@ -64,13 +64,19 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         bail!("empty duration");
     }
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| anyhow!("duration `{s}` lacks a unit (ms, s, m, h)"))?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| anyhow!("duration `{s}` lacks a unit (ms, s, m, h)"))?;
         if num_end == 0 {
             bail!("bad duration `{s}`");
         }
-        let n: f64 = rest[..num_end].parse().with_context(|| format!("duration `{s}`"))?;
+        let n: f64 = rest[..num_end]
+            .parse()
+            .with_context(|| format!("duration `{s}`"))?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
         let secs = match unit {
@@ -87,7 +93,11 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 fn fmt_dur(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s >= 60.0 { format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64) } else { format!("{s:.1}s") }
+    if s >= 60.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{s:.1}s")
+    }
 }
 
 /// A named perturbation.
@@ -108,7 +118,13 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 5] = [FaultKind::Kill, FaultKind::Pause, FaultKind::Disconnect, FaultKind::Partition, FaultKind::Wipe];
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Disconnect,
+        FaultKind::Partition,
+        FaultKind::Wipe,
+    ];
 
     /// The name used on the command line.
     pub fn name(&self) -> &'static str {
@@ -128,7 +144,9 @@ impl FromStr for FaultKind {
         FaultKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| anyhow!("unknown fault `{s}` (kill, pause, disconnect, partition, wipe)"))
+            .ok_or_else(|| {
+                anyhow!("unknown fault `{s}` (kill, pause, disconnect, partition, wipe)")
+            })
     }
 }
 
@@ -155,7 +173,9 @@ impl FromStr for Fault {
     type Err = anyhow::Error;
     /// `KIND:TARGET[,TARGET…][@AT][+DURATION]`; AT defaults to 0, DURATION to 10s.
     fn from_str(s: &str) -> Result<Fault> {
-        let (kind, rest) = s.split_once(':').ok_or_else(|| anyhow!("fault `{s}` must look like kill:validator-1@5s+8s"))?;
+        let (kind, rest) = s
+            .split_once(':')
+            .ok_or_else(|| anyhow!("fault `{s}` must look like kill:validator-1@5s+8s"))?;
         let kind: FaultKind = kind.trim().parse()?;
         let (rest, duration) = match rest.split_once('+') {
             Some((r, d)) => (r, parse_duration(d)?),
@@ -165,20 +185,36 @@ impl FromStr for Fault {
             Some((t, a)) => (t, parse_duration(a)?),
             None => (rest, Duration::ZERO),
         };
-        let targets: Vec<String> = targets.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+        let targets: Vec<String> = targets
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
         if targets.is_empty() {
             bail!("fault `{s}` names no target");
         }
         if duration.is_zero() {
             bail!("fault `{s}`: duration must be positive");
         }
-        Ok(Fault { kind, targets, at, duration })
+        Ok(Fault {
+            kind,
+            targets,
+            at,
+            duration,
+        })
     }
 }
 
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}@{}+{}", self.kind.name(), self.targets.join(","), fmt_dur(self.at), fmt_dur(self.duration))
+        write!(
+            f,
+            "{}:{}@{}+{}",
+            self.kind.name(),
+            self.targets.join(","),
+            fmt_dur(self.at),
+            fmt_dur(self.duration)
+        )
     }
 }
 
@@ -213,7 +249,11 @@ impl Default for RandomPlan {
 }
 
 fn rand_dur(rng: &mut ChaCha8Rng, lo: Duration, hi: Duration) -> Duration {
-    if hi <= lo { lo } else { Duration::from_millis(rng.gen_range(lo.as_millis() as u64..=hi.as_millis() as u64)) }
+    if hi <= lo {
+        lo
+    } else {
+        Duration::from_millis(rng.gen_range(lo.as_millis() as u64..=hi.as_millis() as u64))
+    }
 }
 
 /// One fault at a time from `plan.seed`, every fault healed before `total` ends.
@@ -222,8 +262,18 @@ pub fn random_schedule(m: &Manifest, plan: &RandomPlan, total: Duration) -> Resu
         bail!("no fault kinds enabled");
     }
     let validators: Vec<String> = m.validators().map(|n| n.name.clone()).collect();
-    let full: Vec<String> = m.nodes.iter().filter(|n| n.full_node).map(|n| n.name.clone()).collect();
-    let kinds: Vec<FaultKind> = plan.kinds.iter().copied().filter(|k| *k != FaultKind::Partition || m.nodes.len() >= 2).collect();
+    let full: Vec<String> = m
+        .nodes
+        .iter()
+        .filter(|n| n.full_node)
+        .map(|n| n.name.clone())
+        .collect();
+    let kinds: Vec<FaultKind> = plan
+        .kinds
+        .iter()
+        .copied()
+        .filter(|k| *k != FaultKind::Partition || m.nodes.len() >= 2)
+        .collect();
     if kinds.is_empty() {
         bail!("a partition needs at least two nodes");
     }
@@ -240,7 +290,11 @@ pub fn random_schedule(m: &Manifest, plan: &RandomPlan, total: Duration) -> Resu
         let targets = if kind == FaultKind::Partition {
             let mut v = validators.clone();
             v.shuffle(&mut rng);
-            let split = if v.len() >= 2 { rng.gen_range(1..v.len()) } else { 1 };
+            let split = if v.len() >= 2 {
+                rng.gen_range(1..v.len())
+            } else {
+                1
+            };
             let mut side: Vec<String> = v[..split.min(v.len())].to_vec();
             for f in &full {
                 if rng.gen_bool(0.5) {
@@ -254,7 +308,12 @@ pub fn random_schedule(m: &Manifest, plan: &RandomPlan, total: Duration) -> Resu
         } else {
             vec![all[rng.gen_range(0..all.len())].clone()]
         };
-        out.push(Fault { kind, targets, at: t, duration });
+        out.push(Fault {
+            kind,
+            targets,
+            at: t,
+            duration,
+        });
         t += duration + rand_dur(&mut rng, plan.gap_min, plan.gap_max);
     }
     Ok(out)
@@ -315,18 +374,31 @@ impl ChaosReport {
     /// Text summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        s.push_str(&format!("chaos: {} faults in {}\n", self.faults.len(), fmt_dur(Duration::from_millis(self.elapsed_ms))));
+        s.push_str(&format!(
+            "chaos: {} faults in {}\n",
+            self.faults.len(),
+            fmt_dur(Duration::from_millis(self.elapsed_ms))
+        ));
         for f in &self.faults {
             s.push_str(&format!(
                 "  {:>8.1}s .. {:>8}  {}{}\n",
                 f.started_s,
-                f.healed_s.map(|h| format!("{h:.1}s")).unwrap_or_else(|| "-".into()),
+                f.healed_s
+                    .map(|h| format!("{h:.1}s"))
+                    .unwrap_or_else(|| "-".into()),
                 f.fault,
-                if f.errors.is_empty() { String::new() } else { format!("  ERRORS: {}", f.errors.join("; ")) }
+                if f.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ERRORS: {}", f.errors.join("; "))
+                }
             ));
         }
         if !self.restored.is_empty() {
-            s.push_str(&format!("restored afterwards: {}\n", self.restored.join(", ")));
+            s.push_str(&format!(
+                "restored afterwards: {}\n",
+                self.restored.join(", ")
+            ));
         }
         if let Some(l) = &self.load {
             s.push_str(&l.summary());
@@ -335,7 +407,13 @@ impl ChaosReport {
         if let Some(c) = &self.check {
             s.push_str(&c.summary());
         }
-        s.push_str(if self.ok { "chaos: OK\n" } else { "chaos: FAILED\n" });
+        s.push_str(if self.ok {
+            "chaos: OK\n"
+        } else if self.interrupted {
+            "chaos: INTERRUPTED (containers restored, check skipped: run `cairn-testnet check DIR`)\n"
+        } else {
+            "chaos: FAILED\n"
+        });
         s
     }
 }
@@ -346,7 +424,19 @@ pub async fn networks(dm: &DockerManifest) -> (String, String) {
     for (net, fallback) in [("main", dm.main_network()), ("side", dm.side_network())] {
         let f1 = format!("label=com.docker.compose.project={}", dm.project);
         let f2 = format!("label=com.docker.compose.network={net}");
-        let name = docker(&["network", "ls", "--filter", &f1, "--filter", &f2, "--format", "{{.Name}}"]).await.ok().and_then(|s| s.lines().next().map(str::to_string));
+        let name = docker(&[
+            "network",
+            "ls",
+            "--filter",
+            &f1,
+            "--filter",
+            &f2,
+            "--format",
+            "{{.Name}}",
+        ])
+        .await
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_string));
         out.push(name.filter(|n| !n.is_empty()).unwrap_or(fallback));
     }
     (out[0].clone(), out[1].clone())
@@ -362,13 +452,29 @@ struct Ctx<'a> {
 
 fn benign(e: &anyhow::Error) -> bool {
     let t = format!("{e:#}");
-    t.contains("already exists") || t.contains("is not paused") || t.contains("is not connected") || t.contains("already connected")
+    t.contains("already exists")
+        || t.contains("is not paused")
+        || t.contains("is not connected")
+        || t.contains("already connected")
 }
 
 impl Ctx<'_> {
     async fn connect(&self, k: usize, main: bool) -> Result<()> {
-        let (net, ip) = if main { (&self.main_net, self.dm.nodes[k].main_ip) } else { (&self.side_net, self.dm.nodes[k].side_ip) };
-        match docker(&["network", "connect", "--ip", &ip.to_string(), net, &self.dm.nodes[k].container]).await {
+        let (net, ip) = if main {
+            (&self.main_net, self.dm.nodes[k].main_ip)
+        } else {
+            (&self.side_net, self.dm.nodes[k].side_ip)
+        };
+        match docker(&[
+            "network",
+            "connect",
+            "--ip",
+            &ip.to_string(),
+            net,
+            &self.dm.nodes[k].container,
+        ])
+        .await
+        {
             Err(e) if !benign(&e) => Err(e),
             _ => Ok(()),
         }
@@ -376,7 +482,15 @@ impl Ctx<'_> {
 
     async fn disconnect(&self, k: usize, main: bool) -> Result<()> {
         let net = if main { &self.main_net } else { &self.side_net };
-        match docker(&["network", "disconnect", "--force", net, &self.dm.nodes[k].container]).await {
+        match docker(&[
+            "network",
+            "disconnect",
+            "--force",
+            net,
+            &self.dm.nodes[k].container,
+        ])
+        .await
+        {
             Err(e) if !benign(&e) => Err(e),
             _ => Ok(()),
         }
@@ -384,7 +498,9 @@ impl Ctx<'_> {
 
     async fn apply(&self, kind: FaultKind, targets: &[usize]) -> Vec<String> {
         let mut errs = Vec::new();
-        let others: Vec<usize> = (0..self.m.nodes.len()).filter(|k| !targets.contains(k)).collect();
+        let others: Vec<usize> = (0..self.m.nodes.len())
+            .filter(|k| !targets.contains(k))
+            .collect();
         for &k in targets {
             let c = &self.dm.nodes[k].container;
             let r = match kind {
@@ -396,7 +512,9 @@ impl Ctx<'_> {
                 },
                 FaultKind::Partition => self.disconnect(k, true).await,
                 FaultKind::Wipe => match docker(&["rm", "--force", c]).await {
-                    Ok(_) => docker(&["volume", "rm", &self.dm.nodes[k].volume]).await.map(drop),
+                    Ok(_) => docker(&["volume", "rm", &self.dm.nodes[k].volume])
+                        .await
+                        .map(drop),
                     Err(e) => Err(e),
                 },
             };
@@ -416,7 +534,9 @@ impl Ctx<'_> {
 
     async fn heal(&self, kind: FaultKind, targets: &[usize]) -> Vec<String> {
         let mut errs = Vec::new();
-        let others: Vec<usize> = (0..self.m.nodes.len()).filter(|k| !targets.contains(k)).collect();
+        let others: Vec<usize> = (0..self.m.nodes.len())
+            .filter(|k| !targets.contains(k))
+            .collect();
         for &k in targets {
             let c = &self.dm.nodes[k].container;
             let r = match kind {
@@ -430,7 +550,14 @@ impl Ctx<'_> {
                     e => e,
                 },
                 FaultKind::Partition => self.connect(k, true).await,
-                FaultKind::Wipe => self.compose.run(&["up", "-d", "--no-deps", &self.dm.nodes[k].service], Duration::from_secs(180)).await.map(drop),
+                FaultKind::Wipe => self
+                    .compose
+                    .run(
+                        &["up", "-d", "--no-deps", &self.dm.nodes[k].service],
+                        Duration::from_secs(180),
+                    )
+                    .await
+                    .map(drop),
             };
             if let Err(e) = r {
                 errs.push(format!("{}: {e:#}", self.m.nodes[k].name));
@@ -452,7 +579,13 @@ impl Ctx<'_> {
 pub async fn restore_all(dir: &Path, m: &Manifest) -> Result<Vec<String>> {
     let dm = docker_manifest(m)?;
     let (main_net, side_net) = networks(dm).await;
-    let ctx = Ctx { m, dm, compose: Compose::detect(dir, dm).await?, main_net, side_net };
+    let ctx = Ctx {
+        m,
+        dm,
+        compose: Compose::detect(dir, dm).await?,
+        main_net,
+        side_net,
+    };
     restore(&ctx).await
 }
 
@@ -463,7 +596,12 @@ async fn restore(ctx: &Ctx<'_>) -> Result<Vec<String>> {
         let (state, _) = container_state(&d.container).await;
         match state.as_str() {
             "missing" => {
-                ctx.compose.run(&["up", "-d", "--no-deps", &d.service], Duration::from_secs(180)).await?;
+                ctx.compose
+                    .run(
+                        &["up", "-d", "--no-deps", &d.service],
+                        Duration::from_secs(180),
+                    )
+                    .await?;
                 did.push(format!("{name}: recreated"));
                 continue;
             }
@@ -477,7 +615,13 @@ async fn restore(ctx: &Ctx<'_>) -> Result<Vec<String>> {
                 did.push(format!("{name}: started ({state})"));
             }
         }
-        let nets = docker(&["inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", &d.container]).await?;
+        let nets = docker(&[
+            "inspect",
+            "--format",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            &d.container,
+        ])
+        .await?;
         let nets: Vec<&str> = nets.split_whitespace().collect();
         if !nets.contains(&ctx.main_net.as_str()) {
             ctx.connect(k, true).await?;
@@ -494,13 +638,24 @@ async fn restore(ctx: &Ctx<'_>) -> Result<Vec<String>> {
 fn resolve(m: &Manifest, f: &Fault) -> Result<Vec<usize>> {
     let mut v = Vec::new();
     for t in &f.targets {
-        let k = m.node_index(t).ok_or_else(|| anyhow!("fault {f}: no node `{t}` (nodes: {})", m.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))?;
+        let k = m.node_index(t).ok_or_else(|| {
+            anyhow!(
+                "fault {f}: no node `{t}` (nodes: {})",
+                m.nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
         if !v.contains(&k) {
             v.push(k);
         }
     }
     if f.kind == FaultKind::Partition && v.len() >= m.nodes.len() {
-        bail!("fault {f}: a partition's listed side must leave at least one node on the other side");
+        bail!(
+            "fault {f}: a partition's listed side must leave at least one node on the other side"
+        );
     }
     Ok(v)
 }
@@ -518,24 +673,50 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
 
 /// Runs the schedule and the load together, restores every container, then checks.
 /// `stop` (Ctrl-C) ends the schedule and the load early; containers are still restored.
-pub async fn run(dir: &Path, m: &Manifest, opts: &ChaosOptions, stop: watch::Receiver<bool>) -> Result<ChaosReport> {
+pub async fn run(
+    dir: &Path,
+    m: &Manifest,
+    opts: &ChaosOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<ChaosReport> {
     let dm = docker_manifest(m)?;
     if opts.duration > DURATION_MAX {
         bail!("duration is limited to {}", fmt_dur(DURATION_MAX));
     }
     let mut schedule = opts.faults.clone();
     schedule.sort_by_key(|f| f.at);
-    let resolved: Vec<Vec<usize>> = schedule.iter().map(|f| resolve(m, f)).collect::<Result<_>>()?;
+    let resolved: Vec<Vec<usize>> = schedule
+        .iter()
+        .map(|f| resolve(m, f))
+        .collect::<Result<_>>()?;
     for f in &schedule {
         if f.at + f.duration > opts.duration {
-            bail!("fault {f} ends after the run's duration {}", fmt_dur(opts.duration));
+            bail!(
+                "fault {f} ends after the run's duration {}",
+                fmt_dur(opts.duration)
+            );
         }
     }
     let (main_net, side_net) = networks(dm).await;
-    let ctx = Ctx { m, dm, compose: Compose::detect(dir, dm).await?, main_net, side_net };
-    eprintln!("waiting for every node to answer (up to {})…", fmt_dur(opts.ready_wait));
-    crate::docker::wait_ready(m, opts.ready_wait).await.context("the testnet is not ready; `cairn-testnet up` it first")?;
-    eprintln!("schedule ({} faults over {}):", schedule.len(), fmt_dur(opts.duration));
+    let ctx = Ctx {
+        m,
+        dm,
+        compose: Compose::detect(dir, dm).await?,
+        main_net,
+        side_net,
+    };
+    eprintln!(
+        "waiting for every node to answer (up to {})…",
+        fmt_dur(opts.ready_wait)
+    );
+    crate::docker::wait_ready(m, opts.ready_wait)
+        .await
+        .context("the testnet is not ready; `cairn-testnet up` it first")?;
+    eprintln!(
+        "schedule ({} faults over {}):",
+        schedule.len(),
+        fmt_dur(opts.duration)
+    );
     for f in &schedule {
         eprintln!("  {f}");
     }
@@ -568,39 +749,62 @@ pub async fn run(dir: &Path, m: &Manifest, opts: &ChaosOptions, stop: watch::Rec
             sleep_or_stop(f.duration, &mut stop).await;
             let heal_errors = ctx.heal(f.kind, targets).await;
             let t1 = start.elapsed().as_secs_f64();
-            eprintln!("[{t1:>7.1}s] healed {} {}", f.kind.name(), f.targets.join(","));
+            eprintln!(
+                "[{t1:>7.1}s] healed {} {}",
+                f.kind.name(),
+                f.targets.join(",")
+            );
             for e in &heal_errors {
                 eprintln!("[{t1:>7.1}s]   error: {e}");
             }
             errors.extend(heal_errors);
-            records.push(FaultRecord { fault: f.to_string(), started_s: t0, healed_s: Some(t1), errors });
-        }
-        // Let the run reach its duration (the load is bounded by it too).
-        let rest = (start + opts.duration).saturating_duration_since(Instant::now());
-        if opts.load.is_none() {
-            sleep_or_stop(rest.min(Duration::from_secs(5)), &mut stop).await;
+            records.push(FaultRecord {
+                fault: f.to_string(),
+                started_s: t0,
+                healed_s: Some(t1),
+                errors,
+            });
         }
         records
     };
     let (load, records) = tokio::join!(load_fut, faults_fut);
     let load = load.transpose()?;
     let interrupted = *stop.borrow();
-    eprintln!("[{:>7.1}s] restoring every container…", start.elapsed().as_secs_f64());
+    eprintln!(
+        "[{:>7.1}s] restoring every container…",
+        start.elapsed().as_secs_f64()
+    );
     let restored = restore(&ctx).await.context("restoring the containers")?;
     let check = match &opts.check {
         Some(c) if !interrupted => {
-            eprintln!("[{:>7.1}s] checking invariants (waiting up to {} for recovery)…", start.elapsed().as_secs_f64(), fmt_dur(c.wait));
+            eprintln!(
+                "[{:>7.1}s] checking invariants (waiting up to {} for recovery)…",
+                start.elapsed().as_secs_f64(),
+                fmt_dur(c.wait)
+            );
             Some(crate::check::check(dir, m, c).await?)
         }
         _ => None,
     };
     let ok = !interrupted
         && records.iter().all(|r| r.errors.is_empty())
-        && load.as_ref().is_none_or(|l| l.acked_unfinalized_count == 0 && !l.interrupted)
+        && load
+            .as_ref()
+            .is_none_or(|l| l.acked_unfinalized_count == 0 && !l.interrupted)
         && check.as_ref().is_none_or(|c| c.ok);
-    let report = ChaosReport { schedule, faults: records, load, restored, check, elapsed_ms: start.elapsed().as_millis() as u64, interrupted, ok };
+    let report = ChaosReport {
+        schedule,
+        faults: records,
+        load,
+        restored,
+        check,
+        elapsed_ms: start.elapsed().as_millis() as u64,
+        interrupted,
+        ok,
+    };
     let p = dir.join(REPORT_FILE);
-    std::fs::write(&p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+    std::fs::write(&p, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", p.display()))?;
     Ok(report)
 }
 
@@ -619,13 +823,76 @@ mod tests {
     }
 
     #[test]
+    fn random_schedule_is_seeded_sequential_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::GenerateOptions {
+            validators: 4,
+            full_nodes: 1,
+            accounts: 1,
+            out: dir.path().join("net"),
+            ..crate::GenerateOptions::default()
+        };
+        let m = crate::generate(&opts).unwrap();
+        let total = Duration::from_secs(1800);
+        let plan = RandomPlan {
+            seed: 42,
+            ..RandomPlan::default()
+        };
+        let a = random_schedule(&m, &plan, total).unwrap();
+        let b = random_schedule(&m, &plan, total).unwrap();
+        assert_eq!(
+            a.iter().map(Fault::to_string).collect::<Vec<_>>(),
+            b.iter().map(Fault::to_string).collect::<Vec<_>>()
+        );
+        assert!(a.len() >= 30, "{} faults in 30 minutes", a.len());
+        let mut end = Duration::ZERO;
+        for f in &a {
+            assert!(f.at >= end, "{f} overlaps the previous fault");
+            end = f.at + f.duration;
+            assert!(end <= total);
+            let targets = resolve(&m, f).unwrap();
+            assert!(!targets.is_empty());
+            if f.kind == FaultKind::Partition {
+                assert!(targets.len() < m.nodes.len());
+                let listed = targets.iter().filter(|&&k| !m.nodes[k].full_node).count();
+                assert!(
+                    (1..4).contains(&listed),
+                    "{f}: the validators must be split"
+                );
+            }
+        }
+        for k in FaultKind::ALL {
+            assert!(a.iter().any(|f| f.kind == k), "no {k:?} in 30 minutes");
+        }
+        let other = random_schedule(
+            &m,
+            &RandomPlan {
+                seed: 43,
+                ..RandomPlan::default()
+            },
+            total,
+        )
+        .unwrap();
+        assert_ne!(
+            a.iter().map(Fault::to_string).collect::<Vec<_>>(),
+            other.iter().map(Fault::to_string).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn faults_parse() {
         let f: Fault = "partition:validator-2,validator-3@30s+10s".parse().unwrap();
         assert_eq!(f.kind, FaultKind::Partition);
         assert_eq!(f.targets, vec!["validator-2", "validator-3"]);
-        assert_eq!((f.at, f.duration), (Duration::from_secs(30), Duration::from_secs(10)));
+        assert_eq!(
+            (f.at, f.duration),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
         let f: Fault = "kill:1".parse().unwrap();
-        assert_eq!((f.at, f.duration), (Duration::ZERO, Duration::from_secs(10)));
+        assert_eq!(
+            (f.at, f.duration),
+            (Duration::ZERO, Duration::from_secs(10))
+        );
         assert!("explode:validator-1@1s+1s".parse::<Fault>().is_err());
         assert!("kill:@1s".parse::<Fault>().is_err());
     }

@@ -44,7 +44,10 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { wait: Duration::from_secs(120), rpc_timeout: Duration::from_secs(5) }
+        CheckOptions {
+            wait: Duration::from_secs(120),
+            rpc_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -61,7 +64,15 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "node {} height {}: {}", self.node.as_deref().unwrap_or("-"), self.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()), self.what)
+        write!(
+            f,
+            "node {} height {}: {}",
+            self.node.as_deref().unwrap_or("-"),
+            self.height
+                .map(|h| h.to_string())
+                .unwrap_or_else(|| "-".into()),
+            self.what
+        )
     }
 }
 
@@ -116,7 +127,11 @@ pub struct CheckReport {
 
 impl CheckReport {
     fn violation(&mut self, node: Option<&str>, height: Option<u64>, what: impl Into<String>) {
-        self.violations.push(Violation { node: node.map(str::to_string), height, what: what.into() });
+        self.violations.push(Violation {
+            node: node.map(str::to_string),
+            height,
+            what: what.into(),
+        });
     }
 
     /// The report as text.
@@ -126,8 +141,12 @@ impl CheckReport {
             s.push_str(&format!(
                 "  {:<12} height {:>7}  {}\n",
                 n.name,
-                n.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
-                n.hash.map(|h| h.to_hex()).unwrap_or_else(|| "unreachable".into())
+                n.height
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                n.hash
+                    .map(|h| h.to_hex())
+                    .unwrap_or_else(|| "unreachable".into())
             ));
         }
         s.push_str(&format!(
@@ -141,8 +160,18 @@ impl CheckReport {
             "acknowledged transfers: {} recorded, {} finalized exactly once; {} finalized transactions were not recorded\n",
             self.acked, self.acked_finalized_once, self.finalized_not_acked
         ));
-        s.push_str(&format!("replay: {} account reads matched\n", self.accounts_checked));
-        s.push_str(&format!("proposers: {}\n", self.proposers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")));
+        s.push_str(&format!(
+            "replay: {} account reads matched\n",
+            self.accounts_checked
+        ));
+        s.push_str(&format!(
+            "proposers: {}\n",
+            self.proposers
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
         for n in &self.notes {
             s.push_str(&format!("note: {n}\n"));
         }
@@ -189,7 +218,11 @@ struct Replay {
 
 impl Replay {
     fn current(&self, a: &Address) -> (u64, u64) {
-        self.history.get(a).and_then(|v| v.last()).map(|&(_, b, n)| (b, n)).unwrap_or((0, 0))
+        self.history
+            .get(a)
+            .and_then(|v| v.last())
+            .map(|&(_, b, n)| (b, n))
+            .unwrap_or((0, 0))
     }
 
     fn set(&mut self, a: Address, h: u64, b: u64, n: u64) {
@@ -207,13 +240,24 @@ impl Replay {
         for tx in &b.transactions {
             let (bal, nonce) = self.current(&tx.sender);
             if tx.nonce != nonce {
-                bad.push(format!("transaction {} of {}: nonce {} but the replay expects {}", tx.hash, tx.sender, tx.nonce, nonce));
+                bad.push(format!(
+                    "transaction {} of {}: nonce {} but the replay expects {}",
+                    tx.hash, tx.sender, tx.nonce, nonce
+                ));
             }
             let cost = tx.amount as u128 + tx.fee as u128;
             if cost > bal as u128 {
-                bad.push(format!("transaction {} of {}: amount + fee {} exceeds the replayed balance {}", tx.hash, tx.sender, cost, bal));
+                bad.push(format!(
+                    "transaction {} of {}: amount + fee {} exceeds the replayed balance {}",
+                    tx.hash, tx.sender, cost, bal
+                ));
             }
-            self.set(tx.sender, h, bal.saturating_sub(cost.min(u64::MAX as u128) as u64), tx.nonce.max(nonce) + 1);
+            self.set(
+                tx.sender,
+                h,
+                bal.saturating_sub(cost.min(u64::MAX as u128) as u64),
+                tx.nonce.max(nonce) + 1,
+            );
             let (rb, rn) = self.current(&tx.recipient);
             self.set(tx.recipient, h, rb.saturating_add(tx.amount), rn);
             let (pb, pn) = self.current(&b.header.proposer);
@@ -225,9 +269,14 @@ impl Replay {
 
     /// Whether (balance, nonce) is the replayed value at some height in `lo..=hi`.
     fn matches(&self, a: &Address, lo: u64, hi: u64, got: (u64, u64)) -> bool {
-        let Some(v) = self.history.get(a) else { return got == (0, 0) };
+        let Some(v) = self.history.get(a) else {
+            return got == (0, 0);
+        };
         for (k, &(from, b, n)) in v.iter().enumerate() {
-            let until = v.get(k + 1).map(|x| x.0.saturating_sub(1)).unwrap_or(u64::MAX);
+            let until = v
+                .get(k + 1)
+                .map(|x| x.0.saturating_sub(1))
+                .unwrap_or(u64::MAX);
             if from <= hi && until >= lo && (b, n) == got {
                 return true;
             }
@@ -241,7 +290,8 @@ impl Replay {
 pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<CheckReport> {
     let started = Instant::now();
     let mut rep = CheckReport::default();
-    let genesis = Genesis::load(&dir.join("genesis.json")).with_context(|| format!("loading {}/genesis.json", dir.display()))?;
+    let genesis = Genesis::load(&dir.join("genesis.json"))
+        .with_context(|| format!("loading {}/genesis.json", dir.display()))?;
     let acked = read_acked(dir)?;
     let clients: Vec<Arc<RpcClient>> = m
         .nodes
@@ -258,16 +308,26 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
             statuses.push(c.status().await.ok());
         }
         let hs: Vec<u64> = statuses.iter().flatten().map(|s| s.latest_height).collect();
-        let converged = hs.len() == clients.len() && hs.iter().min().copied().unwrap_or(0) + 1 >= hs.iter().max().copied().unwrap_or(0);
+        let converged = hs.len() == clients.len()
+            && hs.iter().min().copied().unwrap_or(0) + 1 >= hs.iter().max().copied().unwrap_or(0);
         if converged || started.elapsed() >= opts.wait {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let max_h = statuses.iter().flatten().map(|s| s.latest_height).max().unwrap_or(0);
+    let max_h = statuses
+        .iter()
+        .flatten()
+        .map(|s| s.latest_height)
+        .max()
+        .unwrap_or(0);
     for (i, s) in statuses.iter().enumerate() {
         match s {
-            None => rep.violation(Some(&names[i]), None, format!("RPC unreachable after waiting {:?} for recovery", opts.wait)),
+            None => rep.violation(
+                Some(&names[i]),
+                None,
+                format!("RPC unreachable after waiting {:?} for recovery", opts.wait),
+            ),
             Some(s) => {
                 if s.latest_height + 1 < max_h {
                     rep.violation(
@@ -277,7 +337,14 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
                     );
                 }
                 if s.chain_id != m.chain_id || s.genesis_hash != m.genesis_hash {
-                    rep.violation(Some(&names[i]), Some(0), format!("chain {} genesis {} is not the testnet's ({} {})", s.chain_id, s.genesis_hash, m.chain_id, m.genesis_hash));
+                    rep.violation(
+                        Some(&names[i]),
+                        Some(0),
+                        format!(
+                            "chain {} genesis {} is not the testnet's ({} {})",
+                            s.chain_id, s.genesis_hash, m.chain_id, m.genesis_hash
+                        ),
+                    );
                 }
             }
         }
@@ -285,11 +352,22 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
     rep.nodes = statuses
         .iter()
         .zip(&names)
-        .map(|(s, n)| NodeTip { name: n.clone(), height: s.as_ref().map(|s| s.latest_height), hash: s.as_ref().map(|s| s.latest_hash) })
+        .map(|(s, n)| NodeTip {
+            name: n.clone(),
+            height: s.as_ref().map(|s| s.latest_height),
+            hash: s.as_ref().map(|s| s.latest_hash),
+        })
         .collect();
     rep.max_height = max_h;
-    rep.min_height = statuses.iter().flatten().map(|s| s.latest_height).min().unwrap_or(0);
-    let reachable: Vec<usize> = (0..clients.len()).filter(|&i| statuses[i].is_some()).collect();
+    rep.min_height = statuses
+        .iter()
+        .flatten()
+        .map(|s| s.latest_height)
+        .min()
+        .unwrap_or(0);
+    let reachable: Vec<usize> = (0..clients.len())
+        .filter(|&i| statuses[i].is_some())
+        .collect();
     if reachable.is_empty() {
         rep.violation(None, None, "no node is reachable");
         rep.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -306,7 +384,16 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
             for h in 0..=top {
                 match retry(|| c.block_by_height(h)).await {
                     Ok(Some(b)) => blocks.push(b),
-                    Ok(None) => return (i, blocks, Some((h, "reports this height but getBlock returns null".to_string()))),
+                    Ok(None) => {
+                        return (
+                            i,
+                            blocks,
+                            Some((
+                                h,
+                                "reports this height but getBlock returns null".to_string(),
+                            )),
+                        );
+                    }
                     Err(e) => return (i, blocks, Some((h, format!("getBlock failed: {e}")))),
                 }
             }
@@ -325,24 +412,53 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
     for &i in &reachable {
         for (h, b) in chains[i].iter().enumerate() {
             if b.header.height != h as u64 {
-                rep.violation(Some(&names[i]), Some(h as u64), format!("getBlock({h}) returned a block of height {}", b.header.height));
+                rep.violation(
+                    Some(&names[i]),
+                    Some(h as u64),
+                    format!(
+                        "getBlock({h}) returned a block of height {}",
+                        b.header.height
+                    ),
+                );
             }
             if h > 0 && b.header.parent_hash != chains[i][h - 1].hash {
-                rep.violation(Some(&names[i]), Some(h as u64), format!("parent hash {} is not the hash {} of its block at {}", b.header.parent_hash, chains[i][h - 1].hash, h - 1));
+                rep.violation(
+                    Some(&names[i]),
+                    Some(h as u64),
+                    format!(
+                        "parent hash {} is not the hash {} of its block at {}",
+                        b.header.parent_hash,
+                        chains[i][h - 1].hash,
+                        h - 1
+                    ),
+                );
             }
         }
     }
     // Majority per height; the reference chain is the majority's block at each height.
-    let top = reachable.iter().map(|&i| chains[i].len()).max().unwrap_or(0);
+    let top = reachable
+        .iter()
+        .map(|&i| chains[i].len())
+        .max()
+        .unwrap_or(0);
     let mut reference: Vec<BlockInfo> = Vec::with_capacity(top);
     for h in 0..top {
         let mut groups: BTreeMap<(Hash, Hash), Vec<usize>> = BTreeMap::new();
         for &i in &reachable {
             if let Some(b) = chains[i].get(h) {
-                groups.entry((b.hash, b.header.state_root)).or_default().push(i);
+                groups
+                    .entry((b.hash, b.header.state_root))
+                    .or_default()
+                    .push(i);
             }
         }
-        let Some((key, holders)) = groups.iter().max_by_key(|(_, v)| v.len()).map(|(k, v)| (*k, v.clone())) else { break };
+        let Some((key, holders)) = groups
+            .iter()
+            .max_by_key(|(_, v)| v.len())
+            .map(|(k, v)| (*k, v.clone()))
+        else {
+            break;
+        };
         for (k, v) in &groups {
             if *k == key {
                 continue;
@@ -377,7 +493,14 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
     rep.transactions = seen.values().map(|v| v.len() as u64).sum();
     for (h, at) in &seen {
         if at.len() > 1 {
-            rep.violation(None, Some(at[1]), format!("transaction {h} is finalized {} times, at heights {at:?}", at.len()));
+            rep.violation(
+                None,
+                Some(at[1]),
+                format!(
+                    "transaction {h} is finalized {} times, at heights {at:?}",
+                    at.len()
+                ),
+            );
         }
     }
     let mut acked_set: HashMap<Hash, &crate::load::AckRecord> = HashMap::new();
@@ -414,7 +537,11 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
     for &i in &reachable {
         let c = &clients[i];
         let Ok(before) = retry(|| c.status()).await else {
-            rep.violation(Some(&names[i]), None, "unreachable during the balance check");
+            rep.violation(
+                Some(&names[i]),
+                None,
+                "unreachable during the balance check",
+            );
             continue;
         };
         let mut got = Vec::new();
@@ -432,13 +559,19 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
         if failed {
             continue;
         }
-        let Ok(after) = retry(|| c.status()).await else { continue };
+        let Ok(after) = retry(|| c.status()).await else {
+            continue;
+        };
         let (lo, hi) = (before.latest_height, after.latest_height);
         // Blocks beyond the compared range: extend the replay from this node (they are compared
         // across nodes on the next check).
         while replay.height < hi {
             let h = replay.height + 1;
-            let src = if chains[ref_node].len() as u64 > h { &clients[ref_node] } else { c };
+            let src = if chains[ref_node].len() as u64 > h {
+                &clients[ref_node]
+            } else {
+                c
+            };
             match retry(|| src.block_by_height(h)).await {
                 Ok(Some(b)) => {
                     for bad in replay.apply(&b) {
@@ -446,7 +579,11 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
                     }
                 }
                 _ => {
-                    rep.violation(Some(&names[i]), Some(h), "cannot fetch the block to extend the replay");
+                    rep.violation(
+                        Some(&names[i]),
+                        Some(h),
+                        "cannot fetch the block to extend the replay",
+                    );
                     break;
                 }
             }
@@ -465,20 +602,32 @@ pub async fn check(dir: &Path, m: &Manifest, opts: &CheckOptions) -> Result<Chec
     }
 
     // 5. Participation.
-    let by_address: HashMap<Address, &str> = genesis.validators.iter().map(|v| (v.consensus_key, v.name.as_str())).collect();
+    let by_address: HashMap<Address, &str> = genesis
+        .validators
+        .iter()
+        .map(|v| (v.consensus_key, v.name.as_str()))
+        .collect();
     for v in &genesis.validators {
         rep.proposers.insert(v.name.clone(), 0);
     }
     for b in reference.iter().skip(1) {
         match by_address.get(&b.header.proposer) {
             Some(name) => *rep.proposers.entry(name.to_string()).or_default() += 1,
-            None => rep.violation(None, Some(b.header.height), format!("proposer {} is not a validator", b.header.proposer)),
+            None => rep.violation(
+                None,
+                Some(b.header.height),
+                format!("proposer {} is not a validator", b.header.proposer),
+            ),
         }
     }
     let last = reference.len().saturating_sub(1);
     for (name, n) in rep.proposers.clone() {
         if n == 0 {
-            rep.violation(Some(&name), None, format!("validator proposed no block in heights 1..={last}"));
+            rep.violation(
+                Some(&name),
+                None,
+                format!("validator proposed no block in heights 1..={last}"),
+            );
         }
     }
     rep.signers_checked = false;

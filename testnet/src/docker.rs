@@ -89,7 +89,12 @@ impl Subnet {
 
     /// The adjacent subnet of the same size.
     pub fn next(&self) -> Option<Subnet> {
-        u32::from(self.base).checked_add(self.size()).map(|b| Subnet { base: Ipv4Addr::from(b), prefix: self.prefix })
+        u32::from(self.base)
+            .checked_add(self.size())
+            .map(|b| Subnet {
+                base: Ipv4Addr::from(b),
+                prefix: self.prefix,
+            })
     }
 
     /// Whether the two subnets share an address.
@@ -103,7 +108,9 @@ impl Subnet {
 impl FromStr for Subnet {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Subnet> {
-        let (ip, prefix) = s.split_once('/').ok_or_else(|| anyhow!("subnet `{s}` must look like 172.28.0.0/24"))?;
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| anyhow!("subnet `{s}` must look like 172.28.0.0/24"))?;
         let ip: Ipv4Addr = ip.parse().with_context(|| format!("subnet `{s}`"))?;
         let prefix: u8 = prefix.parse().with_context(|| format!("subnet `{s}`"))?;
         if !(8..=28).contains(&prefix) {
@@ -195,18 +202,37 @@ impl DockerManifest {
 
 /// `cairn-<dir name>`, sanitized to what Compose accepts.
 pub fn default_project(dir: &Path) -> String {
-    let base = dir.file_name().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let clean: String = base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    let base = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let clean = clean.trim_matches('-');
-    let name = if clean.is_empty() { "cairn".to_string() } else { format!("cairn-{clean}") };
+    let name = if clean.is_empty() {
+        "cairn".to_string()
+    } else {
+        format!("cairn-{clean}")
+    };
     name.chars().take(48).collect()
 }
 
 fn check_project(p: &str) -> Result<()> {
     let ok = !p.is_empty()
         && p.len() <= 63
-        && p.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !ok {
         bail!("project name `{p}` must be 1..=63 of a-z 0-9 - _ starting with a letter or digit");
     }
@@ -215,19 +241,33 @@ fn check_project(p: &str) -> Result<()> {
 
 /// Subnets of the existing Docker networks (empty if Docker is unreachable).
 pub fn docker_subnets() -> Vec<Subnet> {
-    let ids = std::process::Command::new("docker").args(["network", "ls", "-q"]).stderr(Stdio::null()).output();
+    let ids = std::process::Command::new("docker")
+        .args(["network", "ls", "-q"])
+        .stderr(Stdio::null())
+        .output();
     let Ok(ids) = ids else { return Vec::new() };
-    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout).split_whitespace().map(str::to_string).collect();
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     if ids.is_empty() {
         return Vec::new();
     }
     let out = std::process::Command::new("docker")
-        .args(["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"])
+        .args([
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+        ])
         .args(&ids)
         .stderr(Stdio::null())
         .output();
     let Ok(out) = out else { return Vec::new() };
-    String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse().ok()).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
 }
 
 /// First `172.28.X.0/24` pair (X even, then `172.29`…`172.31`) that overlaps no existing Docker
@@ -236,27 +276,46 @@ pub fn auto_subnet() -> Subnet {
     let taken = docker_subnets();
     for second in 28u8..=31 {
         for third in (0u8..=254).step_by(2) {
-            let main = Subnet { base: Ipv4Addr::new(172, second, third, 0), prefix: 24 };
+            let main = Subnet {
+                base: Ipv4Addr::new(172, second, third, 0),
+                prefix: 24,
+            };
             let side = main.next().expect("fits");
             if !taken.iter().any(|t| t.overlaps(&main) || t.overlaps(&side)) {
                 return main;
             }
         }
     }
-    Subnet { base: Ipv4Addr::new(172, 28, 0, 0), prefix: 24 }
+    Subnet {
+        base: Ipv4Addr::new(172, 28, 0, 0),
+        prefix: 24,
+    }
 }
 
 /// Plans the containers of `manifest` and writes `out/docker-compose.yml` and `out/.env`; creates
 /// each home's `data/` (the volume's mount point inside the read-only home).
-pub fn write_compose(out: &Path, manifest: &Manifest, opts: &DockerOptions, rpc_port: u16) -> Result<DockerManifest> {
+pub fn write_compose(
+    out: &Path,
+    manifest: &Manifest,
+    opts: &DockerOptions,
+    rpc_port: u16,
+) -> Result<DockerManifest> {
     let project = opts.project.clone().unwrap_or_else(|| default_project(out));
     check_project(&project)?;
-    let image = opts.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    let image = opts
+        .image
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
     let main = opts.subnet.unwrap_or_else(auto_subnet);
-    let side = main.next().ok_or_else(|| anyhow!("no room after subnet {main}"))?;
+    let side = main
+        .next()
+        .ok_or_else(|| anyhow!("no room after subnet {main}"))?;
     let n = manifest.nodes.len() as u32;
     if HOST_OFFSET + n + 1 >= main.size() {
-        bail!("subnet {main} is too small for {n} nodes (node k uses host .{}+k)", HOST_OFFSET);
+        bail!(
+            "subnet {main} is too small for {n} nodes (node k uses host .{}+k)",
+            HOST_OFFSET
+        );
     }
     if rpc_port as u32 + n > u16::MAX as u32 {
         bail!("--rpc-port {rpc_port} leaves no room for {n} nodes");
@@ -274,13 +333,24 @@ pub fn write_compose(out: &Path, manifest: &Manifest, opts: &DockerOptions, rpc_
             rpc_host_port: rpc_port + k as u16,
         })
         .collect();
-    let dm = DockerManifest { project: project.clone(), image, main_subnet: main, side_subnet: side, nodes };
+    let dm = DockerManifest {
+        project: project.clone(),
+        image,
+        main_subnet: main,
+        side_subnet: side,
+        nodes,
+    };
     for node in &manifest.nodes {
-        std::fs::create_dir_all(node.home.join("data")).with_context(|| format!("creating {}/data", node.home.display()))?;
+        std::fs::create_dir_all(node.home.join("data"))
+            .with_context(|| format!("creating {}/data", node.home.display()))?;
     }
     let yaml = compose_yaml(out, manifest, &dm)?;
-    std::fs::write(out.join(COMPOSE_FILE), yaml).with_context(|| format!("writing {}", out.join(COMPOSE_FILE).display()))?;
-    std::fs::write(out.join(".env"), format!("COMPOSE_PROJECT_NAME={project}\n"))?;
+    std::fs::write(out.join(COMPOSE_FILE), yaml)
+        .with_context(|| format!("writing {}", out.join(COMPOSE_FILE).display()))?;
+    std::fs::write(
+        out.join(".env"),
+        format!("COMPOSE_PROJECT_NAME={project}\n"),
+    )?;
     Ok(dm)
 }
 
@@ -289,14 +359,32 @@ pub fn compose_yaml(out: &Path, manifest: &Manifest, dm: &DockerManifest) -> Res
     use std::fmt::Write;
     let mut y = String::new();
     let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-    writeln!(y, "# Generated by `cairn-testnet generate --docker`. `cairn-testnet up|down|status|logs|chaos|check DIR`")?;
-    writeln!(y, "# drive it; plain `docker-compose` (v1) or `docker compose` (v2) in this directory work too.")?;
-    writeln!(y, "# Project {}: containers <project>-<service>, volumes <project>_<service>-data.", dm.project)?;
+    writeln!(
+        y,
+        "# Generated by `cairn-testnet generate --docker`. `cairn-testnet up|down|status|logs|chaos|check DIR`"
+    )?;
+    writeln!(
+        y,
+        "# drive it; plain `docker-compose` (v1) or `docker compose` (v2) in this directory work too."
+    )?;
+    writeln!(
+        y,
+        "# Project {}: containers <project>-<service>, volumes <project>_<service>-data.",
+        dm.project
+    )?;
     writeln!(y, "version: \"2.4\"")?;
     writeln!(y, "services:")?;
     for (k, (node, d)) in manifest.nodes.iter().zip(&dm.nodes).enumerate() {
-        let home_rel = node.home.strip_prefix(out).map(Path::to_path_buf).unwrap_or_else(|_| node.home.clone());
-        let home_src = if home_rel.is_relative() { format!("./{}", home_rel.display()) } else { home_rel.display().to_string() };
+        let home_rel = node
+            .home
+            .strip_prefix(out)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| node.home.clone());
+        let home_src = if home_rel.is_relative() {
+            format!("./{}", home_rel.display())
+        } else {
+            home_rel.display().to_string()
+        };
         // Each peer on both networks; a node always bootstraps to every validator, and
         // validators also to the full nodes (so a full node that was cut off is found again
         // from either side).
@@ -306,23 +394,47 @@ pub fn compose_yaml(out: &Path, manifest: &Manifest, dm: &DockerManifest) -> Res
                 continue;
             }
             for ip in [pd.main_ip, pd.side_ip] {
-                boot.push(format!("/ip4/{ip}/tcp/{CONTAINER_P2P_PORT}/p2p/{}", peer.peer_id));
+                boot.push(format!(
+                    "/ip4/{ip}/tcp/{CONTAINER_P2P_PORT}/p2p/{}",
+                    peer.peer_id
+                ));
             }
         }
         writeln!(y, "  {}:", d.service)?;
         writeln!(y, "    image: {}", q(&dm.image))?;
         writeln!(y, "    container_name: {}", q(&d.container))?;
         writeln!(y, "    hostname: {}", q(&d.service))?;
-        writeln!(y, "    command: [\"run\", \"--home\", \"{CONTAINER_HOME}\"]")?;
+        writeln!(
+            y,
+            "    command: [\"run\", \"--home\", \"{CONTAINER_HOME}\"]"
+        )?;
         writeln!(y, "    environment:")?;
-        writeln!(y, "      CAIRN_P2P_LISTEN: \"/ip4/0.0.0.0/tcp/{CONTAINER_P2P_PORT}\"")?;
-        writeln!(y, "      CAIRN_RPC_LISTEN: \"0.0.0.0:{CONTAINER_RPC_PORT}\"")?;
+        writeln!(
+            y,
+            "      CAIRN_P2P_LISTEN: \"/ip4/0.0.0.0/tcp/{CONTAINER_P2P_PORT}\""
+        )?;
+        writeln!(
+            y,
+            "      CAIRN_RPC_LISTEN: \"0.0.0.0:{CONTAINER_RPC_PORT}\""
+        )?;
         writeln!(y, "      CAIRN_P2P_BOOTSTRAP: {}", q(&boot.join(",")))?;
         writeln!(y, "    volumes:")?;
-        writeln!(y, "      - {}", q(&format!("{home_src}:{CONTAINER_HOME}:ro")))?;
-        writeln!(y, "      - {}", q(&format!("{}-data:{CONTAINER_HOME}/data", d.service)))?;
+        writeln!(
+            y,
+            "      - {}",
+            q(&format!("{home_src}:{CONTAINER_HOME}:ro"))
+        )?;
+        writeln!(
+            y,
+            "      - {}",
+            q(&format!("{}-data:{CONTAINER_HOME}/data", d.service))
+        )?;
         writeln!(y, "    ports:")?;
-        writeln!(y, "      - \"127.0.0.1:{}:{CONTAINER_RPC_PORT}\"", d.rpc_host_port)?;
+        writeln!(
+            y,
+            "      - \"127.0.0.1:{}:{CONTAINER_RPC_PORT}\"",
+            d.rpc_host_port
+        )?;
         writeln!(y, "    networks:")?;
         writeln!(y, "      main:")?;
         writeln!(y, "        ipv4_address: \"{}\"", d.main_ip)?;
@@ -344,7 +456,11 @@ pub fn compose_yaml(out: &Path, manifest: &Manifest, dm: &DockerManifest) -> Res
         writeln!(y, "      options: {{max-size: \"20m\", max-file: \"3\"}}")?;
         writeln!(y, "    labels:")?;
         writeln!(y, "      io.cairn.node: {}", q(&node.name))?;
-        writeln!(y, "      io.cairn.role: {}", q(if node.full_node { "full" } else { "validator" }))?;
+        writeln!(
+            y,
+            "      io.cairn.role: {}",
+            q(if node.full_node { "full" } else { "validator" })
+        )?;
     }
     writeln!(y, "networks:")?;
     writeln!(y, "  main:")?;
@@ -399,7 +515,17 @@ pub async fn docker(args: &[&str]) -> Result<String> {
 
 /// Whether a Docker engine answers (`docker info`); the reason if not.
 pub async fn engine_reachable() -> Result<(), String> {
-    match run_cmd("docker", &["info".into(), "--format".into(), "{{.ServerVersion}}".into()], Duration::from_secs(20)).await {
+    match run_cmd(
+        "docker",
+        &[
+            "info".into(),
+            "--format".into(),
+            "{{.ServerVersion}}".into(),
+        ],
+        Duration::from_secs(20),
+    )
+    .await
+    {
         Ok(v) if !v.trim().is_empty() => Ok(()),
         Ok(_) => Err("`docker info` printed no server version".into()),
         Err(e) => Err(format!("{e:#}")),
@@ -420,26 +546,54 @@ impl Compose {
     pub async fn detect(dir: &Path, dm: &DockerManifest) -> Result<Compose> {
         let argv: Vec<String> = if let Ok(v) = std::env::var("CAIRN_COMPOSE") {
             v.split_whitespace().map(str::to_string).collect()
-        } else if run_cmd("docker", &["compose".into(), "version".into()], Duration::from_secs(20)).await.is_ok() {
+        } else if run_cmd(
+            "docker",
+            &["compose".into(), "version".into()],
+            Duration::from_secs(20),
+        )
+        .await
+        .is_ok()
+        {
             vec!["docker".into(), "compose".into()]
-        } else if run_cmd("docker-compose", &["version".into()], Duration::from_secs(20)).await.is_ok() {
+        } else if run_cmd(
+            "docker-compose",
+            &["version".into()],
+            Duration::from_secs(20),
+        )
+        .await
+        .is_ok()
+        {
             vec!["docker-compose".into()]
         } else {
-            bail!("neither `docker compose` nor `docker-compose` works; install one (Debian: apt-get install docker-compose)");
+            bail!(
+                "neither `docker compose` nor `docker-compose` works; install one (Debian: apt-get install docker-compose)"
+            );
         };
         if argv.is_empty() {
             bail!("CAIRN_COMPOSE is empty");
         }
         let file = std::path::absolute(dir.join(COMPOSE_FILE))?;
         if !file.is_file() {
-            bail!("{} is missing (generate the testnet with `cairn-testnet generate --docker`)", file.display());
+            bail!(
+                "{} is missing (generate the testnet with `cairn-testnet generate --docker`)",
+                file.display()
+            );
         }
-        Ok(Compose { argv, project: dm.project.clone(), file })
+        Ok(Compose {
+            argv,
+            project: dm.project.clone(),
+            file,
+        })
     }
 
     fn full_args(&self, args: &[&str]) -> (String, Vec<String>) {
         let mut v: Vec<String> = self.argv[1..].to_vec();
-        v.extend(["-p".into(), self.project.clone(), "-f".into(), self.file.display().to_string()]);
+        v.extend([
+            "-p".into(),
+            self.project.clone(),
+            "-f".into(),
+            self.file.display().to_string(),
+        ]);
         v.extend(args.iter().map(|s| s.to_string()));
         (self.argv[0].clone(), v)
     }
@@ -471,10 +625,16 @@ pub async fn up(dir: &Path, wait: Duration) -> Result<()> {
     let dm = docker_manifest(&m)?;
     let image_ok = docker(&["image", "inspect", "--format", "{{.Id}}", &dm.image]).await;
     if image_ok.is_err() {
-        bail!("image {} is not present; build it with `cairn-testnet image --tag {}`", dm.image, dm.image);
+        bail!(
+            "image {} is not present; build it with `cairn-testnet image --tag {}`",
+            dm.image,
+            dm.image
+        );
     }
     let compose = Compose::detect(dir, dm).await?;
-    compose.run(&["up", "-d", "--remove-orphans"], Duration::from_secs(300)).await?;
+    compose
+        .run(&["up", "-d", "--remove-orphans"], Duration::from_secs(300))
+        .await?;
     if wait.is_zero() {
         return Ok(());
     }
@@ -484,8 +644,11 @@ pub async fn up(dir: &Path, wait: Duration) -> Result<()> {
 /// Waits until every node of `m` answers `getStatus` with height ≥ 1.
 pub async fn wait_ready(m: &Manifest, wait: Duration) -> Result<()> {
     let start = Instant::now();
-    let clients: Vec<RpcClient> =
-        m.nodes.iter().map(|n| RpcClient::with_timeout(&n.rpc_url, Duration::from_secs(3))).collect::<Result<_, _>>()?;
+    let clients: Vec<RpcClient> = m
+        .nodes
+        .iter()
+        .map(|n| RpcClient::with_timeout(&n.rpc_url, Duration::from_secs(3)))
+        .collect::<Result<_, _>>()?;
     loop {
         let mut lagging = Vec::new();
         for (n, c) in m.nodes.iter().zip(&clients) {
@@ -547,10 +710,24 @@ pub struct NodeRow {
 
 /// Container state and health of `name` (`missing` if there is no such container).
 pub async fn container_state(name: &str) -> (String, String) {
-    match docker(&["inspect", "--format", "{{.State.Status}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}", name]).await {
+    match docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}}|{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+        name,
+    ])
+    .await
+    {
         Ok(s) => {
             let (st, h) = s.trim().split_once('|').unwrap_or((s.trim(), ""));
-            (st.to_string(), if h.is_empty() { "-".into() } else { h.to_string() })
+            (
+                st.to_string(),
+                if h.is_empty() {
+                    "-".into()
+                } else {
+                    h.to_string()
+                },
+            )
         }
         Err(_) => ("missing".into(), "-".into()),
     }
@@ -596,7 +773,15 @@ pub async fn status(dir: &Path) -> Result<Vec<NodeRow>> {
 pub fn format_status(rows: &[NodeRow]) -> String {
     let mut s = format!(
         "{:<12} {:<9} {:<9} {:<9} {:<24} {:>7} {:<18} {:>5} {}\n",
-        "NODE", "ROLE", "CONTAINER", "HEALTH", "RPC", "HEIGHT", "FINALIZED HASH", "PEERS", "SYNCING"
+        "NODE",
+        "ROLE",
+        "CONTAINER",
+        "HEALTH",
+        "RPC",
+        "HEIGHT",
+        "FINALIZED HASH",
+        "PEERS",
+        "SYNCING"
     );
     for r in rows {
         let dash = || "-".to_string();
@@ -608,10 +793,18 @@ pub fn format_status(rows: &[NodeRow]) -> String {
             r.health,
             r.rpc_url,
             r.height.map(|h| h.to_string()).unwrap_or_else(dash),
-            r.finalized_hash.as_deref().map(|h| format!("{}…", &h[..16])).unwrap_or_else(dash),
+            r.finalized_hash
+                .as_deref()
+                .map(|h| format!("{}…", &h[..16]))
+                .unwrap_or_else(dash),
             r.peers.map(|p| p.to_string()).unwrap_or_else(dash),
-            r.syncing.map(|p| if p { "yes" } else { "no" }.to_string()).unwrap_or_else(dash),
-            r.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default(),
+            r.syncing
+                .map(|p| if p { "yes" } else { "no" }.to_string())
+                .unwrap_or_else(dash),
+            r.error
+                .as_deref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default(),
         ));
     }
     s
@@ -654,13 +847,22 @@ pub const IMAGE_BINARIES: [&str; 2] = ["cairn-node", "cairn"];
 
 /// Shared libraries `binary` loads, as `ldd` resolves them (including the dynamic loader).
 pub fn ldd(binary: &Path) -> Result<Vec<PathBuf>> {
-    let out = std::process::Command::new("ldd").arg(binary).output().context("running ldd (install libc-bin)")?;
+    let out = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .context("running ldd (install libc-bin)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        if text.contains("not a dynamic executable") || String::from_utf8_lossy(&out.stderr).contains("not a dynamic executable") {
+        if text.contains("not a dynamic executable")
+            || String::from_utf8_lossy(&out.stderr).contains("not a dynamic executable")
+        {
             return Ok(Vec::new());
         }
-        bail!("ldd {} failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ldd {} failed: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     parse_ldd(&text).with_context(|| format!("ldd {}", binary.display()))
 }
@@ -693,7 +895,9 @@ fn cargo_target_dir() -> Result<PathBuf> {
         bail!("`cargo metadata` failed; run inside the Cairn workspace or pass --bin-dir");
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let dir = v["target_directory"].as_str().ok_or_else(|| anyhow!("cargo metadata has no target_directory"))?;
+    let dir = v["target_directory"]
+        .as_str()
+        .ok_or_else(|| anyhow!("cargo metadata has no target_directory"))?;
     Ok(PathBuf::from(dir))
 }
 
@@ -733,7 +937,8 @@ fn copy_file(src: &Path, dst: &Path, mode: u32) -> Result<()> {
     if let Some(p) = dst.parent() {
         std::fs::create_dir_all(p)?;
     }
-    std::fs::copy(src, dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+    std::fs::copy(src, dst)
+        .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -759,7 +964,12 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
         for b in IMAGE_BINARIES {
             c.args(["--bin", b]);
         }
-        eprintln!("building {} ({} profile): {:?}", IMAGE_BINARIES.join(", "), opts.profile, c);
+        eprintln!(
+            "building {} ({} profile): {:?}",
+            IMAGE_BINARIES.join(", "),
+            opts.profile,
+            c
+        );
         let st = c.status().context("running cargo")?;
         if !st.success() {
             bail!("cargo build failed ({st})");
@@ -771,10 +981,15 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
             Ok(t) => t.join(profile_dir(&opts.profile)),
             Err(e) => {
                 // Outside the workspace: the binaries installed beside this one.
-                let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+                let exe_dir = std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.parent().map(Path::to_path_buf));
                 match exe_dir.filter(|d| d.join("cairn-node").is_file()) {
                     Some(d) => {
-                        eprintln!("{e:#}; using the binaries beside this one in {}", d.display());
+                        eprintln!(
+                            "{e:#}; using the binaries beside this one in {}",
+                            d.display()
+                        );
                         d
                     }
                     None => return Err(e),
@@ -782,22 +997,39 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
             }
         },
     };
-    let ctx = tempfile::Builder::new().prefix("cairn-image-").tempdir().context("creating the build context")?;
+    let ctx = tempfile::Builder::new()
+        .prefix("cairn-image-")
+        .tempdir()
+        .context("creating the build context")?;
     let rootfs = ctx.path().join("rootfs");
     let mut binaries = Vec::new();
     let mut libs: BTreeSet<PathBuf> = BTreeSet::new();
     for b in IMAGE_BINARIES {
         let src = bin_dir.join(b);
         if !src.is_file() {
-            bail!("{} is missing; build it (`cargo build {}--bin {b}`) or pass --bin-dir", src.display(), if opts.profile == "release" { "--release " } else { "" });
+            bail!(
+                "{} is missing; build it (`cargo build {}--bin {b}`) or pass --bin-dir",
+                src.display(),
+                if opts.profile == "release" {
+                    "--release "
+                } else {
+                    ""
+                }
+            );
         }
         libs.extend(ldd(&src)?);
         let dst = rootfs.join("usr/local/bin").join(b);
         copy_file(&src, &dst, 0o755)?;
         if opts.strip {
-            let st = std::process::Command::new("strip").arg("--strip-debug").arg(&dst).status();
+            let st = std::process::Command::new("strip")
+                .arg("--strip-debug")
+                .arg(&dst)
+                .status();
             if !matches!(st, Ok(s) if s.success()) {
-                eprintln!("warning: could not strip {} (continuing with debug info)", dst.display());
+                eprintln!(
+                    "warning: could not strip {} (continuing with debug info)",
+                    dst.display()
+                );
             }
         }
         binaries.push(src);
@@ -805,13 +1037,25 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
     let mut lib_dirs = BTreeSet::new();
     for lib in &libs {
         // fs::copy follows symlinks: the image holds a regular file at the path the loader asks for.
-        copy_file(lib, &rootfs.join(lib.strip_prefix("/").unwrap_or(lib)), 0o755)?;
+        copy_file(
+            lib,
+            &rootfs.join(lib.strip_prefix("/").unwrap_or(lib)),
+            0o755,
+        )?;
         if let Some(d) = lib.parent() {
             lib_dirs.insert(d.to_path_buf());
         }
     }
-    std::fs::write(ctx.path().join("Dockerfile"), scratch_dockerfile(&lib_dirs, &opts.profile))?;
-    eprintln!("assembling image {} FROM scratch: {} binaries, {} libraries", opts.tag, binaries.len(), libs.len());
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        scratch_dockerfile(&lib_dirs, &opts.profile),
+    )?;
+    eprintln!(
+        "assembling image {} FROM scratch: {} binaries, {} libraries",
+        opts.tag,
+        binaries.len(),
+        libs.len()
+    );
     let out = std::process::Command::new("docker")
         .arg("build")
         .args(["--tag", &opts.tag, "--label", "io.cairn.tool=cairn-testnet"])
@@ -832,7 +1076,12 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(0);
-    Ok(ImageInfo { tag: opts.tag.clone(), binaries, libraries: libs.into_iter().collect(), size_bytes: size })
+    Ok(ImageInfo {
+        tag: opts.tag.clone(),
+        binaries,
+        libraries: libs.into_iter().collect(),
+        size_bytes: size,
+    })
 }
 
 #[cfg(test)]

@@ -138,7 +138,12 @@ impl Manifest {
     /// Reads `DIR/testnet.json`.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let p = dir.join("testnet.json");
-        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {} (run `cairn-testnet generate` first?)", p.display()))?;
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "reading {} (run `cairn-testnet generate` first?)",
+                p.display()
+            )
+        })?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     }
 
@@ -159,18 +164,31 @@ impl Manifest {
 /// Writes a complete testnet into `opts.out`.
 pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
     if opts.validators == 0 || opts.validators > VALIDATORS_MAX {
-        bail!("--validators must be 1..={VALIDATORS_MAX}, got {}", opts.validators);
+        bail!(
+            "--validators must be 1..={VALIDATORS_MAX}, got {}",
+            opts.validators
+        );
     }
     if opts.full_nodes > FULL_NODES_MAX {
-        bail!("--full-nodes must be at most {FULL_NODES_MAX}, got {}", opts.full_nodes);
+        bail!(
+            "--full-nodes must be at most {FULL_NODES_MAX}, got {}",
+            opts.full_nodes
+        );
     }
     if opts.accounts > ACCOUNTS_MAX {
-        bail!("--accounts must be at most {ACCOUNTS_MAX}, got {}", opts.accounts);
+        bail!(
+            "--accounts must be at most {ACCOUNTS_MAX}, got {}",
+            opts.accounts
+        );
     }
     if opts.out.join("testnet.json").exists() {
-        bail!("{} already holds a testnet; remove it or choose another --out", opts.out.display());
+        bail!(
+            "{} already holds a testnet; remove it or choose another --out",
+            opts.out.display()
+        );
     }
-    let out = std::path::absolute(&opts.out).with_context(|| format!("resolving {}", opts.out.display()))?;
+    let out = std::path::absolute(&opts.out)
+        .with_context(|| format!("resolving {}", opts.out.display()))?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
     // Identities first: every config needs every peer's address.
@@ -183,23 +201,42 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
         idents.push((node_seed, validator_seed, peer_id, i));
     }
     let p2p_addr = |i: usize, peer: &libp2p_identity::PeerId| {
-        format!("/ip4/{}/tcp/{}/p2p/{}", opts.host, opts.p2p_port as usize + i, peer)
+        format!(
+            "/ip4/{}/tcp/{}/p2p/{}",
+            opts.host,
+            opts.p2p_port as usize + i,
+            peer
+        )
     };
     let mut nodes = Vec::new();
     let mut validators = Vec::new();
     for (node_seed, validator_seed, peer_id, i) in &idents {
         let full_node = *i >= opts.validators;
-        let name = if full_node { format!("full-{}", i - opts.validators) } else { format!("validator-{i}") };
+        let name = if full_node {
+            format!("full-{}", i - opts.validators)
+        } else {
+            format!("validator-{i}")
+        };
         let home = out.join(format!("node-{i}"));
-        let mut config = NodeConfig { moniker: name.clone(), ..NodeConfig::default() };
+        let mut config = NodeConfig {
+            moniker: name.clone(),
+            ..NodeConfig::default()
+        };
         config.p2p.listen = format!("/ip4/{}/tcp/{}", opts.host, opts.p2p_port as usize + i);
         // Validators dial each other; full nodes dial every validator.
         config.p2p.bootstrap = idents
             .iter()
             .filter(|(_, _, _, j)| j != i && *j < opts.validators)
-            .map(|(_, _, p, j)| p2p_addr(*j, &libp2p_identity::PeerId::from_bytes(&p.to_bytes()).expect("peer id")))
+            .map(|(_, _, p, j)| {
+                p2p_addr(
+                    *j,
+                    &libp2p_identity::PeerId::from_bytes(&p.to_bytes()).expect("peer id"),
+                )
+            })
             .collect();
-        config.rpc.listen = format!("{}:{}", opts.host, opts.rpc_port as usize + i).parse().context("rpc address")?;
+        config.rpc.listen = format!("{}:{}", opts.host, opts.rpc_port as usize + i)
+            .parse()
+            .context("rpc address")?;
         let info = init_home(&home, &config, Some((*node_seed, *validator_seed)))?;
         assert_eq!(info.peer_id, *peer_id);
         if !full_node {
@@ -214,7 +251,12 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
             name,
             home,
             rpc_url: format!("http://{}:{}", opts.host, opts.rpc_port as usize + i),
-            p2p_addr: format!("/ip4/{}/tcp/{}/p2p/{}", opts.host, opts.p2p_port as usize + i, peer_id),
+            p2p_addr: format!(
+                "/ip4/{}/tcp/{}/p2p/{}",
+                opts.host,
+                opts.p2p_port as usize + i,
+                peer_id
+            ),
             peer_id: peer_id.to_string(),
             validator_address: info.validator_address,
             full_node,
@@ -224,13 +266,25 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
     for i in 0..opts.accounts {
         let key_file = out.join("accounts").join(format!("account-{i}.json"));
         let address = keys::write_validator_key(&key_file, keys::random_seed())?;
-        accounts.push(AccountEntry { address, key_file, balance: opts.balance });
+        accounts.push(AccountEntry {
+            address,
+            key_file,
+            balance: opts.balance,
+        });
     }
     let genesis = Genesis {
         chain_id: opts.chain_id.clone(),
-        genesis_time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64,
+        genesis_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as u64,
         validators,
-        accounts: accounts.iter().map(|a| GenesisAccount { address: a.address, balance: a.balance }).collect(),
+        accounts: accounts
+            .iter()
+            .map(|a| GenesisAccount {
+                address: a.address,
+                balance: a.balance,
+            })
+            .collect(),
         params: opts.params.clone(),
     };
     genesis.validate().context("generated genesis is invalid")?;
@@ -239,11 +293,20 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
     for n in &nodes {
         std::fs::write(n.home.join("genesis.json"), &text)?;
     }
-    let mut manifest = Manifest { chain_id: genesis.chain_id.clone(), genesis_hash: genesis.hash(), nodes, accounts, docker: None };
+    let mut manifest = Manifest {
+        chain_id: genesis.chain_id.clone(),
+        genesis_hash: genesis.hash(),
+        nodes,
+        accounts,
+        docker: None,
+    };
     if let Some(d) = &opts.docker {
         manifest.docker = Some(docker::write_compose(&out, &manifest, d, opts.rpc_port)?);
     }
-    std::fs::write(out.join("testnet.json"), serde_json::to_string_pretty(&manifest)?)?;
+    std::fs::write(
+        out.join("testnet.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
     Ok(manifest)
 }
 
@@ -276,7 +339,11 @@ impl LocalTestnet {
     /// Starts every node of `manifest` as `cairn-node run`, logging to `<home>/node.log`.
     pub fn start(manifest: Manifest, node_bin: PathBuf) -> Result<LocalTestnet> {
         let n = manifest.nodes.len();
-        let mut t = LocalTestnet { manifest, node_bin, children: (0..n).map(|_| None).collect() };
+        let mut t = LocalTestnet {
+            manifest,
+            node_bin,
+            children: (0..n).map(|_| None).collect(),
+        };
         for i in 0..n {
             t.start_node(i)?;
         }
@@ -288,7 +355,10 @@ impl LocalTestnet {
         assert!(self.children[i].is_none(), "node {i} is already running");
         let home = &self.manifest.nodes[i].home;
         let log_path = home.join("node.log");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
         let child = Command::new(&self.node_bin)
             .arg("run")
@@ -315,7 +385,9 @@ impl LocalTestnet {
 
     /// SIGTERMs node `i` and waits up to `timeout` for it to exit, then SIGKILLs it.
     pub fn stop_node(&mut self, i: usize, timeout: Duration) -> Result<()> {
-        let Some(mut c) = self.children[i].take() else { return Ok(()) };
+        let Some(mut c) = self.children[i].take() else {
+            return Ok(());
+        };
         #[cfg(unix)]
         unsafe {
             // SAFETY: plain kill(2) on our own child's pid.
@@ -371,7 +443,9 @@ pub fn free_port_range(n: usize) -> u16 {
     let mut rng = rand::thread_rng();
     for _ in 0..200 {
         let base: u16 = rng.gen_range(20_000..60_000);
-        let held: Vec<_> = (0..n as u16).map_while(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).ok()).collect();
+        let held: Vec<_> = (0..n as u16)
+            .map_while(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).ok())
+            .collect();
         if held.len() == n {
             return base;
         }

@@ -185,7 +185,11 @@ impl LoadReport {
             self.signed,
             self.acked,
             secs,
-            if secs > 0.0 { self.acked as f64 / secs } else { 0.0 },
+            if secs > 0.0 {
+                self.acked as f64 / secs
+            } else {
+                0.0
+            },
             self.acked_finalized,
             self.acked_unfinalized_count,
             self.resubmissions,
@@ -194,7 +198,11 @@ impl LoadReport {
             self.rejections,
             self.start_height,
             self.end_height,
-            if self.abandoned_senders.is_empty() { String::new() } else { format!("; abandoned senders: {:?}", self.abandoned_senders) },
+            if self.abandoned_senders.is_empty() {
+                String::new()
+            } else {
+                format!("; abandoned senders: {:?}", self.abandoned_senders)
+            },
         )
     }
 }
@@ -227,7 +235,10 @@ struct Shared {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Shared {
@@ -254,11 +265,23 @@ impl Shared {
     }
 
     fn reject(&self, code: &str) {
-        *self.report.lock().expect("lock").rejections.entry(code.to_string()).or_default() += 1;
+        *self
+            .report
+            .lock()
+            .expect("lock")
+            .rejections
+            .entry(code.to_string())
+            .or_default() += 1;
     }
 
     fn record_ack(&self, hash: Hash, tx: &SignedTransaction, node: usize) {
-        let rec = AckRecord { hash, sender: tx.body.sender, nonce: tx.body.nonce, node: self.names[node].clone(), unix_ms: now_ms() };
+        let rec = AckRecord {
+            hash,
+            sender: tx.body.sender,
+            nonce: tx.body.nonce,
+            node: self.names[node].clone(),
+            unix_ms: now_ms(),
+        };
         if let Some(f) = self.record.lock().expect("lock").as_mut() {
             let line = serde_json::to_string(&rec).expect("serializes") + "\n";
             if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
@@ -272,14 +295,24 @@ impl Shared {
 
     /// Is `hash` pooled or final on node `i`?
     async fn known_to(&self, i: usize, hash: &Hash) -> bool {
-        matches!(self.clients[i].transaction(hash).await, Ok(TxStatus::Pending | TxStatus::Finalized { .. }))
+        matches!(
+            self.clients[i].transaction(hash).await,
+            Ok(TxStatus::Pending | TxStatus::Finalized { .. })
+        )
     }
 }
 
 /// Runs the load against the nodes of `m` until done, `stop` turns true, or the bounds.
-pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) -> Result<LoadReport> {
+pub async fn run(
+    m: &Manifest,
+    cfg: &LoadConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<LoadReport> {
     if cfg.transfers == 0 || cfg.transfers > TRANSFERS_MAX {
-        bail!("transfers must be 1..={TRANSFERS_MAX}, got {}", cfg.transfers);
+        bail!(
+            "transfers must be 1..={TRANSFERS_MAX}, got {}",
+            cfg.transfers
+        );
     }
     if !(cfg.rate > 0.0 && cfg.rate <= 100_000.0) {
         bail!("rate must be in (0, 100000], got {}", cfg.rate);
@@ -291,10 +324,18 @@ pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) ->
         bail!("the testnet has no demo accounts to send from");
     }
     let started = Instant::now();
-    let clients: Vec<RpcClient> =
-        m.nodes.iter().map(|n| RpcClient::with_timeout(&n.rpc_url, cfg.rpc_timeout)).collect::<Result<_, _>>()?;
-    let keys: Vec<KeyFile> =
-        m.accounts.iter().map(|a| KeyFile::load(&a.key_file).with_context(|| format!("loading {}", a.key_file.display()))).collect::<Result<_>>()?;
+    let clients: Vec<RpcClient> = m
+        .nodes
+        .iter()
+        .map(|n| RpcClient::with_timeout(&n.rpc_url, cfg.rpc_timeout))
+        .collect::<Result<_, _>>()?;
+    let keys: Vec<KeyFile> = m
+        .accounts
+        .iter()
+        .map(|a| {
+            KeyFile::load(&a.key_file).with_context(|| format!("loading {}", a.key_file.display()))
+        })
+        .collect::<Result<_>>()?;
 
     // Starting point from any node that answers.
     let mut start = None;
@@ -304,14 +345,25 @@ pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) ->
             break;
         }
     }
-    let Some((start_height, c0)) = start else { bail!("no node answers getStatus") };
+    let Some((start_height, c0)) = start else {
+        bail!("no node answers getStatus")
+    };
     let mut nonces = Vec::new();
     for k in &keys {
-        nonces.push(c0.account(&k.address()).await.with_context(|| format!("getAccount {}", k.address()))?.nonce);
+        nonces.push(
+            c0.account(&k.address())
+                .await
+                .with_context(|| format!("getAccount {}", k.address()))?
+                .nonce,
+        );
     }
     let record = match &cfg.record {
         Some(p) => Some(
-            std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
         ),
         None => None,
     };
@@ -322,14 +374,25 @@ pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) ->
     }
     let sh = Arc::new(Shared {
         names: m.nodes.iter().map(|n| n.name.clone()).collect(),
-        validators: m.nodes.iter().enumerate().filter(|(_, n)| !n.full_node).map(|(i, _)| i).collect(),
+        validators: m
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.full_node)
+            .map(|(i, _)| i)
+            .collect(),
         suspect_until: Mutex::new(vec![None; clients.len()]),
         clients,
         rr: AtomicUsize::new(0),
         pending: Mutex::new(HashMap::new()),
         finalized: Mutex::new(HashSet::new()),
         final_nonce: Mutex::new(nonces.clone()),
-        report: Mutex::new(LoadReport { planned: cfg.transfers, start_height, end_height: start_height, ..LoadReport::default() }),
+        report: Mutex::new(LoadReport {
+            planned: cfg.transfers,
+            start_height,
+            end_height: start_height,
+            ..LoadReport::default()
+        }),
         record: Mutex::new(record),
         submitting_done: AtomicBool::new(false),
         stop,
@@ -339,8 +402,10 @@ pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) ->
     let expiry = start_height + 1_000_000;
 
     let follower = tokio::spawn(follow(sh.clone(), start_height, cfg.drain_timeout));
-    let resubmitter = (!cfg.resubmit_after.is_zero()).then(|| tokio::spawn(resubmit(sh.clone(), cfg.resubmit_after)));
-    let progress = (!cfg.progress_every.is_zero()).then(|| tokio::spawn(progress(sh.clone(), cfg.progress_every)));
+    let resubmitter = (!cfg.resubmit_after.is_zero())
+        .then(|| tokio::spawn(resubmit(sh.clone(), cfg.resubmit_after)));
+    let progress = (!cfg.progress_every.is_zero())
+        .then(|| tokio::spawn(progress(sh.clone(), cfg.progress_every)));
 
     let mut workers = tokio::task::JoinSet::new();
     for (s, key) in keys.into_iter().enumerate() {
@@ -351,7 +416,9 @@ pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) ->
             nonce: nonces[s],
             chain_id: m.chain_id.clone(),
             recipients: recipients.clone(),
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            rng: ChaCha8Rng::seed_from_u64(
+                cfg.seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ),
             tickets: tickets.clone(),
             started,
             deadline,
@@ -374,7 +441,11 @@ pub async fn run(m: &Manifest, cfg: &LoadConfig, stop: watch::Receiver<bool>) ->
     }
     let mut report = sh.report.lock().expect("lock").clone();
     let pending = sh.pending.lock().expect("lock");
-    let mut unfinal: Vec<Hash> = pending.iter().filter(|(_, p)| p.acked).map(|(h, _)| *h).collect();
+    let mut unfinal: Vec<Hash> = pending
+        .iter()
+        .filter(|(_, p)| p.acked)
+        .map(|(h, _)| *h)
+        .collect();
     unfinal.sort();
     report.acked_unfinalized_count = unfinal.len() as u64;
     unfinal.truncate(100);
@@ -406,7 +477,12 @@ impl Worker {
 
     fn abandon(&self, why: String) {
         let who = self.key.address().to_string();
-        self.sh.report.lock().expect("lock").abandoned_senders.push(format!("{who}: {why}"));
+        self.sh
+            .report
+            .lock()
+            .expect("lock")
+            .abandoned_senders
+            .push(format!("{who}: {why}"));
     }
 
     async fn run(mut self) {
@@ -424,10 +500,18 @@ impl Worker {
                 if self.over() {
                     break 'outer;
                 }
-                tokio::time::sleep(at.saturating_duration_since(Instant::now()).min(Duration::from_millis(200))).await;
+                tokio::time::sleep(
+                    at.saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(200)),
+                )
+                .await;
             }
             // Flow control: at most `window` of this sender's transfers unfinalized.
-            while self.nonce.saturating_sub(self.sh.final_nonce.lock().expect("lock")[self.s]) >= self.cfg.window {
+            while self
+                .nonce
+                .saturating_sub(self.sh.final_nonce.lock().expect("lock")[self.s])
+                >= self.cfg.window
+            {
                 if self.over() {
                     break 'outer;
                 }
@@ -440,11 +524,27 @@ impl Worker {
             }
             let amount = self.rng.gen_range(1..=1000u64);
             let fee = self.rng.gen_range(1..=3u64);
-            let tx = build_transfer(&self.key, &self.chain_id, to, amount, fee, self.nonce, self.expiry);
+            let tx = build_transfer(
+                &self.key,
+                &self.chain_id,
+                to,
+                amount,
+                fee,
+                self.nonce,
+                self.expiry,
+            );
             let hash = tx.hash();
             self.sh.pending.lock().expect("lock").insert(
                 hash,
-                Pending { tx: tx.clone(), sender: self.s, tracked: false, acked: false, last_sent: Instant::now(), last_node: 0, resubmits: 0 },
+                Pending {
+                    tx: tx.clone(),
+                    sender: self.s,
+                    tracked: false,
+                    acked: false,
+                    last_sent: Instant::now(),
+                    last_node: 0,
+                    resubmits: 0,
+                },
             );
             self.sh.report.lock().expect("lock").signed += 1;
             let mut rejections = 0u32;
@@ -479,19 +579,27 @@ impl Worker {
                                 // An earlier attempt whose answer was lost may have landed, or another
                                 // transaction holds this nonce.
                                 if self.sh.known_to(i, &hash).await {
-                                    if let Some(p) = self.sh.pending.lock().expect("lock").get_mut(&hash) {
+                                    if let Some(p) =
+                                        self.sh.pending.lock().expect("lock").get_mut(&hash)
+                                    {
                                         p.tracked = true;
                                     }
                                     break;
                                 }
                                 self.sh.pending.lock().expect("lock").remove(&hash);
-                                self.abandon(format!("nonce {} is taken by another transaction ({code})", self.nonce));
+                                self.abandon(format!(
+                                    "nonce {} is taken by another transaction ({code})",
+                                    self.nonce
+                                ));
                                 break 'outer;
                             }
                             rejections += 1;
                             if rejections >= REJECTIONS_PER_TX_MAX {
                                 self.sh.pending.lock().expect("lock").remove(&hash);
-                                self.abandon(format!("nonce {} refused {rejections} times, last: {e}", self.nonce));
+                                self.abandon(format!(
+                                    "nonce {} refused {rejections} times, last: {e}",
+                                    self.nonce
+                                ));
                                 break 'outer;
                             }
                             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -499,7 +607,12 @@ impl Worker {
                             if is_unanswered(&e) {
                                 self.sh.report.lock().expect("lock").unanswered += 1;
                             } else {
-                                self.sh.reject(&format!("rpc_{}", e.rpc_code().map(|c| c.to_string()).unwrap_or_else(|| "error".into())));
+                                self.sh.reject(&format!(
+                                    "rpc_{}",
+                                    e.rpc_code()
+                                        .map(|c| c.to_string())
+                                        .unwrap_or_else(|| "error".into())
+                                ));
                             }
                             self.sh.suspect(i);
                             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -599,7 +712,11 @@ async fn resubmit(sh: Arc<Shared>, after: Duration) {
             let pend = sh.pending.lock().expect("lock");
             let mut v: Vec<_> = pend
                 .iter()
-                .filter(|(_, p)| p.tracked && p.resubmits < RESUBMITS_PER_TX_MAX && now.duration_since(p.last_sent) >= after)
+                .filter(|(_, p)| {
+                    p.tracked
+                        && p.resubmits < RESUBMITS_PER_TX_MAX
+                        && now.duration_since(p.last_sent) >= after
+                })
                 .map(|(h, p)| (*h, p.tx.clone(), p.last_node, p.tx.body.nonce))
                 .collect();
             // Lowest nonces first: a later transfer of a sender waits on the earlier ones.
@@ -611,7 +728,11 @@ async fn resubmit(sh: Arc<Shared>, after: Duration) {
             if sh.stopped() {
                 return;
             }
-            let among = if sh.validators.is_empty() { (0..sh.clients.len()).collect() } else { sh.validators.clone() };
+            let among = if sh.validators.is_empty() {
+                (0..sh.clients.len()).collect()
+            } else {
+                sh.validators.clone()
+            };
             let i = sh.pick(&among, Some(last));
             let r = sh.clients[i].send_transaction(&tx).await;
             if let Err(e) = &r
@@ -657,9 +778,19 @@ mod tests {
     fn acked_file_round_trips_and_tolerates_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read_acked(dir.path()).unwrap().is_empty());
-        let r = AckRecord { hash: Hash([1; 32]), sender: Address([2; 32]), nonce: 3, node: "validator-0".into(), unix_ms: 5 };
+        let r = AckRecord {
+            hash: Hash([1; 32]),
+            sender: Address([2; 32]),
+            nonce: 3,
+            node: "validator-0".into(),
+            unix_ms: 5,
+        };
         let line = serde_json::to_string(&r).unwrap();
-        std::fs::write(dir.path().join(ACKED_FILE), format!("{line}\n{line}\n{{\"hash\":\"01")).unwrap();
+        std::fs::write(
+            dir.path().join(ACKED_FILE),
+            format!("{line}\n{line}\n{{\"hash\":\"01"),
+        )
+        .unwrap();
         assert_eq!(read_acked(dir.path()).unwrap(), vec![r.clone(), r]);
         std::fs::write(dir.path().join(ACKED_FILE), "garbage\n{}\n").unwrap();
         assert!(read_acked(dir.path()).is_err());

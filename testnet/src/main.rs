@@ -155,7 +155,11 @@ enum Cmd {
         #[arg(long, value_parser = parse_duration)]
         duration: Option<Duration>,
         /// Fault kinds for --random (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "kill,pause,disconnect,partition,wipe")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "kill,pause,disconnect,partition,wipe"
+        )]
         kinds: Vec<FaultKind>,
         /// Shortest and longest random fault.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -230,7 +234,9 @@ struct LoadArgs {
 
 impl LoadArgs {
     fn config(&self, dir: &std::path::Path, duration: Duration, seed: u64) -> LoadConfig {
-        let transfers = self.transfers.unwrap_or_else(|| ((self.rate * duration.as_secs_f64()) as usize).clamp(1, 1_000_000));
+        let transfers = self
+            .transfers
+            .unwrap_or_else(|| ((self.rate * duration.as_secs_f64()) as usize).clamp(1, 1_000_000));
         LoadConfig {
             transfers,
             rate: self.rate,
@@ -294,28 +300,86 @@ fn print_usage_hint(m: &Manifest) {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Generate { validators, out, chain_id, accounts, balance, p2p_port, rpc_port, full_nodes, docker, project, image, subnet, json } => {
-            let docker = docker.then(|| DockerOptions { project, image: Some(image), subnet });
-            let opts = GenerateOptions { validators, out, chain_id, accounts, balance, p2p_port, rpc_port, full_nodes, docker, ..GenerateOptions::default() };
+        Cmd::Generate {
+            validators,
+            out,
+            chain_id,
+            accounts,
+            balance,
+            p2p_port,
+            rpc_port,
+            full_nodes,
+            docker,
+            project,
+            image,
+            subnet,
+            json,
+        } => {
+            let docker = docker.then_some(DockerOptions {
+                project,
+                image: Some(image),
+                subnet,
+            });
+            let opts = GenerateOptions {
+                validators,
+                out,
+                chain_id,
+                accounts,
+                balance,
+                p2p_port,
+                rpc_port,
+                full_nodes,
+                docker,
+                ..GenerateOptions::default()
+            };
             let m = generate(&opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else {
-                println!("generated {} validators and {} full nodes in {}", validators, full_nodes, opts.out.display());
+                println!(
+                    "generated {} validators and {} full nodes in {}",
+                    validators,
+                    full_nodes,
+                    opts.out.display()
+                );
                 print_usage_hint(&m);
                 if let Some(d) = &m.docker {
                     println!();
-                    println!("docker: project {}, image {}, networks {} and {}", d.project, d.image, d.main_subnet, d.side_subnet);
-                    println!("  cairn-testnet image --tag {}      # once: build the image (no registry needed)", d.image);
+                    println!(
+                        "docker: project {}, image {}, networks {} and {}",
+                        d.project, d.image, d.main_subnet, d.side_subnet
+                    );
+                    println!(
+                        "  cairn-testnet image --tag {}      # once: build the image (no registry needed)",
+                        d.image
+                    );
                     println!("  cairn-testnet up {}", opts.out.display());
                     println!("  cairn-testnet status {}", opts.out.display());
                 }
             }
         }
-        Cmd::Image { profile, tag, no_build, bin_dir, strip } => {
-            let info = tokio::task::spawn_blocking(move || docker::build_image(&ImageOptions { profile, tag, build: !no_build, bin_dir, strip }))
-                .await??;
-            println!("built image {} ({:.1} MB)", info.tag, info.size_bytes as f64 / 1e6);
+        Cmd::Image {
+            profile,
+            tag,
+            no_build,
+            bin_dir,
+            strip,
+        } => {
+            let info = tokio::task::spawn_blocking(move || {
+                docker::build_image(&ImageOptions {
+                    profile,
+                    tag,
+                    build: !no_build,
+                    bin_dir,
+                    strip,
+                })
+            })
+            .await??;
+            println!(
+                "built image {} ({:.1} MB)",
+                info.tag,
+                info.size_bytes as f64 / 1e6
+            );
             for b in &info.binaries {
                 println!("  binary  {}", b.display());
             }
@@ -329,7 +393,14 @@ async fn main() -> Result<()> {
         }
         Cmd::Down { dir, volumes } => {
             docker::down(&dir, volumes).await?;
-            println!("stopped{}", if volumes { " and removed the data volumes" } else { " (data volumes kept; --volumes removes them)" });
+            println!(
+                "stopped{}",
+                if volumes {
+                    " and removed the data volumes"
+                } else {
+                    " (data volumes kept; --volumes removes them)"
+                }
+            );
         }
         Cmd::Status { dir, json } => {
             let rows = docker::status(&dir).await?;
@@ -339,20 +410,36 @@ async fn main() -> Result<()> {
                 print!("{}", docker::format_status(&rows));
             }
         }
-        Cmd::Logs { dir, follow, tail, services } => {
+        Cmd::Logs {
+            dir,
+            follow,
+            tail,
+            services,
+        } => {
             let m = Manifest::load(&dir)?;
             let compose = docker::Compose::detect(&dir, docker::docker_manifest(&m)?).await?;
             let mut args = vec!["logs", "--tail", tail.as_str()];
             if follow {
                 args.push("--follow");
             }
+            if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                args.push("--no-color");
+            }
             args.extend(services.iter().map(String::as_str));
-            let st = compose.command(&args).status().context("running compose logs")?;
+            let st = compose
+                .command(&args)
+                .status()
+                .context("running compose logs")?;
             if !st.success() {
                 bail!("compose logs failed ({st})");
             }
         }
-        Cmd::Load { dir, load: la, duration, json } => {
+        Cmd::Load {
+            dir,
+            load: la,
+            duration,
+            json,
+        } => {
             let m = Manifest::load(&dir)?;
             let cfg = la.config(&dir, duration, 1);
             let report = load::run(&m, &cfg, stop_on_ctrl_c()).await?;
@@ -392,18 +479,34 @@ async fn main() -> Result<()> {
                 return Ok(());
             }
             let (faults, duration) = if random {
-                let Some(d) = duration else { bail!("--random needs --duration (e.g. 30m)") };
-                let plan = RandomPlan { seed, kinds, fault_min, fault_max, gap_min, gap_max };
+                let Some(d) = duration else {
+                    bail!("--random needs --duration (e.g. 30m)")
+                };
+                let plan = RandomPlan {
+                    seed,
+                    kinds,
+                    fault_min,
+                    fault_max,
+                    gap_min,
+                    gap_max,
+                };
                 (chaos::random_schedule(&m, &plan, d)?, d)
             } else {
-                let end = faults.iter().map(|f| f.at + f.duration).max().unwrap_or_default();
+                let end = faults
+                    .iter()
+                    .map(|f| f.at + f.duration)
+                    .max()
+                    .unwrap_or_default();
                 (faults, duration.unwrap_or(end + Duration::from_secs(20)))
             };
             let opts = ChaosOptions {
                 faults,
                 duration,
                 load: (!no_load).then(|| la.config(&dir, duration, seed)),
-                check: (!no_check).then(|| CheckOptions { wait: check_wait, ..CheckOptions::default() }),
+                check: (!no_check).then(|| CheckOptions {
+                    wait: check_wait,
+                    ..CheckOptions::default()
+                }),
                 ready_wait: Duration::from_secs(120),
             };
             let report = chaos::run(&dir, &m, &opts, stop_on_ctrl_c()).await?;
@@ -419,7 +522,15 @@ async fn main() -> Result<()> {
         }
         Cmd::Check { dir, wait, json } => {
             let m = Manifest::load(&dir)?;
-            let report = check::check(&dir, &m, &CheckOptions { wait, ..CheckOptions::default() }).await?;
+            let report = check::check(
+                &dir,
+                &m,
+                &CheckOptions {
+                    wait,
+                    ..CheckOptions::default()
+                },
+            )
+            .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -58,7 +58,7 @@ pub const DEFAULT_MIN_HEIGHTS: u64 = 50;
 /// Default [`SimConfig::liveness_heights`].
 pub const DEFAULT_LIVENESS_HEIGHTS: u64 = 20;
 /// Default [`SimConfig::liveness_bound_ms`].
-pub const DEFAULT_LIVENESS_BOUND_MS: u64 = 60_000;
+pub const DEFAULT_LIVENESS_BOUND_MS: u64 = 120_000;
 /// Default [`SimConfig::max_loss_permille`] (30 %).
 pub const DEFAULT_MAX_LOSS_PERMILLE: u64 = 300;
 
@@ -88,7 +88,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// The defaults: 50 heights, 20 heights within 60 s after GST, loss up to
+    /// The defaults: 50 heights, 20 heights within 120 s after GST, loss up to
     /// 30 %, Byzantine validators on, no broken variant, no trace.
     pub fn new(seed: u64, validators: usize) -> SimConfig {
         SimConfig {
@@ -365,7 +365,7 @@ impl Scenario {
     }
 }
 
-/// Unequal powers (1..=9) such that any `f` validators may fail: with `B`
+/// Unequal powers (1..=9, not all equal) such that any `f` validators may fail: with `B`
 /// the power of the `f` heaviest, `total - B >= quorum` (liveness) and
 /// `2 * quorum - total > B` (two quorums share more than `B`: safety).
 fn gen_powers(n: usize, f: usize, rng: &mut SplitMix64) -> Vec<u64> {
@@ -376,7 +376,8 @@ fn gen_powers(n: usize, f: usize, rng: &mut SplitMix64) -> Vec<u64> {
         let mut sorted = powers.clone();
         sorted.sort_unstable_by(|a, b| b.cmp(a));
         let worst: u64 = sorted[..f].iter().sum();
-        if total - worst >= quorum && 2 * quorum > total + worst {
+        let unequal = n == 1 || powers.iter().any(|p| *p != powers[0]);
+        if unequal && total - worst >= quorum && 2 * quorum > total + worst {
             return powers;
         }
     }
@@ -593,6 +594,8 @@ pub struct Summary {
     pub virtual_ms: u64,
     /// Worst post-GST liveness time seen (ms).
     pub worst_liveness_ms: u64,
+    /// Every seed's post-GST liveness time (ms), for percentiles.
+    pub liveness_ms: Vec<u64>,
     /// Summed counters.
     pub stats: Stats,
     /// Seeds per Byzantine behaviour.
@@ -614,6 +617,9 @@ impl Summary {
         );
         self.virtual_ms += r.time_ms;
         self.worst_liveness_ms = self.worst_liveness_ms.max(r.liveness_ms.unwrap_or(0));
+        if let Some(l) = r.liveness_ms {
+            self.liveness_ms.push(l);
+        }
         self.stats.add(&r.stats);
         for b in r.scenario.faulty.values() {
             *self.behaviours.entry(*b).or_default() += 1;
@@ -643,10 +649,19 @@ impl fmt::Display for Summary {
             self.min_height.unwrap_or(0),
             self.heights as f64 / self.seeds.max(1) as f64
         )?;
+        let mut live = self.liveness_ms.clone();
+        live.sort_unstable();
+        let pct = |p: usize| {
+            live.get((live.len() * p / 100).min(live.len().saturating_sub(1)))
+                .map_or(0.0, |ms| *ms as f64 / 1000.0)
+        };
         writeln!(
             f,
-            "virtual time:       {:.1} s total; worst 20-heights-after-GST time {:.1} s",
+            "virtual time:       {:.1} s total; time for 20 heights after GST: p50 {:.1} s, \
+             p99 {:.1} s, max {:.1} s",
             self.virtual_ms as f64 / 1000.0,
+            pct(50),
+            pct(99),
             self.worst_liveness_ms as f64 / 1000.0
         )?;
         writeln!(f, "events processed:   {}", s.steps)?;
@@ -1154,7 +1169,10 @@ impl Sim {
             Ev::Restart(j) => {
                 self.hash_event(7, j as u64, 0, &[]);
                 let i = self.scenario.crashes[j].instance;
-                self.insts[i].crash_armed = false;
+                if self.insts[i].crash_armed {
+                    // No batch came along: crash between batches instead.
+                    self.crash(i);
+                }
                 if self.insts[i].machine.is_none() {
                     self.restart(i);
                 }
@@ -1169,7 +1187,9 @@ impl Sim {
                 self.hash_event(9, 0, 0, &[]);
                 self.partition = None;
                 for i in 0..self.insts.len() {
-                    self.insts[i].crash_armed = false;
+                    if self.insts[i].crash_armed {
+                        self.crash(i);
+                    }
                     if self.insts[i].machine.is_none() {
                         self.restart(i);
                     }

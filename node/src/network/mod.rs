@@ -46,6 +46,39 @@
 //! [`SYNC_STREAMS_PER_CONNECTION_MAX`] concurrent sync streams exist per connection. The
 //! payload is opaque to this module.
 //!
+//! ## Admission `/cairn/{namespace}/admission/1`
+//!
+//! When [`AdmissionConfig::difficulty_bits`] is non-zero, a peer that is not in
+//! [`AdmissionConfig::exempt`] (the genesis validators) must prove a proof-of-work identity
+//! (see [`crate::admission`]) before it takes part in gossip. Each non-exempt node sends its
+//! proof to every peer as soon as a connection is established (so admission is mutual and
+//! takes one round trip): one request frame of exactly [`ADMISSION_REQUEST_BYTES`] bytes
+//! (the nonce, `u64` little-endian), answered by one frame of [`ADMISSION_RESPONSE_BYTES`]
+//! byte (`0` admitted, `1` refused), framed like the sync protocol.
+//!
+//! Until admitted, the peer's gossipsub application-specific score is
+//! [`APP_SCORE_UNADMITTED`] (weight 1), far below the graylist threshold: gossipsub neither
+//! sends it gossip nor processes its messages or control traffic (subscriptions are still
+//! recorded, so the mesh forms at the next heartbeat after admission, when the score
+//! becomes 0). The application sees neither [`NetworkEvent::PeerConnected`] nor gossip nor
+//! sync requests from an unadmitted peer. A peer that has not proved within
+//! [`AdmissionConfig::deadline_ms`] of connecting, or whose proof is wrong (wrong length,
+//! too few zero bits, made for another peer id or another genesis), is disconnected.
+//! `difficulty_bits == 0` disables admission entirely (the pre-admission behaviour; the
+//! default of `ChainParams`).
+//!
+//! ## Reputation
+//!
+//! Every [`ADMISSION_SWEEP_INTERVAL`], an admitted (or, with admission disabled, any)
+//! non-validator peer whose gossipsub score is below [`SCORE_DISCONNECT`] is disconnected;
+//! below [`SCORE_BAN`], or at its [`SCORE_STRIKES_BAN`]th low-score disconnect, it is banned
+//! for [`AdmissionConfig::ban_duration_ms`]: its connections are closed as soon as they are
+//! established. Bans start from [`AdmissionConfig::initial_bans`] and each new one is passed
+//! to [`AdmissionConfig::ban_sink`] for persistence. Validators ([`AdmissionConfig::exempt`])
+//! are never disconnected or banned for their score (logged at `warn`). The per-peer
+//! admission map has the keys of the connection map (bounded by `connections_max` plus the
+//! bootstrap peers); bans and strikes are bounded by [`BANS_MAX`] / [`STRIKES_MAX`].
+//!
 //! ## Bounds
 //!
 //! - Gossip payload: at most [`NetworkConfig::gossip_bytes_max`] bytes. Enforced on
@@ -156,6 +189,175 @@ pub const AGENT_VERSION: &str = "cairn/0.1";
 
 /// Longest accepted [`NetworkConfig::namespace`], in characters.
 pub const NAMESPACE_LEN_MAX: usize = 64;
+
+/// Exact size of an admission request payload (the nonce, `u64` little-endian).
+pub const ADMISSION_REQUEST_BYTES: usize = 8;
+
+/// Exact size of an admission response payload (`0` admitted, `1` refused).
+pub const ADMISSION_RESPONSE_BYTES: usize = 1;
+
+/// Most entries in [`AdmissionConfig::exempt`] (the genesis validator set is far smaller).
+pub const ADMISSION_EXEMPT_MAX: usize = 4096;
+
+/// Gossipsub application-specific score of a connected peer that has not (yet) been
+/// admitted. With application weight 1 this alone is far below the graylist threshold
+/// (−80), and no positive topic score (capped at 30) can lift it above.
+pub const APP_SCORE_UNADMITTED: f64 = -1000.0;
+
+/// How often pending admission deadlines are checked.
+pub const ADMISSION_SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long a refused peer stays connected (to receive our refusal) before we disconnect it.
+pub const ADMISSION_REFUSED_LINGER: Duration = Duration::from_millis(300);
+
+/// Below this gossipsub score an admitted (non-validator) peer is disconnected. The score
+/// includes P4 (−10 per squared invalid delivery, decaying 0.9/s), driven by the
+/// application's [`Acceptance::Reject`] reports of stateless failures.
+pub const SCORE_DISCONNECT: f64 = -100.0;
+
+/// Below this gossipsub score an admitted (non-validator) peer is banned for
+/// [`AdmissionConfig::ban_duration_ms`]. Genesis validators are never banned (logged).
+pub const SCORE_BAN: f64 = -400.0;
+
+/// A peer disconnected for a low score this many times (since start, or since the strike
+/// table was last reset) is banned even if its score never fell below [`SCORE_BAN`]
+/// (its score is remembered across reconnects, so a flooder that keeps reconnecting
+/// keeps being disconnected).
+pub const SCORE_STRIKES_BAN: u32 = 3;
+
+/// Most peers with strikes remembered; when full, the table is reset.
+pub const STRIKES_MAX: usize = 4096;
+
+/// Most banned peers remembered; when full, the ban expiring first is dropped.
+pub const BANS_MAX: usize = 4096;
+
+/// Receives each new ban (peer, expiry in ms since the Unix epoch) so that it can be
+/// persisted; called on the swarm task, so it must be quick.
+pub type BanSink = std::sync::Arc<dyn Fn(PeerId, u64) + Send + Sync>;
+
+/// Peer admission and reputation settings; see the module docs.
+/// [`AdmissionConfig::disabled`] turns admission off (reputation bans still apply).
+#[derive(Clone)]
+pub struct AdmissionConfig {
+    /// Required leading zero bits (genesis `admission_difficulty_bits`); 0 disables
+    /// admission. At most [`crate::admission::DIFFICULTY_BITS_MAX`].
+    pub difficulty_bits: u8,
+    /// The genesis hash the proofs are bound to.
+    pub genesis_hash: [u8; 32],
+    /// Peers admitted without a proof (the genesis validators), at most
+    /// [`ADMISSION_EXEMPT_MAX`].
+    pub exempt: std::collections::HashSet<PeerId>,
+    /// This node's proof (nonce); `None` if this node is exempt or admission is disabled.
+    pub own_nonce: Option<u64>,
+    /// How long a connected peer has to prove, milliseconds, ≥ 1.
+    pub deadline_ms: u64,
+    /// How long a ban lasts, milliseconds, ≥ 1.
+    pub ban_duration_ms: u64,
+    /// Bans in force at start (peer, expiry in ms since the Unix epoch), e.g. loaded from
+    /// storage; at most [`BANS_MAX`] are kept.
+    pub initial_bans: Vec<(PeerId, u64)>,
+    /// Called with each new ban, for persistence.
+    pub ban_sink: Option<BanSink>,
+}
+
+impl std::fmt::Debug for BanSinkDebug<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+struct BanSinkDebug<'a>(&'a Option<BanSink>);
+
+impl fmt::Debug for AdmissionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdmissionConfig")
+            .field("difficulty_bits", &self.difficulty_bits)
+            .field("exempt", &self.exempt.len())
+            .field("own_nonce", &self.own_nonce)
+            .field("deadline_ms", &self.deadline_ms)
+            .field("ban_duration_ms", &self.ban_duration_ms)
+            .field("initial_bans", &self.initial_bans.len())
+            .field("ban_sink", &BanSinkDebug(&self.ban_sink))
+            .finish()
+    }
+}
+
+impl AdmissionConfig {
+    /// Admission off: every peer is admitted at once.
+    pub fn disabled() -> Self {
+        AdmissionConfig {
+            difficulty_bits: 0,
+            genesis_hash: [0; 32],
+            exempt: Default::default(),
+            own_nonce: None,
+            deadline_ms: 5000,
+            ban_duration_ms: 3_600_000,
+            initial_bans: Vec::new(),
+            ban_sink: None,
+        }
+    }
+
+    /// Whether admission is on.
+    pub fn enabled(&self) -> bool {
+        self.difficulty_bits > 0
+    }
+
+    fn validate(&self) -> Result<(), NetworkError> {
+        let invalid = |reason: String| Err(NetworkError::InvalidConfig { reason });
+        if self.difficulty_bits > crate::admission::DIFFICULTY_BITS_MAX {
+            return invalid(format!(
+                "admission.difficulty_bits: {} exceeds {}",
+                self.difficulty_bits,
+                crate::admission::DIFFICULTY_BITS_MAX
+            ));
+        }
+        if self.exempt.len() > ADMISSION_EXEMPT_MAX {
+            return invalid(format!(
+                "admission.exempt: more than {ADMISSION_EXEMPT_MAX} peers"
+            ));
+        }
+        if self.deadline_ms == 0 {
+            return invalid("admission.deadline_ms: must be at least 1".into());
+        }
+        if self.ban_duration_ms == 0 {
+            return invalid("admission.ban_duration_ms: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where a connected peer stands in admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdmissionStatus {
+    /// Admission is disabled: every peer counts as admitted.
+    Disabled,
+    /// A genesis validator: admitted without proof.
+    Exempt,
+    /// Proved its identity.
+    Admitted,
+    /// Connected, proof not yet received.
+    Pending,
+    /// Proof missing past the deadline or wrong; being disconnected.
+    Refused,
+}
+
+impl AdmissionStatus {
+    /// Whether the peer takes part in gossip and sync.
+    pub fn is_admitted(self) -> bool {
+        matches!(self, Self::Disabled | Self::Exempt | Self::Admitted)
+    }
+
+    /// Lower-case name (`disabled`, `exempt`, `admitted`, `pending`, `refused`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Exempt => "exempt",
+            Self::Admitted => "admitted",
+            Self::Pending => "pending",
+            Self::Refused => "refused",
+        }
+    }
+}
 
 /// Configuration of the networking layer. All fields are required; check with
 /// [`NetworkConfig::validate`] (also done by [`spawn`]).
@@ -385,7 +587,7 @@ pub enum NetworkEvent {
 }
 
 /// A connected peer, as returned by [`NetworkHandle::peers`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PeerInfo {
     /// The peer's id.
     pub peer_id: PeerId,
@@ -394,6 +596,11 @@ pub struct PeerInfo {
     pub address: Option<Multiaddr>,
     /// Whether that connection was dialed by us.
     pub outbound: bool,
+    /// Where the peer stands in admission.
+    pub admission: AdmissionStatus,
+    /// Our gossipsub score of the peer (includes the application-specific admission score),
+    /// if gossipsub knows it.
+    pub score: Option<f64>,
 }
 
 /// Errors of the networking layer.
@@ -516,6 +723,18 @@ pub struct NetworkStats {
     /// Sync streams that failed through a peer's protocol violation (over-size or truncated
     /// frames), in either direction.
     pub sync_protocol_violations: u64,
+    /// Peers admitted after a valid proof of work.
+    pub peers_admitted: u64,
+    /// Peers refused admission (wrong proof or none within the deadline).
+    pub peers_refused: u64,
+    /// Gossip messages or sync requests from unadmitted peers that were dropped.
+    pub unadmitted_dropped: u64,
+    /// Peers banned for a low score.
+    pub peers_banned: u64,
+    /// Peers disconnected for a score below [`SCORE_DISCONNECT`] (bans included).
+    pub peers_disconnected_score: u64,
+    /// Connections from banned peers closed at once.
+    pub connections_refused_banned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -526,6 +745,12 @@ struct Counters {
     gossip_rejected: AtomicU64,
     connections_closed_limit: AtomicU64,
     sync_protocol_violations: AtomicU64,
+    peers_admitted: AtomicU64,
+    peers_refused: AtomicU64,
+    unadmitted_dropped: AtomicU64,
+    peers_banned: AtomicU64,
+    peers_disconnected_score: AtomicU64,
+    connections_refused_banned: AtomicU64,
 }
 
 impl Counters {
@@ -542,6 +767,12 @@ impl Counters {
             gossip_rejected: get(&self.gossip_rejected),
             connections_closed_limit: get(&self.connections_closed_limit),
             sync_protocol_violations: get(&self.sync_protocol_violations),
+            peers_admitted: get(&self.peers_admitted),
+            peers_refused: get(&self.peers_refused),
+            unadmitted_dropped: get(&self.unadmitted_dropped),
+            peers_banned: get(&self.peers_banned),
+            peers_disconnected_score: get(&self.peers_disconnected_score),
+            connections_refused_banned: get(&self.connections_refused_banned),
         }
     }
 }
@@ -774,7 +1005,19 @@ impl NetworkHandle {
 pub async fn spawn(
     config: NetworkConfig,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    spawn_with_admission(config, AdmissionConfig::disabled()).await
+}
+
+/// [`spawn`] with peer admission configured by `admission` (see the module docs).
+///
+/// # Errors
+/// As [`spawn`]; [`NetworkError::InvalidConfig`] also for an invalid `admission`.
+pub async fn spawn_with_admission(
+    config: NetworkConfig,
+    admission: AdmissionConfig,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     config.validate()?;
+    admission.validate()?;
     let counters = Arc::new(Counters::default());
     let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue_max);
     let (event_tx, event_rx) = mpsc::channel(config.event_queue_max);
@@ -789,7 +1032,8 @@ pub async fn spawn(
         request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
         stopped: stopped_rx,
     };
-    let worker = worker::Worker::start(config, cmd_rx, event_tx, counters, stopped_tx).await?;
+    let worker =
+        worker::Worker::start(config, admission, cmd_rx, event_tx, counters, stopped_tx).await?;
     tokio::spawn(worker.run());
     Ok((handle, event_rx))
 }

@@ -21,9 +21,11 @@ use tracing::{debug, info, trace, warn};
 
 use super::codec::{FrameError, SyncCodec};
 use super::{
-    AGENT_VERSION, Command, Counters, GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL,
-    HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT, LISTEN_TIMEOUT, MessageId, NetworkConfig,
-    NetworkError, NetworkEvent, PeerInfo, ResponseToken, SHUTDOWN_GRACE,
+    ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES, ADMISSION_SWEEP_INTERVAL, AGENT_VERSION,
+    APP_SCORE_UNADMITTED, AdmissionConfig, AdmissionStatus, BANS_MAX, Command, Counters,
+    GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
+    LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, ResponseToken,
+    SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX,
     SYNC_STREAMS_PER_CONNECTION_MAX, Topic, split_peer_addr,
 };
 
@@ -38,11 +40,22 @@ const HISTORY_GOSSIP: usize = 3;
 const HEARTBEAT_INITIAL_DELAY: Duration = Duration::from_millis(100);
 /// Length of a content-addressed message id in bytes.
 const MESSAGE_ID_LEN: usize = 20;
+/// Concurrent admission streams per connection (one proof each way is all that is needed).
+const ADMISSION_STREAMS_PER_CONNECTION_MAX: usize = 4;
+
+/// Admission state of one connected peer.
+#[derive(Clone, Copy, Debug)]
+struct PeerAdmission {
+    status: AdmissionStatus,
+    /// When the peer connected (`Pending`) or was refused (`Refused`).
+    since: Instant,
+}
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
+    admission: request_response::Behaviour<SyncCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -85,6 +98,9 @@ fn score_params(
     let params = gossipsub::PeerScoreParams {
         topics: topics.iter().map(|t| (t.clone(), topic.clone())).collect(),
         ip_colocation_factor_weight: 0.0,
+        // The application score carries admission: 0 once admitted (or exempt),
+        // `APP_SCORE_UNADMITTED` before.
+        app_specific_weight: 1.0,
         ..Default::default()
     };
     (params, gossipsub::PeerScoreThresholds::default())
@@ -92,6 +108,7 @@ fn score_params(
 
 fn build_behaviour(
     config: &NetworkConfig,
+    admission_config: &AdmissionConfig,
     topics: &[TopicHash],
 ) -> Result<Behaviour, NetworkError> {
     let gossip_config = gossipsub::ConfigBuilder::default()
@@ -137,6 +154,19 @@ fn build_behaviour(
             .with_request_timeout(Duration::from_millis(config.sync_request_timeout_ms))
             .with_max_concurrent_streams(SYNC_STREAMS_PER_CONNECTION_MAX),
     );
+    let admission_protocol =
+        StreamProtocol::try_from_owned(format!("/cairn/{}/admission/1", config.namespace))
+            .map_err(|e| transport_err("admission protocol", e))?;
+    let admission = request_response::Behaviour::with_codec(
+        SyncCodec {
+            request_max: ADMISSION_REQUEST_BYTES,
+            response_max: super::ADMISSION_RESPONSE_BYTES,
+        },
+        [(admission_protocol, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(Duration::from_millis(admission_config.deadline_ms))
+            .with_max_concurrent_streams(ADMISSION_STREAMS_PER_CONNECTION_MAX),
+    );
     let identify = identify::Behaviour::new(
         identify::Config::new(protocol_version(config), config.keypair.public())
             .with_agent_version(AGENT_VERSION.into()),
@@ -144,6 +174,7 @@ fn build_behaviour(
     Ok(Behaviour {
         gossipsub,
         sync,
+        admission,
         identify,
         ping: ping::Behaviour::default(),
     })
@@ -169,6 +200,14 @@ pub(crate) struct Worker {
     /// Bootstrap peers and their addresses (without `/p2p`).
     bootstrap: Vec<(PeerId, Vec<Multiaddr>)>,
     connections: Connections,
+    admission: AdmissionConfig,
+    /// Admission state of each peer in `connections` (same keys, so bounded by the
+    /// connection limit plus the bootstrap peers).
+    peer_admission: HashMap<PeerId, PeerAdmission>,
+    /// Banned peers and their ban expiry (ms since the Unix epoch), at most [`BANS_MAX`].
+    bans: HashMap<PeerId, u64>,
+    /// Low-score disconnects per peer, at most [`STRIKES_MAX`] entries.
+    strikes: HashMap<PeerId, u32>,
     /// Connections closed for exceeding `connections_max` (their close is not reported).
     over_limit: HashSet<ConnectionId>,
     /// Outbound sync requests awaiting their outcome, with their start time.
@@ -190,6 +229,7 @@ impl Worker {
     /// bootstrap peers.
     pub(crate) async fn start(
         config: NetworkConfig,
+        admission: AdmissionConfig,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetworkEvent>,
         counters: Arc<Counters>,
@@ -204,7 +244,13 @@ impl Worker {
             topics_by_hash.insert(hash, topic);
         }
         let hashes: Vec<TopicHash> = topics_by_hash.keys().cloned().collect();
-        let behaviour = build_behaviour(&config, &hashes)?;
+        let behaviour = build_behaviour(&config, &admission, &hashes)?;
+        let mut bans = HashMap::new();
+        for (peer, until) in admission.initial_bans.iter().take(BANS_MAX) {
+            if !admission.exempt.contains(peer) {
+                bans.insert(*peer, *until);
+            }
+        }
 
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
@@ -256,6 +302,10 @@ impl Worker {
             topics_by_hash,
             bootstrap,
             connections: HashMap::new(),
+            admission,
+            peer_admission: HashMap::new(),
+            bans,
+            strikes: HashMap::new(),
             over_limit: HashSet::new(),
             pending_requests: HashMap::new(),
             listener,
@@ -296,6 +346,8 @@ impl Worker {
     pub(crate) async fn run(mut self) {
         let mut redial = tokio::time::interval(self.redial_interval);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = tokio::time::interval(ADMISSION_SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A second sender so that a reserved permit does not borrow `self`.
         let events = self.events.clone();
         loop {
@@ -314,6 +366,7 @@ impl Worker {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.redial(),
+                _ = sweep.tick() => self.sweep_admission(),
             }
         }
         info!("network shutting down");
@@ -455,6 +508,8 @@ impl Worker {
                             peer_id: *peer,
                             address: Some(endpoint.get_remote_address().clone()),
                             outbound: endpoint.is_dialer(),
+                            admission: self.admission_status(peer),
+                            score: self.swarm.behaviour().gossipsub.peer_score(peer),
                         })
                     })
                     .collect();
@@ -517,6 +572,7 @@ impl Worker {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Admission(event)) => self.on_admission(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
                 if let Err(e) = event.result {
@@ -530,6 +586,17 @@ impl Worker {
                 endpoint,
                 ..
             } => {
+                if self
+                    .bans
+                    .get(&peer_id)
+                    .is_some_and(|until| *until > now_ms())
+                {
+                    Counters::inc(&self.counters.connections_refused_banned);
+                    debug!(peer = %peer_id, "connection from a banned peer; closing");
+                    self.over_limit.insert(connection_id);
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
                 let total: usize = self.connections.values().map(Vec::len).sum();
                 if total >= self.connections_max as usize && !self.is_bootstrap(&peer_id) {
                     Counters::inc(&self.counters.connections_closed_limit);
@@ -542,7 +609,7 @@ impl Worker {
                 let conns = self.connections.entry(peer_id).or_default();
                 conns.push((connection_id, endpoint));
                 if conns.len() == 1 {
-                    self.emit_lifecycle(NetworkEvent::PeerConnected { peer: peer_id });
+                    self.on_first_connection(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -561,7 +628,14 @@ impl Worker {
                 conns.retain(|(id, _)| *id != connection_id);
                 if conns.is_empty() {
                     self.connections.remove(&peer_id);
-                    self.emit_lifecycle(NetworkEvent::PeerDisconnected { peer: peer_id });
+                    // The application saw `PeerConnected` only for admitted peers.
+                    let admitted = self
+                        .peer_admission
+                        .remove(&peer_id)
+                        .is_some_and(|a| a.status.is_admitted());
+                    if admitted {
+                        self.emit_lifecycle(NetworkEvent::PeerDisconnected { peer: peer_id });
+                    }
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -630,6 +704,16 @@ impl Worker {
                     );
                     return;
                 }
+                if !self.admission_status(&propagation_source).is_admitted() {
+                    Counters::inc(&self.counters.unadmitted_dropped);
+                    debug!(peer = %propagation_source, %topic, "gossip from an unadmitted peer; ignoring");
+                    self.validate(
+                        &message_id,
+                        &propagation_source,
+                        gossipsub::MessageAcceptance::Ignore,
+                    );
+                    return;
+                }
                 let event = NetworkEvent::Gossip {
                     topic,
                     source: propagation_source,
@@ -682,6 +766,12 @@ impl Worker {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    if !self.admission_status(&peer).is_admitted() {
+                        // Dropping the channel closes the stream without a response.
+                        Counters::inc(&self.counters.unadmitted_dropped);
+                        debug!(%peer, "sync request from an unadmitted peer; dropping");
+                        return;
+                    }
                     let event = NetworkEvent::Request {
                         peer,
                         data: request,
@@ -771,6 +861,248 @@ impl Worker {
         }
     }
 
+    // ---- admission -------------------------------------------------------------------------
+
+    /// The admission status of a connected peer (`Pending` if unknown: not admitted).
+    fn admission_status(&self, peer: &PeerId) -> AdmissionStatus {
+        if !self.admission.enabled() {
+            return AdmissionStatus::Disabled;
+        }
+        self.peer_admission
+            .get(peer)
+            .map_or(AdmissionStatus::Pending, |a| a.status)
+    }
+
+    /// First connection of `peer`: decide its admission state, penalize it in gossipsub until
+    /// it proves, send our own proof.
+    fn on_first_connection(&mut self, peer: PeerId) {
+        let status = if !self.admission.enabled() {
+            AdmissionStatus::Disabled
+        } else if self.admission.exempt.contains(&peer) {
+            AdmissionStatus::Exempt
+        } else {
+            AdmissionStatus::Pending
+        };
+        self.peer_admission.insert(
+            peer,
+            PeerAdmission {
+                status,
+                since: Instant::now(),
+            },
+        );
+        if self.admission.enabled() {
+            // Exempt peers keep application score 0; pending ones are graylisted.
+            let score = if status == AdmissionStatus::Pending {
+                APP_SCORE_UNADMITTED
+            } else {
+                0.0
+            };
+            if !self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, score)
+            {
+                warn!(%peer, "gossipsub does not know the peer; cannot set its admission score");
+            }
+            if let Some(nonce) = self.admission.own_nonce {
+                self.swarm
+                    .behaviour_mut()
+                    .admission
+                    .send_request(&peer, nonce.to_le_bytes().to_vec());
+            }
+        }
+        if status.is_admitted() {
+            self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
+        }
+    }
+
+    /// Checks `peer`'s proof; `true` if the peer is (now) admitted.
+    fn check_proof(&mut self, peer: PeerId, request: &[u8]) -> bool {
+        let Some(state) = self.peer_admission.get(&peer).copied() else {
+            return false;
+        };
+        match state.status {
+            AdmissionStatus::Disabled | AdmissionStatus::Exempt | AdmissionStatus::Admitted => true,
+            AdmissionStatus::Refused => false,
+            AdmissionStatus::Pending => {
+                let nonce = <[u8; ADMISSION_REQUEST_BYTES]>::try_from(request)
+                    .ok()
+                    .map(u64::from_le_bytes);
+                let valid = nonce.is_some_and(|n| {
+                    crate::admission::verify(
+                        &self.admission.genesis_hash,
+                        &peer,
+                        n,
+                        self.admission.difficulty_bits,
+                    )
+                });
+                if valid {
+                    self.admit(peer);
+                } else {
+                    self.refuse(peer, "invalid proof of work");
+                }
+                valid
+            }
+        }
+    }
+
+    fn admit(&mut self, peer: PeerId) {
+        if let Some(a) = self.peer_admission.get_mut(&peer) {
+            a.status = AdmissionStatus::Admitted;
+        }
+        Counters::inc(&self.counters.peers_admitted);
+        info!(%peer, "peer admitted (valid proof of work)");
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, 0.0);
+        self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
+    }
+
+    /// Marks a pending peer refused; [`Self::sweep_admission`] disconnects it after
+    /// [`ADMISSION_REFUSED_LINGER`] (so that it can receive our refusal).
+    fn refuse(&mut self, peer: PeerId, reason: &str) {
+        let Some(a) = self.peer_admission.get_mut(&peer) else {
+            return;
+        };
+        if a.status != AdmissionStatus::Pending {
+            return;
+        }
+        a.status = AdmissionStatus::Refused;
+        a.since = Instant::now();
+        Counters::inc(&self.counters.peers_refused);
+        warn!(%peer, reason, "peer refused admission; disconnecting");
+    }
+
+    /// Disconnects admitted non-validator peers whose gossipsub score fell below
+    /// [`SCORE_DISCONNECT`] and bans those below [`SCORE_BAN`]; expires old bans.
+    fn sweep_reputation(&mut self) {
+        let now = now_ms();
+        self.bans.retain(|_, until| *until > now);
+        let mut low = Vec::new();
+        for (peer, a) in &self.peer_admission {
+            // Unadmitted peers carry the admission penalty; they are handled by the deadline.
+            if !matches!(
+                a.status,
+                AdmissionStatus::Admitted | AdmissionStatus::Disabled
+            ) {
+                continue;
+            }
+            if let Some(score) = self.swarm.behaviour().gossipsub.peer_score(peer) {
+                if score < SCORE_DISCONNECT {
+                    low.push((*peer, score));
+                }
+            }
+        }
+        for (peer, score) in low {
+            if self.admission.exempt.contains(&peer) {
+                warn!(%peer, score, "validator peer has a low score; never banned or disconnected for it");
+                continue;
+            }
+            Counters::inc(&self.counters.peers_disconnected_score);
+            if self.strikes.len() >= STRIKES_MAX && !self.strikes.contains_key(&peer) {
+                self.strikes.clear();
+            }
+            let strikes = {
+                let s = self.strikes.entry(peer).or_insert(0);
+                *s = s.saturating_add(1);
+                *s
+            };
+            if score < SCORE_BAN || strikes >= SCORE_STRIKES_BAN {
+                self.strikes.remove(&peer);
+                let until = now.saturating_add(self.admission.ban_duration_ms);
+                if self.bans.len() >= BANS_MAX {
+                    if let Some(first) = self.bans.iter().min_by_key(|(_, u)| **u).map(|(p, _)| *p)
+                    {
+                        self.bans.remove(&first);
+                    }
+                }
+                self.bans.insert(peer, until);
+                Counters::inc(&self.counters.peers_banned);
+                warn!(%peer, score, strikes, until_ms = until, "peer banned for a low score");
+                if let Some(sink) = &self.admission.ban_sink {
+                    sink(peer, until);
+                }
+            } else {
+                warn!(%peer, score, strikes, "peer disconnected for a low score");
+            }
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Refuses pending peers past the deadline and disconnects refused ones; then applies
+    /// reputation.
+    fn sweep_admission(&mut self) {
+        self.sweep_reputation();
+        if !self.admission.enabled() {
+            return;
+        }
+        let deadline = Duration::from_millis(self.admission.deadline_ms);
+        let mut late = Vec::new();
+        let mut drop = Vec::new();
+        for (peer, a) in &self.peer_admission {
+            match a.status {
+                AdmissionStatus::Pending if a.since.elapsed() >= deadline => late.push(*peer),
+                AdmissionStatus::Refused if a.since.elapsed() >= ADMISSION_REFUSED_LINGER => {
+                    drop.push(*peer)
+                }
+                _ => {}
+            }
+        }
+        for peer in late {
+            self.refuse(peer, "no proof of work within the deadline");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        for peer in drop {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn on_admission(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let admitted = self.check_proof(peer, &request);
+                    let answer = vec![if admitted { 0 } else { 1 }];
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .admission
+                        .send_response(channel, answer)
+                        .is_err()
+                    {
+                        debug!(%peer, "admission response dropped: stream closed");
+                    }
+                }
+                request_response::Message::Response { response, .. } => {
+                    if response.as_slice() == [0] {
+                        debug!(%peer, "peer accepted our admission proof");
+                    } else {
+                        warn!(%peer, "peer refused our admission proof");
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sending our admission proof failed")
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if FrameError::from_io(e).is_some() {
+                        self.refuse(peer, "malformed admission frame");
+                        return;
+                    }
+                }
+                debug!(%peer, %error, "inbound admission exchange failed")
+            }
+            request_response::Event::ResponseSent { peer, .. } => {
+                trace!(%peer, "admission response sent")
+            }
+        }
+    }
+
     fn on_identify(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event {
             debug!(peer = %peer_id, agent = %info.agent_version, protocol = %info.protocol_version, "identified peer");
@@ -808,6 +1140,13 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetworkError> {
             .map_err(|e| transport_err(&format!("listen on {addr}"), e)),
         _ => Ok(()),
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn lifecycle_peer(event: &NetworkEvent) -> Option<PeerId> {

@@ -1,0 +1,450 @@
+//! Integration tests of proof-of-work peer admission on the networking layer, over loopback
+//! TCP (127.0.0.1, port 0). Every wait is bounded.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_node::admission;
+use cairn_node::network::{
+    self, Acceptance, AdmissionConfig, AdmissionStatus, NetworkConfig, NetworkEvent, NetworkHandle,
+    Topic,
+};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc::Receiver;
+use tokio::time::{Instant, sleep, timeout};
+
+/// Upper bound of every "eventually" wait.
+const WAIT: Duration = Duration::from_secs(20);
+const GENESIS: [u8; 32] = [9; 32];
+const OTHER_GENESIS: [u8; 32] = [1; 32];
+const BITS: u8 = 8;
+
+fn config(keypair: Keypair, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
+    NetworkConfig {
+        keypair,
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap,
+        namespace: "adm1ss10n".into(),
+        gossip_bytes_max: 64 * 1024,
+        sync_request_bytes_max: 1024,
+        sync_response_bytes_max: 64 * 1024,
+        sync_request_timeout_ms: 3000,
+        event_queue_max: 1024,
+        command_queue_max: 64,
+        // Dial once at start; no redial within a test.
+        redial_interval_ms: 600_000,
+        connections_max: 256,
+    }
+}
+
+fn admission(exempt: &[PeerId], own_nonce: Option<u64>, deadline_ms: u64) -> AdmissionConfig {
+    AdmissionConfig {
+        difficulty_bits: BITS,
+        genesis_hash: GENESIS,
+        exempt: exempt.iter().copied().collect(),
+        own_nonce,
+        deadline_ms,
+        ban_duration_ms: 60_000,
+        initial_bans: Vec::new(),
+        ban_sink: None,
+    }
+}
+
+struct Node {
+    net: NetworkHandle,
+    events: Receiver<NetworkEvent>,
+    addr: Multiaddr,
+}
+
+impl Node {
+    async fn start(keypair: Keypair, bootstrap: &[&Node], adm: AdmissionConfig) -> Node {
+        let cfg = config(keypair, bootstrap.iter().map(|n| n.addr.clone()).collect());
+        Node::start_config(cfg, adm).await
+    }
+
+    async fn start_redialing(keypair: Keypair, bootstrap: &[&Node], adm: AdmissionConfig) -> Node {
+        let mut cfg = config(keypair, bootstrap.iter().map(|n| n.addr.clone()).collect());
+        cfg.redial_interval_ms = 200;
+        Node::start_config(cfg, adm).await
+    }
+
+    async fn start_config(cfg: NetworkConfig, adm: AdmissionConfig) -> Node {
+        let (net, events) = timeout(WAIT, network::spawn_with_admission(cfg, adm))
+            .await
+            .expect("spawn timed out")
+            .expect("spawn");
+        let addr = net.listen_addrs().await[0]
+            .clone()
+            .with(Protocol::P2p(net.local_peer_id()));
+        Node { net, events, addr }
+    }
+
+    /// Drains pending events; returns the gossip payloads and connected peers seen.
+    fn drain(&mut self) -> (Vec<Vec<u8>>, Vec<PeerId>) {
+        let mut gossip = Vec::new();
+        let mut connected = Vec::new();
+        for _ in 0..10_000 {
+            match self.events.try_recv() {
+                Ok(NetworkEvent::Gossip { data, .. }) => gossip.push(data),
+                Ok(NetworkEvent::PeerConnected { peer }) => connected.push(peer),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (gossip, connected)
+    }
+
+    async fn status_of(&self, peer: PeerId) -> Option<AdmissionStatus> {
+        self.net
+            .peers()
+            .await
+            .into_iter()
+            .find(|p| p.peer_id == peer)
+            .map(|p| p.admission)
+    }
+}
+
+fn keypair_and_id() -> (Keypair, PeerId) {
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id();
+    (k, id)
+}
+
+/// A nonce that is not a valid proof for `peer` on [`GENESIS`].
+fn wrong_nonce(peer: &PeerId) -> u64 {
+    (0..100_000)
+        .find(|n| !admission::verify(&GENESIS, peer, *n, BITS))
+        .expect("almost every nonce is wrong")
+}
+
+/// A valid proof for `peer` on [`OTHER_GENESIS`] that is not valid on [`GENESIS`].
+fn other_genesis_nonce(peer: &PeerId) -> u64 {
+    (0..(64u64 << 16))
+        .find(|n| {
+            admission::verify(&OTHER_GENESIS, peer, *n, BITS)
+                && !admission::verify(&GENESIS, peer, *n, BITS)
+        })
+        .expect("a proof for the other genesis exists")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_proof_is_admitted_mutually_and_gossips() {
+    let (kv, validator) = keypair_and_id();
+    let (kf, full) = keypair_and_id();
+    let nonce = admission::solve(&GENESIS, &full, BITS).unwrap();
+    let mut v = Node::start(kv, &[], admission(&[validator], None, 3000)).await;
+    let mut f = Node::start(kf, &[&v], admission(&[validator], Some(nonce), 3000)).await;
+
+    let start = Instant::now();
+    loop {
+        let at_v = v.status_of(full).await;
+        let at_f = f.status_of(validator).await;
+        if at_v == Some(AdmissionStatus::Admitted) && at_f == Some(AdmissionStatus::Exempt) {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "not admitted: {at_v:?} / {at_f:?}");
+        sleep(Duration::from_millis(50)).await;
+    }
+    let score = v
+        .net
+        .peers()
+        .await
+        .into_iter()
+        .find(|p| p.peer_id == full)
+        .and_then(|p| p.score)
+        .expect("score known");
+    assert!(
+        score > -10.0,
+        "admitted peer must not be penalized: {score}"
+    );
+    assert_eq!(v.net.stats().peers_admitted, 1);
+    assert_eq!(v.net.stats().peers_refused, 0);
+
+    // Gossip flows both ways.
+    let mut v_got = false;
+    let mut f_got = false;
+    for i in 0..100u32 {
+        if !f_got {
+            let _ = v
+                .net
+                .publish(Topic::Blocks, format!("v{i}").into_bytes())
+                .await;
+        }
+        if !v_got {
+            let _ = f
+                .net
+                .publish(Topic::Blocks, format!("f{i}").into_bytes())
+                .await;
+        }
+        sleep(Duration::from_millis(200)).await;
+        f_got |= !f.drain().0.is_empty();
+        v_got |= !v.drain().0.is_empty();
+        if v_got && f_got {
+            break;
+        }
+    }
+    assert!(f_got, "admitted full node receives the validator's gossip");
+    assert!(v_got, "validator receives the admitted full node's gossip");
+    f.net.shutdown().await;
+    v.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_wrong_and_foreign_proofs_are_refused_and_get_no_gossip() {
+    const DEADLINE_MS: u64 = 3000;
+    let (kv, validator) = keypair_and_id();
+    let mut v = Node::start(kv, &[], admission(&[validator], None, DEADLINE_MS)).await;
+    let (kn, none) = keypair_and_id();
+    let (kw, wrong) = keypair_and_id();
+    let (ko, foreign) = keypair_and_id();
+    let started = Instant::now();
+    let mut peers = vec![
+        Node::start(kn, &[&v], admission(&[validator], None, DEADLINE_MS)).await,
+        Node::start(
+            kw,
+            &[&v],
+            admission(&[validator], Some(wrong_nonce(&wrong)), DEADLINE_MS),
+        )
+        .await,
+        Node::start(
+            ko,
+            &[&v],
+            admission(
+                &[validator],
+                Some(other_genesis_nonce(&foreign)),
+                DEADLINE_MS,
+            ),
+        )
+        .await,
+    ];
+
+    let mut wrong_refused_at = None;
+    let mut none_gone_at = None;
+    let mut i = 0u32;
+    while started.elapsed() < WAIT {
+        i += 1;
+        // The validator keeps publishing; no unadmitted peer may receive any of it.
+        let _ = v
+            .net
+            .publish(Topic::Blocks, format!("m{i}").into_bytes())
+            .await;
+        let connected: Vec<PeerId> = v.net.peers().await.iter().map(|p| p.peer_id).collect();
+        if wrong_refused_at.is_none()
+            && !connected.contains(&wrong)
+            && !connected.contains(&foreign)
+            && v.net.stats().peers_refused >= 2
+        {
+            wrong_refused_at = Some(started.elapsed());
+        }
+        if none_gone_at.is_none() && !connected.contains(&none) && v.net.stats().peers_refused >= 3
+        {
+            none_gone_at = Some(started.elapsed());
+        }
+        if wrong_refused_at.is_some() && none_gone_at.is_some() {
+            break;
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    let wrong_refused_at = wrong_refused_at.expect("wrong proofs refused");
+    let none_gone_at = none_gone_at.expect("peer without proof refused");
+    println!(
+        "wrong/foreign proofs refused after {wrong_refused_at:?}; no proof after {none_gone_at:?}"
+    );
+    assert!(
+        wrong_refused_at < Duration::from_millis(DEADLINE_MS),
+        "a wrong proof is refused at once, not at the deadline: {wrong_refused_at:?}"
+    );
+    assert!(
+        none_gone_at >= Duration::from_millis(DEADLINE_MS - 500)
+            && none_gone_at < Duration::from_millis(DEADLINE_MS + 3000),
+        "a missing proof is refused at the deadline: {none_gone_at:?}"
+    );
+    assert_eq!(v.net.stats().peers_admitted, 0);
+    let (_, connected) = v.drain();
+    let refused: HashSet<PeerId> = [none, wrong, foreign].into();
+    assert!(
+        connected.iter().all(|p| !refused.contains(p)),
+        "the application never saw an unadmitted peer connect: {connected:?}"
+    );
+    for p in &mut peers {
+        let (gossip, _) = p.drain();
+        assert!(gossip.is_empty(), "an unadmitted peer received gossip");
+        p.net.shutdown().await;
+    }
+    v.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_gossip_flooder_is_banned_and_stays_banned_after_restart() {
+    let (kv, validator) = keypair_and_id();
+    let (kf, flooder) = keypair_and_id();
+    let nonce = admission::solve(&GENESIS, &flooder, BITS).unwrap();
+    let banned: Arc<Mutex<Vec<(PeerId, u64)>>> = Arc::default();
+    let sink_bans = banned.clone();
+    let mut adm_v = admission(&[validator], None, 3000);
+    adm_v.ban_sink = Some(Arc::new(move |p, until| {
+        sink_bans.lock().unwrap().push((p, until))
+    }));
+    let mut v = Node::start(kv.clone(), &[], adm_v.clone()).await;
+    // The flooder redials quickly after each disconnect.
+    let f = Node::start_redialing(
+        kf.clone(),
+        &[&v],
+        admission(&[validator], Some(nonce), 3000),
+    )
+    .await;
+
+    // The flooder publishes distinct invalid transactions; the victim's application rejects
+    // every one (a stateless failure).
+    let start = Instant::now();
+    let mut i = 0u32;
+    let mut rejected = 0u32;
+    while v.net.stats().peers_banned == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "flooder not banned; rejected {rejected}, stats {:?}",
+            v.net.stats()
+        );
+        i += 1;
+        let _ = f
+            .net
+            .publish(Topic::Transactions, format!("garbage {i}").into_bytes())
+            .await;
+        for _ in 0..1000 {
+            match v.events.try_recv() {
+                Ok(NetworkEvent::Gossip {
+                    source, message_id, ..
+                }) => {
+                    v.net.report(message_id, source, Acceptance::Reject).await;
+                    rejected += 1;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "banned after {:?} and {rejected} rejected messages",
+        start.elapsed()
+    );
+    let bans = banned.lock().unwrap().clone();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].0, flooder);
+    let gone = Instant::now();
+    while v.status_of(flooder).await.is_some() {
+        assert!(gone.elapsed() < WAIT, "banned peer still connected");
+        sleep(Duration::from_millis(50)).await;
+    }
+    f.net.shutdown().await;
+    v.net.shutdown().await;
+
+    // Restart the victim with the persisted bans: the flooder cannot get back in.
+    let mut adm_v2 = adm_v;
+    adm_v2.initial_bans = bans;
+    let v2 = Node::start(kv, &[], adm_v2).await;
+    let f2 = Node::start(kf, &[&v2], admission(&[validator], Some(nonce), 3000)).await;
+    let start = Instant::now();
+    while v2.net.stats().connections_refused_banned == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "banned peer's connection not refused"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    sleep(Duration::from_millis(500)).await;
+    assert!(v2.status_of(flooder).await.is_none(), "banned peer got in");
+    f2.net.shutdown().await;
+    v2.net.shutdown().await;
+}
+
+/// Publishes `n` messages from `from` to `to` at 50 ms intervals; returns how many arrived
+/// within the run plus 1 s, and their mean latency.
+async fn gossip_run(from: &Node, to: &mut Node, tag: &str, n: u32) -> (u32, Duration) {
+    let mut sent = std::collections::HashMap::new();
+    let mut got = 0u32;
+    let mut total = Duration::ZERO;
+    let end_by = Instant::now() + Duration::from_millis(50 * u64::from(n) + 1000);
+    let mut i = 0u32;
+    while Instant::now() < end_by {
+        if i < n {
+            let data = format!("{tag}{i}").into_bytes();
+            sent.insert(data.clone(), Instant::now());
+            let _ = from.net.publish(Topic::Consensus, data).await;
+            i += 1;
+        }
+        sleep(Duration::from_millis(50)).await;
+        for data in to.drain().0 {
+            if let Some(t) = sent.remove(&data) {
+                got += 1;
+                total += t.elapsed();
+            }
+        }
+        if got == n {
+            break;
+        }
+    }
+    (got, total / got.max(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_sybils_without_proofs_do_not_disturb_validator_gossip() {
+    const SYBILS: usize = 100;
+    const MESSAGES: u32 = 40;
+    const DEADLINE_MS: u64 = 2000;
+    let (ka, a_id) = keypair_and_id();
+    let (kb, b_id) = keypair_and_id();
+    let vals = [a_id, b_id];
+    let a = Node::start(ka, &[], admission(&vals, None, DEADLINE_MS)).await;
+    let mut b = Node::start(kb, &[&a], admission(&vals, None, DEADLINE_MS)).await;
+    // Wait for the mesh: the first message through.
+    let start = Instant::now();
+    while gossip_run(&a, &mut b, "warmup", 1).await.0 == 0 {
+        assert!(start.elapsed() < WAIT, "validators never formed a mesh");
+    }
+    let (base_got, base_latency) = gossip_run(&a, &mut b, "base", MESSAGES).await;
+
+    let mut sybils = Vec::new();
+    for _ in 0..SYBILS {
+        sybils.push(
+            Node::start(
+                Keypair::generate_ed25519(),
+                &[&a],
+                admission(&vals, None, DEADLINE_MS),
+            )
+            .await,
+        );
+    }
+    let (flood_got, flood_latency) = gossip_run(&a, &mut b, "flood", MESSAGES).await;
+    println!(
+        "validator gossip: without flood {base_got}/{MESSAGES} delivered, mean latency {base_latency:?}; \
+         with {SYBILS} sybils {flood_got}/{MESSAGES}, mean latency {flood_latency:?}"
+    );
+    assert_eq!(base_got, MESSAGES);
+    assert_eq!(
+        flood_got, MESSAGES,
+        "the flood must not stop validator gossip"
+    );
+    let start = Instant::now();
+    while a.net.stats().peers_refused < SYBILS as u64 {
+        assert!(
+            start.elapsed() < WAIT,
+            "sybils not all refused: {:?}",
+            a.net.stats()
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    println!("all {SYBILS} sybils refused after {:?}", start.elapsed());
+    assert_eq!(a.net.stats().peers_admitted, 0);
+    for s in &mut sybils {
+        assert!(s.drain().0.is_empty(), "a sybil received gossip");
+    }
+    for s in sybils {
+        s.net.shutdown().await;
+    }
+    b.net.shutdown().await;
+    a.net.shutdown().await;
+}

@@ -627,7 +627,11 @@ impl Store {
 
     /// Up to `limit` user metadata entries whose key starts with `prefix`, in key order
     /// (keys returned without the internal namespace). Bounded by `limit`.
-    pub fn meta_scan(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+    pub fn meta_scan(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
         let full = format!("{META_USER_PREFIX}{prefix}");
         let mut out = Vec::new();
         let mode = IteratorMode::From(full.as_bytes(), rocksdb::Direction::Forward);

@@ -487,6 +487,12 @@ fn meta_scan_returns_prefix_in_order_and_respects_limit() {
     store.meta_put("evidencf", b"x").unwrap();
     store.meta_put("other", b"y").unwrap();
     let all = store.meta_scan("evidence/", 10).unwrap();
-    assert_eq!(all, vec![("evidence/1".to_string(), b"a".to_vec()), ("evidence/2".to_string(), b"b".to_vec())]);
+    assert_eq!(
+        all,
+        vec![
+            ("evidence/1".to_string(), b"a".to_vec()),
+            ("evidence/2".to_string(), b"b".to_vec())
+        ]
+    );
     assert_eq!(store.meta_scan("evidence/", 1).unwrap().len(), 1);
 }

@@ -381,7 +381,11 @@ impl Driver {
                     );
                     // One record per (view, signer): a validator can only add evidence by
                     // signing conflicting votes, and each view holds at most one record for it.
-                    let key = format!("{EVIDENCE_KEY_PREFIX}{:020}/{:05}", evidence.view(), evidence.signer());
+                    let key = format!(
+                        "{EVIDENCE_KEY_PREFIX}{:020}/{:05}",
+                        evidence.view(),
+                        evidence.signer()
+                    );
                     self.chain
                         .store()
                         .meta_put(&key, &evidence.encode())

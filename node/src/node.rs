@@ -203,7 +203,9 @@ pub async fn run(
             Ok(p) => {
                 exempt.insert(p);
             }
-            Err(e) => tracing::warn!(validator = %v.name, error = %e, "genesis validator peer id does not parse; not exempt from admission"),
+            Err(e) => {
+                tracing::warn!(validator = %v.name, error = %e, "genesis validator peer id does not parse; not exempt from admission")
+            }
         }
     }
     let difficulty_bits = params.admission_difficulty_bits;
@@ -228,7 +230,9 @@ pub async fn run(
         let peer = key
             .strip_prefix(BAN_KEY_PREFIX)
             .and_then(|p| p.parse::<libp2p::PeerId>().ok());
-        let until = <[u8; 8]>::try_from(value.as_slice()).ok().map(u64::from_le_bytes);
+        let until = <[u8; 8]>::try_from(value.as_slice())
+            .ok()
+            .map(u64::from_le_bytes);
         match (peer, until) {
             (Some(peer), Some(until)) => initial_bans.push((peer, until)),
             _ => tracing::warn!(%key, "malformed stored ban; ignoring"),

@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use cairn_ledger::{Address, Block, Hash, SignedTransaction, StateReader};
-use cairn_rpc::{AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, PeerInfo, RpcBackend, RpcError, Status, TxStatus, ValidatorInfo};
+use cairn_rpc::{
+    AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, PeerInfo, RpcBackend, RpcError, Status,
+    TxStatus, ValidatorInfo,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::{Command, LocalTxStatus, Shared, SubmitError};
@@ -168,13 +171,24 @@ impl RpcBackend for NodeBackend {
     }
 
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {
-        let records = self.shared.store.meta_scan(crate::driver::EVIDENCE_KEY_PREFIX, EVIDENCE_RESULTS_MAX).map_err(internal)?;
+        let records = self
+            .shared
+            .store
+            .meta_scan(crate::driver::EVIDENCE_KEY_PREFIX, EVIDENCE_RESULTS_MAX)
+            .map_err(internal)?;
         let mut out = Vec::with_capacity(records.len());
         for (key, bytes) in records {
-            let ev = cairn_consensus::Evidence::decode(&bytes).map_err(|e| internal(format!("stored evidence {key}: {e}")))?;
+            let ev = cairn_consensus::Evidence::decode(&bytes)
+                .map_err(|e| internal(format!("stored evidence {key}: {e}")))?;
             let index = ev.signer();
             out.push(EvidenceInfo {
-                validator: self.shared.genesis.validators.get(index as usize).map(|v| v.name.clone()).unwrap_or_default(),
+                validator: self
+                    .shared
+                    .genesis
+                    .validators
+                    .get(index as usize)
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default(),
                 validator_index: index,
                 view: ev.view(),
                 kind: match ev.equivocation() {

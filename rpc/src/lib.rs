@@ -86,7 +86,8 @@ pub use server::{
     serve, serve_listener, spawn,
 };
 pub use types::{
-    AccountInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, PeerInfo, Status, TxInfo, TxStatus, ValidatorInfo,
+    AccountInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, PeerInfo, Status, TxInfo, TxStatus,
+    ValidatorInfo,
 };
 
 /// Re-exported so backends and clients name the same `async_trait`.

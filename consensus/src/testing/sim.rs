@@ -311,10 +311,9 @@ impl Scenario {
                 let i = rng.below(m as u64) as usize;
                 side[i] = (side[i] + 1) % sides as u8;
             }
-            if twin.is_some() {
+            if let Some(t) = twin {
                 // The Twins' instances always sit on different sides.
-                let other =
-                    (side[twin.unwrap() as usize] as u64 + 1 + rng.below(sides - 1)) % sides;
+                let other = (side[t as usize] as u64 + 1 + rng.below(sides - 1)) % sides;
                 side[m - 1] = other as u8;
             }
             partitions.push(Partition {

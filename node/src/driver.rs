@@ -379,10 +379,11 @@ impl Driver {
                         view = evidence.view(),
                         "equivocation evidence"
                     );
-                    // One record per (view, signer): a validator can only add evidence by
-                    // signing conflicting votes, and each view holds at most one record for it.
+                    // One record per (view, signer, kind of conflict): at most three per
+                    // validator and view, and only a validator signing conflicting votes adds any.
+                    let kind = evidence.equivocation().map_or(9, |e| e as u8);
                     let key = format!(
-                        "{EVIDENCE_KEY_PREFIX}{:020}/{:05}",
+                        "{EVIDENCE_KEY_PREFIX}{:020}/{:05}/{kind}",
                         evidence.view(),
                         evidence.signer()
                     );

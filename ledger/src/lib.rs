@@ -12,6 +12,7 @@
 //! | [`tx`] | [`TransactionBody`], [`SignedTransaction`]: transfers, signing digest, signature rule, wire format |
 //! | [`block`] | [`Block`], [`BlockHeader`], [`txs_root`]: blocks, block hash, transactions Merkle root |
 //! | [`state`] | [`Account`], [`StateReader`], [`LtHash`], [`StateDiff`], [`Layered`]: state, the lattice state hash (construction, security, limits), unfinalized state |
+//! | [`batch`] | [`verify_batch`]: batch signature verification with exactly the verdicts of [`SignedTransaction::verify`] |
 //! | [`execute`] | [`BlockBuilder`], [`execute_block`], [`validate_block`]: transaction rules and block validity |
 //! | [`store`] | [`Store`]: RocksDB layout and invariants; finalized blocks, indices, accounts, certificates, consensus WAL |
 //! | [`error`] | [`LedgerError`]: every refusal and failure, classified (peer's fault / state-dependent / fatal) |
@@ -114,6 +115,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod batch;
 pub mod block;
 pub mod error;
 pub mod execute;
@@ -123,6 +125,7 @@ pub mod store;
 pub mod tx;
 
 pub use address::{ADDRESS_HRP, Address};
+pub use batch::{BatchVerifyError, VERIFY_BATCH_CHUNK, VERIFY_BATCH_MAX, verify_batch};
 pub use block::{Block, BlockHeader, txs_root};
 pub use error::LedgerError;
 pub use execute::{
@@ -132,4 +135,6 @@ pub use execute::{
 pub use hash::{Hash, context};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
 pub use store::{Store, StoreSnapshot, TxLocation};
-pub use tx::{CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody};
+pub use tx::{
+    CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody, verify_transactions,
+};

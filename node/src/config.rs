@@ -80,6 +80,17 @@ pub struct P2pConfig {
     /// How long a peer banned for a low score stays banned (persisted across restarts), ms.
     /// Default 3600000 (1 hour).
     pub ban_duration_ms: u64,
+    /// Most established connections of one non-validator peer; further ones are closed at
+    /// once. Genesis validators and bootstrap peers are exempt. Range 1..=64. Default 2.
+    pub connections_per_peer_max: u32,
+    /// Most established connections of non-validator peers from one IP address; further
+    /// ones are closed at once. Genesis validators and bootstrap peers are exempt and not
+    /// counted. Range 1..=10000. Default 16.
+    pub connections_per_ip_max: u32,
+    /// When more than this many identities seen on one IP address have been banned, the IP
+    /// address is banned for `ban_duration_ms` too (persisted across restarts). The address
+    /// of a genesis validator or bootstrap peer is never banned. Range 1..=1000. Default 3.
+    pub banned_identities_per_ip_max: u32,
 }
 
 /// JSON-RPC server settings.
@@ -146,6 +157,9 @@ impl Default for P2pConfig {
             sync_request_timeout_ms: 10_000,
             admission_deadline_ms: 5000,
             ban_duration_ms: 3_600_000,
+            connections_per_peer_max: crate::network::CONNECTIONS_PER_PEER_MAX_DEFAULT,
+            connections_per_ip_max: crate::network::CONNECTIONS_PER_IP_MAX_DEFAULT,
+            banned_identities_per_ip_max: crate::network::BANNED_IDENTITIES_PER_IP_MAX_DEFAULT,
         }
     }
 }
@@ -295,6 +309,24 @@ impl NodeConfig {
             30 * 24 * 3_600_000,
         )?;
         range(
+            "p2p.connections_per_peer_max",
+            self.p2p.connections_per_peer_max,
+            1,
+            64,
+        )?;
+        range(
+            "p2p.connections_per_ip_max",
+            self.p2p.connections_per_ip_max,
+            1,
+            10_000,
+        )?;
+        range(
+            "p2p.banned_identities_per_ip_max",
+            self.p2p.banned_identities_per_ip_max,
+            1,
+            1000,
+        )?;
+        range(
             "rpc.body_bytes_max",
             self.rpc.body_bytes_max,
             1024,
@@ -359,6 +391,22 @@ mod tests {
         match c.validate() {
             Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "rpc.batch_requests_max"),
             other => panic!("expected Invalid, got {other:?}"),
+        }
+        for field in [
+            "p2p.connections_per_peer_max",
+            "p2p.connections_per_ip_max",
+            "p2p.banned_identities_per_ip_max",
+        ] {
+            let mut c = NodeConfig::default();
+            match field {
+                "p2p.connections_per_peer_max" => c.p2p.connections_per_peer_max = 0,
+                "p2p.connections_per_ip_max" => c.p2p.connections_per_ip_max = 0,
+                _ => c.p2p.banned_identities_per_ip_max = 0,
+            }
+            match c.validate() {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: expected Invalid, got {other:?}"),
+            }
         }
         let mut c = NodeConfig::default();
         c.p2p.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".into()];

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_consensus::{
-    Anchor, Certificate, CertificateKind, Consensus, Digest, Input, Message, Output, Proposal,
-    ValidatorSet, View, WalEntry,
+    Anchor, Certificate, CertificateKind, Consensus, Digest, Evidence, Input, Message, Output,
+    Proposal, ValidatorSet, View, WalEntry,
 };
 use cairn_genesis::Genesis;
 use cairn_ledger::{Address, Block, Hash, LedgerError, SignedTransaction, Store};
@@ -29,6 +29,7 @@ use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::network::{Acceptance, MessageId, NetworkEvent, NetworkHandle, ResponseToken, Topic};
 use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, SyncedBlock};
+use crate::txgossip::{TX_BATCH_LINGER_MS, TX_BATCH_TXS_MAX, decode_batch, encode_batch};
 
 /// Gossiped block bodies kept while waiting for consensus to ask about them.
 pub const RECEIVED_BLOCKS_MAX: usize = 512;
@@ -39,7 +40,7 @@ pub const FINALIZED_WAITING_MAX: usize = 64;
 /// Rejected transaction hashes remembered for `getTransaction`.
 pub const REJECTED_REMEMBERED_MAX: usize = 16_384;
 /// Gossiped transactions being signature-checked off the driver task at once.
-pub const VERIFY_IN_FLIGHT_MAX: usize = 4096;
+pub const VERIFY_IN_FLIGHT_MAX: usize = 16_384;
 /// Block fetches by hash in flight at once.
 pub const FETCHES_IN_FLIGHT_MAX: usize = 8;
 /// Driver command queue bound.
@@ -99,6 +100,13 @@ pub enum Command {
         tx: SignedTransaction,
         reply: oneshot::Sender<Result<Hash, SubmitError>>,
     },
+    /// Admit a batch of transactions whose signatures and chain id were checked by the
+    /// caller (at most `cairn_rpc::SEND_TRANSACTIONS_MAX`); one result per transaction, in
+    /// order.
+    SubmitBatch {
+        txs: Vec<SignedTransaction>,
+        reply: oneshot::Sender<Vec<Result<Hash, SubmitError>>>,
+    },
     /// Mempool / rejection status of a transaction.
     TxStatus {
         hash: Hash,
@@ -125,11 +133,11 @@ pub struct Shared {
 }
 
 enum Internal {
-    TxVerified {
-        tx: SignedTransaction,
+    TxBatchVerified {
+        txs: Vec<SignedTransaction>,
+        results: Vec<Result<(), LedgerError>>,
         source: PeerId,
         message_id: MessageId,
-        result: Result<(), LedgerError>,
     },
     Fetched {
         hash: Hash,
@@ -201,6 +209,10 @@ pub struct Driver {
     best_peer_height: u64,
     last_sync_poll_ms: u64,
     rr: usize,
+    /// Locally admitted transactions waiting to be gossiped as one batch (at most
+    /// `TX_BATCH_TXS_MAX`), and when the oldest arrived (ms, driver clock).
+    tx_outbox: Vec<SignedTransaction>,
+    tx_outbox_since_ms: u64,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
 }
@@ -279,6 +291,8 @@ impl Driver {
             best_peer_height: 0,
             last_sync_poll_ms: 0,
             rr: 0,
+            tx_outbox: Vec::new(),
+            tx_outbox_since_ms: 0,
             internal_tx,
             internal_rx,
         })
@@ -306,6 +320,11 @@ impl Driver {
                 let now = self.now_ms();
                 tokio::time::Instant::now() + Duration::from_millis(d.saturating_sub(now))
             });
+            let outbox_due = (!self.tx_outbox.is_empty()).then(|| {
+                let due = self.tx_outbox_since_ms + TX_BATCH_LINGER_MS;
+                tokio::time::Instant::now()
+                    + Duration::from_millis(due.saturating_sub(self.now_ms()))
+            });
             tokio::select! {
                 _ = &mut shutdown => { info!("driver stopping"); return Ok(()); }
                 ev = net_events.recv() => match ev {
@@ -318,6 +337,9 @@ impl Driver {
                     self.timer_deadline_ms = None;
                     let now_ms = self.now_ms();
                     self.inputs.push_back(Input::Timeout { now_ms });
+                }
+                _ = async { tokio::time::sleep_until(outbox_due.expect("guarded")).await }, if outbox_due.is_some() => {
+                    self.flush_tx_outbox().await
                 }
                 _ = tick.tick() => self.on_tick().await?,
             }
@@ -379,18 +401,14 @@ impl Driver {
                         view = evidence.view(),
                         "equivocation evidence"
                     );
-                    // One record per (view, signer, kind of conflict): at most three per
-                    // validator and view, and only a validator signing conflicting votes adds any.
-                    let kind = evidence.equivocation().map_or(9, |e| e as u8);
-                    let key = format!(
-                        "{EVIDENCE_KEY_PREFIX}{:020}/{:05}/{kind}",
-                        evidence.view(),
-                        evidence.signer()
-                    );
-                    self.chain
-                        .store()
-                        .meta_put(&key, &evidence.encode())
-                        .map_err(|e| FatalError(format!("storing evidence failed: {e}")))?;
+                    if self.store_evidence(&evidence)? {
+                        // Gossip it so every node holds the proof, also those that never saw
+                        // both conflicting votes (R15). Publishing can fail with no peers;
+                        // the record is stored either way.
+                        if let Err(e) = self.net.publish(Topic::Evidence, evidence.encode()).await {
+                            debug!(error = %e, "publishing evidence failed");
+                        }
+                    }
                 }
                 Output::ViewChanged { view } => {
                     self.shared.metrics.view.set(view as i64);
@@ -694,6 +712,10 @@ impl Driver {
                     self.report(message_id, source, acceptance).await;
                 }
                 Topic::Transactions => self.on_gossip_tx(source, message_id, data).await,
+                Topic::Evidence => {
+                    let acceptance = self.on_gossip_evidence(source, &data)?;
+                    self.report(message_id, source, acceptance).await;
+                }
             },
             NetworkEvent::Request { peer, data, token } => {
                 self.on_request(peer, data, token).await?
@@ -747,28 +769,65 @@ impl Driver {
     }
 
     async fn on_gossip_tx(&mut self, source: PeerId, message_id: MessageId, data: Vec<u8>) {
-        let tx = match SignedTransaction::decode(&data) {
-            Ok(tx) => tx,
-            Err(_) => return self.report(message_id, source, Acceptance::Reject).await,
+        let txs = match decode_batch(&data) {
+            Ok(txs) => txs,
+            Err(e) => {
+                debug!(peer = %source, error = %e, "undecodable transaction batch");
+                return self.report(message_id, source, Acceptance::Reject).await;
+            }
         };
-        if self.mempool.contains(&tx.hash()) {
+        // Transactions already held were verified when they arrived; verify only the rest.
+        let txs: Vec<SignedTransaction> = txs
+            .into_iter()
+            .filter(|tx| !self.mempool.contains(&tx.hash()))
+            .collect();
+        if txs.is_empty() {
             return self.report(message_id, source, Acceptance::Ignore).await;
         }
-        if self.verify_in_flight >= VERIFY_IN_FLIGHT_MAX {
+        if self.verify_in_flight + txs.len() > VERIFY_IN_FLIGHT_MAX {
+            // Overloaded: drop without penalty (the sender is not at fault) and let the
+            // transactions reach us again in a block.
             return self.report(message_id, source, Acceptance::Ignore).await;
         }
-        self.verify_in_flight += 1;
+        self.verify_in_flight += txs.len();
         let chain_id = self.params.chain_id.clone();
         let out = self.internal_tx.clone();
+        // Signature checks are the expensive part: off the driver task, as one batch.
         tokio::task::spawn_blocking(move || {
-            let result = tx.verify(&chain_id);
-            let _ = out.blocking_send(Internal::TxVerified {
-                tx,
+            let results = cairn_ledger::verify_transactions(&txs, &chain_id);
+            let _ = out.blocking_send(Internal::TxBatchVerified {
+                txs,
+                results,
                 source,
                 message_id,
-                result,
             });
         });
+    }
+
+    /// Queues a locally admitted transaction for batched gossip; publishes the batch when it
+    /// is full (otherwise the run loop publishes it after `TX_BATCH_LINGER_MS`).
+    async fn queue_for_gossip(&mut self, tx: SignedTransaction) {
+        if self.tx_outbox.is_empty() {
+            self.tx_outbox_since_ms = self.now_ms();
+        }
+        self.tx_outbox.push(tx);
+        if self.tx_outbox.len() >= TX_BATCH_TXS_MAX {
+            self.flush_tx_outbox().await;
+        }
+    }
+
+    async fn flush_tx_outbox(&mut self) {
+        if self.tx_outbox.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.tx_outbox);
+        if let Err(e) = self
+            .net
+            .publish(Topic::Transactions, encode_batch(&batch))
+            .await
+        {
+            debug!(error = %e, txs = batch.len(), "publishing a transaction batch failed");
+        }
     }
 
     fn admit(&mut self, tx: SignedTransaction) -> Result<Hash, MempoolError> {
@@ -810,17 +869,30 @@ impl Driver {
     async fn on_command(&mut self, cmd: Command) -> Result<(), FatalError> {
         match cmd {
             Command::Submit { tx, reply } => {
-                let bytes = tx.encode();
-                let r = self.admit(tx);
+                let r = self.admit(tx.clone());
                 if r.is_ok() {
-                    if let Err(e) = self.net.publish(Topic::Transactions, bytes).await {
-                        debug!(error = %e, "publishing a transaction failed");
-                    }
+                    self.queue_for_gossip(tx).await;
                     if self.pending_build.is_some() {
                         self.try_build().await?;
                     }
                 }
                 let _ = reply.send(r.map_err(SubmitError::Mempool));
+            }
+            Command::SubmitBatch { txs, reply } => {
+                let mut results = Vec::with_capacity(txs.len());
+                let mut admitted = 0usize;
+                for tx in txs {
+                    let r = self.admit(tx.clone());
+                    if r.is_ok() {
+                        admitted += 1;
+                        self.queue_for_gossip(tx).await;
+                    }
+                    results.push(r.map_err(SubmitError::Mempool));
+                }
+                if admitted > 0 && self.pending_build.is_some() {
+                    self.try_build().await?;
+                }
+                let _ = reply.send(results);
             }
             Command::TxStatus { hash, reply } => {
                 let s = if self.mempool.contains(&hash) {
@@ -841,23 +913,33 @@ impl Driver {
 
     async fn on_internal(&mut self, res: Internal) -> Result<(), FatalError> {
         match res {
-            Internal::TxVerified {
-                tx,
+            Internal::TxBatchVerified {
+                txs,
+                results,
                 source,
                 message_id,
-                result,
             } => {
-                self.verify_in_flight -= 1;
-                let acceptance = match result {
-                    Err(_) => Acceptance::Reject,
-                    Ok(()) => match self.admit(tx) {
-                        Ok(_) => Acceptance::Accept,
-                        Err(e) if e.is_peer_fault() => Acceptance::Reject,
-                        Err(_) => Acceptance::Ignore,
-                    },
-                };
+                self.verify_in_flight -= txs.len();
+                // Any stateless failure makes the whole message the sender's fault (an honest
+                // node gossips only transactions it verified); the valid ones are still kept.
+                // State-dependent refusals (nonce, balance, full) are not punished.
+                let mut acceptance = Acceptance::Accept;
+                let mut admitted = 0usize;
+                for (tx, result) in txs.into_iter().zip(results) {
+                    match result {
+                        Err(_) => acceptance = Acceptance::Reject,
+                        Ok(()) => match self.admit(tx) {
+                            Ok(_) => admitted += 1,
+                            Err(e) if e.is_peer_fault() => acceptance = Acceptance::Reject,
+                            Err(_) => {}
+                        },
+                    }
+                }
+                if admitted == 0 && acceptance == Acceptance::Accept {
+                    acceptance = Acceptance::Ignore;
+                }
                 self.report(message_id, source, acceptance).await;
-                if self.pending_build.is_some() {
+                if admitted > 0 && self.pending_build.is_some() {
                     self.try_build().await?;
                 }
             }
@@ -958,6 +1040,74 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Store metadata key of an evidence record: one per (view, signer, kind of conflict), so
+    /// at most three per validator and view, and only a validator that signed conflicting
+    /// votes adds any (the key space is bounded by misbehaviour, not by peers' traffic).
+    fn evidence_key(evidence: &Evidence) -> String {
+        let kind = evidence.equivocation().map_or(9, |e| e as u8);
+        format!(
+            "{EVIDENCE_KEY_PREFIX}{:020}/{:05}/{kind}",
+            evidence.view(),
+            evidence.signer()
+        )
+    }
+
+    /// Stores a verified evidence record unless one for the same (view, signer, kind) is
+    /// already stored. Returns whether it was new.
+    ///
+    /// # Errors
+    /// [`FatalError`] if the store fails.
+    fn store_evidence(&mut self, evidence: &Evidence) -> Result<bool, FatalError> {
+        let key = Self::evidence_key(evidence);
+        let store = self.chain.store();
+        let known = store
+            .meta_get(&key)
+            .map_err(|e| FatalError(format!("reading evidence failed: {e}")))?
+            .is_some();
+        if known {
+            return Ok(false);
+        }
+        store
+            .meta_put(&key, &evidence.encode())
+            .map_err(|e| FatalError(format!("storing evidence failed: {e}")))?;
+        self.shared.metrics.evidence.inc();
+        Ok(true)
+    }
+
+    /// Validates gossiped evidence: size-checked decode, then the full check against the
+    /// genesis validator set (both signatures, same signer, conflicting votes, canonical
+    /// order). A record failing either is the forwarder's fault (`Reject`); one already
+    /// stored is `Ignore`d (state-dependent, not punished); a new valid one is stored and
+    /// forwarded (`Accept`).
+    fn on_gossip_evidence(
+        &mut self,
+        source: PeerId,
+        data: &[u8],
+    ) -> Result<Acceptance, FatalError> {
+        let evidence = match Evidence::decode(data) {
+            Ok(e) => e,
+            Err(e) => {
+                debug!(peer = %source, error = %e, "undecodable evidence");
+                return Ok(Acceptance::Reject);
+            }
+        };
+        if let Err(e) = evidence.verify(&self.params.namespace, &self.params.validators) {
+            debug!(peer = %source, error = %e, "invalid evidence");
+            return Ok(Acceptance::Reject);
+        }
+        if self.store_evidence(&evidence)? {
+            warn!(
+                signer = evidence.signer(),
+                view = evidence.view(),
+                peer = %source,
+                "equivocation evidence received"
+            );
+            Ok(Acceptance::Accept)
+        } else {
+            Ok(Acceptance::Ignore)
+        }
     }
 
     fn check_finalization(&self, bytes: &[u8], block_hash: Hash) -> bool {

@@ -25,3 +25,4 @@ pub mod network;
 pub mod node;
 pub mod rpc_backend;
 pub mod sync;
+pub mod txgossip;

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub peers_refused: Counter<u64, AtomicU64>,
     /// Peers banned for a low score.
     pub peers_banned: Counter<u64, AtomicU64>,
+    /// Equivocation evidence records stored (found locally or received by gossip).
+    pub evidence: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -59,6 +61,7 @@ impl Metrics {
             peers_admitted: Counter::default(),
             peers_refused: Counter::default(),
             peers_banned: Counter::default(),
+            evidence: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -108,6 +111,11 @@ impl Metrics {
             "peers_banned",
             "Peers banned for a low score",
             m.peers_banned.clone(),
+        );
+        registry.register(
+            "evidence",
+            "Equivocation evidence records stored",
+            m.evidence.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -34,6 +34,10 @@ use crate::rpc_backend::NodeBackend;
 /// the Unix epoch).
 pub const BAN_KEY_PREFIX: &str = "ban/";
 
+/// Store meta key prefix of persisted IP bans (`banip/<ip address>` → expiry, u64 LE ms
+/// since the Unix epoch).
+pub const IP_BAN_KEY_PREFIX: &str = "banip/";
+
 /// Room above `block_bytes_max` for gossip framing, bytes.
 const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -248,6 +252,33 @@ pub async fn run(
             tracing::warn!(%peer, error = %e, "cannot persist peer ban");
         }
     });
+    // IP bans too: `banip/<ip>` → expiry (u64 LE, ms since the Unix epoch).
+    let mut initial_ip_bans = Vec::new();
+    for (key, value) in store
+        .meta_scan(IP_BAN_KEY_PREFIX, network::IP_BANS_MAX)
+        .map_err(|e| NodeError::Storage(e.to_string()))?
+    {
+        let ip = key
+            .strip_prefix(IP_BAN_KEY_PREFIX)
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+        let until = <[u8; 8]>::try_from(value.as_slice())
+            .ok()
+            .map(u64::from_le_bytes);
+        match (ip, until) {
+            (Some(ip), Some(until)) => initial_ip_bans.push((ip, until)),
+            _ => tracing::warn!(%key, "malformed stored IP ban; ignoring"),
+        }
+    }
+    if !initial_ip_bans.is_empty() {
+        info!(ip_bans = initial_ip_bans.len(), "loaded IP bans");
+    }
+    let ip_ban_store = store.clone();
+    let ip_ban_sink: network::IpBanSink = Arc::new(move |ip, until: u64| {
+        let key = format!("{IP_BAN_KEY_PREFIX}{ip}");
+        if let Err(e) = ip_ban_store.meta_put(&key, &until.to_le_bytes()) {
+            tracing::warn!(%ip, error = %e, "cannot persist IP ban");
+        }
+    });
     let admission = network::AdmissionConfig {
         difficulty_bits,
         genesis_hash: genesis_hash.0,
@@ -257,6 +288,11 @@ pub async fn run(
         ban_duration_ms: config.p2p.ban_duration_ms,
         initial_bans,
         ban_sink: Some(ban_sink),
+        connections_per_peer_max: config.p2p.connections_per_peer_max,
+        connections_per_ip_max: config.p2p.connections_per_ip_max,
+        banned_identities_per_ip_max: config.p2p.banned_identities_per_ip_max,
+        initial_ip_bans,
+        ip_ban_sink: Some(ip_ban_sink),
     };
     let (net, net_events) = network::spawn_with_admission(net_config, admission)
         .await

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 use cairn_ledger::{Address, Block, Hash, SignedTransaction, StateReader};
 use cairn_rpc::{
-    AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, PeerInfo, RpcBackend, RpcError, Status,
-    TxStatus, ValidatorInfo,
+    AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo, PeerInfo, RpcBackend,
+    RpcError, Status, TxStatus, ValidatorInfo,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,6 +31,22 @@ pub struct NodeBackend {
 fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::Internal {
         message: e.to_string(),
+    }
+}
+
+/// Maps a driver's refusal to the RPC error `sendTransaction` returns.
+fn submit_error(e: SubmitError) -> RpcError {
+    match e {
+        SubmitError::Unavailable(m) => RpcError::Overloaded { message: m },
+        SubmitError::Mempool(e @ crate::mempool::MempoolError::Full { .. }) => {
+            RpcError::Overloaded {
+                message: e.to_string(),
+            }
+        }
+        other => RpcError::Rejected {
+            code: other.code(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -92,18 +108,54 @@ impl RpcBackend for NodeBackend {
             });
         }
         let r = self.ask(|reply| Command::Submit { tx, reply }).await?;
-        r.map_err(|e: SubmitError| match e {
-            SubmitError::Unavailable(m) => RpcError::Overloaded { message: m },
-            SubmitError::Mempool(e @ crate::mempool::MempoolError::Full { .. }) => {
-                RpcError::Overloaded {
-                    message: e.to_string(),
-                }
-            }
-            other => RpcError::Rejected {
-                code: other.code(),
-                message: other.to_string(),
-            },
+        r.map_err(submit_error)
+    }
+
+    async fn submit_transactions(
+        &self,
+        txs: Vec<SignedTransaction>,
+    ) -> Result<Vec<Result<Hash, RpcError>>, RpcError> {
+        // Stateless checks for the whole batch on a blocking thread (up to
+        // `SEND_TRANSACTIONS_MAX` signature checks would stall an async worker), then one
+        // driver command admits every transaction that passed.
+        let chain_id = self.shared.genesis.chain_id.clone();
+        let (txs, checks) = tokio::task::spawn_blocking(move || {
+            let checks = cairn_ledger::verify_transactions(&txs, &chain_id);
+            (txs, checks)
         })
+        .await
+        .map_err(|e| internal(format!("verification task failed: {e}")))?;
+        let mut out: Vec<Option<Result<Hash, RpcError>>> = Vec::with_capacity(txs.len());
+        let mut valid = Vec::with_capacity(txs.len());
+        for (tx, check) in txs.into_iter().zip(checks) {
+            match check {
+                Ok(()) => {
+                    out.push(None);
+                    valid.push(tx);
+                }
+                Err(e) => out.push(Some(Err(RpcError::Rejected {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                }))),
+            }
+        }
+        let mut admitted = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.ask(|reply| Command::SubmitBatch { txs: valid, reply })
+                .await?
+        }
+        .into_iter();
+        Ok(out
+            .into_iter()
+            .map(|slot| match slot {
+                Some(refused) => refused,
+                None => admitted
+                    .next()
+                    .unwrap_or_else(|| Err(SubmitError::Unavailable("no answer".into())))
+                    .map_err(submit_error),
+            })
+            .collect())
     }
 
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError> {
@@ -168,6 +220,26 @@ impl RpcBackend for NodeBackend {
                 }
             })
             .collect())
+    }
+
+    async fn finalization(&self, height: u64) -> Result<Option<FinalizationInfo>, RpcError> {
+        let Some(bytes) = self.shared.store.certificate(height).map_err(internal)? else {
+            return Ok(None);
+        };
+        let cert: cairn_consensus::Certificate = borsh::from_slice(&bytes)
+            .map_err(|e| internal(format!("stored certificate at height {height}: {e}")))?;
+        let cairn_consensus::CertificateKind::Finalization(p) = &cert.kind else {
+            return Err(internal(format!(
+                "stored certificate at height {height} is not a finalization"
+            )));
+        };
+        Ok(Some(FinalizationInfo {
+            height,
+            block_hash: Hash(p.payload.0),
+            view: p.view,
+            signers: cert.signatures.iter().map(|(i, _)| *i).collect(),
+            certificate: hex::encode(&bytes),
+        }))
     }
 
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {

@@ -1,5 +1,6 @@
-//! Integration tests of proof-of-work peer admission on the networking layer, over loopback
-//! TCP (127.0.0.1, port 0). Every wait is bounded.
+//! Integration tests of proof-of-work peer admission, reputation bans, IP bans and connection
+//! limits on the networking layer, over loopback TCP (127.0.0.1, port 0). Every wait is
+//! bounded.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,7 @@ fn admission(exempt: &[PeerId], own_nonce: Option<u64>, deadline_ms: u64) -> Adm
         ban_duration_ms: 60_000,
         initial_bans: Vec::new(),
         ban_sink: None,
+        ..AdmissionConfig::disabled()
     }
 }
 
@@ -428,8 +430,11 @@ async fn hundred_sybils_without_proofs_do_not_disturb_validator_gossip() {
         flood_got, MESSAGES,
         "the flood must not stop validator gossip"
     );
+    // All 100 come from 127.0.0.1: beyond `connections_per_ip_max` they are closed on
+    // arrival, the rest are refused at the admission deadline.
     let start = Instant::now();
-    while a.net.stats().peers_refused < SYBILS as u64 {
+    let gone = |s: network::NetworkStats| s.peers_refused + s.connections_closed_ip_limit;
+    while gone(a.net.stats()) < SYBILS as u64 {
         assert!(
             start.elapsed() < WAIT,
             "sybils not all refused: {:?}",
@@ -437,7 +442,17 @@ async fn hundred_sybils_without_proofs_do_not_disturb_validator_gossip() {
         );
         sleep(Duration::from_millis(100)).await;
     }
-    println!("all {SYBILS} sybils refused after {:?}", start.elapsed());
+    let stats = a.net.stats();
+    println!(
+        "all {SYBILS} sybils gone after {:?}: {} closed by the per-IP limit, {} refused at the deadline",
+        start.elapsed(),
+        stats.connections_closed_ip_limit,
+        stats.peers_refused
+    );
+    assert_eq!(
+        stats.peers_refused,
+        u64::from(network::CONNECTIONS_PER_IP_MAX_DEFAULT)
+    );
     assert_eq!(a.net.stats().peers_admitted, 0);
     for s in &mut sybils {
         assert!(s.drain().0.is_empty(), "a sybil received gossip");
@@ -447,4 +462,178 @@ async fn hundred_sybils_without_proofs_do_not_disturb_validator_gossip() {
     }
     b.net.shutdown().await;
     a.net.shutdown().await;
+}
+
+/// Publishes distinct garbage transactions from every flooder while `victim` rejects every
+/// gossip message it receives, until `done(victim stats)` or [`WAIT`].
+async fn flood_until(
+    victim: &mut Node,
+    flooders: &[Node],
+    done: impl Fn(&network::NetworkStats) -> bool,
+) -> u32 {
+    let start = Instant::now();
+    let mut i = 0u32;
+    let mut rejected = 0u32;
+    while !done(&victim.net.stats()) {
+        assert!(
+            start.elapsed() < WAIT,
+            "flood did not reach its goal; rejected {rejected}, stats {:?}",
+            victim.net.stats()
+        );
+        for f in flooders {
+            i += 1;
+            let _ = f
+                .net
+                .publish(Topic::Transactions, format!("garbage {i}").into_bytes())
+                .await;
+        }
+        for _ in 0..1000 {
+            match victim.events.try_recv() {
+                Ok(NetworkEvent::Gossip {
+                    source, message_id, ..
+                }) => {
+                    victim
+                        .net
+                        .report(message_id, source, Acceptance::Reject)
+                        .await;
+                    rejected += 1;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    rejected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banned_identities_sharing_an_ip_ban_the_ip_but_never_a_validator() {
+    const IDENTITIES_MAX: u32 = 2;
+    let (kv, victim) = keypair_and_id();
+    let (kw, validator) = keypair_and_id();
+    let exempt = [victim, validator];
+    let ip_bans: Arc<Mutex<Vec<(std::net::IpAddr, u64)>>> = Arc::default();
+    let sink = ip_bans.clone();
+    let mut adm_v = admission(&exempt, None, 3000);
+    adm_v.banned_identities_per_ip_max = IDENTITIES_MAX;
+    adm_v.ip_ban_sink = Some(Arc::new(move |ip, until| {
+        sink.lock().unwrap().push((ip, until))
+    }));
+    // The victim has no bootstrap peers, so 127.0.0.1 is not protected as a bootstrap
+    // address; no validator has connected from it yet either.
+    let mut v = Node::start(kv.clone(), &[], adm_v.clone()).await;
+
+    // IDENTITIES_MAX + 1 flooders with valid proofs, all from 127.0.0.1.
+    let mut flooders = Vec::new();
+    for _ in 0..=IDENTITIES_MAX {
+        let (kf, f) = keypair_and_id();
+        let nonce = admission::solve(&GENESIS, &f, BITS).unwrap();
+        flooders.push(
+            Node::start_redialing(kf, &[&v], admission(&exempt, Some(nonce), 3000)).await,
+        );
+    }
+    let rejected = flood_until(&mut v, &flooders, |s| s.ips_banned >= 1).await;
+    let stats = v.net.stats();
+    println!("IP banned after {rejected} rejected messages; stats {stats:?}");
+    assert_eq!(
+        stats.peers_banned,
+        u64::from(IDENTITIES_MAX) + 1,
+        "the IP is banned at the first banned identity over the bound"
+    );
+    let bans = ip_bans.lock().unwrap().clone();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].0, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+
+    // A fresh identity with a valid proof from the banned IP is refused at once.
+    let (kh, honest) = keypair_and_id();
+    let nonce = admission::solve(&GENESIS, &honest, BITS).unwrap();
+    let before = v.net.stats().connections_refused_banned_ip;
+    let h = Node::start(kh.clone(), &[&v], admission(&exempt, Some(nonce), 3000)).await;
+    let start = Instant::now();
+    while v.net.stats().connections_refused_banned_ip == before {
+        assert!(start.elapsed() < WAIT, "connection from a banned IP not refused");
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert!(v.status_of(honest).await.is_none(), "peer from a banned IP got in");
+    h.net.shutdown().await;
+
+    // A genesis validator from the same IP is never refused.
+    let w = Node::start(kw, &[&v], admission(&exempt, None, 3000)).await;
+    let start = Instant::now();
+    while v.status_of(validator).await != Some(AdmissionStatus::Exempt) {
+        assert!(start.elapsed() < WAIT, "validator refused for its IP");
+        sleep(Duration::from_millis(50)).await;
+    }
+    w.net.shutdown().await;
+    for f in flooders {
+        f.net.shutdown().await;
+    }
+    v.net.shutdown().await;
+
+    // Restarted with the persisted IP ban, the victim refuses the address again.
+    let mut adm_v2 = adm_v;
+    adm_v2.initial_ip_bans = bans;
+    let v2 = Node::start(kv, &[], adm_v2).await;
+    let h2 = Node::start(kh, &[&v2], admission(&exempt, Some(nonce), 3000)).await;
+    let start = Instant::now();
+    while v2.net.stats().connections_refused_banned_ip == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "persisted IP ban not applied after restart"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert!(v2.status_of(honest).await.is_none());
+    h2.net.shutdown().await;
+    v2.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_ip_are_limited_except_for_validators() {
+    const PER_IP_MAX: u32 = 3;
+    const PEERS: usize = 5;
+    let (kv, victim) = keypair_and_id();
+    let (kw, validator) = keypair_and_id();
+    let exempt = [victim, validator];
+    let mut adm_v = admission(&exempt, None, 10_000);
+    adm_v.connections_per_ip_max = PER_IP_MAX;
+    let v = Node::start(kv, &[], adm_v).await;
+    let mut peers = Vec::new();
+    for _ in 0..PEERS {
+        let (k, id) = keypair_and_id();
+        let nonce = admission::solve(&GENESIS, &id, BITS).unwrap();
+        peers.push(Node::start(k, &[&v], admission(&exempt, Some(nonce), 10_000)).await);
+    }
+    let start = Instant::now();
+    while v.net.stats().connections_closed_ip_limit < (PEERS as u64 - u64::from(PER_IP_MAX)) {
+        assert!(
+            start.elapsed() < WAIT,
+            "per-IP limit not enforced: {:?}",
+            v.net.stats()
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    let w = Node::start(kw, &[&v], admission(&exempt, None, 10_000)).await;
+    let start = Instant::now();
+    while v.status_of(validator).await != Some(AdmissionStatus::Exempt) {
+        assert!(start.elapsed() < WAIT, "validator refused by the per-IP limit");
+        sleep(Duration::from_millis(50)).await;
+    }
+    let connected = v.net.peers().await;
+    let non_validators = connected.iter().filter(|p| p.peer_id != validator).count();
+    println!(
+        "per-IP limit {PER_IP_MAX}: {non_validators} of {PEERS} peers kept; stats {:?}",
+        v.net.stats()
+    );
+    assert_eq!(non_validators, PER_IP_MAX as usize);
+    assert_eq!(
+        v.net.stats().connections_closed_ip_limit,
+        (PEERS - PER_IP_MAX as usize) as u64
+    );
+    for p in peers {
+        p.net.shutdown().await;
+    }
+    w.net.shutdown().await;
+    v.net.shutdown().await;
 }

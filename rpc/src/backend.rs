@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 use cairn_ledger::{Address, Block, Hash, SignedTransaction};
 
-use crate::{AccountInfo, EvidenceInfo, PeerInfo, RpcError, Status, TxStatus, ValidatorInfo};
+use crate::{
+    AccountInfo, EvidenceInfo, FinalizationInfo, PeerInfo, RpcError, Status, TxStatus,
+    ValidatorInfo,
+};
 
 /// What the RPC server needs from the node. Implemented by `cairn-node`; tests use mocks.
 ///
@@ -28,6 +31,22 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// [`RpcError::Rejected`] with a stable reason code (e.g. [`cairn_ledger::LedgerError::code`]).
     async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError>;
 
+    /// Submits a batch of decoded transactions (at most [`crate::SEND_TRANSACTIONS_MAX`]):
+    /// one result per transaction, in order, each as [`RpcBackend::submit_transaction`]
+    /// would give it. An `Err` of the whole call means none was looked at. Default: one
+    /// `submit_transaction` after another; the node overrides it to verify signatures in a
+    /// batch and admit all in one step.
+    async fn submit_transactions(
+        &self,
+        txs: Vec<SignedTransaction>,
+    ) -> Result<Vec<Result<Hash, RpcError>>, RpcError> {
+        let mut out = Vec::with_capacity(txs.len());
+        for tx in txs {
+            out.push(self.submit_transaction(tx).await);
+        }
+        Ok(out)
+    }
+
     /// Where a transaction is.
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError>;
 
@@ -42,6 +61,13 @@ pub trait RpcBackend: Send + Sync + 'static {
 
     /// Connected peers.
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError>;
+
+    /// The finalization certificate of the block at `height`, if that height is finalized
+    /// and its certificate kept. Default: none.
+    async fn finalization(&self, height: u64) -> Result<Option<FinalizationInfo>, RpcError> {
+        let _ = height;
+        Ok(None)
+    }
 
     /// Stored equivocation evidence, oldest view first, at most
     /// [`crate::EVIDENCE_RESULTS_MAX`] records. Default: none (a backend that keeps none).

@@ -276,6 +276,43 @@ impl RpcClient {
         Ok(hash)
     }
 
+    /// `sendTransactions`: submits up to [`crate::SEND_TRANSACTIONS_MAX`] transactions in one
+    /// call; one [`crate::SubmitResult`] per transaction, in order. Checks that the node
+    /// answered for exactly these transactions (same count, same hashes).
+    pub async fn send_transactions(
+        &self,
+        txs: &[SignedTransaction],
+    ) -> Result<Vec<crate::SubmitResult>, ClientError> {
+        let hexes: Vec<String> = txs.iter().map(|t| hex::encode(t.encode())).collect();
+        let results: Vec<crate::SubmitResult> = self
+            .call("sendTransactions", json!({ "txs": hexes }))
+            .await?;
+        if results.len() != txs.len() {
+            return Err(self.malformed(format!(
+                "node answered {} results for {} transactions",
+                results.len(),
+                txs.len()
+            )));
+        }
+        if let Some((r, t)) = results.iter().zip(txs).find(|(r, t)| r.hash != t.hash()) {
+            return Err(self.malformed(format!(
+                "node returned hash {} for transaction {}",
+                r.hash,
+                t.hash()
+            )));
+        }
+        Ok(results)
+    }
+
+    /// `getFinalization`: the finalization certificate of the block at `height`, or `None`.
+    pub async fn finalization(
+        &self,
+        height: u64,
+    ) -> Result<Option<crate::FinalizationInfo>, ClientError> {
+        self.call("getFinalization", json!({ "height": height }))
+            .await
+    }
+
     /// `getTransaction`.
     pub async fn transaction(&self, hash: &Hash) -> Result<TxStatus, ClientError> {
         self.call("getTransaction", json!({ "hash": hash })).await

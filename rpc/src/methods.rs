@@ -4,7 +4,7 @@ use cairn_ledger::{Address, Hash, SignedTransaction, TX_BYTES_MAX};
 use serde_json::{Map, Value};
 
 use crate::error::{ErrorObject, codes};
-use crate::{BlockInfo, RpcBackend, RpcError};
+use crate::{BlockInfo, RpcBackend, RpcError, SEND_TRANSACTIONS_MAX, SubmitResult};
 
 /// Longest accepted `sendTransaction` hex string (without an optional `0x` prefix),
 /// checked before any decoding: two characters per byte of [`TX_BYTES_MAX`].
@@ -16,11 +16,13 @@ pub const METHODS: &[&str] = &[
     "getAccount",
     "getBalance",
     "sendTransaction",
+    "sendTransactions",
     "getTransaction",
     "getBlock",
     "getValidators",
     "getPeers",
     "getEvidence",
+    "getFinalization",
 ];
 
 /// Params of one call: absent (or `null`), positional, or named.
@@ -55,6 +57,63 @@ pub(crate) async fn dispatch(
             let mut args = Args::new(method, params, &["tx"])?;
             let tx = decode_tx_hex(&args.required_str("tx")?)?;
             to_value(backend.submit_transaction(tx).await?.to_hex())
+        }
+        "sendTransactions" => {
+            let mut args = Args::new(method, params, &["txs"])?;
+            let txs = decode_tx_hex_array(args.map.remove("txs"))?;
+            let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+            let results = backend.submit_transactions(txs).await?;
+            if results.len() != hashes.len() {
+                return Err(RpcError::Internal {
+                    message: format!(
+                        "backend answered {} of {} transactions",
+                        results.len(),
+                        hashes.len()
+                    ),
+                }
+                .into());
+            }
+            let out: Vec<SubmitResult> = hashes
+                .into_iter()
+                .zip(results)
+                .map(|(hash, r)| match r {
+                    Ok(_) => SubmitResult {
+                        hash,
+                        accepted: true,
+                        code: None,
+                        message: None,
+                    },
+                    Err(RpcError::Rejected { code, message }) => SubmitResult {
+                        hash,
+                        accepted: false,
+                        code: Some(code),
+                        message: Some(message),
+                    },
+                    Err(RpcError::Overloaded { message }) => SubmitResult {
+                        hash,
+                        accepted: false,
+                        code: Some("overloaded".into()),
+                        message: Some(message),
+                    },
+                    Err(e) => SubmitResult {
+                        hash,
+                        accepted: false,
+                        code: Some("internal".into()),
+                        message: Some(e.to_string()),
+                    },
+                })
+                .collect();
+            to_value(out)
+        }
+        "getFinalization" => {
+            let mut args = Args::new(method, params, &["height"])?;
+            let height = match args.map.remove("height") {
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    RpcError::invalid_params("height: must be a non-negative integer")
+                })?,
+                None => return Err(RpcError::invalid_params("missing param `height`").into()),
+            };
+            to_value(backend.finalization(height).await?)
         }
         "getTransaction" => {
             let mut args = Args::new(method, params, &["hash"])?;
@@ -147,6 +206,42 @@ pub(crate) fn decode_tx_hex(s: &str) -> Result<SignedTransaction, RpcError> {
     let bytes = hex::decode(s)
         .map_err(|e| RpcError::invalid_params(format!("tx: transaction is not valid hex: {e}")))?;
     SignedTransaction::decode(&bytes).map_err(|e| RpcError::invalid_params(format!("tx: {e}")))
+}
+
+/// Decodes the `sendTransactions` array: its length is checked against
+/// [`SEND_TRANSACTIONS_MAX`] before any element is decoded; any bad element fails the call
+/// (naming its index) so that nothing of a malformed batch is submitted.
+fn decode_tx_hex_array(value: Option<Value>) -> Result<Vec<SignedTransaction>, RpcError> {
+    let items = match value {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => return Err(RpcError::invalid_params("missing param `txs`")),
+        Some(_) => {
+            return Err(RpcError::invalid_params(
+                "txs: must be an array of transaction hex strings",
+            ));
+        }
+    };
+    if items.len() > SEND_TRANSACTIONS_MAX {
+        return Err(RpcError::invalid_params(format!(
+            "txs: {} transactions, more than the limit of {SEND_TRANSACTIONS_MAX} per call",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let s = item.as_str().ok_or_else(|| {
+                RpcError::invalid_params(format!("txs[{i}]: must be a hex string"))
+            })?;
+            decode_tx_hex(s).map_err(|e| match e {
+                RpcError::InvalidParams { message } => {
+                    RpcError::invalid_params(format!("txs[{i}]: {message}"))
+                }
+                other => other,
+            })
+        })
+        .collect()
 }
 
 enum BlockSelector {

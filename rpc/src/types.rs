@@ -220,6 +220,46 @@ pub struct EvidenceInfo {
     pub evidence: String,
 }
 
+/// The finalization certificate of a block (`getFinalization`): which validators signed
+/// Finalize votes for it. The certificate itself is included so a client holding the genesis
+/// validator set can verify it without trusting the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalizationInfo {
+    /// Height of the finalized block.
+    pub height: u64,
+    /// Hash of the finalized block (the certificate's proposal payload).
+    pub block_hash: Hash,
+    /// Consensus view the block was finalized in.
+    pub view: u64,
+    /// Indices (into the genesis validator set, ascending) of the validators whose Finalize
+    /// votes the certificate carries: at least a 2f+1 quorum of voting power.
+    pub signers: Vec<u16>,
+    /// Hex of the borsh-encoded `cairn_consensus::Certificate`.
+    pub certificate: String,
+}
+
+/// Most transactions one `sendTransactions` call may carry; checked before any is decoded.
+/// 1,000 wallet transfers are about 310 kB of hex, within the default 1 MiB body limit.
+pub const SEND_TRANSACTIONS_MAX: usize = 1000;
+
+/// The node's answer for one transaction of a `sendTransactions` batch, in request order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitResult {
+    /// The transaction's hash.
+    pub hash: Hash,
+    /// True when admitted to the mempool.
+    pub accepted: bool,
+    /// When refused: a stable reason code (the same codes `sendTransaction` returns in
+    /// `data.reason`, or `overloaded` when the mempool or the node is full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// When refused: a human-readable explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

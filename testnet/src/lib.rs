@@ -20,6 +20,8 @@ pub mod chaos;
 pub mod check;
 pub mod docker;
 pub mod load;
+pub mod throughput;
+pub mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use cairn_testnet::bench::{self, BenchOptions};
 use cairn_testnet::chaos::{self, ChaosOptions, Fault, FaultKind, RandomPlan, parse_duration};
 use cairn_testnet::check::{self, CheckOptions};
 use cairn_testnet::docker::{self, DockerOptions, ImageOptions, Subnet};
 use cairn_testnet::load::{self, ACKED_FILE, LoadConfig};
+use cairn_testnet::throughput::{self, ThroughputConfig};
 use cairn_testnet::{GenerateOptions, LocalTestnet, Manifest, find_node_binary, generate};
 use clap::{Args, Parser, Subcommand};
 
@@ -124,8 +126,77 @@ enum Cmd {
         /// Services (node names); default all.
         services: Vec<String>,
     },
-    /// Submit a bounded load of wallet-signed transfers; records acknowledged ones in DIR/acked.jsonl.
+    /// Open-loop throughput load: funds fresh senders, offers signed transfers at a target rate
+    /// over every node's RPC (sendTransactions), reports finalized TPS and latency.
     Load {
+        /// Testnet directory (local or Docker).
+        dir: PathBuf,
+        /// Target rate, transfers per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// How long to offer load.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Sender accounts (default: rate / 4, at least 64).
+        #[arg(long)]
+        senders: Option<usize>,
+        /// Transfers per sendTransactions call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Outstanding RPC requests at most.
+        #[arg(long, default_value_t = 32)]
+        in_flight: usize,
+        /// After offering, how long to wait for accepted transfers to be final.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        drain: Duration,
+        /// Seed of the sender keys (default: from the clock, so runs use fresh senders).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// One JSON object on stdout (field `finalized_tps`: finalized transfers per second).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark: a fresh local testnet, a saturation search, a sustained run at saturation and
+    /// a latency run at half of it; writes a results file.
+    Bench {
+        /// Validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Rates of the saturation search, transfers per second, comma-separated, ascending.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,4000,6000,8000,12000,16000,24000,32000"
+        )]
+        rates: Vec<f64>,
+        /// Length of each search step.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        step: Duration,
+        /// Length of the sustained run at the saturation rate.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        sustain: Duration,
+        /// Length of the latency run at half the saturation rate.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        half: Duration,
+        /// Results file (JSON).
+        #[arg(long, default_value = "bench-results.json")]
+        out: PathBuf,
+        /// Testnet directory (default: a fresh one under the system temp dir, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// cairn-node binary (a release build: `cargo build --release -p cairn-node`).
+        #[arg(long, env = "CAIRN_NODE_BIN")]
+        node_bin: Option<PathBuf>,
+        /// Transfers finalized while the last validator is down, then timed catch-up (0: skip).
+        #[arg(long, default_value_t = 100_000)]
+        catch_up: u64,
+        /// JSON results on stdout too.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Submit a bounded load of wallet-signed transfers, one sendTransaction each, with retries
+    /// and re-submission; records acknowledged ones in DIR/acked.jsonl for `check`.
+    Transfers {
         /// Testnet directory (local or Docker).
         dir: PathBuf,
         #[command(flatten)]
@@ -435,6 +506,76 @@ async fn main() -> Result<()> {
             }
         }
         Cmd::Load {
+            dir,
+            rate,
+            duration,
+            senders,
+            batch,
+            in_flight,
+            drain,
+            seed,
+            json,
+        } => {
+            let m = Manifest::load(&dir)?;
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
+            let cfg = ThroughputConfig {
+                rate,
+                duration,
+                senders,
+                batch_txs_max: batch,
+                in_flight_max: in_flight,
+                drain,
+                seed,
+                ..ThroughputConfig::default()
+            };
+            let report = throughput::run(&m, &cfg, stop_on_ctrl_c()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.summary());
+            }
+        }
+        Cmd::Bench {
+            validators,
+            rates,
+            step,
+            sustain,
+            half,
+            out,
+            dir,
+            node_bin,
+            catch_up,
+            json,
+        } => {
+            let opts = BenchOptions {
+                catch_up_txs: catch_up,
+                validators,
+                rates,
+                step_duration: step,
+                sustain_duration: sustain,
+                half_duration: half,
+                node_bin: node_bin.unwrap_or_else(find_node_binary),
+                keep: dir.is_some(),
+                dir: dir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("cairn-bench-{}", std::process::id()))
+                }),
+                params: cairn_genesis::ChainParams::default(),
+            };
+            let results = bench::run(&opts, stop_on_ctrl_c()).await?;
+            let text = serde_json::to_string_pretty(&results)?;
+            std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+            if json {
+                println!("{text}");
+            } else {
+                print!("{}", results.summary());
+                println!("results written to {}", out.display());
+            }
+        }
+        Cmd::Transfers {
             dir,
             load: la,
             duration,

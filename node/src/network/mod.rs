@@ -14,6 +14,7 @@
 //! | [`Topic::Transactions`] | `/cairn/{namespace}/tx/1` |
 //! | [`Topic::Consensus`] | `/cairn/{namespace}/consensus/1` |
 //! | [`Topic::Blocks`] | `/cairn/{namespace}/block/1` |
+//! | [`Topic::Evidence`] | `/cairn/{namespace}/evidence/1` |
 //!
 //! `namespace` is [`NetworkConfig::namespace`] (a short genesis hash in hex), so nodes of
 //! different chains never share a topic. Identify advertises protocol version
@@ -79,6 +80,17 @@
 //! admission map has the keys of the connection map (bounded by `connections_max` plus the
 //! bootstrap peers); bans and strikes are bounded by [`BANS_MAX`] / [`STRIKES_MAX`].
 //!
+//! Each banned identity is counted against the IP addresses it was connected from; when more
+//! than [`AdmissionConfig::banned_identities_per_ip_max`] banned identities share one IP
+//! address, the address is banned for [`AdmissionConfig::ban_duration_ms`]: connections of
+//! non-validator peers from it are closed as soon as they are established, and its connected
+//! non-validator peers are disconnected. IP bans start from
+//! [`AdmissionConfig::initial_ip_bans`] and each new one is passed to
+//! [`AdmissionConfig::ip_ban_sink`]. The IP address of a bootstrap peer or of a connected
+//! genesis validator is never banned, and a genesis validator or bootstrap peer is never
+//! refused for its IP address (loopback testnets run every validator on 127.0.0.1). Bounded by
+//! [`IP_BANS_MAX`], [`IPS_TRACKED_MAX`], [`VALIDATOR_IPS_MAX`].
+//!
 //! ## Bounds
 //!
 //! - Gossip payload: at most [`NetworkConfig::gossip_bytes_max`] bytes. Enforced on
@@ -99,6 +111,13 @@
 //!   A connection established beyond the limit is closed at once (counted in
 //!   [`NetworkStats::connections_closed_limit`]) unless its peer is a bootstrap peer:
 //!   bootstrap peers (normally the validator set) are always admitted.
+//! - Per peer: [`AdmissionConfig::connections_per_peer_max`] established connections; per
+//!   remote IP address: [`AdmissionConfig::connections_per_ip_max`] established connections
+//!   of non-validator peers. Connections beyond either are closed at once (counted in
+//!   [`NetworkStats::connections_closed_peer_limit`] /
+//!   [`NetworkStats::connections_closed_ip_limit`]). Genesis validators
+//!   ([`AdmissionConfig::exempt`]) and bootstrap peers are exempt from both and are not
+//!   counted against an IP address.
 //! - Idle connections are closed after [`IDLE_CONNECTION_TIMEOUT`]; a connection whose ping
 //!   times out is closed. Bootstrap peers are redialed every
 //!   [`NetworkConfig::redial_interval_ms`] while disconnected.
@@ -235,6 +254,29 @@ pub const BANS_MAX: usize = 4096;
 /// persisted; called on the swarm task, so it must be quick.
 pub type BanSink = std::sync::Arc<dyn Fn(PeerId, u64) + Send + Sync>;
 
+/// Receives each new IP ban (address, expiry in ms since the Unix epoch) so that it can be
+/// persisted; called on the swarm task, so it must be quick.
+pub type IpBanSink = std::sync::Arc<dyn Fn(std::net::IpAddr, u64) + Send + Sync>;
+
+/// Most banned IP addresses remembered; when full, the IP ban expiring first is dropped.
+pub const IP_BANS_MAX: usize = 4096;
+
+/// Most IP addresses whose banned identities are counted (towards
+/// [`AdmissionConfig::banned_identities_per_ip_max`]); when full, the count is reset.
+pub const IPS_TRACKED_MAX: usize = 4096;
+
+/// Most IP addresses remembered as genesis validators' addresses (never banned).
+pub const VALIDATOR_IPS_MAX: usize = 4096;
+
+/// Default of [`AdmissionConfig::connections_per_peer_max`], connections.
+pub const CONNECTIONS_PER_PEER_MAX_DEFAULT: u32 = 2;
+
+/// Default of [`AdmissionConfig::connections_per_ip_max`], connections.
+pub const CONNECTIONS_PER_IP_MAX_DEFAULT: u32 = 16;
+
+/// Default of [`AdmissionConfig::banned_identities_per_ip_max`], identities.
+pub const BANNED_IDENTITIES_PER_IP_MAX_DEFAULT: u32 = 3;
+
 /// Peer admission and reputation settings; see the module docs.
 /// [`AdmissionConfig::disabled`] turns admission off (reputation bans still apply).
 #[derive(Clone)]
@@ -258,6 +300,22 @@ pub struct AdmissionConfig {
     pub initial_bans: Vec<(PeerId, u64)>,
     /// Called with each new ban, for persistence.
     pub ban_sink: Option<BanSink>,
+    /// Established connections per non-validator peer, ≥ 1 (further ones are closed at
+    /// once). Genesis validators and bootstrap peers are exempt.
+    pub connections_per_peer_max: u32,
+    /// Established connections of non-validator peers per remote IP address, ≥ 1 (further
+    /// ones are closed at once). Genesis validators and bootstrap peers are exempt and not
+    /// counted.
+    pub connections_per_ip_max: u32,
+    /// When more than this many identities seen on one IP address have been banned, the IP
+    /// address itself is banned for [`AdmissionConfig::ban_duration_ms`], ≥ 1. IP addresses
+    /// of genesis validators and bootstrap peers are never banned.
+    pub banned_identities_per_ip_max: u32,
+    /// IP bans in force at start (address, expiry in ms since the Unix epoch), e.g. loaded
+    /// from storage; at most [`IP_BANS_MAX`] are kept.
+    pub initial_ip_bans: Vec<(std::net::IpAddr, u64)>,
+    /// Called with each new IP ban, for persistence.
+    pub ip_ban_sink: Option<IpBanSink>,
 }
 
 impl std::fmt::Debug for BanSinkDebug<'_> {
@@ -278,6 +336,14 @@ impl fmt::Debug for AdmissionConfig {
             .field("ban_duration_ms", &self.ban_duration_ms)
             .field("initial_bans", &self.initial_bans.len())
             .field("ban_sink", &BanSinkDebug(&self.ban_sink))
+            .field("connections_per_peer_max", &self.connections_per_peer_max)
+            .field("connections_per_ip_max", &self.connections_per_ip_max)
+            .field(
+                "banned_identities_per_ip_max",
+                &self.banned_identities_per_ip_max,
+            )
+            .field("initial_ip_bans", &self.initial_ip_bans.len())
+            .field("ip_ban_sink", &self.ip_ban_sink.is_some())
             .finish()
     }
 }
@@ -294,6 +360,11 @@ impl AdmissionConfig {
             ban_duration_ms: 3_600_000,
             initial_bans: Vec::new(),
             ban_sink: None,
+            connections_per_peer_max: CONNECTIONS_PER_PEER_MAX_DEFAULT,
+            connections_per_ip_max: CONNECTIONS_PER_IP_MAX_DEFAULT,
+            banned_identities_per_ip_max: BANNED_IDENTITIES_PER_IP_MAX_DEFAULT,
+            initial_ip_bans: Vec::new(),
+            ip_ban_sink: None,
         }
     }
 
@@ -321,6 +392,18 @@ impl AdmissionConfig {
         }
         if self.ban_duration_ms == 0 {
             return invalid("admission.ban_duration_ms: must be at least 1".into());
+        }
+        for (name, v) in [
+            ("connections_per_peer_max", self.connections_per_peer_max),
+            ("connections_per_ip_max", self.connections_per_ip_max),
+            (
+                "banned_identities_per_ip_max",
+                self.banned_identities_per_ip_max,
+            ),
+        ] {
+            if v == 0 {
+                return invalid(format!("admission.{name}: must be at least 1"));
+            }
         }
         Ok(())
     }
@@ -485,17 +568,26 @@ pub enum Topic {
     Consensus,
     /// Full blocks: `/cairn/{namespace}/block/1`.
     Blocks,
+    /// Equivocation evidence records (borsh `cairn_consensus::Evidence`, at most
+    /// `Evidence::BYTES_MAX` = 294 bytes): `/cairn/{namespace}/evidence/1`.
+    Evidence,
 }
 
 impl Topic {
     /// All topics; the node subscribes to each.
-    pub const ALL: [Topic; 3] = [Topic::Transactions, Topic::Consensus, Topic::Blocks];
+    pub const ALL: [Topic; 4] = [
+        Topic::Transactions,
+        Topic::Consensus,
+        Topic::Blocks,
+        Topic::Evidence,
+    ];
 
     fn short_name(self) -> &'static str {
         match self {
             Topic::Transactions => "tx",
             Topic::Consensus => "consensus",
             Topic::Blocks => "block",
+            Topic::Evidence => "evidence",
         }
     }
 }
@@ -735,6 +827,14 @@ pub struct NetworkStats {
     pub peers_disconnected_score: u64,
     /// Connections from banned peers closed at once.
     pub connections_refused_banned: u64,
+    /// IP addresses banned (more than `banned_identities_per_ip_max` banned identities).
+    pub ips_banned: u64,
+    /// Connections of non-validator peers from banned IP addresses closed at once.
+    pub connections_refused_banned_ip: u64,
+    /// Connections closed because the peer had `connections_per_peer_max` already.
+    pub connections_closed_peer_limit: u64,
+    /// Connections closed because their IP address had `connections_per_ip_max` already.
+    pub connections_closed_ip_limit: u64,
 }
 
 #[derive(Debug, Default)]
@@ -751,6 +851,10 @@ struct Counters {
     peers_banned: AtomicU64,
     peers_disconnected_score: AtomicU64,
     connections_refused_banned: AtomicU64,
+    ips_banned: AtomicU64,
+    connections_refused_banned_ip: AtomicU64,
+    connections_closed_peer_limit: AtomicU64,
+    connections_closed_ip_limit: AtomicU64,
 }
 
 impl Counters {
@@ -773,6 +877,10 @@ impl Counters {
             peers_banned: get(&self.peers_banned),
             peers_disconnected_score: get(&self.peers_disconnected_score),
             connections_refused_banned: get(&self.connections_refused_banned),
+            ips_banned: get(&self.ips_banned),
+            connections_refused_banned_ip: get(&self.connections_refused_banned_ip),
+            connections_closed_peer_limit: get(&self.connections_closed_peer_limit),
+            connections_closed_ip_limit: get(&self.connections_closed_ip_limit),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! [`NetworkEvent`]s according to the queue-full policy of the module docs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use super::{
     ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES, ADMISSION_SWEEP_INTERVAL, AGENT_VERSION,
     APP_SCORE_UNADMITTED, AdmissionConfig, AdmissionStatus, BANS_MAX, Command, Counters,
     GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
+    IP_BANS_MAX, IPS_TRACKED_MAX, VALIDATOR_IPS_MAX,
     LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, ResponseToken,
     SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX,
     SYNC_STREAMS_PER_CONNECTION_MAX, Topic, split_peer_addr,
@@ -208,6 +210,16 @@ pub(crate) struct Worker {
     bans: HashMap<PeerId, u64>,
     /// Low-score disconnects per peer, at most [`STRIKES_MAX`] entries.
     strikes: HashMap<PeerId, u32>,
+    /// Banned IP addresses and their ban expiry (ms since the Unix epoch), at most
+    /// [`IP_BANS_MAX`].
+    ip_bans: HashMap<IpAddr, u64>,
+    /// Identities banned since start, by the IP addresses they were connected from; at most
+    /// [`IPS_TRACKED_MAX`] addresses (reset when full), each with at most
+    /// `banned_identities_per_ip_max + 1` identities (the address is banned at that point).
+    banned_by_ip: HashMap<IpAddr, HashSet<PeerId>>,
+    /// IP addresses never banned: those of bootstrap peers, plus those genesis validators
+    /// connected from (at most [`VALIDATOR_IPS_MAX`] of the latter).
+    protected_ips: HashSet<IpAddr>,
     /// Connections closed for exceeding `connections_max` (their close is not reported).
     over_limit: HashSet<ConnectionId>,
     /// Outbound sync requests awaiting their outcome, with their start time.
@@ -251,6 +263,15 @@ impl Worker {
                 bans.insert(*peer, *until);
             }
         }
+        let mut protected_ips: HashSet<IpAddr> =
+            config.bootstrap.iter().filter_map(ip_of).collect();
+        let mut ip_bans = HashMap::new();
+        for (ip, until) in admission.initial_ip_bans.iter().take(IP_BANS_MAX) {
+            if !protected_ips.contains(ip) {
+                ip_bans.insert(*ip, *until);
+            }
+        }
+        protected_ips.shrink_to_fit();
 
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
@@ -306,6 +327,9 @@ impl Worker {
             peer_admission: HashMap::new(),
             bans,
             strikes: HashMap::new(),
+            ip_bans,
+            banned_by_ip: HashMap::new(),
+            protected_ips,
             over_limit: HashSet::new(),
             pending_requests: HashMap::new(),
             listener,
@@ -421,6 +445,105 @@ impl Worker {
 
     fn is_bootstrap(&self, peer: &PeerId) -> bool {
         self.bootstrap.iter().any(|(p, _)| p == peer)
+    }
+
+    /// Genesis validators and bootstrap peers: exempt from per-peer and per-IP limits and
+    /// from IP bans.
+    fn is_privileged(&self, peer: &PeerId) -> bool {
+        self.admission.exempt.contains(peer) || self.is_bootstrap(peer)
+    }
+
+    /// Why a new connection of `peer` from `ip` must be closed at once (IP ban, per-peer or
+    /// per-IP limit), if it must; increments the matching counter.
+    fn connection_refusal(&self, peer: &PeerId, ip: Option<IpAddr>) -> Option<&'static str> {
+        if self.is_privileged(peer) {
+            return None;
+        }
+        if let Some(ip) = ip {
+            if self.ip_bans.get(&ip).is_some_and(|until| *until > now_ms()) {
+                Counters::inc(&self.counters.connections_refused_banned_ip);
+                return Some("IP address banned");
+            }
+        }
+        let per_peer = self.connections.get(peer).map_or(0, Vec::len);
+        if per_peer >= self.admission.connections_per_peer_max as usize {
+            Counters::inc(&self.counters.connections_closed_peer_limit);
+            return Some("connections_per_peer_max reached");
+        }
+        if let Some(ip) = ip {
+            let per_ip: usize = self
+                .connections
+                .iter()
+                .filter(|(p, _)| !self.is_privileged(p))
+                .flat_map(|(_, conns)| conns.iter())
+                .filter(|(_, endpoint)| ip_of(endpoint.get_remote_address()) == Some(ip))
+                .count();
+            if per_ip >= self.admission.connections_per_ip_max as usize {
+                Counters::inc(&self.counters.connections_closed_ip_limit);
+                return Some("connections_per_ip_max reached");
+            }
+        }
+        None
+    }
+
+    /// Counts the newly banned `peer` against the IP addresses it is connected from; bans an
+    /// address once more than `banned_identities_per_ip_max` banned identities share it, and
+    /// disconnects its non-validator peers.
+    fn count_ban_against_ips(&mut self, peer: PeerId, now: u64) {
+        let ips: HashSet<IpAddr> = self
+            .connections
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, endpoint)| ip_of(endpoint.get_remote_address()))
+            .collect();
+        for ip in ips {
+            if self.protected_ips.contains(&ip) {
+                continue;
+            }
+            if self.banned_by_ip.len() >= IPS_TRACKED_MAX && !self.banned_by_ip.contains_key(&ip)
+            {
+                self.banned_by_ip.clear();
+            }
+            let identities = self.banned_by_ip.entry(ip).or_default();
+            identities.insert(peer);
+            let count = identities.len();
+            if count <= self.admission.banned_identities_per_ip_max as usize {
+                continue;
+            }
+            self.banned_by_ip.remove(&ip);
+            let until = now.saturating_add(self.admission.ban_duration_ms);
+            if self.ip_bans.len() >= IP_BANS_MAX && !self.ip_bans.contains_key(&ip) {
+                if let Some(first) = self
+                    .ip_bans
+                    .iter()
+                    .min_by_key(|(_, u)| **u)
+                    .map(|(a, _)| *a)
+                {
+                    self.ip_bans.remove(&first);
+                }
+            }
+            self.ip_bans.insert(ip, until);
+            Counters::inc(&self.counters.ips_banned);
+            warn!(%ip, banned_identities = count, until_ms = until, "IP address banned: too many banned identities");
+            if let Some(sink) = &self.admission.ip_ban_sink {
+                sink(ip, until);
+            }
+            let on_ip: Vec<PeerId> = self
+                .connections
+                .iter()
+                .filter(|(p, conns)| {
+                    !self.is_privileged(p)
+                        && conns
+                            .iter()
+                            .any(|(_, e)| ip_of(e.get_remote_address()) == Some(ip))
+                })
+                .map(|(p, _)| *p)
+                .collect();
+            for p in on_ip {
+                let _ = self.swarm.disconnect_peer_id(p);
+            }
+        }
     }
 
     // ---- events to the application -------------------------------------------------------
@@ -604,6 +727,25 @@ impl Worker {
                     self.over_limit.insert(connection_id);
                     self.swarm.close_connection(connection_id);
                     return;
+                }
+                let ip = ip_of(endpoint.get_remote_address());
+                if let Some(reason) = self.connection_refusal(&peer_id, ip) {
+                    debug!(peer = %peer_id, ip = ?ip, reason, "closing connection");
+                    self.over_limit.insert(connection_id);
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
+                if let Some(ip) = ip {
+                    if self.admission.exempt.contains(&peer_id)
+                        && self.protected_ips.len() < VALIDATOR_IPS_MAX
+                    {
+                        // A genesis validator's address is never banned.
+                        self.protected_ips.insert(ip);
+                        self.banned_by_ip.remove(&ip);
+                        if self.ip_bans.remove(&ip).is_some() {
+                            warn!(%ip, peer = %peer_id, "a genesis validator connected from a banned IP address; lifting the IP ban");
+                        }
+                    }
                 }
                 debug!(peer = %peer_id, address = %endpoint.get_remote_address(), outbound = endpoint.is_dialer(), "connection established");
                 let conns = self.connections.entry(peer_id).or_default();
@@ -980,6 +1122,7 @@ impl Worker {
     fn sweep_reputation(&mut self) {
         let now = now_ms();
         self.bans.retain(|_, until| *until > now);
+        self.ip_bans.retain(|_, until| *until > now);
         let mut low = Vec::new();
         for (peer, a) in &self.peer_admission {
             // Unadmitted peers carry the admission penalty; they are handled by the deadline.
@@ -1024,6 +1167,7 @@ impl Worker {
                 if let Some(sink) = &self.admission.ban_sink {
                     sink(peer, until);
                 }
+                self.count_ban_against_ips(peer, now);
             } else {
                 warn!(%peer, score, strikes, "peer disconnected for a low score");
             }
@@ -1140,6 +1284,15 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetworkError> {
             .map_err(|e| transport_err(&format!("listen on {addr}"), e)),
         _ => Ok(()),
     }
+}
+
+/// The IP address in `addr` (its first `/ip4` or `/ip6` component), if any.
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(a) => Some(IpAddr::V4(a)),
+        Protocol::Ip6(a) => Some(IpAddr::V6(a)),
+        _ => None,
+    })
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).

@@ -1,0 +1,367 @@
+//! The benchmark command (`cairn-testnet bench`): a fresh local testnet, a saturation search
+//! with the open-loop load generator ([`crate::throughput`]), then a sustained run at the
+//! saturation rate and a latency run at half of it; results to a JSON file.
+//!
+//! Saturation search: the load is offered at each rate of `rates` (ascending) for
+//! `step_duration`; a step is *saturated* when the chain finalizes less than
+//! [`KEEP_UP_RATIO`] of what was offered, leaves more than 1% of the accepted transfers
+//! unfinalized after the drain, or its p99 latency exceeds [`SATURATED_P99_MS`]. The search
+//! stops at the first saturated step; the saturation throughput is the highest
+//! `finalized_tps` of any step.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cairn_genesis::ChainParams;
+use cairn_rpc::RpcClient;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::throughput::{self, ThroughputConfig, ThroughputReport};
+use crate::{GenerateOptions, LocalTestnet, free_port_range, generate};
+
+/// A step keeps up when it finalizes at least this share of the offered rate.
+pub const KEEP_UP_RATIO: f64 = 0.9;
+/// A step whose p99 submit-to-finalized latency is above this is saturated, ms.
+pub const SATURATED_P99_MS: u64 = 5_000;
+/// Most ramp steps.
+pub const STEPS_MAX: usize = 32;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Validators of the fresh testnet (1..=16).
+    pub validators: usize,
+    /// Offered rates of the saturation search, transfers per second (ascending).
+    pub rates: Vec<f64>,
+    /// Length of each search step.
+    pub step_duration: Duration,
+    /// Length of the sustained run at the saturation rate.
+    pub sustain_duration: Duration,
+    /// Length of the latency run at half the saturation rate.
+    pub half_duration: Duration,
+    /// `cairn-node` binary (a release build for meaningful figures).
+    pub node_bin: PathBuf,
+    /// Where the testnet lives (removed at the end unless `keep`).
+    pub dir: PathBuf,
+    /// Keep the testnet directory.
+    pub keep: bool,
+    /// Chain parameters of the testnet.
+    pub params: ChainParams,
+    /// Catch-up phase: transfers finalized while the last validator is down (0: skip; needs
+    /// at least 4 validators so the rest keep a quorum).
+    pub catch_up_txs: u64,
+}
+
+/// How fast a restarted validator replayed what it missed.
+#[derive(Clone, Debug, Serialize)]
+pub struct CatchUp {
+    /// The validator stopped and restarted.
+    pub node: String,
+    /// Its height when stopped, and the tip it had to reach.
+    pub from_height: u64,
+    /// The tip when it was restarted.
+    pub to_height: u64,
+    /// Transfers in the blocks it replayed.
+    pub txs: u64,
+    /// Seconds from restart to its first new block (process start, RocksDB open, peer
+    /// connections, first sync round trip).
+    pub first_block_s: f64,
+    /// Seconds from its first new block to reaching the tip.
+    pub replay_s: f64,
+    /// `txs / replay_s`: transfers re-executed, verified and committed per second.
+    pub replay_tps: f64,
+}
+
+/// What was measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResults {
+    /// Validators.
+    pub validators: usize,
+    /// Logical CPUs of this machine.
+    pub cpus: usize,
+    /// `cairn-node` binary used.
+    pub node_bin: String,
+    /// Search steps, in order.
+    pub steps: Vec<ThroughputReport>,
+    /// Highest `finalized_tps` of the search.
+    pub saturation_tps: f64,
+    /// The run at the saturation rate for `sustain_duration`.
+    pub sustained: Option<ThroughputReport>,
+    /// The run at half the saturation rate (latency).
+    pub half_load: Option<ThroughputReport>,
+    /// The catch-up phase.
+    pub catch_up: Option<CatchUp>,
+    /// Wall time of the whole benchmark, s.
+    pub elapsed_s: f64,
+}
+
+impl BenchResults {
+    /// A table for humans.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} validator(s) on {} CPUs ({})\n{:>10} {:>10} {:>12} {:>8} {:>8} {:>8} {:>9}\n",
+            self.validators,
+            self.cpus,
+            self.node_bin,
+            "target/s",
+            "offered/s",
+            "finalized/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "rejected"
+        );
+        let row = |label: &str, r: &ThroughputReport| {
+            format!(
+                "{:>10.0} {:>10.0} {:>12.0} {:>8} {:>8} {:>8} {:>9}  {label}\n",
+                r.target_rate,
+                r.offered_tps,
+                r.finalized_tps,
+                r.latency.p50_ms,
+                r.latency.p99_ms,
+                r.latency.max_ms,
+                r.rejected
+            )
+        };
+        for r in &self.steps {
+            s.push_str(&row("search", r));
+        }
+        s.push_str(&format!("saturation: {:.0} tx/s\n", self.saturation_tps));
+        if let Some(r) = &self.sustained {
+            s.push_str(&row(&format!("sustained {:.0} s", r.duration_s), r));
+        }
+        if let Some(r) = &self.half_load {
+            s.push_str(&row("half of saturation", r));
+        }
+        if let Some(c) = &self.catch_up {
+            s.push_str(&format!(
+                "catch-up: {} replayed {} transfers (heights {}..={}) in {:.1} s: {:.0} tx/s\n",
+                c.node,
+                c.txs,
+                c.from_height + 1,
+                c.to_height,
+                c.replay_s,
+                c.replay_tps
+            ));
+        }
+        s
+    }
+}
+
+/// Whether a step shows the chain not keeping up with the offered load.
+pub fn saturated(r: &ThroughputReport) -> bool {
+    r.finalized_tps < KEEP_UP_RATIO * r.offered_tps
+        || r.unfinalized * 100 > r.accepted
+        || r.latency.p99_ms > SATURATED_P99_MS
+}
+
+/// Runs the benchmark. Progress goes to stderr.
+///
+/// # Errors
+/// Bad options, a testnet that does not start, a load run that fails.
+pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<BenchResults> {
+    if opts.validators == 0 || opts.validators > 16 {
+        bail!("validators must be 1..=16");
+    }
+    if opts.rates.is_empty() || opts.rates.len() > STEPS_MAX {
+        bail!("give 1..={STEPS_MAX} rates");
+    }
+    if opts.rates.windows(2).any(|w| w[0] >= w[1]) {
+        bail!("rates must be ascending");
+    }
+    let started = Instant::now();
+    if opts.dir.exists() {
+        std::fs::remove_dir_all(&opts.dir)
+            .with_context(|| format!("removing {}", opts.dir.display()))?;
+    }
+    let base = free_port_range(2 * opts.validators);
+    let manifest = generate(&GenerateOptions {
+        validators: opts.validators,
+        out: opts.dir.clone(),
+        chain_id: "cairn-bench".into(),
+        p2p_port: base,
+        rpc_port: base + opts.validators as u16,
+        params: opts.params.clone(),
+        ..GenerateOptions::default()
+    })?;
+    let mut net = LocalTestnet::start(manifest.clone(), opts.node_bin.clone())?;
+    let result = async {
+        wait_running(&manifest.nodes[0].rpc_url).await?;
+        eprintln!(
+            "testnet of {} validator(s) running in {}",
+            opts.validators,
+            opts.dir.display()
+        );
+        let mut steps = Vec::new();
+        let mut seed = started.elapsed().as_nanos() as u64;
+        for &rate in &opts.rates {
+            seed += 1;
+            eprintln!("— search: {rate:.0} tx/s for {:?}", opts.step_duration);
+            let r = load(&manifest, rate, opts.step_duration, seed, stop.clone()).await?;
+            eprint!("{}", r.summary());
+            let done = saturated(&r) || r.interrupted;
+            steps.push(r);
+            if done {
+                break;
+            }
+        }
+        let saturation_tps = steps.iter().map(|r| r.finalized_tps).fold(0.0, f64::max);
+        let mut results = BenchResults {
+            validators: opts.validators,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            node_bin: opts.node_bin.display().to_string(),
+            steps,
+            saturation_tps,
+            sustained: None,
+            half_load: None,
+            catch_up: None,
+            elapsed_s: 0.0,
+        };
+        if saturation_tps >= 1.0 && !*stop.borrow() {
+            seed += 1;
+            eprintln!(
+                "— sustained: {saturation_tps:.0} tx/s for {:?}",
+                opts.sustain_duration
+            );
+            let r = load(&manifest, saturation_tps, opts.sustain_duration, seed, stop.clone())
+                .await?;
+            eprint!("{}", r.summary());
+            results.sustained = Some(r);
+        }
+        if saturation_tps >= 2.0 && !*stop.borrow() {
+            seed += 1;
+            let half = saturation_tps / 2.0;
+            eprintln!("— half load: {half:.0} tx/s for {:?}", opts.half_duration);
+            let r = load(&manifest, half, opts.half_duration, seed, stop.clone()).await?;
+            eprint!("{}", r.summary());
+            results.half_load = Some(r);
+        }
+        if opts.catch_up_txs > 0
+            && opts.validators >= 4
+            && saturation_tps >= 1.0
+            && !*stop.borrow()
+        {
+            seed += 1;
+            let c = catch_up(&mut net, &manifest, opts.catch_up_txs, saturation_tps, seed, stop.clone())
+                .await?;
+            eprintln!(
+                "catch-up: {} replayed {} transfers ({} blocks) in {:.1} s: {:.0} tx/s (first block after {:.1} s)",
+                c.node,
+                c.txs,
+                c.to_height - c.from_height,
+                c.replay_s,
+                c.replay_tps,
+                c.first_block_s
+            );
+            results.catch_up = Some(c);
+        }
+        results.elapsed_s = started.elapsed().as_secs_f64();
+        Ok::<_, anyhow::Error>(results)
+    }
+    .await;
+    net.stop_all();
+    if !opts.keep {
+        let _ = std::fs::remove_dir_all(&opts.dir);
+    }
+    result
+}
+
+async fn load(
+    m: &crate::Manifest,
+    rate: f64,
+    duration: Duration,
+    seed: u64,
+    stop: watch::Receiver<bool>,
+) -> Result<ThroughputReport> {
+    throughput::run(
+        m,
+        &ThroughputConfig {
+            rate,
+            duration,
+            seed,
+            drain: Duration::from_secs(15),
+            ..ThroughputConfig::default()
+        },
+        stop,
+    )
+    .await
+}
+
+/// Stops the last validator, finalizes `txs` transfers without it (offered at 80% of the
+/// saturation rate), restarts it and times its catch-up through block sync.
+async fn catch_up(
+    net: &mut LocalTestnet,
+    m: &crate::Manifest,
+    txs: u64,
+    saturation_tps: f64,
+    seed: u64,
+    stop: watch::Receiver<bool>,
+) -> Result<CatchUp> {
+    let last = m.validators().count() - 1;
+    let node = m.nodes[last].name.clone();
+    let lagger = RpcClient::with_timeout(&m.nodes[last].rpc_url, Duration::from_secs(2))?;
+    let leader = RpcClient::with_timeout(&m.nodes[0].rpc_url, Duration::from_secs(20))?;
+    net.stop_node(last, Duration::from_secs(10))?;
+    let from_height = leader.status().await?.latest_height;
+    let rate = (saturation_tps * 0.8).max(1.0);
+    let duration = Duration::from_secs_f64((txs as f64 / rate).max(1.0));
+    eprintln!("— catch-up: {node} stopped; {txs} transfers at {rate:.0} tx/s without it");
+    let r = load(m, rate, duration, seed, stop).await?;
+    eprint!("{}", r.summary());
+    let to_height = leader.status().await?.latest_height;
+    let mut replayed = 0u64;
+    for h in from_height + 1..=to_height {
+        if let Some(b) = leader.block_by_height(h).await? {
+            replayed += b.transactions.len() as u64;
+        }
+    }
+    net.start_node(last)?;
+    let restarted = Instant::now();
+    let deadline = restarted + Duration::from_secs(600);
+    let mut first: Option<Instant> = None;
+    loop {
+        if let Ok(s) = lagger.status().await {
+            if s.latest_height > from_height && first.is_none() {
+                first = Some(Instant::now());
+            }
+            if s.latest_height >= to_height {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{node} did not catch up to height {to_height} within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = Instant::now();
+    let first = first.unwrap_or(done);
+    let replay_s = done.duration_since(first).as_secs_f64().max(0.001);
+    Ok(CatchUp {
+        node,
+        from_height,
+        to_height,
+        txs: replayed,
+        first_block_s: first.duration_since(restarted).as_secs_f64(),
+        replay_s,
+        replay_tps: replayed as f64 / replay_s,
+    })
+}
+
+/// Waits until the node answers and has finalized a block.
+async fn wait_running(url: &str) -> Result<()> {
+    let c = RpcClient::with_timeout(url, Duration::from_secs(2))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = c.status().await
+            && s.latest_height >= 1
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url}: no finalized block within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

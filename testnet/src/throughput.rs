@@ -1,0 +1,786 @@
+//! The throughput load generator (`cairn-testnet load DIR --rate R --duration D [--json]`).
+//!
+//! An **open-loop** load: transactions are offered at a target rate whatever the nodes do, so
+//! the report shows what the chain finalizes and how latency grows, not how fast a
+//! closed-loop client waits. Phases:
+//!
+//! 1. **Senders.** `senders` fresh accounts derived from the seed (so a run never collides
+//!    with an earlier one when seeds differ) are funded from the testnet's demo accounts in
+//!    rounds of at most [`FUNDING_ROUND_TXS_MAX`] transfers per demo account (the mempool
+//!    keeps at most `mempool_sender_future_max` transactions per sender), each round waited
+//!    to finality.
+//! 2. **Pre-signing.** All `rate × duration` transfers (at most [`TXS_MAX`]) are signed
+//!    before the clock starts, on all cores, so signing does not compete with the nodes
+//!    during the measurement. Transfer `k` is sent by sender `k mod senders` with that
+//!    sender's next nonce, so each sender's nonces are offered in order and at most
+//!    `rate × latency / senders` of them are in flight at once.
+//! 3. **Offering.** Every [`TICK`], the transfers due by then are cut into
+//!    `sendTransactions` batches of at most `batch_txs_max`, spread round-robin over every
+//!    node's RPC, with at most `in_flight_max` requests outstanding (more due transfers wait:
+//!    the generator reports the rate it actually offered). A progress line goes to stderr
+//!    every [`PROGRESS_EVERY`].
+//! 4. **Following.** One node's finalized blocks are read as they appear (`getBlock`); each
+//!    transfer's latency is the time from the moment its batch was sent to the moment the
+//!    follower saw its block (so it includes up to one follower poll, [`FOLLOW_POLL`]).
+//! 5. **Drain.** After `duration`, nothing more is offered; the follower keeps reading until
+//!    every accepted transfer is final or `drain` has passed.
+//!
+//! `finalized_tps` = transfers of this run finalized ÷ (time of the last finalization − start
+//! of offering): the sustained rate the chain delivered for this load. A node that falls
+//! behind shows as `finalized_tps` below `offered_tps` and growing latency.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cairn_ledger::{Address, Hash, SignedTransaction, TransactionBody};
+use cairn_rpc::{RpcClient, SEND_TRANSACTIONS_MAX, SubmitResult};
+use cairn_wallet::{KeyFile, build_transfer};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+
+use crate::Manifest;
+
+/// Most transfers one run pre-signs (about 250 bytes each in memory).
+pub const TXS_MAX: usize = 4_000_000;
+/// Most sender accounts.
+pub const SENDERS_MAX: usize = 50_000;
+/// Highest target rate, transfers per second.
+pub const RATE_MAX: f64 = 200_000.0;
+/// Longest offering phase.
+pub const DURATION_MAX: Duration = Duration::from_secs(3600);
+/// Most funding transfers a demo account has in flight per round (below the default
+/// `mempool_sender_future_max` of 64).
+pub const FUNDING_ROUND_TXS_MAX: usize = 48;
+/// How often due transfers are dispatched.
+pub const TICK: Duration = Duration::from_millis(10);
+/// How often the follower asks for new blocks.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(20);
+/// How often the progress line is printed.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// Amount and fee of each load transfer, base units.
+const AMOUNT: u64 = 1;
+const FEE: u64 = 1;
+/// Most rounds of funding before giving up.
+const FUNDING_ROUNDS_MAX: usize = 2_000;
+
+/// How the load runs.
+#[derive(Clone, Debug)]
+pub struct ThroughputConfig {
+    /// Target rate, transfers per second, in (0, [`RATE_MAX`]].
+    pub rate: f64,
+    /// Offering phase, at most [`DURATION_MAX`].
+    pub duration: Duration,
+    /// Sender accounts (1..=[`SENDERS_MAX`]); `None`: `clamp(rate / 4, 64, SENDERS_MAX)`.
+    pub senders: Option<usize>,
+    /// Transfers per `sendTransactions` call (1..=[`SEND_TRANSACTIONS_MAX`]).
+    pub batch_txs_max: usize,
+    /// Outstanding RPC requests at most (1..=1024).
+    pub in_flight_max: usize,
+    /// After offering, how long to wait for accepted transfers to be final.
+    pub drain: Duration,
+    /// Seed of the sender keys.
+    pub seed: u64,
+    /// Bound on each RPC call.
+    pub rpc_timeout: Duration,
+    /// Print progress lines on stderr.
+    pub progress: bool,
+}
+
+impl Default for ThroughputConfig {
+    fn default() -> Self {
+        ThroughputConfig {
+            rate: 1000.0,
+            duration: Duration::from_secs(60),
+            senders: None,
+            batch_txs_max: 500,
+            in_flight_max: 32,
+            drain: Duration::from_secs(30),
+            seed: 0,
+            rpc_timeout: Duration::from_secs(20),
+            progress: true,
+        }
+    }
+}
+
+impl ThroughputConfig {
+    /// Checks every bound; returns the transfer count and sender count.
+    ///
+    /// # Errors
+    /// A message naming the setting out of range.
+    pub fn validate(&self) -> Result<(usize, usize)> {
+        if !(self.rate > 0.0 && self.rate <= RATE_MAX) {
+            bail!("rate must be in (0, {RATE_MAX}], got {}", self.rate);
+        }
+        if self.duration.is_zero() || self.duration > DURATION_MAX {
+            bail!("duration must be in (0, {}s]", DURATION_MAX.as_secs());
+        }
+        let txs = (self.rate * self.duration.as_secs_f64()).ceil() as usize;
+        if txs == 0 || txs > TXS_MAX {
+            bail!("rate × duration is {txs} transfers; at most {TXS_MAX} per run");
+        }
+        let senders = self
+            .senders
+            .unwrap_or_else(|| ((self.rate / 4.0) as usize).clamp(64, SENDERS_MAX));
+        if senders == 0 || senders > SENDERS_MAX {
+            bail!("senders must be 1..={SENDERS_MAX}, got {senders}");
+        }
+        if self.batch_txs_max == 0 || self.batch_txs_max > SEND_TRANSACTIONS_MAX {
+            bail!("batch size must be 1..={SEND_TRANSACTIONS_MAX}");
+        }
+        if self.in_flight_max == 0 || self.in_flight_max > 1024 {
+            bail!("in-flight requests must be 1..=1024");
+        }
+        Ok((txs, senders.min(txs)))
+    }
+}
+
+/// Latency percentiles, ms.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: u64,
+    /// 90th percentile.
+    pub p90_ms: u64,
+    /// 99th percentile.
+    pub p99_ms: u64,
+    /// Largest.
+    pub max_ms: u64,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `samples` (sorted in place); zeros when empty.
+    pub fn of(samples: &mut [u64]) -> Latency {
+        if samples.is_empty() {
+            return Latency::default();
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+            samples[rank - 1]
+        };
+        Latency {
+            p50_ms: at(0.50),
+            p90_ms: at(0.90),
+            p99_ms: at(0.99),
+            max_ms: *samples.last().expect("not empty"),
+        }
+    }
+}
+
+/// What a run measured. Serialized (snake_case) as the `--json` output.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ThroughputReport {
+    /// Target rate, transfers per second.
+    pub target_rate: f64,
+    /// Rate actually offered (sent ÷ offering time), transfers per second.
+    pub offered_tps: f64,
+    /// Finalized transfers of this run per second (see the module docs).
+    pub finalized_tps: f64,
+    /// Offering phase, seconds.
+    pub duration_s: f64,
+    /// Sender accounts.
+    pub senders: usize,
+    /// Transfers sent (in `sendTransactions` calls that were answered or timed out).
+    pub sent: u64,
+    /// Accepted into a mempool.
+    pub accepted: u64,
+    /// Refused, in total.
+    pub rejected: u64,
+    /// Refusals by reason code (`overloaded`, `too_far_ahead`, …; `rpc_error` for calls that
+    /// failed as a whole).
+    pub rejections: BTreeMap<String, u64>,
+    /// Transfers of this run seen in finalized blocks.
+    pub finalized: u64,
+    /// Accepted transfers not final by the end of the drain.
+    pub unfinalized: u64,
+    /// Submit-to-finalized latency of the finalized transfers.
+    pub latency: Latency,
+    /// Finalized height when offering started and when the run ended.
+    pub start_height: u64,
+    /// Last height followed.
+    pub end_height: u64,
+    /// Seconds spent funding senders and pre-signing (before the clock).
+    pub setup_s: f64,
+    /// Stopped early (Ctrl-C).
+    pub interrupted: bool,
+}
+
+impl ThroughputReport {
+    /// The report for humans.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "offered {:.0} tx/s (target {:.0}) for {:.1} s from {} senders: sent {}, accepted {}, rejected {}\n",
+            self.offered_tps,
+            self.target_rate,
+            self.duration_s,
+            self.senders,
+            self.sent,
+            self.accepted,
+            self.rejected
+        );
+        for (code, n) in &self.rejections {
+            s.push_str(&format!("  rejected {code}: {n}\n"));
+        }
+        s.push_str(&format!(
+            "finalized {} ({} accepted not final): {:.0} tx/s, heights {}..={}\n",
+            self.finalized,
+            self.unfinalized,
+            self.finalized_tps,
+            self.start_height,
+            self.end_height
+        ));
+        s.push_str(&format!(
+            "latency submit→finalized: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms\n",
+            self.latency.p50_ms, self.latency.p90_ms, self.latency.p99_ms, self.latency.max_ms
+        ));
+        if self.interrupted {
+            s.push_str("interrupted before the end\n");
+        }
+        s
+    }
+}
+
+/// Sender `i`'s key for `seed`: a key derived with blake3 so runs with different seeds use
+/// disjoint accounts.
+fn sender_key(seed: u64, i: usize) -> KeyFile {
+    let mut material = [0u8; 16];
+    material[..8].copy_from_slice(&seed.to_le_bytes());
+    material[8..].copy_from_slice(&(i as u64).to_le_bytes());
+    KeyFile::from_seed(&blake3::derive_key("cairn load sender v1", &material))
+}
+
+/// State shared by the offering tasks and the follower.
+struct Track {
+    /// Transaction hash → index in the run.
+    index: HashMap<Hash, u32>,
+    /// Per transfer: ms after the start when its batch was sent (u64::MAX: not sent).
+    sent_at_ms: Vec<AtomicU64>,
+    /// Per transfer: accepted by a node.
+    accepted: Vec<std::sync::atomic::AtomicBool>,
+    /// Per transfer: finalized (ms after the start), u64::MAX if not.
+    final_at_ms: Vec<AtomicU64>,
+    sent: AtomicU64,
+    accepted_count: AtomicU64,
+    finalized_count: AtomicU64,
+    rejections: Mutex<BTreeMap<String, u64>>,
+    height: AtomicU64,
+}
+
+/// Runs the load against the nodes of `m`.
+///
+/// # Errors
+/// Bad settings, no demo accounts, no node answering, funding that does not finalize.
+pub async fn run(
+    m: &Manifest,
+    cfg: &ThroughputConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<ThroughputReport> {
+    let (tx_count, sender_count) = cfg.validate()?;
+    if m.accounts.is_empty() {
+        bail!("the testnet has no demo accounts to fund senders from");
+    }
+    let setup_started = Instant::now();
+    let clients: Vec<Arc<RpcClient>> = m
+        .nodes
+        .iter()
+        .map(|n| RpcClient::with_timeout(&n.rpc_url, cfg.rpc_timeout).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let follower_client = clients[0].clone();
+    let status = follower_client
+        .status()
+        .await
+        .with_context(|| format!("getStatus on {}", m.nodes[0].rpc_url))?;
+    if status.chain_id != m.chain_id {
+        bail!(
+            "node {} serves chain {}, the manifest says {}",
+            m.nodes[0].name,
+            status.chain_id,
+            m.chain_id
+        );
+    }
+
+    // 1. Senders and their funding.
+    let senders: Vec<KeyFile> = (0..sender_count).map(|i| sender_key(cfg.seed, i)).collect();
+    let per_sender = tx_count.div_ceil(sender_count) as u64;
+    let need = per_sender * (AMOUNT + FEE);
+    let nonces = fund(m, &clients, &senders, need, cfg).await?;
+
+    // 2. Pre-signing on all cores.
+    let chain_id = m.chain_id.clone();
+    let expiry = status.latest_height + 10_000_000;
+    let txs = presign(&senders, &nonces, tx_count, &chain_id, expiry, cfg.progress).await?;
+    let index: HashMap<Hash, u32> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.0, i as u32))
+        .collect();
+    let hexes: Vec<String> = txs.into_iter().map(|(_, hex)| hex).collect();
+    let setup_s = setup_started.elapsed().as_secs_f64();
+    let start_height = follower_client.status().await?.latest_height;
+
+    let track = Arc::new(Track {
+        index,
+        sent_at_ms: (0..tx_count).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        accepted: (0..tx_count)
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect(),
+        final_at_ms: (0..tx_count).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        sent: AtomicU64::new(0),
+        accepted_count: AtomicU64::new(0),
+        finalized_count: AtomicU64::new(0),
+        rejections: Mutex::new(BTreeMap::new()),
+        height: AtomicU64::new(start_height),
+    });
+    let hexes = Arc::new(hexes);
+    let started = Instant::now();
+    let (done_tx, done_rx) = watch::channel(false);
+    let follower = tokio::spawn(follow(
+        follower_client.clone(),
+        track.clone(),
+        started,
+        start_height,
+        done_rx,
+    ));
+    let progress = cfg.progress.then(|| {
+        let track = track.clone();
+        let rate = cfg.rate;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROGRESS_EVERY).await;
+                let t = started.elapsed().as_secs_f64();
+                let sent = track.sent.load(Ordering::Relaxed);
+                let fin = track.finalized_count.load(Ordering::Relaxed);
+                let rej: u64 = track.rejections.lock().expect("poisoned").values().sum();
+                eprintln!(
+                    "[{t:>6.1}s] target {rate:.0}/s  sent {sent} ({:.0}/s)  accepted {}  rejected {rej}  finalized {fin} ({:.0}/s)  height {}",
+                    sent as f64 / t,
+                    track.accepted_count.load(Ordering::Relaxed),
+                    fin as f64 / t,
+                    track.height.load(Ordering::Relaxed)
+                );
+            }
+        })
+    });
+
+    // 3. Offering, open loop.
+    let permits = Arc::new(Semaphore::new(cfg.in_flight_max));
+    let mut next = 0usize;
+    let mut rr = 0usize;
+    let mut interrupted = false;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while next < tx_count {
+        ticker.tick().await;
+        if *stop.borrow() {
+            interrupted = true;
+            break;
+        }
+        let elapsed = started.elapsed();
+        if elapsed > cfg.duration + TICK {
+            break;
+        }
+        let due = ((cfg.rate * elapsed.as_secs_f64()) as usize).min(tx_count);
+        while next < due {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                break; // every request slot busy: the rest waits for the next tick
+            };
+            let end = (next + cfg.batch_txs_max).min(due);
+            let client = clients[rr % clients.len()].clone();
+            rr += 1;
+            let (track, hexes) = (track.clone(), hexes.clone());
+            let range = next..end;
+            next = end;
+            tasks.spawn(async move {
+                send_batch(&client, &track, &hexes, range, started).await;
+                drop(permit);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    let offering_s = started
+        .elapsed()
+        .as_secs_f64()
+        .min(cfg.duration.as_secs_f64().max(TICK.as_secs_f64()));
+    while tasks.join_next().await.is_some() {}
+
+    // 5. Drain.
+    let drain_deadline = Instant::now() + cfg.drain;
+    while Instant::now() < drain_deadline && !*stop.borrow() {
+        let accepted = track.accepted_count.load(Ordering::Relaxed);
+        if track.finalized_count.load(Ordering::Relaxed) >= accepted {
+            break;
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+    }
+    let _ = done_tx.send(true);
+    let end_height = follower.await.context("follower task")??;
+    if let Some(p) = progress {
+        p.abort();
+    }
+
+    let mut latencies = Vec::new();
+    let mut last_final_ms = 0u64;
+    let mut unfinalized = 0u64;
+    for i in 0..tx_count {
+        let f = track.final_at_ms[i].load(Ordering::Relaxed);
+        let s = track.sent_at_ms[i].load(Ordering::Relaxed);
+        if f != u64::MAX {
+            last_final_ms = last_final_ms.max(f);
+            if s != u64::MAX {
+                latencies.push(f.saturating_sub(s));
+            }
+        } else if track.accepted[i].load(Ordering::Relaxed) {
+            unfinalized += 1;
+        }
+    }
+    let finalized = track.finalized_count.load(Ordering::Relaxed);
+    let sent = track.sent.load(Ordering::Relaxed);
+    let rejections = track.rejections.lock().expect("poisoned").clone();
+    Ok(ThroughputReport {
+        target_rate: cfg.rate,
+        offered_tps: sent as f64 / offering_s,
+        finalized_tps: if last_final_ms == 0 {
+            0.0
+        } else {
+            finalized as f64 / (last_final_ms as f64 / 1000.0)
+        },
+        duration_s: offering_s,
+        senders: sender_count,
+        sent,
+        accepted: track.accepted_count.load(Ordering::Relaxed),
+        rejected: rejections.values().sum(),
+        rejections,
+        finalized,
+        unfinalized,
+        latency: Latency::of(&mut latencies),
+        start_height,
+        end_height,
+        setup_s,
+        interrupted,
+    })
+}
+
+/// Sends `hexes[range]` in one `sendTransactions` call and records the answers.
+async fn send_batch(
+    client: &RpcClient,
+    track: &Track,
+    hexes: &[String],
+    range: std::ops::Range<usize>,
+    started: Instant,
+) {
+    let sent_ms = started.elapsed().as_millis() as u64;
+    for i in range.clone() {
+        track.sent_at_ms[i].store(sent_ms, Ordering::Relaxed);
+    }
+    track.sent.fetch_add(range.len() as u64, Ordering::Relaxed);
+    let answer: Result<Vec<SubmitResult>, _> = client
+        .call("sendTransactions", json!({ "txs": &hexes[range.clone()] }))
+        .await;
+    match answer {
+        Ok(results) if results.len() == range.len() => {
+            let mut ok = 0;
+            let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+            for (i, r) in range.zip(results) {
+                if r.accepted {
+                    track.accepted[i].store(true, Ordering::Relaxed);
+                    ok += 1;
+                } else {
+                    *refused
+                        .entry(r.code.unwrap_or_else(|| "unknown".into()))
+                        .or_default() += 1;
+                }
+            }
+            track.accepted_count.fetch_add(ok, Ordering::Relaxed);
+            let mut rej = track.rejections.lock().expect("poisoned");
+            for (code, n) in refused {
+                *rej.entry(code).or_default() += n;
+            }
+        }
+        Ok(_) | Err(_) => {
+            *track
+                .rejections
+                .lock()
+                .expect("poisoned")
+                .entry("rpc_error".into())
+                .or_default() += range.len() as u64;
+        }
+    }
+}
+
+/// Follows finalized blocks from `from + 1` until `done`, marking this run's transfers final.
+/// Returns the last height read.
+async fn follow(
+    client: Arc<RpcClient>,
+    track: Arc<Track>,
+    started: Instant,
+    from: u64,
+    done: watch::Receiver<bool>,
+) -> Result<u64> {
+    let mut next = from + 1;
+    loop {
+        let tip = match client.status().await {
+            Ok(s) => s.latest_height,
+            Err(_) => next - 1,
+        };
+        while next <= tip {
+            let Ok(Some(block)) = client.block_by_height(next).await else {
+                break;
+            };
+            let now_ms = started.elapsed().as_millis() as u64;
+            let mut mine = 0;
+            for tx in &block.transactions {
+                if let Some(&i) = track.index.get(&tx.hash) {
+                    // A transfer is final once; a second sighting would be a ledger bug that
+                    // the invariant checker reports, not something to count twice here.
+                    if track.final_at_ms[i as usize]
+                        .compare_exchange(u64::MAX, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        mine += 1;
+                    }
+                }
+            }
+            track.finalized_count.fetch_add(mine, Ordering::Relaxed);
+            track.height.store(next, Ordering::Relaxed);
+            next += 1;
+        }
+        if *done.borrow() {
+            return Ok(next - 1);
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+    }
+}
+
+/// Funds every sender with `need` base units from the demo accounts, in rounds that respect
+/// the mempool's per-sender window, each waited to finality. Returns each sender's nonce.
+async fn fund(
+    m: &Manifest,
+    clients: &[Arc<RpcClient>],
+    senders: &[KeyFile],
+    need: u64,
+    cfg: &ThroughputConfig,
+) -> Result<Vec<u64>> {
+    let c = &clients[0];
+    let mut nonces = Vec::with_capacity(senders.len());
+    let mut to_fund: Vec<(Address, u64)> = Vec::new();
+    for chunk in senders.chunks(256) {
+        let addresses: Vec<Address> = chunk.iter().map(KeyFile::address).collect();
+        let accounts = futures_join(addresses.iter().map(|a| c.account(a))).await;
+        for (k, a) in chunk.iter().zip(accounts) {
+            let a = a.with_context(|| format!("getAccount {}", k.address()))?;
+            nonces.push(a.nonce);
+            if a.balance < need {
+                to_fund.push((k.address(), need - a.balance));
+            }
+        }
+    }
+    if to_fund.is_empty() {
+        return Ok(nonces);
+    }
+    let funders: Vec<KeyFile> = m
+        .accounts
+        .iter()
+        .map(|a| {
+            KeyFile::load(&a.key_file).with_context(|| format!("loading {}", a.key_file.display()))
+        })
+        .collect::<Result<_>>()?;
+    let total: u64 = to_fund.iter().map(|(_, v)| v + FEE).sum();
+    if cfg.progress {
+        eprintln!(
+            "funding {} senders with {need} base units each from {} demo accounts…",
+            to_fund.len(),
+            funders.len()
+        );
+    }
+    let mut funder_nonce = Vec::with_capacity(funders.len());
+    let mut funder_balance = 0u64;
+    for f in &funders {
+        let a = c.account(&f.address()).await?;
+        funder_nonce.push(a.nonce);
+        funder_balance = funder_balance.saturating_add(a.balance);
+    }
+    if funder_balance < total {
+        bail!(
+            "the demo accounts hold {funder_balance} base units; funding needs {total} (fewer senders, a lower rate or a shorter duration)"
+        );
+    }
+    let mut queue = to_fund.into_iter();
+    let mut rounds = 0;
+    loop {
+        let mut batch: Vec<SignedTransaction> = Vec::new();
+        let mut last: Vec<(usize, u64)> = Vec::new();
+        for (fi, f) in funders.iter().enumerate() {
+            let mut n = 0;
+            while n < FUNDING_ROUND_TXS_MAX {
+                let Some((to, amount)) = queue.next() else {
+                    break;
+                };
+                batch.push(build_transfer(
+                    f,
+                    &m.chain_id,
+                    to,
+                    amount,
+                    FEE,
+                    funder_nonce[fi],
+                    u64::MAX,
+                ));
+                funder_nonce[fi] += 1;
+                n += 1;
+            }
+            if n > 0 {
+                last.push((fi, funder_nonce[fi]));
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        rounds += 1;
+        if rounds > FUNDING_ROUNDS_MAX {
+            bail!("funding did not finish in {FUNDING_ROUNDS_MAX} rounds");
+        }
+        for chunk in batch.chunks(SEND_TRANSACTIONS_MAX) {
+            let results = c
+                .send_transactions(chunk)
+                .await
+                .context("funding: sendTransactions")?;
+            if let Some(r) = results.iter().find(|r| !r.accepted) {
+                bail!(
+                    "funding transfer {} refused: {} {}",
+                    r.hash,
+                    r.code.clone().unwrap_or_default(),
+                    r.message.clone().unwrap_or_default()
+                );
+            }
+        }
+        // Wait until every funder's last transfer of the round is final.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for (fi, want) in last {
+            loop {
+                let a = c.account(&funders[fi].address()).await?;
+                if a.nonce >= want {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("funding round {rounds} not final after 60 s");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    if cfg.progress {
+        eprintln!("funded in {rounds} rounds");
+    }
+    Ok(nonces)
+}
+
+/// Polls the futures together (sequential awaits would not overlap the RPC round trips).
+async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    futures::future::join_all(fs).await
+}
+
+/// Signs `count` transfers (sender `k mod senders`, next nonce), returning (hash, hex).
+async fn presign(
+    senders: &[KeyFile],
+    nonces: &[u64],
+    count: usize,
+    chain_id: &str,
+    expiry: u64,
+    progress: bool,
+) -> Result<Vec<(Hash, String)>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16);
+    let started = Instant::now();
+    let senders: Arc<Vec<(ed25519_dalek::SigningKey, Address)>> = Arc::new(
+        senders
+            .iter()
+            .map(|k| (k.signing_key().clone(), k.address()))
+            .collect(),
+    );
+    let nonces = Arc::new(nonces.to_vec());
+    let chunk = count.div_ceil(threads);
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let (senders, nonces, chain_id) = (senders.clone(), nonces.clone(), chain_id.to_string());
+        let range = (t * chunk)..((t + 1) * chunk).min(count);
+        handles.push(tokio::task::spawn_blocking(move || {
+            let n = senders.len();
+            range
+                .map(|k| {
+                    let s = k % n;
+                    let tx = TransactionBody {
+                        chain_id: chain_id.clone(),
+                        sender: senders[s].1,
+                        recipient: senders[(s + 1) % n].1,
+                        amount: AMOUNT,
+                        fee: FEE,
+                        nonce: nonces[s] + (k / n) as u64,
+                        expiry_height: expiry,
+                    }
+                    .sign(&senders[s].0);
+                    (tx.hash(), hex::encode(tx.encode()))
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::with_capacity(count);
+    for h in handles {
+        out.extend(h.await.context("signing task")?);
+    }
+    if progress {
+        eprintln!(
+            "signed {count} transfers in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).rev().collect();
+        let l = Latency::of(&mut v);
+        assert_eq!((l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms), (50, 90, 99, 100));
+        assert_eq!(Latency::of(&mut []), Latency::default());
+        let mut one = vec![7];
+        assert_eq!(Latency::of(&mut one).p99_ms, 7);
+    }
+
+    #[test]
+    fn config_bounds() {
+        let ok = ThroughputConfig::default();
+        assert_eq!(ok.validate().unwrap(), (60_000, 250));
+        let bad = |f: fn(&mut ThroughputConfig)| {
+            let mut c = ThroughputConfig::default();
+            f(&mut c);
+            c.validate().is_err()
+        };
+        assert!(bad(|c| c.rate = 0.0));
+        assert!(bad(|c| c.rate = RATE_MAX * 2.0));
+        assert!(bad(|c| c.duration = Duration::ZERO));
+        assert!(bad(|c| c.batch_txs_max = SEND_TRANSACTIONS_MAX + 1));
+        assert!(bad(|c| c.senders = Some(0)));
+        assert!(bad(|c| {
+            c.rate = 100_000.0;
+            c.duration = Duration::from_secs(3600)
+        }));
+    }
+
+    #[test]
+    fn sender_keys_depend_on_seed_and_index() {
+        assert_eq!(sender_key(1, 2).address(), sender_key(1, 2).address());
+        assert_ne!(sender_key(1, 2).address(), sender_key(1, 3).address());
+        assert_ne!(sender_key(1, 2).address(), sender_key(2, 2).address());
+    }
+}

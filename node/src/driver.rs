@@ -41,6 +41,9 @@ pub const FINALIZED_WAITING_MAX: usize = 64;
 pub const REJECTED_REMEMBERED_MAX: usize = 16_384;
 /// Gossiped transactions being signature-checked off the driver task at once.
 pub const VERIFY_IN_FLIGHT_MAX: usize = 16_384;
+/// A block with at least this many transactions the node has not verified has them
+/// batch-verified off the driver task (fewer are verified inline).
+pub const BLOCK_BATCH_VERIFY_MIN: usize = 16;
 /// Block fetches by hash in flight at once.
 pub const FETCHES_IN_FLIGHT_MAX: usize = 8;
 /// Driver command queue bound.
@@ -150,6 +153,9 @@ enum Internal {
     SyncBlocks {
         peer: PeerId,
         blocks: Vec<SyncedBlock>,
+        /// Hashes of the blocks' transactions whose signatures were verified (in a batch, off
+        /// the driver task) when the response arrived.
+        verified: HashSet<Hash>,
     },
     RequestFailed {
         what: &'static str,
@@ -475,6 +481,8 @@ impl Driver {
         };
         let h = block.hash();
         info!(view, height = block.header.height, txs = block.transactions.len(), hash = %h, "proposing");
+        // Peers should hold the block's transactions before the block arrives.
+        self.flush_tx_outbox().await;
         if let Err(e) = self.net.publish(Topic::Blocks, block.encode()).await {
             warn!(error = %e, "publishing a block failed");
         }
@@ -552,8 +560,36 @@ impl Driver {
         if self.chain.pending(&h).is_some() {
             return Ok(Some(true));
         }
+        // Transactions this node has not verified yet (not in its mempool: e.g. still in a
+        // gossip batch being verified, or never gossiped to us) are batch-verified on a
+        // blocking thread rather than one by one on this task.
+        let unverified: Vec<SignedTransaction> = block
+            .transactions
+            .iter()
+            .filter(|t| !self.mempool.contains(&t.hash()))
+            .cloned()
+            .collect();
+        let verified: HashSet<Hash> = if unverified.len() >= BLOCK_BATCH_VERIFY_MIN {
+            let chain_id = self.params.chain_id.clone();
+            tokio::task::spawn_blocking(move || {
+                let results = cairn_ledger::verify_transactions(&unverified, &chain_id);
+                unverified
+                    .iter()
+                    .zip(results)
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(t, _)| t.hash())
+                    .collect()
+            })
+            .await
+            .map_err(|e| FatalError(format!("verification task failed: {e}")))?
+        } else {
+            HashSet::new()
+        };
         let mempool = &self.mempool;
-        match self.chain.insert(block, &|t| mempool.contains(t)) {
+        match self
+            .chain
+            .insert(block, &|t| verified.contains(t) || mempool.contains(t))
+        {
             Ok(_) => Ok(Some(true)),
             Err(ChainError::UnknownParent { .. }) => Ok(None),
             Err(ChainError::Invalid(e)) => {
@@ -961,9 +997,13 @@ impl Driver {
                     self.request_blocks(peer, head + 1);
                 }
             }
-            Internal::SyncBlocks { peer, blocks } => {
+            Internal::SyncBlocks {
+                peer,
+                blocks,
+                verified,
+            } => {
                 self.sync_in_flight = false;
-                self.apply_synced(peer, blocks).await?;
+                self.apply_synced(peer, blocks, verified).await?;
             }
             Internal::RequestFailed { what, peer, reason } => {
                 if what == "sync" {
@@ -981,6 +1021,7 @@ impl Driver {
         &mut self,
         peer: PeerId,
         blocks: Vec<SyncedBlock>,
+        verified: HashSet<Hash>,
     ) -> Result<(), FatalError> {
         let mut last_certified = None;
         for (i, sb) in blocks.iter().enumerate() {
@@ -1014,7 +1055,7 @@ impl Driver {
             match self
                 .chain
                 .commit_next(sb.block, sb.certificate.as_deref(), &|t| {
-                    mempool.contains(t)
+                    verified.contains(t) || mempool.contains(t)
                 }) {
                 Ok(()) => {
                     committed += 1;
@@ -1235,6 +1276,7 @@ impl Driver {
         let out = self.internal_tx.clone();
         let max = self.params.sync_response_bytes_max;
         let count = self.params.sync_batch_blocks_max;
+        let chain_id = self.params.chain_id.clone();
         tokio::spawn(async move {
             let req = SyncRequest::Blocks { from_height, count };
             let res = net.request(peer, req.encode()).await;
@@ -1242,7 +1284,37 @@ impl Driver {
                 .map_err(|e| e.to_string())
                 .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
             {
-                Ok(SyncResponse::Blocks(blocks)) => Internal::SyncBlocks { peer, blocks },
+                Ok(SyncResponse::Blocks(blocks)) => {
+                    // Batch-verify every transaction signature here, off the driver task, so
+                    // catch-up replay is bounded by execution and commit, not by one-by-one
+                    // signature checks on the task that runs consensus.
+                    let verify = tokio::task::spawn_blocking(move || {
+                        let txs: Vec<SignedTransaction> = blocks
+                            .iter()
+                            .flat_map(|b| b.block.transactions.iter().cloned())
+                            .collect();
+                        let results = cairn_ledger::verify_transactions(&txs, &chain_id);
+                        let verified: HashSet<Hash> = txs
+                            .iter()
+                            .zip(results)
+                            .filter(|(_, r)| r.is_ok())
+                            .map(|(t, _)| t.hash())
+                            .collect();
+                        (blocks, verified)
+                    });
+                    match verify.await {
+                        Ok((blocks, verified)) => Internal::SyncBlocks {
+                            peer,
+                            blocks,
+                            verified,
+                        },
+                        Err(e) => Internal::RequestFailed {
+                            what: "sync",
+                            peer,
+                            reason: format!("verification task failed: {e}"),
+                        },
+                    }
+                }
                 Ok(other) => Internal::RequestFailed {
                     what: "sync",
                     peer,

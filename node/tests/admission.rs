@@ -529,9 +529,8 @@ async fn banned_identities_sharing_an_ip_ban_the_ip_but_never_a_validator() {
     for _ in 0..=IDENTITIES_MAX {
         let (kf, f) = keypair_and_id();
         let nonce = admission::solve(&GENESIS, &f, BITS).unwrap();
-        flooders.push(
-            Node::start_redialing(kf, &[&v], admission(&exempt, Some(nonce), 3000)).await,
-        );
+        flooders
+            .push(Node::start_redialing(kf, &[&v], admission(&exempt, Some(nonce), 3000)).await);
     }
     let rejected = flood_until(&mut v, &flooders, |s| s.ips_banned >= 1).await;
     let stats = v.net.stats();
@@ -552,10 +551,16 @@ async fn banned_identities_sharing_an_ip_ban_the_ip_but_never_a_validator() {
     let h = Node::start(kh.clone(), &[&v], admission(&exempt, Some(nonce), 3000)).await;
     let start = Instant::now();
     while v.net.stats().connections_refused_banned_ip == before {
-        assert!(start.elapsed() < WAIT, "connection from a banned IP not refused");
+        assert!(
+            start.elapsed() < WAIT,
+            "connection from a banned IP not refused"
+        );
         sleep(Duration::from_millis(50)).await;
     }
-    assert!(v.status_of(honest).await.is_none(), "peer from a banned IP got in");
+    assert!(
+        v.status_of(honest).await.is_none(),
+        "peer from a banned IP got in"
+    );
     h.net.shutdown().await;
 
     // A genesis validator from the same IP is never refused.
@@ -617,7 +622,10 @@ async fn connections_per_ip_are_limited_except_for_validators() {
     let w = Node::start(kw, &[&v], admission(&exempt, None, 10_000)).await;
     let start = Instant::now();
     while v.status_of(validator).await != Some(AdmissionStatus::Exempt) {
-        assert!(start.elapsed() < WAIT, "validator refused by the per-IP limit");
+        assert!(
+            start.elapsed() < WAIT,
+            "validator refused by the per-IP limit"
+        );
         sleep(Duration::from_millis(50)).await;
     }
     let connected = v.net.peers().await;

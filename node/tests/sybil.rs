@@ -124,11 +124,9 @@ impl Testnet {
             homes.push(home);
             configs.push(config);
         }
-        let account = keys::write_validator_key(
-            &dir.path().join("account.json"),
-            keys::random_seed(),
-        )
-        .unwrap();
+        let account =
+            keys::write_validator_key(&dir.path().join("account.json"), keys::random_seed())
+                .unwrap();
         let genesis = Genesis {
             chain_id: "cairn-admission".into(),
             genesis_time_ms: std::time::SystemTime::now()
@@ -155,7 +153,9 @@ impl Testnet {
         }
         let rpc = rpc_addrs
             .iter()
-            .map(|a| RpcClient::with_timeout(&format!("http://{a}"), Duration::from_secs(5)).unwrap())
+            .map(|a| {
+                RpcClient::with_timeout(&format!("http://{a}"), Duration::from_secs(5)).unwrap()
+            })
             .collect();
         Testnet {
             _dir: dir,
@@ -388,13 +388,19 @@ async fn full_node_with_a_valid_proof_joins_a_4_validator_testnet_and_follows_th
                     break p;
                 }
             }
-            assert!(start.elapsed() < WAIT, "validator {v} does not show the full node admitted");
+            assert!(
+                start.elapsed() < WAIT,
+                "validator {v} does not show the full node admitted"
+            );
             sleep(POLL).await;
         };
         assert!(!entry.is_validator);
         let score = entry.score.expect("score known");
         assert!(score > -10.0, "admitted full node penalized: {score}");
-        let seen = net.peer_at(full, &net.peer_ids[v]).await.expect("connected");
+        let seen = net
+            .peer_at(full, &net.peer_ids[v])
+            .await
+            .expect("connected");
         assert_eq!(seen.admission.as_deref(), Some("exempt"));
         assert!(seen.is_validator);
         assert!(net.metric(v, "cairn_peers_admitted_total").await >= 1.0);
@@ -407,8 +413,7 @@ async fn full_node_with_a_valid_proof_joins_a_4_validator_testnet_and_follows_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peers_without_wrong_or_foreign_proofs_are_refused_within_the_deadline_and_get_no_gossip()
-{
+async fn peers_without_wrong_or_foreign_proofs_are_refused_within_the_deadline_and_get_no_gossip() {
     let _serial = SERIAL.lock().await;
     let mut net = Testnet::generate(0, |_| {});
     net.start_all();
@@ -485,12 +490,18 @@ async fn peers_without_wrong_or_foreign_proofs_are_refused_within_the_deadline_a
     // The control is admitted and receives consensus gossip; the refused peers got none.
     let start = Instant::now();
     while control.drain() == 0 {
-        assert!(start.elapsed() < WAIT, "the admitted control peer got no gossip");
+        assert!(
+            start.elapsed() < WAIT,
+            "the admitted control peer got no gossip"
+        );
         sleep(POLL).await;
     }
     for p in &mut bad {
         assert_eq!(p.drain(), 0, "refused peer {} received gossip", p.id());
-        assert!(p.net.peers().await.is_empty(), "refused peer still connected");
+        assert!(
+            p.net.peers().await.is_empty(),
+            "refused peer still connected"
+        );
     }
     println!("control peer received {} gossip messages", control.gossip);
     for p in bad.into_iter().chain([control]) {
@@ -568,7 +579,10 @@ async fn invalid_transaction_flooder_is_banned_and_stays_banned_after_the_victim
     let observe = Instant::now();
     let mut control_admitted = false;
     while observe.elapsed() < Duration::from_secs(4) || !control_admitted {
-        assert!(observe.elapsed() < WAIT, "control peer not admitted after restart");
+        assert!(
+            observe.elapsed() < WAIT,
+            "control peer not admitted after restart"
+        );
         assert!(
             net.peer_at(0, &flooder).await.is_none(),
             "banned flooder got back in after the restart"
@@ -580,7 +594,10 @@ async fn invalid_transaction_flooder_is_banned_and_stays_banned_after_the_victim
         sleep(POLL).await;
     }
     f.drain();
-    println!("flooder stayed out for {:?} after the restart", observe.elapsed());
+    println!(
+        "flooder stayed out for {:?} after the restart",
+        observe.elapsed()
+    );
     control.net.shutdown().await;
     f.net.shutdown().await;
     net.stop_all().await;
@@ -614,8 +631,13 @@ async fn hundred_sybils_without_proofs_do_not_slow_finalization() {
     let sybils = futures::future::join_all((0..SYBILS).map(|k| {
         let net = &net;
         async move {
-            net.raw_peer(Keypair::generate_ed25519(), None, &[k % VALIDATORS], 600_000)
-                .await
+            net.raw_peer(
+                Keypair::generate_ed25519(),
+                None,
+                &[k % VALIDATORS],
+                600_000,
+            )
+            .await
         }
     }))
     .await;
@@ -627,7 +649,10 @@ async fn hundred_sybils_without_proofs_do_not_slow_finalization() {
          ratio {:.2}",
         flood / baseline
     );
-    assert!(baseline > 0.0, "the testnet did not finalize without the flood");
+    assert!(
+        baseline > 0.0,
+        "the testnet did not finalize without the flood"
+    );
     assert!(
         flood >= 0.8 * baseline,
         "the flood slowed finalization by more than 20%: {flood:.2} vs {baseline:.2} heights/s"

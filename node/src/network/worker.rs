@@ -25,10 +25,10 @@ use super::{
     ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES, ADMISSION_SWEEP_INTERVAL, AGENT_VERSION,
     APP_SCORE_UNADMITTED, AdmissionConfig, AdmissionStatus, BANS_MAX, Command, Counters,
     GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
-    IP_BANS_MAX, IPS_TRACKED_MAX, VALIDATOR_IPS_MAX,
-    LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, ResponseToken,
-    SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX,
-    SYNC_STREAMS_PER_CONNECTION_MAX, Topic, split_peer_addr,
+    IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError,
+    NetworkEvent, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN,
+    SHUTDOWN_GRACE, STRIKES_MAX, SYNC_STREAMS_PER_CONNECTION_MAX, Topic, VALIDATOR_IPS_MAX,
+    split_peer_addr,
 };
 
 /// Gossipsub mesh degree and bounds, sized for 4–10 node networks.
@@ -501,8 +501,7 @@ impl Worker {
             if self.protected_ips.contains(&ip) {
                 continue;
             }
-            if self.banned_by_ip.len() >= IPS_TRACKED_MAX && !self.banned_by_ip.contains_key(&ip)
-            {
+            if self.banned_by_ip.len() >= IPS_TRACKED_MAX && !self.banned_by_ip.contains_key(&ip) {
                 self.banned_by_ip.clear();
             }
             let identities = self.banned_by_ip.entry(ip).or_default();

@@ -157,9 +157,9 @@ impl Default for P2pConfig {
             sync_request_timeout_ms: 10_000,
             admission_deadline_ms: 5000,
             ban_duration_ms: 3_600_000,
-            connections_per_peer_max: crate::network::CONNECTIONS_PER_PEER_MAX_DEFAULT,
-            connections_per_ip_max: crate::network::CONNECTIONS_PER_IP_MAX_DEFAULT,
-            banned_identities_per_ip_max: crate::network::BANNED_IDENTITIES_PER_IP_MAX_DEFAULT,
+            connections_per_peer_max: crate::network::DEFAULT_CONNECTIONS_PER_PEER_MAX,
+            connections_per_ip_max: crate::network::DEFAULT_CONNECTIONS_PER_IP_MAX,
+            banned_identities_per_ip_max: crate::network::DEFAULT_BANNED_IDENTITIES_PER_IP_MAX,
         }
     }
 }

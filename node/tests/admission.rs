@@ -451,7 +451,7 @@ async fn hundred_sybils_without_proofs_do_not_disturb_validator_gossip() {
     );
     assert_eq!(
         stats.peers_refused,
-        u64::from(network::CONNECTIONS_PER_IP_MAX_DEFAULT)
+        u64::from(network::DEFAULT_CONNECTIONS_PER_IP_MAX)
     );
     assert_eq!(a.net.stats().peers_admitted, 0);
     for s in &mut sybils {

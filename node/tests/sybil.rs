@@ -6,7 +6,9 @@
 //! the Sybil identities.
 //!
 //! Every wait is bounded by [`WAIT`]; the tests in this file run one at a time (a shared
-//! lock) so that the finalization-rate measurement is not disturbed by the others.
+//! lock) so that the finalization-rate measurement is not disturbed by the others. The Sybil
+//! test measures finalized heights per second at validator 0 under its own load (a steady
+//! stream of transfers, [`LOAD_TX_PER_S`]) over two 8 s windows, without and with the flood.
 //!
 //! `cargo test -p cairn-node --test sybil -- --nocapture` prints the measured figures.
 
@@ -36,8 +38,6 @@ const BITS: u8 = 8;
 const VALIDATORS: usize = 4;
 /// Admission deadline of the validators in these tests, ms.
 const DEADLINE_MS: u64 = 2000;
-/// Least time between a block and its child's proposal, ms: the test chain's pace.
-const BLOCK_INTERVAL_MS: u64 = 200;
 
 /// The tests of this file run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -68,6 +68,8 @@ struct Testnet {
     rpc: Vec<RpcClient>,
     rpc_addrs: Vec<std::net::SocketAddr>,
     running: Vec<Option<Running>>,
+    /// The funded genesis account's key file.
+    account_key: PathBuf,
 }
 
 impl Testnet {
@@ -124,9 +126,8 @@ impl Testnet {
             homes.push(home);
             configs.push(config);
         }
-        let account =
-            keys::write_validator_key(&dir.path().join("account.json"), keys::random_seed())
-                .unwrap();
+        let account_key = dir.path().join("account.json");
+        let account = keys::write_validator_key(&account_key, keys::random_seed()).unwrap();
         let genesis = Genesis {
             chain_id: "cairn-admission".into(),
             genesis_time_ms: std::time::SystemTime::now()
@@ -142,7 +143,6 @@ impl Testnet {
                 leader_timeout_ms: 1000,
                 notarization_timeout_ms: 2000,
                 nullify_retry_ms: 500,
-                block_interval_ms: BLOCK_INTERVAL_MS,
                 admission_difficulty_bits: BITS,
                 ..ChainParams::default()
             },
@@ -167,6 +167,7 @@ impl Testnet {
             rpc,
             rpc_addrs,
             running: (0..total).map(|_| None).collect(),
+            account_key,
         }
     }
 
@@ -603,6 +604,55 @@ async fn invalid_transaction_flooder_is_banned_and_stays_banned_after_the_victim
     net.stop_all().await;
 }
 
+/// Transfers per second submitted by [`spawn_load`].
+const LOAD_TX_PER_S: u64 = 20;
+
+/// Submits transfers of 1 unit from the funded genesis account at [`LOAD_TX_PER_S`], round
+/// robin over the validators, until `stop` turns true; returns (accepted, refused).
+fn spawn_load(
+    net: &Testnet,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<(u64, u64)> {
+    let key = keys::read_validator_key(&net.account_key).unwrap();
+    let sender = cairn_ledger::Address::from_public_key(&key.verifying_key());
+    let chain_id = net.genesis.chain_id.clone();
+    let clients: Vec<RpcClient> = net.rpc_addrs[..VALIDATORS]
+        .iter()
+        .map(|a| RpcClient::with_timeout(&format!("http://{a}"), Duration::from_secs(2)).unwrap())
+        .collect();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / LOAD_TX_PER_S));
+        let (mut nonce, mut accepted, mut refused) = (0u64, 0u64, 0u64);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return (accepted, refused),
+            }
+            let tx = cairn_ledger::TransactionBody {
+                chain_id: chain_id.clone(),
+                sender,
+                recipient: cairn_ledger::Address([7; 32]),
+                amount: 1,
+                fee: 1,
+                nonce,
+                expiry_height: 1_000_000,
+            }
+            .sign(&key);
+            match clients[nonce as usize % clients.len()]
+                .send_transaction(&tx)
+                .await
+            {
+                Ok(_) => {
+                    accepted += 1;
+                    nonce += 1;
+                }
+                // Retried with the same nonce at the next tick.
+                Err(_) => refused += 1,
+            }
+        }
+    })
+}
+
 /// Finalized heights per second at validator 0 over `window`.
 async fn finalization_rate(net: &Testnet, window: Duration) -> f64 {
     let h0 = net.height(0).await.expect("validator 0 answers");
@@ -624,7 +674,12 @@ async fn hundred_sybils_without_proofs_do_not_slow_finalization() {
     });
     net.start_all();
     net.wait_height(0, 3).await;
+    // The test's load: a steady stream of transfers through both windows.
+    let (stop_load, load_stopped) = tokio::sync::watch::channel(false);
+    let load = spawn_load(&net, load_stopped);
+    let tx0 = net.metric(0, "cairn_txs_finalized_total").await;
     let baseline = finalization_rate(&net, WINDOW).await;
+    let tx1 = net.metric(0, "cairn_txs_finalized_total").await;
 
     // 100 fresh identities without proofs dial the validators (25 each) at once.
     let spawned = Instant::now();
@@ -643,12 +698,19 @@ async fn hundred_sybils_without_proofs_do_not_slow_finalization() {
     .await;
     let spawn_time = spawned.elapsed();
     let flood = finalization_rate(&net, WINDOW).await;
+    let tx2 = net.metric(0, "cairn_txs_finalized_total").await;
+    let _ = stop_load.send(true);
+    let (accepted, refused_txs) = load.await.unwrap();
     println!(
         "finalization rate at validator 0 over {WINDOW:?}: {baseline:.2} heights/s without flood, \
          {flood:.2} heights/s with {SYBILS} unproven identities (spawned in {spawn_time:?}); \
-         ratio {:.2}",
-        flood / baseline
+         ratio {:.2}. Load {LOAD_TX_PER_S} transfers/s: {} then {} finalized per window \
+         ({accepted} accepted, {refused_txs} refused submissions)",
+        flood / baseline,
+        tx1 - tx0,
+        tx2 - tx1
     );
+    assert!(accepted > 0, "the load submitted nothing");
     assert!(
         baseline > 0.0,
         "the testnet did not finalize without the flood"

@@ -269,13 +269,13 @@ pub const IPS_TRACKED_MAX: usize = 4096;
 pub const VALIDATOR_IPS_MAX: usize = 4096;
 
 /// Default of [`AdmissionConfig::connections_per_peer_max`], connections.
-pub const CONNECTIONS_PER_PEER_MAX_DEFAULT: u32 = 2;
+pub const DEFAULT_CONNECTIONS_PER_PEER_MAX: u32 = 2;
 
 /// Default of [`AdmissionConfig::connections_per_ip_max`], connections.
-pub const CONNECTIONS_PER_IP_MAX_DEFAULT: u32 = 16;
+pub const DEFAULT_CONNECTIONS_PER_IP_MAX: u32 = 16;
 
 /// Default of [`AdmissionConfig::banned_identities_per_ip_max`], identities.
-pub const BANNED_IDENTITIES_PER_IP_MAX_DEFAULT: u32 = 3;
+pub const DEFAULT_BANNED_IDENTITIES_PER_IP_MAX: u32 = 3;
 
 /// Peer admission and reputation settings; see the module docs.
 /// [`AdmissionConfig::disabled`] turns admission off (reputation bans still apply).
@@ -360,9 +360,9 @@ impl AdmissionConfig {
             ban_duration_ms: 3_600_000,
             initial_bans: Vec::new(),
             ban_sink: None,
-            connections_per_peer_max: CONNECTIONS_PER_PEER_MAX_DEFAULT,
-            connections_per_ip_max: CONNECTIONS_PER_IP_MAX_DEFAULT,
-            banned_identities_per_ip_max: BANNED_IDENTITIES_PER_IP_MAX_DEFAULT,
+            connections_per_peer_max: DEFAULT_CONNECTIONS_PER_PEER_MAX,
+            connections_per_ip_max: DEFAULT_CONNECTIONS_PER_IP_MAX,
+            banned_identities_per_ip_max: DEFAULT_BANNED_IDENTITIES_PER_IP_MAX,
             initial_ip_bans: Vec::new(),
             ip_ban_sink: None,
         }
@@ -1242,6 +1242,33 @@ mod tests {
         );
         assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/1");
         assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/1");
+    }
+
+    #[test]
+    fn admission_limits_must_be_at_least_one() {
+        AdmissionConfig::disabled().validate().unwrap();
+        type Mutator = fn(&mut AdmissionConfig);
+        let cases: Vec<(&str, Mutator)> = vec![
+            ("admission.connections_per_peer_max", |a| {
+                a.connections_per_peer_max = 0
+            }),
+            ("admission.connections_per_ip_max", |a| {
+                a.connections_per_ip_max = 0
+            }),
+            ("admission.banned_identities_per_ip_max", |a| {
+                a.banned_identities_per_ip_max = 0
+            }),
+        ];
+        for (field, mutate) in cases {
+            let mut a = AdmissionConfig::disabled();
+            mutate(&mut a);
+            match a.validate() {
+                Err(NetworkError::InvalidConfig { reason }) => {
+                    assert!(reason.starts_with(field), "{field}: {reason}")
+                }
+                other => panic!("{field}: expected InvalidConfig, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct BenchOptions {
     pub keep: bool,
     /// Chain parameters of the testnet.
     pub params: ChainParams,
+    /// Overload phase: offer twice the saturation rate for this long (zero: skip) and record
+    /// each node's peak resident memory.
+    pub overload_duration: Duration,
     /// Catch-up phase: transfers finalized while the last validator is down (0: skip; needs
     /// at least 4 validators so the rest keep a quorum).
     pub catch_up_txs: u64,
@@ -91,6 +94,11 @@ pub struct BenchResults {
     pub sustained: Option<ThroughputReport>,
     /// The run at half the saturation rate (latency).
     pub half_load: Option<ThroughputReport>,
+    /// The overload run at twice the saturation rate.
+    pub overload: Option<ThroughputReport>,
+    /// Peak resident memory of each node (name, MiB) at the end of the overload run (peak
+    /// since the node started, so it covers every earlier phase too).
+    pub peak_rss_mib: Vec<(String, f64)>,
     /// The catch-up phase.
     pub catch_up: Option<CatchUp>,
     /// Wall time of the whole benchmark, s.
@@ -134,6 +142,16 @@ impl BenchResults {
         }
         if let Some(r) = &self.half_load {
             s.push_str(&row("half of saturation", r));
+        }
+        if let Some(r) = &self.overload {
+            s.push_str(&row("overload (2x saturation)", r));
+        }
+        if !self.peak_rss_mib.is_empty() {
+            s.push_str("peak RSS:");
+            for (n, m) in &self.peak_rss_mib {
+                s.push_str(&format!(" {n}={m:.0} MiB"));
+            }
+            s.push('\n');
         }
         if let Some(c) = &self.catch_up {
             s.push_str(&format!(
@@ -216,6 +234,8 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             saturation_tps,
             sustained: None,
             half_load: None,
+            overload: None,
+            peak_rss_mib: Vec::new(),
             catch_up: None,
             elapsed_s: 0.0,
         };
@@ -237,6 +257,21 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             let r = load(&manifest, half, opts.half_duration, seed, stop.clone()).await?;
             eprint!("{}", r.summary());
             results.half_load = Some(r);
+        }
+        if !opts.overload_duration.is_zero() && saturation_tps >= 1.0 && !*stop.borrow() {
+            seed += 1;
+            let rate = 2.0 * saturation_tps;
+            eprintln!("— overload: {rate:.0} tx/s for {:?}", opts.overload_duration);
+            let r = load(&manifest, rate, opts.overload_duration, seed, stop.clone()).await?;
+            eprint!("{}", r.summary());
+            results.overload = Some(r);
+            results.peak_rss_mib = (0..manifest.nodes.len())
+                .filter_map(|i| {
+                    net.peak_rss_bytes(i)
+                        .map(|b| (manifest.nodes[i].name.clone(), b as f64 / (1024.0 * 1024.0)))
+                })
+                .collect();
+            eprintln!("peak RSS (MiB): {:?}", results.peak_rss_mib);
         }
         if opts.catch_up_txs > 0
             && opts.validators >= 4

@@ -16,12 +16,12 @@
 //! DIR/acked.jsonl               transfers acknowledged by `sendTransaction`, written by [`load`]
 //! ```
 
+pub mod bench;
 pub mod chaos;
 pub mod check;
 pub mod docker;
 pub mod load;
 pub mod throughput;
-pub mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -413,6 +413,26 @@ impl LocalTestnet {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// Process id of node `i`, if it was started and has not been reaped.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.children[i].as_ref().map(|c| c.id())
+    }
+
+    /// Peak resident memory of node `i` since it started, bytes (`VmHWM` of
+    /// `/proc/<pid>/status`; Linux only, `None` elsewhere or if it is not running).
+    pub fn peak_rss_bytes(&self, i: usize) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(i)?)).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
     }
 
     /// Stops every node gracefully.

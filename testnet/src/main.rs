@@ -187,6 +187,9 @@ enum Cmd {
         /// cairn-node binary (a release build: `cargo build --release -p cairn-node`).
         #[arg(long, env = "CAIRN_NODE_BIN")]
         node_bin: Option<PathBuf>,
+        /// Length of the overload run at twice the saturation rate (0s: skip).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        overload: Duration,
         /// Transfers finalized while the last validator is down, then timed catch-up (0: skip).
         #[arg(long, default_value_t = 100_000)]
         catch_up: u64,
@@ -549,9 +552,11 @@ async fn main() -> Result<()> {
             dir,
             node_bin,
             catch_up,
+            overload,
             json,
         } => {
             let opts = BenchOptions {
+                overload_duration: overload,
                 catch_up_txs: catch_up,
                 validators,
                 rates,

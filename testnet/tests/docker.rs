@@ -321,7 +321,7 @@ fn docker_testnet_survives_kill_pause_and_partition_without_losing_acknowledged_
     let check = &report["check"];
     say(&format!(
         "[{:>5.1}s] chaos took {chaos_secs:.1}s: {} faults; load acked {} (final {}), re-submissions {} ({} final only after one), \
-         unanswered {}; check: heights 0..={} on {} nodes, {} acked final once, proposers {}, violations {}",
+         unanswered {}; check: heights 0..={} on {} nodes, {} acked final once, proposers {}, signers {} ({} certificates verified), violations {}",
         t0.elapsed().as_secs_f64(),
         report["faults"].as_array().map(Vec::len).unwrap_or(0),
         load["acked"],
@@ -333,6 +333,8 @@ fn docker_testnet_survives_kill_pause_and_partition_without_losing_acknowledged_
         check["nodes"].as_array().map(Vec::len).unwrap_or(0),
         check["ackedFinalizedOnce"],
         check["proposers"],
+        check["signers"],
+        check["certificatesChecked"],
         check["violations"],
     ));
     assert!(
@@ -356,6 +358,10 @@ fn docker_testnet_survives_kill_pause_and_partition_without_losing_acknowledged_
         "acknowledged transfers lost: {load}"
     );
     assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(check["signersChecked"], true, "{check}");
+    let signers = check["signers"].as_object().expect("signers per validator");
+    assert_eq!(signers.len(), 4, "{check}");
+    assert!(signers.values().all(|n| n.as_u64() > Some(0)), "{check}");
     assert_eq!(check["ackedFinalizedOnce"], check["acked"]);
     assert_eq!(check["acked"].as_u64().unwrap(), acked);
 

@@ -5,10 +5,51 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use cairn_ledger::Address;
 use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
+
+/// Why a key file could not be read, parsed or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file could not be read.
+    #[error("cannot read key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file could not be written (or its directory created).
+    #[error("cannot write key file {path}: {source}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file exists and overwriting was not asked for.
+    #[error("key file {path} already exists; refusing to overwrite it (use --force)")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The text is not a valid key file (the reason never quotes the secret).
+    #[error("invalid key file{}: {reason}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Invalid {
+        /// The file, when read from one.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(reason: impl Into<String>) -> KeyFileError {
+    KeyFileError::Invalid {
+        path: None,
+        reason: reason.into(),
+    }
+}
 
 /// An ed25519 signing key loaded from or destined for a key file.
 ///
@@ -73,40 +114,60 @@ impl KeyFile {
 
     /// Parses key file text. The `address` field must be the secret key's address (a
     /// mismatch means a damaged or hand-edited file).
-    pub fn from_json(text: &str) -> anyhow::Result<KeyFile> {
+    ///
+    /// # Errors
+    /// [`KeyFileError::Invalid`] naming what is wrong.
+    pub fn from_json(text: &str) -> Result<KeyFile, KeyFileError> {
         let raw: RawKeyFile = serde_json::from_str(text).map_err(|e| {
             // serde_json's message never quotes the secret, but keep it short anyway.
-            anyhow::anyhow!("not a key file (expected {{\"address\", \"secret_key\"}}): {e}")
+            invalid(format!(
+                "not a key file (expected {{\"address\", \"secret_key\"}}): {e}"
+            ))
         })?;
         let secret_hex = Zeroizing::new(raw.secret_key);
         let hex_str = secret_hex.strip_prefix("0x").unwrap_or(&secret_hex);
         if hex_str.len() != 64 {
-            bail!(
+            return Err(invalid(format!(
                 "secret_key must be 64 hex characters (a 32-byte seed), got {}",
                 hex_str.len()
-            );
+            )));
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(hex_str, seed.as_mut_slice())
-            .map_err(|e| anyhow::anyhow!("secret_key is not hex: {e}"))?;
+            .map_err(|e| invalid(format!("secret_key is not hex: {e}")))?;
         let key = KeyFile::from_seed(&seed);
-        let stated: Address = raw.address.parse().context("address field")?;
+        let stated: Address = raw
+            .address
+            .parse()
+            .map_err(|e| invalid(format!("address field: {e}")))?;
         if stated != key.address() {
-            bail!(
+            return Err(invalid(format!(
                 "address field {stated} does not match the secret key (whose address is {})",
                 key.address()
-            );
+            )));
         }
         Ok(key)
     }
 
     /// Reads and parses a key file.
-    pub fn load(path: &Path) -> anyhow::Result<KeyFile> {
-        let text = Zeroizing::new(
-            fs::read_to_string(path)
-                .with_context(|| format!("cannot read key file {}", path.display()))?,
-        );
-        KeyFile::from_json(&text).with_context(|| format!("invalid key file {}", path.display()))
+    ///
+    /// # Errors
+    /// [`KeyFileError::Read`], or [`KeyFileError::Invalid`] with the path.
+    pub fn load(path: &Path) -> Result<KeyFile, KeyFileError> {
+        let text =
+            Zeroizing::new(
+                fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+                    path: path.into(),
+                    source,
+                })?,
+            );
+        KeyFile::from_json(&text).map_err(|e| match e {
+            KeyFileError::Invalid { reason, .. } => KeyFileError::Invalid {
+                path: Some(path.into()),
+                reason,
+            },
+            other => other,
+        })
     }
 
     /// Writes the key file with mode 0600 (created that way, never widened afterwards),
@@ -116,32 +177,37 @@ impl KeyFile {
     /// opened with `create_new`, so there is no check-then-write race). With `overwrite`
     /// the key goes to a new temporary file beside `path` that is then renamed over it, so
     /// the result has mode 0600 even if the old file had wider permissions.
-    pub fn write(&self, path: &Path, overwrite: bool) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    /// [`KeyFileError::Exists`] (without `overwrite`), [`KeyFileError::Write`].
+    pub fn write(&self, path: &Path, overwrite: bool) -> Result<(), KeyFileError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir)
-                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            create_private_dir(dir).map_err(|source| KeyFileError::Write {
+                path: dir.into(),
+                source,
+            })?;
         }
         let text = self.to_json();
         if !overwrite {
             return write_new_private(path, text.as_bytes()).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    anyhow::anyhow!(
-                        "key file {} already exists; refusing to overwrite it (use --force)",
-                        path.display()
-                    )
+                    KeyFileError::Exists { path: path.into() }
                 } else {
-                    anyhow::Error::new(e)
-                        .context(format!("cannot write key file {}", path.display()))
+                    KeyFileError::Write {
+                        path: path.into(),
+                        source: e,
+                    }
                 }
             });
         }
         let tmp = temp_path_beside(path);
         let result = write_new_private(&tmp, text.as_bytes()).and_then(|()| fs::rename(&tmp, path));
-        if let Err(e) = result {
+        if let Err(source) = result {
             let _ = fs::remove_file(&tmp);
-            return Err(
-                anyhow::Error::new(e).context(format!("cannot write key file {}", path.display()))
-            );
+            return Err(KeyFileError::Write {
+                path: path.into(),
+                source,
+            });
         }
         Ok(())
     }

@@ -85,4 +85,4 @@ pub use commands::{
     EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE, Output,
     TxRejected, build_transfer, error_json, exit_code, run,
 };
-pub use keyfile::KeyFile;
+pub use keyfile::{KeyFile, KeyFileError};

@@ -26,8 +26,9 @@ pub struct ChainParams {
     /// Most bytes of one encoded block (header and transactions). Range 1 KiB..=64 MiB.
     /// Default 4 MiB.
     pub block_bytes_max: u64,
-    /// Least time between a block and the proposal of its child, in ms; 0 proposes as
-    /// soon as the parent is notarized. Range 0..=600_000. Default 0.
+    /// Least time between a block's timestamp and the proposal of its child, in ms; 0
+    /// proposes as soon as the parent is notarized. Range 0..`leader_timeout_ms` (a leader
+    /// waiting longer would time out its own view). Default 0.
     pub block_interval_ms: u64,
     /// Most transactions held in a node's mempool. Range 1..=10_000_000. Default 100_000.
     pub mempool_txs_max: u64,
@@ -117,11 +118,12 @@ impl ChainParams {
             BLOCK_BYTES_MIN,
             BLOCK_BYTES_MAX,
         )?;
+        // A leader waiting out the interval must still propose before its view times out.
         range(
             "block_interval_ms",
             self.block_interval_ms,
             0,
-            TIMEOUT_MS_MAX,
+            self.leader_timeout_ms.saturating_sub(1).min(TIMEOUT_MS_MAX),
         )?;
         range("mempool_txs_max", self.mempool_txs_max, 1, MEMPOOL_TXS_MAX)?;
         range(

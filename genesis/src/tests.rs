@@ -565,6 +565,9 @@ fn params_out_of_range_name_the_field() {
         ("block_bytes_max", BLOCK_BYTES_MAX, true),
         ("block_interval_ms", 0, true),
         ("block_interval_ms", TIMEOUT_MS_MAX + 1, false),
+        // The default leader timeout is 1000 ms: the interval must stay below it.
+        ("block_interval_ms", 999, true),
+        ("block_interval_ms", 1000, false),
         ("mempool_txs_max", 0, false),
         ("mempool_txs_max", MEMPOOL_TXS_MAX + 1, false),
         ("mempool_bytes_max", 0, false),

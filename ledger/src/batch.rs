@@ -35,10 +35,14 @@
 //! # Cost
 //!
 //! The torsion checks cost one scalar multiplication by `ℓ` per `R` and per distinct
-//! sender key in the call, which is about what a single verification costs; see
-//! `docs/benchmarks.md` (`ledger::tx_verify`) for what this leaves of the batch speed-up.
-//! A bad signature makes its whole chunk (at most [`VERIFY_BATCH_CHUNK`] transactions) fall
-//! back to single verification.
+//! sender key in the call, each about what a single verification costs. Measured
+//! (`ledger::tx_verify` in `docs/benchmarks.md`), this makes [`verify_batch`] about **half as
+//! fast** as calling [`SignedTransaction::verify`] on each transaction (the unguarded batch
+//! equation alone would be ~3× faster, but is not consensus-safe). Under the `verify_strict`
+//! rule, verifying one by one stays the fastest exact method; a real batch speed-up needs a
+//! signature rule that batch verification matches exactly (e.g. ZIP-215's cofactored
+//! equation), which would change transaction validity. A bad signature makes its whole
+//! chunk (at most [`VERIFY_BATCH_CHUNK`] transactions) fall back to single verification.
 
 use std::collections::HashMap;
 
@@ -77,9 +81,11 @@ pub enum BatchVerifyError {
 /// grouped (see the [module docs](self) for how this is ensured). An empty input gives an
 /// empty vector.
 ///
-/// Work: about one signature verification per transaction when all are valid, split into
-/// batch equations of at most [`VERIFY_BATCH_CHUNK`]; up to twice that for a chunk holding a
-/// bad signature. Memory: O(`txs.len()`).
+/// Work: per transaction, about two scalar multiplications (torsion checks of `R` and of
+/// each distinct sender key) plus its share of a batch equation over at most
+/// [`VERIFY_BATCH_CHUNK`] transactions — measured at about twice the cost of
+/// [`SignedTransaction::verify`] (see the [module docs](self#cost)); one more single
+/// verification per transaction of a chunk holding a bad signature. Memory: O(`txs.len()`).
 ///
 /// Errors: [`BatchVerifyError::TooLarge`] if `txs.len() > VERIFY_BATCH_MAX`.
 pub fn verify_batch(

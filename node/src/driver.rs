@@ -182,6 +182,9 @@ pub struct DriverParams {
     pub block_bytes_max: usize,
     /// Leader timeout (bounds the empty-block wait).
     pub leader_timeout_ms: u64,
+    /// Least time between a block's timestamp and the proposal of its child, ms (genesis
+    /// `block_interval_ms`; 0: propose as soon as the parent is notarized).
+    pub block_interval_ms: u64,
     /// How often to poll a peer's head, ms.
     pub sync_interval_ms: u64,
     /// Blocks per sync request.
@@ -461,6 +464,9 @@ impl Driver {
         let wait_ms = EMPTY_BLOCK_WAIT_MS.min(self.params.leader_timeout_ms / 2);
         let now = wall_ms();
         if self.mempool.is_empty() && now < parent_ts.saturating_add(wait_ms) {
+            return Ok(()); // retried on tick and on transaction arrival
+        }
+        if now < parent_ts.saturating_add(self.params.block_interval_ms) {
             return Ok(()); // retried on tick and on transaction arrival
         }
         self.pending_build = None;

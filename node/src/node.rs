@@ -333,6 +333,7 @@ pub async fn run(
         block_txs_max: params.block_txs_max as usize,
         block_bytes_max,
         leader_timeout_ms: params.leader_timeout_ms,
+        block_interval_ms: params.block_interval_ms,
         sync_interval_ms: config.sync.interval_ms,
         sync_batch_blocks_max: config.sync.batch_blocks_max,
         sync_response_bytes_max,

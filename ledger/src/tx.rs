@@ -144,22 +144,15 @@ impl SignedTransaction {
 }
 
 /// The full stateless check ([`SignedTransaction::verify`]: fields, chain id, `verify_strict`
-/// signature) of any number of transactions; one result per transaction, in order, equal to
-/// what `verify` gives. Uses [`crate::verify_batch`] on chunks of at most
-/// [`crate::VERIFY_BATCH_MAX`], so it is faster than one `verify` after another when most
-/// signatures are good.
+/// signature) of any number of transactions; one result per transaction, in order.
 ///
-/// Callers run it off latency-sensitive tasks (it costs up to one signature check per
-/// transaction).
+/// One `verify_strict` per transaction: [`crate::verify_batch`] gives the same verdicts but,
+/// measured on this project's reference machine, costs about twice as much, because keeping
+/// batch verdicts identical to `verify_strict` needs a subgroup check per signature (see
+/// `docs/benchmarks.md`, `ledger::tx_verify`). Callers run this off latency-sensitive tasks.
 pub fn verify_transactions(
     txs: &[SignedTransaction],
     chain_id: &str,
 ) -> Vec<Result<(), LedgerError>> {
-    let mut out = Vec::with_capacity(txs.len());
-    for chunk in txs.chunks(crate::VERIFY_BATCH_MAX) {
-        out.extend(
-            crate::verify_batch(chunk, chain_id).expect("chunks are at most VERIFY_BATCH_MAX long"),
-        );
-    }
-    out
+    txs.iter().map(|t| t.verify(chain_id)).collect()
 }

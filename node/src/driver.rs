@@ -42,7 +42,7 @@ pub const REJECTED_REMEMBERED_MAX: usize = 16_384;
 /// Gossiped transactions being signature-checked off the driver task at once.
 pub const VERIFY_IN_FLIGHT_MAX: usize = 16_384;
 /// A block with at least this many transactions the node has not verified has them
-/// batch-verified off the driver task (fewer are verified inline).
+/// verified together on a blocking thread, off the driver task (fewer are verified inline).
 pub const BLOCK_BATCH_VERIFY_MIN: usize = 16;
 /// Block fetches by hash in flight at once.
 pub const FETCHES_IN_FLIGHT_MAX: usize = 8;
@@ -153,7 +153,7 @@ enum Internal {
     SyncBlocks {
         peer: PeerId,
         blocks: Vec<SyncedBlock>,
-        /// Hashes of the blocks' transactions whose signatures were verified (in a batch, off
+        /// Hashes of the blocks' transactions whose signatures were verified (on a blocking thread, off
         /// the driver task) when the response arrived.
         verified: HashSet<Hash>,
     },
@@ -567,7 +567,7 @@ impl Driver {
             return Ok(Some(true));
         }
         // Transactions this node has not verified yet (not in its mempool: e.g. still in a
-        // gossip batch being verified, or never gossiped to us) are batch-verified on a
+        // gossip batch being verified, or never gossiped to us) are verified together on a
         // blocking thread rather than one by one on this task.
         let unverified: Vec<SignedTransaction> = block
             .transactions
@@ -834,7 +834,7 @@ impl Driver {
         self.verify_in_flight += txs.len();
         let chain_id = self.params.chain_id.clone();
         let out = self.internal_tx.clone();
-        // Signature checks are the expensive part: off the driver task, as one batch.
+        // Signature checks are the expensive part: off the driver task, the whole message at once.
         tokio::task::spawn_blocking(move || {
             let results = cairn_ledger::verify_transactions(&txs, &chain_id);
             let _ = out.blocking_send(Internal::TxBatchVerified {
@@ -1291,7 +1291,7 @@ impl Driver {
                 .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
             {
                 Ok(SyncResponse::Blocks(blocks)) => {
-                    // Batch-verify every transaction signature here, off the driver task, so
+                    // Verify every transaction signature here, on a blocking thread off the driver task, so
                     // catch-up replay is bounded by execution and commit, not by one-by-one
                     // signature checks on the task that runs consensus.
                     let verify = tokio::task::spawn_blocking(move || {

@@ -62,8 +62,9 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// Connected peers.
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError>;
 
-    /// The finalization certificate of the block at `height`, if that height is finalized
-    /// and its certificate kept. Default: none.
+    /// The finalization certificate of the block at `height`, if one is stored for exactly
+    /// that height (a block finalized together with a descendant has none of its own: the
+    /// descendant's certificate implies it). Default: none.
     async fn finalization(&self, height: u64) -> Result<Option<FinalizationInfo>, RpcError> {
         let _ = height;
         Ok(None)

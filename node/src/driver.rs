@@ -846,6 +846,29 @@ impl Driver {
         });
     }
 
+    /// Admits transactions from this node's RPC clients (signatures already checked) and
+    /// queues the admitted ones for batched gossip; then builds a pending proposal if one
+    /// waits for transactions. One result per transaction, in order.
+    async fn admit_local(
+        &mut self,
+        txs: Vec<SignedTransaction>,
+    ) -> Result<Vec<Result<Hash, SubmitError>>, FatalError> {
+        let mut results = Vec::with_capacity(txs.len());
+        let mut admitted = 0usize;
+        for tx in txs {
+            let r = self.admit(tx.clone());
+            if r.is_ok() {
+                admitted += 1;
+                self.queue_for_gossip(tx).await;
+            }
+            results.push(r.map_err(SubmitError::Mempool));
+        }
+        if admitted > 0 && self.pending_build.is_some() {
+            self.try_build().await?;
+        }
+        Ok(results)
+    }
+
     /// Queues a locally admitted transaction for batched gossip; publishes the batch when it
     /// is full (otherwise the run loop publishes it after `TX_BATCH_LINGER_MS`).
     async fn queue_for_gossip(&mut self, tx: SignedTransaction) {
@@ -911,29 +934,11 @@ impl Driver {
     async fn on_command(&mut self, cmd: Command) -> Result<(), FatalError> {
         match cmd {
             Command::Submit { tx, reply } => {
-                let r = self.admit(tx.clone());
-                if r.is_ok() {
-                    self.queue_for_gossip(tx).await;
-                    if self.pending_build.is_some() {
-                        self.try_build().await?;
-                    }
-                }
-                let _ = reply.send(r.map_err(SubmitError::Mempool));
+                let mut results = self.admit_local(vec![tx]).await?;
+                let _ = reply.send(results.pop().expect("one result per transaction"));
             }
             Command::SubmitBatch { txs, reply } => {
-                let mut results = Vec::with_capacity(txs.len());
-                let mut admitted = 0usize;
-                for tx in txs {
-                    let r = self.admit(tx.clone());
-                    if r.is_ok() {
-                        admitted += 1;
-                        self.queue_for_gossip(tx).await;
-                    }
-                    results.push(r.map_err(SubmitError::Mempool));
-                }
-                if admitted > 0 && self.pending_build.is_some() {
-                    self.try_build().await?;
-                }
+                let results = self.admit_local(txs).await?;
                 let _ = reply.send(results);
             }
             Command::TxStatus { hash, reply } => {

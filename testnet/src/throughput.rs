@@ -586,7 +586,8 @@ async fn fund(
     let mut to_fund: Vec<(Address, u64)> = Vec::new();
     for chunk in senders.chunks(256) {
         let addresses: Vec<Address> = chunk.iter().map(KeyFile::address).collect();
-        let accounts = futures_join(addresses.iter().map(|a| c.account(a))).await;
+        // Polled together: sequential awaits would not overlap the round trips.
+        let accounts = futures::future::join_all(addresses.iter().map(|a| c.account(a))).await;
         for (k, a) in chunk.iter().zip(accounts) {
             let a = a.with_context(|| format!("getAccount {}", k.address()))?;
             nonces.push(a.nonce);
@@ -692,11 +693,6 @@ async fn fund(
         eprintln!("funded in {rounds} rounds");
     }
     Ok(nonces)
-}
-
-/// Polls the futures together (sequential awaits would not overlap the RPC round trips).
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    futures::future::join_all(fs).await
 }
 
 /// Signs `count` transfers (sender `k mod senders`, next nonce), returning (hash, hex).

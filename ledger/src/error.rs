@@ -58,7 +58,8 @@ pub enum LedgerError {
         /// What the decoder reported.
         reason: String,
     },
-    /// Signature does not verify under `verify_strict` (or the sender is not a valid key).
+    /// Signature invalid under the ledger's rule (`signature` module: ZIP-215, sender key
+    /// decodable and not of small order).
     #[error("transaction {tx}: bad signature")]
     BadSignature {
         /// The transaction hash.

@@ -12,7 +12,7 @@
 //! | [`tx`] | [`TransactionBody`], [`SignedTransaction`]: transfers, signing digest, signature rule, wire format |
 //! | [`block`] | [`Block`], [`BlockHeader`], [`txs_root`]: blocks, block hash, transactions Merkle root |
 //! | [`state`] | [`Account`], [`StateReader`], [`LtHash`], [`StateDiff`], [`Layered`]: state, the lattice state hash (construction, security, limits), unfinalized state |
-//! | [`batch`] | [`verify_batch`]: batch signature verification with exactly the verdicts of [`SignedTransaction::verify`] |
+//! | [`signature`] | the signature rule (ZIP-215, no small-order sender keys); [`verify_transactions`]: batch verification with exactly the single verdicts |
 //! | [`execute`] | [`BlockBuilder`], [`execute_block`], [`validate_block`]: transaction rules and block validity |
 //! | [`store`] | [`Store`]: RocksDB layout and invariants; finalized blocks, indices, accounts, certificates, consensus WAL |
 //! | [`error`] | [`LedgerError`]: every refusal and failure, classified (peer's fault / state-dependent / fatal) |
@@ -99,7 +99,9 @@
 //!   u64 base units with checked arithmetic (no wrap, no silent saturation). An account
 //!   equal to [`Account::default()`] is absent.
 //! - A transaction is identified by the hash of its body (= its signing digest); signatures
-//!   are checked with `verify_strict` only ([`SignedTransaction::verify`]).
+//!   are checked under one rule, ZIP-215 with no small-order sender keys ([`signature`]),
+//!   singly ([`SignedTransaction::verify`]) or in batches ([`verify_transactions`]) with
+//!   identical verdicts.
 //! - A block is valid only if every transaction in it is valid in order; executing a block
 //!   is deterministic and depends only on the parent state and the block. Every transaction
 //!   conserves total supply (fees move to the proposer; nothing is minted or burned).
@@ -115,17 +117,17 @@
 #![warn(missing_docs)]
 
 pub mod address;
-pub mod batch;
 pub mod block;
 pub mod error;
 pub mod execute;
 pub mod hash;
+pub mod signature;
 pub mod state;
 pub mod store;
 pub mod tx;
 
 pub use address::{ADDRESS_HRP, Address};
-pub use batch::{BatchVerifyError, VERIFY_BATCH_CHUNK, VERIFY_BATCH_MAX, verify_batch};
+pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use block::{Block, BlockHeader, txs_root};
 pub use error::LedgerError;
 pub use execute::{
@@ -136,5 +138,5 @@ pub use hash::{Hash, context};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
 pub use store::{Store, StoreSnapshot, TxLocation};
 pub use tx::{
-    CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody, verify_transactions,
+    CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody,
 };

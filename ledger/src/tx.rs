@@ -7,10 +7,11 @@
 //!   `borsh(body)`. The signature is ed25519 (RFC 8032) over those 32 bytes.
 //! - **Transaction hash** = the signing digest. It does not cover the signature, so a
 //!   transaction cannot be re-identified by mauling its signature.
-//! - **Signature rule**: `ed25519_dalek::VerifyingKey::verify_strict` everywhere (rejects
-//!   non-canonical and small-order `R` and public keys, cofactorless equation). Every
-//!   component that accepts transactions uses [`SignedTransaction::verify`], so all nodes
-//!   agree on validity.
+//! - **Signature rule**: ZIP-215 (cofactored equation, canonical `S`) and a sender key that
+//!   decodes and is not of small order; specified in [`crate::signature`]. Every component
+//!   that accepts transactions uses [`SignedTransaction::verify`] or
+//!   [`crate::verify_transactions`] (the batch path, same verdicts), so all nodes agree on
+//!   validity.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::{Signer, SigningKey};
@@ -56,10 +57,21 @@ pub struct TransactionBody {
 }
 
 impl TransactionBody {
-    /// The signing digest, which is also the transaction hash.
+    /// The signing digest, which is also the transaction hash: blake3 derive-key mode,
+    /// context [`context::TRANSACTION`], over `borsh(self)`.
+    ///
+    /// On every hot path (mempool, gossip, blocks, execution), so it streams the encoding
+    /// into the hasher (no allocation) and reuses the context key, hashed once per process
+    /// (`blake3::hazmat`); the result equals `Hash::derive(context::TRANSACTION, borsh)`.
     pub fn hash(&self) -> Hash {
-        let bytes = borsh::to_vec(self).expect("borsh to Vec never fails");
-        Hash::derive(context::TRANSACTION, &[&bytes])
+        use blake3::hazmat::HasherExt;
+        static CONTEXT_KEY: std::sync::OnceLock<blake3::hazmat::ContextKey> =
+            std::sync::OnceLock::new();
+        let key =
+            CONTEXT_KEY.get_or_init(|| blake3::hazmat::hash_derive_key_context(context::TRANSACTION));
+        let mut hasher = blake3::Hasher::new_from_context_key(key);
+        BorshSerialize::serialize(self, &mut hasher).expect("writing to a hasher never fails");
+        Hash(*hasher.finalize().as_bytes())
     }
 
     /// Signs this body with `key`. The sender field is not changed: callers set it to the
@@ -111,17 +123,11 @@ impl SignedTransaction {
     }
 
     /// Checks what can be checked without state: chain id, size of the chain id, and the
-    /// signature under the one rule (`verify_strict`). Costs one signature verification.
+    /// signature under the ledger's rule ([`crate::signature`]). Costs one signature
+    /// verification; [`crate::verify_transactions`] checks many at about a third of the cost.
     pub fn verify(&self, chain_id: &str) -> Result<(), LedgerError> {
         self.check_stateless_fields(chain_id)?;
-        let key = self
-            .body
-            .sender
-            .public_key()
-            .map_err(|_| LedgerError::BadSignature { tx: self.hash() })?;
-        let sig = ed25519_dalek::Signature::from_bytes(&self.signature);
-        key.verify_strict(self.hash().as_bytes(), &sig)
-            .map_err(|_| LedgerError::BadSignature { tx: self.hash() })
+        crate::verify_signature(self)
     }
 
     /// The cheap stateless checks of [`Self::verify`], without the signature.
@@ -143,16 +149,33 @@ impl SignedTransaction {
     }
 }
 
-/// The full stateless check ([`SignedTransaction::verify`]: fields, chain id, `verify_strict`
-/// signature) of any number of transactions; one result per transaction, in order.
-///
-/// One `verify_strict` per transaction: [`crate::verify_batch`] gives the same verdicts but,
-/// measured on this project's reference machine, costs about twice as much, because keeping
-/// batch verdicts identical to `verify_strict` needs a subgroup check per signature (see
-/// `docs/benchmarks.md`, `ledger::tx_verify`). Callers run this off latency-sensitive tasks.
-pub fn verify_transactions(
-    txs: &[SignedTransaction],
-    chain_id: &str,
-) -> Vec<Result<(), LedgerError>> {
-    txs.iter().map(|t| t.verify(chain_id)).collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The streamed, cached-context hash equals the plain derive-key definition.
+        #[test]
+        fn hash_equals_the_derive_key_definition(
+            chain_id in "[a-z0-9-]{0,32}",
+            sender: [u8; 32],
+            recipient: [u8; 32],
+            amount: u64,
+            fee: u64,
+            nonce: u64,
+            expiry_height: u64,
+        ) {
+            let body = TransactionBody {
+                chain_id,
+                sender: Address(sender),
+                recipient: Address(recipient),
+                amount,
+                fee,
+                nonce,
+                expiry_height,
+            };
+            let bytes = borsh::to_vec(&body).unwrap();
+            proptest::prop_assert_eq!(body.hash(), Hash::derive(context::TRANSACTION, &[&bytes]));
+        }
+    }
 }

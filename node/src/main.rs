@@ -80,6 +80,10 @@ struct Overrides {
     /// Log format: text or json.
     #[arg(long = "log.format", env = "CAIRN_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Re-check transaction signatures of certified blocks during catch-up (`[sync]
+    /// reverify_signatures`; true or false).
+    #[arg(long = "sync.reverify-signatures", env = "CAIRN_SYNC_REVERIFY_SIGNATURES")]
+    sync_reverify_signatures: Option<bool>,
 }
 
 impl Overrides {
@@ -98,6 +102,9 @@ impl Overrides {
         }
         if let Some(v) = self.log_format {
             c.log.format = v;
+        }
+        if let Some(v) = self.sync_reverify_signatures {
+            c.sync.reverify_signatures = v;
         }
     }
 }

@@ -336,6 +336,7 @@ pub async fn run(
         block_interval_ms: params.block_interval_ms,
         sync_interval_ms: config.sync.interval_ms,
         sync_batch_blocks_max: config.sync.batch_blocks_max,
+        sync_reverify_signatures: config.sync.reverify_signatures,
         sync_response_bytes_max,
     };
     let driver = Driver::new(

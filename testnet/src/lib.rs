@@ -354,6 +354,12 @@ impl LocalTestnet {
 
     /// Starts (or restarts) node `i`.
     pub fn start_node(&mut self, i: usize) -> Result<()> {
+        self.start_node_with_args(i, &[])
+    }
+
+    /// Starts (or restarts) node `i` with extra `cairn-node run` flags (config overrides such
+    /// as `--sync.reverify-signatures true`).
+    pub fn start_node_with_args(&mut self, i: usize, extra: &[&str]) -> Result<()> {
         assert!(self.children[i].is_none(), "node {i} is already running");
         let home = &self.manifest.nodes[i].home;
         let log_path = home.join("node.log");
@@ -366,6 +372,7 @@ impl LocalTestnet {
             .arg("run")
             .arg("--home")
             .arg(home)
+            .args(extra)
             .env_remove("CAIRN_HOME")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

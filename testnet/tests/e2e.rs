@@ -203,8 +203,11 @@ async fn four_validators_finalize_transfers_survive_a_crash_and_refuse_bad_input
         "validator 3 should be down"
     );
 
-    // Phase 3: restart it; it catches up through block sync.
-    net.start_node(3).unwrap();
+    // Phase 3: restart it; it catches up through block sync, re-checking every transaction
+    // signature (the default trusts certified blocks' signatures: the docker and load tests
+    // and `cairn-testnet bench` exercise that path).
+    net.start_node_with_args(3, &["--sync.reverify-signatures", "true"])
+        .unwrap();
     let target = height(&clients[0]).await.unwrap();
     wait_until("validator 3 to catch up", WAIT_MAX, || async {
         height(&clients[3]).await.unwrap_or(0) >= target

@@ -127,7 +127,6 @@ pub mod store;
 pub mod tx;
 
 pub use address::{ADDRESS_HRP, Address};
-pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use block::{Block, BlockHeader, txs_root};
 pub use error::LedgerError;
 pub use execute::{
@@ -135,8 +134,7 @@ pub use execute::{
     validate_block_with,
 };
 pub use hash::{Hash, context};
+pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
 pub use store::{Store, StoreSnapshot, TxLocation};
-pub use tx::{
-    CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody,
-};
+pub use tx::{CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody};

@@ -290,8 +290,16 @@ mod tests {
         assert_eq!(batch.len(), txs.len());
         let mut bad = vec![];
         for (i, (tx, verdict)) in txs.iter().zip(&batch).enumerate() {
-            assert_eq!(*verdict, tx.verify(CHAIN), "batch vs single, transaction {i}");
-            assert_eq!(verdict.is_ok(), oracle(tx), "ours vs ZIP-215 oracle, transaction {i}");
+            assert_eq!(
+                *verdict,
+                tx.verify(CHAIN),
+                "batch vs single, transaction {i}"
+            );
+            assert_eq!(
+                verdict.is_ok(),
+                oracle(tx),
+                "ours vs ZIP-215 oracle, transaction {i}"
+            );
             if verdict.is_err() {
                 bad.push(i);
             }
@@ -337,7 +345,14 @@ mod tests {
     fn one_bad_signature_anywhere_is_identified() {
         let n = 2 * VERIFY_BATCH_CHUNK + 5;
         let good = txs(n as u64);
-        for bad in [0, 1, VERIFY_BATCH_CHUNK - 1, VERIFY_BATCH_CHUNK, n / 2, n - 1] {
+        for bad in [
+            0,
+            1,
+            VERIFY_BATCH_CHUNK - 1,
+            VERIFY_BATCH_CHUNK,
+            n / 2,
+            n - 1,
+        ] {
             let mut batch = good.clone();
             batch[bad].signature[40] ^= 1;
             assert_eq!(check_all(&batch), vec![bad], "bad transaction at {bad}");

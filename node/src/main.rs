@@ -82,7 +82,10 @@ struct Overrides {
     log_format: Option<String>,
     /// Re-check transaction signatures of certified blocks during catch-up (`[sync]
     /// reverify_signatures`; true or false).
-    #[arg(long = "sync.reverify-signatures", env = "CAIRN_SYNC_REVERIFY_SIGNATURES")]
+    #[arg(
+        long = "sync.reverify-signatures",
+        env = "CAIRN_SYNC_REVERIFY_SIGNATURES"
+    )]
     sync_reverify_signatures: Option<bool>,
 }
 

@@ -325,13 +325,23 @@ impl LoadArgs {
     }
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (`kill`, `docker stop`, CI timeouts), so the
+/// validators and containers this process started are always stopped or restored.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn stop_on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping, restoring containers…");
-            let _ = tx.send(true);
-        }
+        interrupted().await;
+        eprintln!("interrupted: stopping, restoring containers…");
+        let _ = tx.send(true);
         // Keep the sender alive so receivers never see a closed channel as a stop.
         std::future::pending::<()>().await;
     });
@@ -693,9 +703,11 @@ async fn main() -> Result<()> {
             println!("started {} validators (Ctrl-C stops them)", m.nodes.len());
             print_usage_hint(&m);
             let mut check = tokio::time::interval(Duration::from_secs(2));
+            let stop = interrupted();
+            tokio::pin!(stop);
             loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => break,
+                    _ = &mut stop => break,
                     _ = check.tick() => {
                         for i in 0..m.nodes.len() {
                             if !t.is_running(i) {

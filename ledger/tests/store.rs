@@ -496,3 +496,34 @@ fn meta_scan_returns_prefix_in_order_and_respects_limit() {
     );
     assert_eq!(store.meta_scan("evidence/", 1).unwrap().len(), 1);
 }
+
+#[test]
+fn wal_prunes_leave_a_bounded_number_of_memtable_range_tombstones() {
+    // A node prunes once per finalized view; unflushed range tombstones would slow every
+    // later WAL append (each creates an iterator, which re-fragments them all).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), genesis_hash()).unwrap();
+    let mut most = 0;
+    for view in 1..=(3 * cairn_ledger::WAL_PRUNES_PER_FLUSH as u64 + 5) {
+        store.wal_append(view, b"vote").unwrap();
+        store.wal_append(view, b"finalize").unwrap();
+        store.wal_prune_below(view).unwrap();
+        most = most.max(store.wal_memtable_entries().unwrap());
+        // Only the current view's entries survive each prune.
+        let entries = store.wal_entries().unwrap();
+        assert_eq!(
+            entries,
+            vec![(view, b"vote".to_vec()), (view, b"finalize".to_vec())]
+        );
+    }
+    // Two appends and one range deletion per view; flushed every WAL_PRUNES_PER_FLUSH views.
+    let bound = 3 * cairn_ledger::WAL_PRUNES_PER_FLUSH as u64;
+    assert!(
+        most >= bound - 3,
+        "the property counts memtable entries at all ({most})"
+    );
+    assert!(
+        most <= bound,
+        "{most} entries in the WAL memtable, bound {bound}"
+    );
+}

@@ -258,21 +258,9 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             eprint!("{}", r.summary());
             results.half_load = Some(r);
         }
-        if !opts.overload_duration.is_zero() && saturation_tps >= 1.0 && !*stop.borrow() {
-            seed += 1;
-            let rate = 2.0 * saturation_tps;
-            eprintln!("— overload: {rate:.0} tx/s for {:?}", opts.overload_duration);
-            let r = load(&manifest, rate, opts.overload_duration, seed, stop.clone()).await?;
-            eprint!("{}", r.summary());
-            results.overload = Some(r);
-            results.peak_rss_mib = (0..manifest.nodes.len())
-                .filter_map(|i| {
-                    net.peak_rss_bytes(i)
-                        .map(|b| (manifest.nodes[i].name.clone(), b as f64 / (1024.0 * 1024.0)))
-                })
-                .collect();
-            eprintln!("peak RSS (MiB): {:?}", results.peak_rss_mib);
-        }
+        // Catch-up runs before the overload: an overload leaves mempools full of transfers
+        // stranded behind refused nonces (pooled until they expire), which would refuse the
+        // catch-up's own load.
         if opts.catch_up_txs > 0
             && opts.validators >= 4
             && saturation_tps >= 1.0
@@ -291,6 +279,21 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
                 c.ready_s
             );
             results.catch_up = Some(c);
+        }
+        if !opts.overload_duration.is_zero() && saturation_tps >= 1.0 && !*stop.borrow() {
+            seed += 1;
+            let rate = 2.0 * saturation_tps;
+            eprintln!("— overload: {rate:.0} tx/s for {:?}", opts.overload_duration);
+            let r = load(&manifest, rate, opts.overload_duration, seed, stop.clone()).await?;
+            eprint!("{}", r.summary());
+            results.overload = Some(r);
+            results.peak_rss_mib = (0..manifest.nodes.len())
+                .filter_map(|i| {
+                    net.peak_rss_bytes(i)
+                        .map(|b| (manifest.nodes[i].name.clone(), b as f64 / (1024.0 * 1024.0)))
+                })
+                .collect();
+            eprintln!("peak RSS (MiB): {:?}", results.peak_rss_mib);
         }
         results.elapsed_s = started.elapsed().as_secs_f64();
         Ok::<_, anyhow::Error>(results)
@@ -336,6 +339,48 @@ async fn load_on(
     .await
 }
 
+/// Longest wait for every mempool to drain before the catch-up phase.
+const MEMPOOL_DRAIN_MAX: Duration = Duration::from_secs(600);
+
+/// Waits until every node's `cairn_mempool_txs` metric is 0 (polled every 500 ms), at most
+/// `max`; errors if they do not drain in time.
+async fn wait_mempools_empty(m: &crate::Manifest, max: Duration) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        let mut pooled = 0i64;
+        for n in &m.nodes {
+            let text = http
+                .get(format!("{}/metrics", n.rpc_url))
+                .send()
+                .await?
+                .text()
+                .await?;
+            pooled += text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("cairn_mempool_txs ")
+                        .and_then(|v| v.trim().parse::<i64>().ok())
+                })
+                .with_context(|| format!("{}: no cairn_mempool_txs metric", n.name))?;
+        }
+        if pooled == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > max {
+            bail!("mempools still hold {pooled} transactions after {max:?}");
+        }
+        if !said {
+            eprintln!("waiting for {pooled} pooled transactions to finalize…");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Stops the last validator, finalizes `txs` transfers without it (offered at 80% of the
 /// saturation rate), restarts it and times its catch-up through block sync.
 async fn catch_up(
@@ -350,6 +395,9 @@ async fn catch_up(
     let node = m.nodes[last].name.clone();
     let lagger = RpcClient::with_timeout(&m.nodes[last].rpc_url, Duration::from_secs(2))?;
     let leader = RpcClient::with_timeout(&m.nodes[0].rpc_url, Duration::from_secs(20))?;
+    // An overload run before this one can leave full mempools that take minutes to finalize;
+    // funding this phase's senders needs room.
+    wait_mempools_empty(m, MEMPOOL_DRAIN_MAX).await?;
     net.stop_node(last, Duration::from_secs(10))?;
     let from_height = leader.status().await?.latest_height;
     let rate = (saturation_tps * 0.8).max(1.0);

@@ -799,6 +799,11 @@ impl Driver {
             NetworkEvent::PeerConnected { peer } => {
                 if !self.peers.contains(&peer) {
                     self.peers.push(peer);
+                    // A node that was down learns how far behind it is from its first peer,
+                    // not one `sync.interval_ms` later: catch-up starts at once.
+                    if !self.sync_in_flight {
+                        self.poll_status(peer);
+                    }
                 }
                 self.shared
                     .peer_count
@@ -1320,6 +1325,38 @@ impl Driver {
         });
     }
 
+    /// Asks `peer` for its finalized head; the answer arrives as [`Internal::PeerStatus`] and
+    /// starts block sync if the peer is ahead.
+    fn poll_status(&self, peer: PeerId) {
+        let net = self.net.clone();
+        let out = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let msg = match net.request(peer, SyncRequest::Status.encode()).await {
+                Ok(b) => match SyncResponse::decode(&b, 1024) {
+                    Ok(SyncResponse::Status { height, .. }) => {
+                        Internal::PeerStatus { peer, height }
+                    }
+                    Ok(_) => Internal::RequestFailed {
+                        what: "status",
+                        peer,
+                        reason: "unexpected".into(),
+                    },
+                    Err(e) => Internal::RequestFailed {
+                        what: "status",
+                        peer,
+                        reason: e.to_string(),
+                    },
+                },
+                Err(e) => Internal::RequestFailed {
+                    what: "status",
+                    peer,
+                    reason: e.to_string(),
+                },
+            };
+            let _ = out.send(msg).await;
+        });
+    }
+
     fn request_sync_now(&mut self) {
         self.last_sync_poll_ms = 0;
     }
@@ -1416,33 +1453,7 @@ impl Driver {
         if now.saturating_sub(self.last_sync_poll_ms) >= self.params.sync_interval_ms {
             self.last_sync_poll_ms = now;
             if let Some(peer) = self.next_peer() {
-                let net = self.net.clone();
-                let out = self.internal_tx.clone();
-                tokio::spawn(async move {
-                    let msg = match net.request(peer, SyncRequest::Status.encode()).await {
-                        Ok(b) => match SyncResponse::decode(&b, 1024) {
-                            Ok(SyncResponse::Status { height, .. }) => {
-                                Internal::PeerStatus { peer, height }
-                            }
-                            Ok(_) => Internal::RequestFailed {
-                                what: "status",
-                                peer,
-                                reason: "unexpected".into(),
-                            },
-                            Err(e) => Internal::RequestFailed {
-                                what: "status",
-                                peer,
-                                reason: e.to_string(),
-                            },
-                        },
-                        Err(e) => Internal::RequestFailed {
-                            what: "status",
-                            peer,
-                            reason: e.to_string(),
-                        },
-                    };
-                    let _ = out.send(msg).await;
-                });
+                self.poll_status(peer);
             }
         }
         let height = self.chain.head().height;

@@ -136,5 +136,5 @@ pub use execute::{
 pub use hash::{Hash, context};
 pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
-pub use store::{Store, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH};
+pub use store::{ACCOUNT_CACHE_MAX, Store, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH};
 pub use tx::{CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody};

@@ -172,7 +172,8 @@ pub fn verify_signature(tx: &SignedTransaction) -> Result<(), LedgerError> {
 }
 
 /// The full stateless check ([`SignedTransaction::verify`]: chain id, its size, signature) of
-/// any number of transactions, batching signatures [`VERIFY_BATCH_CHUNK`] at a time.
+/// any number of transactions, batching signatures in equal chunks of at most
+/// [`VERIFY_BATCH_CHUNK`].
 ///
 /// Returns one verdict per transaction, in input order: `result[i] == txs[i].verify(chain_id)`
 /// (same error values), whatever the grouping — the rule makes batch and single verdicts
@@ -191,6 +192,11 @@ pub fn verify_transactions(
     // Decoded sender keys (`None`: rule 1 fails), each decompressed once per process while
     // it stays in the cache.
     let keys = sender_keys(txs);
+    // Equal chunks of at most VERIFY_BATCH_CHUNK: 300 signatures go as 150 + 150, not
+    // 256 + 44 (a small batch costs more per signature).
+    let chunks = txs.len().div_ceil(VERIFY_BATCH_CHUNK).max(1);
+    let chunk = txs.len().div_ceil(chunks).max(1);
+    assert!(chunk <= VERIFY_BATCH_CHUNK);
     let mut batch = Batch::default();
     for (i, tx) in txs.iter().enumerate() {
         if let Err(e) = tx.check_stateless_fields(chain_id) {
@@ -202,7 +208,7 @@ pub fn verify_transactions(
             Some(p) => {
                 results.push(Ok(())); // provisional: settled with the batch
                 batch.push(i, p);
-                if batch.len() == VERIFY_BATCH_CHUNK {
+                if batch.len() == chunk {
                     batch.settle(txs, &mut results);
                 }
             }

@@ -31,6 +31,7 @@
 //! Errors: RocksDB failures are [`LedgerError::Storage`], stored bytes that do not decode are
 //! [`LedgerError::Corrupt`]; both are fatal ([`LedgerError::is_fatal`]).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 
@@ -118,6 +119,61 @@ pub struct Store {
     /// Serialises WAL appends and prunes; holds the number of prunes since the WAL column
     /// family's memtable was last flushed.
     wal_lock: Mutex<u32>,
+    /// Read cache of the committed accounts ([`AccountCache`]).
+    accounts: Mutex<AccountCache>,
+}
+
+/// Most accounts [`Store`]'s read cache holds (two generations of at most half each; about
+/// 100 bytes per entry, so ~25 MiB when full).
+///
+/// Why: every transaction reads its sender's account several times on the node's
+/// single consensus thread (mempool admission, block building, pruning after
+/// finalization), and a RocksDB point read walks the memtable's skip list; in a loaded
+/// node's profile those reads were as costly as the block commit itself.
+pub const ACCOUNT_CACHE_MAX: usize = 1 << 18;
+
+/// The committed value of recently read or written accounts (absent accounts as
+/// [`Account::default`], as the store reads them).
+///
+/// Invariant: an entry equals the account in the database at the last commit. Commits write
+/// every account they change through to the cache (after the `WriteBatch`, under this
+/// lock) and bump `epoch`; a reader that missed fills the cache only if no commit ran
+/// since before its database read (same `epoch`), so it can never put back a value that a
+/// concurrent commit has just replaced.
+///
+/// Eviction: when `young` reaches half of [`ACCOUNT_CACHE_MAX`] it becomes `old` and the
+/// previous `old` is dropped; a hit in `old` moves the entry back to `young` (an
+/// approximate LRU at O(1) per operation).
+#[derive(Default)]
+struct AccountCache {
+    young: HashMap<Address, Account>,
+    old: HashMap<Address, Account>,
+    epoch: u64,
+}
+
+impl AccountCache {
+    fn get(&mut self, address: &Address) -> Option<Account> {
+        if let Some(a) = self.young.get(address) {
+            return Some(*a);
+        }
+        let a = self.old.remove(address)?;
+        self.put(*address, a);
+        Some(a)
+    }
+
+    fn put(&mut self, address: Address, account: Account) {
+        if self.young.len() >= ACCOUNT_CACHE_MAX / 2 && !self.young.contains_key(&address) {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(address, account);
+    }
+
+    /// Forgets everything and invalidates reads in flight.
+    fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
+        self.epoch += 1;
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -226,6 +282,7 @@ impl Store {
             head: RwLock::new(None),
             commit_lock: Mutex::new(()),
             wal_lock: Mutex::new(0),
+            accounts: Mutex::new(AccountCache::default()),
         };
         match store
             .db
@@ -377,6 +434,8 @@ impl Store {
         batch.put_cf(self.cf(CF_META), META_LTHASH, lthash.to_bytes());
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
         self.db.write_opt(batch, &synced()).map_err(storage)?;
+        // Reads before genesis cached absent accounts.
+        self.account_cache().clear();
         *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(Head {
             header: header.clone(),
             hash,
@@ -439,11 +498,24 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_BLOCKS), height_key, block.encode());
         batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key);
-        for (index, tx) in block.transactions.iter().enumerate() {
-            let index = u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
+        // In key order: RocksDB inserts a batch's entries into the memtable's skip list one
+        // after another, reusing the previous insert's position, so ascending keys cost
+        // fewer comparisons than random ones (tx hashes are random).
+        let mut tx_keys: Vec<(Hash, u32)> = block
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                let index =
+                    u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
+                (tx.hash(), index)
+            })
+            .collect();
+        tx_keys.sort_unstable();
+        for (tx_hash, index) in tx_keys {
             batch.put_cf(
                 self.cf(CF_TXS),
-                tx.hash().0,
+                tx_hash.0,
                 encode(&TxLocation {
                     height: header.height,
                     index,
@@ -463,6 +535,13 @@ impl Store {
         batch.put_cf(self.cf(CF_META), META_LTHASH, diff.lthash.to_bytes());
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
         self.db.write_opt(batch, &synced()).map_err(storage)?;
+        {
+            let mut cache = self.account_cache();
+            for (address, account) in &diff.accounts {
+                cache.put(*address, *account);
+            }
+            cache.epoch += 1;
+        }
         *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(Head {
             header: header.clone(),
             hash,
@@ -747,16 +826,35 @@ impl Store {
     }
 }
 
+impl Store {
+    fn account_cache(&self) -> std::sync::MutexGuard<'_, AccountCache> {
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl StateReader for Store {
+    /// The committed account, from the read cache ([`ACCOUNT_CACHE_MAX`]) or the database.
     fn account(&self, address: &Address) -> Result<Account, LedgerError> {
-        match self
+        let epoch = {
+            let mut cache = self.account_cache();
+            if let Some(a) = cache.get(address) {
+                return Ok(a);
+            }
+            cache.epoch
+        };
+        let account = match self
             .db
             .get_pinned_cf(self.cf(CF_ACCOUNTS), address.0)
             .map_err(storage)?
         {
-            Some(bytes) => decode("account", &bytes),
-            None => Ok(Account::default()),
+            Some(bytes) => decode("account", &bytes)?,
+            None => Account::default(),
+        };
+        let mut cache = self.account_cache();
+        if cache.epoch == epoch {
+            cache.put(*address, account);
         }
+        Ok(account)
     }
 }
 
@@ -797,5 +895,59 @@ impl StateReader for StoreSnapshot<'_> {
             Some(bytes) => decode("account", &bytes),
             None => Ok(Account::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(n: u32) -> Address {
+        let mut a = [0u8; 32];
+        a[..4].copy_from_slice(&n.to_le_bytes());
+        Address(a)
+    }
+
+    #[test]
+    fn account_cache_is_bounded_and_keeps_recent_entries() {
+        let mut c = AccountCache::default();
+        let half = u32::try_from(ACCOUNT_CACHE_MAX / 2).unwrap();
+        for n in 0..3 * half {
+            c.put(
+                address(n),
+                Account {
+                    balance: u64::from(n),
+                    nonce: 1,
+                },
+            );
+            // Keep entry 0 in use: a hit in the old generation moves it back to the young.
+            assert_eq!(c.get(&address(0)).map(|a| a.balance), Some(0));
+            assert!(c.young.len() + c.old.len() <= ACCOUNT_CACHE_MAX);
+        }
+        // The newest half is held, the oldest untouched entries are gone.
+        assert_eq!(
+            c.get(&address(3 * half - 1)).map(|a| a.balance),
+            Some(u64::from(3 * half - 1))
+        );
+        assert_eq!(c.get(&address(1)), None);
+        // Overwrites replace, and clear empties and moves the epoch on.
+        c.put(
+            address(0),
+            Account {
+                balance: 9,
+                nonce: 9,
+            },
+        );
+        assert_eq!(
+            c.get(&address(0)),
+            Some(Account {
+                balance: 9,
+                nonce: 9
+            })
+        );
+        let epoch = c.epoch;
+        c.clear();
+        assert_eq!(c.get(&address(0)), None);
+        assert_eq!(c.epoch, epoch + 1);
     }
 }

@@ -527,3 +527,57 @@ fn wal_prunes_leave_a_bounded_number_of_memtable_range_tombstones() {
         "{most} entries in the WAL memtable, bound {bound}"
     );
 }
+
+/// The account read cache never serves a value other than the committed one: checked after
+/// every commit against a snapshot (which reads the database, not the cache) while two
+/// threads keep reading the same accounts, so reads that miss the cache race with the
+/// commits that change those accounts.
+#[test]
+fn account_cache_agrees_with_the_database_under_concurrent_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open_with_genesis(dir.path()));
+    let watched: Vec<Address> = (1..=12).map(addr).collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, stop, watched) = (store.clone(), stop.clone(), watched.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for a in &watched {
+                        store.account(a).unwrap();
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    for i in 0..120u64 {
+        let to = addr(2 + (i % 10) as u8);
+        commit_next(&store, addr(12), vec![transfer(1, to, 1 + i, 1, i)]);
+        let snap = store.snapshot();
+        for a in &watched {
+            assert_eq!(
+                store.account(a).unwrap(),
+                snap.account(a).unwrap(),
+                "cached account {a} differs from the database after block {}",
+                i + 1
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    let snap = store.snapshot();
+    for a in &watched {
+        assert_eq!(store.account(a).unwrap(), snap.account(a).unwrap());
+    }
+    // The sender paid 120 transfers' amounts and fees.
+    let paid: u64 = (0..120u64).map(|i| 1 + i + 1).sum();
+    assert_eq!(
+        store.account(&addr(1)).unwrap(),
+        acct(1_000_000 - paid, 120)
+    );
+}

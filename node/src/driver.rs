@@ -57,6 +57,9 @@ pub const TICK_MS: u64 = 100;
 /// Longest a leader waits for transactions before proposing an empty block, ms (capped at
 /// half the leader timeout so replicas never time out a patient leader).
 pub const EMPTY_BLOCK_WAIT_MS: u64 = 1000;
+/// After a failed head (status) request, the next one goes out this much later (ms) rather
+/// than a whole `sync.interval_ms` later.
+pub const STATUS_RETRY_MS: u64 = 100;
 /// Largest accepted skew of a proposal's timestamp ahead of the local wall clock, ms.
 pub const CLOCK_SKEW_MAX_MS: u64 = 30_000;
 
@@ -133,10 +136,14 @@ pub struct Shared {
     pub moniker: String,
     /// This node's validator name, if it is a validator.
     pub validator_name: Option<String>,
+    /// Signature checks of received transactions (RPC and gossip), coalesced into batches.
+    pub verifier: crate::verifier::Verifier,
 }
 
 enum Internal {
     TxBatchVerified {
+        /// Transactions sent for verification (counted in `verify_in_flight`).
+        count: usize,
         txs: Vec<SignedTransaction>,
         results: Vec<Result<(), LedgerError>>,
         source: PeerId,
@@ -871,17 +878,27 @@ impl Driver {
             return self.report(message_id, source, Acceptance::Ignore).await;
         }
         self.verify_in_flight += txs.len();
-        let chain_id = self.params.chain_id.clone();
         let out = self.internal_tx.clone();
-        // Signature checks are the expensive part: off the driver task, the whole message at once.
-        tokio::task::spawn_blocking(move || {
-            let results = cairn_ledger::verify_transactions(&txs, &chain_id);
-            let _ = out.blocking_send(Internal::TxBatchVerified {
-                txs,
-                results,
-                source,
-                message_id,
-            });
+        let verifier = self.shared.verifier.clone();
+        // Signature checks are the expensive part: off the driver task, in the verifier's
+        // batches shared with other messages and RPC submissions. At most
+        // VERIFY_IN_FLIGHT_MAX transactions (so boundedly many tasks) wait here.
+        tokio::spawn(async move {
+            let count = txs.len();
+            let (txs, results) = match verifier.verify(txs).await {
+                Ok(v) => (v.txs, v.results),
+                // Shutting down: report nothing admitted (the counter must still drop).
+                Err(_) => (Vec::new(), Vec::new()),
+            };
+            let _ = out
+                .send(Internal::TxBatchVerified {
+                    count,
+                    txs,
+                    results,
+                    source,
+                    message_id,
+                })
+                .await;
         });
     }
 
@@ -938,9 +955,9 @@ impl Driver {
         let h = tx.hash();
         let next_height = self.chain.head().height + 1;
         let store = self.chain.store().clone();
-        let r = self
-            .mempool
-            .insert(tx, store.as_ref(), &self.params.chain_id, next_height);
+        let r =
+            self.mempool
+                .insert_hashed(h, tx, store.as_ref(), &self.params.chain_id, next_height);
         match &r {
             Ok(_) => {
                 self.rejected.remove(&h);
@@ -1000,12 +1017,13 @@ impl Driver {
     async fn on_internal(&mut self, res: Internal) -> Result<(), FatalError> {
         match res {
             Internal::TxBatchVerified {
+                count,
                 txs,
                 results,
                 source,
                 message_id,
             } => {
-                self.verify_in_flight -= txs.len();
+                self.verify_in_flight -= count;
                 // Any stateless failure makes the whole message the sender's fault (an honest
                 // node gossips only transactions it verified); the valid ones are still kept.
                 // State-dependent refusals (nonce, balance, full) are not punished.
@@ -1068,6 +1086,14 @@ impl Driver {
             Internal::RequestFailed { what, peer, reason } => {
                 if what == "sync" {
                     self.sync_in_flight = false;
+                }
+                if what == "status" {
+                    // E.g. asked right after connecting, before the peer admitted us: try
+                    // again (any peer) in STATUS_RETRY_MS, not a whole sync interval later.
+                    self.last_sync_poll_ms = self
+                        .now_ms()
+                        .saturating_sub(self.params.sync_interval_ms)
+                        .saturating_add(STATUS_RETRY_MS);
                 }
                 debug!(%peer, what, reason, "request failed");
             }

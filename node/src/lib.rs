@@ -10,7 +10,8 @@
 //!   talks to it through bounded channels.
 //! - A consensus vote is written to the RocksDB WAL (synced) before it is published.
 //! - A transaction's signature is verified once per node: at RPC submission or gossip
-//!   receipt; a block's transactions already in the mempool are not verified again.
+//!   receipt, through the coalescing [`verifier`]; a block's transactions already in the
+//!   mempool are not verified again.
 //! - Peer input is size-checked before decoding and never panics the node; a peer's fault is
 //!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
 
@@ -26,3 +27,4 @@ pub mod node;
 pub mod rpc_backend;
 pub mod sync;
 pub mod txgossip;
+pub mod verifier;

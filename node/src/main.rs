@@ -9,6 +9,12 @@ use cairn_node::keys;
 use cairn_node::node::{self, init_home};
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: a loaded node makes many small, short-lived
+/// allocations on several threads (transactions, gossip, RPC), and glibc's malloc and free
+/// were about 8% of its CPU profile (`docs/throughput.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cairn validator node.
 #[derive(Parser)]
 #[command(name = "cairn-node", version, about = "Cairn permissioned ledger node")]

@@ -302,6 +302,20 @@ impl Mempool {
         next_height: u64,
     ) -> Result<Hash, MempoolError> {
         let hash = tx.hash();
+        self.insert_hashed(hash, tx, state, chain_id, next_height)
+    }
+
+    /// [`Self::insert`] for a caller that already computed `hash == tx.hash()` (asserted in
+    /// debug builds), saving a second hash on the admission path.
+    pub fn insert_hashed(
+        &mut self,
+        hash: Hash,
+        tx: SignedTransaction,
+        state: &dyn StateReader,
+        chain_id: &str,
+        next_height: u64,
+    ) -> Result<Hash, MempoolError> {
+        debug_assert_eq!(hash, tx.hash(), "insert_hashed: wrong hash");
         let body = &tx.body;
         if body.chain_id != chain_id {
             return Err(MempoolError::WrongChain {

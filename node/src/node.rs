@@ -29,6 +29,7 @@ use crate::mempool::{Mempool, MempoolConfig};
 use crate::metrics::Metrics;
 use crate::network::{self, NetworkConfig};
 use crate::rpc_backend::NodeBackend;
+use crate::verifier::Verifier;
 
 /// Store meta key prefix of persisted peer bans (`ban/<peer id>` → expiry, u64 LE ms since
 /// the Unix epoch).
@@ -320,6 +321,12 @@ pub async fn run(
         metrics: Metrics::new(),
         moniker: config.moniker.clone(),
         validator_name,
+        verifier: Verifier::spawn(
+            genesis.chain_id.clone(),
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(crate::driver::VERIFY_THREADS_MAX),
+        ),
     });
     shared.metrics.height.set(chain.head().height as i64);
 

@@ -100,8 +100,19 @@ impl RpcBackend for NodeBackend {
 
     async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError> {
         // Stateless checks (signature: the one verification this transaction gets on this
-        // node) happen here, on the RPC task, not on the driver.
-        if let Err(e) = tx.verify(&self.shared.genesis.chain_id) {
+        // node) happen in the verifier, batched with other submissions, not on the driver.
+        let mut v = self
+            .shared
+            .verifier
+            .verify(vec![tx])
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))
+            .map_err(submit_error)?;
+        let (tx, check) = match (v.txs.pop(), v.results.pop()) {
+            (Some(tx), Some(check)) => (tx, check),
+            _ => return Err(internal("the verifier gave no verdict")),
+        };
+        if let Err(e) = check {
             return Err(RpcError::Rejected {
                 code: e.code().into(),
                 message: e.to_string(),
@@ -115,16 +126,17 @@ impl RpcBackend for NodeBackend {
         &self,
         txs: Vec<SignedTransaction>,
     ) -> Result<Vec<Result<Hash, RpcError>>, RpcError> {
-        // Stateless checks for the whole batch on a blocking thread (up to
-        // `SEND_TRANSACTIONS_MAX` signature checks would stall an async worker), then one
-        // driver command admits every transaction that passed.
-        let chain_id = self.shared.genesis.chain_id.clone();
-        let (txs, checks) = tokio::task::spawn_blocking(move || {
-            let checks = cairn_ledger::verify_transactions(&txs, &chain_id);
-            (txs, checks)
-        })
-        .await
-        .map_err(|e| internal(format!("verification task failed: {e}")))?;
+        // Stateless checks for the whole batch in the verifier (on a blocking thread, shared
+        // with other submissions and gossip), then one driver command admits every
+        // transaction that passed.
+        let v = self
+            .shared
+            .verifier
+            .verify(txs)
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))
+            .map_err(submit_error)?;
+        let (txs, checks) = (v.txs, v.results);
         let mut out: Vec<Option<Result<Hash, RpcError>>> = Vec::with_capacity(txs.len());
         let mut valid = Vec::with_capacity(txs.len());
         for (tx, check) in txs.into_iter().zip(checks) {

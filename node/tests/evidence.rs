@@ -106,6 +106,7 @@ async fn stored_evidence_is_served_and_verifies() {
         metrics: Metrics::new(),
         moniker: "t".into(),
         validator_name: None,
+        verifier: cairn_node::verifier::Verifier::spawn("t".into(), 1),
     });
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let backend = NodeBackend {

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::codes;
-use crate::{AccountInfo, BlockInfo, PeerInfo, Status, TxStatus, ValidatorInfo};
+use crate::{AccountInfo, BlockHashesInfo, BlockInfo, PeerInfo, Status, TxStatus, ValidatorInfo};
 
 /// Default bound on one HTTP exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -321,6 +321,18 @@ impl RpcClient {
     /// `getBlock` by height (`None`: no such block yet).
     pub async fn block_by_height(&self, height: u64) -> Result<Option<BlockInfo>, ClientError> {
         self.call("getBlock", json!({ "height": height })).await
+    }
+
+    /// `getBlock` by height with transaction hashes only (`None`: no such finalized block).
+    pub async fn block_hashes_by_height(
+        &self,
+        height: u64,
+    ) -> Result<Option<BlockHashesInfo>, ClientError> {
+        self.call(
+            "getBlock",
+            json!({ "height": height, "transactions": "hashes" }),
+        )
+        .await
     }
 
     /// `getBlock` by hash (`None`: unknown).

@@ -42,7 +42,7 @@
 //! | `getBalance` | `{address}` / `[address]` | balance, a number | -32603 |
 //! | `sendTransaction` | `{tx}` / `[tx]`: hex of [`cairn_ledger::SignedTransaction::encode`] | transaction hash (hex string) | -32602 if longer than [`TX_HEX_CHARS_MAX`] hex characters (checked before decoding), not hex, or not a well-formed transaction; -32010 rejected by the node, `data: {"reason": code}` (`bad_signature`, `wrong_chain`, `stale_nonce`, `future_nonce`, `insufficient_balance`, `expired`, …); -32005 mempool full; -32603 |
 //! | `getTransaction` | `{hash}` / `[hash]` | [`TxStatus`]: `{"status":"pending"}`, `{"status":"finalized","height","index","blockHash"}`, `{"status":"rejected","code","reason"}`, `{"status":"unknown"}` | -32603 |
-//! | `getBlock` | `{height}` / `{hash}` / `[height]` (number) / `[hash]` (string) | [`BlockInfo`] `{hash, header, transactions: [TxInfo]}` or `null` if no such finalized block | -32603 |
+//! | `getBlock` | `{height}` / `{hash}` / `[height]` (number) / `[hash]` (string); optional `transactions`: `"full"` (default) or `"hashes"` (named, or a second positional param) | [`BlockInfo`] `{hash, header, transactions: [TxInfo]}`, with `"hashes"` [`BlockHashesInfo`] `{hash, header, transactionHashes}`; `null` if no such finalized block | -32602 bad selector or `transactions` value; -32603 |
 //! | `getValidators` | none | `[`[`ValidatorInfo`]`]` `{name, address, peerId, votingPower}` | -32603 |
 //! | `getPeers` | none | `[`[`PeerInfo`]`]` `{peerId, address, isValidator, direction}` | -32603 |
 //! | `sendTransactions` | `{txs}` / `[txs]`: array of at most [`SEND_TRANSACTIONS_MAX`] transaction hex strings | `[`[`SubmitResult`]`]` `{hash, accepted, code?, message?}` in request order: each transaction admitted or refused on its own (codes as for `sendTransaction`, `overloaded` when full) | -32602 if the array is too long (checked before decoding) or any element is not a well-formed transaction (then none is submitted); -32603 |
@@ -88,8 +88,8 @@ pub use server::{
     serve, serve_listener, spawn,
 };
 pub use types::{
-    AccountInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo, PeerInfo,
-    SEND_TRANSACTIONS_MAX, Status, SubmitResult, TxInfo, TxStatus, ValidatorInfo,
+    AccountInfo, BlockHashesInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo,
+    PeerInfo, SEND_TRANSACTIONS_MAX, Status, SubmitResult, TxInfo, TxStatus, ValidatorInfo,
 };
 
 /// Re-exported so backends and clients name the same `async_trait`.

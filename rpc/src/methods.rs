@@ -4,7 +4,9 @@ use cairn_ledger::{Address, Hash, SignedTransaction, TX_BYTES_MAX};
 use serde_json::{Map, Value};
 
 use crate::error::{ErrorObject, codes};
-use crate::{BlockInfo, RpcBackend, RpcError, SEND_TRANSACTIONS_MAX, SubmitResult};
+use crate::{
+    BlockHashesInfo, BlockInfo, RpcBackend, RpcError, SEND_TRANSACTIONS_MAX, SubmitResult,
+};
 
 /// Longest accepted `sendTransaction` hex string (without an optional `0x` prefix),
 /// checked before any decoding: two characters per byte of [`TX_BYTES_MAX`].
@@ -121,11 +123,15 @@ pub(crate) async fn dispatch(
             to_value(backend.transaction(hash).await?)
         }
         "getBlock" => {
-            let block = match block_selector(params)? {
+            let (selector, detail) = block_selector(params)?;
+            let block = match selector {
                 BlockSelector::Height(h) => backend.block_by_height(h).await?,
                 BlockSelector::Hash(h) => backend.block_by_hash(h).await?,
             };
-            to_value(block.as_ref().map(BlockInfo::from))
+            match detail {
+                TxDetail::Full => to_value(block.as_ref().map(BlockInfo::from)),
+                TxDetail::Hashes => to_value(block.as_ref().map(BlockHashesInfo::from)),
+            }
         }
         "getValidators" => {
             no_params(method, params)?;
@@ -249,20 +255,45 @@ enum BlockSelector {
     Hash(Hash),
 }
 
-/// `getBlock`: `{height}`, `{hash}`, `[height]` (a number) or `[hash]` (a string).
-fn block_selector(params: Params) -> Result<BlockSelector, RpcError> {
-    const USAGE: &str = "getBlock expects {\"height\": n}, {\"hash\": \"hex\"}, [n] or [\"hex\"]";
-    let (name, value) = match params {
-        Params::Positional(mut v) if v.len() == 1 => {
+/// What `getBlock` returns of each transaction.
+enum TxDetail {
+    /// Every field ([`BlockInfo`]).
+    Full,
+    /// The hashes only ([`BlockHashesInfo`]).
+    Hashes,
+}
+
+/// `getBlock`: `{height}`, `{hash}`, `[height]` (a number) or `[hash]` (a string), each
+/// optionally with `transactions`: `"full"` (the default) or `"hashes"` (named, or as a
+/// second positional param).
+fn block_selector(params: Params) -> Result<(BlockSelector, TxDetail), RpcError> {
+    const USAGE: &str = "getBlock expects {\"height\": n}, {\"hash\": \"hex\"}, [n] or [\"hex\"], optionally with \"transactions\": \"full\" | \"hashes\"";
+    let detail = |v: Option<Value>| match v {
+        None => Ok(TxDetail::Full),
+        Some(v) => match v.as_str() {
+            Some("full") => Ok(TxDetail::Full),
+            Some("hashes") => Ok(TxDetail::Hashes),
+            _ => Err(RpcError::invalid_params(
+                "transactions: must be \"full\" or \"hashes\"",
+            )),
+        },
+    };
+    let (name, value, detail) = match params {
+        Params::Positional(mut v) if (1..=2).contains(&v.len()) => {
+            let second = (v.len() == 2).then(|| v.remove(1));
             let value = v.remove(0);
             let name = if value.is_string() { "hash" } else { "height" };
-            (name, value)
+            (name, value, detail(second)?)
         }
-        Params::Named(m) if m.len() == 1 => {
+        Params::Named(mut m) if (1..=2).contains(&m.len()) => {
+            let detail = detail(m.remove("transactions"))?;
+            if m.len() != 1 {
+                return Err(RpcError::invalid_params(USAGE));
+            }
             let (k, v) = m.into_iter().next().expect("len is 1");
             match k.as_str() {
-                "height" => ("height", v),
-                "hash" => ("hash", v),
+                "height" => ("height", v, detail),
+                "hash" => ("hash", v, detail),
                 _ => {
                     return Err(RpcError::invalid_params(format!(
                         "unknown param `{}`; {USAGE}",
@@ -273,6 +304,11 @@ fn block_selector(params: Params) -> Result<BlockSelector, RpcError> {
         }
         _ => return Err(RpcError::invalid_params(USAGE)),
     };
+    let selector = block_selector_value(name, value)?;
+    Ok((selector, detail))
+}
+
+fn block_selector_value(name: &str, value: Value) -> Result<BlockSelector, RpcError> {
     if name == "hash" {
         let s = value.as_str().ok_or_else(|| {
             RpcError::invalid_params("hash: must be a string of 64 hex characters")
@@ -378,19 +414,31 @@ mod tests {
         let h = Hash([3; 32]).to_hex();
         assert!(matches!(
             block_selector(Params::Positional(vec![json!(4)])),
-            Ok(BlockSelector::Height(4))
+            Ok((BlockSelector::Height(4), TxDetail::Full))
         ));
         assert!(matches!(
             block_selector(named(json!({"height": 9}))),
-            Ok(BlockSelector::Height(9))
+            Ok((BlockSelector::Height(9), TxDetail::Full))
         ));
         assert!(matches!(
             block_selector(Params::Positional(vec![json!(h)])),
-            Ok(BlockSelector::Hash(_))
+            Ok((BlockSelector::Hash(_), TxDetail::Full))
         ));
         assert!(matches!(
             block_selector(named(json!({"hash": h}))),
-            Ok(BlockSelector::Hash(_))
+            Ok((BlockSelector::Hash(_), TxDetail::Full))
+        ));
+        assert!(matches!(
+            block_selector(Params::Positional(vec![json!(4), json!("hashes")])),
+            Ok((BlockSelector::Height(4), TxDetail::Hashes))
+        ));
+        assert!(matches!(
+            block_selector(named(json!({"hash": h, "transactions": "hashes"}))),
+            Ok((BlockSelector::Hash(_), TxDetail::Hashes))
+        ));
+        assert!(matches!(
+            block_selector(named(json!({"height": 2, "transactions": "full"}))),
+            Ok((BlockSelector::Height(2), TxDetail::Full))
         ));
         for bad in [
             Params::None,
@@ -399,6 +447,9 @@ mod tests {
             Params::Positional(vec![json!(1.5)]),
             Params::Positional(vec![json!("zz")]),
             named(json!({"height": 1, "hash": h})),
+            named(json!({"height": 1, "transactions": "all"})),
+            named(json!({"transactions": "hashes"})),
+            Params::Positional(vec![json!(1), json!("hashes"), json!(2)]),
             named(json!({"number": 1})),
             named(json!({"hash": 1})),
         ] {

@@ -162,6 +162,31 @@ impl From<Block> for BlockInfo {
     }
 }
 
+/// A finalized block with its transactions' hashes only (`getBlock` with `"transactions":
+/// "hashes"`, as Ethereum's `eth_getBlockByNumber(n, false)`): for clients that follow the
+/// chain and match transactions they already know, at a fraction of the full form's
+/// encoding cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockHashesInfo {
+    /// Block hash (hash of the header).
+    pub hash: Hash,
+    /// The header, in `cairn-ledger`'s serde form (snake_case keys).
+    pub header: BlockHeader,
+    /// The transactions' hashes, in execution order.
+    pub transaction_hashes: Vec<Hash>,
+}
+
+impl From<&Block> for BlockHashesInfo {
+    fn from(block: &Block) -> BlockHashesInfo {
+        BlockHashesInfo {
+            hash: block.hash(),
+            header: block.header.clone(),
+            transaction_hashes: block.transactions.iter().map(|t| t.hash()).collect(),
+        }
+    }
+}
+
 /// A member of the validator set (`getValidators`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

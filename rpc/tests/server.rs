@@ -309,6 +309,11 @@ async fn client_round_trips_every_method() {
     );
     assert_eq!(client.block_by_height(2).await.unwrap(), None);
     assert_eq!(
+        client.block_hashes_by_height(1).await.unwrap(),
+        Some(cairn_rpc::BlockHashesInfo::from(&mock.block))
+    );
+    assert_eq!(client.block_hashes_by_height(2).await.unwrap(), None);
+    assert_eq!(
         client.block_by_hash(&mock.block.hash()).await.unwrap(),
         Some(expected.clone())
     );
@@ -354,6 +359,31 @@ async fn result_json_shapes() {
     let r = call_raw(&url, req("getBlock", json!([99]))).await;
     assert_eq!(r["result"], Value::Null);
     assert!(r.get("error").is_none());
+    // Hashes only, named and positional: the same block, no transaction bodies.
+    let tx_hashes: Vec<Value> = mock
+        .block
+        .transactions
+        .iter()
+        .map(|t| json!(t.hash().to_hex()))
+        .collect();
+    assert!(!tx_hashes.is_empty());
+    for params in [
+        json!({"height": 1, "transactions": "hashes"}),
+        json!([1, "hashes"]),
+        json!({"hash": mock.block.hash(), "transactions": "hashes"}),
+    ] {
+        let r = call_raw(&url, req("getBlock", params.clone())).await;
+        let block = &r["result"];
+        assert_eq!(block["hash"], mock.block.hash().to_hex(), "{params}");
+        assert_eq!(
+            block["transactionHashes"],
+            Value::Array(tx_hashes.clone()),
+            "{params}"
+        );
+        assert!(block.get("transactions").is_none(), "{params}");
+    }
+    let r = call_raw(&url, req("getBlock", json!([1, "full"]))).await;
+    assert_eq!(r["result"]["transactions"][0]["hash"], tx_hashes[0]);
 
     let r = call_raw(&url, req("getValidators", json!([]))).await;
     assert_eq!(r["result"][0]["votingPower"], 1);
@@ -466,6 +496,13 @@ async fn standard_error_codes() {
             json!({"height": 1, "hash": "00"}),
             "getBlock expects",
         ),
+        (
+            "getBlock",
+            json!({"height": 1, "transactions": "bodies"}),
+            "transactions: must be",
+        ),
+        ("getBlock", json!([1, true]), "transactions: must be"),
+        ("getBlock", json!([1, "hashes", 3]), "getBlock expects"),
         ("sendTransaction", json!({}), "missing param `tx`"),
     ] {
         let r = call_raw(&url, req(method, params.clone())).await;

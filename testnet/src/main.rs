@@ -14,6 +14,11 @@ use cairn_testnet::throughput::{self, ThroughputConfig};
 use cairn_testnet::{GenerateOptions, LocalTestnet, Manifest, find_node_binary, generate};
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc, as in `cairn-node`: the load generator shares the machine with the nodes it
+/// measures, so its allocation cost is taken from theirs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cairn-testnet",

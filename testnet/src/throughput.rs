@@ -544,13 +544,15 @@ async fn follow(
             Err(_) => next - 1,
         };
         while next <= tip {
-            let Ok(Some(block)) = client.block_by_height(next).await else {
+            // Hashes only: the full form would cost the followed node (and this process)
+            // a JSON encoding of every transaction's fields.
+            let Ok(Some(block)) = client.block_hashes_by_height(next).await else {
                 break;
             };
             let now_ms = started.elapsed().as_millis() as u64;
             let mut mine = 0;
-            for tx in &block.transactions {
-                if let Some(&i) = track.index.get(&tx.hash) {
+            for h in &block.transaction_hashes {
+                if let Some(&i) = track.index.get(h) {
                     // A transfer is final once; a second sighting would be a ledger bug that
                     // the invariant checker reports, not something to count twice here.
                     if track.final_at_ms[i as usize]

@@ -27,12 +27,30 @@ impl Hash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        String::from_utf8(self.hex_buf().to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// The lowercase hex digits in a stack buffer (hashes are hex-encoded for every
+    /// transaction an RPC answer names, so this avoids `hex::encode`'s per-character
+    /// iterator).
+    fn hex_buf(&self) -> [u8; 64] {
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).expect("64 bytes hold 32 bytes of hex");
+        buf
     }
 
     /// Parses 64 hex characters (an optional `0x` prefix is accepted).
     pub fn from_hex(s: &str) -> Result<Hash, crate::LedgerError> {
         let s = s.strip_prefix("0x").unwrap_or(s);
+        if s.len() == 64 {
+            let mut arr = [0u8; 32];
+            return match hex::decode_to_slice(s, &mut arr) {
+                Ok(()) => Ok(Hash(arr)),
+                Err(e) => Err(crate::LedgerError::BadHex {
+                    reason: e.to_string(),
+                }),
+            };
+        }
         let bytes = hex::decode(s).map_err(|e| crate::LedgerError::BadHex {
             reason: e.to_string(),
         })?;
@@ -67,7 +85,8 @@ impl fmt::Debug for Hash {
 
 impl serde::Serialize for Hash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        let buf = self.hex_buf();
+        s.serialize_str(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
     }
 }
 
@@ -92,4 +111,39 @@ pub mod context {
     pub const STATE_ACCOUNT: &str = "cairn state account v1";
     /// Final compression of the lattice state hash into the 32-byte state root.
     pub const STATE_ROOT: &str = "cairn state root v1";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The stack-buffer hex paths agree with the `hex` crate's plain functions.
+        #[test]
+        fn hex_forms_match_the_hex_crate(bytes: [u8; 32]) {
+            let h = Hash(bytes);
+            let expected = hex::encode(bytes);
+            proptest::prop_assert_eq!(h.to_hex(), expected.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&h).unwrap(), format!("\"{expected}\""));
+            proptest::prop_assert_eq!(Hash::from_hex(&expected).unwrap(), h);
+            proptest::prop_assert_eq!(Hash::from_hex(&format!("0x{}", expected.to_uppercase())).unwrap(), h);
+        }
+    }
+
+    #[test]
+    fn bad_hex_is_refused_with_its_reason() {
+        let good = "ab".repeat(32);
+        assert!(matches!(
+            Hash::from_hex(&format!("{}zz", &good[..62])),
+            Err(crate::LedgerError::BadHex { .. })
+        ));
+        assert!(matches!(
+            Hash::from_hex(&good[..63]),
+            Err(crate::LedgerError::BadHex { .. })
+        ));
+        assert!(matches!(
+            Hash::from_hex(&good[..62]),
+            Err(crate::LedgerError::BadLength { got: 31, .. })
+        ));
+    }
 }

@@ -209,9 +209,20 @@ pub(crate) fn decode_tx_hex(s: &str) -> Result<SignedTransaction, RpcError> {
             s.len()
         )));
     }
-    let bytes = hex::decode(s)
-        .map_err(|e| RpcError::invalid_params(format!("tx: transaction is not valid hex: {e}")))?;
-    SignedTransaction::decode(&bytes).map_err(|e| RpcError::invalid_params(format!("tx: {e}")))
+    let not_hex = |e: hex::FromHexError| {
+        RpcError::invalid_params(format!("tx: transaction is not valid hex: {e}"))
+    };
+    // Into a stack buffer (bounded above): `hex::decode` into a Vec goes character pair by
+    // character pair through an iterator, and this runs for every submitted transaction.
+    let mut buf = [0u8; TX_BYTES_MAX];
+    let bytes = if s.len() % 2 == 0 {
+        let out = &mut buf[..s.len() / 2];
+        hex::decode_to_slice(s, out).map_err(not_hex)?;
+        &*out
+    } else {
+        return Err(not_hex(hex::FromHexError::OddLength));
+    };
+    SignedTransaction::decode(bytes).map_err(|e| RpcError::invalid_params(format!("tx: {e}")))
 }
 
 /// Decodes the `sendTransactions` array: its length is checked against

@@ -1,8 +1,9 @@
 //! # Networking layer
 //!
 //! Owns the node's libp2p [`Swarm`](libp2p::Swarm) and everything that touches sockets:
-//! TCP transport secured with Noise and multiplexed with Yamux, gossipsub (v1.1, signed,
-//! `ValidationMode::Strict`), the sync request-response protocol, identify and ping. One
+//! TCP transport secured with Noise and multiplexed with Yamux, gossipsub (v1.1, unsigned
+//! messages: `ValidationMode::Anonymous`, Ethereum's `StrictNoSign`, with content-hash
+//! message ids), the sync request-response protocol, identify and ping. One
 //! spawned task (the *swarm task*) owns the swarm; the rest of the node talks to it only
 //! through a cloneable [`NetworkHandle`] (bounded command queue) and receives
 //! [`NetworkEvent`]s from a bounded event queue returned by [`spawn`].

@@ -116,7 +116,21 @@ fn build_behaviour(
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(HEARTBEAT_INTERVAL)
         .heartbeat_initial_delay(HEARTBEAT_INITIAL_DELAY)
-        .validation_mode(ValidationMode::Strict)
+        // No author, sequence number or signature on messages (Ethereum's consensus p2p
+        // spec calls it StrictNoSign). Every Cairn payload authenticates itself:
+        // transactions and votes carry their signers' signatures, blocks are bound to a
+        // signed proposal by hash, evidence is a pair of signed votes. A gossipsub
+        // signature would only say which node first published the bytes, and checking it
+        // cost one ed25519 verification per received copy of every message, duplicates
+        // included (the codec checks it before the duplicate filter). The sending peer
+        // is still authenticated by Noise and scored; message ids are content hashes.
+        .validation_mode(ValidationMode::Anonymous)
+        // Anonymous messages have no author, so gossipsub would treat a message whose
+        // content id matches one this node published (its own message forwarded back, or
+        // the same certificate formed and published by another validator) as a forged
+        // "self-origin" message and penalise the peer that sent it, until validators
+        // graylisted each other and views timed out. Such a message is a plain duplicate.
+        .allow_self_origin(true)
         .validate_messages()
         .message_id_fn(message_id)
         .max_transmit_size(
@@ -133,11 +147,8 @@ fn build_behaviour(
         .flood_publish(true)
         .build()
         .map_err(|e| transport_err("gossipsub config", e))?;
-    let mut gossipsub = gossipsub::Behaviour::new(
-        MessageAuthenticity::Signed(config.keypair.clone()),
-        gossip_config,
-    )
-    .map_err(|e| transport_err("gossipsub", e))?;
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
+        .map_err(|e| transport_err("gossipsub", e))?;
     let (params, thresholds) = score_params(topics);
     gossipsub
         .with_peer_score(params, thresholds)
@@ -182,8 +193,10 @@ fn build_behaviour(
     })
 }
 
+/// Identify's protocol version; peers announcing another one are disconnected. Version 2:
+/// gossip messages are unsigned (version 1 signed them; the two cannot exchange gossip).
 fn protocol_version(config: &NetworkConfig) -> String {
-    format!("/cairn/{}/1", config.namespace)
+    format!("/cairn/{}/2", config.namespace)
 }
 
 /// Connections we accepted (not closed for exceeding the limit), per peer, oldest first.

@@ -108,12 +108,10 @@ fn score_params(
     (params, gossipsub::PeerScoreThresholds::default())
 }
 
-fn build_behaviour(
-    config: &NetworkConfig,
-    admission_config: &AdmissionConfig,
-    topics: &[TopicHash],
-) -> Result<Behaviour, NetworkError> {
-    let gossip_config = gossipsub::ConfigBuilder::default()
+/// The gossipsub configuration: unsigned messages with content-hash ids, validated by the
+/// application before forwarding, bounded in size.
+fn gossip_config(config: &NetworkConfig) -> Result<gossipsub::Config, NetworkError> {
+    gossipsub::ConfigBuilder::default()
         .heartbeat_interval(HEARTBEAT_INTERVAL)
         .heartbeat_initial_delay(HEARTBEAT_INITIAL_DELAY)
         // No author, sequence number or signature on messages (Ethereum's consensus p2p
@@ -146,7 +144,15 @@ fn build_behaviour(
         .history_gossip(HISTORY_GOSSIP)
         .flood_publish(true)
         .build()
-        .map_err(|e| transport_err("gossipsub config", e))?;
+        .map_err(|e| transport_err("gossipsub config", e))
+}
+
+fn build_behaviour(
+    config: &NetworkConfig,
+    admission_config: &AdmissionConfig,
+    topics: &[TopicHash],
+) -> Result<Behaviour, NetworkError> {
+    let gossip_config = gossip_config(config)?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
         .map_err(|e| transport_err("gossipsub", e))?;
     let (params, thresholds) = score_params(topics);
@@ -1320,5 +1326,36 @@ fn lifecycle_peer(event: &NetworkEvent) -> Option<PeerId> {
             Some(*peer)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod gossip_config_tests {
+    use super::*;
+
+    /// Messages are unsigned (the payloads carry their own signatures), and a message with
+    /// the content of one this node published is a duplicate, not a fault of the peer that
+    /// forwards it: without `allow_self_origin`, gossipsub penalised such peers until the
+    /// validators of a loaded testnet graylisted each other and views timed out.
+    #[test]
+    fn gossip_is_unsigned_and_own_content_is_not_a_fault() {
+        let config = NetworkConfig {
+            keypair: libp2p::identity::Keypair::generate_ed25519(),
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            bootstrap: Vec::new(),
+            namespace: "0123456789abcdef".into(),
+            gossip_bytes_max: 64 * 1024,
+            sync_request_bytes_max: 1024,
+            sync_response_bytes_max: 64 * 1024,
+            sync_request_timeout_ms: 3000,
+            event_queue_max: 64,
+            command_queue_max: 64,
+            redial_interval_ms: 200,
+            connections_max: 16,
+        };
+        let c = gossip_config(&config).expect("valid gossipsub config");
+        assert!(matches!(c.validation_mode(), ValidationMode::Anonymous));
+        assert!(c.allow_self_origin());
+        assert!(c.validate_messages());
     }
 }

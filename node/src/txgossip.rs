@@ -1,9 +1,10 @@
 //! Transaction gossip batches: the payload of the `/cairn/{namespace}/tx/1` topic.
 //!
 //! Transactions travel in batches rather than one gossip message each: a gossipsub message
-//! costs a libp2p signature, a signature check at every receiver, a message-id hash and
-//! per-message bookkeeping, which at thousands of transactions per second would cost as
-//! much as verifying the transactions themselves. A node collects the transactions it admits
+//! costs a message-id hash, framing and encryption, an application validation round trip
+//! and per-message bookkeeping at every node, which at thousands of transactions per second
+//! would add up. (Gossip messages are unsigned; the transactions carry their own
+//! signatures.) A node collects the transactions it admits
 //! from its own clients for at most [`TX_BATCH_LINGER_MS`] or [`TX_BATCH_TXS_MAX`]
 //! transactions, whichever comes first, and publishes them as one message.
 //!

@@ -101,11 +101,6 @@ pub enum LocalTxStatus {
 
 /// Requests from the RPC server.
 pub enum Command {
-    /// Admit a signature-checked transaction to the mempool and gossip it.
-    Submit {
-        tx: SignedTransaction,
-        reply: oneshot::Sender<Result<Hash, SubmitError>>,
-    },
     /// Admit a batch of transactions whose signatures and chain id were checked by the
     /// caller (at most `cairn_rpc::SEND_TRANSACTIONS_MAX`); one result per transaction, in
     /// order.
@@ -989,10 +984,6 @@ impl Driver {
 
     async fn on_command(&mut self, cmd: Command) -> Result<(), FatalError> {
         match cmd {
-            Command::Submit { tx, reply } => {
-                let mut results = self.admit_local(vec![tx]).await?;
-                let _ = reply.send(results.pop().expect("one result per transaction"));
-            }
             Command::SubmitBatch { txs, reply } => {
                 let results = self.admit_local(txs).await?;
                 let _ = reply.send(results);

@@ -99,27 +99,12 @@ impl RpcBackend for NodeBackend {
     }
 
     async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError> {
-        // Stateless checks (signature: the one verification this transaction gets on this
-        // node) happen in the verifier, batched with other submissions, not on the driver.
-        let mut v = self
-            .shared
-            .verifier
-            .verify(vec![tx])
-            .await
-            .map_err(|e| SubmitError::Unavailable(e.to_string()))
-            .map_err(submit_error)?;
-        let (tx, check) = match (v.txs.pop(), v.results.pop()) {
-            (Some(tx), Some(check)) => (tx, check),
-            _ => return Err(internal("the verifier gave no verdict")),
-        };
-        if let Err(e) = check {
-            return Err(RpcError::Rejected {
-                code: e.code().into(),
-                message: e.to_string(),
-            });
-        }
-        let r = self.ask(|reply| Command::Submit { tx, reply }).await?;
-        r.map_err(submit_error)
+        // A batch of one: the same verifier (the one signature check this transaction gets
+        // on this node) and the same admission path.
+        self.submit_transactions(vec![tx])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(internal("no result for the transaction")))
     }
 
     async fn submit_transactions(

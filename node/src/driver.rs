@@ -25,7 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::chain::{Chain, ChainError};
-use crate::mempool::{Mempool, MempoolError};
+use crate::compact::{
+    CompactBlock, MissingRequest, PARTIAL_WAIT_MS, PartialBlocks, Reassembly, TX_FETCH_MAX,
+};
+use crate::mempool::{GAP_GRACE_BLOCKS, Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::network::{Acceptance, MessageId, NetworkEvent, NetworkHandle, ResponseToken, Topic};
 use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, SyncedBlock};
@@ -44,7 +47,8 @@ pub const VERIFY_IN_FLIGHT_MAX: usize = 16_384;
 /// A block with at least this many transactions the node has not verified has them
 /// verified together on a blocking thread, off the driver task (fewer are verified inline).
 pub const BLOCK_BATCH_VERIFY_MIN: usize = 16;
-/// Block fetches by hash in flight at once.
+/// Block fetches by hash in flight at once (and, counted apart, requests for compact blocks'
+/// missing transactions).
 pub const FETCHES_IN_FLIGHT_MAX: usize = 8;
 /// Driver command queue bound.
 pub const COMMAND_QUEUE_MAX: usize = 4096;
@@ -60,6 +64,9 @@ pub const EMPTY_BLOCK_WAIT_MS: u64 = 1000;
 /// After a failed head (status) request, the next one goes out this much later (ms) rather
 /// than a whole `sync.interval_ms` later.
 pub const STATUS_RETRY_MS: u64 = 100;
+/// Finalized blocks between two passes dropping mempool transactions stranded behind nonce
+/// gaps (each pass reads every pooled sender's account once).
+pub const GAP_CHECK_EVERY_BLOCKS: u64 = 32;
 /// Largest accepted skew of a proposal's timestamp ahead of the local wall clock, ms.
 pub const CLOCK_SKEW_MAX_MS: u64 = 30_000;
 
@@ -148,6 +155,14 @@ enum Internal {
         hash: Hash,
         block: Option<Block>,
     },
+    /// Answer to a request for a waiting compact block's missing transactions.
+    FetchedTxs {
+        block: Hash,
+        view: View,
+        indices: Vec<u32>,
+        /// The transactions, or why the request failed.
+        txs: Result<Vec<SignedTransaction>, String>,
+    },
     PeerStatus {
         peer: PeerId,
         height: u64,
@@ -176,6 +191,9 @@ pub struct DriverParams {
     pub validators: ValidatorSet,
     /// Addresses of the validators' consensus keys, by index.
     pub validator_addresses: Vec<Address>,
+    /// The validators' libp2p peer ids from genesis, by index (`None` if one does not
+    /// parse); a block is fetched from the peer of the validator that proposed it.
+    pub validator_peers: Vec<Option<PeerId>>,
     /// This node's address, if a validator.
     pub me: Option<Address>,
     /// Per-block transaction bound.
@@ -211,6 +229,8 @@ pub struct Driver {
     inputs: VecDeque<Input>,
     received: HashMap<Hash, Block>,
     received_order: VecDeque<Hash>,
+    /// Gossiped compact blocks waiting for some of their transactions.
+    partials: PartialBlocks,
     awaiting: HashMap<Hash, (Proposal, u64)>,
     pending_build: Option<(View, Hash)>,
     finalized_waiting: HashMap<Hash, Certificate>,
@@ -218,10 +238,15 @@ pub struct Driver {
     rejected_order: VecDeque<Hash>,
     peers: Vec<PeerId>,
     fetching: HashSet<Hash>,
+    /// Requests for compact blocks' missing transactions in flight (at most
+    /// `FETCHES_IN_FLIGHT_MAX`).
+    tx_fetches_in_flight: usize,
     verify_in_flight: usize,
     sync_in_flight: bool,
     best_peer_height: u64,
     last_sync_poll_ms: u64,
+    /// Finalized height at the last [`Mempool::evict_gapped`] pass.
+    gap_check_height: u64,
     rr: usize,
     /// Locally admitted transactions waiting to be gossiped as one batch (at most
     /// `TX_BATCH_TXS_MAX`), and when the oldest arrived (ms, driver clock).
@@ -324,6 +349,7 @@ impl Driver {
             inputs: VecDeque::new(),
             received: HashMap::new(),
             received_order: VecDeque::new(),
+            partials: PartialBlocks::new(),
             awaiting: HashMap::new(),
             pending_build: None,
             finalized_waiting: HashMap::new(),
@@ -331,10 +357,12 @@ impl Driver {
             rejected_order: VecDeque::new(),
             peers: Vec::new(),
             fetching: HashSet::new(),
+            tx_fetches_in_flight: 0,
             verify_in_flight: 0,
             sync_in_flight: false,
             best_peer_height: 0,
             last_sync_poll_ms: 0,
+            gap_check_height: 0,
             rr: 0,
             tx_outbox: Vec::new(),
             tx_outbox_since_ms: 0,
@@ -370,6 +398,10 @@ impl Driver {
                 tokio::time::Instant::now()
                     + Duration::from_millis(due.saturating_sub(self.now_ms()))
             });
+            let partials_due = self.partials.next_due_ms(PARTIAL_WAIT_MS).map(|due| {
+                tokio::time::Instant::now()
+                    + Duration::from_millis(due.saturating_sub(self.now_ms()))
+            });
             tokio::select! {
                 _ = &mut shutdown => { info!("driver stopping"); return Ok(()); }
                 ev = net_events.recv() => match ev {
@@ -385,6 +417,9 @@ impl Driver {
                 }
                 _ = async { tokio::time::sleep_until(outbox_due.expect("guarded")).await }, if outbox_due.is_some() => {
                     self.flush_tx_outbox().await
+                }
+                _ = async { tokio::time::sleep_until(partials_due.expect("guarded")).await }, if partials_due.is_some() => {
+                    self.request_missing_txs()
                 }
                 _ = tick.tick() => self.on_tick().await?,
             }
@@ -435,7 +470,7 @@ impl Driver {
                     if let CertificateKind::Notarization(p) = &cert.kind {
                         let h = hash(p.payload);
                         if !self.chain.can_extend(&h) && !self.received.contains_key(&h) {
-                            self.fetch(h);
+                            self.fetch(h, Some(p.view));
                         }
                     }
                 }
@@ -489,7 +524,7 @@ impl Driver {
                 self.insert_block(b).await?;
             }
             if !self.chain.can_extend(&parent) {
-                self.fetch(parent);
+                self.fetch(parent, None);
                 return Ok(());
             }
         }
@@ -523,9 +558,11 @@ impl Driver {
         };
         let h = block.hash();
         info!(view, height = block.header.height, txs = block.transactions.len(), hash = %h, "proposing");
-        // Peers should hold the block's transactions before the block arrives.
+        // Peers should hold the block's transactions before the block arrives: they rebuild
+        // it from the hashes in the compact block (see `compact`).
         self.flush_tx_outbox().await;
-        if let Err(e) = self.net.publish(Topic::Blocks, block.encode()).await {
+        let compact = CompactBlock::of(&block).encode();
+        if let Err(e) = self.net.publish(Topic::Blocks, compact).await {
             warn!(error = %e, "publishing a block failed");
         }
         self.inputs.push_back(Input::Proposed {
@@ -581,7 +618,7 @@ impl Driver {
             }
             None => {
                 self.park(h, proposal);
-                self.fetch(parent);
+                self.fetch(parent, None);
             }
         }
         Ok(())
@@ -666,10 +703,11 @@ impl Driver {
         match self.chain.finalize(&h, &bytes) {
             Ok(blocks) => self.after_commit(blocks, cert.view()),
             Err(ChainError::UnknownParent { .. }) => {
+                let view = cert.view();
                 if self.finalized_waiting.len() < FINALIZED_WAITING_MAX {
                     self.finalized_waiting.insert(h, cert);
                 }
-                self.fetch(h);
+                self.fetch(h, Some(view));
                 self.request_sync_now();
                 Ok(())
             }
@@ -780,13 +818,7 @@ impl Driver {
                     self.report(message_id, source, acceptance).await;
                 }
                 Topic::Blocks => {
-                    let acceptance = match Block::decode(&data, self.params.block_bytes_max) {
-                        Ok(b) if b.header.chain_id == self.params.chain_id => {
-                            self.on_block_body(b).await?;
-                            Acceptance::Accept
-                        }
-                        Ok(_) | Err(_) => Acceptance::Reject,
-                    };
+                    let acceptance = self.on_gossip_block(source, &data).await?;
                     self.report(message_id, source, acceptance).await;
                 }
                 Topic::Transactions => self.on_gossip_tx(source, message_id, data).await,
@@ -830,9 +862,63 @@ impl Driver {
         self.net.report(id, source, acceptance).await;
     }
 
+    /// Checks a gossiped compact block (decode bounds, hash list against `txs_root`, chain
+    /// id, proposer = the view's leader) and rebuilds it from the mempool, or parks it until
+    /// its missing transactions arrive. Every check is deterministic given genesis, so a
+    /// failure is the forwarder's fault (`Reject`); a valid block is forwarded (`Accept`)
+    /// whether or not this node holds all its transactions yet.
+    async fn on_gossip_block(
+        &mut self,
+        source: PeerId,
+        data: &[u8],
+    ) -> Result<Acceptance, FatalError> {
+        let compact = match CompactBlock::decode(
+            data,
+            self.params.block_bytes_max,
+            self.params.block_txs_max,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(peer = %source, error = %e, "invalid compact block");
+                return Ok(Acceptance::Reject);
+            }
+        };
+        let header = &compact.header;
+        if header.chain_id != self.params.chain_id
+            || header.proposer != self.leader_address(header.view)
+        {
+            debug!(peer = %source, view = header.view, "compact block from another chain or not by the view's leader");
+            return Ok(Acceptance::Reject);
+        }
+        let h = header.hash();
+        if header.height <= self.chain.head().height
+            || self.chain.pending(&h).is_some()
+            || self.received.contains_key(&h)
+        {
+            return Ok(Acceptance::Accept);
+        }
+        let mempool = &self.mempool;
+        match self
+            .partials
+            .insert(compact, |t| mempool.get(t).cloned(), self.now_ms())
+        {
+            Reassembly::Complete(b) => {
+                self.shared.metrics.compact_blocks_rebuilt.inc();
+                self.on_block_body(b).await?;
+            }
+            Reassembly::Waiting { missing } => {
+                self.shared.metrics.compact_blocks_waited.inc();
+                debug!(block = %h, missing, "compact block waits for transactions");
+            }
+            Reassembly::AlreadyWaiting => {}
+        }
+        Ok(Acceptance::Accept)
+    }
+
     async fn on_block_body(&mut self, b: Block) -> Result<(), FatalError> {
         let h = b.hash();
         self.fetching.remove(&h);
+        self.partials.remove(&h);
         if b.header.height <= self.chain.head().height || self.chain.pending(&h).is_some() {
             return Ok(());
         }
@@ -1015,6 +1101,15 @@ impl Driver {
                 message_id,
             } => {
                 self.verify_in_flight -= count;
+                // Verified transactions complete compact blocks waiting for them, also those
+                // the mempool refuses below (e.g. full). The blocks are handled after the
+                // admissions, so their transactions are in the mempool and not re-verified.
+                let completed = self.partials.offer(
+                    txs.iter()
+                        .zip(&results)
+                        .filter(|(_, r)| r.is_ok())
+                        .map(|(t, _)| (t.hash(), t)),
+                );
                 // Any stateless failure makes the whole message the sender's fault (an honest
                 // node gossips only transactions it verified); the valid ones are still kept.
                 // State-dependent refusals (nonce, balance, full) are not punished.
@@ -1034,8 +1129,31 @@ impl Driver {
                     acceptance = Acceptance::Ignore;
                 }
                 self.report(message_id, source, acceptance).await;
+                for b in completed {
+                    self.on_block_body(b).await?;
+                }
                 if admitted > 0 && self.pending_build.is_some() {
                     self.try_build().await?;
+                }
+            }
+            Internal::FetchedTxs {
+                block,
+                view,
+                indices,
+                txs,
+            } => {
+                self.tx_fetches_in_flight -= 1;
+                if !self.partials.contains(&block) {
+                    return Ok(()); // completed or dropped meanwhile
+                }
+                match txs.and_then(|txs| self.partials.fill(&block, &indices, txs)) {
+                    Ok(Some(b)) => self.on_block_body(b).await?,
+                    Ok(None) => {}
+                    Err(reason) => {
+                        // Fall back to the whole block (any peer).
+                        debug!(%block, reason, "fetching a compact block's transactions failed");
+                        self.fetch(block, Some(view));
+                    }
                 }
             }
             Internal::Fetched { hash, block } => {
@@ -1261,6 +1379,34 @@ impl Driver {
                 };
                 SyncResponse::Block(b)
             }
+            Ok(SyncRequest::BlockTransactions { indices, .. }) if indices.len() > TX_FETCH_MAX => {
+                SyncResponse::Error(format!(
+                    "{} transactions asked for, at most {TX_FETCH_MAX}",
+                    indices.len()
+                ))
+            }
+            Ok(SyncRequest::BlockTransactions { block, indices }) => {
+                // Clones only the transactions asked for (a pending block is usually ours,
+                // or one we rebuilt); `None` if the block is unknown or an index is not in it.
+                let pick = |b: &Block| {
+                    indices
+                        .iter()
+                        .map(|&i| b.transactions.get(i as usize).cloned())
+                        .collect::<Option<Vec<_>>>()
+                };
+                let txs = if let Some(b) = self.received.get(&block) {
+                    pick(b)
+                } else if let Some(p) = self.chain.pending(&block) {
+                    pick(&p.block)
+                } else {
+                    self.chain
+                        .store()
+                        .block_by_hash(&block)
+                        .map_err(|e| FatalError(e.to_string()))?
+                        .and_then(|b| pick(&b))
+                };
+                SyncResponse::Transactions(txs.unwrap_or_default())
+            }
             Ok(SyncRequest::Blocks { from_height, count }) => {
                 let count = count.min(SYNC_BLOCKS_MAX) as u64;
                 let budget = self.params.sync_response_bytes_max.saturating_sub(4096);
@@ -1301,12 +1447,29 @@ impl Driver {
         Some(self.peers[self.rr])
     }
 
-    /// Fetches one block by hash from a peer (bounded in-flight).
-    fn fetch(&mut self, h: Hash) {
+    /// The peer to ask for a block proposed in `view`: that view's leader if it is connected
+    /// (it built the block, so it holds it; a peer that forwarded the compact block may still
+    /// be waiting for its transactions), else the next peer round-robin.
+    fn block_peer(&mut self, view: Option<View>) -> Option<PeerId> {
+        let leader = view.and_then(|v| {
+            let index = self.params.validators.leader(v) as usize;
+            self.params.validator_peers.get(index).copied().flatten()
+        });
+        match leader {
+            Some(p) if self.peers.contains(&p) => Some(p),
+            _ => self.next_peer(),
+        }
+    }
+
+    /// Fetches one block by hash (proposed in `view`, if known) from a peer (bounded
+    /// in-flight).
+    fn fetch(&mut self, h: Hash, view: Option<View>) {
         if self.fetching.contains(&h) || self.fetching.len() >= FETCHES_IN_FLIGHT_MAX {
             return;
         }
-        let Some(peer) = self.next_peer() else { return };
+        let Some(peer) = self.block_peer(view) else {
+            return;
+        };
         self.fetching.insert(h);
         let net = self.net.clone();
         let out = self.internal_tx.clone();
@@ -1339,6 +1502,65 @@ impl Driver {
                 }
             };
             let _ = out.send(msg).await;
+        });
+    }
+
+    /// Fetches the missing transactions of compact blocks that waited [`PARTIAL_WAIT_MS`]
+    /// for them to arrive by gossip (each block once).
+    fn request_missing_txs(&mut self) {
+        for request in self.partials.due(self.now_ms(), PARTIAL_WAIT_MS) {
+            self.shared.metrics.compact_block_fetches.inc();
+            match request {
+                MissingRequest::Transactions {
+                    block,
+                    view,
+                    indices,
+                } => self.fetch_txs(block, view, indices),
+                MissingRequest::Block { block, view } => self.fetch(block, Some(view)),
+            }
+        }
+    }
+
+    /// Asks a peer for the transactions at `indices` of waiting compact block `block`; the
+    /// answer arrives as [`Internal::FetchedTxs`].
+    /// At most [`FETCHES_IN_FLIGHT_MAX`] at once; beyond that the block is left to the
+    /// whole-block fetch of a proposal body that did not arrive.
+    fn fetch_txs(&mut self, block: Hash, view: View, indices: Vec<u32>) {
+        if self.tx_fetches_in_flight >= FETCHES_IN_FLIGHT_MAX {
+            return;
+        }
+        let Some(peer) = self.block_peer(Some(view)) else {
+            return;
+        };
+        self.tx_fetches_in_flight += 1;
+        let net = self.net.clone();
+        let out = self.internal_tx.clone();
+        let max = self.params.sync_response_bytes_max;
+        let request = SyncRequest::BlockTransactions {
+            block,
+            indices: indices.clone(),
+        }
+        .encode();
+        tokio::spawn(async move {
+            let txs = match net
+                .request(peer, request)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
+            {
+                Ok(SyncResponse::Transactions(txs)) => Ok(txs),
+                Ok(SyncResponse::Error(reason)) => Err(reason),
+                Ok(_) => Err("unexpected response kind".into()),
+                Err(reason) => Err(reason),
+            };
+            let _ = out
+                .send(Internal::FetchedTxs {
+                    block,
+                    view,
+                    indices,
+                    txs,
+                })
+                .await;
         });
     }
 
@@ -1453,17 +1675,18 @@ impl Driver {
             self.try_build().await?;
         }
         // Ask for bodies of proposals that did not arrive by gossip.
-        let missing: Vec<Hash> = self
+        let missing: Vec<(Hash, View)> = self
             .awaiting
             .iter()
             .filter(|(h, (_, since))| {
                 now.saturating_sub(*since) > 300 && !self.received.contains_key(h)
             })
-            .map(|(h, _)| *h)
+            .map(|(h, (p, _))| (*h, p.view))
             .collect();
-        for h in missing {
-            self.fetch(h);
+        for (h, view) in missing {
+            self.fetch(h, Some(view));
         }
+        self.partials.prune(self.chain.head().height);
         // Forget proposals for views long gone.
         let view = self.consensus.view();
         self.awaiting.retain(|_, (p, _)| p.view + 16 >= view);
@@ -1476,6 +1699,34 @@ impl Driver {
         let height = self.chain.head().height;
         if height % 64 == 0 {
             self.mempool.prune_expired(height + 1);
+        }
+        // Transactions stranded behind a nonce gap (e.g. a lower nonce refused while the pool
+        // was full) would otherwise hold the pool until they expire.
+        if height >= self.gap_check_height.saturating_add(GAP_CHECK_EVERY_BLOCKS) {
+            self.gap_check_height = height;
+            let store = self.chain.store().clone();
+            let evicted = self
+                .mempool
+                .evict_gapped(store.as_ref(), height + 1, GAP_GRACE_BLOCKS);
+            if !evicted.is_empty() {
+                debug!(
+                    count = evicted.len(),
+                    height, "dropped transactions behind nonce gaps"
+                );
+                self.shared
+                    .metrics
+                    .mempool_txs
+                    .set(self.mempool.len() as i64);
+            }
+            for (h, missing) in evicted {
+                self.remember_rejected(
+                    h,
+                    "nonce_gap".into(),
+                    format!(
+                        "dropped from the mempool after {GAP_GRACE_BLOCKS} blocks waiting for the sender's nonce {missing}"
+                    ),
+                );
+            }
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 
 pub mod admission;
 pub mod chain;
+pub mod compact;
 pub mod config;
 pub mod driver;
 pub mod keys;

@@ -16,6 +16,10 @@
 //!   transaction with a pooled `(sender, nonce)` is rejected as [`MempoolError::Duplicate`];
 //!   [`Mempool::pooled_hash`] names the pooled one). A stuck transaction leaves the pool
 //!   when it expires.
+//! - a transaction behind a nonce gap (some lower nonce of its sender is neither executed
+//!   nor pooled, e.g. refused when the pool was full) cannot execute until the gap fills;
+//!   [`Mempool::evict_gapped`] drops those that waited [`GAP_GRACE_BLOCKS`], so they do not
+//!   hold the pool until their expiry.
 //!
 //! # Data structures
 //!
@@ -30,6 +34,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
 use cairn_ledger::{
     Address, BlockBuilder, Hash, LedgerError, SignedTransaction, StateReader, TX_BYTES_MAX,
 };
+
+/// Blocks a transaction may wait behind a nonce gap before [`Mempool::evict_gapped`] drops
+/// it (seconds to a minute at this chain's block rates).
+pub const GAP_GRACE_BLOCKS: u64 = 64;
 
 /// Bounds of a [`Mempool`]. Usually taken from the chain parameters
 /// ([`MempoolConfig::from_params`]).
@@ -239,6 +247,8 @@ struct Entry {
     bytes: usize,
     /// Arrival order (for fair interleaving of senders in [`Mempool::reap`]).
     seq: u64,
+    /// Height of the block the pool was filling when this arrived (`next_height` at insert).
+    admitted_height: u64,
 }
 
 impl Entry {
@@ -391,7 +401,15 @@ impl Mempool {
         self.bytes += bytes;
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_hash.insert(hash, Entry { tx, bytes, seq });
+        self.by_hash.insert(
+            hash,
+            Entry {
+                tx,
+                bytes,
+                seq,
+                admitted_height: next_height,
+            },
+        );
         Ok(hash)
     }
 
@@ -569,6 +587,48 @@ impl Mempool {
             removed += 1;
         }
         removed
+    }
+
+    /// Removes transactions that sit behind a nonce gap (a lower nonce of the same sender,
+    /// at or above its account nonce in `state`, is not pooled) and were admitted at least
+    /// `grace_blocks` before `height`. Returns their hashes with the nonce each waited for.
+    ///
+    /// Such a transaction cannot execute until the missing one arrives; under overload the
+    /// missing one was usually refused (`overloaded`) while later ones were admitted, and
+    /// without this they would fill the pool until they expire. Reads each pooled sender's
+    /// account once: call it every so many blocks, not per block. A sender whose state cannot
+    /// be read keeps its entries.
+    pub fn evict_gapped(
+        &mut self,
+        state: &dyn StateReader,
+        height: u64,
+        grace_blocks: u64,
+    ) -> Vec<(Hash, u64)> {
+        let mut evict = Vec::new();
+        for (sender, queue) in &self.by_sender {
+            let Ok(account) = state.account(sender) else {
+                continue;
+            };
+            let mut expected = account.nonce;
+            for (&nonce, hash) in queue.range(account.nonce..) {
+                if nonce == expected {
+                    expected += 1;
+                    continue;
+                }
+                // Every later nonce is behind the gap at `expected` too.
+                if self.by_hash[hash]
+                    .admitted_height
+                    .saturating_add(grace_blocks)
+                    <= height
+                {
+                    evict.push((*hash, expected));
+                }
+            }
+        }
+        for (hash, _) in &evict {
+            self.remove(hash);
+        }
+        evict
     }
 
     /// Panics unless the indices agree with each other and with the bounds.
@@ -1105,6 +1165,54 @@ mod tests {
         assert_eq!(mp.len(), 4);
         assert_eq!(mp.sender_len(&addr(1)), 2);
         mp.check_invariants();
+    }
+
+    #[test]
+    fn transactions_behind_a_nonce_gap_are_evicted_after_the_grace() {
+        let mut state = funded(&[1, 2], 1000);
+        let mut mp = pool();
+        // Sender 1: nonces 0, 1, then a gap at 2, then 3 and 4. Sender 2: 0..3, no gap.
+        for n in [0, 1, 3, 4] {
+            mp.insert(tx(1, n), &state, CHAIN, 10).unwrap();
+        }
+        for n in 0..3 {
+            mp.insert(tx(2, n), &state, CHAIN, 10).unwrap();
+        }
+        // Admitted later (height 20): waits its own grace.
+        mp.insert(tx(1, 6), &state, CHAIN, 20).unwrap();
+        assert!(
+            mp.evict_gapped(&state, 10 + GAP_GRACE_BLOCKS - 1, GAP_GRACE_BLOCKS)
+                .is_empty()
+        );
+        let mut evicted = mp.evict_gapped(&state, 10 + GAP_GRACE_BLOCKS, GAP_GRACE_BLOCKS);
+        evicted.sort_by_key(|(h, _)| mp_nonce_of(*h));
+        assert_eq!(evicted, vec![(tx(1, 3).hash(), 2), (tx(1, 4).hash(), 2)]);
+        assert_eq!(mp.sender_len(&addr(1)), 3);
+        assert_eq!(mp.sender_len(&addr(2)), 3);
+        mp.check_invariants();
+        // Sender 1's account moves past 0 and 1 (they finalized): nonce 6 still waits for 2.
+        state.get_mut(&addr(1)).unwrap().nonce = 2;
+        mp.remove(&tx(1, 0).hash());
+        mp.remove(&tx(1, 1).hash());
+        assert_eq!(
+            mp.evict_gapped(&state, 20 + GAP_GRACE_BLOCKS, GAP_GRACE_BLOCKS),
+            vec![(tx(1, 6).hash(), 2)]
+        );
+        assert_eq!(mp.sender_len(&addr(1)), 0);
+        // A contiguous run from the account nonce is never evicted, however old.
+        assert!(
+            mp.evict_gapped(&state, u64::MAX, GAP_GRACE_BLOCKS)
+                .is_empty()
+        );
+        assert_eq!(mp.len(), 3);
+        mp.check_invariants();
+    }
+
+    /// Nonce of sender 1's `tx(1, n)` for n in 0..8, by hash (test helper).
+    fn mp_nonce_of(h: Hash) -> u64 {
+        (0..8)
+            .find(|&n| tx(1, n).hash() == h)
+            .expect("a sender-1 nonce")
     }
 
     #[test]

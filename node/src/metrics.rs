@@ -36,6 +36,13 @@ pub struct Metrics {
     pub peers_banned: Counter<u64, AtomicU64>,
     /// Equivocation evidence records stored (found locally or received by gossip).
     pub evidence: Counter<u64, AtomicU64>,
+    /// Gossiped compact blocks rebuilt at once from the mempool.
+    pub compact_blocks_rebuilt: Counter<u64, AtomicU64>,
+    /// Gossiped compact blocks that had to wait for some of their transactions.
+    pub compact_blocks_waited: Counter<u64, AtomicU64>,
+    /// Requests for a waiting block's missing transactions (by index, or the whole block
+    /// when too many are missing).
+    pub compact_block_fetches: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -62,6 +69,9 @@ impl Metrics {
             peers_refused: Counter::default(),
             peers_banned: Counter::default(),
             evidence: Counter::default(),
+            compact_blocks_rebuilt: Counter::default(),
+            compact_blocks_waited: Counter::default(),
+            compact_block_fetches: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -116,6 +126,21 @@ impl Metrics {
             "evidence",
             "Equivocation evidence records stored",
             m.evidence.clone(),
+        );
+        registry.register(
+            "compact_blocks_rebuilt",
+            "Gossiped compact blocks rebuilt at once from the mempool",
+            m.compact_blocks_rebuilt.clone(),
+        );
+        registry.register(
+            "compact_blocks_waited",
+            "Gossiped compact blocks that waited for some of their transactions",
+            m.compact_blocks_waited.clone(),
+        );
+        registry.register(
+            "compact_block_fetches",
+            "Requests for a waiting compact block's missing transactions",
+            m.compact_block_fetches.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -336,6 +336,11 @@ pub async fn run(
         namespace: genesis_hash.0,
         validators,
         validator_addresses,
+        validator_peers: genesis
+            .validators
+            .iter()
+            .map(|v| v.peer_id.parse().ok())
+            .collect(),
         me,
         block_txs_max: params.block_txs_max as usize,
         block_bytes_max,

@@ -10,19 +10,26 @@
 //!   early to stay under the response byte bound.
 //! - [`SyncRequest::BlockByHash`] → [`SyncResponse::Block`]: any block the peer holds,
 //!   finalized or pending (used to fetch a proposal body or a notarized parent).
+//! - [`SyncRequest::BlockTransactions`] `{block, indices}` → [`SyncResponse::Transactions`]:
+//!   the transactions at positions `indices` (at most [`TX_FETCH_MAX`]) of a block the peer
+//!   holds, finalized or pending, in request order; empty if it does not hold the block or
+//!   an index is out of range (used to complete a compact block, see [`crate::compact`]).
 //!
 //! A requester trusts nothing in a response: a range of blocks is accepted only up to the
 //! last block that carries a valid finalization certificate, every earlier block must link
 //! to it by parent hash and to the requester's head, and each block is re-executed.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_ledger::{Block, Hash};
+use cairn_ledger::{Block, Hash, SignedTransaction};
+
+pub use crate::compact::TX_FETCH_MAX;
 
 /// Most blocks in one [`SyncResponse::Blocks`].
 pub const SYNC_BLOCKS_MAX: u16 = 1024;
 
-/// Largest encoded [`SyncRequest`], bytes (checked before decoding).
-pub const SYNC_REQUEST_BYTES_MAX: usize = 256;
+/// Largest encoded [`SyncRequest`], bytes (checked before decoding): a
+/// [`SyncRequest::BlockTransactions`] of [`TX_FETCH_MAX`] indices and some slack.
+pub const SYNC_REQUEST_BYTES_MAX: usize = 64 + 4 * TX_FETCH_MAX;
 
 /// A sync request.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -33,6 +40,9 @@ pub enum SyncRequest {
     Blocks { from_height: u64, count: u16 },
     /// Ask for one block by hash.
     BlockByHash(Hash),
+    /// Ask for the transactions at positions `indices` (at most [`TX_FETCH_MAX`]) of block
+    /// `block`.
+    BlockTransactions { block: Hash, indices: Vec<u32> },
 }
 
 /// A finalized block with its stored certificate (borsh of a consensus `Certificate`).
@@ -55,6 +65,8 @@ pub enum SyncResponse {
     Block(Option<Block>),
     /// The responder could not serve the request.
     Error(String),
+    /// The requested transactions of a block, in request order (empty if not held).
+    Transactions(Vec<SignedTransaction>),
 }
 
 /// Decoding failures (the peer's fault).
@@ -127,6 +139,15 @@ mod tests {
                 count: 3,
             },
             SyncRequest::BlockByHash(Hash([4; 32])),
+            SyncRequest::BlockTransactions {
+                block: Hash([5; 32]),
+                indices: vec![0, 7, 9_999],
+            },
+            // The largest request fits the bound.
+            SyncRequest::BlockTransactions {
+                block: Hash([5; 32]),
+                indices: vec![u32::MAX; TX_FETCH_MAX],
+            },
         ] {
             assert_eq!(SyncRequest::decode(&r.encode()).unwrap(), r);
         }
@@ -135,7 +156,7 @@ mod tests {
             Err(SyncCodecError::Malformed { .. })
         ));
         assert!(matches!(
-            SyncRequest::decode(&[0; 300]),
+            SyncRequest::decode(&[0; SYNC_REQUEST_BYTES_MAX + 1]),
             Err(SyncCodecError::Oversize { .. })
         ));
         assert!(matches!(

@@ -14,13 +14,15 @@
 //! |---|---|
 //! | [`Topic::Transactions`] | `/cairn/{namespace}/tx/1` |
 //! | [`Topic::Consensus`] | `/cairn/{namespace}/consensus/1` |
-//! | [`Topic::Blocks`] | `/cairn/{namespace}/block/1` |
+//! | [`Topic::Blocks`] | `/cairn/{namespace}/block/2` |
 //! | [`Topic::Evidence`] | `/cairn/{namespace}/evidence/1` |
 //!
 //! `namespace` is [`NetworkConfig::namespace`] (a short genesis hash in hex), so nodes of
 //! different chains never share a topic. Identify advertises protocol version
-//! `/cairn/{namespace}/1` with agent `cairn/0.1`; a peer advertising another protocol
-//! version is disconnected.
+//! `/cairn/{namespace}/3` with agent `cairn/0.1`; a peer advertising another protocol
+//! version is disconnected (version 2 made gossip unsigned, version 3 gossips compact
+//! blocks and adds the transactions-by-index sync request).
+//! Block topic version 2 carries `crate::compact::CompactBlock`s (version 1 carried full blocks).
 //!
 //! Every gossip message is validated by the application: the swarm task delivers it as
 //! [`NetworkEvent::Gossip`] and gossipsub forwards it to other peers only after
@@ -35,7 +37,7 @@
 //! forwarded) at most once per node within gossipsub's 60 s duplicate-cache window, no matter
 //! how many peers or publishers send it. A node never receives its own publications.
 //!
-//! ## Sync protocol `/cairn/{namespace}/sync/1`
+//! ## Sync protocol `/cairn/{namespace}/sync/2`
 //!
 //! One request and one response per stream, each framed as a `u32` **big-endian** payload
 //! length followed by exactly that many bytes. The length is checked against
@@ -537,12 +539,18 @@ impl NetworkConfig {
 
     /// The gossipsub topic string of `topic` in this namespace.
     pub fn topic_name(&self, topic: Topic) -> String {
-        format!("/cairn/{}/{}/1", self.namespace, topic.short_name())
+        format!(
+            "/cairn/{}/{}/{}",
+            self.namespace,
+            topic.short_name(),
+            topic.version()
+        )
     }
 
-    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/1`.
+    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/2` (version 2
+    /// added `SyncRequest::BlockTransactions`).
     pub fn sync_protocol(&self) -> String {
-        format!("/cairn/{}/sync/1", self.namespace)
+        format!("/cairn/{}/sync/2", self.namespace)
     }
 }
 
@@ -567,7 +575,8 @@ pub enum Topic {
     Transactions,
     /// Consensus messages (proposals, votes, certificates): `/cairn/{namespace}/consensus/1`.
     Consensus,
-    /// Full blocks: `/cairn/{namespace}/block/1`.
+    /// Compact blocks (header and transaction hashes, `crate::compact::CompactBlock`):
+    /// `/cairn/{namespace}/block/2`.
     Blocks,
     /// Equivocation evidence records (borsh `cairn_consensus::Evidence`, at most
     /// `Evidence::BYTES_MAX` = 294 bytes): `/cairn/{namespace}/evidence/1`.
@@ -589,6 +598,14 @@ impl Topic {
             Topic::Consensus => "consensus",
             Topic::Blocks => "block",
             Topic::Evidence => "evidence",
+        }
+    }
+
+    /// Payload format version, the last part of the topic string.
+    fn version(self) -> u32 {
+        match self {
+            Topic::Blocks => 2,
+            Topic::Transactions | Topic::Consensus | Topic::Evidence => 1,
         }
     }
 }
@@ -1241,8 +1258,8 @@ mod tests {
             c.topic_name(Topic::Consensus),
             "/cairn/0123abcd/consensus/1"
         );
-        assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/1");
-        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/1");
+        assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/2");
+        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/2");
     }
 
     #[test]

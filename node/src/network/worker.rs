@@ -201,8 +201,10 @@ fn build_behaviour(
 
 /// Identify's protocol version; peers announcing another one are disconnected. Version 2:
 /// gossip messages are unsigned (version 1 signed them; the two cannot exchange gossip).
+/// Version 3: blocks are gossiped compact (`block/2` topic) and the sync protocol (`sync/2`)
+/// serves transactions by index.
 fn protocol_version(config: &NetworkConfig) -> String {
-    format!("/cairn/{}/2", config.namespace)
+    format!("/cairn/{}/3", config.namespace)
 }
 
 /// Connections we accepted (not closed for exceeding the limit), per peer, oldest first.

@@ -1,0 +1,639 @@
+//! Compact blocks: the payload of the `/cairn/{namespace}/block/2` topic, and their
+//! reassembly from transactions this node already holds.
+//!
+//! A proposal's transactions reached every validator by transaction gossip before the
+//! proposal did (the leader flushes its gossip outbox right before publishing), so
+//! re-sending their bodies with the block would carry each transaction over every link twice.
+//! The leader gossips a [`CompactBlock`] instead: the header and the transaction hashes in
+//! block order, 32 bytes per transaction instead of about 150 (the idea of Bitcoin's BIP 152
+//! compact blocks, without short ids: full hashes cost little here and cannot collide).
+//!
+//! A receiver rebuilds the block from its mempool ([`PartialBlocks::insert`]). Transactions it
+//! lacks (still in signature verification, dropped under overload, or refused by a full
+//! mempool) are waited for: every transaction that passes verification is offered to the
+//! waiting blocks ([`PartialBlocks::offer`]). A block still incomplete after
+//! [`PARTIAL_WAIT_MS`] has its missing transactions fetched from a peer by index
+//! ([`crate::sync::SyncRequest::BlockTransactions`], at most [`TX_FETCH_MAX`]); one missing
+//! more, or whose fetch fails, is fetched whole by hash, as before compact blocks.
+//!
+//! Wire format: `borsh(CompactBlock)`, at most the genesis `block_bytes_max` bytes (checked
+//! before decoding; a valid block's compact form is always smaller than the block), at most
+//! `block_txs_max` hashes, no hash twice (such a block could never execute: the second copy
+//! fails its nonce), and the hashes' Merkle root must equal `header.txs_root`. A compact
+//! block failing any of these is the sender's fault.
+//!
+//! Bounds: at most [`PARTIAL_BLOCKS_MAX`] blocks wait at once (the oldest is dropped for a
+//! new one); each holds at most `block_txs_max` transactions.
+
+use std::collections::{HashMap, VecDeque};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_ledger::{Block, BlockHeader, Hash, SignedTransaction, txs_root};
+
+/// Most blocks waiting for transactions at once.
+pub const PARTIAL_BLOCKS_MAX: usize = 16;
+
+/// How long a block waits for its missing transactions to arrive by gossip before they are
+/// fetched, ms. Long enough for a gossip batch to clear the verifier's linger and a batch
+/// verification under load; short next to the 300 ms after which a proposal body is fetched
+/// whole.
+pub const PARTIAL_WAIT_MS: u64 = 60;
+
+/// Most transactions fetched by index in one request; a block missing more is fetched whole.
+pub const TX_FETCH_MAX: usize = 1024;
+
+/// A block as gossiped: the header and its transactions' hashes, in block order.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CompactBlock {
+    /// The block header (its hash is the block hash).
+    pub header: BlockHeader,
+    /// `SignedTransaction::hash` of each transaction, in block order.
+    pub tx_hashes: Vec<Hash>,
+}
+
+/// Why a compact block is refused. Every variant is the sender's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompactBlockError {
+    /// Longer than the genesis `block_bytes_max`.
+    #[error("compact block of {len} bytes exceeds {max}")]
+    Oversize {
+        /// Bytes received.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// Does not decode (or has bytes after the end).
+    #[error("malformed compact block: {reason}")]
+    Malformed {
+        /// The decoder's message.
+        reason: String,
+    },
+    /// More hashes than the genesis `block_txs_max`.
+    #[error("compact block lists {count} transactions, more than {max}")]
+    TooManyTxs {
+        /// Hashes listed.
+        count: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A transaction hash is listed twice.
+    #[error("compact block lists transaction {hash} twice (again at index {index})")]
+    DuplicateTx {
+        /// The repeated hash.
+        hash: Hash,
+        /// Position of the second copy.
+        index: usize,
+    },
+    /// The hashes do not have the header's `txs_root`.
+    #[error("compact block hashes have root {computed}, header says {header}")]
+    RootMismatch {
+        /// Merkle root of the listed hashes.
+        computed: Hash,
+        /// `header.txs_root`.
+        header: Hash,
+    },
+}
+
+impl CompactBlock {
+    /// The compact form of `block` (hashes every transaction).
+    pub fn of(block: &Block) -> CompactBlock {
+        CompactBlock {
+            header: block.header.clone(),
+            tx_hashes: block.transactions.iter().map(|t| t.hash()).collect(),
+        }
+    }
+
+    /// Borsh bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("borsh to Vec never fails")
+    }
+
+    /// Decodes and checks a gossiped compact block: at most `bytes_max` bytes (before
+    /// decoding), at most `txs_max` hashes, no hash twice, Merkle root equal to
+    /// `header.txs_root`.
+    ///
+    /// # Errors
+    /// [`CompactBlockError`], always the sender's fault.
+    pub fn decode(
+        bytes: &[u8],
+        bytes_max: usize,
+        txs_max: usize,
+    ) -> Result<CompactBlock, CompactBlockError> {
+        if bytes.len() > bytes_max {
+            return Err(CompactBlockError::Oversize {
+                len: bytes.len(),
+                max: bytes_max,
+            });
+        }
+        let compact: CompactBlock =
+            borsh::from_slice(bytes).map_err(|e| CompactBlockError::Malformed {
+                reason: e.to_string(),
+            })?;
+        if compact.tx_hashes.len() > txs_max {
+            return Err(CompactBlockError::TooManyTxs {
+                count: compact.tx_hashes.len(),
+                max: txs_max,
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(compact.tx_hashes.len());
+        for (index, h) in compact.tx_hashes.iter().enumerate() {
+            if !seen.insert(*h) {
+                return Err(CompactBlockError::DuplicateTx { hash: *h, index });
+            }
+        }
+        let computed = txs_root(&compact.tx_hashes);
+        if computed != compact.header.txs_root {
+            return Err(CompactBlockError::RootMismatch {
+                computed,
+                header: compact.header.txs_root,
+            });
+        }
+        Ok(compact)
+    }
+}
+
+/// A compact block waiting for some of its transactions.
+#[derive(Debug)]
+struct Partial {
+    header: BlockHeader,
+    tx_hashes: Vec<Hash>,
+    /// Transactions by position; `None` while missing.
+    txs: Vec<Option<SignedTransaction>>,
+    /// Missing transaction hash → its position (hashes are distinct: checked at decode).
+    missing: HashMap<Hash, usize>,
+    /// When it started waiting (ms, caller's clock).
+    since_ms: u64,
+    /// Whether its missing transactions were already requested.
+    requested: bool,
+}
+
+impl Partial {
+    fn complete(self) -> Block {
+        assert!(
+            self.missing.is_empty(),
+            "completing a block with missing transactions"
+        );
+        Block {
+            header: self.header,
+            transactions: self
+                .txs
+                .into_iter()
+                .map(|t| t.expect("no transaction missing"))
+                .collect(),
+        }
+    }
+}
+
+/// What [`PartialBlocks::insert`] did with a compact block.
+#[derive(Debug)]
+pub enum Reassembly {
+    /// Every transaction was at hand: the whole block.
+    Complete(Block),
+    /// Waiting for this many transactions.
+    Waiting {
+        /// Transactions still missing.
+        missing: usize,
+    },
+    /// Already waiting (a second copy of the same block).
+    AlreadyWaiting,
+}
+
+/// A request for the missing transactions of a waiting block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingRequest {
+    /// Fetch these positions (at most [`TX_FETCH_MAX`], ascending) of block `block`.
+    Transactions {
+        /// The block hash.
+        block: Hash,
+        /// The view it was proposed in (its leader surely holds it).
+        view: u64,
+        /// Positions of the missing transactions.
+        indices: Vec<u32>,
+    },
+    /// Too many are missing: fetch block `block` whole.
+    Block {
+        /// The block hash.
+        block: Hash,
+        /// The view it was proposed in.
+        view: u64,
+    },
+}
+
+/// Compact blocks waiting for transactions, at most [`PARTIAL_BLOCKS_MAX`], oldest dropped
+/// first. Pure state: the caller supplies the clock and performs the fetches.
+#[derive(Debug, Default)]
+pub struct PartialBlocks {
+    blocks: HashMap<Hash, Partial>,
+    order: VecDeque<Hash>,
+}
+
+impl PartialBlocks {
+    /// An empty set.
+    pub fn new() -> PartialBlocks {
+        PartialBlocks::default()
+    }
+
+    /// Blocks waiting.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// True if no block waits.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// True if block `hash` waits for transactions.
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.blocks.contains_key(hash)
+    }
+
+    /// Rebuilds `compact` (already checked by [`CompactBlock::decode`]) from the
+    /// transactions `held` returns; if some are missing, it waits (dropping the oldest
+    /// waiting block if [`PARTIAL_BLOCKS_MAX`] wait already).
+    pub fn insert(
+        &mut self,
+        compact: CompactBlock,
+        held: impl Fn(&Hash) -> Option<SignedTransaction>,
+        now_ms: u64,
+    ) -> Reassembly {
+        let hash = compact.header.hash();
+        if self.blocks.contains_key(&hash) {
+            return Reassembly::AlreadyWaiting;
+        }
+        let mut txs = Vec::with_capacity(compact.tx_hashes.len());
+        let mut missing = HashMap::new();
+        for (i, h) in compact.tx_hashes.iter().enumerate() {
+            let tx = held(h);
+            if tx.is_none() {
+                missing.insert(*h, i);
+            }
+            txs.push(tx);
+        }
+        let partial = Partial {
+            header: compact.header,
+            tx_hashes: compact.tx_hashes,
+            txs,
+            missing,
+            since_ms: now_ms,
+            requested: false,
+        };
+        if partial.missing.is_empty() {
+            return Reassembly::Complete(partial.complete());
+        }
+        let missing = partial.missing.len();
+        while self.blocks.len() >= PARTIAL_BLOCKS_MAX {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.blocks.remove(&old);
+        }
+        self.blocks.insert(hash, partial);
+        self.order.push_back(hash);
+        Reassembly::Waiting { missing }
+    }
+
+    /// Offers transactions whose signatures this node verified (`hash` is each one's
+    /// `SignedTransaction::hash`); returns the blocks they completed.
+    pub fn offer<'a>(
+        &mut self,
+        txs: impl IntoIterator<Item = (Hash, &'a SignedTransaction)>,
+    ) -> Vec<Block> {
+        if self.blocks.is_empty() {
+            return Vec::new();
+        }
+        for (h, tx) in txs {
+            for p in self.blocks.values_mut() {
+                if let Some(i) = p.missing.remove(&h) {
+                    p.txs[i] = Some(tx.clone());
+                }
+            }
+        }
+        self.take_complete()
+    }
+
+    /// Fills block `block`'s positions `indices` with fetched `txs` (same order). Returns the
+    /// block if that completed it. Nothing changes unless every transaction has the hash
+    /// listed at its position.
+    ///
+    /// # Errors
+    /// `Err(reason)` if the response does not match the request (the responder's fault).
+    pub fn fill(
+        &mut self,
+        block: &Hash,
+        indices: &[u32],
+        txs: Vec<SignedTransaction>,
+    ) -> Result<Option<Block>, String> {
+        let Some(p) = self.blocks.get_mut(block) else {
+            return Ok(None); // completed or dropped meanwhile
+        };
+        if txs.len() != indices.len() {
+            return Err(format!(
+                "{} transactions for {} positions",
+                txs.len(),
+                indices.len()
+            ));
+        }
+        for (&i, tx) in indices.iter().zip(&txs) {
+            match p.tx_hashes.get(i as usize) {
+                Some(h) if *h == tx.hash() => {}
+                _ => return Err(format!("transaction at position {i} does not match")),
+            }
+        }
+        for (i, tx) in indices.iter().zip(txs) {
+            let h = p.tx_hashes[*i as usize];
+            if p.missing.remove(&h).is_some() {
+                p.txs[*i as usize] = Some(tx);
+            }
+        }
+        Ok(self.take_complete().pop())
+    }
+
+    /// Requests for blocks that have waited at least `wait_ms` and not been requested yet
+    /// (each block is requested once; a failed request is covered by the whole-block fetch
+    /// of a proposal body that has not arrived).
+    pub fn due(&mut self, now_ms: u64, wait_ms: u64) -> Vec<MissingRequest> {
+        let mut out = Vec::new();
+        for hash in &self.order {
+            let p = self.blocks.get_mut(hash).expect("order and map agree");
+            if p.requested || now_ms.saturating_sub(p.since_ms) < wait_ms {
+                continue;
+            }
+            p.requested = true;
+            if p.missing.len() > TX_FETCH_MAX {
+                out.push(MissingRequest::Block {
+                    block: *hash,
+                    view: p.header.view,
+                });
+            } else {
+                let mut indices: Vec<u32> = p.missing.values().map(|&i| i as u32).collect();
+                indices.sort_unstable();
+                out.push(MissingRequest::Transactions {
+                    block: *hash,
+                    view: p.header.view,
+                    indices,
+                });
+            }
+        }
+        out
+    }
+
+    /// When (ms, caller's clock) the next block not yet requested has waited `wait_ms`;
+    /// `None` if none waits unrequested.
+    pub fn next_due_ms(&self, wait_ms: u64) -> Option<u64> {
+        self.blocks
+            .values()
+            .filter(|p| !p.requested)
+            .map(|p| p.since_ms.saturating_add(wait_ms))
+            .min()
+    }
+
+    /// Forgets block `hash` (e.g. it arrived whole).
+    pub fn remove(&mut self, hash: &Hash) {
+        if self.blocks.remove(hash).is_some() {
+            self.order.retain(|h| h != hash);
+        }
+    }
+
+    /// Forgets blocks at or below `height` (finalized or orphaned).
+    pub fn prune(&mut self, height: u64) {
+        self.blocks.retain(|_, p| p.header.height > height);
+        let blocks = &self.blocks;
+        self.order.retain(|h| blocks.contains_key(h));
+    }
+
+    fn take_complete(&mut self) -> Vec<Block> {
+        let done: Vec<Hash> = self
+            .order
+            .iter()
+            .filter(|h| self.blocks[*h].missing.is_empty())
+            .copied()
+            .collect();
+        if done.is_empty() {
+            return Vec::new();
+        }
+        self.order.retain(|h| !done.contains(h));
+        done.iter()
+            .map(|h| self.blocks.remove(h).expect("listed").complete())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_ledger::{Address, TransactionBody};
+    use ed25519_dalek::SigningKey;
+
+    fn transfers(n: u64) -> Vec<SignedTransaction> {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        (0..n)
+            .map(|nonce| {
+                TransactionBody {
+                    chain_id: "cairn-compact-test".into(),
+                    sender: Address::from_public_key(&key.verifying_key()),
+                    recipient: Address([9; 32]),
+                    amount: 1,
+                    fee: 1,
+                    nonce,
+                    expiry_height: 50,
+                }
+                .sign(&key)
+            })
+            .collect()
+    }
+
+    fn block(txs: Vec<SignedTransaction>, height: u64) -> Block {
+        let hashes: Vec<Hash> = txs.iter().map(|t| t.hash()).collect();
+        Block {
+            header: BlockHeader {
+                chain_id: "cairn-compact-test".into(),
+                height,
+                view: height,
+                parent_hash: Hash([1; 32]),
+                proposer: Address([2; 32]),
+                timestamp_ms: 5,
+                txs_root: txs_root(&hashes),
+                state_root: Hash([3; 32]),
+            },
+            transactions: txs,
+        }
+    }
+
+    fn pool(txs: &[SignedTransaction]) -> HashMap<Hash, SignedTransaction> {
+        txs.iter().map(|t| (t.hash(), t.clone())).collect()
+    }
+
+    #[test]
+    fn encoding_round_trips_and_is_smaller_than_the_block() {
+        let b = block(transfers(50), 1);
+        let c = CompactBlock::of(&b);
+        let bytes = c.encode();
+        assert!(bytes.len() * 3 < b.encode().len(), "{} bytes", bytes.len());
+        assert_eq!(CompactBlock::decode(&bytes, bytes.len(), 50).unwrap(), c);
+    }
+
+    #[test]
+    fn decode_refuses_oversize_malformed_too_many_duplicates_and_wrong_root() {
+        let txs = transfers(4);
+        let c = CompactBlock::of(&block(txs.clone(), 1));
+        let bytes = c.encode();
+        assert!(matches!(
+            CompactBlock::decode(&bytes, bytes.len() - 1, 10),
+            Err(CompactBlockError::Oversize { .. })
+        ));
+        assert!(matches!(
+            CompactBlock::decode(&bytes[..bytes.len() - 1], 1 << 20, 10),
+            Err(CompactBlockError::Malformed { .. })
+        ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            CompactBlock::decode(&trailing, 1 << 20, 10),
+            Err(CompactBlockError::Malformed { .. })
+        ));
+        assert_eq!(
+            CompactBlock::decode(&bytes, 1 << 20, 3),
+            Err(CompactBlockError::TooManyTxs { count: 4, max: 3 })
+        );
+        // The same transaction twice, with a root that matches the list.
+        let dup = block(vec![txs[0].clone(), txs[1].clone(), txs[0].clone()], 1);
+        assert_eq!(
+            CompactBlock::decode(&CompactBlock::of(&dup).encode(), 1 << 20, 10),
+            Err(CompactBlockError::DuplicateTx {
+                hash: txs[0].hash(),
+                index: 2
+            })
+        );
+        // Hashes swapped: the header's root no longer matches.
+        let mut swapped = c.clone();
+        swapped.tx_hashes.swap(0, 1);
+        assert!(matches!(
+            CompactBlock::decode(&swapped.encode(), 1 << 20, 10),
+            Err(CompactBlockError::RootMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_block_whose_transactions_are_held_is_rebuilt_at_once() {
+        let txs = transfers(20);
+        let b = block(txs.clone(), 1);
+        let held = pool(&txs);
+        let mut partials = PartialBlocks::new();
+        match partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 0) {
+            Reassembly::Complete(rebuilt) => assert_eq!(rebuilt, b),
+            other => panic!("{other:?}"),
+        }
+        assert!(partials.is_empty());
+    }
+
+    #[test]
+    fn missing_transactions_complete_the_block_when_offered() {
+        let txs = transfers(10);
+        let b = block(txs.clone(), 1);
+        let held = pool(&txs[..7]);
+        let mut partials = PartialBlocks::new();
+        assert!(matches!(
+            partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 0),
+            Reassembly::Waiting { missing: 3 }
+        ));
+        assert!(matches!(
+            partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 0),
+            Reassembly::AlreadyWaiting
+        ));
+        // Unrelated and partial offers complete nothing.
+        let other = transfers(12);
+        assert!(partials.offer([(other[11].hash(), &other[11])]).is_empty());
+        assert!(partials.offer([(txs[8].hash(), &txs[8])]).is_empty());
+        let done = partials.offer(txs[7..].iter().map(|t| (t.hash(), t)));
+        assert_eq!(done, vec![b]);
+        assert!(partials.is_empty());
+    }
+
+    #[test]
+    fn a_waiting_block_is_requested_once_after_the_wait_and_filled_from_the_response() {
+        let txs = transfers(10);
+        let b = block(txs.clone(), 1);
+        let h = b.hash();
+        let held = pool(&[&txs[..2], &txs[5..]].concat());
+        let mut partials = PartialBlocks::new();
+        partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 100);
+        assert_eq!(
+            partials.next_due_ms(PARTIAL_WAIT_MS),
+            Some(100 + PARTIAL_WAIT_MS)
+        );
+        assert!(
+            partials
+                .due(100 + PARTIAL_WAIT_MS - 1, PARTIAL_WAIT_MS)
+                .is_empty()
+        );
+        let due = partials.due(100 + PARTIAL_WAIT_MS, PARTIAL_WAIT_MS);
+        assert_eq!(
+            due,
+            vec![MissingRequest::Transactions {
+                block: h,
+                view: 1,
+                indices: vec![2, 3, 4]
+            }]
+        );
+        assert!(
+            partials.due(10_000, PARTIAL_WAIT_MS).is_empty(),
+            "requested once"
+        );
+        assert_eq!(partials.next_due_ms(PARTIAL_WAIT_MS), None);
+        // A response with a wrong transaction or count changes nothing.
+        assert!(partials.fill(&h, &[2, 3, 4], txs[3..6].to_vec()).is_err());
+        assert!(partials.fill(&h, &[2, 3, 4], txs[2..4].to_vec()).is_err());
+        assert!(partials.fill(&h, &[2, 3, 99], txs[2..5].to_vec()).is_err());
+        assert!(partials.contains(&h));
+        assert_eq!(
+            partials.fill(&h, &[2, 3, 4], txs[2..5].to_vec()).unwrap(),
+            Some(b)
+        );
+        assert!(partials.is_empty());
+        // A late response for a block no longer waiting is ignored.
+        assert_eq!(partials.fill(&h, &[2], txs[2..3].to_vec()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_block_missing_more_than_the_fetch_bound_is_fetched_whole() {
+        let txs = transfers(TX_FETCH_MAX as u64 + 1);
+        let b = block(txs, 1);
+        let mut partials = PartialBlocks::new();
+        partials.insert(CompactBlock::of(&b), |_| None, 0);
+        assert_eq!(
+            partials.due(PARTIAL_WAIT_MS, PARTIAL_WAIT_MS),
+            vec![MissingRequest::Block {
+                block: b.hash(),
+                view: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn waiting_blocks_are_bounded_oldest_first_and_pruned_by_height() {
+        let txs = transfers(1);
+        let mut partials = PartialBlocks::new();
+        let blocks: Vec<Block> = (1..=PARTIAL_BLOCKS_MAX as u64 + 2)
+            .map(|height| block(txs.clone(), height))
+            .collect();
+        for b in &blocks {
+            partials.insert(CompactBlock::of(b), |_| None, 0);
+            assert!(partials.len() <= PARTIAL_BLOCKS_MAX);
+        }
+        assert_eq!(partials.len(), PARTIAL_BLOCKS_MAX);
+        assert!(!partials.contains(&blocks[0].hash()));
+        assert!(!partials.contains(&blocks[1].hash()));
+        assert!(partials.contains(&blocks[2].hash()));
+        partials.prune(5);
+        assert_eq!(partials.len(), PARTIAL_BLOCKS_MAX + 2 - 5);
+        assert!(!partials.contains(&blocks[4].hash()));
+        assert!(partials.contains(&blocks[5].hash()));
+        partials.remove(&blocks[5].hash());
+        assert!(!partials.contains(&blocks[5].hash()));
+        // One offer completes every block that waited for it.
+        let done = partials.offer([(txs[0].hash(), &txs[0])]);
+        assert_eq!(done.len(), PARTIAL_BLOCKS_MAX + 2 - 6);
+        assert!(partials.is_empty());
+    }
+}

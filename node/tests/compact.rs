@@ -1,0 +1,339 @@
+//! Compact blocks against a running node (started with `node::run`, as the binary does): a
+//! bare network peer gossips some transactions, then a compact block listing those and two
+//! more. The node rebuilds what it can from its mempool, asks the peer (its only peer) for
+//! exactly the two missing transactions by index, completes the block from the answer and
+//! then serves it whole by hash. Compact blocks that fail a check (hash list against
+//! `txs_root`, proposer not the view's leader, garbage) are rejected as the sender's fault.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_ledger::{Address, Block, BlockHeader, Hash, SignedTransaction, TransactionBody};
+use cairn_node::compact::CompactBlock;
+use cairn_node::config::NodeConfig;
+use cairn_node::network::{self, NetworkConfig, NetworkEvent, NetworkHandle, Topic};
+use cairn_node::sync::{SyncRequest, SyncResponse};
+use cairn_node::txgossip::encode_batch;
+use cairn_rpc::{RpcClient, TxStatus};
+use ed25519_dalek::SigningKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+const CHAIN_ID: &str = "cairn-compact";
+
+fn sender() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
+/// Four validators (none of them running: the chain stays at genesis) and a funded sender.
+fn genesis() -> Genesis {
+    let genesis = Genesis {
+        chain_id: CHAIN_ID.into(),
+        genesis_time_ms: 1,
+        validators: (1..=4u8)
+            .map(|i| GenesisValidator {
+                name: format!("v{i}"),
+                consensus_key: Address::from_public_key(
+                    &SigningKey::from_bytes(&[i; 32]).verifying_key(),
+                ),
+                peer_id: cairn_node::keys::libp2p_keypair([i + 10; 32])
+                    .public()
+                    .to_peer_id()
+                    .to_string(),
+                voting_power: 1,
+            })
+            .collect(),
+        accounts: vec![GenesisAccount {
+            address: Address::from_public_key(&sender().verifying_key()),
+            balance: 1_000_000,
+        }],
+        params: ChainParams::default(),
+    };
+    genesis.validate().unwrap();
+    genesis
+}
+
+fn transfers(n: u64) -> Vec<SignedTransaction> {
+    let key = sender();
+    (0..n)
+        .map(|nonce| {
+            TransactionBody {
+                chain_id: CHAIN_ID.into(),
+                sender: Address::from_public_key(&key.verifying_key()),
+                recipient: Address([9; 32]),
+                amount: 10,
+                fee: 1,
+                nonce,
+                expiry_height: 1_000,
+            }
+            .sign(&key)
+        })
+        .collect()
+}
+
+/// A block at height 1 in `view` on top of genesis, proposed by `proposer`. The full node
+/// under test never executes it (only validators validate proposals), so the state root is
+/// arbitrary.
+fn block(genesis: &Genesis, view: u64, proposer: Address, txs: Vec<SignedTransaction>) -> Block {
+    let hashes: Vec<Hash> = txs.iter().map(|t| t.hash()).collect();
+    Block {
+        header: BlockHeader {
+            chain_id: CHAIN_ID.into(),
+            height: 1,
+            view,
+            parent_hash: genesis.genesis_block().hash(),
+            proposer,
+            timestamp_ms: 2,
+            txs_root: cairn_ledger::txs_root(&hashes),
+            state_root: Hash([3; 32]),
+        },
+        transactions: txs,
+    }
+}
+
+fn leader(genesis: &Genesis, view: u64) -> Address {
+    genesis.validators[genesis.validator_set().leader(view) as usize].consensus_key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transactions_fetched() {
+    let genesis = genesis();
+    let (net, events, peer_addr, peer_id) = spawn_peer(&genesis).await;
+    let serve = Arc::new(Mutex::new(None));
+    let mut fetches = respond(net.clone(), events, genesis.clone(), serve.clone());
+
+    // The node under test: a full node (its consensus key is not in genesis).
+    let home = tempfile::tempdir().unwrap();
+    let rpc_port = free_port();
+    let mut config = NodeConfig::default();
+    config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
+    config.p2p.bootstrap = vec![format!("{peer_addr}/p2p/{peer_id}")];
+    config.rpc.listen = format!("127.0.0.1:{rpc_port}").parse().unwrap();
+    cairn_node::node::init_home(home.path(), &config, Some(([50; 32], [51; 32]))).unwrap();
+    std::fs::write(home.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let home_path = home.path().to_path_buf();
+    let node = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(cairn_node::node::run(&home_path, config, async {
+                let _ = stop_rx.await;
+            }))
+    });
+    let client = RpcClient::new(&format!("http://127.0.0.1:{rpc_port}")).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "node in the block and tx meshes",
+        || {
+            let net = net.clone();
+            async move {
+                !net.mesh_peers(Topic::Blocks).await.is_empty()
+                    && !net.mesh_peers(Topic::Transactions).await.is_empty()
+            }
+        },
+    )
+    .await;
+
+    // The node holds transactions 0..3 of 5.
+    let txs = transfers(5);
+    net.publish(Topic::Transactions, encode_batch(&txs[..3]))
+        .await
+        .unwrap();
+    for tx in &txs[..3] {
+        wait_until(
+            Duration::from_secs(10),
+            "gossiped transaction pending",
+            || {
+                let client = &client;
+                async move { matches!(client.transaction(&tx.hash()).await, Ok(TxStatus::Pending)) }
+            },
+        )
+        .await;
+    }
+
+    // Bad compact blocks are rejected: a swapped hash list (root mismatch) and a block not by
+    // view 1's leader. (Two rejections keep the peer above gossipsub's graylist threshold.)
+    let b = block(&genesis, 1, leader(&genesis, 1), txs.clone());
+    let rejected_before = metric(rpc_port, "cairn_gossip_rejected_total").await;
+    let mut swapped = CompactBlock::of(&b);
+    swapped.tx_hashes.swap(0, 1);
+    net.publish(Topic::Blocks, swapped.encode()).await.unwrap();
+    let usurper = block(&genesis, 1, leader(&genesis, 2), txs.clone());
+    net.publish(Topic::Blocks, CompactBlock::of(&usurper).encode())
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "both bad compact blocks rejected",
+        || async { metric(rpc_port, "cairn_gossip_rejected_total").await >= rejected_before + 2 },
+    )
+    .await;
+    let node_peer = net.peers().await[0].peer_id;
+    assert_eq!(request_block(&net, node_peer, b.hash()).await, None);
+    assert!(
+        fetches.try_recv().is_err(),
+        "nothing fetched for bad blocks"
+    );
+
+    // The valid compact block: the node asks for exactly positions 3 and 4, completes the
+    // block from the answer, and serves it whole.
+    *serve.lock().unwrap() = Some(b.clone());
+    net.publish(Topic::Blocks, CompactBlock::of(&b).encode())
+        .await
+        .unwrap();
+    let (block_hash, indices) = tokio::time::timeout(Duration::from_secs(10), fetches.recv())
+        .await
+        .expect("no request for the missing transactions within 10 s")
+        .expect("responder ended");
+    assert_eq!((block_hash, indices), (b.hash(), vec![3, 4]));
+    wait_until(
+        Duration::from_secs(10),
+        "node serves the rebuilt block",
+        || {
+            let net = net.clone();
+            let b = b.clone();
+            async move { request_block(&net, node_peer, b.hash()).await == Some(b) }
+        },
+    )
+    .await;
+    assert!(metric(rpc_port, "cairn_compact_blocks_waited_total").await >= 1);
+    assert!(metric(rpc_port, "cairn_compact_block_fetches_total").await >= 1);
+
+    stop_tx.send(()).unwrap();
+    tokio::task::spawn_blocking(move || node.join().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// A bare network endpoint (not a validator) on loopback; returns its handle, its event
+/// stream, its listen address and peer id.
+async fn spawn_peer(
+    genesis: &Genesis,
+) -> (
+    NetworkHandle,
+    mpsc::Receiver<NetworkEvent>,
+    libp2p::Multiaddr,
+    libp2p::PeerId,
+) {
+    let keypair = cairn_node::keys::libp2p_keypair([77; 32]);
+    let peer_id = keypair.public().to_peer_id();
+    let (net, events) = network::spawn(NetworkConfig {
+        keypair,
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap: vec![],
+        namespace: genesis.hash().to_hex()[..16].to_string(),
+        gossip_bytes_max: 1 << 20,
+        sync_request_bytes_max: cairn_node::sync::SYNC_REQUEST_BYTES_MAX,
+        sync_response_bytes_max: 1 << 20,
+        sync_request_timeout_ms: 2000,
+        event_queue_max: 64,
+        command_queue_max: 64,
+        redial_interval_ms: 1000,
+        connections_max: 8,
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = loop {
+        if let Some(a) = net.listen_addrs().await.into_iter().next() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "peer never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    (net, events, addr, peer_id)
+}
+
+/// Answers the node's requests in the background: head polls with genesis, transaction
+/// fetches from the block in `serve` (reported on the returned channel), anything else with
+/// an error.
+fn respond(
+    net: NetworkHandle,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    genesis: Genesis,
+    serve: Arc<Mutex<Option<Block>>>,
+) -> mpsc::Receiver<(Hash, Vec<u32>)> {
+    let (fetched_tx, fetched_rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let NetworkEvent::Request { data, token, .. } = ev else {
+                continue;
+            };
+            let answer = match SyncRequest::decode(&data).unwrap() {
+                SyncRequest::Status => SyncResponse::Status {
+                    height: 0,
+                    hash: genesis.genesis_block().hash(),
+                },
+                SyncRequest::BlockTransactions { block, indices } => {
+                    let held = serve.lock().unwrap().clone();
+                    let txs = held
+                        .filter(|b| b.hash() == block)
+                        .map(|b| {
+                            indices
+                                .iter()
+                                .map(|&i| b.transactions[i as usize].clone())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = fetched_tx.send((block, indices)).await;
+                    SyncResponse::Transactions(txs)
+                }
+                other => SyncResponse::Error(format!("not served here: {other:?}")),
+            };
+            net.respond(token, answer.encode()).await;
+        }
+    });
+    fetched_rx
+}
+
+/// Asks the node for a block by hash.
+async fn request_block(net: &NetworkHandle, node: libp2p::PeerId, h: Hash) -> Option<Block> {
+    let bytes = net
+        .request(node, SyncRequest::BlockByHash(h).encode())
+        .await
+        .unwrap();
+    match SyncResponse::decode(&bytes, 1 << 20).unwrap() {
+        SyncResponse::Block(b) => b,
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn metric(rpc_port: u16, name: &str) -> u64 {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", rpc_port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing from /metrics"))
+}
+
+async fn wait_until<F, Fut>(limit: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -19,6 +19,15 @@
 //!    node's RPC, with at most `in_flight_max` requests outstanding (more due transfers wait:
 //!    the generator reports the rate it actually offered). A progress line goes to stderr
 //!    every [`PROGRESS_EVERY`].
+//!
+//!    A transfer refused for load ([`RETRY_CODES`]: `overloaded`, a full mempool, and
+//!    `too_far_ahead`, its sender's window of unfinalized nonces is full) is offered again
+//!    [`RETRY_AFTER`] later, as a wallet would, until the drain ends; re-offers go out
+//!    before new transfers. Without this, one refused nonce would strand every later
+//!    transfer of its sender behind a nonce gap (they could never execute), and a short
+//!    overload would turn into a collapse that measures the generator, not the chain. A
+//!    transfer's latency counts from its first offer; `rejected` counts every refusal,
+//!    re-offers' included, and `reoffered` the re-offers.
 //! 4. **Following.** One node's finalized blocks are read as they appear (`getBlock`); each
 //!    transfer's latency is the time from the moment its batch was sent to the moment the
 //!    follower saw its block (so it includes up to one follower poll, [`FOLLOW_POLL`]).
@@ -58,6 +67,10 @@ pub const DURATION_MAX: Duration = Duration::from_secs(3600);
 pub const FUNDING_ROUND_TXS_MAX: usize = 48;
 /// How often due transfers are dispatched.
 pub const TICK: Duration = Duration::from_millis(10);
+/// Refusal codes that mean "not now" (the node is loaded), whose transfer is offered again.
+pub const RETRY_CODES: [&str; 2] = ["overloaded", "too_far_ahead"];
+/// How long after a refusal for load a transfer is offered again.
+pub const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// How often the follower asks for new blocks.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(20);
 /// How often the progress line is printed.
@@ -190,8 +203,11 @@ pub struct ThroughputReport {
     pub duration_s: f64,
     /// Sender accounts.
     pub senders: usize,
-    /// Transfers sent (in `sendTransactions` calls that were answered or timed out).
+    /// Transfers sent (in `sendTransactions` calls that were answered or timed out), each
+    /// counted once.
     pub sent: u64,
+    /// Re-offers of transfers refused for load (see the module docs).
+    pub reoffered: u64,
     /// Accepted into a mempool.
     pub accepted: u64,
     /// Refused, in total.
@@ -219,14 +235,15 @@ impl ThroughputReport {
     /// The report for humans.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "offered {:.0} tx/s (target {:.0}) for {:.1} s from {} senders: sent {}, accepted {}, rejected {}\n",
+            "offered {:.0} tx/s (target {:.0}) for {:.1} s from {} senders: sent {}, accepted {}, rejected {}, re-offered {}\n",
             self.offered_tps,
             self.target_rate,
             self.duration_s,
             self.senders,
             self.sent,
             self.accepted,
-            self.rejected
+            self.rejected,
+            self.reoffered
         );
         for (code, n) in &self.rejections {
             s.push_str(&format!("  rejected {code}: {n}\n"));
@@ -270,6 +287,10 @@ struct Track {
     /// Per transfer: finalized (ms after the start), u64::MAX if not.
     final_at_ms: Vec<AtomicU64>,
     sent: AtomicU64,
+    reoffered: AtomicU64,
+    /// Transfers refused for load, with when (ms after the start) to offer them again. Each
+    /// transfer is here at most once, so at most the run's transfer count.
+    retry: Mutex<std::collections::VecDeque<(u64, usize)>>,
     accepted_count: AtomicU64,
     finalized_count: AtomicU64,
     rejections: Mutex<BTreeMap<String, u64>>,
@@ -346,6 +367,8 @@ pub async fn run(
             .collect(),
         final_at_ms: (0..tx_count).map(|_| AtomicU64::new(u64::MAX)).collect(),
         sent: AtomicU64::new(0),
+        reoffered: AtomicU64::new(0),
+        retry: Mutex::new(std::collections::VecDeque::new()),
         accepted_count: AtomicU64::new(0),
         finalized_count: AtomicU64::new(0),
         rejections: Mutex::new(BTreeMap::new()),
@@ -390,29 +413,57 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while next < tx_count {
+    loop {
         ticker.tick().await;
         if *stop.borrow() {
             interrupted = true;
             break;
         }
         let elapsed = started.elapsed();
-        if elapsed > cfg.duration + TICK {
+        // New transfers only within `duration`; re-offers until the drain ends.
+        let offering = elapsed <= cfg.duration + TICK;
+        let retrying = !track.retry.lock().expect("poisoned").is_empty();
+        if (!offering || next >= tx_count) && (!retrying || elapsed > cfg.duration + cfg.drain) {
             break;
         }
-        let due = ((cfg.rate * elapsed.as_secs_f64()) as usize).min(tx_count);
-        while next < due {
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                break; // every request slot busy: the rest waits for the next tick
+        let now_ms = elapsed.as_millis() as u64;
+        let due = if offering {
+            ((cfg.rate * elapsed.as_secs_f64()) as usize).min(tx_count)
+        } else {
+            next
+        };
+        loop {
+            // Re-offers first (they are older), then new transfers.
+            let mut batch: Vec<usize> = {
+                let mut retry = track.retry.lock().expect("poisoned");
+                let mut b = Vec::new();
+                while b.len() < cfg.batch_txs_max
+                    && retry.front().is_some_and(|&(at, _)| at <= now_ms)
+                {
+                    b.push(retry.pop_front().expect("checked").1);
+                }
+                b
             };
-            let end = (next + cfg.batch_txs_max).min(due);
+            let reoffers = batch.len();
+            let end = (next + cfg.batch_txs_max - reoffers).min(due.max(next));
+            batch.extend(next..end);
+            if batch.is_empty() {
+                break;
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                // Every request slot is busy: the rest waits for the next tick.
+                let mut retry = track.retry.lock().expect("poisoned");
+                for &i in batch[..reoffers].iter().rev() {
+                    retry.push_front((now_ms, i));
+                }
+                break;
+            };
+            next = end;
             let client = clients[rr % clients.len()].clone();
             rr += 1;
             let (track, hexes) = (track.clone(), hexes.clone());
-            let range = next..end;
-            next = end;
             tasks.spawn(async move {
-                send_batch(&client, &track, &hexes, range, started).await;
+                send_batch(&client, &track, &hexes, batch, started).await;
                 drop(permit);
             });
         }
@@ -468,6 +519,7 @@ pub async fn run(
         duration_s: offering_s,
         senders: sender_count,
         sent,
+        reoffered: track.reoffered.load(Ordering::Relaxed),
         accepted: track.accepted_count.load(Ordering::Relaxed),
         rejected: rejections.values().sum(),
         rejections,
@@ -481,35 +533,54 @@ pub async fn run(
     })
 }
 
-/// Sends `hexes[range]` in one `sendTransactions` call and records the answers.
+/// Sends transfers `batch` (indices into `hexes`) in one `sendTransactions` call and
+/// records the answers; queues those refused for load ([`RETRY_CODES`]) for a re-offer.
 async fn send_batch(
     client: &RpcClient,
     track: &Track,
     hexes: &[String],
-    range: std::ops::Range<usize>,
+    batch: Vec<usize>,
     started: Instant,
 ) {
     let sent_ms = started.elapsed().as_millis() as u64;
-    for i in range.clone() {
-        track.sent_at_ms[i].store(sent_ms, Ordering::Relaxed);
+    let mut first = 0u64;
+    for &i in &batch {
+        // Latency counts from the first offer.
+        if track.sent_at_ms[i]
+            .compare_exchange(u64::MAX, sent_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            first += 1;
+        }
     }
-    track.sent.fetch_add(range.len() as u64, Ordering::Relaxed);
-    let answer: Result<Vec<SubmitResult>, _> = client
-        .call("sendTransactions", json!({ "txs": &hexes[range.clone()] }))
-        .await;
+    track.sent.fetch_add(first, Ordering::Relaxed);
+    track
+        .reoffered
+        .fetch_add(batch.len() as u64 - first, Ordering::Relaxed);
+    let txs: Vec<&str> = batch.iter().map(|&i| hexes[i].as_str()).collect();
+    let answer: Result<Vec<SubmitResult>, _> =
+        client.call("sendTransactions", json!({ "txs": txs })).await;
     match answer {
-        Ok(results) if results.len() == range.len() => {
+        Ok(results) if results.len() == batch.len() => {
             let mut ok = 0;
             let mut refused: BTreeMap<String, u64> = BTreeMap::new();
-            for (i, r) in range.zip(results) {
+            let mut again = Vec::new();
+            for (&i, r) in batch.iter().zip(results) {
                 if r.accepted {
                     track.accepted[i].store(true, Ordering::Relaxed);
                     ok += 1;
                 } else {
-                    *refused
-                        .entry(r.code.unwrap_or_else(|| "unknown".into()))
-                        .or_default() += 1;
+                    let code = r.code.unwrap_or_else(|| "unknown".into());
+                    if RETRY_CODES.contains(&code.as_str()) {
+                        again.push(i);
+                    }
+                    *refused.entry(code).or_default() += 1;
                 }
+            }
+            if !again.is_empty() {
+                let at = started.elapsed().as_millis() as u64 + RETRY_AFTER.as_millis() as u64;
+                let mut retry = track.retry.lock().expect("poisoned");
+                retry.extend(again.into_iter().map(|i| (at, i)));
             }
             track.accepted_count.fetch_add(ok, Ordering::Relaxed);
             let mut rej = track.rejections.lock().expect("poisoned");
@@ -523,7 +594,7 @@ async fn send_batch(
                 .lock()
                 .expect("poisoned")
                 .entry("rpc_error".into())
-                .or_default() += range.len() as u64;
+                .or_default() += batch.len() as u64;
         }
     }
 }

@@ -155,6 +155,50 @@ async fn load_generator_batch_rpc_and_certificates() {
     );
     eprintln!("load report: {report}");
 
+    // One sender at 300 tx/s outruns its window of unfinalized nonces
+    // (`mempool_sender_future_max` = 64 at about 0.3 s to finality): nodes refuse with
+    // `too_far_ahead`, the generator offers those again, and every transfer still finalizes
+    // (a refused nonce left out would strand all later ones behind a gap).
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn-testnet"))
+        .args(["load"])
+        .arg(dir.path().join("net"))
+        .args([
+            "--rate",
+            "300",
+            "--duration",
+            "2s",
+            "--drain",
+            "60s",
+            "--senders",
+            "1",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "load failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stderr}"));
+    let n = |k: &str| {
+        report[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} missing: {report}"))
+    };
+    assert!(
+        n("reoffered") > 0.0,
+        "no refusal for load happened: {report}"
+    );
+    assert!(
+        report["rejections"]["too_far_ahead"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert_eq!(n("sent"), 600.0, "{report}");
+    assert_eq!(n("accepted"), 600.0, "{report}");
+    assert_eq!(n("finalized"), 600.0, "{report}");
+    assert_eq!(n("unfinalized"), 0.0, "{report}");
+    eprintln!("load report with re-offers: {report}");
+
     // getFinalization: a certificate for a finalized height verifies; none for a future one.
     let tip = c0.status().await.unwrap().latest_height;
     let f = c0

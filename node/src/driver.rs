@@ -140,6 +140,10 @@ pub struct Shared {
     pub validator_name: Option<String>,
     /// Signature checks of received transactions (RPC and gossip), coalesced into batches.
     pub verifier: crate::verifier::Verifier,
+    /// True while the mempool cannot take another transaction ([`Mempool::is_full`]); set
+    /// by the driver whenever the pool changes. The RPC server then refuses submissions as
+    /// `overloaded` before spending signature checks on them.
+    pub mempool_full: AtomicBool,
 }
 
 enum Internal {
@@ -737,10 +741,7 @@ impl Driver {
         let head = self.chain.head().clone();
         info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.transactions.len()).sum::<usize>(), "finalized");
         self.shared.metrics.height.set(head.height as i64);
-        self.shared
-            .metrics
-            .mempool_txs
-            .set(self.mempool.len() as i64);
+        self.mempool_changed();
         // Votes at or below a finalized view can never matter again.
         store
             .wal_prune_below(finalized_view.min(head.view))
@@ -1050,11 +1051,19 @@ impl Driver {
                 }
             }
         }
+        self.mempool_changed();
+        r
+    }
+
+    /// Publishes the mempool's size (metric) and fullness (for the RPC server).
+    fn mempool_changed(&self) {
         self.shared
             .metrics
             .mempool_txs
             .set(self.mempool.len() as i64);
-        r
+        self.shared
+            .mempool_full
+            .store(self.mempool.is_full(), Ordering::Relaxed);
     }
 
     fn remember_rejected(&mut self, h: Hash, code: String, reason: String) {
@@ -1713,10 +1722,7 @@ impl Driver {
                     count = evicted.len(),
                     height, "dropped transactions behind nonce gaps"
                 );
-                self.shared
-                    .metrics
-                    .mempool_txs
-                    .set(self.mempool.len() as i64);
+                self.mempool_changed();
             }
             for (h, missing) in evicted {
                 self.remember_rejected(

@@ -413,6 +413,13 @@ impl Mempool {
         Ok(hash)
     }
 
+    /// True if the pool cannot take one more transaction of the largest size
+    /// ([`TX_BYTES_MAX`]): at the count bound, or fewer than that many bytes left.
+    pub fn is_full(&self) -> bool {
+        self.by_hash.len() >= self.config.txs_max
+            || self.config.bytes_max.saturating_sub(self.bytes) < TX_BYTES_MAX
+    }
+
     /// True if a transaction with this hash is pooled.
     pub fn contains(&self, hash: &Hash) -> bool {
         self.by_hash.contains_key(hash)
@@ -1213,6 +1220,25 @@ mod tests {
         (0..8)
             .find(|&n| tx(1, n).hash() == h)
             .expect("a sender-1 nonce")
+    }
+
+    #[test]
+    fn is_full_at_the_count_bound_or_when_a_largest_transaction_no_longer_fits() {
+        let state = funded(&[1, 2, 3], 1000);
+        let mut by_count = Mempool::new(config(2, 1 << 20, 16));
+        by_count.insert(tx(1, 0), &state, CHAIN, 1).unwrap();
+        assert!(!by_count.is_full());
+        by_count.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+        assert!(by_count.is_full());
+        by_count.remove(&tx(2, 0).hash());
+        assert!(!by_count.is_full());
+        // Room for one largest transaction, and not a byte more.
+        let mut by_bytes = Mempool::new(config(100, tx_len() + TX_BYTES_MAX, 16));
+        assert!(!by_bytes.is_full());
+        by_bytes.insert(tx(1, 0), &state, CHAIN, 1).unwrap();
+        assert!(!by_bytes.is_full());
+        by_bytes.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+        assert!(by_bytes.is_full());
     }
 
     #[test]

@@ -327,6 +327,7 @@ pub async fn run(
                 .map_or(1, |n| n.get())
                 .min(crate::driver::VERIFY_THREADS_MAX),
         ),
+        mempool_full: AtomicBool::new(false),
     });
     shared.metrics.height.set(chain.head().height as i64);
 

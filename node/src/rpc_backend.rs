@@ -111,6 +111,18 @@ impl RpcBackend for NodeBackend {
         &self,
         txs: Vec<SignedTransaction>,
     ) -> Result<Vec<Result<Hash, RpcError>>, RpcError> {
+        // Load shedding: a full mempool would refuse every one of them after their signature
+        // checks; refuse them before, so overload does not also cost the verifier's time.
+        if self.shared.mempool_full.load(Ordering::Relaxed) {
+            return Ok(txs
+                .iter()
+                .map(|_| {
+                    Err(RpcError::Overloaded {
+                        message: "mempool full; retry later".into(),
+                    })
+                })
+                .collect());
+        }
         // Stateless checks for the whole batch in the verifier (on a blocking thread, shared
         // with other submissions and gossip), then one driver command admits every
         // transaction that passed.

@@ -107,6 +107,7 @@ async fn stored_evidence_is_served_and_verifies() {
         moniker: "t".into(),
         validator_name: None,
         verifier: cairn_node::verifier::Verifier::spawn("t".into(), 1),
+        mempool_full: AtomicBool::new(false),
     });
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let backend = NodeBackend {

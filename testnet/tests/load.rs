@@ -155,8 +155,8 @@ async fn load_generator_batch_rpc_and_certificates() {
     );
     eprintln!("load report: {report}");
 
-    // One sender at 300 tx/s outruns its window of unfinalized nonces
-    // (`mempool_sender_future_max` = 64 at about 0.3 s to finality): nodes refuse with
+    // One sender at 2,000 tx/s outruns its window of unfinalized nonces
+    // (`mempool_sender_future_max` = 64, at 60 ms or more to finality): nodes refuse with
     // `too_far_ahead`, the generator offers those again, and every transfer still finalizes
     // (a refused nonce left out would strand all later ones behind a gap).
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn-testnet"))
@@ -164,9 +164,9 @@ async fn load_generator_batch_rpc_and_certificates() {
         .arg(dir.path().join("net"))
         .args([
             "--rate",
-            "300",
+            "2000",
             "--duration",
-            "2s",
+            "1s",
             "--drain",
             "60s",
             "--senders",
@@ -193,9 +193,9 @@ async fn load_generator_batch_rpc_and_certificates() {
         report["rejections"]["too_far_ahead"].as_u64().unwrap_or(0) > 0,
         "{report}"
     );
-    assert_eq!(n("sent"), 600.0, "{report}");
-    assert_eq!(n("accepted"), 600.0, "{report}");
-    assert_eq!(n("finalized"), 600.0, "{report}");
+    assert_eq!(n("sent"), 2000.0, "{report}");
+    assert_eq!(n("accepted"), 2000.0, "{report}");
+    assert_eq!(n("finalized"), 2000.0, "{report}");
     assert_eq!(n("unfinalized"), 0.0, "{report}");
     eprintln!("load report with re-offers: {report}");
 

@@ -5,20 +5,19 @@
 //! then serves it whole by hash. Compact blocks that fail a check (hash list against
 //! `txs_root`, proposer not the view's leader, garbage) are rejected as the sender's fault.
 
-use std::net::TcpListener;
+mod common;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
 use cairn_ledger::{Address, Block, BlockHeader, Hash, SignedTransaction, TransactionBody};
 use cairn_node::compact::CompactBlock;
-use cairn_node::config::NodeConfig;
-use cairn_node::network::{self, NetworkConfig, NetworkEvent, NetworkHandle, Topic};
+use cairn_node::network::{NetworkEvent, NetworkHandle, Topic};
 use cairn_node::sync::{SyncRequest, SyncResponse};
 use cairn_node::txgossip::encode_batch;
 use cairn_rpc::{RpcClient, TxStatus};
 use ed25519_dalek::SigningKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 const CHAIN_ID: &str = "cairn-compact";
@@ -100,33 +99,13 @@ fn leader(genesis: &Genesis, view: u64) -> Address {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transactions_fetched() {
     let genesis = genesis();
-    let (net, events, peer_addr, peer_id) = spawn_peer(&genesis).await;
+    let (net, events, peer_addr, peer_id) = common::spawn_peer(&genesis, 77).await;
     let serve = Arc::new(Mutex::new(None));
     let mut fetches = respond(net.clone(), events, genesis.clone(), serve.clone());
-
-    // The node under test: a full node (its consensus key is not in genesis).
-    let home = tempfile::tempdir().unwrap();
-    let rpc_port = free_port();
-    let mut config = NodeConfig::default();
-    config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
-    config.p2p.bootstrap = vec![format!("{peer_addr}/p2p/{peer_id}")];
-    config.rpc.listen = format!("127.0.0.1:{rpc_port}").parse().unwrap();
-    cairn_node::node::init_home(home.path(), &config, Some(([50; 32], [51; 32]))).unwrap();
-    std::fs::write(home.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let home_path = home.path().to_path_buf();
-    let node = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(cairn_node::node::run(&home_path, config, async {
-                let _ = stop_rx.await;
-            }))
-    });
-    let client = RpcClient::new(&format!("http://127.0.0.1:{rpc_port}")).unwrap();
-    wait_until(
+    let node = common::FullNode::start(&genesis, &peer_addr, &peer_id);
+    let rpc_port = node.rpc_port;
+    let client = RpcClient::new(&node.rpc_url()).unwrap();
+    common::wait_until(
         Duration::from_secs(20),
         "node in the block and tx meshes",
         || {
@@ -145,7 +124,7 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
         .await
         .unwrap();
     for tx in &txs[..3] {
-        wait_until(
+        common::wait_until(
             Duration::from_secs(10),
             "gossiped transaction pending",
             || {
@@ -159,7 +138,7 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
     // Bad compact blocks are rejected: a swapped hash list (root mismatch) and a block not by
     // view 1's leader. (Two rejections keep the peer above gossipsub's graylist threshold.)
     let b = block(&genesis, 1, leader(&genesis, 1), txs.clone());
-    let rejected_before = metric(rpc_port, "cairn_gossip_rejected_total").await;
+    let rejected_before = common::metric(rpc_port, "cairn_gossip_rejected_total").await;
     let mut swapped = CompactBlock::of(&b);
     swapped.tx_hashes.swap(0, 1);
     net.publish(Topic::Blocks, swapped.encode()).await.unwrap();
@@ -167,10 +146,12 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
     net.publish(Topic::Blocks, CompactBlock::of(&usurper).encode())
         .await
         .unwrap();
-    wait_until(
+    common::wait_until(
         Duration::from_secs(10),
         "both bad compact blocks rejected",
-        || async { metric(rpc_port, "cairn_gossip_rejected_total").await >= rejected_before + 2 },
+        || async {
+            common::metric(rpc_port, "cairn_gossip_rejected_total").await >= rejected_before + 2
+        },
     )
     .await;
     let node_peer = net.peers().await[0].peer_id;
@@ -191,7 +172,7 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
         .expect("no request for the missing transactions within 10 s")
         .expect("responder ended");
     assert_eq!((block_hash, indices), (b.hash(), vec![3, 4]));
-    wait_until(
+    common::wait_until(
         Duration::from_secs(10),
         "node serves the rebuilt block",
         || {
@@ -201,53 +182,10 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
         },
     )
     .await;
-    assert!(metric(rpc_port, "cairn_compact_blocks_waited_total").await >= 1);
-    assert!(metric(rpc_port, "cairn_compact_block_fetches_total").await >= 1);
+    assert!(common::metric(rpc_port, "cairn_compact_blocks_waited_total").await >= 1);
+    assert!(common::metric(rpc_port, "cairn_compact_block_fetches_total").await >= 1);
 
-    stop_tx.send(()).unwrap();
-    tokio::task::spawn_blocking(move || node.join().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-}
-
-/// A bare network endpoint (not a validator) on loopback; returns its handle, its event
-/// stream, its listen address and peer id.
-async fn spawn_peer(
-    genesis: &Genesis,
-) -> (
-    NetworkHandle,
-    mpsc::Receiver<NetworkEvent>,
-    libp2p::Multiaddr,
-    libp2p::PeerId,
-) {
-    let keypair = cairn_node::keys::libp2p_keypair([77; 32]);
-    let peer_id = keypair.public().to_peer_id();
-    let (net, events) = network::spawn(NetworkConfig {
-        keypair,
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap: vec![],
-        namespace: genesis.hash().to_hex()[..16].to_string(),
-        gossip_bytes_max: 1 << 20,
-        sync_request_bytes_max: cairn_node::sync::SYNC_REQUEST_BYTES_MAX,
-        sync_response_bytes_max: 1 << 20,
-        sync_request_timeout_ms: 2000,
-        event_queue_max: 64,
-        command_queue_max: 64,
-        redial_interval_ms: 1000,
-        connections_max: 8,
-    })
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let addr = loop {
-        if let Some(a) = net.listen_addrs().await.into_iter().next() {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "peer never listened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    (net, events, addr, peer_id)
+    node.stop().await;
 }
 
 /// Answers the node's requests in the background: head polls with genesis, transaction
@@ -301,39 +239,5 @@ async fn request_block(net: &NetworkHandle, node: libp2p::PeerId, h: Hash) -> Op
     match SyncResponse::decode(&bytes, 1 << 20).unwrap() {
         SyncResponse::Block(b) => b,
         other => panic!("unexpected response {other:?}"),
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn metric(rpc_port: u16, name: &str) -> u64 {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", rpc_port))
-        .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing from /metrics"))
-}
-
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

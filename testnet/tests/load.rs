@@ -115,10 +115,9 @@ async fn load_generator_batch_rpc_and_certificates() {
     );
 
     // The load generator, as a user runs it.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn-testnet"))
-        .args(["load"])
-        .arg(dir.path().join("net"))
-        .args([
+    let report = run_load(
+        &dir.path().join("net"),
+        &[
             "--rate",
             "300",
             "--duration",
@@ -127,20 +126,10 @@ async fn load_generator_batch_rpc_and_certificates() {
             "30s",
             "--senders",
             "40",
-            "--json",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "load failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stderr}"));
-    let n = |k: &str| {
-        report[k]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{k} missing: {report}"))
-    };
+        ],
+    )
+    .await;
+    let n = |k: &str| number(&report, k);
     assert_eq!(n("sent"), 1200.0, "{report}");
     assert_eq!(n("accepted"), n("sent"), "{report}");
     assert_eq!(n("finalized"), n("accepted"), "{report}");
@@ -159,10 +148,9 @@ async fn load_generator_batch_rpc_and_certificates() {
     // (`mempool_sender_future_max` = 64, at 60 ms or more to finality): nodes refuse with
     // `too_far_ahead`, the generator offers those again, and every transfer still finalizes
     // (a refused nonce left out would strand all later ones behind a gap).
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn-testnet"))
-        .args(["load"])
-        .arg(dir.path().join("net"))
-        .args([
+    let report = run_load(
+        &dir.path().join("net"),
+        &[
             "--rate",
             "2000",
             "--duration",
@@ -171,20 +159,10 @@ async fn load_generator_batch_rpc_and_certificates() {
             "60s",
             "--senders",
             "1",
-            "--json",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "load failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stderr}"));
-    let n = |k: &str| {
-        report[k]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{k} missing: {report}"))
-    };
+        ],
+    )
+    .await;
+    let n = |k: &str| number(&report, k);
     assert!(
         n("reoffered") > 0.0,
         "no refusal for load happened: {report}"
@@ -234,4 +212,28 @@ async fn load_generator_batch_rpc_and_certificates() {
     );
     assert!(rep.signers.values().all(|&n| n > 0), "{:?}", rep.signers);
     net.stop_all();
+}
+
+/// Runs `cairn-testnet load DIR ARGS --json`, as a user does; asserts it succeeds and
+/// returns its one JSON object.
+async fn run_load(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn-testnet"))
+        .args(["load"])
+        .arg(dir)
+        .args(args)
+        .arg("--json")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "load failed: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stderr}"))
+}
+
+/// Field `key` of a load report, as a number.
+fn number(report: &Value, key: &str) -> f64 {
+    report[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing: {report}"))
 }

@@ -1,0 +1,174 @@
+//! Helpers shared by the node integration tests that run a real node (`node::run`, as the
+//! binary does) against a bare network peer on loopback.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cairn_genesis::Genesis;
+use cairn_node::config::NodeConfig;
+use cairn_node::network::{self, NetworkConfig, NetworkEvent, NetworkHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// A bare network endpoint (not a validator) on loopback, in `genesis`'s namespace: its
+/// handle, its event stream, its listen address and its peer id.
+pub async fn spawn_peer(
+    genesis: &Genesis,
+    seed: u8,
+) -> (
+    NetworkHandle,
+    mpsc::Receiver<NetworkEvent>,
+    libp2p::Multiaddr,
+    libp2p::PeerId,
+) {
+    let keypair = cairn_node::keys::libp2p_keypair([seed; 32]);
+    let peer_id = keypair.public().to_peer_id();
+    let (net, events) = network::spawn(NetworkConfig {
+        keypair,
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap: vec![],
+        namespace: genesis.hash().to_hex()[..16].to_string(),
+        gossip_bytes_max: 1 << 20,
+        sync_request_bytes_max: cairn_node::sync::SYNC_REQUEST_BYTES_MAX,
+        sync_response_bytes_max: 1 << 20,
+        sync_request_timeout_ms: 2000,
+        event_queue_max: 64,
+        command_queue_max: 64,
+        redial_interval_ms: 1000,
+        connections_max: 8,
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = loop {
+        if let Some(a) = net.listen_addrs().await.into_iter().next() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "peer never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    (net, events, addr, peer_id)
+}
+
+/// A full node (its consensus key is not in `genesis`) running `node::run` on its own
+/// runtime, as the binary's `main` does, bootstrapped to one peer.
+pub struct FullNode {
+    /// Its home directory (removed on drop).
+    pub home: tempfile::TempDir,
+    /// Its RPC port on 127.0.0.1.
+    pub rpc_port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), cairn_node::node::NodeError>>>,
+}
+
+impl FullNode {
+    /// Starts the node with `genesis`, bootstrapped to `peer_addr`/`peer_id`.
+    pub fn start(
+        genesis: &Genesis,
+        peer_addr: &libp2p::Multiaddr,
+        peer_id: &libp2p::PeerId,
+    ) -> Self {
+        Self::start_with(genesis, peer_addr, peer_id, |_| {})
+    }
+
+    /// [`FullNode::start`] with `configure` applied to the default config first.
+    pub fn start_with(
+        genesis: &Genesis,
+        peer_addr: &libp2p::Multiaddr,
+        peer_id: &libp2p::PeerId,
+        configure: impl FnOnce(&mut NodeConfig),
+    ) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let rpc_port = free_port();
+        let mut config = NodeConfig::default();
+        configure(&mut config);
+        config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
+        config.p2p.bootstrap = vec![format!("{peer_addr}/p2p/{peer_id}")];
+        config.rpc.listen = format!("127.0.0.1:{rpc_port}").parse().unwrap();
+        cairn_node::node::init_home(home.path(), &config, Some(([50; 32], [51; 32]))).unwrap();
+        std::fs::write(home.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let home_path: PathBuf = home.path().to_path_buf();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(cairn_node::node::run(&home_path, config, async {
+                    let _ = stop_rx.await;
+                }))
+        });
+        FullNode {
+            home,
+            rpc_port,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The node's RPC URL.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// Stops the node, asserts it exited cleanly and that its store opens again (the
+    /// RocksDB lock was released).
+    pub async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        let thread = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_store_closed(self.home.path());
+    }
+}
+
+/// The node shut down cleanly: its RocksDB lock is released, so the store opens again.
+pub fn assert_store_closed(home: &Path) {
+    let genesis = Genesis::load(&home.join("genesis.json")).unwrap();
+    let db = NodeConfig::resolve(home, &NodeConfig::default().db_dir);
+    cairn_ledger::Store::open(&db, genesis.hash()).expect("store reopens after shutdown");
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of metric `name` (a full sample name, e.g. `cairn_evidence_total`) served at
+/// `GET /metrics` on `rpc_port`.
+pub async fn metric(rpc_port: u16, name: &str) -> u64 {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", rpc_port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing from /metrics"))
+}
+
+/// Polls `f` every 50 ms until it is true; panics after `limit`, naming `what`.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

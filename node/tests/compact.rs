@@ -10,7 +10,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_genesis::Genesis;
 use cairn_ledger::{Address, Block, BlockHeader, Hash, SignedTransaction, TransactionBody};
 use cairn_node::compact::CompactBlock;
 use cairn_node::network::{NetworkEvent, NetworkHandle, Topic};
@@ -28,30 +28,8 @@ fn sender() -> SigningKey {
 
 /// Four validators (none of them running: the chain stays at genesis) and a funded sender.
 fn genesis() -> Genesis {
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        genesis_time_ms: 1,
-        validators: (1..=4u8)
-            .map(|i| GenesisValidator {
-                name: format!("v{i}"),
-                consensus_key: Address::from_public_key(
-                    &SigningKey::from_bytes(&[i; 32]).verifying_key(),
-                ),
-                peer_id: cairn_node::keys::libp2p_keypair([i + 10; 32])
-                    .public()
-                    .to_peer_id()
-                    .to_string(),
-                voting_power: 1,
-            })
-            .collect(),
-        accounts: vec![GenesisAccount {
-            address: Address::from_public_key(&sender().verifying_key()),
-            balance: 1_000_000,
-        }],
-        params: ChainParams::default(),
-    };
-    genesis.validate().unwrap();
-    genesis
+    let sender = Address::from_public_key(&sender().verifying_key());
+    common::four_validators(CHAIN_ID, &[(sender, 1_000_000)]).1
 }
 
 fn transfers(n: u64) -> Vec<SignedTransaction> {
@@ -193,39 +171,33 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
 /// an error.
 fn respond(
     net: NetworkHandle,
-    mut events: mpsc::Receiver<NetworkEvent>,
+    events: mpsc::Receiver<NetworkEvent>,
     genesis: Genesis,
     serve: Arc<Mutex<Option<Block>>>,
 ) -> mpsc::Receiver<(Hash, Vec<u32>)> {
     let (fetched_tx, fetched_rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            let NetworkEvent::Request { data, token, .. } = ev else {
-                continue;
-            };
-            let answer = match SyncRequest::decode(&data).unwrap() {
-                SyncRequest::Status => SyncResponse::Status {
-                    height: 0,
-                    hash: genesis.genesis_block().hash(),
-                },
-                SyncRequest::BlockTransactions { block, indices } => {
-                    let held = serve.lock().unwrap().clone();
-                    let txs = held
-                        .filter(|b| b.hash() == block)
-                        .map(|b| {
-                            indices
-                                .iter()
-                                .map(|&i| b.transactions[i as usize].clone())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let _ = fetched_tx.send((block, indices)).await;
-                    SyncResponse::Transactions(txs)
-                }
-                other => SyncResponse::Error(format!("not served here: {other:?}")),
-            };
-            net.respond(token, answer.encode()).await;
+    common::serve_requests(net, events, move |request| match request {
+        SyncRequest::Status => SyncResponse::Status {
+            height: 0,
+            hash: genesis.genesis_block().hash(),
+        },
+        SyncRequest::BlockTransactions { block, indices } => {
+            let held = serve.lock().unwrap().clone();
+            let txs = held
+                .filter(|b| b.hash() == block)
+                .map(|b| {
+                    indices
+                        .iter()
+                        .map(|&i| b.transactions[i as usize].clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            fetched_tx
+                .try_send((block, indices))
+                .expect("the test reads every fetch");
+            SyncResponse::Transactions(txs)
         }
+        other => SyncResponse::Error(format!("not served here: {other:?}")),
     });
     fetched_rx
 }

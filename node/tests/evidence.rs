@@ -11,45 +11,18 @@ use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::Duration;
 
 use cairn_consensus::{Digest, Evidence, Proposal, Vote, VoteKind};
-use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_genesis::Genesis;
 use cairn_ledger::{Address, Store};
 use cairn_node::driver::{EVIDENCE_KEY_PREFIX, Shared};
 use cairn_node::metrics::Metrics;
-use cairn_node::network::{self, NetworkConfig, Topic};
+use cairn_node::network::Topic;
 use cairn_node::rpc_backend::NodeBackend;
 use cairn_rpc::{RpcBackend, RpcClient};
 use ed25519_dalek::SigningKey;
 
-/// Four validators with keys `[1; 32]`..`[4; 32]` (validator `i` signs with `keys[i]`) and
-/// one funded account.
+/// Four validators and one funded account.
 fn four_validators(chain_id: &str) -> (Vec<SigningKey>, Genesis) {
-    let keys: Vec<SigningKey> = (1..=4u8)
-        .map(|i| SigningKey::from_bytes(&[i; 32]))
-        .collect();
-    let genesis = Genesis {
-        chain_id: chain_id.into(),
-        genesis_time_ms: 1,
-        validators: keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| GenesisValidator {
-                name: format!("v{i}"),
-                consensus_key: Address::from_public_key(&k.verifying_key()),
-                peer_id: cairn_node::keys::libp2p_keypair([i as u8 + 10; 32])
-                    .public()
-                    .to_peer_id()
-                    .to_string(),
-                voting_power: 1,
-            })
-            .collect(),
-        accounts: vec![GenesisAccount {
-            address: Address([9; 32]),
-            balance: 5,
-        }],
-        params: ChainParams::default(),
-    };
-    genesis.validate().unwrap();
-    (keys, genesis)
+    common::four_validators(chain_id, &[(Address([9; 32]), 5)])
 }
 
 #[tokio::test]
@@ -79,22 +52,7 @@ async fn stored_evidence_is_served_and_verifies() {
         )
         .unwrap();
 
-    let (net, _events) = network::spawn(NetworkConfig {
-        keypair: cairn_node::keys::libp2p_keypair([42; 32]),
-        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap: vec![],
-        namespace: "evidence-test".into(),
-        gossip_bytes_max: 1 << 20,
-        sync_request_bytes_max: 256,
-        sync_response_bytes_max: 1 << 20,
-        sync_request_timeout_ms: 1000,
-        event_queue_max: 64,
-        command_queue_max: 64,
-        redial_interval_ms: 1000,
-        connections_max: 8,
-    })
-    .await
-    .unwrap();
+    let (net, _events, _, _) = common::spawn_peer(&genesis, 42).await;
     let validators = genesis.validator_set();
     let shared = Arc::new(Shared {
         store,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cairn_consensus::{Certificate, CertificateKind, Digest, Proposal, Vote};
-use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_genesis::Genesis;
 use cairn_ledger::{Address, Block, BlockLimits, SignedTransaction, Store, TransactionBody};
 use cairn_node::chain::Chain;
 use cairn_node::network::{NetworkEvent, NetworkHandle};
@@ -23,47 +23,20 @@ use tokio::sync::mpsc;
 
 const CHAIN_ID: &str = "cairn-sync-reverify";
 
-fn validator_keys() -> Vec<SigningKey> {
-    (1..=4u8)
-        .map(|i| SigningKey::from_bytes(&[i; 32]))
-        .collect()
-}
-
 fn sender() -> SigningKey {
     SigningKey::from_bytes(&[42; 32])
 }
 
-fn genesis() -> Genesis {
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        genesis_time_ms: 1,
-        validators: validator_keys()
-            .iter()
-            .enumerate()
-            .map(|(i, k)| GenesisValidator {
-                name: format!("v{i}"),
-                consensus_key: Address::from_public_key(&k.verifying_key()),
-                peer_id: cairn_node::keys::libp2p_keypair([i as u8 + 10; 32])
-                    .public()
-                    .to_peer_id()
-                    .to_string(),
-                voting_power: 1,
-            })
-            .collect(),
-        accounts: vec![GenesisAccount {
-            address: Address::from_public_key(&sender().verifying_key()),
-            balance: 1_000_000,
-        }],
-        params: ChainParams::default(),
-    };
-    genesis.validate().unwrap();
-    genesis
+/// Four validators (none running) and a funded sender; the validators' keys.
+fn genesis() -> (Vec<SigningKey>, Genesis) {
+    let sender = Address::from_public_key(&sender().verifying_key());
+    common::four_validators(CHAIN_ID, &[(sender, 1_000_000)])
 }
 
 /// Block 1 (view 1, by view 1's leader) holding one transfer whose signature is flipped in
 /// one bit, with the right state root, and a finalization certificate for it signed by
 /// validators 0, 1 and 2.
-fn forged_block(genesis: &Genesis) -> SyncedBlock {
+fn forged_block(keys: &[SigningKey], genesis: &Genesis) -> SyncedBlock {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path(), genesis.hash()).unwrap());
     store
@@ -106,7 +79,6 @@ fn forged_block(genesis: &Genesis) -> SyncedBlock {
         parent: Digest(parent.0),
         payload: Digest(block.hash().0),
     });
-    let keys = validator_keys();
     let certificate = Certificate {
         signatures: (0..3u16)
             .map(|i| {
@@ -126,37 +98,29 @@ fn forged_block(genesis: &Genesis) -> SyncedBlock {
 /// returns how many range requests were served.
 fn serve(
     net: NetworkHandle,
-    mut events: mpsc::Receiver<NetworkEvent>,
+    events: mpsc::Receiver<NetworkEvent>,
     synced: SyncedBlock,
 ) -> Arc<AtomicU64> {
     let ranges = Arc::new(AtomicU64::new(0));
     let counter = ranges.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            let NetworkEvent::Request { data, token, .. } = ev else {
-                continue;
-            };
-            let answer = match SyncRequest::decode(&data).unwrap() {
-                SyncRequest::Status => SyncResponse::Status {
-                    height: 1,
-                    hash: synced.block.hash(),
-                },
-                SyncRequest::Blocks { from_height: 1, .. } => {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    SyncResponse::Blocks(vec![synced.clone()])
-                }
-                other => SyncResponse::Error(format!("not served here: {other:?}")),
-            };
-            net.respond(token, answer.encode()).await;
+    common::serve_requests(net, events, move |request| match request {
+        SyncRequest::Status => SyncResponse::Status {
+            height: 1,
+            hash: synced.block.hash(),
+        },
+        SyncRequest::Blocks { from_height: 1, .. } => {
+            counter.fetch_add(1, Ordering::SeqCst);
+            SyncResponse::Blocks(vec![synced.clone()])
         }
+        other => SyncResponse::Error(format!("not served here: {other:?}")),
     });
     ranges
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reverify_mode_refuses_a_certified_block_with_a_forged_signature() {
-    let genesis = genesis();
-    let synced = forged_block(&genesis);
+    let (keys, genesis) = genesis();
+    let synced = forged_block(&keys, &genesis);
     let (net, events, peer_addr, peer_id) = common::spawn_peer(&genesis, 77).await;
     let ranges = serve(net.clone(), events, synced.clone());
 

@@ -7,11 +7,47 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cairn_genesis::Genesis;
+use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_ledger::Address;
 use cairn_node::config::NodeConfig;
 use cairn_node::network::{self, NetworkConfig, NetworkEvent, NetworkHandle};
+use cairn_node::sync::{SyncRequest, SyncResponse};
+use ed25519_dalek::SigningKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+
+/// A genesis with four validators, keys `[1; 32]`..`[4; 32]` (validator `i` signs with
+/// `keys[i]`; its libp2p key seed is `[i + 10; 32]`), equal power, the default chain
+/// parameters and `accounts` funded. Returns the keys and the genesis.
+pub fn four_validators(chain_id: &str, accounts: &[(Address, u64)]) -> (Vec<SigningKey>, Genesis) {
+    let keys: Vec<SigningKey> = (1..=4u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
+    let genesis = Genesis {
+        chain_id: chain_id.into(),
+        genesis_time_ms: 1,
+        validators: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisValidator {
+                name: format!("v{i}"),
+                consensus_key: Address::from_public_key(&k.verifying_key()),
+                peer_id: cairn_node::keys::libp2p_keypair([i as u8 + 10; 32])
+                    .public()
+                    .to_peer_id()
+                    .to_string(),
+                voting_power: 1,
+            })
+            .collect(),
+        accounts: accounts
+            .iter()
+            .map(|&(address, balance)| GenesisAccount { address, balance })
+            .collect(),
+        params: ChainParams::default(),
+    };
+    genesis.validate().unwrap();
+    (keys, genesis)
+}
 
 /// A bare network endpoint (not a validator) on loopback, in `genesis`'s namespace: its
 /// handle, its event stream, its listen address and its peer id.
@@ -51,6 +87,24 @@ pub async fn spawn_peer(
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     (net, events, addr, peer_id)
+}
+
+/// Answers every sync request reaching the peer whose `events` these are with `answer`
+/// (the request decoded), in a background task; other events are dropped.
+pub fn serve_requests(
+    net: NetworkHandle,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    mut answer: impl FnMut(SyncRequest) -> SyncResponse + Send + 'static,
+) {
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let NetworkEvent::Request { data, token, .. } = ev else {
+                continue;
+            };
+            let response = answer(SyncRequest::decode(&data).unwrap());
+            net.respond(token, response.encode()).await;
+        }
+    });
 }
 
 /// A full node (its consensus key is not in `genesis`) running `node::run` on its own

@@ -12,9 +12,11 @@
 //! lacks (still in signature verification, dropped under overload, or refused by a full
 //! mempool) are waited for: every transaction that passes verification is offered to the
 //! waiting blocks ([`PartialBlocks::offer`]). A block still incomplete after
-//! [`PARTIAL_WAIT_MS`] has its missing transactions fetched from a peer by index
-//! ([`crate::sync::SyncRequest::BlockTransactions`], at most [`TX_FETCH_MAX`]); one missing
-//! more, or whose fetch fails, is fetched whole by hash, as before compact blocks.
+//! [`PARTIAL_WAIT_MS`] has its missing transactions fetched by index
+//! ([`crate::sync::SyncRequest::BlockTransactions`], at most [`TX_FETCH_MAX`]) from the
+//! proposer, which surely holds the block (any peer if the proposer is not connected); a
+//! block missing more, or whose fetch fails, is fetched whole by hash, as before compact
+//! blocks.
 //!
 //! Wire format: `borsh(CompactBlock)`, at most the genesis `block_bytes_max` bytes (checked
 //! before decoding; a valid block's compact form is always smaller than the block), at most

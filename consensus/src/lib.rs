@@ -255,6 +255,8 @@ mod config;
 mod error;
 mod evidence;
 mod facts;
+#[doc(hidden)]
+pub mod fuzzing;
 mod machine;
 mod round;
 mod types;

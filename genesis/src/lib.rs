@@ -79,6 +79,8 @@
 //! never agree on a block.
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod params;
 
 use std::collections::HashMap;

@@ -120,6 +120,8 @@ pub mod address;
 pub mod block;
 pub mod error;
 pub mod execute;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod signature;
 pub mod state;

@@ -20,6 +20,8 @@ pub mod chain;
 pub mod compact;
 pub mod config;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;

@@ -74,6 +74,8 @@
 mod backend;
 mod client;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod methods;
 mod server;
 mod types;

@@ -157,7 +157,7 @@
 //! only then returns. Afterwards every handle method fails with [`NetworkError::Shutdown`]
 //! or is a no-op, and the listen port is free again.
 
-mod codec;
+pub(crate) mod codec;
 mod worker;
 
 use std::fmt;

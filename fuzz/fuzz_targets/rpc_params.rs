@@ -1,0 +1,3 @@
+#![no_main]
+//! Fuzz target: `cairn_rpc::fuzzing::rpc_params` (see docs/fuzzing.md).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cairn_rpc::fuzzing::rpc_params(data));

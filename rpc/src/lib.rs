@@ -16,17 +16,51 @@
 //!
 //! | route | |
 //! |---|---|
-//! | `POST /` | JSON-RPC 2.0: one request object, or a batch (array of at most `batch_requests_max`). Content type is not checked. |
+//! | `POST /` | JSON-RPC 2.0: one request object, or a batch (array of at most `batch_requests_max`). `Content-Type: application/json` is required. |
 //! | `GET /health` | `200 {"status":"ok"}` while the server runs. |
 //!
-//! - A body over `body_bytes_max` (default 1 MiB) gets **HTTP 413**.
+//! HTTP/1.1 (and 1.0). Every answer below that is not 200/204 carries a JSON-RPC error
+//! object with `id: null` unless noted.
+//!
+//! - A request without exactly one `Host` header gets **HTTP 400**.
+//! - `POST /` with a `Content-Type` other than `application/json` (parameters such as
+//!   `charset` allowed), or none, gets **HTTP 415**: a web page cannot send it without a
+//!   CORS preflight.
+//! - A body over `body_bytes_max` (default 1 MiB) gets **HTTP 413** (plain text).
+//! - A body not fully received within `body_read_timeout_ms` (default 5 s) of its headers
+//!   gets **HTTP 408** and the connection is closed.
 //! - More than `concurrency_max` requests in flight on `POST /`: the extra request gets
-//!   **HTTP 503** with a -32005 error at once (load shedding, no queue).
+//!   **HTTP 503** with a -32005 error at once (load shedding, no queue). Only requests whose
+//!   body has fully arrived count, so slow senders cannot take every slot.
 //! - An exchange taking longer than `request_timeout_ms` gets **HTTP 503**, empty body.
 //! - A notification (request without `id`) is executed and not answered; a request or
 //!   batch of notifications only gets **HTTP 204**, no body. `"id": null` is a request
 //!   (answered with `id: null`).
-//! - Otherwise HTTP 200 with the JSON-RPC response(s), errors included.
+//! - Otherwise HTTP 200 with the JSON-RPC response(s), errors included. A string or number
+//!   `id` is echoed as the exact JSON text the client sent (integers beyond 64 bits,
+//!   `1.5e300`, escapes in strings); a body containing a number beyond the `f64` range
+//!   (e.g. `1e400`) is a parse error.
+//!
+//! Connections ([`serve_listener`]):
+//!
+//! - A request line and headers not received within `header_read_timeout_ms` (default
+//!   5 s) of the first read: the connection is closed without an answer.
+//! - A connection with no request in progress for `idle_timeout_ms` (default 30 s) is
+//!   closed.
+//! - At most `connections_max` (default 1024) connections are open in total and at most
+//!   `connections_per_ip_max` (default 256) from one client IP; further connections are
+//!   accepted and closed at once. The node lowers `connections_max` to fit its
+//!   file-descriptor limit ([`RpcServerConfig::fit_connections_to`]).
+//!
+//! CORS: `cors_allowed_origins` (default empty) lists the origins
+//! (`https://wallet.example:8443`) whose pages may call the server; responses to them carry
+//! `Access-Control-Allow-Origin` and preflight `OPTIONS` requests are answered (methods
+//! `GET`, `POST`; header `Content-Type`). `["*"]` allows every origin. Empty: no CORS
+//! headers at all, so browsers refuse cross-origin calls (the 415 above stops the
+//! preflight-free ones).
+//!
+//! `GET /metrics` (added by the node) serves OpenMetrics text as
+//! [`OPENMETRICS_CONTENT_TYPE`].
 //!
 //! ## Methods
 //!
@@ -67,8 +101,9 @@
 //! ## Example
 //!
 //! ```text
-//! $ curl -s localhost:8545 -d '{"jsonrpc":"2.0","id":1,"method":"getBalance","params":["cairn1…"]}'
-//! {"id":1,"jsonrpc":"2.0","result":1000}
+//! $ curl -s localhost:8545 -H 'content-type: application/json' \
+//!        -d '{"jsonrpc":"2.0","id":1,"method":"getBalance","params":["cairn1…"]}'
+//! {"jsonrpc":"2.0","result":1000,"id":1}
 //! ```
 
 mod backend;
@@ -85,9 +120,10 @@ pub use client::{ClientError, DEFAULT_TIMEOUT, POLL_MS_MIN, RESPONSE_BYTES_MAX, 
 pub use error::{ErrorObject, RpcError, codes};
 pub use methods::{METHODS, TX_HEX_CHARS_MAX};
 pub use server::{
-    BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT,
-    REQUEST_TIMEOUT_MS_RANGE, RpcServerConfig, RpcServerError, RpcServerHandle, bind, router,
-    serve, serve_listener, spawn,
+    BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT, CONNECTIONS_LIMIT,
+    CORS_ORIGIN_BYTES_MAX, CORS_ORIGINS_MAX, IDLE_TIMEOUT_MS_RANGE, OPENMETRICS_CONTENT_TYPE,
+    READ_TIMEOUT_MS_RANGE, REQUEST_TIMEOUT_MS_RANGE, RpcServerConfig, RpcServerError,
+    RpcServerHandle, bind, router, router_with_routes, serve, serve_listener, spawn,
 };
 pub use types::{
     AccountInfo, BlockHashesInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo,

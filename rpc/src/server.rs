@@ -1,22 +1,33 @@
-//! The HTTP server: configuration, router, JSON-RPC 2.0 framing, limits.
+//! The HTTP server: configuration, connection handling, router, JSON-RPC 2.0 framing, limits.
+//!
+//! Connections are accepted by a loop this module owns ([`serve_listener`]): it caps open
+//! connections per client IP and in total, and serves each connection with hyper's HTTP/1
+//! server under a header read timeout and an idle timeout. Inside, `POST /` reads the whole
+//! body under its own timeout before it takes a load-shedding permit, so clients that send
+//! slowly (or not at all) never hold the permits that finished requests need.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -36,6 +47,27 @@ pub const BATCH_REQUESTS_LIMIT: usize = 10_000;
 pub const CONCURRENCY_LIMIT: usize = 100_000;
 /// Accepted range of [`RpcServerConfig::request_timeout_ms`].
 pub const REQUEST_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// Accepted range of [`RpcServerConfig::header_read_timeout_ms`] and
+/// [`RpcServerConfig::body_read_timeout_ms`].
+pub const READ_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 50..=600_000;
+/// Accepted range of [`RpcServerConfig::idle_timeout_ms`].
+pub const IDLE_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 50..=3_600_000;
+/// Largest accepted [`RpcServerConfig::connections_max`]. The node lowers it further to fit
+/// the process's file-descriptor limit ([`RpcServerConfig::fit_connections_to`]).
+pub const CONNECTIONS_LIMIT: usize = 1_000_000;
+/// Most entries in [`RpcServerConfig::cors_allowed_origins`].
+pub const CORS_ORIGINS_MAX: usize = 64;
+/// Longest accepted origin in [`RpcServerConfig::cors_allowed_origins`], bytes.
+pub const CORS_ORIGIN_BYTES_MAX: usize = 256;
+/// Content type of the OpenMetrics 1.0.0 text format (what `prometheus-client` writes), for
+/// the node's `GET /metrics`.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// How long browsers may cache a CORS preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+/// After an accept error (e.g. out of file descriptors) the accept loop waits this long
+/// before accepting again, so it does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// RPC server settings. Serde form (for the node's TOML config) uses these field names;
 /// missing fields take the defaults, unknown fields are an error.
@@ -48,12 +80,36 @@ pub struct RpcServerConfig {
     pub body_bytes_max: usize,
     /// Most requests in one batch; larger batches get one -32600 error. Default 100.
     pub batch_requests_max: usize,
-    /// Most HTTP requests processed at once on `POST /`; requests beyond it are shed at
-    /// once with HTTP 503 and a -32005 error (no queueing). Default 64.
+    /// Most HTTP requests processed at once on `POST /`, counting only requests whose body
+    /// has fully arrived; requests beyond it are shed at once with HTTP 503 and a -32005
+    /// error (no queueing). Default 64.
     pub concurrency_max: usize,
     /// Bound on one HTTP exchange (reading the body and running every call in it); past
     /// it the server answers HTTP 503 with an empty body. Default 10 000.
     pub request_timeout_ms: u64,
+    /// Time a client has to send a request's line and headers, from the first read of that
+    /// request; past it the connection is closed. Range [`READ_TIMEOUT_MS_RANGE`].
+    /// Default 5 000.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send the whole body of a `POST /` once its headers arrived;
+    /// past it the server answers HTTP 408 and closes the connection. Range
+    /// [`READ_TIMEOUT_MS_RANGE`]. Default 5 000.
+    pub body_read_timeout_ms: u64,
+    /// A connection with no request in progress for this long is closed. Range
+    /// [`IDLE_TIMEOUT_MS_RANGE`]. Default 30 000.
+    pub idle_timeout_ms: u64,
+    /// Most open connections in total; further connections are accepted and closed at
+    /// once. Must sit below the process's file-descriptor limit (see
+    /// [`RpcServerConfig::fit_connections_to`]). Range 1..=[`CONNECTIONS_LIMIT`].
+    /// Default 1 024.
+    pub connections_max: usize,
+    /// Most open connections from one client IP address; further ones are accepted and
+    /// closed at once. Range 1..=`connections_max`. Default 256.
+    pub connections_per_ip_max: usize,
+    /// Origins (`scheme://host[:port]`) that browsers may call the server from (CORS).
+    /// Empty (the default): no CORS headers, so browsers refuse cross-origin reads;
+    /// `["*"]`: any origin. At most [`CORS_ORIGINS_MAX`] entries; `"*"` only alone.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for RpcServerConfig {
@@ -64,6 +120,12 @@ impl Default for RpcServerConfig {
             batch_requests_max: 100,
             concurrency_max: 64,
             request_timeout_ms: 10_000,
+            header_read_timeout_ms: 5_000,
+            body_read_timeout_ms: 5_000,
+            idle_timeout_ms: 30_000,
+            connections_max: 1024,
+            connections_per_ip_max: 256,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -74,46 +136,132 @@ impl RpcServerConfig {
         fn bad(field: &'static str, reason: String) -> Result<(), RpcServerError> {
             Err(RpcServerError::InvalidConfig { field, reason })
         }
-        if !(BODY_BYTES_MIN..=BODY_BYTES_LIMIT).contains(&self.body_bytes_max) {
-            return bad(
-                "body_bytes_max",
-                format!(
-                    "{} is outside {BODY_BYTES_MIN}..={BODY_BYTES_LIMIT}",
-                    self.body_bytes_max
-                ),
-            );
+        fn in_range<T: PartialOrd + std::fmt::Display>(
+            field: &'static str,
+            value: T,
+            range: std::ops::RangeInclusive<T>,
+        ) -> Result<(), RpcServerError> {
+            if range.contains(&value) {
+                return Ok(());
+            }
+            bad(
+                field,
+                format!("{value} is outside {}..={}", range.start(), range.end()),
+            )
         }
-        if !(1..=BATCH_REQUESTS_LIMIT).contains(&self.batch_requests_max) {
-            return bad(
-                "batch_requests_max",
-                format!(
-                    "{} is outside 1..={BATCH_REQUESTS_LIMIT}",
-                    self.batch_requests_max
-                ),
-            );
-        }
-        if !(1..=CONCURRENCY_LIMIT).contains(&self.concurrency_max) {
-            return bad(
-                "concurrency_max",
-                format!(
-                    "{} is outside 1..={CONCURRENCY_LIMIT}",
-                    self.concurrency_max
-                ),
-            );
-        }
-        if !REQUEST_TIMEOUT_MS_RANGE.contains(&self.request_timeout_ms) {
-            return bad(
-                "request_timeout_ms",
-                format!(
-                    "{} is outside {}..={}",
-                    self.request_timeout_ms,
-                    REQUEST_TIMEOUT_MS_RANGE.start(),
-                    REQUEST_TIMEOUT_MS_RANGE.end()
-                ),
-            );
-        }
+        in_range(
+            "body_bytes_max",
+            self.body_bytes_max,
+            BODY_BYTES_MIN..=BODY_BYTES_LIMIT,
+        )?;
+        in_range(
+            "batch_requests_max",
+            self.batch_requests_max,
+            1..=BATCH_REQUESTS_LIMIT,
+        )?;
+        in_range(
+            "concurrency_max",
+            self.concurrency_max,
+            1..=CONCURRENCY_LIMIT,
+        )?;
+        in_range(
+            "request_timeout_ms",
+            self.request_timeout_ms,
+            REQUEST_TIMEOUT_MS_RANGE,
+        )?;
+        in_range(
+            "header_read_timeout_ms",
+            self.header_read_timeout_ms,
+            READ_TIMEOUT_MS_RANGE,
+        )?;
+        in_range(
+            "body_read_timeout_ms",
+            self.body_read_timeout_ms,
+            READ_TIMEOUT_MS_RANGE,
+        )?;
+        in_range(
+            "idle_timeout_ms",
+            self.idle_timeout_ms,
+            IDLE_TIMEOUT_MS_RANGE,
+        )?;
+        in_range(
+            "connections_max",
+            self.connections_max,
+            1..=CONNECTIONS_LIMIT,
+        )?;
+        in_range(
+            "connections_per_ip_max",
+            self.connections_per_ip_max,
+            1..=self.connections_max,
+        )?;
+        cors_allow_origin(&self.cors_allowed_origins).map_err(|reason| {
+            RpcServerError::InvalidConfig {
+                field: "cors_allowed_origins",
+                reason,
+            }
+        })?;
         Ok(())
     }
+
+    /// Lowers [`connections_max`](Self::connections_max) (and `connections_per_ip_max`
+    /// with it) to `connections_available`, the connections the process can still open
+    /// within its file-descriptor limit. Returns the previous cap if it was lowered, `None`
+    /// if it already fit; an error if `connections_available` is 0.
+    pub fn fit_connections_to(
+        &mut self,
+        connections_available: u64,
+    ) -> Result<Option<usize>, RpcServerError> {
+        if connections_available == 0 {
+            return Err(RpcServerError::InvalidConfig {
+                field: "connections_max",
+                reason: "the file-descriptor limit leaves no room for RPC connections".into(),
+            });
+        }
+        let available = usize::try_from(connections_available).unwrap_or(usize::MAX);
+        if self.connections_max <= available {
+            return Ok(None);
+        }
+        let before = self.connections_max;
+        self.connections_max = available;
+        self.connections_per_ip_max = self.connections_per_ip_max.min(available);
+        Ok(Some(before))
+    }
+}
+
+/// The CORS origin rule for `origins` (see [`RpcServerConfig::cors_allowed_origins`]):
+/// `None` for no CORS headers; an error names what is wrong.
+fn cors_allow_origin(origins: &[String]) -> Result<Option<AllowOrigin>, String> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    if origins.len() > CORS_ORIGINS_MAX {
+        return Err(format!(
+            "{} origins, more than the limit of {CORS_ORIGINS_MAX}",
+            origins.len()
+        ));
+    }
+    if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            return Err("\"*\" must be the only entry".into());
+        }
+        return Ok(Some(AllowOrigin::any()));
+    }
+    let mut values = Vec::with_capacity(origins.len());
+    for o in origins {
+        let well_formed = o.len() <= CORS_ORIGIN_BYTES_MAX
+            && ["http://", "https://"].iter().any(|scheme| {
+                o.strip_prefix(scheme)
+                    .is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ']))
+            });
+        let value = HeaderValue::from_str(o).ok().filter(|_| well_formed);
+        let Some(value) = value else {
+            return Err(format!(
+                "`{o}` is not an origin `http(s)://host[:port]` of at most {CORS_ORIGIN_BYTES_MAX} bytes, nor \"*\""
+            ));
+        };
+        values.push(value);
+    }
+    Ok(Some(AllowOrigin::list(values)))
 }
 
 /// Why the server could not start or stopped with an error.
@@ -148,27 +296,45 @@ pub enum RpcServerError {
 struct ServerState {
     backend: Arc<dyn RpcBackend>,
     batch_requests_max: usize,
+    /// Load-shedding permits, taken once a request's body has fully arrived.
+    permits: Arc<Semaphore>,
+    body_read_timeout: Duration,
 }
 
 /// The HTTP routes: `POST /` (JSON-RPC 2.0) and `GET /health` (`{"status":"ok"}`), with the
-/// body limit (413), the timeout (503) and, on `POST /`, the concurrency limit (503 with a
-/// -32005 error). The node may merge more routes (e.g. `/metrics`) into it.
+/// `Host` check (400), the body limit (413), the timeout (503), CORS (if configured) and,
+/// on `POST /`, the content-type check (415), the body read timeout (408) and the
+/// concurrency limit (503 with a -32005 error). Routes added to the result afterwards get
+/// none of these layers: use [`router_with_routes`] for more routes.
 ///
 /// `config` should have passed [`RpcServerConfig::validate`]; values are used as given
-/// (the concurrency limit is clamped to at least 1). `config.listen` is not used here.
+/// (the concurrency limit is clamped to at least 1, invalid CORS origins are ignored).
+/// `config.listen` and the connection settings are not used here but by
+/// [`serve_listener`].
 pub fn router(config: &RpcServerConfig, backend: Arc<dyn RpcBackend>) -> Router {
+    router_with_routes(config, backend, Router::new())
+}
+
+/// [`router`] with `extra` routes (e.g. the node's `GET /metrics`) merged in before the
+/// layers, so they get the same `Host` check, body limit, timeout and CORS policy.
+pub fn router_with_routes(
+    config: &RpcServerConfig,
+    backend: Arc<dyn RpcBackend>,
+    extra: Router,
+) -> Router {
     let state = Arc::new(ServerState {
         backend,
         batch_requests_max: config.batch_requests_max,
+        permits: Arc::new(Semaphore::new(
+            config.concurrency_max.clamp(1, Semaphore::MAX_PERMITS),
+        )),
+        body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
     });
-    let permits = Arc::new(Semaphore::new(
-        config.concurrency_max.clamp(1, Semaphore::MAX_PERMITS),
-    ));
-    let rpc = post(handle_rpc).layer(middleware::from_fn_with_state(permits, shed_load));
-    Router::new()
-        .route("/", rpc)
+    let router = Router::new()
+        .route("/", post(handle_rpc))
         .route("/health", get(health))
         .with_state(state)
+        .merge(extra)
         // The limit layer below enforces the bound; axum's own 2 MiB default would otherwise
         // also apply to the `Bytes` extractor.
         .layer(DefaultBodyLimit::disable())
@@ -176,7 +342,23 @@ pub fn router(config: &RpcServerConfig, backend: Arc<dyn RpcBackend>) -> Router 
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(config.request_timeout_ms),
-        ))
+        ));
+    let router = match cors_allow_origin(&config.cors_allowed_origins) {
+        Ok(Some(origins)) => router.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE])
+                .max_age(CORS_MAX_AGE),
+        ),
+        Ok(None) => router,
+        Err(reason) => {
+            tracing::warn!(%reason, "rpc cors_allowed_origins ignored");
+            router
+        }
+    };
+    router
+        .layer(middleware::from_fn(require_host))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -203,20 +385,251 @@ pub async fn serve(
     config.validate()?;
     let (listener, addr) = bind(&config).await?;
     tracing::info!(%addr, "RPC server listening");
-    serve_listener(listener, router(&config, backend), shutdown).await
+    let app = router(&config, backend);
+    serve_listener(listener, &config, app, shutdown).await
+}
+
+/// Open-connection accounting: a total semaphore and a count per client IP.
+#[derive(Clone)]
+struct ConnectionLimits {
+    total: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_ip_max: usize,
+}
+
+/// One admitted connection's share of [`ConnectionLimits`]; released on drop.
+struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    ip: IpAddr,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl ConnectionLimits {
+    /// A slot for a new connection from `ip`, or why there is none.
+    fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, &'static str> {
+        let permit = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "connections_max reached")?;
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let open = per_ip.entry(ip).or_insert(0);
+        if *open >= self.per_ip_max {
+            return Err("connections_per_ip_max reached");
+        }
+        *open += 1;
+        Ok(ConnectionSlot {
+            _permit: permit,
+            ip,
+            per_ip: self.per_ip.clone(),
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = per_ip.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Per-connection timing given to each connection task.
+#[derive(Clone, Copy)]
+struct ConnectionTimeouts {
+    header_read: Duration,
+    idle: Duration,
+    /// How long shutdown waits for in-flight requests.
+    drain: Duration,
 }
 
 /// Serves `app` (normally [`router`], perhaps with more routes) on an already bound
-/// listener until `shutdown` completes.
+/// listener until `shutdown` completes; then stops accepting, closes idle connections and
+/// waits for in-flight requests (at most `request_timeout_ms` and a second more).
+///
+/// Uses `config`'s connection settings: `connections_max`, `connections_per_ip_max`
+/// (connections beyond them are accepted and closed at once), `header_read_timeout_ms`
+/// and `idle_timeout_ms`. HTTP/1.1 only.
 pub async fn serve_listener(
     listener: TcpListener,
+    config: &RpcServerConfig,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RpcServerError> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| RpcServerError::Serve { source })
+    let connections_max = config.connections_max.clamp(1, Semaphore::MAX_PERMITS);
+    let limits = ConnectionLimits {
+        total: Arc::new(Semaphore::new(connections_max)),
+        per_ip: Arc::new(Mutex::new(HashMap::new())),
+        per_ip_max: config.connections_per_ip_max.max(1),
+    };
+    let timeouts = ConnectionTimeouts {
+        header_read: Duration::from_millis(config.header_read_timeout_ms),
+        idle: Duration::from_millis(config.idle_timeout_ms),
+        drain: Duration::from_millis(config.request_timeout_ms) + Duration::from_secs(1),
+    };
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut refused: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        // Reap finished connection tasks so the set stays bounded by `connections_max`.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Per-connection errors (reset before accept) and resource exhaustion
+                // (EMFILE) alike: log, pause briefly, go on.
+                tracing::warn!(error = %e, "RPC accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        match limits.admit(peer.ip()) {
+            Ok(slot) => {
+                connections.spawn(serve_connection(
+                    stream,
+                    app.clone(),
+                    timeouts,
+                    closing_rx.clone(),
+                    slot,
+                ));
+            }
+            Err(why) => {
+                refused += 1;
+                // Logged at debug per connection; a flood is visible at warn every 1024.
+                tracing::debug!(%peer, why, "RPC connection refused");
+                if refused.is_power_of_two() || refused % 1024 == 0 {
+                    tracing::warn!(%peer, why, refused, "RPC connections refused");
+                }
+                drop(stream);
+            }
+        }
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let drained = tokio::time::timeout(timeouts.drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "RPC connections still open at shutdown; closing them"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Requests in progress on one connection and when the last one started or ended.
+struct Activity {
+    started: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `started`.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the connection will have been idle for `idle`, if nothing happens before.
+    fn idle_deadline(&self, idle: Duration) -> tokio::time::Instant {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return tokio::time::Instant::now() + idle;
+        }
+        let last = self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        tokio::time::Instant::from_std(last + idle)
+    }
+}
+
+/// Marks one request in progress on its connection; ends it on drop.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one connection until the client closes it, a timeout closes it, or shutdown.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    timeouts: ConnectionTimeouts,
+    mut closing: watch::Receiver<bool>,
+    slot: ConnectionSlot,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity {
+        started: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_ms: AtomicU64::new(0),
+    });
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let in_flight = InFlight::start(&activity);
+            let app = app.clone();
+            async move {
+                let response =
+                    tower::ServiceExt::oneshot(app, request.map(axum::body::Body::new)).await;
+                drop(in_flight);
+                response
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let mut shutting_down = false;
+    loop {
+        let idle_deadline = activity.idle_deadline(timeouts.idle);
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(ip = %slot.ip, error = %e, "RPC connection ended");
+                }
+                break;
+            }
+            _ = closing.changed(), if !shutting_down => {
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(idle_deadline) => {
+                if activity.in_flight.load(Ordering::Relaxed) == 0
+                    && tokio::time::Instant::now() >= activity.idle_deadline(timeouts.idle)
+                {
+                    tracing::debug!(ip = %slot.ip, "RPC connection idle; closing");
+                    break;
+                }
+            }
+        }
+    }
+    drop(slot);
 }
 
 /// A server running on a tokio task (see [`spawn`]). Dropping the handle also shuts the
@@ -265,10 +678,13 @@ pub async fn spawn(
     let (listener, local_addr) = bind(&config).await?;
     let app = router(&config, backend);
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_listener(listener, app, async move {
-        // Fires on an explicit shutdown and when the handle (sender) is dropped.
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(async move {
+        serve_listener(listener, &config, app, async move {
+            // Fires on an explicit shutdown and when the handle (sender) is dropped.
+            let _ = rx.await;
+        })
+        .await
+    });
     tracing::info!(addr = %local_addr, "RPC server listening");
     Ok(RpcServerHandle {
         local_addr,
@@ -281,73 +697,142 @@ async fn health() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Load shedding: a request that finds no free permit is answered at once.
-async fn shed_load(
-    State(permits): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Ok(permit) = permits.try_acquire_owned() else {
+/// An HTTP error status with a JSON-RPC error body (`id: null`).
+fn http_error(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
+    let err = ErrorObject::new(code, message);
+    (status, axum::Json(error_response(Value::Null, err))).into_response()
+}
+
+/// Refuses a request without exactly one `Host` header with HTTP 400 (RFC 9112 §3.2).
+async fn require_host(request: Request, next: Next) -> Response {
+    if request.headers().get_all(header::HOST).iter().count() != 1 {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_REQUEST,
+            "invalid request: exactly one Host header is required",
+        );
+    }
+    next.run(request).await
+}
+
+/// True if the `Content-Type` is `application/json` (any parameters, any case).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let media_type = value.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// `POST /`: content type, then the body under its own timeout, then a load-shedding
+/// permit (a request that finds none is answered at once), then the calls.
+async fn handle_rpc(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    if !is_json(request.headers()) {
+        return http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::INVALID_REQUEST,
+            "invalid request: Content-Type must be application/json",
+        );
+    }
+    let body = match tokio::time::timeout(
+        state.body_read_timeout,
+        Bytes::from_request(request, &()),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(rejection)) => return rejection.into_response(),
+        Err(_) => {
+            tracing::debug!("RPC request body not received in time");
+            let mut response = http_error(
+                StatusCode::REQUEST_TIMEOUT,
+                codes::INVALID_REQUEST,
+                format!(
+                    "invalid request: body not received within {} ms",
+                    state.body_read_timeout.as_millis()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
+    let Ok(permit) = state.permits.clone().try_acquire_owned() else {
         tracing::debug!("RPC request shed: concurrency limit reached");
-        let err = ErrorObject::new(
+        return http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
             codes::OVERLOADED,
             "server busy: too many requests in flight, retry later",
         );
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(error_response(Value::Null, err)),
-        )
-            .into_response();
     };
-    let response = next.run(request).await;
+    let response = handle_body(&state, &body).await;
     drop(permit);
     response
 }
 
-async fn handle_rpc(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            let err = ErrorObject::new(codes::PARSE_ERROR, format!("parse error: {e}"));
-            return reply(Some(error_response(Value::Null, err)));
-        }
+/// Runs a whole body: one request object or a batch.
+async fn handle_body(state: &ServerState, body: &[u8]) -> Response {
+    let parse_error = |e: serde_json::Error| {
+        let err = ErrorObject::new(codes::PARSE_ERROR, format!("parse error: {e}"));
+        reply(Some(raw_response(&error_response(Value::Null, err))))
     };
-    match value {
-        Value::Array(items) => {
-            if items.is_empty() {
-                let err = ErrorObject::new(codes::INVALID_REQUEST, "invalid request: empty batch");
-                return reply(Some(error_response(Value::Null, err)));
-            }
-            if items.len() > state.batch_requests_max {
-                let err = ErrorObject::new(
-                    codes::INVALID_REQUEST,
-                    format!(
-                        "invalid request: batch of {} requests is more than the limit of {}",
-                        items.len(),
-                        state.batch_requests_max
-                    ),
-                );
-                return reply(Some(error_response(Value::Null, err)));
-            }
-            // Sequential on purpose: a batch counts once against the concurrency limit.
-            let mut responses = Vec::with_capacity(items.len());
-            for item in items {
-                if let Some(r) = handle_one(&state, item).await {
-                    responses.push(r);
-                }
-            }
-            reply((!responses.is_empty()).then_some(Value::Array(responses)))
-        }
-        single => reply(handle_one(&state, single).await),
+    let is_batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if !is_batch {
+        return match serde_json::from_slice::<&RawValue>(body) {
+            Ok(item) => reply(handle_one(state, item).await),
+            Err(e) => parse_error(e),
+        };
     }
+    let items: Vec<&RawValue> = match serde_json::from_slice(body) {
+        Ok(items) => items,
+        Err(e) => return parse_error(e),
+    };
+    if items.is_empty() {
+        let err = ErrorObject::new(codes::INVALID_REQUEST, "invalid request: empty batch");
+        return reply(Some(raw_response(&error_response(Value::Null, err))));
+    }
+    if items.len() > state.batch_requests_max {
+        let err = ErrorObject::new(
+            codes::INVALID_REQUEST,
+            format!(
+                "invalid request: batch of {} requests is more than the limit of {}",
+                items.len(),
+                state.batch_requests_max
+            ),
+        );
+        return reply(Some(raw_response(&error_response(Value::Null, err))));
+    }
+    // Sequential on purpose: a batch counts once against the concurrency limit.
+    let mut responses = Vec::with_capacity(items.len());
+    for item in items {
+        if let Some(r) = handle_one(state, item).await {
+            responses.push(r);
+        }
+    }
+    if responses.is_empty() {
+        return reply(None);
+    }
+    axum::Json(responses).into_response()
 }
 
 /// A JSON body with 200, or 204 with no body when every request was a notification.
-fn reply(body: Option<Value>) -> Response {
+fn reply(body: Option<Box<RawValue>>) -> Response {
     match body {
         Some(v) => axum::Json(v).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
+}
+
+/// A response value as JSON text (serializing a `Value` cannot fail).
+fn raw_response(response: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(response).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "RPC response not serializable");
+        RawValue::from_string("null".into()).expect("`null` is JSON")
+    })
 }
 
 struct Call {
@@ -357,11 +842,63 @@ struct Call {
     params: Params,
 }
 
+/// The `id` member's JSON text, as the client sent it (`None` if absent or `null`).
+#[derive(Deserialize)]
+struct IdText<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
+/// The id to answer with: the client's exact JSON text for a string or number id (so ids
+/// beyond 64-bit integers and floats come back byte for byte), `null` otherwise.
+fn echo_id(id: &Value, item: &RawValue) -> Box<RawValue> {
+    if matches!(id, Value::String(_) | Value::Number(_)) {
+        if let Ok(IdText { id: Some(raw) }) = serde_json::from_str::<IdText>(item.get()) {
+            if let Ok(raw) = RawValue::from_string(raw.get().to_owned()) {
+                return raw;
+            }
+        }
+    }
+    // Null, or a duplicate `id` member (the last one counts, as in parsing).
+    raw_response(id)
+}
+
+/// One JSON-RPC response object, with the id as raw JSON text.
+#[derive(Serialize)]
+struct ResponseObject<'a> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorObject>,
+    id: &'a RawValue,
+}
+
 /// Runs one request object. `None` for a valid notification (executed, not answered).
-async fn handle_one(state: &ServerState, item: Value) -> Option<Value> {
-    let call = match parse_call(item) {
+async fn handle_one(state: &ServerState, item: &RawValue) -> Option<Box<RawValue>> {
+    let respond = |id: &Value, result: Result<&Value, &ErrorObject>| {
+        let id = echo_id(id, item);
+        let (result, error) = match result {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        };
+        raw_response(&ResponseObject {
+            jsonrpc: "2.0",
+            result,
+            error,
+            id: &id,
+        })
+    };
+    let value: Value = match serde_json::from_str(item.get()) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = ErrorObject::new(codes::PARSE_ERROR, format!("parse error: {e}"));
+            return Some(respond(&Value::Null, Err(&err)));
+        }
+    };
+    let call = match parse_call(value) {
         Ok(c) => c,
-        Err((id, err)) => return Some(error_response(id, err)),
+        Err((id, err)) => return Some(respond(&id, Err(&err))),
     };
     let result = dispatch(state.backend.as_ref(), &call.method, call.params).await;
     if let Err(e) = &result {
@@ -372,10 +909,7 @@ async fn handle_one(state: &ServerState, item: Value) -> Option<Value> {
         }
     }
     let id = call.id?;
-    Some(match result {
-        Ok(v) => json!({ "jsonrpc": "2.0", "result": v, "id": id }),
-        Err(e) => error_response(id, e),
-    })
+    Some(respond(&id, result.as_ref()))
 }
 
 fn error_response(id: Value, err: ErrorObject) -> Value {
@@ -432,7 +966,7 @@ mod tests {
         let c = RpcServerConfig::default();
         c.validate().unwrap();
         assert_eq!(c.body_bytes_max, 1 << 20);
-        let cases: [(&str, RpcServerConfig); 5] = [
+        let cases: [(&str, RpcServerConfig); 13] = [
             (
                 "body_bytes_max",
                 RpcServerConfig {
@@ -468,6 +1002,63 @@ mod tests {
                     ..c.clone()
                 },
             ),
+            (
+                "header_read_timeout_ms",
+                RpcServerConfig {
+                    header_read_timeout_ms: 0,
+                    ..c.clone()
+                },
+            ),
+            (
+                "body_read_timeout_ms",
+                RpcServerConfig {
+                    body_read_timeout_ms: 600_001,
+                    ..c.clone()
+                },
+            ),
+            (
+                "idle_timeout_ms",
+                RpcServerConfig {
+                    idle_timeout_ms: 10,
+                    ..c.clone()
+                },
+            ),
+            (
+                "connections_max",
+                RpcServerConfig {
+                    connections_max: 0,
+                    ..c.clone()
+                },
+            ),
+            (
+                "connections_max",
+                RpcServerConfig {
+                    connections_max: CONNECTIONS_LIMIT + 1,
+                    connections_per_ip_max: 1,
+                    ..c.clone()
+                },
+            ),
+            (
+                "connections_per_ip_max",
+                RpcServerConfig {
+                    connections_per_ip_max: c.connections_max + 1,
+                    ..c.clone()
+                },
+            ),
+            (
+                "connections_per_ip_max",
+                RpcServerConfig {
+                    connections_per_ip_max: 0,
+                    ..c.clone()
+                },
+            ),
+            (
+                "cors_allowed_origins",
+                RpcServerConfig {
+                    cors_allowed_origins: vec!["https://a.example".into(); CORS_ORIGINS_MAX + 1],
+                    ..c.clone()
+                },
+            ),
         ];
         for (field, cfg) in cases {
             match cfg.validate() {
@@ -475,6 +1066,66 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn connections_fit_the_descriptor_limit() {
+        let mut c = RpcServerConfig {
+            connections_max: 1000,
+            connections_per_ip_max: 300,
+            ..RpcServerConfig::default()
+        };
+        assert_eq!(c.fit_connections_to(5000).unwrap(), None);
+        assert_eq!((c.connections_max, c.connections_per_ip_max), (1000, 300));
+        assert_eq!(c.fit_connections_to(500).unwrap(), Some(1000));
+        assert_eq!((c.connections_max, c.connections_per_ip_max), (500, 300));
+        assert_eq!(c.fit_connections_to(100).unwrap(), Some(500));
+        assert_eq!((c.connections_max, c.connections_per_ip_max), (100, 100));
+        c.validate().unwrap();
+        assert!(matches!(
+            c.fit_connections_to(0),
+            Err(RpcServerError::InvalidConfig {
+                field: "connections_max",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        assert!(cors_allow_origin(&[]).unwrap().is_none());
+        assert!(cors_allow_origin(&["*".into()]).unwrap().is_some());
+        assert!(
+            cors_allow_origin(&["https://a.example".into(), "http://127.0.0.1:3000".into()])
+                .unwrap()
+                .is_some()
+        );
+        for bad in [
+            vec!["*".to_string(), "*".into()],
+            vec!["a.example".into()],
+            vec!["ftp://a.example".into()],
+            vec!["https://a.example/".into()],
+            vec!["https://a.example\n".into()],
+            vec![format!("https://{}", "a".repeat(CORS_ORIGIN_BYTES_MAX))],
+        ] {
+            assert!(cors_allow_origin(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        let with = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json;charset=UTF-8"));
+        assert!(with(" APPLICATION/JSON ; charset=utf-8"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/json-seq"));
+        assert!(!with("application/jsonx; a=b"));
+        assert!(!is_json(&HeaderMap::new()));
     }
 
     #[test]

@@ -957,9 +957,12 @@ async fn serve_binds_and_stops_on_shutdown() {
     assert_ne!(addr.port(), 0);
     let app = cairn_rpc::router(&test_config(), Mock::new());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(cairn_rpc::serve_listener(listener, app, async move {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(async move {
+        cairn_rpc::serve_listener(listener, &test_config(), app, async move {
+            let _ = rx.await;
+        })
+        .await
+    });
     let client = RpcClient::new(&format!("http://{addr}")).unwrap();
     assert_eq!(client.status().await.unwrap().chain_id, CHAIN);
     tx.send(()).unwrap();

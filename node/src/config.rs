@@ -107,6 +107,43 @@ pub struct RpcConfig {
     pub concurrency_max: usize,
     /// Per-request timeout, ms. Default 10000.
     pub request_timeout_ms: u64,
+    /// Time a client has to send a request's line and headers, ms; then the connection is
+    /// closed. Range 50..=600000. Default 5000.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send a `POST /` body after its headers, ms; then HTTP 408 and
+    /// the connection is closed. Range 50..=600000. Default 5000.
+    pub body_read_timeout_ms: u64,
+    /// A connection with no request in progress this long is closed, ms. Range
+    /// 50..=3600000. Default 30000.
+    pub idle_timeout_ms: u64,
+    /// Most open RPC connections; lowered at start-up to fit the file-descriptor limit
+    /// (logged). Range 1..=1000000. Default 1024.
+    pub connections_max: usize,
+    /// Most open RPC connections from one client IP. Range 1..=`connections_max`.
+    /// Default 256.
+    pub connections_per_ip_max: usize,
+    /// Origins whose web pages may call the RPC server (CORS), e.g.
+    /// `["https://wallet.example"]`; `["*"]` for any. Default empty: no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl RpcConfig {
+    /// The RPC server's settings.
+    pub fn to_server_config(&self) -> cairn_rpc::RpcServerConfig {
+        cairn_rpc::RpcServerConfig {
+            listen: self.listen,
+            body_bytes_max: self.body_bytes_max,
+            batch_requests_max: self.batch_requests_max,
+            concurrency_max: self.concurrency_max,
+            request_timeout_ms: self.request_timeout_ms,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            body_read_timeout_ms: self.body_read_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            connections_max: self.connections_max,
+            connections_per_ip_max: self.connections_per_ip_max,
+            cors_allowed_origins: self.cors_allowed_origins.clone(),
+        }
+    }
 }
 
 /// Block sync settings.
@@ -174,12 +211,19 @@ impl Default for P2pConfig {
 
 impl Default for RpcConfig {
     fn default() -> Self {
+        let server = cairn_rpc::RpcServerConfig::default();
         RpcConfig {
             listen: "127.0.0.1:8545".parse().expect("static address"),
             body_bytes_max: 1024 * 1024,
             batch_requests_max: 100,
             concurrency_max: 256,
             request_timeout_ms: 10_000,
+            header_read_timeout_ms: server.header_read_timeout_ms,
+            body_read_timeout_ms: server.body_read_timeout_ms,
+            idle_timeout_ms: server.idle_timeout_ms,
+            connections_max: server.connections_max,
+            connections_per_ip_max: server.connections_per_ip_max,
+            cors_allowed_origins: server.cors_allowed_origins,
         }
     }
 }
@@ -216,6 +260,24 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
         });
     }
     Ok(())
+}
+
+/// `rpc.<field>` for a field name of [`cairn_rpc::RpcServerConfig`].
+fn rpc_field(field: &'static str) -> &'static str {
+    match field {
+        "listen" => "rpc.listen",
+        "body_bytes_max" => "rpc.body_bytes_max",
+        "batch_requests_max" => "rpc.batch_requests_max",
+        "concurrency_max" => "rpc.concurrency_max",
+        "request_timeout_ms" => "rpc.request_timeout_ms",
+        "header_read_timeout_ms" => "rpc.header_read_timeout_ms",
+        "body_read_timeout_ms" => "rpc.body_read_timeout_ms",
+        "idle_timeout_ms" => "rpc.idle_timeout_ms",
+        "connections_max" => "rpc.connections_max",
+        "connections_per_ip_max" => "rpc.connections_per_ip_max",
+        "cors_allowed_origins" => "rpc.cors_allowed_origins",
+        _ => "rpc",
+    }
 }
 
 impl NodeConfig {
@@ -354,6 +416,22 @@ impl NodeConfig {
             100,
             600_000,
         )?;
+        // Every remaining RPC bound (timeouts, connection caps, CORS origins) is the server's.
+        match self.rpc.to_server_config().validate() {
+            Ok(()) => {}
+            Err(cairn_rpc::RpcServerError::InvalidConfig { field, reason }) => {
+                return Err(ConfigError::Invalid {
+                    field: rpc_field(field),
+                    reason,
+                });
+            }
+            Err(other) => {
+                return Err(ConfigError::Invalid {
+                    field: "rpc",
+                    reason: other.to_string(),
+                });
+            }
+        }
         range("sync.interval_ms", self.sync.interval_ms, 50, 600_000)?;
         range("sync.batch_blocks_max", self.sync.batch_blocks_max, 1, 1024)?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -417,6 +495,33 @@ mod tests {
                 other => panic!("{field}: expected Invalid, got {other:?}"),
             }
         }
+        let mut c = NodeConfig::default();
+        c.rpc.connections_per_ip_max = c.rpc.connections_max + 1;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "rpc.connections_per_ip_max",
+                ..
+            })
+        ));
+        let mut c = NodeConfig::default();
+        c.rpc.cors_allowed_origins = vec!["*".into(), "https://a.example".into()];
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "rpc.cors_allowed_origins",
+                ..
+            })
+        ));
+        let mut c = NodeConfig::default();
+        c.rpc.header_read_timeout_ms = 0;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "rpc.header_read_timeout_ms",
+                ..
+            })
+        ));
         let mut c = NodeConfig::default();
         c.p2p.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".into()];
         assert!(matches!(

@@ -154,10 +154,46 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text exposition format.
+    /// OpenMetrics text exposition format (ends with `# EOF`).
     pub fn render(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The `GET /metrics` answer: [`Metrics::render`] under the OpenMetrics content type
+    /// ([`cairn_rpc::OPENMETRICS_CONTENT_TYPE`]).
+    pub fn response(&self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                cairn_rpc::OPENMETRICS_CONTENT_TYPE,
+            )],
+            self.render(),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_served_as_openmetrics() {
+        let m = Metrics::new();
+        m.height.set(5);
+        let response = m.response();
+        assert_eq!(
+            response.headers()[axum::http::header::CONTENT_TYPE],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        let text = m.render();
+        assert!(text.contains("cairn_height 5"), "{text}");
+        assert!(
+            text.ends_with("# EOF\n"),
+            "OpenMetrics text ends with # EOF: {text}"
+        );
     }
 }

@@ -39,6 +39,82 @@ pub const BAN_KEY_PREFIX: &str = "ban/";
 /// since the Unix epoch).
 pub const IP_BAN_KEY_PREFIX: &str = "banip/";
 
+/// File descriptors the node keeps for everything but RPC connections: RocksDB's open
+/// files (at most 256, `ledger/src/store.rs`), listeners, logs, the runtime's own, with
+/// room to spare. Peer connections are added on top (`p2p.connections_max`).
+pub const DESCRIPTORS_RESERVED: u64 = 512;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft limit now in
+/// force (`None` if it cannot be read). Failing to raise it leaves it as it was.
+pub fn raise_descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit we own; no other memory is touched.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read RLIMIT_NOFILE");
+        return None;
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the rlimit we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        } else {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                soft = before,
+                hard = limit.rlim_max,
+                "cannot raise the file-descriptor limit"
+            );
+        }
+    }
+    let soft = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
+    info!(
+        before = u64::try_from(before).unwrap_or(u64::MAX),
+        now = soft,
+        hard = u64::try_from(limit.rlim_max).unwrap_or(u64::MAX),
+        "file-descriptor limit (RLIMIT_NOFILE)"
+    );
+    Some(soft)
+}
+
+/// Raises the descriptor limit and lowers `rpc.connections_max` to what it leaves after
+/// [`DESCRIPTORS_RESERVED`] and the peer connections, logging any change; refuses to
+/// start if nothing is left for RPC.
+fn fit_rpc_connections(
+    rpc: &mut cairn_rpc::RpcServerConfig,
+    p2p_connections_max: u32,
+) -> Result<(), NodeError> {
+    let Some(soft) = raise_descriptor_limit() else {
+        return Ok(());
+    };
+    let available = soft
+        .saturating_sub(DESCRIPTORS_RESERVED)
+        .saturating_sub(u64::from(p2p_connections_max));
+    match rpc.fit_connections_to(available) {
+        Ok(None) => Ok(()),
+        Ok(Some(configured)) => {
+            tracing::warn!(
+                configured,
+                now = rpc.connections_max,
+                connections_per_ip_max = rpc.connections_per_ip_max,
+                descriptor_limit = soft,
+                "rpc.connections_max lowered to fit the file-descriptor limit"
+            );
+            Ok(())
+        }
+        Err(e) => Err(NodeError::Rpc(format!(
+            "{e} (descriptor limit {soft}, {DESCRIPTORS_RESERVED} reserved, p2p.connections_max {p2p_connections_max})"
+        ))),
+    }
+}
+
 /// Room above `block_bytes_max` for gossip framing, bytes.
 const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -363,13 +439,8 @@ pub async fn run(
     .map_err(|e| NodeError::Fatal(e.to_string()))?;
 
     // RPC server, with /metrics beside it.
-    let rpc_config = cairn_rpc::RpcServerConfig {
-        listen: config.rpc.listen,
-        body_bytes_max: config.rpc.body_bytes_max,
-        batch_requests_max: config.rpc.batch_requests_max,
-        concurrency_max: config.rpc.concurrency_max,
-        request_timeout_ms: config.rpc.request_timeout_ms,
-    };
+    let mut rpc_config = config.rpc.to_server_config();
+    fit_rpc_connections(&mut rpc_config, config.p2p.connections_max)?;
     let backend = Arc::new(NodeBackend {
         shared: shared.clone(),
         commands: cmd_tx,
@@ -377,7 +448,7 @@ pub async fn run(
     });
     let metrics_shared = shared.clone();
     let metrics_net = net.clone();
-    let router = cairn_rpc::router(&rpc_config, backend).route(
+    let metrics_route = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let s = metrics_shared.clone();
@@ -386,10 +457,12 @@ pub async fn run(
                 Metrics::catch_up(&s.metrics.peers_admitted, stats.peers_admitted);
                 Metrics::catch_up(&s.metrics.peers_refused, stats.peers_refused);
                 Metrics::catch_up(&s.metrics.peers_banned, stats.peers_banned);
-                s.metrics.render()
+                s.metrics.response()
             }
         }),
     );
+    // Merged before the server's layers, so /metrics gets the Host check, timeout and CORS.
+    let router = cairn_rpc::router_with_routes(&rpc_config, backend, metrics_route);
     let listener = tokio::net::TcpListener::bind(rpc_config.listen)
         .await
         .map_err(|e| NodeError::Rpc(format!("cannot listen on {}: {e}", rpc_config.listen)))?;
@@ -405,11 +478,10 @@ pub async fn run(
     });
     let mut rpc_stop = stop_rx.clone();
     let rpc_task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = rpc_stop.wait_for(|v| *v).await;
-            })
-            .await
+        cairn_rpc::serve_listener(listener, &rpc_config, router, async move {
+            let _ = rpc_stop.wait_for(|v| *v).await;
+        })
+        .await
     });
     let mut driver_stop = stop_rx.clone();
     let result = driver

@@ -1,0 +1,94 @@
+//! The node's RPC listener as `node::run` wires it: `/metrics` content type, the `Host`
+//! check, and the connection caps from `[rpc]` config.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::FullNode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends `request` to the node's RPC port and reads until it closes (at most 5 s).
+async fn exchange(rpc_port: u16, request: &str) -> Option<String> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", rpc_port))
+            .await
+            .ok()?;
+        s.write_all(request.as_bytes()).await.ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test]
+async fn metrics_are_openmetrics_and_the_front_door_holds() {
+    let (_keys, genesis) = common::four_validators("cairn-rpc-front", &[]);
+    // A bootstrap peer that is never there: the node runs on its own.
+    let nobody = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let nowhere: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", common::free_port())
+        .parse()
+        .unwrap();
+    let node = FullNode::start_with(&genesis, &nowhere, &nobody, |c| {
+        c.rpc.connections_per_ip_max = 3;
+        c.rpc.connections_max = 3;
+    });
+    let get_metrics = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let started = Instant::now();
+    let response = loop {
+        let answer = exchange(node.rpc_port, get_metrics).await;
+        if let Some(r) = answer.filter(|r| r.starts_with("HTTP/1.1 200")) {
+            break r;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "/metrics not served within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.lines().any(|l| l.eq_ignore_ascii_case(
+            "content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"
+        )),
+        "{head}"
+    );
+    assert!(body.contains("cairn_height"), "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+
+    // No Host: 400, on the node's routes too.
+    let response = exchange(
+        node.rpc_port,
+        "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("answered");
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+
+    // The connection cap from the config: with 3 held, a 4th is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", node.rpc_port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = tokio::net::TcpStream::connect(("127.0.0.1", node.rpc_port))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), fourth.read(&mut buf))
+        .await
+        .expect("the connection over rpc.connections_max is closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    drop(held);
+    node.stop().await;
+}

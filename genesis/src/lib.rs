@@ -402,6 +402,7 @@ impl Genesis {
                 proposer: Address::default(),
                 timestamp_ms: self.genesis_time_ms,
                 txs_root: txs_root(&[]),
+                signed_txs_root: cairn_ledger::signed_txs_root_of(&[]),
                 state_root: self.state_root(),
             },
             transactions: Vec::new(),

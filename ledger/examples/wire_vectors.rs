@@ -41,6 +41,7 @@ fn print_tx(name: &str, seed: [u8; 32], body: TransactionBody) -> SignedTransact
     println!("hash: {}", tx.hash().to_hex());
     println!("signature: {}", hex::encode(tx.signature));
     println!("signed_bytes: {}", hex::encode(tx.encode()));
+    println!("signed_hash: {}", tx.signed_hash().to_hex());
     println!("```\n");
     tx
 }
@@ -141,6 +142,7 @@ fn main() {
         proposer: a2,
         timestamp_ms: 1_700_000_000_000,
         txs_root: txs_root(&[h1]),
+        signed_txs_root: cairn_ledger::signed_txs_root_of(&[tx1.clone()]),
         state_root,
     };
     println!("```vector");
@@ -152,6 +154,7 @@ fn main() {
     println!("proposer: {}", hex::encode(header.proposer.0));
     println!("timestamp_ms: {}", header.timestamp_ms);
     println!("txs_root: {}", header.txs_root.to_hex());
+    println!("signed_txs_root: {}", header.signed_txs_root.to_hex());
     println!("state_root: {}", header.state_root.to_hex());
     println!(
         "header_bytes: {}",

@@ -1,11 +1,23 @@
-//! Blocks: header, body, block hash and the transactions Merkle root.
+//! Blocks: header, body, block hash and the two transactions Merkle roots.
+//!
+//! The header commits to every byte of the body through two roots:
+//! - `txs_root` over the transaction ids ([`SignedTransaction::hash`], signature excluded),
+//!   which a compact block's hash list is checked against;
+//! - `signed_txs_root` over the signed-transaction hashes
+//!   ([`SignedTransaction::signed_hash`], body and signature), so that neither a relay nor
+//!   a sync server can swap signature bytes under a certified header (the role of
+//!   Bitcoin's witness commitment, BIP 141).
+//!
+//! [`Block::check_body`] checks both. A body that fails it is not the block its header
+//! names: the fault of whoever sent that copy, never a verdict on the proposal.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use crate::{Address, Hash, LedgerError, SignedTransaction, context};
 
-/// A block header. The block hash is blake3 derive-key (`"cairn block header v1"`) of
-/// `borsh(header)`; the header commits to the body through `txs_root`.
+/// A block header. The block hash is blake3 derive-key (`"cairn block header v2"`) of
+/// `borsh(header)`; the header commits to the body through `txs_root` and
+/// `signed_txs_root` (see the module docs).
 #[derive(
     Clone,
     Debug,
@@ -29,8 +41,11 @@ pub struct BlockHeader {
     pub proposer: Address,
     /// Proposer's wall clock when it built the block, ms since the Unix epoch.
     pub timestamp_ms: u64,
-    /// Merkle root of the transaction hashes (see [`txs_root`]).
+    /// Merkle root of the transaction hashes (ids, see [`txs_root`]).
     pub txs_root: Hash,
+    /// Merkle root of the signed-transaction hashes (body and signature, see
+    /// [`signed_txs_root`]).
+    pub signed_txs_root: Hash,
     /// State root after executing this block (see `state` module docs).
     pub state_root: Hash,
 }
@@ -64,6 +79,42 @@ impl Block {
         borsh::to_vec(self).expect("borsh to Vec never fails")
     }
 
+    /// Checks that the body is the one the header commits to: `txs_root` over the
+    /// transaction ids and `signed_txs_root` over the signed-transaction hashes. Returns the
+    /// transaction ids in block order (so callers hash each transaction once).
+    ///
+    /// Errors: [`LedgerError::BodyMismatch`] naming the root that differs. Costs two
+    /// blake3 hashes per transaction and two Merkle trees.
+    pub fn check_body(&self) -> Result<Vec<Hash>, LedgerError> {
+        let ids: Vec<Hash> = self.transactions.iter().map(SignedTransaction::hash).collect();
+        let root = txs_root(&ids);
+        if root != self.header.txs_root {
+            return Err(LedgerError::BodyMismatch {
+                block: self.hash(),
+                reason: format!(
+                    "txs_root {}, transactions give {root}",
+                    self.header.txs_root
+                ),
+            });
+        }
+        let signed: Vec<Hash> = self
+            .transactions
+            .iter()
+            .map(SignedTransaction::signed_hash)
+            .collect();
+        let root = signed_txs_root(&signed);
+        if root != self.header.signed_txs_root {
+            return Err(LedgerError::BodyMismatch {
+                block: self.hash(),
+                reason: format!(
+                    "signed_txs_root {}, transactions give {root}",
+                    self.header.signed_txs_root
+                ),
+            });
+        }
+        Ok(ids)
+    }
+
     /// Decodes a block no longer than `bytes_max` (checked before decoding).
     pub fn decode(bytes: &[u8], bytes_max: usize) -> Result<Block, LedgerError> {
         if bytes.len() > bytes_max {
@@ -80,13 +131,89 @@ impl Block {
     }
 }
 
-/// Merkle root of a list of transaction hashes.
+/// A block whose body was checked against its header ([`Block::check_body`]): exactly the
+/// block its hash names. Its hash and transaction ids are computed once, when it is sealed,
+/// and reused by validation ([`crate::validate_sealed_block`]) and by callers.
+///
+/// Invariant: `hash == block.hash()` and `tx_ids[i] == block.transactions[i].hash()`, and
+/// both roots of the header match the body. Only [`SealedBlock::seal`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedBlock {
+    block: Block,
+    hash: Hash,
+    tx_ids: Vec<Hash>,
+}
+
+impl SealedBlock {
+    /// Checks `block`'s body against its header and seals it.
+    ///
+    /// Errors: [`LedgerError::BodyMismatch`] (see [`Block::check_body`]).
+    pub fn seal(block: Block) -> Result<SealedBlock, LedgerError> {
+        let tx_ids = block.check_body()?;
+        let hash = block.hash();
+        Ok(SealedBlock {
+            block,
+            hash,
+            tx_ids,
+        })
+    }
+
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// The block hash (computed once).
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    /// The header.
+    pub fn header(&self) -> &BlockHeader {
+        &self.block.header
+    }
+
+    /// Each transaction's id, in block order (computed once).
+    pub fn tx_ids(&self) -> &[Hash] {
+        &self.tx_ids
+    }
+
+    /// The block, unsealed.
+    pub fn into_block(self) -> Block {
+        self.block
+    }
+}
+
+/// Merkle root of a list of transaction hashes (ids): the header's `txs_root`.
+/// See [`merkle_root`].
+pub fn txs_root(tx_hashes: &[Hash]) -> Hash {
+    merkle_root(tx_hashes)
+}
+
+/// Merkle root of a list of signed-transaction hashes
+/// ([`SignedTransaction::signed_hash`]): the header's `signed_txs_root`. The same tree as
+/// [`txs_root`]; the leaves differ by their own hash context.
+pub fn signed_txs_root(signed_hashes: &[Hash]) -> Hash {
+    merkle_root(signed_hashes)
+}
+
+/// `signed_txs_root` of these transactions: [`signed_txs_root`] over each one's
+/// [`SignedTransaction::signed_hash`], in order.
+pub fn signed_txs_root_of(transactions: &[SignedTransaction]) -> Hash {
+    let hashes: Vec<Hash> = transactions
+        .iter()
+        .map(SignedTransaction::signed_hash)
+        .collect();
+    signed_txs_root(&hashes)
+}
+
+/// Merkle root of a list of 32-byte hashes.
 ///
 /// Leaves are `H_leaf(tx_hash)`, inner nodes `H_node(left ‖ right)` with distinct blake3
 /// derive-key contexts (so a leaf can never pose as a node: the second-preimage defence of
 /// RFC 6962 §2.1). An odd node at the end of a level is promoted unchanged. The empty list
 /// has root `H_leaf("")`.
-pub fn txs_root(tx_hashes: &[Hash]) -> Hash {
+pub fn merkle_root(tx_hashes: &[Hash]) -> Hash {
     if tx_hashes.is_empty() {
         return Hash::derive(context::MERKLE_LEAF, &[]);
     }

@@ -142,6 +142,16 @@ pub enum LedgerError {
         /// Which check failed, with the values.
         reason: String,
     },
+    /// A block body is not the one its header commits to (`txs_root` or `signed_txs_root`
+    /// differs). This says nothing about the proposal the header belongs to: it is the fault
+    /// of whoever sent this copy (a relay, a sync server), and a correct copy may exist.
+    #[error("block {block}: body does not match its header: {reason}")]
+    BodyMismatch {
+        /// The block (header) hash.
+        block: Hash,
+        /// Which root differs, with both values.
+        reason: String,
+    },
     /// A block is invalid because its transaction number `index` (0-based) is; `error` says
     /// why (any transaction-level variant, e.g. `StaleNonce` or `BadSignature`).
     #[error("invalid block {block} at height {height}: transaction {index}: {error}")]
@@ -222,6 +232,7 @@ impl LedgerError {
             LedgerError::NonceExhausted { .. } => "nonce_exhausted",
             LedgerError::Expired { .. } => "expired",
             LedgerError::InvalidBlock { .. } => "invalid_block",
+            LedgerError::BodyMismatch { .. } => "body_mismatch",
             LedgerError::InvalidBlockTx { .. } => "invalid_block_tx",
             LedgerError::GenesisMismatch { .. } => "genesis_mismatch",
             LedgerError::Storage { .. } => "storage",

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff,
-    StateReader, txs_root,
+    StateReader,
 };
 
 /// What a block's execution depends on besides its transactions (taken from its header).
@@ -265,9 +265,11 @@ pub enum SignatureCheck<'a> {
     All,
     /// Verify none: the caller verified every transaction already (e.g. a block it built).
     Skip,
-    /// Verify the transactions whose hash the predicate does NOT report as already verified
-    /// (e.g. a mempool's cache of verified hashes).
-    SkipVerified(&'a dyn Fn(&Hash) -> bool),
+    /// Verify the transactions the predicate does NOT report as already verified; it gets
+    /// each transaction's hash (id) and the transaction itself. A predicate backed by a
+    /// cache keyed by id (e.g. a mempool) must also compare the signature bytes: one body
+    /// can carry several signatures, and only the one that was checked counts.
+    SkipVerified(&'a dyn Fn(&Hash, &SignedTransaction) -> bool),
 }
 
 impl std::fmt::Debug for SignatureCheck<'_> {
@@ -282,13 +284,16 @@ impl std::fmt::Debug for SignatureCheck<'_> {
 
 /// Full block check against its parent header, including every transaction signature
 /// (`validate_block_with(.., SignatureCheck::All)`): chain id, height = parent+1,
-/// parent_hash, txs_root, count/bytes limits, every tx valid in order, state_root ==
-/// diff.state_root(). Returns the diff.
+/// parent_hash, count/bytes limits, the body against `txs_root` and `signed_txs_root`
+/// ([`Block::check_body`]), every tx valid in order, state_root == diff.state_root().
+/// Returns the diff.
 ///
 /// Not checked here (consensus's job): `view`, `proposer` (who may propose) and
 /// `timestamp_ms`.
 ///
-/// Errors: [`LedgerError::InvalidBlock`] for a header, limit or root mismatch;
+/// Errors: [`LedgerError::BodyMismatch`] for a body that is not the header's (the sender's
+/// fault, not the block's); [`LedgerError::InvalidBlock`] for a header, limit or state
+/// root mismatch;
 /// [`LedgerError::InvalidBlockTx`] (with the index and the transaction's own error) for an
 /// invalid transaction; fatal storage errors from `parent` are returned unwrapped.
 pub fn validate_block(
@@ -309,7 +314,7 @@ pub fn validate_block(
 }
 
 /// [`validate_block`] with a choice of which signatures to verify (see [`SignatureCheck`]).
-/// Checks run cheapest first: header fields, limits, `txs_root`, then each transaction in
+/// Checks run cheapest first: header fields, limits, both body roots, then each transaction in
 /// order (signature, then execution), then `state_root`.
 pub fn validate_block_with(
     parent_header: &BlockHeader,
@@ -319,9 +324,59 @@ pub fn validate_block_with(
     limits: &BlockLimits,
     signatures: SignatureCheck<'_>,
 ) -> Result<StateDiff, LedgerError> {
+    // Both roots: the body must be exactly the one the header commits to.
+    let hashes: Vec<Hash> = block.check_body()?;
+    validate_checked(
+        parent_header,
+        parent,
+        parent_lthash,
+        block,
+        block.hash(),
+        &hashes,
+        limits,
+        signatures,
+    )
+}
+
+/// [`validate_block_with`] for a block whose body was already checked against its header
+/// when it was sealed: the same checks and errors, without hashing the body again.
+pub fn validate_sealed_block(
+    parent_header: &BlockHeader,
+    parent: &dyn StateReader,
+    parent_lthash: LtHash,
+    block: &crate::SealedBlock,
+    limits: &BlockLimits,
+    signatures: SignatureCheck<'_>,
+) -> Result<StateDiff, LedgerError> {
+    validate_checked(
+        parent_header,
+        parent,
+        parent_lthash,
+        block.block(),
+        block.hash(),
+        block.tx_ids(),
+        limits,
+        signatures,
+    )
+}
+
+/// The checks of [`validate_block_with`] after the body check: `block_hash` and `hashes`
+/// (the transaction ids) belong to `block`, whose body matches its header.
+#[allow(clippy::too_many_arguments)]
+fn validate_checked(
+    parent_header: &BlockHeader,
+    parent: &dyn StateReader,
+    parent_lthash: LtHash,
+    block: &Block,
+    block_hash: Hash,
+    hashes: &[Hash],
+    limits: &BlockLimits,
+    signatures: SignatureCheck<'_>,
+) -> Result<StateDiff, LedgerError> {
+    assert_eq!(hashes.len(), block.transactions.len(), "one id per transaction");
     let header = &block.header;
     let invalid = |reason: String| LedgerError::InvalidBlock {
-        block: block.hash(),
+        block: block_hash,
         height: header.height,
         reason,
     };
@@ -359,25 +414,12 @@ pub fn validate_block_with(
             limits.block_bytes_max
         )));
     }
-    let hashes: Vec<Hash> = block
-        .transactions
-        .iter()
-        .map(SignedTransaction::hash)
-        .collect();
-    let root = txs_root(&hashes);
-    if header.txs_root != root {
-        return Err(invalid(format!(
-            "txs_root {}, transactions give {}",
-            header.txs_root, root
-        )));
-    }
-
     let tx_error = |index: usize, error: LedgerError| {
         if error.is_fatal() {
             error
         } else {
             LedgerError::InvalidBlockTx {
-                block: block.hash(),
+                block: block_hash,
                 height: header.height,
                 index,
                 error: Box::new(error),
@@ -385,11 +427,11 @@ pub fn validate_block_with(
         }
     };
     let mut builder = BlockBuilder::new(parent, parent_lthash, BlockContext::of_header(header));
-    for (index, (tx, hash)) in block.transactions.iter().zip(&hashes).enumerate() {
+    for (index, (tx, hash)) in block.transactions.iter().zip(hashes).enumerate() {
         let verify = match signatures {
             SignatureCheck::All => true,
             SignatureCheck::Skip => false,
-            SignatureCheck::SkipVerified(known) => !known(hash),
+            SignatureCheck::SkipVerified(known) => !known(hash, tx),
         };
         if verify {
             tx.verify(&header.chain_id)

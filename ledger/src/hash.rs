@@ -101,11 +101,14 @@ impl<'de> serde::Deserialize<'de> for Hash {
 pub mod context {
     /// Signing digest (and hash) of a transaction body.
     pub const TRANSACTION: &str = "cairn transaction v1";
-    /// Hash of a block header.
-    pub const BLOCK_HEADER: &str = "cairn block header v1";
-    /// Merkle leaf (a transaction hash) in the transactions root.
+    /// Hash of a block header. Version 2 added `signed_txs_root`.
+    pub const BLOCK_HEADER: &str = "cairn block header v2";
+    /// Hash of a whole signed transaction (body and signature): the leaf input of the
+    /// signed transactions root, so the header commits to every byte of the body.
+    pub const SIGNED_TRANSACTION: &str = "cairn signed transaction v1";
+    /// Merkle leaf (a transaction hash or signed-transaction hash) in either root.
     pub const MERKLE_LEAF: &str = "cairn merkle leaf v1";
-    /// Merkle inner node in the transactions root.
+    /// Merkle inner node in either transactions root.
     pub const MERKLE_NODE: &str = "cairn merkle node v1";
     /// Per-account element of the lattice state hash (XOF output).
     pub const STATE_ACCOUNT: &str = "cairn state account v1";

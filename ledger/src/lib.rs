@@ -10,7 +10,7 @@
 //! | [`hash`] | [`Hash`](struct@Hash): 32-byte blake3 digests; [`context`]: every derive-key context |
 //! | [`address`] | [`Address`]: account names (ed25519 public keys; bech32m `cairn1…` text) |
 //! | [`tx`] | [`TransactionBody`], [`SignedTransaction`]: transfers, signing digest, signature rule, wire format |
-//! | [`block`] | [`Block`], [`BlockHeader`], [`txs_root`]: blocks, block hash, transactions Merkle root |
+//! | [`block`] | [`Block`], [`BlockHeader`], [`SealedBlock`], [`txs_root`], [`signed_txs_root`]: blocks, block hash, the two Merkle roots that commit to every byte of the body |
 //! | [`state`] | [`Account`], [`StateReader`], [`LtHash`], [`StateDiff`], [`Layered`]: state, the lattice state hash (construction, security, limits), unfinalized state |
 //! | [`signature`] | the signature rule (ZIP-215, no small-order sender keys); [`verify_transactions`]: batch verification with exactly the single verdicts |
 //! | [`execute`] | [`BlockBuilder`], [`execute_block`], [`validate_block`]: transaction rules and block validity |
@@ -41,6 +41,7 @@
 //!         proposer: Address::default(),
 //!         timestamp_ms: 0,
 //!         txs_root: txs_root(&[]),
+//!         signed_txs_root: signed_txs_root_of(&[]),
 //!         state_root: LtHash::of_accounts(accounts.iter().map(|(a, acc)| (a, acc))).root(),
 //!     },
 //!     transactions: vec![],
@@ -77,6 +78,7 @@
 //!         proposer,
 //!         timestamp_ms: 1,
 //!         txs_root: txs_root(&[tx.hash()]),
+//!         signed_txs_root: signed_txs_root_of(std::slice::from_ref(&tx)),
 //!         state_root: diff.state_root(),
 //!         ..head.clone()
 //!     },
@@ -129,11 +131,13 @@ pub mod store;
 pub mod tx;
 
 pub use address::{ADDRESS_HRP, Address};
-pub use block::{Block, BlockHeader, txs_root};
+pub use block::{
+    Block, BlockHeader, SealedBlock, merkle_root, signed_txs_root, signed_txs_root_of, txs_root,
+};
 pub use error::LedgerError;
 pub use execute::{
     BlockBuilder, BlockContext, BlockLimits, SignatureCheck, execute_block, validate_block,
-    validate_block_with,
+    validate_block_with, validate_sealed_block,
 };
 pub use hash::{Hash, context};
 pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};

@@ -362,7 +362,8 @@ impl Store {
     /// genesis is already stored (returns Ok).
     ///
     /// `accounts` lists each address at most once; [`Account::default()`] entries are
-    /// skipped. The block must have height 0, no transactions, `txs_root` of the empty list,
+    /// skipped. The block must have height 0, no transactions, `txs_root` and
+    /// `signed_txs_root` of the empty list,
     /// and `state_root` equal to the [`LtHash`] root of `accounts`.
     ///
     /// Errors: [`LedgerError::GenesisMismatch`] if a different genesis block is stored;
@@ -398,10 +399,10 @@ impl Store {
         if !genesis_block.transactions.is_empty() {
             return Err(invalid("genesis block must have no transactions".into()));
         }
-        if header.txs_root != txs_root(&[]) {
+        if header.txs_root != txs_root(&[]) || header.signed_txs_root != txs_root(&[]) {
             return Err(invalid(format!(
-                "txs_root {} is not the empty root",
-                header.txs_root
+                "txs_root {} / signed_txs_root {}: not the empty root",
+                header.txs_root, header.signed_txs_root
             )));
         }
         let mut seen = std::collections::BTreeSet::new();

@@ -64,24 +64,9 @@ impl TransactionBody {
     /// buffer (no allocation) and reuses the context key, hashed once per process
     /// (`blake3::hazmat`); the result equals `Hash::derive(context::TRANSACTION, borsh)`.
     pub fn hash(&self) -> Hash {
-        use blake3::hazmat::HasherExt;
         static CONTEXT_KEY: std::sync::OnceLock<blake3::hazmat::ContextKey> =
             std::sync::OnceLock::new();
-        let key = CONTEXT_KEY
-            .get_or_init(|| blake3::hazmat::hash_derive_key_context(context::TRANSACTION));
-        let mut hasher = blake3::Hasher::new_from_context_key(key);
-        // One `update` over a stack buffer beats many small ones (measured ~15%); a body too
-        // long for it (only possible before size checks) streams instead.
-        let mut buf = [0u8; TX_BYTES_MAX];
-        let mut w = &mut buf[..];
-        if BorshSerialize::serialize(self, &mut w).is_ok() {
-            let len = TX_BYTES_MAX - w.len();
-            hasher.update(&buf[..len]);
-        } else {
-            hasher = blake3::Hasher::new_from_context_key(key);
-            BorshSerialize::serialize(self, &mut hasher).expect("writing to a hasher never fails");
-        }
-        Hash(*hasher.finalize().as_bytes())
+        derive_borsh(&CONTEXT_KEY, context::TRANSACTION, self)
     }
 
     /// Signs this body with `key`. The sender field is not changed: callers set it to the
@@ -96,6 +81,34 @@ impl TransactionBody {
     }
 }
 
+/// blake3 derive-key mode with `context` over `borsh(value)`, equal to
+/// `Hash::derive(context, &[&borsh(value)])`.
+///
+/// On every hot path (mempool, gossip, blocks, execution), so it encodes into a stack
+/// buffer (no allocation) and reuses the context key, hashed once per process
+/// (`blake3::hazmat`, cached in `key`). One `update` over a stack buffer beats many small
+/// ones (measured ~15%); a value too long for it (only possible before size checks)
+/// streams instead.
+fn derive_borsh<T: BorshSerialize>(
+    key: &std::sync::OnceLock<blake3::hazmat::ContextKey>,
+    context: &str,
+    value: &T,
+) -> Hash {
+    use blake3::hazmat::HasherExt;
+    let key = key.get_or_init(|| blake3::hazmat::hash_derive_key_context(context));
+    let mut hasher = blake3::Hasher::new_from_context_key(key);
+    let mut buf = [0u8; TX_BYTES_MAX];
+    let mut w = &mut buf[..];
+    if BorshSerialize::serialize(value, &mut w).is_ok() {
+        let len = TX_BYTES_MAX - w.len();
+        hasher.update(&buf[..len]);
+    } else {
+        hasher = blake3::Hasher::new_from_context_key(key);
+        BorshSerialize::serialize(value, &mut hasher).expect("writing to a hasher never fails");
+    }
+    Hash(*hasher.finalize().as_bytes())
+}
+
 /// A transfer with its ed25519 signature.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
 pub struct SignedTransaction {
@@ -106,9 +119,22 @@ pub struct SignedTransaction {
 }
 
 impl SignedTransaction {
-    /// The transaction hash (= signing digest of the body).
+    /// The transaction hash (= signing digest of the body): the transaction's id, the same
+    /// for every signature over the body.
     pub fn hash(&self) -> Hash {
         self.body.hash()
+    }
+
+    /// The signed-transaction hash: blake3 derive-key mode, context
+    /// [`context::SIGNED_TRANSACTION`], over the whole wire encoding (`borsh(self)`: body
+    /// and signature). Two copies of one transaction with different signature bytes have
+    /// the same [`Self::hash`] but different signed hashes; the block header's
+    /// `signed_txs_root` is built from these, so it commits to every byte of the body
+    /// (the role of Bitcoin's witness commitment, BIP 141).
+    pub fn signed_hash(&self) -> Hash {
+        static CONTEXT_KEY: std::sync::OnceLock<blake3::hazmat::ContextKey> =
+            std::sync::OnceLock::new();
+        derive_borsh(&CONTEXT_KEY, context::SIGNED_TRANSACTION, self)
     }
 
     /// Encodes to the wire format (at most [`TX_BYTES_MAX`] bytes for a valid chain id).
@@ -164,7 +190,8 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
-        /// The streamed, cached-context hash equals the plain derive-key definition.
+        /// The streamed, cached-context hashes (id and signed hash) equal the plain
+        /// derive-key definitions.
         #[test]
         fn hash_equals_the_derive_key_definition(
             // Up to 300 bytes: past the stack buffer, to cover the streaming fallback.
@@ -187,6 +214,12 @@ mod tests {
             };
             let bytes = borsh::to_vec(&body).unwrap();
             proptest::prop_assert_eq!(body.hash(), Hash::derive(context::TRANSACTION, &[&bytes]));
+            let signed = SignedTransaction { body, signature: [7u8; 64] };
+            let signed_bytes = borsh::to_vec(&signed).unwrap();
+            proptest::prop_assert_eq!(
+                signed.signed_hash(),
+                Hash::derive(context::SIGNED_TRANSACTION, &[&signed_bytes])
+            );
         }
     }
 }

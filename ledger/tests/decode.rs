@@ -28,6 +28,7 @@ fn sample_block() -> Block {
             proposer: addr(3),
             timestamp_ms: 1,
             txs_root: txs_root(&hashes),
+            signed_txs_root: cairn_ledger::signed_txs_root_of(&txs),
             state_root: Hash::derive("s", &[]),
         },
         transactions: txs,

@@ -507,6 +507,8 @@ fn fixture() -> Fixture {
 }
 
 /// Re-roots `block` after its transactions were edited (so only the edit is wrong).
+/// Recomputes both body roots of `block`'s header: the block a leader would have signed
+/// with this body.
 fn reroot(block: &mut cairn_ledger::Block) {
     let hashes: Vec<Hash> = block
         .transactions
@@ -514,6 +516,17 @@ fn reroot(block: &mut cairn_ledger::Block) {
         .map(SignedTransaction::hash)
         .collect();
     block.header.txs_root = txs_root(&hashes);
+    block.header.signed_txs_root = cairn_ledger::signed_txs_root_of(&block.transactions);
+}
+
+/// Asserts `result` is a body mismatch naming `root`.
+fn assert_body_mismatch(result: Result<cairn_ledger::StateDiff, LedgerError>, root: &str) {
+    match result {
+        Err(LedgerError::BodyMismatch { reason, .. }) => {
+            assert!(reason.starts_with(root), "reason `{reason}` is not about `{root}`")
+        }
+        other => panic!("expected BodyMismatch({root}), got {other:?}"),
+    }
 }
 
 fn validate(
@@ -611,19 +624,27 @@ fn validate_rejects_wrong_chain_id() {
 }
 
 #[test]
-fn validate_rejects_wrong_txs_root() {
+fn validate_rejects_a_body_that_is_not_the_headers() {
     let f = fixture();
     let mut b = f.block.clone();
     b.header.txs_root = Hash::derive("wrong", &[]);
-    assert_invalid_block(validate(&f, &b), "txs_root");
-    // reordering transactions changes the root too
+    assert_body_mismatch(validate(&f, &b), "txs_root");
+    let mut b = f.block.clone();
+    b.header.signed_txs_root = Hash::derive("wrong", &[]);
+    assert_body_mismatch(validate(&f, &b), "signed_txs_root");
+    // reordering transactions changes the roots too
     let mut b = f.block.clone();
     b.transactions.swap(0, 2);
-    assert_invalid_block(validate(&f, &b), "txs_root");
+    assert_body_mismatch(validate(&f, &b), "txs_root");
     // dropping one
     let mut b = f.block.clone();
     b.transactions.pop();
-    assert_invalid_block(validate(&f, &b), "txs_root");
+    assert_body_mismatch(validate(&f, &b), "txs_root");
+    // one signature bit: the ids (txs_root) still match, the signed root does not
+    let mut b = f.block.clone();
+    b.transactions[1].signature[0] ^= 1;
+    assert_eq!(b.hash(), f.block.hash());
+    assert_body_mismatch(validate(&f, &b), "signed_txs_root");
 }
 
 #[test]
@@ -709,7 +730,9 @@ fn validate_checks_signatures_unless_told_not_to() {
     let f = fixture();
     let mut b = f.block.clone();
     b.transactions[1].signature[0] ^= 1;
-    // the body (and so the hash, txs_root and state) is unchanged: only the signature is bad
+    // A leader that signed this body: the transaction ids (txs_root) and the state are
+    // unchanged, only the signature (and so signed_txs_root) differs.
+    reroot(&mut b);
     assert_eq!(b.header.txs_root, f.block.header.txs_root);
     match validate(&f, &b) {
         Err(LedgerError::InvalidBlockTx {
@@ -733,7 +756,7 @@ fn validate_checks_signatures_unless_told_not_to() {
     );
     assert_eq!(skip.unwrap(), f.diff);
     let bad_hash = b.transactions[1].hash();
-    let known_bad = |h: &Hash| *h == bad_hash;
+    let known_bad = |h: &Hash, _: &SignedTransaction| *h == bad_hash;
     let r = validate_block_with(
         &f.genesis,
         &f.parent_state,
@@ -743,7 +766,7 @@ fn validate_checks_signatures_unless_told_not_to() {
         SignatureCheck::SkipVerified(&known_bad),
     );
     assert_eq!(r.unwrap(), f.diff);
-    let known_other = |h: &Hash| *h != bad_hash;
+    let known_other = |h: &Hash, _: &SignedTransaction| *h != bad_hash;
     let r = validate_block_with(
         &f.genesis,
         &f.parent_state,
@@ -764,6 +787,7 @@ fn validate_rejects_a_transaction_signed_by_someone_else() {
     let mut b = f.block.clone();
     let forged = f.block.transactions[0].body.clone().sign(&key(9));
     b.transactions[0] = forged;
+    reroot(&mut b);
     match validate(&f, &b) {
         Err(LedgerError::InvalidBlockTx {
             index: 0, error, ..

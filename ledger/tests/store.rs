@@ -272,6 +272,7 @@ fn accounts_that_become_empty_are_deleted() {
             parent_hash: head.hash(),
             state_root: diff.state_root(),
             txs_root: txs_root(&[]),
+            signed_txs_root: cairn_ledger::signed_txs_root_of(&[]),
             ..head.clone()
         },
         transactions: vec![],

@@ -164,6 +164,14 @@ fn transaction_vectors() {
         assert_eq!(tx.encode(), signed);
         assert!(signed.len() <= TX_BYTES_MAX);
         assert_eq!(SignedTransaction::decode(&signed).unwrap(), tx);
+
+        // signed hash = blake3 derive_key("cairn signed transaction v1", signed bytes)
+        let signed_hash = hex32(&v, "signed_hash");
+        assert_eq!(
+            blake3::derive_key("cairn signed transaction v1", &signed),
+            signed_hash
+        );
+        assert_eq!(tx.signed_hash(), Hash(signed_hash));
     }
 }
 
@@ -240,6 +248,23 @@ fn state_root_vectors() {
     }
 }
 
+/// The header vector's roots are the one-leaf roots over the "simple transfer" vector: its
+/// id for `txs_root`, its signed hash for `signed_txs_root`.
+#[test]
+fn block_header_vector_roots_are_the_simple_transfers() {
+    let tx = by_kind("transaction")
+        .into_iter()
+        .find(|v| field(v, "name") == "simple transfer")
+        .expect("the simple transfer vector");
+    let header = by_kind("block_header").remove(0);
+    let leaf = |h: [u8; 32]| blake3::derive_key("cairn merkle leaf v1", &h);
+    assert_eq!(hex32(&header, "txs_root"), leaf(hex32(&tx, "hash")));
+    assert_eq!(
+        hex32(&header, "signed_txs_root"),
+        leaf(hex32(&tx, "signed_hash"))
+    );
+}
+
 #[test]
 fn block_header_vectors() {
     for v in by_kind("block_header") {
@@ -251,6 +276,7 @@ fn block_header_vectors() {
             proposer: Address(hex32(&v, "proposer")),
             timestamp_ms: num(&v, "timestamp_ms"),
             txs_root: Hash(hex32(&v, "txs_root")),
+            signed_txs_root: Hash(hex32(&v, "signed_txs_root")),
             state_root: Hash(hex32(&v, "state_root")),
         };
         let bytes = hex_field(&v, "header_bytes");
@@ -263,12 +289,13 @@ fn block_header_vectors() {
         manual.extend(header.proposer.0);
         manual.extend(header.timestamp_ms.to_le_bytes());
         manual.extend(header.txs_root.0);
+        manual.extend(header.signed_txs_root.0);
         manual.extend(header.state_root.0);
-        assert_eq!(manual.len(), 156 + header.chain_id.len());
+        assert_eq!(manual.len(), 188 + header.chain_id.len());
         assert_eq!(bytes, manual);
         assert_eq!(borsh::to_vec(&header).unwrap(), bytes);
         let hash = hex32(&v, "hash");
-        assert_eq!(blake3::derive_key("cairn block header v1", &bytes), hash);
+        assert_eq!(blake3::derive_key("cairn block header v2", &bytes), hash);
         assert_eq!(header.hash(), Hash(hash));
     }
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use cairn_ledger::{
     Address, Block, BlockBuilder, BlockContext, BlockHeader, BlockLimits, Hash, Layered,
-    LedgerError, LtHash, SignatureCheck, SignedTransaction, StateDiff, StateReader, Store,
-    txs_root, validate_block_with,
+    LedgerError, LtHash, SealedBlock, SignatureCheck, SignedTransaction, StateDiff, StateReader,
+    Store, txs_root, validate_sealed_block,
 };
 
 /// Most pending (validated, not finalized) blocks held. Beyond it new proposals are refused
@@ -199,6 +199,7 @@ impl Chain {
             proposer,
             timestamp_ms: timestamp_ms.max(parent_header.timestamp_ms),
             txs_root: txs_root(&hashes),
+            signed_txs_root: cairn_ledger::signed_txs_root_of(&transactions),
             state_root: diff.state_root(),
         };
         let block = Block {
@@ -220,11 +221,13 @@ impl Chain {
 
     /// Validates `block` against its parent (which must be the head or pending) and inserts it
     /// as pending. Idempotent for a block already pending. `verified` reports transactions
-    /// whose signature this node already checked (they are not checked again).
+    /// whose signature this node already checked (they are not checked again): given the
+    /// id and the transaction, it must match the signature bytes too (see
+    /// `SignatureCheck::SkipVerified`).
     pub fn insert(
         &mut self,
-        block: Block,
-        verified: &dyn Fn(&Hash) -> bool,
+        block: SealedBlock,
+        verified: &dyn Fn(&Hash, &SignedTransaction) -> bool,
     ) -> Result<Hash, ChainError> {
         let hash = block.hash();
         if self.pending.contains_key(&hash) {
@@ -235,21 +238,21 @@ impl Chain {
                 max: PENDING_BLOCKS_MAX,
             });
         }
-        let parent = block.header.parent_hash;
+        let parent = block.header().parent_hash;
         let diff = {
             let (parent_header, lthash, state) =
                 self.state_at(&parent).ok_or(ChainError::UnknownParent {
                     block: hash,
                     parent,
                 })?;
-            if block.header.timestamp_ms < parent_header.timestamp_ms {
+            if block.header().timestamp_ms < parent_header.timestamp_ms {
                 return Err(ChainError::Invalid(LedgerError::InvalidBlock {
                     block: hash,
-                    height: block.header.height,
+                    height: block.header().height,
                     reason: "timestamp earlier than parent's".into(),
                 }));
             }
-            validate_block_with(
+            validate_sealed_block(
                 &parent_header,
                 &state,
                 lthash,
@@ -259,6 +262,7 @@ impl Chain {
             )
             .map_err(ChainError::Invalid)?
         };
+        let block = block.into_block();
         self.pending
             .insert(hash, PendingBlock { block, hash, diff });
         Ok(hash)
@@ -305,20 +309,20 @@ impl Chain {
     /// `verified` as for [`Self::insert`].
     pub fn commit_next(
         &mut self,
-        block: Block,
+        block: SealedBlock,
         certificate: Option<&[u8]>,
-        verified: &dyn Fn(&Hash) -> bool,
+        verified: &dyn Fn(&Hash, &SignedTransaction) -> bool,
     ) -> Result<(), ChainError> {
         let hash = block.hash();
-        if block.header.parent_hash != self.head_hash {
+        if block.header().parent_hash != self.head_hash {
             return Err(ChainError::UnknownParent {
                 block: hash,
-                parent: block.header.parent_hash,
+                parent: block.header().parent_hash,
             });
         }
         let diff = match self.pending.remove(&hash) {
             Some(p) => p.diff,
-            None => validate_block_with(
+            None => validate_sealed_block(
                 &self.head,
                 self.store.as_ref(),
                 self.head_lthash.clone(),
@@ -329,9 +333,9 @@ impl Chain {
             .map_err(ChainError::Invalid)?,
         };
         self.store
-            .commit_block(&block, &diff, certificate)
+            .commit_block(block.block(), &diff, certificate)
             .map_err(ChainError::Storage)?;
-        self.head = block.header.clone();
+        self.head = block.header().clone();
         self.head_hash = hash;
         self.head_lthash = diff.lthash;
         self.prune();

@@ -1,4 +1,4 @@
-//! Compact blocks: the payload of the `/cairn/{namespace}/block/2` topic, and their
+//! Compact blocks: the payload of the `/cairn/{namespace}/block/3` topic, and their
 //! reassembly from transactions this node already holds.
 //!
 //! A proposal's transactions reached every validator by transaction gossip before the
@@ -24,16 +24,36 @@
 //! fails its nonce), and the hashes' Merkle root must equal `header.txs_root`. A compact
 //! block failing any of these is the sender's fault.
 //!
+//! **Authentication.** Gossip is unsigned, so a compact block carries the leader's signed
+//! Notarize vote for it (`leader_vote`: in Simplex that vote *is* the proposal). The vote
+//! must name the header's view, parent and hash ([`CompactBlock::decode`]) and be signed by
+//! the view's leader ([`CompactBlock::verify_leader`]) before a node keeps the block, feeds
+//! it to reassembly or forwards it; anything else is a forgery and the sender's fault. So no
+//! peer but the leader of a view can make honest nodes hold or relay a block for that view.
+//!
+//! **Rebuilt bodies are not verdicts.** A block rebuilt from the mempool or completed with
+//! fetched transactions carries the transactions' ids the header commits to, but maybe not
+//! the signature bytes the leader chose (a sender can sign one body twice; a responder can
+//! mangle a signature). The caller checks the whole body against the header
+//! ([`cairn_ledger::Block::check_body`]) and fetches the block whole if it differs.
+//!
 //! Bounds: at most [`PARTIAL_BLOCKS_MAX`] blocks wait at once (the oldest is dropped for a
-//! new one); each holds at most `block_txs_max` transactions.
+//! new one), at most [`PARTIAL_BLOCKS_PER_VIEW_MAX`] of one view; each holds at most
+//! `block_txs_max` transactions. Only blocks signed by their view's leader get here.
 
 use std::collections::{HashMap, VecDeque};
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use cairn_consensus::{Digest, ValidatorIndex, ValidatorSet, Vote, VoteKind};
 use cairn_ledger::{Block, BlockHeader, Hash, SignedTransaction, txs_root};
 
 /// Most blocks waiting for transactions at once.
 pub const PARTIAL_BLOCKS_MAX: usize = 16;
+
+/// Most blocks of one view waiting at once. An honest leader proposes one block per view;
+/// the bound keeps an equivocating leader (who can sign many) from evicting other views'
+/// blocks.
+pub const PARTIAL_BLOCKS_PER_VIEW_MAX: usize = 2;
 
 /// How long a block waits for its missing transactions to arrive by gossip before they are
 /// fetched, ms. Long enough for a gossip batch to clear the verifier's linger and a batch
@@ -44,13 +64,18 @@ pub const PARTIAL_WAIT_MS: u64 = 60;
 /// Most transactions fetched by index in one request; a block missing more is fetched whole.
 pub const TX_FETCH_MAX: usize = 1024;
 
-/// A block as gossiped: the header and its transactions' hashes, in block order.
+/// A block as gossiped: the header, its transactions' hashes in block order, and the
+/// leader's signed proposal for it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct CompactBlock {
     /// The block header (its hash is the block hash).
     pub header: BlockHeader,
     /// `SignedTransaction::hash` of each transaction, in block order.
     pub tx_hashes: Vec<Hash>,
+    /// The leader's Notarize vote for this block: `Notarize(Proposal { view: header.view,
+    /// parent: header.parent_hash, payload: header hash, .. })`, signed by the leader of
+    /// `header.view` (checked by [`CompactBlock::verify_leader`]).
+    pub leader_vote: Vote,
 }
 
 /// Why a compact block is refused. Every variant is the sender's fault.
@@ -86,6 +111,20 @@ pub enum CompactBlockError {
         /// Position of the second copy.
         index: usize,
     },
+    /// The carried vote is not a Notarize vote for this header (view, parent and hash).
+    #[error("compact block's leader vote does not propose this block: {reason}")]
+    ProposalMismatch {
+        /// What differs.
+        reason: String,
+    },
+    /// The carried vote is not signed by the view's leader.
+    #[error("compact block for view {view} is not signed by its leader: {reason}")]
+    ForgedProposal {
+        /// The header's view.
+        view: u64,
+        /// Wrong signer or bad signature.
+        reason: String,
+    },
     /// The hashes do not have the header's `txs_root`.
     #[error("compact block hashes have root {computed}, header says {header}")]
     RootMismatch {
@@ -97,12 +136,41 @@ pub enum CompactBlockError {
 }
 
 impl CompactBlock {
-    /// The compact form of `block` (hashes every transaction).
-    pub fn of(block: &Block) -> CompactBlock {
+    /// The compact form of `block` (hashes every transaction), carrying `leader_vote`, the
+    /// proposer's Notarize vote for it.
+    pub fn of(block: &Block, leader_vote: Vote) -> CompactBlock {
         CompactBlock {
             header: block.header.clone(),
             tx_hashes: block.transactions.iter().map(|t| t.hash()).collect(),
+            leader_vote,
         }
+    }
+
+    /// Checks that [`Self::leader_vote`] is signed by validator `leader` (the leader of
+    /// `header.view`) under `namespace`. One ed25519 verification.
+    ///
+    /// # Errors
+    /// [`CompactBlockError::ForgedProposal`]: another signer, or a bad signature; always the
+    /// sender's fault.
+    pub fn verify_leader(
+        &self,
+        namespace: &[u8; 32],
+        validators: &ValidatorSet,
+        leader: ValidatorIndex,
+    ) -> Result<(), CompactBlockError> {
+        let forged = |reason: String| CompactBlockError::ForgedProposal {
+            view: self.header.view,
+            reason,
+        };
+        if self.leader_vote.signer != leader {
+            return Err(forged(format!(
+                "signed by validator {}, the leader is {leader}",
+                self.leader_vote.signer
+            )));
+        }
+        self.leader_vote
+            .verify(namespace, validators)
+            .map_err(|e| forged(e.to_string()))
     }
 
     /// Borsh bytes.
@@ -112,7 +180,8 @@ impl CompactBlock {
 
     /// Decodes and checks a gossiped compact block: at most `bytes_max` bytes (before
     /// decoding), at most `txs_max` hashes, no hash twice, Merkle root equal to
-    /// `header.txs_root`.
+    /// `header.txs_root`, and a leader vote that proposes exactly this header (its
+    /// signature is checked by [`Self::verify_leader`], which needs the validator set).
     ///
     /// # Errors
     /// [`CompactBlockError`], always the sender's fault.
@@ -136,6 +205,28 @@ impl CompactBlock {
                 count: compact.tx_hashes.len(),
                 max: txs_max,
             });
+        }
+        let header_hash = compact.header.hash();
+        match &compact.leader_vote.kind {
+            VoteKind::Notarize(p)
+                if p.view == compact.header.view
+                    && p.parent == Digest(compact.header.parent_hash.0)
+                    && p.payload == Digest(header_hash.0) => {}
+            VoteKind::Notarize(p) => {
+                return Err(CompactBlockError::ProposalMismatch {
+                    reason: format!(
+                        "vote for view {} payload {}, block is view {} hash {header_hash}",
+                        p.view,
+                        Hash(p.payload.0),
+                        compact.header.view
+                    ),
+                });
+            }
+            other => {
+                return Err(CompactBlockError::ProposalMismatch {
+                    reason: format!("a {other:?} vote, not Notarize"),
+                });
+            }
         }
         let mut seen = std::collections::HashSet::with_capacity(compact.tx_hashes.len());
         for (index, h) in compact.tx_hashes.iter().enumerate() {
@@ -198,6 +289,9 @@ pub enum Reassembly {
     },
     /// Already waiting (a second copy of the same block).
     AlreadyWaiting,
+    /// [`PARTIAL_BLOCKS_PER_VIEW_MAX`] other blocks of the same view wait already (only an
+    /// equivocating leader signs more than one): not kept.
+    ViewFull,
 }
 
 /// A request for the missing transactions of a waiting block.
@@ -263,6 +357,8 @@ impl PartialBlocks {
         if self.blocks.contains_key(&hash) {
             return Reassembly::AlreadyWaiting;
         }
+        let view = compact.header.view;
+        let same_view = self.blocks.values().filter(|p| p.header.view == view).count();
         let mut txs = Vec::with_capacity(compact.tx_hashes.len());
         let mut missing = HashMap::new();
         for (i, h) in compact.tx_hashes.iter().enumerate() {
@@ -282,6 +378,9 @@ impl PartialBlocks {
         };
         if partial.missing.is_empty() {
             return Reassembly::Complete(partial.complete());
+        }
+        if same_view >= PARTIAL_BLOCKS_PER_VIEW_MAX {
+            return Reassembly::ViewFull;
         }
         let missing = partial.missing.len();
         while self.blocks.len() >= PARTIAL_BLOCKS_MAX {
@@ -456,10 +555,40 @@ mod tests {
                 proposer: Address([2; 32]),
                 timestamp_ms: 5,
                 txs_root: txs_root(&hashes),
+                signed_txs_root: cairn_ledger::signed_txs_root_of(&txs),
                 state_root: Hash([3; 32]),
             },
             transactions: txs,
         }
+    }
+
+    /// The test namespace and its one validator's key (index 0).
+    const NAMESPACE: [u8; 32] = [5; 32];
+    fn leader_key() -> SigningKey {
+        SigningKey::from_bytes(&[11; 32])
+    }
+    fn validators() -> ValidatorSet {
+        let v = |key: SigningKey| cairn_consensus::Validator {
+            public_key: key.verifying_key(),
+            voting_power: 1,
+        };
+        ValidatorSet::new(vec![v(leader_key()), v(SigningKey::from_bytes(&[12; 32]))]).unwrap()
+    }
+
+    /// Validator `signer`'s Notarize vote for `b` (index 0 holds [`leader_key`]).
+    fn vote_by(b: &Block, signer: ValidatorIndex, key: &SigningKey) -> Vote {
+        let kind = VoteKind::Notarize(cairn_consensus::Proposal {
+            view: b.header.view,
+            parent_view: b.header.view - 1,
+            parent: Digest(b.header.parent_hash.0),
+            payload: Digest(b.hash().0),
+        });
+        Vote::sign(&NAMESPACE, kind, signer, key)
+    }
+
+    /// `b`'s compact form, signed by the leader (validator 0).
+    fn compact(b: &Block) -> CompactBlock {
+        CompactBlock::of(b, vote_by(b, 0, &leader_key()))
     }
 
     fn pool(txs: &[SignedTransaction]) -> HashMap<Hash, SignedTransaction> {
@@ -469,7 +598,7 @@ mod tests {
     #[test]
     fn encoding_round_trips_and_is_smaller_than_the_block() {
         let b = block(transfers(50), 1);
-        let c = CompactBlock::of(&b);
+        let c = compact(&b);
         let bytes = c.encode();
         assert!(bytes.len() * 3 < b.encode().len(), "{} bytes", bytes.len());
         assert_eq!(CompactBlock::decode(&bytes, bytes.len(), 50).unwrap(), c);
@@ -478,7 +607,7 @@ mod tests {
     #[test]
     fn decode_refuses_oversize_malformed_too_many_duplicates_and_wrong_root() {
         let txs = transfers(4);
-        let c = CompactBlock::of(&block(txs.clone(), 1));
+        let c = compact(&block(txs.clone(), 1));
         let bytes = c.encode();
         assert!(matches!(
             CompactBlock::decode(&bytes, bytes.len() - 1, 10),
@@ -501,7 +630,7 @@ mod tests {
         // The same transaction twice, with a root that matches the list.
         let dup = block(vec![txs[0].clone(), txs[1].clone(), txs[0].clone()], 1);
         assert_eq!(
-            CompactBlock::decode(&CompactBlock::of(&dup).encode(), 1 << 20, 10),
+            CompactBlock::decode(&compact(&dup).encode(), 1 << 20, 10),
             Err(CompactBlockError::DuplicateTx {
                 hash: txs[0].hash(),
                 index: 2
@@ -517,12 +646,56 @@ mod tests {
     }
 
     #[test]
+    fn the_leader_vote_must_propose_this_block_and_be_signed_by_the_leader() {
+        let b = block(transfers(3), 4);
+        let c = compact(&b);
+        let set = validators();
+        let decoded = CompactBlock::decode(&c.encode(), 1 << 20, 10).unwrap();
+        decoded.verify_leader(&NAMESPACE, &set, 0).unwrap();
+        // Another validator's vote, or the leader's under another namespace: forged.
+        assert!(matches!(
+            decoded.verify_leader(&NAMESPACE, &set, 1),
+            Err(CompactBlockError::ForgedProposal { view: 4, .. })
+        ));
+        let other = CompactBlock::of(&b, vote_by(&b, 1, &SigningKey::from_bytes(&[12; 32])));
+        assert!(matches!(
+            other.verify_leader(&NAMESPACE, &set, 0),
+            Err(CompactBlockError::ForgedProposal { .. })
+        ));
+        assert!(matches!(
+            decoded.verify_leader(&[6; 32], &set, 0),
+            Err(CompactBlockError::ForgedProposal { .. })
+        ));
+        // A signature byte flipped: forged.
+        let mut flipped = c.clone();
+        flipped.leader_vote.signature[10] ^= 1;
+        assert!(matches!(
+            flipped.verify_leader(&NAMESPACE, &set, 0),
+            Err(CompactBlockError::ForgedProposal { .. })
+        ));
+        // A valid vote for another block (the header changed under it): refused at decode.
+        let mut moved = c.clone();
+        moved.header.timestamp_ms += 1;
+        assert!(matches!(
+            CompactBlock::decode(&moved.encode(), 1 << 20, 10),
+            Err(CompactBlockError::ProposalMismatch { .. })
+        ));
+        // A Nullify vote instead of the proposal.
+        let mut nullify = c.clone();
+        nullify.leader_vote = Vote::sign(&NAMESPACE, VoteKind::Nullify(4), 0, &leader_key());
+        assert!(matches!(
+            CompactBlock::decode(&nullify.encode(), 1 << 20, 10),
+            Err(CompactBlockError::ProposalMismatch { .. })
+        ));
+    }
+
+    #[test]
     fn a_block_whose_transactions_are_held_is_rebuilt_at_once() {
         let txs = transfers(20);
         let b = block(txs.clone(), 1);
         let held = pool(&txs);
         let mut partials = PartialBlocks::new();
-        match partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 0) {
+        match partials.insert(compact(&b), |h| held.get(h).cloned(), 0) {
             Reassembly::Complete(rebuilt) => assert_eq!(rebuilt, b),
             other => panic!("{other:?}"),
         }
@@ -536,11 +709,11 @@ mod tests {
         let held = pool(&txs[..7]);
         let mut partials = PartialBlocks::new();
         assert!(matches!(
-            partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 0),
+            partials.insert(compact(&b), |h| held.get(h).cloned(), 0),
             Reassembly::Waiting { missing: 3 }
         ));
         assert!(matches!(
-            partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 0),
+            partials.insert(compact(&b), |h| held.get(h).cloned(), 0),
             Reassembly::AlreadyWaiting
         ));
         // Unrelated and partial offers complete nothing.
@@ -559,7 +732,7 @@ mod tests {
         let h = b.hash();
         let held = pool(&[&txs[..2], &txs[5..]].concat());
         let mut partials = PartialBlocks::new();
-        partials.insert(CompactBlock::of(&b), |h| held.get(h).cloned(), 100);
+        partials.insert(compact(&b), |h| held.get(h).cloned(), 100);
         assert_eq!(
             partials.next_due_ms(PARTIAL_WAIT_MS),
             Some(100 + PARTIAL_WAIT_MS)
@@ -602,7 +775,7 @@ mod tests {
         let txs = transfers(TX_FETCH_MAX as u64 + 1);
         let b = block(txs, 1);
         let mut partials = PartialBlocks::new();
-        partials.insert(CompactBlock::of(&b), |_| None, 0);
+        partials.insert(compact(&b), |_| None, 0);
         assert_eq!(
             partials.due(PARTIAL_WAIT_MS, PARTIAL_WAIT_MS),
             vec![MissingRequest::Block {
@@ -620,7 +793,7 @@ mod tests {
             .map(|height| block(txs.clone(), height))
             .collect();
         for b in &blocks {
-            partials.insert(CompactBlock::of(b), |_| None, 0);
+            partials.insert(compact(b), |_| None, 0);
             assert!(partials.len() <= PARTIAL_BLOCKS_MAX);
         }
         assert_eq!(partials.len(), PARTIAL_BLOCKS_MAX);
@@ -637,5 +810,32 @@ mod tests {
         let done = partials.offer([(txs[0].hash(), &txs[0])]);
         assert_eq!(done.len(), PARTIAL_BLOCKS_MAX + 2 - 6);
         assert!(partials.is_empty());
+    }
+
+    #[test]
+    fn an_equivocating_leader_keeps_at_most_two_blocks_of_its_view_waiting() {
+        let txs = transfers(1);
+        let mut partials = PartialBlocks::new();
+        // Blocks of other views wait first; they must survive the flood.
+        let others: Vec<Block> = (10..14).map(|h| block(txs.clone(), h)).collect();
+        for b in &others {
+            partials.insert(compact(b), |_| None, 0);
+        }
+        // Twenty distinct blocks for view 3 (different timestamps).
+        let mut kept = 0;
+        for t in 0..20 {
+            let mut b = block(txs.clone(), 3);
+            b.header.timestamp_ms = 100 + t;
+            match partials.insert(compact(&b), |_| None, 0) {
+                Reassembly::Waiting { .. } => kept += 1,
+                Reassembly::ViewFull => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(kept, PARTIAL_BLOCKS_PER_VIEW_MAX);
+        assert_eq!(partials.len(), others.len() + PARTIAL_BLOCKS_PER_VIEW_MAX);
+        for b in &others {
+            assert!(partials.contains(&b.hash()));
+        }
     }
 }

@@ -162,6 +162,29 @@ pub struct SyncConfig {
     /// catch-up speed (about 3x; `docs/throughput.md`). Blocks are always re-executed.
     /// Set `true` to trust no quorum with transaction validity.
     pub reverify_signatures: bool,
+    /// Sync requests one peer may send per second, sustained (the sync server's token
+    /// bucket refill rate). Range 1..=10000. Default 50: a catching-up node sends a few
+    /// ranges a second, a validator one transactions request per compact block.
+    pub serve_requests_per_sec: u32,
+    /// Sync requests one peer may send at once after being idle (bucket size). Range
+    /// 1..=10000. Default 100.
+    pub serve_burst: u32,
+    /// Sync requests of one peer served at once. Range 1..=64. Default 4.
+    pub serve_in_flight_per_peer_max: u32,
+    /// Sync requests of all peers served at once. Range 1..=1024. Default 32.
+    pub serve_in_flight_max: u32,
+}
+
+impl SyncConfig {
+    /// The sync server's limits.
+    pub fn server_limits(&self) -> crate::sync_server::SyncServerLimits {
+        crate::sync_server::SyncServerLimits {
+            requests_per_sec: self.serve_requests_per_sec,
+            burst: self.serve_burst,
+            in_flight_per_peer_max: self.serve_in_flight_per_peer_max,
+            in_flight_max: self.serve_in_flight_max,
+        }
+    }
 }
 
 /// Logging settings.
@@ -234,6 +257,10 @@ impl Default for SyncConfig {
             interval_ms: 1000,
             batch_blocks_max: 64,
             reverify_signatures: false,
+            serve_requests_per_sec: 50,
+            serve_burst: 100,
+            serve_in_flight_per_peer_max: 4,
+            serve_in_flight_max: 32,
         }
     }
 }
@@ -434,6 +461,25 @@ impl NodeConfig {
         }
         range("sync.interval_ms", self.sync.interval_ms, 50, 600_000)?;
         range("sync.batch_blocks_max", self.sync.batch_blocks_max, 1, 1024)?;
+        range(
+            "sync.serve_requests_per_sec",
+            self.sync.serve_requests_per_sec,
+            1,
+            10_000,
+        )?;
+        range("sync.serve_burst", self.sync.serve_burst, 1, 10_000)?;
+        range(
+            "sync.serve_in_flight_per_peer_max",
+            self.sync.serve_in_flight_per_peer_max,
+            1,
+            64,
+        )?;
+        range(
+            "sync.serve_in_flight_max",
+            self.sync.serve_in_flight_max,
+            1,
+            1024,
+        )?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid {
                 field: "log.format",

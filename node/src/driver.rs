@@ -16,26 +16,32 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_consensus::{
     Anchor, Certificate, CertificateKind, Consensus, Digest, Evidence, Input, Message, Output,
-    Proposal, ValidatorSet, View, WalEntry,
+    Proposal, ValidatorSet, View, Vote, VoteKind, WalEntry,
 };
 use cairn_genesis::Genesis;
-use cairn_ledger::{Address, Block, Hash, LedgerError, SignedTransaction, Store};
+use cairn_ledger::{Address, Block, Hash, LedgerError, SealedBlock, SignedTransaction, Store};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::chain::{Chain, ChainError};
 use crate::compact::{
-    CompactBlock, MissingRequest, PARTIAL_WAIT_MS, PartialBlocks, Reassembly, TX_FETCH_MAX,
+    CompactBlock, MissingRequest, PARTIAL_WAIT_MS, PartialBlocks, Reassembly,
 };
 use crate::mempool::{GAP_GRACE_BLOCKS, Mempool, MempoolError};
 use crate::metrics::Metrics;
-use crate::network::{Acceptance, MessageId, NetworkEvent, NetworkHandle, ResponseToken, Topic};
-use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, SyncedBlock};
+use crate::network::{
+    Acceptance, MessageId, NetworkEvent, NetworkHandle, PeerFault, Topic,
+};
+use crate::sync::{SyncRequest, SyncResponse, SyncedBlock};
+use crate::sync_server::{Lookup, ServeRequest, pick};
 use crate::txgossip::{TX_BATCH_LINGER_MS, TX_BATCH_TXS_MAX, decode_batch, encode_batch};
 
 /// Gossiped block bodies kept while waiting for consensus to ask about them.
 pub const RECEIVED_BLOCKS_MAX: usize = 512;
+/// Gossiped (rebuilt) block bodies of one view kept at once: an honest leader proposes one;
+/// an equivocating one may not evict other views' bodies with more.
+pub const RECEIVED_PER_VIEW_MAX: usize = 2;
 /// Proposals waiting for their body or parent.
 pub const AWAITING_VALIDATION_MAX: usize = 64;
 /// Finalization certificates waiting for their block (or its ancestors).
@@ -158,6 +164,8 @@ enum Internal {
     Fetched {
         hash: Hash,
         block: Option<Block>,
+        /// The peer that answered (blamed for a body that is not the block asked for).
+        peer: PeerId,
     },
     /// Answer to a request for a waiting compact block's missing transactions.
     FetchedTxs {
@@ -173,16 +181,34 @@ enum Internal {
     },
     SyncBlocks {
         peer: PeerId,
-        blocks: Vec<SyncedBlock>,
-        /// Hashes of the blocks' transactions whose signatures were verified (on a blocking thread, off
-        /// the driver task) when the response arrived.
+        /// The blocks, sealed (bodies checked against headers), with their certificates.
+        blocks: Vec<(SealedBlock, Option<Vec<u8>>)>,
+        /// Signed hashes of the blocks' transactions whose signatures were verified (on a
+        /// blocking thread, off the driver task) when the response arrived.
         verified: HashSet<Hash>,
+        /// Whether each block's certificate (if any) verified, checked off the driver task
+        /// with the blocks' bodies against their headers. The response was cut before the
+        /// first block that failed either check, and `fault` says why.
+        certified: Vec<bool>,
+        /// Why the response was cut: the peer's fault.
+        fault: Option<String>,
     },
     RequestFailed {
         what: &'static str,
         peer: PeerId,
         reason: String,
     },
+}
+
+/// Where a block body came from, which says who is at fault if it is not the block its
+/// header commits to.
+#[derive(Debug, Clone, Copy)]
+enum BodyOrigin {
+    /// Rebuilt from transactions this node holds (compact block reassembly), for a block
+    /// proposed in `view`: nobody is provably at fault.
+    Rebuilt { view: View },
+    /// Served whole by `peer` (a fetch by hash): the peer is at fault.
+    Fetched { peer: PeerId, view: Option<View> },
 }
 
 /// Driver parameters derived from genesis and config.
@@ -231,12 +257,16 @@ pub struct Driver {
     started: Instant,
     timer_deadline_ms: Option<u64>,
     inputs: VecDeque<Input>,
-    received: HashMap<Hash, Block>,
+    /// Block bodies checked against their headers, waiting for consensus to ask about them.
+    received: HashMap<Hash, SealedBlock>,
     received_order: VecDeque<Hash>,
     /// Gossiped compact blocks waiting for some of their transactions.
     partials: PartialBlocks,
     awaiting: HashMap<Hash, (Proposal, u64)>,
     pending_build: Option<(View, Hash)>,
+    /// The block this node built for a view, until its own Notarize vote for it (the signed
+    /// proposal) comes out of consensus and is published with the compact block.
+    proposing: Option<(View, Block)>,
     finalized_waiting: HashMap<Hash, Certificate>,
     rejected: HashMap<Hash, (String, String)>,
     rejected_order: VecDeque<Hash>,
@@ -258,6 +288,12 @@ pub struct Driver {
     tx_outbox_since_ms: u64,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
+    /// Sync requests forwarded to the sync server (bounded:
+    /// [`crate::sync_server::REQUEST_QUEUE_MAX`]).
+    sync_requests: mpsc::Sender<ServeRequest>,
+    /// The sync server's lookups of in-memory blocks (bounded:
+    /// [`crate::sync_server::LOOKUP_QUEUE_MAX`]).
+    lookups: mpsc::Receiver<Lookup>,
 }
 
 /// Most threads [`verify_parallel`] uses.
@@ -291,6 +327,106 @@ fn verify_parallel(txs: &[SignedTransaction], chain_id: &str) -> Vec<Result<(), 
     })
 }
 
+/// True if `bytes` is a borsh finalization certificate for `block_hash` that verifies
+/// against `validators` under `namespace`.
+fn check_finalization(
+    bytes: &[u8],
+    block_hash: Hash,
+    namespace: &[u8; 32],
+    validators: &ValidatorSet,
+) -> bool {
+    let Ok(cert) = borsh::from_slice::<Certificate>(bytes) else {
+        return false;
+    };
+    match &cert.kind {
+        CertificateKind::Finalization(p) if hash(p.payload) == block_hash => {
+            cert.verify(namespace, validators).is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// A sync response after [`check_synced`].
+struct CheckedSync {
+    /// The blocks up to the first bad one, sealed, with their certificates.
+    blocks: Vec<(SealedBlock, Option<Vec<u8>>)>,
+    /// Per block: it carries a certificate, and the certificate verifies.
+    certified: Vec<bool>,
+    /// Signed hashes of transactions whose signatures verified (only with `reverify`).
+    verified: HashSet<Hash>,
+    /// Why the response was cut short: the responder's fault.
+    fault: Option<String>,
+}
+
+/// Checks a sync response off the driver task: every body against its header (sealing it)
+/// and every certificate it carries (an honest node stores and serves only verified ones).
+/// The response is cut before the first block that fails either check, and the failure is
+/// the responder's fault. With `reverify`, also verifies every transaction signature.
+fn check_synced(
+    blocks: Vec<SyncedBlock>,
+    namespace: &[u8; 32],
+    validators: &ValidatorSet,
+    reverify: bool,
+    chain_id: &str,
+) -> CheckedSync {
+    let mut out = Vec::with_capacity(blocks.len());
+    let mut certified = Vec::with_capacity(blocks.len());
+    let mut fault = None;
+    for sb in blocks {
+        let height = sb.block.header.height;
+        let sealed = match SealedBlock::seal(sb.block) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                fault = Some(format!("block at height {height}: {e}"));
+                break;
+            }
+        };
+        let cert_ok = match &sb.certificate {
+            None => false,
+            Some(bytes) if check_finalization(bytes, sealed.hash(), namespace, validators) => true,
+            Some(_) => {
+                fault = Some(format!(
+                    "block at height {height}: its finalization certificate does not verify"
+                ));
+                break;
+            }
+        };
+        certified.push(cert_ok);
+        out.push((sealed, sb.certificate));
+    }
+    let verified = if reverify {
+        let txs: Vec<SignedTransaction> = out
+            .iter()
+            .flat_map(|(b, _)| b.block().transactions.iter().cloned())
+            .collect();
+        let results = verify_parallel(&txs, chain_id);
+        txs.iter()
+            .zip(results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(t, _)| t.signed_hash())
+            .collect()
+    } else {
+        // Transaction validity rests on the finalization certificate and the sealed bodies
+        // (`SyncConfig::reverify_signatures`).
+        HashSet::new()
+    };
+    CheckedSync {
+        blocks: out,
+        certified,
+        verified,
+        fault,
+    }
+}
+
+/// True if `mempool` holds transaction `id` with exactly `tx`'s signature bytes: its
+/// signature was checked on admission. The same id with other signature bytes (the sender
+/// signed the body twice, or someone mangled a copy) was not.
+fn holds_verified(mempool: &Mempool, id: &Hash, tx: &SignedTransaction) -> bool {
+    mempool
+        .get(id)
+        .is_some_and(|held| held.signature == tx.signature)
+}
+
 fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -311,7 +447,10 @@ fn hash(d: Digest) -> Hash {
 pub struct FatalError(pub String);
 
 impl Driver {
-    /// Builds the driver: replays the consensus WAL from `store`.
+    /// Builds the driver: replays the consensus WAL from `store`. Sync requests go to
+    /// `sync_requests` (the sync server); its lookups of in-memory blocks come in on
+    /// `lookups`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         params: DriverParams,
         consensus_config: cairn_consensus::Config,
@@ -319,6 +458,8 @@ impl Driver {
         mempool: Mempool,
         net: NetworkHandle,
         shared: Arc<Shared>,
+        sync_requests: mpsc::Sender<ServeRequest>,
+        lookups: mpsc::Receiver<Lookup>,
     ) -> Result<Driver, FatalError> {
         let head = chain.head().clone();
         let anchor = Anchor {
@@ -356,6 +497,7 @@ impl Driver {
             partials: PartialBlocks::new(),
             awaiting: HashMap::new(),
             pending_build: None,
+            proposing: None,
             finalized_waiting: HashMap::new(),
             rejected: HashMap::new(),
             rejected_order: VecDeque::new(),
@@ -372,6 +514,8 @@ impl Driver {
             tx_outbox_since_ms: 0,
             internal_tx,
             internal_rx,
+            sync_requests,
+            lookups,
         })
     }
 
@@ -414,6 +558,7 @@ impl Driver {
                 },
                 Some(cmd) = commands.recv() => self.on_command(cmd).await?,
                 Some(res) = self.internal_rx.recv() => self.on_internal(res).await?,
+                Some(lookup) = self.lookups.recv() => self.on_lookup(lookup),
                 _ = async { tokio::time::sleep_until(timer.expect("guarded")).await }, if timer.is_some() => {
                     self.timer_deadline_ms = None;
                     let now_ms = self.now_ms();
@@ -460,6 +605,9 @@ impl Driver {
                         .map_err(|e| FatalError(format!("consensus WAL write failed: {e}")))?;
                 }
                 Output::Broadcast(msg) => {
+                    if let Message::Vote(vote) = &msg {
+                        self.publish_own_proposal(vote).await;
+                    }
                     if let Err(e) = self.net.publish(Topic::Consensus, msg.encode()).await {
                         warn!(error = %e, "publishing a consensus message failed");
                     }
@@ -496,6 +644,11 @@ impl Driver {
                 }
                 Output::ViewChanged { view } => {
                     self.shared.metrics.view.set(view as i64);
+                    if let Some((v, _)) = &self.proposing
+                        && *v < view
+                    {
+                        self.proposing = None;
+                    }
                     if let Some((v, _)) = self.pending_build
                         && v < view
                     {
@@ -562,19 +715,38 @@ impl Driver {
         };
         let h = block.hash();
         info!(view, height = block.header.height, txs = block.transactions.len(), hash = %h, "proposing");
-        // Peers should hold the block's transactions before the block arrives: they rebuild
-        // it from the hashes in the compact block (see `compact`).
-        self.flush_tx_outbox().await;
-        let compact = CompactBlock::of(&block).encode();
-        if let Err(e) = self.net.publish(Topic::Blocks, compact).await {
-            warn!(error = %e, "publishing a block failed");
-        }
+        // Published with this node's Notarize vote for it, once consensus has signed and
+        // persisted that vote (`publish_own_proposal`).
+        self.proposing = Some((view, block));
         self.inputs.push_back(Input::Proposed {
             view,
             payload: digest(h),
             now_ms: self.now_ms(),
         });
         Ok(())
+    }
+
+    /// If `vote` is this node's Notarize vote for the block it is proposing, publishes that
+    /// block's compact form carrying the vote (the signed proposal: peers check it before
+    /// they keep or forward the block). Called before the vote itself is broadcast, and
+    /// after consensus persisted it.
+    async fn publish_own_proposal(&mut self, vote: &Vote) {
+        let VoteKind::Notarize(p) = &vote.kind else {
+            return;
+        };
+        let ours = matches!(&self.proposing, Some((view, block))
+            if *view == p.view && digest(block.hash()) == p.payload);
+        if !ours {
+            return;
+        }
+        let (_, block) = self.proposing.take().expect("checked above");
+        // Peers should hold the block's transactions before the block arrives: they rebuild
+        // it from the hashes in the compact block (see `compact`).
+        self.flush_tx_outbox().await;
+        let compact = CompactBlock::of(&block, vote.clone()).encode();
+        if let Err(e) = self.net.publish(Topic::Blocks, compact).await {
+            warn!(error = %e, "publishing a block failed");
+        }
     }
 
     /// Answers a `Validate` request now if possible, else parks it until the body arrives.
@@ -602,7 +774,7 @@ impl Driver {
             self.park(h, proposal);
             return Ok(());
         };
-        if !header_ok(&block, leader) {
+        if !header_ok(block.block(), leader) {
             self.awaiting.remove(&h);
             self.inputs.push_back(Input::Validated {
                 proposal,
@@ -638,7 +810,7 @@ impl Driver {
     /// Validates and inserts a block as pending. `Some(valid)` if decided, `None` if its
     /// parent is unknown. Signatures are checked only for transactions not already verified
     /// (i.e. not in the mempool).
-    async fn insert_block(&mut self, block: Block) -> Result<Option<bool>, FatalError> {
+    async fn insert_block(&mut self, block: SealedBlock) -> Result<Option<bool>, FatalError> {
         let h = block.hash();
         if self.chain.pending(&h).is_some() {
             return Ok(Some(true));
@@ -647,20 +819,23 @@ impl Driver {
         // gossip batch being verified, or never gossiped to us) are verified together on a
         // blocking thread rather than one by one on this task.
         let unverified: Vec<SignedTransaction> = block
+            .block()
             .transactions
             .iter()
-            .filter(|t| !self.mempool.contains(&t.hash()))
-            .cloned()
+            .zip(block.tx_ids())
+            .filter(|(t, id)| !holds_verified(&self.mempool, id, t))
+            .map(|(t, _)| t.clone())
             .collect();
         let verified: HashSet<Hash> = if unverified.len() >= BLOCK_BATCH_VERIFY_MIN {
             let chain_id = self.params.chain_id.clone();
             tokio::task::spawn_blocking(move || {
                 let results = verify_parallel(&unverified, &chain_id);
+                // Keyed by signed hash: only these exact bytes were checked.
                 unverified
                     .iter()
                     .zip(results)
                     .filter(|(_, r)| r.is_ok())
-                    .map(|(t, _)| t.hash())
+                    .map(|(t, _)| t.signed_hash())
                     .collect()
             })
             .await
@@ -669,10 +844,11 @@ impl Driver {
             HashSet::new()
         };
         let mempool = &self.mempool;
-        match self
-            .chain
-            .insert(block, &|t| verified.contains(t) || mempool.contains(t))
-        {
+        // A sealed block's body is the one its leader committed to, so an invalid block here
+        // is the leader's fault: a verdict on the proposal.
+        match self.chain.insert(block, &|id, t| {
+            holds_verified(mempool, id, t) || (!verified.is_empty() && verified.contains(&t.signed_hash()))
+        }) {
             Ok(_) => Ok(Some(true)),
             Err(ChainError::UnknownParent { .. }) => Ok(None),
             Err(ChainError::Invalid(e)) => {
@@ -746,7 +922,7 @@ impl Driver {
         store
             .wal_prune_below(finalized_view.min(head.view))
             .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
-        self.received.retain(|_, b| b.header.height > head.height);
+        self.received.retain(|_, b| b.header().height > head.height);
         self.received_order
             .retain(|h| self.received.contains_key(h));
         Ok(())
@@ -829,7 +1005,12 @@ impl Driver {
                 }
             },
             NetworkEvent::Request { peer, data, token } => {
-                self.on_request(peer, data, token).await?
+                // Served on the sync server's task; a full queue drops the request
+                // unanswered (costing this task nothing).
+                let request = ServeRequest { peer, data, token };
+                if self.sync_requests.try_send(request).is_err() {
+                    self.shared.metrics.sync_requests_dropped.inc();
+                }
             }
             NetworkEvent::PeerConnected { peer } => {
                 if !self.peers.contains(&peer) {
@@ -864,10 +1045,12 @@ impl Driver {
     }
 
     /// Checks a gossiped compact block (decode bounds, hash list against `txs_root`, chain
-    /// id, proposer = the view's leader) and rebuilds it from the mempool, or parks it until
-    /// its missing transactions arrive. Every check is deterministic given genesis, so a
-    /// failure is the forwarder's fault (`Reject`); a valid block is forwarded (`Accept`)
-    /// whether or not this node holds all its transactions yet.
+    /// id, proposer = the view's leader, and the leader's signed Notarize vote for it) and
+    /// rebuilds it from the mempool, or parks it until its missing transactions arrive.
+    /// Every check is deterministic given genesis, so a failure is the forwarder's fault
+    /// (`Reject`, and a forged proposal is also penalized); only a block its leader signed
+    /// is kept or forwarded (`Accept`), whether or not this node holds all its transactions
+    /// yet. The leader's vote is also fed to consensus (it is the proposal).
     async fn on_gossip_block(
         &mut self,
         source: PeerId,
@@ -885,10 +1068,19 @@ impl Driver {
             }
         };
         let header = &compact.header;
+        let leader = self.params.validators.leader(header.view);
         if header.chain_id != self.params.chain_id
             || header.proposer != self.leader_address(header.view)
         {
             debug!(peer = %source, view = header.view, "compact block from another chain or not by the view's leader");
+            return Ok(Acceptance::Reject);
+        }
+        if let Err(e) =
+            compact.verify_leader(&self.params.namespace, &self.params.validators, leader)
+        {
+            debug!(peer = %source, error = %e, "forged compact block");
+            self.shared.metrics.proposals_forged.inc();
+            self.net.penalize(source, PeerFault::ForgedProposal);
             return Ok(Acceptance::Reject);
         }
         let h = header.hash();
@@ -898,43 +1090,96 @@ impl Driver {
         {
             return Ok(Acceptance::Accept);
         }
+        // The proposal itself: consensus may not have its vote yet (it travels on another
+        // topic). A duplicate or stale vote is refused by consensus without effect.
+        let vote = compact.leader_vote.clone();
+        let now_ms = self.now_ms();
+        match self.consensus.handle(Input::Message {
+            message: Message::Vote(vote),
+            now_ms,
+        }) {
+            Ok(outputs) => self.perform(outputs).await?,
+            Err(e) => debug!(error = %e, "leader vote from a compact block not taken"),
+        }
         let mempool = &self.mempool;
+        let view = compact.header.view;
         match self
             .partials
             .insert(compact, |t| mempool.get(t).cloned(), self.now_ms())
         {
             Reassembly::Complete(b) => {
                 self.shared.metrics.compact_blocks_rebuilt.inc();
-                self.on_block_body(b).await?;
+                self.on_block_body(b, BodyOrigin::Rebuilt { view }).await?;
             }
             Reassembly::Waiting { missing } => {
                 self.shared.metrics.compact_blocks_waited.inc();
                 debug!(block = %h, missing, "compact block waits for transactions");
             }
-            Reassembly::AlreadyWaiting => {}
+            Reassembly::AlreadyWaiting | Reassembly::ViewFull => {}
         }
         Ok(Acceptance::Accept)
     }
 
-    async fn on_block_body(&mut self, b: Block) -> Result<(), FatalError> {
+    /// Keeps a block body for consensus, once it is checked to be exactly the block its
+    /// header commits to ([`Block::check_body`]). A body that is not is never a verdict on
+    /// the proposal: a fetched copy is its sender's fault (penalized; the block is fetched
+    /// again from another peer), a rebuilt one (the mempool held other signature bytes for
+    /// a transaction, or a fetched transaction was mangled) is fetched whole.
+    async fn on_block_body(&mut self, b: Block, origin: BodyOrigin) -> Result<(), FatalError> {
+        // A block's hash and ids are computed once, here; `SealedBlock` carries them on.
         let h = b.hash();
-        self.fetching.remove(&h);
         self.partials.remove(&h);
         if b.header.height <= self.chain.head().height || self.chain.pending(&h).is_some() {
+            self.fetching.remove(&h);
             return Ok(());
         }
-        if !self.received.contains_key(&h) {
-            while self.received.len() >= RECEIVED_BLOCKS_MAX {
-                match self.received_order.pop_front() {
-                    Some(old) => {
-                        self.received.remove(&old);
-                    }
-                    None => break,
+        if self.received.contains_key(&h) {
+            self.fetching.remove(&h);
+            return self.retry_parked().await;
+        }
+        let sealed = match SealedBlock::seal(b) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+            self.shared.metrics.block_bodies_refused.inc();
+            self.fetching.remove(&h);
+            match origin {
+                BodyOrigin::Fetched { peer, view } => {
+                    warn!(%peer, block = %h, error = %e, "peer served a block body that is not the block's");
+                    self.net.penalize(peer, PeerFault::BadBlockBody);
+                    self.fetch_avoiding(h, view, Some(peer));
+                }
+                BodyOrigin::Rebuilt { view } => {
+                    debug!(block = %h, error = %e, "rebuilt block differs from its header; fetching it whole");
+                    self.fetch(h, Some(view));
                 }
             }
-            self.received.insert(h, b);
-            self.received_order.push_back(h);
+            return Ok(());
+            }
+        };
+        self.fetching.remove(&h);
+        if let BodyOrigin::Rebuilt { view } = origin {
+            // Gossip-driven: only an equivocating leader signs a second block for its view;
+            // it may not push other views' bodies out (fetched bodies were asked for).
+            let same_view = self
+                .received
+                .values()
+                .filter(|b| b.header().view == view)
+                .count();
+            if same_view >= RECEIVED_PER_VIEW_MAX {
+                debug!(block = %h, view, "more blocks of one view than an honest leader proposes; not kept");
+                return Ok(());
+            }
         }
+        while self.received.len() >= RECEIVED_BLOCKS_MAX {
+            match self.received_order.pop_front() {
+                Some(old) => {
+                    self.received.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.received.insert(h, sealed);
+        self.received_order.push_back(h);
         self.retry_parked().await
     }
 
@@ -1139,7 +1384,8 @@ impl Driver {
                 }
                 self.report(message_id, source, acceptance).await;
                 for b in completed {
-                    self.on_block_body(b).await?;
+                    let view = b.header.view;
+                    self.on_block_body(b, BodyOrigin::Rebuilt { view }).await?;
                 }
                 if admitted > 0 && self.pending_build.is_some() {
                     self.try_build().await?;
@@ -1156,7 +1402,7 @@ impl Driver {
                     return Ok(()); // completed or dropped meanwhile
                 }
                 match txs.and_then(|txs| self.partials.fill(&block, &indices, txs)) {
-                    Ok(Some(b)) => self.on_block_body(b).await?,
+                    Ok(Some(b)) => self.on_block_body(b, BodyOrigin::Rebuilt { view }).await?,
                     Ok(None) => {}
                     Err(reason) => {
                         // Fall back to the whole block (any peer).
@@ -1165,14 +1411,23 @@ impl Driver {
                     }
                 }
             }
-            Internal::Fetched { hash, block } => {
-                self.fetching.remove(&hash);
-                if let Some(b) = block
-                    && b.hash() == hash
-                {
-                    self.on_block_body(b).await?;
+            Internal::Fetched { hash, block, peer } => match block {
+                Some(b) if b.hash() == hash => {
+                    let view = Some(b.header.view);
+                    self.on_block_body(b, BodyOrigin::Fetched { peer, view })
+                        .await?;
                 }
-            }
+                Some(b) => {
+                    // Asked for one block, served another: never honest.
+                    warn!(%peer, asked = %hash, served = %b.hash(), "peer served another block than the one asked for");
+                    self.net.penalize(peer, PeerFault::BadBlockBody);
+                    self.fetching.remove(&hash);
+                    self.fetch_avoiding(hash, None, Some(peer));
+                }
+                None => {
+                    self.fetching.remove(&hash);
+                }
+            },
             Internal::PeerStatus { peer, height } => {
                 self.best_peer_height = self.best_peer_height.max(height);
                 let head = self.chain.head().height;
@@ -1187,19 +1442,27 @@ impl Driver {
                 peer,
                 blocks,
                 verified,
+                certified,
+                fault,
             } => {
+                if let Some(reason) = &fault {
+                    warn!(%peer, reason, "bad sync response");
+                    self.net.penalize(peer, PeerFault::BadSyncResponse);
+                }
                 self.sync_in_flight = false;
                 // Pipelining: ask for the next range now, so its transfer and signature
                 // checks (on a blocking thread) overlap this range's execution and commit
                 // here. If this range is refused, the next one does not link to the head
                 // and is refused too; the periodic status poll starts over from the head.
-                if let Some(last) = blocks.last() {
-                    let next = last.block.header.height + 1;
+                if fault.is_none()
+                    && let Some((last, _)) = blocks.last()
+                {
+                    let next = last.header().height + 1;
                     if self.best_peer_height >= next {
                         self.request_blocks(peer, next);
                     }
                 }
-                self.apply_synced(peer, blocks, verified).await?;
+                self.apply_synced(peer, blocks, verified, certified).await?;
             }
             Internal::RequestFailed { what, peer, reason } => {
                 if what == "sync" {
@@ -1219,49 +1482,52 @@ impl Driver {
         Ok(())
     }
 
-    /// Verifies and commits a sync response: accepted up to the last block carrying a valid
-    /// finalization certificate; every block is re-executed by `commit_next`.
+    /// Commits a sync response whose bodies and certificates were checked off this task
+    /// (`request_blocks`): accepted up to the last block carrying a valid finalization
+    /// certificate (`certified[i]`); every block is re-executed by `commit_next`. Only
+    /// verified certificates are ever stored.
     async fn apply_synced(
         &mut self,
         peer: PeerId,
-        blocks: Vec<SyncedBlock>,
+        blocks: Vec<(SealedBlock, Option<Vec<u8>>)>,
         verified: HashSet<Hash>,
+        certified: Vec<bool>,
     ) -> Result<(), FatalError> {
-        let mut last_certified = None;
-        for (i, sb) in blocks.iter().enumerate() {
-            if let Some(bytes) = &sb.certificate
-                && self.check_finalization(bytes, sb.block.hash())
-            {
-                last_certified = Some(i);
-            }
-        }
-        let Some(last) = last_certified else {
+        assert_eq!(blocks.len(), certified.len(), "one verdict per synced block");
+        let Some(last) = certified.iter().rposition(|c| *c) else {
             debug!(%peer, count = blocks.len(), "sync response carries no valid finalization certificate");
             return Ok(());
         };
         // Check the hash chain down from the certified block before executing anything.
         for i in (1..=last).rev() {
-            if blocks[i].block.header.parent_hash != blocks[i - 1].block.hash() {
+            if blocks[i].0.header().parent_hash != blocks[i - 1].0.hash() {
                 warn!(%peer, "sync response blocks do not link");
                 return Ok(());
             }
         }
         let mut committed = 0u64;
         let mut last_view = 0;
-        // Every block from here on is covered by the certificate at `last` (hash-linked).
+        // Every block from here on is covered by the certificate at `last` (hash-linked), and
+        // its body is the one its header commits to (sealed), so its signatures are the ones
+        // the certifying validators checked.
         let trust_certified = !self.params.sync_reverify_signatures;
-        for sb in blocks.into_iter().take(last + 1) {
-            let height = sb.block.header.height;
+        for ((block, certificate), cert_ok) in blocks.into_iter().zip(certified).take(last + 1) {
+            let height = block.header().height;
             if height <= self.chain.head().height {
                 continue;
             }
-            last_view = sb.block.header.view;
-            let b = sb.block.clone();
+            last_view = block.header().view;
+            let b = block.block().clone();
             let mempool = &self.mempool;
+            // A certificate that did not verify is never stored (`certified` is false only
+            // for blocks without one: a bad one cut the response).
+            let certificate = certificate.filter(|_| cert_ok);
             match self
                 .chain
-                .commit_next(sb.block, sb.certificate.as_deref(), &|t| {
-                    trust_certified || verified.contains(t) || mempool.contains(t)
+                .commit_next(block, certificate.as_deref(), &|id, t| {
+                    trust_certified
+                        || holds_verified(mempool, id, t)
+                        || (!verified.is_empty() && verified.contains(&t.signed_hash()))
                 }) {
                 Ok(()) => {
                     committed += 1;
@@ -1357,95 +1623,27 @@ impl Driver {
         }
     }
 
-    fn check_finalization(&self, bytes: &[u8], block_hash: Hash) -> bool {
-        let Ok(cert) = borsh::from_slice::<Certificate>(bytes) else {
-            return false;
+    /// Answers the sync server from the blocks held in memory: pending ones, and received
+    /// ones (sealed). A hash-map lookup and a clone; never a store read.
+    fn on_lookup(&mut self, lookup: Lookup) {
+        let held = |h: &Hash| -> Option<&Block> {
+            self.chain
+                .pending(h)
+                .map(|p| &p.block)
+                .or_else(|| self.received.get(h).map(SealedBlock::block))
         };
-        match &cert.kind {
-            CertificateKind::Finalization(p) if hash(p.payload) == block_hash => cert
-                .verify(&self.params.namespace, &self.params.validators)
-                .is_ok(),
-            _ => false,
+        match lookup {
+            Lookup::Block { hash, reply } => {
+                let _ = reply.send(held(&hash).cloned());
+            }
+            Lookup::Transactions {
+                block,
+                indices,
+                reply,
+            } => {
+                let _ = reply.send(held(&block).and_then(|b| pick(b, &indices)));
+            }
         }
-    }
-
-    async fn on_request(
-        &mut self,
-        peer: PeerId,
-        data: Vec<u8>,
-        token: ResponseToken,
-    ) -> Result<(), FatalError> {
-        let resp = match SyncRequest::decode(&data) {
-            Err(e) => SyncResponse::Error(e.to_string()),
-            Ok(SyncRequest::Status) => SyncResponse::Status {
-                height: self.chain.head().height,
-                hash: self.chain.head_hash(),
-            },
-            Ok(SyncRequest::BlockByHash(h)) => {
-                let b = match self.chain.block(&h) {
-                    Ok(b) => b.or_else(|| self.received.get(&h).cloned()),
-                    Err(e) => return Err(FatalError(e.to_string())),
-                };
-                SyncResponse::Block(b)
-            }
-            Ok(SyncRequest::BlockTransactions { indices, .. }) if indices.len() > TX_FETCH_MAX => {
-                SyncResponse::Error(format!(
-                    "{} transactions asked for, at most {TX_FETCH_MAX}",
-                    indices.len()
-                ))
-            }
-            Ok(SyncRequest::BlockTransactions { block, indices }) => {
-                // Clones only the transactions asked for (a pending block is usually ours,
-                // or one we rebuilt); `None` if the block is unknown or an index is not in it.
-                let pick = |b: &Block| {
-                    indices
-                        .iter()
-                        .map(|&i| b.transactions.get(i as usize).cloned())
-                        .collect::<Option<Vec<_>>>()
-                };
-                let txs = if let Some(b) = self.received.get(&block) {
-                    pick(b)
-                } else if let Some(p) = self.chain.pending(&block) {
-                    pick(&p.block)
-                } else {
-                    self.chain
-                        .store()
-                        .block_by_hash(&block)
-                        .map_err(|e| FatalError(e.to_string()))?
-                        .and_then(|b| pick(&b))
-                };
-                SyncResponse::Transactions(txs.unwrap_or_default())
-            }
-            Ok(SyncRequest::Blocks { from_height, count }) => {
-                let count = count.min(SYNC_BLOCKS_MAX) as u64;
-                let budget = self.params.sync_response_bytes_max.saturating_sub(4096);
-                let mut out = Vec::new();
-                let mut bytes = 0usize;
-                let store = self.chain.store();
-                for height in from_height..from_height.saturating_add(count) {
-                    let Some(block) = store
-                        .block_by_height(height)
-                        .map_err(|e| FatalError(e.to_string()))?
-                    else {
-                        break;
-                    };
-                    let certificate = store
-                        .certificate(height)
-                        .map_err(|e| FatalError(e.to_string()))?;
-                    let size =
-                        block.encode().len() + certificate.as_ref().map_or(0, |c| c.len()) + 16;
-                    if bytes + size > budget && !out.is_empty() {
-                        break;
-                    }
-                    bytes += size;
-                    out.push(SyncedBlock { block, certificate });
-                }
-                SyncResponse::Blocks(out)
-            }
-        };
-        debug!(%peer, "answering a sync request");
-        self.net.respond(token, resp.encode()).await;
-        Ok(())
     }
 
     fn next_peer(&mut self) -> Option<PeerId> {
@@ -1458,25 +1656,38 @@ impl Driver {
 
     /// The peer to ask for a block proposed in `view`: that view's leader if it is connected
     /// (it built the block, so it holds it; a peer that forwarded the compact block may still
-    /// be waiting for its transactions), else the next peer round-robin.
-    fn block_peer(&mut self, view: Option<View>) -> Option<PeerId> {
+    /// be waiting for its transactions), else the next peer round-robin; never `avoid` (a
+    /// peer that just served a bad copy) unless it is the only one.
+    fn block_peer(&mut self, view: Option<View>, avoid: Option<PeerId>) -> Option<PeerId> {
         let leader = view.and_then(|v| {
             let index = self.params.validators.leader(v) as usize;
             self.params.validator_peers.get(index).copied().flatten()
         });
         match leader {
-            Some(p) if self.peers.contains(&p) => Some(p),
-            _ => self.next_peer(),
+            Some(p) if self.peers.contains(&p) && Some(p) != avoid => Some(p),
+            _ => {
+                let first = self.next_peer()?;
+                if Some(first) == avoid && self.peers.len() > 1 {
+                    self.next_peer()
+                } else {
+                    Some(first)
+                }
+            }
         }
     }
 
     /// Fetches one block by hash (proposed in `view`, if known) from a peer (bounded
     /// in-flight).
     fn fetch(&mut self, h: Hash, view: Option<View>) {
+        self.fetch_avoiding(h, view, None)
+    }
+
+    /// [`Self::fetch`] from a peer other than `avoid` if there is one.
+    fn fetch_avoiding(&mut self, h: Hash, view: Option<View>, avoid: Option<PeerId>) {
         if self.fetching.contains(&h) || self.fetching.len() >= FETCHES_IN_FLIGHT_MAX {
             return;
         }
-        let Some(peer) = self.block_peer(view) else {
+        let Some(peer) = self.block_peer(view, avoid) else {
             return;
         };
         self.fetching.insert(h);
@@ -1491,16 +1702,22 @@ impl Driver {
                 .map_err(|e| e.to_string())
                 .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
             {
-                Ok(SyncResponse::Block(block)) => Internal::Fetched { hash: h, block },
+                Ok(SyncResponse::Block(block)) => Internal::Fetched {
+                    hash: h,
+                    block,
+                    peer,
+                },
                 Ok(_) => Internal::Fetched {
                     hash: h,
                     block: None,
+                    peer,
                 },
                 Err(reason) => {
                     let _ = out
                         .send(Internal::Fetched {
                             hash: h,
                             block: None,
+                            peer,
                         })
                         .await;
                     Internal::RequestFailed {
@@ -1538,7 +1755,7 @@ impl Driver {
         if self.tx_fetches_in_flight >= FETCHES_IN_FLIGHT_MAX {
             return;
         }
-        let Some(peer) = self.block_peer(Some(view)) else {
+        let Some(peer) = self.block_peer(Some(view), None) else {
             return;
         };
         self.tx_fetches_in_flight += 1;
@@ -1620,6 +1837,8 @@ impl Driver {
         let count = self.params.sync_batch_blocks_max;
         let chain_id = self.params.chain_id.clone();
         let reverify = self.params.sync_reverify_signatures;
+        let namespace = self.params.namespace;
+        let validators = self.params.validators.clone();
         tokio::spawn(async move {
             let req = SyncRequest::Blocks { from_height, count };
             let res = net.request(peer, req.encode()).await;
@@ -1628,33 +1847,20 @@ impl Driver {
                 .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
             {
                 Ok(SyncResponse::Blocks(blocks)) => {
-                    // Verify every transaction signature here, on a blocking thread off the driver task, so
-                    // catch-up replay is bounded by execution and commit, not by one-by-one
-                    // signature checks on the task that runs consensus.
+                    // Seal every body (check it against its header), verify every
+                    // certificate and, if asked, every transaction signature here, on a
+                    // blocking thread off the driver task, so catch-up replay is bounded by
+                    // execution and commit, not by checks on the task that runs consensus.
                     let verify = tokio::task::spawn_blocking(move || {
-                        if !reverify {
-                            // Transaction validity rests on the finalization certificate
-                            // apply_synced checks (`SyncConfig::reverify_signatures`).
-                            return (blocks, HashSet::new());
-                        }
-                        let txs: Vec<SignedTransaction> = blocks
-                            .iter()
-                            .flat_map(|b| b.block.transactions.iter().cloned())
-                            .collect();
-                        let results = verify_parallel(&txs, &chain_id);
-                        let verified: HashSet<Hash> = txs
-                            .iter()
-                            .zip(results)
-                            .filter(|(_, r)| r.is_ok())
-                            .map(|(t, _)| t.hash())
-                            .collect();
-                        (blocks, verified)
+                        check_synced(blocks, &namespace, &validators, reverify, &chain_id)
                     });
                     match verify.await {
-                        Ok((blocks, verified)) => Internal::SyncBlocks {
+                        Ok(checked) => Internal::SyncBlocks {
                             peer,
-                            blocks,
-                            verified,
+                            blocks: checked.blocks,
+                            verified: checked.verified,
+                            certified: checked.certified,
+                            fault: checked.fault,
                         },
                         Err(e) => Internal::RequestFailed {
                             what: "sync",

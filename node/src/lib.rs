@@ -29,5 +29,6 @@ pub mod network;
 pub mod node;
 pub mod rpc_backend;
 pub mod sync;
+pub mod sync_server;
 pub mod txgossip;
 pub mod verifier;

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub peers_refused: Counter<u64, AtomicU64>,
     /// Peers banned for a low score.
     pub peers_banned: Counter<u64, AtomicU64>,
+    /// Provable peer faults (bad block bodies, forged proposals, bad sync responses,
+    /// abusive requests), each lowering the peer's score.
+    pub peer_faults: Counter<u64, AtomicU64>,
     /// Equivocation evidence records stored (found locally or received by gossip).
     pub evidence: Counter<u64, AtomicU64>,
     /// Gossiped compact blocks rebuilt at once from the mempool.
@@ -43,6 +46,14 @@ pub struct Metrics {
     /// Requests for a waiting block's missing transactions (by index, or the whole block
     /// when too many are missing).
     pub compact_block_fetches: Counter<u64, AtomicU64>,
+    /// Gossiped compact blocks refused because their leader vote was missing, not the
+    /// leader's, or forged (the sender is penalized).
+    pub proposals_forged: Counter<u64, AtomicU64>,
+    /// Block bodies refused because they do not match their header's roots (fetched copies:
+    /// the sender is penalized; rebuilt ones: the block is fetched whole).
+    pub block_bodies_refused: Counter<u64, AtomicU64>,
+    /// Sync requests dropped unanswered because the sync server's queue was full.
+    pub sync_requests_dropped: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -68,10 +79,14 @@ impl Metrics {
             peers_admitted: Counter::default(),
             peers_refused: Counter::default(),
             peers_banned: Counter::default(),
+            peer_faults: Counter::default(),
             evidence: Counter::default(),
             compact_blocks_rebuilt: Counter::default(),
             compact_blocks_waited: Counter::default(),
             compact_block_fetches: Counter::default(),
+            proposals_forged: Counter::default(),
+            block_bodies_refused: Counter::default(),
+            sync_requests_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -131,6 +146,26 @@ impl Metrics {
             "compact_blocks_rebuilt",
             "Gossiped compact blocks rebuilt at once from the mempool",
             m.compact_blocks_rebuilt.clone(),
+        );
+        registry.register(
+            "peer_faults",
+            "Provable peer faults recorded against the peer's score",
+            m.peer_faults.clone(),
+        );
+        registry.register(
+            "proposals_forged",
+            "Gossiped compact blocks refused for a missing or forged leader signature",
+            m.proposals_forged.clone(),
+        );
+        registry.register(
+            "block_bodies_refused",
+            "Block bodies refused because they do not match their header's roots",
+            m.block_bodies_refused.clone(),
+        );
+        registry.register(
+            "sync_requests_dropped",
+            "Sync requests dropped unanswered: the sync server's queue was full",
+            m.sync_requests_dropped.clone(),
         );
         registry.register(
             "compact_blocks_waited",

@@ -428,6 +428,18 @@ pub async fn run(
         sync_reverify_signatures: config.sync.reverify_signatures,
         sync_response_bytes_max,
     };
+    // The sync server answers peers' sync requests on its own task, over the store; the
+    // driver forwards them and answers its lookups of in-memory blocks.
+    let (sync_tx, sync_rx) = mpsc::channel(crate::sync_server::REQUEST_QUEUE_MAX);
+    let (lookup_tx, lookup_rx) = mpsc::channel(crate::sync_server::LOOKUP_QUEUE_MAX);
+    tokio::spawn(crate::sync_server::run(
+        store.clone(),
+        net.clone(),
+        sync_rx,
+        lookup_tx,
+        config.sync.server_limits(),
+        sync_response_bytes_max,
+    ));
     let driver = Driver::new(
         driver_params,
         consensus_config,
@@ -435,6 +447,8 @@ pub async fn run(
         mempool,
         net.clone(),
         shared.clone(),
+        sync_tx,
+        lookup_rx,
     )
     .map_err(|e| NodeError::Fatal(e.to_string()))?;
 
@@ -456,6 +470,7 @@ pub async fn run(
             async move {
                 Metrics::catch_up(&s.metrics.peers_admitted, stats.peers_admitted);
                 Metrics::catch_up(&s.metrics.peers_refused, stats.peers_refused);
+                Metrics::catch_up(&s.metrics.peer_faults, stats.peer_faults);
                 Metrics::catch_up(&s.metrics.peers_banned, stats.peers_banned);
                 s.metrics.response()
             }

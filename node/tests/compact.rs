@@ -26,10 +26,11 @@ fn sender() -> SigningKey {
     SigningKey::from_bytes(&[42; 32])
 }
 
-/// Four validators (none of them running: the chain stays at genesis) and a funded sender.
-fn genesis() -> Genesis {
+/// Four validators (none of them running: the chain stays at genesis; the test signs with
+/// their keys) and a funded sender.
+fn genesis() -> (Vec<SigningKey>, Genesis) {
     let sender = Address::from_public_key(&sender().verifying_key());
-    common::four_validators(CHAIN_ID, &[(sender, 1_000_000)]).1
+    common::four_validators(CHAIN_ID, &[(sender, 1_000_000)])
 }
 
 fn transfers(n: u64) -> Vec<SignedTransaction> {
@@ -64,6 +65,7 @@ fn block(genesis: &Genesis, view: u64, proposer: Address, txs: Vec<SignedTransac
             proposer,
             timestamp_ms: 2,
             txs_root: cairn_ledger::txs_root(&hashes),
+            signed_txs_root: cairn_ledger::signed_txs_root_of(&txs),
             state_root: Hash([3; 32]),
         },
         transactions: txs,
@@ -76,7 +78,7 @@ fn leader(genesis: &Genesis, view: u64) -> Address {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transactions_fetched() {
-    let genesis = genesis();
+    let (keys, genesis) = genesis();
     let (net, events, peer_addr, peer_id) = common::spawn_peer(&genesis, 77).await;
     let serve = Arc::new(Mutex::new(None));
     let mut fetches = respond(net.clone(), events, genesis.clone(), serve.clone());
@@ -116,12 +118,14 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
     // Bad compact blocks are rejected: a swapped hash list (root mismatch) and a block not by
     // view 1's leader. (Two rejections keep the peer above gossipsub's graylist threshold.)
     let b = block(&genesis, 1, leader(&genesis, 1), txs.clone());
+    let l1 = genesis.validator_set().leader(1);
+    let signed = |b: &Block| common::signed_compact(&genesis, b, l1, &keys[l1 as usize]);
     let rejected_before = common::metric(rpc_port, "cairn_gossip_rejected_total").await;
-    let mut swapped = CompactBlock::of(&b);
+    let mut swapped: CompactBlock = signed(&b);
     swapped.tx_hashes.swap(0, 1);
     net.publish(Topic::Blocks, swapped.encode()).await.unwrap();
     let usurper = block(&genesis, 1, leader(&genesis, 2), txs.clone());
-    net.publish(Topic::Blocks, CompactBlock::of(&usurper).encode())
+    net.publish(Topic::Blocks, signed(&usurper).encode())
         .await
         .unwrap();
     common::wait_until(
@@ -142,7 +146,7 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
     // The valid compact block: the node asks for exactly positions 3 and 4, completes the
     // block from the answer, and serves it whole.
     *serve.lock().unwrap() = Some(b.clone());
-    net.publish(Topic::Blocks, CompactBlock::of(&b).encode())
+    net.publish(Topic::Blocks, signed(&b).encode())
         .await
         .unwrap();
     let (block_hash, indices) = tokio::time::timeout(Duration::from_secs(10), fetches.recv())

@@ -746,3 +746,99 @@ async fn hundred_sybils_without_proofs_do_not_slow_finalization() {
     }
     net.stop_all().await;
 }
+
+/// An admitted peer floods validator 0 with sync range requests (32 at a time, each asking
+/// for 1,024 blocks, as fast as answers come back) for a whole measurement window. The
+/// requests are served on the sync server's task under the per-peer rate limit, never on the
+/// driver, so validator 0's finalization rate stays within 10% of the same window without
+/// the flood, and the flooder is refused (`rate limited`) and penalized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_request_flood_does_not_slow_finalization() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use cairn_node::sync::{SyncRequest, SyncResponse};
+
+    const WINDOW: Duration = Duration::from_secs(8);
+    const CONCURRENT: usize = 32;
+    let _serial = SERIAL.lock().await;
+    let mut net = Testnet::generate(0, |_| {});
+    net.start_all();
+    net.wait_height(0, 3).await;
+    let (stop_load, load_stopped) = tokio::sync::watch::channel(false);
+    let load = spawn_load(&net, load_stopped);
+    let baseline = finalization_rate(&net, WINDOW).await;
+
+    let (kf, flooder) = keypair_and_id();
+    let nonce = admission::solve(&net.genesis_hash(), &flooder, BITS).unwrap();
+    let f = net.raw_peer(kf, Some(nonce), &[0], 200).await;
+    let start = Instant::now();
+    while !net
+        .peer_at(0, &flooder)
+        .await
+        .is_some_and(|p| p.admission.as_deref() == Some("admitted"))
+    {
+        assert!(start.elapsed() < WAIT, "flooder not admitted");
+        sleep(POLL).await;
+    }
+    let victim = net.peer_ids[0];
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, limited) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let flood: Vec<_> = (0..CONCURRENT)
+        .map(|_| {
+            let (handle, stop, sent, limited) =
+                (f.net.clone(), stop.clone(), sent.clone(), limited.clone());
+            tokio::spawn(async move {
+                let request = SyncRequest::Blocks {
+                    from_height: 1,
+                    count: 1024,
+                }
+                .encode();
+                // Bounded by the flag (set after the window) and by a count.
+                for _ in 0..1_000_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    match handle.request(victim, request.clone()).await {
+                        Ok(bytes) => {
+                            if let Ok(SyncResponse::Error(e)) = SyncResponse::decode(&bytes, 1 << 20)
+                                && e == "rate limited"
+                            {
+                                limited.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        // Oversize answers (a 64 KiB response bound here) and a closed
+                        // connection once it is penalized: back off a little.
+                        Err(_) => sleep(Duration::from_millis(10)).await,
+                    }
+                }
+            })
+        })
+        .collect();
+    let flooded = finalization_rate(&net, WINDOW).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in flood {
+        t.await.unwrap();
+    }
+    let _ = stop_load.send(true);
+    let (accepted, _) = load.await.unwrap();
+    let (sent, limited) = (sent.load(Ordering::Relaxed), limited.load(Ordering::Relaxed));
+    println!(
+        "finalization rate at validator 0 over {WINDOW:?}: {baseline:.2} heights/s without, \
+         {flooded:.2} with a sync flood ({sent} range requests of 1,024 blocks sent, {limited} \
+         refused as rate limited); ratio {:.2}",
+        flooded / baseline
+    );
+    assert!(accepted > 0, "the load submitted nothing");
+    assert!(baseline > 0.0);
+    assert!(sent > 100, "the flood sent only {sent} requests");
+    assert!(limited > 0, "the rate limit never acted");
+    assert!(net.metric(0, "cairn_peer_faults_total").await >= 1.0);
+    assert!(
+        flooded >= 0.9 * baseline,
+        "the sync flood slowed finalization by more than 10%: {flooded:.2} vs {baseline:.2} heights/s"
+    );
+    f.net.shutdown().await;
+    net.stop_all().await;
+}

@@ -51,6 +51,7 @@ impl Mock {
             proposer: Address([4; 32]),
             timestamp_ms: 1_700_000_000_000,
             txs_root: txs_root(&[tx.hash()]),
+            signed_txs_root: cairn_ledger::signed_txs_root_of(std::slice::from_ref(&tx)),
             state_root: Hash([8; 32]),
         };
         Arc::new(Mock {

@@ -277,7 +277,7 @@ fn status_text(status: &TxStatus) -> String {
 fn block_text(block: &BlockInfo) -> String {
     let h = &block.header;
     let mut s = format!(
-        "block {} {}\nparent:     {}\nproposer:   {}\nview:       {}\ntimestamp:  {} ms\ntxs root:   {}\nstate root: {}\nchain id:   {}\ntransactions: {}",
+        "block {} {}\nparent:     {}\nproposer:   {}\nview:       {}\ntimestamp:  {} ms\ntxs root:   {}\nsigned txs root: {}\nstate root: {}\nchain id:   {}\ntransactions: {}",
         h.height,
         block.hash,
         h.parent_hash,
@@ -285,6 +285,7 @@ fn block_text(block: &BlockInfo) -> String {
         h.view,
         h.timestamp_ms,
         h.txs_root,
+        h.signed_txs_root,
         h.state_root,
         h.chain_id,
         block.transactions.len()

@@ -55,6 +55,7 @@ pub fn genesis_header(state: &BTreeMap<Address, Account>) -> BlockHeader {
         proposer: Address::default(),
         timestamp_ms: 0,
         txs_root: txs_root(&[]),
+        signed_txs_root: cairn_ledger::signed_txs_root_of(&[]),
         state_root: lthash_of(state).root(),
     }
 }
@@ -77,6 +78,7 @@ pub fn child_block(
             proposer,
             timestamp_ms: parent.timestamp_ms + 1000,
             txs_root: txs_root(&hashes),
+            signed_txs_root: cairn_ledger::signed_txs_root_of(&txs),
             state_root: Hash::ZERO,
         },
         transactions: txs,

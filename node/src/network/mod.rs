@@ -14,15 +14,17 @@
 //! |---|---|
 //! | [`Topic::Transactions`] | `/cairn/{namespace}/tx/1` |
 //! | [`Topic::Consensus`] | `/cairn/{namespace}/consensus/1` |
-//! | [`Topic::Blocks`] | `/cairn/{namespace}/block/2` |
+//! | [`Topic::Blocks`] | `/cairn/{namespace}/block/3` |
 //! | [`Topic::Evidence`] | `/cairn/{namespace}/evidence/1` |
 //!
 //! `namespace` is [`NetworkConfig::namespace`] (a short genesis hash in hex), so nodes of
 //! different chains never share a topic. Identify advertises protocol version
-//! `/cairn/{namespace}/3` with agent `cairn/0.1`; a peer advertising another protocol
+//! `/cairn/{namespace}/4` with agent `cairn/0.1`; a peer advertising another protocol
 //! version is disconnected (version 2 made gossip unsigned, version 3 gossips compact
-//! blocks and adds the transactions-by-index sync request).
-//! Block topic version 2 carries `crate::compact::CompactBlock`s (version 1 carried full blocks).
+//! blocks and adds the transactions-by-index sync request, version 4 has block header v2
+//! with `signed_txs_root` and compact blocks that carry the leader's signed proposal).
+//! Block topic version 3 carries `crate::compact::CompactBlock`s with the leader's Notarize
+//! vote (version 2 had none; version 1 carried full blocks).
 //!
 //! Every gossip message is validated by the application: the swarm task delivers it as
 //! [`NetworkEvent::Gossip`] and gossipsub forwards it to other peers only after
@@ -37,7 +39,7 @@
 //! forwarded) at most once per node within gossipsub's 60 s duplicate-cache window, no matter
 //! how many peers or publishers send it. A node never receives its own publications.
 //!
-//! ## Sync protocol `/cairn/{namespace}/sync/2`
+//! ## Sync protocol `/cairn/{namespace}/sync/3`
 //!
 //! One request and one response per stream, each framed as a `u32` **big-endian** payload
 //! length followed by exactly that many bytes. The length is checked against
@@ -249,6 +251,9 @@ pub const SCORE_STRIKES_BAN: u32 = 3;
 
 /// Most peers with strikes remembered; when full, the table is reset.
 pub const STRIKES_MAX: usize = 4096;
+
+/// Most peers with [`PeerFault`] penalties remembered; when full, the table is reset.
+pub const PENALTIES_MAX: usize = 4096;
 
 /// Most banned peers remembered; when full, the ban expiring first is dropped.
 pub const BANS_MAX: usize = 4096;
@@ -547,10 +552,10 @@ impl NetworkConfig {
         )
     }
 
-    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/2` (version 2
-    /// added `SyncRequest::BlockTransactions`).
+    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/3` (version 2
+    /// added `SyncRequest::BlockTransactions`; version 3 serves block header v2).
     pub fn sync_protocol(&self) -> String {
-        format!("/cairn/{}/sync/2", self.namespace)
+        format!("/cairn/{}/sync/3", self.namespace)
     }
 }
 
@@ -575,8 +580,8 @@ pub enum Topic {
     Transactions,
     /// Consensus messages (proposals, votes, certificates): `/cairn/{namespace}/consensus/1`.
     Consensus,
-    /// Compact blocks (header and transaction hashes, `crate::compact::CompactBlock`):
-    /// `/cairn/{namespace}/block/2`.
+    /// Compact blocks (header, transaction hashes and the leader's signed proposal,
+    /// `crate::compact::CompactBlock`): `/cairn/{namespace}/block/3`.
     Blocks,
     /// Equivocation evidence records (borsh `cairn_consensus::Evidence`, at most
     /// `Evidence::BYTES_MAX` = 294 bytes): `/cairn/{namespace}/evidence/1`.
@@ -604,7 +609,7 @@ impl Topic {
     /// Payload format version, the last part of the topic string.
     fn version(self) -> u32 {
         match self {
-            Topic::Blocks => 2,
+            Topic::Blocks => 3,
             Topic::Transactions | Topic::Consensus | Topic::Evidence => 1,
         }
     }
@@ -635,6 +640,50 @@ impl From<Acceptance> for gossipsub::MessageAcceptance {
             Acceptance::Accept => gossipsub::MessageAcceptance::Accept,
             Acceptance::Reject => gossipsub::MessageAcceptance::Reject,
             Acceptance::Ignore => gossipsub::MessageAcceptance::Ignore,
+        }
+    }
+}
+
+/// A provable misbehaviour of a peer outside gossip validation (where
+/// [`Acceptance::Reject`] already penalizes): each lowers the peer's gossipsub
+/// application-specific score by [`PeerFault::penalty`], cumulatively, until
+/// [`SCORE_DISCONNECT`] / [`SCORE_BAN`] act on it (validators are never disconnected or
+/// banned for their score; the fault is logged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerFault {
+    /// Served a block body that is not the one its header commits to, or another block
+    /// than the one asked for.
+    BadBlockBody,
+    /// Gossiped a block not signed by its view's leader.
+    ForgedProposal,
+    /// Served a sync response with a certificate that does not verify, or blocks that do
+    /// not match their headers.
+    BadSyncResponse,
+    /// Sent more sync requests than its rate allows.
+    AbusiveRequests,
+}
+
+impl PeerFault {
+    /// Points subtracted from the peer's application score for one fault. A body or
+    /// certificate forgery is deliberate (an honest node serves only what it verified), so
+    /// one costs a disconnect ([`SCORE_DISCONNECT`] is −100) and four a ban
+    /// ([`SCORE_BAN`] is −400); a request over the rate limit costs a tenth of that.
+    pub fn penalty(self) -> f64 {
+        match self {
+            PeerFault::BadBlockBody | PeerFault::ForgedProposal | PeerFault::BadSyncResponse => {
+                100.0
+            }
+            PeerFault::AbusiveRequests => 10.0,
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerFault::BadBlockBody => "bad_block_body",
+            PeerFault::ForgedProposal => "forged_proposal",
+            PeerFault::BadSyncResponse => "bad_sync_response",
+            PeerFault::AbusiveRequests => "abusive_requests",
         }
     }
 }
@@ -853,6 +902,8 @@ pub struct NetworkStats {
     pub connections_closed_peer_limit: u64,
     /// Connections closed because their IP address had `connections_per_ip_max` already.
     pub connections_closed_ip_limit: u64,
+    /// Provable peer faults recorded with [`NetworkHandle::penalize`].
+    pub peer_faults: u64,
 }
 
 #[derive(Debug, Default)]
@@ -873,6 +924,7 @@ struct Counters {
     connections_refused_banned_ip: AtomicU64,
     connections_closed_peer_limit: AtomicU64,
     connections_closed_ip_limit: AtomicU64,
+    peer_faults: AtomicU64,
 }
 
 impl Counters {
@@ -899,6 +951,7 @@ impl Counters {
             connections_refused_banned_ip: get(&self.connections_refused_banned_ip),
             connections_closed_peer_limit: get(&self.connections_closed_peer_limit),
             connections_closed_ip_limit: get(&self.connections_closed_ip_limit),
+            peer_faults: get(&self.peer_faults),
         }
     }
 }
@@ -937,6 +990,10 @@ enum Command {
     PeerScore {
         peer: PeerId,
         reply: oneshot::Sender<Option<f64>>,
+    },
+    Penalize {
+        peer: PeerId,
+        fault: PeerFault,
     },
     Shutdown,
 }
@@ -1021,6 +1078,12 @@ impl NetworkHandle {
             acceptance,
         })
         .await;
+    }
+
+    /// Records a provable fault of `peer` (see [`PeerFault`]): lowers its application
+    /// score. Does not wait; dropped if the command queue is full (the next fault counts).
+    pub fn penalize(&self, peer: PeerId, fault: PeerFault) {
+        let _ = self.try_command(Command::Penalize { peer, fault });
     }
 
     /// Sends a sync request (at most [`NetworkConfig::sync_request_bytes_max`] bytes) to a
@@ -1258,8 +1321,8 @@ mod tests {
             c.topic_name(Topic::Consensus),
             "/cairn/0123abcd/consensus/1"
         );
-        assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/2");
-        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/2");
+        assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/3");
+        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/3");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::{
     APP_SCORE_UNADMITTED, AdmissionConfig, AdmissionStatus, BANS_MAX, Command, Counters,
     GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
     IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError,
-    NetworkEvent, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN,
+    NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN,
     SHUTDOWN_GRACE, STRIKES_MAX, SYNC_STREAMS_PER_CONNECTION_MAX, Topic, VALIDATOR_IPS_MAX,
     split_peer_addr,
 };
@@ -202,9 +202,10 @@ fn build_behaviour(
 /// Identify's protocol version; peers announcing another one are disconnected. Version 2:
 /// gossip messages are unsigned (version 1 signed them; the two cannot exchange gossip).
 /// Version 3: blocks are gossiped compact (`block/2` topic) and the sync protocol (`sync/2`)
-/// serves transactions by index.
+/// serves transactions by index. Version 4: block header v2 (`signed_txs_root`), compact
+/// blocks carry the leader's signed proposal (`block/3`), sync protocol `sync/3`.
 fn protocol_version(config: &NetworkConfig) -> String {
-    format!("/cairn/{}/3", config.namespace)
+    format!("/cairn/{}/4", config.namespace)
 }
 
 /// Connections we accepted (not closed for exceeding the limit), per peer, oldest first.
@@ -231,6 +232,8 @@ pub(crate) struct Worker {
     bans: HashMap<PeerId, u64>,
     /// Low-score disconnects per peer, at most [`STRIKES_MAX`] entries.
     strikes: HashMap<PeerId, u32>,
+    /// Accumulated [`super::PeerFault`] penalties by peer (at most [`PENALTIES_MAX`]).
+    penalties: HashMap<PeerId, f64>,
     /// Banned IP addresses and their ban expiry (ms since the Unix epoch), at most
     /// [`IP_BANS_MAX`].
     ip_bans: HashMap<IpAddr, u64>,
@@ -348,6 +351,7 @@ impl Worker {
             peer_admission: HashMap::new(),
             bans,
             strikes: HashMap::new(),
+            penalties: HashMap::new(),
             ip_bans,
             banned_by_ip: HashMap::new(),
             protected_ips,
@@ -675,6 +679,7 @@ impl Worker {
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
+            Command::Penalize { peer, fault } => self.penalize(peer, fault),
             Command::Shutdown => unreachable!("handled by the run loop"),
         }
     }
@@ -1053,11 +1058,11 @@ impl Worker {
             },
         );
         if self.admission.enabled() {
-            // Exempt peers keep application score 0; pending ones are graylisted.
+            // Exempt peers keep their fault penalties only; pending ones are graylisted.
             let score = if status == AdmissionStatus::Pending {
                 APP_SCORE_UNADMITTED
             } else {
-                0.0
+                self.admitted_app_score(&peer)
             };
             if !self
                 .swarm
@@ -1115,10 +1120,11 @@ impl Worker {
         }
         Counters::inc(&self.counters.peers_admitted);
         info!(%peer, "peer admitted (valid proof of work)");
+        let score = self.admitted_app_score(&peer);
         self.swarm
             .behaviour_mut()
             .gossipsub
-            .set_application_score(&peer, 0.0);
+            .set_application_score(&peer, score);
         self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
     }
 
@@ -1135,6 +1141,38 @@ impl Worker {
         a.since = Instant::now();
         Counters::inc(&self.counters.peers_refused);
         warn!(%peer, reason, "peer refused admission; disconnecting");
+    }
+
+    /// Lowers `peer`'s application score by the fault's penalty. Penalties accumulate across
+    /// reconnects (at most [`PENALTIES_MAX`] peers remembered; when full, the table is
+    /// reset) and take effect only once the peer is admitted (a pending peer's score is the
+    /// admission penalty).
+    fn penalize(&mut self, peer: PeerId, fault: super::PeerFault) {
+        if self.penalties.len() >= PENALTIES_MAX && !self.penalties.contains_key(&peer) {
+            self.penalties.clear();
+        }
+        let total = {
+            let p = self.penalties.entry(peer).or_insert(0.0);
+            *p += fault.penalty();
+            *p
+        };
+        Counters::inc(&self.counters.peer_faults);
+        warn!(%peer, fault = fault.as_str(), penalty_total = total, "peer fault");
+        let admitted = self
+            .peer_admission
+            .get(&peer)
+            .is_some_and(|a| matches!(a.status, AdmissionStatus::Admitted | AdmissionStatus::Disabled | AdmissionStatus::Exempt));
+        if admitted {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, -total);
+        }
+    }
+
+    /// The application score of an admitted peer: minus its recorded fault penalties.
+    fn admitted_app_score(&self, peer: &PeerId) -> f64 {
+        -self.penalties.get(peer).copied().unwrap_or(0.0)
     }
 
     /// Disconnects admitted non-validator peers whose gossipsub score fell below

@@ -49,6 +49,41 @@ pub fn four_validators(chain_id: &str, accounts: &[(Address, u64)]) -> (Vec<Sign
     (keys, genesis)
 }
 
+/// `block`'s compact form carrying validator `signer`'s Notarize vote for it (signed with
+/// `key` under `genesis`'s namespace); `signer` must be the leader of `block.header.view`
+/// for the block to be accepted.
+pub fn signed_compact(
+    genesis: &Genesis,
+    block: &cairn_ledger::Block,
+    signer: u16,
+    key: &SigningKey,
+) -> cairn_node::compact::CompactBlock {
+    cairn_node::compact::CompactBlock::of(block, notarize_vote(genesis, block, signer, key))
+}
+
+/// Validator `signer`'s Notarize vote (signed with `key`) for `block`, whose parent is
+/// taken as proposed in view `block.header.view - 1` (genesis: view 0).
+pub fn notarize_vote(
+    genesis: &Genesis,
+    block: &cairn_ledger::Block,
+    signer: u16,
+    key: &SigningKey,
+) -> cairn_consensus::Vote {
+    use cairn_consensus::{Digest, Proposal, Vote, VoteKind};
+    let parent_view = if block.header.height == 1 {
+        0
+    } else {
+        block.header.view - 1
+    };
+    let kind = VoteKind::Notarize(Proposal {
+        view: block.header.view,
+        parent_view,
+        parent: Digest(block.header.parent_hash.0),
+        payload: Digest(block.hash().0),
+    });
+    Vote::sign(&genesis.hash().0, kind, signer, key)
+}
+
 /// A bare network endpoint (not a validator) on loopback, in `genesis`'s namespace: its
 /// handle, its event stream, its listen address and its peer id.
 pub async fn spawn_peer(
@@ -114,6 +149,10 @@ pub struct FullNode {
     pub home: tempfile::TempDir,
     /// Its RPC port on 127.0.0.1.
     pub rpc_port: u16,
+    /// Its p2p (TCP) port on 127.0.0.1.
+    pub p2p_port: u16,
+    /// Its libp2p peer id.
+    pub peer_id: libp2p::PeerId,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), cairn_node::node::NodeError>>>,
 }
@@ -128,7 +167,8 @@ impl FullNode {
         Self::start_with(genesis, peer_addr, peer_id, |_| {})
     }
 
-    /// [`FullNode::start`] with `configure` applied to the default config first.
+    /// [`FullNode::start`] with `configure` applied to the config last (after the listen
+    /// addresses and the bootstrap peer are set, so it may add bootstrap peers).
     pub fn start_with(
         genesis: &Genesis,
         peer_addr: &libp2p::Multiaddr,
@@ -137,12 +177,14 @@ impl FullNode {
     ) -> Self {
         let home = tempfile::tempdir().unwrap();
         let rpc_port = free_port();
+        let p2p_port = free_port();
         let mut config = NodeConfig::default();
-        configure(&mut config);
-        config.p2p.listen = "/ip4/127.0.0.1/tcp/0".into();
+        config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{p2p_port}");
         config.p2p.bootstrap = vec![format!("{peer_addr}/p2p/{peer_id}")];
         config.rpc.listen = format!("127.0.0.1:{rpc_port}").parse().unwrap();
-        cairn_node::node::init_home(home.path(), &config, Some(([50; 32], [51; 32]))).unwrap();
+        configure(&mut config);
+        let info =
+            cairn_node::node::init_home(home.path(), &config, Some(([50; 32], [51; 32]))).unwrap();
         std::fs::write(home.path().join("genesis.json"), genesis.to_json_pretty()).unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let home_path: PathBuf = home.path().to_path_buf();
@@ -159,9 +201,16 @@ impl FullNode {
         FullNode {
             home,
             rpc_port,
+            p2p_port,
+            peer_id: info.peer_id,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// The node's p2p address with its peer id (`/ip4/127.0.0.1/tcp/<port>/p2p/<id>`).
+    pub fn p2p_addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", self.p2p_port, self.peer_id)
     }
 
     /// The node's RPC URL.

@@ -86,7 +86,11 @@ impl Block {
     /// Errors: [`LedgerError::BodyMismatch`] naming the root that differs. Costs two
     /// blake3 hashes per transaction and two Merkle trees.
     pub fn check_body(&self) -> Result<Vec<Hash>, LedgerError> {
-        let ids: Vec<Hash> = self.transactions.iter().map(SignedTransaction::hash).collect();
+        let ids: Vec<Hash> = self
+            .transactions
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect();
         let root = txs_root(&ids);
         if root != self.header.txs_root {
             return Err(LedgerError::BodyMismatch {

@@ -373,7 +373,11 @@ fn validate_checked(
     limits: &BlockLimits,
     signatures: SignatureCheck<'_>,
 ) -> Result<StateDiff, LedgerError> {
-    assert_eq!(hashes.len(), block.transactions.len(), "one id per transaction");
+    assert_eq!(
+        hashes.len(),
+        block.transactions.len(),
+        "one id per transaction"
+    );
     let header = &block.header;
     let invalid = |reason: String| LedgerError::InvalidBlock {
         block: block_hash,

@@ -523,7 +523,10 @@ fn reroot(block: &mut cairn_ledger::Block) {
 fn assert_body_mismatch(result: Result<cairn_ledger::StateDiff, LedgerError>, root: &str) {
     match result {
         Err(LedgerError::BodyMismatch { reason, .. }) => {
-            assert!(reason.starts_with(root), "reason `{reason}` is not about `{root}`")
+            assert!(
+                reason.starts_with(root),
+                "reason `{reason}` is not about `{root}`"
+            )
         }
         other => panic!("expected BodyMismatch({root}), got {other:?}"),
     }

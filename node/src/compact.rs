@@ -358,7 +358,11 @@ impl PartialBlocks {
             return Reassembly::AlreadyWaiting;
         }
         let view = compact.header.view;
-        let same_view = self.blocks.values().filter(|p| p.header.view == view).count();
+        let same_view = self
+            .blocks
+            .values()
+            .filter(|p| p.header.view == view)
+            .count();
         let mut txs = Vec::with_capacity(compact.tx_hashes.len());
         let mut missing = HashMap::new();
         for (i, h) in compact.tx_hashes.iter().enumerate() {

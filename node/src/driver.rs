@@ -25,14 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::chain::{Chain, ChainError};
-use crate::compact::{
-    CompactBlock, MissingRequest, PARTIAL_WAIT_MS, PartialBlocks, Reassembly,
-};
+use crate::compact::{CompactBlock, MissingRequest, PARTIAL_WAIT_MS, PartialBlocks, Reassembly};
 use crate::mempool::{GAP_GRACE_BLOCKS, Mempool, MempoolError};
 use crate::metrics::Metrics;
-use crate::network::{
-    Acceptance, MessageId, NetworkEvent, NetworkHandle, PeerFault, Topic,
-};
+use crate::network::{Acceptance, MessageId, NetworkEvent, NetworkHandle, PeerFault, Topic};
 use crate::sync::{SyncRequest, SyncResponse, SyncedBlock};
 use crate::sync_server::{Lookup, ServeRequest, pick};
 use crate::txgossip::{TX_BATCH_LINGER_MS, TX_BATCH_TXS_MAX, decode_batch, encode_batch};
@@ -847,7 +843,8 @@ impl Driver {
         // A sealed block's body is the one its leader committed to, so an invalid block here
         // is the leader's fault: a verdict on the proposal.
         match self.chain.insert(block, &|id, t| {
-            holds_verified(mempool, id, t) || (!verified.is_empty() && verified.contains(&t.signed_hash()))
+            holds_verified(mempool, id, t)
+                || (!verified.is_empty() && verified.contains(&t.signed_hash()))
         }) {
             Ok(_) => Ok(Some(true)),
             Err(ChainError::UnknownParent { .. }) => Ok(None),
@@ -1140,20 +1137,20 @@ impl Driver {
         let sealed = match SealedBlock::seal(b) {
             Ok(sealed) => sealed,
             Err(e) => {
-            self.shared.metrics.block_bodies_refused.inc();
-            self.fetching.remove(&h);
-            match origin {
-                BodyOrigin::Fetched { peer, view } => {
-                    warn!(%peer, block = %h, error = %e, "peer served a block body that is not the block's");
-                    self.net.penalize(peer, PeerFault::BadBlockBody);
-                    self.fetch_avoiding(h, view, Some(peer));
+                self.shared.metrics.block_bodies_refused.inc();
+                self.fetching.remove(&h);
+                match origin {
+                    BodyOrigin::Fetched { peer, view } => {
+                        warn!(%peer, block = %h, error = %e, "peer served a block body that is not the block's");
+                        self.net.penalize(peer, PeerFault::BadBlockBody);
+                        self.fetch_avoiding(h, view, Some(peer));
+                    }
+                    BodyOrigin::Rebuilt { view } => {
+                        debug!(block = %h, error = %e, "rebuilt block differs from its header; fetching it whole");
+                        self.fetch(h, Some(view));
+                    }
                 }
-                BodyOrigin::Rebuilt { view } => {
-                    debug!(block = %h, error = %e, "rebuilt block differs from its header; fetching it whole");
-                    self.fetch(h, Some(view));
-                }
-            }
-            return Ok(());
+                return Ok(());
             }
         };
         self.fetching.remove(&h);
@@ -1493,7 +1490,11 @@ impl Driver {
         verified: HashSet<Hash>,
         certified: Vec<bool>,
     ) -> Result<(), FatalError> {
-        assert_eq!(blocks.len(), certified.len(), "one verdict per synced block");
+        assert_eq!(
+            blocks.len(),
+            certified.len(),
+            "one verdict per synced block"
+        );
         let Some(last) = certified.iter().rposition(|c| *c) else {
             debug!(%peer, count = blocks.len(), "sync response carries no valid finalization certificate");
             return Ok(());

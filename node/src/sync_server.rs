@@ -174,7 +174,10 @@ impl RequestLimiter {
         assert!(self.in_flight > 0, "done without a request in flight");
         self.in_flight -= 1;
         if let Some(b) = self.peers.get_mut(&peer) {
-            assert!(b.in_flight > 0, "done for a peer without a request in flight");
+            assert!(
+                b.in_flight > 0,
+                "done for a peer without a request in flight"
+            );
             b.in_flight -= 1;
         }
     }
@@ -331,7 +334,9 @@ async fn answer(
             }
             let store = store.clone();
             blocking(move || {
-                let txs = store.block_by_hash(&block)?.and_then(|b| pick(&b, &indices));
+                let txs = store
+                    .block_by_hash(&block)?
+                    .and_then(|b| pick(&b, &indices));
                 Ok(SyncResponse::Transactions(txs.unwrap_or_default()))
             })
             .await
@@ -339,9 +344,11 @@ async fn answer(
         SyncRequest::Status => {
             let store = store.clone();
             blocking(move || {
-                let head = store.head()?.ok_or_else(|| cairn_ledger::LedgerError::Corrupt {
-                    reason: "store has no head".into(),
-                })?;
+                let head = store
+                    .head()?
+                    .ok_or_else(|| cairn_ledger::LedgerError::Corrupt {
+                        reason: "store has no head".into(),
+                    })?;
                 Ok(SyncResponse::Status {
                     height: head.height,
                     hash: head.hash(),
@@ -469,7 +476,11 @@ mod tests {
         assert_eq!(request_cost(&blocks(1)), 1);
         assert_eq!(request_cost(&blocks(64)), 2);
         assert_eq!(request_cost(&blocks(1024)), 17);
-        assert_eq!(request_cost(&blocks(u16::MAX)), 17, "capped at SYNC_BLOCKS_MAX");
+        assert_eq!(
+            request_cost(&blocks(u16::MAX)),
+            17,
+            "capped at SYNC_BLOCKS_MAX"
+        );
         let mut l = RequestLimiter::new(limits());
         let p = peer(3);
         // Burst 5: one 64-block range (2) and three status requests (1 each).

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use cairn_consensus::{Certificate, CertificateKind, Digest, Message, Proposal, Vote, VoteKind};
+use cairn_consensus::{Certificate, Digest, Message, VoteKind};
 use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
 use cairn_ledger::{Address, Block, BlockLimits, Hash, SignedTransaction, Store, TransactionBody};
 use cairn_node::chain::Chain;
@@ -77,32 +77,6 @@ fn chain_on(genesis: &Genesis) -> (tempfile::TempDir, Chain) {
     (dir, chain)
 }
 
-/// Validators 0, 1 and 2 (a quorum of four) sign a finalization of `block`, proposed in
-/// view `view` on a parent from `parent_view`.
-fn finalization(
-    keys: &[SigningKey],
-    genesis: &Genesis,
-    block: &Block,
-    view: u64,
-    parent_view: u64,
-) -> Certificate {
-    let kind = CertificateKind::Finalization(Proposal {
-        view,
-        parent_view,
-        parent: Digest(block.header.parent_hash.0),
-        payload: Digest(block.hash().0),
-    });
-    Certificate {
-        signatures: (0..3u16)
-            .map(|i| {
-                let vote = Vote::sign(&genesis.hash().0, kind.vote_kind(), i, &keys[i as usize]);
-                (i, vote.signature)
-            })
-            .collect(),
-        kind,
-    }
-}
-
 /// `n` valid blocks (block `h` in view `h`, by its leader, with one transfer each), each with
 /// a finalization certificate by a quorum.
 fn certified_chain(keys: &[SigningKey], genesis: &Genesis, n: u64) -> Vec<SyncedBlock> {
@@ -118,7 +92,7 @@ fn certified_chain(keys: &[SigningKey], genesis: &Genesis, n: u64) -> Vec<Synced
                 vec![tx.clone()]
             })
             .unwrap();
-        let cert = finalization(keys, genesis, &block, h, h - 1);
+        let cert = common::finalization(keys, genesis, &block, h, h - 1);
         parent = block.hash();
         out.push(SyncedBlock {
             block,
@@ -187,39 +161,34 @@ fn serve_chain(
     answered
 }
 
-/// Asks `node` (a peer id) for block `h` by hash through `net`.
-async fn block_from(net: &NetworkHandle, node: libp2p::PeerId, h: Hash) -> Option<Block> {
-    let bytes = net
-        .request(node, SyncRequest::BlockByHash(h).encode())
-        .await
-        .ok()?;
-    match SyncResponse::decode(&bytes, 1 << 20).ok()? {
-        SyncResponse::Block(b) => b,
-        _ => None,
-    }
+/// A full node between two sync servers: a liar serving `forged` from the start, and an
+/// honest one serving `chain` once `honest_on` is set (until then it reports height 0).
+struct SyncDuel {
+    node: common::FullNode,
+    client: RpcClient,
+    liar: NetworkHandle,
+    honest: NetworkHandle,
+    honest_on: Arc<AtomicBool>,
+    liar_served: Arc<AtomicU64>,
 }
 
-/// A sync server that flips one signature byte in block 2 of a certified chain: the node
-/// refuses the body (the header commits to the signature bytes), penalizes the server,
-/// stores nothing from it past block 1, and catches up from an honest server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sync_server_that_flips_signature_bytes_is_refused_and_the_node_catches_up_elsewhere() {
-    let (keys, genesis) = genesis();
-    let chain = certified_chain(&keys, &genesis, 3);
-    let mut forged = chain.clone();
-    forged[1].block = mangled(&chain[1].block);
-
-    let (liar, liar_events, liar_addr, liar_id) = common::spawn_peer(&genesis, 77).await;
+/// Starts a [`SyncDuel`] and waits until the node has caught the liar (a peer fault).
+async fn sync_duel(
+    genesis: &Genesis,
+    forged: Vec<SyncedBlock>,
+    chain: Vec<SyncedBlock>,
+) -> SyncDuel {
+    let (liar, liar_events, liar_addr, liar_id) = common::spawn_peer(genesis, 77).await;
     let liar_served = serve_chain(liar.clone(), liar_events, forged, None);
     let honest_on = Arc::new(AtomicBool::new(false));
-    let (honest, honest_events, honest_addr, honest_id) = common::spawn_peer(&genesis, 78).await;
+    let (honest, honest_events, honest_addr, honest_id) = common::spawn_peer(genesis, 78).await;
     serve_chain(
         honest.clone(),
         honest_events,
-        chain.clone(),
+        chain,
         Some(honest_on.clone()),
     );
-    let node = common::FullNode::start_with(&genesis, &liar_addr, &liar_id, |c| {
+    let node = common::FullNode::start_with(genesis, &liar_addr, &liar_id, |c| {
         c.sync.interval_ms = 200;
         c.p2p
             .bootstrap
@@ -234,6 +203,34 @@ async fn a_sync_server_that_flips_signature_bytes_is_refused_and_the_node_catche
         common::metric(node.rpc_port, "cairn_peer_faults_total").await >= 1
     })
     .await;
+    SyncDuel {
+        node,
+        client,
+        liar,
+        honest,
+        honest_on,
+        liar_served,
+    }
+}
+
+/// A sync server that flips one signature byte in block 2 of a certified chain: the node
+/// refuses the body (the header commits to the signature bytes), penalizes the server,
+/// stores nothing from it past block 1, and catches up from an honest server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_server_that_flips_signature_bytes_is_refused_and_the_node_catches_up_elsewhere() {
+    let (keys, genesis) = genesis();
+    let chain = certified_chain(&keys, &genesis, 3);
+    let mut forged = chain.clone();
+    forged[1].block = mangled(&chain[1].block);
+
+    let SyncDuel {
+        node,
+        client,
+        honest,
+        honest_on,
+        liar_served,
+        ..
+    } = sync_duel(&genesis, forged, chain.clone()).await;
     assert!(liar_served.load(Ordering::SeqCst) >= 1);
     let status = client.status().await.unwrap();
     assert!(
@@ -243,15 +240,19 @@ async fn a_sync_server_that_flips_signature_bytes_is_refused_and_the_node_catche
     );
 
     honest_on.store(true, Ordering::SeqCst);
-    common::wait_until(Duration::from_secs(20), "caught up from the honest peer", || async {
-        client
-            .status()
-            .await
-            .is_ok_and(|s| s.latest_height == 3 && s.latest_hash == chain[2].block.hash())
-    })
+    common::wait_until(
+        Duration::from_secs(20),
+        "caught up from the honest peer",
+        || async {
+            client
+                .status()
+                .await
+                .is_ok_and(|s| s.latest_height == 3 && s.latest_hash == chain[2].block.hash())
+        },
+    )
     .await;
     // What the node stores and serves is exactly the certified bytes.
-    let served = block_from(&honest, node.peer_id, chain[1].block.hash()).await;
+    let served = common::request_block(&honest, node.peer_id, chain[1].block.hash()).await;
     assert_eq!(served.as_ref(), Some(&chain[1].block));
     node.stop().await;
 }
@@ -268,34 +269,16 @@ async fn a_forged_intermediate_certificate_is_never_stored() {
         .map(|i| SigningKey::from_bytes(&[i; 32]))
         .collect();
     let mut forged = chain.clone();
-    let bad = finalization(&strangers, &genesis, &chain[0].block, 1, 0);
+    let bad = common::finalization(&strangers, &genesis, &chain[0].block, 1, 0);
     forged[0].certificate = Some(borsh::to_vec(&bad).unwrap());
 
-    let (liar, liar_events, liar_addr, liar_id) = common::spawn_peer(&genesis, 77).await;
-    serve_chain(liar.clone(), liar_events, forged, None);
-    let honest_on = Arc::new(AtomicBool::new(false));
-    let (honest, honest_events, honest_addr, honest_id) = common::spawn_peer(&genesis, 78).await;
-    serve_chain(
-        honest.clone(),
-        honest_events,
-        chain.clone(),
-        Some(honest_on.clone()),
-    );
-    let node = common::FullNode::start_with(&genesis, &liar_addr, &liar_id, |c| {
-        c.sync.interval_ms = 200;
-        c.p2p
-            .bootstrap
-            .push(format!("{honest_addr}/p2p/{honest_id}"));
-    });
-    let client = RpcClient::new(&node.rpc_url()).unwrap();
-    common::wait_until(Duration::from_secs(20), "node RPC up", || async {
-        client.status().await.is_ok()
-    })
-    .await;
-    common::wait_until(Duration::from_secs(20), "the liar caught", || async {
-        common::metric(node.rpc_port, "cairn_peer_faults_total").await >= 1
-    })
-    .await;
+    let SyncDuel {
+        node,
+        client,
+        honest_on,
+        liar,
+        ..
+    } = sync_duel(&genesis, forged, chain.clone()).await;
     assert_eq!(
         client.status().await.unwrap().latest_height,
         0,
@@ -305,10 +288,7 @@ async fn a_forged_intermediate_certificate_is_never_stored() {
 
     honest_on.store(true, Ordering::SeqCst);
     common::wait_until(Duration::from_secs(20), "caught up", || async {
-        client
-            .status()
-            .await
-            .is_ok_and(|s| s.latest_height == 2)
+        client.status().await.is_ok_and(|s| s.latest_height == 2)
     })
     .await;
     for height in 1..=2 {
@@ -419,10 +399,14 @@ async fn a_mangled_relayed_body_does_not_cost_the_view() {
             .bootstrap
             .push(format!("{honest_addr}/p2p/{honest_id}"));
     });
-    common::wait_until(Duration::from_secs(20), "honest peer in the consensus mesh", || {
-        let honest = honest.clone();
-        async move { !honest.mesh_peers(Topic::Consensus).await.is_empty() }
-    })
+    common::wait_until(
+        Duration::from_secs(20),
+        "honest peer in the consensus mesh",
+        || {
+            let honest = honest.clone();
+            async move { !honest.mesh_peers(Topic::Consensus).await.is_empty() }
+        },
+    )
     .await;
 
     // The leader's proposal (its Notarize vote) on the consensus topic only: the node must
@@ -548,11 +532,8 @@ async fn forged_compact_blocks_are_neither_kept_nor_forwarded_and_the_forger_is_
                             .report(message_id, source, cairn_node::network::Acceptance::Ignore)
                             .await;
                         if topic == Topic::Blocks
-                            && let Ok(c) = cairn_node::compact::CompactBlock::decode(
-                                &data,
-                                1 << 20,
-                                1000,
-                            )
+                            && let Ok(c) =
+                                cairn_node::compact::CompactBlock::decode(&data, 1 << 20, 1000)
                         {
                             let _ = blocks_tx.try_send(c.header.hash());
                         }
@@ -600,7 +581,7 @@ async fn forged_compact_blocks_are_neither_kept_nor_forwarded_and_the_forger_is_
     .await;
     for h in &forged {
         assert_eq!(
-            block_from(&observer, node.peer_id, *h).await,
+            common::request_block(&observer, node.peer_id, *h).await,
             None,
             "the node kept a forged block"
         );
@@ -633,7 +614,7 @@ async fn forged_compact_blocks_are_neither_kept_nor_forwarded_and_the_forger_is_
         let observer = observer.clone();
         let real = real.clone();
         let node = node.peer_id;
-        async move { block_from(&observer, node, real.hash()).await == Some(real) }
+        async move { common::request_block(&observer, node, real.hash()).await == Some(real) }
     })
     .await;
 

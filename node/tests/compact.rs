@@ -137,7 +137,7 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
     )
     .await;
     let node_peer = net.peers().await[0].peer_id;
-    assert_eq!(request_block(&net, node_peer, b.hash()).await, None);
+    assert_eq!(common::request_block(&net, node_peer, b.hash()).await, None);
     assert!(
         fetches.try_recv().is_err(),
         "nothing fetched for bad blocks"
@@ -160,7 +160,7 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_and_its_missing_transaction
         || {
             let net = net.clone();
             let b = b.clone();
-            async move { request_block(&net, node_peer, b.hash()).await == Some(b) }
+            async move { common::request_block(&net, node_peer, b.hash()).await == Some(b) }
         },
     )
     .await;
@@ -204,16 +204,4 @@ fn respond(
         other => SyncResponse::Error(format!("not served here: {other:?}")),
     });
     fetched_rx
-}
-
-/// Asks the node for a block by hash.
-async fn request_block(net: &NetworkHandle, node: libp2p::PeerId, h: Hash) -> Option<Block> {
-    let bytes = net
-        .request(node, SyncRequest::BlockByHash(h).encode())
-        .await
-        .unwrap();
-    match SyncResponse::decode(&bytes, 1 << 20).unwrap() {
-        SyncResponse::Block(b) => b,
-        other => panic!("unexpected response {other:?}"),
-    }
 }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cairn_consensus::{Certificate, CertificateKind, Digest, Proposal, Vote};
 use cairn_genesis::Genesis;
 use cairn_ledger::{Address, Block, BlockLimits, SignedTransaction, Store, TransactionBody};
 use cairn_node::chain::Chain;
@@ -73,21 +72,7 @@ fn forged_block(keys: &[SigningKey], genesis: &Genesis) -> SyncedBlock {
             vec![tx.clone()]
         })
         .unwrap();
-    let kind = CertificateKind::Finalization(Proposal {
-        view: 1,
-        parent_view: 0,
-        parent: Digest(parent.0),
-        payload: Digest(block.hash().0),
-    });
-    let certificate = Certificate {
-        signatures: (0..3u16)
-            .map(|i| {
-                let vote = Vote::sign(&genesis.hash().0, kind.vote_kind(), i, &keys[i as usize]);
-                (i, vote.signature)
-            })
-            .collect(),
-        kind,
-    };
+    let certificate = common::finalization(keys, genesis, &block, 1, 0);
     SyncedBlock {
         block,
         certificate: Some(borsh::to_vec(&certificate).unwrap()),

@@ -26,9 +26,9 @@ use super::{
     APP_SCORE_UNADMITTED, AdmissionConfig, AdmissionStatus, BANS_MAX, Command, Counters,
     GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
     IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError,
-    NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN,
-    SHUTDOWN_GRACE, STRIKES_MAX, SYNC_STREAMS_PER_CONNECTION_MAX, Topic, VALIDATOR_IPS_MAX,
-    split_peer_addr,
+    NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT,
+    SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX, SYNC_STREAMS_PER_CONNECTION_MAX, Topic,
+    VALIDATOR_IPS_MAX, split_peer_addr,
 };
 
 /// Gossipsub mesh degree and bounds, sized for 4–10 node networks.
@@ -1158,10 +1158,12 @@ impl Worker {
         };
         Counters::inc(&self.counters.peer_faults);
         warn!(%peer, fault = fault.as_str(), penalty_total = total, "peer fault");
-        let admitted = self
-            .peer_admission
-            .get(&peer)
-            .is_some_and(|a| matches!(a.status, AdmissionStatus::Admitted | AdmissionStatus::Disabled | AdmissionStatus::Exempt));
+        let admitted = self.peer_admission.get(&peer).is_some_and(|a| {
+            matches!(
+                a.status,
+                AdmissionStatus::Admitted | AdmissionStatus::Disabled | AdmissionStatus::Exempt
+            )
+        });
         if admitted {
             self.swarm
                 .behaviour_mut()

@@ -275,3 +275,46 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Asks `node` for block `h` by hash through `net`; panics if the request fails.
+pub async fn request_block(
+    net: &NetworkHandle,
+    node: libp2p::PeerId,
+    h: cairn_ledger::Hash,
+) -> Option<cairn_ledger::Block> {
+    let bytes = net
+        .request(node, SyncRequest::BlockByHash(h).encode())
+        .await
+        .unwrap();
+    match SyncResponse::decode(&bytes, 1 << 20).unwrap() {
+        SyncResponse::Block(b) => b,
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+/// Validators 0, 1 and 2 of `keys` (a quorum of four equal validators) sign a finalization
+/// of `block`, proposed in view `view` on a parent from `parent_view`.
+pub fn finalization(
+    keys: &[SigningKey],
+    genesis: &Genesis,
+    block: &cairn_ledger::Block,
+    view: u64,
+    parent_view: u64,
+) -> cairn_consensus::Certificate {
+    use cairn_consensus::{Certificate, CertificateKind, Digest, Proposal, Vote};
+    let kind = CertificateKind::Finalization(Proposal {
+        view,
+        parent_view,
+        parent: Digest(block.header.parent_hash.0),
+        payload: Digest(block.hash().0),
+    });
+    Certificate {
+        signatures: (0..3u16)
+            .map(|i| {
+                let vote = Vote::sign(&genesis.hash().0, kind.vote_kind(), i, &keys[i as usize]);
+                (i, vote.signature)
+            })
+            .collect(),
+        kind,
+    }
+}

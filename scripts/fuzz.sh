@@ -6,8 +6,9 @@
 # Runs each target (default: all) for SECONDS_PER_TARGET seconds (default 180), one after
 # another, one libFuzzer process each, with -max_len at the decoder's bound where that is
 # small (a little above it, so the bound check itself is exercised), then minimizes its
-# corpus (cargo fuzz cmin) into fuzz/corpus/<target>/ and prints per target: executions,
-# coverage (cov / ft of libFuzzer's last status line), corpus size and crashes (new files in
+# corpus fuzz/corpus/<target>/ (libFuzzer -merge=1, as `cargo fuzz cmin` does, run on the
+# binaries built once at the start) and prints per target: executions, coverage (cov / ft of
+# libFuzzer's last status line), corpus size and crashes (new files in
 # fuzz/artifacts/<target>/). Exits non-zero if any target crashed.
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Environment:
@@ -16,7 +17,7 @@
 #                           RocksDB's C++ is linked uninstrumented either way; address works)
 #   CAIRN_FUZZ_NO_NODE=1    skip the node's targets (builds without RocksDB and libp2p)
 #   CAIRN_FUZZ_LOG_DIR      where each run's libFuzzer log goes (default a temp directory)
-#   CAIRN_FUZZ_CORPUS_MAX   most inputs kept per target after cmin (default 300)
+#   CAIRN_FUZZ_CORPUS_MAX   most inputs kept per target after minimizing (default 300)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -66,8 +67,10 @@ else
     done <<<"$TABLE"
 fi
 
-FUZZ=(cargo +nightly fuzz)
-"${FUZZ[@]}" build -s "$SANITIZER" -a "${FEATURES[@]}"
+# Build once; the runs below use the binaries directly (cargo fuzz run/cmin would rebuild
+# before each target, picking up whatever the working tree holds at that moment).
+cargo +nightly fuzz build -s "$SANITIZER" -a "${FEATURES[@]}"
+BIN_DIR="$CARGO_TARGET_DIR/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 
 summary=()
 crashed=0
@@ -79,15 +82,14 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     before=$(find "artifacts/$t" -type f | wc -l)
     args=(-max_total_time="$SECONDS_PER_TARGET" -max_len="$max_len" -timeout=10
-          -rss_limit_mb=2048 -print_final_stats=1)
+          -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t/")
     [[ "$dict" != - ]] && args+=(-dict="dicts/$dict")
     log="$LOG_DIR/$t.log"
     echo "== $t: ${SECONDS_PER_TARGET}s, max_len $max_len (log $log)"
     rc=0
-    "${FUZZ[@]}" run -s "$SANITIZER" -a "${FEATURES[@]}" "$t" "corpus/$t" -- "${args[@]}" \
-        >"$log" 2>&1 || rc=$?
-    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-    status=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]*' | tail -1)
+    "$BIN_DIR/$t" "${args[@]}" "corpus/$t" >"$log" 2>&1 || rc=$?
+    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
+    status=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]*' | tail -1 || true)
     after=$(find "artifacts/$t" -type f | wc -l)
     crashes=$((after - before))
     if [[ $rc -ne 0 || $crashes -gt 0 ]]; then
@@ -95,16 +97,26 @@ for t in "${TARGETS[@]}"; do
         echo "!! $t exited $rc with $crashes new artifact(s):" >&2
         grep -E 'panicked|SUMMARY|Test unit written' "$log" | head -5 >&2 || true
     fi
-    # Minimize: keep only inputs that add coverage (files over max_len never get in).
-    "${FUZZ[@]}" cmin -s "$SANITIZER" -a "${FEATURES[@]}" "$t" "corpus/$t" -- -max_len="$max_len" \
-        >"$LOG_DIR/$t.cmin.log" 2>&1 || echo "!! cmin of $t failed (log $LOG_DIR/$t.cmin.log)" >&2
+    # Minimize (what cargo fuzz cmin does): merge into an empty directory, keeping only
+    # inputs that add coverage (inputs over max_len are dropped), then replace the corpus.
+    minimized=$(mktemp -d)
+    if "$BIN_DIR/$t" -merge=1 -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+        "$minimized" "corpus/$t" >"$LOG_DIR/$t.cmin.log" 2>&1; then
+        rm -rf "corpus/$t" && mv "$minimized" "corpus/$t"
+    else
+        echo "!! minimizing $t failed (log $LOG_DIR/$t.cmin.log)" >&2
+        rm -rf "$minimized"
+    fi
     files=$(find "corpus/$t" -type f | wc -l)
     if (( files > CORPUS_FILES_MAX )); then
-        # Keep the committed corpus small: drop the largest inputs beyond the cap (they
-        # mostly add parser paths of serde_json; the smallest carry most edges per byte).
-        echo "   $t: $files inputs after cmin, keeping the $CORPUS_FILES_MAX smallest" >&2
-        (cd "corpus/$t" && ls -S | head -n $((files - CORPUS_FILES_MAX)) | xargs rm -f --)
-        files=$CORPUS_FILES_MAX
+        # Keep the committed corpus small. Past the cap (only the JSON targets get there:
+        # serde_json's many syntax-error paths each count), keep the smallest half (those
+        # paths, cheaply) and the largest half (the near-valid requests and genesis files
+        # that reach this project's code); drop the middle.
+        echo "   $t: $files inputs after minimizing, keeping the $((CORPUS_FILES_MAX / 2)) smallest and largest" >&2
+        (cd "corpus/$t" && ls -S | sed -n "$((CORPUS_FILES_MAX / 2 + 1)),$((files - CORPUS_FILES_MAX / 2))p" \
+            | xargs rm -f --)
+        files=$(find "corpus/$t" -type f | wc -l)
     fi
     summary+=("$(printf '%-20s %12s  %-22s %6s %8s' "$t" "${execs:-?}" "${status:-?}" "$files" "$crashes")")
 done

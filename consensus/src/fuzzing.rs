@@ -26,7 +26,11 @@ pub const NAMESPACE: [u8; 32] = [7; 32];
 /// The four fixed signing keys (seeds `[1; 32]` … `[4; 32]`).
 pub fn validator_keys() -> &'static [SigningKey] {
     static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
-    KEYS.get_or_init(|| (1u8..=4).map(|i| SigningKey::from_bytes(&[i; 32])).collect())
+    KEYS.get_or_init(|| {
+        (1u8..=4)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect()
+    })
 }
 
 /// The validator set of [`validator_keys`], power 1 each.
@@ -49,14 +53,20 @@ pub fn validator_set() -> &'static ValidatorSet {
 /// Asserts what a certificate that passed [`Certificate::verify`] must satisfy.
 fn check_verified_certificate(cert: &Certificate) {
     let set = validator_set();
-    assert!(cert.kind.vote_kind().check().is_ok(), "verified a malformed kind");
+    assert!(
+        cert.kind.vote_kind().check().is_ok(),
+        "verified a malformed kind"
+    );
     assert!(cert.signatures.len() <= set.len());
     assert!(
         cert.signatures.windows(2).all(|w| w[0].0 < w[1].0),
         "verified certificate signers not strictly ascending"
     );
     let power: u64 = cert.signatures.iter().map(|(s, _)| set.power_of(*s)).sum();
-    assert!(power >= set.quorum_power(), "verified certificate below quorum");
+    assert!(
+        power >= set.quorum_power(),
+        "verified certificate below quorum"
+    );
 }
 
 /// `Message::decode` (the consensus topic): refuses input over [`Message::BYTES_MAX`] as

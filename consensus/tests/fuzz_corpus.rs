@@ -27,7 +27,10 @@ fn certificate_corpus() {
     let seeds = fuzzing::seeds("certificate");
     for s in &seeds {
         let c: Certificate = borsh::from_slice(s).expect("seed decodes");
-        assert!(c.verify(&NAMESPACE, validator_set()).is_ok(), "seed does not verify");
+        assert!(
+            c.verify(&NAMESPACE, validator_set()).is_ok(),
+            "seed does not verify"
+        );
     }
     assert!(replay::replay("certificate", &seeds, fuzzing::certificate) > 0);
 }
@@ -37,7 +40,10 @@ fn evidence_corpus() {
     let seeds = fuzzing::seeds("evidence");
     for s in &seeds {
         let e = Evidence::decode(s).expect("seed decodes");
-        assert!(e.verify(&NAMESPACE, validator_set()).is_ok(), "seed does not verify");
+        assert!(
+            e.verify(&NAMESPACE, validator_set()).is_ok(),
+            "seed does not verify"
+        );
     }
     assert!(replay::replay("evidence", &seeds, fuzzing::evidence) > 0);
 }

@@ -24,7 +24,10 @@ pub fn genesis_json(data: &[u8]) {
     let Ok(genesis) = Genesis::from_json(text) else {
         return;
     };
-    assert!(genesis.validate().is_ok(), "from_json returned an invalid genesis");
+    assert!(
+        genesis.validate().is_ok(),
+        "from_json returned an invalid genesis"
+    );
     let hash = genesis.hash();
     let again = Genesis::from_json(&genesis.to_json_pretty()).expect("pretty JSON parses back");
     assert_eq!(again, genesis, "JSON round trip changed the genesis");

@@ -47,7 +47,10 @@ pub fn signed_transaction(data: &[u8]) {
     assert_eq!(SignedTransaction::decode(&bytes).as_ref(), Ok(&tx));
     let mut longer = data.to_vec();
     longer.push(0);
-    assert!(SignedTransaction::decode(&longer).is_err(), "trailing byte accepted");
+    assert!(
+        SignedTransaction::decode(&longer).is_err(),
+        "trailing byte accepted"
+    );
     let single = tx.verify(&tx.body.chain_id.clone());
     let batch = verify_transactions(std::slice::from_ref(&tx), &tx.body.chain_id);
     assert_eq!(batch, vec![single], "batch and single verdicts differ");
@@ -59,8 +62,8 @@ pub fn signed_transaction(data: &[u8]) {
 /// re-encodes to exactly the input and decodes again to the same value; every transaction
 /// in it is within [`TX_BYTES_MAX`] when re-encoded or is refused by
 /// `SignedTransaction::decode` (the block decoder has no per-transaction bound of its own,
-/// so this is only recorded, not asserted); hashing the header and the transaction root
-/// never panics.
+/// so this is only recorded, not asserted); hashing never panics; a block that passes
+/// `check_body` has the ids of its transactions and their root in its header.
 pub fn block(data: &[u8]) {
     if !data.is_empty() {
         assert!(
@@ -77,9 +80,18 @@ pub fn block(data: &[u8]) {
     let bytes = block.encode();
     assert_eq!(bytes, data, "decode→encode is not the identity");
     assert_eq!(Block::decode(&bytes, bytes.len()).as_ref(), Ok(&block));
-    let ids: Vec<Hash> = block.transactions.iter().map(SignedTransaction::hash).collect();
-    let _ = txs_root(&ids);
+    let ids: Vec<Hash> = block
+        .transactions
+        .iter()
+        .map(SignedTransaction::hash)
+        .collect();
     let _ = block.hash();
+    // The body check every node makes before keeping a block: when it passes, the ids it
+    // returns are the transactions' and their root is the header's.
+    if let Ok(checked) = block.check_body() {
+        assert_eq!(checked, ids);
+        assert_eq!(txs_root(&ids), block.header.txs_root);
+    }
     for tx in &block.transactions {
         let tx_bytes = tx.encode();
         if tx_bytes.len() <= TX_BYTES_MAX {
@@ -95,7 +107,10 @@ pub fn block(data: &[u8]) {
 fn special_points() -> &'static [[u8; 32]] {
     static POINTS: std::sync::OnceLock<Vec<[u8; 32]>> = std::sync::OnceLock::new();
     POINTS.get_or_init(|| {
-        let mut out: Vec<[u8; 32]> = EIGHT_TORSION.iter().map(|p| p.compress().to_bytes()).collect();
+        let mut out: Vec<[u8; 32]> = EIGHT_TORSION
+            .iter()
+            .map(|p| p.compress().to_bytes())
+            .collect();
         for y in 0u8..19 {
             for sign in [0u8, 0x80] {
                 // y + p, p = 2^255 - 19: low byte 0xed + y, then 0xff…, top byte 0x7f.
@@ -116,7 +131,11 @@ fn special_points() -> &'static [[u8; 32]] {
 /// Fixed signing keys of [`signature_batch`] (deriving a key costs a scalar multiplication).
 fn keys() -> &'static [SigningKey] {
     static KEYS: std::sync::OnceLock<Vec<SigningKey>> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| (1u8..=4).map(|i| SigningKey::from_bytes(&[i; 32])).collect())
+    KEYS.get_or_init(|| {
+        (1u8..=4)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect()
+    })
 }
 
 /// Reads fuzzer bytes; past the end it yields zeros.
@@ -239,7 +258,9 @@ fn adversarial_tx(input: &mut Reader<'_>) -> SignedTransaction {
         // cofactored equation holds.
         5 => {
             let t = EIGHT_TORSION[usize::from(input.byte()) % 8];
-            let a_point = CompressedEdwardsY(a_bytes).decompress().expect("a real key");
+            let a_point = CompressedEdwardsY(a_bytes)
+                .decompress()
+                .expect("a real key");
             let mut body = body;
             body.sender = Address((a_point + t).compress().to_bytes());
             let hash = body.hash();
@@ -340,7 +361,11 @@ pub fn signature_batch(
     let verdicts = verify_transactions(&txs, FUZZ_CHAIN);
     assert_eq!(verdicts.len(), txs.len());
     for (i, (tx, verdict)) in txs.iter().zip(&verdicts).enumerate() {
-        assert_eq!(*verdict, tx.verify(FUZZ_CHAIN), "batch vs single, transaction {i}");
+        assert_eq!(
+            *verdict,
+            tx.verify(FUZZ_CHAIN),
+            "batch vs single, transaction {i}"
+        );
         let small_order = CompressedEdwardsY(tx.body.sender.0)
             .decompress()
             .is_some_and(|a| a.is_small_order());
@@ -408,10 +433,17 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
 }
 
 /// A block carrying `transactions`, its header built by decoding zeros (whatever fields the
-/// header has) and then setting the fields this module knows; `txs_root` is correct.
+/// header has) and then setting the fields this module knows; both transaction roots are
+/// correct, so the block passes `Block::check_body`.
 pub fn sample_block(transactions: Vec<SignedTransaction>) -> Block {
     let mut header = sample_header();
-    header.txs_root = txs_root(&transactions.iter().map(SignedTransaction::hash).collect::<Vec<_>>());
+    header.txs_root = txs_root(
+        &transactions
+            .iter()
+            .map(SignedTransaction::hash)
+            .collect::<Vec<_>>(),
+    );
+    header.signed_txs_root = crate::signed_txs_root_of(&transactions);
     Block {
         header,
         transactions,

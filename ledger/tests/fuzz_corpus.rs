@@ -11,8 +11,10 @@ use cairn_ledger::{Block, SignedTransaction};
 
 /// The ZIP-215 reference verdict (ed25519-consensus), the oracle of `signature_batch`.
 fn zip215(key: &[u8; 32], sig: &[u8; 64], msg: &[u8; 32]) -> bool {
-    ed25519_consensus::VerificationKey::try_from(*key)
-        .is_ok_and(|vk| vk.verify(&ed25519_consensus::Signature::from(*sig), msg).is_ok())
+    ed25519_consensus::VerificationKey::try_from(*key).is_ok_and(|vk| {
+        vk.verify(&ed25519_consensus::Signature::from(*sig), msg)
+            .is_ok()
+    })
 }
 
 #[test]
@@ -28,7 +30,11 @@ fn signed_transaction_corpus() {
 fn block_corpus() {
     let seeds = fuzzing::seeds("block");
     for s in &seeds {
-        assert!(Block::decode(s, BLOCK_BYTES_BOUND).is_ok(), "seed does not decode");
+        let block = Block::decode(s, BLOCK_BYTES_BOUND).expect("seed decodes");
+        assert!(
+            block.check_body().is_ok(),
+            "seed body does not match its header"
+        );
     }
     assert!(replay::replay("block", &seeds, fuzzing::block) > 0);
 }
@@ -55,7 +61,11 @@ fn each_adversarial_kind_gets_the_verdict_it_is_built_for() {
     };
     assert_eq!(one(0, 0), 1, "honest signature");
     assert_eq!(one(1, 0), 0, "flipped byte");
-    assert_eq!(one(2, 0), 0, "small-order sender forgery (ZIP-215 alone accepts it)");
+    assert_eq!(
+        one(2, 0),
+        0,
+        "small-order sender forgery (ZIP-215 alone accepts it)"
+    );
     assert_eq!(one(3, 0), 1, "small-order R with S = k·a");
     assert_eq!(one(4, 0), 1, "mixed-order R, honest S");
     assert_eq!(one(5, 0), 1, "mixed-order sender key, honest S");

@@ -20,7 +20,9 @@ use crate::compact::{CompactBlock, CompactBlockError};
 use crate::network::codec::SyncCodec;
 use crate::network::{ADMISSION_REQUEST_BYTES, ADMISSION_RESPONSE_BYTES};
 use crate::sync::{SYNC_REQUEST_BYTES_MAX, SyncCodecError, SyncRequest, SyncResponse};
-use crate::txgossip::{TX_BATCH_BYTES_MAX, TX_BATCH_TXS_MAX, TxBatchError, decode_batch, encode_batch};
+use crate::txgossip::{
+    TX_BATCH_BYTES_MAX, TX_BATCH_TXS_MAX, TxBatchError, decode_batch, encode_batch,
+};
 
 /// `block_bytes_max` given to [`CompactBlock::decode`]: the genesis default.
 pub fn block_bytes_max() -> usize {
@@ -93,7 +95,11 @@ pub fn tx_batch(data: &[u8]) {
     for tx in &txs {
         assert!(tx.encode().len() <= TX_BYTES_MAX);
     }
-    assert_eq!(encode_batch(&txs), data, "decode→encode is not the identity");
+    assert_eq!(
+        encode_batch(&txs),
+        data,
+        "decode→encode is not the identity"
+    );
     let mut longer = data.to_vec();
     longer.push(0);
     assert!(decode_batch(&longer).is_err(), "trailing byte accepted");
@@ -111,7 +117,10 @@ pub fn sync_request(data: &[u8]) {
     assert_eq!(request.encode(), data, "decode→encode is not the identity");
     let mut longer = data.to_vec();
     longer.push(0);
-    assert!(SyncRequest::decode(&longer).is_err(), "trailing byte accepted");
+    assert!(
+        SyncRequest::decode(&longer).is_err(),
+        "trailing byte accepted"
+    );
 }
 
 /// `SyncResponse::decode` with the node's response bound: refuses input longer than the
@@ -220,7 +229,11 @@ pub fn sync_frame(data: &[u8]) {
         .map(|p| u32::from_be_bytes(p.try_into().expect("4 bytes")) as usize);
     match read {
         Ok(frame) => {
-            assert!(frame.len() <= max, "frame of {} bytes past {max}", frame.len());
+            assert!(
+                frame.len() <= max,
+                "frame of {} bytes past {max}",
+                frame.len()
+            );
             assert_eq!(announced, Some(frame.len()));
             assert_eq!(consumed, 4 + frame.len(), "read past the frame");
             assert_eq!(&stream[4..4 + frame.len()], frame.as_slice());
@@ -275,7 +288,8 @@ pub fn admission_proof(data: &[u8]) {
     };
     let peer = fuzz_peer();
     let valid = crate::admission::verify(&genesis, peer, nonce, bits);
-    let zeros = crate::admission::leading_zero_bits(&crate::admission::pow_hash(&genesis, peer, nonce));
+    let zeros =
+        crate::admission::leading_zero_bits(&crate::admission::pow_hash(&genesis, peer, nonce));
     assert_eq!(valid, bits == 0 || zeros >= u32::from(bits));
     if valid {
         for lower in 0..bits {

@@ -126,7 +126,10 @@ fn check_response(v: &Value) -> Option<i64> {
     assert_eq!(obj.get("jsonrpc"), Some(&json!("2.0")));
     assert!(obj.contains_key("id"), "response without id");
     let id = &obj["id"];
-    assert!(id.is_null() || id.is_string() || id.is_number(), "bad id {id}");
+    assert!(
+        id.is_null() || id.is_string() || id.is_number(),
+        "bad id {id}"
+    );
     match (obj.get("result"), obj.get("error")) {
         (Some(_), None) => None,
         (None, Some(e)) => {
@@ -176,7 +179,11 @@ pub fn rpc_body(data: &[u8]) {
         (status, body)
     });
     if data.len() > FUZZ_BODY_BYTES_MAX {
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "body past the limit served");
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body past the limit served"
+        );
         return;
     }
     // Syntax only (numbers are not converted): valid JSON that `Value` cannot hold (a
@@ -188,14 +195,22 @@ pub fn rpc_body(data: &[u8]) {
         assert!(syntactic, "a parse error must be answered");
         return;
     }
-    assert_eq!(status, StatusCode::OK, "unexpected status for {} bytes", data.len());
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "unexpected status for {} bytes",
+        data.len()
+    );
     let Ok(answer) = serde_json::from_slice::<Value>(&body) else {
         // Only an echoed id that `Value` cannot hold (e.g. 1e400) makes the answer so.
         assert!(
             serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(),
             "the answer is not JSON"
         );
-        assert!(parsed.is_none(), "an answer to plain JSON must be plain JSON");
+        assert!(
+            parsed.is_none(),
+            "an answer to plain JSON must be plain JSON"
+        );
         return;
     };
     if !syntactic {
@@ -306,8 +321,14 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         ("getAccount", json!([address])),
         ("getBalance", json!({ "address": address })),
         ("sendTransaction", json!([tx_hex])),
-        ("sendTransactions", json!({ "txs": [tx_hex, format!("0x{tx_hex}")] })),
-        ("getTransaction", json!({ "hash": Hash([4; 32]).to_string() })),
+        (
+            "sendTransactions",
+            json!({ "txs": [tx_hex, format!("0x{tx_hex}")] }),
+        ),
+        (
+            "getTransaction",
+            json!({ "hash": Hash([4; 32]).to_string() }),
+        ),
         ("getBlock", json!({ "height": 1, "transactions": "hashes" })),
         ("getBlock", json!([block_hash])),
         ("getValidators", json!([])),
@@ -340,7 +361,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "rpc_params" => params
             .iter()
             .map(|(m, p)| {
-                let index = METHODS.iter().position(|x| x == m).expect("a served method");
+                let index = METHODS
+                    .iter()
+                    .position(|x| x == m)
+                    .expect("a served method");
                 let mut bytes = vec![index as u8];
                 if !p.is_null() {
                     bytes.extend(p.to_string().into_bytes());

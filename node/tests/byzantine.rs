@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cairn_consensus::{Certificate, Digest, Message, VoteKind};
-use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisValidator};
+use cairn_genesis::{ChainParams, Genesis};
 use cairn_ledger::{Address, Block, BlockLimits, Hash, SignedTransaction, Store, TransactionBody};
 use cairn_node::chain::Chain;
 use cairn_node::network::{NetworkEvent, NetworkHandle, Topic};
@@ -307,43 +307,18 @@ async fn a_forged_intermediate_certificate_is_never_stored() {
 /// `[51; 32]`, as `FullNode` writes them); the others are the test's keys `[2; 32]`..
 /// `[4; 32]`. Returns every validator's signing key by index, and the genesis.
 fn genesis_with_node_as_validator() -> (Vec<SigningKey>, Genesis) {
-    let keys: Vec<SigningKey> = [51u8, 2, 3, 4]
-        .iter()
-        .map(|&s| SigningKey::from_bytes(&[s; 32]))
-        .collect();
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        genesis_time_ms: 1,
-        validators: keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| GenesisValidator {
-                name: format!("v{i}"),
-                consensus_key: Address::from_public_key(&k.verifying_key()),
-                peer_id: cairn_node::keys::libp2p_keypair(if i == 0 {
-                    [50; 32]
-                } else {
-                    [i as u8 + 10; 32]
-                })
-                .public()
-                .to_peer_id()
-                .to_string(),
-                voting_power: 1,
-            })
-            .collect(),
-        accounts: vec![GenesisAccount {
-            address: sender_address(),
-            balance: 1_000_000,
-        }],
-        params: ChainParams {
+    common::validators_genesis(
+        CHAIN_ID,
+        &[[51; 32], [2; 32], [3; 32], [4; 32]],
+        &[[50; 32], [11; 32], [12; 32], [13; 32]],
+        &[(sender_address(), 1_000_000)],
+        ChainParams {
             // Room for the body fetch (after 300 ms) and a second one.
             leader_timeout_ms: 5_000,
             notarization_timeout_ms: 10_000,
             ..ChainParams::default()
         },
-    };
-    genesis.validate().unwrap();
-    (keys, genesis)
+    )
 }
 
 /// A relay serves the body of view 1's proposal with one signature byte flipped. The

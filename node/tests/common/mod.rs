@@ -20,19 +20,42 @@ use tokio::sync::mpsc;
 /// `keys[i]`; its libp2p key seed is `[i + 10; 32]`), equal power, the default chain
 /// parameters and `accounts` funded. Returns the keys and the genesis.
 pub fn four_validators(chain_id: &str, accounts: &[(Address, u64)]) -> (Vec<SigningKey>, Genesis) {
-    let keys: Vec<SigningKey> = (1..=4u8)
-        .map(|i| SigningKey::from_bytes(&[i; 32]))
-        .collect();
+    validators_genesis(
+        chain_id,
+        &[[1; 32], [2; 32], [3; 32], [4; 32]],
+        &[[10; 32], [11; 32], [12; 32], [13; 32]],
+        accounts,
+        ChainParams::default(),
+    )
+}
+
+/// A genesis whose validator `i` has consensus key seed `key_seeds[i]` and libp2p key seed
+/// `peer_seeds[i]`, equal power, `params`, and `accounts` funded. Returns the signing keys
+/// (by validator index) and the genesis.
+pub fn validators_genesis(
+    chain_id: &str,
+    key_seeds: &[[u8; 32]],
+    peer_seeds: &[[u8; 32]],
+    accounts: &[(Address, u64)],
+    params: ChainParams,
+) -> (Vec<SigningKey>, Genesis) {
+    assert_eq!(
+        key_seeds.len(),
+        peer_seeds.len(),
+        "one peer seed per validator"
+    );
+    let keys: Vec<SigningKey> = key_seeds.iter().map(SigningKey::from_bytes).collect();
     let genesis = Genesis {
         chain_id: chain_id.into(),
         genesis_time_ms: 1,
         validators: keys
             .iter()
+            .zip(peer_seeds)
             .enumerate()
-            .map(|(i, k)| GenesisValidator {
+            .map(|(i, (k, seed))| GenesisValidator {
                 name: format!("v{i}"),
                 consensus_key: Address::from_public_key(&k.verifying_key()),
-                peer_id: cairn_node::keys::libp2p_keypair([i as u8 + 10; 32])
+                peer_id: cairn_node::keys::libp2p_keypair(*seed)
                     .public()
                     .to_peer_id()
                     .to_string(),
@@ -43,7 +66,7 @@ pub fn four_validators(chain_id: &str, accounts: &[(Address, u64)]) -> (Vec<Sign
             .iter()
             .map(|&(address, balance)| GenesisAccount { address, balance })
             .collect(),
-        params: ChainParams::default(),
+        params,
     };
     genesis.validate().unwrap();
     (keys, genesis)

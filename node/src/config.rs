@@ -53,6 +53,11 @@ pub struct NodeConfig {
     pub sync: SyncConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Test builds only ([`crate::byzantine`]): make this validator Byzantine. Set by
+    /// `cairn-node run --byzantine`, never read from a file.
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    #[serde(skip)]
+    pub byzantine: Option<crate::byzantine::Plan>,
 }
 
 /// Peer-to-peer settings.
@@ -209,6 +214,8 @@ impl Default for NodeConfig {
             rpc: RpcConfig::default(),
             sync: SyncConfig::default(),
             log: LogConfig::default(),
+            #[cfg(all(feature = "byzantine", debug_assertions))]
+            byzantine: None,
         }
     }
 }

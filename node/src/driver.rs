@@ -290,6 +290,10 @@ pub struct Driver {
     /// The sync server's lookups of in-memory blocks (bounded:
     /// [`crate::sync_server::LOOKUP_QUEUE_MAX`]).
     lookups: mpsc::Receiver<Lookup>,
+    /// A test build's deliberately Byzantine behaviour ([`crate::byzantine`]); never in a
+    /// release binary.
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    byzantine: Option<crate::byzantine::Byzantine>,
 }
 
 /// Most threads [`verify_parallel`] uses.
@@ -512,7 +516,18 @@ impl Driver {
             internal_rx,
             sync_requests,
             lookups,
+            #[cfg(all(feature = "byzantine", debug_assertions))]
+            byzantine: None,
         })
+    }
+
+    /// Makes this validator Byzantine (test builds only: [`crate::byzantine`]).
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    pub fn set_byzantine(&mut self, byzantine: crate::byzantine::Byzantine) {
+        warn!(
+            "BYZANTINE TEST MODE: this validator will equivocate, withhold or propose invalid blocks"
+        );
+        self.byzantine = Some(byzantine);
     }
 
     fn now_ms(&self) -> u64 {
@@ -601,6 +616,11 @@ impl Driver {
                         .map_err(|e| FatalError(format!("consensus WAL write failed: {e}")))?;
                 }
                 Output::Broadcast(msg) => {
+                    #[cfg(all(feature = "byzantine", debug_assertions))]
+                    if self.byzantine.is_some() {
+                        self.byzantine_broadcast(msg).await;
+                        continue;
+                    }
                     if let Message::Vote(vote) = &msg {
                         self.publish_own_proposal(vote).await;
                     }
@@ -709,6 +729,14 @@ impl Driver {
                 return Ok(());
             }
         };
+        #[cfg(all(feature = "byzantine", debug_assertions))]
+        let block = match &self.byzantine {
+            Some(b) if b.in_view(view) == crate::byzantine::Behaviour::Invalid => {
+                warn!(view, "byzantine: proposing a block with a wrong state root");
+                crate::byzantine::corrupt(block)
+            }
+            _ => block,
+        };
         let h = block.hash();
         info!(view, height = block.header.height, txs = block.transactions.len(), hash = %h, "proposing");
         // Published with this node's Notarize vote for it, once consensus has signed and
@@ -745,6 +773,63 @@ impl Driver {
         }
     }
 
+    /// Broadcasts one of consensus's outgoing messages the Byzantine way (test builds only:
+    /// [`crate::byzantine`]): this validator's own votes are withheld, or sent with a
+    /// conflicting twin (as a leader, a second signed block), or sent as they are.
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    async fn byzantine_broadcast(&mut self, msg: Message) {
+        use crate::byzantine::{Behaviour, twin};
+        let byz = self.byzantine.as_ref().expect("called only when Byzantine");
+        let (behaviour, view, extra) = match &msg {
+            Message::Vote(vote) if byz.is_mine(vote) => {
+                let behaviour = byz.in_view(vote.kind.view());
+                let mut extra = Vec::new();
+                if behaviour == Behaviour::Equivocate {
+                    match (&self.proposing, &vote.kind) {
+                        (Some((view, block)), VoteKind::Notarize(p))
+                            if *view == p.view && digest(block.hash()) == p.payload =>
+                        {
+                            let second = twin(block);
+                            let vote = byz.sign(VoteKind::Notarize(Proposal {
+                                payload: digest(second.hash()),
+                                ..*p
+                            }));
+                            extra.push((Some(second), vote));
+                        }
+                        _ => extra.extend(byz.conflicting(vote).map(|v| (None, v))),
+                    }
+                }
+                (Some(behaviour), vote.kind.view(), extra)
+            }
+            _ => (None, 0, Vec::new()),
+        };
+        if behaviour == Some(Behaviour::Withhold) {
+            warn!(view, "byzantine: withholding a vote");
+            return;
+        }
+        if let Message::Vote(vote) = &msg {
+            self.publish_own_proposal(vote).await;
+        }
+        if let Err(e) = self.net.publish(Topic::Consensus, msg.encode()).await {
+            warn!(error = %e, "publishing a consensus message failed");
+        }
+        for (block, vote) in extra {
+            warn!(
+                view = vote.kind.view(),
+                proposal = block.is_some(),
+                "byzantine: equivocating"
+            );
+            if let Some(block) = block {
+                let compact = CompactBlock::of(&block, vote.clone()).encode();
+                let _ = self.net.publish(Topic::Blocks, compact).await;
+            }
+            let _ = self
+                .net
+                .publish(Topic::Consensus, Message::Vote(vote).encode())
+                .await;
+        }
+    }
+
     /// Answers a `Validate` request now if possible, else parks it until the body arrives.
     async fn try_validate(&mut self, proposal: Proposal) -> Result<(), FatalError> {
         let h = hash(proposal.payload);
@@ -758,12 +843,7 @@ impl Driver {
         let leader = self.leader_address(proposal.view);
         if let Some(p) = self.chain.pending(&h) {
             let valid = header_ok(&p.block, leader);
-            self.awaiting.remove(&h);
-            self.inputs.push_back(Input::Validated {
-                proposal,
-                valid,
-                now_ms: self.now_ms(),
-            });
+            self.decide(proposal, valid);
             return Ok(());
         }
         let Some(block) = self.received.get(&h).cloned() else {
@@ -771,29 +851,31 @@ impl Driver {
             return Ok(());
         };
         if !header_ok(block.block(), leader) {
-            self.awaiting.remove(&h);
-            self.inputs.push_back(Input::Validated {
-                proposal,
-                valid: false,
-                now_ms: self.now_ms(),
-            });
+            self.decide(proposal, false);
             return Ok(());
         }
         match self.insert_block(block).await? {
-            Some(valid) => {
-                self.awaiting.remove(&h);
-                self.inputs.push_back(Input::Validated {
-                    proposal,
-                    valid,
-                    now_ms: self.now_ms(),
-                });
-            }
+            Some(valid) => self.decide(proposal, valid),
             None => {
                 self.park(h, proposal);
                 self.fetch(parent, None);
             }
         }
         Ok(())
+    }
+
+    /// Gives consensus the verdict on `proposal` (the leader's signed block: a wrong one is
+    /// the leader's fault) and forgets it as awaiting.
+    fn decide(&mut self, proposal: Proposal, valid: bool) {
+        self.awaiting.remove(&hash(proposal.payload));
+        if !valid {
+            self.shared.metrics.proposals_refused.inc();
+        }
+        self.inputs.push_back(Input::Validated {
+            proposal,
+            valid,
+            now_ms: self.now_ms(),
+        });
     }
 
     fn park(&mut self, h: Hash, proposal: Proposal) {

@@ -16,6 +16,8 @@
 //!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
 
 pub mod admission;
+#[cfg(all(feature = "byzantine", debug_assertions))]
+pub mod byzantine;
 pub mod chain;
 pub mod compact;
 pub mod config;

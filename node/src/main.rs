@@ -93,6 +93,12 @@ struct Overrides {
         env = "CAIRN_SYNC_REVERIFY_SIGNATURES"
     )]
     sync_reverify_signatures: Option<bool>,
+    /// Test builds only (feature `byzantine`, debug build): make this validator Byzantine,
+    /// e.g. `equivocate,withhold,invalid` (behaviours take turns by view; see
+    /// `cairn_node::byzantine`).
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    #[arg(long = "byzantine", env = "CAIRN_BYZANTINE")]
+    byzantine: Option<cairn_node::byzantine::Plan>,
 }
 
 impl Overrides {
@@ -114,6 +120,10 @@ impl Overrides {
         }
         if let Some(v) = self.sync_reverify_signatures {
             c.sync.reverify_signatures = v;
+        }
+        #[cfg(all(feature = "byzantine", debug_assertions))]
+        if self.byzantine.is_some() {
+            c.byzantine = self.byzantine;
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct Metrics {
     pub block_bodies_refused: Counter<u64, AtomicU64>,
     /// Sync requests dropped unanswered because the sync server's queue was full.
     pub sync_requests_dropped: Counter<u64, AtomicU64>,
+    /// Proposals this node judged invalid (a leader-signed block whose header or execution
+    /// is wrong): a verdict on the leader, answered with a nullify vote.
+    pub proposals_refused: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -87,6 +90,7 @@ impl Metrics {
             proposals_forged: Counter::default(),
             block_bodies_refused: Counter::default(),
             sync_requests_dropped: Counter::default(),
+            proposals_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -166,6 +170,11 @@ impl Metrics {
             "sync_requests_dropped",
             "Sync requests dropped unanswered: the sync server's queue was full",
             m.sync_requests_dropped.clone(),
+        );
+        registry.register(
+            "proposals_refused",
+            "Leader-signed proposals judged invalid (wrong header or execution)",
+            m.proposals_refused.clone(),
         );
         registry.register(
             "compact_blocks_waited",

@@ -376,6 +376,8 @@ pub async fn run(
         .map_err(|e| NodeError::Network(e.to_string()))?;
     info!(peer_id = %net.local_peer_id(), addrs = ?net.listen_addrs().await, "p2p listening");
 
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    let byzantine_key = signer.clone();
     let consensus_config = cairn_consensus::Config {
         namespace: genesis_hash.0,
         validators: validators.clone(),
@@ -451,6 +453,25 @@ pub async fn run(
         lookup_rx,
     )
     .map_err(|e| NodeError::Fatal(e.to_string()))?;
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    let driver = {
+        let mut driver = driver;
+        if let Some(plan) = config.byzantine.clone() {
+            let (Some(index), Some(key)) = (me_index, byzantine_key) else {
+                return Err(NodeError::Config(ConfigError::Invalid {
+                    field: "byzantine",
+                    reason: "only a validator (its key in the genesis set) can be Byzantine".into(),
+                }));
+            };
+            driver.set_byzantine(crate::byzantine::Byzantine::new(
+                plan,
+                genesis_hash.0,
+                index,
+                key,
+            ));
+        }
+        driver
+    };
 
     // RPC server, with /metrics beside it.
     let mut rpc_config = config.rpc.to_server_config();

@@ -338,14 +338,20 @@ pub struct LocalTestnet {
 }
 
 impl LocalTestnet {
-    /// Starts every node of `manifest` as `cairn-node run`, logging to `<home>/node.log`.
-    pub fn start(manifest: Manifest, node_bin: PathBuf) -> Result<LocalTestnet> {
+    /// The nodes of `manifest`, none started yet ([`LocalTestnet::start_node`] starts one).
+    pub fn new(manifest: Manifest, node_bin: PathBuf) -> LocalTestnet {
         let n = manifest.nodes.len();
-        let mut t = LocalTestnet {
+        LocalTestnet {
             manifest,
             node_bin,
             children: (0..n).map(|_| None).collect(),
-        };
+        }
+    }
+
+    /// Starts every node of `manifest` as `cairn-node run`, logging to `<home>/node.log`.
+    pub fn start(manifest: Manifest, node_bin: PathBuf) -> Result<LocalTestnet> {
+        let n = manifest.nodes.len();
+        let mut t = LocalTestnet::new(manifest, node_bin);
         for i in 0..n {
             t.start_node(i)?;
         }

@@ -353,19 +353,10 @@ async fn wait_mempools_empty(m: &crate::Manifest, max: Duration) -> Result<()> {
     loop {
         let mut pooled = 0i64;
         for n in &m.nodes {
-            let text = http
-                .get(format!("{}/metrics", n.rpc_url))
-                .send()
+            pooled += crate::scrape_metric(&http, &n.rpc_url, "cairn_mempool_txs")
                 .await?
-                .text()
-                .await?;
-            pooled += text
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("cairn_mempool_txs ")
-                        .and_then(|v| v.trim().parse::<i64>().ok())
-                })
-                .with_context(|| format!("{}: no cairn_mempool_txs metric", n.name))?;
+                .with_context(|| format!("{}: no cairn_mempool_txs metric", n.name))?
+                as i64;
         }
         if pooled == 0 {
             return Ok(());

@@ -471,6 +471,72 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+/// Two base ports `(p2p, rpc)` such that `p2p .. p2p + n` and `rpc .. rpc + n` are free on
+/// 127.0.0.1 right now and the two ranges do not overlap (see [`free_port_range`]).
+pub fn free_port_ranges(n: usize) -> (u16, u16) {
+    let p2p = free_port_range(n);
+    for _ in 0..200 {
+        let rpc = free_port_range(n);
+        if usize::from(rpc.abs_diff(p2p)) >= n {
+            return (p2p, rpc);
+        }
+    }
+    panic!("no two disjoint ranges of {n} free ports found on 127.0.0.1");
+}
+
+/// Options for a test testnet of 4 validators in `out`: `accounts` demo accounts of
+/// 10,000,000 base units each, free loopback ports ([`free_port_ranges`]), and timeouts
+/// short enough that a test sees a few view changes in seconds (leader 1,000 ms,
+/// notarization 2,000 ms, nullify retry 500 ms).
+pub fn test_options(out: PathBuf, chain_id: &str, accounts: usize) -> GenerateOptions {
+    let (p2p_port, rpc_port) = free_port_ranges(4);
+    GenerateOptions {
+        validators: 4,
+        out,
+        chain_id: chain_id.into(),
+        accounts,
+        balance: 10_000_000,
+        p2p_port,
+        rpc_port,
+        params: ChainParams {
+            leader_timeout_ms: 1000,
+            notarization_timeout_ms: 2000,
+            nullify_retry_ms: 500,
+            ..ChainParams::default()
+        },
+        ..GenerateOptions::default()
+    }
+}
+
+/// The value of the unlabelled sample `name` in Prometheus or OpenMetrics text (a line
+/// `name value`), if there is one and it parses.
+pub fn parse_metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        rest.starts_with(' ').then(|| rest.trim().parse().ok())?
+    })
+}
+
+/// Reads the unlabelled sample `name` from the node's `GET {rpc_url}/metrics` with `http`:
+/// `Ok(None)` if the node serves no such sample.
+///
+/// # Errors
+/// The node does not answer or answers with an error status.
+pub async fn scrape_metric(
+    http: &reqwest::Client,
+    rpc_url: &str,
+    name: &str,
+) -> Result<Option<f64>, reqwest::Error> {
+    let text = http
+        .get(format!("{rpc_url}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(parse_metric(&text, name))
+}
+
 /// A base port `p` such that `p .. p + n` are all free on 127.0.0.1 right now (bound and
 /// released; racy by nature, fine for tests on one machine). Tries at most 200 random bases.
 pub fn free_port_range(n: usize) -> u16 {

@@ -16,9 +16,12 @@
 //!    `rate × latency / senders` of them are in flight at once.
 //! 3. **Offering.** Every [`TICK`], the transfers due by then are cut into
 //!    `sendTransactions` batches of at most `batch_txs_max`, spread round-robin over every
-//!    node's RPC, with at most `in_flight_max` requests outstanding (more due transfers wait:
-//!    the generator reports the rate it actually offered). A progress line goes to stderr
-//!    every [`PROGRESS_EVERY`].
+//!    node's RPC, with at most `in_flight_max` requests outstanding (more due transfers wait
+//!    and go out late: every transfer is offered, and the report's `duration_s` and
+//!    `offered_tps` show the rate actually offered). A progress line goes to stderr every
+//!    [`PROGRESS_EVERY`]. Offering ends when every transfer has been offered, no re-offer is
+//!    queued and no call is in flight (an answer on its way may still refuse transfers for
+//!    load), or at `duration + drain` at the latest.
 //!
 //!    A transfer refused for load ([`RETRY_CODES`]: `overloaded`, a full mempool, and
 //!    `too_far_ahead`, its sender's window of unfinalized nonces is full) is offered again
@@ -199,7 +202,8 @@ pub struct ThroughputReport {
     pub offered_tps: f64,
     /// Finalized transfers of this run per second (see the module docs).
     pub finalized_tps: f64,
-    /// Offering phase, seconds.
+    /// Offering phase, seconds: the configured duration, or longer when the last new
+    /// transfers went out late (every request slot was busy).
     pub duration_s: f64,
     /// Sender accounts.
     pub senders: usize,
@@ -410,6 +414,7 @@ pub async fn run(
     let mut next = 0usize;
     let mut rr = 0usize;
     let mut interrupted = false;
+    let mut offered_all_at: Option<Duration> = None;
     let mut tasks = tokio::task::JoinSet::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -420,18 +425,22 @@ pub async fn run(
             break;
         }
         let elapsed = started.elapsed();
-        // New transfers only within `duration`; re-offers until the drain ends.
-        let offering = elapsed <= cfg.duration + TICK;
-        let retrying = !track.retry.lock().expect("poisoned").is_empty();
-        if (!offering || next >= tx_count) && (!retrying || elapsed > cfg.duration + cfg.drain) {
+        while tasks.try_join_next().is_some() {}
+        // Done when every transfer has been offered and none can come back for a re-offer:
+        // the re-offer queue is empty and no call is in flight (an answer still on its way
+        // may refuse transfers for load and queue them again). Bounded by `duration + drain`
+        // whatever the nodes answer.
+        let retrying = !track.retry.lock().expect("poisoned").is_empty() || !tasks.is_empty();
+        if next >= tx_count && !retrying {
+            break;
+        }
+        if elapsed > cfg.duration + cfg.drain {
             break;
         }
         let now_ms = elapsed.as_millis() as u64;
-        let due = if offering {
-            ((cfg.rate * elapsed.as_secs_f64()) as usize).min(tx_count)
-        } else {
-            next
-        };
+        // Transfer k is due at k / rate; one not offered on time (every request slot busy)
+        // goes out late, and the report's `duration_s` and `offered_tps` show it.
+        let due = ((cfg.rate * elapsed.as_secs_f64()) as usize).min(tx_count);
         loop {
             // Re-offers first (they are older), then new transfers.
             let mut batch: Vec<usize> = {
@@ -459,6 +468,9 @@ pub async fn run(
                 break;
             };
             next = end;
+            if next >= tx_count && offered_all_at.is_none() {
+                offered_all_at = Some(elapsed);
+            }
             let client = clients[rr % clients.len()].clone();
             rr += 1;
             let (track, hexes) = (track.clone(), hexes.clone());
@@ -467,12 +479,12 @@ pub async fn run(
                 drop(permit);
             });
         }
-        while tasks.try_join_next().is_some() {}
     }
-    let offering_s = started
-        .elapsed()
-        .as_secs_f64()
-        .min(cfg.duration.as_secs_f64().max(TICK.as_secs_f64()));
+    // The offering phase lasted `duration`, or longer when transfers went out late.
+    let offering_s = offered_all_at
+        .map_or_else(|| started.elapsed(), |t| t.max(cfg.duration))
+        .max(TICK)
+        .as_secs_f64();
     while tasks.join_next().await.is_some() {}
 
     // 5. Drain.

@@ -23,10 +23,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cairn_genesis::ChainParams;
 use cairn_ledger::{Address, Hash};
 use cairn_rpc::{RpcClient, TxStatus};
-use cairn_testnet::{GenerateOptions, LocalTestnet, find_node_binary, free_port_range, generate};
+use cairn_testnet::{LocalTestnet, find_node_binary, generate, scrape_metric, test_options};
 use cairn_wallet::{KeyFile, build_transfer};
 
 /// Longest the whole run may take before the test fails (liveness bound).
@@ -41,43 +40,16 @@ const HONEST: [usize; 3] = [0, 1, 2];
 
 /// Reads one Prometheus sample from a node's `/metrics` (`None` if the node is down).
 async fn metric(rpc_url: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{rpc_url}/metrics"))
+    scrape_metric(&reqwest::Client::new(), rpc_url, name)
         .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        rest.starts_with(' ').then(|| rest.trim().parse().ok())?
-    })
+        .ok()
+        .flatten()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byzantine_validator_cannot_break_safety_stop_finality_or_hide_its_equivocations() {
     let dir = tempfile::tempdir().unwrap();
-    let p2p_port = free_port_range(4);
-    let mut rpc_port = free_port_range(4);
-    while rpc_port.abs_diff(p2p_port) < 8 {
-        rpc_port = free_port_range(4);
-    }
-    let params = ChainParams {
-        leader_timeout_ms: 1000,
-        notarization_timeout_ms: 2000,
-        nullify_retry_ms: 500,
-        ..ChainParams::default()
-    };
-    let opts = GenerateOptions {
-        validators: 4,
-        out: dir.path().join("net"),
-        chain_id: "cairn-byzantine".into(),
-        accounts: 6,
-        balance: 10_000_000,
-        p2p_port,
-        rpc_port,
-        params,
-        ..GenerateOptions::default()
-    };
+    let opts = test_options(dir.path().join("net"), "cairn-byzantine", 6);
     let manifest = generate(&opts).unwrap();
     let chain_id = manifest.chain_id.clone();
     let byzantine_address = manifest.nodes[BYZANTINE].validator_address;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_testnet::{find_node_binary, free_port_range};
+use cairn_testnet::{find_node_binary, free_port_ranges};
 
 const TESTNET: &str = env!("CARGO_BIN_EXE_cairn-testnet");
 
@@ -228,11 +228,7 @@ fn docker_testnet_survives_kill_pause_and_partition_without_losing_acknowledged_
     assert!(user.starts_with("0:0 "), "image user/entrypoint: {user}");
 
     // 2. Four validators and a full node in Docker.
-    let rpc_port = free_port_range(5);
-    let mut p2p_port = free_port_range(5);
-    while p2p_port.abs_diff(rpc_port) < 10 {
-        p2p_port = free_port_range(5);
-    }
+    let (p2p_port, rpc_port) = free_port_ranges(5);
     let (rpc_s, p2p_s) = (rpc_port.to_string(), p2p_port.to_string());
     testnet(
         &[

@@ -8,10 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use cairn_genesis::ChainParams;
 use cairn_ledger::{Address, Hash, SignedTransaction, TransactionBody};
 use cairn_rpc::{RpcClient, TxStatus};
-use cairn_testnet::{GenerateOptions, LocalTestnet, find_node_binary, free_port_range, generate};
+use cairn_testnet::{LocalTestnet, find_node_binary, generate, scrape_metric, test_options};
 use cairn_wallet::{KeyFile, build_transfer};
 
 const WAIT_MAX: Duration = Duration::from_secs(120);
@@ -37,14 +36,9 @@ async fn height(c: &RpcClient) -> Option<u64> {
 
 /// Reads one Prometheus sample from a node's `/metrics`.
 async fn metric(rpc_url: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{rpc_url}/metrics"))
+    scrape_metric(&reqwest::Client::new(), rpc_url, name)
         .await
         .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("metric {name} missing from {rpc_url}/metrics"))
 }
 
@@ -70,28 +64,7 @@ fn transfer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_finalize_transfers_survive_a_crash_and_refuse_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let p2p_port = free_port_range(4);
-    let mut rpc_port = free_port_range(4);
-    while rpc_port.abs_diff(p2p_port) < 8 {
-        rpc_port = free_port_range(4);
-    }
-    let params = ChainParams {
-        leader_timeout_ms: 1000,
-        notarization_timeout_ms: 2000,
-        nullify_retry_ms: 500,
-        ..ChainParams::default()
-    };
-    let opts = GenerateOptions {
-        validators: 4,
-        out: dir.path().join("net"),
-        chain_id: "cairn-e2e".into(),
-        accounts: 8,
-        balance: 10_000_000,
-        p2p_port,
-        rpc_port,
-        params,
-        ..GenerateOptions::default()
-    };
+    let opts = test_options(dir.path().join("net"), "cairn-e2e", 8);
     let manifest = generate(&opts).unwrap();
     let chain_id = manifest.chain_id.clone();
     let clients: Vec<RpcClient> = manifest

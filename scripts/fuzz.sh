@@ -90,6 +90,9 @@ for t in "${TARGETS[@]}"; do
     "$BIN_DIR/$t" "${args[@]}" "corpus/$t" >"$log" 2>&1 || rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1 || true)
     status=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]*' | tail -1 || true)
+    # signature_batch prints how many transactions it has checked against its oracle.
+    checked=$(grep -o '[0-9]* batches, [0-9]* transactions checked' "$log" | tail -1 || true)
+    [[ -n "$checked" ]] && echo "   $t: $checked (at the last 2^14-execution mark)"
     after=$(find "artifacts/$t" -type f | wc -l)
     crashes=$((after - before))
     if [[ $rc -ne 0 || $crashes -gt 0 ]]; then

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cairn_ledger::{LedgerError, SignedTransaction};
+use cairn_ledger::{HashedTx, LedgerError, VerifiedTx};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Most jobs waiting in the queue. Each job is bounded by its source (an RPC batch by
@@ -46,13 +46,11 @@ pub const VERIFY_BATCH_TXS_MAX: usize = 4 * cairn_ledger::VERIFY_BATCH_CHUNK;
 /// to a transaction's submit-to-finalized latency at each node that verifies it.
 pub const VERIFY_LINGER_MS: u64 = 10;
 
-/// The verdicts of one job: its transactions, given back, and one result per transaction in
-/// the same order.
+/// The verdicts of one job: one per transaction, in submission order; a valid transaction
+/// comes back as a [`VerifiedTx`] (its id and signed hash carried, never recomputed).
 pub struct Verified {
-    /// The job's transactions, in submission order.
-    pub txs: Vec<SignedTransaction>,
-    /// `results[i]` is the verdict on `txs[i]`.
-    pub results: Vec<Result<(), LedgerError>>,
+    /// `results[i]` is the verdict on the job's `i`-th transaction.
+    pub results: Vec<Result<VerifiedTx, LedgerError>>,
 }
 
 /// The verifier stopped (the node is shutting down).
@@ -61,7 +59,7 @@ pub struct Verified {
 pub struct VerifierStopped;
 
 struct Job {
-    txs: Vec<SignedTransaction>,
+    txs: Vec<HashedTx>,
     reply: oneshot::Sender<Verified>,
 }
 
@@ -96,10 +94,9 @@ impl Verifier {
     /// [`SignedTransaction::verify`]); waits for room in the queue, then for the verdicts.
     ///
     /// Errors: [`VerifierStopped`] if the verifier task has ended.
-    pub async fn verify(&self, txs: Vec<SignedTransaction>) -> Result<Verified, VerifierStopped> {
+    pub async fn verify(&self, txs: Vec<HashedTx>) -> Result<Verified, VerifierStopped> {
         if txs.is_empty() {
             return Ok(Verified {
-                txs,
                 results: Vec::new(),
             });
         }
@@ -170,7 +167,7 @@ async fn collect(
     }
 }
 
-/// Verifies every job's transactions with one [`cairn_ledger::verify_transactions`] call
+/// Verifies every job's transactions with one [`cairn_ledger::verify_hashed`] call
 /// and answers each job with its share, in order.
 fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats) {
     let lens: Vec<usize> = jobs.iter().map(|j| j.txs.len()).collect();
@@ -181,15 +178,13 @@ fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats) {
         all.extend(job.txs);
         replies.push(job.reply);
     }
-    let results = cairn_ledger::verify_transactions(&all, chain_id);
-    assert_eq!(results.len(), all.len(), "one verdict per transaction");
+    let results = cairn_ledger::verify_hashed(all, chain_id);
+    assert_eq!(results.len(), total, "one verdict per transaction");
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.txs.fetch_add(total as u64, Ordering::Relaxed);
-    let mut txs = all.into_iter();
     let mut results = results.into_iter();
     for (len, reply) in lens.into_iter().zip(replies) {
         let verified = Verified {
-            txs: txs.by_ref().take(len).collect(),
             results: results.by_ref().take(len).collect(),
         };
         // The asker may have gone away (a closed RPC connection): nothing to do.
@@ -200,7 +195,7 @@ fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_ledger::{Address, TransactionBody};
+    use cairn_ledger::{Address, SignedTransaction, TransactionBody};
     use ed25519_dalek::SigningKey;
 
     const CHAIN: &str = "cairn-verifier-test";
@@ -248,9 +243,17 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let expected: Vec<_> = txs.iter().map(|t| t.verify(CHAIN)).collect();
                 let sent = txs.clone();
-                let got = v.verify(txs).await.unwrap();
-                assert_eq!(got.txs, sent, "job {j} got another job's transactions");
-                assert_eq!(got.results, expected, "job {j}");
+                let got = v
+                    .verify(txs.into_iter().map(HashedTx::new).collect())
+                    .await
+                    .unwrap();
+                let verdicts: Vec<_> = got.results.iter().map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone)).collect();
+                assert_eq!(verdicts, expected, "job {j}");
+                for (r, t) in got.results.iter().zip(&sent) {
+                    if let Ok(v) = r {
+                        assert_eq!(v.tx(), t, "job {j} got another job's transactions");
+                    }
+                }
                 got.results.iter().filter(|r| r.is_err()).count()
             }));
         }
@@ -268,7 +271,7 @@ mod tests {
     async fn an_empty_job_needs_no_batch() {
         let verifier = Verifier::spawn(CHAIN.into(), 1);
         let got = verifier.verify(Vec::new()).await.unwrap();
-        assert!(got.txs.is_empty() && got.results.is_empty());
+        assert!(got.results.is_empty());
         assert_eq!(verifier.stats().batches.load(Ordering::Relaxed), 0);
     }
 }

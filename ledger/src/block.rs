@@ -204,14 +204,17 @@ impl SealedBlock {
         &self.signed_hashes
     }
 
-    /// The transactions with their ids (no hashing), e.g. to verify those this node has
-    /// not verified yet ([`crate::verify_hashed`]).
-    pub fn hashed_txs(&self) -> impl Iterator<Item = HashedTx> + '_ {
+    /// The transactions `keep` selects (given each one's id and the transaction), with
+    /// their ids (no hashing), e.g. to verify those this node has not verified yet
+    /// ([`crate::verify_hashed`]). In block order.
+    pub fn hashed_txs(&self, keep: impl Fn(&Hash, &SignedTransaction) -> bool) -> Vec<HashedTx> {
         self.block
             .transactions
             .iter()
             .zip(&self.tx_ids)
+            .filter(|(t, id)| keep(id, t))
             .map(|(t, id)| HashedTx::with_id(t.clone(), *id))
+            .collect()
     }
 
     /// The block.

@@ -25,10 +25,10 @@ impl HashedTx {
         HashedTx { tx, id }
     }
 
-    /// Pairs `tx` with an id known to be its own (a sealed block's ids). Crate-internal: the
-    /// invariant is checked in debug builds only.
+    /// Pairs `tx` with an id known to be its own (a sealed block's ids, which
+    /// [`crate::SealedBlock`]'s invariant guarantees). Crate-internal, so the invariant
+    /// holds by construction (not re-checked: that would hash again).
     pub(crate) fn with_id(tx: SignedTransaction, id: Hash) -> HashedTx {
-        debug_assert_eq!(tx.hash(), id, "HashedTx::with_id: wrong id");
         HashedTx { tx, id }
     }
 

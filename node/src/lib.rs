@@ -16,6 +16,7 @@
 //!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
 
 pub mod admission;
+pub mod block_buffer;
 #[cfg(all(feature = "byzantine", debug_assertions))]
 pub mod byzantine;
 pub mod chain;
@@ -24,6 +25,9 @@ pub mod config;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(test)]
+mod hash_count_tests;
+pub mod ingress;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
@@ -31,6 +35,7 @@ pub mod network;
 pub mod node;
 pub mod rpc_backend;
 pub mod sync;
+pub mod sync_client;
 pub mod sync_server;
 pub mod txgossip;
 pub mod verifier;

@@ -403,7 +403,7 @@ pub async fn run(
             genesis.chain_id.clone(),
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
-                .min(crate::driver::VERIFY_THREADS_MAX),
+                .min(crate::verifier::VERIFY_THREADS_MAX),
         ),
         mempool_full: AtomicBool::new(false),
     });

@@ -192,6 +192,46 @@ fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats) {
     }
 }
 
+/// Most threads [`verify_parallel`] uses.
+pub const VERIFY_THREADS_MAX: usize = 8;
+
+/// [`cairn_ledger::verify_hashed`] split over up to `available_parallelism()` (at most
+/// [`VERIFY_THREADS_MAX`]) scoped threads, each taking at least two batches' worth, for the
+/// big inputs that have a whole node waiting on them (a block's unverified transactions, a
+/// sync response of up to 1,024 blocks). Same verdicts, same order. Runs on the caller's
+/// (blocking) thread plus the scoped ones.
+pub fn verify_parallel(txs: Vec<HashedTx>, chain_id: &str) -> Vec<Result<VerifiedTx, LedgerError>> {
+    let per_thread_min = 2 * cairn_ledger::VERIFY_BATCH_CHUNK;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(VERIFY_THREADS_MAX)
+        .min(txs.len() / per_thread_min)
+        .max(1);
+    if threads == 1 {
+        return cairn_ledger::verify_hashed(txs, chain_id);
+    }
+    let chunk = txs.len().div_ceil(threads);
+    let mut parts: Vec<Vec<HashedTx>> = Vec::with_capacity(threads);
+    let mut txs = txs.into_iter();
+    loop {
+        let part: Vec<HashedTx> = txs.by_ref().take(chunk).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || cairn_ledger::verify_hashed(part, chain_id)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verification thread panicked"))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +305,34 @@ mod tests {
         let batches = verifier.stats().batches.load(Ordering::Relaxed);
         assert_eq!(verifier.stats().txs.load(Ordering::Relaxed), 40 * 7);
         assert!(batches < 40, "40 concurrent jobs took {batches} batches");
+    }
+
+    #[test]
+    fn verify_parallel_gives_the_sequential_verdicts_in_order() {
+        // Enough for several threads on any machine with more than one core.
+        let n = 3 * 2 * cairn_ledger::VERIFY_BATCH_CHUNK + 7;
+        let mut txs: Vec<SignedTransaction> = (0..n as u64).map(tx).collect();
+        for i in [0, 600, n / 2, n - 1] {
+            txs[i].signature[33] ^= 0x10;
+        }
+        let parallel = verify_parallel(txs.iter().cloned().map(HashedTx::new).collect(), CHAIN);
+        let sequential = cairn_ledger::verify_transactions(&txs, CHAIN);
+        assert_eq!(
+            parallel.iter().map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone)).collect::<Vec<_>>(),
+            sequential
+        );
+        for (r, t) in parallel.iter().zip(&txs) {
+            if let Ok(v) = r {
+                assert_eq!(v.tx(), t, "out of order");
+            }
+        }
+        let bad: Vec<usize> = parallel
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.is_err().then_some(i))
+            .collect();
+        assert_eq!(bad, vec![0, 600, n / 2, n - 1]);
+        assert!(verify_parallel(Vec::new(), CHAIN).is_empty());
     }
 
     #[tokio::test]

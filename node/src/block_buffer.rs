@@ -41,8 +41,9 @@ pub const BUFFERED_PER_PROPOSER_MAX: usize = 64;
 /// peer that served a fetch) held at once; above it the oldest body of the largest
 /// proposer group among that peer's is evicted.
 pub const BUFFERED_PER_PEER_MAX: usize = 128;
-/// Most gossip-driven (rebuilt) bodies of one view held at once: an honest leader proposes
-/// one; an equivocating one may not evict other views' bodies with more.
+/// A gossip-driven (rebuilt) body is not kept if this many bodies of its view are held
+/// already: an honest leader proposes one; an equivocating one may not evict other views'
+/// bodies with more. (Fetched bodies were asked for and are always kept.)
 pub const BUFFERED_PER_VIEW_MAX: usize = 2;
 /// Block fetches by hash in flight at once (and, counted apart, requests for partial
 /// blocks' missing transactions).
@@ -93,7 +94,6 @@ struct Entry {
     block: SealedBlock,
     proposer: Address,
     view: u64,
-    rebuilt: bool,
     peer: Option<PeerId>,
 }
 
@@ -146,14 +146,13 @@ impl BlockBuffer {
         }
         let view = block.header().view;
         let proposer = block.header().proposer;
-        let rebuilt = matches!(origin, Origin::Rebuilt { .. });
-        if rebuilt {
+        if matches!(origin, Origin::Rebuilt { .. }) {
             // Gossip-driven: only an equivocating leader signs a second block for its view;
             // it may not push other views' bodies out (fetched bodies were asked for).
             let same_view = self
                 .bodies
                 .values()
-                .filter(|e| e.rebuilt && e.view == view)
+                .filter(|e| e.view == view)
                 .count();
             if same_view >= BUFFERED_PER_VIEW_MAX {
                 return Insert::ViewFull;
@@ -181,7 +180,6 @@ impl BlockBuffer {
                 block,
                 proposer,
                 view,
-                rebuilt,
                 peer,
             },
         );
@@ -331,7 +329,9 @@ mod tests {
         // Proposer 2 signs one block in each of many views.
         for v in 0..(3 * BUFFERED_PER_PROPOSER_MAX as u64) {
             let r = buf.insert(body(2, 100 + v, 100 + v, 0), Origin::Rebuilt { view: 100 + v, peer: None });
-            let Insert::Kept { evicted } = r else { panic!("{r:?}") };
+            let Insert::Kept { evicted } = r.clone() else {
+                panic!("{r:?}")
+            };
             for h in evicted {
                 assert!(honest.iter().all(|b| b.hash() != h), "an honest body was evicted");
             }

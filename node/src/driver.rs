@@ -192,6 +192,15 @@ pub(crate) enum BodyOrigin {
     Fetched { peer: PeerId, view: Option<View> },
 }
 
+/// A block body before it is sealed.
+enum Body {
+    /// Rebuilt from a compact block (transactions from the mempool, the verifier or a
+    /// transaction fetch).
+    Rebuilt(RebuiltBlock),
+    /// Served whole by a peer.
+    Fetched(Block),
+}
+
 /// Driver parameters derived from genesis and config.
 pub struct DriverParams {
     /// Chain id.
@@ -552,7 +561,7 @@ impl Driver {
     }
 
     /// Builds the pending proposal if its parent is known; waits (bounded) for transactions.
-    async fn try_build(&mut self) -> Result<(), FatalError> {
+    pub(crate) async fn try_build(&mut self) -> Result<(), FatalError> {
         let Some((view, parent)) = self.pending_build else {
             return Ok(());
         };
@@ -1074,32 +1083,42 @@ impl Driver {
         Ok(Acceptance::Accept)
     }
 
-    /// Seals a block rebuilt from a compact block ([`RebuiltBlock::seal`]: from the hashes
-    /// its verified transactions carry) and keeps it ([`Self::on_block_body`]).
+    /// Keeps a block rebuilt from a compact block ([`Self::on_block_body`]).
     pub(crate) async fn on_rebuilt(
         &mut self,
         b: RebuiltBlock,
         origin: BodyOrigin,
     ) -> Result<(), FatalError> {
-        // The header hash, once; the body's hashes come with its transactions.
-        let h = b.header().hash();
-        let sealed = b.seal();
-        self.on_block_body(h, sealed, origin).await
+        self.on_block_body(Body::Rebuilt(b), origin).await
     }
 
     /// Keeps a block body for consensus, once it is checked to be exactly the block its
-    /// header commits to (`sealed`: [`SealedBlock::seal`] or [`RebuiltBlock::seal`]). A
-    /// body that is not is never a verdict on the proposal: a fetched copy is its sender's
-    /// fault (penalized; the block is fetched again from another peer), a rebuilt one (the
-    /// mempool held other signature bytes for a transaction, or a fetched transaction was
-    /// mangled) is fetched whole.
-    async fn on_block_body(
-        &mut self,
-        h: Hash,
-        sealed: Result<SealedBlock, LedgerError>,
-        origin: BodyOrigin,
-    ) -> Result<(), FatalError> {
+    /// header commits to (sealed: [`SealedBlock::seal`] for a fetched body,
+    /// [`RebuiltBlock::seal`] for a rebuilt one, which uses the hashes its verified
+    /// transactions carry). A body that is not is never a verdict on the proposal: a
+    /// fetched copy is its sender's fault (penalized; the block is fetched again from
+    /// another peer), a rebuilt one (the mempool held other signature bytes for a
+    /// transaction, or a fetched transaction was mangled) is fetched whole.
+    async fn on_block_body(&mut self, body: Body, origin: BodyOrigin) -> Result<(), FatalError> {
+        // The header hash, once; `SealedBlock` carries it on.
+        let header = match &body {
+            Body::Rebuilt(b) => b.header(),
+            Body::Fetched(b) => &b.header,
+        };
+        let (h, height) = (header.hash(), header.height);
         self.buffer.partials.remove(&h);
+        if height <= self.chain.head().height || self.chain.pending(&h).is_some() {
+            self.buffer.end_fetch(&h);
+            return Ok(());
+        }
+        if self.buffer.contains(&h) {
+            self.buffer.end_fetch(&h);
+            return self.retry_parked().await;
+        }
+        let sealed = match body {
+            Body::Rebuilt(b) => b.seal(),
+            Body::Fetched(b) => SealedBlock::seal(b),
+        };
         let sealed = match sealed {
             Ok(sealed) => sealed,
             Err(e) => {
@@ -1119,11 +1138,6 @@ impl Driver {
                 return Ok(());
             }
         };
-        if sealed.header().height <= self.chain.head().height || self.chain.pending(&h).is_some()
-        {
-            self.buffer.end_fetch(&h);
-            return Ok(());
-        }
         let origin = match origin {
             BodyOrigin::Rebuilt { view, peer } => Origin::Rebuilt { view, peer },
             BodyOrigin::Fetched { peer, .. } => Origin::Fetched { peer },
@@ -1262,8 +1276,7 @@ impl Driver {
             Internal::Fetched { hash, block, peer } => match block {
                 Some(b) if b.hash() == hash => {
                     let view = Some(b.header.view);
-                    let sealed = SealedBlock::seal(b);
-                    self.on_block_body(hash, sealed, BodyOrigin::Fetched { peer, view })
+                    self.on_block_body(Body::Fetched(b), BodyOrigin::Fetched { peer, view })
                         .await?;
                 }
                 Some(b) => {
@@ -1313,9 +1326,9 @@ impl Driver {
         let SyncedRange { blocks, verified } = range;
         let mut committed = 0u64;
         let mut last_view = 0;
-        // Every block from here on is covered by the certificate at `last` (hash-linked), and
-        // its body is the one its header commits to (sealed), so its signatures are the ones
-        // the certifying validators checked.
+        // Every block here is covered by the range's last certificate (hash-linked), and its
+        // body is the one its header commits to (sealed), so its signatures are the ones the
+        // certifying validators checked.
         let trust_certified = !self.params.sync_reverify_signatures;
         for (block, certificate) in blocks {
             let height = block.header().height;
@@ -1346,8 +1359,8 @@ impl Driver {
         }
         if committed > 0 {
             info!(%peer, committed, head = self.chain.head().height, view = last_view, "synced blocks");
-            self.sync.after_commit(peer, self.chain.head().height);
             self.retry_parked().await?;
+            self.sync.after_commit(peer, self.chain.head().height);
         }
         Ok(())
     }

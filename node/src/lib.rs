@@ -11,7 +11,12 @@
 //! - A consensus vote is written to the RocksDB WAL (synced) before it is published.
 //! - A transaction's signature is verified once per node: at RPC submission or gossip
 //!   receipt, through the coalescing [`verifier`]; a block's transactions already in the
-//!   mempool are not verified again.
+//!   mempool are not verified again. It is hashed once per node too: its id and signed hash
+//!   travel with it as a `cairn_ledger::VerifiedTx` (mempool, proposal, compact block,
+//!   commit), and both RPC and gossip admit through one path ([`ingress`]).
+//! - The driver is the consensus host (persist, broadcast, timer, execute, commit); block
+//!   bodies wait in the pure, bounded [`block_buffer`]; sync requests go out from the
+//!   [`sync_client`] and are served by the [`sync_server`] task.
 //! - Peer input is size-checked before decoding and never panics the node; a peer's fault is
 //!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
 

@@ -183,7 +183,10 @@ impl SealedBlock {
     /// header commits to (e.g. this node holds other signature bytes for one of them).
     ///
     /// [`seal`]: SealedBlock::seal
-    pub fn reassemble(header: BlockHeader, txs: Vec<VerifiedTx>) -> Result<SealedBlock, LedgerError> {
+    pub fn reassemble(
+        header: BlockHeader,
+        txs: Vec<VerifiedTx>,
+    ) -> Result<SealedBlock, LedgerError> {
         let (tx_ids, signed_hashes): (Vec<Hash>, Vec<Hash>) =
             txs.iter().map(|t| (t.id(), t.signed_hash())).unzip();
         check_roots(&header, &tx_ids, &signed_hashes)?;

@@ -486,7 +486,13 @@ impl Store {
         diff: &StateDiff,
         certificate: Option<&[u8]>,
     ) -> Result<(), LedgerError> {
-        self.commit_hashed(block.block(), block.hash(), block.tx_ids(), diff, certificate)
+        self.commit_hashed(
+            block.block(),
+            block.hash(),
+            block.tx_ids(),
+            diff,
+            certificate,
+        )
     }
 
     /// The write of [`Self::commit_block`], with `hash == block.hash()` and
@@ -499,7 +505,11 @@ impl Store {
         diff: &StateDiff,
         certificate: Option<&[u8]>,
     ) -> Result<(), LedgerError> {
-        assert_eq!(ids.len(), block.transactions.len(), "one id per transaction");
+        assert_eq!(
+            ids.len(),
+            block.transactions.len(),
+            "one id per transaction"
+        );
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let head = self
             .read_head()

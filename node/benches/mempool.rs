@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use cairn_ledger::{
-    Account, Address, BlockBuilder, BlockContext, Hash, HashedTx, LtHash, TransactionBody, VerifiedTx,
-    verify_hashed,
+    Account, Address, BlockBuilder, BlockContext, Hash, HashedTx, LtHash, TransactionBody,
+    VerifiedTx, verify_hashed,
 };
 use cairn_node::mempool::{Mempool, MempoolConfig};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};

@@ -149,11 +149,7 @@ impl BlockBuffer {
         if matches!(origin, Origin::Rebuilt { .. }) {
             // Gossip-driven: only an equivocating leader signs a second block for its view;
             // it may not push other views' bodies out (fetched bodies were asked for).
-            let same_view = self
-                .bodies
-                .values()
-                .filter(|e| e.view == view)
-                .count();
+            let same_view = self.bodies.values().filter(|e| e.view == view).count();
             if same_view >= BUFFERED_PER_VIEW_MAX {
                 return Insert::ViewFull;
             }
@@ -223,7 +219,10 @@ impl BlockBuffer {
 
     /// A transaction fetch ended.
     pub fn end_tx_fetch(&mut self) {
-        assert!(self.tx_fetches_in_flight > 0, "no transaction fetch in flight");
+        assert!(
+            self.tx_fetches_in_flight > 0,
+            "no transaction fetch in flight"
+        );
         self.tx_fetches_in_flight -= 1;
     }
 
@@ -287,11 +286,23 @@ mod tests {
         let b = body(2, 6, 6, 0);
         assert!(buf.start_fetch(a.hash()));
         assert!(!buf.start_fetch(a.hash()), "one fetch per block");
-        assert_eq!(buf.insert(a.clone(), fetched(peer)), Insert::Kept { evicted: vec![] });
-        assert!(buf.start_fetch(a.hash()), "the body arrived: no fetch in flight");
+        assert_eq!(
+            buf.insert(a.clone(), fetched(peer)),
+            Insert::Kept { evicted: vec![] }
+        );
+        assert!(
+            buf.start_fetch(a.hash()),
+            "the body arrived: no fetch in flight"
+        );
         buf.end_fetch(&a.hash());
         assert_eq!(buf.insert(a.clone(), fetched(peer)), Insert::Duplicate);
-        buf.insert(b.clone(), Origin::Rebuilt { view: 6, peer: None });
+        buf.insert(
+            b.clone(),
+            Origin::Rebuilt {
+                view: 6,
+                peer: None,
+            },
+        );
         assert_eq!(buf.get(&a.hash()), Some(&a));
         assert_eq!(buf.len(), 2);
         buf.prune(5);
@@ -303,12 +314,24 @@ mod tests {
         let mut buf = BlockBuffer::new();
         for salt in 0..2 {
             assert!(matches!(
-                buf.insert(body(1, 3, 3, salt), Origin::Rebuilt { view: 3, peer: None }),
+                buf.insert(
+                    body(1, 3, 3, salt),
+                    Origin::Rebuilt {
+                        view: 3,
+                        peer: None
+                    }
+                ),
                 Insert::Kept { .. }
             ));
         }
         assert_eq!(
-            buf.insert(body(1, 3, 3, 9), Origin::Rebuilt { view: 3, peer: None }),
+            buf.insert(
+                body(1, 3, 3, 9),
+                Origin::Rebuilt {
+                    view: 3,
+                    peer: None
+                }
+            ),
             Insert::ViewFull
         );
         // A fetched body of that view was asked for: kept.
@@ -324,16 +347,31 @@ mod tests {
         let mut buf = BlockBuffer::new();
         let honest: Vec<SealedBlock> = (0..4).map(|v| body(1, 10 + v, 10 + v, 0)).collect();
         for b in &honest {
-            buf.insert(b.clone(), Origin::Rebuilt { view: b.header().view, peer: None });
+            buf.insert(
+                b.clone(),
+                Origin::Rebuilt {
+                    view: b.header().view,
+                    peer: None,
+                },
+            );
         }
         // Proposer 2 signs one block in each of many views.
         for v in 0..(3 * BUFFERED_PER_PROPOSER_MAX as u64) {
-            let r = buf.insert(body(2, 100 + v, 100 + v, 0), Origin::Rebuilt { view: 100 + v, peer: None });
+            let r = buf.insert(
+                body(2, 100 + v, 100 + v, 0),
+                Origin::Rebuilt {
+                    view: 100 + v,
+                    peer: None,
+                },
+            );
             let Insert::Kept { evicted } = r.clone() else {
                 panic!("{r:?}")
             };
             for h in evicted {
-                assert!(honest.iter().all(|b| b.hash() != h), "an honest body was evicted");
+                assert!(
+                    honest.iter().all(|b| b.hash() != h),
+                    "an honest body was evicted"
+                );
             }
             assert!(buf.count(|e| e.proposer == Address([2; 32])) <= BUFFERED_PER_PROPOSER_MAX);
         }
@@ -357,15 +395,27 @@ mod tests {
                 assert!(buf.count(|e| e.peer == Some(flooder)) <= BUFFERED_PER_PEER_MAX);
             }
         }
-        assert_eq!(buf.count(|e| e.peer == Some(flooder)), BUFFERED_PER_PEER_MAX);
-        assert!(buf.contains(&honest.hash()), "another peer's body was evicted");
+        assert_eq!(
+            buf.count(|e| e.peer == Some(flooder)),
+            BUFFERED_PER_PEER_MAX
+        );
+        assert!(
+            buf.contains(&honest.hash()),
+            "another peer's body was evicted"
+        );
     }
 
     #[test]
     fn the_total_is_bounded_and_evicts_from_the_largest_proposer() {
         let mut buf = BlockBuffer::new();
         let honest = body(1, 5, 5, 0);
-        buf.insert(honest.clone(), Origin::Rebuilt { view: 5, peer: None });
+        buf.insert(
+            honest.clone(),
+            Origin::Rebuilt {
+                view: 5,
+                peer: None,
+            },
+        );
         // Many proposers, many peers: fill past the total.
         let mut n = 0u64;
         'fill: for p in 2..=255u8 {
@@ -379,7 +429,10 @@ mod tests {
             }
         }
         assert_eq!(buf.len(), BUFFERED_BLOCKS_MAX);
-        assert!(buf.contains(&honest.hash()), "the smallest group was evicted");
+        assert!(
+            buf.contains(&honest.hash()),
+            "the smallest group was evicted"
+        );
     }
 
     #[test]

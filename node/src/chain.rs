@@ -209,7 +209,8 @@ impl Chain {
             transactions,
         };
         drop(state);
-        let sealed = SealedBlock::seal(block.clone()).expect("a block built here matches its roots");
+        let sealed =
+            SealedBlock::seal(block.clone()).expect("a block built here matches its roots");
         let hash = sealed.hash();
         self.pending.insert(
             hash,

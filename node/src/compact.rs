@@ -478,7 +478,10 @@ impl PartialBlocks {
 
     /// Offers transactions whose signatures this node verified; returns the blocks they
     /// completed.
-    pub fn offer<'a>(&mut self, txs: impl IntoIterator<Item = &'a VerifiedTx>) -> Vec<RebuiltBlock> {
+    pub fn offer<'a>(
+        &mut self,
+        txs: impl IntoIterator<Item = &'a VerifiedTx>,
+    ) -> Vec<RebuiltBlock> {
         if self.blocks.is_empty() {
             return Vec::new();
         }
@@ -672,7 +675,10 @@ mod tests {
 
     fn verified(txs: &[SignedTransaction]) -> Vec<VerifiedTx> {
         cairn_ledger::verify_hashed(
-            txs.iter().cloned().map(cairn_ledger::HashedTx::new).collect(),
+            txs.iter()
+                .cloned()
+                .map(cairn_ledger::HashedTx::new)
+                .collect(),
             "cairn-compact-test",
         )
         .into_iter()
@@ -865,7 +871,12 @@ mod tests {
         assert_eq!(filled.map(RebuiltBlock::into_block), Some(b));
         assert!(partials.is_empty());
         // A late response for a block no longer waiting is ignored.
-        assert!(partials.fill(&h, &[2], txs[2..3].to_vec()).unwrap().is_none());
+        assert!(
+            partials
+                .fill(&h, &[2], txs[2..3].to_vec())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -27,8 +27,7 @@ use cairn_consensus::{
 };
 use cairn_genesis::Genesis;
 use cairn_ledger::{
-    Address, Block, Hash, HashedTx, LedgerError, SealedBlock, SignedTransaction, Store,
-    VerifiedTx,
+    Address, Block, Hash, HashedTx, LedgerError, SealedBlock, SignedTransaction, Store, VerifiedTx,
 };
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
@@ -436,10 +435,14 @@ impl Driver {
                 tokio::time::Instant::now()
                     + Duration::from_millis(due.saturating_sub(self.now_ms()))
             });
-            let partials_due = self.buffer.partials.next_due_ms(PARTIAL_WAIT_MS).map(|due| {
-                tokio::time::Instant::now()
-                    + Duration::from_millis(due.saturating_sub(self.now_ms()))
-            });
+            let partials_due = self
+                .buffer
+                .partials
+                .next_due_ms(PARTIAL_WAIT_MS)
+                .map(|due| {
+                    tokio::time::Instant::now()
+                        + Duration::from_millis(due.saturating_sub(self.now_ms()))
+                });
             tokio::select! {
                 _ = &mut shutdown => { info!("driver stopping"); return Ok(()); }
                 ev = net_events.recv() => match ev {
@@ -910,9 +913,7 @@ impl Driver {
         }
         let parked: Vec<Proposal> = self.awaiting.values().map(|(p, _)| *p).collect();
         for p in parked {
-            if self.buffer.contains(&hash(p.payload))
-                && self.chain.can_extend(&hash(p.parent))
-            {
+            if self.buffer.contains(&hash(p.payload)) && self.chain.can_extend(&hash(p.parent)) {
                 self.try_validate(p).await?;
             }
         }
@@ -1609,9 +1610,7 @@ impl Driver {
         let missing: Vec<(Hash, View)> = self
             .awaiting
             .iter()
-            .filter(|(h, (_, since))| {
-                now.saturating_sub(*since) > 300 && !self.buffer.contains(h)
-            })
+            .filter(|(h, (_, since))| now.saturating_sub(*since) > 300 && !self.buffer.contains(h))
             .map(|(h, (p, _))| (*h, p.view))
             .collect();
         for (h, view) in missing {

@@ -149,7 +149,8 @@ fn a_transaction_is_hashed_once_per_node() {
     let h = rebuilt.header().hash(); // on_rebuilt
     let sealed = rebuilt.seal().unwrap();
     assert_eq!(sealed.hash(), h);
-    let unverified = sealed.hashed_txs(|id, t| mempool.get(id).is_none_or(|v| v.signature != t.signature));
+    let unverified =
+        sealed.hashed_txs(|id, t| mempool.get(id).is_none_or(|v| v.signature != t.signature));
     assert!(unverified.is_empty()); // insert_block
     chain
         .insert(sealed, &|id, t| {

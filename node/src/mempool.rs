@@ -668,13 +668,7 @@ mod tests {
         Address::from_public_key(&key(seed).verifying_key())
     }
 
-    fn tx_full(
-        seed: u8,
-        nonce: u64,
-        amount: u64,
-        fee: u64,
-        expiry_height: u64,
-    ) -> VerifiedTx {
+    fn tx_full(seed: u8, nonce: u64, amount: u64, fee: u64, expiry_height: u64) -> VerifiedTx {
         let tx = TransactionBody {
             chain_id: CHAIN.into(),
             sender: addr(seed),

@@ -238,7 +238,9 @@ impl SyncClient {
             };
             let msg = match net.request(peer, SyncRequest::Status.encode()).await {
                 Ok(b) => match SyncResponse::decode(&b, STATUS_RESPONSE_BYTES_MAX) {
-                    Ok(SyncResponse::Status { height, .. }) => SyncEvent::PeerStatus { peer, height },
+                    Ok(SyncResponse::Status { height, .. }) => {
+                        SyncEvent::PeerStatus { peer, height }
+                    }
                     Ok(_) => failed("unexpected".into()),
                     Err(e) => failed(e.to_string()),
                 },
@@ -355,7 +357,10 @@ pub fn check_synced(
         out.push((sealed, sb.certificate));
     }
     let verified = if reverify {
-        let txs = out.iter().flat_map(|(b, _)| b.hashed_txs(|_, _| true)).collect();
+        let txs = out
+            .iter()
+            .flat_map(|(b, _)| b.hashed_txs(|_, _| true))
+            .collect();
         verify_parallel(txs, chain_id)
             .into_iter()
             .filter_map(Result::ok)

@@ -287,7 +287,11 @@ mod tests {
                     .verify(txs.into_iter().map(HashedTx::new).collect())
                     .await
                     .unwrap();
-                let verdicts: Vec<_> = got.results.iter().map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone)).collect();
+                let verdicts: Vec<_> = got
+                    .results
+                    .iter()
+                    .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+                    .collect();
                 assert_eq!(verdicts, expected, "job {j}");
                 for (r, t) in got.results.iter().zip(&sent) {
                     if let Ok(v) = r {
@@ -318,7 +322,10 @@ mod tests {
         let parallel = verify_parallel(txs.iter().cloned().map(HashedTx::new).collect(), CHAIN);
         let sequential = cairn_ledger::verify_transactions(&txs, CHAIN);
         assert_eq!(
-            parallel.iter().map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone)).collect::<Vec<_>>(),
+            parallel
+                .iter()
+                .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+                .collect::<Vec<_>>(),
             sequential
         );
         for (r, t) in parallel.iter().zip(&txs) {

@@ -19,7 +19,7 @@ use crate::network::{Acceptance, MessageId, Topic};
 use crate::txgossip::{TX_BATCH_LINGER_MS, TX_BATCH_TXS_MAX, encode_batch};
 
 /// Where a batch of transactions came from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum TxOrigin {
     /// This node's RPC clients: admitted ones are gossiped (batched).
     Local,

@@ -358,8 +358,9 @@ impl Partial {
 /// What [`PartialBlocks::insert`] did with a compact block.
 #[derive(Debug)]
 pub enum Reassembly {
-    /// Every transaction was at hand: the whole block (to be sealed).
-    Complete(RebuiltBlock),
+    /// Every transaction was at hand: the whole block (to be sealed; boxed, as it is far
+    /// larger than the other variants).
+    Complete(Box<RebuiltBlock>),
     /// Waiting for this many transactions.
     Waiting {
         /// Transactions still missing.
@@ -459,7 +460,7 @@ impl PartialBlocks {
             requested: false,
         };
         if partial.missing.is_empty() {
-            return Reassembly::Complete(partial.complete());
+            return Reassembly::Complete(Box::new(partial.complete()));
         }
         if same_view >= PARTIAL_BLOCKS_PER_VIEW_MAX {
             return Reassembly::ViewFull;

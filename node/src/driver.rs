@@ -150,6 +150,9 @@ pub struct Shared {
 }
 
 /// Results of work done off the driver task (bounded queue: [`INTERNAL_QUEUE_MAX`]).
+// A fetched block travels by value once from its request task to the driver; boxing it
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Internal {
     TxBatchVerified {
         /// Transactions sent for verification (counted in `verify_in_flight`).
@@ -1073,7 +1076,7 @@ impl Driver {
                     view,
                     peer: Some(source),
                 };
-                self.on_rebuilt(b, origin).await?;
+                self.on_rebuilt(*b, origin).await?;
             }
             Reassembly::Waiting { missing } => {
                 self.shared.metrics.compact_blocks_waited.inc();

@@ -170,8 +170,13 @@ fn a_transaction_is_hashed_once_per_node() {
     assert!(mempool.is_empty());
 
     println!("hashes of one transaction: leader {at_leader:?}, validator {at_validator:?}");
-    // Before this change (main at 7db1145): 6 ids + 1 signed hash at the leader, 7 ids + 1
-    // signed hash at a validator (see the commit message).
+    // Before the driver split (main at 7db1145), the same steps with that code's APIs,
+    // counted the same way in this test profile (debug assertions on): 7 ids + 1 signed
+    // hash at the leader (RPC verification, admission, a debug assertion in
+    // `Mempool::insert_hashed`, `Chain::build`, `CompactBlock::of`, `Store::commit_block`,
+    // `Mempool::remove_finalized`) and 7 ids + 1 signed hash at a validator (the gossip
+    // filter, verification, admission and its debug assertion, `SealedBlock::seal`, the
+    // commit, the mempool cleanup); 6 + 1 each without debug assertions.
     let once = hash_counts::TxHashCounts { ids: 1, signed: 1 };
     assert_eq!(at_leader, once, "leader");
     assert_eq!(at_validator, once, "validator");

@@ -142,7 +142,7 @@ fn main() {
         proposer: a2,
         timestamp_ms: 1_700_000_000_000,
         txs_root: txs_root(&[h1]),
-        signed_txs_root: cairn_ledger::signed_txs_root_of(&[tx1.clone()]),
+        signed_txs_root: cairn_ledger::signed_txs_root_of(std::slice::from_ref(&tx1)),
         state_root,
     };
     println!("```vector");

@@ -13,7 +13,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
-use crate::{Address, Hash, LedgerError, SignedTransaction, context};
+use crate::{Address, Hash, HashedTx, LedgerError, SignedTransaction, VerifiedTx, context};
 
 /// A block header. The block hash is blake3 derive-key (`"cairn block header v2"`) of
 /// `borsh(header)`; the header commits to the body through `txs_root` and
@@ -86,37 +86,23 @@ impl Block {
     /// Errors: [`LedgerError::BodyMismatch`] naming the root that differs. Costs two
     /// blake3 hashes per transaction and two Merkle trees.
     pub fn check_body(&self) -> Result<Vec<Hash>, LedgerError> {
+        self.check_body_hashes().map(|(ids, _)| ids)
+    }
+
+    /// [`Self::check_body`], also returning the signed-transaction hashes.
+    fn check_body_hashes(&self) -> Result<(Vec<Hash>, Vec<Hash>), LedgerError> {
         let ids: Vec<Hash> = self
             .transactions
             .iter()
             .map(SignedTransaction::hash)
             .collect();
-        let root = txs_root(&ids);
-        if root != self.header.txs_root {
-            return Err(LedgerError::BodyMismatch {
-                block: self.hash(),
-                reason: format!(
-                    "txs_root {}, transactions give {root}",
-                    self.header.txs_root
-                ),
-            });
-        }
         let signed: Vec<Hash> = self
             .transactions
             .iter()
             .map(SignedTransaction::signed_hash)
             .collect();
-        let root = signed_txs_root(&signed);
-        if root != self.header.signed_txs_root {
-            return Err(LedgerError::BodyMismatch {
-                block: self.hash(),
-                reason: format!(
-                    "signed_txs_root {}, transactions give {root}",
-                    self.header.signed_txs_root
-                ),
-            });
-        }
-        Ok(ids)
+        check_roots(&self.header, &ids, &signed)?;
+        Ok((ids, signed))
     }
 
     /// Decodes a block no longer than `bytes_max` (checked before decoding).
@@ -139,27 +125,99 @@ impl Block {
 /// block its hash names. Its hash and transaction ids are computed once, when it is sealed,
 /// and reused by validation ([`crate::validate_sealed_block`]) and by callers.
 ///
-/// Invariant: `hash == block.hash()` and `tx_ids[i] == block.transactions[i].hash()`, and
-/// both roots of the header match the body. Only [`SealedBlock::seal`] makes one.
+/// Invariant: `hash == block.hash()`, `tx_ids[i] == block.transactions[i].hash()`,
+/// `signed_hashes[i] == block.transactions[i].signed_hash()`, and both roots of the header
+/// match the body. Only [`SealedBlock::seal`] (hashes every transaction),
+/// [`SealedBlock::assemble`] and [`SealedBlock::reassemble`] (take the hashes carried by
+/// [`VerifiedTx`]s, hashing no transaction) make one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedBlock {
     block: Block,
     hash: Hash,
     tx_ids: Vec<Hash>,
+    signed_hashes: Vec<Hash>,
 }
 
 impl SealedBlock {
-    /// Checks `block`'s body against its header and seals it.
+    /// Checks `block`'s body against its header and seals it. Costs two blake3 hashes per
+    /// transaction (id and signed hash), both Merkle roots and the header hash.
     ///
     /// Errors: [`LedgerError::BodyMismatch`] (see [`Block::check_body`]).
     pub fn seal(block: Block) -> Result<SealedBlock, LedgerError> {
-        let tx_ids = block.check_body()?;
+        let (tx_ids, signed_hashes) = block.check_body_hashes()?;
         let hash = block.hash();
         Ok(SealedBlock {
             block,
             hash,
             tx_ids,
+            signed_hashes,
         })
+    }
+
+    /// A new block (the leader's proposal) of `header` and `txs`, whose signatures this node
+    /// checked: sets the header's `txs_root` and `signed_txs_root` from the hashes the
+    /// transactions carry (no transaction is hashed again), then hashes the header once.
+    /// The other header fields (state root included) are the caller's.
+    pub fn assemble(mut header: BlockHeader, txs: Vec<VerifiedTx>) -> SealedBlock {
+        let (tx_ids, signed_hashes): (Vec<Hash>, Vec<Hash>) =
+            txs.iter().map(|t| (t.id(), t.signed_hash())).unzip();
+        header.txs_root = txs_root(&tx_ids);
+        header.signed_txs_root = signed_txs_root(&signed_hashes);
+        let hash = header.hash();
+        SealedBlock {
+            block: Block {
+                header,
+                transactions: txs.into_iter().map(VerifiedTx::into_tx).collect(),
+            },
+            hash,
+            tx_ids,
+            signed_hashes,
+        }
+    }
+
+    /// Rebuilds a received block (a compact block's header) from transactions this node
+    /// verified, checking both of `header`'s roots against the hashes they carry: [`seal`]
+    /// without hashing any transaction (only the two Merkle trees and the header).
+    ///
+    /// Errors: [`LedgerError::BodyMismatch`] if the transactions are not the body the
+    /// header commits to (e.g. this node holds other signature bytes for one of them).
+    ///
+    /// [`seal`]: SealedBlock::seal
+    pub fn reassemble(
+        header: BlockHeader,
+        txs: Vec<VerifiedTx>,
+    ) -> Result<SealedBlock, LedgerError> {
+        let (tx_ids, signed_hashes): (Vec<Hash>, Vec<Hash>) =
+            txs.iter().map(|t| (t.id(), t.signed_hash())).unzip();
+        check_roots(&header, &tx_ids, &signed_hashes)?;
+        let hash = header.hash();
+        Ok(SealedBlock {
+            block: Block {
+                header,
+                transactions: txs.into_iter().map(VerifiedTx::into_tx).collect(),
+            },
+            hash,
+            tx_ids,
+            signed_hashes,
+        })
+    }
+
+    /// Each transaction's signed hash, in block order (computed once).
+    pub fn signed_hashes(&self) -> &[Hash] {
+        &self.signed_hashes
+    }
+
+    /// The transactions `keep` selects (given each one's id and the transaction), with
+    /// their ids (no hashing), e.g. to verify those this node has not verified yet
+    /// ([`crate::verify_hashed`]). In block order.
+    pub fn hashed_txs(&self, keep: impl Fn(&Hash, &SignedTransaction) -> bool) -> Vec<HashedTx> {
+        self.block
+            .transactions
+            .iter()
+            .zip(&self.tx_ids)
+            .filter(|(t, id)| keep(id, t))
+            .map(|(t, id)| HashedTx::with_id(t.clone(), *id))
+            .collect()
     }
 
     /// The block.
@@ -186,6 +244,30 @@ impl SealedBlock {
     pub fn into_block(self) -> Block {
         self.block
     }
+}
+
+/// Checks `header`'s two roots against a body's ids and signed hashes (in block order).
+///
+/// Errors: [`LedgerError::BodyMismatch`] naming the root that differs (`txs_root` first).
+fn check_roots(header: &BlockHeader, ids: &[Hash], signed: &[Hash]) -> Result<(), LedgerError> {
+    let root = txs_root(ids);
+    if root != header.txs_root {
+        return Err(LedgerError::BodyMismatch {
+            block: header.hash(),
+            reason: format!("txs_root {}, transactions give {root}", header.txs_root),
+        });
+    }
+    let root = signed_txs_root(signed);
+    if root != header.signed_txs_root {
+        return Err(LedgerError::BodyMismatch {
+            block: header.hash(),
+            reason: format!(
+                "signed_txs_root {}, transactions give {root}",
+                header.signed_txs_root
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Merkle root of a list of transaction hashes (ids): the header's `txs_root`.

@@ -10,6 +10,7 @@
 //! | [`hash`] | [`Hash`](struct@Hash): 32-byte blake3 digests; [`context`]: every derive-key context |
 //! | [`address`] | [`Address`]: account names (ed25519 public keys; bech32m `cairn1…` text) |
 //! | [`tx`] | [`TransactionBody`], [`SignedTransaction`]: transfers, signing digest, signature rule, wire format |
+//! | [`verified`] | [`HashedTx`], [`VerifiedTx`], [`verify_hashed`]: a transaction with its hashes computed once; a verified one only from a signature check |
 //! | [`block`] | [`Block`], [`BlockHeader`], [`SealedBlock`], [`txs_root`], [`signed_txs_root`]: blocks, block hash, the two Merkle roots that commit to every byte of the body |
 //! | [`state`] | [`Account`], [`StateReader`], [`LtHash`], [`StateDiff`], [`Layered`]: state, the lattice state hash (construction, security, limits), unfinalized state |
 //! | [`signature`] | the signature rule (ZIP-215, no small-order sender keys); [`verify_transactions`]: batch verification with exactly the single verdicts |
@@ -129,6 +130,7 @@ pub mod signature;
 pub mod state;
 pub mod store;
 pub mod tx;
+pub mod verified;
 
 pub use address::{ADDRESS_HRP, Address};
 pub use block::{
@@ -143,4 +145,7 @@ pub use hash::{Hash, context};
 pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
 pub use store::{ACCOUNT_CACHE_MAX, Store, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH};
+#[cfg(feature = "count-hashes")]
+pub use tx::hash_counts;
 pub use tx::{CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody};
+pub use verified::{HashedTx, VerifiedTx, verify_hashed};

@@ -50,7 +50,7 @@ use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rand::RngCore;
 use sha2::{Digest, Sha512};
 
-use crate::{LedgerError, SignedTransaction};
+use crate::{Hash, LedgerError, SignedTransaction};
 
 /// Most signatures in one batch equation inside [`verify_transactions`]. Larger batches
 /// are cheaper per signature (Pippenger's multi-scalar multiplication); this bound limits
@@ -119,7 +119,7 @@ struct Prepared {
 
 /// Decodes and checks rules 1–3 for `tx`; `None` if any fails. `key` is the sender's
 /// decoded key if already known (rule 1 checked).
-fn prepare(tx: &SignedTransaction, key: Option<EdwardsPoint>) -> Option<Prepared> {
+fn prepare(tx: &SignedTransaction, id: &Hash, key: Option<EdwardsPoint>) -> Option<Prepared> {
     let a_bytes = tx.body.sender.0;
     let a = match key {
         Some(a) => a,
@@ -135,7 +135,7 @@ fn prepare(tx: &SignedTransaction, key: Option<EdwardsPoint>) -> Option<Prepared
         Sha512::new()
             .chain_update(r_bytes)
             .chain_update(a_bytes)
-            .chain_update(tx.hash().as_bytes()),
+            .chain_update(id.as_bytes()),
     );
     Some(Prepared {
         a_bytes,
@@ -165,9 +165,10 @@ fn single_equation(p: &Prepared) -> bool {
 /// Errors: [`LedgerError::BadSignature`] (carrying the transaction hash) for any failure of
 /// rules 1–4. Does not check the chain id; [`SignedTransaction::verify`] does both.
 pub fn verify_signature(tx: &SignedTransaction) -> Result<(), LedgerError> {
-    match prepare(tx, None) {
+    let id = tx.hash();
+    match prepare(tx, &id, None) {
         Some(p) if single_equation(&p) => Ok(()),
-        _ => Err(LedgerError::BadSignature { tx: tx.hash() }),
+        _ => Err(LedgerError::BadSignature { tx: id }),
     }
 }
 
@@ -188,6 +189,21 @@ pub fn verify_transactions(
     txs: &[SignedTransaction],
     chain_id: &str,
 ) -> Vec<Result<(), LedgerError>> {
+    let ids: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+    verify_with_ids(txs, &ids, chain_id)
+}
+
+/// [`verify_transactions`] for transactions whose ids the caller computed:
+/// `ids[i] == txs[i].hash()` (asserted in debug builds), the digest each signature is
+/// checked over. Crate-internal: only [`crate::HashedTx`] (whose id is computed by its
+/// constructor) and [`verify_transactions`] supply ids, so a verdict is never over another
+/// digest than the body's.
+pub(crate) fn verify_with_ids(
+    txs: &[SignedTransaction],
+    ids: &[Hash],
+    chain_id: &str,
+) -> Vec<Result<(), LedgerError>> {
+    assert_eq!(txs.len(), ids.len(), "one id per transaction");
     let mut results: Vec<Result<(), LedgerError>> = Vec::with_capacity(txs.len());
     // Decoded sender keys (`None`: rule 1 fails), each decompressed once per process while
     // it stays in the cache.
@@ -198,24 +214,24 @@ pub fn verify_transactions(
     let chunk = txs.len().div_ceil(chunks).max(1);
     assert!(chunk <= VERIFY_BATCH_CHUNK);
     let mut batch = Batch::default();
-    for (i, tx) in txs.iter().enumerate() {
+    for (i, (tx, id)) in txs.iter().zip(ids).enumerate() {
         if let Err(e) = tx.check_stateless_fields(chain_id) {
             results.push(Err(e));
             continue;
         }
         let key = keys[&tx.body.sender.0];
-        match key.and_then(|a| prepare(tx, Some(a))) {
+        match key.and_then(|a| prepare(tx, id, Some(a))) {
             Some(p) => {
                 results.push(Ok(())); // provisional: settled with the batch
                 batch.push(i, p);
                 if batch.len() == chunk {
-                    batch.settle(txs, &mut results);
+                    batch.settle(ids, &mut results);
                 }
             }
-            None => results.push(Err(LedgerError::BadSignature { tx: tx.hash() })),
+            None => results.push(Err(LedgerError::BadSignature { tx: *id })),
         }
     }
-    batch.settle(txs, &mut results);
+    batch.settle(ids, &mut results);
     debug_assert_eq!(results.len(), txs.len());
     results
 }
@@ -239,14 +255,14 @@ impl Batch {
 
     /// Checks the batch equation; if it fails, checks each signature alone and overwrites
     /// the provisional `Ok` of the bad ones. Leaves the batch empty.
-    fn settle(&mut self, txs: &[SignedTransaction], results: &mut [Result<(), LedgerError>]) {
+    fn settle(&mut self, ids: &[Hash], results: &mut [Result<(), LedgerError>]) {
         if self.items.is_empty() {
             return;
         }
         if !batch_equation(&self.items) {
             for (&i, p) in self.indices.iter().zip(&self.items) {
                 if !single_equation(p) {
-                    results[i] = Err(LedgerError::BadSignature { tx: txs[i].hash() });
+                    results[i] = Err(LedgerError::BadSignature { tx: ids[i] });
                 }
             }
         }

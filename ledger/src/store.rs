@@ -474,6 +474,42 @@ impl Store {
         diff: &StateDiff,
         certificate: Option<&[u8]>,
     ) -> Result<(), LedgerError> {
+        let ids: Vec<Hash> = block.transactions.iter().map(|t| t.hash()).collect();
+        self.commit_hashed(block, block.hash(), &ids, diff, certificate)
+    }
+
+    /// [`Self::commit_block`] for a sealed block: its hash and transaction ids were computed
+    /// when it was sealed, so no transaction is hashed again here. Same panics and errors.
+    pub fn commit_sealed(
+        &self,
+        block: &crate::SealedBlock,
+        diff: &StateDiff,
+        certificate: Option<&[u8]>,
+    ) -> Result<(), LedgerError> {
+        self.commit_hashed(
+            block.block(),
+            block.hash(),
+            block.tx_ids(),
+            diff,
+            certificate,
+        )
+    }
+
+    /// The write of [`Self::commit_block`], with `hash == block.hash()` and
+    /// `ids[i] == block.transactions[i].hash()` given by the caller.
+    fn commit_hashed(
+        &self,
+        block: &Block,
+        hash: Hash,
+        ids: &[Hash],
+        diff: &StateDiff,
+        certificate: Option<&[u8]>,
+    ) -> Result<(), LedgerError> {
+        assert_eq!(
+            ids.len(),
+            block.transactions.len(),
+            "one id per transaction"
+        );
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let head = self
             .read_head()
@@ -495,21 +531,19 @@ impl Store {
         );
 
         let height_key = header.height.to_be_bytes();
-        let hash = header.hash();
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_BLOCKS), height_key, block.encode());
         batch.put_cf(self.cf(CF_BLOCK_HASHES), hash.0, height_key);
         // In key order: RocksDB inserts a batch's entries into the memtable's skip list one
         // after another, reusing the previous insert's position, so ascending keys cost
         // fewer comparisons than random ones (tx hashes are random).
-        let mut tx_keys: Vec<(Hash, u32)> = block
-            .transactions
+        let mut tx_keys: Vec<(Hash, u32)> = ids
             .iter()
             .enumerate()
-            .map(|(index, tx)| {
+            .map(|(index, id)| {
                 let index =
                     u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
-                (tx.hash(), index)
+                (*id, index)
             })
             .collect();
         tx_keys.sort_unstable();

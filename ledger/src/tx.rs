@@ -66,6 +66,8 @@ impl TransactionBody {
     pub fn hash(&self) -> Hash {
         static CONTEXT_KEY: std::sync::OnceLock<blake3::hazmat::ContextKey> =
             std::sync::OnceLock::new();
+        #[cfg(feature = "count-hashes")]
+        hash_counts::bump(|c| c.ids += 1);
         derive_borsh(&CONTEXT_KEY, context::TRANSACTION, self)
     }
 
@@ -134,6 +136,8 @@ impl SignedTransaction {
     pub fn signed_hash(&self) -> Hash {
         static CONTEXT_KEY: std::sync::OnceLock<blake3::hazmat::ContextKey> =
             std::sync::OnceLock::new();
+        #[cfg(feature = "count-hashes")]
+        hash_counts::bump(|c| c.signed += 1);
         derive_borsh(&CONTEXT_KEY, context::SIGNED_TRANSACTION, self)
     }
 
@@ -182,6 +186,45 @@ impl SignedTransaction {
             });
         }
         Ok(())
+    }
+}
+
+/// Counts of the blake3 hashes of transactions computed on the calling thread (test
+/// instrumentation, cargo feature `count-hashes`; never in a normal build): how many times
+/// a transaction is hashed on its way through a node.
+#[cfg(feature = "count-hashes")]
+pub mod hash_counts {
+    use std::cell::Cell;
+
+    /// Hashes of transactions computed on one thread since its last [`reset`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TxHashCounts {
+        /// [`super::TransactionBody::hash`] (the id, which is also the signing digest).
+        pub ids: u64,
+        /// [`super::SignedTransaction::signed_hash`].
+        pub signed: u64,
+    }
+
+    thread_local! {
+        static COUNTS: Cell<TxHashCounts> = const { Cell::new(TxHashCounts { ids: 0, signed: 0 }) };
+    }
+
+    pub(crate) fn bump(f: impl FnOnce(&mut TxHashCounts)) {
+        COUNTS.with(|c| {
+            let mut v = c.get();
+            f(&mut v);
+            c.set(v);
+        });
+    }
+
+    /// This thread's counts since the last [`reset`].
+    pub fn get() -> TxHashCounts {
+        COUNTS.with(Cell::get)
+    }
+
+    /// Sets this thread's counts to zero.
+    pub fn reset() {
+        COUNTS.with(|c| c.set(TxHashCounts::default()));
     }
 }
 

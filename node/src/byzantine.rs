@@ -23,7 +23,7 @@
 use std::str::FromStr;
 
 use cairn_consensus::{Digest, Proposal, ValidatorIndex, View, Vote, VoteKind};
-use cairn_ledger::Block;
+use cairn_ledger::SealedBlock;
 use ed25519_dalek::SigningKey;
 
 /// Key-derivation context of the made-up payloads of conflicting votes.
@@ -169,17 +169,18 @@ impl Byzantine {
 
 /// A second block for the same view and parent as `block`, differing in its timestamp only:
 /// a valid block, so the two proposals are both correct and conflict.
-pub fn twin(block: &Block) -> Block {
-    let mut b = block.clone();
+pub fn twin(block: &SealedBlock) -> SealedBlock {
+    let mut b = block.block().clone();
     b.header.timestamp_ms = b.header.timestamp_ms.saturating_add(1);
-    b
+    SealedBlock::seal(b).expect("the body is unchanged, so it still matches its roots")
 }
 
 /// `block` with one bit of its state root flipped: its body still matches its header's
 /// transaction roots, so only executing it shows it is wrong.
-pub fn corrupt(mut block: Block) -> Block {
+pub fn corrupt(block: SealedBlock) -> SealedBlock {
+    let mut block = block.into_block();
     block.header.state_root.0[0] ^= 1;
-    block
+    SealedBlock::seal(block).expect("the body is unchanged, so it still matches its roots")
 }
 
 fn twisted(p: &Proposal) -> Proposal {
@@ -254,7 +255,7 @@ mod tests {
 
     #[test]
     fn twins_and_corrupt_blocks_differ_from_the_original() {
-        let block = Block {
+        let block = SealedBlock::seal(cairn_ledger::Block {
             header: cairn_ledger::BlockHeader {
                 chain_id: "t".into(),
                 height: 1,
@@ -262,16 +263,17 @@ mod tests {
                 parent_hash: cairn_ledger::Hash::ZERO,
                 proposer: cairn_ledger::Address([0; 32]),
                 timestamp_ms: 5,
-                txs_root: cairn_ledger::Hash::ZERO,
-                signed_txs_root: cairn_ledger::Hash::ZERO,
+                txs_root: cairn_ledger::txs_root(&[]),
+                signed_txs_root: cairn_ledger::signed_txs_root_of(&[]),
                 state_root: cairn_ledger::Hash::ZERO,
             },
             transactions: vec![],
-        };
+        })
+        .unwrap();
         assert_ne!(twin(&block).hash(), block.hash());
-        assert_eq!(twin(&block).header.view, block.header.view);
+        assert_eq!(twin(&block).header().view, block.header().view);
         let bad = corrupt(block.clone());
         assert_ne!(bad.hash(), block.hash());
-        assert_eq!(bad.header.txs_root, block.header.txs_root);
+        assert_eq!(bad.header().txs_root, block.header().txs_root);
     }
 }

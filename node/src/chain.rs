@@ -14,7 +14,7 @@ use std::sync::Arc;
 use cairn_ledger::{
     Address, Block, BlockBuilder, BlockContext, BlockHeader, BlockLimits, Hash, Layered,
     LedgerError, LtHash, SealedBlock, SignatureCheck, SignedTransaction, StateDiff, StateReader,
-    Store, txs_root, validate_sealed_block,
+    Store, VerifiedTx, txs_root, validate_sealed_block,
 };
 
 /// Most pending (validated, not finalized) blocks held. Beyond it new proposals are refused
@@ -24,8 +24,8 @@ pub const PENDING_BLOCKS_MAX: usize = 256;
 /// A validated block awaiting finalization.
 #[derive(Clone, Debug)]
 pub struct PendingBlock {
-    /// The block.
-    pub block: Block,
+    /// The block, sealed (hash and transaction ids computed once, carried to the commit).
+    pub block: SealedBlock,
     /// Its hash.
     pub hash: Hash,
     /// The state change it makes on top of its parent.
@@ -112,7 +112,7 @@ impl Chain {
     /// A block by hash from pending or the store.
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, LedgerError> {
         if let Some(p) = self.pending.get(hash) {
-            return Ok(Some(p.block.clone()));
+            return Ok(Some(p.block.block().clone()));
         }
         self.store.block_by_hash(hash)
     }
@@ -125,7 +125,7 @@ impl Chain {
         while cur != self.head_hash {
             let p = self.pending.get(&cur)?;
             path.push(p);
-            cur = p.block.header.parent_hash;
+            cur = p.block.header().parent_hash;
             if path.len() > PENDING_BLOCKS_MAX {
                 return None;
             }
@@ -138,7 +138,7 @@ impl Chain {
     fn state_at(&self, parent: &Hash) -> Option<(BlockHeader, LtHash, Layered<'_>)> {
         let path = self.path_from_head(parent)?;
         let (header, lthash) = match path.last() {
-            Some(p) => (p.block.header.clone(), p.diff.lthash.clone()),
+            Some(p) => (p.block.header().clone(), p.diff.lthash.clone()),
             None => (self.head.clone(), self.head_lthash.clone()),
         };
         let layered = Layered {
@@ -162,7 +162,9 @@ impl Chain {
 
     /// Builds a block on `parent` with transactions chosen by `pick`, executes it, inserts it
     /// as pending and returns it. `pick` gets a builder positioned on the parent state and
-    /// returns the transactions it applied, in order.
+    /// returns the transactions it applied, in order. Hashes every transaction (for tests
+    /// and tools that hold plain transactions); the node's leader uses
+    /// [`Self::build_verified`].
     pub fn build(
         &mut self,
         parent: &Hash,
@@ -206,17 +208,76 @@ impl Chain {
             header,
             transactions,
         };
-        let hash = block.hash();
         drop(state);
+        let sealed =
+            SealedBlock::seal(block.clone()).expect("a block built here matches its roots");
+        let hash = sealed.hash();
         self.pending.insert(
             hash,
             PendingBlock {
-                block: block.clone(),
+                block: sealed,
                 hash,
                 diff,
             },
         );
         Ok(block)
+    }
+
+    /// The leader's [`Self::build`]: `pick` returns transactions whose signatures this node
+    /// checked ([`VerifiedTx`], as the mempool holds them), so the block is assembled from
+    /// the hashes they carry ([`SealedBlock::assemble`]): no transaction is hashed, the
+    /// header once. Inserts it as pending and returns it, sealed.
+    pub fn build_verified(
+        &mut self,
+        parent: &Hash,
+        view: u64,
+        proposer: Address,
+        timestamp_ms: u64,
+        pick: impl FnOnce(&mut BlockBuilder<'_>) -> Vec<VerifiedTx>,
+    ) -> Result<SealedBlock, ChainError> {
+        if self.pending.len() >= PENDING_BLOCKS_MAX {
+            return Err(ChainError::PendingFull {
+                max: PENDING_BLOCKS_MAX,
+            });
+        }
+        let (parent_header, lthash, state) =
+            self.state_at(parent).ok_or(ChainError::UnknownParent {
+                block: Hash::ZERO,
+                parent: *parent,
+            })?;
+        let height = parent_header.height + 1;
+        let ctx = BlockContext {
+            chain_id: self.chain_id.clone(),
+            height,
+            proposer,
+        };
+        let mut builder = BlockBuilder::new(&state, lthash, ctx);
+        let transactions = pick(&mut builder);
+        let diff = builder.finish();
+        let header = BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height,
+            view,
+            parent_hash: *parent,
+            proposer,
+            timestamp_ms: timestamp_ms.max(parent_header.timestamp_ms),
+            // Both roots are set by `assemble` from the transactions' carried hashes.
+            txs_root: Hash::ZERO,
+            signed_txs_root: Hash::ZERO,
+            state_root: diff.state_root(),
+        };
+        drop(state);
+        let sealed = SealedBlock::assemble(header, transactions);
+        let hash = sealed.hash();
+        self.pending.insert(
+            hash,
+            PendingBlock {
+                block: sealed.clone(),
+                hash,
+                diff,
+            },
+        );
+        Ok(sealed)
     }
 
     /// Validates `block` against its parent (which must be the head or pending) and inserts it
@@ -262,7 +323,6 @@ impl Chain {
             )
             .map_err(ChainError::Invalid)?
         };
-        let block = block.into_block();
         self.pending
             .insert(hash, PendingBlock { block, hash, diff });
         Ok(hash)
@@ -271,7 +331,11 @@ impl Chain {
     /// Commits `hash` and its pending ancestors. `certificate` is stored with `hash` only.
     /// Returns the committed blocks, oldest first. `Err(UnknownParent)` if the branch does not
     /// reach the head (the caller syncs).
-    pub fn finalize(&mut self, hash: &Hash, certificate: &[u8]) -> Result<Vec<Block>, ChainError> {
+    pub fn finalize(
+        &mut self,
+        hash: &Hash,
+        certificate: &[u8],
+    ) -> Result<Vec<SealedBlock>, ChainError> {
         if self
             .store
             .height_of(hash)
@@ -294,9 +358,9 @@ impl Chain {
             let p = self.pending.remove(&h).expect("path holds pending blocks");
             let cert = if h == *hash { Some(certificate) } else { None };
             self.store
-                .commit_block(&p.block, &p.diff, cert)
+                .commit_sealed(&p.block, &p.diff, cert)
                 .map_err(ChainError::Storage)?;
-            self.head = p.block.header.clone();
+            self.head = p.block.header().clone();
             self.head_hash = h;
             self.head_lthash = p.diff.lthash.clone();
             committed.push(p.block);
@@ -333,7 +397,7 @@ impl Chain {
             .map_err(ChainError::Invalid)?,
         };
         self.store
-            .commit_block(block.block(), &diff, certificate)
+            .commit_sealed(&block, &diff, certificate)
             .map_err(ChainError::Storage)?;
         self.head = block.header().clone();
         self.head_hash = hash;

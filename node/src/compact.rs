@@ -45,7 +45,9 @@ use std::collections::{HashMap, VecDeque};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use cairn_consensus::{Digest, ValidatorIndex, ValidatorSet, Vote, VoteKind};
-use cairn_ledger::{Block, BlockHeader, Hash, SignedTransaction, txs_root};
+use cairn_ledger::{
+    Block, BlockHeader, Hash, LedgerError, SealedBlock, SignedTransaction, VerifiedTx, txs_root,
+};
 
 /// Most blocks waiting for transactions at once.
 pub const PARTIAL_BLOCKS_MAX: usize = 16;
@@ -142,6 +144,16 @@ impl CompactBlock {
         CompactBlock {
             header: block.header.clone(),
             tx_hashes: block.transactions.iter().map(|t| t.hash()).collect(),
+            leader_vote,
+        }
+    }
+
+    /// The compact form of a sealed block, from the transaction ids it carries (no
+    /// transaction is hashed), carrying `leader_vote`.
+    pub fn of_sealed(block: &SealedBlock, leader_vote: Vote) -> CompactBlock {
+        CompactBlock {
+            header: block.header().clone(),
+            tx_hashes: block.tx_ids().to_vec(),
             leader_vote,
         }
     }
@@ -245,13 +257,79 @@ impl CompactBlock {
     }
 }
 
+/// A transaction at one position of a block being rebuilt.
+#[derive(Debug, Clone)]
+enum Held {
+    /// From this node's mempool or its verifier: signature checked, hashes carried.
+    Verified(VerifiedTx),
+    /// Fetched from a peer (`BlockTransactions`): neither verified nor hashed beyond the
+    /// id check of [`PartialBlocks::fill`].
+    Fetched(SignedTransaction),
+}
+
+impl Held {
+    fn into_tx(self) -> SignedTransaction {
+        match self {
+            Held::Verified(t) => t.into_tx(),
+            Held::Fetched(t) => t,
+        }
+    }
+}
+
+/// A block rebuilt from a compact block: the leader-signed header and every transaction,
+/// not yet checked against the header's roots. [`RebuiltBlock::seal`] checks it.
+#[derive(Debug, Clone)]
+pub struct RebuiltBlock {
+    header: BlockHeader,
+    txs: Vec<Held>,
+}
+
+impl RebuiltBlock {
+    /// The header.
+    pub fn header(&self) -> &BlockHeader {
+        &self.header
+    }
+
+    /// Checks the body against the header's roots and seals it. If every transaction came
+    /// from this node's mempool or verifier ([`VerifiedTx`]), their carried hashes are used
+    /// ([`SealedBlock::reassemble`]: no transaction is hashed); otherwise (some were
+    /// fetched) the block is sealed from scratch ([`SealedBlock::seal`]).
+    ///
+    /// # Errors
+    /// [`LedgerError::BodyMismatch`]: the transactions are not the body the header commits
+    /// to (e.g. this node holds other signature bytes for one of them).
+    pub fn seal(self) -> Result<SealedBlock, LedgerError> {
+        if self.txs.iter().all(|t| matches!(t, Held::Verified(_))) {
+            let txs = self
+                .txs
+                .into_iter()
+                .map(|t| match t {
+                    Held::Verified(v) => v,
+                    Held::Fetched(_) => unreachable!("checked above"),
+                })
+                .collect();
+            SealedBlock::reassemble(self.header, txs)
+        } else {
+            SealedBlock::seal(self.into_block())
+        }
+    }
+
+    /// The block, unchecked.
+    pub fn into_block(self) -> Block {
+        Block {
+            header: self.header,
+            transactions: self.txs.into_iter().map(Held::into_tx).collect(),
+        }
+    }
+}
+
 /// A compact block waiting for some of its transactions.
 #[derive(Debug)]
 struct Partial {
     header: BlockHeader,
     tx_hashes: Vec<Hash>,
     /// Transactions by position; `None` while missing.
-    txs: Vec<Option<SignedTransaction>>,
+    txs: Vec<Option<Held>>,
     /// Missing transaction hash → its position (hashes are distinct: checked at decode).
     missing: HashMap<Hash, usize>,
     /// When it started waiting (ms, caller's clock).
@@ -261,14 +339,14 @@ struct Partial {
 }
 
 impl Partial {
-    fn complete(self) -> Block {
+    fn complete(self) -> RebuiltBlock {
         assert!(
             self.missing.is_empty(),
             "completing a block with missing transactions"
         );
-        Block {
+        RebuiltBlock {
             header: self.header,
-            transactions: self
+            txs: self
                 .txs
                 .into_iter()
                 .map(|t| t.expect("no transaction missing"))
@@ -280,8 +358,9 @@ impl Partial {
 /// What [`PartialBlocks::insert`] did with a compact block.
 #[derive(Debug)]
 pub enum Reassembly {
-    /// Every transaction was at hand: the whole block.
-    Complete(Block),
+    /// Every transaction was at hand: the whole block (to be sealed; boxed, as it is far
+    /// larger than the other variants).
+    Complete(Box<RebuiltBlock>),
     /// Waiting for this many transactions.
     Waiting {
         /// Transactions still missing.
@@ -350,7 +429,7 @@ impl PartialBlocks {
     pub fn insert(
         &mut self,
         compact: CompactBlock,
-        held: impl Fn(&Hash) -> Option<SignedTransaction>,
+        held: impl Fn(&Hash) -> Option<VerifiedTx>,
         now_ms: u64,
     ) -> Reassembly {
         let hash = compact.header.hash();
@@ -370,7 +449,7 @@ impl PartialBlocks {
             if tx.is_none() {
                 missing.insert(*h, i);
             }
-            txs.push(tx);
+            txs.push(tx.map(Held::Verified));
         }
         let partial = Partial {
             header: compact.header,
@@ -381,7 +460,7 @@ impl PartialBlocks {
             requested: false,
         };
         if partial.missing.is_empty() {
-            return Reassembly::Complete(partial.complete());
+            return Reassembly::Complete(Box::new(partial.complete()));
         }
         if same_view >= PARTIAL_BLOCKS_PER_VIEW_MAX {
             return Reassembly::ViewFull;
@@ -398,19 +477,19 @@ impl PartialBlocks {
         Reassembly::Waiting { missing }
     }
 
-    /// Offers transactions whose signatures this node verified (`hash` is each one's
-    /// `SignedTransaction::hash`); returns the blocks they completed.
+    /// Offers transactions whose signatures this node verified; returns the blocks they
+    /// completed.
     pub fn offer<'a>(
         &mut self,
-        txs: impl IntoIterator<Item = (Hash, &'a SignedTransaction)>,
-    ) -> Vec<Block> {
+        txs: impl IntoIterator<Item = &'a VerifiedTx>,
+    ) -> Vec<RebuiltBlock> {
         if self.blocks.is_empty() {
             return Vec::new();
         }
-        for (h, tx) in txs {
+        for tx in txs {
             for p in self.blocks.values_mut() {
-                if let Some(i) = p.missing.remove(&h) {
-                    p.txs[i] = Some(tx.clone());
+                if let Some(i) = p.missing.remove(&tx.id()) {
+                    p.txs[i] = Some(Held::Verified(tx.clone()));
                 }
             }
         }
@@ -428,7 +507,7 @@ impl PartialBlocks {
         block: &Hash,
         indices: &[u32],
         txs: Vec<SignedTransaction>,
-    ) -> Result<Option<Block>, String> {
+    ) -> Result<Option<RebuiltBlock>, String> {
         let Some(p) = self.blocks.get_mut(block) else {
             return Ok(None); // completed or dropped meanwhile
         };
@@ -448,7 +527,7 @@ impl PartialBlocks {
         for (i, tx) in indices.iter().zip(txs) {
             let h = p.tx_hashes[*i as usize];
             if p.missing.remove(&h).is_some() {
-                p.txs[*i as usize] = Some(tx);
+                p.txs[*i as usize] = Some(Held::Fetched(tx));
             }
         }
         Ok(self.take_complete().pop())
@@ -507,7 +586,7 @@ impl PartialBlocks {
         self.order.retain(|h| blocks.contains_key(h));
     }
 
-    fn take_complete(&mut self) -> Vec<Block> {
+    fn take_complete(&mut self) -> Vec<RebuiltBlock> {
         let done: Vec<Hash> = self
             .order
             .iter()
@@ -595,8 +674,25 @@ mod tests {
         CompactBlock::of(b, vote_by(b, 0, &leader_key()))
     }
 
-    fn pool(txs: &[SignedTransaction]) -> HashMap<Hash, SignedTransaction> {
-        txs.iter().map(|t| (t.hash(), t.clone())).collect()
+    fn verified(txs: &[SignedTransaction]) -> Vec<VerifiedTx> {
+        cairn_ledger::verify_hashed(
+            txs.iter()
+                .cloned()
+                .map(cairn_ledger::HashedTx::new)
+                .collect(),
+            "cairn-compact-test",
+        )
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+
+    fn pool(txs: &[SignedTransaction]) -> HashMap<Hash, VerifiedTx> {
+        verified(txs).into_iter().map(|t| (t.id(), t)).collect()
+    }
+
+    fn blocks(rebuilt: Vec<RebuiltBlock>) -> Vec<Block> {
+        rebuilt.into_iter().map(RebuiltBlock::into_block).collect()
     }
 
     #[test]
@@ -700,7 +796,11 @@ mod tests {
         let held = pool(&txs);
         let mut partials = PartialBlocks::new();
         match partials.insert(compact(&b), |h| held.get(h).cloned(), 0) {
-            Reassembly::Complete(rebuilt) => assert_eq!(rebuilt, b),
+            Reassembly::Complete(rebuilt) => {
+                let sealed = rebuilt.seal().unwrap();
+                assert_eq!(sealed.block(), &b);
+                assert_eq!(sealed.hash(), b.hash());
+            }
             other => panic!("{other:?}"),
         }
         assert!(partials.is_empty());
@@ -721,11 +821,13 @@ mod tests {
             Reassembly::AlreadyWaiting
         ));
         // Unrelated and partial offers complete nothing.
-        let other = transfers(12);
-        assert!(partials.offer([(other[11].hash(), &other[11])]).is_empty());
-        assert!(partials.offer([(txs[8].hash(), &txs[8])]).is_empty());
-        let done = partials.offer(txs[7..].iter().map(|t| (t.hash(), t)));
-        assert_eq!(done, vec![b]);
+        let other = verified(&transfers(12));
+        let txs = verified(&txs);
+        assert!(partials.offer([&other[11]]).is_empty());
+        assert!(partials.offer([&txs[8]]).is_empty());
+        let done = partials.offer(&txs[7..]);
+        assert_eq!(done[0].clone().seal().unwrap().block(), &b);
+        assert_eq!(blocks(done), vec![b]);
         assert!(partials.is_empty());
     }
 
@@ -765,13 +867,17 @@ mod tests {
         assert!(partials.fill(&h, &[2, 3, 4], txs[2..4].to_vec()).is_err());
         assert!(partials.fill(&h, &[2, 3, 99], txs[2..5].to_vec()).is_err());
         assert!(partials.contains(&h));
-        assert_eq!(
-            partials.fill(&h, &[2, 3, 4], txs[2..5].to_vec()).unwrap(),
-            Some(b)
-        );
+        let filled = partials.fill(&h, &[2, 3, 4], txs[2..5].to_vec()).unwrap();
+        assert_eq!(filled.clone().unwrap().seal().unwrap().block(), &b);
+        assert_eq!(filled.map(RebuiltBlock::into_block), Some(b));
         assert!(partials.is_empty());
         // A late response for a block no longer waiting is ignored.
-        assert_eq!(partials.fill(&h, &[2], txs[2..3].to_vec()).unwrap(), None);
+        assert!(
+            partials
+                .fill(&h, &[2], txs[2..3].to_vec())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -811,7 +917,7 @@ mod tests {
         partials.remove(&blocks[5].hash());
         assert!(!partials.contains(&blocks[5].hash()));
         // One offer completes every block that waited for it.
-        let done = partials.offer([(txs[0].hash(), &txs[0])]);
+        let done = partials.offer(&verified(&txs));
         assert_eq!(done.len(), PARTIAL_BLOCKS_MAX + 2 - 6);
         assert!(partials.is_empty());
     }

@@ -8,6 +8,13 @@
 //! Inputs, all through bounded channels: network events, RPC commands, results of work
 //! done off this task (signature verification of gossiped transactions, block fetches and
 //! sync responses), the single consensus timer, and a periodic tick.
+//!
+//! The driver is the consensus host: it persists, broadcasts, keeps the timer, executes
+//! (validates and builds blocks) and commits. The rest lives in its own modules, as state
+//! the driver owns: block bodies waiting for consensus in the [`crate::block_buffer`] (pure
+//! state), transaction admission in [`crate::ingress`] (one path for RPC and gossip), and
+//! the block sync client in [`crate::sync_client`] (the server is a task of its own,
+//! [`crate::sync_server`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -19,25 +26,26 @@ use cairn_consensus::{
     Proposal, ValidatorSet, View, Vote, VoteKind, WalEntry,
 };
 use cairn_genesis::Genesis;
-use cairn_ledger::{Address, Block, Hash, LedgerError, SealedBlock, SignedTransaction, Store};
+use cairn_ledger::{
+    Address, Block, Hash, HashedTx, LedgerError, SealedBlock, SignedTransaction, Store, VerifiedTx,
+};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+pub use crate::block_buffer::FETCHES_IN_FLIGHT_MAX;
+use crate::block_buffer::{BlockBuffer, Insert, Origin};
 use crate::chain::{Chain, ChainError};
-use crate::compact::{CompactBlock, MissingRequest, PARTIAL_WAIT_MS, PartialBlocks, Reassembly};
+use crate::compact::{CompactBlock, MissingRequest, PARTIAL_WAIT_MS, Reassembly, RebuiltBlock};
+use crate::ingress::TxOrigin;
 use crate::mempool::{GAP_GRACE_BLOCKS, Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::network::{Acceptance, MessageId, NetworkEvent, NetworkHandle, PeerFault, Topic};
-use crate::sync::{SyncRequest, SyncResponse, SyncedBlock};
+use crate::sync::{SyncRequest, SyncResponse};
+use crate::sync_client::{SyncClient, SyncEvent, SyncParams, SyncedRange};
 use crate::sync_server::{Lookup, ServeRequest, pick};
-use crate::txgossip::{TX_BATCH_LINGER_MS, TX_BATCH_TXS_MAX, decode_batch, encode_batch};
-
-/// Gossiped block bodies kept while waiting for consensus to ask about them.
-pub const RECEIVED_BLOCKS_MAX: usize = 512;
-/// Gossiped (rebuilt) block bodies of one view kept at once: an honest leader proposes one;
-/// an equivocating one may not evict other views' bodies with more.
-pub const RECEIVED_PER_VIEW_MAX: usize = 2;
+use crate::txgossip::decode_batch;
+use crate::verifier::verify_parallel;
 /// Proposals waiting for their body or parent.
 pub const AWAITING_VALIDATION_MAX: usize = 64;
 /// Finalization certificates waiting for their block (or its ancestors).
@@ -49,9 +57,6 @@ pub const VERIFY_IN_FLIGHT_MAX: usize = 16_384;
 /// A block with at least this many transactions the node has not verified has them
 /// verified together on a blocking thread, off the driver task (fewer are verified inline).
 pub const BLOCK_BATCH_VERIFY_MIN: usize = 16;
-/// Block fetches by hash in flight at once (and, counted apart, requests for compact blocks'
-/// missing transactions).
-pub const FETCHES_IN_FLIGHT_MAX: usize = 8;
 /// Driver command queue bound.
 pub const COMMAND_QUEUE_MAX: usize = 4096;
 /// Internal result queue bound.
@@ -63,9 +68,6 @@ pub const TICK_MS: u64 = 100;
 /// Longest a leader waits for transactions before proposing an empty block, ms (capped at
 /// half the leader timeout so replicas never time out a patient leader).
 pub const EMPTY_BLOCK_WAIT_MS: u64 = 1000;
-/// After a failed head (status) request, the next one goes out this much later (ms) rather
-/// than a whole `sync.interval_ms` later.
-pub const STATUS_RETRY_MS: u64 = 100;
 /// Finalized blocks between two passes dropping mempool transactions stranded behind nonce
 /// gaps (each pass reads every pooled sender's account once).
 pub const GAP_CHECK_EVERY_BLOCKS: u64 = 32;
@@ -110,11 +112,10 @@ pub enum LocalTxStatus {
 
 /// Requests from the RPC server.
 pub enum Command {
-    /// Admit a batch of transactions whose signatures and chain id were checked by the
-    /// caller (at most `cairn_rpc::SEND_TRANSACTIONS_MAX`); one result per transaction, in
-    /// order.
+    /// Admit a batch of transactions whose signatures and chain id this node checked (at
+    /// most `cairn_rpc::SEND_TRANSACTIONS_MAX`); one result per transaction, in order.
     SubmitBatch {
-        txs: Vec<SignedTransaction>,
+        txs: Vec<VerifiedTx>,
         reply: oneshot::Sender<Vec<Result<Hash, SubmitError>>>,
     },
     /// Mempool / rejection status of a transaction.
@@ -148,12 +149,16 @@ pub struct Shared {
     pub mempool_full: AtomicBool,
 }
 
+/// Results of work done off the driver task (bounded queue: [`INTERNAL_QUEUE_MAX`]).
+// A fetched block travels by value once from its request task to the driver; boxing it
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Internal {
     TxBatchVerified {
         /// Transactions sent for verification (counted in `verify_in_flight`).
         count: usize,
-        txs: Vec<SignedTransaction>,
-        results: Vec<Result<(), LedgerError>>,
+        /// One verdict per transaction sent (empty if the verifier stopped).
+        results: Vec<Result<VerifiedTx, LedgerError>>,
         source: PeerId,
         message_id: MessageId,
     },
@@ -171,24 +176,6 @@ enum Internal {
         /// The transactions, or why the request failed.
         txs: Result<Vec<SignedTransaction>, String>,
     },
-    PeerStatus {
-        peer: PeerId,
-        height: u64,
-    },
-    SyncBlocks {
-        peer: PeerId,
-        /// The blocks, sealed (bodies checked against headers), with their certificates.
-        blocks: Vec<(SealedBlock, Option<Vec<u8>>)>,
-        /// Signed hashes of the blocks' transactions whose signatures were verified (on a
-        /// blocking thread, off the driver task) when the response arrived.
-        verified: HashSet<Hash>,
-        /// Whether each block's certificate (if any) verified, checked off the driver task
-        /// with the blocks' bodies against their headers. The response was cut before the
-        /// first block that failed either check, and `fault` says why.
-        certified: Vec<bool>,
-        /// Why the response was cut: the peer's fault.
-        fault: Option<String>,
-    },
     RequestFailed {
         what: &'static str,
         peer: PeerId,
@@ -199,12 +186,21 @@ enum Internal {
 /// Where a block body came from, which says who is at fault if it is not the block its
 /// header commits to.
 #[derive(Debug, Clone, Copy)]
-enum BodyOrigin {
+pub(crate) enum BodyOrigin {
     /// Rebuilt from transactions this node holds (compact block reassembly), for a block
-    /// proposed in `view`: nobody is provably at fault.
-    Rebuilt { view: View },
+    /// proposed in `view` (compact block from `peer`, if known): nobody is provably at fault.
+    Rebuilt { view: View, peer: Option<PeerId> },
     /// Served whole by `peer` (a fetch by hash): the peer is at fault.
     Fetched { peer: PeerId, view: Option<View> },
+}
+
+/// A block body before it is sealed.
+enum Body {
+    /// Rebuilt from a compact block (transactions from the mempool, the verifier or a
+    /// transaction fetch).
+    Rebuilt(RebuiltBlock),
+    /// Served whole by a peer.
+    Fetched(Block),
 }
 
 /// Driver parameters derived from genesis and config.
@@ -244,44 +240,44 @@ pub struct DriverParams {
 
 /// The driver task's state.
 pub struct Driver {
-    params: DriverParams,
+    pub(crate) params: DriverParams,
     consensus: Consensus,
-    chain: Chain,
-    mempool: Mempool,
-    net: NetworkHandle,
-    shared: Arc<Shared>,
+    pub(crate) chain: Chain,
+    pub(crate) mempool: Mempool,
+    pub(crate) net: NetworkHandle,
+    pub(crate) shared: Arc<Shared>,
     started: Instant,
     timer_deadline_ms: Option<u64>,
     inputs: VecDeque<Input>,
-    /// Block bodies checked against their headers, waiting for consensus to ask about them.
-    received: HashMap<Hash, SealedBlock>,
-    received_order: VecDeque<Hash>,
-    /// Gossiped compact blocks waiting for some of their transactions.
-    partials: PartialBlocks,
+    /// Received (sealed) bodies, compact blocks waiting for transactions, fetches in
+    /// flight: pure state with its own bounds ([`crate::block_buffer`]).
+    pub(crate) buffer: BlockBuffer,
+    /// Proposals waiting for their body or parent (at most [`AWAITING_VALIDATION_MAX`]),
+    /// with when they started waiting (ms, driver clock).
     awaiting: HashMap<Hash, (Proposal, u64)>,
-    pending_build: Option<(View, Hash)>,
+    pub(crate) pending_build: Option<(View, Hash)>,
     /// The block this node built for a view, until its own Notarize vote for it (the signed
     /// proposal) comes out of consensus and is published with the compact block.
-    proposing: Option<(View, Block)>,
+    proposing: Option<(View, SealedBlock)>,
+    /// Verified finalization certificates waiting for their block (at most
+    /// [`FINALIZED_WAITING_MAX`]).
     finalized_waiting: HashMap<Hash, Certificate>,
-    rejected: HashMap<Hash, (String, String)>,
-    rejected_order: VecDeque<Hash>,
+    /// Why transactions were refused (at most [`REJECTED_REMEMBERED_MAX`], oldest first).
+    pub(crate) rejected: HashMap<Hash, (String, String)>,
+    pub(crate) rejected_order: VecDeque<Hash>,
     peers: Vec<PeerId>,
-    fetching: HashSet<Hash>,
-    /// Requests for compact blocks' missing transactions in flight (at most
-    /// `FETCHES_IN_FLIGHT_MAX`).
-    tx_fetches_in_flight: usize,
+    /// Gossiped transactions being verified (at most [`VERIFY_IN_FLIGHT_MAX`]).
     verify_in_flight: usize,
-    sync_in_flight: bool,
-    best_peer_height: u64,
-    last_sync_poll_ms: u64,
+    /// The block sync client (requests and checks; the driver commits).
+    sync: SyncClient,
+    sync_events: mpsc::Receiver<SyncEvent>,
     /// Finalized height at the last [`Mempool::evict_gapped`] pass.
     gap_check_height: u64,
     rr: usize,
     /// Locally admitted transactions waiting to be gossiped as one batch (at most
     /// `TX_BATCH_TXS_MAX`), and when the oldest arrived (ms, driver clock).
-    tx_outbox: Vec<SignedTransaction>,
-    tx_outbox_since_ms: u64,
+    pub(crate) tx_outbox: Vec<SignedTransaction>,
+    pub(crate) tx_outbox_since_ms: u64,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     /// Sync requests forwarded to the sync server (bounded:
@@ -294,128 +290,6 @@ pub struct Driver {
     /// release binary.
     #[cfg(all(feature = "byzantine", debug_assertions))]
     byzantine: Option<crate::byzantine::Byzantine>,
-}
-
-/// Most threads [`verify_parallel`] uses.
-pub const VERIFY_THREADS_MAX: usize = 8;
-
-/// [`cairn_ledger::verify_transactions`] split over up to `available_parallelism()` (at most
-/// [`VERIFY_THREADS_MAX`]) scoped threads, each taking at least two batches' worth, for the
-/// big inputs that have a whole node waiting on them (a block's unverified transactions, a
-/// sync response of up to 1,024 blocks). Same verdicts, same order. Runs on the caller's
-/// (blocking) thread plus the scoped ones.
-fn verify_parallel(txs: &[SignedTransaction], chain_id: &str) -> Vec<Result<(), LedgerError>> {
-    let per_thread_min = 2 * cairn_ledger::VERIFY_BATCH_CHUNK;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(VERIFY_THREADS_MAX)
-        .min(txs.len() / per_thread_min)
-        .max(1);
-    if threads == 1 {
-        return cairn_ledger::verify_transactions(txs, chain_id);
-    }
-    let chunk = txs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || cairn_ledger::verify_transactions(part, chain_id)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a verification thread panicked"))
-            .collect()
-    })
-}
-
-/// True if `bytes` is a borsh finalization certificate for `block_hash` that verifies
-/// against `validators` under `namespace`.
-fn check_finalization(
-    bytes: &[u8],
-    block_hash: Hash,
-    namespace: &[u8; 32],
-    validators: &ValidatorSet,
-) -> bool {
-    let Ok(cert) = borsh::from_slice::<Certificate>(bytes) else {
-        return false;
-    };
-    match &cert.kind {
-        CertificateKind::Finalization(p) if hash(p.payload) == block_hash => {
-            cert.verify(namespace, validators).is_ok()
-        }
-        _ => false,
-    }
-}
-
-/// A sync response after [`check_synced`].
-struct CheckedSync {
-    /// The blocks up to the first bad one, sealed, with their certificates.
-    blocks: Vec<(SealedBlock, Option<Vec<u8>>)>,
-    /// Per block: it carries a certificate, and the certificate verifies.
-    certified: Vec<bool>,
-    /// Signed hashes of transactions whose signatures verified (only with `reverify`).
-    verified: HashSet<Hash>,
-    /// Why the response was cut short: the responder's fault.
-    fault: Option<String>,
-}
-
-/// Checks a sync response off the driver task: every body against its header (sealing it)
-/// and every certificate it carries (an honest node stores and serves only verified ones).
-/// The response is cut before the first block that fails either check, and the failure is
-/// the responder's fault. With `reverify`, also verifies every transaction signature.
-fn check_synced(
-    blocks: Vec<SyncedBlock>,
-    namespace: &[u8; 32],
-    validators: &ValidatorSet,
-    reverify: bool,
-    chain_id: &str,
-) -> CheckedSync {
-    let mut out = Vec::with_capacity(blocks.len());
-    let mut certified = Vec::with_capacity(blocks.len());
-    let mut fault = None;
-    for sb in blocks {
-        let height = sb.block.header.height;
-        let sealed = match SealedBlock::seal(sb.block) {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                fault = Some(format!("block at height {height}: {e}"));
-                break;
-            }
-        };
-        let cert_ok = match &sb.certificate {
-            None => false,
-            Some(bytes) if check_finalization(bytes, sealed.hash(), namespace, validators) => true,
-            Some(_) => {
-                fault = Some(format!(
-                    "block at height {height}: its finalization certificate does not verify"
-                ));
-                break;
-            }
-        };
-        certified.push(cert_ok);
-        out.push((sealed, sb.certificate));
-    }
-    let verified = if reverify {
-        let txs: Vec<SignedTransaction> = out
-            .iter()
-            .flat_map(|(b, _)| b.block().transactions.iter().cloned())
-            .collect();
-        let results = verify_parallel(&txs, chain_id);
-        txs.iter()
-            .zip(results)
-            .filter(|(_, r)| r.is_ok())
-            .map(|(t, _)| t.signed_hash())
-            .collect()
-    } else {
-        // Transaction validity rests on the finalization certificate and the sealed bodies
-        // (`SyncConfig::reverify_signatures`).
-        HashSet::new()
-    };
-    CheckedSync {
-        blocks: out,
-        certified,
-        verified,
-        fault,
-    }
 }
 
 /// True if `mempool` holds transaction `id` with exactly `tx`'s signature bytes: its
@@ -482,6 +356,19 @@ impl Driver {
         let consensus = Consensus::new(consensus_config, anchor, &wal)
             .map_err(|e| FatalError(e.to_string()))?;
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_QUEUE_MAX);
+        let (sync, sync_events) = SyncClient::new(
+            SyncParams {
+                chain_id: params.chain_id.clone(),
+                namespace: params.namespace,
+                validators: params.validators.clone(),
+                interval_ms: params.sync_interval_ms,
+                batch_blocks_max: params.sync_batch_blocks_max,
+                reverify_signatures: params.sync_reverify_signatures,
+                response_bytes_max: params.sync_response_bytes_max,
+            },
+            net.clone(),
+            shared.clone(),
+        );
         Ok(Driver {
             params,
             consensus,
@@ -492,9 +379,7 @@ impl Driver {
             started: Instant::now(),
             timer_deadline_ms: None,
             inputs: VecDeque::new(),
-            received: HashMap::new(),
-            received_order: VecDeque::new(),
-            partials: PartialBlocks::new(),
+            buffer: BlockBuffer::new(),
             awaiting: HashMap::new(),
             pending_build: None,
             proposing: None,
@@ -502,12 +387,9 @@ impl Driver {
             rejected: HashMap::new(),
             rejected_order: VecDeque::new(),
             peers: Vec::new(),
-            fetching: HashSet::new(),
-            tx_fetches_in_flight: 0,
             verify_in_flight: 0,
-            sync_in_flight: false,
-            best_peer_height: 0,
-            last_sync_poll_ms: 0,
+            sync,
+            sync_events,
             gap_check_height: 0,
             rr: 0,
             tx_outbox: Vec::new(),
@@ -530,7 +412,7 @@ impl Driver {
         self.byzantine = Some(byzantine);
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -552,15 +434,18 @@ impl Driver {
                 let now = self.now_ms();
                 tokio::time::Instant::now() + Duration::from_millis(d.saturating_sub(now))
             });
-            let outbox_due = (!self.tx_outbox.is_empty()).then(|| {
-                let due = self.tx_outbox_since_ms + TX_BATCH_LINGER_MS;
+            let outbox_due = self.tx_outbox_due_ms().map(|due| {
                 tokio::time::Instant::now()
                     + Duration::from_millis(due.saturating_sub(self.now_ms()))
             });
-            let partials_due = self.partials.next_due_ms(PARTIAL_WAIT_MS).map(|due| {
-                tokio::time::Instant::now()
-                    + Duration::from_millis(due.saturating_sub(self.now_ms()))
-            });
+            let partials_due = self
+                .buffer
+                .partials
+                .next_due_ms(PARTIAL_WAIT_MS)
+                .map(|due| {
+                    tokio::time::Instant::now()
+                        + Duration::from_millis(due.saturating_sub(self.now_ms()))
+                });
             tokio::select! {
                 _ = &mut shutdown => { info!("driver stopping"); return Ok(()); }
                 ev = net_events.recv() => match ev {
@@ -569,6 +454,7 @@ impl Driver {
                 },
                 Some(cmd) = commands.recv() => self.on_command(cmd).await?,
                 Some(res) = self.internal_rx.recv() => self.on_internal(res).await?,
+                Some(event) = self.sync_events.recv() => self.on_sync_event(event).await?,
                 Some(lookup) = self.lookups.recv() => self.on_lookup(lookup),
                 _ = async { tokio::time::sleep_until(timer.expect("guarded")).await }, if timer.is_some() => {
                     self.timer_deadline_ms = None;
@@ -637,7 +523,7 @@ impl Driver {
                 Output::Notarized(cert) => {
                     if let CertificateKind::Notarization(p) = &cert.kind {
                         let h = hash(p.payload);
-                        if !self.chain.can_extend(&h) && !self.received.contains_key(&h) {
+                        if !self.chain.can_extend(&h) && !self.buffer.contains(&h) {
                             self.fetch(h, Some(p.view));
                         }
                     }
@@ -681,7 +567,7 @@ impl Driver {
     }
 
     /// Builds the pending proposal if its parent is known; waits (bounded) for transactions.
-    async fn try_build(&mut self) -> Result<(), FatalError> {
+    pub(crate) async fn try_build(&mut self) -> Result<(), FatalError> {
         let Some((view, parent)) = self.pending_build else {
             return Ok(());
         };
@@ -693,7 +579,7 @@ impl Driver {
             return Ok(());
         }
         if !self.chain.can_extend(&parent) {
-            if let Some(b) = self.received.get(&parent).cloned() {
+            if let Some(b) = self.buffer.get(&parent).cloned() {
                 self.insert_block(b).await?;
             }
             if !self.chain.can_extend(&parent) {
@@ -702,7 +588,7 @@ impl Driver {
             }
         }
         let parent_ts = match self.chain.pending(&parent) {
-            Some(p) => p.block.header.timestamp_ms,
+            Some(p) => p.block.header().timestamp_ms,
             None => self.chain.head().timestamp_ms,
         };
         let wait_ms = EMPTY_BLOCK_WAIT_MS.min(self.params.leader_timeout_ms / 2);
@@ -719,7 +605,7 @@ impl Driver {
             self.params.block_bytes_max.saturating_sub(1024),
         );
         let mempool = &self.mempool;
-        let block = match self.chain.build(&parent, view, me, now, |b| {
+        let block = match self.chain.build_verified(&parent, view, me, now, |b| {
             mempool.reap(b, txs_max, bytes_max)
         }) {
             Ok(b) => b,
@@ -738,7 +624,7 @@ impl Driver {
             _ => block,
         };
         let h = block.hash();
-        info!(view, height = block.header.height, txs = block.transactions.len(), hash = %h, "proposing");
+        info!(view, height = block.header().height, txs = block.tx_ids().len(), hash = %h, "proposing");
         // Published with this node's Notarize vote for it, once consensus has signed and
         // persisted that vote (`publish_own_proposal`).
         self.proposing = Some((view, block));
@@ -767,7 +653,7 @@ impl Driver {
         // Peers should hold the block's transactions before the block arrives: they rebuild
         // it from the hashes in the compact block (see `compact`).
         self.flush_tx_outbox().await;
-        let compact = CompactBlock::of(&block, vote.clone()).encode();
+        let compact = CompactBlock::of_sealed(&block, vote.clone()).encode();
         if let Err(e) = self.net.publish(Topic::Blocks, compact).await {
             warn!(error = %e, "publishing a block failed");
         }
@@ -820,7 +706,7 @@ impl Driver {
                 "byzantine: equivocating"
             );
             if let Some(block) = block {
-                let compact = CompactBlock::of(&block, vote.clone()).encode();
+                let compact = CompactBlock::of_sealed(&block, vote.clone()).encode();
                 let _ = self.net.publish(Topic::Blocks, compact).await;
             }
             let _ = self
@@ -842,11 +728,11 @@ impl Driver {
         };
         let leader = self.leader_address(proposal.view);
         if let Some(p) = self.chain.pending(&h) {
-            let valid = header_ok(&p.block, leader);
+            let valid = header_ok(p.block.block(), leader);
             self.decide(proposal, valid);
             return Ok(());
         }
-        let Some(block) = self.received.get(&h).cloned() else {
+        let Some(block) = self.buffer.get(&h).cloned() else {
             self.park(h, proposal);
             return Ok(());
         };
@@ -896,24 +782,16 @@ impl Driver {
         // Transactions this node has not verified yet (not in its mempool: e.g. still in a
         // gossip batch being verified, or never gossiped to us) are verified together on a
         // blocking thread rather than one by one on this task.
-        let unverified: Vec<SignedTransaction> = block
-            .block()
-            .transactions
-            .iter()
-            .zip(block.tx_ids())
-            .filter(|(t, id)| !holds_verified(&self.mempool, id, t))
-            .map(|(t, _)| t.clone())
-            .collect();
+        let unverified: Vec<HashedTx> =
+            block.hashed_txs(|id, t| !holds_verified(&self.mempool, id, t));
         let verified: HashSet<Hash> = if unverified.len() >= BLOCK_BATCH_VERIFY_MIN {
             let chain_id = self.params.chain_id.clone();
             tokio::task::spawn_blocking(move || {
-                let results = verify_parallel(&unverified, &chain_id);
                 // Keyed by signed hash: only these exact bytes were checked.
-                unverified
-                    .iter()
-                    .zip(results)
-                    .filter(|(_, r)| r.is_ok())
-                    .map(|(t, _)| t.signed_hash())
+                verify_parallel(unverified, &chain_id)
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .map(|t| t.signed_hash())
                     .collect()
             })
             .await
@@ -954,7 +832,7 @@ impl Driver {
             return Ok(());
         }
         if !self.chain.can_extend(&h)
-            && let Some(b) = self.received.get(&h).cloned()
+            && let Some(b) = self.buffer.get(&h).cloned()
         {
             self.insert_block(b).await?;
         }
@@ -967,7 +845,7 @@ impl Driver {
                     self.finalized_waiting.insert(h, cert);
                 }
                 self.fetch(h, Some(view));
-                self.request_sync_now();
+                self.sync.request_now();
                 Ok(())
             }
             Err(ChainError::Storage(e)) => Err(FatalError(e.to_string())),
@@ -978,32 +856,40 @@ impl Driver {
         }
     }
 
-    fn after_commit(&mut self, blocks: Vec<Block>, finalized_view: View) -> Result<(), FatalError> {
+    fn after_commit(
+        &mut self,
+        blocks: Vec<SealedBlock>,
+        finalized_view: View,
+    ) -> Result<(), FatalError> {
         if blocks.is_empty() {
             return Ok(());
         }
         let store = self.chain.store().clone();
         for b in &blocks {
+            // The ids the block was sealed with: nothing is hashed again.
+            let txs = b
+                .tx_ids()
+                .iter()
+                .copied()
+                .zip(b.block().transactions.iter().map(|t| &t.body.sender));
             self.mempool
-                .remove_finalized(&b.transactions, store.as_ref(), b.header.height);
+                .remove_finalized(txs, store.as_ref(), b.header().height);
             self.shared.metrics.blocks_finalized.inc();
             self.shared
                 .metrics
                 .txs_finalized
-                .inc_by(b.transactions.len() as u64);
+                .inc_by(b.tx_ids().len() as u64);
             self.finalized_waiting.remove(&b.hash());
         }
         let head = self.chain.head().clone();
-        info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.transactions.len()).sum::<usize>(), "finalized");
+        info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.tx_ids().len()).sum::<usize>(), "finalized");
         self.shared.metrics.height.set(head.height as i64);
         self.mempool_changed();
         // Votes at or below a finalized view can never matter again.
         store
             .wal_prune_below(finalized_view.min(head.view))
             .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
-        self.received.retain(|_, b| b.header().height > head.height);
-        self.received_order
-            .retain(|h| self.received.contains_key(h));
+        self.buffer.prune(head.height);
         Ok(())
     }
 
@@ -1015,7 +901,7 @@ impl Driver {
             .map(|(h, c)| (*h, c.clone()))
             .collect();
         for (h, cert) in waiting {
-            if self.chain.can_extend(&h) || self.received.contains_key(&h) {
+            if self.chain.can_extend(&h) || self.buffer.contains(&h) {
                 self.finalized_waiting.remove(&h);
                 self.on_finalized(cert).await?;
             } else if self
@@ -1030,9 +916,7 @@ impl Driver {
         }
         let parked: Vec<Proposal> = self.awaiting.values().map(|(p, _)| *p).collect();
         for p in parked {
-            if self.received.contains_key(&hash(p.payload))
-                && self.chain.can_extend(&hash(p.parent))
-            {
+            if self.buffer.contains(&hash(p.payload)) && self.chain.can_extend(&hash(p.parent)) {
                 self.try_validate(p).await?;
             }
         }
@@ -1096,9 +980,7 @@ impl Driver {
                     self.peers.push(peer);
                     // A node that was down learns how far behind it is from its first peer,
                     // not one `sync.interval_ms` later: catch-up starts at once.
-                    if !self.sync_in_flight {
-                        self.poll_status(peer);
-                    }
+                    self.sync.on_peer_connected(peer);
                 }
                 self.shared
                     .peer_count
@@ -1116,7 +998,7 @@ impl Driver {
         Ok(())
     }
 
-    async fn report(&self, id: MessageId, source: PeerId, acceptance: Acceptance) {
+    pub(crate) async fn report(&self, id: MessageId, source: PeerId, acceptance: Acceptance) {
         if matches!(acceptance, Acceptance::Reject) {
             self.shared.metrics.gossip_rejected.inc();
         }
@@ -1165,7 +1047,7 @@ impl Driver {
         let h = header.hash();
         if header.height <= self.chain.head().height
             || self.chain.pending(&h).is_some()
-            || self.received.contains_key(&h)
+            || self.buffer.contains(&h)
         {
             return Ok(Acceptance::Accept);
         }
@@ -1182,13 +1064,19 @@ impl Driver {
         }
         let mempool = &self.mempool;
         let view = compact.header.view;
+        let now_ms = self.now_ms();
         match self
+            .buffer
             .partials
-            .insert(compact, |t| mempool.get(t).cloned(), self.now_ms())
+            .insert(compact, |t| mempool.get(t).cloned(), now_ms)
         {
             Reassembly::Complete(b) => {
                 self.shared.metrics.compact_blocks_rebuilt.inc();
-                self.on_block_body(b, BodyOrigin::Rebuilt { view }).await?;
+                let origin = BodyOrigin::Rebuilt {
+                    view,
+                    peer: Some(source),
+                };
+                self.on_rebuilt(*b, origin).await?;
             }
             Reassembly::Waiting { missing } => {
                 self.shared.metrics.compact_blocks_waited.inc();
@@ -1199,35 +1087,54 @@ impl Driver {
         Ok(Acceptance::Accept)
     }
 
+    /// Keeps a block rebuilt from a compact block ([`Self::on_block_body`]).
+    pub(crate) async fn on_rebuilt(
+        &mut self,
+        b: RebuiltBlock,
+        origin: BodyOrigin,
+    ) -> Result<(), FatalError> {
+        self.on_block_body(Body::Rebuilt(b), origin).await
+    }
+
     /// Keeps a block body for consensus, once it is checked to be exactly the block its
-    /// header commits to ([`Block::check_body`]). A body that is not is never a verdict on
-    /// the proposal: a fetched copy is its sender's fault (penalized; the block is fetched
-    /// again from another peer), a rebuilt one (the mempool held other signature bytes for
-    /// a transaction, or a fetched transaction was mangled) is fetched whole.
-    async fn on_block_body(&mut self, b: Block, origin: BodyOrigin) -> Result<(), FatalError> {
-        // A block's hash and ids are computed once, here; `SealedBlock` carries them on.
-        let h = b.hash();
-        self.partials.remove(&h);
-        if b.header.height <= self.chain.head().height || self.chain.pending(&h).is_some() {
-            self.fetching.remove(&h);
+    /// header commits to (sealed: [`SealedBlock::seal`] for a fetched body,
+    /// [`RebuiltBlock::seal`] for a rebuilt one, which uses the hashes its verified
+    /// transactions carry). A body that is not is never a verdict on the proposal: a
+    /// fetched copy is its sender's fault (penalized; the block is fetched again from
+    /// another peer), a rebuilt one (the mempool held other signature bytes for a
+    /// transaction, or a fetched transaction was mangled) is fetched whole.
+    async fn on_block_body(&mut self, body: Body, origin: BodyOrigin) -> Result<(), FatalError> {
+        // The header hash, once; `SealedBlock` carries it on.
+        let header = match &body {
+            Body::Rebuilt(b) => b.header(),
+            Body::Fetched(b) => &b.header,
+        };
+        let (h, height) = (header.hash(), header.height);
+        self.buffer.partials.remove(&h);
+        if height <= self.chain.head().height || self.chain.pending(&h).is_some() {
+            self.buffer.end_fetch(&h);
             return Ok(());
         }
-        if self.received.contains_key(&h) {
-            self.fetching.remove(&h);
+        if self.buffer.contains(&h) {
+            self.buffer.end_fetch(&h);
             return self.retry_parked().await;
         }
-        let sealed = match SealedBlock::seal(b) {
+        let sealed = match body {
+            Body::Rebuilt(b) => b.seal(),
+            Body::Fetched(b) => SealedBlock::seal(b),
+        };
+        let sealed = match sealed {
             Ok(sealed) => sealed,
             Err(e) => {
                 self.shared.metrics.block_bodies_refused.inc();
-                self.fetching.remove(&h);
+                self.buffer.end_fetch(&h);
                 match origin {
                     BodyOrigin::Fetched { peer, view } => {
                         warn!(%peer, block = %h, error = %e, "peer served a block body that is not the block's");
                         self.net.penalize(peer, PeerFault::BadBlockBody);
                         self.fetch_avoiding(h, view, Some(peer));
                     }
-                    BodyOrigin::Rebuilt { view } => {
+                    BodyOrigin::Rebuilt { view, .. } => {
                         debug!(block = %h, error = %e, "rebuilt block differs from its header; fetching it whole");
                         self.fetch(h, Some(view));
                     }
@@ -1235,30 +1142,22 @@ impl Driver {
                 return Ok(());
             }
         };
-        self.fetching.remove(&h);
-        if let BodyOrigin::Rebuilt { view } = origin {
-            // Gossip-driven: only an equivocating leader signs a second block for its view;
-            // it may not push other views' bodies out (fetched bodies were asked for).
-            let same_view = self
-                .received
-                .values()
-                .filter(|b| b.header().view == view)
-                .count();
-            if same_view >= RECEIVED_PER_VIEW_MAX {
-                debug!(block = %h, view, "more blocks of one view than an honest leader proposes; not kept");
+        let origin = match origin {
+            BodyOrigin::Rebuilt { view, peer } => Origin::Rebuilt { view, peer },
+            BodyOrigin::Fetched { peer, .. } => Origin::Fetched { peer },
+        };
+        match self.buffer.insert(sealed, origin) {
+            Insert::Kept { evicted } => {
+                if !evicted.is_empty() {
+                    debug!(block = %h, evicted = evicted.len(), "block buffer full; evicted bodies");
+                }
+            }
+            Insert::Duplicate => {}
+            Insert::ViewFull => {
+                debug!(block = %h, "more blocks of one view than an honest leader proposes; not kept");
                 return Ok(());
             }
         }
-        while self.received.len() >= RECEIVED_BLOCKS_MAX {
-            match self.received_order.pop_front() {
-                Some(old) => {
-                    self.received.remove(&old);
-                }
-                None => break,
-            }
-        }
-        self.received.insert(h, sealed);
-        self.received_order.push_back(h);
         self.retry_parked().await
     }
 
@@ -1270,10 +1169,12 @@ impl Driver {
                 return self.report(message_id, source, Acceptance::Reject).await;
             }
         };
-        // Transactions already held were verified when they arrived; verify only the rest.
-        let txs: Vec<SignedTransaction> = txs
+        // Each transaction is hashed once, here. Those already held were verified when they
+        // arrived; verify only the rest.
+        let txs: Vec<HashedTx> = txs
             .into_iter()
-            .filter(|tx| !self.mempool.contains(&tx.hash()))
+            .map(HashedTx::new)
+            .filter(|tx| !self.mempool.contains(&tx.id()))
             .collect();
         if txs.is_empty() {
             return self.report(message_id, source, Acceptance::Ignore).await;
@@ -1291,15 +1192,14 @@ impl Driver {
         // VERIFY_IN_FLIGHT_MAX transactions (so boundedly many tasks) wait here.
         tokio::spawn(async move {
             let count = txs.len();
-            let (txs, results) = match verifier.verify(txs).await {
-                Ok(v) => (v.txs, v.results),
+            let results = match verifier.verify(txs).await {
+                Ok(v) => v.results,
                 // Shutting down: report nothing admitted (the counter must still drop).
-                Err(_) => (Vec::new(), Vec::new()),
+                Err(_) => Vec::new(),
             };
             let _ = out
                 .send(Internal::TxBatchVerified {
                     count,
-                    txs,
                     results,
                     source,
                     message_id,
@@ -1308,104 +1208,16 @@ impl Driver {
         });
     }
 
-    /// Admits transactions from this node's RPC clients (signatures already checked) and
-    /// queues the admitted ones for batched gossip; then builds a pending proposal if one
-    /// waits for transactions. One result per transaction, in order.
-    async fn admit_local(
-        &mut self,
-        txs: Vec<SignedTransaction>,
-    ) -> Result<Vec<Result<Hash, SubmitError>>, FatalError> {
-        let mut results = Vec::with_capacity(txs.len());
-        let mut admitted = 0usize;
-        for tx in txs {
-            let r = self.admit(tx.clone());
-            if r.is_ok() {
-                admitted += 1;
-                self.queue_for_gossip(tx).await;
-            }
-            results.push(r.map_err(SubmitError::Mempool));
-        }
-        if admitted > 0 && self.pending_build.is_some() {
-            self.try_build().await?;
-        }
-        Ok(results)
-    }
-
-    /// Queues a locally admitted transaction for batched gossip; publishes the batch when it
-    /// is full (otherwise the run loop publishes it after `TX_BATCH_LINGER_MS`).
-    async fn queue_for_gossip(&mut self, tx: SignedTransaction) {
-        if self.tx_outbox.is_empty() {
-            self.tx_outbox_since_ms = self.now_ms();
-        }
-        self.tx_outbox.push(tx);
-        if self.tx_outbox.len() >= TX_BATCH_TXS_MAX {
-            self.flush_tx_outbox().await;
-        }
-    }
-
-    async fn flush_tx_outbox(&mut self) {
-        if self.tx_outbox.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.tx_outbox);
-        if let Err(e) = self
-            .net
-            .publish(Topic::Transactions, encode_batch(&batch))
-            .await
-        {
-            debug!(error = %e, txs = batch.len(), "publishing a transaction batch failed");
-        }
-    }
-
-    fn admit(&mut self, tx: SignedTransaction) -> Result<Hash, MempoolError> {
-        let h = tx.hash();
-        let next_height = self.chain.head().height + 1;
-        let store = self.chain.store().clone();
-        let r =
-            self.mempool
-                .insert_hashed(h, tx, store.as_ref(), &self.params.chain_id, next_height);
-        match &r {
-            Ok(_) => {
-                self.rejected.remove(&h);
-            }
-            Err(e) => {
-                self.shared.metrics.txs_rejected.inc();
-                if !matches!(e, MempoolError::Duplicate { .. }) {
-                    self.remember_rejected(h, e.code().to_string(), e.to_string());
-                }
-            }
-        }
-        self.mempool_changed();
-        r
-    }
-
-    /// Publishes the mempool's size (metric) and fullness (for the RPC server).
-    fn mempool_changed(&self) {
-        self.shared
-            .metrics
-            .mempool_txs
-            .set(self.mempool.len() as i64);
-        self.shared
-            .mempool_full
-            .store(self.mempool.is_full(), Ordering::Relaxed);
-    }
-
-    fn remember_rejected(&mut self, h: Hash, code: String, reason: String) {
-        if self.rejected.insert(h, (code, reason)).is_none() {
-            self.rejected_order.push_back(h);
-        }
-        while self.rejected_order.len() > REJECTED_REMEMBERED_MAX {
-            if let Some(old) = self.rejected_order.pop_front() {
-                self.rejected.remove(&old);
-            }
-        }
-    }
-
     async fn on_command(&mut self, cmd: Command) -> Result<(), FatalError> {
         match cmd {
             Command::SubmitBatch { txs, reply } => {
-                let results = self.admit_local(txs).await?;
-                let _ = reply.send(results);
+                let results = self.admit_batch(txs, TxOrigin::Local).await?;
+                let _ = reply.send(
+                    results
+                        .into_iter()
+                        .map(|r| r.map_err(SubmitError::Mempool))
+                        .collect(),
+                );
             }
             Command::TxStatus { hash, reply } => {
                 let s = if self.mempool.contains(&hash) {
@@ -1428,47 +1240,19 @@ impl Driver {
         match res {
             Internal::TxBatchVerified {
                 count,
-                txs,
                 results,
                 source,
                 message_id,
             } => {
                 self.verify_in_flight -= count;
-                // Verified transactions complete compact blocks waiting for them, also those
-                // the mempool refuses below (e.g. full). The blocks are handled after the
-                // admissions, so their transactions are in the mempool and not re-verified.
-                let completed = self.partials.offer(
-                    txs.iter()
-                        .zip(&results)
-                        .filter(|(_, r)| r.is_ok())
-                        .map(|(t, _)| (t.hash(), t)),
-                );
-                // Any stateless failure makes the whole message the sender's fault (an honest
-                // node gossips only transactions it verified); the valid ones are still kept.
-                // State-dependent refusals (nonce, balance, full) are not punished.
-                let mut acceptance = Acceptance::Accept;
-                let mut admitted = 0usize;
-                for (tx, result) in txs.into_iter().zip(results) {
-                    match result {
-                        Err(_) => acceptance = Acceptance::Reject,
-                        Ok(()) => match self.admit(tx) {
-                            Ok(_) => admitted += 1,
-                            Err(e) if e.is_peer_fault() => acceptance = Acceptance::Reject,
-                            Err(_) => {}
-                        },
-                    }
-                }
-                if admitted == 0 && acceptance == Acceptance::Accept {
-                    acceptance = Acceptance::Ignore;
-                }
-                self.report(message_id, source, acceptance).await;
-                for b in completed {
-                    let view = b.header.view;
-                    self.on_block_body(b, BodyOrigin::Rebuilt { view }).await?;
-                }
-                if admitted > 0 && self.pending_build.is_some() {
-                    self.try_build().await?;
-                }
+                let invalid = results.iter().any(Result::is_err);
+                let txs: Vec<VerifiedTx> = results.into_iter().filter_map(Result::ok).collect();
+                let origin = TxOrigin::Gossip {
+                    source,
+                    message_id,
+                    invalid,
+                };
+                self.admit_batch(txs, origin).await?;
             }
             Internal::FetchedTxs {
                 block,
@@ -1476,12 +1260,15 @@ impl Driver {
                 indices,
                 txs,
             } => {
-                self.tx_fetches_in_flight -= 1;
-                if !self.partials.contains(&block) {
+                self.buffer.end_tx_fetch();
+                if !self.buffer.partials.contains(&block) {
                     return Ok(()); // completed or dropped meanwhile
                 }
-                match txs.and_then(|txs| self.partials.fill(&block, &indices, txs)) {
-                    Ok(Some(b)) => self.on_block_body(b, BodyOrigin::Rebuilt { view }).await?,
+                match txs.and_then(|txs| self.buffer.partials.fill(&block, &indices, txs)) {
+                    Ok(Some(b)) => {
+                        self.on_rebuilt(b, BodyOrigin::Rebuilt { view, peer: None })
+                            .await?
+                    }
                     Ok(None) => {}
                     Err(reason) => {
                         // Fall back to the whole block (any peer).
@@ -1493,118 +1280,68 @@ impl Driver {
             Internal::Fetched { hash, block, peer } => match block {
                 Some(b) if b.hash() == hash => {
                     let view = Some(b.header.view);
-                    self.on_block_body(b, BodyOrigin::Fetched { peer, view })
+                    self.on_block_body(Body::Fetched(b), BodyOrigin::Fetched { peer, view })
                         .await?;
                 }
                 Some(b) => {
                     // Asked for one block, served another: never honest.
                     warn!(%peer, asked = %hash, served = %b.hash(), "peer served another block than the one asked for");
                     self.net.penalize(peer, PeerFault::BadBlockBody);
-                    self.fetching.remove(&hash);
+                    self.buffer.end_fetch(&hash);
                     self.fetch_avoiding(hash, None, Some(peer));
                 }
                 None => {
-                    self.fetching.remove(&hash);
+                    self.buffer.end_fetch(&hash);
                 }
             },
-            Internal::PeerStatus { peer, height } => {
-                self.best_peer_height = self.best_peer_height.max(height);
-                let head = self.chain.head().height;
-                self.shared
-                    .syncing
-                    .store(height > head + 1, Ordering::Relaxed);
-                if height > head && !self.sync_in_flight {
-                    self.request_blocks(peer, head + 1);
-                }
-            }
-            Internal::SyncBlocks {
-                peer,
-                blocks,
-                verified,
-                certified,
-                fault,
-            } => {
-                if let Some(reason) = &fault {
-                    warn!(%peer, reason, "bad sync response");
-                    self.net.penalize(peer, PeerFault::BadSyncResponse);
-                }
-                self.sync_in_flight = false;
-                // Pipelining: ask for the next range now, so its transfer and signature
-                // checks (on a blocking thread) overlap this range's execution and commit
-                // here. If this range is refused, the next one does not link to the head
-                // and is refused too; the periodic status poll starts over from the head.
-                if fault.is_none()
-                    && let Some((last, _)) = blocks.last()
-                {
-                    let next = last.header().height + 1;
-                    if self.best_peer_height >= next {
-                        self.request_blocks(peer, next);
-                    }
-                }
-                self.apply_synced(peer, blocks, verified, certified).await?;
-            }
             Internal::RequestFailed { what, peer, reason } => {
-                if what == "sync" {
-                    self.sync_in_flight = false;
-                }
-                if what == "status" {
-                    // E.g. asked right after connecting, before the peer admitted us: try
-                    // again (any peer) in STATUS_RETRY_MS, not a whole sync interval later.
-                    self.last_sync_poll_ms = self
-                        .now_ms()
-                        .saturating_sub(self.params.sync_interval_ms)
-                        .saturating_add(STATUS_RETRY_MS);
-                }
                 debug!(%peer, what, reason, "request failed");
             }
         }
         Ok(())
     }
 
-    /// Commits a sync response whose bodies and certificates were checked off this task
-    /// (`request_blocks`): accepted up to the last block carrying a valid finalization
-    /// certificate (`certified[i]`); every block is re-executed by `commit_next`. Only
-    /// verified certificates are ever stored.
-    async fn apply_synced(
-        &mut self,
-        peer: PeerId,
-        blocks: Vec<(SealedBlock, Option<Vec<u8>>)>,
-        verified: HashSet<Hash>,
-        certified: Vec<bool>,
-    ) -> Result<(), FatalError> {
-        assert_eq!(
-            blocks.len(),
-            certified.len(),
-            "one verdict per synced block"
-        );
-        let Some(last) = certified.iter().rposition(|c| *c) else {
-            debug!(%peer, count = blocks.len(), "sync response carries no valid finalization certificate");
-            return Ok(());
-        };
-        // Check the hash chain down from the certified block before executing anything.
-        for i in (1..=last).rev() {
-            if blocks[i].0.header().parent_hash != blocks[i - 1].0.hash() {
-                warn!(%peer, "sync response blocks do not link");
-                return Ok(());
+    /// Handles a result of the sync client's requests: starts or continues sync, and
+    /// commits a checked range.
+    async fn on_sync_event(&mut self, event: SyncEvent) -> Result<(), FatalError> {
+        match event {
+            SyncEvent::PeerStatus { peer, height } => {
+                let head = self.chain.head().height;
+                self.sync.on_status(peer, height, head);
+            }
+            SyncEvent::Blocks { peer, checked } => {
+                if let Some(range) = self.sync.on_blocks(peer, checked) {
+                    self.apply_synced(peer, range).await?;
+                }
+            }
+            SyncEvent::Failed { what, peer, reason } => {
+                let now_ms = self.now_ms();
+                self.sync.on_failed(what, peer, &reason, now_ms);
             }
         }
+        Ok(())
+    }
+
+    /// Commits a range the sync client checked off this task and prepared
+    /// ([`crate::sync_client::prepare_synced`]: up to the last block carrying a valid
+    /// finalization certificate, hash-linked); every block is re-executed by `commit_next`.
+    /// Only verified certificates are ever stored.
+    async fn apply_synced(&mut self, peer: PeerId, range: SyncedRange) -> Result<(), FatalError> {
+        let SyncedRange { blocks, verified } = range;
         let mut committed = 0u64;
         let mut last_view = 0;
-        // Every block from here on is covered by the certificate at `last` (hash-linked), and
-        // its body is the one its header commits to (sealed), so its signatures are the ones
-        // the certifying validators checked.
+        // Every block here is covered by the range's last certificate (hash-linked), and its
+        // body is the one its header commits to (sealed), so its signatures are the ones the
+        // certifying validators checked.
         let trust_certified = !self.params.sync_reverify_signatures;
-        for ((block, certificate), cert_ok) in blocks.into_iter().zip(certified).take(last + 1) {
+        for (block, certificate) in blocks {
             let height = block.header().height;
             if height <= self.chain.head().height {
                 continue;
             }
             last_view = block.header().view;
-            let b = block.block().clone();
+            let b = block.clone();
             let mempool = &self.mempool;
-            // A certificate that did not verify is never stored (`certified` is false only
-            // for blocks without one: a bad one cut the response).
-            let certificate = certificate.filter(|_| cert_ok);
             match self
                 .chain
                 .commit_next(block, certificate.as_deref(), &|id, t| {
@@ -1626,14 +1363,8 @@ impl Driver {
         }
         if committed > 0 {
             info!(%peer, committed, head = self.chain.head().height, view = last_view, "synced blocks");
-            self.shared.syncing.store(
-                self.best_peer_height > self.chain.head().height + 1,
-                Ordering::Relaxed,
-            );
             self.retry_parked().await?;
-            if self.best_peer_height > self.chain.head().height {
-                self.request_blocks(peer, self.chain.head().height + 1);
-            }
+            self.sync.after_commit(peer, self.chain.head().height);
         }
         Ok(())
     }
@@ -1712,8 +1443,8 @@ impl Driver {
         let held = |h: &Hash| -> Option<&Block> {
             self.chain
                 .pending(h)
-                .map(|p| &p.block)
-                .or_else(|| self.received.get(h).map(SealedBlock::block))
+                .map(|p| p.block.block())
+                .or_else(|| self.buffer.get(h).map(SealedBlock::block))
         };
         match lookup {
             Lookup::Block { hash, reply } => {
@@ -1767,13 +1498,13 @@ impl Driver {
 
     /// [`Self::fetch`] from a peer other than `avoid` if there is one.
     fn fetch_avoiding(&mut self, h: Hash, view: Option<View>, avoid: Option<PeerId>) {
-        if self.fetching.contains(&h) || self.fetching.len() >= FETCHES_IN_FLIGHT_MAX {
+        if !self.buffer.start_fetch(h) {
             return;
         }
         let Some(peer) = self.block_peer(view, avoid) else {
+            self.buffer.end_fetch(&h);
             return;
         };
-        self.fetching.insert(h);
         let net = self.net.clone();
         let out = self.internal_tx.clone();
         let max = self.params.sync_response_bytes_max;
@@ -1817,7 +1548,8 @@ impl Driver {
     /// Fetches the missing transactions of compact blocks that waited [`PARTIAL_WAIT_MS`]
     /// for them to arrive by gossip (each block once).
     fn request_missing_txs(&mut self) {
-        for request in self.partials.due(self.now_ms(), PARTIAL_WAIT_MS) {
+        let now_ms = self.now_ms();
+        for request in self.buffer.partials.due(now_ms, PARTIAL_WAIT_MS) {
             self.shared.metrics.compact_block_fetches.inc();
             match request {
                 MissingRequest::Transactions {
@@ -1835,13 +1567,12 @@ impl Driver {
     /// At most [`FETCHES_IN_FLIGHT_MAX`] at once; beyond that the block is left to the
     /// whole-block fetch of a proposal body that did not arrive.
     fn fetch_txs(&mut self, block: Hash, view: View, indices: Vec<u32>) {
-        if self.tx_fetches_in_flight >= FETCHES_IN_FLIGHT_MAX {
-            return;
-        }
         let Some(peer) = self.block_peer(Some(view), None) else {
             return;
         };
-        self.tx_fetches_in_flight += 1;
+        if !self.buffer.start_tx_fetch() {
+            return;
+        }
         let net = self.net.clone();
         let out = self.internal_tx.clone();
         let max = self.params.sync_response_bytes_max;
@@ -1873,100 +1604,6 @@ impl Driver {
         });
     }
 
-    /// Asks `peer` for its finalized head; the answer arrives as [`Internal::PeerStatus`] and
-    /// starts block sync if the peer is ahead.
-    fn poll_status(&self, peer: PeerId) {
-        let net = self.net.clone();
-        let out = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let msg = match net.request(peer, SyncRequest::Status.encode()).await {
-                Ok(b) => match SyncResponse::decode(&b, 1024) {
-                    Ok(SyncResponse::Status { height, .. }) => {
-                        Internal::PeerStatus { peer, height }
-                    }
-                    Ok(_) => Internal::RequestFailed {
-                        what: "status",
-                        peer,
-                        reason: "unexpected".into(),
-                    },
-                    Err(e) => Internal::RequestFailed {
-                        what: "status",
-                        peer,
-                        reason: e.to_string(),
-                    },
-                },
-                Err(e) => Internal::RequestFailed {
-                    what: "status",
-                    peer,
-                    reason: e.to_string(),
-                },
-            };
-            let _ = out.send(msg).await;
-        });
-    }
-
-    fn request_sync_now(&mut self) {
-        self.last_sync_poll_ms = 0;
-    }
-
-    fn request_blocks(&mut self, peer: PeerId, from_height: u64) {
-        if self.sync_in_flight {
-            return;
-        }
-        self.sync_in_flight = true;
-        let net = self.net.clone();
-        let out = self.internal_tx.clone();
-        let max = self.params.sync_response_bytes_max;
-        let count = self.params.sync_batch_blocks_max;
-        let chain_id = self.params.chain_id.clone();
-        let reverify = self.params.sync_reverify_signatures;
-        let namespace = self.params.namespace;
-        let validators = self.params.validators.clone();
-        tokio::spawn(async move {
-            let req = SyncRequest::Blocks { from_height, count };
-            let res = net.request(peer, req.encode()).await;
-            let msg = match res
-                .map_err(|e| e.to_string())
-                .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))
-            {
-                Ok(SyncResponse::Blocks(blocks)) => {
-                    // Seal every body (check it against its header), verify every
-                    // certificate and, if asked, every transaction signature here, on a
-                    // blocking thread off the driver task, so catch-up replay is bounded by
-                    // execution and commit, not by checks on the task that runs consensus.
-                    let verify = tokio::task::spawn_blocking(move || {
-                        check_synced(blocks, &namespace, &validators, reverify, &chain_id)
-                    });
-                    match verify.await {
-                        Ok(checked) => Internal::SyncBlocks {
-                            peer,
-                            blocks: checked.blocks,
-                            verified: checked.verified,
-                            certified: checked.certified,
-                            fault: checked.fault,
-                        },
-                        Err(e) => Internal::RequestFailed {
-                            what: "sync",
-                            peer,
-                            reason: format!("verification task failed: {e}"),
-                        },
-                    }
-                }
-                Ok(other) => Internal::RequestFailed {
-                    what: "sync",
-                    peer,
-                    reason: format!("unexpected response {other:?}"),
-                },
-                Err(reason) => Internal::RequestFailed {
-                    what: "sync",
-                    peer,
-                    reason,
-                },
-            };
-            let _ = out.send(msg).await;
-        });
-    }
-
     async fn on_tick(&mut self) -> Result<(), FatalError> {
         let now = self.now_ms();
         if self.pending_build.is_some() {
@@ -1976,23 +1613,20 @@ impl Driver {
         let missing: Vec<(Hash, View)> = self
             .awaiting
             .iter()
-            .filter(|(h, (_, since))| {
-                now.saturating_sub(*since) > 300 && !self.received.contains_key(h)
-            })
+            .filter(|(h, (_, since))| now.saturating_sub(*since) > 300 && !self.buffer.contains(h))
             .map(|(h, (p, _))| (*h, p.view))
             .collect();
         for (h, view) in missing {
             self.fetch(h, Some(view));
         }
-        self.partials.prune(self.chain.head().height);
+        self.buffer.partials.prune(self.chain.head().height);
         // Forget proposals for views long gone.
         let view = self.consensus.view();
         self.awaiting.retain(|_, (p, _)| p.view + 16 >= view);
-        if now.saturating_sub(self.last_sync_poll_ms) >= self.params.sync_interval_ms {
-            self.last_sync_poll_ms = now;
-            if let Some(peer) = self.next_peer() {
-                self.poll_status(peer);
-            }
+        if self.sync.poll_due(now)
+            && let Some(peer) = self.next_peer()
+        {
+            self.sync.poll_status(peer);
         }
         let height = self.chain.head().height;
         if height % 64 == 0 {
@@ -2024,50 +1658,5 @@ impl Driver {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cairn_ledger::TransactionBody;
-    use ed25519_dalek::SigningKey;
-
-    fn transfers(n: u64, chain_id: &str) -> Vec<SignedTransaction> {
-        (0..n)
-            .map(|i| {
-                let key = SigningKey::from_bytes(&[(i % 200) as u8 + 1; 32]);
-                TransactionBody {
-                    chain_id: chain_id.into(),
-                    sender: Address::from_public_key(&key.verifying_key()),
-                    recipient: Address([9; 32]),
-                    amount: i,
-                    fee: 1,
-                    nonce: i,
-                    expiry_height: 50,
-                }
-                .sign(&key)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn verify_parallel_gives_the_sequential_verdicts_in_order() {
-        let chain = "cairn-driver-test";
-        // Enough for several threads on any machine with more than one core.
-        let mut txs = transfers(3 * 2 * cairn_ledger::VERIFY_BATCH_CHUNK as u64 + 7, chain);
-        let n = txs.len();
-        for i in [0, 600, n / 2, n - 1] {
-            txs[i].signature[33] ^= 0x10;
-        }
-        let parallel = verify_parallel(&txs, chain);
-        assert_eq!(parallel, cairn_ledger::verify_transactions(&txs, chain));
-        let bad: Vec<usize> = parallel
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.is_err().then_some(i))
-            .collect();
-        assert_eq!(bad, vec![0, 600, n / 2, n - 1]);
-        assert!(verify_parallel(&[], chain).is_empty());
     }
 }

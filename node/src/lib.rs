@@ -11,11 +11,17 @@
 //! - A consensus vote is written to the RocksDB WAL (synced) before it is published.
 //! - A transaction's signature is verified once per node: at RPC submission or gossip
 //!   receipt, through the coalescing [`verifier`]; a block's transactions already in the
-//!   mempool are not verified again.
+//!   mempool are not verified again. It is hashed once per node too: its id and signed hash
+//!   travel with it as a `cairn_ledger::VerifiedTx` (mempool, proposal, compact block,
+//!   commit), and both RPC and gossip admit through one path ([`ingress`]).
+//! - The driver is the consensus host (persist, broadcast, timer, execute, commit); block
+//!   bodies wait in the pure, bounded [`block_buffer`]; sync requests go out from the
+//!   [`sync_client`] and are served by the [`sync_server`] task.
 //! - Peer input is size-checked before decoding and never panics the node; a peer's fault is
 //!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
 
 pub mod admission;
+pub mod block_buffer;
 #[cfg(all(feature = "byzantine", debug_assertions))]
 pub mod byzantine;
 pub mod chain;
@@ -24,6 +30,9 @@ pub mod config;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(test)]
+mod hash_count_tests;
+pub mod ingress;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;
@@ -31,6 +40,7 @@ pub mod network;
 pub mod node;
 pub mod rpc_backend;
 pub mod sync;
+pub mod sync_client;
 pub mod sync_server;
 pub mod txgossip;
 pub mod verifier;

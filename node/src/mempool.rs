@@ -32,7 +32,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
 
 use cairn_ledger::{
-    Address, BlockBuilder, Hash, LedgerError, SignedTransaction, StateReader, TX_BYTES_MAX,
+    Address, BlockBuilder, Hash, LedgerError, StateReader, TX_BYTES_MAX, VerifiedTx,
 };
 
 /// Blocks a transaction may wait behind a nonce gap before [`Mempool::evict_gapped`] drops
@@ -242,7 +242,7 @@ impl MempoolError {
 }
 
 struct Entry {
-    tx: SignedTransaction,
+    tx: VerifiedTx,
     /// Encoded length.
     bytes: usize,
     /// Arrival order (for fair interleaving of senders in [`Mempool::reap`]).
@@ -253,7 +253,7 @@ struct Entry {
 
 impl Entry {
     fn cost(&self) -> u128 {
-        u128::from(self.tx.body.amount) + u128::from(self.tx.body.fee)
+        u128::from(self.tx.tx().body.amount) + u128::from(self.tx.tx().body.fee)
     }
 }
 
@@ -306,27 +306,14 @@ impl Mempool {
     /// [`MempoolError::Full`], [`MempoolError::State`]. On error the pool is unchanged.
     pub fn insert(
         &mut self,
-        tx: SignedTransaction,
+        tx: VerifiedTx,
         state: &dyn StateReader,
         chain_id: &str,
         next_height: u64,
     ) -> Result<Hash, MempoolError> {
-        let hash = tx.hash();
-        self.insert_hashed(hash, tx, state, chain_id, next_height)
-    }
-
-    /// [`Self::insert`] for a caller that already computed `hash == tx.hash()` (asserted in
-    /// debug builds), saving a second hash on the admission path.
-    pub fn insert_hashed(
-        &mut self,
-        hash: Hash,
-        tx: SignedTransaction,
-        state: &dyn StateReader,
-        chain_id: &str,
-        next_height: u64,
-    ) -> Result<Hash, MempoolError> {
-        debug_assert_eq!(hash, tx.hash(), "insert_hashed: wrong hash");
-        let body = &tx.body;
+        // The id was computed once, when the transaction entered this node.
+        let hash = tx.id();
+        let body = &tx.tx().body;
         if body.chain_id != chain_id {
             return Err(MempoolError::WrongChain {
                 tx: hash,
@@ -381,7 +368,7 @@ impl Mempool {
                 needed,
             });
         }
-        let bytes = borsh::object_length(&tx).expect("counting borsh length never fails");
+        let bytes = borsh::object_length(tx.tx()).expect("counting borsh length never fails");
         if self.by_hash.len() >= self.config.txs_max
             || self.bytes.saturating_add(bytes) > self.config.bytes_max
         {
@@ -426,7 +413,7 @@ impl Mempool {
     }
 
     /// The pooled transaction with this hash.
-    pub fn get(&self, hash: &Hash) -> Option<&SignedTransaction> {
+    pub fn get(&self, hash: &Hash) -> Option<&VerifiedTx> {
         self.by_hash.get(hash).map(|e| &e.tx)
     }
 
@@ -456,9 +443,9 @@ impl Mempool {
     }
 
     /// Removes one transaction by hash, returning it.
-    pub fn remove(&mut self, hash: &Hash) -> Option<SignedTransaction> {
+    pub fn remove(&mut self, hash: &Hash) -> Option<VerifiedTx> {
         let entry = self.by_hash.remove(hash)?;
-        let body = &entry.tx.body;
+        let body = &entry.tx.tx().body;
         if let Some(queue) = self.by_sender.get_mut(&body.sender) {
             queue.remove(&body.nonce);
             if queue.is_empty() {
@@ -491,7 +478,7 @@ impl Mempool {
         builder: &mut BlockBuilder<'_>,
         txs_max: usize,
         bytes_max: usize,
-    ) -> Vec<SignedTransaction> {
+    ) -> Vec<VerifiedTx> {
         let mut out = Vec::new();
         if txs_max == 0 {
             return out;
@@ -530,7 +517,7 @@ impl Mempool {
             if bytes_used + entry.bytes > bytes_max {
                 continue;
             }
-            if builder.apply(&entry.tx).is_err() {
+            if builder.apply(entry.tx.tx()).is_err() {
                 continue;
             }
             out.push(entry.tx.clone());
@@ -544,23 +531,24 @@ impl Mempool {
     }
 
     /// Updates the pool after a block is finalized at `height`, with `state` the new
-    /// finalized state: removes the block's transactions, then, for every sender of the
+    /// finalized state: removes the block's transactions (`block_txs`: each one's id and
+    /// sender, e.g. from a sealed block, so nothing is hashed), then, for every sender of the
     /// block, its pooled transactions with `nonce < account_nonce` (now unexecutable,
     /// including different transactions with an included nonce), then every transaction
     /// that cannot be included at `height + 1` ([`Mempool::prune_expired`]).
     ///
     /// A sender whose state cannot be read keeps its stale entries (logged); they go when
     /// they expire.
-    pub fn remove_finalized(
+    pub fn remove_finalized<'a>(
         &mut self,
-        block_txs: &[SignedTransaction],
+        block_txs: impl IntoIterator<Item = (Hash, &'a Address)>,
         state: &dyn StateReader,
         height: u64,
     ) {
         let mut touched: BTreeSet<Address> = BTreeSet::new();
-        for tx in block_txs {
-            self.remove(&tx.hash());
-            touched.insert(tx.body.sender);
+        for (id, sender) in block_txs {
+            self.remove(&id);
+            touched.insert(*sender);
         }
         for sender in touched {
             let Some(queue) = self.by_sender.get(&sender) else {
@@ -653,7 +641,7 @@ impl Mempool {
         for (sender, queue) in &self.by_sender {
             assert!(!queue.is_empty());
             for (nonce, hash) in queue {
-                let body = &self.by_hash[hash].tx.body;
+                let body = &self.by_hash[hash].tx.tx().body;
                 assert_eq!((&body.sender, &body.nonce), (sender, nonce));
                 assert!(self.by_expiry.contains(&(body.expiry_height, *hash)));
             }
@@ -664,7 +652,7 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_ledger::{Account, BlockContext, LtHash, TransactionBody};
+    use cairn_ledger::{Account, BlockContext, HashedTx, LtHash, TransactionBody};
     use ed25519_dalek::SigningKey;
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -680,14 +668,8 @@ mod tests {
         Address::from_public_key(&key(seed).verifying_key())
     }
 
-    fn tx_full(
-        seed: u8,
-        nonce: u64,
-        amount: u64,
-        fee: u64,
-        expiry_height: u64,
-    ) -> SignedTransaction {
-        TransactionBody {
+    fn tx_full(seed: u8, nonce: u64, amount: u64, fee: u64, expiry_height: u64) -> VerifiedTx {
+        let tx = TransactionBody {
             chain_id: CHAIN.into(),
             sender: addr(seed),
             recipient: Address([0xee; 32]),
@@ -696,10 +678,11 @@ mod tests {
             nonce,
             expiry_height,
         }
-        .sign(&key(seed))
+        .sign(&key(seed));
+        VerifiedTx::verify(HashedTx::new(tx), CHAIN).expect("a test transaction verifies")
     }
 
-    fn tx(seed: u8, nonce: u64) -> SignedTransaction {
+    fn tx(seed: u8, nonce: u64) -> VerifiedTx {
         tx_full(seed, nonce, 10, 1, 1000)
     }
 
@@ -906,9 +889,10 @@ mod tests {
         );
         mp.insert(old, &state, CHAIN, 5).unwrap();
         // Wrong chain: the only peer fault.
-        let mut body = tx(1, 2).body;
+        let mut body = tx(1, 2).body.clone();
         body.chain_id = "other".into();
-        let foreign = body.sign(&key(1));
+        // Verified for its own chain, offered to this one's pool.
+        let foreign = VerifiedTx::verify(HashedTx::new(body.sign(&key(1))), "other").unwrap();
         let e = check(
             mp.insert(foreign.clone(), &state, CHAIN, 1),
             "wrong_chain",
@@ -1159,7 +1143,7 @@ mod tests {
         after.extend(diff.accounts.iter().map(|(a, acc)| (*a, *acc)));
         assert_eq!(after[&addr(1)].nonce, 2);
 
-        mp.remove_finalized(&block, &after, 10);
+        mp.remove_finalized(block.iter().map(|t| (t.id(), &t.body.sender)), &after, 10);
         assert!(!mp.contains(&tx(1, 0).hash()));
         assert!(!mp.contains(&tx(1, 1).hash()), "stale nonce 1 kept");
         assert!(mp.contains(&tx(1, 2).hash()) && mp.contains(&tx(1, 3).hash()));
@@ -1329,7 +1313,11 @@ mod tests {
                         assert_eq!(b.applied(), picked.len());
                         let diff = b.finish();
                         state.extend(diff.accounts.iter().map(|(a, acc)| (*a, *acc)));
-                        mp.remove_finalized(&picked, &state, height);
+                        mp.remove_finalized(
+                            picked.iter().map(|t| (t.id(), &t.body.sender)),
+                            &state,
+                            height,
+                        );
                         for t in &picked {
                             assert!(!mp.contains(&t.hash()));
                         }

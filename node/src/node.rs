@@ -46,6 +46,8 @@ pub const DESCRIPTORS_RESERVED: u64 = 512;
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft limit now in
 /// force (`None` if it cannot be read). Failing to raise it leaves it as it was.
+// `rlim_t` is `u64` on Linux but not on every target this compiles for.
+#[allow(clippy::useless_conversion)]
 pub fn raise_descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -403,7 +405,7 @@ pub async fn run(
             genesis.chain_id.clone(),
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
-                .min(crate::driver::VERIFY_THREADS_MAX),
+                .min(crate::verifier::VERIFY_THREADS_MAX),
         ),
         mempool_full: AtomicBool::new(false),
     });

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use cairn_ledger::{Address, Block, Hash, SignedTransaction, StateReader};
+use cairn_ledger::{Address, Block, Hash, HashedTx, SignedTransaction, StateReader};
 use cairn_rpc::{
     AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo, PeerInfo, RpcBackend,
     RpcError, Status, TxStatus, ValidatorInfo,
@@ -129,16 +129,16 @@ impl RpcBackend for NodeBackend {
         let v = self
             .shared
             .verifier
-            .verify(txs)
+            .verify(txs.into_iter().map(HashedTx::new).collect())
             .await
             .map_err(|e| SubmitError::Unavailable(e.to_string()))
             .map_err(submit_error)?;
-        let (txs, checks) = (v.txs, v.results);
-        let mut out: Vec<Option<Result<Hash, RpcError>>> = Vec::with_capacity(txs.len());
-        let mut valid = Vec::with_capacity(txs.len());
-        for (tx, check) in txs.into_iter().zip(checks) {
+        let checks = v.results;
+        let mut out: Vec<Option<Result<Hash, RpcError>>> = Vec::with_capacity(checks.len());
+        let mut valid = Vec::with_capacity(checks.len());
+        for check in checks {
             match check {
-                Ok(()) => {
+                Ok(tx) => {
                     out.push(None);
                     valid.push(tx);
                 }

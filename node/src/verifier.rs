@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cairn_ledger::{LedgerError, SignedTransaction};
+use cairn_ledger::{HashedTx, LedgerError, VerifiedTx};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Most jobs waiting in the queue. Each job is bounded by its source (an RPC batch by
@@ -46,13 +46,11 @@ pub const VERIFY_BATCH_TXS_MAX: usize = 4 * cairn_ledger::VERIFY_BATCH_CHUNK;
 /// to a transaction's submit-to-finalized latency at each node that verifies it.
 pub const VERIFY_LINGER_MS: u64 = 10;
 
-/// The verdicts of one job: its transactions, given back, and one result per transaction in
-/// the same order.
+/// The verdicts of one job: one per transaction, in submission order; a valid transaction
+/// comes back as a [`VerifiedTx`] (its id and signed hash carried, never recomputed).
 pub struct Verified {
-    /// The job's transactions, in submission order.
-    pub txs: Vec<SignedTransaction>,
-    /// `results[i]` is the verdict on `txs[i]`.
-    pub results: Vec<Result<(), LedgerError>>,
+    /// `results[i]` is the verdict on the job's `i`-th transaction.
+    pub results: Vec<Result<VerifiedTx, LedgerError>>,
 }
 
 /// The verifier stopped (the node is shutting down).
@@ -61,7 +59,7 @@ pub struct Verified {
 pub struct VerifierStopped;
 
 struct Job {
-    txs: Vec<SignedTransaction>,
+    txs: Vec<HashedTx>,
     reply: oneshot::Sender<Verified>,
 }
 
@@ -96,10 +94,9 @@ impl Verifier {
     /// [`SignedTransaction::verify`]); waits for room in the queue, then for the verdicts.
     ///
     /// Errors: [`VerifierStopped`] if the verifier task has ended.
-    pub async fn verify(&self, txs: Vec<SignedTransaction>) -> Result<Verified, VerifierStopped> {
+    pub async fn verify(&self, txs: Vec<HashedTx>) -> Result<Verified, VerifierStopped> {
         if txs.is_empty() {
             return Ok(Verified {
-                txs,
                 results: Vec::new(),
             });
         }
@@ -170,7 +167,7 @@ async fn collect(
     }
 }
 
-/// Verifies every job's transactions with one [`cairn_ledger::verify_transactions`] call
+/// Verifies every job's transactions with one [`cairn_ledger::verify_hashed`] call
 /// and answers each job with its share, in order.
 fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats) {
     let lens: Vec<usize> = jobs.iter().map(|j| j.txs.len()).collect();
@@ -181,15 +178,13 @@ fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats) {
         all.extend(job.txs);
         replies.push(job.reply);
     }
-    let results = cairn_ledger::verify_transactions(&all, chain_id);
-    assert_eq!(results.len(), all.len(), "one verdict per transaction");
+    let results = cairn_ledger::verify_hashed(all, chain_id);
+    assert_eq!(results.len(), total, "one verdict per transaction");
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.txs.fetch_add(total as u64, Ordering::Relaxed);
-    let mut txs = all.into_iter();
     let mut results = results.into_iter();
     for (len, reply) in lens.into_iter().zip(replies) {
         let verified = Verified {
-            txs: txs.by_ref().take(len).collect(),
             results: results.by_ref().take(len).collect(),
         };
         // The asker may have gone away (a closed RPC connection): nothing to do.
@@ -197,10 +192,50 @@ fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats) {
     }
 }
 
+/// Most threads [`verify_parallel`] uses.
+pub const VERIFY_THREADS_MAX: usize = 8;
+
+/// [`cairn_ledger::verify_hashed`] split over up to `available_parallelism()` (at most
+/// [`VERIFY_THREADS_MAX`]) scoped threads, each taking at least two batches' worth, for the
+/// big inputs that have a whole node waiting on them (a block's unverified transactions, a
+/// sync response of up to 1,024 blocks). Same verdicts, same order. Runs on the caller's
+/// (blocking) thread plus the scoped ones.
+pub fn verify_parallel(txs: Vec<HashedTx>, chain_id: &str) -> Vec<Result<VerifiedTx, LedgerError>> {
+    let per_thread_min = 2 * cairn_ledger::VERIFY_BATCH_CHUNK;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(VERIFY_THREADS_MAX)
+        .min(txs.len() / per_thread_min)
+        .max(1);
+    if threads == 1 {
+        return cairn_ledger::verify_hashed(txs, chain_id);
+    }
+    let chunk = txs.len().div_ceil(threads);
+    let mut parts: Vec<Vec<HashedTx>> = Vec::with_capacity(threads);
+    let mut txs = txs.into_iter();
+    loop {
+        let part: Vec<HashedTx> = txs.by_ref().take(chunk).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || cairn_ledger::verify_hashed(part, chain_id)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verification thread panicked"))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_ledger::{Address, TransactionBody};
+    use cairn_ledger::{Address, SignedTransaction, TransactionBody};
     use ed25519_dalek::SigningKey;
 
     const CHAIN: &str = "cairn-verifier-test";
@@ -248,9 +283,21 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let expected: Vec<_> = txs.iter().map(|t| t.verify(CHAIN)).collect();
                 let sent = txs.clone();
-                let got = v.verify(txs).await.unwrap();
-                assert_eq!(got.txs, sent, "job {j} got another job's transactions");
-                assert_eq!(got.results, expected, "job {j}");
+                let got = v
+                    .verify(txs.into_iter().map(HashedTx::new).collect())
+                    .await
+                    .unwrap();
+                let verdicts: Vec<_> = got
+                    .results
+                    .iter()
+                    .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+                    .collect();
+                assert_eq!(verdicts, expected, "job {j}");
+                for (r, t) in got.results.iter().zip(&sent) {
+                    if let Ok(v) = r {
+                        assert_eq!(v.tx(), t, "job {j} got another job's transactions");
+                    }
+                }
                 got.results.iter().filter(|r| r.is_err()).count()
             }));
         }
@@ -264,11 +311,42 @@ mod tests {
         assert!(batches < 40, "40 concurrent jobs took {batches} batches");
     }
 
+    #[test]
+    fn verify_parallel_gives_the_sequential_verdicts_in_order() {
+        // Enough for several threads on any machine with more than one core.
+        let n = 3 * 2 * cairn_ledger::VERIFY_BATCH_CHUNK + 7;
+        let mut txs: Vec<SignedTransaction> = (0..n as u64).map(tx).collect();
+        for i in [0, 600, n / 2, n - 1] {
+            txs[i].signature[33] ^= 0x10;
+        }
+        let parallel = verify_parallel(txs.iter().cloned().map(HashedTx::new).collect(), CHAIN);
+        let sequential = cairn_ledger::verify_transactions(&txs, CHAIN);
+        assert_eq!(
+            parallel
+                .iter()
+                .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+                .collect::<Vec<_>>(),
+            sequential
+        );
+        for (r, t) in parallel.iter().zip(&txs) {
+            if let Ok(v) = r {
+                assert_eq!(v.tx(), t, "out of order");
+            }
+        }
+        let bad: Vec<usize> = parallel
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.is_err().then_some(i))
+            .collect();
+        assert_eq!(bad, vec![0, 600, n / 2, n - 1]);
+        assert!(verify_parallel(Vec::new(), CHAIN).is_empty());
+    }
+
     #[tokio::test]
     async fn an_empty_job_needs_no_batch() {
         let verifier = Verifier::spawn(CHAIN.into(), 1);
         let got = verifier.verify(Vec::new()).await.unwrap();
-        assert!(got.txs.is_empty() && got.results.is_empty());
+        assert!(got.results.is_empty());
         assert_eq!(verifier.stats().batches.load(Ordering::Relaxed), 0);
     }
 }

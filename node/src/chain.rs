@@ -173,54 +173,24 @@ impl Chain {
         timestamp_ms: u64,
         pick: impl FnOnce(&mut BlockBuilder<'_>) -> Vec<SignedTransaction>,
     ) -> Result<Block, ChainError> {
-        if self.pending.len() >= PENDING_BLOCKS_MAX {
-            return Err(ChainError::PendingFull {
-                max: PENDING_BLOCKS_MAX,
-            });
-        }
-        let (parent_header, lthash, state) =
-            self.state_at(parent).ok_or(ChainError::UnknownParent {
-                block: Hash::ZERO,
-                parent: *parent,
-            })?;
-        let height = parent_header.height + 1;
-        let ctx = BlockContext {
-            chain_id: self.chain_id.clone(),
-            height,
-            proposer,
-        };
-        let mut builder = BlockBuilder::new(&state, lthash, ctx);
-        let transactions = pick(&mut builder);
-        let diff = builder.finish();
-        let hashes: Vec<Hash> = transactions.iter().map(|t| t.hash()).collect();
-        let header = BlockHeader {
-            chain_id: self.chain_id.clone(),
-            height,
+        let sealed = self.build_with(
+            parent,
             view,
-            parent_hash: *parent,
             proposer,
-            timestamp_ms: timestamp_ms.max(parent_header.timestamp_ms),
-            txs_root: txs_root(&hashes),
-            signed_txs_root: cairn_ledger::signed_txs_root_of(&transactions),
-            state_root: diff.state_root(),
-        };
-        let block = Block {
-            header,
-            transactions,
-        };
-        drop(state);
-        let sealed =
-            SealedBlock::seal(block.clone()).expect("a block built here matches its roots");
-        let hash = sealed.hash();
-        self.pending.insert(
-            hash,
-            PendingBlock {
-                block: sealed,
-                hash,
-                diff,
+            timestamp_ms,
+            pick,
+            |mut header, transactions| {
+                let hashes: Vec<Hash> = transactions.iter().map(|t| t.hash()).collect();
+                header.txs_root = txs_root(&hashes);
+                header.signed_txs_root = cairn_ledger::signed_txs_root_of(&transactions);
+                SealedBlock::seal(Block {
+                    header,
+                    transactions,
+                })
+                .expect("a block built here matches its roots")
             },
-        );
-        Ok(block)
+        )?;
+        Ok(sealed.into_block())
     }
 
     /// The leader's [`Self::build`]: `pick` returns transactions whose signatures this node
@@ -234,6 +204,29 @@ impl Chain {
         proposer: Address,
         timestamp_ms: u64,
         pick: impl FnOnce(&mut BlockBuilder<'_>) -> Vec<VerifiedTx>,
+    ) -> Result<SealedBlock, ChainError> {
+        self.build_with(
+            parent,
+            view,
+            proposer,
+            timestamp_ms,
+            pick,
+            SealedBlock::assemble,
+        )
+    }
+
+    /// The shared body of [`Self::build`] and [`Self::build_verified`]: executes what `pick`
+    /// applies on `parent`'s state, makes the header (both transaction roots left zero for
+    /// `seal`, which sets them from the transactions and seals the block), inserts the block
+    /// as pending and returns it.
+    fn build_with<T>(
+        &mut self,
+        parent: &Hash,
+        view: u64,
+        proposer: Address,
+        timestamp_ms: u64,
+        pick: impl FnOnce(&mut BlockBuilder<'_>) -> Vec<T>,
+        seal: impl FnOnce(BlockHeader, Vec<T>) -> SealedBlock,
     ) -> Result<SealedBlock, ChainError> {
         if self.pending.len() >= PENDING_BLOCKS_MAX {
             return Err(ChainError::PendingFull {
@@ -261,13 +254,13 @@ impl Chain {
             parent_hash: *parent,
             proposer,
             timestamp_ms: timestamp_ms.max(parent_header.timestamp_ms),
-            // Both roots are set by `assemble` from the transactions' carried hashes.
+            // Both roots are set by `seal` from the transactions.
             txs_root: Hash::ZERO,
             signed_txs_root: Hash::ZERO,
             state_root: diff.state_root(),
         };
         drop(state);
-        let sealed = SealedBlock::assemble(header, transactions);
+        let sealed = seal(header, transactions);
         let hash = sealed.hash();
         self.pending.insert(
             hash,

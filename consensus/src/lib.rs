@@ -252,6 +252,7 @@
 #![warn(missing_docs)]
 
 mod config;
+pub mod epoch;
 mod error;
 mod evidence;
 mod facts;
@@ -272,6 +273,10 @@ pub use config::{
     Config, DEFAULT_LEADER_TIMEOUT_MS, DEFAULT_NOTARIZATION_TIMEOUT_MS, DEFAULT_NULLIFY_RETRY_MS,
     DEFAULT_VIEWS_AHEAD_MAX, JUSTIFICATION_BATCH_MAX, JUSTIFICATION_VIEWS_MAX, VIEWS_AHEAD_LIMIT,
     VIEWS_KEPT,
+};
+pub use epoch::{
+    BlockKind, EPOCH_CONTEXT, Epoch, EpochError, EpochInput, EpochMessage, EpochOutput,
+    EpochParams, EpochProof, Epochs, SUFFIX_BLOCKS_MAX, epoch_namespace,
 };
 pub use error::{ConfigError, EvidenceError, MessageError, ValidatorSetError};
 pub use evidence::{Equivocation, Evidence};

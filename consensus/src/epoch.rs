@@ -837,7 +837,7 @@ impl Epochs {
         {
             machine.set_broken_variant(self.broken);
             machine.set_fallback_verifier(Some((
-                self.current.machine_namespace(&self.params),
+                epoch_namespace(&self.params.chain_namespace, self.current.epoch),
                 self.current.machine.validators().clone(),
             )));
         }
@@ -1051,10 +1051,6 @@ impl Running {
             pending: None,
             last_catch_up_ms: None,
         }
-    }
-
-    fn machine_namespace(&self, params: &EpochParams) -> [u8; 32] {
-        epoch_namespace(&params.chain_namespace, self.epoch)
     }
 
     /// Records `p`'s parent link, and its kind if given (a known kind is

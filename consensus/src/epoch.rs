@@ -86,7 +86,7 @@
 //!   proofs of the last [`EPOCH_PROOFS_KEPT`] ended epochs; a message tagged
 //!   with an ended epoch is answered by re-broadcasting that epoch's
 //!   finalization (at most once per `nullify_retry_ms` per epoch), and a
-//!   message tagged with the next epoch makes it emit
+//!   message tagged with any later epoch makes it emit
 //!   [`EpochOutput::CatchUp`] (same rate) so the host can fetch the missing
 //!   finalization. Messages for epoch `current + 1` are **buffered**, at
 //!   most [`FUTURE_MESSAGES_MAX`] (later ones are dropped, and re-obtained
@@ -706,8 +706,8 @@ impl Epochs {
                     self.absorb(outputs, now_ms, &mut out);
                 } else if e <= epoch {
                     self.answer_laggard(e, now_ms, &mut out);
-                } else if e == epoch + 1 {
-                    if self.future.len() < FUTURE_MESSAGES_MAX {
+                } else {
+                    if e == epoch + 1 && self.future.len() < FUTURE_MESSAGES_MAX {
                         self.future.push_back(EpochMessage { epoch: e, message });
                     }
                     if running {

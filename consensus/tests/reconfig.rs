@@ -85,10 +85,15 @@ fn reconfig_same_seed_same_event_hash() {
 
 /// Runs seeds 0.. until `variant` is caught (at most 1,000); asserts the
 /// violation kind, the replay command and a deterministic replay.
-fn caught_within_1000_seeds(variant: BrokenVariant, expected: &[ReconfigViolationKind]) -> u64 {
+fn caught_within_1000_seeds(
+    variant: BrokenVariant,
+    check_proofs: bool,
+    expected: &[ReconfigViolationKind],
+) -> u64 {
     for seed in 0..1000 {
         let cfg = ReconfigConfig {
             broken: Some(variant),
+            check_proofs,
             ..ReconfigConfig::new(seed)
         };
         let report = run_reconfig(&cfg);
@@ -112,6 +117,7 @@ fn caught_within_1000_seeds(variant: BrokenVariant, expected: &[ReconfigViolatio
 fn broken_accept_previous_epoch_certificates_is_caught() {
     caught_within_1000_seeds(
         BrokenVariant::AcceptPreviousEpochCertificates,
+        true,
         &[
             ReconfigViolationKind::WrongEpochCertificate,
             ReconfigViolationKind::ConflictingFinalization,
@@ -119,14 +125,33 @@ fn broken_accept_previous_epoch_certificates_is_caught() {
     );
 }
 
+/// The switch's proof is a notarization, not a finalization: the proof
+/// check rejects it at once.
 #[test]
-fn broken_switch_on_notarization_is_caught() {
+fn broken_switch_on_notarization_is_caught_by_the_proof_check() {
     caught_within_1000_seeds(
         BrokenVariant::SwitchOnNotarization,
+        true,
+        &[ReconfigViolationKind::BadEpochProof],
+    );
+}
+
+/// Without the proof check, the early switch is still caught by what it
+/// breaks: a notarized boundary that is never finalized (orphaned) makes
+/// nodes disagree on `L`, or commit conflicting blocks.
+#[test]
+fn broken_switch_on_notarization_is_caught_by_its_effects() {
+    caught_within_1000_seeds(
+        BrokenVariant::SwitchOnNotarization,
+        false,
         &[
-            ReconfigViolationKind::BadEpochProof,
             ReconfigViolationKind::EpochDisagreement,
             ReconfigViolationKind::ConflictingFinalization,
+            ReconfigViolationKind::BrokenChain,
+            ReconfigViolationKind::WrongEpochCertificate,
+            ReconfigViolationKind::DoubleSign,
+            ReconfigViolationKind::HonestRejected,
+            ReconfigViolationKind::Liveness,
         ],
     );
 }

@@ -118,6 +118,10 @@ pub struct ReconfigConfig {
     pub bound_ms: u64,
     /// A deliberately broken variant on every node.
     pub broken: Option<BrokenVariant>,
+    /// Check every `EpochEnded` proof ([`ReconfigViolationKind::BadEpochProof`]).
+    /// Off only to show that a broken switch is also caught by its effects
+    /// (disagreement on `L`, conflicting commits).
+    pub check_proofs: bool,
     /// Print every event to stderr.
     pub trace: bool,
 }
@@ -132,6 +136,7 @@ impl ReconfigConfig {
             max_loss_permille: 200,
             bound_ms: DEFAULT_BOUND_MS,
             broken: None,
+            check_proofs: true,
             trace: false,
         }
     }
@@ -150,6 +155,9 @@ impl ReconfigConfig {
         }
         if !self.byzantine {
             cmd.push_str(" --no-byzantine");
+        }
+        if !self.check_proofs {
+            cmd.push_str(" --no-proof-check");
         }
         cmd
     }
@@ -1576,12 +1584,14 @@ impl RSim {
         }
         let set = members_set(&self.nodes[i].durable.set);
         let blocks = &self.blocks;
+        let check = self.cfg.check_proofs;
         if let Err(e) = proof.verify(&RECONFIG_NAMESPACE, &set, |d| {
             blocks
                 .get(d)
                 .filter(|b| b.epoch == epoch)
                 .map(|b| (b.proposal.parent, b.kind))
-        }) {
+        }) && check
+        {
             self.violate(
                 ReconfigViolationKind::BadEpochProof,
                 format!("node {i}: proof of the end of epoch {epoch} does not verify: {e}"),

@@ -150,7 +150,9 @@ use thiserror::Error;
 use crate::config::Config;
 use crate::error::{ConfigError, MessageError};
 use crate::machine::{BrokenVariant, Consensus, Input, Output};
-use crate::types::{Anchor, Certificate, CertificateKind, Digest, Message, Proposal, View, WalEntry};
+use crate::types::{
+    Anchor, Certificate, CertificateKind, Digest, Message, Proposal, View, WalEntry,
+};
 use crate::validators::ValidatorSet;
 
 /// An epoch number: 0 for the genesis set, `+1` per validator-set change.
@@ -320,7 +322,10 @@ pub struct EpochProof {
 impl EpochProof {
     /// The boundary `L`: the canonical last block of the epoch.
     pub fn last_block(&self) -> Digest {
-        *self.blocks.last().expect("a proof lists at least one block")
+        *self
+            .blocks
+            .last()
+            .expect("a proof lists at least one block")
     }
 
     /// Checks the proof against the epoch's set `set` (which the verifier
@@ -849,10 +854,7 @@ impl Epochs {
         while self.proofs.len() > EPOCH_PROOFS_KEPT {
             self.proofs.pop_front();
         }
-        let old = std::mem::replace(
-            &mut self.current,
-            Running::new(epoch, machine, anchor),
-        );
+        let old = std::mem::replace(&mut self.current, Running::new(epoch, machine, anchor));
         self.previous = Some((old.epoch, old.machine));
         let mut out = self.start(now_ms);
         for message in std::mem::take(&mut self.future) {
@@ -1086,8 +1088,7 @@ impl Running {
     fn prune(&mut self) {
         let floor = self.machine.last_finalized().view;
         let anchor = self.anchor.payload;
-        self.blocks
-            .retain(|d, b| *d == anchor || b.view >= floor);
+        self.blocks.retain(|d, b| *d == anchor || b.view >= floor);
     }
 
     /// Number of suffix blocks from `block` down to its boundary (`0` for
@@ -1127,5 +1128,545 @@ impl Running {
                         .is_none_or(|d| d < SUFFIX_BLOCKS_MAX)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Step tables for the epoch driver: exact outputs for hand-made inputs
+    //! (test names start with the spec rule, e.g. `e3_…`).
+
+    use super::*;
+    use crate::testing::{Fixture, TEST_NAMESPACE, genesis, genesis_payload};
+    use crate::{Validator, VoteKind};
+
+    type Step = (EpochInput, Result<Vec<EpochOutput>, EpochError>);
+
+    fn run(d: &mut Epochs, steps: Vec<Step>) {
+        for (i, (input, expected)) in steps.into_iter().enumerate() {
+            let got = d.handle(input.clone());
+            assert_eq!(
+                got, expected,
+                "step {i}: input {input:?}\n  got      {got:#?}\n  expected {expected:#?}"
+            );
+        }
+    }
+
+    fn fx(epoch: Epoch) -> Fixture {
+        Fixture {
+            namespace: epoch_namespace(&TEST_NAMESPACE, epoch),
+            ..Fixture::new(&[1, 1, 1, 1])
+        }
+    }
+
+    fn driver(f: &Fixture, me: Option<u16>) -> (Epochs, Vec<EpochOutput>) {
+        let config = f.config(me);
+        let mut d = Epochs::new(
+            EpochParams::from_config(&config),
+            0,
+            config.validators.clone(),
+            config.signer.clone(),
+            genesis(),
+            genesis(),
+            &[],
+        )
+        .expect("valid");
+        let out = d.start(0);
+        (d, out)
+    }
+
+    fn digest(b: u8) -> Digest {
+        Digest([b; 32])
+    }
+
+    fn prop(view: View, parent_view: View, parent: Digest, payload: Digest) -> Proposal {
+        Proposal {
+            view,
+            parent_view,
+            parent,
+            payload,
+        }
+    }
+
+    fn msg(epoch: Epoch, message: Message, now_ms: u64) -> EpochInput {
+        EpochInput::Message {
+            message: EpochMessage { epoch, message },
+            now_ms,
+        }
+    }
+
+    fn block(p: Proposal, kind: BlockKind) -> EpochInput {
+        EpochInput::Block {
+            epoch: 0,
+            proposal: p,
+            kind,
+        }
+    }
+
+    fn c(epoch: Epoch, output: Output) -> EpochOutput {
+        EpochOutput::Consensus { epoch, output }
+    }
+
+    fn fin(f: &Fixture, p: Proposal) -> Certificate {
+        f.cert(CertificateKind::Finalization(p), &[0, 1, 2])
+    }
+
+    #[test]
+    fn e1_epoch_namespace_is_the_chain_namespace_at_0_and_distinct_after() {
+        let ns = TEST_NAMESPACE;
+        assert_eq!(epoch_namespace(&ns, 0), ns);
+        let mut material = ns.to_vec();
+        material.extend_from_slice(&1u64.to_le_bytes());
+        assert_eq!(
+            epoch_namespace(&ns, 1),
+            blake3::derive_key(EPOCH_CONTEXT, &material)
+        );
+        let all: std::collections::BTreeSet<[u8; 32]> =
+            (0..100).map(|e| epoch_namespace(&ns, e)).collect();
+        assert_eq!(all.len(), 100);
+        assert_ne!(epoch_namespace(&[1; 32], 1), epoch_namespace(&ns, 1));
+    }
+
+    #[test]
+    fn e1_certificate_verifies_only_under_its_epoch() {
+        let p = prop(1, 0, genesis_payload(), digest(1));
+        let f1 = fx(1);
+        let cert = fin(&f1, p);
+        assert_eq!(cert.verify(&f1.namespace, &f1.set), Ok(()));
+        for e in [0, 2, 3] {
+            assert!(matches!(
+                cert.verify(&epoch_namespace(&TEST_NAMESPACE, e), &f1.set),
+                Err(MessageError::BadSignature { .. })
+            ));
+        }
+        // Same namespace, another set (a rotated key at index 1).
+        let mut validators: Vec<Validator> = f1.set.iter().cloned().collect();
+        validators[1].public_key = SigningKey::from_bytes(&[42; 32]).verifying_key();
+        let rotated = ValidatorSet::new(validators).expect("valid");
+        assert_eq!(
+            cert.verify(&f1.namespace, &rotated),
+            Err(MessageError::BadSignature { signer: 1 })
+        );
+    }
+
+    #[test]
+    fn e1_envelope_round_trip_and_size_check_before_decoding() {
+        let f = fx(0);
+        let m = EpochMessage {
+            epoch: 7,
+            message: f.vote_msg(2, VoteKind::Nullify(3)),
+        };
+        let bytes = m.encode();
+        assert_eq!(EpochMessage::decode(&bytes), Ok(m.clone()));
+        assert_eq!(&bytes[..8], &7u64.to_le_bytes());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            EpochMessage::decode(&trailing),
+            Err(MessageError::Malformed { .. })
+        ));
+        let huge = vec![0u8; EpochMessage::BYTES_MAX + 1];
+        assert_eq!(
+            EpochMessage::decode(&huge),
+            Err(MessageError::Oversize {
+                len: EpochMessage::BYTES_MAX + 1,
+                max: EpochMessage::BYTES_MAX
+            })
+        );
+        assert_eq!(EpochMessage::BYTES_MAX, Message::BYTES_MAX + 8);
+    }
+
+    /// An observer learns a boundary's finalization; the host supplies the
+    /// kind; the epoch ends at once; the next epoch waits for its set.
+    #[test]
+    fn e3_boundary_finalized_directly_ends_the_epoch() {
+        let f = fx(0);
+        let (mut d, out) = driver(&f, None);
+        assert_eq!(
+            out,
+            vec![
+                EpochOutput::EpochStarted {
+                    epoch: 0,
+                    anchor: genesis(),
+                    voting: false
+                },
+                c(0, Output::ViewChanged { view: 1 }),
+            ]
+        );
+        let l = prop(1, 0, genesis_payload(), digest(1));
+        let cert = fin(&f, l);
+        let proof = EpochProof {
+            epoch: 0,
+            finalization: cert.clone(),
+            blocks: vec![l.payload],
+        };
+        run(
+            &mut d,
+            vec![
+                (
+                    msg(0, Message::Certificate(cert.clone()), 10),
+                    Ok(vec![
+                        c(0, Output::Finalized(cert.clone())),
+                        c(0, Output::ViewChanged { view: 2 }),
+                        EpochOutput::BlockNeeded {
+                            epoch: 0,
+                            payload: l.payload,
+                        },
+                    ]),
+                ),
+                (
+                    block(l, BlockKind::Boundary),
+                    Ok(vec![EpochOutput::EpochEnded {
+                        epoch: 0,
+                        last_block: l.payload,
+                        proof: proof.clone(),
+                    }]),
+                ),
+                // A vote of the ended epoch: re-broadcast its finalization,
+                // then not again within nullify_retry_ms (500 ms).
+                (
+                    msg(0, f.vote_msg(3, VoteKind::Nullify(2)), 20),
+                    Ok(vec![c(
+                        0,
+                        Output::Broadcast(Message::Certificate(cert.clone())),
+                    )]),
+                ),
+                (msg(0, f.vote_msg(3, VoteKind::Nullify(2)), 30), Ok(vec![])),
+                (
+                    msg(0, f.vote_msg(3, VoteKind::Nullify(2)), 520),
+                    Ok(vec![c(
+                        0,
+                        Output::Broadcast(Message::Certificate(cert.clone())),
+                    )]),
+                ),
+            ],
+        );
+        assert!(d.has_ended());
+        assert_eq!(d.proof(0), Some(&proof));
+        let f1 = fx(1);
+        assert_eq!(
+            d.start_next_epoch(2, f1.set.clone(), None, 40),
+            Err(EpochError::WrongEpoch {
+                expected: 1,
+                got: 2
+            })
+        );
+        // Epoch 1 with this node's key in the set: it votes.
+        let out = d
+            .start_next_epoch(1, f1.set.clone(), Some(f1.keys[2].clone()), 50)
+            .expect("starts");
+        let anchor = Anchor {
+            view: 0,
+            payload: l.payload,
+        };
+        assert_eq!(
+            out,
+            vec![
+                EpochOutput::EpochStarted {
+                    epoch: 1,
+                    anchor,
+                    voting: true
+                },
+                c(1, Output::ViewChanged { view: 1 }),
+                c(1, Output::SetTimer { deadline_ms: 1_050 }),
+            ]
+        );
+        assert_eq!(d.epoch(), 1);
+        assert_eq!(d.previous_instance().map(|(e, _)| e), Some(0));
+        assert_eq!(d.instance().last_finalized(), anchor);
+        // An epoch-0 certificate replayed as epoch 1 does not verify.
+        assert!(matches!(
+            d.handle(msg(1, Message::Certificate(cert), 60)),
+            Err(EpochError::Message {
+                epoch: 1,
+                source: MessageError::BadSignature { .. }
+            })
+        ));
+    }
+
+    #[test]
+    fn e3_suffix_finalization_ends_the_epoch_at_the_boundary() {
+        let f = fx(0);
+        let (mut d, _) = driver(&f, None);
+        let l = prop(1, 0, genesis_payload(), digest(1));
+        let s1 = prop(2, 1, l.payload, digest(2));
+        let s2 = prop(4, 2, s1.payload, digest(3));
+        let cert = fin(&f, s2);
+        run(
+            &mut d,
+            vec![
+                (block(l, BlockKind::Boundary), Ok(vec![])),
+                (block(s1, BlockKind::Suffix), Ok(vec![])),
+                (block(s2, BlockKind::Suffix), Ok(vec![])),
+                (
+                    msg(0, Message::Certificate(cert.clone()), 10),
+                    Ok(vec![
+                        c(0, Output::Finalized(cert.clone())),
+                        c(0, Output::ViewChanged { view: 5 }),
+                        EpochOutput::EpochEnded {
+                            epoch: 0,
+                            last_block: l.payload,
+                            proof: EpochProof {
+                                epoch: 0,
+                                finalization: cert,
+                                blocks: vec![s2.payload, s1.payload, l.payload],
+                            },
+                        },
+                    ]),
+                ),
+            ],
+        );
+        // The proof verifies against the set and the blocks; not against
+        // another epoch's namespace, a broken link or a wrong kind.
+        let proof = d.proof(0).expect("kept").clone();
+        let kinds = [
+            (l.payload, (l.parent, BlockKind::Boundary)),
+            (s1.payload, (s1.parent, BlockKind::Suffix)),
+            (s2.payload, (s2.parent, BlockKind::Suffix)),
+        ];
+        let lookup = |d: &Digest| kinds.iter().find(|(k, _)| k == d).map(|(_, v)| *v);
+        assert_eq!(proof.verify(&TEST_NAMESPACE, &f.set, lookup), Ok(l.payload));
+        let mut shifted = proof.clone();
+        shifted.epoch = 1;
+        assert!(matches!(
+            shifted.verify(&TEST_NAMESPACE, &f.set, lookup),
+            Err(EpochError::ProofCertificate(_))
+        ));
+        let mut skipped = proof.clone();
+        skipped.blocks.remove(1);
+        assert_eq!(
+            skipped.verify(&TEST_NAMESPACE, &f.set, lookup),
+            Err(EpochError::ProofLink { index: 0 })
+        );
+        let all_suffix = |d: &Digest| lookup(d).map(|(p, _)| (p, BlockKind::Suffix));
+        assert_eq!(
+            proof.verify(&TEST_NAMESPACE, &f.set, all_suffix),
+            Err(EpochError::ProofKind { index: 2 })
+        );
+        let mut long = proof.clone();
+        long.blocks = vec![s2.payload; SUFFIX_BLOCKS_MAX + 2];
+        assert_eq!(
+            long.verify(&TEST_NAMESPACE, &f.set, lookup),
+            Err(EpochError::ProofLength {
+                len: SUFFIX_BLOCKS_MAX + 2,
+                max: SUFFIX_BLOCKS_MAX + 1
+            })
+        );
+    }
+
+    #[test]
+    fn e3_ordinary_finalization_does_not_end_and_start_next_is_refused() {
+        let f = fx(0);
+        let (mut d, _) = driver(&f, None);
+        let p = prop(1, 0, genesis_payload(), digest(1));
+        let cert = fin(&f, p);
+        run(
+            &mut d,
+            vec![
+                (block(p, BlockKind::Ordinary), Ok(vec![])),
+                (
+                    msg(0, Message::Certificate(cert.clone()), 10),
+                    Ok(vec![
+                        c(0, Output::Finalized(cert)),
+                        c(0, Output::ViewChanged { view: 2 }),
+                    ]),
+                ),
+            ],
+        );
+        assert!(!d.has_ended());
+        assert_eq!(
+            d.start_next_epoch(1, f.set.clone(), None, 20).map(|_| ()),
+            Err(EpochError::NotEnded { epoch: 0 })
+        );
+    }
+
+    /// E3 is about finality: a notarized boundary does not end the epoch.
+    #[test]
+    fn e3_notarized_boundary_does_not_end_the_epoch() {
+        let f = fx(0);
+        let (mut d, _) = driver(&f, None);
+        let l = prop(1, 0, genesis_payload(), digest(1));
+        let cert = f.cert(CertificateKind::Notarization(l), &[0, 1, 2]);
+        run(
+            &mut d,
+            vec![
+                (block(l, BlockKind::Boundary), Ok(vec![])),
+                (
+                    msg(0, Message::Certificate(cert.clone()), 10),
+                    Ok(vec![
+                        c(0, Output::Notarized(cert)),
+                        c(0, Output::ViewChanged { view: 2 }),
+                    ]),
+                ),
+            ],
+        );
+        assert!(!d.has_ended());
+    }
+
+    /// E2: a replica refuses an ordinary child of a boundary (nullifies).
+    #[test]
+    fn e2_replica_refuses_a_non_suffix_child_of_the_boundary() {
+        let f = fx(0);
+        let (mut d, _) = driver(&f, Some(3));
+        let l = prop(1, 0, genesis_payload(), digest(1));
+        let child = prop(2, 1, l.payload, digest(2));
+        let notarization = f.cert(CertificateKind::Notarization(l), &[0, 1, 2]);
+        d.handle(block(l, BlockKind::Boundary)).expect("ok");
+        d.handle(msg(0, Message::Certificate(notarization), 10))
+            .expect("ok");
+        let out = d
+            .handle(msg(0, f.vote_msg(2, VoteKind::Notarize(child)), 20))
+            .expect("ok");
+        assert_eq!(
+            out,
+            vec![
+                c(0, Output::Validate(child)),
+                c(0, Output::SetTimer { deadline_ms: 2_010 }),
+            ]
+        );
+        let out = d
+            .handle(EpochInput::Validated {
+                epoch: 0,
+                proposal: child,
+                verdict: Some(BlockKind::Ordinary),
+                now_ms: 30,
+            })
+            .expect("ok");
+        let nullify = f.vote(3, VoteKind::Nullify(2));
+        assert_eq!(
+            out,
+            vec![
+                c(0, Output::Persist(WalEntry::Voted(nullify.clone()))),
+                c(0, Output::Broadcast(Message::Vote(nullify))),
+                c(0, Output::SetTimer { deadline_ms: 530 }),
+            ]
+        );
+        // The same child as a suffix block is voted for.
+        let (mut d, _) = driver(&f, Some(3));
+        d.handle(block(l, BlockKind::Boundary)).expect("ok");
+        d.handle(msg(
+            0,
+            Message::Certificate(f.cert(CertificateKind::Notarization(l), &[0, 1, 2])),
+            10,
+        ))
+        .expect("ok");
+        d.handle(msg(0, f.vote_msg(2, VoteKind::Notarize(child)), 20))
+            .expect("ok");
+        let out = d
+            .handle(EpochInput::Validated {
+                epoch: 0,
+                proposal: child,
+                verdict: Some(BlockKind::Suffix),
+                now_ms: 30,
+            })
+            .expect("ok");
+        let notarize = f.vote(3, VoteKind::Notarize(child));
+        assert_eq!(
+            out[..2],
+            [
+                c(0, Output::Persist(WalEntry::Voted(notarize.clone()))),
+                c(0, Output::Broadcast(Message::Vote(notarize))),
+            ]
+        );
+    }
+
+    /// E4: the leader whose parent ends a suffix of `SUFFIX_BLOCKS_MAX`
+    /// blocks does not propose; one block shorter, it does.
+    #[test]
+    fn e4_leader_does_not_build_past_the_suffix_bound() {
+        for (suffix, builds) in [(SUFFIX_BLOCKS_MAX - 1, true), (SUFFIX_BLOCKS_MAX, false)] {
+            let f = fx(0);
+            let (mut d, _) = driver(&f, Some(2));
+            let l = prop(1, 0, genesis_payload(), Digest([0xB0; 32]));
+            d.handle(block(l, BlockKind::Boundary)).expect("ok");
+            let mut parent = l.payload;
+            for k in 0..suffix {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(k as u64 + 1).to_le_bytes());
+                let s = prop(1, 0, parent, Digest(id));
+                d.handle(block(s, BlockKind::Suffix)).expect("ok");
+                parent = s.payload;
+            }
+            // `parent` is notarized in view 1; this node leads view 2.
+            let tip = prop(1, 0, genesis_payload(), parent);
+            let out = d
+                .handle(msg(
+                    0,
+                    Message::Certificate(f.cert(CertificateKind::Notarization(tip), &[0, 1, 3])),
+                    10,
+                ))
+                .expect("ok");
+            let built = out.iter().any(|o| {
+                matches!(
+                    o,
+                    EpochOutput::Consensus {
+                        output: Output::BuildProposal { .. },
+                        ..
+                    }
+                )
+            });
+            assert_eq!(built, builds, "suffix of {suffix}: {out:#?}");
+        }
+    }
+
+    /// E5: next-epoch messages are buffered (bounded) and replayed when the
+    /// epoch starts; they also ask the host to catch up (rate-limited).
+    #[test]
+    fn e5_future_messages_are_buffered_and_trigger_catch_up() {
+        let f = fx(0);
+        let f1 = fx(1);
+        let (mut d, _) = driver(&f, None);
+        let p1 = prop(1, 0, genesis_payload(), digest(9));
+        let l = prop(1, 0, genesis_payload(), digest(1));
+        let p1 = Proposal {
+            parent: l.payload,
+            ..p1
+        };
+        let n1 = f1.cert(CertificateKind::Notarization(p1), &[0, 1, 2]);
+        run(
+            &mut d,
+            vec![
+                (
+                    msg(1, Message::Certificate(n1.clone()), 10),
+                    Ok(vec![EpochOutput::CatchUp { epoch: 0 }]),
+                ),
+                (msg(1, Message::Certificate(n1.clone()), 20), Ok(vec![])),
+                (
+                    msg(2, f.vote_msg(0, VoteKind::Nullify(1)), 600),
+                    Ok(vec![EpochOutput::CatchUp { epoch: 0 }]),
+                ),
+            ],
+        );
+        assert_eq!(d.buffered(), 2); // epoch 2 is not buffered
+        for _ in 0..FUTURE_MESSAGES_MAX {
+            d.handle(msg(1, Message::Certificate(n1.clone()), 700))
+                .expect("ok");
+        }
+        assert_eq!(d.buffered(), FUTURE_MESSAGES_MAX);
+        let cert = fin(&f, l);
+        d.handle(block(l, BlockKind::Boundary)).expect("ok");
+        d.handle(msg(0, Message::Certificate(cert), 800))
+            .expect("ok");
+        assert!(d.has_ended());
+        let out = d
+            .start_next_epoch(1, f1.set.clone(), None, 900)
+            .expect("starts");
+        assert_eq!(
+            out,
+            vec![
+                EpochOutput::EpochStarted {
+                    epoch: 1,
+                    anchor: Anchor {
+                        view: 0,
+                        payload: l.payload
+                    },
+                    voting: false
+                },
+                c(1, Output::ViewChanged { view: 1 }),
+                c(1, Output::Notarized(n1)),
+                c(1, Output::ViewChanged { view: 2 }),
+            ]
+        );
+        assert_eq!(d.buffered(), 0);
     }
 }

@@ -75,7 +75,10 @@ fn reconfig_same_seed_same_event_hash() {
         let a = run_reconfig(&ReconfigConfig::new(seed));
         let b = run_reconfig(&ReconfigConfig::new(seed));
         assert!(a.ok(), "{}", a.failure_message());
-        assert_eq!(a.event_hash, b.event_hash, "seed {seed} is not deterministic");
+        assert_eq!(
+            a.event_hash, b.event_hash,
+            "seed {seed} is not deterministic"
+        );
         assert_eq!(a.stats, b.stats);
         assert_eq!(a.time_ms, b.time_ms);
         let other = run_reconfig(&ReconfigConfig::new(seed + 6));
@@ -102,7 +105,10 @@ fn caught_within_1000_seeds(
         };
         let message = report.failure_message();
         println!("{variant:?} caught at seed {seed}: {message}");
-        assert!(expected.contains(&v.kind), "{variant:?}: unexpected {message}");
+        assert!(
+            expected.contains(&v.kind),
+            "{variant:?}: unexpected {message}"
+        );
         assert!(message.contains(&format!("--seed {seed}")), "{message}");
         assert!(message.contains("--broken"), "{message}");
         let again = run_reconfig(&cfg);
@@ -172,7 +178,10 @@ fn smoke() {
 #[ignore = "debugging aid"]
 fn trace_one() {
     let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let r = run_reconfig(&ReconfigConfig { trace: true, ..ReconfigConfig::new(seed) });
+    let r = run_reconfig(&ReconfigConfig {
+        trace: true,
+        ..ReconfigConfig::new(seed)
+    });
     println!("{}", r.one_line());
     println!("{}", r.failure_message());
 }

@@ -252,7 +252,12 @@ fn set_ok(members: &[Member], byz: Option<usize>) -> bool {
 }
 
 /// Draws powers for `ids` so the set tolerates the Byzantine identity.
-fn gen_set(ids: &[usize], versions: &[u32; POOL], byz: Option<usize>, rng: &mut SplitMix64) -> Vec<Member> {
+fn gen_set(
+    ids: &[usize],
+    versions: &[u32; POOL],
+    byz: Option<usize>,
+    rng: &mut SplitMix64,
+) -> Vec<Member> {
     for attempt in 0..200 {
         let members: Vec<Member> = ids
             .iter()
@@ -340,7 +345,11 @@ impl ReconfigScenario {
                     .collect();
                 (
                     s0,
-                    vec![Change::RemoveProposer, Change::RemoveProposer, Change::AddBack],
+                    vec![
+                        Change::RemoveProposer,
+                        Change::RemoveProposer,
+                        Change::AddBack,
+                    ],
                 )
             }
             ReconfigKind::Churn => {
@@ -675,10 +684,25 @@ struct Node {
 }
 
 enum Ev {
-    Deliver { from: usize, to: usize, bytes: Rc<[u8]> },
-    Timer { node: usize, generation: u64 },
-    App { node: usize, incarnation: u64, input: EpochInput },
-    NextEpoch { node: usize, incarnation: u64, epoch: Epoch },
+    Deliver {
+        from: usize,
+        to: usize,
+        bytes: Rc<[u8]>,
+    },
+    Timer {
+        node: usize,
+        generation: u64,
+    },
+    App {
+        node: usize,
+        incarnation: u64,
+        input: EpochInput,
+    },
+    NextEpoch {
+        node: usize,
+        incarnation: u64,
+        epoch: Epoch,
+    },
     PartitionStart(usize),
     PartitionHeal(usize),
     Crash(usize),
@@ -824,7 +848,10 @@ impl RSim {
         }
         while self.violation.is_none() && !self.done() {
             let Some(((at, _), ev)) = self.queue.pop_first() else {
-                self.violate(ReconfigViolationKind::Liveness, "event queue ran dry".into());
+                self.violate(
+                    ReconfigViolationKind::Liveness,
+                    "event queue ran dry".into(),
+                );
                 break;
             };
             self.now = self.now.max(at);
@@ -883,7 +910,13 @@ impl RSim {
                 }
                 match EpochMessage::decode(&bytes) {
                     Ok(message) => {
-                        self.trace(|| format!("{from:>2} -> {to:<2} e{} {}", message.epoch, brief(&message.message)));
+                        self.trace(|| {
+                            format!(
+                                "{from:>2} -> {to:<2} e{} {}",
+                                message.epoch,
+                                brief(&message.message)
+                            )
+                        });
                         let input = EpochInput::Message {
                             message,
                             now_ms: self.now,
@@ -897,7 +930,9 @@ impl RSim {
                         if from != OUTSIDER && self.honest(from) {
                             self.violate(
                                 ReconfigViolationKind::HonestRejected,
-                                format!("node {to} could not decode a message of honest node {from}"),
+                                format!(
+                                    "node {to} could not decode a message of honest node {from}"
+                                ),
                             );
                         }
                     }
@@ -915,7 +950,8 @@ impl RSim {
                 incarnation,
                 input,
             } => {
-                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none() {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none()
+                {
                     return;
                 }
                 let tag = format!("{input:?}");
@@ -928,7 +964,8 @@ impl RSim {
                 incarnation,
                 epoch,
             } => {
-                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none() {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none()
+                {
                     return;
                 }
                 self.hash_event(10, node as u64, epoch, &[]);
@@ -1006,7 +1043,10 @@ impl RSim {
                 }
                 self.trace(|| format!("node {i} rejects (from {from:?}): {e}"));
                 let crate::epoch::EpochError::Message { source, .. } = &e else {
-                    self.violate(ReconfigViolationKind::HonestRejected, format!("node {i}: {e}"));
+                    self.violate(
+                        ReconfigViolationKind::HonestRejected,
+                        format!("node {i}: {e}"),
+                    );
                     return;
                 };
                 if source.is_peer_fault() {
@@ -1051,7 +1091,8 @@ impl RSim {
         let mut durable = d.clone();
         if durable.ended.is_none() {
             if let Some(b) = self.blocks.get(&d.anchor.payload) {
-                if b.epoch == d.epoch && b.kind != BlockKind::Ordinary && d.anchor != d.epoch_anchor {
+                if b.epoch == d.epoch && b.kind != BlockKind::Ordinary && d.anchor != d.epoch_anchor
+                {
                     let l = self.boundary_below(d.anchor.payload);
                     let next = self.blocks[&l].next.clone().expect("boundary");
                     self.commit_up_to(i, l);
@@ -1062,7 +1103,10 @@ impl RSim {
         if let Some((l, next)) = durable.ended.take() {
             durable.epoch += 1;
             durable.set = next;
-            durable.epoch_anchor = Anchor { view: 0, payload: l };
+            durable.epoch_anchor = Anchor {
+                view: 0,
+                payload: l,
+            };
             durable.anchor = durable.epoch_anchor;
             durable.wal.clear();
         }
@@ -1161,7 +1205,14 @@ impl RSim {
                     };
                     let at = self.now + self.sc.app_delay_ms;
                     let incarnation = self.nodes[i].incarnation;
-                    self.schedule(at, Ev::App { node: i, incarnation, input });
+                    self.schedule(
+                        at,
+                        Ev::App {
+                            node: i,
+                            incarnation,
+                            input,
+                        },
+                    );
                 }
             }
             EpochOutput::CatchUp { epoch } => {
@@ -1217,7 +1268,13 @@ impl RSim {
                 let x = &mut self.nodes[i];
                 x.timer_gen += 1;
                 let generation = x.timer_gen;
-                self.schedule(deadline_ms.max(self.now), Ev::Timer { node: i, generation });
+                self.schedule(
+                    deadline_ms.max(self.now),
+                    Ev::Timer {
+                        node: i,
+                        generation,
+                    },
+                );
             }
             Output::BuildProposal {
                 view,
@@ -1227,7 +1284,12 @@ impl RSim {
                 let (p, kind) = self.build(i, epoch, view, parent_view, parent);
                 let at = self.now + self.sc.app_delay_ms;
                 let incarnation = self.nodes[i].incarnation;
-                self.trace(|| format!("node {i} builds e{epoch} v{view} h{} {kind:?}", height_of(&p.payload)));
+                self.trace(|| {
+                    format!(
+                        "node {i} builds e{epoch} v{view} h{} {kind:?}",
+                        height_of(&p.payload)
+                    )
+                });
                 self.schedule(
                     at,
                     Ev::App {
@@ -1403,7 +1465,8 @@ impl RSim {
             return None;
         }
         let set = self.node_set(i);
-        let (kind, next) = self.expected(epoch, &p.parent, height_of(&p.payload), b.builder, &set)?;
+        let (kind, next) =
+            self.expected(epoch, &p.parent, height_of(&p.payload), b.builder, &set)?;
         (kind == b.kind && next == b.next).then_some(kind)
     }
 
@@ -1415,7 +1478,10 @@ impl RSim {
             CertificateKind::Nullification(_) => (1, Digest::ZERO),
             CertificateKind::Finalization(p) => (2, p.payload),
         };
-        if !self.checked_certs.insert((epoch, cert.view(), tag, payload)) {
+        if !self
+            .checked_certs
+            .insert((epoch, cert.view(), tag, payload))
+        {
             return;
         }
         self.stats.cross_epoch_checks += 1;
@@ -1462,7 +1528,11 @@ impl RSim {
         let mut cur = p;
         while cur.parent != anchor.payload {
             match self.blocks.get(&cur.parent) {
-                Some(q) if q.epoch == epoch && q.proposal.view == cur.parent_view && q.proposal.view > anchor.view => {
+                Some(q)
+                    if q.epoch == epoch
+                        && q.proposal.view == cur.parent_view
+                        && q.proposal.view > anchor.view =>
+                {
                     new.push(q.proposal.payload);
                     cur = q.proposal;
                 }
@@ -1484,7 +1554,10 @@ impl RSim {
         if self.blocks.get(&p.payload).is_none_or(|b| b.epoch != epoch) {
             self.violate(
                 ReconfigViolationKind::BrokenChain,
-                format!("node {i}: finalized unknown block of view {} in epoch {epoch}", p.view),
+                format!(
+                    "node {i}: finalized unknown block of view {} in epoch {epoch}",
+                    p.view
+                ),
             );
             return;
         }
@@ -1644,7 +1717,14 @@ impl RSim {
     fn schedule_next(&mut self, i: usize, epoch: Epoch) {
         let at = self.now + self.sc.app_delay_ms;
         let incarnation = self.nodes[i].incarnation;
-        self.schedule(at, Ev::NextEpoch { node: i, incarnation, epoch });
+        self.schedule(
+            at,
+            Ev::NextEpoch {
+                node: i,
+                incarnation,
+                epoch,
+            },
+        );
     }
 
     fn start_next(&mut self, i: usize, epoch: Epoch) {
@@ -1659,7 +1739,10 @@ impl RSim {
                 d.ended = None;
                 d.epoch = epoch;
                 d.set = next;
-                d.epoch_anchor = Anchor { view: 0, payload: l };
+                d.epoch_anchor = Anchor {
+                    view: 0,
+                    payload: l,
+                };
                 d.anchor = d.epoch_anchor;
                 d.wal.clear();
                 self.apply(i, out);
@@ -1832,9 +1915,17 @@ impl RSim {
             self.stats.dropped += 1;
             return;
         }
-        let copies = if self.rng.below(1000) < self.sc.dup_permille { 2 } else { 1 };
+        let copies = if self.rng.below(1000) < self.sc.dup_permille {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
-            let base = if from == OUTSIDER { 5 } else { self.sc.latency_ms[from][to] };
+            let base = if from == OUTSIDER {
+                5
+            } else {
+                self.sc.latency_ms[from][to]
+            };
             let mut delay = base + self.rng.below(self.sc.jitter_ms + 1);
             if self.rng.below(1000) < self.sc.reorder_permille {
                 delay += self.rng.below(400);
@@ -1855,7 +1946,10 @@ impl RSim {
         if self.violation.is_none() {
             for a in &honest {
                 for b in &honest {
-                    let (x, y) = (&self.nodes[*a].durable.committed, &self.nodes[*b].durable.committed);
+                    let (x, y) = (
+                        &self.nodes[*a].durable.committed,
+                        &self.nodes[*b].durable.committed,
+                    );
                     if x.len() <= y.len() && x[..] != y[..x.len()] {
                         self.violate(
                             ReconfigViolationKind::ConflictingFinalization,
@@ -1873,7 +1967,11 @@ impl RSim {
         ReconfigReport {
             config: self.cfg.clone(),
             scenario: self.sc.clone(),
-            min_epoch: honest.iter().map(|i| self.nodes[*i].durable.epoch).min().unwrap_or(0),
+            min_epoch: honest
+                .iter()
+                .map(|i| self.nodes[*i].durable.epoch)
+                .min()
+                .unwrap_or(0),
             min_height: honest
                 .iter()
                 .map(|i| self.nodes[*i].durable.committed.len() as u64)
@@ -1890,14 +1988,28 @@ impl RSim {
 fn brief(m: &Message) -> String {
     match m {
         Message::Vote(v) => match &v.kind {
-            VoteKind::Notarize(p) => format!("Notarize(v{} h{}) by {}", p.view, height_of(&p.payload), v.signer),
+            VoteKind::Notarize(p) => format!(
+                "Notarize(v{} h{}) by {}",
+                p.view,
+                height_of(&p.payload),
+                v.signer
+            ),
             VoteKind::Nullify(w) => format!("Nullify(v{w}) by {}", v.signer),
-            VoteKind::Finalize(p) => format!("Finalize(v{} h{}) by {}", p.view, height_of(&p.payload), v.signer),
+            VoteKind::Finalize(p) => format!(
+                "Finalize(v{} h{}) by {}",
+                p.view,
+                height_of(&p.payload),
+                v.signer
+            ),
         },
         Message::Certificate(c) => match &c.kind {
-            CertificateKind::Notarization(p) => format!("Notarization(v{} h{})", p.view, height_of(&p.payload)),
+            CertificateKind::Notarization(p) => {
+                format!("Notarization(v{} h{})", p.view, height_of(&p.payload))
+            }
             CertificateKind::Nullification(w) => format!("Nullification(v{w})"),
-            CertificateKind::Finalization(p) => format!("Finalization(v{} h{})", p.view, height_of(&p.payload)),
+            CertificateKind::Finalization(p) => {
+                format!("Finalization(v{} h{})", p.view, height_of(&p.payload))
+            }
         },
     }
 }

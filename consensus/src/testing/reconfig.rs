@@ -673,6 +673,9 @@ struct Durable {
     committed: Vec<Digest>,
 }
 
+/// Votes signed in one (epoch, view): Notarize, Nullify, Finalize.
+type Signed = (Option<Proposal>, bool, Option<Proposal>);
+
 struct Node {
     driver: Option<Epochs>,
     durable: Durable,
@@ -680,7 +683,7 @@ struct Node {
     incarnation: u64,
     crash_armed: bool,
     /// (epoch, view) -> votes signed (across restarts).
-    signed: BTreeMap<(Epoch, View), (Option<Proposal>, bool, Option<Proposal>)>,
+    signed: BTreeMap<(Epoch, View), Signed>,
 }
 
 enum Ev {

@@ -73,10 +73,12 @@
 //!   notarized but finalized by nobody. After GST a view led by an honest
 //!   leader is finalized (all honest validators notarize in time and none
 //!   of them nullifies), and round-robin leadership puts an honest leader
-//!   at least once in every `f + 1` consecutive views, so after GST the
-//!   suffix grows by at most `f` blocks before it is finalized. The epoch
-//!   therefore ends if fewer than `SUFFIX_BLOCKS_MAX - f` suffix blocks were
-//!   notarized-but-unfinalized before GST. Beyond that (an adversary that
+//!   at least once in every `b + 1` consecutive views (`b` = the number of
+//!   Byzantine validators, `< n`), so after GST the suffix grows by at
+//!   most `b` blocks before it is finalized. The epoch therefore ends if
+//!   fewer than `SUFFIX_BLOCKS_MAX - b` suffix blocks were
+//!   notarized-but-unfinalized before GST (the simulator's longest suffix
+//!   is reported as `max suffix`). Beyond that (an adversary that
 //!   controls message delays for 60+ views in a row) the epoch halts
 //!   *safely*: no fork, no switch, but no progress either; this is the price
 //!   of a bounded proof.

@@ -161,27 +161,3 @@ fn broken_switch_on_notarization_is_caught_by_its_effects() {
         ],
     );
 }
-
-#[test]
-#[ignore = "debugging aid"]
-fn smoke() {
-    for seed in 0..60 {
-        let r = run_reconfig(&ReconfigConfig::new(seed));
-        println!("{}", r.one_line());
-        if !r.ok() {
-            println!("{}", r.failure_message());
-        }
-    }
-}
-
-#[test]
-#[ignore = "debugging aid"]
-fn trace_one() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let r = run_reconfig(&ReconfigConfig {
-        trace: true,
-        ..ReconfigConfig::new(seed)
-    });
-    println!("{}", r.one_line());
-    println!("{}", r.failure_message());
-}

@@ -114,6 +114,13 @@ fn caught_within_1000_seeds(
         let again = run_reconfig(&cfg);
         assert_eq!(again.violation, report.violation, "replay differs");
         assert_eq!(again.event_hash, report.event_hash);
+        // The same seed with the correct protocol passes: the bug, not the
+        // scenario, caused the violation.
+        let clean = run_reconfig(&ReconfigConfig {
+            broken: None,
+            ..cfg.clone()
+        });
+        assert!(clean.ok(), "{}", clean.failure_message());
         return seed;
     }
     panic!("{variant:?} was not caught within 1000 seeds");

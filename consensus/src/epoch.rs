@@ -129,9 +129,12 @@
 //! compromised-able and a syncing node must verify epochs **in order**, from
 //! genesis or a trusted checkpoint, checking each [`EpochProof`] against the
 //! set it derived for that epoch (never a set taken from the proof's
-//! sender). Liveness of the switch needs the suffix bound above, and a
-//! laggard more than [`EPOCH_PROOFS_KEPT`] epochs behind must state-sync
-//! (outside this crate).
+//! sender). Liveness of the switch needs the suffix bound above. A
+//! laggard more than [`EPOCH_PROOFS_KEPT`] epochs behind gets no automatic
+//! re-broadcast. Its [`EpochOutput::CatchUp`] must be answered by a peer's
+//! host from the ledger, which should keep every epoch's proof, or by
+//! state sync (outside this crate). Otherwise an honest laggard whose power
+//! an epoch's quorum needs can halt that epoch; the simulator found this.
 //!
 //! ## Bounds
 //!

@@ -668,6 +668,7 @@ struct Durable {
     wal: Vec<WalEntry>,
     /// Ended, next epoch not started yet: `(L, S_{e+1})`.
     ended: Option<(Digest, Vec<Member>)>,
+    /// Every ended epoch's proof (the ledger keeps them all).
     proofs: VecDeque<EpochProof>,
     /// Committed ledger: `committed[h - 1]`.
     committed: Vec<Digest>,
@@ -1134,7 +1135,11 @@ impl RSim {
                         prev.clone(),
                     )));
                 }
-                for p in &durable.proofs {
+                let kept = durable
+                    .proofs
+                    .len()
+                    .saturating_sub(crate::epoch::EPOCH_PROOFS_KEPT);
+                for p in durable.proofs.iter().skip(kept) {
                     driver.remember_proof(p.clone());
                 }
                 let x = &mut self.nodes[i];
@@ -1220,10 +1225,18 @@ impl RSim {
             }
             EpochOutput::CatchUp { epoch } => {
                 let peer = self.rng.below(POOL as u64) as usize;
+                // The peer's host serves the proof from its ledger, which
+                // keeps every epoch's proof (a state-sync stand-in).
                 let proof = self.nodes[peer]
                     .driver
                     .as_ref()
-                    .and_then(|d| d.proof(epoch))
+                    .and_then(|_| {
+                        self.nodes[peer]
+                            .durable
+                            .proofs
+                            .iter()
+                            .find(|p| p.epoch == epoch)
+                    })
                     .cloned();
                 if let (Some(p), true) = (proof, peer != i) {
                     if honest {
@@ -1709,10 +1722,9 @@ impl RSim {
         self.commit_up_to(i, l);
         let d = &mut self.nodes[i].durable;
         d.ended = Some((l, next));
+        // The ledger keeps every epoch's proof (the driver only the last
+        // EPOCH_PROOFS_KEPT): older ones are served by the host (CatchUp).
         d.proofs.push_back(proof);
-        if d.proofs.len() > crate::epoch::EPOCH_PROOFS_KEPT {
-            d.proofs.pop_front();
-        }
         self.trace(|| format!("node {i} ends epoch {epoch} at h{}", height_of(&l)));
         self.schedule_next(i, epoch + 1);
     }

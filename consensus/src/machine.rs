@@ -133,6 +133,14 @@ pub enum BrokenVariant {
     /// instead of the R2 parent, and replicas only check that the parent is
     /// notarized (not that the views in between are nullified).
     IgnoreParentRule,
+    /// Epochs (`crate::epoch`): the instance of epoch `e + 1` also accepts
+    /// certificates that verify under epoch `e`'s validator set and
+    /// namespace ("the new epoch accepts old certificates").
+    AcceptPreviousEpochCertificates,
+    /// Epochs (`crate::epoch`): the wrapper ends an epoch when its boundary
+    /// block is *notarized* instead of final (a set change applied before
+    /// its block is final). Ignored by `Consensus` itself.
+    SwitchOnNotarization,
 }
 
 /// Certificates held for one view of the justification window.
@@ -178,6 +186,10 @@ pub struct Consensus {
     armed: Option<u64>,
     #[cfg(any(test, feature = "testing"))]
     broken: Option<BrokenVariant>,
+    /// [`BrokenVariant::AcceptPreviousEpochCertificates`]: the previous
+    /// epoch's namespace and set.
+    #[cfg(any(test, feature = "testing"))]
+    fallback_verifier: Option<([u8; 32], ValidatorSet)>,
 }
 
 impl std::fmt::Debug for Consensus {
@@ -292,6 +304,8 @@ impl Consensus {
             armed: None,
             #[cfg(any(test, feature = "testing"))]
             broken: None,
+            #[cfg(any(test, feature = "testing"))]
+            fallback_verifier: None,
         };
         machine.prune();
         let leader = machine.set.leader(resume);
@@ -405,6 +419,32 @@ impl Consensus {
     #[cfg(any(test, feature = "testing"))]
     pub fn set_broken_variant(&mut self, variant: Option<BrokenVariant>) {
         self.broken = variant;
+    }
+
+    /// For [`BrokenVariant::AcceptPreviousEpochCertificates`]: the other
+    /// epoch's namespace and set whose certificates the broken instance
+    /// also accepts. Test-only (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn set_fallback_verifier(&mut self, fallback: Option<([u8; 32], ValidatorSet)>) {
+        self.fallback_verifier = fallback;
+    }
+
+    /// Whether the broken variant accepts `cert` under the fallback set.
+    fn fallback_accepts(&self, cert: &Certificate) -> bool {
+        #[cfg(any(test, feature = "testing"))]
+        {
+            if self.broken == Some(BrokenVariant::AcceptPreviousEpochCertificates) {
+                if let Some((namespace, set)) = &self.fallback_verifier {
+                    return cert.verify(namespace, set).is_ok();
+                }
+            }
+            false
+        }
+        #[cfg(not(any(test, feature = "testing")))]
+        {
+            let _ = cert;
+            false
+        }
     }
 
     #[inline(always)]
@@ -531,7 +571,11 @@ impl Consensus {
         if known {
             return Ok(());
         }
-        cert.verify_with_quorum(&self.namespace, &self.set, self.quorum())?;
+        if let Err(e) = cert.verify_with_quorum(&self.namespace, &self.set, self.quorum()) {
+            if !self.fallback_accepts(&cert) {
+                return Err(e);
+            }
+        }
         // ---- state changes only below this line ----
         self.evidence_from_certificate(&cert, out);
         match cert.kind {

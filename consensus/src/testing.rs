@@ -20,6 +20,7 @@ use crate::{
 
 pub use crate::machine::BrokenVariant;
 
+pub mod reconfig;
 pub mod sim;
 
 /// Namespace used by all test fixtures.

@@ -139,12 +139,15 @@ impl SimConfig {
 }
 
 /// Command-line name of a broken variant (`weak-quorum`, `no-persist`,
-/// `ignore-parent`).
+/// `ignore-parent`; the epoch variants `wrong-epoch-cert` and `early-switch`
+/// only matter in the reconfiguration simulator, `testing::reconfig`).
 pub fn broken_name(b: BrokenVariant) -> &'static str {
     match b {
         BrokenVariant::WeakQuorum => "weak-quorum",
         BrokenVariant::VoteNotPersisted => "no-persist",
         BrokenVariant::IgnoreParentRule => "ignore-parent",
+        BrokenVariant::AcceptPreviousEpochCertificates => "wrong-epoch-cert",
+        BrokenVariant::SwitchOnNotarization => "early-switch",
     }
 }
 

@@ -205,6 +205,14 @@ pub enum GenesisError {
         /// Its address.
         address: Address,
     },
+    /// The `governance` section breaks a rule (members, threshold, ttl, a repeated
+    /// `transact` account), or the genesis validators break a governance rule (a peer id
+    /// that is not an ed25519 key's).
+    #[error("governance: {reason}")]
+    Governance {
+        /// Which rule, with the values.
+        reason: String,
+    },
     /// A chain parameter is outside its allowed range.
     #[error("params.{field} = {value} is out of range {min}..={max}")]
     ParamOutOfRange {
@@ -217,4 +225,15 @@ pub enum GenesisError {
         /// Largest allowed value.
         max: u64,
     },
+}
+
+impl From<cairn_ledger::params::ParamError> for GenesisError {
+    fn from(e: cairn_ledger::params::ParamError) -> Self {
+        GenesisError::ParamOutOfRange {
+            field: e.field,
+            value: e.value,
+            min: e.min,
+            max: e.max,
+        }
+    }
 }

@@ -41,6 +41,15 @@
 //!     "mempool_bytes_max": 33554432,
 //!     "mempool_sender_future_max": 64,
 //!     "admission_difficulty_bits": 0
+//!   },
+//!   "governance": {
+//!     "members": [
+//!       "cairn1eryv3jxgeryv3jxgeryv3jxgeryv3jxgeryv3jxgeryv3jxgeryqd0mzjx"
+//!     ],
+//!     "threshold": 1,
+//!     "accounts": "open",
+//!     "transact": [],
+//!     "proposal_ttl_blocks": 100000
 //!   }
 //! }
 //! ```
@@ -57,20 +66,31 @@
 //!   the sum must fit in a u64). Each starts with nonce 0.
 //! - `params`: optional; each field optional, see [`ChainParams`] for meanings, defaults
 //!   and ranges.
+//! - `governance`: optional, each field optional ([`GenesisGovernance`]): `members`
+//!   (0..=24 distinct accounts that may propose and approve governance actions; none
+//!   freezes membership), `threshold` (approvals an action needs, `1..=members`, 0 with no
+//!   members), `accounts` (`"open"`, the default, or `"permissioned"`: only accounts
+//!   holding `transact` may send transfers), `transact` (distinct accounts holding
+//!   `transact` at genesis), `proposal_ttl_blocks` (1..=100,000,000, default 100,000).
+//!   The genesis validators must also satisfy the governance record's rules (peer ids of
+//!   ed25519 keys). See `docs/governance.md`.
 //!
 //! [`Genesis::load`] reads at most [`GENESIS_FILE_BYTES_MAX`] bytes.
 //!
 //! ## Genesis hash
 //!
 //! [`Genesis::hash`] = blake3 in derive-key mode with context [`GENESIS_HASH_CONTEXT`]
-//! (`"cairn genesis v1"`) over the borsh encoding of the canonical genesis: the
-//! [`Genesis`] struct with its fields in declaration order — `chain_id` (borsh string),
+//! (`"cairn genesis v2"`; v2 added `governance`) over the borsh encoding of the canonical
+//! genesis: the [`Genesis`] struct with its fields in declaration order — `chain_id` (borsh string),
 //! `genesis_time_ms` (u64), `validators` (u32 count, then per validator `name` string,
 //! `consensus_key` 32 raw bytes, `peer_id` string, `voting_power` u64) **in file order**
 //! (the order is part of the validator set), `accounts` (u32 count, then per account
 //! `address` 32 raw bytes and `balance` u64) **sorted by address bytes** (the initial state
 //! does not depend on their order), and `params` (each field in declaration order, u64
-//! little-endian; `admission_difficulty_bits` one byte).
+//! little-endian; `admission_difficulty_bits` one byte), and `governance` (`members` u32
+//! count then 32 raw bytes each, **sorted**; `threshold` u32; `accounts` one byte, 0 open
+//! and 1 permissioned; `transact` u32 count then 32 raw bytes each, **sorted**;
+//! `proposal_ttl_blocks` u64).
 //!
 //! The hash therefore does not depend on JSON whitespace, key order, number formatting or
 //! account order, but changes with any value, with the validator order, and with any
@@ -81,7 +101,6 @@
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-mod params;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -89,19 +108,23 @@ use std::path::Path;
 use std::str::FromStr;
 
 use borsh::BorshSerialize;
+use cairn_ledger::governance::{
+    AccountsPolicy, Governance, PROPOSAL_TTL_BLOCKS_DEFAULT, Permission, Permissions, ValidatorInfo,
+};
 use cairn_ledger::{
-    Account, Address, Block, BlockHeader, CHAIN_ID_BYTES_MAX, Hash, LtHash, txs_root,
+    Account, Address, Block, BlockHeader, CHAIN_ID_BYTES_MAX, Hash, InitialState, LedgerError,
+    LtHash, Store, txs_root,
 };
 
-pub use error::GenesisError;
-pub use params::{
+pub use cairn_ledger::params::{
     ADMISSION_DIFFICULTY_BITS_MAX, BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, BLOCK_TXS_MAX, ChainParams,
     MEMPOOL_BYTES_MAX, MEMPOOL_BYTES_MIN, MEMPOOL_SENDER_FUTURE_MAX, MEMPOOL_TXS_MAX,
     TIMEOUT_MS_MAX,
 };
+pub use error::GenesisError;
 
 /// blake3 derive-key context of [`Genesis::hash`]. Changing it changes every chain's id.
-pub const GENESIS_HASH_CONTEXT: &str = "cairn genesis v1";
+pub const GENESIS_HASH_CONTEXT: &str = "cairn genesis v2";
 
 /// Largest genesis file [`Genesis::load`] reads, in bytes (16 MiB).
 pub const GENESIS_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
@@ -129,6 +152,40 @@ pub struct Genesis {
     /// Chain parameters; defaults apply to omitted fields.
     #[serde(default)]
     pub params: ChainParams,
+    /// Who governs the chain and who may transact; omitted: no members (membership
+    /// frozen) and open accounts.
+    #[serde(default)]
+    pub governance: GenesisGovernance,
+}
+
+/// The genesis file's `governance` section (see [`cairn_ledger::governance`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, BorshSerialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenesisGovernance {
+    /// Accounts that may propose and approve governance actions: 0..=24, distinct
+    /// (none: governance disabled).
+    pub members: Vec<Address>,
+    /// Approvals an action needs: `1..=members.len()`, or 0 with no members.
+    pub threshold: u32,
+    /// `"open"` (anyone may send, the default) or `"permissioned"` (only accounts holding
+    /// `transact`).
+    pub accounts: AccountsPolicy,
+    /// Accounts that hold the `transact` permission at genesis; distinct.
+    pub transact: Vec<Address>,
+    /// Blocks a governance proposal stays open, 1..=100,000,000. Default 100,000.
+    pub proposal_ttl_blocks: u64,
+}
+
+impl Default for GenesisGovernance {
+    fn default() -> Self {
+        GenesisGovernance {
+            members: Vec::new(),
+            threshold: 0,
+            accounts: AccountsPolicy::Open,
+            transact: Vec::new(),
+            proposal_ttl_blocks: PROPOSAL_TTL_BLOCKS_DEFAULT,
+        }
+    }
 }
 
 /// One validator in the genesis file.
@@ -228,10 +285,80 @@ impl Genesis {
     /// Errors: the first problem found, naming the field and index.
     pub fn validate(&self) -> Result<(), GenesisError> {
         validate_chain_id(&self.chain_id)?;
-        self.params.validate()?;
+        self.params.validate().map_err(GenesisError::from)?;
         self.validate_validators()?;
         self.build_validator_set()?;
-        self.validate_accounts()
+        self.validate_accounts()?;
+        self.build_governance()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, a) in self.governance.transact.iter().enumerate() {
+            if !seen.insert(*a) {
+                return Err(GenesisError::Governance {
+                    reason: format!("governance.transact[{index}]: {a} is listed twice"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn build_governance(&self) -> Result<Governance, GenesisError> {
+        let g = &self.governance;
+        Governance::genesis(
+            g.members.clone(),
+            g.threshold,
+            g.accounts,
+            g.proposal_ttl_blocks,
+            self.validators
+                .iter()
+                .map(|v| ValidatorInfo {
+                    name: v.name.clone(),
+                    consensus_key: v.consensus_key,
+                    peer_id: v.peer_id.clone(),
+                    voting_power: v.voting_power,
+                })
+                .collect(),
+            self.params.clone(),
+        )
+        .map_err(|e| GenesisError::Governance {
+            reason: e.to_string(),
+        })
+    }
+
+    /// The initial governance record: members, threshold, policy, the genesis validators
+    /// and parameters.
+    ///
+    /// Panics if the genesis is invalid (a validated genesis never is).
+    pub fn governance_record(&self) -> Governance {
+        self.build_governance()
+            .unwrap_or_else(|e| panic!("governance_record() on an invalid genesis: {e}"))
+    }
+
+    /// The initial permission entries: `transact` for each account in
+    /// `governance.transact`, in file order.
+    pub fn initial_permissions(&self) -> Vec<(Address, Permissions)> {
+        self.governance
+            .transact
+            .iter()
+            .map(|a| (*a, Permissions::default().with(Permission::Transact)))
+            .collect()
+    }
+
+    /// Writes the genesis block and the whole initial state (accounts, permissions,
+    /// governance record) to a new store; no-op if this genesis is already stored.
+    ///
+    /// Errors: as [`Store::init_genesis_state`] (e.g. [`LedgerError::GenesisMismatch`]).
+    pub fn init_store(&self, store: &Store) -> Result<(), LedgerError> {
+        let accounts = self.initial_accounts();
+        let permissions = self.initial_permissions();
+        let governance = self.governance_record();
+        store.init_genesis_state(
+            &self.genesis_block(),
+            InitialState {
+                accounts: &accounts,
+                permissions: &permissions,
+                governance: Some(&governance),
+            },
+        )
     }
 
     fn validate_validators(&self) -> Result<(), GenesisError> {
@@ -346,6 +473,8 @@ impl Genesis {
     pub fn hash(&self) -> Hash {
         let mut canonical = self.clone();
         canonical.accounts.sort_by_key(|a| a.address);
+        canonical.governance.members.sort();
+        canonical.governance.transact.sort();
         let bytes = borsh::to_vec(&canonical).expect("borsh to Vec never fails");
         Hash::derive(GENESIS_HASH_CONTEXT, &[&bytes])
     }
@@ -377,15 +506,23 @@ impl Genesis {
     }
 
     /// The genesis state root: [`LtHash`] summed over [`Genesis::initial_accounts`],
-    /// compressed with `root()`.
+    /// [`Genesis::initial_permissions`] and [`Genesis::governance_record`], compressed with
+    /// `root()`.
     pub fn state_root(&self) -> Hash {
         self.state_lthash().root()
     }
 
-    /// The lattice state hash of the initial accounts (the parent lthash of block 1).
+    /// The lattice state hash of the initial state (the parent lthash of block 1).
     pub fn state_lthash(&self) -> LtHash {
         let accounts = self.initial_accounts();
-        LtHash::of_accounts(accounts.iter().map(|(address, account)| (address, account)))
+        let permissions = self.initial_permissions();
+        let governance = self.governance_record();
+        InitialState {
+            accounts: &accounts,
+            permissions: &permissions,
+            governance: Some(&governance),
+        }
+        .lthash()
     }
 
     /// The genesis block: height 0, view 0, `parent_hash` = [`Genesis::hash`], proposer

@@ -37,6 +37,7 @@ fn sample() -> Genesis {
             })
             .collect(),
         params: ChainParams::default(),
+        governance: Default::default(),
     }
 }
 
@@ -160,7 +161,7 @@ fn hash_commits_to_every_value_and_validator_order() {
     // only deliberately.
     let again = Genesis::from_json(&base.to_json_pretty()).unwrap().hash();
     assert_eq!(again, h);
-    let manual = Hash::derive("cairn genesis v1", &[&borsh::to_vec(&base).unwrap()]);
+    let manual = Hash::derive("cairn genesis v2", &[&borsh::to_vec(&base).unwrap()]);
     assert_eq!(
         h, manual,
         "accounts of the sample are already sorted, so the canonical form is the struct"
@@ -190,6 +191,8 @@ fn genesis_block_commits_to_genesis_and_state() {
             },
         ));
     }
+    // The governance record is part of the state too.
+    expected.add(&LtHash::of_governance(&g.governance_record()));
     assert_eq!(block.header.state_root, expected.root());
     assert_ne!(block.header.state_root, LtHash::zero().root());
 
@@ -543,7 +546,10 @@ fn account_rules() {
     let mut v = sample_value();
     v["accounts"] = json!([]);
     let g = parse(&v).unwrap();
-    assert_eq!(g.genesis_block().header.state_root, LtHash::zero().root());
+    // No accounts: the state is the governance record alone.
+    let mut only_governance = LtHash::zero();
+    only_governance.update_governance(None, Some(&g.governance_record()));
+    assert_eq!(g.genesis_block().header.state_root, only_governance.root());
 }
 
 #[test]
@@ -655,7 +661,7 @@ fn documented_example_parses_and_its_hash_is_pinned() {
     // Update only deliberately (and the docs with it).
     assert_eq!(
         g.hash().to_hex(),
-        "812fd40f1e7ab6e082b65acbc3b6cf6968eb1e35fd1bd2170be6bdf94921cbd4"
+        "ec0c52ecaa21f98f92630aba29ec0616d3e4b529bb5871495272d1a26945acd8"
     );
 
     // The documented layout, encoded by hand (not through the derive).
@@ -689,5 +695,131 @@ fn documented_example_parses_and_its_hash_is_pinned() {
         b.extend(v.to_le_bytes());
     }
     b.push(p.admission_difficulty_bits);
-    assert_eq!(g.hash(), Hash(blake3::derive_key("cairn genesis v1", &b)));
+    let gov = &g.governance;
+    b.extend(1u32.to_le_bytes());
+    b.extend(gov.members[0].0);
+    b.extend(gov.threshold.to_le_bytes());
+    b.push(0); // accounts: open
+    b.extend(0u32.to_le_bytes()); // transact: none
+    b.extend(gov.proposal_ttl_blocks.to_le_bytes());
+    assert_eq!(g.hash(), Hash(blake3::derive_key("cairn genesis v2", &b)));
+}
+
+fn with_governance(members: &[Address], threshold: u32) -> Genesis {
+    let mut g = sample();
+    g.governance.members = members.to_vec();
+    g.governance.threshold = threshold;
+    g
+}
+
+#[test]
+fn governance_section_defaults_to_frozen_membership_and_open_accounts() {
+    let mut v = sample_value();
+    v.as_object_mut().unwrap().remove("governance");
+    let g = parse(&v).unwrap();
+    assert_eq!(g.governance, GenesisGovernance::default());
+    let record = g.governance_record();
+    assert!(record.members.is_empty());
+    assert_eq!(record.accounts, AccountsPolicy::Open);
+    assert_eq!(record.validators.len(), 4);
+    assert_eq!(record.epoch, 0);
+    assert_eq!(record.params, g.params);
+    // Partial sections take defaults for the rest.
+    let mut v = sample_value();
+    v["governance"] = json!({ "accounts": "permissioned", "transact": [account(200).to_bech32()] });
+    let g = parse(&v).unwrap();
+    assert_eq!(g.governance.accounts, AccountsPolicy::Permissioned);
+    assert_eq!(
+        g.governance.proposal_ttl_blocks,
+        PROPOSAL_TTL_BLOCKS_DEFAULT
+    );
+    assert_eq!(
+        g.initial_permissions(),
+        vec![(
+            account(200),
+            Permissions::default().with(Permission::Transact)
+        )]
+    );
+}
+
+#[test]
+fn governance_rules_name_the_problem() {
+    let cases: Vec<(Genesis, &str)> = vec![
+        (with_governance(&[account(1)], 0), "threshold 0"),
+        (with_governance(&[account(1)], 2), "threshold 2"),
+        (with_governance(&[], 1), "threshold 1 with no members"),
+        (
+            with_governance(&[account(1), account(1)], 1),
+            "listed twice",
+        ),
+        (
+            {
+                let mut g = sample();
+                g.governance.transact = vec![account(3), account(3)];
+                g
+            },
+            "governance.transact[1]",
+        ),
+        (
+            {
+                let mut g = sample();
+                g.governance.proposal_ttl_blocks = 0;
+                g
+            },
+            "proposal_ttl_blocks",
+        ),
+    ];
+    for (g, needle) in cases {
+        match g.validate() {
+            Err(e @ GenesisError::Governance { .. }) => {
+                assert!(e.to_string().contains(needle), "{e} lacks {needle}")
+            }
+            other => panic!("{needle}: expected a governance error, got {other:?}"),
+        }
+    }
+    let mut v = sample_value();
+    v["governance"]["accounts"] = json!("closed");
+    assert!(matches!(parse(&v), Err(GenesisError::Json { .. })));
+    v["governance"] = json!({ "memberz": [] });
+    assert!(matches!(parse(&v), Err(GenesisError::UnknownField { .. })));
+}
+
+#[test]
+fn governance_is_hashed_canonically() {
+    let a = with_governance(&[account(1), account(2)], 2);
+    let b = with_governance(&[account(2), account(1)], 2);
+    assert_eq!(a.hash(), b.hash(), "member order does not matter");
+    assert_ne!(
+        a.hash(),
+        with_governance(&[account(1), account(2)], 1).hash()
+    );
+    assert_ne!(a.hash(), sample().hash());
+    let mut c = a.clone();
+    c.governance.accounts = AccountsPolicy::Permissioned;
+    assert_ne!(a.hash(), c.hash());
+    assert_ne!(a.state_root(), c.state_root(), "the policy is in the state");
+}
+
+#[test]
+fn init_store_writes_the_whole_initial_state() {
+    let mut g = with_governance(&[account(1), account(2)], 2);
+    g.governance.accounts = AccountsPolicy::Permissioned;
+    g.governance.transact = vec![account(200)];
+    g.validate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), g.hash()).unwrap();
+    g.init_store(&store).unwrap();
+    g.init_store(&store).unwrap(); // idempotent
+    use cairn_ledger::StateReader;
+    assert_eq!(*store.governance().unwrap().unwrap(), g.governance_record());
+    assert!(
+        store
+            .permissions(&account(200))
+            .unwrap()
+            .contains(Permission::Transact)
+    );
+    assert!(store.permissions(&account(201)).unwrap().is_empty());
+    assert_eq!(store.lthash().unwrap(), g.state_lthash());
+    store.recompute_lthash().unwrap();
+    assert_eq!(store.head().unwrap().unwrap().state_root, g.state_root());
 }

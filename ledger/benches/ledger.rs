@@ -43,11 +43,13 @@ fn transfers(n: usize) -> (Vec<SignedTransaction>, Vec<(Address, Account)>) {
             TransactionBody {
                 chain_id: CHAIN.into(),
                 sender,
-                recipient,
-                amount: 1_000,
                 fee: 10,
                 nonce: 0,
                 expiry_height: 1_000_000,
+                action: cairn_ledger::Action::Transfer {
+                    recipient,
+                    amount: 1_000,
+                },
             }
             .sign(&k),
         );

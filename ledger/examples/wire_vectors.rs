@@ -3,8 +3,12 @@
 //! `cargo run -p cairn-ledger --example wire_vectors`. The `wire_format` test parses the
 //! document and checks every value, so the document cannot drift from the code.
 
+use cairn_ledger::governance::{
+    AccountsPolicy, GovAction, Governance, Permission, Permissions, ValidatorInfo,
+};
 use cairn_ledger::{
-    Account, Address, BlockHeader, Hash, LtHash, SignedTransaction, TransactionBody, txs_root,
+    Account, Action, Address, BlockHeader, ChainParams, Hash, LtHash, SignedTransaction,
+    TransactionBody, txs_root,
 };
 use ed25519_dalek::SigningKey;
 
@@ -32,8 +36,9 @@ fn print_tx(name: &str, seed: [u8; 32], body: TransactionBody) -> SignedTransact
     println!("chain_id: {}", body.chain_id);
     println!("sender: {}", hex::encode(body.sender.0));
     println!("sender_bech32: {}", body.sender);
-    println!("recipient: {}", hex::encode(body.recipient.0));
-    println!("amount: {}", body.amount);
+    let recipient = body.recipient().expect("the vectors are transfers");
+    println!("recipient: {}", hex::encode(recipient.0));
+    println!("amount: {}", body.amount());
     println!("fee: {}", body.fee);
     println!("nonce: {}", body.nonce);
     println!("expiry_height: {}", body.expiry_height);
@@ -58,11 +63,13 @@ fn main() {
         TransactionBody {
             chain_id: "cairn-test".into(),
             sender: a1,
-            recipient: a2,
-            amount: 1_000_000,
             fee: 10,
             nonce: 0,
             expiry_height: 100,
+            action: cairn_ledger::Action::Transfer {
+                recipient: a2,
+                amount: 1_000_000,
+            },
         },
     );
     let tx2 = print_tx(
@@ -71,14 +78,16 @@ fn main() {
         TransactionBody {
             chain_id: "cairn-chain-id-of-32-bytes-xxxxx".into(),
             sender: a2,
-            recipient: a1,
-            amount: u64::MAX,
             fee: 0x0102_0304_0506_0708,
             nonce: 7,
             expiry_height: u64::MAX,
+            action: cairn_ledger::Action::Transfer {
+                recipient: a1,
+                amount: u64::MAX,
+            },
         },
     );
-    assert_eq!(tx2.encode().len(), 196);
+    assert_eq!(tx2.encode().len(), 197);
 
     let h1 = tx1.hash();
     let h2 = tx2.hash();
@@ -161,5 +170,77 @@ fn main() {
         hex::encode(borsh::to_vec(&header).unwrap())
     );
     println!("hash: {}", header.hash().to_hex());
+    println!("```\n");
+
+    // Governance: one propose (add a validator) and one approve, and the state element of a
+    // governance record.
+    let add = GovAction::AddValidator(ValidatorInfo {
+        name: "validator-4".into(),
+        consensus_key: a2,
+        peer_id: "12D3KooWQESzG5JVc63XV9t8JiMDhjDEVNo4gWxWnMS7PD6T6MiP".into(),
+        voting_power: 1,
+    });
+    for (name, nonce, action) in [
+        ("propose add_validator", 1, Action::Propose(add)),
+        ("approve", 2, Action::Approve { proposal_id: 1 }),
+    ] {
+        let body = TransactionBody {
+            chain_id: "cairn-test".into(),
+            sender: a1,
+            fee: 10,
+            nonce,
+            expiry_height: 100,
+            action,
+        };
+        let body_bytes = borsh::to_vec(&body).unwrap();
+        let tx = body.clone().sign(&k1);
+        println!("```vector");
+        println!("kind: governance_transaction");
+        println!("name: {name}");
+        println!("seed: {}", hex::encode(seed(0x01)));
+        println!(
+            "action_json: {}",
+            serde_json::to_string(&body.action).unwrap()
+        );
+        println!("body_bytes: {}", hex::encode(&body_bytes));
+        println!("hash: {}", tx.hash().to_hex());
+        println!("signature: {}", hex::encode(tx.signature));
+        println!("signed_bytes: {}", hex::encode(tx.encode()));
+        println!("```\n");
+    }
+
+    let record = Governance::genesis(
+        vec![a1, a2],
+        2,
+        AccountsPolicy::Permissioned,
+        1000,
+        vec![ValidatorInfo {
+            name: "validator-0".into(),
+            consensus_key: a1,
+            peer_id: "12D3KooWQESzG5JVc63XV9t8JiMDhjDEVNo4gWxWnMS7PD6T6MiP".into(),
+            voting_power: 1,
+        }],
+        ChainParams::default(),
+    )
+    .expect("a valid record");
+    let mut lthash = LtHash::zero();
+    lthash.update_governance(None, Some(&record));
+    lthash.update_permissions(
+        &a2,
+        Permissions::default(),
+        Permissions::default().with(Permission::Transact),
+    );
+    println!("```vector");
+    println!("kind: state_root_governance");
+    println!(
+        "governance_bytes: {}",
+        hex::encode(borsh::to_vec(&record).unwrap())
+    );
+    println!("transact: {}", hex::encode(a2.0));
+    println!(
+        "lthash_first_32_bytes: {}",
+        hex::encode(&lthash.to_bytes()[..32])
+    );
+    println!("root: {}", lthash.root().to_hex());
     println!("```");
 }

@@ -132,6 +132,25 @@ pub enum LedgerError {
         /// The height of the block it was executed in.
         height: u64,
     },
+    /// Under the `permissioned` accounts policy, the sender of a transfer does not hold the
+    /// `transact` permission.
+    #[error("transaction {tx}: {address} may not send transfers (no `transact` permission)")]
+    NotPermitted {
+        /// The transaction hash.
+        tx: Hash,
+        /// The sender.
+        address: Address,
+    },
+    /// A governance transaction (propose or approve) was refused by the governance rules;
+    /// `error` names the rule ([`crate::governance::GovernanceError::code`]).
+    #[error("transaction {tx}: {error}")]
+    Governance {
+        /// The transaction hash.
+        tx: Hash,
+        /// Why the governance rules refused it (boxed: it is large and rare, and every
+        /// `Result` of the ledger carries this enum).
+        error: Box<crate::governance::GovernanceError>,
+    },
     /// A block failed validation (header fields, limits, roots, genesis rules).
     #[error("invalid block {block} at height {height}: {reason}")]
     InvalidBlock {
@@ -231,6 +250,8 @@ impl LedgerError {
             LedgerError::BalanceOverflow { .. } => "balance_overflow",
             LedgerError::NonceExhausted { .. } => "nonce_exhausted",
             LedgerError::Expired { .. } => "expired",
+            LedgerError::NotPermitted { .. } => "not_permitted",
+            LedgerError::Governance { error, .. } => error.code(),
             LedgerError::InvalidBlock { .. } => "invalid_block",
             LedgerError::BodyMismatch { .. } => "body_mismatch",
             LedgerError::InvalidBlockTx { .. } => "invalid_block_tx",

@@ -16,8 +16,15 @@
 //! 5. crediting the recipient, then the proposer, does not overflow u64, else
 //!    [`LedgerError::BalanceOverflow`].
 //!
+//! 6. a transfer under the `permissioned` accounts policy: the sender holds the `transact`
+//!    permission, else [`LedgerError::NotPermitted`]; a governance propose or approve:
+//!    the governance rules accept it ([`crate::governance`]), else
+//!    [`LedgerError::Governance`] naming the rule.
+//!
 //! Effect, applied in this order: `sender.balance -= amount + fee; sender.nonce += 1;
-//! recipient.balance += amount; proposer.balance += fee`. Because each step reads the
+//! recipient.balance += amount; proposer.balance += fee` (a governance transaction moves no
+//! amount; its effect on the governance record and on permissions is the governance
+//! rules'). Because each step reads the
 //! result of the previous one, `sender == recipient` (a self-transfer: pays only the fee)
 //! and `proposer ∈ {sender, recipient}` are handled correctly. Total supply (the sum of all
 //! balances) is conserved by every transaction.
@@ -28,6 +35,12 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
+use crate::governance::{
+    AccountsPolicy, GovContext, GovError, Governance, Permission, PermissionStore, Permissions,
+};
+use crate::tx::Action;
 use crate::{
     Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff,
     StateReader,
@@ -80,6 +93,16 @@ pub struct BlockBuilder<'a> {
     original: BTreeMap<Address, Account>,
     /// Current value of every account changed so far.
     changed: BTreeMap<Address, Account>,
+    /// Parent value of every permissions entry read so far.
+    perms_original: BTreeMap<Address, Permissions>,
+    /// Current value of every permissions entry changed so far.
+    perms_changed: BTreeMap<Address, Permissions>,
+    /// The parent's governance record, read on first use (`Some(None)`: the parent has
+    /// none).
+    parent_governance: Option<Option<Arc<Governance>>>,
+    /// The governance record after the transactions applied so far, if one changed it.
+    governance: Option<Arc<Governance>>,
+    validators_changed: bool,
     applied: usize,
 }
 
@@ -93,6 +116,11 @@ impl<'a> BlockBuilder<'a> {
             ctx,
             original: BTreeMap::new(),
             changed: BTreeMap::new(),
+            perms_original: BTreeMap::new(),
+            perms_changed: BTreeMap::new(),
+            parent_governance: None,
+            governance: None,
+            validators_changed: false,
             applied: 0,
         }
     }
@@ -108,7 +136,8 @@ impl<'a> BlockBuilder<'a> {
     /// Errors: [`LedgerError::WrongChain`], [`LedgerError::Expired`],
     /// [`LedgerError::StaleNonce`], [`LedgerError::FutureNonce`],
     /// [`LedgerError::NonceExhausted`], [`LedgerError::InsufficientBalance`],
-    /// [`LedgerError::BalanceOverflow`]; or a fatal storage error from the parent reader.
+    /// [`LedgerError::BalanceOverflow`], [`LedgerError::NotPermitted`],
+    /// [`LedgerError::Governance`]; or a fatal storage error from the parent reader.
     pub fn apply(&mut self, tx: &SignedTransaction) -> Result<(), LedgerError> {
         let body = &tx.body;
         if body.chain_id != self.ctx.chain_id {
@@ -151,7 +180,7 @@ impl<'a> BlockBuilder<'a> {
                     tx: tx.hash(),
                     address: body.sender,
                 })?;
-        let needed = u128::from(body.amount) + u128::from(body.fee);
+        let needed = body.spend();
         if needed > u128::from(sender.balance) {
             return Err(LedgerError::InsufficientBalance {
                 tx: tx.hash(),
@@ -164,7 +193,27 @@ impl<'a> BlockBuilder<'a> {
         sender.balance -= needed as u64;
         staged.push((body.sender, sender));
 
-        for (address, credit) in [(body.recipient, body.amount), (self.ctx.proposer, body.fee)] {
+        let (recipient, amount) = match &body.action {
+            Action::Transfer { recipient, amount } => {
+                if self.accounts_policy()? == AccountsPolicy::Permissioned
+                    && !self
+                        .current_permissions(&body.sender)?
+                        .contains(Permission::Transact)
+                {
+                    return Err(LedgerError::NotPermitted {
+                        tx: tx.hash(),
+                        address: body.sender,
+                    });
+                }
+                (Some(*recipient), *amount)
+            }
+            Action::Propose(_) | Action::Approve { .. } => (None, 0),
+        };
+        let recipient_credit = recipient.map(|r| (r, amount));
+        for (address, credit) in recipient_credit
+            .into_iter()
+            .chain([(self.ctx.proposer, body.fee)])
+        {
             let mut account = match staged.iter().rev().find(|(a, _)| *a == address) {
                 Some((_, acc)) => *acc,
                 None => self.current(&address)?,
@@ -178,11 +227,114 @@ impl<'a> BlockBuilder<'a> {
             staged.push((address, account));
         }
 
+        // Governance last: its rules work on a copy, kept only if everything passed.
+        if let Action::Propose(_) | Action::Approve { .. } = &body.action {
+            self.apply_governance(tx)?;
+        }
+
         for (address, account) in staged {
             self.changed.insert(address, account);
         }
         self.applied += 1;
         Ok(())
+    }
+
+    /// Runs a propose or approve through the governance rules on a copy of the current
+    /// record and permissions; keeps the result only on success.
+    fn apply_governance(&mut self, tx: &SignedTransaction) -> Result<(), LedgerError> {
+        let body = &tx.body;
+        let current = self.current_governance()?;
+        let refuse = |error| LedgerError::Governance {
+            tx: tx.hash(),
+            error: Box::new(error),
+        };
+        let Some(current) = current else {
+            return Err(refuse(crate::governance::GovernanceError::Disabled));
+        };
+        let mut next = (*current).clone();
+        let chain_id = self.ctx.chain_id.clone();
+        let ctx = GovContext {
+            chain_id: &chain_id,
+            height: self.ctx.height,
+        };
+        let mut perms = StagedPermissions {
+            builder: self,
+            staged: BTreeMap::new(),
+        };
+        let result = match &body.action {
+            Action::Propose(action) => next.propose(ctx, body.sender, action.clone(), &mut perms),
+            Action::Approve { proposal_id } => {
+                next.approve(ctx, body.sender, *proposal_id, &mut perms)
+            }
+            Action::Transfer { .. } => unreachable!("only governance actions come here"),
+        };
+        let staged = perms.staged;
+        match result {
+            Ok(outcome) => {
+                self.perms_changed.extend(staged);
+                self.validators_changed |= outcome.validators_changed;
+                self.governance = Some(Arc::new(next));
+                Ok(())
+            }
+            Err(GovError::Refused(error)) => Err(refuse(error)),
+            Err(GovError::Fatal(e)) => Err(e),
+        }
+    }
+
+    /// The governance record after the transactions applied so far (`None`: the state has
+    /// none).
+    fn current_governance(&mut self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        if let Some(g) = &self.governance {
+            return Ok(Some(g.clone()));
+        }
+        if self.parent_governance.is_none() {
+            self.parent_governance = Some(self.parent.governance()?);
+        }
+        Ok(self.parent_governance.clone().flatten())
+    }
+
+    /// The accounts policy in force (open without a governance record). On every
+    /// transfer, so it reads the parent's record once and clones nothing.
+    fn accounts_policy(&mut self) -> Result<AccountsPolicy, LedgerError> {
+        if let Some(g) = &self.governance {
+            return Ok(g.accounts);
+        }
+        if self.parent_governance.is_none() {
+            self.parent_governance = Some(self.parent.governance()?);
+        }
+        Ok(self
+            .parent_governance
+            .as_ref()
+            .and_then(Option::as_ref)
+            .map_or(AccountsPolicy::Open, |g| g.accounts))
+    }
+
+    /// The current permissions of `a`, remembering the parent value (for the hash update).
+    fn current_permissions(&mut self, a: &Address) -> Result<Permissions, LedgerError> {
+        if let Some(p) = self
+            .perms_changed
+            .get(a)
+            .or_else(|| self.perms_original.get(a))
+        {
+            return Ok(*p);
+        }
+        let p = self.parent.permissions(a)?;
+        self.perms_original.insert(*a, p);
+        Ok(p)
+    }
+
+    /// The permissions `a` holds (parent state plus the transactions applied so far).
+    ///
+    /// Errors: only fatal storage errors from the parent reader.
+    pub fn permissions(&self, a: &Address) -> Result<Permissions, LedgerError> {
+        if let Some(p) = self
+            .perms_changed
+            .get(a)
+            .or_else(|| self.perms_original.get(a))
+        {
+            return Ok(*p);
+        }
+        self.parent.permissions(a)
     }
 
     /// Number of transactions applied so far.
@@ -208,6 +360,18 @@ impl<'a> BlockBuilder<'a> {
             let old = self.original.get(address).copied().unwrap_or_default();
             h.update(address, &old, new);
         }
+        for (address, new) in &self.perms_changed {
+            let old = self
+                .perms_original
+                .get(address)
+                .copied()
+                .unwrap_or_default();
+            h.update_permissions(address, old, *new);
+        }
+        if let Some(new) = &self.governance {
+            let old = self.parent_governance.clone().flatten();
+            h.update_governance(old.as_deref(), Some(&**new));
+        }
         h
     }
 
@@ -219,7 +383,22 @@ impl<'a> BlockBuilder<'a> {
             .into_iter()
             .filter(|(a, acc)| self.original.get(a) != Some(acc))
             .collect();
-        StateDiff { accounts, lthash }
+        let permissions = self
+            .perms_changed
+            .into_iter()
+            .filter(|(a, p)| self.perms_original.get(a) != Some(p))
+            .collect();
+        let governance = match (&self.governance, self.parent_governance.flatten()) {
+            (Some(new), Some(old)) if **new == *old => None,
+            (new, _) => new.clone(),
+        };
+        StateDiff {
+            accounts,
+            permissions,
+            governance,
+            validators_changed: self.validators_changed,
+            lthash,
+        }
     }
 
     /// The current value of `a`, remembering its parent value (for the hash update).
@@ -233,6 +412,26 @@ impl<'a> BlockBuilder<'a> {
         let acc = self.parent.account(a)?;
         self.original.insert(*a, acc);
         Ok(acc)
+    }
+}
+
+/// The builder's permissions during one governance transaction: reads go through the
+/// builder (remembering parent values), writes are staged and kept only on success.
+struct StagedPermissions<'b, 'a> {
+    builder: &'b mut BlockBuilder<'a>,
+    staged: BTreeMap<Address, Permissions>,
+}
+
+impl PermissionStore for StagedPermissions<'_, '_> {
+    fn permissions(&mut self, account: &Address) -> Result<Permissions, LedgerError> {
+        match self.staged.get(account) {
+            Some(p) => Ok(*p),
+            None => self.builder.current_permissions(account),
+        }
+    }
+
+    fn set_permissions(&mut self, account: Address, permissions: Permissions) {
+        self.staged.insert(account, permissions);
     }
 }
 

@@ -196,11 +196,13 @@ fn adversarial_tx(input: &mut Reader<'_>) -> SignedTransaction {
             FUZZ_CHAIN.into()
         },
         sender: Address::from_public_key(&key.verifying_key()),
-        recipient: Address(input.array()),
-        amount: input.u64(),
         fee: 1,
         nonce: u64::from(input.byte()),
         expiry_height: 100,
+        action: crate::Action::Transfer {
+            recipient: Address(input.array()),
+            amount: input.u64(),
+        },
     };
     let a = key.to_scalar();
     let a_bytes = body.sender.0;
@@ -215,8 +217,8 @@ fn adversarial_tx(input: &mut Reader<'_>) -> SignedTransaction {
             let mask = input.byte().max(1);
             if at < 64 {
                 tx.signature[at] ^= mask;
-            } else {
-                tx.body.recipient.0[at - 64] ^= mask;
+            } else if let crate::Action::Transfer { recipient, .. } = &mut tx.body.action {
+                recipient.0[at - 64] ^= mask;
             }
             tx
         }
@@ -401,11 +403,13 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                         "cairn-chain-id-of-32-bytes-xxxxx".into()
                     },
                     sender: Address::from_public_key(&key.verifying_key()),
-                    recipient: Address([i as u8; 32]),
-                    amount: 1_000 * i + 1,
                     fee: i,
                     nonce: i,
                     expiry_height: u64::MAX - i,
+                    action: crate::Action::Transfer {
+                        recipient: Address([i as u8; 32]),
+                        amount: 1_000 * i + 1,
+                    },
                 }
                 .sign(key)
             })

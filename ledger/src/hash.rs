@@ -99,21 +99,29 @@ impl<'de> serde::Deserialize<'de> for Hash {
 
 /// blake3 derive-key contexts. Changing any of these is a hard fork.
 pub mod context {
-    /// Signing digest (and hash) of a transaction body.
-    pub const TRANSACTION: &str = "cairn transaction v1";
+    /// Signing digest (and hash) of a transaction body. Version 2: bodies carry an action
+    /// (transfer or governance).
+    pub const TRANSACTION: &str = "cairn transaction v2";
     /// Hash of a block header. Version 2 added `signed_txs_root`.
     pub const BLOCK_HEADER: &str = "cairn block header v2";
     /// Hash of a whole signed transaction (body and signature): the leaf input of the
     /// signed transactions root, so the header commits to every byte of the body.
-    pub const SIGNED_TRANSACTION: &str = "cairn signed transaction v1";
+    pub const SIGNED_TRANSACTION: &str = "cairn signed transaction v2";
     /// Merkle leaf (a transaction hash or signed-transaction hash) in either root.
     pub const MERKLE_LEAF: &str = "cairn merkle leaf v1";
     /// Merkle inner node in either transactions root.
     pub const MERKLE_NODE: &str = "cairn merkle node v1";
     /// Per-account element of the lattice state hash (XOF output).
     pub const STATE_ACCOUNT: &str = "cairn state account v1";
+    /// Element of an account's permissions entry in the lattice state hash (XOF output).
+    pub const STATE_PERMISSIONS: &str = "cairn state permissions v1";
+    /// Element of the governance record in the lattice state hash (XOF output).
+    pub const STATE_GOVERNANCE: &str = "cairn state governance v1";
     /// Final compression of the lattice state hash into the 32-byte state root.
     pub const STATE_ROOT: &str = "cairn state root v1";
+    /// What a validator's current consensus key signs to authorise a key rotation
+    /// ([`crate::governance::rotation_digest`]).
+    pub const KEY_ROTATION: &str = "cairn key rotation v1";
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! # cairn-ledger
 //!
-//! Owns the ledger's data model and its persistence: accounts, transfer transactions,
+//! Owns the ledger's data model and its persistence: accounts, transactions (transfers and
+//! governance),
 //! blocks, execution, the state root, and RocksDB storage. Other crates (consensus, node,
 //! rpc, genesis, wallet) build on these types; the byte-level formats are specified, with
 //! test vectors checked by this crate's tests, in `docs/wire-format.md`.
@@ -16,6 +17,8 @@
 //! | [`signature`] | the signature rule (ZIP-215, no small-order sender keys); [`verify_transactions`]: batch verification with exactly the single verdicts |
 //! | [`execute`] | [`BlockBuilder`], [`execute_block`], [`validate_block`]: transaction rules and block validity |
 //! | [`store`] | [`Store`]: RocksDB layout and invariants; finalized blocks, indices, accounts, certificates, consensus WAL |
+//! | [`params`] | [`ChainParams`]: block, mempool, timing and admission parameters and their ranges |
+//! | [`governance`] | [`Governance`](governance::Governance): members, threshold, account policy, the validator set and parameters the chain decided; governance proposals and their rules |
 //! | [`error`] | [`LedgerError`]: every refusal and failure, classified (peer's fault / state-dependent / fatal) |
 //!
 //! Everything is also re-exported at the crate root; use `cairn_ledger::Store`, etc.
@@ -55,11 +58,10 @@
 //! let tx = TransactionBody {
 //!     chain_id: "cairn-doc".into(),
 //!     sender: alice,
-//!     recipient: bob,
-//!     amount: 100,
 //!     fee: 2,
 //!     nonce: 0,
 //!     expiry_height: 10,
+//!     action: Action::Transfer { recipient: bob, amount: 100 },
 //! }
 //! .sign(&alice_key);
 //! let tx = SignedTransaction::decode(&tx.encode())?;
@@ -125,7 +127,9 @@ pub mod error;
 pub mod execute;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod governance;
 pub mod hash;
+pub mod params;
 pub mod signature;
 pub mod state;
 pub mod store;
@@ -142,10 +146,13 @@ pub use execute::{
     validate_block_with, validate_sealed_block,
 };
 pub use hash::{Hash, context};
+pub use params::{ChainParams, ParamError};
 pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
-pub use store::{ACCOUNT_CACHE_MAX, Store, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH};
+pub use store::{
+    ACCOUNT_CACHE_MAX, InitialState, Store, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH,
+};
 #[cfg(feature = "count-hashes")]
 pub use tx::hash_counts;
-pub use tx::{CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody};
+pub use tx::{Action, CHAIN_ID_BYTES_MAX, SignedTransaction, TX_BYTES_MAX, TransactionBody};
 pub use verified::{HashedTx, VerifiedTx, verify_hashed};

@@ -324,11 +324,13 @@ mod tests {
         TransactionBody {
             chain_id: CHAIN.into(),
             sender: Address::from_public_key(&key.verifying_key()),
-            recipient: Address([7; 32]),
-            amount: seed,
             fee: 1,
             nonce: seed,
             expiry_height: 100,
+            action: crate::Action::Transfer {
+                recipient: Address([7; 32]),
+                amount: seed,
+            },
         }
         .sign(&key)
     }
@@ -462,7 +464,7 @@ mod tests {
     #[test]
     fn tampered_body_and_wrong_chain_are_identified() {
         let mut batch = txs(20);
-        batch[3].body.amount += 1; // signature no longer matches the body
+        batch[3].body.fee += 1; // signature no longer matches the body
         batch[11].body.chain_id = "other-chain".into();
         batch[11] = batch[11]
             .body
@@ -490,11 +492,13 @@ mod tests {
                 TransactionBody {
                     chain_id: CHAIN.into(),
                     sender: Address::from_public_key(&key.verifying_key()),
-                    recipient: Address([8; 32]),
-                    amount: 1,
                     fee: 1,
                     nonce,
                     expiry_height: 9,
+                    action: crate::Action::Transfer {
+                        recipient: Address([8; 32]),
+                        amount: 1,
+                    },
                 }
                 .sign(&key)
             })

@@ -30,6 +30,15 @@
 //! The 32-byte state root is `blake3 derive_key("cairn state root v1", lanes as 2048 LE
 //! bytes)` ([`LtHash::root`]).
 //!
+//! The state also holds per-account permission entries and one governance record
+//! ([`crate::governance`]); each contributes an element of the same shape, from its own
+//! derive-key context so no element of one kind equals one of another:
+//! `XOF(derive_key("cairn state permissions v1"), address ‖ permissions byte)` for a
+//! non-empty entry ([`LtHash::of_permissions`]) and `XOF(derive_key("cairn state governance
+//! v1"), borsh(record))` ([`LtHash::of_governance`]). The security argument below covers
+//! them unchanged: every element comes from the XOF, and each (kind, key) appears at most
+//! once.
+//!
 //! **Incrementality.** Addition is commutative and invertible, so changing one account is
 //! `hash − element(address, old) + element(address, new)` (skipping absent sides): executing
 //! a block costs work proportional to the accounts it touches, never to the state size
@@ -64,6 +73,7 @@ use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
+use crate::governance::{Governance, Permissions};
 use crate::{Address, Hash, LedgerError, context};
 
 /// One account: balance and the next expected nonce.
@@ -109,11 +119,35 @@ pub trait StateReader {
     /// Errors: only storage failures ([`LedgerError::Storage`], [`LedgerError::Corrupt`]),
     /// which are fatal.
     fn account(&self, address: &Address) -> Result<Account, LedgerError>;
+
+    /// The permissions `address` holds ([`Permissions::default`], none, if it has no
+    /// entry). The default implementation is for states without governance (plain maps
+    /// in tests): nobody holds a permission.
+    ///
+    /// Errors: only fatal storage failures.
+    fn permissions(&self, address: &Address) -> Result<Permissions, LedgerError> {
+        let _ = address;
+        Ok(Permissions::default())
+    }
+
+    /// The governance record; `None` for a state without one (plain maps in tests): open
+    /// accounts and no members. Every chain started from a genesis file has one.
+    ///
+    /// Errors: only fatal storage failures.
+    fn governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        Ok(None)
+    }
 }
 
 impl<T: StateReader + ?Sized> StateReader for &T {
     fn account(&self, address: &Address) -> Result<Account, LedgerError> {
         (**self).account(address)
+    }
+    fn permissions(&self, address: &Address) -> Result<Permissions, LedgerError> {
+        (**self).permissions(address)
+    }
+    fn governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        (**self).governance()
     }
 }
 
@@ -121,11 +155,23 @@ impl<T: StateReader + ?Sized> StateReader for Box<T> {
     fn account(&self, address: &Address) -> Result<Account, LedgerError> {
         (**self).account(address)
     }
+    fn permissions(&self, address: &Address) -> Result<Permissions, LedgerError> {
+        (**self).permissions(address)
+    }
+    fn governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        (**self).governance()
+    }
 }
 
 impl<T: StateReader + ?Sized> StateReader for Arc<T> {
     fn account(&self, address: &Address) -> Result<Account, LedgerError> {
         (**self).account(address)
+    }
+    fn permissions(&self, address: &Address) -> Result<Permissions, LedgerError> {
+        (**self).permissions(address)
+    }
+    fn governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        (**self).governance()
     }
 }
 
@@ -176,6 +222,57 @@ impl LtHash {
         let mut bytes = [0u8; LTHASH_BYTES];
         hasher.finalize_xof().fill(&mut bytes);
         Self::from_array(&bytes)
+    }
+
+    /// The element of an account's permissions entry: blake3 derive-key
+    /// `"cairn state permissions v1"` in XOF mode over `address (32 bytes) ‖ permissions
+    /// (1 byte)`, read as for [`Self::of_account`]. An empty entry never contributes.
+    pub fn of_permissions(address: &Address, permissions: Permissions) -> LtHash {
+        let mut hasher = blake3::Hasher::new_derive_key(context::STATE_PERMISSIONS);
+        hasher.update(&address.0);
+        hasher.update(&[permissions.0]);
+        Self::xof_element(hasher)
+    }
+
+    /// The element of the governance record: blake3 derive-key `"cairn state governance
+    /// v1"` in XOF mode over `borsh(governance)`, read as for [`Self::of_account`].
+    pub fn of_governance(governance: &Governance) -> LtHash {
+        let mut hasher = blake3::Hasher::new_derive_key(context::STATE_GOVERNANCE);
+        BorshSerialize::serialize(governance, &mut hasher)
+            .expect("writing to a hasher never fails");
+        Self::xof_element(hasher)
+    }
+
+    fn xof_element(hasher: blake3::Hasher) -> LtHash {
+        let mut bytes = [0u8; LTHASH_BYTES];
+        hasher.finalize_xof().fill(&mut bytes);
+        Self::from_array(&bytes)
+    }
+
+    /// Replaces `address`'s permissions contribution (empty entries contribute nothing).
+    pub fn update_permissions(&mut self, address: &Address, old: Permissions, new: Permissions) {
+        if old == new {
+            return;
+        }
+        if !old.is_empty() {
+            self.sub(&LtHash::of_permissions(address, old));
+        }
+        if !new.is_empty() {
+            self.add(&LtHash::of_permissions(address, new));
+        }
+    }
+
+    /// Replaces the governance record's contribution (`None`: no record).
+    pub fn update_governance(&mut self, old: Option<&Governance>, new: Option<&Governance>) {
+        if old == new {
+            return;
+        }
+        if let Some(old) = old {
+            self.sub(&LtHash::of_governance(old));
+        }
+        if let Some(new) = new {
+            self.add(&LtHash::of_governance(new));
+        }
     }
 
     /// The state hash of a whole state, from scratch (absent accounts skipped). Each
@@ -287,12 +384,21 @@ impl BorshDeserialize for LtHash {
 ///
 /// `accounts` holds the final value of every account the block changed (an
 /// [`Account::default()`] value means the account is now absent); accounts the block did
-/// not change are not listed. `lthash` is the full state hash after the block, so
+/// not change are not listed. Likewise `permissions`, and `governance` if the block
+/// changed the governance record. `lthash` is the full state hash after the block, so
 /// [`Self::state_root`] is what the block header's `state_root` must equal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateDiff {
     /// Changed accounts with their values after the block.
     pub accounts: BTreeMap<Address, Account>,
+    /// Changed permission entries with their values after the block (an empty value: the
+    /// entry is removed).
+    pub permissions: BTreeMap<Address, Permissions>,
+    /// The governance record after the block, if the block changed it.
+    pub governance: Option<Arc<Governance>>,
+    /// True if the block changed the validator set ([`Governance::validators`]): the
+    /// block decides an epoch change.
+    pub validators_changed: bool,
     /// State hash of the whole state after the block.
     pub lthash: LtHash,
 }
@@ -302,6 +408,9 @@ impl StateDiff {
     pub fn empty(lthash: LtHash) -> StateDiff {
         StateDiff {
             accounts: BTreeMap::new(),
+            permissions: BTreeMap::new(),
+            governance: None,
+            validators_changed: false,
             lthash,
         }
     }
@@ -348,6 +457,24 @@ impl StateReader for Layered<'_> {
             }
         }
         self.base.account(address)
+    }
+
+    fn permissions(&self, address: &Address) -> Result<Permissions, LedgerError> {
+        for diff in self.diffs.iter().rev() {
+            if let Some(p) = diff.permissions.get(address) {
+                return Ok(*p);
+            }
+        }
+        self.base.permissions(address)
+    }
+
+    fn governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        for diff in self.diffs.iter().rev() {
+            if let Some(g) = &diff.governance {
+                return Ok(Some(g.clone()));
+            }
+        }
+        self.base.governance()
     }
 }
 

@@ -9,11 +9,13 @@
 //! | `block_hashes` | block hash (32 bytes)            | height u64 BE                 |
 //! | `txs`          | transaction hash (32 bytes)      | borsh [`TxLocation`] (12 B)   |
 //! | `accounts`     | address (32 bytes)               | borsh [`Account`] (16 B); absent accounts are deleted |
+//! | `permissions`  | address (32 bytes)               | [`Permissions`] (1 byte, non-zero); empty entries are deleted |
 //! | `certificates` | height u64 BE                    | opaque bytes (consensus's)    |
 //! | `consensus_wal`| view u64 BE ‖ seq u32 BE         | opaque bytes (consensus's)    |
 //! | `meta`         | `ledger/genesis_hash`            | 32 bytes                      |
 //! |                | `ledger/head`                    | borsh [`BlockHeader`] of the head block |
 //! |                | `ledger/state_lthash`            | 2048 bytes ([`LtHash`] at head) |
+//! |                | `ledger/governance`              | borsh [`Governance`] at head (absent for a chain without one) |
 //! |                | `user/<key>`                     | [`Store::meta_put`] values    |
 //!
 //! Big-endian integer keys sort numerically, so iteration is in height / (view, seq) order.
@@ -22,18 +24,18 @@
 //!
 //! - The genesis hash is written when the database is created and never changes; opening
 //!   with another one fails ([`LedgerError::GenesisMismatch`]).
-//! - `head`, `state_lthash`, `accounts` and the block/indices of every height `0..=head`
+//! - `head`, `state_lthash`, `accounts`, `permissions`, `governance` and the block/indices of every height `0..=head`
 //!   change only together, in one synced `WriteBatch` ([`Store::init_genesis`],
 //!   [`Store::commit_block`]): after a crash the database holds all of a block or none.
-//! - `state_lthash` is the [`LtHash`] of exactly the accounts stored
-//!   ([`Store::recompute_lthash`] checks it from scratch).
+//! - `state_lthash` is the [`LtHash`] of exactly the accounts, permission entries and
+//!   governance record stored ([`Store::recompute_lthash`] checks it from scratch).
 //!
 //! Errors: RocksDB failures are [`LedgerError::Storage`], stored bytes that do not decode are
 //! [`LedgerError::Corrupt`]; both are fatal ([`LedgerError::is_fatal`]).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use rocksdb::{
@@ -41,10 +43,34 @@ use rocksdb::{
     Direction, IteratorMode, Options, SnapshotWithThreadMode, WriteBatch, WriteOptions,
 };
 
+use crate::governance::{Governance, Permissions};
 use crate::{
     Account, Address, Block, BlockHeader, Hash, LedgerError, LtHash, SignedTransaction, StateDiff,
     StateReader, txs_root,
 };
+
+/// The state a chain starts from ([`Store::init_genesis_state`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InitialState<'a> {
+    /// Funded accounts, each address at most once; empty accounts are skipped.
+    pub accounts: &'a [(Address, Account)],
+    /// Initial permission entries, each address at most once; empty entries are skipped.
+    pub permissions: &'a [(Address, Permissions)],
+    /// The governance record (`None`: a chain without governance).
+    pub governance: Option<&'a Governance>,
+}
+
+impl InitialState<'_> {
+    /// The state hash of this state, from scratch.
+    pub fn lthash(&self) -> LtHash {
+        let mut h = LtHash::of_accounts(self.accounts.iter().map(|(a, acc)| (a, acc)));
+        for (address, p) in self.permissions {
+            h.update_permissions(address, Permissions::default(), *p);
+        }
+        h.update_governance(None, self.governance);
+        h
+    }
+}
 
 /// Where a finalized transaction is: block height and 0-based index in the block.
 ///
@@ -71,6 +97,7 @@ const CF_BLOCKS: &str = "blocks";
 const CF_BLOCK_HASHES: &str = "block_hashes";
 const CF_TXS: &str = "txs";
 const CF_ACCOUNTS: &str = "accounts";
+const CF_PERMISSIONS: &str = "permissions";
 const CF_CERTIFICATES: &str = "certificates";
 const CF_WAL: &str = "consensus_wal";
 
@@ -78,11 +105,12 @@ const CF_WAL: &str = "consensus_wal";
 /// bound on its range tombstones (see [`Store::wal_prune_below`]).
 pub const WAL_PRUNES_PER_FLUSH: u32 = 64;
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 7] = [
+const COLUMN_FAMILIES: [&str; 8] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_TXS,
     CF_ACCOUNTS,
+    CF_PERMISSIONS,
     CF_CERTIFICATES,
     CF_WAL,
     CF_META,
@@ -91,6 +119,7 @@ const COLUMN_FAMILIES: [&str; 7] = [
 const META_GENESIS_HASH: &[u8] = b"ledger/genesis_hash";
 const META_HEAD: &[u8] = b"ledger/head";
 const META_LTHASH: &[u8] = b"ledger/state_lthash";
+const META_GOVERNANCE: &[u8] = b"ledger/governance";
 const META_USER_PREFIX: &str = "user/";
 
 /// Blocks read back from the database are decoded with this bound (stored blocks were
@@ -121,6 +150,8 @@ pub struct Store {
     wal_lock: Mutex<u32>,
     /// Read cache of the committed accounts ([`AccountCache`]).
     accounts: Mutex<AccountCache>,
+    /// The committed governance record (mirrors `meta`), decoded once.
+    governance: RwLock<Option<Arc<Governance>>>,
 }
 
 /// Most accounts [`Store`]'s read cache holds (two generations of at most half each; about
@@ -283,6 +314,7 @@ impl Store {
             commit_lock: Mutex::new(()),
             wal_lock: Mutex::new(0),
             accounts: Mutex::new(AccountCache::default()),
+            governance: RwLock::new(None),
         };
         match store
             .db
@@ -311,6 +343,8 @@ impl Store {
         }
         let head = store.load_head()?;
         *store.head.write().unwrap_or_else(|e| e.into_inner()) = head;
+        let governance = store.load_governance()?;
+        *store.governance.write().unwrap_or_else(|e| e.into_inner()) = governance;
         Ok(store)
     }
 
@@ -354,6 +388,19 @@ impl Store {
         }))
     }
 
+    fn load_governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        let Some(bytes) = self
+            .db
+            .get_cf(self.cf(CF_META), META_GOVERNANCE)
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let g: Governance = decode("governance", &bytes)?;
+        g.validate().map_err(|e| corrupt("governance", e))?;
+        Ok(Some(Arc::new(g)))
+    }
+
     fn read_head(&self) -> Option<Head> {
         self.head.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -374,6 +421,25 @@ impl Store {
         genesis_block: &Block,
         accounts: &[(Address, Account)],
     ) -> Result<(), LedgerError> {
+        self.init_genesis_state(
+            genesis_block,
+            InitialState {
+                accounts,
+                ..InitialState::default()
+            },
+        )
+    }
+
+    /// [`Self::init_genesis`] with permissions and a governance record as well: the
+    /// block's `state_root` must be the root of [`InitialState::lthash`]. Same errors, and
+    /// [`LedgerError::InvalidBlock`] for a repeated permission entry or a governance record
+    /// that breaks its invariants.
+    pub fn init_genesis_state(
+        &self,
+        genesis_block: &Block,
+        state: InitialState<'_>,
+    ) -> Result<(), LedgerError> {
+        let accounts = state.accounts;
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let header = &genesis_block.header;
         let hash = genesis_block.hash();
@@ -411,10 +477,22 @@ impl Store {
                 return Err(invalid(format!("genesis account {address} listed twice")));
             }
         }
-        let lthash = LtHash::of_accounts(accounts.iter().map(|(a, acc)| (a, acc)));
+        let mut seen = std::collections::BTreeSet::new();
+        for (address, p) in state.permissions {
+            if !seen.insert(*address) || !p.is_known() {
+                return Err(invalid(format!(
+                    "genesis permissions of {address} listed twice or unknown"
+                )));
+            }
+        }
+        if let Some(g) = state.governance {
+            g.validate()
+                .map_err(|e| invalid(format!("genesis governance: {e}")))?;
+        }
+        let lthash = state.lthash();
         if header.state_root != lthash.root() {
             return Err(invalid(format!(
-                "state_root {}, accounts give {}",
+                "state_root {}, the initial state gives {}",
                 header.state_root,
                 lthash.root()
             )));
@@ -432,11 +510,21 @@ impl Store {
                 batch.put_cf(self.cf(CF_ACCOUNTS), address.0, encode(account));
             }
         }
+        for (address, p) in state.permissions {
+            if !p.is_empty() {
+                batch.put_cf(self.cf(CF_PERMISSIONS), address.0, [p.0]);
+            }
+        }
+        if let Some(g) = state.governance {
+            batch.put_cf(self.cf(CF_META), META_GOVERNANCE, encode(g));
+        }
         batch.put_cf(self.cf(CF_META), META_LTHASH, lthash.to_bytes());
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
         self.db.write_opt(batch, &synced()).map_err(storage)?;
         // Reads before genesis cached absent accounts.
         self.account_cache().clear();
+        *self.governance.write().unwrap_or_else(|e| e.into_inner()) =
+            state.governance.map(|g| Arc::new(g.clone()));
         *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(Head {
             header: header.clone(),
             hash,
@@ -564,12 +652,25 @@ impl Store {
                 batch.put_cf(self.cf(CF_ACCOUNTS), address.0, encode(account));
             }
         }
+        for (address, p) in &diff.permissions {
+            if p.is_empty() {
+                batch.delete_cf(self.cf(CF_PERMISSIONS), address.0);
+            } else {
+                batch.put_cf(self.cf(CF_PERMISSIONS), address.0, [p.0]);
+            }
+        }
+        if let Some(g) = &diff.governance {
+            batch.put_cf(self.cf(CF_META), META_GOVERNANCE, encode(&**g));
+        }
         if let Some(cert) = certificate {
             batch.put_cf(self.cf(CF_CERTIFICATES), height_key, cert);
         }
         batch.put_cf(self.cf(CF_META), META_LTHASH, diff.lthash.to_bytes());
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
         self.db.write_opt(batch, &synced()).map_err(storage)?;
+        if let Some(g) = &diff.governance {
+            *self.governance.write().unwrap_or_else(|e| e.into_inner()) = Some(g.clone());
+        }
         {
             let mut cache = self.account_cache();
             for (address, account) in &diff.accounts {
@@ -842,6 +943,23 @@ impl Store {
                 sum.add(&LtHash::of_account(&address, &account));
             }
         }
+        for item in snapshot
+            .snap
+            .iterator_cf(self.cf(CF_PERMISSIONS), IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(storage)?;
+            let address = Address(
+                key.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("permissions key", format!("{} bytes", key.len())))?,
+            );
+            sum.update_permissions(
+                &address,
+                Permissions::default(),
+                decode_permissions(&value)?,
+            );
+        }
+        sum.update_governance(None, snapshot.governance()?.as_deref());
         if sum != stored {
             return Err(corrupt(
                 "state lthash",
@@ -891,6 +1009,34 @@ impl StateReader for Store {
         }
         Ok(account)
     }
+
+    fn permissions(&self, address: &Address) -> Result<Permissions, LedgerError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_PERMISSIONS), address.0)
+            .map_err(storage)?
+        {
+            Some(bytes) => decode_permissions(&bytes),
+            None => Ok(Permissions::default()),
+        }
+    }
+
+    /// The committed record, from memory.
+    fn governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        Ok(self
+            .governance
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
+    }
+}
+
+/// A stored permissions value: one byte, non-zero, only known bits.
+fn decode_permissions(bytes: &[u8]) -> Result<Permissions, LedgerError> {
+    match bytes {
+        [b] if *b != 0 && Permissions(*b).is_known() => Ok(Permissions(*b)),
+        _ => Err(corrupt("permissions", format!("{bytes:02x?}"))),
+    }
 }
 
 /// A consistent read-only view of a [`Store`] at one instant (a RocksDB snapshot).
@@ -930,6 +1076,27 @@ impl StateReader for StoreSnapshot<'_> {
             Some(bytes) => decode("account", &bytes),
             None => Ok(Account::default()),
         }
+    }
+
+    fn permissions(&self, address: &Address) -> Result<Permissions, LedgerError> {
+        match self
+            .snap
+            .get_pinned_cf(self.store.cf(CF_PERMISSIONS), address.0)
+            .map_err(storage)?
+        {
+            Some(bytes) => decode_permissions(&bytes),
+            None => Ok(Permissions::default()),
+        }
+    }
+
+    /// The record at the snapshot (decoded on each call).
+    fn governance(&self) -> Result<Option<Arc<Governance>>, LedgerError> {
+        self.get(CF_META, META_GOVERNANCE)?
+            .map(|b| {
+                let g: Governance = decode("governance", &b)?;
+                Ok(Arc::new(g))
+            })
+            .transpose()
     }
 }
 

@@ -1,9 +1,12 @@
-//! Transfer transactions: body, signing digest, signature rule and hash.
+//! Transactions: body, signing digest, signature rule and hash.
 //!
 //! Wire format (exact bytes in `docs/wire-format.md`): a [`SignedTransaction`] is the borsh
-//! encoding of its [`TransactionBody`] followed by the 64-byte ed25519 signature.
+//! encoding of its [`TransactionBody`] followed by the 64-byte ed25519 signature. Body
+//! version 2 (signing context `"cairn transaction v2"`) carries an [`Action`]: a transfer,
+//! or a governance propose or approve ([`crate::governance`]); version 1 carried only
+//! transfers and is no longer accepted.
 //!
-//! - **Signing digest** = blake3 derive-key mode, context `"cairn transaction v1"`, over
+//! - **Signing digest** = blake3 derive-key mode, context `"cairn transaction v2"`, over
 //!   `borsh(body)`. The signature is ed25519 (RFC 8032) over those 32 bytes.
 //! - **Transaction hash** = the signing digest. It does not cover the signature, so a
 //!   transaction cannot be re-identified by mauling its signature.
@@ -16,6 +19,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::{Signer, SigningKey};
 
+use crate::governance::GovAction;
 use crate::{Address, Hash, LedgerError, context};
 
 /// Largest chain id, in bytes of UTF-8.
@@ -23,11 +27,16 @@ pub const CHAIN_ID_BYTES_MAX: usize = 32;
 
 /// Largest encoded [`SignedTransaction`], in bytes. Checked before decoding.
 ///
-/// A body with a 32-byte chain id encodes to 4 + 32 + 32 + 32 + 4 × 8 = 132 bytes; with
-/// the signature, 196. 256 leaves headroom without admitting garbage.
-pub const TX_BYTES_MAX: usize = 256;
+/// A transfer with a 32-byte chain id encodes to 4 + 32 + 32 + 3 × 8 + 1 + 32 + 8 = 133
+/// bytes; with the signature, 197. The largest governance action, a member list of
+/// [`crate::governance::MEMBERS_MAX`] = 24 accounts, encodes to about 900 bytes; 1024 leaves
+/// headroom without admitting garbage.
+pub const TX_BYTES_MAX: usize = 1024;
 
-/// The signed content of a transfer.
+/// The signed content of a transaction (body version 2).
+///
+/// Borsh: `chain_id` (u32 length + UTF-8), `sender` (32), `fee`, `nonce`, `expiry_height`
+/// (u64 LE each), then the [`Action`] (one tag byte and its fields).
 #[derive(
     Clone,
     Debug,
@@ -44,19 +53,103 @@ pub struct TransactionBody {
     pub chain_id: String,
     /// Paying account; must be the signer.
     pub sender: Address,
-    /// Receiving account (created on first credit).
-    pub recipient: Address,
-    /// Base units moved from sender to recipient.
-    pub amount: u64,
     /// Base units paid to the block's proposer.
     pub fee: u64,
     /// Must equal the sender's account nonce when executed; the nonce then increments.
     pub nonce: u64,
     /// Last block height at which the transaction may be included (inclusive).
     pub expiry_height: u64,
+    /// What the transaction does.
+    pub action: Action,
+}
+
+/// What a transaction does.
+///
+/// Borsh: a one-byte tag (0 transfer, 1 propose, 2 approve) then the variant's fields.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Moves `amount` base units from the sender to `recipient` (tag 0).
+    Transfer {
+        /// Receiving account (created on first credit).
+        recipient: Address,
+        /// Base units moved.
+        amount: u64,
+    },
+    /// Opens a governance proposal; the sender must be a governance member (tag 1).
+    Propose(GovAction),
+    /// Approves open governance proposal `proposal_id`; the sender must be a governance
+    /// member (tag 2).
+    Approve {
+        /// The proposal's id.
+        proposal_id: u64,
+    },
+}
+
+impl Action {
+    /// The action's kind: `"transfer"`, `"propose"` or `"approve"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Transfer { .. } => "transfer",
+            Action::Propose(_) => "propose",
+            Action::Approve { .. } => "approve",
+        }
+    }
 }
 
 impl TransactionBody {
+    /// A transfer body.
+    pub fn transfer(
+        chain_id: impl Into<String>,
+        sender: Address,
+        recipient: Address,
+        amount: u64,
+        fee: u64,
+        nonce: u64,
+        expiry_height: u64,
+    ) -> TransactionBody {
+        TransactionBody {
+            chain_id: chain_id.into(),
+            sender,
+            fee,
+            nonce,
+            expiry_height,
+            action: Action::Transfer { recipient, amount },
+        }
+    }
+
+    /// The transfer's recipient, if the action is a transfer.
+    pub fn recipient(&self) -> Option<Address> {
+        match self.action {
+            Action::Transfer { recipient, .. } => Some(recipient),
+            _ => None,
+        }
+    }
+
+    /// Base units moved to the recipient (0 unless the action is a transfer).
+    pub fn amount(&self) -> u64 {
+        match self.action {
+            Action::Transfer { amount, .. } => amount,
+            _ => 0,
+        }
+    }
+
+    /// What the sender pays if the transaction executes: amount plus fee, in u128 so it
+    /// cannot overflow.
+    pub fn spend(&self) -> u128 {
+        u128::from(self.amount()) + u128::from(self.fee)
+    }
+
     /// The signing digest, which is also the transaction hash: blake3 derive-key mode,
     /// context [`context::TRANSACTION`], over `borsh(self)`.
     ///
@@ -249,11 +342,10 @@ mod tests {
             let body = TransactionBody {
                 chain_id,
                 sender: Address(sender),
-                recipient: Address(recipient),
-                amount,
                 fee,
                 nonce,
                 expiry_height,
+                action: crate::Action::Transfer { recipient: Address(recipient), amount },
             };
             let bytes = borsh::to_vec(&body).unwrap();
             proptest::prop_assert_eq!(body.hash(), Hash::derive(context::TRANSACTION, &[&bytes]));

@@ -138,11 +138,13 @@ mod tests {
         let good = TransactionBody {
             chain_id: "c".into(),
             sender: Address::from_public_key(&key.verifying_key()),
-            recipient: Address([9; 32]),
-            amount: 1,
             fee: 1,
             nonce: 0,
             expiry_height: 9,
+            action: crate::Action::Transfer {
+                recipient: Address([9; 32]),
+                amount: 1,
+            },
         }
         .sign(&key);
         let mut bad = good.clone();

@@ -103,7 +103,7 @@ fn oversize_is_refused_before_decoding() {
     );
     // a valid transaction whose chain id is too long to be valid is still bounded
     let mut tx = sample_tx();
-    tx.body.chain_id = "x".repeat(200);
+    tx.body.chain_id = "x".repeat(TX_BYTES_MAX);
     let err = SignedTransaction::decode(&tx.encode()).unwrap_err();
     assert!(matches!(err, LedgerError::Oversize { .. }));
 }

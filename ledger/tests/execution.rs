@@ -34,7 +34,8 @@ fn apply_err(
     let mut b = BlockBuilder::new(parent, lthash_of(parent), ctx(proposer));
     let err = b.apply(tx).expect_err("transaction must be rejected");
     assert_eq!(b.applied(), 0);
-    for a in [tx.body.sender, tx.body.recipient, proposer] {
+    let recipient = tx.body.recipient().expect("transfers only");
+    for a in [tx.body.sender, recipient, proposer] {
         assert_eq!(
             b.account(&a).unwrap(),
             parent.account(&a).unwrap(),

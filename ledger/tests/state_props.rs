@@ -77,24 +77,22 @@ fn model_apply(
     if sender.nonce == u64::MAX {
         return Err("nonce_exhausted");
     }
-    if u128::from(body.amount) + u128::from(body.fee) > u128::from(sender.balance) {
+    let (recipient, amount) = (body.recipient().expect("transfers only"), body.amount());
+    if u128::from(amount) + u128::from(body.fee) > u128::from(sender.balance) {
         return Err("insufficient_balance");
     }
     let mut next = state.clone();
     next.insert(
         body.sender,
         Account {
-            balance: sender.balance - body.amount - body.fee,
+            balance: sender.balance - amount - body.fee,
             nonce: sender.nonce + 1,
         },
     );
-    let r = get(&next, &body.recipient);
-    let r_bal = r
-        .balance
-        .checked_add(body.amount)
-        .ok_or("balance_overflow")?;
+    let r = get(&next, &recipient);
+    let r_bal = r.balance.checked_add(amount).ok_or("balance_overflow")?;
     next.insert(
-        body.recipient,
+        recipient,
         Account {
             balance: r_bal,
             nonce: r.nonce,
@@ -154,11 +152,10 @@ proptest! {
                 let body = TransactionBody {
                     chain_id: CHAIN.into(),
                     sender: address(op.from),
-                    recipient: address(op.to),
-                    amount: op.amount,
                     fee: op.fee,
                     nonce: sender.nonce.wrapping_add_signed(op.nonce_offset.into()),
                     expiry_height: if op.expired { height - 1 } else { height + 5 },
+                    action: cairn_ledger::Action::Transfer { recipient: address(op.to), amount: op.amount },
                 };
                 let tx = SignedTransaction { body: body.clone(), signature: [0u8; 64] };
                 let before: Vec<Account> = (0..N).map(|i| builder.account(&address(i)).unwrap()).collect();

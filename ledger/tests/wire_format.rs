@@ -92,6 +92,8 @@ fn document_has_the_required_vectors() {
     assert!(!by_kind("block_header").is_empty());
     assert!(by_kind("txs_root").len() >= 3);
     assert!(by_kind("state_root").len() >= 2);
+    assert!(by_kind("governance_transaction").len() >= 2);
+    assert_eq!(by_kind("state_root_governance").len(), 1);
     for v in &all {
         assert!(v.contains_key("kind"), "vector without kind: {v:?}");
     }
@@ -114,11 +116,13 @@ fn transaction_vectors() {
         let body = TransactionBody {
             chain_id: field(&v, "chain_id").to_string(),
             sender,
-            recipient: Address(hex32(&v, "recipient")),
-            amount: num(&v, "amount"),
             fee: num(&v, "fee"),
             nonce: num(&v, "nonce"),
             expiry_height: num(&v, "expiry_height"),
+            action: cairn_ledger::Action::Transfer {
+                recipient: Address(hex32(&v, "recipient")),
+                amount: num(&v, "amount"),
+            },
         };
 
         // body bytes: the documented layout, built by hand, and borsh agree
@@ -127,11 +131,13 @@ fn transaction_vectors() {
         manual.extend((body.chain_id.len() as u32).to_le_bytes());
         manual.extend(body.chain_id.as_bytes());
         manual.extend(body.sender.0);
-        manual.extend(body.recipient.0);
-        for n in [body.amount, body.fee, body.nonce, body.expiry_height] {
+        for n in [body.fee, body.nonce, body.expiry_height] {
             manual.extend(n.to_le_bytes());
         }
-        assert_eq!(manual.len(), 100 + body.chain_id.len());
+        manual.push(0); // action tag: transfer
+        manual.extend(body.recipient().unwrap().0);
+        manual.extend(body.amount().to_le_bytes());
+        assert_eq!(manual.len(), 101 + body.chain_id.len());
         assert_eq!(body_bytes, manual);
         assert_eq!(borsh::to_vec(&body).unwrap(), body_bytes);
         assert_eq!(
@@ -139,10 +145,10 @@ fn transaction_vectors() {
             body
         );
 
-        // digest = hash = blake3 derive_key("cairn transaction v1", body_bytes)
+        // digest = hash = blake3 derive_key("cairn transaction v2", body_bytes)
         let hash = hex32(&v, "hash");
         assert_eq!(
-            blake3::derive_key("cairn transaction v1", &body_bytes),
+            blake3::derive_key("cairn transaction v2", &body_bytes),
             hash
         );
         assert_eq!(body.hash(), Hash(hash));
@@ -165,10 +171,10 @@ fn transaction_vectors() {
         assert!(signed.len() <= TX_BYTES_MAX);
         assert_eq!(SignedTransaction::decode(&signed).unwrap(), tx);
 
-        // signed hash = blake3 derive_key("cairn signed transaction v1", signed bytes)
+        // signed hash = blake3 derive_key("cairn signed transaction v2", signed bytes)
         let signed_hash = hex32(&v, "signed_hash");
         assert_eq!(
-            blake3::derive_key("cairn signed transaction v1", &signed),
+            blake3::derive_key("cairn signed transaction v2", &signed),
             signed_hash
         );
         assert_eq!(tx.signed_hash(), Hash(signed_hash));
@@ -298,4 +304,72 @@ fn block_header_vectors() {
         assert_eq!(blake3::derive_key("cairn block header v2", &bytes), hash);
         assert_eq!(header.hash(), Hash(hash));
     }
+}
+
+#[test]
+fn governance_transaction_vectors() {
+    for v in by_kind("governance_transaction") {
+        let key = SigningKey::from_bytes(&hex32(&v, "seed"));
+        let body_bytes = hex_field(&v, "body_bytes");
+        let body: TransactionBody = borsh::from_slice(&body_bytes).unwrap();
+        assert_eq!(borsh::to_vec(&body).unwrap(), body_bytes);
+        assert_eq!(body.sender, Address::from_public_key(&key.verifying_key()));
+        let action: cairn_ledger::Action = serde_json::from_str(field(&v, "action_json")).unwrap();
+        assert_eq!(body.action, action);
+        assert_ne!(action.kind(), "transfer");
+        // The digest, independently: derive_key over the body bytes.
+        let digest = blake3::derive_key("cairn transaction v2", &body_bytes);
+        assert_eq!(hex32(&v, "hash"), digest);
+        assert_eq!(body.hash().0, digest);
+        let signature = key.sign(&digest).to_bytes();
+        assert_eq!(hex_field(&v, "signature"), signature.to_vec());
+        let signed_bytes = hex_field(&v, "signed_bytes");
+        assert_eq!(signed_bytes, [body_bytes.as_slice(), &signature].concat());
+        assert!(signed_bytes.len() <= TX_BYTES_MAX);
+        let tx = SignedTransaction::decode(&signed_bytes).unwrap();
+        tx.verify(&body.chain_id).unwrap();
+    }
+}
+
+#[test]
+fn governance_state_root_vector() {
+    let v = &by_kind("state_root_governance")[0];
+    let bytes = hex_field(v, "governance_bytes");
+    let record: cairn_ledger::governance::Governance = borsh::from_slice(&bytes).unwrap();
+    record.validate().unwrap();
+    assert_eq!(borsh::to_vec(&record).unwrap(), bytes);
+    let holder = Address(hex32(v, "transact"));
+    // Independently: two XOF elements (governance over its bytes, permissions over address
+    // and the permissions byte), summed lane by lane.
+    let element = |context: &str, input: &[u8]| {
+        let mut out = [0u8; 2048];
+        blake3::Hasher::new_derive_key(context)
+            .update(input)
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    };
+    let g = element("cairn state governance v1", &bytes);
+    let p = element(
+        "cairn state permissions v1",
+        &[holder.0.as_slice(), &[1u8]].concat(),
+    );
+    let mut lanes = [0u8; 2048];
+    for i in 0..1024 {
+        let a = u16::from_le_bytes([g[2 * i], g[2 * i + 1]]);
+        let b = u16::from_le_bytes([p[2 * i], p[2 * i + 1]]);
+        lanes[2 * i..2 * i + 2].copy_from_slice(&a.wrapping_add(b).to_le_bytes());
+    }
+    assert_eq!(hex::encode(&lanes[..32]), field(v, "lthash_first_32_bytes"));
+    let root = blake3::derive_key("cairn state root v1", &lanes);
+    assert_eq!(hex32(v, "root"), root);
+    let mut lthash = LtHash::zero();
+    lthash.update_governance(None, Some(&record));
+    lthash.update_permissions(
+        &holder,
+        cairn_ledger::governance::Permissions::default(),
+        cairn_ledger::governance::Permissions::default()
+            .with(cairn_ledger::governance::Permission::Transact),
+    );
+    assert_eq!(lthash.root().0, root);
 }

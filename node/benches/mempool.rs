@@ -46,11 +46,13 @@ fn workload() -> (Vec<VerifiedTx>, BTreeMap<Address, Account>) {
                 TransactionBody {
                     chain_id: CHAIN.into(),
                     sender: Address::from_public_key(&k.verifying_key()),
-                    recipient: Address([(i % 251) as u8; 32]),
-                    amount: 1_000,
                     fee: 10,
                     nonce,
                     expiry_height: 1_000_000,
+                    action: cairn_ledger::Action::Transfer {
+                        recipient: Address([(i % 251) as u8; 32]),
+                        amount: 1_000,
+                    },
                 }
                 .sign(k),
             );

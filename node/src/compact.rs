@@ -616,11 +616,13 @@ mod tests {
                 TransactionBody {
                     chain_id: "cairn-compact-test".into(),
                     sender: Address::from_public_key(&key.verifying_key()),
-                    recipient: Address([9; 32]),
-                    amount: 1,
                     fee: 1,
                     nonce,
                     expiry_height: 50,
+                    action: cairn_ledger::Action::Transfer {
+                        recipient: Address([9; 32]),
+                        amount: 1,
+                    },
                 }
                 .sign(&key)
             })

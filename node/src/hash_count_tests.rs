@@ -72,11 +72,13 @@ fn a_transaction_is_hashed_once_per_node() {
     let tx = TransactionBody {
         chain_id: CHAIN.into(),
         sender,
-        recipient: Address([9; 32]),
-        amount: 5,
         fee: 1,
         nonce: 0,
         expiry_height: 100,
+        action: cairn_ledger::Action::Transfer {
+            recipient: Address([9; 32]),
+            amount: 5,
+        },
     }
     .sign(&key);
     let wire = tx.encode();

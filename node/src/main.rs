@@ -199,6 +199,7 @@ fn prepare_dev_home(home: &Path) -> Result<PathBuf> {
             balance: 1_000_000_000_000,
         }],
         params: ChainParams::default(),
+        governance: Default::default(),
     };
     genesis.validate()?;
     let path = home.join("genesis.json");

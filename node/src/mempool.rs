@@ -191,6 +191,18 @@ pub enum MempoolError {
         /// The reader's error.
         error: LedgerError,
     },
+    /// Under the `permissioned` accounts policy, the sender of a transfer does not hold
+    /// `transact`; or the sender of a governance transaction is not a governance member.
+    #[error("transaction {tx}: {sender} {reason}")]
+    NotPermitted {
+        /// The refused transaction.
+        tx: Hash,
+        /// Its sender.
+        sender: cairn_ledger::Address,
+        /// `"may not send transfers (no transact permission)"` or `"is not a governance
+        /// member"`.
+        reason: &'static str,
+    },
     /// A [`MempoolConfig`] bound is invalid.
     #[error("invalid mempool config: {field} {reason}")]
     InvalidConfig {
@@ -204,7 +216,7 @@ pub enum MempoolError {
 impl MempoolError {
     /// Stable snake_case code for RPC and metrics: `duplicate`, `stale_nonce`,
     /// `too_far_ahead`, `insufficient_balance`, `expired`, `wrong_chain`, `mempool_full`,
-    /// `state_unavailable`, `invalid_config`.
+    /// `state_unavailable`, `not_permitted`, `not_member`, `invalid_config`.
     pub fn code(&self) -> &'static str {
         match self {
             MempoolError::Duplicate { .. } => "duplicate",
@@ -215,6 +227,8 @@ impl MempoolError {
             MempoolError::WrongChain { .. } => "wrong_chain",
             MempoolError::Full { .. } => "mempool_full",
             MempoolError::State { .. } => "state_unavailable",
+            MempoolError::NotPermitted { reason, .. } if *reason == NOT_MEMBER => "not_member",
+            MempoolError::NotPermitted { .. } => "not_permitted",
             MempoolError::InvalidConfig { .. } => "invalid_config",
         }
     }
@@ -235,11 +249,17 @@ impl MempoolError {
             | MempoolError::InsufficientBalance { tx, .. }
             | MempoolError::Expired { tx, .. }
             | MempoolError::WrongChain { tx, .. }
+            | MempoolError::NotPermitted { tx, .. }
             | MempoolError::State { tx, .. } => Some(*tx),
             MempoolError::Full { .. } | MempoolError::InvalidConfig { .. } => None,
         }
     }
 }
+
+/// [`MempoolError::NotPermitted`]'s reason for a transfer without `transact`.
+const NOT_PERMITTED: &str = "may not send transfers (no transact permission)";
+/// [`MempoolError::NotPermitted`]'s reason for a governance transaction by a non-member.
+const NOT_MEMBER: &str = "is not a governance member";
 
 struct Entry {
     tx: VerifiedTx,
@@ -253,7 +273,7 @@ struct Entry {
 
 impl Entry {
     fn cost(&self) -> u128 {
-        u128::from(self.tx.tx().body.amount) + u128::from(self.tx.tx().body.fee)
+        self.tx.tx().body.spend()
     }
 }
 
@@ -294,7 +314,9 @@ impl Mempool {
     /// expiry_height`), nonce window (`account_nonce <= nonce <= account_nonce +
     /// sender_future_max`), one transaction per `(sender, nonce)`, affordability (`amount +
     /// fee` of this transaction plus that of the sender's pooled transactions with nonces in
-    /// `account_nonce..nonce`, summed in u128, `<= balance`), then the count and byte bounds.
+    /// `account_nonce..nonce`, summed in u128, `<= balance`), who may send (a transfer under
+    /// the `permissioned` policy needs `transact`; a governance transaction needs a member),
+    /// then the count and byte bounds.
     /// Reads the sender's account once.
     ///
     /// Admitting a lower nonce never evicts higher pooled ones, even if they become
@@ -351,7 +373,34 @@ impl Mempool {
                 max,
             });
         }
-        let mut needed = u128::from(body.amount) + u128::from(body.fee);
+        // Who may send: cheap state reads (the governance record is held in memory), so a
+        // refused sender costs no pool space. Execution checks the same rules again.
+        let governance = state
+            .governance()
+            .map_err(|error| MempoolError::State { tx: hash, error })?;
+        if let Some(g) = governance {
+            let refused = match &body.action {
+                cairn_ledger::Action::Transfer { .. } => {
+                    // Open chains (the common case) read no permissions.
+                    let permitted = g.accounts == cairn_ledger::governance::AccountsPolicy::Open
+                        || g.may_transact(
+                            state
+                                .permissions(&body.sender)
+                                .map_err(|error| MempoolError::State { tx: hash, error })?,
+                        );
+                    (!permitted).then_some(NOT_PERMITTED)
+                }
+                _ => (!g.is_member(&body.sender)).then_some(NOT_MEMBER),
+            };
+            if let Some(reason) = refused {
+                return Err(MempoolError::NotPermitted {
+                    tx: hash,
+                    sender: body.sender,
+                    reason,
+                });
+            }
+        }
+        let mut needed = body.spend();
         if let Some(queue) = self.by_sender.get(&body.sender) {
             if queue.contains_key(&body.nonce) {
                 return Err(MempoolError::Duplicate { tx: hash });
@@ -672,11 +721,13 @@ mod tests {
         let tx = TransactionBody {
             chain_id: CHAIN.into(),
             sender: addr(seed),
-            recipient: Address([0xee; 32]),
-            amount,
             fee,
             nonce,
             expiry_height,
+            action: cairn_ledger::Action::Transfer {
+                recipient: Address([0xee; 32]),
+                amount,
+            },
         }
         .sign(&key(seed));
         VerifiedTx::verify(HashedTx::new(tx), CHAIN).expect("a test transaction verifies")
@@ -719,6 +770,93 @@ mod tests {
                 proposer: Address([0xaa; 32]),
             },
         )
+    }
+
+    /// A state with a governance record: members `members`, `policy`, and the given
+    /// permission holders.
+    struct GovState {
+        accounts: State,
+        governance: std::sync::Arc<cairn_ledger::governance::Governance>,
+        transact: Vec<Address>,
+    }
+
+    impl StateReader for GovState {
+        fn account(&self, a: &Address) -> Result<Account, LedgerError> {
+            self.accounts.account(a)
+        }
+        fn permissions(
+            &self,
+            a: &Address,
+        ) -> Result<cairn_ledger::governance::Permissions, LedgerError> {
+            let none = cairn_ledger::governance::Permissions::default();
+            Ok(if self.transact.contains(a) {
+                none.with(cairn_ledger::governance::Permission::Transact)
+            } else {
+                none
+            })
+        }
+        fn governance(
+            &self,
+        ) -> Result<Option<std::sync::Arc<cairn_ledger::governance::Governance>>, LedgerError>
+        {
+            Ok(Some(self.governance.clone()))
+        }
+    }
+
+    fn gov_state(policy: cairn_ledger::governance::AccountsPolicy) -> GovState {
+        let governance = cairn_ledger::governance::Governance::genesis(
+            vec![addr(1)],
+            1,
+            policy,
+            10,
+            vec![cairn_ledger::governance::ValidatorInfo {
+                name: "v0".into(),
+                consensus_key: addr(9),
+                peer_id: cairn_ledger::governance::ed25519_peer_id(&[7; 32]),
+                voting_power: 1,
+            }],
+            cairn_genesis::ChainParams::default(),
+        )
+        .unwrap();
+        GovState {
+            accounts: funded(&[1, 2, 3], 1_000),
+            governance: std::sync::Arc::new(governance),
+            transact: vec![addr(2)],
+        }
+    }
+
+    #[test]
+    fn who_may_send_is_checked_at_the_door() {
+        use cairn_ledger::governance::AccountsPolicy;
+        let mut p = pool();
+        let state = gov_state(AccountsPolicy::Permissioned);
+        // Without `transact`: refused, nothing pooled.
+        let e = p.insert(tx(3, 0), &state, CHAIN, 1).unwrap_err();
+        assert_eq!(e.code(), "not_permitted");
+        assert!(!e.is_peer_fault());
+        assert_eq!(p.len(), 0);
+        // With it: admitted.
+        p.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+        // Governance transactions need a member, whatever the policy.
+        let approve = |seed: u8| {
+            let t = TransactionBody {
+                chain_id: CHAIN.into(),
+                sender: addr(seed),
+                fee: 1,
+                nonce: 0,
+                expiry_height: 100,
+                action: cairn_ledger::Action::Approve { proposal_id: 1 },
+            }
+            .sign(&key(seed));
+            VerifiedTx::verify(HashedTx::new(t), CHAIN).unwrap()
+        };
+        let e = p.insert(approve(3), &state, CHAIN, 1).unwrap_err();
+        assert_eq!(e.code(), "not_member");
+        p.insert(approve(1), &state, CHAIN, 1).unwrap();
+        assert_eq!(p.len(), 2);
+        // On an open chain anyone with a balance may send.
+        let open = gov_state(AccountsPolicy::Open);
+        p.insert(tx(3, 0), &open, CHAIN, 1).unwrap();
     }
 
     #[test]

@@ -231,8 +231,8 @@ pub async fn run(
     let db_path = NodeConfig::resolve(home, &config.db_dir);
     let store =
         Store::open(&db_path, genesis_hash).map_err(|e| NodeError::Storage(e.to_string()))?;
-    store
-        .init_genesis(&genesis.genesis_block(), &genesis.initial_accounts())
+    genesis
+        .init_store(&store)
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     let store = Arc::new(store);
     let limits = BlockLimits {

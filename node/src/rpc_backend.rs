@@ -91,11 +91,18 @@ impl RpcBackend for NodeBackend {
 
     async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
         let a = self.shared.store.account(&address).map_err(internal)?;
+        let permissions = self.shared.store.permissions(&address).map_err(internal)?;
         Ok(AccountInfo {
             address,
             balance: a.balance,
             nonce: a.nonce,
+            permissions,
         })
+    }
+
+    async fn governance(&self) -> Result<Option<cairn_ledger::governance::Governance>, RpcError> {
+        let g = self.shared.store.governance().map_err(internal)?;
+        Ok(g.map(|g| (*g).clone()))
     }
 
     async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError> {

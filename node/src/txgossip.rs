@@ -155,11 +155,13 @@ mod tests {
         TransactionBody {
             chain_id: "c".into(),
             sender: Address::from_public_key(&key.verifying_key()),
-            recipient: Address([1; 32]),
-            amount: 5,
             fee: 1,
             nonce,
             expiry_height: 100,
+            action: cairn_ledger::Action::Transfer {
+                recipient: Address([1; 32]),
+                amount: 5,
+            },
         }
         .sign(&key)
     }

@@ -248,11 +248,13 @@ mod tests {
         TransactionBody {
             chain_id: CHAIN.into(),
             sender: Address::from_public_key(&key.verifying_key()),
-            recipient: Address([9; 32]),
-            amount: seed,
             fee: 1,
             nonce: 0,
             expiry_height: 100,
+            action: cairn_ledger::Action::Transfer {
+                recipient: Address([9; 32]),
+                amount: seed,
+            },
         }
         .sign(&key)
     }
@@ -267,7 +269,7 @@ mod tests {
         for j in 0..40u64 {
             let mut txs: Vec<SignedTransaction> = (0..7).map(|i| tx(j * 100 + i)).collect();
             if j % 3 == 0 {
-                txs[2].body.amount += 1; // signature no longer matches
+                txs[2].body.fee += 1; // signature no longer matches
             }
             if j % 5 == 0 {
                 txs[4].signature[63] ^= 0x40;

@@ -49,11 +49,13 @@ fn transfer(nonce: u64) -> SignedTransaction {
     TransactionBody {
         chain_id: CHAIN_ID.into(),
         sender: sender_address(),
-        recipient: Address([9; 32]),
-        amount: 10,
         fee: 1,
         nonce,
         expiry_height: 1_000,
+        action: cairn_ledger::Action::Transfer {
+            recipient: Address([9; 32]),
+            amount: 10,
+        },
     }
     .sign(&key)
 }
@@ -62,9 +64,7 @@ fn transfer(nonce: u64) -> SignedTransaction {
 fn chain_on(genesis: &Genesis) -> (tempfile::TempDir, Chain) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path(), genesis.hash()).unwrap());
-    store
-        .init_genesis(&genesis.genesis_block(), &genesis.initial_accounts())
-        .unwrap();
+    genesis.init_store(&store).unwrap();
     let chain = Chain::open(
         store,
         genesis.chain_id.clone(),

@@ -40,11 +40,13 @@ fn transfers(n: u64) -> Vec<SignedTransaction> {
             TransactionBody {
                 chain_id: CHAIN_ID.into(),
                 sender: Address::from_public_key(&key.verifying_key()),
-                recipient: Address([9; 32]),
-                amount: 10,
                 fee: 1,
                 nonce,
                 expiry_height: 1_000,
+                action: cairn_ledger::Action::Transfer {
+                    recipient: Address([9; 32]),
+                    amount: 10,
+                },
             }
             .sign(&key)
         })

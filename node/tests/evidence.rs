@@ -31,9 +31,7 @@ async fn stored_evidence_is_served_and_verifies() {
     let ns = genesis.hash().0;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path(), genesis.hash()).unwrap());
-    store
-        .init_genesis(&genesis.genesis_block(), &genesis.initial_accounts())
-        .unwrap();
+    genesis.init_store(&store).unwrap();
 
     // Validator 2 signs two different proposals in view 7.
     let p = |payload: u8| Proposal {

@@ -146,6 +146,7 @@ impl Testnet {
                 admission_difficulty_bits: BITS,
                 ..ChainParams::default()
             },
+            governance: Default::default(),
         };
         genesis.validate().unwrap();
         for home in &homes {
@@ -631,11 +632,13 @@ fn spawn_load(
             let tx = cairn_ledger::TransactionBody {
                 chain_id: chain_id.clone(),
                 sender,
-                recipient: cairn_ledger::Address([7; 32]),
-                amount: 1,
                 fee: 1,
                 nonce,
                 expiry_height: 1_000_000,
+                action: cairn_ledger::Action::Transfer {
+                    recipient: cairn_ledger::Address([7; 32]),
+                    amount: 1,
+                },
             }
             .sign(&key);
             match clients[nonce as usize % clients.len()]

@@ -38,9 +38,7 @@ fn genesis() -> (Vec<SigningKey>, Genesis) {
 fn forged_block(keys: &[SigningKey], genesis: &Genesis) -> SyncedBlock {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path(), genesis.hash()).unwrap());
-    store
-        .init_genesis(&genesis.genesis_block(), &genesis.initial_accounts())
-        .unwrap();
+    genesis.init_store(&store).unwrap();
     let mut chain = Chain::open(
         store,
         CHAIN_ID.into(),
@@ -54,11 +52,13 @@ fn forged_block(keys: &[SigningKey], genesis: &Genesis) -> SyncedBlock {
     let mut tx: SignedTransaction = TransactionBody {
         chain_id: CHAIN_ID.into(),
         sender: Address::from_public_key(&key.verifying_key()),
-        recipient: Address([9; 32]),
-        amount: 10,
         fee: 1,
         nonce: 0,
         expiry_height: 1_000,
+        action: cairn_ledger::Action::Transfer {
+            recipient: Address([9; 32]),
+            amount: 10,
+        },
     }
     .sign(&key);
     tx.signature[33] ^= 0x10;

@@ -70,6 +70,13 @@ pub trait RpcBackend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The governance record as of the latest finalized block (`getGovernance`): members,
+    /// threshold, accounts policy, validator set, parameters and open proposals. `None` for
+    /// a chain without one. Default: none.
+    async fn governance(&self) -> Result<Option<cairn_ledger::governance::Governance>, RpcError> {
+        Ok(None)
+    }
+
     /// Stored equivocation evidence, oldest view first, at most
     /// [`crate::EVIDENCE_RESULTS_MAX`] records. Default: none (a backend that keeps none).
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {

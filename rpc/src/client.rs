@@ -350,6 +350,14 @@ impl RpcClient {
         self.call("getPeers", Value::Null).await
     }
 
+    /// `getGovernance`: the governance record at the latest finalized block (`None` for a
+    /// chain without one).
+    pub async fn governance(
+        &self,
+    ) -> Result<Option<cairn_ledger::governance::Governance>, ClientError> {
+        self.call("getGovernance", Value::Null).await
+    }
+
     /// `getEvidence`.
     pub async fn evidence(&self) -> Result<Vec<crate::EvidenceInfo>, ClientError> {
         self.call("getEvidence", Value::Null).await

@@ -55,6 +55,7 @@ impl RpcBackend for Stub {
             address,
             balance: 5,
             nonce: 1,
+            permissions: Default::default(),
         })
     }
     async fn submit_transaction(&self, tx: SignedTransaction) -> Result<Hash, RpcError> {

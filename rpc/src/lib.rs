@@ -81,6 +81,7 @@
 //! | `getPeers` | none | `[`[`PeerInfo`]`]` `{peerId, address, isValidator, direction}` | -32603 |
 //! | `sendTransactions` | `{txs}` / `[txs]`: array of at most [`SEND_TRANSACTIONS_MAX`] transaction hex strings | `[`[`SubmitResult`]`]` `{hash, accepted, code?, message?}` in request order: each transaction admitted or refused on its own (codes as for `sendTransaction`, `overloaded` when full) | -32602 if the array is too long (checked before decoding) or any element is not a well-formed transaction (then none is submitted); -32603 |
 //! | `getFinalization` | `{height}` / `[height]` | [`FinalizationInfo`] `{height, blockHash, view, signers, certificate}`, or `null` if no certificate is stored for exactly this height: not finalized, or finalized together with a descendant (whose certificate, at a later height, implies it) | -32603 |
+//! | `getGovernance` | none | the governance record ([`cairn_ledger::governance::Governance`]) `{members, threshold, accounts, proposal_ttl_blocks, epoch, validators, params, proposals, next_proposal_id}` (snake_case keys), or `null` | -32603 |
 //! | `getEvidence` | none | `[`[`EvidenceInfo`]`]` `{validator, validatorIndex, view, kind, evidence}` (at most [`EVIDENCE_RESULTS_MAX`]) | -32603 |
 //!
 //! "none" accepts an absent or `null` `params`, `[]` and `{}`.

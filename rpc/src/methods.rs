@@ -25,6 +25,7 @@ pub const METHODS: &[&str] = &[
     "getPeers",
     "getEvidence",
     "getFinalization",
+    "getGovernance",
 ];
 
 /// Params of one call: absent (or `null`), positional, or named.
@@ -144,6 +145,10 @@ pub(crate) async fn dispatch(
         "getEvidence" => {
             no_params(method, params)?;
             to_value(backend.evidence().await?)
+        }
+        "getGovernance" => {
+            no_params(method, params)?;
+            to_value(backend.governance().await?)
         }
         _ => {
             return Err(ErrorObject::new(

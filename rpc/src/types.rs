@@ -5,7 +5,8 @@
 //! parser that keeps integers exact (Rust, Go, Python). JavaScript loses precision above
 //! 2^53 − 1.
 
-use cairn_ledger::{Address, Block, BlockHeader, Hash, SignedTransaction};
+use cairn_ledger::governance::Permissions;
+use cairn_ledger::{Action, Address, Block, BlockHeader, Hash, SignedTransaction};
 use serde::{Deserialize, Serialize};
 
 /// The node's view of the chain (`getStatus`).
@@ -45,6 +46,10 @@ pub struct AccountInfo {
     pub balance: u64,
     /// Nonce the account's next transaction must carry.
     pub nonce: u64,
+    /// Permissions the account holds, by name (`["transact"]`); empty if none. Under the
+    /// `permissioned` accounts policy, only holders of `transact` may send transfers.
+    #[serde(default)]
+    pub permissions: Permissions,
 }
 
 /// Where a transaction is (`getTransaction`). JSON: an object tagged by `status`, e.g.
@@ -104,10 +109,17 @@ pub struct TxInfo {
     pub hash: Hash,
     /// Paying account (the signer).
     pub sender: Address,
-    /// Receiving account.
-    pub recipient: Address,
-    /// Base units moved.
+    /// `"transfer"`, `"propose"` or `"approve"` (the body's action).
+    pub kind: String,
+    /// Receiving account of a transfer; absent (`null`) for governance transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Address>,
+    /// Base units moved (0 for governance transactions).
     pub amount: u64,
+    /// The governance action or approval, for `propose` and `approve` transactions (the
+    /// body's action in its JSON form); absent for transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
     /// Base units paid to the proposer.
     pub fee: u64,
     /// Sender nonce the transaction consumed.
@@ -124,8 +136,13 @@ impl From<&SignedTransaction> for TxInfo {
         TxInfo {
             hash: tx.hash(),
             sender: b.sender,
-            recipient: b.recipient,
-            amount: b.amount,
+            kind: b.action.kind().to_string(),
+            recipient: b.recipient(),
+            amount: b.amount(),
+            action: match b.action {
+                Action::Transfer { .. } => None,
+                ref governance => Some(governance.clone()),
+            },
             fee: b.fee,
             nonce: b.nonce,
             expiry_height: b.expiry_height,
@@ -354,11 +371,12 @@ mod tests {
             address: Address([1; 32]),
             balance: 10,
             nonce: 2,
+            permissions: Default::default(),
         };
         let v = serde_json::to_value(&a).unwrap();
         assert_eq!(
             v,
-            json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2})
+            json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2, "permissions": []})
         );
     }
 }

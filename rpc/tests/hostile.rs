@@ -49,6 +49,7 @@ impl RpcBackend for Stub {
             address,
             balance: 0,
             nonce: 0,
+            permissions: Default::default(),
         })
     }
     async fn submit_transaction(&self, _tx: SignedTransaction) -> Result<Hash, RpcError> {

@@ -102,6 +102,7 @@ impl RpcBackend for Mock {
             address,
             balance: 1000,
             nonce: 3,
+            permissions: Default::default(),
         })
     }
 
@@ -109,7 +110,7 @@ impl RpcBackend for Mock {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.submits.fetch_add(1, Ordering::SeqCst);
         tx.verify(CHAIN)?;
-        match tx.body.amount {
+        match tx.body.amount() {
             AMOUNT_REJECTED => Err(RpcError::Rejected {
                 code: "insufficient_balance".into(),
                 message: "amount + fee = 667 exceeds balance 5".into(),
@@ -192,11 +193,13 @@ fn signed(nonce: u64, amount: u64) -> SignedTransaction {
     TransactionBody {
         chain_id: CHAIN.into(),
         sender: Address::from_public_key(&k.verifying_key()),
-        recipient: Address([2; 32]),
-        amount,
         fee: 1,
         nonce,
         expiry_height: 100,
+        action: cairn_ledger::Action::Transfer {
+            recipient: Address([2; 32]),
+            amount,
+        },
     }
     .sign(&k)
 }
@@ -275,7 +278,8 @@ async fn client_round_trips_every_method() {
         AccountInfo {
             address: addr,
             balance: 1000,
-            nonce: 3
+            nonce: 3,
+            permissions: Default::default(),
         }
     );
     assert_eq!(client.balance(&addr).await.unwrap(), 1000);
@@ -549,7 +553,7 @@ async fn standard_error_codes() {
     );
     // The backend's own verdict on a well-formed but wrongly signed transaction.
     let mut forged = signed(3, 5);
-    forged.body.amount = 6;
+    forged.body.fee += 1;
     let r = call_raw(
         &url,
         req("sendTransaction", json!([hex::encode(forged.encode())])),

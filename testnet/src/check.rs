@@ -279,8 +279,10 @@ impl Replay {
                 bal.saturating_sub(cost.min(u64::MAX as u128) as u64),
                 tx.nonce.max(nonce) + 1,
             );
-            let (rb, rn) = self.current(&tx.recipient);
-            self.set(tx.recipient, h, rb.saturating_add(tx.amount), rn);
+            if let Some(recipient) = tx.recipient {
+                let (rb, rn) = self.current(&recipient);
+                self.set(recipient, h, rb.saturating_add(tx.amount), rn);
+            }
             let (pb, pn) = self.current(&b.header.proposer);
             self.set(b.header.proposer, h, pb.saturating_add(tx.fee), pn);
         }

@@ -89,6 +89,30 @@ impl Default for GenerateOptions {
     }
 }
 
+/// Most demo accounts that are governance members of a generated testnet.
+pub const DEMO_MEMBERS_MAX: usize = 3;
+
+/// The governance section of a generated testnet: the first [`DEMO_MEMBERS_MAX`] demo
+/// accounts are the members, a majority of them must approve (2 of 3), accounts are open.
+/// No demo accounts: no members (membership frozen).
+pub fn demo_governance(accounts: &[AccountEntry]) -> cairn_genesis::GenesisGovernance {
+    let members: Vec<_> = accounts
+        .iter()
+        .take(DEMO_MEMBERS_MAX)
+        .map(|a| a.address)
+        .collect();
+    let threshold = if members.is_empty() {
+        0
+    } else {
+        (members.len() / 2 + 1) as u32
+    };
+    cairn_genesis::GenesisGovernance {
+        members,
+        threshold,
+        ..Default::default()
+    }
+}
+
 /// One node in the manifest.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeEntry {
@@ -288,6 +312,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
             })
             .collect(),
         params: opts.params.clone(),
+        governance: demo_governance(&accounts),
     };
     genesis.validate().context("generated genesis is invalid")?;
     let text = genesis.to_json_pretty();

@@ -814,11 +814,13 @@ async fn presign(
                     let tx = TransactionBody {
                         chain_id: chain_id.clone(),
                         sender: senders[s].1,
-                        recipient: senders[(s + 1) % n].1,
-                        amount: AMOUNT,
                         fee: FEE,
                         nonce: nonces[s] + (k / n) as u64,
                         expiry_height: expiry,
+                        action: cairn_ledger::Action::Transfer {
+                            recipient: senders[(s + 1) % n].1,
+                            amount: AMOUNT,
+                        },
                     }
                     .sign(&senders[s].0);
                     (tx.hash(), hex::encode(tx.encode()))

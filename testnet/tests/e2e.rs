@@ -307,7 +307,8 @@ async fn four_validators_finalize_transfers_survive_a_crash_and_refuse_bad_input
             assert_eq!(s.1, tx.nonce, "replay nonce mismatch");
             s.0 -= tx.amount + tx.fee;
             s.1 += 1;
-            replay.entry(tx.recipient).or_default().0 += tx.amount;
+            let recipient = tx.recipient.expect("the test sends transfers only");
+            replay.entry(recipient).or_default().0 += tx.amount;
             replay.entry(b0.header.proposer).or_default().0 += tx.fee;
         }
     }
@@ -360,11 +361,13 @@ async fn four_validators_finalize_transfers_survive_a_crash_and_refuse_bad_input
     let mut expired_body = TransactionBody {
         chain_id: chain_id.clone(),
         sender: victim.address,
-        recipient: to,
-        amount: 5,
         fee: 1,
         nonce: victim.nonce,
         expiry_height: 0,
+        action: cairn_ledger::Action::Transfer {
+            recipient: to,
+            amount: 5,
+        },
     };
     expired_body.expiry_height = tip.saturating_sub(1);
     cases.push(("expired", expired_body.sign(victim.key.signing_key())));

@@ -64,11 +64,13 @@ async fn load_generator_batch_rpc_and_certificates() {
         TransactionBody {
             chain_id: chain.into(),
             sender: key.address(),
-            recipient: Address([7; 32]),
-            amount: 3,
             fee: 1,
             nonce,
             expiry_height: 1_000_000,
+            action: cairn_ledger::Action::Transfer {
+                recipient: Address([7; 32]),
+                amount: 3,
+            },
         }
         .sign(key.signing_key())
     };

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use cairn_ledger::governance::Permission;
 use cairn_ledger::{Address, Hash};
 use clap::{Args, Parser, Subcommand};
 
@@ -73,6 +74,209 @@ pub enum Command {
         #[arg(value_name = "HEIGHT|HASH", value_parser = parse_block_id)]
         id: Option<BlockId>,
     },
+    /// Governance: propose and approve membership, permission and parameter changes; show
+    /// the chain's governance record.
+    #[command(subcommand)]
+    Gov(GovCommand),
+}
+
+/// `cairn gov …`.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum GovCommand {
+    /// Propose a governance action, signed with the key file (a member's); your approval
+    /// counts, and the action executes once approvals reach the threshold.
+    Propose {
+        /// The action.
+        #[command(subcommand)]
+        action: ProposeAction,
+        /// Transaction options.
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Approve open proposal ID, signed with the key file (a member's).
+    Approve {
+        /// The proposal's id (see `cairn gov show`).
+        #[arg(value_name = "ID")]
+        id: u64,
+        /// Transaction options.
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Show the governance record (members, threshold, policy, validators, parameters,
+    /// open proposals), or one open proposal.
+    Show {
+        /// Only this proposal.
+        #[arg(value_name = "ID")]
+        id: Option<u64>,
+    },
+    /// Sign a key rotation with the key file, which must hold the validator's CURRENT
+    /// consensus key (e.g. the node's validator_key.json); prints the signature for
+    /// `cairn gov propose rotate-key --signature`.
+    SignRotation {
+        /// The validator's new consensus key (address form).
+        #[arg(long, value_name = "ADDR")]
+        new_key: Address,
+        /// Chain id to sign for [default: the node's, via getStatus].
+        #[arg(long, value_name = "ID")]
+        chain_id: Option<String>,
+    },
+}
+
+/// The actions of `cairn gov propose`.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ProposeAction {
+    /// Add a validator at the end of the set (takes effect at the next epoch).
+    AddValidator {
+        /// Unique name, 1..=64 bytes of [A-Za-z0-9-_.].
+        #[arg(long)]
+        name: String,
+        /// The validator's consensus public key (address form, cairn1…).
+        #[arg(long, value_name = "ADDR")]
+        consensus_key: Address,
+        /// The libp2p peer id of its node (12D3KooW…).
+        #[arg(long, value_name = "PEER_ID")]
+        peer_id: String,
+        /// Voting power.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        power: u64,
+    },
+    /// Remove a validator (it keeps running as a full node).
+    RemoveValidator {
+        /// The validator's consensus key.
+        #[arg(long, value_name = "ADDR")]
+        consensus_key: Address,
+    },
+    /// Set a validator's voting power.
+    SetPower {
+        /// The validator's consensus key.
+        #[arg(long, value_name = "ADDR")]
+        consensus_key: Address,
+        /// New voting power (≥ 1).
+        #[arg(long, value_name = "N")]
+        power: u64,
+    },
+    /// Replace a validator's consensus key (needs the current key's signature, from
+    /// `cairn gov sign-rotation`).
+    RotateKey {
+        /// The validator's current consensus key.
+        #[arg(long, value_name = "ADDR")]
+        consensus_key: Address,
+        /// The new consensus key.
+        #[arg(long, value_name = "ADDR")]
+        new_key: Address,
+        /// 128 hex characters from `cairn gov sign-rotation`.
+        #[arg(long, value_name = "HEX", value_parser = parse_signature)]
+        signature: Signature64,
+    },
+    /// Replace the governance members and the threshold.
+    SetMembers {
+        /// A member (repeat for each, 1..=24).
+        #[arg(long = "member", value_name = "ADDR", required = true)]
+        members: Vec<Address>,
+        /// Approvals an action needs (1..=members).
+        #[arg(long, value_name = "K")]
+        threshold: u32,
+    },
+    /// Grant an account a permission (`transact`: may send transfers on a permissioned
+    /// chain).
+    Grant {
+        /// The account.
+        #[arg(long, value_name = "ADDR")]
+        account: Address,
+        /// The permission.
+        #[arg(long, value_name = "NAME", default_value = "transact", value_parser = parse_permission)]
+        permission: Permission,
+    },
+    /// Revoke an account's permission.
+    Revoke {
+        /// The account.
+        #[arg(long, value_name = "ADDR")]
+        account: Address,
+        /// The permission.
+        #[arg(long, value_name = "NAME", default_value = "transact", value_parser = parse_permission)]
+        permission: Permission,
+    },
+    /// Change chain parameters (only the ones given).
+    SetParams(ParamsArgs),
+}
+
+/// The parameters `cairn gov propose set-params` may change (see the genesis docs for
+/// meanings and ranges).
+#[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParamsArgs {
+    /// Leader timeout, ms.
+    #[arg(long, value_name = "MS")]
+    pub leader_timeout_ms: Option<u64>,
+    /// Notarization timeout, ms.
+    #[arg(long, value_name = "MS")]
+    pub notarization_timeout_ms: Option<u64>,
+    /// Nullify re-broadcast interval, ms.
+    #[arg(long, value_name = "MS")]
+    pub nullify_retry_ms: Option<u64>,
+    /// Most transactions per block.
+    #[arg(long, value_name = "N")]
+    pub block_txs_max: Option<u64>,
+    /// Most bytes per block.
+    #[arg(long, value_name = "BYTES")]
+    pub block_bytes_max: Option<u64>,
+    /// Least time between blocks, ms.
+    #[arg(long, value_name = "MS")]
+    pub block_interval_ms: Option<u64>,
+    /// Most transactions in a mempool.
+    #[arg(long, value_name = "N")]
+    pub mempool_txs_max: Option<u64>,
+    /// Most bytes in a mempool.
+    #[arg(long, value_name = "BYTES")]
+    pub mempool_bytes_max: Option<u64>,
+    /// How far ahead of its nonce a sender's pooled transactions may be.
+    #[arg(long, value_name = "N")]
+    pub mempool_sender_future_max: Option<u64>,
+    /// Admission proof-of-work bits for non-validator peers.
+    #[arg(long, value_name = "BITS")]
+    pub admission_difficulty_bits: Option<u8>,
+}
+
+/// A 64-byte signature given as hex.
+pub type Signature64 = [u8; 64];
+
+/// Parses 128 hex characters (optional `0x`).
+pub fn parse_signature(s: &str) -> Result<Signature64, String> {
+    let s = s.trim();
+    let bytes = hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|e| e.to_string())?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{} bytes, expected 64", b.len()))
+}
+
+/// Parses a permission name (`transact`).
+pub fn parse_permission(s: &str) -> Result<Permission, String> {
+    Permission::ALL
+        .into_iter()
+        .find(|p| p.name() == s)
+        .ok_or_else(|| format!("unknown permission `{s}` (known: transact)"))
+}
+
+/// Options of every signed transaction (`transfer`, `gov propose`, `gov approve`).
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct TxArgs {
+    /// Fee in base units, paid to the block proposer.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_FEE, global = true)]
+    pub fee: u64,
+    /// Sender nonce [default: the account's nonce, via getAccount].
+    #[arg(long, value_name = "N", global = true)]
+    pub nonce: Option<u64>,
+    /// Last height at which the transaction may be included [default: latest height + 1000].
+    #[arg(long, value_name = "H", global = true)]
+    pub expiry_height: Option<u64>,
+    /// Chain id to sign for [default: the node's, via getStatus].
+    #[arg(long, value_name = "ID", global = true)]
+    pub chain_id: Option<String>,
+    /// Wait until the transaction is finalized (or rejected) and print where.
+    #[arg(long, global = true)]
+    pub wait: bool,
+    /// How long --wait waits, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_WAIT_TIMEOUT_MS, global = true)]
+    pub wait_timeout_ms: u64,
 }
 
 /// Arguments of `cairn transfer`.
@@ -84,24 +288,9 @@ pub struct TransferArgs {
     /// Amount in base units.
     #[arg(long, value_name = "N")]
     pub amount: u64,
-    /// Fee in base units, paid to the block proposer.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_FEE)]
-    pub fee: u64,
-    /// Sender nonce [default: the account's nonce, via getAccount].
-    #[arg(long, value_name = "N")]
-    pub nonce: Option<u64>,
-    /// Last height at which the transaction may be included [default: latest height + 1000].
-    #[arg(long, value_name = "H")]
-    pub expiry_height: Option<u64>,
-    /// Chain id to sign for [default: the node's, via getStatus].
-    #[arg(long, value_name = "ID")]
-    pub chain_id: Option<String>,
-    /// Wait until the transaction is finalized (or rejected) and print where.
-    #[arg(long)]
-    pub wait: bool,
-    /// How long --wait waits, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_WAIT_TIMEOUT_MS)]
-    pub wait_timeout_ms: u64,
+    /// Transaction options.
+    #[command(flatten)]
+    pub tx: TxArgs,
 }
 
 /// A block named by height or hash.
@@ -181,15 +370,15 @@ mod tests {
         assert_eq!(
             (
                 t.amount,
-                t.fee,
-                t.nonce,
-                t.expiry_height,
-                t.chain_id.clone()
+                t.tx.fee,
+                t.tx.nonce,
+                t.tx.expiry_height,
+                t.tx.chain_id.clone()
             ),
             (10, 1, None, None, None)
         );
-        assert!(!t.wait);
-        assert_eq!(t.wait_timeout_ms, 30_000);
+        assert!(!t.tx.wait);
+        assert_eq!(t.tx.wait_timeout_ms, 30_000);
         let c = parse(&[
             "transfer",
             "--to",
@@ -213,11 +402,16 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (t.fee, t.nonce, t.expiry_height, t.chain_id.as_deref()),
+            (
+                t.tx.fee,
+                t.tx.nonce,
+                t.tx.expiry_height,
+                t.tx.chain_id.as_deref()
+            ),
             (0, Some(4), Some(99), Some("x"))
         );
-        assert!(t.wait);
-        assert_eq!(t.wait_timeout_ms, 5);
+        assert!(t.tx.wait);
+        assert_eq!(t.tx.wait_timeout_ms, 5);
     }
 
     #[test]
@@ -293,5 +487,94 @@ mod tests {
                 address: Some(Address([5; 32]))
             }
         );
+    }
+
+    #[test]
+    fn gov_commands_parse() {
+        let a = addr();
+        let c = parse(&["gov", "approve", "7", "--fee", "3", "--wait"]).unwrap();
+        let Command::Gov(GovCommand::Approve { id, tx }) = c.command else {
+            panic!()
+        };
+        assert_eq!((id, tx.fee, tx.wait), (7, 3, true));
+        // Transaction options go before or after the action.
+        for args in [
+            vec!["gov", "propose", "--fee", "2", "grant", "--account", &a],
+            vec!["gov", "propose", "grant", "--account", &a, "--fee", "2"],
+        ] {
+            let c = parse(&args).unwrap();
+            let Command::Gov(GovCommand::Propose { action, tx }) = c.command else {
+                panic!()
+            };
+            assert_eq!(tx.fee, 2, "{args:?}");
+            assert_eq!(
+                action,
+                ProposeAction::Grant {
+                    account: Address([5; 32]),
+                    permission: Permission::Transact
+                }
+            );
+        }
+        let c = parse(&[
+            "gov",
+            "propose",
+            "set-members",
+            "--member",
+            &a,
+            "--member",
+            &a,
+            "--threshold",
+            "2",
+        ])
+        .unwrap();
+        let Command::Gov(GovCommand::Propose {
+            action: ProposeAction::SetMembers { members, threshold },
+            ..
+        }) = c.command
+        else {
+            panic!()
+        };
+        assert_eq!((members.len(), threshold), (2, 2));
+        let c = parse(&["gov", "propose", "set-params", "--block-txs-max", "500"]).unwrap();
+        let Command::Gov(GovCommand::Propose {
+            action: ProposeAction::SetParams(p),
+            ..
+        }) = c.command
+        else {
+            panic!()
+        };
+        assert_eq!(p.block_txs_max, Some(500));
+        assert_eq!(p.leader_timeout_ms, None);
+        assert_eq!(
+            parse(&["gov", "show"]).unwrap().command,
+            Command::Gov(GovCommand::Show { id: None })
+        );
+        for bad in [
+            vec![
+                "gov",
+                "propose",
+                "grant",
+                "--account",
+                &a,
+                "--permission",
+                "root",
+            ],
+            vec![
+                "gov",
+                "propose",
+                "rotate-key",
+                "--consensus-key",
+                &a,
+                "--new-key",
+                &a,
+                "--signature",
+                "abcd",
+            ],
+            vec!["gov", "propose", "set-members", "--threshold", "1"],
+            vec!["gov", "approve"],
+            vec!["gov", "propose", "add-validator", "--name", "x"],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
     }
 }

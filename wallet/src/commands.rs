@@ -3,11 +3,11 @@
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use cairn_ledger::{Address, Hash, SignedTransaction, TransactionBody};
+use cairn_ledger::{Action, Address, Hash, SignedTransaction, TransactionBody};
 use cairn_rpc::{BlockInfo, ClientError, RpcClient, TxStatus, codes};
 use serde_json::{Value, json};
 
-use crate::cli::{BlockId, Cli, Command, DEFAULT_EXPIRY_DELTA, TransferArgs};
+use crate::cli::{BlockId, Cli, Command, DEFAULT_EXPIRY_DELTA, TxArgs};
 use crate::keyfile::{KeyFile, expand_home, permission_warning};
 
 /// Poll interval of `transfer --wait`.
@@ -83,7 +83,14 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
                 json: serde_json::to_value(&account)?,
             })
         }
-        Command::Transfer(args) => transfer(cli, &keyfile, args).await,
+        Command::Transfer(args) => {
+            let action = Action::Transfer {
+                recipient: args.to,
+                amount: args.amount,
+            };
+            submit(cli, &keyfile, action, &args.tx).await
+        }
+        Command::Gov(command) => crate::gov::run(cli, &keyfile, command).await,
         Command::Tx { hash } => {
             let status = client(cli)?.transaction(hash).await?;
             let mut json = serde_json::to_value(&status)?;
@@ -134,11 +141,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
     }
 }
 
-fn client(cli: &Cli) -> anyhow::Result<RpcClient> {
+pub(crate) fn client(cli: &Cli) -> anyhow::Result<RpcClient> {
     Ok(RpcClient::new(&cli.rpc)?)
 }
 
-fn load_key(path: &std::path::Path) -> anyhow::Result<KeyFile> {
+pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<KeyFile> {
     if !path.exists() {
         anyhow::bail!(
             "no key file at {} (create one with `cairn keygen`, or pass --keyfile)",
@@ -165,19 +172,21 @@ pub fn build_transfer(
     TransactionBody {
         chain_id: chain_id.to_string(),
         sender: key.address(),
-        recipient,
-        amount,
         fee,
         nonce,
         expiry_height,
+        action: cairn_ledger::Action::Transfer { recipient, amount },
     }
     .sign(key.signing_key())
 }
 
-async fn transfer(
+/// Signs `action` with the key file and submits it; with `--wait`, waits for finality.
+/// Fills chain id, expiry and nonce from the node unless given.
+pub(crate) async fn submit(
     cli: &Cli,
     keyfile: &std::path::Path,
-    args: &TransferArgs,
+    action: Action,
+    args: &TxArgs,
 ) -> anyhow::Result<Output> {
     let key = load_key(keyfile)?;
     let client = client(cli)?;
@@ -199,16 +208,23 @@ async fn transfer(
         Some(n) => n,
         None => client.account(&key.address()).await?.nonce,
     };
-    let tx = build_transfer(
-        &key,
-        &chain_id,
-        args.to,
-        args.amount,
-        args.fee,
+    let tx = TransactionBody {
+        chain_id: chain_id.clone(),
+        sender: key.address(),
+        fee: args.fee,
         nonce,
         expiry_height,
-    );
-    // Catches a bad --chain-id (over 32 bytes) before the node does.
+        action,
+    }
+    .sign(key.signing_key());
+    // Catches a bad --chain-id (over 32 bytes) or an oversized action before the node does.
+    if tx.encode().len() > cairn_ledger::TX_BYTES_MAX {
+        anyhow::bail!(
+            "the transaction encodes to {} bytes, more than {}",
+            tx.encode().len(),
+            cairn_ledger::TX_BYTES_MAX
+        );
+    }
     tx.verify(&chain_id)
         .context("the signed transaction does not verify")?;
     let hash = client.send_transaction(&tx).await?;
@@ -216,17 +232,27 @@ async fn transfer(
     let b = &tx.body;
     let mut json = json!({
         "hash": hash,
+        "kind": b.action.kind(),
         "sender": b.sender,
-        "recipient": b.recipient,
-        "amount": b.amount,
         "fee": b.fee,
         "nonce": b.nonce,
         "expiryHeight": b.expiry_height,
         "chainId": b.chain_id,
     });
+    let what = match &b.action {
+        Action::Transfer { recipient, amount } => {
+            json["recipient"] = json!(recipient);
+            json["amount"] = json!(amount);
+            format!("{} -> {recipient}\n  amount {amount}", b.sender)
+        }
+        governance => {
+            json["action"] = serde_json::to_value(governance)?;
+            format!("{} {}", b.sender, serde_json::to_string(governance)?)
+        }
+    };
     let mut text = format!(
-        "transaction {hash} submitted\n  {} -> {}\n  amount {} fee {} nonce {} expiry height {} chain {}",
-        b.sender, b.recipient, b.amount, b.fee, b.nonce, b.expiry_height, b.chain_id
+        "transaction {hash} submitted\n  {what} fee {} nonce {} expiry height {} chain {}",
+        b.fee, b.nonce, b.expiry_height, b.chain_id
     );
     if args.wait {
         let status = client
@@ -291,11 +317,22 @@ fn block_text(block: &BlockInfo) -> String {
         block.transactions.len()
     );
     for t in &block.transactions {
-        let _ = write!(
-            s,
-            "\n  {} {} -> {} amount {} fee {} nonce {}",
-            t.hash, t.sender, t.recipient, t.amount, t.fee, t.nonce
-        );
+        match t.recipient {
+            Some(recipient) => {
+                let _ = write!(
+                    s,
+                    "\n  {} {} -> {} amount {} fee {} nonce {}",
+                    t.hash, t.sender, recipient, t.amount, t.fee, t.nonce
+                );
+            }
+            None => {
+                let _ = write!(
+                    s,
+                    "\n  {} {} {} fee {} nonce {}",
+                    t.hash, t.sender, t.kind, t.fee, t.nonce
+                );
+            }
+        }
     }
     s
 }
@@ -383,18 +420,18 @@ mod tests {
         assert_eq!(tx.body.sender, key.address());
         assert_eq!(
             (
-                tx.body.recipient,
-                tx.body.amount,
+                tx.body.recipient(),
+                tx.body.amount(),
                 tx.body.fee,
                 tx.body.nonce,
                 tx.body.expiry_height
             ),
-            (to, 10, 1, 3, 500)
+            (Some(to), 10, 1, 3, 500)
         );
         // Wrong chain, tampered body, and a wire roundtrip.
         assert_eq!(tx.verify("other").unwrap_err().code(), "wrong_chain");
         let mut tampered = tx.clone();
-        tampered.body.amount = 11;
+        tampered.body.fee += 1;
         assert_eq!(
             tampered.verify("cairn-test").unwrap_err().code(),
             "bad_signature"

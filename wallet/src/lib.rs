@@ -1,7 +1,8 @@
 //! # cairn-wallet
 //!
 //! The `cairn` command-line wallet: creates keys, shows balances, blocks and node status,
-//! and signs and submits transfers through a node's JSON-RPC (`cairn-rpc`). This library
+//! and signs and submits transfers and governance transactions through a node's JSON-RPC
+//! (`cairn-rpc`). This library
 //! holds all of its logic (key files, command-line parsing, commands, error reporting);
 //! `src/main.rs` only prints.
 //!
@@ -23,7 +24,22 @@
 //!   tx HASH                         status of a transaction
 //!   status                          node status
 //!   block [HEIGHT|HASH]             a finalized block (default: the latest)
+//!   gov show [ID]                   governance record, or one open proposal
+//!   gov propose ACTION [options]    propose (a member's key file); ACTION is one of
+//!       add-validator --name N --consensus-key ADDR --peer-id ID [--power N]
+//!       remove-validator --consensus-key ADDR
+//!       set-power --consensus-key ADDR --power N
+//!       rotate-key --consensus-key ADDR --new-key ADDR --signature HEX
+//!       set-members --member ADDR [--member ADDR …] --threshold K
+//!       grant --account ADDR [--permission transact]
+//!       revoke --account ADDR [--permission transact]
+//!       set-params [--block-txs-max N] [--leader-timeout-ms MS] …
+//!   gov approve ID [options]        approve an open proposal (a member's key file)
+//!   gov sign-rotation --new-key ADDR  sign a key rotation with the CURRENT validator key
 //! ```
+//!
+//! `transfer`, `gov propose` and `gov approve` take the same transaction options
+//! (`--fee`, `--nonce`, `--expiry-height`, `--chain-id`, `--wait`, `--wait-timeout-ms`).
 //!
 //! Global flags go before or after the command:
 //!
@@ -78,9 +94,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod gov;
 pub mod keyfile;
 
-pub use cli::{BlockId, Cli, Command, TransferArgs};
+pub use cli::{BlockId, Cli, Command, GovCommand, ProposeAction, TransferArgs, TxArgs};
 pub use commands::{
     EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE, Output,
     TxRejected, build_transfer, error_json, exit_code, run,

@@ -1,15 +1,21 @@
 //! End to end: the `cairn` binary against the real `cairn-rpc` server on 127.0.0.1:0,
 //! backed by a small in-memory chain that applies transfers (one block per transaction).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
-use cairn_ledger::{Address, Block, BlockHeader, Hash, LedgerError, SignedTransaction, txs_root};
+use cairn_ledger::governance::{
+    AccountsPolicy, GovContext, GovError, Governance, Permissions, ValidatorInfo, ed25519_peer_id,
+};
+use cairn_ledger::{
+    Action, Address, Block, BlockHeader, ChainParams, Hash, LedgerError, SignedTransaction,
+    txs_root,
+};
 use cairn_rpc::{
     AccountInfo, PeerInfo, RpcBackend, RpcError, RpcServerConfig, RpcServerHandle, Status,
-    TxStatus, ValidatorInfo, async_trait,
+    TxStatus, async_trait,
 };
 use serde_json::Value;
 
@@ -20,6 +26,9 @@ struct Chain {
     accounts: HashMap<Address, (u64, u64)>,
     blocks: Vec<Block>,
     txs: HashMap<Hash, TxStatus>,
+    /// The real governance rules over a record the test sets (`None`: no governance).
+    governance: Option<Governance>,
+    permissions: BTreeMap<Address, Permissions>,
 }
 
 struct MemNode {
@@ -95,6 +104,7 @@ impl RpcBackend for MemNode {
             address,
             balance,
             nonce,
+            permissions: Default::default(),
         })
     }
 
@@ -129,7 +139,7 @@ impl RpcBackend for MemNode {
             }
             .into());
         }
-        let needed = u128::from(b.amount) + u128::from(b.fee);
+        let needed = b.spend();
         if needed > u128::from(balance) {
             return Err(LedgerError::InsufficientBalance {
                 tx: hash,
@@ -138,9 +148,46 @@ impl RpcBackend for MemNode {
             }
             .into());
         }
+        if let Action::Propose(_) | Action::Approve { .. } = &b.action {
+            let c = &mut *c;
+            let g = c
+                .governance
+                .as_mut()
+                .ok_or_else(|| LedgerError::Governance {
+                    tx: hash,
+                    error: Box::new(cairn_ledger::governance::GovernanceError::Disabled),
+                })?;
+            let mut next = g.clone();
+            let ctx = GovContext {
+                chain_id: CHAIN,
+                height,
+            };
+            let result = match &b.action {
+                Action::Propose(action) => {
+                    next.propose(ctx, b.sender, action.clone(), &mut c.permissions)
+                }
+                Action::Approve { proposal_id } => {
+                    next.approve(ctx, b.sender, *proposal_id, &mut c.permissions)
+                }
+                Action::Transfer { .. } => unreachable!(),
+            };
+            match result {
+                Ok(_) => *g = next,
+                Err(GovError::Refused(error)) => {
+                    return Err(LedgerError::Governance {
+                        tx: hash,
+                        error: Box::new(error),
+                    }
+                    .into());
+                }
+                Err(GovError::Fatal(e)) => return Err(e.into()),
+            }
+        }
         c.accounts
-            .insert(b.sender, (balance - (b.amount + b.fee), nonce + 1));
-        c.accounts.entry(b.recipient).or_default().0 += b.amount;
+            .insert(b.sender, (balance - (b.amount() + b.fee), nonce + 1));
+        if let Some(recipient) = b.recipient() {
+            c.accounts.entry(recipient).or_default().0 += b.amount();
+        }
         let parent = c.blocks.last().unwrap().hash();
         let block = Block {
             header: BlockHeader {
@@ -196,8 +243,12 @@ impl RpcBackend for MemNode {
             .cloned())
     }
 
-    async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {
+    async fn validators(&self) -> Result<Vec<cairn_rpc::ValidatorInfo>, RpcError> {
         Ok(vec![])
+    }
+
+    async fn governance(&self) -> Result<Option<Governance>, RpcError> {
+        Ok(self.chain.lock().unwrap().governance.clone())
     }
 
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError> {
@@ -578,4 +629,128 @@ async fn keygen_default_path_env_and_force() {
     assert_ne!(first, second);
     assert_eq!(one_json_line(&out)["address"], second.to_bech32());
     env.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gov_propose_approve_show_and_refusals() {
+    let env = Env::start().await;
+    // Two members: the default key file (alice) and bob; threshold 2.
+    let alice: Address = env.cairn_json(&["keygen"]).await["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bob_file = env.home.path().join("bob.json");
+    let bob: Address = env
+        .cairn_json(&["keygen", "--out", bob_file.to_str().unwrap()])
+        .await["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let validators = (0..4u8)
+        .map(|i| ValidatorInfo {
+            name: format!("v{i}"),
+            consensus_key: Address::from_public_key(
+                &ed25519_dalek::SigningKey::from_bytes(&[i + 1; 32]).verifying_key(),
+            ),
+            peer_id: ed25519_peer_id(&[i + 50; 32]),
+            voting_power: 1,
+        })
+        .collect();
+    env.node.chain.lock().unwrap().governance = Some(
+        Governance::genesis(
+            vec![alice, bob],
+            2,
+            AccountsPolicy::Open,
+            100,
+            validators,
+            ChainParams::default(),
+        )
+        .unwrap(),
+    );
+    env.node.fund(alice, 100);
+    env.node.fund(bob, 100);
+
+    // alice proposes a grant; it waits for a second approval.
+    let carol = Address([0xcc; 32]).to_bech32();
+    let r = env
+        .cairn_json(&["gov", "propose", "grant", "--account", &carol, "--wait"])
+        .await;
+    assert_eq!(r["kind"], "propose");
+    assert_eq!(r["action"]["propose"]["grant"]["permission"], "transact");
+    let shown = env.cairn_json(&["gov", "show"]).await;
+    assert_eq!(shown["threshold"], 2);
+    assert_eq!(shown["proposals"][0]["id"], 1);
+    assert_eq!(
+        shown["proposals"][0]["approvals"].as_array().unwrap().len(),
+        1
+    );
+    let text = env.cairn(&["gov", "show", "1"]).await;
+    assert!(text.status.success(), "{}", show(&text));
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("proposal 1: grant"),
+        "{}",
+        show(&text)
+    );
+
+    // alice approving again is refused with its code, exit 4, and nothing changes.
+    let out = env.cairn(&["--json", "gov", "approve", "1"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert_eq!(one_json_line(&out)["error"]["reason"], "already_approved");
+
+    // bob approves with his key file: executed, the proposal is gone, carol holds transact.
+    let out = cairn_at(
+        &env.server.url(),
+        &bob_file,
+        env.home.path(),
+        &["--json", "gov", "approve", "1", "--wait"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", show(&out));
+    let r = one_json_line(&out);
+    assert_eq!(r["kind"], "approve");
+    let shown = env.cairn_json(&["gov", "show"]).await;
+    assert!(shown["proposals"].as_array().unwrap().is_empty());
+    let carol_addr: Address = carol.parse().unwrap();
+    assert!(
+        env.node.chain.lock().unwrap().permissions[&carol_addr]
+            .contains(cairn_ledger::governance::Permission::Transact)
+    );
+
+    // An unknown proposal, and a bad action, are refused with their codes.
+    let out = env.cairn(&["--json", "gov", "approve", "9"]).await;
+    assert_eq!(one_json_line(&out)["error"]["reason"], "unknown_proposal");
+    let out = env
+        .cairn(&[
+            "--json",
+            "gov",
+            "propose",
+            "set-members",
+            "--member",
+            &carol,
+            "--threshold",
+            "2",
+        ])
+        .await;
+    assert_eq!(one_json_line(&out)["error"]["reason"], "bad_members");
+    let out = env.cairn(&["gov", "show", "7"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+
+    // sign-rotation prints a signature the ledger accepts for that rotation.
+    let new_key = Address([0x42; 32]).to_bech32();
+    let r = env
+        .cairn_json(&["gov", "sign-rotation", "--new-key", &new_key])
+        .await;
+    let sig = hex::decode(r["signature"].as_str().unwrap()).unwrap();
+    let digest =
+        cairn_ledger::governance::rotation_digest(CHAIN, &alice, &new_key.parse().unwrap());
+    alice
+        .public_key()
+        .unwrap()
+        .verify_strict(
+            digest.as_bytes(),
+            &ed25519_dalek::Signature::from_slice(&sig).unwrap(),
+        )
+        .unwrap();
 }

@@ -24,11 +24,13 @@ pub fn transfer(from: u8, to: Address, amount: u64, fee: u64, nonce: u64) -> Sig
     TransactionBody {
         chain_id: CHAIN.into(),
         sender: addr(from),
-        recipient: to,
-        amount,
         fee,
         nonce,
         expiry_height: 1000,
+        action: cairn_ledger::Action::Transfer {
+            recipient: to,
+            amount,
+        },
     }
     .sign(&key(from))
 }

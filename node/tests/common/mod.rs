@@ -67,6 +67,7 @@ pub fn validators_genesis(
             .map(|&(address, balance)| GenesisAccount { address, balance })
             .collect(),
         params,
+        governance: Default::default(),
     };
     genesis.validate().unwrap();
     (keys, genesis)

@@ -1,15 +1,26 @@
 //! Chain parameters: consensus timeouts, block limits, mempool limits and peer admission.
+//!
+//! They start in the genesis file (`cairn-genesis` parses them) and live in the chain's
+//! governance state afterwards ([`crate::governance`]), where a governance proposal may
+//! change them on a live chain; both paths check the same ranges ([`ChainParams::validate`]).
 
-use borsh::BorshSerialize;
-
-use crate::GenesisError;
+use borsh::{BorshDeserialize, BorshSerialize};
 
 /// Chain-wide parameters every node must agree on (they are part of the genesis hash).
 ///
 /// Every field has a serde default ([`ChainParams::default`]), so `params` may be omitted
 /// or partial in `genesis.json`; unknown fields are errors. Ranges are checked by
 /// [`ChainParams::validate`] and listed on each field (all bounds inclusive).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, BorshSerialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    BorshSerialize,
+    BorshDeserialize,
+)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainParams {
     /// How long a validator waits for the view leader's proposal before voting to nullify
@@ -84,12 +95,11 @@ impl Default for ChainParams {
 impl ChainParams {
     /// Checks every field against its range (see the field docs).
     ///
-    /// Errors: [`GenesisError::ParamOutOfRange`] naming the first field out of range, in
-    /// declaration order.
-    pub fn validate(&self) -> Result<(), GenesisError> {
-        fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), GenesisError> {
+    /// Errors: [`ParamError`] naming the first field out of range, in declaration order.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ParamError> {
             if value < min || value > max {
-                return Err(GenesisError::ParamOutOfRange {
+                return Err(ParamError {
                     field,
                     value,
                     min,
@@ -146,4 +156,18 @@ impl ChainParams {
         )?;
         Ok(())
     }
+}
+
+/// A chain parameter outside its allowed range (from [`ChainParams::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("params.{field} = {value} is out of range {min}..={max}")]
+pub struct ParamError {
+    /// The parameter's field name in `params`.
+    pub field: &'static str,
+    /// The value given.
+    pub value: u64,
+    /// Smallest allowed value.
+    pub min: u64,
+    /// Largest allowed value.
+    pub max: u64,
 }

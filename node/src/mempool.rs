@@ -192,16 +192,21 @@ pub enum MempoolError {
         error: LedgerError,
     },
     /// Under the `permissioned` accounts policy, the sender of a transfer does not hold
-    /// `transact`; or the sender of a governance transaction is not a governance member.
-    #[error("transaction {tx}: {sender} {reason}")]
+    /// `transact`.
+    #[error("transaction {tx}: {sender} may not send transfers (no transact permission)")]
     NotPermitted {
         /// The refused transaction.
         tx: Hash,
         /// Its sender.
         sender: cairn_ledger::Address,
-        /// `"may not send transfers (no transact permission)"` or `"is not a governance
-        /// member"`.
-        reason: &'static str,
+    },
+    /// The sender of a governance transaction is not a governance member.
+    #[error("transaction {tx}: {sender} is not a governance member")]
+    NotMember {
+        /// The refused transaction.
+        tx: Hash,
+        /// Its sender.
+        sender: cairn_ledger::Address,
     },
     /// A [`MempoolConfig`] bound is invalid.
     #[error("invalid mempool config: {field} {reason}")]
@@ -227,8 +232,8 @@ impl MempoolError {
             MempoolError::WrongChain { .. } => "wrong_chain",
             MempoolError::Full { .. } => "mempool_full",
             MempoolError::State { .. } => "state_unavailable",
-            MempoolError::NotPermitted { reason, .. } if *reason == NOT_MEMBER => "not_member",
             MempoolError::NotPermitted { .. } => "not_permitted",
+            MempoolError::NotMember { .. } => "not_member",
             MempoolError::InvalidConfig { .. } => "invalid_config",
         }
     }
@@ -250,16 +255,12 @@ impl MempoolError {
             | MempoolError::Expired { tx, .. }
             | MempoolError::WrongChain { tx, .. }
             | MempoolError::NotPermitted { tx, .. }
+            | MempoolError::NotMember { tx, .. }
             | MempoolError::State { tx, .. } => Some(*tx),
             MempoolError::Full { .. } | MempoolError::InvalidConfig { .. } => None,
         }
     }
 }
-
-/// [`MempoolError::NotPermitted`]'s reason for a transfer without `transact`.
-const NOT_PERMITTED: &str = "may not send transfers (no transact permission)";
-/// [`MempoolError::NotPermitted`]'s reason for a governance transaction by a non-member.
-const NOT_MEMBER: &str = "is not a governance member";
 
 struct Entry {
     tx: VerifiedTx,
@@ -379,25 +380,24 @@ impl Mempool {
             .governance()
             .map_err(|error| MempoolError::State { tx: hash, error })?;
         if let Some(g) = governance {
-            let refused = match &body.action {
+            let sender = body.sender;
+            match &body.action {
                 cairn_ledger::Action::Transfer { .. } => {
                     // Open chains (the common case) read no permissions.
                     let permitted = g.accounts == cairn_ledger::governance::AccountsPolicy::Open
                         || g.may_transact(
                             state
-                                .permissions(&body.sender)
+                                .permissions(&sender)
                                 .map_err(|error| MempoolError::State { tx: hash, error })?,
                         );
-                    (!permitted).then_some(NOT_PERMITTED)
+                    if !permitted {
+                        return Err(MempoolError::NotPermitted { tx: hash, sender });
+                    }
                 }
-                _ => (!g.is_member(&body.sender)).then_some(NOT_MEMBER),
-            };
-            if let Some(reason) = refused {
-                return Err(MempoolError::NotPermitted {
-                    tx: hash,
-                    sender: body.sender,
-                    reason,
-                });
+                _ if !g.is_member(&sender) => {
+                    return Err(MempoolError::NotMember { tx: hash, sender });
+                }
+                _ => {}
             }
         }
         let mut needed = body.spend();

@@ -218,10 +218,10 @@ pub(crate) async fn submit(
     }
     .sign(key.signing_key());
     // Catches a bad --chain-id (over 32 bytes) or an oversized action before the node does.
-    if tx.encode().len() > cairn_ledger::TX_BYTES_MAX {
+    let len = tx.encode().len();
+    if len > cairn_ledger::TX_BYTES_MAX {
         anyhow::bail!(
-            "the transaction encodes to {} bytes, more than {}",
-            tx.encode().len(),
+            "the transaction encodes to {len} bytes, more than {}",
             cairn_ledger::TX_BYTES_MAX
         );
     }

@@ -12,6 +12,8 @@
 //!
 //! `cargo test -p cairn-node --test sybil -- --nocapture` prints the measured figures.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,13 +44,6 @@ const DEADLINE_MS: u64 = 2000;
 /// The tests of this file run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A node started with `node::run` on its own runtime thread.
 struct Running {
@@ -85,12 +80,12 @@ impl Testnet {
             let node_seed = keys::random_seed();
             let peer = keys::libp2p_keypair(node_seed).public().to_peer_id();
             seeds.push((node_seed, keys::random_seed()));
-            let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", free_port())
+            let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", common::free_port())
                 .parse()
                 .unwrap();
             peer_ids.push(peer);
             addrs.push(addr);
-            rpc_addrs.push(format!("127.0.0.1:{}", free_port()).parse().unwrap());
+            rpc_addrs.push(format!("127.0.0.1:{}", common::free_port()).parse().unwrap());
         }
         let mut homes = Vec::new();
         let mut configs = Vec::new();

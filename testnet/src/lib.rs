@@ -562,13 +562,38 @@ pub async fn scrape_metric(
     Ok(parse_metric(&text, name))
 }
 
-/// A base port `p` such that `p .. p + n` are all free on 127.0.0.1 right now (bound and
-/// released; racy by nature, fine for tests on one machine). Tries at most 200 random bases.
+/// Ports [`free_port_range`] hands out: below Linux's default ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768..=60999), so that no outgoing
+/// connection of another test or node takes a port between the check and the node's bind.
+/// Picking from the ephemeral range raced: a client socket grabbed a checked port and the
+/// node then failed with "address already in use".
+pub const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A base port `p` such that `p .. p + n` are all free on 127.0.0.1 right now, from
+/// [`TEST_PORTS`]. Within one process no port is handed out twice (a process-wide cursor
+/// that starts at a random offset and moves past every range it returns), so parallel
+/// tests of one binary never collide; a range held by another process is skipped by the
+/// bind check. Tries at most 400 ranges.
+///
+/// # Panics
+/// `n` is 0 or larger than 1,000, or no free range is found.
 pub fn free_port_range(n: usize) -> u16 {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    for _ in 0..200 {
-        let base: u16 = rng.gen_range(20_000..60_000);
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    assert!((1..=1000).contains(&n), "port range of {n} ports");
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let n32 = n as u32;
+    if CURSOR.load(Ordering::Relaxed) == u32::MAX {
+        use rand::Rng;
+        let start = rand::thread_rng().gen_range(0..span);
+        let _ = CURSOR.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..400 {
+        let offset = CURSOR.fetch_add(n32, Ordering::Relaxed) % span;
+        if offset + n32 > span {
+            continue; // the range would run past the end; the cursor wraps next time
+        }
+        let base = TEST_PORTS.start + offset as u16;
         let held: Vec<_> = (0..n as u16)
             .map_while(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).ok())
             .collect();
@@ -576,5 +601,10 @@ pub fn free_port_range(n: usize) -> u16 {
             return base;
         }
     }
-    panic!("no {n} consecutive free ports found on 127.0.0.1");
+    panic!("no {n} consecutive free ports found on 127.0.0.1 in {TEST_PORTS:?}");
+}
+
+/// One free port on 127.0.0.1 (see [`free_port_range`]).
+pub fn free_port() -> u16 {
+    free_port_range(1)
 }

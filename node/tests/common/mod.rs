@@ -262,13 +262,26 @@ pub fn assert_store_closed(home: &Path) {
     cairn_ledger::Store::open(&db, genesis.hash()).expect("store reopens after shutdown");
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range (Linux default
+/// 32768..=60999) so that no outgoing connection takes it before the node binds it, and
+/// never handed out twice in one process (a cursor from a random start). Same rule as
+/// `cairn_testnet::free_port_range`, which node tests cannot depend on.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const PORTS: std::ops::Range<u16> = 20_000..32_000;
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORTS.end - PORTS.start);
+    if CURSOR.load(Ordering::Relaxed) == u32::MAX {
+        let start = u32::from(rand::random::<u16>()) % span;
+        let _ = CURSOR.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..400 {
+        let port = PORTS.start + (CURSOR.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {PORTS:?}");
 }
 
 /// The value of metric `name` (a full sample name, e.g. `cairn_evidence_total`) served at

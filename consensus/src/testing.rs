@@ -20,6 +20,7 @@ use crate::{
 
 pub use crate::machine::BrokenVariant;
 
+mod net;
 pub mod reconfig;
 pub mod sim;
 

@@ -36,6 +36,12 @@ use std::rc::Rc;
 
 use ed25519_dalek::SigningKey;
 
+use super::net::{
+    Host, LinkModel, Net, OUTSIDER, SignedVotes, Slot, agree_at, agree_height, first_fork,
+    gen_crashes, gen_partitions, gst_ms, judge_rejection, mock_genesis, mock_payload,
+    panic_message,
+};
+use super::sim::height_of;
 use super::{BrokenVariant, SplitMix64};
 use crate::epoch::{
     BlockKind, Epoch, EpochInput, EpochMessage, EpochOutput, EpochParams, EpochProof, Epochs,
@@ -48,8 +54,6 @@ use crate::{
 
 /// Number of identities (nodes) in the pool.
 pub const POOL: usize = 6;
-/// Sender id of the outsider.
-const OUTSIDER: usize = usize::MAX;
 /// Chain namespace of the reconfiguration simulator.
 pub const RECONFIG_NAMESPACE: [u8; 32] = [0x5e; 32];
 /// Default liveness bound after GST (ms), plus [`PER_EPOCH_MS`] per epoch
@@ -381,55 +385,29 @@ impl ReconfigScenario {
             triggers.push(h);
         }
         let min_heights = h + 5;
-        let loss_permille = rng.below(cfg.max_loss_permille + 1);
-        let dup_permille = rng.below(51);
-        let reorder_permille = rng.below(101);
-        let latency_ms = (0..POOL)
-            .map(|_| (0..POOL).map(|_| 2 + rng.below(40)).collect())
-            .collect();
-        let jitter_ms = rng.below(21);
-        let app_delay_ms = 1 + rng.below(10);
-        let chaos_ms = 6_000 + rng.below(14_001);
-        let count = 1 + rng.below(3);
-        let mut partitions = Vec::new();
-        for j in 0..count {
-            let slot_start = j * chaos_ms / count;
-            let slot_end = (j + 1) * chaos_ms / count;
-            let start = slot_start + rng.below((slot_end - slot_start) / 3);
-            let remaining = slot_end - start;
-            let end = start + remaining / 3 + rng.below(remaining * 2 / 3);
+        let link = LinkModel::generate(&mut rng, POOL, cfg.max_loss_permille);
+        let (chaos_ms, partitions) = gen_partitions(&mut rng, |rng| {
             let mut side: Vec<u8> = (0..POOL).map(|_| rng.below(2) as u8).collect();
             if side.iter().all(|s| *s == side[0]) {
                 side[0] ^= 1;
             }
-            partitions.push((start, end, side));
-        }
+            side
+        });
         let honest: Vec<usize> = (0..POOL).filter(|i| Some(*i) != byz).collect();
-        let mut crashes = Vec::new();
-        for _ in 0..1 + rng.below(3) {
-            let node = honest[rng.below(honest.len() as u64) as usize];
-            let at = rng.below(chaos_ms);
-            let restart = (at + 200 + rng.below(6_000)).min(chaos_ms);
-            crashes.push((node, at, restart, rng.below(2) == 0));
-        }
-        let gst_ms = partitions
-            .iter()
-            .map(|p| p.1)
-            .chain(crashes.iter().map(|c| c.2))
-            .max()
-            .unwrap_or(0);
+        let crashes = gen_crashes(&mut rng, &honest, chaos_ms);
+        let gst_ms = gst_ms(partitions.iter().map(|p| p.1), crashes.iter().map(|c| c.2));
         ReconfigScenario {
             kind,
             initial,
             changes,
             triggers,
             byzantine,
-            loss_permille,
-            dup_permille,
-            reorder_permille,
-            latency_ms,
-            jitter_ms,
-            app_delay_ms,
+            loss_permille: link.loss_permille,
+            dup_permille: link.dup_permille,
+            reorder_permille: link.reorder_permille,
+            latency_ms: link.latency_ms,
+            jitter_ms: link.jitter_ms,
+            app_delay_ms: link.app_delay_ms,
             partitions,
             crashes,
             gst_ms,
@@ -586,12 +564,8 @@ impl ReconfigReport {
 pub fn run_reconfig(cfg: &ReconfigConfig) -> ReconfigReport {
     let mut sim = RSim::new(cfg.clone());
     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sim.run())) {
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "non-string panic".into());
-        let now = sim.now;
+        let msg = panic_message(panic);
+        let now = sim.net.now;
         sim.violation.get_or_insert(ReconfigViolation {
             kind: ReconfigViolationKind::Panic,
             at_ms: now,
@@ -634,16 +608,7 @@ fn params() -> EpochParams {
 }
 
 fn genesis() -> Anchor {
-    let mut payload = [0u8; 32];
-    payload[8..].copy_from_slice(&blake3::hash(b"cairn reconfig genesis").as_bytes()[..24]);
-    Anchor {
-        view: 0,
-        payload: Digest(payload),
-    }
-}
-
-fn height_of(d: &Digest) -> u64 {
-    u64::from_le_bytes(d.0[..8].try_into().expect("8 bytes"))
+    mock_genesis(b"cairn reconfig genesis")
 }
 
 /// A block of the mock app.
@@ -674,58 +639,28 @@ struct Durable {
     committed: Vec<Digest>,
 }
 
-/// Votes signed in one (epoch, view): Notarize, Nullify, Finalize.
-type Signed = (Option<Proposal>, bool, Option<Proposal>);
-
 struct Node {
-    driver: Option<Epochs>,
+    slot: Slot<Epochs>,
     durable: Durable,
-    timer_gen: u64,
-    incarnation: u64,
-    crash_armed: bool,
     /// (epoch, view) -> votes signed (across restarts).
-    signed: BTreeMap<(Epoch, View), Signed>,
+    signed: BTreeMap<(Epoch, View), SignedVotes>,
 }
 
-enum Ev {
-    Deliver {
-        from: usize,
-        to: usize,
-        bytes: Rc<[u8]>,
-    },
-    Timer {
-        node: usize,
-        generation: u64,
-    },
-    App {
-        node: usize,
-        incarnation: u64,
-        input: EpochInput,
-    },
-    NextEpoch {
-        node: usize,
-        incarnation: u64,
-        epoch: Epoch,
-    },
-    PartitionStart(usize),
-    PartitionHeal(usize),
-    Crash(usize),
-    Restart(usize),
-    Outsider,
-    Gst,
+/// What the host answers a node with.
+enum Answer {
+    /// An app answer.
+    Input(EpochInput),
+    /// Start the next epoch (after an `EpochEnded`).
+    NextEpoch(Epoch),
 }
 
 struct RSim {
     cfg: ReconfigConfig,
     sc: ReconfigScenario,
     nodes: Vec<Node>,
-    now: u64,
-    queue: BTreeMap<(u64, u64), Ev>,
-    seq: u64,
-    rng: SplitMix64,
+    net: Net<Answer>,
     blocks: BTreeMap<Digest, Block>,
     salt: u64,
-    partition: Option<usize>,
     /// Committed ledger: first block committed at each height.
     canonical: Vec<Digest>,
     /// First block finalized at (epoch, height) and (epoch, view).
@@ -738,352 +673,43 @@ struct RSim {
     checked_certs: BTreeSet<(Epoch, View, u8, Digest)>,
     /// Recent honest certificates (for outsider replays), at most 64.
     recent_certs: VecDeque<(Epoch, Certificate)>,
-    hasher: blake3::Hasher,
     stats: ReconfigStats,
     violation: Option<ReconfigViolation>,
     gst: Option<u64>,
     deadline: u64,
 }
 
-impl RSim {
-    fn new(cfg: ReconfigConfig) -> RSim {
-        let sc = ReconfigScenario::generate(&cfg);
-        let g = genesis();
-        let nodes = (0..POOL)
-            .map(|_| Node {
-                driver: None,
-                durable: Durable {
-                    epoch: 0,
-                    set: sc.initial.clone(),
-                    epoch_anchor: g,
-                    anchor: g,
-                    wal: Vec::new(),
-                    ended: None,
-                    proofs: VecDeque::new(),
-                    committed: Vec::new(),
-                },
-                timer_gen: 0,
-                incarnation: 0,
-                crash_armed: false,
-                signed: BTreeMap::new(),
-            })
-            .collect();
-        let mut sets = BTreeMap::new();
-        sets.insert(0, members_set(&sc.initial));
-        RSim {
-            rng: SplitMix64::new(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xE90C),
-            cfg,
-            sc,
-            nodes,
-            now: 0,
-            queue: BTreeMap::new(),
-            seq: 0,
-            blocks: BTreeMap::new(),
-            salt: 0,
-            partition: None,
-            canonical: Vec::new(),
-            finalized_at: BTreeMap::new(),
-            finalized_views: BTreeMap::new(),
-            ends: BTreeMap::new(),
-            sets,
-            checked_certs: BTreeSet::new(),
-            recent_certs: VecDeque::new(),
-            hasher: blake3::Hasher::new(),
-            stats: ReconfigStats::default(),
-            violation: None,
-            gst: None,
-            deadline: u64::MAX,
-        }
+impl Host for RSim {
+    type App = Answer;
+    type Machine = Epochs;
+    const TRACE_FAULTS: bool = false;
+
+    fn net(&mut self) -> &mut Net<Answer> {
+        &mut self.net
     }
 
-    fn honest(&self, i: usize) -> bool {
-        self.sc.byzantine.map(|b| b.0) != Some(i)
+    fn node_count(&self) -> usize {
+        POOL
     }
 
-    fn trace(&self, line: impl FnOnce() -> String) {
-        if self.cfg.trace {
-            eprintln!("[{:>7} ms #{:>6}] {}", self.now, self.stats.steps, line());
-        }
+    fn slot(&mut self, i: usize) -> &mut Slot<Epochs> {
+        &mut self.nodes[i].slot
     }
 
-    fn violate(&mut self, kind: ReconfigViolationKind, detail: String) {
-        if self.violation.is_none() {
-            self.trace(|| format!("VIOLATION {kind:?}: {detail}"));
-            self.violation = Some(ReconfigViolation {
-                kind,
-                at_ms: self.now,
-                detail,
-            });
-        }
+    fn crash_plan(&self, j: usize) -> (usize, bool) {
+        let (i, _, _, mid) = self.sc.crashes[j];
+        (i, mid)
     }
 
-    fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
+    fn finished(&self) -> bool {
+        self.violation.is_some() || self.done()
     }
 
-    fn hash_event(&mut self, tag: u8, a: u64, b: u64, bytes: &[u8]) {
-        self.hasher.update(&[tag]);
-        self.hasher.update(&self.now.to_le_bytes());
-        self.hasher.update(&a.to_le_bytes());
-        self.hasher.update(&b.to_le_bytes());
-        self.hasher.update(&(bytes.len() as u64).to_le_bytes());
-        self.hasher.update(bytes);
-    }
-
-    fn target_epoch(&self) -> Epoch {
-        self.sc.changes.len() as Epoch
-    }
-
-    fn run(&mut self) {
-        for (j, p) in self.sc.partitions.clone().iter().enumerate() {
-            self.schedule(p.0, Ev::PartitionStart(j));
-            self.schedule(p.1, Ev::PartitionHeal(j));
-        }
-        for (j, c) in self.sc.crashes.clone().iter().enumerate() {
-            self.schedule(c.1, Ev::Crash(j));
-            self.schedule(c.2, Ev::Restart(j));
-        }
-        let first = 1 + self.rng.below(800);
-        self.schedule(first, Ev::Outsider);
-        self.schedule(self.sc.gst_ms, Ev::Gst);
-        for i in 0..POOL {
-            self.restart(i);
-        }
-        while self.violation.is_none() && !self.done() {
-            let Some(((at, _), ev)) = self.queue.pop_first() else {
-                self.violate(
-                    ReconfigViolationKind::Liveness,
-                    "event queue ran dry".into(),
-                );
-                break;
-            };
-            self.now = self.now.max(at);
-            self.stats.steps += 1;
-            self.process(ev);
-            if self.now > self.deadline && self.violation.is_none() && !self.done() {
-                let state: Vec<String> = (0..POOL)
-                    .filter(|i| self.honest(*i))
-                    .map(|i| {
-                        let d = &self.nodes[i].durable;
-                        format!("node {i}: epoch {} height {}", d.epoch, d.committed.len())
-                    })
-                    .collect();
-                self.violate(
-                    ReconfigViolationKind::Liveness,
-                    format!(
-                        "epoch {} / height {} not reached by {} ms: {}",
-                        self.target_epoch(),
-                        self.sc.min_heights,
-                        self.deadline,
-                        state.join("; ")
-                    ),
-                );
-            }
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.gst.is_some()
-            && (0..POOL).filter(|i| self.honest(*i)).all(|i| {
-                let d = &self.nodes[i].durable;
-                d.epoch >= self.target_epoch() && d.committed.len() as u64 >= self.sc.min_heights
-            })
-    }
-
-    fn partitioned(&self, a: usize, b: usize) -> bool {
-        match self.partition {
-            Some(j) if a != OUTSIDER && b != OUTSIDER => {
-                let side = &self.sc.partitions[j].2;
-                side[a] != side[b]
-            }
-            _ => false,
-        }
-    }
-
-    fn process(&mut self, ev: Ev) {
-        match ev {
-            Ev::Deliver { from, to, bytes } => {
-                self.hash_event(1, from as u64, to as u64, &bytes);
-                if self.partitioned(from, to) {
-                    self.stats.dropped += 1;
-                    return;
-                }
-                if self.nodes[to].driver.is_none() {
-                    return;
-                }
-                match EpochMessage::decode(&bytes) {
-                    Ok(message) => {
-                        self.trace(|| {
-                            format!(
-                                "{from:>2} -> {to:<2} e{} {}",
-                                message.epoch,
-                                brief(&message.message)
-                            )
-                        });
-                        let input = EpochInput::Message {
-                            message,
-                            now_ms: self.now,
-                        };
-                        self.feed(to, input, Some(from));
-                    }
-                    Err(_) => {
-                        if self.honest(to) {
-                            self.stats.rejected += 1;
-                        }
-                        if from != OUTSIDER && self.honest(from) {
-                            self.violate(
-                                ReconfigViolationKind::HonestRejected,
-                                format!(
-                                    "node {to} could not decode a message of honest node {from}"
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            Ev::Timer { node, generation } => {
-                if self.nodes[node].timer_gen != generation || self.nodes[node].driver.is_none() {
-                    return;
-                }
-                self.hash_event(2, node as u64, 0, &[]);
-                self.feed(node, EpochInput::Timeout { now_ms: self.now }, None);
-            }
-            Ev::App {
-                node,
-                incarnation,
-                input,
-            } => {
-                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none()
-                {
-                    return;
-                }
-                let tag = format!("{input:?}");
-                self.hash_event(3, node as u64, 0, tag.as_bytes());
-                self.trace(|| format!("app answer to {node}: {tag}"));
-                self.feed(node, input, None);
-            }
-            Ev::NextEpoch {
-                node,
-                incarnation,
-                epoch,
-            } => {
-                if self.nodes[node].incarnation != incarnation || self.nodes[node].driver.is_none()
-                {
-                    return;
-                }
-                self.hash_event(10, node as u64, epoch, &[]);
-                self.start_next(node, epoch);
-            }
-            Ev::PartitionStart(j) => {
-                self.hash_event(4, j as u64, 0, &[]);
-                self.partition = Some(j);
-            }
-            Ev::PartitionHeal(j) => {
-                self.hash_event(5, j as u64, 0, &[]);
-                if self.partition == Some(j) {
-                    self.partition = None;
-                }
-            }
-            Ev::Crash(j) => {
-                self.hash_event(6, j as u64, 0, &[]);
-                let (i, _, _, mid) = self.sc.crashes[j];
-                if self.nodes[i].driver.is_none() {
-                    return;
-                }
-                if mid {
-                    self.nodes[i].crash_armed = true;
-                } else {
-                    self.crash(i);
-                }
-            }
-            Ev::Restart(j) => {
-                self.hash_event(7, j as u64, 0, &[]);
-                let i = self.sc.crashes[j].0;
-                if self.nodes[i].crash_armed {
-                    self.crash(i);
-                }
-                if self.nodes[i].driver.is_none() {
-                    self.restart(i);
-                }
-            }
-            Ev::Outsider => {
-                self.hash_event(8, 0, 0, &[]);
-                self.inject_outsider();
-                let next = self.now + 1 + self.rng.below(800);
-                self.schedule(next, Ev::Outsider);
-            }
-            Ev::Gst => {
-                self.hash_event(9, 0, 0, &[]);
-                self.partition = None;
-                for i in 0..POOL {
-                    if self.nodes[i].crash_armed {
-                        self.crash(i);
-                    }
-                    if self.nodes[i].driver.is_none() {
-                        self.restart(i);
-                    }
-                }
-                let lowest = (0..POOL)
-                    .filter(|i| self.honest(*i))
-                    .map(|i| self.nodes[i].durable.epoch)
-                    .min()
-                    .unwrap_or(0);
-                let left = self.target_epoch().saturating_sub(lowest);
-                self.gst = Some(self.now);
-                self.deadline = self.now + self.cfg.bound_ms + PER_EPOCH_MS * left;
-                self.trace(|| "GST".into());
-            }
-        }
-    }
-
-    fn feed(&mut self, i: usize, input: EpochInput, from: Option<usize>) {
-        let driver = self.nodes[i].driver.as_mut().expect("running");
-        match driver.handle(input) {
-            Ok(out) => self.apply(i, out),
-            Err(e) => {
-                if !self.honest(i) {
-                    return;
-                }
-                self.trace(|| format!("node {i} rejects (from {from:?}): {e}"));
-                let crate::epoch::EpochError::Message { source, .. } = &e else {
-                    self.violate(
-                        ReconfigViolationKind::HonestRejected,
-                        format!("node {i}: {e}"),
-                    );
-                    return;
-                };
-                if source.is_peer_fault() {
-                    self.stats.rejected += 1;
-                    if let Some(f) = from.filter(|f| *f != OUTSIDER && self.honest(*f)) {
-                        self.violate(
-                            ReconfigViolationKind::HonestRejected,
-                            format!("node {i} rejected a message of honest node {f}: {e}"),
-                        );
-                    }
-                } else if matches!(source, crate::MessageError::InvalidInput { .. }) {
-                    self.violate(
-                        ReconfigViolationKind::HonestRejected,
-                        format!("node {i} rejected a host input: {e}"),
-                    );
-                }
-            }
-        }
-    }
-
-    fn crash(&mut self, i: usize) {
-        self.trace(|| format!("node {i} CRASHES"));
-        let x = &mut self.nodes[i];
-        x.driver = None;
-        x.timer_gen += 1;
-        x.crash_armed = false;
-        self.stats.crashes += 1;
-    }
-
-    fn key_for(&self, i: usize, set: &[Member]) -> Option<SigningKey> {
-        set.iter()
-            .find(|m| m.id == i)
-            .map(|m| pool_key(i, m.key_version))
+    fn ran_dry(&mut self) {
+        self.violate(
+            ReconfigViolationKind::Liveness,
+            "event queue ran dry".into(),
+        );
     }
 
     /// Restart from durable state: the WAL of the running epoch, the last
@@ -1142,14 +768,10 @@ impl RSim {
                 for p in durable.proofs.iter().skip(kept) {
                     driver.remember_proof(p.clone());
                 }
-                let x = &mut self.nodes[i];
-                x.incarnation += 1;
-                if x.incarnation > 1 {
-                    self.stats.restarts += 1;
-                }
-                let out = driver.start(self.now);
-                x.driver = Some(driver);
-                self.trace(|| format!("node {i} (re)starts in epoch {}", durable.epoch));
+                let out = driver.start(self.net.now);
+                self.nodes[i].slot.start(driver, &mut self.net.counters);
+                self.net
+                    .trace(|| format!("node {i} (re)starts in epoch {}", durable.epoch));
                 self.apply(i, out);
             }
             Err(e) => self.violate(
@@ -1157,6 +779,249 @@ impl RSim {
                 format!("node {i} cannot restart: {e}"),
             ),
         }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, bytes: Rc<[u8]>) {
+        match EpochMessage::decode(&bytes) {
+            Ok(message) => {
+                self.net.trace(|| {
+                    format!(
+                        "{from:>2} -> {to:<2} e{} {}",
+                        message.epoch,
+                        brief(&message.message)
+                    )
+                });
+                let input = EpochInput::Message {
+                    message,
+                    now_ms: self.net.now,
+                };
+                self.feed(to, input, Some(from));
+            }
+            Err(_) => {
+                if self.honest(to) {
+                    self.stats.rejected += 1;
+                }
+                if from != OUTSIDER && self.honest(from) {
+                    self.violate(
+                        ReconfigViolationKind::HonestRejected,
+                        format!("node {to} could not decode a message of honest node {from}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn timeout(&mut self, node: usize) {
+        self.feed(
+            node,
+            EpochInput::Timeout {
+                now_ms: self.net.now,
+            },
+            None,
+        );
+    }
+
+    fn answer(&mut self, node: usize, answer: Answer) {
+        match answer {
+            Answer::Input(input) => {
+                let tag = format!("{input:?}");
+                self.net.hash_event(3, node as u64, 0, tag.as_bytes());
+                self.net.trace(|| format!("app answer to {node}: {tag}"));
+                self.feed(node, input, None);
+            }
+            Answer::NextEpoch(epoch) => {
+                self.net.hash_event(10, node as u64, epoch, &[]);
+                self.start_next(node, epoch);
+            }
+        }
+    }
+
+    /// Garbage, or an honest certificate replayed under another epoch
+    /// (the target's running epoch, or a neighbour).
+    fn inject_outsider(&mut self) {
+        let to = self.net.rng.below(POOL as u64) as usize;
+        let bytes: Vec<u8> = if self.recent_certs.is_empty() || self.net.rng.below(5) == 0 {
+            let len = self.net.rng.below(100) as usize;
+            (0..len).map(|_| self.net.rng.next_u64() as u8).collect()
+        } else {
+            let k = self.net.rng.below(self.recent_certs.len() as u64) as usize;
+            let (e, cert) = self.recent_certs[k].clone();
+            let target = self.nodes[to].durable.epoch;
+            let epoch = if target != e { target } else { e + 1 };
+            EpochMessage {
+                epoch,
+                message: Message::Certificate(cert),
+            }
+            .encode()
+        };
+        self.stats.outsider_messages += 1;
+        self.net.send_bytes(OUTSIDER, to, bytes.into());
+    }
+
+    fn outsider_gap(&self) -> u64 {
+        800
+    }
+
+    fn on_gst(&mut self) {
+        let lowest = (0..POOL)
+            .filter(|i| self.honest(*i))
+            .map(|i| self.nodes[i].durable.epoch)
+            .min()
+            .unwrap_or(0);
+        let left = self.target_epoch().saturating_sub(lowest);
+        self.gst = Some(self.net.now);
+        self.deadline = self.net.now + self.cfg.bound_ms + PER_EPOCH_MS * left;
+        self.net.trace(|| "GST".into());
+    }
+
+    fn after_step(&mut self) {
+        if self.net.now > self.deadline && self.violation.is_none() && !self.done() {
+            let state: Vec<String> = (0..POOL)
+                .filter(|i| self.honest(*i))
+                .map(|i| {
+                    let d = &self.nodes[i].durable;
+                    format!("node {i}: epoch {} height {}", d.epoch, d.committed.len())
+                })
+                .collect();
+            self.violate(
+                ReconfigViolationKind::Liveness,
+                format!(
+                    "epoch {} / height {} not reached by {} ms: {}",
+                    self.target_epoch(),
+                    self.sc.min_heights,
+                    self.deadline,
+                    state.join("; ")
+                ),
+            );
+        }
+    }
+}
+
+impl RSim {
+    fn new(cfg: ReconfigConfig) -> RSim {
+        let sc = ReconfigScenario::generate(&cfg);
+        let g = genesis();
+        let nodes = (0..POOL)
+            .map(|_| Node {
+                slot: Slot::new(),
+                durable: Durable {
+                    epoch: 0,
+                    set: sc.initial.clone(),
+                    epoch_anchor: g,
+                    anchor: g,
+                    wal: Vec::new(),
+                    ended: None,
+                    proofs: VecDeque::new(),
+                    committed: Vec::new(),
+                },
+                signed: BTreeMap::new(),
+            })
+            .collect();
+        let mut sets = BTreeMap::new();
+        sets.insert(0, members_set(&sc.initial));
+        let link = LinkModel {
+            loss_permille: sc.loss_permille,
+            dup_permille: sc.dup_permille,
+            reorder_permille: sc.reorder_permille,
+            latency_ms: sc.latency_ms.clone(),
+            jitter_ms: sc.jitter_ms,
+            app_delay_ms: sc.app_delay_ms,
+        };
+        let sides = sc.partitions.iter().map(|p| p.2.clone()).collect();
+        let net = Net::new(
+            SplitMix64::new(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xE90C),
+            link,
+            sides,
+            cfg.trace,
+        );
+        RSim {
+            cfg,
+            sc,
+            nodes,
+            net,
+            blocks: BTreeMap::new(),
+            salt: 0,
+            canonical: Vec::new(),
+            finalized_at: BTreeMap::new(),
+            finalized_views: BTreeMap::new(),
+            ends: BTreeMap::new(),
+            sets,
+            checked_certs: BTreeSet::new(),
+            recent_certs: VecDeque::new(),
+            stats: ReconfigStats::default(),
+            violation: None,
+            gst: None,
+            deadline: u64::MAX,
+        }
+    }
+
+    fn honest(&self, i: usize) -> bool {
+        self.sc.byzantine.map(|b| b.0) != Some(i)
+    }
+
+    fn violate(&mut self, kind: ReconfigViolationKind, detail: String) {
+        if self.violation.is_none() {
+            self.net.trace(|| format!("VIOLATION {kind:?}: {detail}"));
+            self.violation = Some(ReconfigViolation {
+                kind,
+                at_ms: self.net.now,
+                detail,
+            });
+        }
+    }
+
+    fn target_epoch(&self) -> Epoch {
+        self.sc.changes.len() as Epoch
+    }
+
+    fn run(&mut self) {
+        let partitions: Vec<(u64, u64)> = self.sc.partitions.iter().map(|p| (p.0, p.1)).collect();
+        let crashes: Vec<(u64, u64)> = self.sc.crashes.iter().map(|c| (c.1, c.2)).collect();
+        let first = 1 + self.net.rng.below(800);
+        self.net
+            .schedule_faults(&partitions, &crashes, first, self.sc.gst_ms);
+        self.run_loop();
+    }
+
+    fn done(&self) -> bool {
+        self.gst.is_some()
+            && (0..POOL).filter(|i| self.honest(*i)).all(|i| {
+                let d = &self.nodes[i].durable;
+                d.epoch >= self.target_epoch() && d.committed.len() as u64 >= self.sc.min_heights
+            })
+    }
+
+    fn feed(&mut self, i: usize, input: EpochInput, from: Option<usize>) {
+        let driver = self.nodes[i].slot.machine.as_mut().expect("running");
+        match driver.handle(input) {
+            Ok(out) => self.apply(i, out),
+            Err(e) => {
+                if !self.honest(i) {
+                    return;
+                }
+                self.net
+                    .trace(|| format!("node {i} rejects (from {from:?}): {e}"));
+                let crate::epoch::EpochError::Message { source, .. } = &e else {
+                    self.violate(
+                        ReconfigViolationKind::HonestRejected,
+                        format!("node {i}: {e}"),
+                    );
+                    return;
+                };
+                let honest_sender = from.filter(|f| *f != OUTSIDER && self.honest(*f));
+                if let Some(detail) =
+                    judge_rejection(i, honest_sender, source, &e, &mut self.stats.rejected)
+                {
+                    self.violate(ReconfigViolationKind::HonestRejected, detail);
+                }
+            }
+        }
+    }
+
+    fn key_for(&self, i: usize, set: &[Member]) -> Option<SigningKey> {
+        set.iter()
+            .find(|m| m.id == i)
+            .map(|m| pool_key(i, m.key_version))
     }
 
     fn boundary_below(&self, mut d: Digest) -> Digest {
@@ -1170,9 +1035,7 @@ impl RSim {
     }
 
     fn apply(&mut self, i: usize, outputs: Vec<EpochOutput>) {
-        let cut = self.nodes[i]
-            .crash_armed
-            .then(|| self.rng.below(outputs.len() as u64 + 1) as usize);
+        let cut = self.batch_cut(i, outputs.len());
         for (k, output) in outputs.into_iter().enumerate() {
             if cut == Some(k) || self.violation.is_some() {
                 break;
@@ -1180,9 +1043,7 @@ impl RSim {
             self.perform(i, output);
         }
         if let Some(k) = cut {
-            self.trace(|| format!("node {i} crashes after {k} outputs"));
-            self.stats.crashes_mid_batch += 1;
-            self.crash(i);
+            self.crash_mid_batch(i, k, "");
         }
     }
 
@@ -1211,24 +1072,18 @@ impl RSim {
                         proposal: b.proposal,
                         kind: b.kind,
                     };
-                    let at = self.now + self.sc.app_delay_ms;
-                    let incarnation = self.nodes[i].incarnation;
-                    self.schedule(
-                        at,
-                        Ev::App {
-                            node: i,
-                            incarnation,
-                            input,
-                        },
-                    );
+                    let incarnation = self.nodes[i].slot.incarnation;
+                    self.net
+                        .schedule_app(i, incarnation, |_| Answer::Input(input));
                 }
             }
             EpochOutput::CatchUp { epoch } => {
-                let peer = self.rng.below(POOL as u64) as usize;
+                let peer = self.net.rng.below(POOL as u64) as usize;
                 // The peer's host serves the proof from its ledger, which
                 // keeps every epoch's proof (a state-sync stand-in).
                 let proof = self.nodes[peer]
-                    .driver
+                    .slot
+                    .machine
                     .as_ref()
                     .and_then(|_| {
                         self.nodes[peer]
@@ -1246,7 +1101,7 @@ impl RSim {
                         epoch,
                         message: Message::Certificate(p.finalization),
                     };
-                    self.send_bytes(peer, i, m.encode().into());
+                    self.net.send_bytes(peer, i, m.encode().into());
                 }
             }
         }
@@ -1281,16 +1136,8 @@ impl RSim {
                 }
             }
             Output::SetTimer { deadline_ms } => {
-                let x = &mut self.nodes[i];
-                x.timer_gen += 1;
-                let generation = x.timer_gen;
-                self.schedule(
-                    deadline_ms.max(self.now),
-                    Ev::Timer {
-                        node: i,
-                        generation,
-                    },
-                );
+                let generation = self.nodes[i].slot.next_timer();
+                self.net.set_timer(i, generation, deadline_ms);
             }
             Output::BuildProposal {
                 view,
@@ -1298,46 +1145,34 @@ impl RSim {
                 parent,
             } => {
                 let (p, kind) = self.build(i, epoch, view, parent_view, parent);
-                let at = self.now + self.sc.app_delay_ms;
-                let incarnation = self.nodes[i].incarnation;
-                self.trace(|| {
+                let incarnation = self.nodes[i].slot.incarnation;
+                self.net.trace(|| {
                     format!(
                         "node {i} builds e{epoch} v{view} h{} {kind:?}",
                         height_of(&p.payload)
                     )
                 });
-                self.schedule(
-                    at,
-                    Ev::App {
-                        node: i,
-                        incarnation,
-                        input: EpochInput::Proposed {
-                            epoch,
-                            view,
-                            payload: p.payload,
-                            kind,
-                            now_ms: at,
-                        },
-                    },
-                );
+                self.net.schedule_app(i, incarnation, |now_ms| {
+                    Answer::Input(EpochInput::Proposed {
+                        epoch,
+                        view,
+                        payload: p.payload,
+                        kind,
+                        now_ms,
+                    })
+                });
             }
             Output::Validate(p) => {
                 let verdict = self.validate(i, epoch, &p);
-                let at = self.now + self.sc.app_delay_ms;
-                let incarnation = self.nodes[i].incarnation;
-                self.schedule(
-                    at,
-                    Ev::App {
-                        node: i,
-                        incarnation,
-                        input: EpochInput::Validated {
-                            epoch,
-                            proposal: p,
-                            verdict,
-                            now_ms: at,
-                        },
-                    },
-                );
+                let incarnation = self.nodes[i].slot.incarnation;
+                self.net.schedule_app(i, incarnation, |now_ms| {
+                    Answer::Input(EpochInput::Validated {
+                        epoch,
+                        proposal: p,
+                        verdict,
+                        now_ms,
+                    })
+                });
             }
             Output::Notarized(cert) => {
                 if honest {
@@ -1438,19 +1273,20 @@ impl RSim {
         builder: usize,
     ) -> Proposal {
         self.salt += 1;
-        let mut h = blake3::Hasher::new();
-        h.update(&epoch.to_le_bytes());
-        h.update(&view.to_le_bytes());
-        h.update(&parent.0);
-        h.update(&self.salt.to_le_bytes());
-        let mut payload = [0u8; 32];
-        payload[..8].copy_from_slice(&height.to_le_bytes());
-        payload[8..].copy_from_slice(&h.finalize().as_bytes()[..24]);
+        let payload = mock_payload(
+            height,
+            &[
+                &epoch.to_le_bytes(),
+                &view.to_le_bytes(),
+                &parent.0,
+                &self.salt.to_le_bytes(),
+            ],
+        );
         let proposal = Proposal {
             view,
             parent_view,
             parent,
-            payload: Digest(payload),
+            payload,
         };
         self.blocks.insert(
             proposal.payload,
@@ -1581,25 +1417,16 @@ impl RSim {
             let b = self.blocks[d].clone();
             let h = height_of(d);
             let mut conflict = None;
-            for (key, map) in [((epoch, h), 0), ((epoch, b.proposal.view), 1)] {
-                let m = if map == 0 {
-                    &mut self.finalized_at
-                } else {
-                    &mut self.finalized_views
-                };
-                match m.get(&key) {
-                    Some(x) if x != d => {
-                        let what = if map == 0 { "height" } else { "view" };
-                        conflict = Some(format!(
-                            "epoch {epoch} {what} {}: node {i} finalized {d}, another honest node {x}",
-                            key.1
-                        ));
-                    }
-                    Some(_) => {}
-                    None => {
-                        m.insert(key, *d);
-                    }
-                }
+            if let Err(x) = agree_at(&mut self.finalized_at, (epoch, h), *d) {
+                conflict = Some(format!(
+                    "epoch {epoch} height {h}: node {i} finalized {d}, another honest node {x}"
+                ));
+            }
+            let view = b.proposal.view;
+            if let Err(x) = agree_at(&mut self.finalized_views, (epoch, view), *d) {
+                conflict = Some(format!(
+                    "epoch {epoch} view {view}: node {i} finalized {d}, another honest node {x}"
+                ));
             }
             if let Some(detail) = conflict {
                 self.violate(ReconfigViolationKind::ConflictingFinalization, detail);
@@ -1631,16 +1458,11 @@ impl RSim {
             return;
         }
         ledger.push(d);
-        match self.canonical.get(h as usize - 1) {
-            Some(x) if *x != d => {
-                let x = *x;
-                self.violate(
-                    ReconfigViolationKind::ConflictingFinalization,
-                    format!("height {h}: node {i} committed {d}, another honest node {x}"),
-                );
-            }
-            Some(_) => {}
-            None => self.canonical.push(d),
+        if let Err(x) = agree_height(&mut self.canonical, h, d) {
+            self.violate(
+                ReconfigViolationKind::ConflictingFinalization,
+                format!("height {h}: node {i} committed {d}, another honest node {x}"),
+            );
         }
     }
 
@@ -1725,21 +1547,15 @@ impl RSim {
         // The ledger keeps every epoch's proof (the driver only the last
         // EPOCH_PROOFS_KEPT): older ones are served by the host (CatchUp).
         d.proofs.push_back(proof);
-        self.trace(|| format!("node {i} ends epoch {epoch} at h{}", height_of(&l)));
+        self.net
+            .trace(|| format!("node {i} ends epoch {epoch} at h{}", height_of(&l)));
         self.schedule_next(i, epoch + 1);
     }
 
     fn schedule_next(&mut self, i: usize, epoch: Epoch) {
-        let at = self.now + self.sc.app_delay_ms;
-        let incarnation = self.nodes[i].incarnation;
-        self.schedule(
-            at,
-            Ev::NextEpoch {
-                node: i,
-                incarnation,
-                epoch,
-            },
-        );
+        let incarnation = self.nodes[i].slot.incarnation;
+        self.net
+            .schedule_app(i, incarnation, |_| Answer::NextEpoch(epoch));
     }
 
     fn start_next(&mut self, i: usize, epoch: Epoch) {
@@ -1747,8 +1563,8 @@ impl RSim {
             return;
         };
         let key = self.key_for(i, &next);
-        let driver = self.nodes[i].driver.as_mut().expect("running");
-        match driver.start_next_epoch(epoch, members_set(&next), key, self.now) {
+        let driver = self.nodes[i].slot.machine.as_mut().expect("running");
+        match driver.start_next_epoch(epoch, members_set(&next), key, self.net.now) {
             Ok(out) => {
                 let d = &mut self.nodes[i].durable;
                 d.ended = None;
@@ -1772,25 +1588,12 @@ impl RSim {
     /// I1–I4 per (epoch, view), across restarts.
     fn record_signed(&mut self, i: usize, epoch: Epoch, vote: &Vote) {
         let w = vote.kind.view();
-        let s = self.nodes[i].signed.entry((epoch, w)).or_default();
-        let conflict = match &vote.kind {
-            VoteKind::Notarize(p) => {
-                let c = s.0.is_some_and(|q| q != *p) || (s.1 && s.0.is_none());
-                s.0 = Some(*p);
-                c
-            }
-            VoteKind::Nullify(_) => {
-                let c = s.2.is_some();
-                s.1 = true;
-                c
-            }
-            VoteKind::Finalize(p) => {
-                let c = s.2.is_some_and(|q| q != *p) || s.1;
-                s.2 = Some(*p);
-                c
-            }
-        };
-        if conflict {
+        let conflict = self.nodes[i]
+            .signed
+            .entry((epoch, w))
+            .or_default()
+            .record(&vote.kind);
+        if conflict.is_some() {
             self.violate(
                 ReconfigViolationKind::DoubleSign,
                 format!("honest node {i} signed conflicting votes in epoch {epoch} view {w}"),
@@ -1869,7 +1672,7 @@ impl RSim {
             if to == from {
                 continue;
             }
-            match self.rng.below(7) {
+            match self.net.rng.below(7) {
                 0..=2 => self.send(from, to, epoch, a),
                 3..=5 => self.send(from, to, epoch, b),
                 _ => {
@@ -1881,28 +1684,6 @@ impl RSim {
         self.stats.byzantine_messages += 1;
     }
 
-    /// Garbage, or an honest certificate replayed under another epoch
-    /// (the target's running epoch, or a neighbour).
-    fn inject_outsider(&mut self) {
-        let to = self.rng.below(POOL as u64) as usize;
-        let bytes: Vec<u8> = if self.recent_certs.is_empty() || self.rng.below(5) == 0 {
-            let len = self.rng.below(100) as usize;
-            (0..len).map(|_| self.rng.next_u64() as u8).collect()
-        } else {
-            let k = self.rng.below(self.recent_certs.len() as u64) as usize;
-            let (e, cert) = self.recent_certs[k].clone();
-            let target = self.nodes[to].durable.epoch;
-            let epoch = if target != e { target } else { e + 1 };
-            EpochMessage {
-                epoch,
-                message: Message::Certificate(cert),
-            }
-            .encode()
-        };
-        self.stats.outsider_messages += 1;
-        self.send_bytes(OUTSIDER, to, bytes.into());
-    }
-
     fn broadcast(&mut self, from: usize, epoch: Epoch, message: &Message) {
         let bytes: Rc<[u8]> = EpochMessage {
             epoch,
@@ -1910,11 +1691,7 @@ impl RSim {
         }
         .encode()
         .into();
-        for to in 0..POOL {
-            if to != from {
-                self.send_bytes(from, to, bytes.clone());
-            }
-        }
+        self.net.broadcast_bytes(from, POOL, bytes);
     }
 
     fn send(&mut self, from: usize, to: usize, epoch: Epoch, message: &Message) {
@@ -1922,59 +1699,37 @@ impl RSim {
             epoch,
             message: message.clone(),
         };
-        self.send_bytes(from, to, m.encode().into());
+        self.net.send_bytes(from, to, m.encode().into());
     }
 
-    fn send_bytes(&mut self, from: usize, to: usize, bytes: Rc<[u8]>) {
-        if self.partitioned(from, to) || self.rng.below(1000) < self.sc.loss_permille {
-            self.stats.dropped += 1;
-            return;
-        }
-        let copies = if self.rng.below(1000) < self.sc.dup_permille {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let base = if from == OUTSIDER {
-                5
-            } else {
-                self.sc.latency_ms[from][to]
-            };
-            let mut delay = base + self.rng.below(self.sc.jitter_ms + 1);
-            if self.rng.below(1000) < self.sc.reorder_permille {
-                delay += self.rng.below(400);
-            }
-            self.schedule(
-                self.now + delay,
-                Ev::Deliver {
-                    from,
-                    to,
-                    bytes: bytes.clone(),
-                },
-            );
+    /// The counters, with those the network keeps.
+    fn stats(&self) -> ReconfigStats {
+        let c = &self.net.counters;
+        ReconfigStats {
+            steps: c.steps,
+            dropped: c.dropped_loss + c.dropped_partition,
+            crashes: c.crashes,
+            crashes_mid_batch: c.crashes_mid_batch,
+            restarts: c.restarts,
+            ..self.stats.clone()
         }
     }
 
     fn report(&mut self) -> ReconfigReport {
         let honest: Vec<usize> = (0..POOL).filter(|i| self.honest(*i)).collect();
         if self.violation.is_none() {
-            for a in &honest {
-                for b in &honest {
-                    let (x, y) = (
-                        &self.nodes[*a].durable.committed,
-                        &self.nodes[*b].durable.committed,
-                    );
-                    if x.len() <= y.len() && x[..] != y[..x.len()] {
-                        self.violate(
-                            ReconfigViolationKind::ConflictingFinalization,
-                            format!("node {a}'s ledger is not a prefix of node {b}'s"),
-                        );
-                    }
-                }
+            let ledgers: Vec<(usize, &[Digest])> = honest
+                .iter()
+                .map(|i| (*i, &self.nodes[*i].durable.committed[..]))
+                .collect();
+            if let Some((a, b)) = first_fork(&ledgers) {
+                self.violate(
+                    ReconfigViolationKind::ConflictingFinalization,
+                    format!("node {a}'s ledger is not a prefix of node {b}'s"),
+                );
             }
         }
-        let mut hasher = self.hasher.clone();
+        let mut hasher = self.net.hasher.clone();
         for x in &self.nodes {
             hasher.update(&x.durable.epoch.to_le_bytes());
             hasher.update(&(x.durable.committed.len() as u64).to_le_bytes());
@@ -1992,8 +1747,8 @@ impl RSim {
                 .map(|i| self.nodes[*i].durable.committed.len() as u64)
                 .min()
                 .unwrap_or(0),
-            time_ms: self.now,
-            stats: self.stats.clone(),
+            time_ms: self.net.now,
+            stats: self.stats(),
             event_hash: *hasher.finalize().as_bytes(),
             violation: self.violation.clone(),
         }

@@ -44,14 +44,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ed25519_dalek::SigningKey;
 
+use super::net::{
+    Host, LinkModel, Net, OUTSIDER, SignedVotes, Slot, agree_at, agree_height, first_fork,
+    gen_crashes, gen_partitions, gst_ms, judge_rejection, mock_genesis, mock_payload,
+    panic_message,
+};
 use super::{BrokenVariant, SplitMix64, TEST_NAMESPACE, keys, test_config, validator_set};
 use crate::{
     Anchor, Certificate, CertificateKind, Consensus, Digest, Evidence, Input, Message,
     MessageError, Output, Proposal, ValidatorIndex, ValidatorSet, View, Vote, VoteKind, WalEntry,
 };
-
-/// Sender id of messages injected by the outsider (not a validator).
-const OUTSIDER: usize = usize::MAX;
 
 /// Default [`SimConfig::min_heights`].
 pub const DEFAULT_MIN_HEIGHTS: u64 = 50;
@@ -289,25 +291,9 @@ impl Scenario {
         }
         let m = instances.len();
 
-        let loss_permille = rng.below(cfg.max_loss_permille + 1);
-        let dup_permille = rng.below(51);
-        let reorder_permille = rng.below(101);
-        let latency_ms = (0..m)
-            .map(|_| (0..m).map(|_| 2 + rng.below(40)).collect())
-            .collect();
-        let jitter_ms = rng.below(21);
-        let app_delay_ms = 1 + rng.below(10);
+        let link = LinkModel::generate(&mut rng, m, cfg.max_loss_permille);
 
-        let chaos_ms = 6_000 + rng.below(14_001);
-        let count = 1 + rng.below(3);
-        let mut partitions = Vec::new();
-        for j in 0..count {
-            let slot_start = j * chaos_ms / count;
-            let slot_end = (j + 1) * chaos_ms / count;
-            let len = slot_end - slot_start;
-            let start_ms = slot_start + rng.below(len / 3);
-            let remaining = slot_end - start_ms;
-            let end_ms = start_ms + remaining / 3 + rng.below(remaining * 2 / 3);
+        let (chaos_ms, windows) = gen_partitions(&mut rng, |rng| {
             let sides = if m >= 3 && rng.below(4) == 0 { 3 } else { 2 };
             let mut side: Vec<u8> = (0..m).map(|_| rng.below(sides) as u8).collect();
             if side.iter().all(|s| *s == side[0]) {
@@ -319,46 +305,43 @@ impl Scenario {
                 let other = (side[t as usize] as u64 + 1 + rng.below(sides - 1)) % sides;
                 side[m - 1] = other as u8;
             }
-            partitions.push(Partition {
+            side
+        });
+        let partitions: Vec<Partition> = windows
+            .into_iter()
+            .map(|(start_ms, end_ms, side)| Partition {
                 start_ms,
                 end_ms,
                 side,
-            });
-        }
+            })
+            .collect();
 
         let honest: Vec<usize> = (0..m)
             .filter(|i| !faulty.contains_key(&instances[*i]))
             .collect();
-        let mut crashes = Vec::new();
-        if !honest.is_empty() {
-            for _ in 0..1 + rng.below(3) {
-                let instance = honest[rng.below(honest.len() as u64) as usize];
-                let at_ms = rng.below(chaos_ms);
-                let restart_ms = (at_ms + 200 + rng.below(6_000)).min(chaos_ms);
-                crashes.push(CrashPlan {
-                    instance,
-                    at_ms,
-                    restart_ms,
-                    mid_batch: rng.below(2) == 0,
-                });
-            }
-        }
-        let gst_ms = partitions
-            .iter()
-            .map(|p| p.end_ms)
-            .chain(crashes.iter().map(|c| c.restart_ms))
-            .max()
-            .unwrap_or(0);
+        let crashes: Vec<CrashPlan> = gen_crashes(&mut rng, &honest, chaos_ms)
+            .into_iter()
+            .map(|(instance, at_ms, restart_ms, mid_batch)| CrashPlan {
+                instance,
+                at_ms,
+                restart_ms,
+                mid_batch,
+            })
+            .collect();
+        let gst_ms = gst_ms(
+            partitions.iter().map(|p| p.end_ms),
+            crashes.iter().map(|c| c.restart_ms),
+        );
         Scenario {
             powers,
             faulty,
             instances,
-            loss_permille,
-            dup_permille,
-            reorder_permille,
-            latency_ms,
-            jitter_ms,
-            app_delay_ms,
+            loss_permille: link.loss_permille,
+            dup_permille: link.dup_permille,
+            reorder_permille: link.reorder_permille,
+            latency_ms: link.latency_ms,
+            jitter_ms: link.jitter_ms,
+            app_delay_ms: link.app_delay_ms,
             partitions,
             crashes,
             gst_ms,
@@ -568,15 +551,11 @@ pub fn run_seed(cfg: &SimConfig) -> SeedReport {
     let mut sim = Sim::new(cfg.clone());
     let outcome = catch_unwind(AssertUnwindSafe(|| sim.run()));
     if let Err(panic) = outcome {
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "non-string panic".into());
+        let msg = panic_message(panic);
         sim.violation = Some(Violation {
             kind: ViolationKind::Panic,
-            at_ms: sim.now,
-            step: sim.stats.steps,
+            at_ms: sim.net.now,
+            step: sim.net.counters.steps,
             detail: msg,
         });
     }
@@ -765,12 +744,7 @@ pub fn run_many(
 
 /// The simulator's genesis: height 0.
 pub fn sim_genesis() -> Anchor {
-    let mut payload = [0u8; 32];
-    payload[8..].copy_from_slice(&blake3::hash(b"cairn sim genesis").as_bytes()[..24]);
-    Anchor {
-        view: 0,
-        payload: Digest(payload),
-    }
+    mock_genesis(b"cairn sim genesis")
 }
 
 /// Height encoded in a mock-app payload (genesis = 0).
@@ -778,27 +752,16 @@ pub fn height_of(payload: &Digest) -> u64 {
     u64::from_le_bytes(payload.0[..8].try_into().expect("8 bytes"))
 }
 
-/// Votes an honest validator signed in one view (across restarts).
-#[derive(Clone, Debug, Default)]
-struct Signed {
-    notarize: Option<Proposal>,
-    nullify: bool,
-    finalize: Option<Proposal>,
-}
-
 struct Inst {
     validator: ValidatorIndex,
     behaviour: Option<Behaviour>,
     config: crate::Config,
-    machine: Option<Consensus>,
+    slot: Slot<Consensus>,
     wal: Vec<WalEntry>,
     anchor: Anchor,
     /// `chain[h - 1]` = payload finalized at height `h`.
     chain: Vec<Digest>,
-    timer_gen: u64,
-    incarnation: u64,
-    crash_armed: bool,
-    signed: BTreeMap<View, Signed>,
+    signed: BTreeMap<View, SignedVotes>,
     height_at_gst: u64,
     live_after_ms: Option<u64>,
     max_view: View,
@@ -810,29 +773,6 @@ impl Inst {
     }
 }
 
-enum Ev {
-    Deliver {
-        from: usize,
-        to: usize,
-        bytes: Rc<[u8]>,
-    },
-    Timer {
-        node: usize,
-        generation: u64,
-    },
-    App {
-        node: usize,
-        incarnation: u64,
-        input: Input,
-    },
-    PartitionStart(usize),
-    PartitionHeal(usize),
-    Crash(usize),
-    Restart(usize),
-    Outsider,
-    Gst,
-}
-
 struct Sim {
     cfg: SimConfig,
     scenario: Scenario,
@@ -841,17 +781,12 @@ struct Sim {
     outsider_key: SigningKey,
     genesis: Anchor,
     insts: Vec<Inst>,
-    now: u64,
-    queue: BTreeMap<(u64, u64), Ev>,
-    seq: u64,
-    rng: SplitMix64,
+    net: Net<Input>,
     blocks: BTreeMap<Digest, Proposal>,
     salt: u64,
-    partition: Option<usize>,
     /// First payload any honest node finalized at each height / view.
     canonical: Vec<Digest>,
     canonical_views: BTreeMap<View, Digest>,
-    hasher: blake3::Hasher,
     stats: Stats,
     violation: Option<Violation>,
     gst: Option<u64>,
@@ -886,6 +821,147 @@ fn brief(m: &Message) -> String {
     }
 }
 
+impl Host for Sim {
+    type App = Input;
+    type Machine = Consensus;
+    const TRACE_FAULTS: bool = true;
+
+    fn net(&mut self) -> &mut Net<Input> {
+        &mut self.net
+    }
+
+    fn node_count(&self) -> usize {
+        self.insts.len()
+    }
+
+    fn slot(&mut self, i: usize) -> &mut Slot<Consensus> {
+        &mut self.insts[i].slot
+    }
+
+    fn crash_plan(&self, j: usize) -> (usize, bool) {
+        let plan = &self.scenario.crashes[j];
+        (plan.instance, plan.mid_batch)
+    }
+
+    fn finished(&self) -> bool {
+        self.violation.is_some() || self.done()
+    }
+
+    fn ran_dry(&mut self) {
+        self.violate(ViolationKind::Liveness, "event queue ran dry".into());
+    }
+
+    fn restart(&mut self, i: usize) {
+        let x = &mut self.insts[i];
+        let anchor = x.anchor;
+        x.wal.retain(|e| e.view() > anchor.view);
+        match Consensus::new(x.config.clone(), anchor, &x.wal) {
+            Ok(mut machine) => {
+                machine.set_broken_variant(self.cfg.broken);
+                let out = machine.start(self.net.now);
+                let view = machine.view();
+                x.slot.start(machine, &mut self.net.counters);
+                self.net.trace(|| {
+                    format!(
+                        "node {i} (re)starts at view {view}, anchor view {}",
+                        anchor.view
+                    )
+                });
+                self.apply(i, out);
+            }
+            Err(e) => self.violate(
+                ViolationKind::RestartFailed,
+                format!("node {i} cannot restart from its WAL: {e}"),
+            ),
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, bytes: Rc<[u8]>) {
+        self.stats.delivered += 1;
+        match Message::decode(&bytes) {
+            Ok(message) => {
+                self.net
+                    .trace(|| format!("{from:>2} -> {to:<2} {}", brief(&message)));
+                let input = Input::Message {
+                    message,
+                    now_ms: self.net.now,
+                };
+                self.feed(to, input, Some(from));
+            }
+            Err(e) => self.on_error(to, Some(from), e),
+        }
+    }
+
+    fn timeout(&mut self, node: usize) {
+        self.stats.timeouts += 1;
+        self.net.trace(|| format!("timer of {node}"));
+        self.feed(
+            node,
+            Input::Timeout {
+                now_ms: self.net.now,
+            },
+            None,
+        );
+    }
+
+    fn answer(&mut self, node: usize, input: Input) {
+        let bytes = match &input {
+            Input::Proposed { view, payload, .. } => {
+                let mut b = view.to_le_bytes().to_vec();
+                b.extend_from_slice(&payload.0);
+                b
+            }
+            Input::Validated {
+                proposal, valid, ..
+            } => {
+                let mut b = borsh::to_vec(proposal).expect("vec");
+                b.push(u8::from(*valid));
+                b
+            }
+            _ => Vec::new(),
+        };
+        self.net.hash_event(3, node as u64, 0, &bytes);
+        self.net
+            .trace(|| format!("app answer to {node}: {input:?}"));
+        self.feed(node, input, None);
+    }
+
+    fn inject_outsider(&mut self) {
+        self.send_outsider_message();
+    }
+
+    fn outsider_gap(&self) -> u64 {
+        self.scenario.outsider_interval_ms * 2
+    }
+
+    fn on_gst(&mut self) {
+        for x in &mut self.insts {
+            x.height_at_gst = x.chain.len() as u64;
+        }
+        let honest = self.honest_indices();
+        let lowest = honest
+            .iter()
+            .map(|i| self.insts[*i].height_at_gst)
+            .min()
+            .unwrap_or(0);
+        let needed = self
+            .cfg
+            .min_heights
+            .saturating_sub(lowest)
+            .max(self.cfg.liveness_heights);
+        let rounds = needed.div_ceil(self.cfg.liveness_heights.max(1));
+        self.gst = Some(self.net.now);
+        self.deadline_live = self.net.now + self.cfg.liveness_bound_ms;
+        self.deadline_total = self.net.now + self.cfg.liveness_bound_ms * rounds;
+        self.net
+            .trace(|| "GST: all partitions healed, all nodes up".into());
+    }
+
+    fn after_step(&mut self) {
+        self.check_deadlines();
+    }
+}
+
 impl Sim {
     fn new(cfg: SimConfig) -> Sim {
         let scenario = Scenario::generate(&cfg);
@@ -902,21 +978,32 @@ impl Sim {
                 validator: *v,
                 behaviour: scenario.faulty.get(v).copied(),
                 config: test_config(set.clone(), Some(keys[*v as usize].clone())),
-                machine: None,
+                slot: Slot::new(),
                 wal: Vec::new(),
                 anchor: genesis,
                 chain: Vec::new(),
-                timer_gen: 0,
-                incarnation: 0,
-                crash_armed: false,
                 signed: BTreeMap::new(),
                 height_at_gst: 0,
                 live_after_ms: None,
                 max_view: 0,
             })
             .collect();
+        let link = LinkModel {
+            loss_permille: scenario.loss_permille,
+            dup_permille: scenario.dup_permille,
+            reorder_permille: scenario.reorder_permille,
+            latency_ms: scenario.latency_ms.clone(),
+            jitter_ms: scenario.jitter_ms,
+            app_delay_ms: scenario.app_delay_ms,
+        };
+        let sides = scenario.partitions.iter().map(|p| p.side.clone()).collect();
+        let net = Net::new(
+            SplitMix64::new(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x0123_4567),
+            link,
+            sides,
+            cfg.trace,
+        );
         Sim {
-            rng: SplitMix64::new(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x0123_4567),
             cfg,
             scenario,
             set,
@@ -924,15 +1011,11 @@ impl Sim {
             outsider_key,
             genesis,
             insts,
-            now: 0,
-            queue: BTreeMap::new(),
-            seq: 0,
+            net,
             blocks: BTreeMap::new(),
             salt: 0,
-            partition: None,
             canonical: Vec::new(),
             canonical_views: BTreeMap::new(),
-            hasher: blake3::Hasher::new(),
             stats: Stats::default(),
             violation: None,
             gst: None,
@@ -941,27 +1024,16 @@ impl Sim {
         }
     }
 
-    fn trace(&self, line: impl FnOnce() -> String) {
-        if self.cfg.trace {
-            eprintln!("[{:>7} ms #{:>6}] {}", self.now, self.stats.steps, line());
-        }
-    }
-
     fn violate(&mut self, kind: ViolationKind, detail: String) {
         if self.violation.is_none() {
-            self.trace(|| format!("VIOLATION {kind:?}: {detail}"));
+            self.net.trace(|| format!("VIOLATION {kind:?}: {detail}"));
             self.violation = Some(Violation {
                 kind,
-                at_ms: self.now,
-                step: self.stats.steps,
+                at_ms: self.net.now,
+                step: self.net.counters.steps,
                 detail,
             });
         }
-    }
-
-    fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
     }
 
     fn honest_indices(&self) -> Vec<usize> {
@@ -971,32 +1043,22 @@ impl Sim {
     }
 
     fn run(&mut self) {
-        let partitions = self.scenario.partitions.clone();
-        for (j, p) in partitions.iter().enumerate() {
-            self.schedule(p.start_ms, Ev::PartitionStart(j));
-            self.schedule(p.end_ms, Ev::PartitionHeal(j));
-        }
-        let crashes = self.scenario.crashes.clone();
-        for (j, c) in crashes.iter().enumerate() {
-            self.schedule(c.at_ms, Ev::Crash(j));
-            self.schedule(c.restart_ms, Ev::Restart(j));
-        }
-        let first = self.rng.below(self.scenario.outsider_interval_ms * 2);
-        self.schedule(first, Ev::Outsider);
-        self.schedule(self.scenario.gst_ms, Ev::Gst);
-        for i in 0..self.insts.len() {
-            self.restart(i);
-        }
-        while self.violation.is_none() && !self.done() {
-            let Some(((at, _), ev)) = self.queue.pop_first() else {
-                self.violate(ViolationKind::Liveness, "event queue ran dry".into());
-                break;
-            };
-            self.now = self.now.max(at);
-            self.stats.steps += 1;
-            self.process(ev);
-            self.check_deadlines();
-        }
+        let partitions: Vec<(u64, u64)> = self
+            .scenario
+            .partitions
+            .iter()
+            .map(|p| (p.start_ms, p.end_ms))
+            .collect();
+        let crashes: Vec<(u64, u64)> = self
+            .scenario
+            .crashes
+            .iter()
+            .map(|c| (c.at_ms, c.restart_ms))
+            .collect();
+        let first = self.net.rng.below(self.scenario.outsider_interval_ms * 2);
+        self.net
+            .schedule_faults(&partitions, &crashes, first, self.scenario.gst_ms);
+        self.run_loop();
     }
 
     fn done(&self) -> bool {
@@ -1011,7 +1073,7 @@ impl Sim {
     }
 
     fn check_deadlines(&mut self) {
-        if self.now > self.deadline_live {
+        if self.net.now > self.deadline_live {
             let late: Vec<String> = self
                 .insts
                 .iter()
@@ -1043,7 +1105,7 @@ impl Sim {
             }
             self.deadline_live = u64::MAX;
         }
-        if self.now > self.deadline_total {
+        if self.net.now > self.deadline_total {
             let heights: Vec<usize> = self
                 .insts
                 .iter()
@@ -1060,167 +1122,8 @@ impl Sim {
         }
     }
 
-    fn hash_event(&mut self, tag: u8, a: u64, b: u64, bytes: &[u8]) {
-        self.hasher.update(&[tag]);
-        self.hasher.update(&self.now.to_le_bytes());
-        self.hasher.update(&a.to_le_bytes());
-        self.hasher.update(&b.to_le_bytes());
-        self.hasher.update(&(bytes.len() as u64).to_le_bytes());
-        self.hasher.update(bytes);
-    }
-
-    fn partitioned(&self, a: usize, b: usize) -> bool {
-        match self.partition {
-            Some(j) if a != OUTSIDER && b != OUTSIDER => {
-                let side = &self.scenario.partitions[j].side;
-                side[a] != side[b]
-            }
-            _ => false,
-        }
-    }
-
-    fn process(&mut self, ev: Ev) {
-        match ev {
-            Ev::Deliver { from, to, bytes } => {
-                self.hash_event(1, from as u64, to as u64, &bytes);
-                if self.partitioned(from, to) {
-                    self.stats.dropped_partition += 1;
-                    return;
-                }
-                if self.insts[to].machine.is_none() {
-                    return; // crashed: lost
-                }
-                self.stats.delivered += 1;
-                match Message::decode(&bytes) {
-                    Ok(message) => {
-                        self.trace(|| format!("{from:>2} -> {to:<2} {}", brief(&message)));
-                        let input = Input::Message {
-                            message,
-                            now_ms: self.now,
-                        };
-                        self.feed(to, input, Some(from));
-                    }
-                    Err(e) => self.on_error(to, Some(from), e),
-                }
-            }
-            Ev::Timer { node, generation } => {
-                if self.insts[node].timer_gen != generation || self.insts[node].machine.is_none() {
-                    return;
-                }
-                self.hash_event(2, node as u64, 0, &[]);
-                self.stats.timeouts += 1;
-                self.trace(|| format!("timer of {node}"));
-                self.feed(node, Input::Timeout { now_ms: self.now }, None);
-            }
-            Ev::App {
-                node,
-                incarnation,
-                input,
-            } => {
-                if self.insts[node].incarnation != incarnation || self.insts[node].machine.is_none()
-                {
-                    return;
-                }
-                let bytes = match &input {
-                    Input::Proposed { view, payload, .. } => {
-                        let mut b = view.to_le_bytes().to_vec();
-                        b.extend_from_slice(&payload.0);
-                        b
-                    }
-                    Input::Validated {
-                        proposal, valid, ..
-                    } => {
-                        let mut b = borsh::to_vec(proposal).expect("vec");
-                        b.push(u8::from(*valid));
-                        b
-                    }
-                    _ => Vec::new(),
-                };
-                self.hash_event(3, node as u64, 0, &bytes);
-                self.trace(|| format!("app answer to {node}: {input:?}"));
-                self.feed(node, input, None);
-            }
-            Ev::PartitionStart(j) => {
-                self.hash_event(4, j as u64, 0, &[]);
-                self.partition = Some(j);
-                self.stats.partitions += 1;
-                let side = self.scenario.partitions[j].side.clone();
-                self.trace(|| format!("partition {j} forms: sides {side:?}"));
-            }
-            Ev::PartitionHeal(j) => {
-                self.hash_event(5, j as u64, 0, &[]);
-                if self.partition == Some(j) {
-                    self.partition = None;
-                    self.trace(|| format!("partition {j} heals"));
-                }
-            }
-            Ev::Crash(j) => {
-                self.hash_event(6, j as u64, 0, &[]);
-                let plan = self.scenario.crashes[j].clone();
-                let i = plan.instance;
-                if self.insts[i].machine.is_none() {
-                    return;
-                }
-                if plan.mid_batch {
-                    self.trace(|| format!("node {i} will crash during its next batch"));
-                    self.insts[i].crash_armed = true;
-                } else {
-                    self.crash(i);
-                }
-            }
-            Ev::Restart(j) => {
-                self.hash_event(7, j as u64, 0, &[]);
-                let i = self.scenario.crashes[j].instance;
-                if self.insts[i].crash_armed {
-                    // No batch came along: crash between batches instead.
-                    self.crash(i);
-                }
-                if self.insts[i].machine.is_none() {
-                    self.restart(i);
-                }
-            }
-            Ev::Outsider => {
-                self.hash_event(8, 0, 0, &[]);
-                self.inject_outsider();
-                let next = self.now + 1 + self.rng.below(self.scenario.outsider_interval_ms * 2);
-                self.schedule(next, Ev::Outsider);
-            }
-            Ev::Gst => {
-                self.hash_event(9, 0, 0, &[]);
-                self.partition = None;
-                for i in 0..self.insts.len() {
-                    if self.insts[i].crash_armed {
-                        self.crash(i);
-                    }
-                    if self.insts[i].machine.is_none() {
-                        self.restart(i);
-                    }
-                }
-                for x in &mut self.insts {
-                    x.height_at_gst = x.chain.len() as u64;
-                }
-                let honest = self.honest_indices();
-                let lowest = honest
-                    .iter()
-                    .map(|i| self.insts[*i].height_at_gst)
-                    .min()
-                    .unwrap_or(0);
-                let needed = self
-                    .cfg
-                    .min_heights
-                    .saturating_sub(lowest)
-                    .max(self.cfg.liveness_heights);
-                let rounds = needed.div_ceil(self.cfg.liveness_heights.max(1));
-                self.gst = Some(self.now);
-                self.deadline_live = self.now + self.cfg.liveness_bound_ms;
-                self.deadline_total = self.now + self.cfg.liveness_bound_ms * rounds;
-                self.trace(|| "GST: all partitions healed, all nodes up".into());
-            }
-        }
-    }
-
     fn feed(&mut self, i: usize, input: Input, from: Option<usize>) {
-        let machine = self.insts[i].machine.as_mut().expect("running");
+        let machine = self.insts[i].slot.machine.as_mut().expect("running");
         match machine.handle(input) {
             Ok(out) => self.apply(i, out),
             Err(e) => self.on_error(i, from, e),
@@ -1231,71 +1134,16 @@ impl Sim {
         if !self.insts[i].honest() {
             return;
         }
-        self.trace(|| format!("node {i} rejects (from {from:?}): {e}"));
-        let honest_sender = from.is_some_and(|f| f != OUTSIDER && self.insts[f].honest());
-        if e.is_peer_fault() {
-            self.stats.rejected += 1;
-            if honest_sender {
-                self.violate(
-                    ViolationKind::HonestRejected,
-                    format!(
-                        "node {i} rejected a message of honest node {}: {e}",
-                        from.unwrap_or(0)
-                    ),
-                );
-            }
-        } else if matches!(e, MessageError::InvalidInput { .. }) {
-            self.violate(
-                ViolationKind::HonestRejected,
-                format!("node {i} rejected a host input: {e}"),
-            );
-        }
-    }
-
-    fn crash(&mut self, i: usize) {
-        self.trace(|| format!("node {i} CRASHES"));
-        let x = &mut self.insts[i];
-        x.machine = None;
-        x.timer_gen += 1;
-        x.crash_armed = false;
-        self.stats.crashes += 1;
-    }
-
-    fn restart(&mut self, i: usize) {
-        let x = &mut self.insts[i];
-        let anchor = x.anchor;
-        x.wal.retain(|e| e.view() > anchor.view);
-        match Consensus::new(x.config.clone(), anchor, &x.wal) {
-            Ok(mut machine) => {
-                machine.set_broken_variant(self.cfg.broken);
-                x.incarnation += 1;
-                if x.incarnation > 1 {
-                    self.stats.restarts += 1;
-                }
-                let out = machine.start(self.now);
-                let view = machine.view();
-                x.machine = Some(machine);
-                self.trace(|| {
-                    format!(
-                        "node {i} (re)starts at view {view}, anchor view {}",
-                        anchor.view
-                    )
-                });
-                self.apply(i, out);
-            }
-            Err(e) => self.violate(
-                ViolationKind::RestartFailed,
-                format!("node {i} cannot restart from its WAL: {e}"),
-            ),
+        self.net
+            .trace(|| format!("node {i} rejects (from {from:?}): {e}"));
+        let honest_sender = from.filter(|f| *f != OUTSIDER && self.insts[*f].honest());
+        if let Some(detail) = judge_rejection(i, honest_sender, &e, &e, &mut self.stats.rejected) {
+            self.violate(ViolationKind::HonestRejected, detail);
         }
     }
 
     fn apply(&mut self, i: usize, outputs: Vec<Output>) {
-        let cut = if self.insts[i].crash_armed {
-            Some(self.rng.below(outputs.len() as u64 + 1) as usize)
-        } else {
-            None
-        };
+        let cut = self.batch_cut(i, outputs.len());
         for (k, output) in outputs.into_iter().enumerate() {
             if cut == Some(k) {
                 break;
@@ -1303,9 +1151,7 @@ impl Sim {
             self.perform(i, output);
         }
         if let Some(k) = cut {
-            self.trace(|| format!("node {i} crashes after {k} outputs of its batch"));
-            self.stats.crashes_mid_batch += 1;
-            self.crash(i);
+            self.crash_mid_batch(i, k, " of its batch");
         }
     }
 
@@ -1332,16 +1178,8 @@ impl Sim {
                 }
             }
             Output::SetTimer { deadline_ms } => {
-                let x = &mut self.insts[i];
-                x.timer_gen += 1;
-                let generation = x.timer_gen;
-                self.schedule(
-                    deadline_ms.max(self.now),
-                    Ev::Timer {
-                        node: i,
-                        generation,
-                    },
-                );
+                let generation = self.insts[i].slot.next_timer();
+                self.net.set_timer(i, generation, deadline_ms);
             }
             Output::BuildProposal {
                 view,
@@ -1349,43 +1187,29 @@ impl Sim {
                 parent,
             } => {
                 let p = self.build_block(view, parent_view, parent, height_of(&parent) + 1);
-                self.trace(|| {
+                self.net.trace(|| {
                     format!(
                         "node {i} builds v{view} on v{parent_view} (h{})",
                         height_of(&p.payload)
                     )
                 });
-                let at = self.now + self.scenario.app_delay_ms;
-                let incarnation = self.insts[i].incarnation;
-                self.schedule(
-                    at,
-                    Ev::App {
-                        node: i,
-                        incarnation,
-                        input: Input::Proposed {
-                            view,
-                            payload: p.payload,
-                            now_ms: at,
-                        },
-                    },
-                );
+                let incarnation = self.insts[i].slot.incarnation;
+                self.net
+                    .schedule_app(i, incarnation, |now_ms| Input::Proposed {
+                        view,
+                        payload: p.payload,
+                        now_ms,
+                    });
             }
             Output::Validate(p) => {
                 let valid = self.app_valid(&p);
-                let at = self.now + self.scenario.app_delay_ms;
-                let incarnation = self.insts[i].incarnation;
-                self.schedule(
-                    at,
-                    Ev::App {
-                        node: i,
-                        incarnation,
-                        input: Input::Validated {
-                            proposal: p,
-                            valid,
-                            now_ms: at,
-                        },
-                    },
-                );
+                let incarnation = self.insts[i].slot.incarnation;
+                self.net
+                    .schedule_app(i, incarnation, |now_ms| Input::Validated {
+                        proposal: p,
+                        valid,
+                        now_ms,
+                    });
             }
             Output::Notarized(_) => {}
             Output::Finalized(cert) => {
@@ -1405,38 +1229,13 @@ impl Sim {
     /// validator ever persisted or sent.
     fn record_signed(&mut self, i: usize, vote: &Vote) {
         let w = vote.kind.view();
-        let s = self.insts[i].signed.entry(w).or_default();
-        let conflict = match &vote.kind {
-            VoteKind::Notarize(p) => {
-                let c = if s.notarize.is_some_and(|q| q != *p) {
-                    Some("two different Notarize votes")
-                } else if s.nullify && s.notarize.is_none() {
-                    Some("a Notarize vote after its Nullify")
-                } else {
-                    None
-                };
-                s.notarize = Some(*p);
-                c
-            }
-            VoteKind::Nullify(_) => {
-                let c = s.finalize.is_some().then_some("Finalize and Nullify votes");
-                s.nullify = true;
-                c
-            }
-            VoteKind::Finalize(p) => {
-                let c = if s.finalize.is_some_and(|q| q != *p) {
-                    Some("two different Finalize votes")
-                } else if s.nullify {
-                    Some("Nullify and Finalize votes")
-                } else {
-                    None
-                };
-                s.finalize = Some(*p);
-                c
-            }
-        };
+        let conflict = self.insts[i]
+            .signed
+            .entry(w)
+            .or_default()
+            .record(&vote.kind);
         if let Some(what) = conflict {
-            let incarnation = self.insts[i].incarnation;
+            let incarnation = self.insts[i].slot.incarnation;
             self.violate(
                 ViolationKind::DoubleSign,
                 format!(
@@ -1453,7 +1252,7 @@ impl Sim {
         }
         self.stats.evidence += 1;
         let accused = evidence.signer();
-        self.trace(|| {
+        self.net.trace(|| {
             format!(
                 "node {i} reports evidence against {accused}: {:?} in view {}",
                 evidence.equivocation(),
@@ -1550,37 +1349,25 @@ impl Sim {
                 );
                 return;
             }
-            match self.canonical.get(h as usize - 1) {
-                Some(d) if *d != b.payload => {
-                    let d = *d;
-                    self.violate(
-                        ViolationKind::ConflictingFinalization,
-                        format!(
-                            "height {h}: node {i} finalized {} (view {}), another honest node finalized {d}",
-                            b.payload, b.view
-                        ),
-                    );
-                    return;
-                }
-                Some(_) => {}
-                None => self.canonical.push(b.payload),
+            if let Err(d) = agree_height(&mut self.canonical, h, b.payload) {
+                self.violate(
+                    ViolationKind::ConflictingFinalization,
+                    format!(
+                        "height {h}: node {i} finalized {} (view {}), another honest node finalized {d}",
+                        b.payload, b.view
+                    ),
+                );
+                return;
             }
-            match self.canonical_views.get(&b.view) {
-                Some(d) if *d != b.payload => {
-                    let d = *d;
-                    self.violate(
-                        ViolationKind::ConflictingFinalization,
-                        format!(
-                            "view {}: node {i} finalized {}, another honest node {d}",
-                            b.view, b.payload
-                        ),
-                    );
-                    return;
-                }
-                Some(_) => {}
-                None => {
-                    self.canonical_views.insert(b.view, b.payload);
-                }
+            if let Err(d) = agree_at(&mut self.canonical_views, b.view, b.payload) {
+                self.violate(
+                    ViolationKind::ConflictingFinalization,
+                    format!(
+                        "view {}: node {i} finalized {}, another honest node {d}",
+                        b.view, b.payload
+                    ),
+                );
+                return;
             }
             self.insts[i].chain.push(b.payload);
         }
@@ -1589,11 +1376,12 @@ impl Sim {
             payload: p.payload,
         };
         let height = self.insts[i].chain.len() as u64;
-        self.trace(|| format!("node {i} finalized view {} -> height {height}", p.view));
+        self.net
+            .trace(|| format!("node {i} finalized view {} -> height {height}", p.view));
         if let Some(gst) = self.gst {
             let x = &mut self.insts[i];
             if x.live_after_ms.is_none() && height >= x.height_at_gst + self.cfg.liveness_heights {
-                x.live_after_ms = Some(self.now - gst);
+                x.live_after_ms = Some(self.net.now - gst);
             }
         }
     }
@@ -1606,19 +1394,20 @@ impl Sim {
         height: u64,
     ) -> Proposal {
         self.salt += 1;
-        let mut h = blake3::Hasher::new();
-        h.update(&view.to_le_bytes());
-        h.update(&parent_view.to_le_bytes());
-        h.update(&parent.0);
-        h.update(&self.salt.to_le_bytes());
-        let mut payload = [0u8; 32];
-        payload[..8].copy_from_slice(&height.to_le_bytes());
-        payload[8..].copy_from_slice(&h.finalize().as_bytes()[..24]);
+        let payload = mock_payload(
+            height,
+            &[
+                &view.to_le_bytes(),
+                &parent_view.to_le_bytes(),
+                &parent.0,
+                &self.salt.to_le_bytes(),
+            ],
+        );
         let p = Proposal {
             view,
             parent_view,
             parent,
-            payload: Digest(payload),
+            payload,
         };
         self.blocks.insert(p.payload, p);
         p
@@ -1641,7 +1430,7 @@ impl Sim {
     fn random_digest(&mut self) -> Digest {
         let mut d = [0u8; 32];
         for chunk in d.chunks_mut(8) {
-            chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            chunk.copy_from_slice(&self.net.rng.next_u64().to_le_bytes());
         }
         Digest(d)
     }
@@ -1651,53 +1440,13 @@ impl Sim {
     }
 
     fn broadcast(&mut self, from: usize, message: &Message) {
-        let bytes: Rc<[u8]> = message.encode().into();
-        for to in 0..self.insts.len() {
-            if to != from {
-                self.send_bytes(from, to, bytes.clone());
-            }
-        }
+        let nodes = self.insts.len();
+        self.net
+            .broadcast_bytes(from, nodes, message.encode().into());
     }
 
     fn send(&mut self, from: usize, to: usize, message: &Message) {
-        self.send_bytes(from, to, message.encode().into());
-    }
-
-    fn send_bytes(&mut self, from: usize, to: usize, bytes: Rc<[u8]>) {
-        if self.partitioned(from, to) {
-            self.stats.dropped_partition += 1;
-            return;
-        }
-        if self.rng.below(1000) < self.scenario.loss_permille {
-            self.stats.dropped_loss += 1;
-            return;
-        }
-        let copies = if self.rng.below(1000) < self.scenario.dup_permille {
-            self.stats.duplicated += 1;
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let base = if from == OUTSIDER {
-                5
-            } else {
-                self.scenario.latency_ms[from][to]
-            };
-            let mut delay = base + self.rng.below(self.scenario.jitter_ms + 1);
-            if self.rng.below(1000) < self.scenario.reorder_permille {
-                self.stats.reordered += 1;
-                delay += self.rng.below(400);
-            }
-            self.schedule(
-                self.now + delay,
-                Ev::Deliver {
-                    from,
-                    to,
-                    bytes: bytes.clone(),
-                },
-            );
-        }
+        self.net.send_bytes(from, to, message.encode().into());
     }
 
     /// Sends `a` to some peers and `b` to the others; some get both.
@@ -1706,7 +1455,7 @@ impl Sim {
             if to == from {
                 continue;
             }
-            match self.rng.below(8) {
+            match self.net.rng.below(8) {
                 0..=2 => self.send(from, to, a),
                 3..=5 => self.send(from, to, b),
                 6 => {
@@ -1740,7 +1489,8 @@ impl Sim {
             Behaviour::SilentLeader => {
                 if proposal.is_some() {
                     self.stats.byzantine_messages += 1;
-                    self.trace(|| format!("byzantine {i} withholds its proposal for v{w}"));
+                    self.net
+                        .trace(|| format!("byzantine {i} withholds its proposal for v{w}"));
                 } else {
                     self.broadcast(i, &message);
                 }
@@ -1750,7 +1500,8 @@ impl Sim {
                     let other =
                         self.build_block(p.view, p.parent_view, p.parent, height_of(&p.payload));
                     let second = Message::Vote(self.sign(me, VoteKind::Notarize(other)));
-                    self.trace(|| format!("byzantine {i} equivocates in v{w}"));
+                    self.net
+                        .trace(|| format!("byzantine {i} equivocates in v{w}"));
                     self.split_send(i, &message, &second);
                 }
                 None => self.broadcast(i, &message),
@@ -1761,7 +1512,7 @@ impl Sim {
                         self.build_block(p.view, p.parent_view, p.parent, height_of(&p.payload));
                     let kind = match vote.kind {
                         VoteKind::Notarize(_) => VoteKind::Notarize(other),
-                        _ if self.rng.below(2) == 0 => VoteKind::Nullify(w),
+                        _ if self.net.rng.below(2) == 0 => VoteKind::Nullify(w),
                         _ => VoteKind::Finalize(other),
                     };
                     let second = Message::Vote(self.sign(me, kind));
@@ -1771,7 +1522,7 @@ impl Sim {
             },
             Behaviour::InvalidVotes => {
                 if let Some(p) = proposal {
-                    let bad = match self.rng.below(3) {
+                    let bad = match self.net.rng.below(3) {
                         0 => Proposal {
                             payload: self.random_digest(),
                             ..p
@@ -1792,14 +1543,14 @@ impl Sim {
                 } else {
                     self.broadcast(i, &message);
                 }
-                let jv = w + self.rng.below(4);
+                let jv = w + self.net.rng.below(4);
                 let unknown = Proposal {
                     view: jv,
                     parent_view: jv - 1,
                     parent: self.random_digest(),
                     payload: self.random_digest(),
                 };
-                let kind = if self.rng.below(2) == 0 {
+                let kind = if self.net.rng.below(2) == 0 {
                     VoteKind::Notarize(unknown)
                 } else {
                     VoteKind::Finalize(unknown)
@@ -1807,8 +1558,8 @@ impl Sim {
                 let junk = Message::Vote(self.sign(me, kind));
                 self.broadcast(i, &junk);
                 let mut forged = vote;
-                let byte = self.rng.below(64) as usize;
-                forged.signature[byte] ^= 1 << self.rng.below(8);
+                let byte = self.net.rng.below(64) as usize;
+                forged.signature[byte] ^= 1 << self.net.rng.below(8);
                 self.broadcast(i, &Message::Vote(forged));
                 self.stats.byzantine_messages += 3;
             }
@@ -1818,12 +1569,12 @@ impl Sim {
     /// Messages from outside the validator set: non-validator signatures,
     /// unknown signer indices, corrupted signatures, forged or sub-quorum
     /// certificates, undecodable bytes.
-    fn inject_outsider(&mut self) {
-        let to = self.rng.below(self.insts.len() as u64) as usize;
-        let view = self.insts[to].machine.as_ref().map_or(1, |m| m.view());
+    fn send_outsider_message(&mut self) {
+        let to = self.net.rng.below(self.insts.len() as u64) as usize;
+        let view = self.insts[to].slot.machine.as_ref().map_or(1, |m| m.view());
         let n = self.cfg.validators as u64;
-        let s = self.rng.below(n) as ValidatorIndex;
-        let bytes: Vec<u8> = match self.rng.below(7) {
+        let s = self.net.rng.below(n) as ValidatorIndex;
+        let bytes: Vec<u8> = match self.net.rng.below(7) {
             0 => Message::Vote(Vote::sign(
                 &TEST_NAMESPACE,
                 VoteKind::Nullify(view),
@@ -1832,7 +1583,7 @@ impl Sim {
             ))
             .encode(),
             1 => {
-                let idx = (n + self.rng.below(100)) as ValidatorIndex;
+                let idx = (n + self.net.rng.below(100)) as ValidatorIndex;
                 Message::Vote(Vote::sign(
                     &TEST_NAMESPACE,
                     VoteKind::Nullify(view),
@@ -1843,8 +1594,8 @@ impl Sim {
             }
             2 => {
                 let mut v = self.sign(s, VoteKind::Nullify(view));
-                let byte = self.rng.below(64) as usize;
-                v.signature[byte] ^= 1 << self.rng.below(8);
+                let byte = self.net.rng.below(64) as usize;
+                v.signature[byte] ^= 1 << self.net.rng.below(8);
                 Message::Vote(v).encode()
             }
             3 => {
@@ -1884,12 +1635,29 @@ impl Sim {
                 .encode()
             }
             _ => {
-                let len = self.rng.below(120) as usize;
-                (0..len).map(|_| self.rng.next_u64() as u8).collect()
+                let len = self.net.rng.below(120) as usize;
+                (0..len).map(|_| self.net.rng.next_u64() as u8).collect()
             }
         };
         self.stats.outsider_messages += 1;
-        self.send_bytes(OUTSIDER, to, bytes.into());
+        self.net.send_bytes(OUTSIDER, to, bytes.into());
+    }
+
+    /// The counters, with those the network keeps.
+    fn stats(&self) -> Stats {
+        let c = &self.net.counters;
+        Stats {
+            steps: c.steps,
+            dropped_loss: c.dropped_loss,
+            dropped_partition: c.dropped_partition,
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+            partitions: c.partitions,
+            crashes: c.crashes,
+            crashes_mid_batch: c.crashes_mid_batch,
+            restarts: c.restarts,
+            ..self.stats.clone()
+        }
     }
 
     fn report(&mut self) -> SeedReport {
@@ -1902,19 +1670,18 @@ impl Sim {
         if self.violation.is_none() {
             // Prefix check across all honest pairs (also guaranteed
             // incrementally by the per-height check).
-            for a in &honest {
-                for b in &honest {
-                    let (x, y) = (&self.insts[*a].chain, &self.insts[*b].chain);
-                    if x.len() <= y.len() && x[..] != y[..x.len()] {
-                        self.violate(
-                            ViolationKind::ConflictingFinalization,
-                            format!("node {a}'s finalized chain is not a prefix of node {b}'s"),
-                        );
-                    }
-                }
+            let chains: Vec<(usize, &[Digest])> = honest
+                .iter()
+                .map(|i| (*i, &self.insts[*i].chain[..]))
+                .collect();
+            if let Some((a, b)) = first_fork(&chains) {
+                self.violate(
+                    ViolationKind::ConflictingFinalization,
+                    format!("node {a}'s finalized chain is not a prefix of node {b}'s"),
+                );
             }
         }
-        let mut hasher = self.hasher.clone();
+        let mut hasher = self.net.hasher.clone();
         for x in &self.insts {
             hasher.update(&(x.chain.len() as u64).to_le_bytes());
             if let Some(d) = x.chain.last() {
@@ -1939,9 +1706,9 @@ impl Sim {
                 .map(|i| self.insts[*i].max_view)
                 .max()
                 .unwrap_or(0),
-            time_ms: self.now,
+            time_ms: self.net.now,
             liveness_ms,
-            stats: self.stats.clone(),
+            stats: self.stats(),
             event_hash: *hasher.finalize().as_bytes(),
             violation: self.violation.clone(),
         }

@@ -314,8 +314,8 @@ pub use config::{
     VIEWS_KEPT,
 };
 pub use epoch::{
-    BlockKind, EPOCH_CONTEXT, Epoch, EpochError, EpochInput, EpochMessage, EpochOutput,
-    EpochParams, EpochProof, Epochs, SUFFIX_BLOCKS_MAX, epoch_namespace,
+    BlockKind, EPOCH_CONTEXT, EPOCH_PROOFS_KEPT, Epoch, EpochError, EpochInput, EpochMessage,
+    EpochOutput, EpochParams, EpochProof, Epochs, SUFFIX_BLOCKS_MAX, epoch_namespace,
 };
 pub use error::{ConfigError, EvidenceError, MessageError, ValidatorSetError};
 pub use evidence::{Equivocation, Evidence};

@@ -272,6 +272,14 @@ impl<'a> BlockBuilder<'a> {
         match result {
             Ok(outcome) => {
                 self.perms_changed.extend(staged);
+                if outcome.validators_changed && !self.validators_changed {
+                    // The block is its epoch's boundary: the decided set votes from the next
+                    // epoch on (one bump per block, however many changes it executes).
+                    next.epoch = next
+                        .epoch
+                        .checked_add(1)
+                        .expect("fewer than 2^64 validator-set changes");
+                }
                 self.validators_changed |= outcome.validators_changed;
                 self.governance = Some(Arc::new(next));
                 Ok(())

@@ -16,6 +16,8 @@
 //! |                | `ledger/head`                    | borsh [`BlockHeader`] of the head block |
 //! |                | `ledger/state_lthash`            | 2048 bytes ([`LtHash`] at head) |
 //! |                | `ledger/governance`              | borsh [`Governance`] at head (absent for a chain without one) |
+//! |                | `ledger/epoch/` ‖ epoch u64 BE   | borsh [`EpochRecord`] (chains with governance) |
+//! |                | `ledger/epoch_height/` ‖ first height u64 BE | epoch u64 BE          |
 //! |                | `user/<key>`                     | [`Store::meta_put`] values    |
 //!
 //! Big-endian integer keys sort numerically, so iteration is in height / (view, seq) order.
@@ -24,8 +26,8 @@
 //!
 //! - The genesis hash is written when the database is created and never changes; opening
 //!   with another one fails ([`LedgerError::GenesisMismatch`]).
-//! - `head`, `state_lthash`, `accounts`, `permissions`, `governance` and the block/indices of every height `0..=head`
-//!   change only together, in one synced `WriteBatch` ([`Store::init_genesis`],
+//! - `head`, `state_lthash`, `accounts`, `permissions`, `governance`, the epoch records and
+//!   the block/indices of every height `0..=head` change only together, in one synced `WriteBatch` ([`Store::init_genesis`],
 //!   [`Store::commit_block`]): after a crash the database holds all of a block or none.
 //! - `state_lthash` is the [`LtHash`] of exactly the accounts, permission entries and
 //!   governance record stored ([`Store::recompute_lthash`] checks it from scratch).
@@ -121,6 +123,44 @@ const META_HEAD: &[u8] = b"ledger/head";
 const META_LTHASH: &[u8] = b"ledger/state_lthash";
 const META_GOVERNANCE: &[u8] = b"ledger/governance";
 const META_USER_PREFIX: &str = "user/";
+const META_EPOCH_PREFIX: &[u8] = b"ledger/epoch/";
+const META_EPOCH_HEIGHT_PREFIX: &[u8] = b"ledger/epoch_height/";
+
+fn epoch_key(epoch: u64) -> Vec<u8> {
+    [META_EPOCH_PREFIX, &epoch.to_be_bytes()].concat()
+}
+
+fn epoch_height_key(first_height: u64) -> Vec<u8> {
+    [META_EPOCH_HEIGHT_PREFIX, &first_height.to_be_bytes()].concat()
+}
+
+/// What the store keeps about an epoch of a chain with governance (see the consensus
+/// crate's `epoch` module): written with the genesis (epoch 0) and in the same synced
+/// batch as the commit of each boundary block (the block whose execution changed the
+/// validator set, which ends its epoch). Never changed afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EpochRecord {
+    /// The epoch (0 at genesis, +1 per boundary block).
+    pub epoch: u64,
+    /// Height of the epoch's first block: 1 for epoch 0, the boundary's height + 1 after.
+    pub first_height: u64,
+    /// The epoch's anchor: the genesis block for epoch 0, else the previous epoch's
+    /// boundary block (the last block of that epoch).
+    pub anchor: Hash,
+    /// The validator set that votes in the epoch, in set order.
+    pub validators: Vec<crate::governance::ValidatorInfo>,
+}
+
+impl EpochRecord {
+    fn put(&self, batch: &mut WriteBatch, meta: &impl rocksdb::AsColumnFamilyRef) {
+        batch.put_cf(meta, epoch_key(self.epoch), encode(self));
+        batch.put_cf(
+            meta,
+            epoch_height_key(self.first_height),
+            self.epoch.to_be_bytes(),
+        );
+    }
+}
 
 /// Blocks read back from the database are decoded with this bound (stored blocks were
 /// validated against the chain's much smaller limit before being committed).
@@ -517,6 +557,13 @@ impl Store {
         }
         if let Some(g) = state.governance {
             batch.put_cf(self.cf(CF_META), META_GOVERNANCE, encode(g));
+            EpochRecord {
+                epoch: g.epoch,
+                first_height: 1,
+                anchor: hash,
+                validators: g.validators.clone(),
+            }
+            .put(&mut batch, self.cf(CF_META));
         }
         batch.put_cf(self.cf(CF_META), META_LTHASH, lthash.to_bytes());
         batch.put_cf(self.cf(CF_META), META_HEAD, encode(header));
@@ -662,6 +709,19 @@ impl Store {
         if let Some(g) = &diff.governance {
             batch.put_cf(self.cf(CF_META), META_GOVERNANCE, encode(&**g));
         }
+        if diff.validators_changed {
+            let g = diff
+                .governance
+                .as_ref()
+                .expect("a block that changed the validator set changed the governance record");
+            EpochRecord {
+                epoch: g.epoch,
+                first_height: header.height + 1,
+                anchor: hash,
+                validators: g.validators.clone(),
+            }
+            .put(&mut batch, self.cf(CF_META));
+        }
         if let Some(cert) = certificate {
             batch.put_cf(self.cf(CF_CERTIFICATES), height_key, cert);
         }
@@ -742,6 +802,50 @@ impl Store {
             Some(bytes) => Ok(Some(parse_height("block hash index", &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// The record of epoch `epoch`, if the chain has governance and reached it.
+    ///
+    /// Errors: storage errors; [`LedgerError::Corrupt`] if the record does not decode.
+    pub fn epoch_record(&self, epoch: u64) -> Result<Option<EpochRecord>, LedgerError> {
+        match self
+            .db
+            .get_cf(self.cf(CF_META), epoch_key(epoch))
+            .map_err(storage)?
+        {
+            Some(bytes) => Ok(Some(decode("epoch record", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The record of the epoch in which the block at `height` was finalized (the genesis
+    /// block counts as epoch 0), or `None` on a chain without governance. Heights past the
+    /// head answer with the newest epoch.
+    ///
+    /// Errors: storage errors; [`LedgerError::Corrupt`] if an index entry or record is bad.
+    pub fn epoch_at_height(&self, height: u64) -> Result<Option<EpochRecord>, LedgerError> {
+        let cf = self.cf(CF_META);
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_for_prev(epoch_height_key(height.max(1)));
+        let epoch = match it.key() {
+            Some(key) if key.starts_with(META_EPOCH_HEIGHT_PREFIX) => {
+                let value = it.value().expect("an entry has a value");
+                u64::from_be_bytes(
+                    value
+                        .try_into()
+                        .map_err(|_| corrupt("epoch height index", "value is not 8 bytes"))?,
+                )
+            }
+            _ => {
+                it.status().map_err(storage)?;
+                return Ok(None);
+            }
+        };
+        drop(it);
+        let record = self
+            .epoch_record(epoch)?
+            .ok_or_else(|| corrupt("epoch height index", "names a missing epoch"))?;
+        Ok(Some(record))
     }
 
     /// The certificate stored with the block at height `h`, if any.

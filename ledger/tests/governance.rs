@@ -206,19 +206,65 @@ fn validator_changes_are_flagged_and_survive_a_restart() {
         peer_id: peer_id(4),
         voting_power: 1,
     });
+    let remove = GovAction::RemoveValidator {
+        consensus_key: addr(51),
+    };
+    assert_eq!(
+        chain
+            .store
+            .epoch_record(0)
+            .unwrap()
+            .unwrap()
+            .validators
+            .len(),
+        4
+    );
+    chain.commit(vec![gov_tx(1, 0, Action::Propose(add))]);
+    assert_eq!(chain.store.governance().unwrap().unwrap().epoch, 0);
+    // Two set changes in one block: one boundary, one epoch bump.
     let diff = chain.commit(vec![
-        gov_tx(1, 0, Action::Propose(add)),
         gov_tx(2, 0, Action::Approve { proposal_id: 1 }),
+        gov_tx(1, 1, Action::Propose(remove)),
+        gov_tx(2, 1, Action::Approve { proposal_id: 2 }),
     ]);
     assert!(diff.validators_changed);
     let g = chain.store.governance().unwrap().unwrap();
-    assert_eq!(g.validators.len(), 5);
-    assert_eq!(g.validators[4].name, "v4");
+    assert_eq!(g.epoch, 1);
+    let names: Vec<&str> = g.validators.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["v0", "v2", "v3", "v4"]);
+    // The epoch records: epoch 0 from genesis, epoch 1 from the boundary at height 2.
+    let e0 = chain.store.epoch_record(0).unwrap().unwrap();
+    let e1 = chain.store.epoch_record(1).unwrap().unwrap();
+    assert_eq!((e0.first_height, e0.validators.len()), (1, 4));
+    assert_eq!((e1.first_height, e1.anchor), (3, chain.head.hash()));
+    assert_eq!(e1.validators, g.validators);
+    assert!(chain.store.epoch_record(2).unwrap().is_none());
+    for (height, epoch) in [(0, 0), (1, 0), (2, 0), (3, 1), (99, 1)] {
+        assert_eq!(
+            chain.store.epoch_at_height(height).unwrap().unwrap().epoch,
+            epoch,
+            "height {height}"
+        );
+    }
+    // A block without a set change is no boundary.
+    let diff = chain.commit(vec![gov_tx(
+        1,
+        2,
+        Action::Transfer {
+            recipient: addr(2),
+            amount: 1,
+        },
+    )]);
+    assert!(!diff.validators_changed);
+    assert_eq!(chain.store.governance().unwrap().unwrap().epoch, 1);
 
     // A layered reader on top of the store sees the newest record of its diffs.
     let empty = cairn_ledger::StateDiff::empty(chain.store.lthash().unwrap());
     let layered = Layered::new(&chain.store, vec![&diff, &empty]);
-    assert_eq!(layered.governance().unwrap().unwrap().validators.len(), 5);
+    assert_eq!(
+        layered.governance().unwrap().unwrap().validators,
+        g.validators
+    );
 
     // Reopen: the record comes back from disk, and the state hash matches.
     let Chain {

@@ -7,9 +7,18 @@
 //! - Finalizing block B commits B's not-yet-finalized ancestors then B, in height order, each
 //!   in its own synced `WriteBatch`; afterwards pending blocks that do not descend from the
 //!   new head are dropped (they can never be finalized).
+//! - Epochs (the consensus crate's `epoch` module, rules E2 and E3): every pending block has
+//!   a [`BlockKind`] relative to the running epoch, whose anchor is the previous epoch's
+//!   boundary block (or genesis). A child of the anchor or of an ordinary block is
+//!   `Boundary` if executing it changed the validator set, else `Ordinary`; a child of a
+//!   boundary or suffix block is a `Suffix` block and must be empty (no transactions, so no
+//!   state change). Suffix blocks are never committed: the epoch's boundary block is its
+//!   last committed block, and [`Chain::start_epoch`] drops them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use cairn_consensus::BlockKind;
 
 use cairn_ledger::{
     Address, Block, BlockBuilder, BlockContext, BlockHeader, BlockLimits, Hash, Layered,
@@ -30,6 +39,8 @@ pub struct PendingBlock {
     pub hash: Hash,
     /// The state change it makes on top of its parent.
     pub diff: StateDiff,
+    /// What it is in the running epoch (module docs).
+    pub kind: BlockKind,
 }
 
 /// Why a block cannot be accepted now.
@@ -44,6 +55,10 @@ pub enum ChainError {
     /// Too many pending blocks.
     #[error("pending block limit of {max} reached")]
     PendingFull { max: usize },
+    /// The head is its epoch's boundary block: nothing is committed on it before the next
+    /// epoch starts ([`Chain::start_epoch`]).
+    #[error("block {block} follows its epoch's boundary block: the next epoch has not started")]
+    EpochEnded { block: Hash },
     /// Storage failure (fatal).
     #[error("storage: {0}")]
     Storage(LedgerError),
@@ -57,11 +72,16 @@ pub struct Chain {
     head: BlockHeader,
     head_hash: Hash,
     head_lthash: LtHash,
+    /// The running epoch's anchor: children of it start the epoch (module docs).
+    epoch_anchor: Hash,
+    /// The head's kind in the running epoch (`Ordinary` when it is the anchor).
+    head_kind: BlockKind,
     pending: HashMap<Hash, PendingBlock>,
 }
 
 impl Chain {
-    /// Opens the chain on an initialized store.
+    /// Opens the chain on an initialized store, in the newest epoch the store records (its
+    /// anchor), or epoch 0 anchored at genesis on a chain without governance.
     pub fn open(
         store: Arc<Store>,
         chain_id: String,
@@ -72,6 +92,15 @@ impl Chain {
         })?;
         let head_lthash = store.lthash()?;
         let head_hash = head.hash();
+        let epoch_anchor = match store.epoch_at_height(head.height.saturating_add(1))? {
+            Some(record) => record.anchor,
+            None => store
+                .block_by_height(0)?
+                .ok_or_else(|| LedgerError::Corrupt {
+                    reason: "store has no genesis block".into(),
+                })?
+                .hash(),
+        };
         Ok(Chain {
             store,
             chain_id,
@@ -79,8 +108,52 @@ impl Chain {
             head,
             head_hash,
             head_lthash,
+            epoch_anchor,
+            head_kind: BlockKind::Ordinary,
             pending: HashMap::new(),
         })
+    }
+
+    /// The running epoch's anchor (the previous epoch's boundary block, or genesis).
+    pub fn epoch_anchor(&self) -> Hash {
+        self.epoch_anchor
+    }
+
+    /// Starts a new epoch on the head, which must be the ended epoch's boundary block (or
+    /// a block synced past it): its children start the epoch. Drops every pending block
+    /// (the ended epoch's suffix blocks and forks: none can be committed any more).
+    pub fn start_epoch(&mut self) {
+        self.epoch_anchor = self.head_hash;
+        self.head_kind = BlockKind::Ordinary;
+        self.pending.clear();
+    }
+
+    /// The kind of a block (`None` if neither pending nor the head).
+    pub fn kind(&self, hash: &Hash) -> Option<BlockKind> {
+        if *hash == self.head_hash {
+            return Some(self.head_kind);
+        }
+        self.pending.get(hash).map(|p| p.kind)
+    }
+
+    /// True if a child of `parent` must be a suffix block (empty): `parent` is a boundary or
+    /// suffix block of the running epoch. `None` if `parent` is unknown.
+    pub fn child_is_suffix(&self, parent: &Hash) -> Option<bool> {
+        if *parent == self.epoch_anchor {
+            return Some(false);
+        }
+        self.kind(parent).map(|k| k != BlockKind::Ordinary)
+    }
+
+    /// The kind of a child of `parent` whose execution gave `diff`.
+    fn child_kind(suffix: bool, diff: &StateDiff) -> BlockKind {
+        if suffix {
+            BlockKind::Suffix
+        } else if diff.validators_changed {
+            BlockKind::Boundary
+        } else {
+            BlockKind::Ordinary
+        }
     }
 
     /// The finalized head header.
@@ -244,9 +317,16 @@ impl Chain {
             height,
             proposer,
         };
+        let suffix = self.child_is_suffix(parent) == Some(true);
         let mut builder = BlockBuilder::new(&state, lthash, ctx);
-        let transactions = pick(&mut builder);
+        // A suffix block is empty (E2): nothing is picked.
+        let transactions = if suffix {
+            Vec::new()
+        } else {
+            pick(&mut builder)
+        };
         let diff = builder.finish();
+        let kind = Self::child_kind(suffix, &diff);
         let header = BlockHeader {
             chain_id: self.chain_id.clone(),
             height,
@@ -268,6 +348,7 @@ impl Chain {
                 block: sealed.clone(),
                 hash,
                 diff,
+                kind,
             },
         );
         Ok(sealed)
@@ -293,6 +374,14 @@ impl Chain {
             });
         }
         let parent = block.header().parent_hash;
+        let suffix = self.child_is_suffix(&parent) == Some(true);
+        if suffix && !block.block().transactions.is_empty() {
+            return Err(ChainError::Invalid(LedgerError::InvalidBlock {
+                block: hash,
+                height: block.header().height,
+                reason: "a block after its epoch's boundary block must be empty".into(),
+            }));
+        }
         let diff = {
             let (parent_header, lthash, state) =
                 self.state_at(&parent).ok_or(ChainError::UnknownParent {
@@ -316,18 +405,29 @@ impl Chain {
             )
             .map_err(ChainError::Invalid)?
         };
-        self.pending
-            .insert(hash, PendingBlock { block, hash, diff });
+        let kind = Self::child_kind(suffix, &diff);
+        self.pending.insert(
+            hash,
+            PendingBlock {
+                block,
+                hash,
+                diff,
+                kind,
+            },
+        );
         Ok(hash)
     }
 
-    /// Commits `hash` and its pending ancestors. `certificate` is stored with `hash` only.
-    /// Returns the committed blocks, oldest first. `Err(UnknownParent)` if the branch does not
-    /// reach the head (the caller syncs).
+    /// Commits `hash` and its pending ancestors. `certificate` (if any) is stored with
+    /// `hash` only. Returns the committed blocks, oldest first. `Err(UnknownParent)` if the
+    /// branch does not reach the head (the caller syncs).
+    ///
+    /// # Panics
+    /// A suffix block on the path: they are never committed (module docs).
     pub fn finalize(
         &mut self,
         hash: &Hash,
-        certificate: &[u8],
+        certificate: Option<&[u8]>,
     ) -> Result<Vec<SealedBlock>, ChainError> {
         if self
             .store
@@ -349,13 +449,19 @@ impl Chain {
         let mut committed = Vec::with_capacity(path.len());
         for h in path {
             let p = self.pending.remove(&h).expect("path holds pending blocks");
-            let cert = if h == *hash { Some(certificate) } else { None };
+            assert_ne!(
+                p.kind,
+                BlockKind::Suffix,
+                "suffix blocks are never committed"
+            );
+            let cert = if h == *hash { certificate } else { None };
             self.store
                 .commit_sealed(&p.block, &p.diff, cert)
                 .map_err(ChainError::Storage)?;
             self.head = p.block.header().clone();
             self.head_hash = h;
             self.head_lthash = p.diff.lthash.clone();
+            self.head_kind = p.kind;
             committed.push(p.block);
         }
         self.prune();
@@ -377,6 +483,10 @@ impl Chain {
                 parent: block.header().parent_hash,
             });
         }
+        if self.child_is_suffix(&self.head_hash) == Some(true) {
+            // The head is the epoch's boundary: the caller starts the next epoch first.
+            return Err(ChainError::EpochEnded { block: hash });
+        }
         let diff = match self.pending.remove(&hash) {
             Some(p) => p.diff,
             None => validate_sealed_block(
@@ -394,6 +504,7 @@ impl Chain {
             .map_err(ChainError::Storage)?;
         self.head = block.header().clone();
         self.head_hash = hash;
+        self.head_kind = Self::child_kind(false, &diff);
         self.head_lthash = diff.lthash;
         self.prune();
         Ok(())

@@ -1,4 +1,4 @@
-//! Compact blocks: the payload of the `/cairn/{namespace}/block/3` topic, and their
+//! Compact blocks: the payload of the `/cairn/{namespace}/block/4` topic, and their
 //! reassembly from transactions this node already holds.
 //!
 //! A proposal's transactions reached every validator by transaction gossip before the
@@ -18,7 +18,7 @@
 //! block missing more, or whose fetch fails, is fetched whole by hash, as before compact
 //! blocks.
 //!
-//! Wire format: `borsh(CompactBlock)`, at most the genesis `block_bytes_max` bytes (checked
+//! Wire format: `borsh(CompactBlock)` (the epoch first, then header, hashes and leader vote), at most the genesis `block_bytes_max` bytes (checked
 //! before decoding; a valid block's compact form is always smaller than the block), at most
 //! `block_txs_max` hashes, no hash twice (such a block could never execute: the second copy
 //! fails its nonce), and the hashes' Merkle root must equal `header.txs_root`. A compact
@@ -70,6 +70,9 @@ pub const TX_FETCH_MAX: usize = 1024;
 /// leader's signed proposal for it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct CompactBlock {
+    /// The epoch the block is proposed in: its leader vote verifies under that epoch's
+    /// namespace and set only (`cairn_consensus::epoch`).
+    pub epoch: u64,
     /// The block header (its hash is the block hash).
     pub header: BlockHeader,
     /// `SignedTransaction::hash` of each transaction, in block order.
@@ -138,20 +141,23 @@ pub enum CompactBlockError {
 }
 
 impl CompactBlock {
-    /// The compact form of `block` (hashes every transaction), carrying `leader_vote`, the
-    /// proposer's Notarize vote for it.
+    /// The compact form of `block` (hashes every transaction) proposed in epoch 0, carrying
+    /// `leader_vote`, the proposer's Notarize vote for it (tests and tools; the node uses
+    /// [`Self::of_sealed`]).
     pub fn of(block: &Block, leader_vote: Vote) -> CompactBlock {
         CompactBlock {
+            epoch: 0,
             header: block.header.clone(),
             tx_hashes: block.transactions.iter().map(|t| t.hash()).collect(),
             leader_vote,
         }
     }
 
-    /// The compact form of a sealed block, from the transaction ids it carries (no
-    /// transaction is hashed), carrying `leader_vote`.
-    pub fn of_sealed(block: &SealedBlock, leader_vote: Vote) -> CompactBlock {
+    /// The compact form of a sealed block proposed in `epoch`, from the transaction ids it
+    /// carries (no transaction is hashed), carrying `leader_vote`.
+    pub fn of_sealed(epoch: u64, block: &SealedBlock, leader_vote: Vote) -> CompactBlock {
         CompactBlock {
+            epoch,
             header: block.header().clone(),
             tx_hashes: block.tx_ids().to_vec(),
             leader_vote,

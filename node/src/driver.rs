@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_consensus::{
-    Anchor, Certificate, CertificateKind, Consensus, Digest, Evidence, Input, Message, Output,
-    Proposal, ValidatorSet, View, Vote, VoteKind, WalEntry,
+    Anchor, BlockKind, Certificate, CertificateKind, Digest, Epoch, EpochError, EpochInput,
+    EpochMessage, EpochOutput, EpochParams, EpochProof, Epochs, Evidence, Message, Output,
+    Proposal, SigningKey, ValidatorSet, View, Vote, VoteKind, WalEntry, epoch_namespace,
 };
 use cairn_genesis::Genesis;
 use cairn_ledger::{
@@ -41,7 +42,7 @@ use crate::ingress::TxOrigin;
 use crate::mempool::{GAP_GRACE_BLOCKS, Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::network::{Acceptance, MessageId, NetworkEvent, NetworkHandle, PeerFault, Topic};
-use crate::sync::{SyncRequest, SyncResponse};
+use crate::sync::{StoredEpochProof, SyncRequest, SyncResponse};
 use crate::sync_client::{SyncClient, SyncEvent, SyncParams, SyncedRange};
 use crate::sync_server::{Lookup, ServeRequest, pick};
 use crate::txgossip::decode_batch;
@@ -73,6 +74,112 @@ pub const EMPTY_BLOCK_WAIT_MS: u64 = 1000;
 pub const GAP_CHECK_EVERY_BLOCKS: u64 = 32;
 /// Largest accepted skew of a proposal's timestamp ahead of the local wall clock, ms.
 pub const CLOCK_SKEW_MAX_MS: u64 = 30_000;
+/// Store metadata key prefix of ended epochs' proofs (`<prefix><epoch u64 as 20 digits>`,
+/// borsh [`StoredEpochProof`]).
+pub const EPOCH_PROOF_KEY_PREFIX: &str = "epoch_proof/";
+
+/// A consensus WAL entry with the epoch of the instance that wrote it (the store's WAL
+/// is keyed by view, and views restart in every epoch). On a restart only entries of the
+/// running epoch are replayed; the WAL is emptied when an epoch starts.
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
+struct EpochWalEntry {
+    epoch: Epoch,
+    entry: WalEntry,
+}
+
+/// The payload of the evidence topic (`/cairn/{namespace}/evidence/2`): the epoch (u64 little
+/// endian) whose set signed the conflicting votes, then the [`Evidence`] encoding; at most
+/// [`EpochEvidence::BYTES_MAX`] bytes, checked before decoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochEvidence {
+    /// The epoch of the votes (they verify under its namespace and set only).
+    pub epoch: Epoch,
+    /// The two conflicting votes.
+    pub evidence: Evidence,
+}
+
+impl EpochEvidence {
+    /// Largest valid encoding: 8 + [`Evidence::BYTES_MAX`].
+    pub const BYTES_MAX: usize = 8 + Evidence::BYTES_MAX;
+
+    /// The epoch's 8 bytes then the evidence's own encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.epoch.to_le_bytes().to_vec();
+        out.extend(self.evidence.encode());
+        out
+    }
+
+    /// Decodes (size checked first); verifies nothing.
+    ///
+    /// # Errors
+    /// Oversize, shorter than 8 bytes, or evidence that does not decode (the sender's
+    /// fault).
+    pub fn decode(bytes: &[u8]) -> Result<EpochEvidence, String> {
+        if bytes.len() > Self::BYTES_MAX {
+            return Err(format!(
+                "evidence of {} bytes exceeds {}",
+                bytes.len(),
+                Self::BYTES_MAX
+            ));
+        }
+        let Some((epoch, rest)) = bytes.split_first_chunk::<8>() else {
+            return Err("evidence shorter than its epoch".into());
+        };
+        let evidence = Evidence::decode(rest).map_err(|e| e.to_string())?;
+        Ok(EpochEvidence {
+            epoch: u64::from_le_bytes(*epoch),
+            evidence,
+        })
+    }
+}
+
+/// The validator set of one epoch as the driver uses it.
+pub struct EpochSet {
+    /// The epoch.
+    pub epoch: Epoch,
+    /// Its consensus validator set.
+    pub validators: ValidatorSet,
+    /// Addresses of the validators' consensus keys, by index.
+    pub addresses: Vec<Address>,
+    /// The validators' libp2p peer ids, by index (`None` if one does not parse).
+    pub peers: Vec<Option<PeerId>>,
+}
+
+impl EpochSet {
+    /// The set of `record` (an epoch the store recorded).
+    ///
+    /// # Errors
+    /// The recorded set is not a valid consensus set (a corrupt store: fatal).
+    pub fn of_record(record: &cairn_ledger::EpochRecord) -> Result<EpochSet, FatalError> {
+        let validators = ValidatorSet::new(
+            record
+                .validators
+                .iter()
+                .map(|v| {
+                    let key = cairn_consensus::VerifyingKey::from_bytes(&v.consensus_key.0)
+                        .map_err(|e| {
+                            FatalError(format!("epoch {}: validator {}: {e}", record.epoch, v.name))
+                        })?;
+                    Ok(cairn_consensus::Validator {
+                        public_key: key,
+                        voting_power: v.voting_power,
+                    })
+                })
+                .collect::<Result<Vec<_>, FatalError>>()?,
+        )
+        .map_err(|e| FatalError(format!("epoch {}: validator set: {e}", record.epoch)))?;
+        Ok(EpochSet {
+            epoch: record.epoch,
+            validators,
+            addresses: record.validators.iter().map(|v| v.consensus_key).collect(),
+            peers: record
+                .validators
+                .iter()
+                .map(|v| v.peer_id.parse().ok())
+                .collect(),
+        })
+    }
+}
 
 /// Why a submitted transaction was not accepted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -238,17 +345,37 @@ pub struct DriverParams {
     pub sync_response_bytes_max: usize,
 }
 
+impl DriverParams {
+    /// Switches to epoch `set.epoch`'s validator set (leader schedule, addresses, peers).
+    pub fn set_epoch(&mut self, set: EpochSet) {
+        self.validators = set.validators;
+        self.validator_addresses = set.addresses;
+        self.validator_peers = set.peers;
+    }
+
+    /// The namespace epoch `epoch`'s votes sign (`cairn_consensus::epoch_namespace`).
+    pub fn namespace_of(&self, epoch: Epoch) -> [u8; 32] {
+        epoch_namespace(&self.namespace, epoch)
+    }
+}
+
 /// The driver task's state.
 pub struct Driver {
     pub(crate) params: DriverParams,
-    consensus: Consensus,
+    /// The consensus instances, one per epoch (`cairn_consensus::epoch`).
+    epochs: Epochs,
+    epoch_params: EpochParams,
+    /// This node's consensus key, if it has one (it votes in the epochs whose set holds it).
+    signer: Option<SigningKey>,
+    /// An ended epoch whose boundary block cannot be committed yet (ancestors missing).
+    epoch_end_waiting: Option<(Epoch, Hash, EpochProof)>,
     pub(crate) chain: Chain,
     pub(crate) mempool: Mempool,
     pub(crate) net: NetworkHandle,
     pub(crate) shared: Arc<Shared>,
     started: Instant,
     timer_deadline_ms: Option<u64>,
-    inputs: VecDeque<Input>,
+    inputs: VecDeque<EpochInput>,
     /// Received (sealed) bodies, compact blocks waiting for transactions, fetches in
     /// flight: pure state with its own bounds ([`crate::block_buffer`]).
     pub(crate) buffer: BlockBuffer,
@@ -321,13 +448,16 @@ fn hash(d: Digest) -> Hash {
 pub struct FatalError(pub String);
 
 impl Driver {
-    /// Builds the driver: replays the consensus WAL from `store`. Sync requests go to
+    /// Builds the driver in the newest epoch the store records (its set, anchor and WAL
+    /// entries): `consensus_config` gives the chain namespace and timings, `signer` the
+    /// consensus key, which votes in every epoch whose set holds it. Sync requests go to
     /// `sync_requests` (the sync server); its lookups of in-memory blocks come in on
     /// `lookups`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         params: DriverParams,
         consensus_config: cairn_consensus::Config,
+        signer: Option<SigningKey>,
         chain: Chain,
         mempool: Mempool,
         net: NetworkHandle,
@@ -335,10 +465,34 @@ impl Driver {
         sync_requests: mpsc::Sender<ServeRequest>,
         lookups: mpsc::Receiver<Lookup>,
     ) -> Result<Driver, FatalError> {
+        let mut params = params;
         let head = chain.head().clone();
-        let anchor = Anchor {
-            view: head.view,
-            payload: digest(chain.head_hash()),
+        // The running epoch: the newest the store recorded (a chain without governance
+        // stays in epoch 0 with the genesis set).
+        let record = chain
+            .store()
+            .epoch_at_height(head.height.saturating_add(1))
+            .map_err(|e| FatalError(e.to_string()))?;
+        let epoch = match &record {
+            Some(record) => {
+                let set = EpochSet::of_record(record)?;
+                let epoch = set.epoch;
+                params.set_epoch(set);
+                epoch
+            }
+            None => 0,
+        };
+        let epoch_anchor = Anchor {
+            view: 0,
+            payload: digest(chain.epoch_anchor()),
+        };
+        let anchor = if chain.head_hash() == chain.epoch_anchor() {
+            epoch_anchor
+        } else {
+            Anchor {
+                view: head.view,
+                payload: digest(chain.head_hash()),
+            }
         };
         let mut wal = Vec::new();
         for (view, bytes) in chain
@@ -346,20 +500,50 @@ impl Driver {
             .wal_entries()
             .map_err(|e| FatalError(e.to_string()))?
         {
-            let entry: WalEntry = borsh::from_slice(&bytes).map_err(|e| {
+            let entry: EpochWalEntry = borsh::from_slice(&bytes).map_err(|e| {
                 FatalError(format!(
                     "consensus WAL entry at view {view} does not decode: {e}"
                 ))
             })?;
-            wal.push(entry);
+            // Entries of ended epochs are left by a crash between the epoch switch and the
+            // WAL clear: they can never matter again.
+            if entry.epoch == epoch {
+                wal.push(entry.entry);
+            }
         }
-        let consensus = Consensus::new(consensus_config, anchor, &wal)
-            .map_err(|e| FatalError(e.to_string()))?;
+        let epoch_params = EpochParams::from_config(&consensus_config);
+        if let Some(key) = &signer {
+            params.me = Some(Address(key.verifying_key().to_bytes()));
+        }
+        let mut epochs = Epochs::new(
+            epoch_params.clone(),
+            epoch,
+            params.validators.clone(),
+            signer.clone(),
+            epoch_anchor,
+            anchor,
+            &wal,
+        )
+        .map_err(|e| FatalError(e.to_string()))?;
+        for (_, bytes) in chain
+            .store()
+            .meta_scan(
+                EPOCH_PROOF_KEY_PREFIX,
+                cairn_consensus::EPOCH_PROOFS_KEPT * 64,
+            )
+            .map_err(|e| FatalError(e.to_string()))?
+        {
+            if let Ok(stored) = borsh::from_slice::<StoredEpochProof>(&bytes) {
+                epochs.remember_proof(stored.proof);
+            }
+        }
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_QUEUE_MAX);
         let (sync, sync_events) = SyncClient::new(
             SyncParams {
                 chain_id: params.chain_id.clone(),
-                namespace: params.namespace,
+                chain_namespace: params.namespace,
+                epoch,
+                namespace: params.namespace_of(epoch),
                 validators: params.validators.clone(),
                 interval_ms: params.sync_interval_ms,
                 batch_blocks_max: params.sync_batch_blocks_max,
@@ -371,7 +555,10 @@ impl Driver {
         );
         Ok(Driver {
             params,
-            consensus,
+            epochs,
+            epoch_params,
+            signer,
+            epoch_end_waiting: None,
             chain,
             mempool,
             net,
@@ -424,7 +611,7 @@ impl Driver {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), FatalError> {
         tokio::pin!(shutdown);
-        let outputs = self.consensus.start(self.now_ms());
+        let outputs = self.epochs.start(self.now_ms());
         self.perform(outputs).await?;
         self.drain().await?;
         let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
@@ -459,7 +646,7 @@ impl Driver {
                 _ = async { tokio::time::sleep_until(timer.expect("guarded")).await }, if timer.is_some() => {
                     self.timer_deadline_ms = None;
                     let now_ms = self.now_ms();
-                    self.inputs.push_back(Input::Timeout { now_ms });
+                    self.inputs.push_back(EpochInput::Timeout { now_ms });
                 }
                 _ = async { tokio::time::sleep_until(outbox_due.expect("guarded")).await }, if outbox_due.is_some() => {
                     self.flush_tx_outbox().await
@@ -481,36 +668,267 @@ impl Driver {
         while let Some(input) = self.inputs.pop_front() {
             steps += 1;
             assert!(steps < 100_000, "consensus input loop does not quiesce");
-            match self.consensus.handle(input) {
+            match self.epochs.handle(input) {
                 Ok(outputs) => self.perform(outputs).await?,
                 Err(e) => debug!(error = %e, "consensus refused a local input"),
             }
         }
-        self.shared.metrics.view.set(self.consensus.view() as i64);
+        self.shared
+            .metrics
+            .view
+            .set(self.epochs.instance().view() as i64);
         Ok(())
     }
 
-    async fn perform(&mut self, outputs: Vec<Output>) -> Result<(), FatalError> {
-        for out in outputs {
+    /// The running epoch.
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.epochs.epoch()
+    }
+
+    /// Performs the outputs of [`Epochs`] in order; an epoch switch's own outputs are
+    /// performed after the ones already queued.
+    async fn perform(&mut self, outputs: Vec<EpochOutput>) -> Result<(), FatalError> {
+        let mut queue: VecDeque<EpochOutput> = outputs.into();
+        // Bounded: only an epoch switch adds outputs, and it happens once per epoch.
+        while let Some(out) = queue.pop_front() {
+            match out {
+                EpochOutput::Consensus { epoch, output } => self.perform_one(epoch, output).await?,
+                EpochOutput::EpochEnded {
+                    epoch,
+                    last_block,
+                    proof,
+                } => {
+                    info!(epoch, last_block = %hash(last_block), "epoch ended");
+                    self.epoch_end_waiting = Some((epoch, hash(last_block), proof));
+                    queue.extend(self.try_end_epoch().await?);
+                }
+                EpochOutput::EpochStarted {
+                    epoch,
+                    anchor,
+                    voting,
+                } => {
+                    info!(epoch, anchor = %hash(anchor.payload), voting, validators = self.params.validators.len(), "epoch started");
+                    self.shared.metrics.epoch.set(epoch as i64);
+                }
+                EpochOutput::BlockNeeded { epoch, payload } => {
+                    let h = hash(payload);
+                    if let Some(input) = self.block_input(epoch, &h) {
+                        self.inputs.push_back(input);
+                    } else if !self.buffer.contains(&h) {
+                        self.fetch(h, None);
+                    }
+                }
+                EpochOutput::CatchUp { epoch } => {
+                    debug!(epoch, "a peer is in a later epoch: syncing");
+                    self.sync.request_now();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The [`EpochInput::Block`] telling [`Epochs`] the kind and parent link of block `h`,
+    /// if the chain holds it as pending (epoch `epoch` must be the running one).
+    fn block_input(&self, epoch: Epoch, h: &Hash) -> Option<EpochInput> {
+        if epoch != self.epoch() {
+            return None;
+        }
+        let p = self.chain.pending(h)?;
+        let parent = p.block.header().parent_hash;
+        let parent_view = if parent == self.chain.epoch_anchor() {
+            0
+        } else if parent == self.chain.head_hash() {
+            self.chain.head().view
+        } else {
+            self.chain.pending(&parent)?.block.header().view
+        };
+        Some(EpochInput::Block {
+            epoch,
+            proposal: Proposal {
+                view: p.block.header().view,
+                parent_view,
+                parent: digest(parent),
+                payload: digest(*h),
+            },
+            kind: p.kind,
+        })
+    }
+
+    /// Commits the ended epoch's boundary block and starts the next epoch with the set its
+    /// execution decided (rule E3). Waits (returns nothing) while the boundary's ancestors
+    /// are missing; they are fetched or synced, and this is retried.
+    async fn try_end_epoch(&mut self) -> Result<Vec<EpochOutput>, FatalError> {
+        let Some((epoch, last, proof)) = self.epoch_end_waiting.clone() else {
+            return Ok(Vec::new());
+        };
+        if epoch != self.epoch() {
+            self.epoch_end_waiting = None; // the chain moved past it by sync
+            return Ok(Vec::new());
+        }
+        let committed = self
+            .chain
+            .store()
+            .height_of(&last)
+            .map_err(|e| FatalError(e.to_string()))?
+            .is_some();
+        // The suffix headers, while the suffix blocks are still pending. The proof is stored
+        // before the boundary is committed: a node serves every boundary it holds with its
+        // proof (a crash in between leaves a proof of an uncommitted block, which is inert).
+        let suffix: Option<Vec<cairn_ledger::BlockHeader>> = proof.blocks[..proof.blocks.len() - 1]
+            .iter()
+            .map(|d| {
+                self.chain
+                    .pending(&hash(*d))
+                    .map(|p| p.block.header().clone())
+            })
+            .collect();
+        let key = format!("{EPOCH_PROOF_KEY_PREFIX}{epoch:020}");
+        match suffix {
+            Some(suffix) => {
+                let stored = StoredEpochProof {
+                    proof: proof.clone(),
+                    suffix,
+                };
+                self.chain
+                    .store()
+                    .meta_put(
+                        &key,
+                        &borsh::to_vec(&stored).expect("borsh to Vec never fails"),
+                    )
+                    .map_err(|e| FatalError(e.to_string()))?;
+            }
+            None => {
+                // Every listed block's kind came from a block this node holds, so this
+                // cannot happen while the suffix is pending; without the proof this node
+                // cannot serve the boundary to a syncing peer (others can).
+                warn!(
+                    epoch,
+                    "the ended epoch's suffix blocks are not held: its proof is not stored"
+                );
+            }
+        }
+        if !committed {
+            if !self.chain.can_extend(&last) {
+                if let Some(b) = self.buffer.get(&last).cloned() {
+                    self.insert_block(b).await?;
+                }
+            }
+            // The boundary's own certificate is the proof's finalization when it finalized
+            // the boundary itself; a suffix finalization is kept with the proof instead.
+            let direct = proof.blocks.len() == 1;
+            let cert = direct
+                .then(|| borsh::to_vec(&proof.finalization).expect("borsh to Vec never fails"));
+            match self.chain.finalize(&last, cert.as_deref()) {
+                Ok(blocks) => {
+                    let view = proof.finalization.view();
+                    self.after_commit(blocks, Some(view))?;
+                }
+                Err(ChainError::UnknownParent { .. }) => {
+                    self.fetch(last, None);
+                    self.sync.request_now();
+                    return Ok(Vec::new());
+                }
+                Err(ChainError::Storage(e)) => return Err(FatalError(e.to_string())),
+                Err(e) => {
+                    error!(block = %last, error = %e, "an epoch's boundary block does not apply: more than f validators are faulty or this node is broken");
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        self.epoch_end_waiting = None;
+        self.start_epoch_after_boundary(true)
+    }
+
+    /// The head is the running epoch's boundary block (committed by consensus, or by sync):
+    /// starts the next epoch with the set the store recorded for it. `ended` says whether
+    /// [`Epochs`] saw the epoch end (else, after sync, a fresh instance is built).
+    fn start_epoch_after_boundary(&mut self, ended: bool) -> Result<Vec<EpochOutput>, FatalError> {
+        let next = self.epoch() + 1;
+        let record = self
+            .chain
+            .store()
+            .epoch_record(next)
+            .map_err(|e| FatalError(e.to_string()))?
+            .ok_or_else(|| {
+                FatalError(format!(
+                    "the boundary block of epoch {} left no record of epoch {next}",
+                    self.epoch()
+                ))
+            })?;
+        assert_eq!(
+            record.anchor,
+            self.chain.head_hash(),
+            "the next epoch is anchored at the committed boundary"
+        );
+        let set = EpochSet::of_record(&record)?;
+        self.chain.start_epoch();
+        self.chain
+            .store()
+            .wal_prune_below(u64::MAX)
+            .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
+        self.awaiting.clear();
+        self.pending_build = None;
+        self.proposing = None;
+        self.finalized_waiting.clear();
+        self.params.set_epoch(set);
+        self.sync.set_epoch(next, self.params.validators.clone());
+        let now_ms = self.now_ms();
+        if ended {
+            self.epochs
+                .start_next_epoch(
+                    next,
+                    self.params.validators.clone(),
+                    self.signer.clone(),
+                    now_ms,
+                )
+                .map_err(|e| FatalError(e.to_string()))
+        } else {
+            let anchor = Anchor {
+                view: 0,
+                payload: digest(self.chain.head_hash()),
+            };
+            self.epochs = Epochs::new(
+                self.epoch_params.clone(),
+                next,
+                self.params.validators.clone(),
+                self.signer.clone(),
+                anchor,
+                anchor,
+                &[],
+            )
+            .map_err(|e| FatalError(e.to_string()))?;
+            Ok(self.epochs.start(now_ms))
+        }
+    }
+
+    /// Performs one output of epoch `epoch`'s instance.
+    async fn perform_one(&mut self, epoch: Epoch, out: Output) -> Result<(), FatalError> {
+        {
             match out {
                 Output::Persist(entry) => {
                     let WalEntry::Voted(vote) = &entry;
-                    let bytes = borsh::to_vec(&entry).expect("borsh to Vec never fails");
+                    let view = vote.kind.view();
+                    let bytes = borsh::to_vec(&EpochWalEntry { epoch, entry })
+                        .expect("borsh to Vec never fails");
                     self.chain
                         .store()
-                        .wal_append(vote.kind.view(), &bytes)
+                        .wal_append(view, &bytes)
                         .map_err(|e| FatalError(format!("consensus WAL write failed: {e}")))?;
                 }
                 Output::Broadcast(msg) => {
                     #[cfg(all(feature = "byzantine", debug_assertions))]
                     if self.byzantine.is_some() {
-                        self.byzantine_broadcast(msg).await;
-                        continue;
+                        self.byzantine_broadcast(epoch, msg).await;
+                        return Ok(());
                     }
                     if let Message::Vote(vote) = &msg {
-                        self.publish_own_proposal(vote).await;
+                        self.publish_own_proposal(epoch, vote).await;
                     }
-                    if let Err(e) = self.net.publish(Topic::Consensus, msg.encode()).await {
+                    let envelope = EpochMessage {
+                        epoch,
+                        message: msg,
+                    };
+                    if let Err(e) = self.net.publish(Topic::Consensus, envelope.encode()).await {
                         warn!(error = %e, "publishing a consensus message failed");
                     }
                 }
@@ -528,18 +946,23 @@ impl Driver {
                         }
                     }
                 }
-                Output::Finalized(cert) => self.on_finalized(cert).await?,
+                Output::Finalized(cert) => {
+                    if epoch == self.epoch() {
+                        self.on_finalized(cert).await?
+                    }
+                }
                 Output::Evidence(evidence) => {
                     warn!(
                         signer = evidence.signer(),
                         view = evidence.view(),
                         "equivocation evidence"
                     );
-                    if self.store_evidence(&evidence)? {
+                    if self.store_evidence(epoch, &evidence)? {
                         // Gossip it so every node holds the proof, also those that never saw
                         // both conflicting votes (R15). Publishing can fail with no peers;
                         // the record is stored either way.
-                        if let Err(e) = self.net.publish(Topic::Evidence, evidence.encode()).await {
+                        let bytes = EpochEvidence { epoch, evidence }.encode();
+                        if let Err(e) = self.net.publish(Topic::Evidence, bytes).await {
                             debug!(error = %e, "publishing evidence failed");
                         }
                     }
@@ -574,7 +997,7 @@ impl Driver {
         let Some(me) = self.params.me else {
             return Ok(());
         };
-        if view != self.consensus.view() {
+        if view != self.epochs.instance().view() {
             self.pending_build = None;
             return Ok(());
         }
@@ -593,7 +1016,9 @@ impl Driver {
         };
         let wait_ms = EMPTY_BLOCK_WAIT_MS.min(self.params.leader_timeout_ms / 2);
         let now = wall_ms();
-        if self.mempool.is_empty() && now < parent_ts.saturating_add(wait_ms) {
+        // A suffix block is empty whatever the mempool holds (E2): no reason to wait.
+        let suffix = self.chain.child_is_suffix(&parent) == Some(true);
+        if !suffix && self.mempool.is_empty() && now < parent_ts.saturating_add(wait_ms) {
             return Ok(()); // retried on tick and on transaction arrival
         }
         if now < parent_ts.saturating_add(self.params.block_interval_ms) {
@@ -624,13 +1049,16 @@ impl Driver {
             _ => block,
         };
         let h = block.hash();
-        info!(view, height = block.header().height, txs = block.tx_ids().len(), hash = %h, "proposing");
+        let kind = self.chain.kind(&h).unwrap_or(BlockKind::Ordinary);
+        info!(view, height = block.header().height, txs = block.tx_ids().len(), hash = %h, ?kind, "proposing");
         // Published with this node's Notarize vote for it, once consensus has signed and
         // persisted that vote (`publish_own_proposal`).
         self.proposing = Some((view, block));
-        self.inputs.push_back(Input::Proposed {
+        self.inputs.push_back(EpochInput::Proposed {
+            epoch: self.epoch(),
             view,
             payload: digest(h),
+            kind,
             now_ms: self.now_ms(),
         });
         Ok(())
@@ -640,7 +1068,7 @@ impl Driver {
     /// block's compact form carrying the vote (the signed proposal: peers check it before
     /// they keep or forward the block). Called before the vote itself is broadcast, and
     /// after consensus persisted it.
-    async fn publish_own_proposal(&mut self, vote: &Vote) {
+    async fn publish_own_proposal(&mut self, epoch: Epoch, vote: &Vote) {
         let VoteKind::Notarize(p) = &vote.kind else {
             return;
         };
@@ -653,7 +1081,7 @@ impl Driver {
         // Peers should hold the block's transactions before the block arrives: they rebuild
         // it from the hashes in the compact block (see `compact`).
         self.flush_tx_outbox().await;
-        let compact = CompactBlock::of_sealed(&block, vote.clone()).encode();
+        let compact = CompactBlock::of_sealed(epoch, &block, vote.clone()).encode();
         if let Err(e) = self.net.publish(Topic::Blocks, compact).await {
             warn!(error = %e, "publishing a block failed");
         }
@@ -663,7 +1091,7 @@ impl Driver {
     /// [`crate::byzantine`]): this validator's own votes are withheld, or sent with a
     /// conflicting twin (as a leader, a second signed block), or sent as they are.
     #[cfg(all(feature = "byzantine", debug_assertions))]
-    async fn byzantine_broadcast(&mut self, msg: Message) {
+    async fn byzantine_broadcast(&mut self, epoch: Epoch, msg: Message) {
         use crate::byzantine::{Behaviour, twin};
         let byz = self.byzantine.as_ref().expect("called only when Byzantine");
         let (behaviour, view, extra) = match &msg {
@@ -694,9 +1122,13 @@ impl Driver {
             return;
         }
         if let Message::Vote(vote) = &msg {
-            self.publish_own_proposal(vote).await;
+            self.publish_own_proposal(epoch, vote).await;
         }
-        if let Err(e) = self.net.publish(Topic::Consensus, msg.encode()).await {
+        let envelope = EpochMessage {
+            epoch,
+            message: msg,
+        };
+        if let Err(e) = self.net.publish(Topic::Consensus, envelope.encode()).await {
             warn!(error = %e, "publishing a consensus message failed");
         }
         for (block, vote) in extra {
@@ -706,13 +1138,14 @@ impl Driver {
                 "byzantine: equivocating"
             );
             if let Some(block) = block {
-                let compact = CompactBlock::of_sealed(&block, vote.clone()).encode();
+                let compact = CompactBlock::of_sealed(epoch, &block, vote.clone()).encode();
                 let _ = self.net.publish(Topic::Blocks, compact).await;
             }
-            let _ = self
-                .net
-                .publish(Topic::Consensus, Message::Vote(vote).encode())
-                .await;
+            let envelope = EpochMessage {
+                epoch,
+                message: Message::Vote(vote),
+            };
+            let _ = self.net.publish(Topic::Consensus, envelope.encode()).await;
         }
     }
 
@@ -728,8 +1161,8 @@ impl Driver {
         };
         let leader = self.leader_address(proposal.view);
         if let Some(p) = self.chain.pending(&h) {
-            let valid = header_ok(p.block.block(), leader);
-            self.decide(proposal, valid);
+            let verdict = header_ok(p.block.block(), leader).then_some(p.kind);
+            self.decide(proposal, verdict);
             return Ok(());
         }
         let Some(block) = self.buffer.get(&h).cloned() else {
@@ -737,11 +1170,14 @@ impl Driver {
             return Ok(());
         };
         if !header_ok(block.block(), leader) {
-            self.decide(proposal, false);
+            self.decide(proposal, None);
             return Ok(());
         }
         match self.insert_block(block).await? {
-            Some(valid) => self.decide(proposal, valid),
+            Some(valid) => {
+                let verdict = if valid { self.chain.kind(&h) } else { None };
+                self.decide(proposal, verdict)
+            }
             None => {
                 self.park(h, proposal);
                 self.fetch(parent, None);
@@ -752,14 +1188,16 @@ impl Driver {
 
     /// Gives consensus the verdict on `proposal` (the leader's signed block: a wrong one is
     /// the leader's fault) and forgets it as awaiting.
-    fn decide(&mut self, proposal: Proposal, valid: bool) {
+    /// `verdict` is the block's kind if it is valid (`None`: invalid).
+    fn decide(&mut self, proposal: Proposal, verdict: Option<BlockKind>) {
         self.awaiting.remove(&hash(proposal.payload));
-        if !valid {
+        if verdict.is_none() {
             self.shared.metrics.proposals_refused.inc();
         }
-        self.inputs.push_back(Input::Validated {
+        self.inputs.push_back(EpochInput::Validated {
+            epoch: self.epoch(),
             proposal,
-            valid,
+            verdict,
             now_ms: self.now_ms(),
         });
     }
@@ -806,13 +1244,19 @@ impl Driver {
             holds_verified(mempool, id, t)
                 || (!verified.is_empty() && verified.contains(&t.signed_hash()))
         }) {
-            Ok(_) => Ok(Some(true)),
+            Ok(_) => {
+                // The epoch driver may be waiting for this block's kind (E3).
+                if let Some(input) = self.block_input(self.epoch(), &h) {
+                    self.inputs.push_back(input);
+                }
+                Ok(Some(true))
+            }
             Err(ChainError::UnknownParent { .. }) => Ok(None),
             Err(ChainError::Invalid(e)) => {
                 warn!(block = %h, error = %e, "invalid block");
                 Ok(Some(false))
             }
-            Err(ChainError::PendingFull { .. }) => Ok(None),
+            Err(ChainError::PendingFull { .. } | ChainError::EpochEnded { .. }) => Ok(None),
             Err(ChainError::Storage(e)) => Err(FatalError(e.to_string())),
         }
     }
@@ -836,9 +1280,20 @@ impl Driver {
         {
             self.insert_block(b).await?;
         }
+        if let Some(kind) = self.chain.kind(&h) {
+            // Tell the epoch driver what it is, in case it could not know (an observer).
+            if let Some(input) = self.block_input(self.epoch(), &h) {
+                self.inputs.push_back(input);
+            }
+            if kind != BlockKind::Ordinary {
+                // A boundary or suffix block ends the epoch: committed up to the boundary
+                // when the epoch driver reports the end (`try_end_epoch`), never past it.
+                return Ok(());
+            }
+        }
         let bytes = borsh::to_vec(&cert).expect("borsh to Vec never fails");
-        match self.chain.finalize(&h, &bytes) {
-            Ok(blocks) => self.after_commit(blocks, cert.view()),
+        match self.chain.finalize(&h, Some(&bytes)) {
+            Ok(blocks) => self.after_commit(blocks, Some(cert.view())),
             Err(ChainError::UnknownParent { .. }) => {
                 let view = cert.view();
                 if self.finalized_waiting.len() < FINALIZED_WAITING_MAX {
@@ -856,10 +1311,13 @@ impl Driver {
         }
     }
 
+    /// Housekeeping after `blocks` were committed; `finalized_view` is the view of the
+    /// running epoch's finalization that committed them (`None` for synced blocks), below
+    /// which the WAL is pruned.
     fn after_commit(
         &mut self,
         blocks: Vec<SealedBlock>,
-        finalized_view: View,
+        finalized_view: Option<View>,
     ) -> Result<(), FatalError> {
         if blocks.is_empty() {
             return Ok(());
@@ -885,10 +1343,15 @@ impl Driver {
         info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.tx_ids().len()).sum::<usize>(), "finalized");
         self.shared.metrics.height.set(head.height as i64);
         self.mempool_changed();
-        // Votes at or below a finalized view can never matter again.
-        store
-            .wal_prune_below(finalized_view.min(head.view))
-            .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
+        // Votes below a finalized view of the running epoch can never matter again (views
+        // restart in every epoch, so only that epoch's views may prune).
+        if let Some(view) = finalized_view
+            && self.chain.head_hash() != self.chain.epoch_anchor()
+        {
+            store
+                .wal_prune_below(view.min(head.view))
+                .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
+        }
         self.buffer.prune(head.height);
         Ok(())
     }
@@ -923,6 +1386,10 @@ impl Driver {
         if self.pending_build.is_some() {
             self.try_build().await?;
         }
+        if self.epoch_end_waiting.is_some() {
+            let outputs = self.try_end_epoch().await?;
+            self.perform(outputs).await?;
+        }
         Ok(())
     }
 
@@ -935,19 +1402,26 @@ impl Driver {
                 data,
             } => match topic {
                 Topic::Consensus => {
-                    let acceptance = match Message::decode(&data) {
+                    let acceptance = match EpochMessage::decode(&data) {
                         Err(e) => {
                             debug!(peer = %source, error = %e, "undecodable consensus message");
                             Acceptance::Reject
                         }
                         Ok(message) => {
                             let now_ms = self.now_ms();
-                            match self.consensus.handle(Input::Message { message, now_ms }) {
+                            let current = message.epoch == self.epoch();
+                            match self.epochs.handle(EpochInput::Message { message, now_ms }) {
+                                // Only the running epoch's messages are checked, so only they
+                                // are forwarded: others are the sender's to deliver.
                                 Ok(outputs) => {
                                     self.perform(outputs).await?;
-                                    Acceptance::Accept
+                                    if current {
+                                        Acceptance::Accept
+                                    } else {
+                                        Acceptance::Ignore
+                                    }
                                 }
-                                Err(e) if e.is_peer_fault() => {
+                                Err(EpochError::Message { source: e, .. }) if e.is_peer_fault() => {
                                     debug!(peer = %source, error = %e, "invalid consensus message");
                                     Acceptance::Reject
                                 }
@@ -1028,6 +1502,11 @@ impl Driver {
                 return Ok(Acceptance::Reject);
             }
         };
+        if compact.epoch != self.epoch() {
+            // Another epoch's proposal: not checkable against this epoch's set, and not a
+            // forgery either (a peer ahead or behind). Neither kept nor forwarded.
+            return Ok(Acceptance::Ignore);
+        }
         let header = &compact.header;
         let leader = self.params.validators.leader(header.view);
         if header.chain_id != self.params.chain_id
@@ -1036,9 +1515,8 @@ impl Driver {
             debug!(peer = %source, view = header.view, "compact block from another chain or not by the view's leader");
             return Ok(Acceptance::Reject);
         }
-        if let Err(e) =
-            compact.verify_leader(&self.params.namespace, &self.params.validators, leader)
-        {
+        let namespace = self.params.namespace_of(compact.epoch);
+        if let Err(e) = compact.verify_leader(&namespace, &self.params.validators, leader) {
             debug!(peer = %source, error = %e, "forged compact block");
             self.shared.metrics.proposals_forged.inc();
             self.net.penalize(source, PeerFault::ForgedProposal);
@@ -1055,10 +1533,11 @@ impl Driver {
         // topic). A duplicate or stale vote is refused by consensus without effect.
         let vote = compact.leader_vote.clone();
         let now_ms = self.now_ms();
-        match self.consensus.handle(Input::Message {
+        let message = EpochMessage {
+            epoch: compact.epoch,
             message: Message::Vote(vote),
-            now_ms,
-        }) {
+        };
+        match self.epochs.handle(EpochInput::Message { message, now_ms }) {
             Ok(outputs) => self.perform(outputs).await?,
             Err(e) => debug!(error = %e, "leader vote from a compact block not taken"),
         }
@@ -1327,7 +1806,12 @@ impl Driver {
     /// finalization certificate, hash-linked); every block is re-executed by `commit_next`.
     /// Only verified certificates are ever stored.
     async fn apply_synced(&mut self, peer: PeerId, range: SyncedRange) -> Result<(), FatalError> {
-        let SyncedRange { blocks, verified } = range;
+        let SyncedRange {
+            blocks,
+            epoch_proof,
+            verified,
+        } = range;
+        let epoch = self.epoch();
         let mut committed = 0u64;
         let mut last_view = 0;
         // Every block here is covered by the range's last certificate (hash-linked), and its
@@ -1338,6 +1822,11 @@ impl Driver {
             let height = block.header().height;
             if height <= self.chain.head().height {
                 continue;
+            }
+            if self.chain.child_is_suffix(&self.chain.head_hash()) == Some(true) {
+                // A synced boundary block ended the epoch: later blocks were certified by
+                // the next epoch's set, which the sync client did not check them against.
+                break;
             }
             last_view = block.header().view;
             let b = block.clone();
@@ -1352,7 +1841,7 @@ impl Driver {
                 Ok(()) => {
                     committed += 1;
                     self.shared.metrics.blocks_synced.inc();
-                    self.after_commit(vec![b], last_view)?;
+                    self.after_commit(vec![b], None)?;
                 }
                 Err(ChainError::Storage(e)) => return Err(FatalError(e.to_string())),
                 Err(e) => {
@@ -1360,6 +1849,23 @@ impl Driver {
                     break;
                 }
             }
+        }
+        if self.chain.child_is_suffix(&self.chain.head_hash()) == Some(true) {
+            info!(
+                epoch = self.epoch(),
+                head = self.chain.head().height,
+                "synced an epoch's boundary block"
+            );
+            // Kept to serve the next node that syncs (it was verified by the sync client).
+            if let Some(bytes) = &epoch_proof {
+                self.chain
+                    .store()
+                    .meta_put(&format!("{EPOCH_PROOF_KEY_PREFIX}{epoch:020}"), bytes)
+                    .map_err(|e| FatalError(e.to_string()))?;
+            }
+            self.epoch_end_waiting = None;
+            let outputs = self.start_epoch_after_boundary(false)?;
+            self.perform(outputs).await?;
         }
         if committed > 0 {
             info!(%peer, committed, head = self.chain.head().height, view = last_view, "synced blocks");
@@ -1372,10 +1878,10 @@ impl Driver {
     /// Store metadata key of an evidence record: one per (view, signer, kind of conflict), so
     /// at most three per validator and view, and only a validator that signed conflicting
     /// votes adds any (the key space is bounded by misbehaviour, not by peers' traffic).
-    fn evidence_key(evidence: &Evidence) -> String {
+    fn evidence_key(epoch: Epoch, evidence: &Evidence) -> String {
         let kind = evidence.equivocation().map_or(9, |e| e as u8);
         format!(
-            "{EVIDENCE_KEY_PREFIX}{:020}/{:05}/{kind}",
+            "{EVIDENCE_KEY_PREFIX}{epoch:020}/{:020}/{:05}/{kind}",
             evidence.view(),
             evidence.signer()
         )
@@ -1386,8 +1892,8 @@ impl Driver {
     ///
     /// # Errors
     /// [`FatalError`] if the store fails.
-    fn store_evidence(&mut self, evidence: &Evidence) -> Result<bool, FatalError> {
-        let key = Self::evidence_key(evidence);
+    fn store_evidence(&mut self, epoch: Epoch, evidence: &Evidence) -> Result<bool, FatalError> {
+        let key = Self::evidence_key(epoch, evidence);
         let store = self.chain.store();
         let known = store
             .meta_get(&key)
@@ -1413,18 +1919,23 @@ impl Driver {
         source: PeerId,
         data: &[u8],
     ) -> Result<Acceptance, FatalError> {
-        let evidence = match Evidence::decode(data) {
+        let EpochEvidence { epoch, evidence } = match EpochEvidence::decode(data) {
             Ok(e) => e,
             Err(e) => {
                 debug!(peer = %source, error = %e, "undecodable evidence");
                 return Ok(Acceptance::Reject);
             }
         };
-        if let Err(e) = evidence.verify(&self.params.namespace, &self.params.validators) {
+        if epoch != self.epoch() {
+            // Checkable only against its own epoch's set: neither kept nor forwarded.
+            return Ok(Acceptance::Ignore);
+        }
+        let namespace = self.params.namespace_of(epoch);
+        if let Err(e) = evidence.verify(&namespace, &self.params.validators) {
             debug!(peer = %source, error = %e, "invalid evidence");
             return Ok(Acceptance::Reject);
         }
-        if self.store_evidence(&evidence)? {
+        if self.store_evidence(epoch, &evidence)? {
             warn!(
                 signer = evidence.signer(),
                 view = evidence.view(),
@@ -1621,7 +2132,7 @@ impl Driver {
         }
         self.buffer.partials.prune(self.chain.head().height);
         // Forget proposals for views long gone.
-        let view = self.consensus.view();
+        let view = self.epochs.instance().view();
         self.awaiting.retain(|_, (p, _)| p.view + 16 >= view);
         if self.sync.poll_due(now)
             && let Some(peer) = self.next_peer()

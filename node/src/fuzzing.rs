@@ -358,6 +358,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 SyncResponse::Blocks(vec![crate::sync::SyncedBlock {
                     block: block.clone(),
                     certificate: cert,
+                    epoch_proof: None,
                 }])
                 .encode(),
                 SyncResponse::Block(Some(block)).encode(),

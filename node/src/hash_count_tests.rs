@@ -110,8 +110,8 @@ fn a_transaction_is_hashed_once_per_node() {
         0,
         &leader_key,
     );
-    let compact = CompactBlock::of_sealed(&block, vote).encode(); // publish_own_proposal
-    let committed = chain.finalize(&block.hash(), b"certificate").unwrap(); // on_finalized
+    let compact = CompactBlock::of_sealed(0, &block, vote).encode(); // publish_own_proposal
+    let committed = chain.finalize(&block.hash(), Some(b"certificate")).unwrap(); // on_finalized
     for b in &committed {
         let txs = b
             .tx_ids()
@@ -159,7 +159,7 @@ fn a_transaction_is_hashed_once_per_node() {
             mempool.get(id).is_some_and(|v| v.signature == t.signature)
         })
         .unwrap();
-    let committed = chain.finalize(&h, b"certificate").unwrap();
+    let committed = chain.finalize(&h, Some(b"certificate")).unwrap();
     for b in &committed {
         let txs = b
             .tx_ids()

@@ -12,8 +12,10 @@ pub struct Metrics {
     registry: Registry,
     /// Finalized head height.
     pub height: Gauge<i64, AtomicI64>,
-    /// Current consensus view.
+    /// Current consensus view (views restart at 0 in every epoch).
     pub view: Gauge<i64, AtomicI64>,
+    /// Current epoch (validator-set changes so far).
+    pub epoch: Gauge<i64, AtomicI64>,
     /// Transactions in the mempool.
     pub mempool_txs: Gauge<i64, AtomicI64>,
     /// Connected peers.
@@ -72,6 +74,7 @@ impl Metrics {
         let m = Metrics {
             height: Gauge::default(),
             view: Gauge::default(),
+            epoch: Gauge::default(),
             mempool_txs: Gauge::default(),
             peers: Gauge::default(),
             blocks_finalized: Counter::default(),
@@ -95,6 +98,11 @@ impl Metrics {
         };
         registry.register("height", "Finalized head height", m.height.clone());
         registry.register("view", "Current consensus view", m.view.clone());
+        registry.register(
+            "epoch",
+            "Current epoch (validator-set changes so far)",
+            m.epoch.clone(),
+        );
         registry.register(
             "mempool_txs",
             "Transactions in the mempool",

@@ -213,21 +213,6 @@ pub async fn run(
     let validators: ValidatorSet = genesis.validator_set();
     let validator_addresses: Vec<Address> =
         genesis.validators.iter().map(|v| v.consensus_key).collect();
-    let me_index = validator_key
-        .as_ref()
-        .and_then(|k| validators.index_of(&k.verifying_key()));
-    let me = me_index.map(|i| validator_addresses[i as usize]);
-    let validator_name = me_index.map(|i| genesis.validators[i as usize].name.clone());
-    let signer = if me_index.is_some() {
-        validator_key
-    } else {
-        None
-    };
-    match &validator_name {
-        Some(name) => info!(validator = %name, "running as validator"),
-        None => info!("consensus key is not in the genesis validator set: running as a full node"),
-    }
-
     let db_path = NodeConfig::resolve(home, &config.db_dir);
     let store =
         Store::open(&db_path, genesis_hash).map_err(|e| NodeError::Storage(e.to_string()))?;
@@ -235,6 +220,45 @@ pub async fn run(
         .init_store(&store)
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     let store = Arc::new(store);
+
+    // The validator set of the running epoch (governance changes it; epoch 0 is genesis's).
+    let head_height = store
+        .head()
+        .map_err(|e| NodeError::Storage(e.to_string()))?
+        .map_or(0, |h| h.height);
+    let epoch_record = store
+        .epoch_at_height(head_height.saturating_add(1))
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    let current_names: Vec<(Address, String)> = match &epoch_record {
+        Some(r) => r
+            .validators
+            .iter()
+            .map(|v| (v.consensus_key, v.name.clone()))
+            .collect(),
+        None => genesis
+            .validators
+            .iter()
+            .map(|v| (v.consensus_key, v.name.clone()))
+            .collect(),
+    };
+    // The consensus key signs in every epoch whose set holds it (the driver filters), so a
+    // node added by governance starts voting at its first epoch without a restart.
+    let me = validator_key
+        .as_ref()
+        .map(|k| Address(k.verifying_key().to_bytes()));
+    let validator_name = me.and_then(|a| {
+        current_names
+            .iter()
+            .find(|(k, _)| *k == a)
+            .map(|(_, n)| n.clone())
+    });
+    let signer = validator_key;
+    match &validator_name {
+        Some(name) => info!(validator = %name, "running as validator"),
+        None => info!(
+            "consensus key is not in the current validator set: running as a full node until a governance change adds it"
+        ),
+    }
     let limits = BlockLimits {
         block_txs_max: params.block_txs_max as usize,
         block_bytes_max: params.block_bytes_max as usize,
@@ -281,13 +305,23 @@ pub async fn run(
     };
     let local_peer = net_config.keypair.public().to_peer_id();
     let mut exempt = std::collections::HashSet::new();
-    for v in &genesis.validators {
-        match v.peer_id.parse::<libp2p::PeerId>() {
+    // Genesis validators and those of the running epoch (as of this start).
+    let current_validators = epoch_record
+        .as_ref()
+        .map(|r| r.validators.clone())
+        .unwrap_or_default();
+    let validator_peers = genesis
+        .validators
+        .iter()
+        .map(|v| (&v.name, &v.peer_id))
+        .chain(current_validators.iter().map(|v| (&v.name, &v.peer_id)));
+    for (name, peer_id) in validator_peers {
+        match peer_id.parse::<libp2p::PeerId>() {
             Ok(p) => {
                 exempt.insert(p);
             }
             Err(e) => {
-                tracing::warn!(validator = %v.name, error = %e, "genesis validator peer id does not parse; not exempt from admission")
+                tracing::warn!(validator = %name, error = %e, "validator peer id does not parse; not exempt from admission")
             }
         }
     }
@@ -380,10 +414,15 @@ pub async fn run(
 
     #[cfg(all(feature = "byzantine", debug_assertions))]
     let byzantine_key = signer.clone();
+    // The genesis epoch's config; the driver builds every epoch's from it, with the set the
+    // store recorded and `signer` only where that set holds it.
+    let genesis_signer = signer
+        .clone()
+        .filter(|k| validators.index_of(&k.verifying_key()).is_some());
     let consensus_config = cairn_consensus::Config {
         namespace: genesis_hash.0,
         validators: validators.clone(),
-        signer,
+        signer: genesis_signer,
         leader_timeout_ms: params.leader_timeout_ms,
         notarization_timeout_ms: params.notarization_timeout_ms,
         nullify_retry_ms: params.nullify_retry_ms,
@@ -415,7 +454,7 @@ pub async fn run(
     let driver_params = DriverParams {
         chain_id: genesis.chain_id.clone(),
         namespace: genesis_hash.0,
-        validators,
+        validators: validators.clone(),
         validator_addresses,
         validator_peers: genesis
             .validators
@@ -447,6 +486,7 @@ pub async fn run(
     let driver = Driver::new(
         driver_params,
         consensus_config,
+        signer,
         chain,
         mempool,
         net.clone(),
@@ -459,6 +499,9 @@ pub async fn run(
     let driver = {
         let mut driver = driver;
         if let Some(plan) = config.byzantine.clone() {
+            let me_index = byzantine_key
+                .as_ref()
+                .and_then(|k| validators.index_of(&k.verifying_key()));
             let (Some(index), Some(key)) = (me_index, byzantine_key) else {
                 return Err(NodeError::Config(ConfigError::Invalid {
                     field: "byzantine",

@@ -34,6 +34,45 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
     }
 }
 
+fn validator_infos(validators: &[cairn_ledger::governance::ValidatorInfo]) -> Vec<ValidatorInfo> {
+    validators
+        .iter()
+        .map(|v| ValidatorInfo {
+            name: v.name.clone(),
+            address: v.consensus_key,
+            peer_id: v.peer_id.clone(),
+            voting_power: v.voting_power,
+        })
+        .collect()
+}
+
+impl NodeBackend {
+    /// The genesis set as RPC records (a chain without governance never changes it).
+    fn genesis_validators(&self) -> Vec<ValidatorInfo> {
+        self.shared
+            .genesis
+            .validators
+            .iter()
+            .map(|v| ValidatorInfo {
+                name: v.name.clone(),
+                address: v.consensus_key,
+                peer_id: v.peer_id.clone(),
+                voting_power: v.voting_power,
+            })
+            .collect()
+    }
+
+    /// The set of the epoch running after the finalized head.
+    fn current_validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {
+        let store = &self.shared.store;
+        let head = store.head().map_err(internal)?.map_or(0, |h| h.height);
+        Ok(match store.epoch_at_height(head + 1).map_err(internal)? {
+            Some(r) => validator_infos(&r.validators),
+            None => self.genesis_validators(),
+        })
+    }
+}
+
 /// Maps a driver's refusal to the RPC error `sendTransaction` returns.
 fn submit_error(e: SubmitError) -> RpcError {
     match e {
@@ -206,18 +245,62 @@ impl RpcBackend for NodeBackend {
     }
 
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {
-        Ok(self
-            .shared
-            .genesis
-            .validators
-            .iter()
-            .map(|v| ValidatorInfo {
-                name: v.name.clone(),
-                address: v.consensus_key,
-                peer_id: v.peer_id.clone(),
-                voting_power: v.voting_power,
-            })
-            .collect())
+        self.current_validators()
+    }
+
+    async fn validators_at(
+        &self,
+        at: cairn_rpc::ValidatorsAt,
+    ) -> Result<Option<Vec<ValidatorInfo>>, RpcError> {
+        let store = &self.shared.store;
+        let record = match at {
+            cairn_rpc::ValidatorsAt::Current => return self.current_validators().map(Some),
+            cairn_rpc::ValidatorsAt::Height(h) => {
+                let head = store.head().map_err(internal)?.map_or(0, |h| h.height);
+                if h > head {
+                    return Ok(None); // not finalized yet: its set is not settled
+                }
+                store.epoch_at_height(h).map_err(internal)?
+            }
+            cairn_rpc::ValidatorsAt::Epoch(e) => {
+                let record = store.epoch_record(e).map_err(internal)?;
+                if record.is_none() && e == 0 {
+                    return Ok(Some(self.genesis_validators()));
+                }
+                return Ok(record.map(|r| validator_infos(&r.validators)));
+            }
+        };
+        Ok(Some(match record {
+            Some(r) => validator_infos(&r.validators),
+            None => self.genesis_validators(),
+        }))
+    }
+
+    async fn epoch_proof(&self, epoch: u64) -> Result<Option<cairn_rpc::EpochProofInfo>, RpcError> {
+        let store = &self.shared.store;
+        let (Some(this), Some(next)) = (
+            store.epoch_record(epoch).map_err(internal)?,
+            store.epoch_record(epoch + 1).map_err(internal)?,
+        ) else {
+            return Ok(None);
+        };
+        let Some(bytes) = store
+            .meta_get(&format!(
+                "{}{epoch:020}",
+                crate::driver::EPOCH_PROOF_KEY_PREFIX
+            ))
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(cairn_rpc::EpochProofInfo {
+            epoch,
+            boundary_height: next.first_height - 1,
+            boundary_hash: next.anchor,
+            validators: validator_infos(&this.validators),
+            next_validators: validator_infos(&next.validators),
+            proof: hex::encode(&bytes),
+        }))
     }
 
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError> {
@@ -269,14 +352,24 @@ impl RpcBackend for NodeBackend {
             let ev = cairn_consensus::Evidence::decode(&bytes)
                 .map_err(|e| internal(format!("stored evidence {key}: {e}")))?;
             let index = ev.signer();
-            out.push(EvidenceInfo {
-                validator: self
+            // Key: evidence/<epoch>/<view>/<signer>/<kind>; the signer indexes its epoch's set.
+            let epoch: u64 = key
+                .strip_prefix(crate::driver::EVIDENCE_KEY_PREFIX)
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|e| e.parse().ok())
+                .unwrap_or(0);
+            let names = match self.shared.store.epoch_record(epoch).map_err(internal)? {
+                Some(r) => r.validators.iter().map(|v| v.name.clone()).collect(),
+                None => self
                     .shared
                     .genesis
                     .validators
-                    .get(index as usize)
+                    .iter()
                     .map(|v| v.name.clone())
-                    .unwrap_or_default(),
+                    .collect::<Vec<_>>(),
+            };
+            out.push(EvidenceInfo {
+                validator: names.get(index as usize).cloned().unwrap_or_default(),
                 validator_index: index,
                 view: ev.view(),
                 kind: match ev.equivocation() {

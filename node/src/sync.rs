@@ -20,7 +20,8 @@
 //! to it by parent hash and to the requester's head, and each block is re-executed.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use cairn_ledger::{Block, Hash, SignedTransaction};
+use cairn_consensus::{BlockKind, Digest, Epoch, EpochProof, SUFFIX_BLOCKS_MAX, ValidatorSet};
+use cairn_ledger::{Block, BlockHeader, Hash, SignedTransaction, txs_root};
 
 pub use crate::compact::TX_FETCH_MAX;
 
@@ -52,6 +53,96 @@ pub struct SyncedBlock {
     pub block: Block,
     /// The finalization certificate stored with it, if this block was finalized directly.
     pub certificate: Option<Vec<u8>>,
+    /// For the boundary block of an epoch (the last block of that epoch), the proof that
+    /// the epoch ended (borsh [`StoredEpochProof`]); `None` for every other block. A
+    /// response ends with such a block: the next blocks are certified by the next epoch's
+    /// set, which the requester learns by executing this one.
+    pub epoch_proof: Option<Vec<u8>>,
+}
+
+/// What a node keeps about an ended epoch (store metadata `epoch_proof/<epoch>`) and serves
+/// with its boundary block: the consensus [`EpochProof`] (a finalization by the epoch's set
+/// of the boundary or of a suffix block after it, and the ids from that block down to the
+/// boundary) and the headers of the suffix blocks it lists (`proof.blocks` minus the
+/// boundary, same order). Suffix blocks are never committed, so their headers travel here:
+/// a requester checks that they hash to the listed ids, link by parent hash down to the
+/// boundary, and are empty ([`StoredEpochProof::verify`]).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StoredEpochProof {
+    /// The proof.
+    pub proof: EpochProof,
+    /// Headers of `proof.blocks[..len - 1]`, in that order (at most `SUFFIX_BLOCKS_MAX`).
+    pub suffix: Vec<BlockHeader>,
+}
+
+impl StoredEpochProof {
+    /// Checks that this proves `boundary` (a sealed block's header, hash `boundary_hash`)
+    /// was the last block of epoch `epoch`, whose set is `validators`, on the chain with
+    /// namespace `chain_namespace` (the genesis hash): the proof names `epoch`; suffix headers hash to the listed ids, each is empty (both
+    /// transaction roots are the empty root), keeps the boundary's state root, and is its
+    /// parent's child one height up; the listed ids end at the boundary; the finalization
+    /// verifies (`EpochProof::verify`).
+    ///
+    /// # Errors
+    /// Why it does not hold (the sender's fault).
+    pub fn verify(
+        &self,
+        boundary: &BlockHeader,
+        boundary_hash: Hash,
+        chain_namespace: &[u8; 32],
+        epoch: Epoch,
+        validators: &ValidatorSet,
+    ) -> Result<(), String> {
+        if self.proof.epoch != epoch {
+            return Err(format!(
+                "epoch proof is for epoch {}, this block is in epoch {epoch}",
+                self.proof.epoch
+            ));
+        }
+        let blocks = &self.proof.blocks;
+        if blocks.is_empty() || blocks.len() > SUFFIX_BLOCKS_MAX + 1 {
+            return Err(format!("epoch proof lists {} blocks", blocks.len()));
+        }
+        if self.suffix.len() != blocks.len() - 1 {
+            return Err(format!(
+                "epoch proof lists {} blocks but carries {} suffix headers",
+                blocks.len(),
+                self.suffix.len()
+            ));
+        }
+        if *blocks.last().expect("not empty") != Digest(boundary_hash.0) {
+            return Err("epoch proof does not end at this block".into());
+        }
+        let empty = txs_root(&[]);
+        let mut known = std::collections::HashMap::new();
+        known.insert(
+            Digest(boundary_hash.0),
+            (Digest(boundary.parent_hash.0), BlockKind::Boundary),
+        );
+        for (i, header) in self.suffix.iter().enumerate() {
+            if Digest(header.hash().0) != blocks[i] {
+                return Err(format!("suffix header {i} does not hash to the listed id"));
+            }
+            if header.txs_root != empty
+                || header.signed_txs_root != empty
+                || header.state_root != boundary.state_root
+                || header.chain_id != boundary.chain_id
+            {
+                return Err(format!(
+                    "suffix header {i} is not an empty block on the boundary"
+                ));
+            }
+            let depth = (blocks.len() - 1 - i) as u64;
+            if header.height != boundary.height + depth {
+                return Err(format!("suffix header {i} has height {}", header.height));
+            }
+            known.insert(blocks[i], (Digest(header.parent_hash.0), BlockKind::Suffix));
+        }
+        self.proof
+            .verify(chain_namespace, validators, |id| known.get(id).copied())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A sync response.

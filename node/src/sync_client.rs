@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 
 use crate::driver::Shared;
 use crate::network::{NetworkHandle, PeerFault};
-use crate::sync::{SyncRequest, SyncResponse, SyncedBlock};
+use crate::sync::{StoredEpochProof, SyncRequest, SyncResponse, SyncedBlock};
 use crate::verifier::verify_parallel;
 
 /// Most sync results waiting for the driver. Each comes from one request task; at most one
@@ -37,9 +37,13 @@ pub const STATUS_RESPONSE_BYTES_MAX: usize = 1024;
 pub struct SyncParams {
     /// Chain id (for signature re-checks).
     pub chain_id: String,
-    /// Consensus namespace (genesis hash): certificates verify under it.
+    /// The chain namespace (genesis hash).
+    pub chain_namespace: [u8; 32],
+    /// The running epoch: responses are checked as blocks of it.
+    pub epoch: cairn_consensus::Epoch,
+    /// The running epoch's consensus namespace: certificates verify under it.
     pub namespace: [u8; 32],
-    /// The genesis validator set.
+    /// The running epoch's validator set.
     pub validators: ValidatorSet,
     /// How often to poll a peer's head, ms.
     pub interval_ms: u64,
@@ -88,6 +92,11 @@ pub struct CheckedSync {
     pub verified: HashSet<Hash>,
     /// Why the response was cut short: the responder's fault.
     pub fault: Option<String>,
+    /// The last block is its epoch's boundary, proven by the [`StoredEpochProof`] kept in
+    /// `epoch_proof` (its certificate flag is set when the proof verified).
+    pub boundary: bool,
+    /// The verified epoch proof of the last block (borsh), when `boundary`.
+    pub epoch_proof: Option<Vec<u8>>,
 }
 
 /// A checked range ready to commit ([`prepare_synced`]): blocks up to the last certified
@@ -95,6 +104,9 @@ pub struct CheckedSync {
 pub struct SyncedRange {
     /// `(block, verified certificate)`, oldest first.
     pub blocks: Vec<(SealedBlock, Option<Vec<u8>>)>,
+    /// The verified epoch proof of the last block (borsh [`StoredEpochProof`]) when it is
+    /// its epoch's boundary block.
+    pub epoch_proof: Option<Vec<u8>>,
     /// As [`CheckedSync::verified`].
     pub verified: HashSet<Hash>,
 }
@@ -189,7 +201,10 @@ impl SyncClient {
             self.net.penalize(peer, PeerFault::BadSyncResponse);
         }
         self.in_flight = false;
+        // No pipelining past an epoch's boundary: the next range is checked against the next
+        // epoch's set, which the driver sets once it committed the boundary (`after_commit`).
         if checked.fault.is_none()
+            && !checked.boundary
             && let Some((last, _)) = checked.blocks.last()
         {
             let next = last.header().height + 1;
@@ -250,6 +265,15 @@ impl SyncClient {
         });
     }
 
+    /// Checks later responses as blocks of `epoch`, whose set is `validators` (honest
+    /// servers end a response at an epoch's boundary block).
+    pub fn set_epoch(&mut self, epoch: cairn_consensus::Epoch, validators: ValidatorSet) {
+        self.params.epoch = epoch;
+        self.params.namespace =
+            cairn_consensus::epoch_namespace(&self.params.chain_namespace, epoch);
+        self.params.validators = validators;
+    }
+
     /// Requests `batch_blocks_max` blocks from `from_height` of `peer` (unless a range
     /// request is in flight); the checked answer arrives as [`SyncEvent::Blocks`].
     pub fn request_blocks(&mut self, peer: PeerId, from_height: u64) {
@@ -279,15 +303,7 @@ impl SyncClient {
                     // certificate and, if asked, every transaction signature here, on a
                     // blocking thread off the driver task, so catch-up replay is bounded by
                     // execution and commit, not by checks on the task that runs consensus.
-                    let verify = tokio::task::spawn_blocking(move || {
-                        check_synced(
-                            blocks,
-                            &p.namespace,
-                            &p.validators,
-                            p.reverify_signatures,
-                            &p.chain_id,
-                        )
-                    });
+                    let verify = tokio::task::spawn_blocking(move || check_synced(blocks, &p));
                     match verify.await {
                         Ok(checked) => SyncEvent::Blocks { peer, checked },
                         Err(e) => failed(format!("verification task failed: {e}")),
@@ -324,18 +340,21 @@ fn check_finalization(
 /// and every certificate it carries (an honest node stores and serves only verified ones).
 /// The response is cut before the first block that fails either check, and the failure is
 /// the responder's fault. With `reverify`, also verifies every transaction signature.
-pub fn check_synced(
-    blocks: Vec<SyncedBlock>,
-    namespace: &[u8; 32],
-    validators: &ValidatorSet,
-    reverify: bool,
-    chain_id: &str,
-) -> CheckedSync {
+pub fn check_synced(blocks: Vec<SyncedBlock>, p: &SyncParams) -> CheckedSync {
+    let (namespace, validators) = (&p.namespace, &p.validators);
+    let (reverify, chain_id) = (p.reverify_signatures, p.chain_id.as_str());
     let mut out = Vec::with_capacity(blocks.len());
     let mut certified = Vec::with_capacity(blocks.len());
     let mut fault = None;
+    let mut epoch_proof = None;
     for sb in blocks {
         let height = sb.block.header.height;
+        if epoch_proof.is_some() {
+            fault = Some(format!(
+                "block at height {height} follows its epoch's boundary block in one response"
+            ));
+            break;
+        }
         let sealed = match SealedBlock::seal(sb.block) {
             Ok(sealed) => sealed,
             Err(e) => {
@@ -343,7 +362,7 @@ pub fn check_synced(
                 break;
             }
         };
-        let cert_ok = match &sb.certificate {
+        let mut cert_ok = match &sb.certificate {
             None => false,
             Some(bytes) if check_finalization(bytes, sealed.hash(), namespace, validators) => true,
             Some(_) => {
@@ -353,6 +372,25 @@ pub fn check_synced(
                 break;
             }
         };
+        if let Some(bytes) = &sb.epoch_proof {
+            let checked = borsh::from_slice::<StoredEpochProof>(bytes)
+                .map_err(|e| format!("does not decode: {e}"))
+                .and_then(|proof| {
+                    proof.verify(
+                        sealed.header(),
+                        sealed.hash(),
+                        &p.chain_namespace,
+                        p.epoch,
+                        validators,
+                    )
+                });
+            if let Err(reason) = checked {
+                fault = Some(format!("block at height {height}: epoch proof: {reason}"));
+                break;
+            }
+            cert_ok = true;
+            epoch_proof = Some(bytes.clone());
+        }
         certified.push(cert_ok);
         out.push((sealed, sb.certificate));
     }
@@ -376,6 +414,8 @@ pub fn check_synced(
         certified,
         verified,
         fault,
+        boundary: epoch_proof.is_some(),
+        epoch_proof,
     }
 }
 
@@ -388,6 +428,7 @@ pub fn prepare_synced(peer: PeerId, checked: CheckedSync) -> Option<SyncedRange>
         blocks,
         certified,
         verified,
+        epoch_proof,
         ..
     } = checked;
     assert_eq!(
@@ -406,6 +447,8 @@ pub fn prepare_synced(peer: PeerId, checked: CheckedSync) -> Option<SyncedRange>
             return None;
         }
     }
+    // The proof belongs to the last block of the response; it is kept only if that block is.
+    let epoch_proof = epoch_proof.filter(|_| last + 1 == blocks.len());
     let blocks = blocks
         .into_iter()
         .zip(certified)
@@ -414,5 +457,9 @@ pub fn prepare_synced(peer: PeerId, checked: CheckedSync) -> Option<SyncedRange>
         // blocks without one: a bad one cut the response).
         .map(|((block, cert), ok)| (block, cert.filter(|_| ok)))
         .collect();
-    Some(SyncedRange { blocks, verified })
+    Some(SyncedRange {
+        blocks,
+        epoch_proof,
+        verified,
+    })
 }

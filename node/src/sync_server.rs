@@ -393,7 +393,28 @@ fn blocks(
             break;
         }
         bytes += size;
-        out.push(SyncedBlock { block, certificate });
+        // An epoch's boundary block ends the response, with the proof that the epoch ended
+        // (the requester checks the next blocks against the next epoch's set, which it
+        // learns by executing this one).
+        let boundary = store
+            .epoch_at_height(height + 1)?
+            .filter(|r| r.epoch > 0 && r.first_height == height + 1);
+        let epoch_proof = match &boundary {
+            Some(r) => store.meta_get(&format!(
+                "{}{:020}",
+                crate::driver::EPOCH_PROOF_KEY_PREFIX,
+                r.epoch - 1
+            ))?,
+            None => None,
+        };
+        out.push(SyncedBlock {
+            block,
+            certificate,
+            epoch_proof,
+        });
+        if boundary.is_some() {
+            break;
+        }
     }
     Ok(SyncResponse::Blocks(out))
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use cairn_consensus::{Certificate, Digest, Message, VoteKind};
+use cairn_consensus::{Certificate, Digest, EpochMessage, Message, VoteKind};
 use cairn_genesis::{ChainParams, Genesis};
 use cairn_ledger::{Address, Block, BlockLimits, Hash, SignedTransaction, Store, TransactionBody};
 use cairn_node::chain::Chain;
@@ -97,6 +97,7 @@ fn certified_chain(keys: &[SigningKey], genesis: &Genesis, n: u64) -> Vec<Synced
         out.push(SyncedBlock {
             block,
             certificate: Some(borsh::to_vec(&cert).unwrap()),
+            epoch_proof: None,
         });
     }
     out
@@ -388,7 +389,14 @@ async fn a_mangled_relayed_body_does_not_cost_the_view() {
     // fetch the body.
     let vote = common::notarize_vote(&genesis, &block, leader, &keys[leader as usize]);
     honest
-        .publish(Topic::Consensus, Message::Vote(vote).encode())
+        .publish(
+            Topic::Consensus,
+            EpochMessage {
+                epoch: 0,
+                message: Message::Vote(vote),
+            }
+            .encode(),
+        )
         .await
         .unwrap();
 
@@ -429,7 +437,10 @@ async fn a_mangled_relayed_body_does_not_cost_the_view() {
                 honest
                     .report(message_id, source, cairn_node::network::Acceptance::Ignore)
                     .await;
-                if let Ok(Message::Vote(v)) = Message::decode(&data)
+                if let Ok(EpochMessage {
+                    message: Message::Vote(v),
+                    ..
+                }) = EpochMessage::decode(&data)
                     && v.signer == 0
                 {
                     match v.kind {

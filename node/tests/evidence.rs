@@ -13,7 +13,7 @@ use std::time::Duration;
 use cairn_consensus::{Digest, Evidence, Proposal, Vote, VoteKind};
 use cairn_genesis::Genesis;
 use cairn_ledger::{Address, Store};
-use cairn_node::driver::{EVIDENCE_KEY_PREFIX, Shared};
+use cairn_node::driver::{EVIDENCE_KEY_PREFIX, EpochEvidence, Shared};
 use cairn_node::metrics::Metrics;
 use cairn_node::network::Topic;
 use cairn_node::rpc_backend::NodeBackend;
@@ -45,7 +45,7 @@ async fn stored_evidence_is_served_and_verifies() {
     let ev = Evidence::new(a, b).unwrap();
     store
         .meta_put(
-            &format!("{EVIDENCE_KEY_PREFIX}{:020}/{:05}", 7, 2),
+            &format!("{EVIDENCE_KEY_PREFIX}{:020}/{:020}/{:05}/0", 0, 7, 2),
             &ev.encode(),
         )
         .unwrap();
@@ -125,6 +125,10 @@ async fn gossiped_evidence_is_verified_stored_and_served() {
     // are rejected and store nothing.
     let forged = Evidence::new(vote(&ns, &keys[3], 2, 5, 2), vote(&ns, &keys[3], 2, 5, 3)).unwrap();
     let rejected_before = common::metric(rpc_port, "cairn_gossip_rejected_total").await;
+    let forged = EpochEvidence {
+        epoch: 0,
+        evidence: forged,
+    };
     net.publish(Topic::Evidence, forged.encode()).await.unwrap();
     net.publish(Topic::Evidence, vec![0xff; 40]).await.unwrap();
     common::wait_until(
@@ -139,7 +143,13 @@ async fn gossiped_evidence_is_verified_stored_and_served() {
 
     // Validator 2 signs two different proposals in view 7: a valid record.
     let ev = Evidence::new(vote(&ns, &keys[2], 2, 7, 2), vote(&ns, &keys[2], 2, 7, 3)).unwrap();
-    net.publish(Topic::Evidence, ev.encode()).await.unwrap();
+    let envelope = EpochEvidence {
+        epoch: 0,
+        evidence: ev.clone(),
+    };
+    net.publish(Topic::Evidence, envelope.encode())
+        .await
+        .unwrap();
     common::wait_until(Duration::from_secs(10), "evidence served", || {
         let client = &client;
         async move { !client.evidence().await.unwrap().is_empty() }

@@ -44,7 +44,6 @@ const DEADLINE_MS: u64 = 2000;
 /// The tests of this file run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-
 /// A node started with `node::run` on its own runtime thread.
 struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -85,7 +84,11 @@ impl Testnet {
                 .unwrap();
             peer_ids.push(peer);
             addrs.push(addr);
-            rpc_addrs.push(format!("127.0.0.1:{}", common::free_port()).parse().unwrap());
+            rpc_addrs.push(
+                format!("127.0.0.1:{}", common::free_port())
+                    .parse()
+                    .unwrap(),
+            );
         }
         let mut homes = Vec::new();
         let mut configs = Vec::new();

@@ -76,6 +76,7 @@ fn forged_block(keys: &[SigningKey], genesis: &Genesis) -> SyncedBlock {
     SyncedBlock {
         block,
         certificate: Some(borsh::to_vec(&certificate).unwrap()),
+        epoch_proof: None,
     }
 }
 

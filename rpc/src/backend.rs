@@ -59,6 +59,26 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// The validator set.
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError>;
 
+    /// The validator set at `at` (`getValidators` with params): `None` for an epoch the
+    /// chain has not reached. Default: the current set for [`crate::ValidatorsAt::Current`],
+    /// `None` otherwise (a backend without epochs).
+    async fn validators_at(
+        &self,
+        at: crate::ValidatorsAt,
+    ) -> Result<Option<Vec<ValidatorInfo>>, RpcError> {
+        match at {
+            crate::ValidatorsAt::Current => self.validators().await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The proof that epoch `epoch` ended (`getEpochProof`), if it did and the backend
+    /// holds it. Default: none.
+    async fn epoch_proof(&self, epoch: u64) -> Result<Option<crate::EpochProofInfo>, RpcError> {
+        let _ = epoch;
+        Ok(None)
+    }
+
     /// Connected peers.
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError>;
 

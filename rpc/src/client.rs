@@ -345,6 +345,27 @@ impl RpcClient {
         self.call("getValidators", Value::Null).await
     }
 
+    /// `getValidators` at a height or epoch (`None`: an epoch the chain has not reached).
+    pub async fn validators_at(
+        &self,
+        at: crate::ValidatorsAt,
+    ) -> Result<Option<Vec<ValidatorInfo>>, ClientError> {
+        let params = match at {
+            crate::ValidatorsAt::Current => Value::Null,
+            crate::ValidatorsAt::Height(height) => json!({ "height": height }),
+            crate::ValidatorsAt::Epoch(epoch) => json!({ "epoch": epoch }),
+        };
+        self.call("getValidators", params).await
+    }
+
+    /// `getEpochProof` (`None`: the epoch has not ended, or the node lacks its proof).
+    pub async fn epoch_proof(
+        &self,
+        epoch: u64,
+    ) -> Result<Option<crate::EpochProofInfo>, ClientError> {
+        self.call("getEpochProof", json!({ "epoch": epoch })).await
+    }
+
     /// `getPeers`.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, ClientError> {
         self.call("getPeers", Value::Null).await

@@ -77,7 +77,8 @@
 //! | `sendTransaction` | `{tx}` / `[tx]`: hex of [`cairn_ledger::SignedTransaction::encode`] | transaction hash (hex string) | -32602 if longer than [`TX_HEX_CHARS_MAX`] hex characters (checked before decoding), not hex, or not a well-formed transaction; -32010 rejected by the node, `data: {"reason": code}` (`bad_signature`, `wrong_chain`, `stale_nonce`, `future_nonce`, `insufficient_balance`, `expired`, …); -32005 mempool full; -32603 |
 //! | `getTransaction` | `{hash}` / `[hash]` | [`TxStatus`]: `{"status":"pending"}`, `{"status":"finalized","height","index","blockHash"}`, `{"status":"rejected","code","reason"}`, `{"status":"unknown"}` | -32603 |
 //! | `getBlock` | `{height}` / `{hash}` / `[height]` (number) / `[hash]` (string); optional `transactions`: `"full"` (default) or `"hashes"` (named, or a second positional param) | [`BlockInfo`] `{hash, header, transactions: [TxInfo]}`, with `"hashes"` [`BlockHashesInfo`] `{hash, header, transactionHashes}`; `null` if no such finalized block | -32602 bad selector or `transactions` value; -32603 |
-//! | `getValidators` | none | `[`[`ValidatorInfo`]`]` `{name, address, peerId, votingPower}` | -32603 |
+//! | `getValidators` | none, `{height}` / `[height]`, or `{epoch}` | `[`[`ValidatorInfo`]`]` `{name, address, peerId, votingPower}`: the running epoch's set, the set that finalized the block at `height`, or epoch `epoch`'s set; `null` for an epoch not reached | -32602 both `height` and `epoch`; -32603 |
+//! | `getEpochProof` | `{epoch}` / `[epoch]` | [`EpochProofInfo`] `{epoch, boundaryHeight, boundaryHash, validators, nextValidators, proof}`, or `null` if epoch `epoch` has not ended (or the node does not hold its proof) | -32603 |
 //! | `getPeers` | none | `[`[`PeerInfo`]`]` `{peerId, address, isValidator, direction}` | -32603 |
 //! | `sendTransactions` | `{txs}` / `[txs]`: array of at most [`SEND_TRANSACTIONS_MAX`] transaction hex strings | `[`[`SubmitResult`]`]` `{hash, accepted, code?, message?}` in request order: each transaction admitted or refused on its own (codes as for `sendTransaction`, `overloaded` when full) | -32602 if the array is too long (checked before decoding) or any element is not a well-formed transaction (then none is submitted); -32603 |
 //! | `getFinalization` | `{height}` / `[height]` | [`FinalizationInfo`] `{height, blockHash, view, signers, certificate}`, or `null` if no certificate is stored for exactly this height: not finalized, or finalized together with a descendant (whose certificate, at a later height, implies it) | -32603 |
@@ -127,8 +128,9 @@ pub use server::{
     RpcServerHandle, bind, router, router_with_routes, serve, serve_listener, spawn,
 };
 pub use types::{
-    AccountInfo, BlockHashesInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo,
-    PeerInfo, SEND_TRANSACTIONS_MAX, Status, SubmitResult, TxInfo, TxStatus, ValidatorInfo,
+    AccountInfo, BlockHashesInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EpochProofInfo, EvidenceInfo,
+    FinalizationInfo, PeerInfo, SEND_TRANSACTIONS_MAX, Status, SubmitResult, TxInfo, TxStatus,
+    ValidatorInfo, ValidatorsAt,
 };
 
 /// Re-exported so backends and clients name the same `async_trait`.

@@ -26,6 +26,7 @@ pub const METHODS: &[&str] = &[
     "getEvidence",
     "getFinalization",
     "getGovernance",
+    "getEpochProof",
 ];
 
 /// Params of one call: absent (or `null`), positional, or named.
@@ -135,8 +136,33 @@ pub(crate) async fn dispatch(
             }
         }
         "getValidators" => {
-            no_params(method, params)?;
-            to_value(backend.validators().await?)
+            let mut args = Args::new(method, params, &["height", "epoch"])?;
+            let number = |name: &str, v: Value| {
+                v.as_u64().ok_or_else(|| {
+                    RpcError::invalid_params(format!("{name}: must be a non-negative integer"))
+                })
+            };
+            let at = match (args.map.remove("height"), args.map.remove("epoch")) {
+                (None, None) => crate::ValidatorsAt::Current,
+                (Some(h), None) => crate::ValidatorsAt::Height(number("height", h)?),
+                (None, Some(e)) => crate::ValidatorsAt::Epoch(number("epoch", e)?),
+                (Some(_), Some(_)) => {
+                    return Err(
+                        RpcError::invalid_params("give `height` or `epoch`, not both").into(),
+                    );
+                }
+            };
+            to_value(backend.validators_at(at).await?)
+        }
+        "getEpochProof" => {
+            let mut args = Args::new(method, params, &["epoch"])?;
+            let epoch = match args.map.remove("epoch") {
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    RpcError::invalid_params("epoch: must be a non-negative integer")
+                })?,
+                None => return Err(RpcError::invalid_params("missing param `epoch`").into()),
+            };
+            to_value(backend.epoch_proof(epoch).await?)
         }
         "getPeers" => {
             no_params(method, params)?;

@@ -218,6 +218,40 @@ pub struct ValidatorInfo {
     pub voting_power: u64,
 }
 
+/// Which validator set `getValidators` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValidatorsAt {
+    /// The running epoch's (no params).
+    Current,
+    /// The set that finalized the block at this height (`{height}`).
+    Height(u64),
+    /// The set of this epoch (`{epoch}`).
+    Epoch(u64),
+}
+
+/// An ended epoch and the proof that it ended (`getEpochProof`). A client that knows
+/// epoch `epoch`'s set checks `proof` (hex of borsh `StoredEpochProof`,
+/// docs/wire-format.md) against it: the finalization verifies under the epoch's namespace
+/// and set, the suffix headers link down to `boundaryHash`, which is the block at
+/// `boundaryHeight`. `nextValidators` is the set that block's execution decided: a node
+/// verifies it by executing the chain; the header does not commit to it separately.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EpochProofInfo {
+    /// The ended epoch.
+    pub epoch: u64,
+    /// Height of its boundary block (its last block).
+    pub boundary_height: u64,
+    /// Hash of its boundary block.
+    pub boundary_hash: Hash,
+    /// The set of `epoch` (which signed the proof).
+    pub validators: Vec<ValidatorInfo>,
+    /// The set of `epoch + 1`.
+    pub next_validators: Vec<ValidatorInfo>,
+    /// Hex of the borsh `StoredEpochProof` (finalization, listed ids, suffix headers).
+    pub proof: String,
+}
+
 /// A connected peer (`getPeers`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod chaos;
 pub mod check;
 pub mod docker;
+pub mod govern;
 pub mod load;
 pub mod throughput;
 
@@ -381,6 +382,14 @@ impl LocalTestnet {
             t.start_node(i)?;
         }
         Ok(t)
+    }
+
+    /// Adds `entry` (e.g. a node [`govern::add_node`] generated) to the nodes this testnet
+    /// runs, not started; returns its index.
+    pub fn push_node(&mut self, entry: NodeEntry) -> usize {
+        self.manifest.nodes.push(entry);
+        self.children.push(None);
+        self.children.len() - 1
     }
 
     /// Starts (or restarts) node `i`.

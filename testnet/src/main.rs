@@ -11,7 +11,7 @@ use cairn_testnet::check::{self, CheckOptions};
 use cairn_testnet::docker::{self, DockerOptions, ImageOptions, Subnet};
 use cairn_testnet::load::{self, ACKED_FILE, LoadConfig};
 use cairn_testnet::throughput::{self, ThroughputConfig};
-use cairn_testnet::{GenerateOptions, LocalTestnet, Manifest, find_node_binary, generate};
+use cairn_testnet::{GenerateOptions, LocalTestnet, Manifest, find_node_binary, generate, govern};
 use clap::{Args, Parser, Subcommand};
 
 /// mimalloc, as in `cairn-node`: the load generator shares the machine with the nodes it
@@ -289,6 +289,47 @@ enum Cmd {
         #[arg(long, env = "CAIRN_NODE_BIN")]
         node_bin: Option<PathBuf>,
     },
+    /// Add a validator to a running local testnet: generate its node (keys, config, next
+    /// free ports), start it, and propose and approve `add_validator` with the testnet's
+    /// member accounts. Runs the new node until Ctrl-C; `start` runs it with the others
+    /// afterwards.
+    AddValidator {
+        /// Testnet directory (its other nodes running, e.g. under `cairn-testnet start`).
+        dir: PathBuf,
+        /// The new validator's name (default: `validator-<index>`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Voting power.
+        #[arg(long, default_value_t = 1)]
+        power: u64,
+        /// Node whose RPC takes the governance transactions (name or index).
+        #[arg(long, default_value = "0")]
+        via: String,
+        /// cairn-node binary (default: beside this binary, then PATH).
+        #[arg(long, env = "CAIRN_NODE_BIN")]
+        node_bin: Option<PathBuf>,
+        /// Generate and govern, but do not start the node here (start it yourself).
+        #[arg(long)]
+        no_start: bool,
+        /// JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a validator from a running local testnet by governance (`remove_validator`
+    /// proposed and approved with the member accounts). Its node keeps running as a full
+    /// node until you stop it.
+    RemoveValidator {
+        /// Testnet directory.
+        dir: PathBuf,
+        /// The validator's name (or node index).
+        name: String,
+        /// Node whose RPC takes the governance transactions (name or index).
+        #[arg(long, default_value = "0")]
+        via: String,
+        /// JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Load settings shared by `load` and `chaos`.
@@ -382,6 +423,32 @@ fn print_usage_hint(m: &Manifest) {
             b.address
         );
         println!("  cairn --rpc {} balance {}", m.nodes[0].rpc_url, b.address);
+    }
+}
+
+/// The RPC client of node `via` (name or index) of `m`.
+fn via_rpc(m: &Manifest, via: &str) -> Result<cairn_rpc::RpcClient> {
+    let i = m
+        .node_index(via)
+        .with_context(|| format!("--via {via}: no such node"))?;
+    Ok(cairn_rpc::RpcClient::new(&m.nodes[i].rpc_url)?)
+}
+
+/// Prints the outcome of `add-validator` / `remove-validator`.
+fn report_set(json: bool, what: &str, name: &str, proposal: u64, set: &[cairn_rpc::ValidatorInfo]) {
+    if json {
+        let out = serde_json::json!({
+            what: name,
+            "proposal": proposal,
+            "validators": set,
+        });
+        println!("{out}");
+    } else {
+        let names: Vec<&str> = set.iter().map(|v| v.name.as_str()).collect();
+        println!(
+            "{what} {name} (proposal {proposal}); validators now: {}",
+            names.join(", ")
+        );
     }
 }
 
@@ -700,6 +767,78 @@ async fn main() -> Result<()> {
             if !report.ok {
                 std::process::exit(1);
             }
+        }
+        Cmd::AddValidator {
+            dir,
+            name,
+            power,
+            via,
+            node_bin,
+            no_start,
+            json,
+        } => {
+            let m = Manifest::load(&dir)?;
+            let rpc = via_rpc(&m, &via)?;
+            let name = name.unwrap_or_else(|| format!("validator-{}", m.nodes.len()));
+            let (m, index) = govern::add_node(&dir, &name)?;
+            let node = m.nodes[index].clone();
+            eprintln!("generated {} in {}", node.name, node.home.display());
+            let mut local = LocalTestnet::new(m.clone(), node_bin.unwrap_or_else(find_node_binary));
+            if !no_start {
+                local.start_node(index)?;
+                eprintln!(
+                    "started {} (log: {}); waiting for it to catch up",
+                    node.name,
+                    node.home.join("node.log").display()
+                );
+                // Governance counts on the new validator's votes from the next epoch: it
+                // must be running and synced first.
+                let own = cairn_rpc::RpcClient::new(&node.rpc_url)?;
+                govern::wait_caught_up(&own, &rpc, 2, Duration::from_secs(120))
+                    .await
+                    .with_context(|| {
+                        format!("{} did not start or catch up (see its node.log)", node.name)
+                    })?;
+            }
+            let action = cairn_ledger::governance::GovAction::AddValidator(govern::validator_info(
+                &node, power,
+            ));
+            let id = govern::propose_and_approve(&m, &rpc, action).await?;
+            eprintln!("proposal {id} executed; waiting for the next epoch");
+            let key = node.validator_address;
+            let set = govern::wait_for_set(&rpc, Duration::from_secs(120), |s| {
+                s.iter().any(|v| v.address == key)
+            })
+            .await?;
+            report_set(json, "added", &node.name, id, &set);
+            if !no_start {
+                eprintln!("running {} until Ctrl-C", node.name);
+                interrupted().await;
+                local.stop_all();
+            }
+        }
+        Cmd::RemoveValidator {
+            dir,
+            name,
+            via,
+            json,
+        } => {
+            let m = Manifest::load(&dir)?;
+            let rpc = via_rpc(&m, &via)?;
+            let index = m
+                .node_index(&name)
+                .with_context(|| format!("no node {name} in {}", dir.display()))?;
+            let node = &m.nodes[index];
+            let key = node.validator_address;
+            let action =
+                cairn_ledger::governance::GovAction::RemoveValidator { consensus_key: key };
+            let id = govern::propose_and_approve(&m, &rpc, action).await?;
+            eprintln!("proposal {id} executed; waiting for the next epoch");
+            let set = govern::wait_for_set(&rpc, Duration::from_secs(120), |s| {
+                s.iter().all(|v| v.address != key)
+            })
+            .await?;
+            report_set(json, "removed", &node.name, id, &set);
         }
         Cmd::Start { dir, node_bin } => {
             let m = Manifest::load(&dir)?;

@@ -13,13 +13,13 @@
 //! | [`Topic`] | gossipsub topic string |
 //! |---|---|
 //! | [`Topic::Transactions`] | `/cairn/{namespace}/tx/1` |
-//! | [`Topic::Consensus`] | `/cairn/{namespace}/consensus/1` |
-//! | [`Topic::Blocks`] | `/cairn/{namespace}/block/3` |
-//! | [`Topic::Evidence`] | `/cairn/{namespace}/evidence/1` |
+//! | [`Topic::Consensus`] | `/cairn/{namespace}/consensus/2` |
+//! | [`Topic::Blocks`] | `/cairn/{namespace}/block/4` |
+//! | [`Topic::Evidence`] | `/cairn/{namespace}/evidence/2` |
 //!
 //! `namespace` is [`NetworkConfig::namespace`] (a short genesis hash in hex), so nodes of
 //! different chains never share a topic. Identify advertises protocol version
-//! `/cairn/{namespace}/4` with agent `cairn/0.1`; a peer advertising another protocol
+//! `/cairn/{namespace}/5` with agent `cairn/0.1`; a peer advertising another protocol
 //! version is disconnected (version 2 made gossip unsigned, version 3 gossips compact
 //! blocks and adds the transactions-by-index sync request, version 4 has block header v2
 //! with `signed_txs_root` and compact blocks that carry the leader's signed proposal).
@@ -39,7 +39,7 @@
 //! forwarded) at most once per node within gossipsub's 60 s duplicate-cache window, no matter
 //! how many peers or publishers send it. A node never receives its own publications.
 //!
-//! ## Sync protocol `/cairn/{namespace}/sync/3`
+//! ## Sync protocol `/cairn/{namespace}/sync/4`
 //!
 //! One request and one response per stream, each framed as a `u32` **big-endian** payload
 //! length followed by exactly that many bytes. The length is checked against
@@ -552,10 +552,11 @@ impl NetworkConfig {
         )
     }
 
-    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/3` (version 2
+    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/4` (version 4
+    /// adds epoch proofs to synced blocks; version 2
     /// added `SyncRequest::BlockTransactions`; version 3 serves block header v2).
     pub fn sync_protocol(&self) -> String {
-        format!("/cairn/{}/sync/3", self.namespace)
+        format!("/cairn/{}/sync/4", self.namespace)
     }
 }
 
@@ -578,13 +579,14 @@ fn split_peer_addr(addr: &Multiaddr) -> Result<(PeerId, Multiaddr), String> {
 pub enum Topic {
     /// Signed transactions: `/cairn/{namespace}/tx/1`.
     Transactions,
-    /// Consensus messages (proposals, votes, certificates): `/cairn/{namespace}/consensus/1`.
+    /// Consensus messages (proposals, votes, certificates) in their epoch's envelope
+    /// (`cairn_consensus::EpochMessage`): `/cairn/{namespace}/consensus/2`.
     Consensus,
     /// Compact blocks (header, transaction hashes and the leader's signed proposal,
-    /// `crate::compact::CompactBlock`): `/cairn/{namespace}/block/3`.
+    /// `crate::compact::CompactBlock`): `/cairn/{namespace}/block/4`.
     Blocks,
-    /// Equivocation evidence records (borsh `cairn_consensus::Evidence`, at most
-    /// `Evidence::BYTES_MAX` = 294 bytes): `/cairn/{namespace}/evidence/1`.
+    /// Equivocation evidence records with their epoch (`crate::driver::EpochEvidence`, at
+    /// most `EpochEvidence::BYTES_MAX` = 302 bytes): `/cairn/{namespace}/evidence/2`.
     Evidence,
 }
 
@@ -609,8 +611,10 @@ impl Topic {
     /// Payload format version, the last part of the topic string.
     fn version(self) -> u32 {
         match self {
-            Topic::Blocks => 3,
-            Topic::Transactions | Topic::Consensus | Topic::Evidence => 1,
+            // Block 4, consensus 2, evidence 2: payloads carry their epoch.
+            Topic::Blocks => 4,
+            Topic::Consensus | Topic::Evidence => 2,
+            Topic::Transactions => 1,
         }
     }
 }
@@ -1319,10 +1323,10 @@ mod tests {
         assert_eq!(c.topic_name(Topic::Transactions), "/cairn/0123abcd/tx/1");
         assert_eq!(
             c.topic_name(Topic::Consensus),
-            "/cairn/0123abcd/consensus/1"
+            "/cairn/0123abcd/consensus/2"
         );
-        assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/3");
-        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/3");
+        assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/4");
+        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/4");
     }
 
     #[test]

@@ -203,9 +203,10 @@ fn build_behaviour(
 /// gossip messages are unsigned (version 1 signed them; the two cannot exchange gossip).
 /// Version 3: blocks are gossiped compact (`block/2` topic) and the sync protocol (`sync/2`)
 /// serves transactions by index. Version 4: block header v2 (`signed_txs_root`), compact
-/// blocks carry the leader's signed proposal (`block/3`), sync protocol `sync/3`.
+/// blocks carry the leader's signed proposal (`block/3`), sync protocol `sync/3`. Version 5:
+/// epochs (`consensus/2`, `block/4`, `evidence/2` carry the epoch; `sync/4` epoch proofs).
 fn protocol_version(config: &NetworkConfig) -> String {
-    format!("/cairn/{}/4", config.namespace)
+    format!("/cairn/{}/5", config.namespace)
 }
 
 /// Connections we accepted (not closed for exceeding the limit), per peer, oldest first.

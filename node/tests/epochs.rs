@@ -1,0 +1,486 @@
+//! Governed membership on running nodes (issue 14): validators added and removed by
+//! governance transactions take part from the next epoch on, a node synced from genesis
+//! afterwards crosses every epoch change by verifying its proof, and `getValidators` /
+//! `getEpochProof` serve each epoch's set and proof.
+//!
+//! Nodes run in-process (`node::run` on their own runtime threads) on loopback ports.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cairn_consensus::{Digest, EpochMessage, Message, Proposal, Vote, VoteKind, epoch_namespace};
+use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisGovernance, GenesisValidator};
+use cairn_ledger::governance::{GovAction, ValidatorInfo};
+use cairn_ledger::{Action, Address, SignedTransaction, TransactionBody};
+use cairn_node::config::NodeConfig;
+use cairn_node::keys;
+use cairn_node::network::{self, NetworkConfig, NetworkHandle, Topic};
+use cairn_node::node;
+use cairn_node::sync::StoredEpochProof;
+use cairn_rpc::{RpcClient, ValidatorsAt};
+use ed25519_dalek::SigningKey;
+use tokio::time::{Instant, sleep};
+
+/// Upper bound of every "eventually" wait.
+const WAIT: Duration = Duration::from_secs(60);
+/// Poll step of every wait.
+const POLL: Duration = Duration::from_millis(100);
+/// Validators in genesis.
+const GENESIS_VALIDATORS: usize = 4;
+
+/// A node started with `node::run` on its own runtime thread.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), node::NodeError>>,
+}
+
+/// Loopback nodes: the first [`GENESIS_VALIDATORS`] are genesis validators, the others
+/// start as full nodes with a consensus key of their own (validators-to-be).
+struct Net {
+    _dir: tempfile::TempDir,
+    genesis: Genesis,
+    homes: Vec<PathBuf>,
+    configs: Vec<NodeConfig>,
+    /// Each node's consensus key (as governance names it) and libp2p peer id.
+    infos: Vec<ValidatorInfo>,
+    /// Each node's consensus key.
+    keys: Vec<SigningKey>,
+    /// Each node's p2p address with `/p2p/<peer id>`.
+    addrs: Vec<String>,
+    rpc: Vec<RpcClient>,
+    running: Vec<Option<Running>>,
+    /// Governance members (2 of 3 approve).
+    members: Vec<SigningKey>,
+    /// Next nonce per member.
+    nonces: Vec<u64>,
+}
+
+impl Net {
+    fn generate(total: usize) -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seeds = Vec::new();
+        let mut addrs = Vec::new();
+        let mut peers = Vec::new();
+        let mut rpc_ports = Vec::new();
+        for _ in 0..total {
+            let node_seed = keys::random_seed();
+            let peer = keys::libp2p_keypair(node_seed).public().to_peer_id();
+            seeds.push((node_seed, keys::random_seed()));
+            addrs.push(format!("/ip4/127.0.0.1/tcp/{}", common::free_port()));
+            peers.push(peer);
+            rpc_ports.push(common::free_port());
+        }
+        let mut homes = Vec::new();
+        let mut configs = Vec::new();
+        let mut infos = Vec::new();
+        for i in 0..total {
+            let home = dir.path().join(format!("node-{i}"));
+            let mut config = NodeConfig {
+                moniker: format!("node-{i}"),
+                ..NodeConfig::default()
+            };
+            config.p2p.listen = addrs[i].clone();
+            config.p2p.bootstrap = (0..GENESIS_VALIDATORS)
+                .filter(|j| *j != i)
+                .map(|j| format!("{}/p2p/{}", addrs[j], peers[j]))
+                .collect();
+            config.p2p.redial_interval_ms = 500;
+            config.rpc.listen = format!("127.0.0.1:{}", rpc_ports[i]).parse().unwrap();
+            config.sync.interval_ms = 500;
+            let info = node::init_home(&home, &config, Some(seeds[i])).unwrap();
+            infos.push(ValidatorInfo {
+                name: format!("validator-{i}"),
+                consensus_key: info.validator_address,
+                peer_id: info.peer_id.to_string(),
+                voting_power: 1,
+            });
+            homes.push(home);
+            configs.push(config);
+        }
+        let members: Vec<SigningKey> = (0..3u8)
+            .map(|i| SigningKey::from_bytes(&[200 + i; 32]))
+            .collect();
+        let member_addresses: Vec<Address> = members
+            .iter()
+            .map(|k| Address(k.verifying_key().to_bytes()))
+            .collect();
+        let genesis = Genesis {
+            chain_id: "cairn-epochs".into(),
+            genesis_time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+            validators: infos[..GENESIS_VALIDATORS]
+                .iter()
+                .map(|v| GenesisValidator {
+                    name: v.name.clone(),
+                    consensus_key: v.consensus_key,
+                    peer_id: v.peer_id.clone(),
+                    voting_power: 1,
+                })
+                .collect(),
+            accounts: member_addresses
+                .iter()
+                .map(|a| GenesisAccount {
+                    address: *a,
+                    balance: 1_000_000,
+                })
+                .collect(),
+            params: ChainParams {
+                leader_timeout_ms: 1000,
+                notarization_timeout_ms: 2000,
+                nullify_retry_ms: 500,
+                // Validators added later are not exempt from admission at nodes started
+                // before them; no proof-of-work keeps this test about consensus.
+                admission_difficulty_bits: 0,
+                ..ChainParams::default()
+            },
+            governance: GenesisGovernance {
+                members: member_addresses,
+                threshold: 2,
+                ..GenesisGovernance::default()
+            },
+        };
+        genesis.validate().unwrap();
+        for home in &homes {
+            std::fs::write(home.join("genesis.json"), genesis.to_json_pretty()).unwrap();
+        }
+        let rpc = rpc_ports
+            .iter()
+            .map(|p| {
+                RpcClient::with_timeout(&format!("http://127.0.0.1:{p}"), Duration::from_secs(5))
+                    .unwrap()
+            })
+            .collect();
+        let keys = seeds
+            .iter()
+            .map(|(_, v)| SigningKey::from_bytes(v))
+            .collect();
+        let addrs = (0..total)
+            .map(|i| format!("{}/p2p/{}", addrs[i], peers[i]))
+            .collect();
+        Net {
+            _dir: dir,
+            genesis,
+            homes,
+            configs,
+            infos,
+            keys,
+            addrs,
+            rpc,
+            running: (0..total).map(|_| None).collect(),
+            members,
+            nonces: vec![0; 3],
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        assert!(self.running[i].is_none(), "node {i} already running");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let home = self.homes[i].clone();
+        let config = self.configs[i].clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("node-{i}"))
+            .spawn(move || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(node::run(&home, config, async move {
+                        let _ = stopped.await;
+                    }))
+            })
+            .unwrap();
+        self.running[i] = Some(Running { stop, thread });
+    }
+
+    async fn stop(&mut self, i: usize) {
+        let Some(r) = self.running[i].take() else {
+            return;
+        };
+        let _ = r.stop.send(());
+        let joined =
+            tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || r.thread.join()))
+                .await
+                .unwrap_or_else(|_| panic!("node {i} did not stop"))
+                .unwrap();
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("node {i} failed: {e}"),
+            Err(_) => panic!("node {i} panicked"),
+        }
+    }
+
+    /// Node `i`'s RPC port.
+    fn rpc_port(&self, i: usize) -> u16 {
+        self.configs[i].rpc.listen.port()
+    }
+
+    async fn height(&self, i: usize) -> u64 {
+        self.rpc[i]
+            .status()
+            .await
+            .map(|s| s.latest_height)
+            .unwrap_or(0)
+    }
+
+    async fn wait_height(&self, i: usize, height: u64) {
+        let start = Instant::now();
+        loop {
+            let h = self.height(i).await;
+            if h >= height {
+                return;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "node {i} did not reach height {height} (at {h})"
+            );
+            sleep(POLL).await;
+        }
+    }
+
+    /// A governance transaction from member `m`, submitted at node 0.
+    async fn submit(&mut self, m: usize, action: Action) {
+        let height = self.height(0).await;
+        let tx: SignedTransaction = TransactionBody {
+            chain_id: self.genesis.chain_id.clone(),
+            sender: Address(self.members[m].verifying_key().to_bytes()),
+            fee: 1,
+            nonce: self.nonces[m],
+            expiry_height: height + 1000,
+            action,
+        }
+        .sign(&self.members[m]);
+        self.nonces[m] += 1;
+        self.rpc[0].send_transaction(&tx).await.unwrap();
+    }
+
+    /// Proposes `action` (member 0) and approves it (member 1); returns once every running
+    /// node serves the changed set `expected` as its current validators.
+    async fn govern(&mut self, proposal_id: u64, action: GovAction, expected: usize) {
+        self.submit(0, Action::Propose(action)).await;
+        self.submit(1, Action::Approve { proposal_id }).await;
+        let start = Instant::now();
+        for i in 0..self.running.len() {
+            if self.running[i].is_none() {
+                continue;
+            }
+            loop {
+                let n = self.rpc[i].validators().await.map(|v| v.len()).unwrap_or(0);
+                if n == expected {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < WAIT,
+                    "node {i} never switched to {expected} validators (serves {n})"
+                );
+                sleep(POLL).await;
+            }
+        }
+    }
+
+    /// Every pair of running nodes agrees on the block at every height both finalized.
+    async fn assert_agree(&self, nodes: &[usize]) {
+        let top = {
+            let mut top = u64::MAX;
+            for i in nodes {
+                top = top.min(self.height(*i).await);
+            }
+            top
+        };
+        for h in 1..=top {
+            let first = self.rpc[nodes[0]]
+                .block_by_height(h)
+                .await
+                .unwrap()
+                .unwrap()
+                .hash;
+            for i in &nodes[1..] {
+                let other = self.rpc[*i].block_by_height(h).await.unwrap().unwrap().hash;
+                assert_eq!(
+                    first, other,
+                    "nodes {} and {i} differ at height {h}",
+                    nodes[0]
+                );
+            }
+        }
+    }
+}
+
+/// A bare network endpoint of this chain dialing `bootstrap`, once it shares the consensus
+/// topic's mesh with it.
+async fn raw_peer(genesis: &Genesis, bootstrap: &str) -> NetworkHandle {
+    let keypair = keys::libp2p_keypair([77; 32]);
+    let (net, _events) = network::spawn(NetworkConfig {
+        keypair,
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        bootstrap: vec![bootstrap.parse().unwrap()],
+        namespace: genesis.hash().to_hex()[..16].to_string(),
+        gossip_bytes_max: 1 << 20,
+        sync_request_bytes_max: cairn_node::sync::SYNC_REQUEST_BYTES_MAX,
+        sync_response_bytes_max: 1 << 20,
+        sync_request_timeout_ms: 2000,
+        event_queue_max: 1024,
+        command_queue_max: 64,
+        redial_interval_ms: 500,
+        connections_max: 8,
+    })
+    .await
+    .unwrap();
+    // The event stream must be drained or the network task stalls.
+    let mut events = _events;
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let start = Instant::now();
+    while net.mesh_peers(Topic::Consensus).await.is_empty() {
+        assert!(
+            start.elapsed() < WAIT,
+            "the raw peer never joined the consensus mesh"
+        );
+        sleep(POLL).await;
+    }
+    net
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validators_join_and_leave_by_governance_and_a_fresh_node_syncs_across_epochs() {
+    // Nodes 0..4: genesis validators; 4: a validator-to-be; 5: a fresh node started last.
+    let mut net = Net::generate(6);
+    for i in 0..5 {
+        net.start(i);
+    }
+    net.wait_height(0, 3).await;
+    assert_eq!(net.rpc[0].validators().await.unwrap().len(), 4);
+    assert!(
+        net.rpc[0].epoch_proof(0).await.unwrap().is_none(),
+        "epoch 0 has not ended"
+    );
+
+    // Add node 4 (epoch 1).
+    let added = net.infos[4].clone();
+    net.govern(1, GovAction::AddValidator(added.clone()), 5)
+        .await;
+    let proof = net.rpc[0]
+        .epoch_proof(0)
+        .await
+        .unwrap()
+        .expect("epoch 0 ended: its proof is served");
+    assert_eq!(
+        (proof.validators.len(), proof.next_validators.len()),
+        (4, 5)
+    );
+    let stored: StoredEpochProof = borsh::from_slice(&hex::decode(&proof.proof).unwrap()).unwrap();
+    assert_eq!(stored.proof.epoch, 0);
+    assert_eq!(stored.suffix.len() + 1, stored.proof.blocks.len());
+    let boundary = net.rpc[0]
+        .block_by_height(proof.boundary_height)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(boundary.hash, proof.boundary_hash);
+    // Per-height and per-epoch sets.
+    let at_boundary = net.rpc[0]
+        .validators_at(ValidatorsAt::Height(proof.boundary_height))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        at_boundary.len(),
+        4,
+        "the boundary block is the old set's last"
+    );
+    let epoch1 = net.rpc[0]
+        .validators_at(ValidatorsAt::Epoch(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(epoch1.last().unwrap().address, added.consensus_key);
+    assert!(
+        net.rpc[0]
+            .validators_at(ValidatorsAt::Epoch(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The new validator's votes are needed: with validator 3 stopped, the four left (of
+    // five, equal power) reach a quorum only with node 4's votes.
+    net.stop(3).await;
+    let h = net.height(0).await;
+    net.wait_height(0, h + 3).await;
+    net.wait_height(4, h + 3).await;
+    let mut signed_by_new = false;
+    for height in (proof.boundary_height + 1)..=net.height(0).await {
+        if let Some(f) = net.rpc[0].finalization(height).await.unwrap() {
+            signed_by_new |= f.signers.contains(&4);
+        }
+    }
+    assert!(
+        signed_by_new,
+        "no finalization of epoch 1 carries validator 4's vote"
+    );
+    net.start(3);
+
+    // Remove genesis validator 0 (epoch 2), then stop its node: the chain goes on.
+    let removed = net.infos[0].consensus_key;
+    net.govern(
+        2,
+        GovAction::RemoveValidator {
+            consensus_key: removed,
+        },
+        4,
+    )
+    .await;
+    let current = net.rpc[1].validators().await.unwrap();
+    assert!(current.iter().all(|v| v.address != removed));
+    net.stop(0).await;
+
+    // The removed validator's key tries to vote in epoch 2, under its old index and under
+    // an index past the set: node 1 refuses both as forgeries (they verify against epoch
+    // 2's set only) and the chain goes on.
+    let peer = raw_peer(&net.genesis, &net.addrs[1]).await;
+    let rejected = common::metric(net.rpc_port(1), "cairn_gossip_rejected_total").await;
+    let view = common::metric(net.rpc_port(1), "cairn_view").await;
+    let namespace = epoch_namespace(&net.genesis.hash().0, 2);
+    for signer in [0u16, 4] {
+        let kind = VoteKind::Notarize(Proposal {
+            view: view + 1,
+            parent_view: view,
+            parent: Digest([1; 32]),
+            payload: Digest([2; 32]),
+        });
+        let vote = Vote::sign(&namespace, kind, signer, &net.keys[0]);
+        let message = EpochMessage {
+            epoch: 2,
+            message: Message::Vote(vote),
+        };
+        peer.publish(Topic::Consensus, message.encode())
+            .await
+            .unwrap();
+    }
+    let start = Instant::now();
+    while common::metric(net.rpc_port(1), "cairn_gossip_rejected_total").await < rejected + 2 {
+        assert!(
+            start.elapsed() < WAIT,
+            "the removed validator's votes were not refused"
+        );
+        sleep(POLL).await;
+    }
+    let h = net.height(1).await;
+    net.wait_height(1, h + 3).await;
+
+    // A fresh node syncs from genesis across both epoch changes (it checks each epoch's
+    // proof against the set it derived itself) and agrees with the others.
+    net.start(5);
+    let target = net.height(1).await;
+    net.wait_height(5, target).await;
+    assert_eq!(net.rpc[5].validators().await.unwrap(), current);
+    assert!(net.rpc[5].epoch_proof(1).await.unwrap().is_some());
+    net.assert_agree(&[1, 2, 3, 4, 5]).await;
+
+    for i in 1..6 {
+        net.stop(i).await;
+    }
+}

@@ -246,8 +246,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Node name.
     pub moniker: String,
-    /// This node's validator name, if it is a validator.
-    pub validator_name: Option<String>,
+    /// This node's consensus key, if it has one (`getStatus` names the validator it is in
+    /// the running epoch's set, if any).
+    pub validator_key: Option<Address>,
     /// Signature checks of received transactions (RPC and gossip), coalesced into batches.
     pub verifier: crate::verifier::Verifier,
     /// True while the mempool cannot take another transaction ([`Mempool::is_full`]); set

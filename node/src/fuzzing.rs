@@ -415,7 +415,9 @@ fn compact_seed(txs: &[SignedTransaction]) -> Vec<u8> {
         leader,
         &cairn_consensus::fuzzing::validator_keys()[usize::from(leader)],
     );
-    let mut stream = borsh::to_vec(&block.header).expect("borsh to Vec never fails");
+    // The epoch, then the header (`CompactBlock`'s field order).
+    let mut stream = 0u64.to_le_bytes().to_vec();
+    stream.extend(borsh::to_vec(&block.header).expect("borsh to Vec never fails"));
     stream.extend(borsh::to_vec(&hashes).expect("borsh to Vec never fails"));
     stream.extend(borsh::to_vec(&vote).expect("borsh to Vec never fails"));
     stream.extend([0u8; 1024]);

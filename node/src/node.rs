@@ -439,7 +439,7 @@ pub async fn run(
         syncing: AtomicBool::new(false),
         metrics: Metrics::new(),
         moniker: config.moniker.clone(),
-        validator_name,
+        validator_key: me,
         verifier: Verifier::spawn(
             genesis.chain_id.clone(),
             std::thread::available_parallelism()

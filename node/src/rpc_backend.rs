@@ -66,6 +66,12 @@ impl NodeBackend {
     fn current_validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {
         let store = &self.shared.store;
         let head = store.head().map_err(internal)?.map_or(0, |h| h.height);
+        self.validators_after(head)
+    }
+
+    /// The set of the epoch of the block after `head`.
+    fn validators_after(&self, head: u64) -> Result<Vec<ValidatorInfo>, RpcError> {
+        let store = &self.shared.store;
         Ok(match store.epoch_at_height(head + 1).map_err(internal)? {
             Some(r) => validator_infos(&r.validators),
             None => self.genesis_validators(),
@@ -124,7 +130,14 @@ impl RpcBackend for NodeBackend {
             peer_count: self.shared.peer_count.load(Ordering::Relaxed),
             syncing: self.shared.syncing.load(Ordering::Relaxed),
             node_version: env!("CARGO_PKG_VERSION").to_string(),
-            validator_name: self.shared.validator_name.clone(),
+            validator_name: match self.shared.validator_key {
+                Some(key) => self
+                    .validators_after(head.height)?
+                    .into_iter()
+                    .find(|v| v.address == key)
+                    .map(|v| v.name),
+                None => None,
+            },
         })
     }
 

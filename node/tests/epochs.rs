@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use cairn_consensus::{Digest, EpochMessage, Message, Proposal, Vote, VoteKind, epoch_namespace};
 use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisGovernance, GenesisValidator};
-use cairn_ledger::governance::{GovAction, ValidatorInfo};
-use cairn_ledger::{Action, Address, SignedTransaction, TransactionBody};
+use cairn_ledger::governance::{AccountsPolicy, GovAction, Permission, ValidatorInfo};
+use cairn_ledger::{Action, Address, Hash, SignedTransaction, TransactionBody};
 use cairn_node::config::NodeConfig;
 use cairn_node::keys;
 use cairn_node::network::{self, NetworkConfig, NetworkHandle, Topic};
 use cairn_node::node;
 use cairn_node::sync::StoredEpochProof;
-use cairn_rpc::{RpcClient, ValidatorsAt};
+use cairn_rpc::{ClientError, RpcClient, ValidatorsAt};
 use ed25519_dalek::SigningKey;
 use tokio::time::{Instant, sleep};
 
@@ -59,6 +59,11 @@ struct Net {
 
 impl Net {
     fn generate(total: usize) -> Net {
+        Net::generate_with(total, AccountsPolicy::Open)
+    }
+
+    /// `total` nodes on a chain whose accounts policy is `accounts`.
+    fn generate_with(total: usize, accounts: AccountsPolicy) -> Net {
         let dir = tempfile::tempdir().unwrap();
         let mut seeds = Vec::new();
         let mut addrs = Vec::new();
@@ -140,6 +145,7 @@ impl Net {
             governance: GenesisGovernance {
                 members: member_addresses,
                 threshold: 2,
+                accounts,
                 ..GenesisGovernance::default()
             },
         };
@@ -244,6 +250,12 @@ impl Net {
 
     /// A governance transaction from member `m`, submitted at node 0.
     async fn submit(&mut self, m: usize, action: Action) {
+        self.send(m, action).await.unwrap();
+    }
+
+    /// A transaction of member `m`'s account carrying `action`, submitted at node 0 (the
+    /// nonce advances only if it is accepted).
+    async fn send(&mut self, m: usize, action: Action) -> Result<Hash, ClientError> {
         let height = self.height(0).await;
         let tx: SignedTransaction = TransactionBody {
             chain_id: self.genesis.chain_id.clone(),
@@ -254,8 +266,36 @@ impl Net {
             action,
         }
         .sign(&self.members[m]);
+        let hash = self.rpc[0].send_transaction(&tx).await?;
         self.nonces[m] += 1;
-        self.rpc[0].send_transaction(&tx).await.unwrap();
+        Ok(hash)
+    }
+
+    /// Member `m`'s account as node 0 serves it.
+    async fn account(&self, m: usize) -> cairn_rpc::AccountInfo {
+        let address = Address(self.members[m].verifying_key().to_bytes());
+        self.rpc[0].account(&address).await.unwrap()
+    }
+
+    /// Proposes `action` (member 0), approves it (member 1) and waits until `done` holds
+    /// for member `m`'s account.
+    async fn govern_account(
+        &mut self,
+        proposal_id: u64,
+        action: GovAction,
+        m: usize,
+        done: impl Fn(&cairn_rpc::AccountInfo) -> bool,
+    ) {
+        self.submit(0, Action::Propose(action)).await;
+        self.submit(1, Action::Approve { proposal_id }).await;
+        let start = Instant::now();
+        while !done(&self.account(m).await) {
+            assert!(
+                start.elapsed() < WAIT,
+                "proposal {proposal_id} never executed"
+            );
+            sleep(POLL).await;
+        }
     }
 
     /// Proposes `action` (member 0) and approves it (member 1); returns once every running
@@ -405,6 +445,10 @@ async fn validators_join_and_leave_by_governance_and_a_fresh_node_syncs_across_e
             .is_none()
     );
 
+    // Its node names itself a validator now, without a restart.
+    let name = net.rpc[4].status().await.unwrap().validator_name;
+    assert_eq!(name.as_deref(), Some("validator-4"));
+
     // The new validator's votes are needed: with validator 3 stopped, the four left (of
     // five, equal power) reach a quorum only with node 4's votes.
     net.stop(3).await;
@@ -435,6 +479,14 @@ async fn validators_join_and_leave_by_governance_and_a_fresh_node_syncs_across_e
     .await;
     let current = net.rpc[1].validators().await.unwrap();
     assert!(current.iter().all(|v| v.address != removed));
+    let start = Instant::now();
+    while net.rpc[0].status().await.unwrap().validator_name.is_some() {
+        assert!(
+            start.elapsed() < WAIT,
+            "the removed node still names itself a validator"
+        );
+        sleep(POLL).await;
+    }
     net.stop(0).await;
 
     // The removed validator's key tries to vote in epoch 2, under its old index and under
@@ -481,6 +533,69 @@ async fn validators_join_and_leave_by_governance_and_a_fresh_node_syncs_across_e
     net.assert_agree(&[1, 2, 3, 4, 5]).await;
 
     for i in 1..6 {
+        net.stop(i).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissioned_transfers_follow_grants_and_revokes_on_running_nodes() {
+    let mut net = Net::generate_with(GENESIS_VALIDATORS, AccountsPolicy::Permissioned);
+    for i in 0..GENESIS_VALIDATORS {
+        net.start(i);
+    }
+    net.wait_height(0, 2).await;
+    let to = Address([9; 32]);
+    let transfer = Action::Transfer {
+        recipient: to,
+        amount: 10,
+    };
+    // Member 2's account holds no `transact`: refused with `not_permitted`, nothing changes.
+    let before = net.account(2).await;
+    assert!(!before.permissions.contains(Permission::Transact));
+    let err = net.send(2, transfer.clone()).await.unwrap_err();
+    assert_eq!(err.rejection_reason(), Some("not_permitted"), "{err}");
+    let h = net.height(0).await;
+    net.wait_height(0, h + 2).await;
+    assert_eq!(net.account(2).await, before);
+
+    // Granted: accepted and final.
+    let account = Address(net.members[2].verifying_key().to_bytes());
+    let grant = GovAction::Grant {
+        account,
+        permission: Permission::Transact,
+    };
+    net.govern_account(1, grant, 2, |a| {
+        a.permissions.contains(Permission::Transact)
+    })
+    .await;
+    let hash = net.send(2, transfer.clone()).await.unwrap();
+    let status = net.rpc[0]
+        .wait_for_finality(&hash, 30_000, 100)
+        .await
+        .unwrap();
+    assert!(
+        matches!(status, cairn_rpc::TxStatus::Finalized { .. }),
+        "{status:?}"
+    );
+    assert_eq!(net.rpc[0].balance(&to).await.unwrap(), 10);
+
+    // Revoked: refused again, nothing changes.
+    let revoke = GovAction::Revoke {
+        account,
+        permission: Permission::Transact,
+    };
+    net.govern_account(2, revoke, 2, |a| {
+        !a.permissions.contains(Permission::Transact)
+    })
+    .await;
+    let before = net.account(2).await;
+    let err = net.send(2, transfer).await.unwrap_err();
+    assert_eq!(err.rejection_reason(), Some("not_permitted"), "{err}");
+    let h = net.height(0).await;
+    net.wait_height(0, h + 2).await;
+    assert_eq!(net.account(2).await, before);
+    assert_eq!(net.rpc[0].balance(&to).await.unwrap(), 10);
+    for i in 0..GENESIS_VALIDATORS {
         net.stop(i).await;
     }
 }

@@ -59,7 +59,7 @@ async fn stored_evidence_is_served_and_verifies() {
         syncing: AtomicBool::new(false),
         metrics: Metrics::new(),
         moniker: "t".into(),
-        validator_name: None,
+        validator_key: None,
         verifier: cairn_node::verifier::Verifier::spawn("t".into(), 1),
         mempool_full: AtomicBool::new(false),
     });

@@ -29,7 +29,8 @@ pub struct Status {
     pub syncing: bool,
     /// Version of the node software (`cairn-node` crate version).
     pub node_version: String,
-    /// The validator this node runs as, if it is one.
+    /// The validator this node runs as, if its consensus key is in the running epoch's set
+    /// (it changes with governance, without a restart).
     #[serde(default)]
     pub validator_name: Option<String>,
 }

@@ -30,6 +30,7 @@ signed_transaction 300 -
 block 65536 -
 signature_batch 4096 -
 consensus_message 4096 -
+epoch_message 4200 -
 certificate 4096 -
 evidence 400 -
 genesis_json 16384 json.dict

@@ -113,6 +113,43 @@ pub fn consensus_message(data: &[u8]) {
     }
 }
 
+/// `EpochMessage::decode` (the consensus topic's payload since epochs): refuses input over
+/// `EpochMessage::BYTES_MAX` as `Oversize`; a decoded envelope re-encodes to exactly the
+/// input, a byte appended is refused, and the inner message passes [`consensus_message`]'s
+/// checks; a vote or certificate verifies against the fixed set under its epoch's
+/// namespace (`epoch_namespace(NAMESPACE, epoch)`) only if it is well-formed.
+pub fn epoch_message(data: &[u8]) {
+    use crate::{EpochMessage, epoch_namespace};
+    let decoded = EpochMessage::decode(data);
+    if data.len() > EpochMessage::BYTES_MAX {
+        assert!(matches!(decoded, Err(MessageError::Oversize { .. })));
+        return;
+    }
+    let Ok(envelope) = decoded else { return };
+    let bytes = envelope.encode();
+    assert_eq!(bytes, data, "decode→encode is not the identity");
+    let mut longer = data.to_vec();
+    longer.push(0);
+    assert!(
+        EpochMessage::decode(&longer).is_err(),
+        "trailing byte accepted"
+    );
+    consensus_message(&envelope.message.encode());
+    let namespace = epoch_namespace(&NAMESPACE, envelope.epoch);
+    match &envelope.message {
+        Message::Vote(vote) => {
+            if vote.verify(&namespace, validator_set()).is_ok() {
+                assert!(vote.kind.check().is_ok());
+            }
+        }
+        Message::Certificate(cert) => {
+            if cert.verify(&namespace, validator_set()).is_ok() {
+                check_verified_certificate(cert);
+            }
+        }
+    }
+}
+
 /// A [`Certificate`] from borsh, as the node decodes one stored with a synced block
 /// (`borsh::from_slice`, inside a size-bounded sync response): a decoded certificate
 /// re-encodes to exactly the input; `verify` against the fixed set never panics and
@@ -225,6 +262,18 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             .map(Message::Vote)
             .chain(certs().into_iter().map(Message::Certificate))
             .map(|m| m.encode())
+            .collect(),
+        "epoch_message" => votes()
+            .into_iter()
+            .map(Message::Vote)
+            .chain(certs().into_iter().map(Message::Certificate))
+            .map(|m| {
+                crate::EpochMessage {
+                    epoch: 0,
+                    message: m,
+                }
+                .encode()
+            })
             .collect(),
         "certificate" => certs()
             .iter()

@@ -871,6 +871,9 @@ impl Driver {
         self.pending_build = None;
         self.proposing = None;
         self.finalized_waiting.clear();
+        // The new set's nodes skip admission from now on (as the genesis set's do).
+        self.net
+            .exempt(set.peers.iter().flatten().copied().collect());
         self.params.set_epoch(set);
         self.sync.set_epoch(next, self.params.validators.clone());
         let now_ms = self.now_ms();

@@ -157,11 +157,43 @@ pub fn sync_response(data: &[u8]) {
                 if let Some(cert) = &synced.certificate {
                     cairn_consensus::fuzzing::certificate(cert);
                 }
+                if let Some(bytes) = &synced.epoch_proof {
+                    epoch_proof(&synced.block, bytes);
+                }
             }
         }
         SyncResponse::Block(Some(block)) => block.transactions.iter().for_each(check_tx),
         SyncResponse::Transactions(txs) => txs.iter().for_each(check_tx),
         _ => {}
+    }
+}
+
+/// A synced boundary block's `epoch_proof` (borsh `StoredEpochProof`): a decoded proof
+/// re-encodes to exactly the input, and checking it against `block` and the fixed set
+/// never panics; one that verifies lists its boundary last and one header per suffix block.
+fn epoch_proof(block: &cairn_ledger::Block, bytes: &[u8]) {
+    let Ok(stored) = borsh::from_slice::<crate::sync::StoredEpochProof>(bytes) else {
+        return;
+    };
+    assert_eq!(
+        borsh::to_vec(&stored).expect("borsh to Vec never fails"),
+        bytes,
+        "decode→encode is not the identity"
+    );
+    let hash = block.hash();
+    let set = cairn_consensus::fuzzing::validator_set();
+    if stored
+        .verify(
+            &block.header,
+            hash,
+            &cairn_consensus::fuzzing::NAMESPACE,
+            stored.proof.epoch,
+            set,
+        )
+        .is_ok()
+    {
+        assert_eq!(stored.proof.blocks.last().map(|d| d.0), Some(hash.0));
+        assert_eq!(stored.suffix.len() + 1, stored.proof.blocks.len());
     }
 }
 

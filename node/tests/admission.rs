@@ -645,3 +645,54 @@ async fn connections_per_ip_are_limited_except_for_validators() {
     w.net.shutdown().await;
     v.net.shutdown().await;
 }
+
+/// A validator added by governance: a connected peer without a proof, pending admission,
+/// is exempt once the node learns the new set (`NetworkHandle::exempt`), is announced to the
+/// application and receives gossip; a peer never exempted stays pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_peer_exempted_at_runtime_is_admitted_at_once() {
+    const DEADLINE_MS: u64 = 30_000;
+    let (kv, validator) = keypair_and_id();
+    let mut v = Node::start(kv, &[], admission(&[validator], None, DEADLINE_MS)).await;
+    let (kn, newcomer) = keypair_and_id();
+    let (ko, other) = keypair_and_id();
+    let mut n = Node::start(kn, &[&v], admission(&[validator], None, DEADLINE_MS)).await;
+    let o = Node::start(ko, &[&v], admission(&[validator], None, DEADLINE_MS)).await;
+    let start = Instant::now();
+    while v.status_of(newcomer).await != Some(AdmissionStatus::Pending)
+        || v.status_of(other).await != Some(AdmissionStatus::Pending)
+    {
+        assert!(start.elapsed() < WAIT, "the peers never connected");
+        sleep(Duration::from_millis(50)).await;
+    }
+    v.drain();
+    v.net.exempt(vec![newcomer]);
+    while v.status_of(newcomer).await != Some(AdmissionStatus::Exempt) {
+        assert!(start.elapsed() < WAIT, "the exempted peer stayed pending");
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(v.status_of(other).await, Some(AdmissionStatus::Pending));
+    let (_, connected) = v.drain();
+    assert_eq!(
+        connected,
+        vec![newcomer],
+        "announced once exempt, the other not at all"
+    );
+    // Gossip reaches the exempted peer (it joins the mesh once its score allows).
+    let mut received = false;
+    for i in 0..100 {
+        let _ = v
+            .net
+            .publish(Topic::Blocks, format!("e{i}").into_bytes())
+            .await;
+        sleep(Duration::from_millis(100)).await;
+        if !n.drain().0.is_empty() {
+            received = true;
+            break;
+        }
+    }
+    assert!(received, "the exempted peer received no gossip");
+    for node in [n, o, v] {
+        node.net.shutdown().await;
+    }
+}

@@ -999,6 +999,9 @@ enum Command {
         peer: PeerId,
         fault: PeerFault,
     },
+    Exempt {
+        peers: Vec<PeerId>,
+    },
     Shutdown,
 }
 
@@ -1088,6 +1091,16 @@ impl NetworkHandle {
     /// score. Does not wait; dropped if the command queue is full (the next fault counts).
     pub fn penalize(&self, peer: PeerId, fault: PeerFault) {
         let _ = self.try_command(Command::Penalize { peer, fault });
+    }
+
+    /// Adds `peers` (a new epoch's validators) to the peers exempt from admission, as
+    /// [`AdmissionConfig::exempt`] at start: a connected one still pending is treated as
+    /// exempt at once. Exemptions are never withdrawn while the node runs (a removed
+    /// validator's peer stays exempt until a restart). Beyond [`ADMISSION_EXEMPT_MAX`]
+    /// entries, further peers are not added (logged). Never blocks (dropped if the command
+    /// queue is full; the next epoch sends the set again).
+    pub fn exempt(&self, peers: Vec<PeerId>) {
+        let _ = self.try_command(Command::Exempt { peers });
     }
 
     /// Sends a sync request (at most [`NetworkConfig::sync_request_bytes_max`] bytes) to a

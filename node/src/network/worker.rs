@@ -22,13 +22,13 @@ use tracing::{debug, info, trace, warn};
 
 use super::codec::{FrameError, SyncCodec};
 use super::{
-    ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES, ADMISSION_SWEEP_INTERVAL, AGENT_VERSION,
-    APP_SCORE_UNADMITTED, AdmissionConfig, AdmissionStatus, BANS_MAX, Command, Counters,
-    GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
-    IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError,
-    NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT,
-    SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX, SYNC_STREAMS_PER_CONNECTION_MAX, Topic,
-    VALIDATOR_IPS_MAX, split_peer_addr,
+    ADMISSION_EXEMPT_MAX, ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES,
+    ADMISSION_SWEEP_INTERVAL, AGENT_VERSION, APP_SCORE_UNADMITTED, AdmissionConfig,
+    AdmissionStatus, BANS_MAX, Command, Counters, GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL,
+    HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT, IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT,
+    MessageId, NetworkConfig, NetworkError, NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken,
+    SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX,
+    SYNC_STREAMS_PER_CONNECTION_MAX, Topic, VALIDATOR_IPS_MAX, split_peer_addr,
 };
 
 /// Gossipsub mesh degree and bounds, sized for 4–10 node networks.
@@ -681,6 +681,7 @@ impl Worker {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
             Command::Penalize { peer, fault } => self.penalize(peer, fault),
+            Command::Exempt { peers } => self.add_exempt(peers),
             Command::Shutdown => unreachable!("handled by the run loop"),
         }
     }
@@ -1111,6 +1112,36 @@ impl Worker {
                     self.refuse(peer, "invalid proof of work");
                 }
                 valid
+            }
+        }
+    }
+
+    /// [`NetworkHandle::exempt`]: new exemptions, applied to connected pending peers now.
+    fn add_exempt(&mut self, peers: Vec<PeerId>) {
+        for peer in peers {
+            if self.admission.exempt.contains(&peer) {
+                continue;
+            }
+            if self.admission.exempt.len() >= ADMISSION_EXEMPT_MAX {
+                warn!(%peer, "admission exemptions full; validator peer not exempt");
+                continue;
+            }
+            self.admission.exempt.insert(peer);
+            let pending = self
+                .peer_admission
+                .get(&peer)
+                .is_some_and(|a| a.status == AdmissionStatus::Pending);
+            if pending {
+                if let Some(a) = self.peer_admission.get_mut(&peer) {
+                    a.status = AdmissionStatus::Exempt;
+                }
+                let score = self.admitted_app_score(&peer);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .set_application_score(&peer, score);
+                info!(%peer, "peer exempt from admission (validator of a new epoch)");
+                self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
             }
         }
     }

@@ -2,11 +2,17 @@
 //!
 //! A non-validator peer is admitted to the mesh only after presenting a nonce such that
 //! `blake3::derive_key(`[`POW_DOMAIN`]`, genesis_hash ‖ peer_id_bytes ‖ nonce_le)` has at
-//! least `D` leading zero bits, `D` = genesis `params.admission_difficulty_bits`. `D = 0`
-//! disables admission. The solution is computed once per identity (and genesis) and stored
-//! beside the node key in [`POW_FILE`].
+//! least `D` leading zero bits, `D` = the chain's `params.admission_difficulty_bits` (genesis's,
+//! as changed by governance). `D = 0` disables admission. The solution is computed once per
+//! identity (and genesis) and stored beside the node key in [`POW_FILE`].
+//!
+//! `D` can change on a running chain (governance `set_params`). The network layer then
+//! solves again, at most once per distinct higher difficulty, with [`solve_cancellable`]
+//! (stopped at shutdown) and stores the stronger solution with [`store`]; see
+//! `docs/admission.md` ("Learning a higher difficulty") for when it does.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -40,6 +46,9 @@ pub enum AdmissionError {
     /// No solution within the attempt bound.
     #[error("no solution at {bits} bits within {attempts} attempts")]
     Exhausted { bits: u8, attempts: u64 },
+    /// The search was stopped (see [`solve_cancellable`]) before it found a solution.
+    #[error("search at {bits} bits cancelled after {attempts} attempts")]
+    Cancelled { bits: u8, attempts: u64 },
     /// The solution file could not be read or written.
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: String },
@@ -72,11 +81,39 @@ pub fn verify(genesis_hash: &[u8; 32], peer: &PeerId, nonce: u64, bits: u8) -> b
     bits == 0 || leading_zero_bits(&pow_hash(genesis_hash, peer, nonce)) >= u32::from(bits)
 }
 
+/// The strength of `nonce` as a proof for `peer`: the leading zero bits of its hash, capped
+/// at [`DIFFICULTY_BITS_MAX`]. The proof is valid at every difficulty up to this value (a
+/// solution searched for `D` bits often has a few more).
+pub fn proof_bits(genesis_hash: &[u8; 32], peer: &PeerId, nonce: u64) -> u8 {
+    let bits = leading_zero_bits(&pow_hash(genesis_hash, peer, nonce));
+    bits.min(u32::from(DIFFICULTY_BITS_MAX)) as u8
+}
+
 /// Searches nonces from 0 upwards; logs progress (attempts/s) every [`PROGRESS_INTERVAL`].
 ///
 /// # Errors
 /// [`AdmissionError::Difficulty`], [`AdmissionError::Exhausted`].
 pub fn solve(genesis_hash: &[u8; 32], peer: &PeerId, bits: u8) -> Result<u64, AdmissionError> {
+    solve_cancellable(genesis_hash, peer, bits, &AtomicBool::new(false))
+}
+
+/// Attempts between two checks of the cancel flag of [`solve_cancellable`] (about a
+/// millisecond of hashing).
+pub const CANCEL_CHECK_ATTEMPTS: u64 = 4096;
+
+/// [`solve`] that gives up with [`AdmissionError::Cancelled`] soon (within
+/// [`CANCEL_CHECK_ATTEMPTS`] attempts) after `cancel` becomes `true`. Blocking: call from
+/// `spawn_blocking`.
+///
+/// # Errors
+/// [`AdmissionError::Difficulty`], [`AdmissionError::Exhausted`],
+/// [`AdmissionError::Cancelled`].
+pub fn solve_cancellable(
+    genesis_hash: &[u8; 32],
+    peer: &PeerId,
+    bits: u8,
+    cancel: &AtomicBool,
+) -> Result<u64, AdmissionError> {
     if bits > DIFFICULTY_BITS_MAX {
         return Err(AdmissionError::Difficulty {
             bits,
@@ -96,6 +133,12 @@ pub fn solve(genesis_hash: &[u8; 32], peer: &PeerId, bits: u8) -> Result<u64, Ad
                 "admission proof of work solved"
             );
             return Ok(nonce);
+        }
+        if nonce % CANCEL_CHECK_ATTEMPTS == 0 && cancel.load(Ordering::Relaxed) {
+            return Err(AdmissionError::Cancelled {
+                bits,
+                attempts: nonce,
+            });
         }
         if nonce % 65_536 == 0 && last_log.elapsed() >= PROGRESS_INTERVAL {
             last_log = Instant::now();
@@ -166,24 +209,45 @@ pub fn load_or_solve(
     }
     info!(bits, path = %path.display(), "solving admission proof of work for this identity (once)");
     let nonce = solve(genesis_hash, peer, bits)?;
+    store(path, genesis_hash, peer, bits, nonce)?;
+    Ok(Some(nonce))
+}
+
+/// Writes `nonce` (a solution at `bits` for `peer` on `genesis_hash`) to `path`, replacing
+/// the file at once (written beside it, then renamed), so that a crash leaves either the
+/// old file or the new one. Blocking.
+///
+/// # Errors
+/// [`AdmissionError::Io`].
+pub fn store(
+    path: &Path,
+    genesis_hash: &[u8; 32],
+    peer: &PeerId,
+    bits: u8,
+    nonce: u64,
+) -> Result<(), AdmissionError> {
+    let io = |e: &dyn std::fmt::Display| AdmissionError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     let file = PowFile {
         genesis_hash: hex::encode(genesis_hash),
         peer_id: peer.to_string(),
         difficulty_bits: bits,
         nonce,
     };
-    let text = serde_json::to_string_pretty(&file).map_err(|e| AdmissionError::Io {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
-    std::fs::write(path, text).map_err(|e| AdmissionError::Io {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
-    Ok(Some(nonce))
+    let text = serde_json::to_string_pretty(&file).map_err(|e| io(&e))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).map_err(|e| io(&e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(&e))
 }
 
-fn load(path: &Path, genesis_hash: &[u8; 32], peer: &PeerId, bits: u8) -> Option<u64> {
+/// The solution stored at `path` if it is valid for this genesis and peer at `bits` (a
+/// solution for a higher difficulty also counts); `None` otherwise (no file, larger than
+/// [`POW_FILE_BYTES_MAX`], malformed, or not valid).
+pub fn load(path: &Path, genesis_hash: &[u8; 32], peer: &PeerId, bits: u8) -> Option<u64> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.len() > POW_FILE_BYTES_MAX {
         return None;
@@ -248,5 +312,65 @@ mod tests {
         assert_eq!(load(&path, &g, &PeerId::random(), 8), None);
         std::fs::write(&path, "x".repeat(POW_FILE_BYTES_MAX as usize + 1)).unwrap();
         assert_eq!(load(&path, &g, &peer, 8), None);
+    }
+
+    #[test]
+    fn a_stronger_solution_replaces_the_stored_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(POW_FILE);
+        let g = [5u8; 32];
+        let peer = PeerId::random();
+        let weak = load_or_solve(&path, &g, &peer, 4).unwrap().unwrap();
+        let strong = solve(&g, &peer, 10).unwrap();
+        assert!(proof_bits(&g, &peer, strong) >= 10);
+        if proof_bits(&g, &peer, weak) < 10 {
+            assert_eq!(
+                load(&path, &g, &peer, 10),
+                None,
+                "the weak proof is not enough"
+            );
+        }
+        store(&path, &g, &peer, 10, strong).unwrap();
+        assert_eq!(load(&path, &g, &peer, 10), Some(strong));
+        // Valid at every lower difficulty too, so a restart at a lower one reuses it.
+        assert_eq!(load_or_solve(&path, &g, &peer, 4).unwrap(), Some(strong));
+        assert!(!dir.path().join(format!("{POW_FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn proof_bits_are_the_leading_zeros_capped_at_the_maximum() {
+        let g = [6u8; 32];
+        let peer = PeerId::random();
+        for nonce in 0..64 {
+            let lz = leading_zero_bits(&pow_hash(&g, &peer, nonce));
+            let bits = proof_bits(&g, &peer, nonce);
+            assert_eq!(u32::from(bits), lz.min(u32::from(DIFFICULTY_BITS_MAX)));
+            assert!(verify(&g, &peer, nonce, bits));
+            if bits < DIFFICULTY_BITS_MAX {
+                assert!(!verify(&g, &peer, nonce, bits + 1));
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancelled_search_stops_at_once() {
+        let g = [7u8; 32];
+        let peer = PeerId::random();
+        let cancel = AtomicBool::new(true);
+        let start = Instant::now();
+        // 32 bits would take minutes; cancelled, it stops at the first check.
+        match solve_cancellable(&g, &peer, DIFFICULTY_BITS_MAX, &cancel) {
+            Err(AdmissionError::Cancelled { bits, attempts }) => {
+                assert_eq!(bits, DIFFICULTY_BITS_MAX);
+                assert_eq!(attempts, 0);
+            }
+            // The first nonce may be a solution, in which case nothing is searched.
+            Ok(n) => assert_eq!(n, 0),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        cancel.store(false, Ordering::Relaxed);
+        let n = solve_cancellable(&g, &peer, 6, &cancel).unwrap();
+        assert!(verify(&g, &peer, n, 6));
     }
 }

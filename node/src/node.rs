@@ -397,6 +397,7 @@ pub async fn run(
         genesis_hash: genesis_hash.0,
         exempt,
         own_nonce,
+        pow_file: Some(home.join(crate::admission::POW_FILE)),
         deadline_ms: config.p2p.admission_deadline_ms,
         ban_duration_ms: config.p2p.ban_duration_ms,
         initial_bans,

@@ -696,3 +696,310 @@ async fn a_pending_peer_exempted_at_runtime_is_admitted_at_once() {
         node.net.shutdown().await;
     }
 }
+
+/// Admission settings at `bits` leading zero bits (instead of [`BITS`]).
+fn admission_at(
+    bits: u8,
+    exempt: &[PeerId],
+    own_nonce: Option<u64>,
+    deadline_ms: u64,
+) -> AdmissionConfig {
+    AdmissionConfig {
+        difficulty_bits: bits,
+        ..admission(exempt, own_nonce, deadline_ms)
+    }
+}
+
+/// Waits (bounded) until `node` applied the required difficulty `bits`.
+async fn wait_difficulty(node: &Node, bits: u8) {
+    let start = Instant::now();
+    loop {
+        let info = node.net.admission_info().await.expect("running");
+        if info.difficulty_bits == bits {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "difficulty {bits} never applied: {info:?}"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (bounded) until `node` sees `peer` with `status`.
+async fn wait_status(node: &Node, peer: PeerId, status: AdmissionStatus, what: &str) {
+    let start = Instant::now();
+    loop {
+        let now = node.status_of(peer).await;
+        if now == Some(status) {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "{what}: {now:?}, not {status:?}");
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Drains pending events; returns the peers connected and disconnected, in order.
+fn lifecycle(node: &mut Node) -> (Vec<PeerId>, Vec<PeerId>) {
+    let mut connected = Vec::new();
+    let mut disconnected = Vec::new();
+    for _ in 0..10_000 {
+        match node.events.try_recv() {
+            Ok(NetworkEvent::PeerConnected { peer }) => connected.push(peer),
+            Ok(NetworkEvent::PeerDisconnected { peer }) => disconnected.push(peer),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    (connected, disconnected)
+}
+
+/// A keypair whose empty proof (nonce 0) is below `bits`, so that it is refused at `bits`.
+fn keypair_refused_at(bits: u8) -> (Keypair, PeerId) {
+    (0..1000)
+        .map(|_| keypair_and_id())
+        .find(|(_, id)| admission::proof_bits(&GENESIS, id, 0) < bits)
+        .expect("almost every identity's nonce 0 is below a few bits")
+}
+
+/// Governance raises the difficulty (`set_admission_difficulty`, from 4 to 8 bits): a peer
+/// admitted before keeps its connection and status; a joining peer whose stored proof was
+/// made for 4 bits is refused, learns the 8 bits from the refusal (`[1, 8]`), solves again,
+/// stores the new proof in its pow file and is admitted on its redial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raised_difficulty_refuses_a_stale_proof_which_is_solved_again_and_admitted() {
+    const LOW: u8 = 4;
+    const HIGH: u8 = 8;
+    let (kv, validator) = keypair_and_id();
+    let (ka, early) = keypair_and_id();
+    let (kb, late) = keypair_and_id();
+    let mut v = Node::start(kv, &[], admission_at(LOW, &[validator], None, 5000)).await;
+    let a_nonce = admission::solve(&GENESIS, &early, LOW).unwrap();
+    let mut a = Node::start(
+        ka,
+        &[&v],
+        admission_at(LOW, &[validator], Some(a_nonce), 5000),
+    )
+    .await;
+    wait_status(&v, early, AdmissionStatus::Admitted, "early peer admitted").await;
+    wait_status(&a, validator, AdmissionStatus::Exempt, "validator exempt").await;
+    lifecycle(&mut v);
+    lifecycle(&mut a);
+
+    v.net.set_admission_difficulty(HIGH);
+    wait_difficulty(&v, HIGH).await;
+
+    // The late peer's proof is good for LOW bits but not for HIGH, and is what its pow file
+    // holds (as after a start on a chain state that still said LOW).
+    let stale = (0..u64::MAX)
+        .find(|n| (LOW..HIGH).contains(&admission::proof_bits(&GENESIS, &late, *n)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pow_file = dir.path().join(admission::POW_FILE);
+    admission::store(&pow_file, &GENESIS, &late, LOW, stale).unwrap();
+    let mut adm_b = admission_at(LOW, &[validator], Some(stale), 5000);
+    adm_b.pow_file = Some(pow_file.clone());
+    let started = Instant::now();
+    let b = Node::start_redialing(kb, &[&v], adm_b).await;
+    wait_status(
+        &v,
+        late,
+        AdmissionStatus::Admitted,
+        "late peer admitted after re-solving",
+    )
+    .await;
+    println!(
+        "stale proof refused, solved again and admitted after {:?}",
+        started.elapsed()
+    );
+
+    assert!(
+        v.net.stats().peers_refused >= 1,
+        "the stale proof was refused first"
+    );
+    assert_eq!(v.net.stats().peers_admitted, 2);
+    assert_eq!(
+        b.net.stats().admission_proofs_solved,
+        1,
+        "exactly one solve"
+    );
+    let info = b.net.admission_info().await.unwrap();
+    assert!(
+        info.own_proof_bits.is_some_and(|bits| bits >= HIGH),
+        "{info:?}"
+    );
+    assert_eq!(info.solving_bits, None);
+    assert_eq!(
+        info.difficulty_bits, LOW,
+        "what b requires is its own chain's business"
+    );
+    let stored = admission::load(&pow_file, &GENESIS, &late, HIGH).expect("new proof stored");
+    assert!(admission::verify(&GENESIS, &late, stored, HIGH));
+
+    // The early peer never left.
+    assert_eq!(v.status_of(early).await, Some(AdmissionStatus::Admitted));
+    assert_eq!(a.status_of(validator).await, Some(AdmissionStatus::Exempt));
+    let (connected, disconnected) = lifecycle(&mut v);
+    assert_eq!(
+        connected,
+        vec![late],
+        "only the late peer is announced, once admitted"
+    );
+    assert!(
+        !disconnected.contains(&early),
+        "the early peer stayed connected"
+    );
+    let (_, disconnected) = lifecycle(&mut a);
+    assert!(
+        disconnected.is_empty(),
+        "the early peer kept its connection"
+    );
+    for node in [b, a, v] {
+        node.net.shutdown().await;
+    }
+}
+
+/// Admission off, on, off at runtime: peers connected while it was off stay; a new peer
+/// without a proof sends the empty one, is refused with the required bits, solves and is
+/// admitted on its redial; when admission is turned off again a pending peer is admitted at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_turned_on_and_off_at_runtime() {
+    const ON: u8 = 6;
+    let (kv, validator) = keypair_and_id();
+    let (ka, before) = keypair_and_id();
+    let (kc, joiner) = keypair_refused_at(ON);
+    let (kp, pending) = keypair_and_id();
+    let mut v = Node::start(kv, &[], admission_at(0, &[validator], None, 30_000)).await;
+    let a = Node::start(ka, &[&v], admission_at(0, &[validator], None, 30_000)).await;
+    wait_status(
+        &v,
+        before,
+        AdmissionStatus::Disabled,
+        "peer connected while off",
+    )
+    .await;
+
+    v.net.set_admission_difficulty(ON);
+    wait_difficulty(&v, ON).await;
+    lifecycle(&mut v);
+
+    // The joiner's chain view still says 0: it has no proof and sends nonce 0.
+    let joined = Instant::now();
+    let c = Node::start_redialing(kc, &[&v], admission_at(0, &[validator], None, 30_000)).await;
+    wait_status(
+        &v,
+        joiner,
+        AdmissionStatus::Admitted,
+        "joiner admitted after solving",
+    )
+    .await;
+    println!(
+        "empty proof refused, solved and admitted after {:?}",
+        joined.elapsed()
+    );
+    assert!(
+        v.net.stats().peers_refused >= 1,
+        "the empty proof was refused first"
+    );
+    assert_eq!(c.net.stats().admission_proofs_solved, 1);
+    let info = c.net.admission_info().await.unwrap();
+    assert!(info.own_proof_bits.is_some_and(|b| b >= ON), "{info:?}");
+    assert_eq!(v.status_of(before).await, Some(AdmissionStatus::Disabled));
+
+    // A peer that does not prove (its chain requires ON bits, it has no proof) waits.
+    let p = Node::start(kp, &[&v], admission_at(ON, &[validator], None, 30_000)).await;
+    wait_status(&v, pending, AdmissionStatus::Pending, "pending peer").await;
+    let (connected, _) = lifecycle(&mut v);
+    assert!(!connected.contains(&pending));
+
+    let off = Instant::now();
+    v.net.set_admission_difficulty(0);
+    wait_status(
+        &v,
+        pending,
+        AdmissionStatus::Disabled,
+        "pending peer admitted at once",
+    )
+    .await;
+    println!(
+        "pending peer admitted {:?} after admission was turned off",
+        off.elapsed()
+    );
+    let (connected, disconnected) = lifecycle(&mut v);
+    assert_eq!(connected, vec![pending], "announced once admitted");
+    assert!(disconnected.is_empty(), "{disconnected:?}");
+    assert_eq!(v.status_of(before).await, Some(AdmissionStatus::Disabled));
+    assert_eq!(v.status_of(joiner).await, Some(AdmissionStatus::Admitted));
+    for node in [p, c, a, v] {
+        node.net.shutdown().await;
+    }
+}
+
+/// Only validators and bootstrap peers can make a node solve: a refusal demanding 30 bits
+/// from a peer that is neither starts nothing (counted), while a validator's demand for 8
+/// bits is solved once, after which that validator admits the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_validators_and_bootstrap_peers_can_make_a_node_solve() {
+    const OWN: u8 = 4;
+    const LIAR: u8 = 30;
+    const HIGH: u8 = 8;
+    let (kb, node) = keypair_and_id();
+    let (kx, _liar) = keypair_and_id();
+    let (kw, validator) = keypair_and_id();
+    let nonce = (0..u64::MAX)
+        .find(|n| (OWN..HIGH).contains(&admission::proof_bits(&GENESIS, &node, *n)))
+        .unwrap();
+    let b = Node::start(
+        kb,
+        &[],
+        admission_at(OWN, &[validator], Some(nonce), 30_000),
+    )
+    .await;
+    // The liar dials b (so it is not b's bootstrap peer) and requires 30 bits of it.
+    let x = Node::start(kx, &[&b], admission_at(LIAR, &[validator], None, 30_000)).await;
+    let start = Instant::now();
+    while b.net.stats().admission_claims_ignored == 0 {
+        assert!(start.elapsed() < WAIT, "the liar's refusal never arrived");
+        sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "untrusted 30-bit demand ignored after {:?}",
+        start.elapsed()
+    );
+    let info = b.net.admission_info().await.unwrap();
+    assert_eq!(
+        info.solving_bits, None,
+        "no solve for an untrusted demand: {info:?}"
+    );
+    assert_eq!(b.net.stats().admission_proofs_solved, 0);
+    assert_eq!(
+        info.own_proof_bits,
+        Some(admission::proof_bits(&GENESIS, &node, nonce))
+    );
+
+    // A validator (exempt at b, though not its bootstrap peer) requiring 8 bits.
+    let asked = Instant::now();
+    let w = Node::start_redialing(kw, &[&b], admission_at(HIGH, &[validator], None, 30_000)).await;
+    wait_status(
+        &w,
+        node,
+        AdmissionStatus::Admitted,
+        "b admitted by the validator",
+    )
+    .await;
+    println!(
+        "validator's 8-bit demand solved and b admitted after {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(b.net.stats().admission_proofs_solved, 1);
+    assert!(w.net.stats().peers_refused >= 1);
+    let info = b.net.admission_info().await.unwrap();
+    assert!(
+        info.own_proof_bits.is_some_and(|bits| bits >= HIGH),
+        "{info:?}"
+    );
+    for n in [w, x, b] {
+        n.net.shutdown().await;
+    }
+}

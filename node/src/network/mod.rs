@@ -52,15 +52,20 @@
 //! [`SYNC_STREAMS_PER_CONNECTION_MAX`] concurrent sync streams exist per connection. The
 //! payload is opaque to this module.
 //!
-//! ## Admission `/cairn/{namespace}/admission/1`
+//! ## Admission `/cairn/{namespace}/admission/2`
 //!
-//! When [`AdmissionConfig::difficulty_bits`] is non-zero, a peer that is not in
-//! [`AdmissionConfig::exempt`] (the genesis validators) must prove a proof-of-work identity
-//! (see [`crate::admission`]) before it takes part in gossip. Each non-exempt node sends its
+//! When the required difficulty ([`AdmissionConfig::difficulty_bits`] at start, then each
+//! [`NetworkHandle::set_admission_difficulty`]) is non-zero, a peer that is not in
+//! [`AdmissionConfig::exempt`] (the validators) must prove a proof-of-work identity (see
+//! [`crate::admission`]) before it takes part in gossip. Each non-exempt node sends its
 //! proof to every peer as soon as a connection is established (so admission is mutual and
 //! takes one round trip): one request frame of exactly [`ADMISSION_REQUEST_BYTES`] bytes
-//! (the nonce, `u64` little-endian), answered by one frame of [`ADMISSION_RESPONSE_BYTES`]
-//! byte (`0` admitted, `1` refused), framed like the sync protocol.
+//! (the nonce, `u64` little-endian), answered by one frame of exactly
+//! [`ADMISSION_RESPONSE_BYTES`] bytes `[status, required_bits]`: `status` 0 admitted, 1
+//! refused; `required_bits` the responder's current difficulty. Frames are framed like the
+//! sync protocol (the length is checked before anything is read); a response of another
+//! length or status is ignored (logged). Version 2 added `required_bits` (version 1 answered
+//! one status byte); the two versions do not talk to each other.
 //!
 //! Until admitted, the peer's gossipsub application-specific score is
 //! [`APP_SCORE_UNADMITTED`] (weight 1), far below the graylist threshold: gossipsub neither
@@ -70,8 +75,54 @@
 //! sync requests from an unadmitted peer. A peer that has not proved within
 //! [`AdmissionConfig::deadline_ms`] of connecting, or whose proof is wrong (wrong length,
 //! too few zero bits, made for another peer id or another genesis), is disconnected.
-//! `difficulty_bits == 0` disables admission entirely (the pre-admission behaviour; the
-//! default of `ChainParams`).
+//! A difficulty of 0 disables admission (the default of `ChainParams`): every peer is
+//! admitted at once.
+//!
+//! ### Runtime changes of the difficulty
+//!
+//! Admission is decided once per connected peer, for as long as it stays connected (at
+//! least one connection open); a peer that reconnects proves again against the difficulty
+//! of that moment. So after [`NetworkHandle::set_admission_difficulty`]:
+//!
+//! - peers already admitted (or exempt, or connected while admission was off) stay
+//!   admitted; proofs received from now on are checked against the new value;
+//! - from 0 to D > 0: connected peers stay (status `disabled`), new ones must prove D;
+//! - from D to 0: connected peers still pending are admitted at once (status `disabled`,
+//!   [`NetworkEvent::PeerConnected`] delivered); peers already refused are still
+//!   disconnected and admitted when they reconnect;
+//! - from D to D′: pending peers must prove D′.
+//!
+//! The node's own proof follows the same value: a non-exempt node whose proof is weaker than
+//! the difficulty its own committed chain now requires solves again (see below).
+//!
+//! ### Learning a higher difficulty (re-solving)
+//!
+//! A node that has no proof and whose own difficulty is 0 (admission off on its chain
+//! view) still sends the empty proof (nonce 0) unless it is exempt, so that a peer requiring
+//! more refuses it and says how much. When a response refuses our proof with
+//! `required_bits` above our proof's strength ([`crate::admission::proof_bits`]), the node
+//! solves again for `required_bits` (blocking solver in `spawn_blocking`, bounded by
+//! `SOLVE_ATTEMPTS_FACTOR · 2^bits` attempts, cancelled at shutdown) only if
+//!
+//! - the refusing peer is trusted: a validator ([`AdmissionConfig::exempt`], which follows
+//!   [`NetworkHandle::exempt`]) or a bootstrap peer ([`NetworkConfig::bootstrap`], chosen by
+//!   the operator). Claims of other peers are ignored (counted in
+//!   [`NetworkStats::admission_claims_ignored`]): any identity can claim 32 bits;
+//! - `required_bits` ≤ [`crate::admission::DIFFICULTY_BITS_MAX`] (the largest difficulty
+//!   governance can set; larger claims are ignored and counted);
+//! - no solve was started for `required_bits` or more before (one solve per distinct
+//!   higher value, strictly increasing, so at most `DIFFICULTY_BITS_MAX` solves while the
+//!   node runs; a failed solve is not retried). One solve runs at a time; a higher trusted
+//!   claim that arrives meanwhile is solved for after it.
+//!
+//! [`NetworkHandle::set_admission_difficulty`] is trusted the same way (it is this node's
+//! own committed chain). A solved proof replaces the node's proof, is written to
+//! [`AdmissionConfig::pow_file`] (if set) and is sent at once to connected peers that have not
+//! answered our proof yet; a peer that already refused us disconnects us, and the new proof
+//! goes out on the next connection (bootstrap peers are redialed every
+//! [`NetworkConfig::redial_interval_ms`]). Counted in
+//! [`NetworkStats::admission_proofs_solved`]; [`NetworkHandle::admission_info`] shows the
+//! state. Exempt nodes (validators) never solve.
 //!
 //! ## Reputation
 //!
@@ -217,8 +268,9 @@ pub const NAMESPACE_LEN_MAX: usize = 64;
 /// Exact size of an admission request payload (the nonce, `u64` little-endian).
 pub const ADMISSION_REQUEST_BYTES: usize = 8;
 
-/// Exact size of an admission response payload (`0` admitted, `1` refused).
-pub const ADMISSION_RESPONSE_BYTES: usize = 1;
+/// Exact size of an admission response payload: `[status, required_bits]`, status `0`
+/// admitted or `1` refused, `required_bits` the responder's current difficulty.
+pub const ADMISSION_RESPONSE_BYTES: usize = 2;
 
 /// Most entries in [`AdmissionConfig::exempt`] (the genesis validator set is far smaller).
 pub const ADMISSION_EXEMPT_MAX: usize = 4096;
@@ -289,8 +341,10 @@ pub const DEFAULT_BANNED_IDENTITIES_PER_IP_MAX: u32 = 3;
 /// [`AdmissionConfig::disabled`] turns admission off (reputation bans still apply).
 #[derive(Clone)]
 pub struct AdmissionConfig {
-    /// Required leading zero bits (genesis `admission_difficulty_bits`); 0 disables
-    /// admission. At most [`crate::admission::DIFFICULTY_BITS_MAX`].
+    /// Required leading zero bits at start (the `admission_difficulty_bits` in force: genesis's
+    /// as changed by governance); 0 disables admission. At most
+    /// [`crate::admission::DIFFICULTY_BITS_MAX`]. Changed at runtime with
+    /// [`NetworkHandle::set_admission_difficulty`].
     pub difficulty_bits: u8,
     /// The genesis hash the proofs are bound to.
     pub genesis_hash: [u8; 32],
@@ -298,7 +352,12 @@ pub struct AdmissionConfig {
     /// [`ADMISSION_EXEMPT_MAX`].
     pub exempt: std::collections::HashSet<PeerId>,
     /// This node's proof (nonce); `None` if this node is exempt or admission is disabled.
+    /// Replaced at runtime by a stronger one when the node solves again (see the module
+    /// docs).
     pub own_nonce: Option<u64>,
+    /// Where a proof solved at runtime is stored (`<home>/admission_pow.json`, the file
+    /// [`crate::admission::load_or_solve`] reads at start); `None`: kept in memory only.
+    pub pow_file: Option<std::path::PathBuf>,
     /// How long a connected peer has to prove, milliseconds, ≥ 1.
     pub deadline_ms: u64,
     /// How long a ban lasts, milliseconds, ≥ 1.
@@ -340,6 +399,7 @@ impl fmt::Debug for AdmissionConfig {
             .field("difficulty_bits", &self.difficulty_bits)
             .field("exempt", &self.exempt.len())
             .field("own_nonce", &self.own_nonce)
+            .field("pow_file", &self.pow_file)
             .field("deadline_ms", &self.deadline_ms)
             .field("ban_duration_ms", &self.ban_duration_ms)
             .field("initial_bans", &self.initial_bans.len())
@@ -364,6 +424,7 @@ impl AdmissionConfig {
             genesis_hash: [0; 32],
             exempt: Default::default(),
             own_nonce: None,
+            pow_file: None,
             deadline_ms: 5000,
             ban_duration_ms: 3_600_000,
             initial_bans: Vec::new(),
@@ -448,6 +509,18 @@ impl AdmissionStatus {
             Self::Refused => "refused",
         }
     }
+}
+
+/// The node's own admission state, as returned by [`NetworkHandle::admission_info`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdmissionInfo {
+    /// The difficulty required of peers now (0: admission off).
+    pub difficulty_bits: u8,
+    /// The strength of this node's own proof ([`crate::admission::proof_bits`]); `None` if it
+    /// has none.
+    pub own_proof_bits: Option<u8>,
+    /// The difficulty of the solve running now, if any.
+    pub solving_bits: Option<u8>,
 }
 
 /// Configuration of the networking layer. All fields are required; check with
@@ -908,6 +981,13 @@ pub struct NetworkStats {
     pub connections_closed_ip_limit: u64,
     /// Provable peer faults recorded with [`NetworkHandle::penalize`].
     pub peer_faults: u64,
+    /// Proofs of work this node solved while running, for a higher difficulty (see the
+    /// module docs, "Learning a higher difficulty").
+    pub admission_proofs_solved: u64,
+    /// Refusals of our proof demanding more bits than it has that started no solve: the
+    /// refusing peer was neither a validator nor a bootstrap peer, or the demand exceeded
+    /// [`crate::admission::DIFFICULTY_BITS_MAX`].
+    pub admission_claims_ignored: u64,
 }
 
 #[derive(Debug, Default)]
@@ -929,6 +1009,8 @@ struct Counters {
     connections_closed_peer_limit: AtomicU64,
     connections_closed_ip_limit: AtomicU64,
     peer_faults: AtomicU64,
+    admission_proofs_solved: AtomicU64,
+    admission_claims_ignored: AtomicU64,
 }
 
 impl Counters {
@@ -956,6 +1038,8 @@ impl Counters {
             connections_closed_peer_limit: get(&self.connections_closed_peer_limit),
             connections_closed_ip_limit: get(&self.connections_closed_ip_limit),
             peer_faults: get(&self.peer_faults),
+            admission_proofs_solved: get(&self.admission_proofs_solved),
+            admission_claims_ignored: get(&self.admission_claims_ignored),
         }
     }
 }
@@ -1002,6 +1086,9 @@ enum Command {
     Exempt {
         peers: Vec<PeerId>,
     },
+    AdmissionInfo {
+        reply: oneshot::Sender<AdmissionInfo>,
+    },
     Shutdown,
 }
 
@@ -1016,6 +1103,8 @@ pub struct NetworkHandle {
     sync_request_bytes_max: usize,
     sync_response_bytes_max: usize,
     request_timeout: Duration,
+    /// The required admission difficulty (latest value wins; read by the swarm task).
+    difficulty: Arc<watch::Sender<u8>>,
     /// Becomes `true` once the swarm task has dropped the swarm.
     stopped: watch::Receiver<bool>,
 }
@@ -1101,6 +1190,44 @@ impl NetworkHandle {
     /// queue is full; the next epoch sends the set again).
     pub fn exempt(&self, peers: Vec<PeerId>) {
         let _ = self.try_command(Command::Exempt { peers });
+    }
+
+    /// Sets the admission difficulty required of peers from now on to `bits` leading zero
+    /// bits (0 disables admission): the governed `admission_difficulty_bits` of the chain
+    /// state this node committed. Peers already admitted stay admitted (admission is decided
+    /// once per peer for as long as it stays connected); proofs received from now on are
+    /// checked against `bits`; from non-zero to 0, pending peers are admitted at once. If
+    /// this node is not exempt and its own proof is weaker than `bits`, it solves again in
+    /// the background (see the module docs, "Runtime changes of the difficulty").
+    ///
+    /// `bits` above [`crate::admission::DIFFICULTY_BITS_MAX`] is ignored (the previous value
+    /// stays; logged at `warn`): governance cannot set such a value, so it is a caller bug,
+    /// and requiring more than any peer will solve would lock every new peer out.
+    ///
+    /// Never blocks and is never lost: the latest value is handed to the swarm task through a
+    /// watch channel (not the bounded command queue), so calls in quick succession apply
+    /// the last one. A no-op after shutdown.
+    pub fn set_admission_difficulty(&self, bits: u8) {
+        if bits > crate::admission::DIFFICULTY_BITS_MAX {
+            tracing::warn!(
+                bits,
+                max = crate::admission::DIFFICULTY_BITS_MAX,
+                "admission difficulty above the maximum; ignored"
+            );
+            return;
+        }
+        self.difficulty.send_replace(bits);
+    }
+
+    /// The node's admission state as the swarm task sees it now: the difficulty it requires
+    /// (after any [`NetworkHandle::set_admission_difficulty`] it has applied), the strength
+    /// of its own proof and the solve running, if any. `None` after shutdown.
+    pub async fn admission_info(&self) -> Option<AdmissionInfo> {
+        let (reply, rx) = oneshot::channel();
+        if !self.command(Command::AdmissionInfo { reply }).await {
+            return None;
+        }
+        rx.await.ok()
     }
 
     /// Sends a sync request (at most [`NetworkConfig::sync_request_bytes_max`] bytes) to a
@@ -1228,6 +1355,7 @@ pub async fn spawn_with_admission(
     let (cmd_tx, cmd_rx) = mpsc::channel(config.command_queue_max);
     let (event_tx, event_rx) = mpsc::channel(config.event_queue_max);
     let (stopped_tx, stopped_rx) = watch::channel(false);
+    let (difficulty_tx, difficulty_rx) = watch::channel(admission.difficulty_bits);
     let handle = NetworkHandle {
         local_peer_id: config.keypair.public().to_peer_id(),
         commands: cmd_tx,
@@ -1236,10 +1364,19 @@ pub async fn spawn_with_admission(
         sync_request_bytes_max: config.sync_request_bytes_max,
         sync_response_bytes_max: config.sync_response_bytes_max,
         request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
+        difficulty: Arc::new(difficulty_tx),
         stopped: stopped_rx,
     };
-    let worker =
-        worker::Worker::start(config, admission, cmd_rx, event_tx, counters, stopped_tx).await?;
+    let worker = worker::Worker::start(
+        config,
+        admission,
+        difficulty_rx,
+        cmd_rx,
+        event_tx,
+        counters,
+        stopped_tx,
+    )
+    .await?;
     tokio::spawn(worker.run());
     Ok((handle, event_rx))
 }
@@ -1429,6 +1566,116 @@ mod tests {
         ));
         assert!(net.peers().await.is_empty());
         net.shutdown().await; // idempotent
+    }
+
+    /// Waits (bounded) until `net`'s admission state satisfies `done`.
+    async fn wait_info(
+        net: &NetworkHandle,
+        done: impl Fn(&AdmissionInfo) -> bool,
+    ) -> AdmissionInfo {
+        let start = std::time::Instant::now();
+        loop {
+            let info = net.admission_info().await.expect("running");
+            if done(&info) {
+                return info;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{info:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_raised_difficulty_is_solved_once_and_stored_and_out_of_range_values_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let pow_file = dir.path().join(crate::admission::POW_FILE);
+        let c = config();
+        let local = c.keypair.public().to_peer_id();
+        let genesis = [3u8; 32];
+        let adm = AdmissionConfig {
+            genesis_hash: genesis,
+            pow_file: Some(pow_file.clone()),
+            ..AdmissionConfig::disabled()
+        };
+        let (net, _events) = spawn_with_admission(c, adm).await.unwrap();
+        assert_eq!(
+            net.admission_info().await,
+            Some(AdmissionInfo {
+                difficulty_bits: 0,
+                own_proof_bits: None,
+                solving_bits: None
+            })
+        );
+        // This node's chain now requires 6 bits: of peers, and of this node's own proof.
+        net.set_admission_difficulty(6);
+        let info = wait_info(&net, |i| i.own_proof_bits.is_some()).await;
+        assert_eq!(info.difficulty_bits, 6);
+        assert!(info.own_proof_bits.unwrap() >= 6, "{info:?}");
+        assert_eq!(net.stats().admission_proofs_solved, 1);
+        let stored = crate::admission::load(&pow_file, &genesis, &local, 6).expect("stored");
+        assert!(crate::admission::verify(&genesis, &local, stored, 6));
+        // Lower: the proof suffices, nothing is solved. Above the maximum: ignored.
+        net.set_admission_difficulty(5);
+        net.set_admission_difficulty(crate::admission::DIFFICULTY_BITS_MAX + 1);
+        let info = wait_info(&net, |i| i.difficulty_bits == 5).await;
+        assert_eq!(info.solving_bits, None);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(net.admission_info().await.unwrap().difficulty_bits, 5);
+        assert_eq!(net.stats().admission_proofs_solved, 1);
+        net.shutdown().await;
+        // After shutdown: a no-op.
+        net.set_admission_difficulty(7);
+        assert_eq!(net.admission_info().await, None);
+    }
+
+    #[tokio::test]
+    async fn an_exempt_node_never_solves() {
+        let c = config();
+        let local = c.keypair.public().to_peer_id();
+        let adm = AdmissionConfig {
+            exempt: [local].into(),
+            ..AdmissionConfig::disabled()
+        };
+        let (net, _events) = spawn_with_admission(c, adm).await.unwrap();
+        net.set_admission_difficulty(8);
+        let info = wait_info(&net, |i| i.difficulty_bits == 8).await;
+        assert_eq!(info.solving_bits, None);
+        assert_eq!(info.own_proof_bits, None);
+        assert_eq!(net.stats().admission_proofs_solved, 0);
+        net.shutdown().await;
+    }
+
+    /// A runtime waits for its blocking tasks when dropped; a 32-bit solve left running would
+    /// hold it for minutes. Shutdown cancels it.
+    #[test]
+    fn shutdown_cancels_a_running_solve() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let solving = rt.block_on(async {
+                let adm = AdmissionConfig {
+                    genesis_hash: [4; 32],
+                    ..AdmissionConfig::disabled()
+                };
+                let (net, _events) = spawn_with_admission(config(), adm).await.unwrap();
+                net.set_admission_difficulty(crate::admission::DIFFICULTY_BITS_MAX);
+                let info = wait_info(&net, |i| {
+                    i.solving_bits.is_some() || i.own_proof_bits.is_some()
+                })
+                .await;
+                net.shutdown().await;
+                info.solving_bits
+            });
+            drop(rt);
+            let _ = done_tx.send(solving);
+        });
+        let solving = done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the runtime waited for the solve: it was not cancelled");
+        assert_eq!(solving, Some(crate::admission::DIFFICULTY_BITS_MAX));
     }
 
     #[tokio::test]

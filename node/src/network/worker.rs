@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -23,12 +25,13 @@ use tracing::{debug, info, trace, warn};
 use super::codec::{FrameError, SyncCodec};
 use super::{
     ADMISSION_EXEMPT_MAX, ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES,
-    ADMISSION_SWEEP_INTERVAL, AGENT_VERSION, APP_SCORE_UNADMITTED, AdmissionConfig,
-    AdmissionStatus, BANS_MAX, Command, Counters, GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL,
-    HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT, IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT,
-    MessageId, NetworkConfig, NetworkError, NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken,
-    SCORE_BAN, SCORE_DISCONNECT, SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX,
-    SYNC_STREAMS_PER_CONNECTION_MAX, Topic, VALIDATOR_IPS_MAX, split_peer_addr,
+    ADMISSION_RESPONSE_BYTES, ADMISSION_SWEEP_INTERVAL, AGENT_VERSION, APP_SCORE_UNADMITTED,
+    AdmissionConfig, AdmissionInfo, AdmissionStatus, BANS_MAX, Command, Counters,
+    GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
+    IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError,
+    NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT,
+    SCORE_STRIKES_BAN, SHUTDOWN_GRACE, STRIKES_MAX, SYNC_STREAMS_PER_CONNECTION_MAX, Topic,
+    VALIDATOR_IPS_MAX, split_peer_addr,
 };
 
 /// Gossipsub mesh degree and bounds, sized for 4–10 node networks.
@@ -44,6 +47,123 @@ const HEARTBEAT_INITIAL_DELAY: Duration = Duration::from_millis(100);
 const MESSAGE_ID_LEN: usize = 20;
 /// Concurrent admission streams per connection (one proof each way is all that is needed).
 const ADMISSION_STREAMS_PER_CONNECTION_MAX: usize = 4;
+/// Admission response status: admitted.
+const ADMISSION_ADMITTED: u8 = 0;
+/// Admission response status: refused.
+const ADMISSION_REFUSED: u8 = 1;
+
+/// The admission response `[status, required_bits]`.
+fn admission_response(admitted: bool, required_bits: u8) -> Vec<u8> {
+    let status = if admitted {
+        ADMISSION_ADMITTED
+    } else {
+        ADMISSION_REFUSED
+    };
+    vec![status, required_bits]
+}
+
+/// Parses an admission response: `(admitted, required_bits)`, or `None` if it is not exactly
+/// [`ADMISSION_RESPONSE_BYTES`] bytes with a known status.
+fn parse_admission_response(response: &[u8]) -> Option<(bool, u8)> {
+    let [status, bits] = <[u8; ADMISSION_RESPONSE_BYTES]>::try_from(response).ok()?;
+    match status {
+        ADMISSION_ADMITTED => Some((true, bits)),
+        ADMISSION_REFUSED => Some((false, bits)),
+        _ => None,
+    }
+}
+
+/// What to do about a demand that this node's proof have `claim` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// Solve for `claim` bits now.
+    Solve,
+    /// Solve for it after the solve running now.
+    Queue,
+    /// Nothing; the reason, for the log.
+    Ignore(&'static str),
+}
+
+impl Claim {
+    /// Whether the claim was ignored for being untrusted or out of range (the cases counted
+    /// in `NetworkStats::admission_claims_ignored`).
+    fn is_suspect(self) -> bool {
+        matches!(
+            self,
+            Claim::Ignore(IGNORE_UNTRUSTED) | Claim::Ignore(IGNORE_ABOVE_MAX)
+        )
+    }
+}
+
+const IGNORE_UNTRUSTED: &str =
+    "demanded by a peer that is neither a validator nor a bootstrap peer";
+const IGNORE_ABOVE_MAX: &str = "demand above DIFFICULTY_BITS_MAX";
+
+/// The re-solve policy (module docs, "Learning a higher difficulty"): solve for `claim` bits
+/// only if this node proves at all (`local_exempt` false), its proof is weaker, the claim is
+/// in range and `trusted` (a validator, a bootstrap peer or this node's own chain), and no
+/// solve for `claim` or more was started before (`attempted`, the highest difficulty solved
+/// for so far, 0 if none); while one runs (`solving`), a higher claim waits.
+fn judge_claim(
+    claim: u8,
+    trusted: bool,
+    local_exempt: bool,
+    own_bits: Option<u8>,
+    attempted: u8,
+    solving: Option<u8>,
+) -> Claim {
+    if local_exempt {
+        return Claim::Ignore("this node is exempt (a validator) and proves nothing");
+    }
+    if claim == 0 || own_bits.is_some_and(|own| claim <= own) {
+        return Claim::Ignore("our proof already has that many bits");
+    }
+    if claim > crate::admission::DIFFICULTY_BITS_MAX {
+        return Claim::Ignore(IGNORE_ABOVE_MAX);
+    }
+    if !trusted {
+        return Claim::Ignore(IGNORE_UNTRUSTED);
+    }
+    if claim <= attempted {
+        return Claim::Ignore("a solve for that many bits or more was already started");
+    }
+    if solving.is_some() {
+        return Claim::Queue;
+    }
+    Claim::Solve
+}
+
+/// Sets its flag when dropped: stops a running solve when the swarm task ends.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The outcome of a background solve: the difficulty and the nonce found.
+type SolveOutcome = (u8, Result<u64, crate::admission::AdmissionError>);
+
+/// This node's own proof and the re-solve state (see [`judge_claim`]).
+struct OwnProof {
+    /// The strength of `AdmissionConfig::own_nonce` (`None` if there is none).
+    bits: Option<u8>,
+    /// The highest difficulty a solve was started for (0: none).
+    attempted: u8,
+    /// The difficulty being solved for now.
+    solving: Option<u8>,
+    /// The highest trusted claim waiting for the running solve to end (0: none).
+    queued: u8,
+    /// Where solved proofs are stored.
+    pow_file: Option<PathBuf>,
+    results_tx: mpsc::Sender<SolveOutcome>,
+    results: mpsc::Receiver<SolveOutcome>,
+    cancel: CancelOnDrop,
+    /// Verdicts of connected peers on our proof (`true` admitted), from their responses;
+    /// keys are a subset of the connection map's.
+    verdicts: HashMap<PeerId, bool>,
+}
 
 /// Admission state of one connected peer.
 #[derive(Clone, Copy, Debug)]
@@ -174,12 +294,12 @@ fn build_behaviour(
             .with_max_concurrent_streams(SYNC_STREAMS_PER_CONNECTION_MAX),
     );
     let admission_protocol =
-        StreamProtocol::try_from_owned(format!("/cairn/{}/admission/1", config.namespace))
+        StreamProtocol::try_from_owned(format!("/cairn/{}/admission/2", config.namespace))
             .map_err(|e| transport_err("admission protocol", e))?;
     let admission = request_response::Behaviour::with_codec(
         SyncCodec {
             request_max: ADMISSION_REQUEST_BYTES,
-            response_max: super::ADMISSION_RESPONSE_BYTES,
+            response_max: ADMISSION_RESPONSE_BYTES,
         },
         [(admission_protocol, ProtocolSupport::Full)],
         request_response::Config::default()
@@ -259,6 +379,12 @@ pub(crate) struct Worker {
     request_timeout: Duration,
     /// Set to `true` once the swarm is dropped (see [`super::NetworkHandle::shutdown`]).
     stopped: watch::Sender<bool>,
+    /// The required difficulty set by [`super::NetworkHandle::set_admission_difficulty`].
+    difficulty: watch::Receiver<u8>,
+    /// `false` once every handle (and so the difficulty's sender) is gone.
+    difficulty_open: bool,
+    own_proof: OwnProof,
+    local_peer: PeerId,
 }
 
 impl Worker {
@@ -267,6 +393,7 @@ impl Worker {
     pub(crate) async fn start(
         config: NetworkConfig,
         admission: AdmissionConfig,
+        difficulty: watch::Receiver<u8>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetworkEvent>,
         counters: Arc<Counters>,
@@ -338,6 +465,21 @@ impl Worker {
             .listen_on(config.listen.clone())
             .map_err(|e| transport_err(&format!("listen on {}", config.listen), e))?;
 
+        let own_bits = admission
+            .own_nonce
+            .map(|n| crate::admission::proof_bits(&admission.genesis_hash, &local, n));
+        let (results_tx, results) = mpsc::channel(1);
+        let own_proof = OwnProof {
+            bits: own_bits,
+            attempted: 0,
+            solving: None,
+            queued: 0,
+            pow_file: admission.pow_file.clone(),
+            results_tx,
+            results,
+            cancel: CancelOnDrop(Arc::new(AtomicBool::new(false))),
+            verdicts: HashMap::new(),
+        };
         let mut worker = Worker {
             swarm,
             commands,
@@ -367,6 +509,10 @@ impl Worker {
             redial_interval: Duration::from_millis(config.redial_interval_ms),
             request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
             stopped,
+            difficulty,
+            difficulty_open: true,
+            own_proof,
+            local_peer: local,
         };
 
         let listening = tokio::time::timeout(LISTEN_TIMEOUT, async {
@@ -417,9 +563,21 @@ impl Worker {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.redial(),
                 _ = sweep.tick() => self.sweep_admission(),
+                changed = self.difficulty.changed(), if self.difficulty_open => match changed {
+                    Ok(()) => {
+                        let bits = *self.difficulty.borrow_and_update();
+                        self.set_difficulty(bits);
+                    }
+                    Err(_) => self.difficulty_open = false,
+                },
+                Some((bits, result)) = self.own_proof.results.recv() => {
+                    self.on_solved(bits, result)
+                }
             }
         }
         info!("network shutting down");
+        // Stop a solve still running (it checks the flag about every millisecond).
+        self.own_proof.cancel.0.store(true, Ordering::Relaxed);
         // Refuse further commands; queued ones are dropped (their callers see `Shutdown`).
         self.commands.close();
         let Worker {
@@ -682,6 +840,13 @@ impl Worker {
             }
             Command::Penalize { peer, fault } => self.penalize(peer, fault),
             Command::Exempt { peers } => self.add_exempt(peers),
+            Command::AdmissionInfo { reply } => {
+                let _ = reply.send(AdmissionInfo {
+                    difficulty_bits: self.admission.difficulty_bits,
+                    own_proof_bits: self.own_proof.bits,
+                    solving_bits: self.own_proof.solving,
+                });
+            }
             Command::Shutdown => unreachable!("handled by the run loop"),
         }
     }
@@ -797,6 +962,7 @@ impl Worker {
                 conns.retain(|(id, _)| *id != connection_id);
                 if conns.is_empty() {
                     self.connections.remove(&peer_id);
+                    self.own_proof.verdicts.remove(&peer_id);
                     // The application saw `PeerConnected` only for admitted peers.
                     let admitted = self
                         .peer_admission
@@ -1032,14 +1198,170 @@ impl Worker {
 
     // ---- admission -------------------------------------------------------------------------
 
-    /// The admission status of a connected peer (`Pending` if unknown: not admitted).
+    /// The admission status of a connected peer (if unknown: `Disabled` while admission is
+    /// off, otherwise `Pending`, not admitted). A peer keeps the status it got while it stays
+    /// connected, across difficulty changes (see [`Self::set_difficulty`]).
     fn admission_status(&self, peer: &PeerId) -> AdmissionStatus {
-        if !self.admission.enabled() {
-            return AdmissionStatus::Disabled;
+        self.peer_admission.get(peer).map_or(
+            if self.admission.enabled() {
+                AdmissionStatus::Pending
+            } else {
+                AdmissionStatus::Disabled
+            },
+            |a| a.status,
+        )
+    }
+
+    /// Whether this node is exempt from admission (a validator): it proves nothing.
+    fn local_exempt(&self) -> bool {
+        self.admission.exempt.contains(&self.local_peer)
+    }
+
+    /// The proof this node sends on a new connection: its own nonce; without one, while its
+    /// own difficulty is 0 and it is not exempt, the empty proof (nonce 0, valid at 0 bits),
+    /// so that a peer requiring more refuses it and says how much; otherwise none.
+    fn proof_to_send(&self) -> Option<u64> {
+        match self.admission.own_nonce {
+            Some(nonce) => Some(nonce),
+            None if !self.admission.enabled() && !self.local_exempt() => Some(0),
+            None => None,
         }
-        self.peer_admission
-            .get(peer)
-            .map_or(AdmissionStatus::Pending, |a| a.status)
+    }
+
+    fn send_proof(&mut self, peer: PeerId, nonce: u64) {
+        self.swarm
+            .behaviour_mut()
+            .admission
+            .send_request(&peer, nonce.to_le_bytes().to_vec());
+    }
+
+    /// [`super::NetworkHandle::set_admission_difficulty`]: the difficulty required from now
+    /// on. Admitted peers stay admitted; from non-zero to 0, pending peers are admitted at
+    /// once. This node's own chain requires `bits` of it too, so a weaker own proof is solved
+    /// again.
+    fn set_difficulty(&mut self, bits: u8) {
+        let old = self.admission.difficulty_bits;
+        if bits == old {
+            return;
+        }
+        self.admission.difficulty_bits = bits;
+        info!(old, new = bits, "admission difficulty changed");
+        if bits == 0 {
+            let pending: Vec<PeerId> = self
+                .peer_admission
+                .iter()
+                .filter(|(_, a)| a.status == AdmissionStatus::Pending)
+                .map(|(p, _)| *p)
+                .collect();
+            for peer in pending {
+                if let Some(a) = self.peer_admission.get_mut(&peer) {
+                    a.status = AdmissionStatus::Disabled;
+                }
+                let score = self.admitted_app_score(&peer);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .set_application_score(&peer, score);
+                info!(%peer, "pending peer admitted: admission is now disabled");
+                self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
+            }
+        }
+        self.consider_claim(bits, None);
+    }
+
+    /// A demand that our proof have `claim` bits, from a refusal by `from` or (`None`) from
+    /// this node's own chain; starts, queues or ignores a solve (see [`judge_claim`]).
+    fn consider_claim(&mut self, claim: u8, from: Option<PeerId>) {
+        let trusted =
+            from.is_none_or(|p| self.admission.exempt.contains(&p) || self.is_bootstrap(&p));
+        let verdict = judge_claim(
+            claim,
+            trusted,
+            self.local_exempt(),
+            self.own_proof.bits,
+            self.own_proof.attempted,
+            self.own_proof.solving,
+        );
+        match verdict {
+            Claim::Solve => self.start_solve(claim),
+            Claim::Queue => {
+                self.own_proof.queued = self.own_proof.queued.max(claim);
+                info!(bits = claim, peer = ?from, solving = ?self.own_proof.solving, "higher admission difficulty demanded; solving for it after the running solve");
+            }
+            Claim::Ignore(reason) => {
+                if from.is_some() && verdict.is_suspect() {
+                    Counters::inc(&self.counters.admission_claims_ignored);
+                    warn!(bits = claim, peer = ?from, reason, "not solving for the admission difficulty a peer demands");
+                } else {
+                    debug!(bits = claim, peer = ?from, reason, "no new admission proof needed");
+                }
+            }
+        }
+    }
+
+    /// Solves for `bits` on a blocking thread; the outcome arrives in [`Self::on_solved`].
+    fn start_solve(&mut self, bits: u8) {
+        self.own_proof.attempted = bits;
+        self.own_proof.solving = Some(bits);
+        info!(bits, own_bits = ?self.own_proof.bits, "solving a new admission proof of work for a higher difficulty");
+        let tx = self.own_proof.results_tx.clone();
+        let cancel = self.own_proof.cancel.0.clone();
+        let path = self.own_proof.pow_file.clone();
+        let genesis = self.admission.genesis_hash;
+        let peer = self.local_peer;
+        tokio::task::spawn_blocking(move || {
+            let result = crate::admission::solve_cancellable(&genesis, &peer, bits, &cancel);
+            if let (Ok(nonce), Some(path)) = (&result, &path) {
+                if let Err(e) = crate::admission::store(path, &genesis, &peer, bits, *nonce) {
+                    warn!(error = %e, "cannot store the new admission proof of work; using it anyway");
+                }
+            }
+            // Fails only if the swarm task is gone.
+            let _ = tx.blocking_send((bits, result));
+        });
+    }
+
+    /// A background solve ended: adopt the proof, offer it to connected peers that have not
+    /// answered ours yet, and solve for a higher claim that arrived meanwhile.
+    fn on_solved(&mut self, bits: u8, result: Result<u64, crate::admission::AdmissionError>) {
+        self.own_proof.solving = None;
+        match result {
+            Ok(nonce) => {
+                let strength = crate::admission::proof_bits(
+                    &self.admission.genesis_hash,
+                    &self.local_peer,
+                    nonce,
+                );
+                Counters::inc(&self.counters.admission_proofs_solved);
+                info!(bits, strength, nonce, "new admission proof of work ready");
+                if self.own_proof.bits.is_none_or(|own| strength > own) {
+                    self.admission.own_nonce = Some(nonce);
+                    self.own_proof.bits = Some(strength);
+                }
+                let unanswered: Vec<PeerId> = self
+                    .connections
+                    .keys()
+                    .filter(|p| !self.own_proof.verdicts.contains_key(*p))
+                    .copied()
+                    .collect();
+                if let Some(nonce) = self.admission.own_nonce {
+                    for peer in unanswered {
+                        self.send_proof(peer, nonce);
+                    }
+                }
+            }
+            Err(crate::admission::AdmissionError::Cancelled { .. }) => {
+                debug!(bits, "admission proof of work search cancelled")
+            }
+            Err(e) => {
+                warn!(bits, error = %e, "admission proof of work search failed; not retried for this difficulty")
+            }
+        }
+        let queued = std::mem::take(&mut self.own_proof.queued);
+        if queued > 0 {
+            // Only trusted claims are queued.
+            self.consider_claim(queued, None);
+        }
     }
 
     /// First connection of `peer`: decide its admission state, penalize it in gossipsub until
@@ -1074,12 +1396,9 @@ impl Worker {
             {
                 warn!(%peer, "gossipsub does not know the peer; cannot set its admission score");
             }
-            if let Some(nonce) = self.admission.own_nonce {
-                self.swarm
-                    .behaviour_mut()
-                    .admission
-                    .send_request(&peer, nonce.to_le_bytes().to_vec());
-            }
+        }
+        if let Some(nonce) = self.proof_to_send() {
+            self.send_proof(peer, nonce);
         }
         if status.is_admitted() {
             self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
@@ -1267,19 +1586,19 @@ impl Worker {
         }
     }
 
-    /// Refuses pending peers past the deadline and disconnects refused ones; then applies
-    /// reputation.
+    /// Refuses pending peers past the deadline and disconnects refused ones (also once
+    /// admission has been turned off: they were refused before); then applies reputation.
     fn sweep_admission(&mut self) {
         self.sweep_reputation();
-        if !self.admission.enabled() {
-            return;
-        }
+        let enabled = self.admission.enabled();
         let deadline = Duration::from_millis(self.admission.deadline_ms);
         let mut late = Vec::new();
         let mut drop = Vec::new();
         for (peer, a) in &self.peer_admission {
             match a.status {
-                AdmissionStatus::Pending if a.since.elapsed() >= deadline => late.push(*peer),
+                AdmissionStatus::Pending if enabled && a.since.elapsed() >= deadline => {
+                    late.push(*peer)
+                }
                 AdmissionStatus::Refused if a.since.elapsed() >= ADMISSION_REFUSED_LINGER => {
                     drop.push(*peer)
                 }
@@ -1302,7 +1621,7 @@ impl Worker {
                     request, channel, ..
                 } => {
                     let admitted = self.check_proof(peer, &request);
-                    let answer = vec![if admitted { 0 } else { 1 }];
+                    let answer = admission_response(admitted, self.admission.difficulty_bits);
                     if self
                         .swarm
                         .behaviour_mut()
@@ -1314,16 +1633,15 @@ impl Worker {
                     }
                 }
                 request_response::Message::Response { response, .. } => {
-                    if response.as_slice() == [0] {
-                        debug!(%peer, "peer accepted our admission proof");
-                    } else {
-                        warn!(%peer, "peer refused our admission proof");
-                    }
+                    self.on_admission_response(peer, &response)
                 }
             },
-            request_response::Event::OutboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "sending our admission proof failed")
-            }
+            request_response::Event::OutboundFailure { peer, error, .. } => match error {
+                OutboundFailure::UnsupportedProtocols => {
+                    debug!(%peer, "peer does not speak admission/2 (another version or chain)")
+                }
+                error => debug!(%peer, %error, "sending our admission proof failed"),
+            },
             request_response::Event::InboundFailure { peer, error, .. } => {
                 if let request_response::InboundFailure::Io(e) = &error {
                     if FrameError::from_io(e).is_some() {
@@ -1337,6 +1655,24 @@ impl Worker {
                 trace!(%peer, "admission response sent")
             }
         }
+    }
+
+    /// A peer's answer to our proof: remember the verdict; a refusal demanding more bits than
+    /// our proof has may start a solve (see [`Self::consider_claim`]).
+    fn on_admission_response(&mut self, peer: PeerId, response: &[u8]) {
+        let Some((admitted, required_bits)) = parse_admission_response(response) else {
+            warn!(%peer, len = response.len(), "malformed admission response; ignored");
+            return;
+        };
+        if self.connections.contains_key(&peer) {
+            self.own_proof.verdicts.insert(peer, admitted);
+        }
+        if admitted {
+            debug!(%peer, required_bits, "peer accepted our admission proof");
+            return;
+        }
+        warn!(%peer, required_bits, own_bits = ?self.own_proof.bits, "peer refused our admission proof");
+        self.consider_claim(required_bits, Some(peer));
     }
 
     fn on_identify(&mut self, event: identify::Event) {
@@ -1431,5 +1767,88 @@ mod gossip_config_tests {
         assert!(matches!(c.validation_mode(), ValidationMode::Anonymous));
         assert!(c.allow_self_origin());
         assert!(c.validate_messages());
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    const MAX: u8 = crate::admission::DIFFICULTY_BITS_MAX;
+
+    #[test]
+    fn responses_are_exactly_two_bytes_with_a_known_status() {
+        assert_eq!(admission_response(true, 0), vec![0, 0]);
+        assert_eq!(admission_response(false, 24), vec![1, 24]);
+        assert_eq!(parse_admission_response(&[0, 7]), Some((true, 7)));
+        assert_eq!(parse_admission_response(&[1, 32]), Some((false, 32)));
+        for bad in [
+            &[][..],
+            &[0],
+            &[1],
+            &[2, 8],
+            &[255, 0],
+            &[0, 8, 0],
+            &[1, 8, 8],
+        ] {
+            assert_eq!(parse_admission_response(bad), None, "{bad:?}");
+        }
+        assert_eq!(admission_response(false, 9).len(), ADMISSION_RESPONSE_BYTES);
+    }
+
+    #[test]
+    fn claims_are_solved_once_per_higher_trusted_value() {
+        // A trusted demand above our proof: solve.
+        assert_eq!(judge_claim(8, true, false, Some(4), 0, None), Claim::Solve);
+        // No proof yet (admission was off): solve.
+        assert_eq!(judge_claim(6, true, false, None, 0, None), Claim::Solve);
+        // While solving 8, the same value again is not solved twice; a higher one waits.
+        assert!(matches!(
+            judge_claim(8, true, false, Some(4), 8, Some(8)),
+            Claim::Ignore(_)
+        ));
+        assert_eq!(
+            judge_claim(10, true, false, Some(4), 8, Some(8)),
+            Claim::Queue
+        );
+        // After a failed solve for 8, neither 8 nor less is tried again; more is.
+        assert!(matches!(
+            judge_claim(8, true, false, Some(4), 8, None),
+            Claim::Ignore(_)
+        ));
+        assert!(matches!(
+            judge_claim(7, true, false, Some(4), 8, None),
+            Claim::Ignore(_)
+        ));
+        assert_eq!(judge_claim(9, true, false, Some(4), 8, None), Claim::Solve);
+        // Our proof already suffices (a refusal for another reason), or nothing is demanded.
+        assert!(matches!(
+            judge_claim(4, true, false, Some(4), 0, None),
+            Claim::Ignore(_)
+        ));
+        assert!(matches!(
+            judge_claim(0, true, false, None, 0, None),
+            Claim::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn untrusted_out_of_range_and_exempt_claims_start_nothing() {
+        // Any identity can claim 32 bits: only trusted claims count.
+        let untrusted = judge_claim(MAX, false, false, Some(4), 0, None);
+        assert_eq!(untrusted, Claim::Ignore(IGNORE_UNTRUSTED));
+        assert!(untrusted.is_suspect());
+        let above = judge_claim(MAX + 1, true, false, Some(4), 0, None);
+        assert_eq!(above, Claim::Ignore(IGNORE_ABOVE_MAX));
+        assert!(above.is_suspect());
+        assert_eq!(judge_claim(u8::MAX, true, false, None, 0, None), above);
+        // A validator proves nothing, whoever asks.
+        let exempt = judge_claim(8, true, true, None, 0, None);
+        assert!(matches!(exempt, Claim::Ignore(_)) && !exempt.is_suspect());
+        // The largest trusted value is solved (bounded by the attempt bound).
+        assert_eq!(
+            judge_claim(MAX, true, false, Some(4), 0, None),
+            Claim::Solve
+        );
     }
 }

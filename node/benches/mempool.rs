@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the node's mempool: insert (admission checks and
-//! indexing; the signature is verified before insert and is not part of this) and reap
-//! (filling a block through a ledger `BlockBuilder`).
+//! indexing; the signature is verified before insert and is not part of this), insert from
+//! few senders with deep nonce queues (the affordability check sums each sender's pooled
+//! lower nonces) and reap (filling a block through a ledger `BlockBuilder`).
 //!
 //! ```text
 //! cargo bench -p cairn-node --bench mempool -- --warm-up-time 1 --measurement-time 3
@@ -25,7 +26,12 @@ const PER_SENDER: usize = 10;
 /// `TXS` transfers from `TXS / PER_SENDER` funded senders, each with nonces
 /// `0..PER_SENDER`, in arrival order (senders interleaved), and the state funding them.
 fn workload() -> (Vec<VerifiedTx>, BTreeMap<Address, Account>) {
-    let senders = TXS / PER_SENDER;
+    workload_of(TXS / PER_SENDER, PER_SENDER)
+}
+
+/// `senders * per_sender` transfers from `senders` funded senders, each with nonces
+/// `0..per_sender`, in arrival order (senders interleaved), and the state funding them.
+fn workload_of(senders: usize, per_sender: usize) -> (Vec<VerifiedTx>, BTreeMap<Address, Account>) {
     let keys: Vec<SigningKey> = (0..senders as u64)
         .map(|i| SigningKey::from_bytes(&Hash::derive("cairn bench key", &[&i.to_le_bytes()]).0))
         .collect();
@@ -39,8 +45,8 @@ fn workload() -> (Vec<VerifiedTx>, BTreeMap<Address, Account>) {
             },
         );
     }
-    let mut txs = Vec::with_capacity(TXS);
-    for nonce in 0..PER_SENDER as u64 {
+    let mut txs = Vec::with_capacity(senders * per_sender);
+    for nonce in 0..per_sender as u64 {
         for (i, k) in keys.iter().enumerate() {
             txs.push(
                 TransactionBody {
@@ -67,10 +73,14 @@ fn workload() -> (Vec<VerifiedTx>, BTreeMap<Address, Account>) {
 }
 
 fn config() -> MempoolConfig {
+    config_with(64)
+}
+
+fn config_with(sender_future_max: usize) -> MempoolConfig {
     MempoolConfig {
         txs_max: 100_000,
         bytes_max: 64 << 20,
-        sender_future_max: 64,
+        sender_future_max,
     }
 }
 
@@ -92,6 +102,33 @@ fn insert(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.finish();
+}
+
+/// Few senders, each filling its nonce window in order: every insert's affordability check
+/// covers all of its sender's pooled lower nonces (`depth = 64`: the default
+/// `mempool_sender_future_max`; `depth = 1024`: a chain that raised it).
+fn insert_deep(c: &mut Criterion) {
+    let mut g = c.benchmark_group("node::mempool_insert_deep");
+    g.sample_size(10);
+    for (senders, depth) in [(64, 64), (8, 1024)] {
+        let (txs, state) = workload_of(senders, depth);
+        let n = txs.len();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("senders={senders}/depth={depth}"), |b| {
+            b.iter_batched(
+                || (Mempool::new(config_with(depth)), txs.clone()),
+                |(mut pool, txs)| {
+                    for tx in txs {
+                        pool.insert(tx, &state, CHAIN, 1).unwrap();
+                    }
+                    assert_eq!(pool.len(), n);
+                    pool
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     g.finish();
 }
 
@@ -123,5 +160,5 @@ fn reap(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, insert, reap);
+criterion_group!(benches, insert, insert_deep, reap);
 criterion_main!(benches);

@@ -23,11 +23,15 @@
 //!
 //! # Data structures
 //!
-//! `by_hash` (`HashMap<Hash, Entry>`) owns the transactions; `by_sender`
-//! (`HashMap<Address, BTreeMap<nonce, Hash>>`) orders each sender's transactions by nonce;
-//! `by_expiry` (`BTreeSet<(expiry_height, Hash)>`) makes expiry pruning proportional to
-//! what it removes. `bytes` is the sum of the pooled encoded lengths. All three indices
-//! always hold exactly the same transactions.
+//! `by_hash` (`HashMap<Hash, Box<Entry>>`) owns the transactions; `by_sender`
+//! (`HashMap<Address, SenderQueue>`) orders each sender's transactions by nonce
+//! (`BTreeMap<nonce, Pooled>`), keeping each one's hash and cost (`amount + fee`) beside
+//! its nonce and the sum of those costs, so the affordability check of
+//! [`Mempool::insert`] reads only the sender's queue; `by_expiry`
+//! (`BTreeSet<(expiry_height, Hash)>`) makes expiry pruning proportional to what it
+//! removes. `bytes` is the sum of the pooled encoded lengths. All three indices always hold
+//! exactly the same transactions: every transaction enters through [`Mempool::insert`] and
+//! leaves through [`Mempool::remove`], which keep them (and the cost sums) in step.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque, btree_map};
 
@@ -38,6 +42,22 @@ use cairn_ledger::{
 /// Blocks a transaction may wait behind a nonce gap before [`Mempool::evict_gapped`] drops
 /// it (seconds to a minute at this chain's block rates).
 pub const GAP_GRACE_BLOCKS: u64 = 64;
+
+/// Most transactions [`Mempool::new`] reserves room for in its hash index up front
+/// (`min(txs_max, this)`); a larger pool grows the index as it fills (`txs_max` may be up
+/// to 10,000,000, whose table alone would reserve 656 MiB).
+///
+/// Reserving avoids rehashing the index, with the page faults of each new, larger table,
+/// while the pool fills under load. The cost: the table for 100,000 entries (the default
+/// `mempool_txs_max`) has 131,072 buckets of 40 bytes (a hash and a `Box<Entry>`) plus one
+/// control byte each, 5.1 MiB of address space, whatever the pool holds. Only the control
+/// bytes (128 KiB) are written at once; a bucket's page is touched when an entry first
+/// lands on it, so a lightly used pool touches most of the 5.1 MiB, where a growing table
+/// would stay smaller. The entries themselves (416 bytes each on x86-64 today) are
+/// allocated one by one as transactions arrive and freed as they leave. Inline entries
+/// would make the reserved table 52 MiB, most of it touched by a few tens of thousands of
+/// transactions spread over it. Smaller `txs_max` reserve proportionally less.
+pub const PRESIZE_TXS_MAX: usize = 100_000;
 
 /// Bounds of a [`Mempool`]. Usually taken from the chain parameters
 /// ([`MempoolConfig::from_params`]).
@@ -272,9 +292,63 @@ struct Entry {
     admitted_height: u64,
 }
 
-impl Entry {
-    fn cost(&self) -> u128 {
-        self.tx.tx().body.spend()
+/// A pooled transaction as its sender's queue holds it: its hash and its cost (`amount +
+/// fee`, [`cairn_ledger::TransactionBody::spend`]), so the affordability check needs no
+/// `by_hash` lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pooled {
+    hash: Hash,
+    cost: u128,
+}
+
+/// One sender's pooled transactions by nonce, and the sum of their costs.
+#[derive(Debug, Default)]
+struct SenderQueue {
+    txs: BTreeMap<u64, Pooled>,
+    /// Sum of `cost` over `txs`. At most `(sender_future_max + 1) · 2 · u64::MAX` in
+    /// practice, and never more than `txs.len() · 2 · u64::MAX`: no overflow in u128.
+    cost_sum: u128,
+}
+
+impl SenderQueue {
+    /// Sum of the costs of the pooled nonces in `from..to`. Panics unless `from <= to`.
+    ///
+    /// Sums whichever is shorter, that range or the rest of the queue (subtracted from
+    /// `cost_sum`), stepping through both at once: work is proportional to the smaller of
+    /// the two, so a deep queue filled in nonce order costs O(1) per insert, not O(depth).
+    fn cost_in(&self, from: u64, to: u64) -> u128 {
+        let mut inside = self.txs.range(from..to).map(|(_, p)| p.cost);
+        let mut outside = self
+            .txs
+            .range(..from)
+            .chain(self.txs.range(to..))
+            .map(|(_, p)| p.cost);
+        let (mut sum_in, mut sum_out) = (0u128, 0u128);
+        loop {
+            let Some(cost) = inside.next() else {
+                return sum_in;
+            };
+            sum_in += cost;
+            let Some(cost) = outside.next() else {
+                // `sum_out` is the whole rest of the queue.
+                return self.cost_sum - sum_out;
+            };
+            sum_out += cost;
+        }
+    }
+
+    /// Adds a transaction at a nonce not pooled yet.
+    fn insert(&mut self, nonce: u64, pooled: Pooled) {
+        let replaced = self.txs.insert(nonce, pooled);
+        debug_assert!(replaced.is_none(), "one transaction per (sender, nonce)");
+        self.cost_sum += pooled.cost;
+    }
+
+    /// Removes the transaction at `nonce`, if any.
+    fn remove(&mut self, nonce: u64) -> Option<Pooled> {
+        let pooled = self.txs.remove(&nonce)?;
+        self.cost_sum -= pooled.cost;
+        Some(pooled)
     }
 }
 
@@ -282,8 +356,10 @@ impl Entry {
 /// bounds and data structures. Not thread-safe by itself: the node owns it behind a lock.
 pub struct Mempool {
     config: MempoolConfig,
-    by_hash: HashMap<Hash, Entry>,
-    by_sender: HashMap<Address, BTreeMap<u64, Hash>>,
+    /// Boxed: the table moves and reserves 40-byte buckets, not whole transactions
+    /// ([`PRESIZE_TXS_MAX`]).
+    by_hash: HashMap<Hash, Box<Entry>>,
+    by_sender: HashMap<Address, SenderQueue>,
     by_expiry: BTreeSet<(u64, Hash)>,
     bytes: usize,
     next_seq: u64,
@@ -292,10 +368,15 @@ pub struct Mempool {
 impl Mempool {
     /// An empty pool with these bounds. The config should pass [`MempoolConfig::validate`];
     /// an invalid one does not panic (a zero bound simply admits nothing).
+    ///
+    /// Reserves room for `min(txs_max, PRESIZE_TXS_MAX)` transactions in the hash index
+    /// ([`PRESIZE_TXS_MAX`] states the memory); that costs one allocation of at most
+    /// 5.1 MiB and writing one control byte per bucket (128 KiB at the default bound), so
+    /// pools stay cheap to make.
     pub fn new(config: MempoolConfig) -> Mempool {
         Mempool {
             config,
-            by_hash: HashMap::new(),
+            by_hash: HashMap::with_capacity(config.txs_max.min(PRESIZE_TXS_MAX)),
             by_sender: HashMap::new(),
             by_expiry: BTreeSet::new(),
             bytes: 0,
@@ -400,15 +481,15 @@ impl Mempool {
                 _ => {}
             }
         }
-        let mut needed = body.spend();
+        let cost = body.spend();
+        let mut needed = cost;
         if let Some(queue) = self.by_sender.get(&body.sender) {
-            if queue.contains_key(&body.nonce) {
+            if queue.txs.contains_key(&body.nonce) {
                 return Err(MempoolError::Duplicate { tx: hash });
             }
-            // At most `sender_future_max` entries: the window bounds this loop.
-            for pooled in queue.range(account.nonce..body.nonce).map(|(_, h)| h) {
-                needed += self.by_hash[pooled].cost();
-            }
+            // Pooled nonces in `account.nonce..body.nonce` (`account.nonce <= body.nonce`
+            // was checked above), from the sender's queue alone.
+            needed += queue.cost_in(account.nonce, body.nonce);
         }
         if needed > u128::from(account.balance) {
             return Err(MempoolError::InsufficientBalance {
@@ -432,19 +513,19 @@ impl Mempool {
         self.by_sender
             .entry(body.sender)
             .or_default()
-            .insert(body.nonce, hash);
+            .insert(body.nonce, Pooled { hash, cost });
         self.by_expiry.insert((body.expiry_height, hash));
         self.bytes += bytes;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_hash.insert(
             hash,
-            Entry {
+            Box::new(Entry {
                 tx,
                 bytes,
                 seq,
                 admitted_height: next_height,
-            },
+            }),
         );
         Ok(hash)
     }
@@ -483,12 +564,12 @@ impl Mempool {
 
     /// Number of transactions pooled for `sender` (live or not yet pruned).
     pub fn sender_len(&self, sender: &Address) -> usize {
-        self.by_sender.get(sender).map_or(0, BTreeMap::len)
+        self.by_sender.get(sender).map_or(0, |q| q.txs.len())
     }
 
     /// Hash of the pooled transaction of `sender` with `nonce`, if any (at most one exists).
     pub fn pooled_hash(&self, sender: &Address, nonce: u64) -> Option<Hash> {
-        self.by_sender.get(sender)?.get(&nonce).copied()
+        self.by_sender.get(sender)?.txs.get(&nonce).map(|p| p.hash)
     }
 
     /// Removes one transaction by hash, returning it.
@@ -496,8 +577,9 @@ impl Mempool {
         let entry = self.by_hash.remove(hash)?;
         let body = &entry.tx.tx().body;
         if let Some(queue) = self.by_sender.get_mut(&body.sender) {
-            queue.remove(&body.nonce);
-            if queue.is_empty() {
+            let pooled = queue.remove(body.nonce);
+            debug_assert_eq!(pooled.map(|p| p.hash), Some(*hash));
+            if queue.txs.is_empty() {
                 self.by_sender.remove(&body.sender);
             }
         }
@@ -536,14 +618,14 @@ impl Mempool {
             .by_sender
             .iter()
             .filter_map(|(sender, queue)| {
-                let (_, first) = queue.first_key_value()?;
-                Some((self.by_hash[first].seq, sender))
+                let (_, first) = queue.txs.first_key_value()?;
+                Some((self.by_hash[&first.hash].seq, sender))
             })
             .collect();
         senders.sort_unstable();
 
         // `None` = not reached yet (its state is read on its first turn).
-        let mut ring: VecDeque<(&Address, Option<btree_map::Range<'_, u64, Hash>>)> = senders
+        let mut ring: VecDeque<(&Address, Option<btree_map::Range<'_, u64, Pooled>>)> = senders
             .into_iter()
             .map(|(_, sender)| (sender, None))
             .collect();
@@ -552,17 +634,17 @@ impl Mempool {
             let mut range = match range {
                 Some(range) => range,
                 None => match builder.account(sender) {
-                    Ok(account) => self.by_sender[sender].range(account.nonce..),
+                    Ok(account) => self.by_sender[sender].txs.range(account.nonce..),
                     Err(error) => {
                         tracing::warn!(%sender, %error, "mempool reap: cannot read sender state; skipping sender");
                         continue;
                     }
                 },
             };
-            let Some((_, hash)) = range.next() else {
+            let Some((_, pooled)) = range.next() else {
                 continue;
             };
-            let entry = &self.by_hash[hash];
+            let entry = &self.by_hash[&pooled.hash];
             if bytes_used + entry.bytes > bytes_max {
                 continue;
             }
@@ -610,7 +692,7 @@ impl Mempool {
                     continue;
                 }
             };
-            let stale: Vec<Hash> = queue.range(..nonce).map(|(_, h)| *h).collect();
+            let stale: Vec<Hash> = queue.txs.range(..nonce).map(|(_, p)| p.hash).collect();
             for hash in stale {
                 self.remove(&hash);
             }
@@ -654,18 +736,18 @@ impl Mempool {
                 continue;
             };
             let mut expected = account.nonce;
-            for (&nonce, hash) in queue.range(account.nonce..) {
+            for (&nonce, pooled) in queue.txs.range(account.nonce..) {
                 if nonce == expected {
                     expected += 1;
                     continue;
                 }
                 // Every later nonce is behind the gap at `expected` too.
-                if self.by_hash[hash]
+                if self.by_hash[&pooled.hash]
                     .admitted_height
                     .saturating_add(grace_blocks)
                     <= height
                 {
-                    evict.push((*hash, expected));
+                    evict.push((pooled.hash, expected));
                 }
             }
         }
@@ -681,19 +763,29 @@ impl Mempool {
         assert!(self.by_hash.len() <= self.config.txs_max);
         assert!(self.bytes <= self.config.bytes_max);
         assert_eq!(self.by_expiry.len(), self.by_hash.len());
-        let in_queues: usize = self.by_sender.values().map(BTreeMap::len).sum();
+        let in_queues: usize = self.by_sender.values().map(|q| q.txs.len()).sum();
         assert_eq!(in_queues, self.by_hash.len());
         assert_eq!(
             self.by_hash.values().map(|e| e.bytes).sum::<usize>(),
             self.bytes
         );
         for (sender, queue) in &self.by_sender {
-            assert!(!queue.is_empty());
-            for (nonce, hash) in queue {
-                let body = &self.by_hash[hash].tx.tx().body;
+            assert!(!queue.txs.is_empty());
+            for (nonce, pooled) in &queue.txs {
+                let entry = &self.by_hash[&pooled.hash];
+                let body = &entry.tx.tx().body;
                 assert_eq!((&body.sender, &body.nonce), (sender, nonce));
-                assert!(self.by_expiry.contains(&(body.expiry_height, *hash)));
+                assert!(self.by_expiry.contains(&(body.expiry_height, pooled.hash)));
+                // The cached cost is this transaction's.
+                assert_eq!(pooled.cost, body.spend());
             }
+            // The cached sum is the sum of the pooled transactions' own costs.
+            let sum: u128 = queue
+                .txs
+                .values()
+                .map(|p| self.by_hash[&p.hash].tx.tx().body.spend())
+                .sum();
+            assert_eq!(queue.cost_sum, sum, "cost sum of {sender}");
         }
     }
 }
@@ -1363,6 +1455,132 @@ mod tests {
         assert!(by_bytes.is_full());
     }
 
+    /// The affordability check counts exactly the pooled nonces in
+    /// `account_nonce..nonce`, with the costs they have now: after removals, after a
+    /// removed nonce comes back as another transaction with another cost, and with stale
+    /// entries (below the account nonce) and later nonces pooled. A cached cost or cost sum
+    /// that missed any of these would give another `needed`.
+    #[test]
+    fn affordability_counts_exactly_the_pooled_window_after_removals() {
+        let mut state = funded(&[1], 1_000);
+        let mut mp = pool();
+        let spend = |amount: u64| u128::from(amount) + 1;
+        // Nonces 0..5 cost 101, 111, 121, 131, 141 (amount + fee 1).
+        let first: Vec<VerifiedTx> = (0..5)
+            .map(|n| tx_full(1, n, 100 + 10 * n, 1, 1000))
+            .collect();
+        for t in &first {
+            mp.insert(t.clone(), &state, CHAIN, 1).unwrap();
+        }
+        let needed = |mp: &mut Mempool, state: &State, nonce: u64, amount: u64| match mp.insert(
+            tx_full(1, nonce, amount, 1, 1000),
+            state,
+            CHAIN,
+            1,
+        ) {
+            Err(MempoolError::InsufficientBalance { needed, .. }) => needed,
+            other => panic!("nonce {nonce} amount {amount}: {other:?}"),
+        };
+        // Nonce 5 follows all five: 101 + 111 + 121 + 131 + 141 = 605.
+        assert_eq!(needed(&mut mp, &state, 5, 1_000), 605 + spend(1_000));
+
+        // Nonce 2 leaves; it is no longer counted.
+        assert!(mp.remove(&first[2].hash()).is_some());
+        mp.check_invariants();
+        assert_eq!(needed(&mut mp, &state, 5, 1_000), 484 + spend(1_000));
+        // Nonce 2 itself follows only 0 and 1: 101 + 111.
+        assert_eq!(needed(&mut mp, &state, 2, 1_000), 212 + spend(1_000));
+        // Nonce 2 comes back as another transaction costing 6.
+        mp.insert(tx_full(1, 2, 5, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
+        mp.check_invariants();
+        assert_eq!(needed(&mut mp, &state, 5, 1_000), 490 + spend(1_000));
+
+        // A block not yet finalized executed nonce 0: the account nonce is 1, nonce 0 stays
+        // pooled (stale) and is not counted: 111 + 6 + 131 + 141 = 389.
+        state.get_mut(&addr(1)).unwrap().nonce = 1;
+        assert_eq!(needed(&mut mp, &state, 5, 1_000), 389 + spend(1_000));
+        // Exactly affordable is admitted, one more is not.
+        let one_more = needed(&mut mp, &state, 5, 1_000 - 389);
+        assert_eq!(one_more, 1_001);
+        mp.insert(tx_full(1, 5, 1_000 - 389 - 1, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
+        mp.check_invariants();
+
+        // Nonce 4 leaves: a lower nonce re-offered counts only what is below it (1..4 =
+        // 111 + 6 + 131), not the stale 0 nor the pooled 5 above it.
+        assert!(mp.remove(&first[4].hash()).is_some());
+        assert_eq!(needed(&mut mp, &state, 4, 1_000), 248 + spend(1_000));
+        // Nonce 1 leaves too (a gap at 1): nonce 4 still counts the pooled 2 and 3.
+        assert!(mp.remove(&first[1].hash()).is_some());
+        mp.check_invariants();
+        assert_eq!(needed(&mut mp, &state, 4, 1_000), 137 + spend(1_000));
+
+        // Finalization: account nonce 3 (nonces 0..3 executed); 0 and 2 are dropped as
+        // stale. Nonce 4 then follows only 3: 131.
+        state.get_mut(&addr(1)).unwrap().nonce = 3;
+        let sender = addr(1);
+        mp.remove_finalized([(Hash([0; 32]), &sender)], &state, 1);
+        assert_eq!(mp.sender_len(&addr(1)), 2);
+        mp.check_invariants();
+        assert_eq!(needed(&mut mp, &state, 4, 1_000), 131 + spend(1_000));
+        // Expiry and gap eviction go through the same removal: nonce 5 (behind the gap
+        // at 4) is evicted, then nothing is pooled and a nonce is judged alone.
+        let evicted = mp.evict_gapped(&state, 1 + GAP_GRACE_BLOCKS, GAP_GRACE_BLOCKS);
+        assert_eq!(evicted.len(), 1);
+        mp.check_invariants();
+        assert_eq!(needed(&mut mp, &state, 4, 1_000), 131 + spend(1_000));
+        assert_eq!(mp.prune_expired(u64::MAX), 1);
+        mp.check_invariants();
+        assert_eq!(needed(&mut mp, &state, 5, 1_000), spend(1_000));
+        mp.insert(tx_full(1, 5, 999, 1, 1000), &state, CHAIN, 1)
+            .unwrap();
+        mp.check_invariants();
+    }
+
+    /// `SenderQueue::cost_in` equals the plain sum over the range for every range of every
+    /// small queue, whichever side it steps through.
+    #[test]
+    fn cost_in_sums_exactly_the_range() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..200 {
+            let mut queue = SenderQueue::default();
+            for nonce in 0..12u64 {
+                if rng.gen_bool(0.6) {
+                    let cost = if rng.gen_bool(0.1) {
+                        2 * u128::from(u64::MAX)
+                    } else {
+                        rng.gen_range(0..1_000)
+                    };
+                    queue.insert(
+                        nonce,
+                        Pooled {
+                            hash: Hash([nonce as u8; 32]),
+                            cost,
+                        },
+                    );
+                }
+            }
+            for from in 0..14 {
+                for to in from..14 {
+                    let plain: u128 = queue.txs.range(from..to).map(|(_, p)| p.cost).sum();
+                    assert_eq!(queue.cost_in(from, to), plain, "{from}..{to}");
+                }
+            }
+            // Removing keeps the sum.
+            let nonces: Vec<u64> = queue.txs.keys().copied().collect();
+            for n in nonces {
+                if rng.gen_bool(0.5) {
+                    queue.remove(n);
+                }
+            }
+            assert_eq!(
+                queue.cost_sum,
+                queue.txs.values().map(|p| p.cost).sum::<u128>()
+            );
+        }
+    }
+
     #[test]
     fn prune_expired_removes_only_expired() {
         let state = funded(&[1, 2, 3], 1000);
@@ -1476,5 +1694,99 @@ mod tests {
             admitted > 100 && full > 10 && reaped > 50,
             "{admitted} {full} {reaped}"
         );
+    }
+
+    /// Random inserts with removals of every kind (by hash, finalization, expiry, gap
+    /// eviction) and account nonces that move ahead of the pool (blocks not yet finalized):
+    /// every refusal for balance names exactly the `needed` a plain sum over the pool gives,
+    /// and every admission was affordable by that sum.
+    #[test]
+    fn random_removals_keep_the_affordability_check_exact() {
+        let (mut refused, mut admitted) = (0usize, 0usize);
+        for seed in 0..20u64 {
+            let mut rng = StdRng::seed_from_u64(1_000 + seed);
+            let mut mp = Mempool::new(config(200, 1 << 20, 8));
+            let seeds: Vec<u8> = (1..=4).collect();
+            let mut state: State = seeds
+                .iter()
+                .map(|&s| {
+                    (
+                        addr(s),
+                        Account {
+                            balance: rng.gen_range(100..600),
+                            nonce: 0,
+                        },
+                    )
+                })
+                .collect();
+            let mut height = 1u64;
+            for _ in 0..300 {
+                match rng.gen_range(0..12) {
+                    0..=6 => {
+                        let s = seeds[rng.gen_range(0..seeds.len())];
+                        let account = state[&addr(s)];
+                        let nonce = account.nonce + rng.gen_range(0..8);
+                        let t = tx_full(
+                            s,
+                            nonce,
+                            rng.gen_range(0..120),
+                            rng.gen_range(0..5),
+                            height + rng.gen_range(0..30),
+                        );
+                        // The plain sum over every pooled transaction of this sender.
+                        let expected = t.body.spend()
+                            + mp.by_hash
+                                .values()
+                                .map(|e| &e.tx.tx().body)
+                                .filter(|b| b.sender == addr(s))
+                                .filter(|b| (account.nonce..nonce).contains(&b.nonce))
+                                .map(|b| b.spend())
+                                .sum::<u128>();
+                        match mp.insert(t, &state, CHAIN, height) {
+                            Ok(_) => {
+                                admitted += 1;
+                                assert!(expected <= u128::from(account.balance));
+                            }
+                            Err(MempoolError::InsufficientBalance { needed, .. }) => {
+                                refused += 1;
+                                assert_eq!(needed, expected);
+                                assert!(needed > u128::from(account.balance));
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    7 => {
+                        // Remove a random pooled transaction.
+                        let hashes: Vec<Hash> = mp.by_hash.keys().copied().collect();
+                        if !hashes.is_empty() {
+                            let h = hashes[rng.gen_range(0..hashes.len())];
+                            assert!(mp.remove(&h).is_some());
+                        }
+                    }
+                    8 => {
+                        // A block not yet finalized executes a sender's next nonces: its
+                        // account nonce moves ahead, the pool keeps the stale entries.
+                        let s = seeds[rng.gen_range(0..seeds.len())];
+                        state.get_mut(&addr(s)).unwrap().nonce += rng.gen_range(1..3);
+                    }
+                    9 => {
+                        // Finalization of an empty block: stale entries of the touched
+                        // senders and expired ones go.
+                        let s = addr(seeds[rng.gen_range(0..seeds.len())]);
+                        mp.remove_finalized([(Hash([0; 32]), &s)], &state, height);
+                        height += 1;
+                    }
+                    10 => {
+                        height += rng.gen_range(0..4);
+                        mp.prune_expired(height);
+                    }
+                    _ => {
+                        mp.evict_gapped(&state, height + rng.gen_range(0..3), 2);
+                    }
+                }
+                mp.check_invariants();
+            }
+        }
+        assert!(refused > 50 && admitted > 200, "{refused} {admitted}");
     }
 }

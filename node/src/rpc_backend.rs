@@ -291,9 +291,13 @@ impl RpcBackend for NodeBackend {
 
     async fn epoch_proof(&self, epoch: u64) -> Result<Option<cairn_rpc::EpochProofInfo>, RpcError> {
         let store = &self.shared.store;
+        // `u64::MAX` has no next epoch (and never ended).
+        let Some(next_epoch) = epoch.checked_add(1) else {
+            return Ok(None);
+        };
         let (Some(this), Some(next)) = (
             store.epoch_record(epoch).map_err(internal)?,
-            store.epoch_record(epoch + 1).map_err(internal)?,
+            store.epoch_record(next_epoch).map_err(internal)?,
         ) else {
             return Ok(None);
         };

@@ -92,3 +92,70 @@ async fn metrics_are_openmetrics_and_the_front_door_holds() {
     drop(held);
     node.stop().await;
 }
+
+/// The node's own backend: an epoch that does not exist (not ended, never reached, or
+/// `u64::MAX`, which has no successor) is `null`, and bad params are -32602, on a node
+/// whose chain never changed its set.
+#[tokio::test]
+async fn epoch_queries_for_missing_epochs_are_null_and_bad_params_are_refused() {
+    use cairn_rpc::{RpcClient, ValidatorsAt, codes};
+    use serde_json::{Value, json};
+
+    let (_keys, genesis) = common::four_validators("cairn-rpc-epochs", &[]);
+    let nobody = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let nowhere: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", common::free_port())
+        .parse()
+        .unwrap();
+    let node = FullNode::start(&genesis, &nowhere, &nobody);
+    let client = RpcClient::with_timeout(&node.rpc_url(), Duration::from_secs(5)).unwrap();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the node's RPC answers",
+        || async { client.status().await.is_ok() },
+    )
+    .await;
+
+    for epoch in [0, 1, 5, u64::MAX - 1, u64::MAX] {
+        assert_eq!(client.epoch_proof(epoch).await.unwrap(), None, "{epoch}");
+    }
+    assert_eq!(
+        client
+            .validators_at(ValidatorsAt::Epoch(0))
+            .await
+            .unwrap()
+            .map(|v| v.len()),
+        Some(4)
+    );
+    for epoch in [1, u64::MAX] {
+        assert_eq!(
+            client
+                .validators_at(ValidatorsAt::Epoch(epoch))
+                .await
+                .unwrap(),
+            None,
+            "{epoch}"
+        );
+    }
+    for (method, params) in [
+        ("getValidators", json!({"height": 0, "epoch": 0})),
+        ("getEpochProof", json!({})),
+        ("getEpochProof", Value::Null),
+        ("getEpochProof", json!({"epoch": "1"})),
+        ("getEpochProof", json!({"epoch": -1})),
+    ] {
+        let err = client
+            .call::<Value>(method, params.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.rpc_code(),
+            Some(codes::INVALID_PARAMS),
+            "{method} {params}: {err}"
+        );
+    }
+    // Still serving.
+    assert!(client.status().await.is_ok());
+    node.stop().await;
+}

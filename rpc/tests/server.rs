@@ -8,9 +8,9 @@ use cairn_ledger::{
     Address, Block, BlockHeader, Hash, SignedTransaction, TX_BYTES_MAX, TransactionBody, txs_root,
 };
 use cairn_rpc::{
-    AccountInfo, BlockInfo, ClientError, PeerInfo, RpcBackend, RpcClient, RpcError,
+    AccountInfo, BlockInfo, ClientError, EpochProofInfo, PeerInfo, RpcBackend, RpcClient, RpcError,
     RpcServerConfig, RpcServerHandle, Status, TX_HEX_CHARS_MAX, TxStatus, ValidatorInfo,
-    async_trait, codes,
+    ValidatorsAt, async_trait, codes,
 };
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
@@ -30,6 +30,9 @@ const DROPPED: Hash = Hash([0x53; 32]);
 /// Amounts that make `submit_transaction` refuse.
 const AMOUNT_REJECTED: u64 = 666;
 const AMOUNT_OVERLOADED: u64 = 777;
+/// The mock chain's epochs: 0 ended at height 1 (its proof is served), 1 is running; no
+/// other epoch exists.
+const RUNNING_EPOCH: u64 = 1;
 
 struct Mock {
     submits: AtomicUsize,
@@ -38,6 +41,8 @@ struct Mock {
     /// Milliseconds `getPeers` sleeps.
     peers_delay_ms: AtomicU64,
     block: Block,
+    /// Every `validators_at` and `epoch_proof` call, in order.
+    epoch_calls: std::sync::Mutex<Vec<String>>,
 }
 
 impl Mock {
@@ -63,7 +68,42 @@ impl Mock {
                 header,
                 transactions: vec![tx],
             },
+            epoch_calls: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    fn alice() -> ValidatorInfo {
+        ValidatorInfo {
+            name: "alice".into(),
+            address: Address([4; 32]),
+            peer_id: "12D3KooWalice".into(),
+            voting_power: 1,
+        }
+    }
+
+    fn bob() -> ValidatorInfo {
+        ValidatorInfo {
+            name: "bob".into(),
+            address: Address([5; 32]),
+            peer_id: "12D3KooWbob".into(),
+            voting_power: 1,
+        }
+    }
+
+    /// Epoch 0's proof: it ended at the mock's block (height 1); epoch 1 added bob.
+    fn epoch_0_proof(&self) -> EpochProofInfo {
+        EpochProofInfo {
+            epoch: 0,
+            boundary_height: 1,
+            boundary_hash: self.block.hash(),
+            validators: vec![Mock::alice()],
+            next_validators: vec![Mock::alice(), Mock::bob()],
+            proof: "00ff".into(),
+        }
+    }
+
+    fn epoch_calls(&self) -> Vec<String> {
+        self.epoch_calls.lock().unwrap().clone()
     }
 
     fn status_value(&self) -> Status {
@@ -159,12 +199,36 @@ impl RpcBackend for Mock {
 
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(vec![ValidatorInfo {
-            name: "alice".into(),
-            address: Address([4; 32]),
-            peer_id: "12D3KooWalice".into(),
-            voting_power: 1,
-        }])
+        Ok(vec![Mock::alice()])
+    }
+
+    async fn validators_at(
+        &self,
+        at: ValidatorsAt,
+    ) -> Result<Option<Vec<ValidatorInfo>>, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.epoch_calls.lock().unwrap().push(format!("{at:?}"));
+        let epoch = match at {
+            ValidatorsAt::Current => RUNNING_EPOCH,
+            // Block 1, the boundary, is epoch 0's last; later heights are not final.
+            ValidatorsAt::Height(h) if h <= 1 => 0,
+            ValidatorsAt::Height(_) => return Ok(None),
+            ValidatorsAt::Epoch(e) => e,
+        };
+        Ok(match epoch {
+            0 => Some(vec![Mock::alice()]),
+            RUNNING_EPOCH => Some(vec![Mock::alice(), Mock::bob()]),
+            _ => None,
+        })
+    }
+
+    async fn epoch_proof(&self, epoch: u64) -> Result<Option<EpochProofInfo>, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.epoch_calls
+            .lock()
+            .unwrap()
+            .push(format!("epoch_proof({epoch})"));
+        Ok((epoch == 0).then(|| self.epoch_0_proof()))
     }
 
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError> {
@@ -561,6 +625,207 @@ async fn standard_error_codes() {
     .await;
     assert_eq!(r["error"]["data"]["reason"], "bad_signature");
     assert_eq!(mock.submits.load(Ordering::SeqCst), 3);
+    server.shutdown().await.unwrap();
+}
+
+/// `getValidators` takes `height` or `epoch`, never both; `getEpochProof` needs `epoch`, a
+/// non-negative integer. Every bad form is -32602 and never reaches the backend; an epoch
+/// that does not exist (not ended, not reached, or past any epoch) is `null`, not an error.
+#[tokio::test]
+async fn validators_and_epoch_proof_params() {
+    let (server, mock, client) = start().await;
+    let url = server.url();
+
+    // -32602, the message naming the problem, the backend never asked.
+    for (method, params, needle) in [
+        (
+            "getValidators",
+            json!({"height": 1, "epoch": 0}),
+            "give `height` or `epoch`, not both",
+        ),
+        (
+            "getValidators",
+            json!({"epoch": 0, "height": 1}),
+            "give `height` or `epoch`, not both",
+        ),
+        // Positional params are `[height, epoch]`.
+        ("getValidators", json!([1, 0]), "not both"),
+        ("getValidators", json!([null, 0]), "not both"),
+        (
+            "getValidators",
+            json!({"height": -1}),
+            "height: must be a non-negative integer",
+        ),
+        (
+            "getValidators",
+            json!({"height": "1"}),
+            "height: must be a non-negative integer",
+        ),
+        (
+            "getValidators",
+            json!({"epoch": 1.5}),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getValidators",
+            json!({"epoch": null}),
+            "epoch: must be a non-negative integer",
+        ),
+        ("getValidators", json!({"view": 1}), "unknown param `view`"),
+        (
+            "getValidators",
+            json!([1, 0, 2]),
+            "at most 2 positional params",
+        ),
+        ("getEpochProof", Value::Null, "missing param `epoch`"),
+        ("getEpochProof", json!([]), "missing param `epoch`"),
+        ("getEpochProof", json!({}), "missing param `epoch`"),
+        (
+            "getEpochProof",
+            json!({"epoch": "0"}),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getEpochProof",
+            json!(["0"]),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getEpochProof",
+            json!({"epoch": -1}),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getEpochProof",
+            json!({"epoch": 0.5}),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getEpochProof",
+            json!({"epoch": true}),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getEpochProof",
+            json!({"epoch": [0]}),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getEpochProof",
+            json!({"epoch": null}),
+            "epoch: must be a non-negative integer",
+        ),
+        // One past u64::MAX.
+        (
+            "getEpochProof",
+            serde_json::from_str::<Value>(r#"{"epoch": 18446744073709551616}"#).unwrap(),
+            "epoch: must be a non-negative integer",
+        ),
+        (
+            "getEpochProof",
+            json!({"height": 1}),
+            "unknown param `height`",
+        ),
+        (
+            "getEpochProof",
+            json!({"epoch": 0, "height": 1}),
+            "unknown param `height`",
+        ),
+        (
+            "getEpochProof",
+            json!([0, 1]),
+            "at most 1 positional params",
+        ),
+    ] {
+        let r = call_raw(&url, req(method, params.clone())).await;
+        assert_error(&r, codes::INVALID_PARAMS);
+        assert_eq!(r["id"], 1);
+        let msg = r["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{method} {params}: {msg}");
+    }
+    assert_eq!(
+        mock.epoch_calls(),
+        Vec::<String>::new(),
+        "bad params reached the backend"
+    );
+
+    // Epochs that do not exist: `null`, no error.
+    for (method, params) in [
+        ("getEpochProof", json!({"epoch": RUNNING_EPOCH})),
+        ("getEpochProof", json!([7])),
+        ("getEpochProof", json!({"epoch": u64::MAX})),
+        ("getValidators", json!({"epoch": 7})),
+        ("getValidators", json!({"epoch": u64::MAX})),
+        ("getValidators", json!({"height": 2})),
+    ] {
+        let r = call_raw(&url, req(method, params.clone())).await;
+        assert!(r.get("error").is_none(), "{method} {params}: {r}");
+        assert_eq!(r["result"], Value::Null, "{method} {params}");
+    }
+    let max = u64::MAX;
+    assert_eq!(
+        mock.epoch_calls(),
+        [
+            "epoch_proof(1)".to_string(),
+            "epoch_proof(7)".to_string(),
+            format!("epoch_proof({max})"),
+            "Epoch(7)".to_string(),
+            format!("Epoch({max})"),
+            "Height(2)".to_string(),
+        ]
+    );
+
+    // An ended epoch: its proof, the same named and positional; its set by epoch and at
+    // its boundary height.
+    let named = call_raw(&url, req("getEpochProof", json!({"epoch": 0}))).await;
+    let positional = call_raw(&url, req("getEpochProof", json!([0]))).await;
+    assert_eq!(named, positional);
+    let proof = &named["result"];
+    assert_eq!(proof["epoch"], 0);
+    assert_eq!(proof["boundaryHeight"], 1);
+    assert_eq!(proof["boundaryHash"], mock.block.hash().to_hex());
+    assert_eq!(proof["validators"][0]["name"], "alice");
+    assert_eq!(proof["nextValidators"][1]["name"], "bob");
+    assert_eq!(proof["proof"], "00ff");
+    for params in [json!({"epoch": 0}), json!({"height": 1}), json!([1])] {
+        let r = call_raw(&url, req("getValidators", params.clone())).await;
+        assert_eq!(r["result"], json!([Mock::alice()]), "{params}");
+    }
+    // No params (or `null` ones): the running epoch's set.
+    for params in [Value::Null, json!([]), json!({})] {
+        let r = call_raw(&url, req("getValidators", params.clone())).await;
+        assert_eq!(r["result"][1]["name"], "bob", "{params}");
+    }
+
+    // The typed client: `None` for missing epochs, the error code for bad params.
+    assert_eq!(
+        client.epoch_proof(0).await.unwrap(),
+        Some(mock.epoch_0_proof())
+    );
+    assert_eq!(client.epoch_proof(RUNNING_EPOCH).await.unwrap(), None);
+    assert_eq!(client.epoch_proof(u64::MAX).await.unwrap(), None);
+    assert_eq!(
+        client.validators_at(ValidatorsAt::Epoch(2)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        client
+            .validators_at(ValidatorsAt::Epoch(RUNNING_EPOCH))
+            .await
+            .unwrap()
+            .map(|v| v.len()),
+        Some(2)
+    );
+    let err = client
+        .call::<Value>("getValidators", json!({"height": 1, "epoch": 1}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(codes::INVALID_PARAMS), "{err}");
+    let err = client
+        .call::<Value>("getEpochProof", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(codes::INVALID_PARAMS), "{err}");
     server.shutdown().await.unwrap();
 }
 

@@ -68,6 +68,45 @@ pub struct Config {
     pub views_ahead_max: u64,
 }
 
+/// The timings of a [`Config`]: the only part of it that may change while an instance
+/// runs ([`crate::Consensus::set_timeouts`]). Timeouts decide liveness only, never
+/// safety (no vote's validity depends on when it was cast), so validators may apply a
+/// change at different moments. Milliseconds of the host's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// [`Config::leader_timeout_ms`].
+    pub leader_timeout_ms: u64,
+    /// [`Config::notarization_timeout_ms`].
+    pub notarization_timeout_ms: u64,
+    /// [`Config::nullify_retry_ms`].
+    pub nullify_retry_ms: u64,
+}
+
+impl Timeouts {
+    /// Each timing `> 0` and `leader_timeout_ms <= notarization_timeout_ms`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroDuration`], [`ConfigError::LeaderTimeoutTooLong`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("leader_timeout_ms", self.leader_timeout_ms),
+            ("notarization_timeout_ms", self.notarization_timeout_ms),
+            ("nullify_retry_ms", self.nullify_retry_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroDuration { field });
+            }
+        }
+        if self.leader_timeout_ms > self.notarization_timeout_ms {
+            return Err(ConfigError::LeaderTimeoutTooLong {
+                leader: self.leader_timeout_ms,
+                notarization: self.notarization_timeout_ms,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -106,6 +145,15 @@ impl Config {
         }
     }
 
+    /// The instance's timings.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            leader_timeout_ms: self.leader_timeout_ms,
+            notarization_timeout_ms: self.notarization_timeout_ms,
+            nullify_retry_ms: self.nullify_retry_ms,
+        }
+    }
+
     /// Checks the field constraints documented on each field.
     ///
     /// # Errors
@@ -113,21 +161,7 @@ impl Config {
     /// [`ConfigError::LeaderTimeoutTooLong`], [`ConfigError::ViewsAheadOutOfRange`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.signer_index()?;
-        for (field, value) in [
-            ("leader_timeout_ms", self.leader_timeout_ms),
-            ("notarization_timeout_ms", self.notarization_timeout_ms),
-            ("nullify_retry_ms", self.nullify_retry_ms),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::ZeroDuration { field });
-            }
-        }
-        if self.leader_timeout_ms > self.notarization_timeout_ms {
-            return Err(ConfigError::LeaderTimeoutTooLong {
-                leader: self.leader_timeout_ms,
-                notarization: self.notarization_timeout_ms,
-            });
-        }
+        self.timeouts().validate()?;
         if self.views_ahead_max == 0 || self.views_ahead_max > VIEWS_AHEAD_LIMIT {
             return Err(ConfigError::ViewsAheadOutOfRange {
                 value: self.views_ahead_max,

@@ -641,6 +641,19 @@ impl Epochs {
         self.ended.is_some()
     }
 
+    /// Replaces the timings of the running epoch's instance and of every epoch started
+    /// after it ([`Consensus::set_timeouts`]; liveness only, see [`crate::Timeouts`]).
+    ///
+    /// # Errors
+    /// [`crate::Timeouts::validate`]'s; on error nothing changes.
+    pub fn set_timeouts(&mut self, timeouts: crate::Timeouts) -> Result<(), ConfigError> {
+        self.current.machine.set_timeouts(timeouts)?;
+        self.params.leader_timeout_ms = timeouts.leader_timeout_ms;
+        self.params.notarization_timeout_ms = timeouts.notarization_timeout_ms;
+        self.params.nullify_retry_ms = timeouts.nullify_retry_ms;
+        Ok(())
+    }
+
     /// The running epoch's instance.
     pub fn instance(&self) -> &Consensus {
         &self.current.machine

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::SigningKey;
 
-use crate::config::{Config, JUSTIFICATION_BATCH_MAX, JUSTIFICATION_VIEWS_MAX, VIEWS_KEPT};
+use crate::config::{
+    Config, JUSTIFICATION_BATCH_MAX, JUSTIFICATION_VIEWS_MAX, Timeouts, VIEWS_KEPT,
+};
 use crate::error::{ConfigError, MessageError};
 use crate::evidence::Evidence;
 use crate::facts::{Facts, ParentStatus};
@@ -375,6 +377,29 @@ impl Consensus {
         self.progress(now, &mut out);
         self.rearm(&mut out);
         Ok(out)
+    }
+
+    /// Replaces the timings (a governance `set_params`, say). Deadlines already set keep
+    /// their values; every deadline set from now on (the next view entered, the next
+    /// nullify retry) uses the new ones. Liveness only: see [`Timeouts`].
+    ///
+    /// # Errors
+    /// [`Timeouts::validate`]'s; on error nothing changes.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<(), ConfigError> {
+        timeouts.validate()?;
+        self.leader_timeout_ms = timeouts.leader_timeout_ms;
+        self.notarization_timeout_ms = timeouts.notarization_timeout_ms;
+        self.nullify_retry_ms = timeouts.nullify_retry_ms;
+        Ok(())
+    }
+
+    /// The timings in force.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            leader_timeout_ms: self.leader_timeout_ms,
+            notarization_timeout_ms: self.notarization_timeout_ms,
+            nullify_retry_ms: self.nullify_retry_ms,
+        }
     }
 
     /// The current view.

@@ -452,6 +452,60 @@ fn r7_timeout_without_any_certificate_rebroadcasts_only_the_vote() {
 }
 
 #[test]
+fn timeouts_set_at_runtime_apply_to_the_next_deadlines_and_bad_ones_change_nothing() {
+    let f = Fixture::new(&[1, 1, 1, 1]);
+    let (mut m, _) = f.machine(Some(0), 0);
+    let before = m.timeouts();
+    // Leader timeout above the notarization timeout: refused, nothing changes.
+    let bad = crate::Timeouts {
+        leader_timeout_ms: 700,
+        notarization_timeout_ms: 600,
+        nullify_retry_ms: 100,
+    };
+    assert!(matches!(
+        m.set_timeouts(bad),
+        Err(ConfigError::LeaderTimeoutTooLong { .. })
+    ));
+    let zero = crate::Timeouts {
+        nullify_retry_ms: 0,
+        ..before
+    };
+    assert!(matches!(
+        m.set_timeouts(zero),
+        Err(ConfigError::ZeroDuration {
+            field: "nullify_retry_ms"
+        })
+    ));
+    assert_eq!(m.timeouts(), before);
+    let new = crate::Timeouts {
+        leader_timeout_ms: 300,
+        notarization_timeout_ms: 600,
+        nullify_retry_ms: 100,
+    };
+    m.set_timeouts(new).unwrap();
+    assert_eq!(m.timeouts(), new);
+    let z1 = f.cert(CertificateKind::Nullification(1), &[1, 2, 3]);
+    let null2 = f.vote(0, nullify(2));
+    run(
+        &mut m,
+        vec![
+            (msg(f.vote_msg(1, nullify(1)), 10), ok(vec![])),
+            (msg(f.vote_msg(2, nullify(1)), 11), ok(vec![])),
+            // View 2 is entered with the new leader timeout: 12 + 300.
+            (
+                msg(f.vote_msg(3, nullify(1)), 12),
+                ok(vec![send_cert(&z1), changed(2), timer(312)]),
+            ),
+            // ... and its nullify is retried at the new interval: 312 + 100.
+            (
+                timeout(312),
+                ok(concat(vec![persist_and_send(&null2), vec![timer(412)]])),
+            ),
+        ],
+    );
+}
+
+#[test]
 fn r8_nullification_by_others_changes_view_without_my_vote() {
     let f = Fixture::new(&[1, 1, 1, 1]);
     let (mut m, _) = f.machine(Some(0), 0);

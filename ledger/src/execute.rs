@@ -68,13 +68,43 @@ impl BlockContext {
     }
 }
 
-/// Bounds on a block's contents (chain parameters from genesis).
+/// Bounds on a block's contents. The node passes the genesis values: they are also the
+/// transport bounds its codecs were sized with, so they are ceilings. On a chain with
+/// governance the limits in force for a block are those of its parent's state, each capped
+/// by the ceiling ([`BlockLimits::governed`]); block validation applies them itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockLimits {
     /// Most transactions in one block.
     pub block_txs_max: usize,
     /// Largest encoded block ([`Block::encode`], header included), in bytes.
     pub block_bytes_max: usize,
+}
+
+impl BlockLimits {
+    /// The limits in force for a child of a state whose governance record is `governance`
+    /// (`None`: a chain without governance, `self` unchanged): each limit is the smaller
+    /// of `self` (the genesis ceiling) and the governed `ChainParams` value, so a
+    /// `set_params` can lower the limits and raise them back up to genesis's, never above
+    /// (the transport bounds are sized from genesis when a node starts). Deterministic in
+    /// the parent state: every validator computes the same limits for the same block.
+    pub fn governed(&self, governance: Option<&crate::governance::Governance>) -> BlockLimits {
+        let Some(g) = governance else {
+            return *self;
+        };
+        let cap = |governed: u64, ceiling: usize| {
+            usize::try_from(governed).map_or(ceiling, |v| v.min(ceiling))
+        };
+        BlockLimits {
+            block_txs_max: cap(g.params.block_txs_max, self.block_txs_max),
+            block_bytes_max: cap(g.params.block_bytes_max, self.block_bytes_max),
+        }
+    }
+
+    /// [`Self::governed`] with the governance record read from `parent` (held in memory by
+    /// every [`StateReader`] the node uses). Errors: the reader's fatal storage error.
+    pub fn at(&self, parent: &dyn StateReader) -> Result<BlockLimits, LedgerError> {
+        Ok(self.governed(parent.governance()?.as_deref()))
+    }
 }
 
 /// Applies transactions one at a time on top of a parent state. Does NOT verify signatures:
@@ -611,6 +641,8 @@ fn validate_checked(
             header.parent_hash, parent_hash
         )));
     }
+    // The limits in force are the parent state's governed ones (capped by `limits`).
+    let limits = &limits.at(parent)?;
     if block.transactions.len() > limits.block_txs_max {
         return Err(invalid(format!(
             "{} transactions, more than the limit of {}",

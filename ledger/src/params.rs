@@ -24,7 +24,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 #[serde(deny_unknown_fields, default)]
 pub struct ChainParams {
     /// How long a validator waits for the view leader's proposal before voting to nullify
-    /// the view, in ms. Range 1..=600_000. Default 1000.
+    /// the view, in ms. Range 1..=600_000 and at most `notarization_timeout_ms`.
+    /// Default 1000.
     pub leader_timeout_ms: u64,
     /// How long a validator waits for a view to be notarized before voting to nullify it,
     /// in ms. Range 1..=600_000. Default 2000.
@@ -121,6 +122,14 @@ impl ChainParams {
             TIMEOUT_MS_MAX,
         )?;
         range("nullify_retry_ms", self.nullify_retry_ms, 1, TIMEOUT_MS_MAX)?;
+        // Consensus waits for the proposal no longer than for the notarization (its own
+        // config check): a governed change breaking this would stop every node applying it.
+        range(
+            "leader_timeout_ms",
+            self.leader_timeout_ms,
+            1,
+            self.notarization_timeout_ms,
+        )?;
         range("block_txs_max", self.block_txs_max, 1, BLOCK_TXS_MAX)?;
         range(
             "block_bytes_max",

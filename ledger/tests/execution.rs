@@ -700,6 +700,89 @@ fn validate_rejects_too_many_transactions_or_bytes() {
     assert_invalid_block(r, "bytes, more than the limit");
 }
 
+/// A state whose governance record holds `params` (the chain parameters in force).
+struct Governed(
+    BTreeMap<Address, Account>,
+    std::sync::Arc<cairn_ledger::governance::Governance>,
+);
+
+impl StateReader for Governed {
+    fn account(&self, address: &Address) -> Result<Account, LedgerError> {
+        self.0.account(address)
+    }
+    fn governance(
+        &self,
+    ) -> Result<Option<std::sync::Arc<cairn_ledger::governance::Governance>>, LedgerError> {
+        Ok(Some(self.1.clone()))
+    }
+}
+
+fn governed(state: &BTreeMap<Address, Account>, txs_max: u64, bytes_max: u64) -> Governed {
+    let params = cairn_ledger::ChainParams {
+        block_txs_max: txs_max,
+        block_bytes_max: bytes_max,
+        ..Default::default()
+    };
+    Governed(
+        state.clone(),
+        std::sync::Arc::new(cairn_ledger::governance::Governance {
+            members: vec![],
+            threshold: 0,
+            accounts: cairn_ledger::governance::AccountsPolicy::Open,
+            proposal_ttl_blocks: 100,
+            epoch: 0,
+            validators: vec![],
+            params,
+            proposals: vec![],
+            next_proposal_id: 1,
+        }),
+    )
+}
+
+#[test]
+fn the_parent_states_governed_limits_apply_capped_by_the_ceiling() {
+    let f = fixture();
+    let len = f.block.encode().len();
+    let ceiling = BlockLimits {
+        block_txs_max: 3,
+        block_bytes_max: 1 << 20,
+    };
+    let check = |parent: &Governed, ceiling: &BlockLimits| {
+        validate_block(
+            &f.genesis,
+            parent,
+            lthash_of(&f.parent_state),
+            &f.block,
+            ceiling,
+        )
+    };
+    // The block (3 transactions) fits the governed limits: valid.
+    check(&governed(&f.parent_state, 3, len as u64), &ceiling).unwrap();
+    // Governance lowered the transaction limit below the block's count: invalid, although
+    // the ceiling allows it.
+    let r = check(&governed(&f.parent_state, 2, 1 << 20), &ceiling);
+    assert_invalid_block(r, "transactions, more than the limit of 2");
+    // ... or the byte limit.
+    let r = check(&governed(&f.parent_state, 3, len as u64 - 1), &ceiling);
+    assert_invalid_block(r, "bytes, more than the limit");
+    // A governed value above the ceiling does not raise it.
+    let low_ceiling = BlockLimits {
+        block_txs_max: 2,
+        block_bytes_max: 1 << 20,
+    };
+    let r = check(&governed(&f.parent_state, 1_000, 1 << 20), &low_ceiling);
+    assert_invalid_block(r, "transactions, more than the limit of 2");
+    assert_eq!(
+        ceiling.at(&governed(&f.parent_state, 1_000, 512)).unwrap(),
+        BlockLimits {
+            block_txs_max: 3,
+            block_bytes_max: 512
+        }
+    );
+    // No governance record (a plain state): the ceiling itself.
+    assert_eq!(ceiling.at(&f.parent_state).unwrap(), ceiling);
+}
+
 #[test]
 fn validate_rejects_an_invalid_transaction_with_its_index() {
     let f = fixture();

@@ -233,6 +233,16 @@ impl Chain {
         }
     }
 
+    /// The block limits in force for a child of `parent` (its state's governed limits,
+    /// capped by the genesis ones: [`BlockLimits::at`]); `None` if `parent` is not the head
+    /// or a pending block descending from it.
+    pub fn limits_at(&self, parent: &Hash) -> Result<Option<BlockLimits>, LedgerError> {
+        match self.state_at(parent) {
+            Some((_, _, state)) => self.limits.at(&state).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Builds a block on `parent` with transactions chosen by `pick`, executes it, inserts it
     /// as pending and returns it. `pick` gets a builder positioned on the parent state and
     /// returns the transactions it applied, in order. Hashes every transaction (for tests

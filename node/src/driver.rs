@@ -344,6 +344,9 @@ pub struct DriverParams {
     pub sync_reverify_signatures: bool,
     /// Sync response byte bound.
     pub sync_response_bytes_max: usize,
+    /// The chain parameters in force when the driver starts (genesis's as changed by
+    /// governance); [`Driver`] re-reads them after each commit.
+    pub params_in_force: cairn_genesis::ChainParams,
 }
 
 impl DriverParams {
@@ -1029,9 +1032,16 @@ impl Driver {
             return Ok(()); // retried on tick and on transaction arrival
         }
         self.pending_build = None;
+        // The limits of the parent's state (governance may have lowered them), less room
+        // for the header.
+        let limits = match self.chain.limits_at(&parent) {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(FatalError(e.to_string())),
+        };
         let (txs_max, bytes_max) = (
-            self.params.block_txs_max,
-            self.params.block_bytes_max.saturating_sub(1024),
+            limits.block_txs_max,
+            limits.block_bytes_max.saturating_sub(1024),
         );
         let mempool = &self.mempool;
         let block = match self.chain.build_verified(&parent, view, me, now, |b| {
@@ -1357,6 +1367,65 @@ impl Driver {
                 .map_err(|e| FatalError(format!("consensus WAL prune failed: {e}")))?;
         }
         self.buffer.prune(head.height);
+        self.apply_governed_params()
+    }
+
+    /// Applies the chain parameters of the committed head's governance record if a
+    /// `set_params` changed them: the mempool bounds (a pool above a lowered bound admits
+    /// nothing until it drains), the block interval, the consensus timeouts (from the next
+    /// deadline on; liveness only) and the admission difficulty (new proofs only; admitted
+    /// peers stay). Block limits need nothing here: validation and the leader read them from
+    /// each block's parent state ([`cairn_ledger::BlockLimits::at`]). Every node applies a
+    /// change when it commits the block that made it, so the moments differ by the
+    /// commit skew, which none of these parameters' safety depends on.
+    fn apply_governed_params(&mut self) -> Result<(), FatalError> {
+        use cairn_ledger::StateReader as _;
+        let Some(governance) = self
+            .chain
+            .store()
+            .governance()
+            .map_err(|e| FatalError(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        let new = &governance.params;
+        let old = &self.params.params_in_force;
+        if new == old {
+            return Ok(());
+        }
+        info!(
+            height = self.chain.head().height,
+            ?old,
+            ?new,
+            "chain parameters changed by governance: applying"
+        );
+        let mempool = crate::mempool::MempoolConfig::from_params(new);
+        // A governed ChainParams passed `ChainParams::validate`, whose ranges imply the
+        // mempool's and the consensus's own checks.
+        assert!(
+            mempool.validate().is_ok(),
+            "governed mempool bounds are valid"
+        );
+        self.mempool.set_config(mempool);
+        self.params.block_interval_ms = new.block_interval_ms;
+        self.params.leader_timeout_ms = new.leader_timeout_ms;
+        let timeouts = cairn_consensus::Timeouts {
+            leader_timeout_ms: new.leader_timeout_ms,
+            notarization_timeout_ms: new.notarization_timeout_ms,
+            nullify_retry_ms: new.nullify_retry_ms,
+        };
+        self.epochs
+            .set_timeouts(timeouts)
+            .map_err(|e| FatalError(format!("governed timeouts refused: {e}")))?;
+        self.epoch_params.leader_timeout_ms = timeouts.leader_timeout_ms;
+        self.epoch_params.notarization_timeout_ms = timeouts.notarization_timeout_ms;
+        self.epoch_params.nullify_retry_ms = timeouts.nullify_retry_ms;
+        if new.admission_difficulty_bits != old.admission_difficulty_bits {
+            self.net
+                .set_admission_difficulty(new.admission_difficulty_bits);
+        }
+        self.params.params_in_force = new.clone();
+        self.mempool_changed();
         Ok(())
     }
 

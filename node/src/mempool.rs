@@ -389,6 +389,14 @@ impl Mempool {
         &self.config
     }
 
+    /// Replaces the bounds (a governance `set_params`). Nothing pooled is dropped: a pool
+    /// above a lowered bound admits nothing until removals bring it below (and a sender's
+    /// transactions beyond a lowered `sender_future_max` stay until included or expired).
+    /// The config should pass [`MempoolConfig::validate`].
+    pub fn set_config(&mut self, config: MempoolConfig) {
+        self.config = config;
+    }
+
     /// Admits a transaction whose signature the caller has verified. Returns its hash.
     ///
     /// `state` is the state the next block will build on and `next_height` that block's

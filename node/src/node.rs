@@ -220,6 +220,17 @@ pub async fn run(
         .init_store(&store)
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     let store = Arc::new(store);
+    // The parameters in force: genesis's, as changed by governance (`set_params`). Block
+    // limits and transport bounds stay genesis's here: they are ceilings (the ledger applies
+    // the governed limits per block, `BlockLimits::at`); the rest follows the stored state
+    // and, while running, each commit (`Driver::apply_governed_params`).
+    let runtime_params: cairn_genesis::ChainParams = {
+        use cairn_ledger::StateReader as _;
+        store
+            .governance()
+            .map_err(|e| NodeError::Storage(e.to_string()))?
+            .map_or_else(|| genesis.params.clone(), |g| g.params.clone())
+    };
 
     // The validator set of the running epoch (governance changes it; epoch 0 is genesis's).
     let head_height = store
@@ -267,11 +278,7 @@ pub async fn run(
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     info!(height = chain.head().height, hash = %chain.head_hash(), genesis = %genesis_hash, "ledger opened");
 
-    let mempool_config = MempoolConfig {
-        txs_max: params.mempool_txs_max as usize,
-        bytes_max: params.mempool_bytes_max as usize,
-        sender_future_max: params.mempool_sender_future_max as usize,
-    };
+    let mempool_config = MempoolConfig::from_params(&runtime_params);
     mempool_config
         .validate()
         .map_err(|e| NodeError::Genesis(e.to_string()))?;
@@ -325,7 +332,7 @@ pub async fn run(
             }
         }
     }
-    let difficulty_bits = params.admission_difficulty_bits;
+    let difficulty_bits = runtime_params.admission_difficulty_bits;
     let own_nonce = if difficulty_bits == 0 || exempt.contains(&local_peer) {
         None
     } else {
@@ -424,9 +431,9 @@ pub async fn run(
         namespace: genesis_hash.0,
         validators: validators.clone(),
         signer: genesis_signer,
-        leader_timeout_ms: params.leader_timeout_ms,
-        notarization_timeout_ms: params.notarization_timeout_ms,
-        nullify_retry_ms: params.nullify_retry_ms,
+        leader_timeout_ms: runtime_params.leader_timeout_ms,
+        notarization_timeout_ms: runtime_params.notarization_timeout_ms,
+        nullify_retry_ms: runtime_params.nullify_retry_ms,
         views_ahead_max: 1024,
     };
     consensus_config
@@ -465,8 +472,9 @@ pub async fn run(
         me,
         block_txs_max: params.block_txs_max as usize,
         block_bytes_max,
-        leader_timeout_ms: params.leader_timeout_ms,
-        block_interval_ms: params.block_interval_ms,
+        leader_timeout_ms: runtime_params.leader_timeout_ms,
+        block_interval_ms: runtime_params.block_interval_ms,
+        params_in_force: runtime_params.clone(),
         sync_interval_ms: config.sync.interval_ms,
         sync_batch_blocks_max: config.sync.batch_blocks_max,
         sync_reverify_signatures: config.sync.reverify_signatures,

@@ -688,6 +688,23 @@ fn parameter_changes_are_range_checked() {
         &mut perms,
     ));
     assert!(matches!(e, GovernanceError::NoChange { .. }));
+    // A leader timeout above the notarization timeout would stop every node applying it.
+    let e = refused(g.propose(
+        ctx(1),
+        addr(1),
+        GovAction::SetParams(ParamsUpdate {
+            leader_timeout_ms: Some(ChainParams::default().notarization_timeout_ms + 1),
+            ..Default::default()
+        }),
+        &mut perms,
+    ));
+    assert!(matches!(
+        e,
+        GovernanceError::Param(ParamError {
+            field: "leader_timeout_ms",
+            ..
+        })
+    ));
     assert_eq!(g, before);
     pass(
         &mut g,

@@ -7,20 +7,19 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_consensus::{Digest, EpochMessage, Message, Proposal, Vote, VoteKind, epoch_namespace};
 use cairn_genesis::{ChainParams, Genesis, GenesisAccount, GenesisGovernance, GenesisValidator};
 use cairn_ledger::governance::{AccountsPolicy, GovAction, Permission, ValidatorInfo};
 use cairn_ledger::{Action, Address, Hash, SignedTransaction, TransactionBody};
-use cairn_node::config::NodeConfig;
 use cairn_node::keys;
 use cairn_node::network::{self, NetworkConfig, NetworkHandle, Topic};
-use cairn_node::node;
 use cairn_node::sync::StoredEpochProof;
-use cairn_rpc::{ClientError, RpcClient, ValidatorsAt};
+use cairn_rpc::{ClientError, ValidatorsAt};
+use common::cluster::{self, Cluster, Homes};
 use ed25519_dalek::SigningKey;
+use libp2p::Multiaddr;
 use tokio::time::{Instant, sleep};
 
 /// Upper bound of every "eventually" wait.
@@ -30,31 +29,30 @@ const POLL: Duration = Duration::from_millis(100);
 /// Validators in genesis.
 const GENESIS_VALIDATORS: usize = 4;
 
-/// A node started with `node::run` on its own runtime thread.
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<Result<(), node::NodeError>>,
-}
-
 /// Loopback nodes: the first [`GENESIS_VALIDATORS`] are genesis validators, the others
-/// start as full nodes with a consensus key of their own (validators-to-be).
+/// start as full nodes with a consensus key of their own (validators-to-be). Derefs to the
+/// shared [`Cluster`] (homes, configs, each node's consensus key, RPC clients, running nodes).
 struct Net {
-    _dir: tempfile::TempDir,
-    genesis: Genesis,
-    homes: Vec<PathBuf>,
-    configs: Vec<NodeConfig>,
+    cluster: Cluster,
     /// Each node's consensus key (as governance names it) and libp2p peer id.
     infos: Vec<ValidatorInfo>,
-    /// Each node's consensus key.
-    keys: Vec<SigningKey>,
-    /// Each node's p2p address with `/p2p/<peer id>`.
-    addrs: Vec<String>,
-    rpc: Vec<RpcClient>,
-    running: Vec<Option<Running>>,
     /// Governance members (2 of 3 approve).
     members: Vec<SigningKey>,
     /// Next nonce per member.
     nonces: Vec<u64>,
+}
+
+impl std::ops::Deref for Net {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
 }
 
 impl Net {
@@ -64,46 +62,15 @@ impl Net {
 
     /// `total` nodes on a chain whose accounts policy is `accounts`.
     fn generate_with(total: usize, accounts: AccountsPolicy) -> Net {
-        let dir = tempfile::tempdir().unwrap();
-        let mut seeds = Vec::new();
-        let mut addrs = Vec::new();
-        let mut peers = Vec::new();
-        let mut rpc_ports = Vec::new();
-        for _ in 0..total {
-            let node_seed = keys::random_seed();
-            let peer = keys::libp2p_keypair(node_seed).public().to_peer_id();
-            seeds.push((node_seed, keys::random_seed()));
-            addrs.push(format!("/ip4/127.0.0.1/tcp/{}", common::free_port()));
-            peers.push(peer);
-            rpc_ports.push(common::free_port());
-        }
-        let mut homes = Vec::new();
-        let mut configs = Vec::new();
-        let mut infos = Vec::new();
-        for i in 0..total {
-            let home = dir.path().join(format!("node-{i}"));
-            let mut config = NodeConfig {
-                moniker: format!("node-{i}"),
-                ..NodeConfig::default()
-            };
-            config.p2p.listen = addrs[i].clone();
-            config.p2p.bootstrap = (0..GENESIS_VALIDATORS)
-                .filter(|j| *j != i)
-                .map(|j| format!("{}/p2p/{}", addrs[j], peers[j]))
-                .collect();
-            config.p2p.redial_interval_ms = 500;
-            config.rpc.listen = format!("127.0.0.1:{}", rpc_ports[i]).parse().unwrap();
-            config.sync.interval_ms = 500;
-            let info = node::init_home(&home, &config, Some(seeds[i])).unwrap();
-            infos.push(ValidatorInfo {
+        let homes = Homes::generate(total, GENESIS_VALIDATORS, |_| {});
+        let infos: Vec<ValidatorInfo> = (0..total)
+            .map(|i| ValidatorInfo {
                 name: format!("validator-{i}"),
-                consensus_key: info.validator_address,
-                peer_id: info.peer_id.to_string(),
+                consensus_key: homes.validator_addresses[i],
+                peer_id: homes.peer_ids[i].to_string(),
                 voting_power: 1,
-            });
-            homes.push(home);
-            configs.push(config);
-        }
+            })
+            .collect();
         let members: Vec<SigningKey> = (0..3u8)
             .map(|i| SigningKey::from_bytes(&[200 + i; 32]))
             .collect();
@@ -113,10 +80,7 @@ impl Net {
             .collect();
         let genesis = Genesis {
             chain_id: "cairn-epochs".into(),
-            genesis_time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64,
+            genesis_time_ms: cluster::now_ms(),
             validators: infos[..GENESIS_VALIDATORS]
                 .iter()
                 .map(|v| GenesisValidator {
@@ -134,13 +98,10 @@ impl Net {
                 })
                 .collect(),
             params: ChainParams {
-                leader_timeout_ms: 1000,
-                notarization_timeout_ms: 2000,
-                nullify_retry_ms: 500,
                 // Validators added later are not exempt from admission at nodes started
                 // before them; no proof-of-work keeps this test about consensus.
                 admission_difficulty_bits: 0,
-                ..ChainParams::default()
+                ..cluster::fast_params()
             },
             governance: GenesisGovernance {
                 members: member_addresses,
@@ -149,103 +110,17 @@ impl Net {
                 ..GenesisGovernance::default()
             },
         };
-        genesis.validate().unwrap();
-        for home in &homes {
-            std::fs::write(home.join("genesis.json"), genesis.to_json_pretty()).unwrap();
-        }
-        let rpc = rpc_ports
-            .iter()
-            .map(|p| {
-                RpcClient::with_timeout(&format!("http://127.0.0.1:{p}"), Duration::from_secs(5))
-                    .unwrap()
-            })
-            .collect();
-        let keys = seeds
-            .iter()
-            .map(|(_, v)| SigningKey::from_bytes(v))
-            .collect();
-        let addrs = (0..total)
-            .map(|i| format!("{}/p2p/{}", addrs[i], peers[i]))
-            .collect();
         Net {
-            _dir: dir,
-            genesis,
-            homes,
-            configs,
+            cluster: homes.with_genesis(genesis, WAIT),
             infos,
-            keys,
-            addrs,
-            rpc,
-            running: (0..total).map(|_| None).collect(),
             members,
             nonces: vec![0; 3],
         }
     }
 
-    fn start(&mut self, i: usize) {
-        assert!(self.running[i].is_none(), "node {i} already running");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let home = self.homes[i].clone();
-        let config = self.configs[i].clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("node-{i}"))
-            .spawn(move || {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(node::run(&home, config, async move {
-                        let _ = stopped.await;
-                    }))
-            })
-            .unwrap();
-        self.running[i] = Some(Running { stop, thread });
-    }
-
-    async fn stop(&mut self, i: usize) {
-        let Some(r) = self.running[i].take() else {
-            return;
-        };
-        let _ = r.stop.send(());
-        let joined =
-            tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || r.thread.join()))
-                .await
-                .unwrap_or_else(|_| panic!("node {i} did not stop"))
-                .unwrap();
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("node {i} failed: {e}"),
-            Err(_) => panic!("node {i} panicked"),
-        }
-    }
-
-    /// Node `i`'s RPC port.
-    fn rpc_port(&self, i: usize) -> u16 {
-        self.configs[i].rpc.listen.port()
-    }
-
+    /// Node `i`'s finalized height (0 if it does not answer).
     async fn height(&self, i: usize) -> u64 {
-        self.rpc[i]
-            .status()
-            .await
-            .map(|s| s.latest_height)
-            .unwrap_or(0)
-    }
-
-    async fn wait_height(&self, i: usize, height: u64) {
-        let start = Instant::now();
-        loop {
-            let h = self.height(i).await;
-            if h >= height {
-                return;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "node {i} did not reach height {height} (at {h})"
-            );
-            sleep(POLL).await;
-        }
+        self.cluster.height(i).await.unwrap_or(0)
     }
 
     /// A governance transaction from member `m`, submitted at node 0.
@@ -352,12 +227,12 @@ impl Net {
 
 /// A bare network endpoint of this chain dialing `bootstrap`, once it shares the consensus
 /// topic's mesh with it.
-async fn raw_peer(genesis: &Genesis, bootstrap: &str) -> NetworkHandle {
+async fn raw_peer(genesis: &Genesis, bootstrap: &Multiaddr) -> NetworkHandle {
     let keypair = keys::libp2p_keypair([77; 32]);
     let (net, _events) = network::spawn(NetworkConfig {
         keypair,
         listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-        bootstrap: vec![bootstrap.parse().unwrap()],
+        bootstrap: vec![bootstrap.clone()],
         namespace: genesis.hash().to_hex()[..16].to_string(),
         gossip_bytes_max: 1 << 20,
         sync_request_bytes_max: cairn_node::sync::SYNC_REQUEST_BYTES_MAX,

@@ -23,10 +23,11 @@ use cairn_node::admission;
 use cairn_node::config::NodeConfig;
 use cairn_node::keys;
 use cairn_node::network::{self, AdmissionConfig, NetworkConfig, NetworkEvent, NetworkHandle};
-use cairn_node::node::{self, BAN_KEY_PREFIX};
+use cairn_node::node::BAN_KEY_PREFIX;
 use cairn_rpc::RpcClient;
+use common::cluster::{self, Cluster, Homes};
+use libp2p::PeerId;
 use libp2p::identity::Keypair;
-use libp2p::{Multiaddr, PeerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{Instant, sleep, timeout};
@@ -44,200 +45,61 @@ const DEADLINE_MS: u64 = 2000;
 /// The tests of this file run one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A node started with `node::run` on its own runtime thread.
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<Result<(), node::NodeError>>,
-}
-
-/// A generated loopback testnet: `VALIDATORS` validators and `full` full nodes.
+/// A generated loopback testnet: `VALIDATORS` validators and `full` full nodes (the
+/// shared [`Cluster`], which it derefs to) and the funded account.
 struct Testnet {
-    _dir: tempfile::TempDir,
-    genesis: Genesis,
-    homes: Vec<PathBuf>,
-    configs: Vec<NodeConfig>,
-    peer_ids: Vec<PeerId>,
-    /// P2p addresses with `/p2p/<peer id>`.
-    addrs: Vec<Multiaddr>,
-    rpc: Vec<RpcClient>,
-    rpc_addrs: Vec<std::net::SocketAddr>,
-    running: Vec<Option<Running>>,
+    cluster: Cluster,
     /// The funded genesis account's key file.
     account_key: PathBuf,
+}
+
+impl std::ops::Deref for Testnet {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for Testnet {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
 }
 
 impl Testnet {
     /// Generates the homes; `tweak` adjusts every node's configuration.
     fn generate(full: usize, tweak: impl Fn(&mut NodeConfig)) -> Testnet {
-        let dir = tempfile::tempdir().unwrap();
-        let total = VALIDATORS + full;
-        let mut seeds = Vec::new();
-        let mut peer_ids = Vec::new();
-        let mut addrs = Vec::new();
-        let mut rpc_addrs = Vec::new();
-        for _ in 0..total {
-            let node_seed = keys::random_seed();
-            let peer = keys::libp2p_keypair(node_seed).public().to_peer_id();
-            seeds.push((node_seed, keys::random_seed()));
-            let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", common::free_port())
-                .parse()
-                .unwrap();
-            peer_ids.push(peer);
-            addrs.push(addr);
-            rpc_addrs.push(
-                format!("127.0.0.1:{}", common::free_port())
-                    .parse()
-                    .unwrap(),
-            );
-        }
-        let mut homes = Vec::new();
-        let mut configs = Vec::new();
-        let mut validators = Vec::new();
-        for i in 0..total {
-            let home = dir.path().join(format!("node-{i}"));
-            let mut config = NodeConfig {
-                moniker: format!("node-{i}"),
-                ..NodeConfig::default()
-            };
-            let mut listen = addrs[i].clone();
-            listen.pop();
-            config.p2p.listen = listen.to_string();
-            config.p2p.bootstrap = (0..VALIDATORS)
-                .filter(|j| *j != i)
-                .map(|j| addrs[j].to_string())
-                .collect();
-            config.p2p.redial_interval_ms = 500;
+        let homes = Homes::generate(VALIDATORS + full, VALIDATORS, |config| {
             config.p2p.admission_deadline_ms = DEADLINE_MS;
-            config.rpc.listen = rpc_addrs[i];
-            config.sync.interval_ms = 500;
-            tweak(&mut config);
-            let info = node::init_home(&home, &config, Some(seeds[i])).unwrap();
-            assert_eq!(info.peer_id, peer_ids[i]);
-            if i < VALIDATORS {
-                validators.push(GenesisValidator {
-                    name: format!("validator-{i}"),
-                    consensus_key: info.validator_address,
-                    peer_id: peer_ids[i].to_string(),
-                    voting_power: 1,
-                });
-            }
-            homes.push(home);
-            configs.push(config);
-        }
-        let account_key = dir.path().join("account.json");
+            tweak(config);
+        });
+        let validators = (0..VALIDATORS)
+            .map(|i| GenesisValidator {
+                name: format!("validator-{i}"),
+                consensus_key: homes.validator_addresses[i],
+                peer_id: homes.peer_ids[i].to_string(),
+                voting_power: 1,
+            })
+            .collect();
+        let account_key = homes.dir().join("account.json");
         let account = keys::write_validator_key(&account_key, keys::random_seed()).unwrap();
         let genesis = Genesis {
             chain_id: "cairn-admission".into(),
-            genesis_time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64,
+            genesis_time_ms: cluster::now_ms(),
             validators,
             accounts: vec![GenesisAccount {
                 address: account,
                 balance: 1_000_000,
             }],
             params: ChainParams {
-                leader_timeout_ms: 1000,
-                notarization_timeout_ms: 2000,
-                nullify_retry_ms: 500,
                 admission_difficulty_bits: BITS,
-                ..ChainParams::default()
+                ..cluster::fast_params()
             },
             governance: Default::default(),
         };
-        genesis.validate().unwrap();
-        for home in &homes {
-            std::fs::write(home.join("genesis.json"), genesis.to_json_pretty()).unwrap();
-        }
-        let rpc = rpc_addrs
-            .iter()
-            .map(|a| {
-                RpcClient::with_timeout(&format!("http://{a}"), Duration::from_secs(5)).unwrap()
-            })
-            .collect();
         Testnet {
-            _dir: dir,
-            genesis,
-            homes,
-            configs,
-            peer_ids,
-            addrs,
-            rpc,
-            rpc_addrs,
-            running: (0..total).map(|_| None).collect(),
+            cluster: homes.with_genesis(genesis, WAIT),
             account_key,
-        }
-    }
-
-    fn start(&mut self, i: usize) {
-        assert!(self.running[i].is_none(), "node {i} already running");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let home = self.homes[i].clone();
-        let config = self.configs[i].clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("node-{i}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(node::run(&home, config, async move {
-                    let _ = stopped.await;
-                }))
-            })
-            .unwrap();
-        self.running[i] = Some(Running { stop, thread });
-    }
-
-    fn start_all(&mut self) {
-        for i in 0..self.homes.len() {
-            self.start(i);
-        }
-    }
-
-    /// Stops node `i` and waits (bounded) for `node::run` to return; its RocksDB is closed
-    /// afterwards.
-    async fn stop(&mut self, i: usize) {
-        let Some(r) = self.running[i].take() else {
-            return;
-        };
-        let _ = r.stop.send(());
-        let joined = timeout(WAIT, tokio::task::spawn_blocking(move || r.thread.join()))
-            .await
-            .unwrap_or_else(|_| panic!("node {i} did not stop"))
-            .unwrap();
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("node {i} failed: {e}"),
-            Err(_) => panic!("node {i} panicked"),
-        }
-    }
-
-    async fn stop_all(&mut self) {
-        for i in 0..self.homes.len() {
-            self.stop(i).await;
-        }
-    }
-
-    async fn height(&self, i: usize) -> Option<u64> {
-        self.rpc[i].status().await.ok().map(|s| s.latest_height)
-    }
-
-    /// Waits until node `i` has finalized `height`.
-    async fn wait_height(&self, i: usize, height: u64) {
-        let start = Instant::now();
-        loop {
-            let h = self.height(i).await;
-            if h.is_some_and(|h| h >= height) {
-                return;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "node {i} did not reach height {height} (at {h:?})"
-            );
-            sleep(POLL).await;
         }
     }
 

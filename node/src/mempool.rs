@@ -1168,6 +1168,32 @@ mod tests {
     }
 
     #[test]
+    fn lowered_bounds_keep_what_is_pooled_and_admit_nothing_until_it_drains() {
+        let state = funded(&[1, 2, 3, 4], 1000);
+        let mut mp = Mempool::new(config(10, 1 << 20, 16));
+        for n in 0..4 {
+            mp.insert(tx(1, n), &state, CHAIN, 1).unwrap();
+        }
+        // Governance lowers the count bound below what the pool holds.
+        mp.set_config(config(2, 1 << 20, 16));
+        assert_eq!(mp.config().txs_max, 2);
+        assert_eq!(mp.len(), 4, "nothing pooled is dropped");
+        assert!(mp.is_full());
+        let e = mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap_err();
+        assert_eq!(e.code(), "mempool_full");
+        for n in 0..3 {
+            mp.remove(&tx(1, n).hash());
+        }
+        mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+        assert_eq!(mp.len(), 2);
+        // A lowered nonce window applies to new transactions.
+        mp.set_config(config(10, 1 << 20, 1));
+        let e = mp.insert(tx(3, 2), &state, CHAIN, 1).unwrap_err();
+        assert_eq!(e.code(), "too_far_ahead");
+        mp.check_invariants();
+    }
+
+    #[test]
     fn full_by_count_and_by_bytes() {
         let state = funded(&[1, 2, 3, 4], 1000);
         let mut mp = Mempool::new(config(3, 1 << 20, 16));

@@ -474,3 +474,92 @@ async fn permissioned_transfers_follow_grants_and_revokes_on_running_nodes() {
         net.stop(i).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governed_parameters_apply_on_running_nodes_and_after_a_restart() {
+    let mut net = Net::generate(GENESIS_VALIDATORS);
+    for i in 0..GENESIS_VALIDATORS {
+        net.start(i);
+    }
+    net.wait_height(0, 2).await;
+    // Blocks of at most 2 transactions, a pool of at most 3, a 900 ms block interval (the
+    // pool fills between blocks) and a shorter nullify retry (the timeouts path).
+    let update = cairn_ledger::governance::ParamsUpdate {
+        block_txs_max: Some(2),
+        mempool_txs_max: Some(3),
+        block_interval_ms: Some(900),
+        nullify_retry_ms: Some(400),
+        ..Default::default()
+    };
+    net.submit(0, Action::Propose(GovAction::SetParams(update)))
+        .await;
+    net.submit(1, Action::Approve { proposal_id: 1 }).await;
+    let start = Instant::now();
+    let changed_at = loop {
+        let g = net.rpc[0]
+            .governance()
+            .await
+            .unwrap()
+            .expect("a governed chain");
+        if g.params.block_txs_max == 2 {
+            assert_eq!(g.params.mempool_txs_max, 3);
+            break net.height(0).await;
+        }
+        assert!(start.elapsed() < WAIT, "set_params never executed");
+        sleep(POLL).await;
+    };
+
+    // Eight transfers back to back at node 0: its pool holds at most 3 and a block (one
+    // per 900 ms at most) takes at most 2, so some are refused as full.
+    let to = Address([9; 32]);
+    let mut accepted = Vec::new();
+    let mut full = 0;
+    for _ in 0..8 {
+        let transfer = Action::Transfer {
+            recipient: to,
+            amount: 1,
+        };
+        match net.send(2, transfer).await {
+            Ok(h) => accepted.push(h),
+            // A full pool answers -32005 (overloaded: retry later).
+            Err(ClientError::Rpc { code, .. }) if code == cairn_rpc::codes::OVERLOADED => full += 1,
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+    }
+    assert!(full >= 1, "the lowered pool bound refused nothing");
+    assert!(accepted.len() >= 3, "accepted {accepted:?}");
+    for h in &accepted {
+        let status = net.rpc[0].wait_for_finality(h, 30_000, 100).await.unwrap();
+        assert!(
+            matches!(status, cairn_rpc::TxStatus::Finalized { .. }),
+            "{status:?}"
+        );
+    }
+    assert_eq!(
+        net.rpc[0].balance(&to).await.unwrap(),
+        accepted.len() as u64
+    );
+    // Every block since the change holds at most 2 transactions; together they hold all.
+    let head = net.height(0).await;
+    let mut txs = 0;
+    for height in changed_at + 1..=head {
+        let block = net.rpc[0].block_by_height(height).await.unwrap().unwrap();
+        assert!(
+            block.transactions.len() <= 2,
+            "block {height} holds {} transactions",
+            block.transactions.len()
+        );
+        txs += block.transactions.len();
+    }
+    assert_eq!(txs, accepted.len());
+
+    // A restarted node runs with the stored parameters and keeps finalizing with the rest.
+    net.stop(3).await;
+    net.start(3);
+    let h = net.height(0).await;
+    net.wait_height(3, h + 2).await;
+    net.assert_agree(&[0, 1, 2, 3]).await;
+    for i in 0..GENESIS_VALIDATORS {
+        net.stop(i).await;
+    }
+}

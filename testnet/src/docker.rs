@@ -171,6 +171,23 @@ pub struct DockerNode {
     pub volume: String,
     /// Host port of its RPC (on 127.0.0.1).
     pub rpc_host_port: u16,
+    /// The container's `CAIRN_P2P_BOOTSTRAP` peers, fixed when the service is planned: a
+    /// later membership change (`add-validator`, `remove-validator`) leaves the definitions
+    /// of the running services as they are, so Compose never recreates them for it. Absent
+    /// in manifests written before it existed: then derived from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Vec<String>>,
+}
+
+/// A node `remove-validator` took out of a Docker testnet: its container is gone, its home
+/// stays on disk, its data volume stays declared in the compose file (so `down --volumes`
+/// removes it), and its addresses are never handed out again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemovedNode {
+    /// The node as it was in the manifest.
+    pub node: crate::NodeEntry,
+    /// Its container, as it was.
+    pub docker: DockerNode,
 }
 
 /// The Docker deployment of a testnet (`testnet.json` → `docker`).
@@ -186,6 +203,9 @@ pub struct DockerManifest {
     pub side_subnet: Subnet,
     /// One entry per manifest node, same order.
     pub nodes: Vec<DockerNode>,
+    /// Nodes removed by `remove-validator` (see [`RemovedNode`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<RemovedNode>,
 }
 
 impl DockerManifest {
@@ -331,15 +351,18 @@ pub fn write_compose(
             side_ip: side.host(HOST_OFFSET + k as u32),
             volume: format!("{project}_{}-data", node.name),
             rpc_host_port: rpc_port + k as u16,
+            bootstrap: None,
         })
         .collect();
-    let dm = DockerManifest {
+    let mut dm = DockerManifest {
         project: project.clone(),
         image,
         main_subnet: main,
         side_subnet: side,
         nodes,
+        removed: Vec::new(),
     };
+    freeze_bootstrap(manifest, &mut dm);
     for node in &manifest.nodes {
         std::fs::create_dir_all(node.home.join("data"))
             .with_context(|| format!("creating {}/data", node.home.display()))?;
@@ -385,21 +408,10 @@ pub fn compose_yaml(out: &Path, manifest: &Manifest, dm: &DockerManifest) -> Res
         } else {
             home_rel.display().to_string()
         };
-        // Each peer on both networks; a node always bootstraps to every validator, and
-        // validators also to the full nodes (so a full node that was cut off is found again
-        // from either side).
-        let mut boot = Vec::new();
-        for (j, (peer, pd)) in manifest.nodes.iter().zip(&dm.nodes).enumerate() {
-            if j == k || (node.full_node && peer.full_node) {
-                continue;
-            }
-            for ip in [pd.main_ip, pd.side_ip] {
-                boot.push(format!(
-                    "/ip4/{ip}/tcp/{CONTAINER_P2P_PORT}/p2p/{}",
-                    peer.peer_id
-                ));
-            }
-        }
+        let boot = d
+            .bootstrap
+            .clone()
+            .unwrap_or_else(|| bootstrap_of(manifest, dm, k));
         writeln!(y, "  {}:", d.service)?;
         writeln!(y, "    image: {}", q(&dm.image))?;
         writeln!(y, "    container_name: {}", q(&d.container))?;
@@ -475,10 +487,40 @@ pub fn compose_yaml(out: &Path, manifest: &Manifest, dm: &DockerManifest) -> Res
     writeln!(y, "      config:")?;
     writeln!(y, "        - subnet: \"{}\"", dm.side_subnet)?;
     writeln!(y, "volumes:")?;
-    for d in &dm.nodes {
+    for d in dm.nodes.iter().chain(dm.removed.iter().map(|r| &r.docker)) {
         writeln!(y, "  {}-data: {{}}", d.service)?;
     }
     Ok(y)
+}
+
+/// The bootstrap peers of node `k` derived from the manifest: each peer on both networks; a
+/// node always bootstraps to every validator, and validators also to the full nodes (so a
+/// full node that was cut off is found again from either side).
+pub fn bootstrap_of(manifest: &Manifest, dm: &DockerManifest, k: usize) -> Vec<String> {
+    let node = &manifest.nodes[k];
+    let mut boot = Vec::new();
+    for (j, (peer, pd)) in manifest.nodes.iter().zip(&dm.nodes).enumerate() {
+        if j == k || (node.full_node && peer.full_node) {
+            continue;
+        }
+        for ip in [pd.main_ip, pd.side_ip] {
+            boot.push(format!(
+                "/ip4/{ip}/tcp/{CONTAINER_P2P_PORT}/p2p/{}",
+                peer.peer_id
+            ));
+        }
+    }
+    boot
+}
+
+/// Records in each service of `dm` that has none the bootstrap peers derived from `manifest`
+/// (see [`DockerNode::bootstrap`]).
+pub fn freeze_bootstrap(manifest: &Manifest, dm: &mut DockerManifest) {
+    for k in 0..dm.nodes.len().min(manifest.nodes.len()) {
+        if dm.nodes[k].bootstrap.is_none() {
+            dm.nodes[k].bootstrap = Some(bootstrap_of(manifest, dm, k));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,11 +660,16 @@ pub fn docker_manifest(m: &Manifest) -> Result<&DockerManifest> {
     m.docker.as_ref().ok_or_else(|| anyhow!("this testnet was generated without --docker; regenerate it with `cairn-testnet generate --docker`"))
 }
 
-/// Starts the services (`compose up -d`) and, unless `wait` is zero, waits until every node
-/// answers `getStatus` at height ≥ 1.
-pub async fn up(dir: &Path, wait: Duration) -> Result<()> {
-    let m = Manifest::load(dir)?;
-    let dm = docker_manifest(&m)?;
+/// Checks that a Docker engine answers and holds the testnet's image, and finds the compose
+/// command: what every command that starts containers needs first.
+///
+/// # Errors
+/// Each names the fix: the engine is unreachable, the image is missing (and which command
+/// builds it), no compose command works, or the compose file is missing.
+pub async fn preflight(dir: &Path, dm: &DockerManifest) -> Result<Compose> {
+    if let Err(e) = engine_reachable().await {
+        bail!("the Docker engine is unreachable ({e}); start it (or set DOCKER_HOST) and retry");
+    }
     let image_ok = docker(&["image", "inspect", "--format", "{{.Id}}", &dm.image]).await;
     if image_ok.is_err() {
         bail!(
@@ -631,7 +678,15 @@ pub async fn up(dir: &Path, wait: Duration) -> Result<()> {
             dm.image
         );
     }
-    let compose = Compose::detect(dir, dm).await?;
+    Compose::detect(dir, dm).await
+}
+
+/// Starts the services (`compose up -d`) and, unless `wait` is zero, waits until every node
+/// answers `getStatus` at height ≥ 1.
+pub async fn up(dir: &Path, wait: Duration) -> Result<()> {
+    let m = Manifest::load(dir)?;
+    let dm = docker_manifest(&m)?;
+    let compose = preflight(dir, dm).await?;
     compose
         .run(&["up", "-d", "--remove-orphans"], Duration::from_secs(300))
         .await?;
@@ -808,6 +863,131 @@ pub fn format_status(rows: &[NodeRow]) -> String {
         ));
     }
     s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Membership: a service added to or taken out of a running Docker testnet
+
+/// Host number (in both subnets) of the next node: one above the highest any node of the
+/// testnet, present or removed, has used, so no address is ever handed out twice.
+pub fn next_host(dm: &DockerManifest) -> Result<u32> {
+    let base = u32::from(dm.main_subnet.base);
+    let used = dm
+        .nodes
+        .iter()
+        .chain(dm.removed.iter().map(|r| &r.docker))
+        .map(|d| u32::from(d.main_ip).saturating_sub(base))
+        .max();
+    let host = used.map_or(HOST_OFFSET, |h| h + 1).max(HOST_OFFSET);
+    // The last address of the subnet is its broadcast address.
+    if host + 1 >= dm.main_subnet.size() {
+        bail!(
+            "no address left in subnet {} for another node (the last one used is .{})",
+            dm.main_subnet,
+            host - 1
+        );
+    }
+    Ok(host)
+}
+
+/// Plans the container of node `k` of `manifest` (a node just added to it, e.g. by
+/// [`crate::govern::plan_node`]) and appends it to the manifest's Docker part: the next
+/// addresses ([`next_host`]), its RPC published on the port of its `rpc_url`, bootstrapping
+/// to every other node on both networks. Fixes the bootstrap peers of the services planned
+/// before (see [`DockerNode::bootstrap`]) so that their definitions do not change.
+///
+/// # Errors
+/// Not a Docker testnet, `k` is not the next node, no address left, or a name clash with a
+/// removed node (whose data volume is still there).
+pub fn plan_service(manifest: &mut Manifest, k: usize) -> Result<DockerNode> {
+    let mut dm = docker_manifest(manifest)?.clone();
+    if k != dm.nodes.len() || k >= manifest.nodes.len() {
+        bail!(
+            "node {k} is not the next node of the Docker testnet ({} services)",
+            dm.nodes.len()
+        );
+    }
+    let node = manifest.nodes[k].clone();
+    if dm.removed.iter().any(|r| r.docker.service == node.name) {
+        bail!(
+            "{} was removed from this testnet before and its data volume is kept; choose another name",
+            node.name
+        );
+    }
+    // The services planned so far keep their peers.
+    let mut before = manifest.clone();
+    before.nodes.truncate(k);
+    freeze_bootstrap(&before, &mut dm);
+    let rpc_host_port = node
+        .rpc_url
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.trim_end_matches('/').parse::<u16>().ok())
+        .with_context(|| format!("node {}: no port in RPC URL {}", node.name, node.rpc_url))?;
+    let host = next_host(&dm)?;
+    let mut boot = Vec::new();
+    for (peer, pd) in manifest.nodes.iter().zip(&dm.nodes) {
+        for ip in [pd.main_ip, pd.side_ip] {
+            boot.push(format!(
+                "/ip4/{ip}/tcp/{CONTAINER_P2P_PORT}/p2p/{}",
+                peer.peer_id
+            ));
+        }
+    }
+    let d = DockerNode {
+        service: node.name.clone(),
+        container: format!("{}-{}", dm.project, node.name),
+        main_ip: dm.main_subnet.host(host),
+        side_ip: dm.side_subnet.host(host),
+        volume: format!("{}_{}-data", dm.project, node.name),
+        rpc_host_port,
+        bootstrap: Some(boot),
+    };
+    std::fs::create_dir_all(node.home.join("data"))
+        .with_context(|| format!("creating {}/data", node.home.display()))?;
+    dm.nodes.push(d.clone());
+    manifest.docker = Some(dm);
+    Ok(d)
+}
+
+/// Takes node `k` out of the manifest and its service out of the Docker part, recording
+/// both in [`DockerManifest::removed`]. The container is the caller's to stop and remove;
+/// the home and the data volume stay.
+///
+/// # Errors
+/// Not a Docker testnet, or no node `k`.
+pub fn unplan_service(manifest: &mut Manifest, k: usize) -> Result<RemovedNode> {
+    let mut dm = docker_manifest(manifest)?.clone();
+    if k >= manifest.nodes.len() || k >= dm.nodes.len() {
+        bail!("no node {k} in the Docker testnet");
+    }
+    // The remaining services keep their peers (the removed one's address stays in their
+    // lists, unanswered: it is never handed out again).
+    freeze_bootstrap(manifest, &mut dm);
+    let removed = RemovedNode {
+        node: manifest.nodes.remove(k),
+        docker: dm.nodes.remove(k),
+    };
+    dm.removed.push(removed.clone());
+    manifest.docker = Some(dm);
+    Ok(removed)
+}
+
+/// Rewrites `dir/docker-compose.yml` from `manifest` (its Docker part).
+pub fn rewrite_compose(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let dm = docker_manifest(manifest)?;
+    let out = std::path::absolute(dir)?;
+    let yaml = compose_yaml(&out, manifest, dm)?;
+    let path = out.join(COMPOSE_FILE);
+    let tmp = out.join(format!(".{COMPOSE_FILE}.tmp"));
+    std::fs::write(&tmp, yaml).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Whether `port` on 127.0.0.1 can be bound now (nothing listens there, e.g. a published
+/// port of another container).
+pub fn host_port_free(port: u16) -> bool {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
 // ---------------------------------------------------------------------------------------------

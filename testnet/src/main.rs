@@ -289,12 +289,13 @@ enum Cmd {
         #[arg(long, env = "CAIRN_NODE_BIN")]
         node_bin: Option<PathBuf>,
     },
-    /// Add a validator to a running local testnet: generate its node (keys, config, next
-    /// free ports), start it, and propose and approve `add_validator` with the testnet's
-    /// member accounts. Runs the new node until Ctrl-C; `start` runs it with the others
-    /// afterwards.
+    /// Add a validator to a running testnet: generate its node (keys, config, next free
+    /// ports), start it, and propose and approve `add_validator` with the testnet's member
+    /// accounts. Local testnet: runs the new node until Ctrl-C (`start` runs it with the
+    /// others afterwards). Docker testnet: adds its service to the compose file, starts only
+    /// that container, and returns once the set holds it.
     AddValidator {
-        /// Testnet directory (its other nodes running, e.g. under `cairn-testnet start`).
+        /// Testnet directory (its other nodes running: `cairn-testnet start` or `up`).
         dir: PathBuf,
         /// The new validator's name (default: `validator-<index>`).
         #[arg(long)]
@@ -305,19 +306,22 @@ enum Cmd {
         /// Node whose RPC takes the governance transactions (name or index).
         #[arg(long, default_value = "0")]
         via: String,
-        /// cairn-node binary (default: beside this binary, then PATH).
+        /// cairn-node binary (default: beside this binary, then PATH; local testnets only).
         #[arg(long, env = "CAIRN_NODE_BIN")]
         node_bin: Option<PathBuf>,
-        /// Generate and govern, but do not start the node here (start it yourself).
+        /// Generate and govern, but do not start the node (start it yourself; on a Docker
+        /// testnet `cairn-testnet up DIR` starts its container).
         #[arg(long)]
         no_start: bool,
         /// JSON report on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// Remove a validator from a running local testnet by governance (`remove_validator`
-    /// proposed and approved with the member accounts). Its node keeps running as a full
-    /// node until you stop it.
+    /// Remove a validator from a running testnet by governance (`remove_validator` proposed
+    /// and approved with the member accounts). Local testnet: its node keeps running as a
+    /// full node until you stop it. Docker testnet: once the set lacks it, its container is
+    /// stopped and removed and it leaves the manifest and compose file (home and data volume
+    /// kept).
     RemoveValidator {
         /// Testnet directory.
         dir: PathBuf,
@@ -434,14 +438,25 @@ fn via_rpc(m: &Manifest, via: &str) -> Result<cairn_rpc::RpcClient> {
     Ok(cairn_rpc::RpcClient::new(&m.nodes[i].rpc_url)?)
 }
 
-/// Prints the outcome of `add-validator` / `remove-validator`.
-fn report_set(json: bool, what: &str, name: &str, proposal: u64, set: &[cairn_rpc::ValidatorInfo]) {
+/// Prints the outcome of `add-validator` / `remove-validator` (on a Docker testnet, with what
+/// happened to the container).
+fn report_set(
+    json: bool,
+    what: &str,
+    name: &str,
+    proposal: u64,
+    set: &[cairn_rpc::ValidatorInfo],
+    docker: Option<&govern::DockerChange>,
+) {
     if json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             what: name,
             "proposal": proposal,
             "validators": set,
         });
+        if let Some(d) = docker {
+            out["docker"] = serde_json::to_value(d).expect("serializable");
+        }
         println!("{out}");
     } else {
         let names: Vec<&str> = set.iter().map(|v| v.name.as_str()).collect();
@@ -778,8 +793,42 @@ async fn main() -> Result<()> {
             json,
         } => {
             let m = Manifest::load(&dir)?;
+            if m.docker.is_some() {
+                if node_bin.is_some() {
+                    eprintln!(
+                        "--node-bin is ignored: a Docker testnet runs the image's cairn-node"
+                    );
+                }
+                let out = govern::docker_add_validator(
+                    &dir,
+                    name.as_deref(),
+                    power,
+                    &via,
+                    !no_start,
+                    &govern::DockerMembership::default(),
+                )
+                .await?;
+                report_set(
+                    json,
+                    "added",
+                    &out.node.name,
+                    out.proposal,
+                    &out.validators,
+                    Some(&out.docker),
+                );
+                if !json {
+                    println!(
+                        "container {} {} (RPC {}); `cairn-testnet status {}` shows it",
+                        out.docker.container,
+                        out.docker.container_state,
+                        out.docker.rpc_url,
+                        dir.display()
+                    );
+                }
+                return Ok(());
+            }
             let rpc = via_rpc(&m, &via)?;
-            let name = name.unwrap_or_else(|| format!("validator-{}", m.nodes.len()));
+            let name = name.unwrap_or_else(|| govern::default_name(&m));
             let (m, index) = govern::add_node(&dir, &name)?;
             let node = m.nodes[index].clone();
             eprintln!("generated {} in {}", node.name, node.home.display());
@@ -810,7 +859,7 @@ async fn main() -> Result<()> {
                 s.iter().any(|v| v.address == key)
             })
             .await?;
-            report_set(json, "added", &node.name, id, &set);
+            report_set(json, "added", &node.name, id, &set, None);
             if !no_start {
                 eprintln!("running {} until Ctrl-C", node.name);
                 interrupted().await;
@@ -824,6 +873,32 @@ async fn main() -> Result<()> {
             json,
         } => {
             let m = Manifest::load(&dir)?;
+            if m.docker.is_some() {
+                let out = govern::docker_remove_validator(
+                    &dir,
+                    &name,
+                    &via,
+                    &govern::DockerMembership::default(),
+                )
+                .await?;
+                report_set(
+                    json,
+                    "removed",
+                    &out.node.name,
+                    out.proposal,
+                    &out.validators,
+                    Some(&out.docker),
+                );
+                if !json {
+                    println!(
+                        "stopped and removed container {}; kept its home {} and data volume {}",
+                        out.docker.container,
+                        out.docker.home.display(),
+                        out.docker.volume
+                    );
+                }
+                return Ok(());
+            }
             let rpc = via_rpc(&m, &via)?;
             let index = m
                 .node_index(&name)
@@ -838,7 +913,7 @@ async fn main() -> Result<()> {
                 s.iter().all(|v| v.address != key)
             })
             .await?;
-            report_set(json, "removed", &node.name, id, &set);
+            report_set(json, "removed", &node.name, id, &set, None);
         }
         Cmd::Start { dir, node_bin } => {
             let m = Manifest::load(&dir)?;

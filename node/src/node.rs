@@ -311,21 +311,26 @@ pub async fn run(
         connections_max: config.p2p.connections_max,
     };
     let local_peer = net_config.keypair.public().to_peer_id();
-    let mut exempt = std::collections::HashSet::new();
-    // Genesis validators and those of the running epoch (as of this start).
-    let current_validators = epoch_record
-        .as_ref()
-        .map(|r| r.validators.clone())
-        .unwrap_or_default();
-    let validator_peers = genesis
-        .validators
-        .iter()
-        .map(|v| (&v.name, &v.peer_id))
-        .chain(current_validators.iter().map(|v| (&v.name, &v.peer_id)));
+    // The running epoch's validators (genesis's in epoch 0) are exempt from admission; the
+    // driver replaces them with each new epoch's set (`NetworkHandle::exempt`), so a
+    // validator removed by governance loses its exemption.
+    let mut exempt_validators = std::collections::HashSet::new();
+    let validator_peers: Vec<(String, String)> = match &epoch_record {
+        Some(r) => r
+            .validators
+            .iter()
+            .map(|v| (v.name.clone(), v.peer_id.clone()))
+            .collect(),
+        None => genesis
+            .validators
+            .iter()
+            .map(|v| (v.name.clone(), v.peer_id.clone()))
+            .collect(),
+    };
     for (name, peer_id) in validator_peers {
         match peer_id.parse::<libp2p::PeerId>() {
             Ok(p) => {
-                exempt.insert(p);
+                exempt_validators.insert(p);
             }
             Err(e) => {
                 tracing::warn!(validator = %name, error = %e, "validator peer id does not parse; not exempt from admission")
@@ -333,7 +338,7 @@ pub async fn run(
         }
     }
     let difficulty_bits = runtime_params.admission_difficulty_bits;
-    let own_nonce = if difficulty_bits == 0 || exempt.contains(&local_peer) {
+    let own_nonce = if difficulty_bits == 0 || exempt_validators.contains(&local_peer) {
         None
     } else {
         let path = home.join(crate::admission::POW_FILE);
@@ -402,7 +407,8 @@ pub async fn run(
     let admission = network::AdmissionConfig {
         difficulty_bits,
         genesis_hash: genesis_hash.0,
-        exempt,
+        exempt: Default::default(),
+        validators: exempt_validators,
         own_nonce,
         pow_file: Some(home.join(crate::admission::POW_FILE)),
         deadline_ms: config.p2p.admission_deadline_ms,

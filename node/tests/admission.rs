@@ -1003,3 +1003,191 @@ async fn only_validators_and_bootstrap_peers_can_make_a_node_solve() {
         n.net.shutdown().await;
     }
 }
+
+/// Waits (bounded) until `node` no longer has `peer` connected.
+async fn wait_gone(node: &Node, peer: PeerId, what: &str) {
+    let start = Instant::now();
+    while let Some(status) = node.status_of(peer).await {
+        assert!(
+            start.elapsed() < WAIT,
+            "{what}: still connected, {status:?}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A validator removed by governance loses its exemption (`NetworkHandle::exempt` with the
+/// new set, which lacks it): a peer let in as exempt that sent a valid proof is admitted at
+/// once and keeps its connection; one without a proof becomes pending (the application is
+/// told it is gone), is refused at the admission deadline and disconnected, and is not
+/// banned. The node's own static exemption stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_leave_the_validator_set_must_prove_or_are_disconnected() {
+    const DEADLINE_MS: u64 = 1500;
+    let (kv, validator) = keypair_and_id();
+    let (kp, proven) = keypair_and_id();
+    let (kn, unproven) = keypair_and_id();
+    let mut v = Node::start(kv, &[], admission(&[validator], None, DEADLINE_MS)).await;
+    // Both joined the set before they connect (as after an epoch change).
+    v.net.exempt(vec![validator, proven, unproven]);
+    v.net.admission_info().await.expect("exemptions applied");
+    // Neither is exempt in its own view: `proven` sends its proof on connecting, `unproven`
+    // (no proof, admission on) sends nothing.
+    let p_nonce = admission::solve(&GENESIS, &proven, BITS).unwrap();
+    let p = Node::start(
+        kp,
+        &[&v],
+        admission(&[validator], Some(p_nonce), DEADLINE_MS),
+    )
+    .await;
+    let kn_bytes = kn.to_protobuf_encoding().unwrap();
+    let n = Node::start(kn, &[&v], admission(&[validator], None, DEADLINE_MS)).await;
+    wait_status(&v, proven, AdmissionStatus::Exempt, "proven peer exempt").await;
+    wait_status(
+        &v,
+        unproven,
+        AdmissionStatus::Exempt,
+        "unproven peer exempt",
+    )
+    .await;
+    wait_status(&p, validator, AdmissionStatus::Exempt, "validator exempt").await;
+    // The proven peer sent its proof on connecting: one round trip on loopback.
+    sleep(Duration::from_millis(500)).await;
+    let (connected, _) = lifecycle(&mut v);
+    assert_eq!(
+        connected.iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([proven, unproven]),
+        "both announced as exempt"
+    );
+    assert_eq!(v.net.stats().peers_admitted, 0, "exempt, not admitted");
+
+    // The next epoch's set has neither.
+    let withdrawn = Instant::now();
+    v.net.exempt(vec![validator]);
+    wait_status(
+        &v,
+        proven,
+        AdmissionStatus::Admitted,
+        "a proven peer is admitted when it loses its exemption",
+    )
+    .await;
+    wait_status(
+        &v,
+        unproven,
+        AdmissionStatus::Pending,
+        "an unproven peer must prove when it loses its exemption",
+    )
+    .await;
+    let (connected, disconnected) = lifecycle(&mut v);
+    assert!(connected.is_empty(), "{connected:?}");
+    assert_eq!(
+        disconnected,
+        vec![unproven],
+        "the application is told the pending peer is gone"
+    );
+
+    // Past the deadline (from the withdrawal) the unproven peer is refused and disconnected.
+    wait_gone(&v, unproven, "the unproven peer past the deadline").await;
+    let gone = withdrawn.elapsed();
+    println!("un-exempted peer without a proof disconnected {gone:?} after the withdrawal");
+    assert!(
+        gone >= Duration::from_millis(DEADLINE_MS),
+        "disconnected before the deadline: {gone:?}"
+    );
+    assert_eq!(v.net.stats().peers_refused, 1);
+    assert_eq!(
+        v.net.stats().peers_banned,
+        0,
+        "losing an exemption is no fault"
+    );
+    assert_eq!(v.net.stats().connections_refused_banned, 0);
+    // The proven peer kept its connection and status all along; the validator its own.
+    assert_eq!(v.status_of(proven).await, Some(AdmissionStatus::Admitted));
+    assert_eq!(p.status_of(validator).await, Some(AdmissionStatus::Exempt));
+    let (_, disconnected) = lifecycle(&mut v);
+    assert!(!disconnected.contains(&proven), "{disconnected:?}");
+    // Not banned: the same identity with a valid proof is admitted on its next connection.
+    n.net.shutdown().await;
+    let kn = Keypair::from_protobuf_encoding(&kn_bytes).unwrap();
+    let n_nonce = admission::solve(&GENESIS, &unproven, BITS).unwrap();
+    let n = Node::start(
+        kn,
+        &[&v],
+        admission(&[validator], Some(n_nonce), DEADLINE_MS),
+    )
+    .await;
+    wait_status(
+        &v,
+        unproven,
+        AdmissionStatus::Admitted,
+        "the un-exempted peer, back with a proof",
+    )
+    .await;
+    for node in [n, p, v] {
+        node.net.shutdown().await;
+    }
+}
+
+/// This node is the validator removed: exempt in its own view and its peer's (no proof, as
+/// validators solve nothing), it loses the exemption on both sides (each applies the new set
+/// at its epoch start), solves for the difficulty in force, sends the proof and is admitted
+/// on the same connection, which it keeps past the admission deadline: a removed validator
+/// goes on as a connected full node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_from_the_validator_set_proves_and_stays_connected() {
+    const DEADLINE_MS: u64 = 3000;
+    let (kv, validator) = keypair_and_id();
+    let (kr, removed) = keypair_and_id();
+    let mut v = Node::start(kv, &[], admission(&[validator], None, DEADLINE_MS)).await;
+    v.net.exempt(vec![validator, removed]);
+    v.net.admission_info().await.expect("exemptions applied");
+    let r = Node::start(kr, &[&v], admission(&[validator], None, DEADLINE_MS)).await;
+    r.net.exempt(vec![validator, removed]);
+    wait_status(
+        &v,
+        removed,
+        AdmissionStatus::Exempt,
+        "validator r exempt at v",
+    )
+    .await;
+    wait_status(&r, validator, AdmissionStatus::Exempt, "v exempt at r").await;
+    sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        r.net.stats().admission_proofs_solved,
+        0,
+        "validators solve nothing"
+    );
+    lifecycle(&mut v);
+
+    // The next epoch's set lacks r: its peer applies that first, then r itself.
+    let removed_at = Instant::now();
+    v.net.exempt(vec![validator]);
+    wait_status(&v, removed, AdmissionStatus::Pending, "r must prove at v").await;
+    r.net.exempt(vec![validator]);
+    wait_status(
+        &v,
+        removed,
+        AdmissionStatus::Admitted,
+        "r admitted with the proof it solved",
+    )
+    .await;
+    println!(
+        "removed validator solved, proved and was admitted {:?} after the set change",
+        removed_at.elapsed()
+    );
+    assert_eq!(r.net.stats().admission_proofs_solved, 1);
+    let info = r.net.admission_info().await.unwrap();
+    assert!(info.own_proof_bits.is_some_and(|b| b >= BITS), "{info:?}");
+    // Still connected past the deadline, on the same connection (announced once more at v
+    // when admitted, never disconnected at r).
+    sleep(Duration::from_millis(DEADLINE_MS + 500)).await;
+    assert_eq!(v.status_of(removed).await, Some(AdmissionStatus::Admitted));
+    assert_eq!(r.status_of(validator).await, Some(AdmissionStatus::Exempt));
+    assert_eq!(v.net.stats().peers_refused, 0);
+    let (connected, disconnected) = lifecycle(&mut v);
+    assert_eq!(connected, vec![removed], "announced again once admitted");
+    assert_eq!(disconnected, vec![removed], "gone while it had to prove");
+    for node in [r, v] {
+        node.net.shutdown().await;
+    }
+}

@@ -55,8 +55,10 @@
 //! ## Admission `/cairn/{namespace}/admission/2`
 //!
 //! When the required difficulty ([`AdmissionConfig::difficulty_bits`] at start, then each
-//! [`NetworkHandle::set_admission_difficulty`]) is non-zero, a peer that is not in
-//! [`AdmissionConfig::exempt`] (the validators) must prove a proof-of-work identity (see
+//! [`NetworkHandle::set_admission_difficulty`]) is non-zero, a peer that is not exempt (a
+//! validator of the current set, [`AdmissionConfig::validators`] then each
+//! [`NetworkHandle::exempt`], or statically exempt, [`AdmissionConfig::exempt`]) must
+//! prove a proof-of-work identity (see
 //! [`crate::admission`]) before it takes part in gossip. Each non-exempt node sends its
 //! proof to every peer as soon as a connection is established (so admission is mutual and
 //! takes one round trip): one request frame of exactly [`ADMISSION_REQUEST_BYTES`] bytes
@@ -104,7 +106,7 @@
 //! solves again for `required_bits` (blocking solver in `spawn_blocking`, bounded by
 //! `SOLVE_ATTEMPTS_FACTOR · 2^bits` attempts, cancelled at shutdown) only if
 //!
-//! - the refusing peer is trusted: a validator ([`AdmissionConfig::exempt`], which follows
+//! - the refusing peer is trusted: exempt (a validator of the current set, which follows
 //!   [`NetworkHandle::exempt`]) or a bootstrap peer ([`NetworkConfig::bootstrap`], chosen by
 //!   the operator). Claims of other peers are ignored (counted in
 //!   [`NetworkStats::admission_claims_ignored`]): any identity can claim 32 bits;
@@ -124,6 +126,37 @@
 //! [`NetworkStats::admission_proofs_solved`]; [`NetworkHandle::admission_info`] shows the
 //! state. Exempt nodes (validators) never solve.
 //!
+//! ### Exemptions follow the validator set
+//!
+//! The exempt set is [`AdmissionConfig::exempt`] (static, for as long as the node runs)
+//! plus the current validator set: [`AdmissionConfig::validators`] at start, replaced by
+//! each [`NetworkHandle::exempt`] (the driver passes each new epoch's full set). A peer
+//! added is exempt from then on (a connected one still pending at once). A connected peer
+//! removed whose status is `exempt`:
+//!
+//! - becomes `admitted` at once if it sent a proof valid at the current difficulty (a
+//!   non-exempt node sends its proof on every connection, and an exempt peer's proof is
+//!   kept for this even though it is not needed);
+//! - otherwise becomes `pending` ([`NetworkEvent::PeerDisconnected`] delivered, gossip and
+//!   sync requests from it dropped, application score [`APP_SCORE_UNADMITTED`]) and must
+//!   prove within [`AdmissionConfig::deadline_ms`] of the withdrawal; past the deadline it
+//!   is refused and disconnected like any pending peer. It is not banned: losing an
+//!   exemption is not a fault. It may reconnect and prove.
+//! - With admission off it becomes `disabled` (as every peer is admitted then).
+//!
+//! Peers admitted with a proof (or connected while admission was off) keep their status.
+//! Counted in [`NetworkStats::admission_exemptions_withdrawn`].
+//!
+//! When this node itself loses its exemption (a validator removed from the set goes on as a
+//! full node), it proves from then on: if its proof is valid at its current difficulty (or
+//! that is 0) it sends it (or the empty proof) at once to every connected peer; otherwise it
+//! solves for its current difficulty as in "Learning a higher difficulty" (bounded,
+//! cancelled at shutdown, once per value) and sends the proof to every connected peer when
+//! it is found. Its peers apply the same set change at about the same time (each when it
+//! starts the epoch), so a proof solved within their deadline keeps its connections; a
+//! slower solve costs it the connections whose deadline passed, and the proof goes out on
+//! the next ones (bootstrap peers are redialed).
+//!
 //! ## Reputation
 //!
 //! Every [`ADMISSION_SWEEP_INTERVAL`], an admitted (or, with admission disabled, any)
@@ -131,8 +164,8 @@
 //! below [`SCORE_BAN`], or at its [`SCORE_STRIKES_BAN`]th low-score disconnect, it is banned
 //! for [`AdmissionConfig::ban_duration_ms`]: its connections are closed as soon as they are
 //! established. Bans start from [`AdmissionConfig::initial_bans`] and each new one is passed
-//! to [`AdmissionConfig::ban_sink`] for persistence. Validators ([`AdmissionConfig::exempt`])
-//! are never disconnected or banned for their score (logged at `warn`). The per-peer
+//! to [`AdmissionConfig::ban_sink`] for persistence. Exempt peers (validators of the
+//! current set) are never disconnected or banned for their score (logged at `warn`). The per-peer
 //! admission map has the keys of the connection map (bounded by `connections_max` plus the
 //! bootstrap peers); bans and strikes are bounded by [`BANS_MAX`] / [`STRIKES_MAX`].
 //!
@@ -142,9 +175,11 @@
 //! non-validator peers from it are closed as soon as they are established, and its connected
 //! non-validator peers are disconnected. IP bans start from
 //! [`AdmissionConfig::initial_ip_bans`] and each new one is passed to
-//! [`AdmissionConfig::ip_ban_sink`]. The IP address of a bootstrap peer or of a connected
-//! genesis validator is never banned, and a genesis validator or bootstrap peer is never
-//! refused for its IP address (loopback testnets run every validator on 127.0.0.1). Bounded by
+//! [`AdmissionConfig::ip_ban_sink`]. The IP address of a bootstrap peer or of a validator
+//! (exempt peer) that connected since start is never banned (an address stays protected
+//! after its validator leaves the set, until a restart), and an exempt peer or bootstrap
+//! peer is never refused for its IP address (loopback testnets run every validator on
+//! 127.0.0.1). Bounded by
 //! [`IP_BANS_MAX`], [`IPS_TRACKED_MAX`], [`VALIDATOR_IPS_MAX`].
 //!
 //! ## Bounds
@@ -171,9 +206,9 @@
 //!   remote IP address: [`AdmissionConfig::connections_per_ip_max`] established connections
 //!   of non-validator peers. Connections beyond either are closed at once (counted in
 //!   [`NetworkStats::connections_closed_peer_limit`] /
-//!   [`NetworkStats::connections_closed_ip_limit`]). Genesis validators
-//!   ([`AdmissionConfig::exempt`]) and bootstrap peers are exempt from both and are not
-//!   counted against an IP address.
+//!   [`NetworkStats::connections_closed_ip_limit`]). Exempt peers (validators of the
+//!   current set) and bootstrap peers are exempt from both and are not counted against an IP
+//!   address.
 //! - Idle connections are closed after [`IDLE_CONNECTION_TIMEOUT`]; a connection whose ping
 //!   times out is closed. Bootstrap peers are redialed every
 //!   [`NetworkConfig::redial_interval_ms`] while disconnected.
@@ -272,7 +307,9 @@ pub const ADMISSION_REQUEST_BYTES: usize = 8;
 /// admitted or `1` refused, `required_bits` the responder's current difficulty.
 pub const ADMISSION_RESPONSE_BYTES: usize = 2;
 
-/// Most entries in [`AdmissionConfig::exempt`] (the genesis validator set is far smaller).
+/// Most peers exempt from admission at once: [`AdmissionConfig::exempt`] and the validator
+/// set ([`AdmissionConfig::validators`], then each [`NetworkHandle::exempt`]) together (a
+/// validator set is far smaller).
 pub const ADMISSION_EXEMPT_MAX: usize = 4096;
 
 /// Gossipsub application-specific score of a connected peer that has not (yet) been
@@ -348,9 +385,16 @@ pub struct AdmissionConfig {
     pub difficulty_bits: u8,
     /// The genesis hash the proofs are bound to.
     pub genesis_hash: [u8; 32],
-    /// Peers admitted without a proof (the genesis validators), at most
-    /// [`ADMISSION_EXEMPT_MAX`].
+    /// Peers admitted without a proof for as long as the node runs, whatever the validator
+    /// set (static exemptions, e.g. from the operator's configuration; `node::run` puts the
+    /// validators in [`AdmissionConfig::validators`] instead). Together with `validators`,
+    /// at most [`ADMISSION_EXEMPT_MAX`].
     pub exempt: std::collections::HashSet<PeerId>,
+    /// The validator set's peers exempt at start (the running epoch's set): admitted
+    /// without a proof until [`NetworkHandle::exempt`] replaces them with a new epoch's set
+    /// (exemptions follow the current set; see the module docs, "Exemptions follow the
+    /// validator set").
+    pub validators: std::collections::HashSet<PeerId>,
     /// This node's proof (nonce); `None` if this node is exempt or admission is disabled.
     /// Replaced at runtime by a stronger one when the node solves again (see the module
     /// docs).
@@ -398,6 +442,7 @@ impl fmt::Debug for AdmissionConfig {
         f.debug_struct("AdmissionConfig")
             .field("difficulty_bits", &self.difficulty_bits)
             .field("exempt", &self.exempt.len())
+            .field("validators", &self.validators.len())
             .field("own_nonce", &self.own_nonce)
             .field("pow_file", &self.pow_file)
             .field("deadline_ms", &self.deadline_ms)
@@ -423,6 +468,7 @@ impl AdmissionConfig {
             difficulty_bits: 0,
             genesis_hash: [0; 32],
             exempt: Default::default(),
+            validators: Default::default(),
             own_nonce: None,
             pow_file: None,
             deadline_ms: 5000,
@@ -451,9 +497,9 @@ impl AdmissionConfig {
                 crate::admission::DIFFICULTY_BITS_MAX
             ));
         }
-        if self.exempt.len() > ADMISSION_EXEMPT_MAX {
+        if self.exempt.union(&self.validators).count() > ADMISSION_EXEMPT_MAX {
             return invalid(format!(
-                "admission.exempt: more than {ADMISSION_EXEMPT_MAX} peers"
+                "admission.exempt: more than {ADMISSION_EXEMPT_MAX} peers (with validators)"
             ));
         }
         if self.deadline_ms == 0 {
@@ -483,7 +529,7 @@ impl AdmissionConfig {
 pub enum AdmissionStatus {
     /// Admission is disabled: every peer counts as admitted.
     Disabled,
-    /// A genesis validator: admitted without proof.
+    /// A validator of the current set (or statically exempt): admitted without proof.
     Exempt,
     /// Proved its identity.
     Admitted,
@@ -521,6 +567,9 @@ pub struct AdmissionInfo {
     pub own_proof_bits: Option<u8>,
     /// The difficulty of the solve running now, if any.
     pub solving_bits: Option<u8>,
+    /// Whether this node itself is exempt (a validator of the current set, or statically
+    /// exempt): it proves nothing while it is.
+    pub exempt: bool,
 }
 
 /// Configuration of the networking layer. All fields are required; check with
@@ -988,6 +1037,10 @@ pub struct NetworkStats {
     /// refusing peer was neither a validator nor a bootstrap peer, or the demand exceeded
     /// [`crate::admission::DIFFICULTY_BITS_MAX`].
     pub admission_claims_ignored: u64,
+    /// Connected peers whose exemption was withdrawn ([`NetworkHandle::exempt`] with a set
+    /// without them) while let in as exempt: each became admitted (it had sent a valid
+    /// proof), pending, or (admission off) `disabled`.
+    pub admission_exemptions_withdrawn: u64,
 }
 
 #[derive(Debug, Default)]
@@ -1011,6 +1064,7 @@ struct Counters {
     peer_faults: AtomicU64,
     admission_proofs_solved: AtomicU64,
     admission_claims_ignored: AtomicU64,
+    admission_exemptions_withdrawn: AtomicU64,
 }
 
 impl Counters {
@@ -1040,6 +1094,7 @@ impl Counters {
             peer_faults: get(&self.peer_faults),
             admission_proofs_solved: get(&self.admission_proofs_solved),
             admission_claims_ignored: get(&self.admission_claims_ignored),
+            admission_exemptions_withdrawn: get(&self.admission_exemptions_withdrawn),
         }
     }
 }
@@ -1182,12 +1237,25 @@ impl NetworkHandle {
         let _ = self.try_command(Command::Penalize { peer, fault });
     }
 
-    /// Adds `peers` (a new epoch's validators) to the peers exempt from admission, as
-    /// [`AdmissionConfig::exempt`] at start: a connected one still pending is treated as
-    /// exempt at once. Exemptions are never withdrawn while the node runs (a removed
-    /// validator's peer stays exempt until a restart). Beyond [`ADMISSION_EXEMPT_MAX`]
-    /// entries, further peers are not added (logged). Never blocks (dropped if the command
-    /// queue is full; the next epoch sends the set again).
+    /// Sets the validators exempt from admission to exactly `peers` (a new epoch's full
+    /// set), replacing [`AdmissionConfig::validators`] or the previous call's set; peers in
+    /// [`AdmissionConfig::exempt`] stay exempt whatever the set. Exemptions follow the
+    /// current set (see the module docs, "Exemptions follow the validator set"):
+    ///
+    /// - a newly exempt connected peer still pending is exempt at once (announced with
+    ///   [`NetworkEvent::PeerConnected`]);
+    /// - a connected peer that loses its exemption and had been let in as exempt becomes
+    ///   admitted if it sent a proof valid at the current difficulty, otherwise pending
+    ///   ([`NetworkEvent::PeerDisconnected`] delivered): it must prove within
+    ///   [`AdmissionConfig::deadline_ms`] or is disconnected, not banned (with admission
+    ///   off it stays, status `disabled`);
+    /// - if this node itself loses its exemption (a removed validator), it proves from now
+    ///   on: it sends its proof to its connected peers, solving one first (in the
+    ///   background, at the current difficulty) if it has none strong enough.
+    ///
+    /// Beyond [`ADMISSION_EXEMPT_MAX`] exempt peers, further peers are not exempt (logged).
+    /// Never blocks (dropped if the command queue is full; the next epoch sends its set
+    /// again).
     pub fn exempt(&self, peers: Vec<PeerId>) {
         let _ = self.try_command(Command::Exempt { peers });
     }
@@ -1602,7 +1670,8 @@ mod tests {
             Some(AdmissionInfo {
                 difficulty_bits: 0,
                 own_proof_bits: None,
-                solving_bits: None
+                solving_bits: None,
+                exempt: false,
             })
         );
         // This node's chain now requires 6 bits: of peers, and of this node's own proof.
@@ -1642,6 +1711,72 @@ mod tests {
         assert_eq!(info.own_proof_bits, None);
         assert_eq!(net.stats().admission_proofs_solved, 0);
         net.shutdown().await;
+    }
+
+    /// A validator removed from the set (`exempt` with a set without it) proves from then
+    /// on: it solves for the difficulty in force (it had no proof); a static exemption stays.
+    #[tokio::test]
+    async fn a_node_that_leaves_the_validator_set_solves_at_the_current_difficulty() {
+        let c = config();
+        let local = c.keypair.public().to_peer_id();
+        let other = PeerId::random();
+        let adm = AdmissionConfig {
+            genesis_hash: [5; 32],
+            difficulty_bits: 6,
+            validators: [local, other].into(),
+            ..AdmissionConfig::disabled()
+        };
+        let (net, _events) = spawn_with_admission(c, adm).await.unwrap();
+        let info = net.admission_info().await.unwrap();
+        assert!(info.exempt, "{info:?}");
+        // The same set again, or a set that keeps it: nothing changes.
+        net.exempt(vec![local, other]);
+        net.exempt(vec![local]);
+        let info = net.admission_info().await.unwrap();
+        assert!(info.exempt && info.solving_bits.is_none(), "{info:?}");
+        assert_eq!(net.stats().admission_proofs_solved, 0);
+        // Removed: it solves for the 6 bits its chain requires.
+        net.exempt(vec![other]);
+        let info = wait_info(&net, |i| i.own_proof_bits.is_some()).await;
+        assert!(!info.exempt, "{info:?}");
+        assert!(info.own_proof_bits.unwrap() >= 6, "{info:?}");
+        assert_eq!(net.stats().admission_proofs_solved, 1);
+        // No connected peer lost an exemption.
+        assert_eq!(net.stats().admission_exemptions_withdrawn, 0);
+        net.shutdown().await;
+
+        // Statically exempt: no validator set takes that away.
+        let c = config();
+        let local = c.keypair.public().to_peer_id();
+        let adm = AdmissionConfig {
+            genesis_hash: [5; 32],
+            difficulty_bits: 6,
+            exempt: [local].into(),
+            ..AdmissionConfig::disabled()
+        };
+        let (net, _events) = spawn_with_admission(c, adm).await.unwrap();
+        net.exempt(vec![]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let info = net.admission_info().await.unwrap();
+        assert!(info.exempt && info.solving_bits.is_none(), "{info:?}");
+        assert_eq!(info.own_proof_bits, None);
+        assert_eq!(net.stats().admission_proofs_solved, 0);
+        net.shutdown().await;
+    }
+
+    #[test]
+    fn static_exemptions_and_validators_are_bounded_together() {
+        let mut a = AdmissionConfig::disabled();
+        a.exempt = (0..ADMISSION_EXEMPT_MAX)
+            .map(|_| PeerId::random())
+            .collect();
+        a.validators = a.exempt.iter().take(10).copied().collect();
+        a.validate().unwrap();
+        a.validators.insert(PeerId::random());
+        assert!(matches!(
+            a.validate(),
+            Err(NetworkError::InvalidConfig { reason }) if reason.starts_with("admission.exempt")
+        ));
     }
 
     /// A runtime waits for its blocking tasks when dropped; a 32-bit solve left running would

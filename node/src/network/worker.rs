@@ -169,8 +169,48 @@ struct OwnProof {
 #[derive(Clone, Copy, Debug)]
 struct PeerAdmission {
     status: AdmissionStatus,
-    /// When the peer connected (`Pending`) or was refused (`Refused`).
+    /// When the peer connected or lost its exemption (`Pending`), or was refused
+    /// (`Refused`).
     since: Instant,
+    /// The proof (nonce) an `Exempt` peer sent, kept so that it is admitted without delay
+    /// if it loses its exemption and the proof is valid then (see [`after_withdrawal`]).
+    proof: Option<u64>,
+}
+
+/// The status of a connected peer whose exemption is withdrawn (module docs, "Exemptions
+/// follow the validator set"), given its status now, whether admission is on and whether the
+/// proof it sent (if any) is valid at the current difficulty. Only `Exempt` peers change:
+/// the others were admitted (or not) on their own merits.
+fn after_withdrawal(status: AdmissionStatus, enabled: bool, proof_valid: bool) -> AdmissionStatus {
+    match status {
+        AdmissionStatus::Exempt if !enabled => AdmissionStatus::Disabled,
+        AdmissionStatus::Exempt if proof_valid => AdmissionStatus::Admitted,
+        AdmissionStatus::Exempt => AdmissionStatus::Pending,
+        other => other,
+    }
+}
+
+/// The exempt set after [`super::NetworkHandle::exempt`]`(validators)`: the static
+/// exemptions plus `validators`, at most `max` peers (static ones first); the validators left
+/// out for the bound are returned too.
+fn exempt_set(
+    fixed: &HashSet<PeerId>,
+    validators: impl IntoIterator<Item = PeerId>,
+    max: usize,
+) -> (HashSet<PeerId>, Vec<PeerId>) {
+    let mut set: HashSet<PeerId> = fixed.iter().copied().take(max).collect();
+    let mut left_out = Vec::new();
+    for peer in validators {
+        if set.contains(&peer) {
+            continue;
+        }
+        if set.len() >= max {
+            left_out.push(peer);
+            continue;
+        }
+        set.insert(peer);
+    }
+    (set, left_out)
 }
 
 #[derive(NetworkBehaviour)]
@@ -345,7 +385,11 @@ pub(crate) struct Worker {
     /// Bootstrap peers and their addresses (without `/p2p`).
     bootstrap: Vec<(PeerId, Vec<Multiaddr>)>,
     connections: Connections,
+    /// `exempt` is the exempt set in force: the static exemptions (`static_exempt`) plus
+    /// the current validator set.
     admission: AdmissionConfig,
+    /// [`AdmissionConfig::exempt`] as configured: exempt whatever the validator set.
+    static_exempt: HashSet<PeerId>,
     /// Admission state of each peer in `connections` (same keys, so bounded by the
     /// connection limit plus the bootstrap peers).
     peer_admission: HashMap<PeerId, PeerAdmission>,
@@ -408,6 +452,11 @@ impl Worker {
             topics_by_hash.insert(hash, topic);
         }
         let hashes: Vec<TopicHash> = topics_by_hash.keys().cloned().collect();
+        let mut admission = admission;
+        let static_exempt = std::mem::take(&mut admission.exempt);
+        let validators = std::mem::take(&mut admission.validators);
+        // `validate` bounded the union, so nothing is left out here.
+        admission.exempt = exempt_set(&static_exempt, validators, ADMISSION_EXEMPT_MAX).0;
         let behaviour = build_behaviour(&config, &admission, &hashes)?;
         let mut bans = HashMap::new();
         for (peer, until) in admission.initial_bans.iter().take(BANS_MAX) {
@@ -491,6 +540,7 @@ impl Worker {
             bootstrap,
             connections: HashMap::new(),
             admission,
+            static_exempt,
             peer_admission: HashMap::new(),
             bans,
             strikes: HashMap::new(),
@@ -839,12 +889,13 @@ impl Worker {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
             }
             Command::Penalize { peer, fault } => self.penalize(peer, fault),
-            Command::Exempt { peers } => self.add_exempt(peers),
+            Command::Exempt { peers } => self.set_exempt(peers),
             Command::AdmissionInfo { reply } => {
                 let _ = reply.send(AdmissionInfo {
                     difficulty_bits: self.admission.difficulty_bits,
                     own_proof_bits: self.own_proof.bits,
                     solving_bits: self.own_proof.solving,
+                    exempt: self.local_exempt(),
                 });
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
@@ -1379,6 +1430,7 @@ impl Worker {
             PeerAdmission {
                 status,
                 since: Instant::now(),
+                proof: None,
             },
         );
         if self.admission.enabled() {
@@ -1410,13 +1462,20 @@ impl Worker {
         let Some(state) = self.peer_admission.get(&peer).copied() else {
             return false;
         };
+        let nonce = <[u8; ADMISSION_REQUEST_BYTES]>::try_from(request)
+            .ok()
+            .map(u64::from_le_bytes);
         match state.status {
-            AdmissionStatus::Disabled | AdmissionStatus::Exempt | AdmissionStatus::Admitted => true,
+            AdmissionStatus::Exempt => {
+                // Not needed now; kept in case the peer loses its exemption.
+                if let (Some(a), Some(n)) = (self.peer_admission.get_mut(&peer), nonce) {
+                    a.proof = Some(n);
+                }
+                true
+            }
+            AdmissionStatus::Disabled | AdmissionStatus::Admitted => true,
             AdmissionStatus::Refused => false,
             AdmissionStatus::Pending => {
-                let nonce = <[u8; ADMISSION_REQUEST_BYTES]>::try_from(request)
-                    .ok()
-                    .map(u64::from_le_bytes);
                 let valid = nonce.is_some_and(|n| {
                     crate::admission::verify(
                         &self.admission.genesis_hash,
@@ -1435,32 +1494,127 @@ impl Worker {
         }
     }
 
-    /// [`NetworkHandle::exempt`]: new exemptions, applied to connected pending peers now.
-    fn add_exempt(&mut self, peers: Vec<PeerId>) {
-        for peer in peers {
-            if self.admission.exempt.contains(&peer) {
-                continue;
-            }
-            if self.admission.exempt.len() >= ADMISSION_EXEMPT_MAX {
-                warn!(%peer, "admission exemptions full; validator peer not exempt");
-                continue;
-            }
-            self.admission.exempt.insert(peer);
-            let pending = self
-                .peer_admission
-                .get(&peer)
-                .is_some_and(|a| a.status == AdmissionStatus::Pending);
-            if pending {
-                if let Some(a) = self.peer_admission.get_mut(&peer) {
-                    a.status = AdmissionStatus::Exempt;
-                }
-                let score = self.admitted_app_score(&peer);
+    /// [`super::NetworkHandle::exempt`]: the exempt set becomes the static exemptions plus
+    /// `validators`. Connected pending peers that gain an exemption are exempt at once;
+    /// connected exempt peers that lose it are admitted (valid proof sent) or pending; if
+    /// this node loses its own exemption it starts proving (module docs, "Exemptions follow
+    /// the validator set").
+    fn set_exempt(&mut self, validators: Vec<PeerId>) {
+        let was_exempt = self.local_exempt();
+        let (exempt, left_out) = exempt_set(&self.static_exempt, validators, ADMISSION_EXEMPT_MAX);
+        for peer in left_out {
+            warn!(%peer, max = ADMISSION_EXEMPT_MAX, "admission exemptions full; validator peer not exempt");
+        }
+        let old = std::mem::replace(&mut self.admission.exempt, exempt);
+        let added: Vec<PeerId> = self.admission.exempt.difference(&old).copied().collect();
+        let removed: Vec<PeerId> = old.difference(&self.admission.exempt).copied().collect();
+        if !added.is_empty() || !removed.is_empty() {
+            info!(
+                exempt = self.admission.exempt.len(),
+                added = added.len(),
+                removed = removed.len(),
+                "admission exemptions follow the new validator set"
+            );
+        }
+        for peer in added {
+            self.on_exemption_granted(peer);
+        }
+        for peer in removed {
+            self.on_exemption_withdrawn(peer);
+        }
+        if was_exempt && !self.local_exempt() {
+            self.on_local_exemption_lost();
+        }
+    }
+
+    /// `peer` became exempt: if it is connected and still pending, it is exempt at once.
+    fn on_exemption_granted(&mut self, peer: PeerId) {
+        let pending = self
+            .peer_admission
+            .get(&peer)
+            .is_some_and(|a| a.status == AdmissionStatus::Pending);
+        if !pending {
+            return;
+        }
+        if let Some(a) = self.peer_admission.get_mut(&peer) {
+            a.status = AdmissionStatus::Exempt;
+        }
+        let score = self.admitted_app_score(&peer);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, score);
+        info!(%peer, "peer exempt from admission (validator of a new epoch)");
+        self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
+    }
+
+    /// `peer` lost its exemption: if it is connected with status `Exempt`, it is admitted
+    /// if the proof it sent is valid now, otherwise it must prove within the deadline from
+    /// now (it is refused and disconnected after that, never banned).
+    fn on_exemption_withdrawn(&mut self, peer: PeerId) {
+        let Some(state) = self.peer_admission.get(&peer).copied() else {
+            return;
+        };
+        let proof_valid = state.proof.is_some_and(|n| {
+            crate::admission::verify(
+                &self.admission.genesis_hash,
+                &peer,
+                n,
+                self.admission.difficulty_bits,
+            )
+        });
+        let status = after_withdrawal(state.status, self.admission.enabled(), proof_valid);
+        if status == state.status {
+            return;
+        }
+        Counters::inc(&self.counters.admission_exemptions_withdrawn);
+        if let Some(a) = self.peer_admission.get_mut(&peer) {
+            a.status = status;
+            a.since = Instant::now();
+            a.proof = None;
+        }
+        match status {
+            AdmissionStatus::Pending => {
+                info!(%peer, deadline_ms = self.admission.deadline_ms, "peer no longer exempt from admission (left the validator set); it must prove its identity");
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
-                    .set_application_score(&peer, score);
-                info!(%peer, "peer exempt from admission (validator of a new epoch)");
-                self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
+                    .set_application_score(&peer, APP_SCORE_UNADMITTED);
+                // The application sees only admitted peers (see `ConnectionClosed`).
+                self.emit_lifecycle(NetworkEvent::PeerDisconnected { peer });
+            }
+            _ => {
+                // Admitted (its proof) or Disabled (admission off): stays in, score unchanged.
+                info!(%peer, status = status.as_str(), "peer no longer exempt from admission (left the validator set); admitted");
+            }
+        }
+    }
+
+    /// This node left the validator set: it proves its identity from now on. A proof valid
+    /// at its own difficulty (or, at difficulty 0, its proof or the empty one) goes to every
+    /// connected peer at once; otherwise it solves for that difficulty first
+    /// ([`Self::consider_claim`], as for a raised difficulty) and [`Self::on_solved`] sends
+    /// the proof to every connected peer.
+    fn on_local_exemption_lost(&mut self) {
+        let bits = self.admission.difficulty_bits;
+        // Peers answered nothing of ours while we were exempt that matters now: whatever they
+        // said, the proof (once there is one) goes to all of them.
+        self.own_proof.verdicts.clear();
+        let ready = bits == 0 || self.own_proof.bits.is_some_and(|own| own >= bits);
+        info!(
+            difficulty_bits = bits,
+            own_bits = ?self.own_proof.bits,
+            ready,
+            "this node is no longer exempt from admission (left the validator set); proving its identity to its peers"
+        );
+        if !ready {
+            self.consider_claim(bits, None);
+            return;
+        }
+        if let Some(nonce) = self.proof_to_send() {
+            let peers: Vec<PeerId> = self.connections.keys().copied().collect();
+            for peer in peers {
+                self.send_proof(peer, nonce);
             }
         }
     }
@@ -1830,6 +1984,42 @@ mod admission_tests {
             judge_claim(0, true, false, None, 0, None),
             Claim::Ignore(_)
         ));
+    }
+
+    #[test]
+    fn withdrawn_exemptions_admit_a_proven_peer_and_make_the_others_prove() {
+        use AdmissionStatus::*;
+        // Let in as exempt: admitted with a valid proof, pending without.
+        assert_eq!(after_withdrawal(Exempt, true, true), Admitted);
+        assert_eq!(after_withdrawal(Exempt, true, false), Pending);
+        // Admission off: every peer is in.
+        assert_eq!(after_withdrawal(Exempt, false, false), Disabled);
+        // Peers not let in by their exemption keep their status.
+        for status in [Disabled, Admitted, Pending, Refused] {
+            for (enabled, valid) in [(true, true), (true, false), (false, false)] {
+                assert_eq!(after_withdrawal(status, enabled, valid), status);
+            }
+        }
+    }
+
+    #[test]
+    fn the_exempt_set_is_the_static_one_plus_exactly_the_current_validators() {
+        let fixed: HashSet<PeerId> = [PeerId::random()].into();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let (set, left_out) = exempt_set(&fixed, [a, b], 8);
+        assert_eq!(set, fixed.iter().copied().chain([a, b]).collect());
+        assert!(left_out.is_empty());
+        // The next set replaces the previous one; static exemptions stay.
+        let (set, _) = exempt_set(&fixed, [b, c], 8);
+        assert_eq!(set, fixed.iter().copied().chain([b, c]).collect());
+        assert!(!set.contains(&a));
+        let (set, _) = exempt_set(&fixed, Vec::new(), 8);
+        assert_eq!(set, fixed);
+        // A static peer named again counts once; beyond the bound, validators are left out.
+        let (set, left_out) = exempt_set(&fixed, fixed.iter().copied().chain([a, b, c]), 3);
+        assert_eq!(set.len(), 3);
+        assert!(fixed.is_subset(&set));
+        assert_eq!(left_out.len(), 1);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::network::NetworkStats;
+
 /// All node metrics. Cheap to clone handles out of; updated by the driver.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +61,39 @@ pub struct Metrics {
     /// Proposals this node judged invalid (a leader-signed block whose header or execution
     /// is wrong): a verdict on the leader, answered with a nullify vote.
     pub proposals_refused: Counter<u64, AtomicU64>,
+    /// Gossip messages and sync requests from peers not (yet) admitted, dropped
+    /// (`NetworkStats::unadmitted_dropped`).
+    pub unadmitted_dropped: Counter<u64, AtomicU64>,
+    /// Admitted non-validator peers disconnected for a gossipsub score below
+    /// `SCORE_DISCONNECT` (bans included) (`NetworkStats::peers_disconnected_score`).
+    pub peers_disconnected_score: Counter<u64, AtomicU64>,
+    /// Connections of banned peers closed as soon as they were established
+    /// (`NetworkStats::connections_refused_banned`).
+    pub connections_refused_banned: Counter<u64, AtomicU64>,
+    /// IP addresses banned for carrying more than `banned_identities_per_ip_max` banned
+    /// identities (`NetworkStats::ips_banned`).
+    pub ips_banned: Counter<u64, AtomicU64>,
+    /// Connections of non-validator peers from banned IP addresses closed at once
+    /// (`NetworkStats::connections_refused_banned_ip`).
+    pub connections_refused_banned_ip: Counter<u64, AtomicU64>,
+    /// Connections closed because `connections_max` was reached
+    /// (`NetworkStats::connections_closed_limit`).
+    pub connections_closed_limit: Counter<u64, AtomicU64>,
+    /// Connections closed because their peer had `connections_per_peer_max` already
+    /// (`NetworkStats::connections_closed_peer_limit`).
+    pub connections_closed_peer_limit: Counter<u64, AtomicU64>,
+    /// Connections closed because their IP address had `connections_per_ip_max` already
+    /// (`NetworkStats::connections_closed_ip_limit`).
+    pub connections_closed_ip_limit: Counter<u64, AtomicU64>,
+    /// Proofs of work this node solved while running, for a higher difficulty or after
+    /// leaving the validator set (`NetworkStats::admission_proofs_solved`).
+    pub admission_proofs_solved: Counter<u64, AtomicU64>,
+    /// Refusals of this node's proof demanding more bits that started no solve (untrusted
+    /// peer, or above 32 bits) (`NetworkStats::admission_claims_ignored`).
+    pub admission_claims_ignored: Counter<u64, AtomicU64>,
+    /// Connected peers whose admission exemption was withdrawn (they left the validator
+    /// set) (`NetworkStats::admission_exemptions_withdrawn`).
+    pub admission_exemptions_withdrawn: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -94,6 +129,17 @@ impl Metrics {
             block_bodies_refused: Counter::default(),
             sync_requests_dropped: Counter::default(),
             proposals_refused: Counter::default(),
+            unadmitted_dropped: Counter::default(),
+            peers_disconnected_score: Counter::default(),
+            connections_refused_banned: Counter::default(),
+            ips_banned: Counter::default(),
+            connections_refused_banned_ip: Counter::default(),
+            connections_closed_limit: Counter::default(),
+            connections_closed_peer_limit: Counter::default(),
+            connections_closed_ip_limit: Counter::default(),
+            admission_proofs_solved: Counter::default(),
+            admission_claims_ignored: Counter::default(),
+            admission_exemptions_withdrawn: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -194,6 +240,61 @@ impl Metrics {
             "Requests for a waiting compact block's missing transactions",
             m.compact_block_fetches.clone(),
         );
+        registry.register(
+            "unadmitted_dropped",
+            "Gossip messages and sync requests from unadmitted peers dropped",
+            m.unadmitted_dropped.clone(),
+        );
+        registry.register(
+            "peers_disconnected_score",
+            "Peers disconnected for a low score (bans included)",
+            m.peers_disconnected_score.clone(),
+        );
+        registry.register(
+            "connections_refused_banned",
+            "Connections of banned peers closed at once",
+            m.connections_refused_banned.clone(),
+        );
+        registry.register(
+            "ips_banned",
+            "IP addresses banned for carrying too many banned identities",
+            m.ips_banned.clone(),
+        );
+        registry.register(
+            "connections_refused_banned_ip",
+            "Connections from banned IP addresses closed at once",
+            m.connections_refused_banned_ip.clone(),
+        );
+        registry.register(
+            "connections_closed_limit",
+            "Connections closed at the overall connection limit",
+            m.connections_closed_limit.clone(),
+        );
+        registry.register(
+            "connections_closed_peer_limit",
+            "Connections closed at the per-peer connection limit",
+            m.connections_closed_peer_limit.clone(),
+        );
+        registry.register(
+            "connections_closed_ip_limit",
+            "Connections closed at the per-IP connection limit",
+            m.connections_closed_ip_limit.clone(),
+        );
+        registry.register(
+            "admission_proofs_solved",
+            "Admission proofs of work solved while running",
+            m.admission_proofs_solved.clone(),
+        );
+        registry.register(
+            "admission_claims_ignored",
+            "Demands for a stronger admission proof ignored (untrusted peer or out of range)",
+            m.admission_claims_ignored.clone(),
+        );
+        registry.register(
+            "admission_exemptions_withdrawn",
+            "Connected peers whose admission exemption was withdrawn",
+            m.admission_exemptions_withdrawn.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -204,6 +305,50 @@ impl Metrics {
         if total > now {
             counter.inc_by(total - now);
         }
+    }
+
+    /// Brings every counter kept in [`NetworkStats`] (admission, reputation and connection
+    /// limits) up to `stats`; called on each `GET /metrics`.
+    pub fn catch_up_network(&self, stats: &NetworkStats) {
+        Self::catch_up(&self.peers_admitted, stats.peers_admitted);
+        Self::catch_up(&self.peers_refused, stats.peers_refused);
+        Self::catch_up(&self.peer_faults, stats.peer_faults);
+        Self::catch_up(&self.peers_banned, stats.peers_banned);
+        Self::catch_up(&self.unadmitted_dropped, stats.unadmitted_dropped);
+        Self::catch_up(
+            &self.peers_disconnected_score,
+            stats.peers_disconnected_score,
+        );
+        Self::catch_up(
+            &self.connections_refused_banned,
+            stats.connections_refused_banned,
+        );
+        Self::catch_up(&self.ips_banned, stats.ips_banned);
+        Self::catch_up(
+            &self.connections_refused_banned_ip,
+            stats.connections_refused_banned_ip,
+        );
+        Self::catch_up(
+            &self.connections_closed_limit,
+            stats.connections_closed_limit,
+        );
+        Self::catch_up(
+            &self.connections_closed_peer_limit,
+            stats.connections_closed_peer_limit,
+        );
+        Self::catch_up(
+            &self.connections_closed_ip_limit,
+            stats.connections_closed_ip_limit,
+        );
+        Self::catch_up(&self.admission_proofs_solved, stats.admission_proofs_solved);
+        Self::catch_up(
+            &self.admission_claims_ignored,
+            stats.admission_claims_ignored,
+        );
+        Self::catch_up(
+            &self.admission_exemptions_withdrawn,
+            stats.admission_exemptions_withdrawn,
+        );
     }
 
     /// OpenMetrics text exposition format (ends with `# EOF`).
@@ -228,6 +373,26 @@ impl Metrics {
     }
 }
 
+/// The exported names (without `_total`) of the `NetworkStats` counters, in the order of
+/// [`Metrics::catch_up_network`] (documented in `docs/admission.md`, "Metrics").
+pub const ADMISSION_METRICS: [&str; 15] = [
+    "cairn_peers_admitted",
+    "cairn_peers_refused",
+    "cairn_peer_faults",
+    "cairn_peers_banned",
+    "cairn_unadmitted_dropped",
+    "cairn_peers_disconnected_score",
+    "cairn_connections_refused_banned",
+    "cairn_ips_banned",
+    "cairn_connections_refused_banned_ip",
+    "cairn_connections_closed_limit",
+    "cairn_connections_closed_peer_limit",
+    "cairn_connections_closed_ip_limit",
+    "cairn_admission_proofs_solved",
+    "cairn_admission_claims_ignored",
+    "cairn_admission_exemptions_withdrawn",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +412,42 @@ mod tests {
             text.ends_with("# EOF\n"),
             "OpenMetrics text ends with # EOF: {text}"
         );
+    }
+
+    /// Every admission, reputation and connection-limit counter of `NetworkStats` is
+    /// exported, with its help text, and follows the network layer's count.
+    #[test]
+    fn network_admission_counters_are_exported() {
+        let m = Metrics::new();
+        let stats = NetworkStats {
+            peers_admitted: 1,
+            peers_refused: 2,
+            peer_faults: 3,
+            peers_banned: 4,
+            unadmitted_dropped: 5,
+            peers_disconnected_score: 6,
+            connections_refused_banned: 7,
+            ips_banned: 8,
+            connections_refused_banned_ip: 9,
+            connections_closed_limit: 10,
+            connections_closed_peer_limit: 11,
+            connections_closed_ip_limit: 12,
+            admission_proofs_solved: 13,
+            admission_claims_ignored: 14,
+            admission_exemptions_withdrawn: 15,
+            ..NetworkStats::default()
+        };
+        m.catch_up_network(&stats);
+        // Twice: a counter is brought up to the count, never past it.
+        m.catch_up_network(&stats);
+        let text = m.render();
+        for (i, name) in ADMISSION_METRICS.iter().enumerate() {
+            let sample = format!("{name}_total {}\n", i + 1);
+            assert!(text.contains(&sample), "{sample:?} missing: {text}");
+            let help = format!("# HELP {name} ");
+            assert!(text.contains(&help), "{help:?} missing: {text}");
+            let kind = format!("# TYPE {name} counter\n");
+            assert!(text.contains(&kind), "{kind:?} missing: {text}");
+        }
     }
 }

@@ -549,10 +549,7 @@ pub async fn run(
             let s = metrics_shared.clone();
             let stats = metrics_net.stats();
             async move {
-                Metrics::catch_up(&s.metrics.peers_admitted, stats.peers_admitted);
-                Metrics::catch_up(&s.metrics.peers_refused, stats.peers_refused);
-                Metrics::catch_up(&s.metrics.peer_faults, stats.peer_faults);
-                Metrics::catch_up(&s.metrics.peers_banned, stats.peers_banned);
+                s.metrics.catch_up_network(&stats);
                 s.metrics.response()
             }
         }),

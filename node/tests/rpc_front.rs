@@ -60,6 +60,32 @@ async fn metrics_are_openmetrics_and_the_front_door_holds() {
         "{head}"
     );
     assert!(body.contains("cairn_height"), "{body}");
+    // Every admission, reputation and connection-limit counter of the network layer
+    // (`NetworkStats`) is exported (docs/admission.md, "Metrics").
+    for name in [
+        "cairn_peers_admitted",
+        "cairn_peers_refused",
+        "cairn_peer_faults",
+        "cairn_peers_banned",
+        "cairn_unadmitted_dropped",
+        "cairn_peers_disconnected_score",
+        "cairn_connections_refused_banned",
+        "cairn_ips_banned",
+        "cairn_connections_refused_banned_ip",
+        "cairn_connections_closed_limit",
+        "cairn_connections_closed_peer_limit",
+        "cairn_connections_closed_ip_limit",
+        "cairn_admission_proofs_solved",
+        "cairn_admission_claims_ignored",
+        "cairn_admission_exemptions_withdrawn",
+    ] {
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with(&format!("{name}_total "))),
+            "{name}_total missing: {body}"
+        );
+        assert!(body.contains(&format!("# HELP {name} ")), "{name}: no help");
+    }
     assert!(body.ends_with("# EOF\n"), "{body}");
 
     // No Host: 400, on the node's routes too.

@@ -15,7 +15,8 @@
 #   CAIRN_FUZZ_TARGET_DIR   build directory (default ~/.cache/cairn-fuzz-target)
 #   CAIRN_FUZZ_SANITIZER    cargo-fuzz -s (default none: the decoders are safe Rust, and
 #                           RocksDB's C++ is linked uninstrumented either way; address works)
-#   CAIRN_FUZZ_NO_NODE=1    skip the node's targets (builds without RocksDB and libp2p)
+#   CAIRN_FUZZ_NO_NODE=1    skip the node's targets (builds without the node and libp2p;
+#                           RocksDB still builds: cairn-ledger links it)
 #   CAIRN_FUZZ_LOG_DIR      where each run's libFuzzer log goes (default a temp directory)
 #   CAIRN_FUZZ_CORPUS_MAX   most inputs kept per target after minimizing (default 300)
 set -euo pipefail

@@ -309,8 +309,10 @@ pub struct FinalizationInfo {
     pub block_hash: Hash,
     /// Consensus view the block was finalized in.
     pub view: u64,
-    /// Indices (into the genesis validator set, ascending) of the validators whose Finalize
-    /// votes the certificate carries: at least a 2f+1 quorum of voting power.
+    /// Indices (ascending) into the validator set of the certificate's epoch (the epoch
+    /// holding `height`: `getValidators {"height": height}`, the genesis set only in epoch
+    /// 0) of the validators whose Finalize votes the certificate carries: at least a 2f+1
+    /// quorum of that set's voting power.
     pub signers: Vec<u16>,
     /// Hex of the borsh-encoded `cairn_consensus::Certificate`.
     pub certificate: String,

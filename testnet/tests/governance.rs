@@ -2,7 +2,8 @@
 //! and 7th added by governance while a transfer load runs; one of the original 4 removed by
 //! governance and its process killed. The chain never stops finalizing, every node agrees
 //! on every block and on the validator set at every height, every acknowledged transfer is
-//! final, and a fresh node synced from genesis afterwards verifies each epoch change.
+//! final, a fresh node synced from genesis afterwards verifies each epoch change, and the
+//! invariant checker (`cairn-testnet check`, epoch-aware) finds no violation.
 //!
 //! Needs the `cairn-node` binary built (`cargo build --bins`); the test suite script does
 //! that first.
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use cairn_ledger::governance::GovAction;
 use cairn_rpc::{RpcClient, ValidatorsAt};
+use cairn_testnet::check::{self, CheckOptions};
 use cairn_testnet::load::{self, LoadConfig};
 use cairn_testnet::{LocalTestnet, find_node_binary, generate, govern, test_options};
 
@@ -174,6 +176,50 @@ async fn validators_join_and_leave_under_load_and_a_fresh_node_verifies_every_ep
                 "set at height {h}"
             );
         }
+    }
+
+    // The invariant checker, epoch by epoch, on every running node (validator-0 was removed
+    // and killed). First let the last epoch run long enough (3 leader rotations of its 6
+    // validators, and some) that the validators added later must have proposed and signed.
+    let boundary = rpc.epoch_proof(3).await.unwrap().unwrap().boundary_height;
+    wait_height(&rpc, boundary + 3 * 6 + 6, "the last epoch running").await;
+    let mut checked = manifest.clone();
+    checked.nodes.remove(0);
+    let rep = check::check(
+        &dir,
+        &checked,
+        &CheckOptions {
+            wait: Duration::from_secs(60),
+            ..CheckOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    eprintln!("{}", rep.summary());
+    assert!(rep.ok, "{}", rep.summary());
+    assert_eq!(rep.epochs, 5, "{}", rep.summary());
+    assert!(rep.epoch_proofs_checked >= 4, "{}", rep.summary());
+    assert!(
+        rep.epoch_sets_checked >= 5 * clients.len() as u64,
+        "{}",
+        rep.summary()
+    );
+    // Every height has its own certificate, was finalized with a descendant, or by its
+    // epoch's proof that it ended.
+    assert_eq!(
+        rep.certificates_checked
+            + rep.heights_finalized_by_descendant
+            + rep.heights_finalized_by_epoch_proof
+            + 1,
+        rep.heights_checked,
+        "{}",
+        rep.summary()
+    );
+    // Every validator, the removed one and the added ones too, proposed and signed.
+    for k in 0..7 {
+        let name = format!("validator-{k}");
+        assert!(rep.proposers[&name] > 0, "{name}: {}", rep.summary());
+        assert!(rep.signers[&name] > 0, "{name}: {}", rep.summary());
     }
     net.stop_all();
 }

@@ -212,6 +212,17 @@ impl GenesisValidator {
     pub fn consensus_public_key(&self) -> Result<ed25519_dalek::VerifyingKey, GenesisError> {
         check_consensus_key(0, self)
     }
+
+    /// This validator as the ledger's governance record holds it (the genesis set's records in
+    /// [`Genesis::governance_record`]).
+    pub fn info(&self) -> ValidatorInfo {
+        ValidatorInfo {
+            name: self.name.clone(),
+            consensus_key: self.consensus_key,
+            peer_id: self.peer_id.clone(),
+            voting_power: self.voting_power,
+        }
+    }
 }
 
 /// One funded account in the genesis file.
@@ -308,15 +319,7 @@ impl Genesis {
             g.threshold,
             g.accounts,
             g.proposal_ttl_blocks,
-            self.validators
-                .iter()
-                .map(|v| ValidatorInfo {
-                    name: v.name.clone(),
-                    consensus_key: v.consensus_key,
-                    peer_id: v.peer_id.clone(),
-                    voting_power: v.voting_power,
-                })
-                .collect(),
+            self.validators.iter().map(GenesisValidator::info).collect(),
             self.params.clone(),
         )
         .map_err(|e| GenesisError::Governance {

@@ -49,17 +49,10 @@ fn validator_infos(validators: &[cairn_ledger::governance::ValidatorInfo]) -> Ve
 impl NodeBackend {
     /// The genesis set as RPC records (a chain without governance never changes it).
     fn genesis_validators(&self) -> Vec<ValidatorInfo> {
-        self.shared
-            .genesis
-            .validators
-            .iter()
-            .map(|v| ValidatorInfo {
-                name: v.name.clone(),
-                address: v.consensus_key,
-                peer_id: v.peer_id.clone(),
-                voting_power: v.voting_power,
-            })
-            .collect()
+        let set: Vec<_> = (self.shared.genesis.validators.iter())
+            .map(cairn_genesis::GenesisValidator::info)
+            .collect();
+        validator_infos(&set)
     }
 
     /// The set of the epoch running after the finalized head.

@@ -284,22 +284,25 @@ pub const EVIDENCE_RESULTS_MAX: usize = 1000;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EvidenceInfo {
-    /// Name of the equivocating validator (from genesis).
+    /// Name of the equivocating validator (in the validator set of the epoch the votes
+    /// were cast in).
     pub validator: String,
-    /// Its index in the genesis validator set.
+    /// Its index in that epoch's validator set (the genesis set in epoch 0).
     pub validator_index: u16,
     /// The view of both votes.
     pub view: u64,
     /// What conflicts, e.g. `notarize/notarize` (two proposals) or `nullify/finalize`.
     pub kind: String,
     /// Hex of the borsh-encoded evidence record (`cairn_consensus::Evidence`): both signed
-    /// votes, verifiable by anyone holding the genesis validator set.
+    /// votes, signed under their epoch's namespace (`epoch_namespace`, docs/wire-format.md)
+    /// and verifiable by anyone holding that epoch's validator set.
     pub evidence: String,
 }
 
 /// The finalization certificate of a block (`getFinalization`): which validators signed
-/// Finalize votes for it. The certificate itself is included so a client holding the genesis
-/// validator set can verify it without trusting the node.
+/// Finalize votes for it. The certificate itself is included so a client holding the
+/// validator set of the block's epoch (the genesis set in epoch 0; later sets are reached
+/// with `getEpochProof`) can verify it without trusting the node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FinalizationInfo {

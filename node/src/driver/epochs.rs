@@ -250,7 +250,8 @@ impl Driver {
         self.pending_build = None;
         self.proposing = None;
         self.finalized_waiting.clear();
-        // The new set's nodes skip admission from now on (as the genesis set's do).
+        // Admission exemptions follow the set: the new set's nodes skip admission from now
+        // on, and a removed validator's node must prove like any peer (docs/admission.md).
         self.net
             .exempt(set.peers.iter().flatten().copied().collect());
         self.params.set_epoch(set);

@@ -411,6 +411,7 @@ pub async fn run(
         validators: exempt_validators,
         own_nonce,
         pow_file: Some(home.join(crate::admission::POW_FILE)),
+        solve_on_demand: true,
         deadline_ms: config.p2p.admission_deadline_ms,
         ban_duration_ms: config.p2p.ban_duration_ms,
         initial_bans,

@@ -1004,6 +1004,51 @@ async fn only_validators_and_bootstrap_peers_can_make_a_node_solve() {
     }
 }
 
+/// A node with `solve_on_demand: false` keeps its proof when even a validator demands more:
+/// nothing is solved and the validator's refusal stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_solve_on_demand_keeps_its_proof_and_stays_refused() {
+    const OWN: u8 = 4;
+    const HIGH: u8 = 8;
+    let (kb, node) = keypair_and_id();
+    let (kw, validator) = keypair_and_id();
+    let nonce = (0..u64::MAX)
+        .find(|n| (OWN..HIGH).contains(&admission::proof_bits(&GENESIS, &node, *n)))
+        .unwrap();
+    let b = Node::start(
+        kb,
+        &[],
+        AdmissionConfig {
+            solve_on_demand: false,
+            ..admission_at(OWN, &[validator], Some(nonce), 30_000)
+        },
+    )
+    .await;
+    let w = Node::start(kw, &[&b], admission_at(HIGH, &[validator], None, 30_000)).await;
+    let start = Instant::now();
+    while w.net.stats().peers_refused == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "the validator never refused b's 4-bit proof"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    // The refusal (demanding 8 bits) reaches b at once; a solve for 8 bits takes
+    // milliseconds, so one second is ample time for a node that solves on demand to have
+    // solved (only_validators_and_bootstrap_peers_can_make_a_node_solve shows it does).
+    sleep(Duration::from_secs(1)).await;
+    let info = b.net.admission_info().await.unwrap();
+    assert_eq!(info.solving_bits, None, "no solve: {info:?}");
+    assert_eq!(b.net.stats().admission_proofs_solved, 0);
+    assert_eq!(
+        info.own_proof_bits,
+        Some(admission::proof_bits(&GENESIS, &node, nonce))
+    );
+    for n in [w, b] {
+        n.net.shutdown().await;
+    }
+}
+
 /// Waits (bounded) until `node` no longer has `peer` connected.
 async fn wait_gone(node: &Node, peer: PeerId, what: &str) {
     let start = Instant::now();

@@ -164,6 +164,11 @@ impl Testnet {
             genesis_hash: genesis_hash.0,
             exempt: self.peer_ids[..VALIDATORS].iter().copied().collect(),
             own_nonce: nonce,
+            // These peers model Sybils: they keep the proof they were given (a wrong or
+            // foreign one stays wrong). With solving on demand, a peer refused by the first
+            // validator would solve a valid proof in milliseconds and send it to validators
+            // that had not yet answered (or connected), which would then rightly admit it.
+            solve_on_demand: false,
             deadline_ms: 60_000,
             ..AdmissionConfig::disabled()
         };

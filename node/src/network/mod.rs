@@ -402,6 +402,11 @@ pub struct AdmissionConfig {
     /// Where a proof solved at runtime is stored (`<home>/admission_pow.json`, the file
     /// [`crate::admission::load_or_solve`] reads at start); `None`: kept in memory only.
     pub pow_file: Option<std::path::PathBuf>,
+    /// Whether this node solves a new proof when a validator or bootstrap peer refuses its
+    /// proof and demands more bits (module docs). `true` for every node; `false` keeps the
+    /// proof it has whatever peers demand (tests model a peer that cannot or will not
+    /// solve with it).
+    pub solve_on_demand: bool,
     /// How long a connected peer has to prove, milliseconds, ≥ 1.
     pub deadline_ms: u64,
     /// How long a ban lasts, milliseconds, ≥ 1.
@@ -445,6 +450,7 @@ impl fmt::Debug for AdmissionConfig {
             .field("validators", &self.validators.len())
             .field("own_nonce", &self.own_nonce)
             .field("pow_file", &self.pow_file)
+            .field("solve_on_demand", &self.solve_on_demand)
             .field("deadline_ms", &self.deadline_ms)
             .field("ban_duration_ms", &self.ban_duration_ms)
             .field("initial_bans", &self.initial_bans.len())
@@ -471,6 +477,7 @@ impl AdmissionConfig {
             validators: Default::default(),
             own_nonce: None,
             pow_file: None,
+            solve_on_demand: true,
             deadline_ms: 5000,
             ban_duration_ms: 3_600_000,
             initial_bans: Vec::new(),

@@ -1333,6 +1333,12 @@ impl Worker {
             self.own_proof.attempted,
             self.own_proof.solving,
         );
+        let verdict = match verdict {
+            Claim::Solve | Claim::Queue if !self.admission.solve_on_demand => Claim::Ignore(
+                "this node does not solve on demand (AdmissionConfig::solve_on_demand)",
+            ),
+            v => v,
+        };
         match verdict {
             Claim::Solve => self.start_solve(claim),
             Claim::Queue => {

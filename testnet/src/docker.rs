@@ -1230,11 +1230,17 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
         ctx.path().join("Dockerfile"),
         scratch_dockerfile(&lib_dirs, &opts.profile),
     )?;
-    eprintln!(
-        "assembling image {} FROM scratch: {} binaries, {} libraries",
-        opts.tag,
-        binaries.len(),
-        libs.len()
+    // `docker build` of a FROM-scratch context prints nothing useful until it ends: a spinner
+    // (terminal) or a start and an end line (logs) shows it is alive.
+    let building = crate::progress::Progress::new(
+        true,
+        &format!(
+            "docker build {} (FROM scratch: {} binaries, {} libraries)",
+            opts.tag,
+            binaries.len(),
+            libs.len()
+        ),
+        None,
     );
     let out = std::process::Command::new("docker")
         .arg("build")
@@ -1243,6 +1249,11 @@ pub fn build_image(opts: &ImageOptions) -> Result<ImageInfo> {
         .env("DOCKER_CLI_HINTS", "false")
         .output()
         .context("running `docker build`")?;
+    building.finish(if out.status.success() {
+        "built"
+    } else {
+        "failed"
+    });
     if !out.status.success() {
         bail!(
             "docker build failed: {}\n{}",

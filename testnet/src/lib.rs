@@ -22,6 +22,7 @@ pub mod check;
 pub mod docker;
 pub mod govern;
 pub mod load;
+pub mod progress;
 pub mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,9 @@ pub struct GenerateOptions {
     pub full_nodes: usize,
     /// Also write `docker-compose.yml` (see [`docker::write_compose`]).
     pub docker: Option<docker::DockerOptions>,
+    /// Report progress on stderr (see [`progress`]): a bar on a terminal, plain lines
+    /// otherwise. Off by default (tests, library callers).
+    pub progress: bool,
 }
 
 impl Default for GenerateOptions {
@@ -86,6 +90,7 @@ impl Default for GenerateOptions {
             params: ChainParams::default(),
             full_nodes: 0,
             docker: None,
+            progress: false,
         }
     }
 }
@@ -220,6 +225,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
 
     // Identities first: every config needs every peer's address.
     let total = opts.validators + opts.full_nodes;
+    let progress = progress::Progress::new(
+        opts.progress,
+        "generating keys",
+        Some((total + opts.accounts) as u64),
+    );
     let mut idents = Vec::new();
     for i in 0..total {
         let node_seed = keys::random_seed();
@@ -288,6 +298,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
             validator_address: info.validator_address,
             full_node,
         });
+        progress.inc(1);
     }
     let mut accounts = Vec::new();
     for i in 0..opts.accounts {
@@ -298,7 +309,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
             key_file,
             balance: opts.balance,
         });
+        progress.inc(1);
     }
+    progress.finish(format!("{total} nodes, {} demo accounts", opts.accounts));
     let genesis = Genesis {
         chain_id: opts.chain_id.clone(),
         genesis_time_ms: std::time::SystemTime::now()

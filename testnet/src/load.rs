@@ -751,14 +751,16 @@ async fn resubmit(sh: Arc<Shared>, after: Duration) {
     }
 }
 
+/// Reports the run every `every`: a spinner line on a terminal, a plain line otherwise.
 async fn progress(sh: Arc<Shared>, every: Duration) {
     let start = Instant::now();
+    let bar = crate::progress::Progress::new(true, "load", None);
     loop {
         tokio::time::sleep(every).await;
         let pending = sh.pending.lock().expect("lock").len();
         let r = sh.report.lock().expect("lock").clone();
-        eprintln!(
-            "[{:>6.1}s] load: {} acknowledged, {} final, {} in flight, {} re-submitted, {} unanswered, height {}",
+        bar.message(format!(
+            "[{:>6.1}s] {} acknowledged, {} final, {} in flight, {} re-submitted, {} unanswered, height {}",
             start.elapsed().as_secs_f64(),
             r.acked,
             r.finalized,
@@ -766,7 +768,7 @@ async fn progress(sh: Arc<Shared>, every: Duration) {
             r.resubmissions,
             r.unanswered,
             r.end_height
-        );
+        ));
     }
 }
 

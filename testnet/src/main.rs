@@ -501,6 +501,8 @@ async fn main() -> Result<()> {
                 rpc_port,
                 full_nodes,
                 docker,
+                // Progress goes to stderr; `--json` output on stdout stays clean.
+                progress: true,
                 ..GenerateOptions::default()
             };
             let m = generate(&opts)?;

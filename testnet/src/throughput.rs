@@ -388,8 +388,10 @@ pub async fn run(
         start_height,
         done_rx,
     ));
+    // A bar of finalized transfers on a terminal; a line every PROGRESS_EVERY otherwise.
+    let bar = crate::progress::Progress::new(cfg.progress, "load", Some(tx_count as u64));
     let progress = cfg.progress.then(|| {
-        let track = track.clone();
+        let (track, bar) = (track.clone(), bar.clone());
         let rate = cfg.rate;
         tokio::spawn(async move {
             loop {
@@ -398,13 +400,14 @@ pub async fn run(
                 let sent = track.sent.load(Ordering::Relaxed);
                 let fin = track.finalized_count.load(Ordering::Relaxed);
                 let rej: u64 = track.rejections.lock().expect("poisoned").values().sum();
-                eprintln!(
+                bar.set_position(fin);
+                bar.message(format!(
                     "[{t:>6.1}s] target {rate:.0}/s  sent {sent} ({:.0}/s)  accepted {}  rejected {rej}  finalized {fin} ({:.0}/s)  height {}",
                     sent as f64 / t,
                     track.accepted_count.load(Ordering::Relaxed),
                     fin as f64 / t,
                     track.height.load(Ordering::Relaxed)
-                );
+                ));
             }
         })
     });
@@ -501,6 +504,10 @@ pub async fn run(
     if let Some(p) = progress {
         p.abort();
     }
+    bar.finish(format!(
+        "{} of {tx_count} finalized",
+        track.finalized_count.load(Ordering::Relaxed)
+    ));
 
     let mut latencies = Vec::new();
     let mut last_final_ms = 0u64;
@@ -692,13 +699,14 @@ async fn fund(
         })
         .collect::<Result<_>>()?;
     let total: u64 = to_fund.iter().map(|(_, v)| v + FEE).sum();
-    if cfg.progress {
-        eprintln!(
-            "funding {} senders with {need} base units each from {} demo accounts…",
-            to_fund.len(),
+    let funding = crate::progress::Progress::new(
+        cfg.progress,
+        &format!(
+            "funding senders ({need} base units each from {} demo accounts)",
             funders.len()
-        );
-    }
+        ),
+        Some(to_fund.len() as u64),
+    );
     let mut funder_nonce = Vec::with_capacity(funders.len());
     let mut funder_balance = 0u64;
     for f in &funders {
@@ -741,6 +749,7 @@ async fn fund(
         if batch.is_empty() {
             break;
         }
+        let batch_len = batch.len();
         rounds += 1;
         if rounds > FUNDING_ROUNDS_MAX {
             bail!("funding did not finish in {FUNDING_ROUNDS_MAX} rounds");
@@ -773,10 +782,9 @@ async fn fund(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        funding.inc(batch_len as u64);
     }
-    if cfg.progress {
-        eprintln!("funded in {rounds} rounds");
-    }
+    funding.finish(format!("funded in {rounds} rounds"));
     Ok(nonces)
 }
 
@@ -793,7 +801,7 @@ async fn presign(
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 16);
-    let started = Instant::now();
+    let bar = crate::progress::Progress::new(progress, "signing transfers", Some(count as u64));
     let senders: Arc<Vec<(ed25519_dalek::SigningKey, Address)>> = Arc::new(
         senders
             .iter()
@@ -806,10 +814,15 @@ async fn presign(
     for t in 0..threads {
         let (senders, nonces, chain_id) = (senders.clone(), nonces.clone(), chain_id.to_string());
         let range = (t * chunk)..((t + 1) * chunk).min(count);
+        let bar = bar.clone();
         handles.push(tokio::task::spawn_blocking(move || {
             let n = senders.len();
             range
                 .map(|k| {
+                    // Counted per 1,024 so the shared counter is not a hot spot.
+                    if k % 1024 == 1023 {
+                        bar.inc(1024);
+                    }
                     let s = k % n;
                     let tx = TransactionBody {
                         chain_id: chain_id.clone(),
@@ -832,12 +845,8 @@ async fn presign(
     for h in handles {
         out.extend(h.await.context("signing task")?);
     }
-    if progress {
-        eprintln!(
-            "signed {count} transfers in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
+    bar.set_position(count as u64);
+    bar.finish(format!("{count} transfers"));
     Ok(out)
 }
 

@@ -331,3 +331,87 @@ fn offline_sign_decode_send_finalized_on_a_dev_chain() {
     assert_eq!(t["finality"]["status"], "finalized");
     assert_eq!(node.json(&dev, &["balance", &bob])["balance"], 13);
 }
+
+/// `cairn-node` runs with a validator key encrypted by `cairn key change-password`, given
+/// `--key-password-file`; without it, it refuses to start and says what to pass.
+#[test]
+fn dev_node_runs_with_an_encrypted_validator_key() {
+    let home = tempfile::tempdir().unwrap();
+    let chain = home.path().join("chain");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let rpc = format!("http://127.0.0.1:{port}");
+    let start = |extra: &[&str]| -> Child {
+        Command::new(node_binary())
+            .arg("dev")
+            .arg("--home")
+            .arg(&chain)
+            .arg("--rpc.listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env_remove("CAIRN_HOME")
+            .env_remove("CAIRN_KEY_PASSWORD_FILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cairn-node dev")
+    };
+    let height = |keyfile: &Path| -> Option<u64> {
+        let out = cairn_at(&rpc, home.path(), keyfile, &["--json", "status"], &[]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()["latestHeight"].as_u64())
+            .flatten()
+    };
+    let wait_height = |keyfile: &Path, above: u64| -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(h) = height(keyfile).filter(|h| *h > above) {
+                return h;
+            }
+            assert!(Instant::now() < deadline, "no height above {above} in 60 s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // First run creates the home (plaintext keys) and makes blocks.
+    let mut node = start(&[]);
+    let vkey = chain.join("validator_key.json");
+    let h1 = wait_height(&vkey, 0);
+    let _ = node.kill();
+    let _ = node.wait();
+
+    // Encrypt the validator key in place with the wallet.
+    let pw = home.path().join("validator.pw");
+    std::fs::write(&pw, "validator pass\n").unwrap();
+    let out = cairn_at(
+        &rpc,
+        home.path(),
+        &vkey,
+        &[
+            "key",
+            "change-password",
+            "--new-password-file",
+            pw.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&vkey).unwrap()).unwrap();
+    assert_eq!(file["kind"], "cairn-keystore");
+
+    // Without the passphrase file: refuses to start, saying what to pass.
+    let out = start(&[]).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--key-password-file"), "{err}");
+
+    // With it: the validator signs blocks again.
+    let mut node = start(&["--key-password-file", pw.to_str().unwrap()]);
+    let h2 = wait_height(&vkey, h1);
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(h2 > h1);
+}

@@ -43,6 +43,9 @@ pub struct NodeConfig {
     /// Consensus signing key file (relative to home). A node whose key is not in the
     /// genesis validator set runs as a non-voting full node.
     pub validator_key_file: PathBuf,
+    /// File whose first line is the passphrase of an encrypted validator key file
+    /// (docs/keystore.md; relative to home). Unset: the key file must be plaintext.
+    pub validator_key_password_file: Option<PathBuf>,
     /// RocksDB directory (relative to home).
     pub db_dir: PathBuf,
     /// Peer-to-peer settings.
@@ -209,6 +212,7 @@ impl Default for NodeConfig {
             genesis_file: "genesis.json".into(),
             node_key_file: "node_key.json".into(),
             validator_key_file: "validator_key.json".into(),
+            validator_key_password_file: None,
             db_dir: "data".into(),
             p2p: P2pConfig::default(),
             rpc: RpcConfig::default(),

@@ -3,7 +3,9 @@
 //! - `node_key.json`: the libp2p identity, `{"peer_id": "12D3KooW…", "secret_key": "<hex 32-byte ed25519 seed>"}`.
 //! - `validator_key.json`: the consensus signing key,
 //!   `{"address": "cairn1…", "secret_key": "<hex 32-byte ed25519 seed>"}` (same format as the
-//!   wallet's key file, so a validator key can be inspected with `cairn address`).
+//!   wallet's key file, so a validator key can be inspected with `cairn address`), or the
+//!   wallet's encrypted format (`cairn-keystore` v1, docs/keystore.md), opened with the
+//!   passphrase in `validator_key_password_file` (`--key-password-file`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,10 @@ pub enum KeyError {
     /// Refusing to overwrite.
     #[error("{path} already exists")]
     Exists { path: PathBuf },
+    /// An encrypted key file that could not be opened (no passphrase file, wrong
+    /// passphrase, damaged file).
+    #[error("{path}: encrypted key file: {reason}")]
+    Locked { path: PathBuf, reason: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,13 +162,46 @@ pub fn write_validator_key(path: &Path, seed: [u8; 32]) -> Result<Address, KeyEr
     Ok(address)
 }
 
-/// Reads a validator (or wallet) key file.
+/// Reads a plaintext validator (or wallet) key file; an encrypted one is
+/// [`KeyError::Locked`] (see [`read_validator_key_with`]).
 pub fn read_validator_key(path: &Path) -> Result<SigningKey, KeyError> {
-    let text = read_bounded(path)?;
-    let file: ValidatorKeyFile = serde_json::from_str(&text).map_err(|e| KeyError::Invalid {
+    read_validator_key_with(path, None)
+}
+
+/// Reads a validator key file, plaintext or encrypted (`cairn-keystore` v1, opened with the
+/// first line of `password_file`).
+///
+/// # Errors
+/// [`KeyError::Io`], [`KeyError::Invalid`]; [`KeyError::Locked`] for an encrypted file with
+/// no `password_file`, a wrong passphrase or a damaged file.
+pub fn read_validator_key_with(
+    path: &Path,
+    password_file: Option<&Path>,
+) -> Result<SigningKey, KeyError> {
+    let text = zeroize::Zeroizing::new(read_bounded(path)?);
+    let locked = |reason: String| KeyError::Locked {
         path: path.into(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    if let Ok(cairn_wallet::ParsedKeyFile::Encrypted(sealed)) =
+        cairn_wallet::ParsedKeyFile::parse(&text)
+    {
+        let password_file = password_file.ok_or_else(|| {
+            locked(
+                "set validator_key_password_file in config.toml or pass --key-password-file".into(),
+            )
+        })?;
+        let pass = cairn_wallet::passphrase::read_password_file(password_file)
+            .map_err(|e| locked(e.to_string()))?;
+        let key = sealed.open(&pass).map_err(|e| locked(e.to_string()))?;
+        let seed = zeroize::Zeroizing::new(key.signing_key().to_bytes());
+        return Ok(SigningKey::from_bytes(&seed));
+    }
+    let file: ValidatorKeyFile =
+        serde_json::from_str(text.as_str()).map_err(|e| KeyError::Invalid {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
     let key = SigningKey::from_bytes(&seed_from_hex(path, &file.secret_key)?);
     if Address::from_public_key(&key.verifying_key()).to_bech32() != file.address {
         return Err(KeyError::Invalid {
@@ -200,6 +239,45 @@ mod tests {
         assert_eq!(
             Address::from_public_key(&read_validator_key(&v).unwrap().verifying_key()),
             addr
+        );
+    }
+
+    #[test]
+    fn encrypted_validator_key_needs_its_password_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("validator_key.json");
+        let key = cairn_wallet::KeyFile::from_seed(&[5u8; 32]);
+        let fast = cairn_wallet::KdfParams {
+            log_n: 10,
+            r: 8,
+            p: 1,
+        };
+        key.write_encrypted(&v, "validator pass", fast, false)
+            .unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "validator pass\n").unwrap();
+        let loaded = read_validator_key_with(&v, Some(&pw)).unwrap();
+        assert_eq!(loaded.to_bytes(), [5u8; 32]);
+        let err = read_validator_key(&v).unwrap_err();
+        assert!(
+            matches!(&err, KeyError::Locked { .. })
+                && err.to_string().contains("--key-password-file"),
+            "{err}"
+        );
+        std::fs::write(&pw, "wrong\n").unwrap();
+        let err = read_validator_key_with(&v, Some(&pw)).unwrap_err();
+        assert!(err.to_string().contains("wrong passphrase"), "{err}");
+        let missing = dir.path().join("none");
+        assert!(matches!(
+            read_validator_key_with(&v, Some(&missing)),
+            Err(KeyError::Locked { .. })
+        ));
+        // A plaintext key still loads, with or without a password file.
+        let p = dir.path().join("plain.json");
+        write_validator_key(&p, [6u8; 32]).unwrap();
+        assert_eq!(
+            read_validator_key_with(&p, Some(&pw)).unwrap().to_bytes(),
+            [6u8; 32]
         );
     }
 

@@ -80,6 +80,9 @@ struct Overrides {
     /// RPC listen address.
     #[arg(long = "rpc.listen", env = "CAIRN_RPC_LISTEN")]
     rpc_listen: Option<std::net::SocketAddr>,
+    /// Passphrase file of an encrypted validator key file (`validator_key_password_file`).
+    #[arg(long = "key-password-file", env = "CAIRN_KEY_PASSWORD_FILE")]
+    key_password_file: Option<std::path::PathBuf>,
     /// Log filter (tracing env-filter syntax); RUST_LOG wins.
     #[arg(long = "log.filter", env = "CAIRN_LOG")]
     log_filter: Option<String>,
@@ -111,6 +114,9 @@ impl Overrides {
         }
         if let Some(v) = self.rpc_listen {
             c.rpc.listen = v;
+        }
+        if let Some(v) = self.key_password_file {
+            c.validator_key_password_file = Some(v);
         }
         if let Some(v) = self.log_filter {
             c.log.filter = v;

@@ -205,7 +205,14 @@ pub async fn run(
     let node_key = keys::read_node_key(&NodeConfig::resolve(home, &config.node_key_file))?;
     let validator_key_path = NodeConfig::resolve(home, &config.validator_key_file);
     let validator_key = if validator_key_path.exists() {
-        Some(keys::read_validator_key(&validator_key_path)?)
+        let password_file = config
+            .validator_key_password_file
+            .as_ref()
+            .map(|p| NodeConfig::resolve(home, p));
+        Some(keys::read_validator_key_with(
+            &validator_key_path,
+            password_file.as_deref(),
+        )?)
     } else {
         None
     };

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use cairn_ledger::governance::Permission;
 use cairn_ledger::{Address, Hash};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// Default node URL.
 pub const DEFAULT_RPC: &str = "http://127.0.0.1:8545";
@@ -33,6 +33,16 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options", env = "CAIRN_KEYFILE", default_value = DEFAULT_KEYFILE, value_name = "PATH")]
     pub keyfile: PathBuf,
 
+    /// File whose first line is the key file's passphrase [default: env CAIRN_PASSWORD, else
+    /// a prompt]. For `key new`/`import` it is the new file's passphrase.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    pub password_file: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -41,15 +51,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Create a new ed25519 key and write it to a key file (mode 0600).
-    Keygen {
-        /// Where to write the key file [default: the --keyfile path].
-        #[arg(long, value_name = "PATH")]
-        out: Option<PathBuf>,
-        /// Replace an existing key file (its key is lost unless backed up).
-        #[arg(long)]
-        force: bool,
-    },
+    /// Create a new ed25519 key and write it to a key file (mode 0600), encrypted with a
+    /// passphrase; the same as `cairn key new`.
+    Keygen(KeyWriteArgs),
+    /// Key files: create, import, export, list, change the passphrase.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Print the address of the key file.
     Address,
     /// Show an account's balance and nonce.
@@ -74,6 +81,33 @@ pub enum Command {
         #[arg(value_name = "HEIGHT|HASH", value_parser = parse_block_id)]
         id: Option<BlockId>,
     },
+    /// Broadcast a signed transaction (e.g. from `transfer --offline`).
+    Send {
+        /// A file holding the transaction hex, the hex itself, or `-` for stdin.
+        #[arg(value_name = "FILE|HEX")]
+        input: String,
+        /// Wait until the transaction is finalized (or rejected) and print where.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = DEFAULT_WAIT_TIMEOUT_MS)]
+        wait_timeout_ms: u64,
+    },
+    /// Show every field of a signed transaction, its hash, and whether its signature
+    /// verifies (offline).
+    Decode {
+        /// A file holding the transaction hex, the hex itself, or `-` for stdin.
+        #[arg(value_name = "FILE|HEX")]
+        input: String,
+    },
+    /// Print a shell completion script (e.g. `cairn completions bash > /etc/bash_completion.d/cairn`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; e.g. `cairn man > cairn.1; man ./cairn.1`).
+    Man,
     /// Governance: propose and approve membership, permission and parameter changes; show
     /// the chain's governance record.
     #[command(subcommand)]
@@ -119,6 +153,71 @@ pub enum GovCommand {
         /// Chain id to sign for [default: the node's, via getStatus].
         #[arg(long, value_name = "ID")]
         chain_id: Option<String>,
+    },
+}
+
+/// Where and how `key new`, `keygen` and `key import` write the key file.
+#[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyWriteArgs {
+    /// Where to write the key file [default: the --keyfile path].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing key file (its key is lost unless backed up).
+    #[arg(long)]
+    pub force: bool,
+    /// Write the secret UNENCRYPTED (the old format; for tests and throwaway demo keys).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+}
+
+/// `cairn key …`.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum KeyCommand {
+    /// Create a new key; the file is encrypted with a passphrase (asked twice) unless
+    /// --insecure-plaintext.
+    New(KeyWriteArgs),
+    /// Import a key from a plaintext key file or a hex secret (from a file, or typed at a
+    /// hidden prompt) into a new, encrypted, key file.
+    #[command(group(ArgGroup::new("import_from").args(["from", "secret_file"])))]
+    Import {
+        /// A plaintext key file to import.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// A file whose first line is the 64-hex-character secret (`-`: stdin) [default: ask
+        /// at a hidden prompt].
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// Output options.
+        #[command(flatten)]
+        write: KeyWriteArgs,
+    },
+    /// Export the --keyfile's secret: print it (--print-secret) or write a plaintext key
+    /// file (--out). Anyone who sees it controls the account.
+    #[command(group(ArgGroup::new("export_to").required(true).args(["print_secret", "out"])))]
+    Export {
+        /// Print the secret key (64 hex characters) on stdout.
+        #[arg(long)]
+        print_secret: bool,
+        /// Write an UNENCRYPTED key file here (mode 0600).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the key files (*.json) in a directory: address, format, path. Needs no
+    /// passphrase.
+    List {
+        /// The directory [default: the --keyfile's directory, `~/.cairn`].
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Re-encrypt the --keyfile under a new passphrase (a plaintext file gets encrypted).
+    ChangePassword {
+        /// File whose first line is the new passphrase [default: env CAIRN_NEW_PASSWORD,
+        /// else a prompt, twice].
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
     },
 }
 
@@ -288,6 +387,19 @@ pub struct TransferArgs {
     /// Amount in base units.
     #[arg(long, value_name = "N")]
     pub amount: u64,
+    /// Sign without contacting a node: print the signed transaction's hex (or write it to
+    /// --out) for `cairn send`. Needs --nonce, --chain-id and --expiry-height.
+    #[arg(
+        long,
+        requires = "nonce",
+        requires = "chain_id",
+        requires = "expiry_height",
+        conflicts_with = "wait"
+    )]
+    pub offline: bool,
+    /// With --offline: write the hex to this file (not replaced if it exists).
+    #[arg(long, value_name = "FILE", requires = "offline")]
+    pub out: Option<PathBuf>,
     /// Transaction options.
     #[command(flatten)]
     pub tx: TxArgs,
@@ -476,10 +588,11 @@ mod tests {
             parse(&["keygen", "--out", "/tmp/k", "--force"])
                 .unwrap()
                 .command,
-            Command::Keygen {
+            Command::Keygen(KeyWriteArgs {
                 out: Some(PathBuf::from("/tmp/k")),
-                force: true
-            }
+                force: true,
+                insecure_plaintext: false,
+            })
         );
         assert_eq!(
             parse(&["balance", &addr()]).unwrap().command,
@@ -487,6 +600,92 @@ mod tests {
                 address: Some(Address([5; 32]))
             }
         );
+    }
+
+    #[test]
+    fn key_offline_send_decode_completions_parse() {
+        let a = addr();
+        let c = parse(&["key", "new", "--insecure-plaintext", "--out", "/k"]).unwrap();
+        assert_eq!(
+            c.command,
+            Command::Key(KeyCommand::New(KeyWriteArgs {
+                out: Some(PathBuf::from("/k")),
+                force: false,
+                insecure_plaintext: true,
+            }))
+        );
+        let c = parse(&["key", "list", "--password-file", "/pw"]).unwrap();
+        assert_eq!(c.password_file, Some(PathBuf::from("/pw")));
+        assert_eq!(c.command, Command::Key(KeyCommand::List { dir: None }));
+        assert!(parse(&["key", "export", "--print-secret"]).is_ok());
+        // export needs exactly one destination; import takes one source at most.
+        for bad in [
+            vec!["key", "export"],
+            vec!["key", "export", "--print-secret", "--out", "/x"],
+            vec!["key", "import", "--from", "/a", "--secret-file", "/b"],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
+        let offline = [
+            "transfer",
+            "--offline",
+            "--to",
+            &a,
+            "--amount",
+            "1",
+            "--nonce",
+            "0",
+            "--chain-id",
+            "c",
+            "--expiry-height",
+            "9",
+        ];
+        let c = parse(&offline).unwrap();
+        let Command::Transfer(t) = c.command else {
+            panic!()
+        };
+        assert!(t.offline && t.out.is_none());
+        let with_out = [&offline[..], &["--out", "/tx.hex"]].concat();
+        assert!(parse(&with_out).is_ok());
+        // Each of the three is required with --offline; --wait conflicts; --out needs it.
+        for skip in [6, 8, 10] {
+            let args: Vec<&str> = offline
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip && *i != skip + 1)
+                .map(|(_, s)| *s)
+                .collect();
+            let err = parse(&args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+        }
+        assert!(parse(&[&offline[..], &["--wait"]].concat()).is_err());
+        assert!(parse(&["transfer", "--to", &a, "--amount", "1", "--out", "/x"]).is_err());
+        assert_eq!(
+            parse(&["send", "tx.hex", "--wait"]).unwrap().command,
+            Command::Send {
+                input: "tx.hex".into(),
+                wait: true,
+                wait_timeout_ms: DEFAULT_WAIT_TIMEOUT_MS
+            }
+        );
+        assert_eq!(
+            parse(&["decode", "abcd"]).unwrap().command,
+            Command::Decode {
+                input: "abcd".into()
+            }
+        );
+        assert_eq!(
+            parse(&["completions", "fish"]).unwrap().command,
+            Command::Completions {
+                shell: clap_complete::Shell::Fish
+            }
+        );
+        assert!(parse(&["completions", "tcsh"]).is_err());
+        assert_eq!(parse(&["man"]).unwrap().command, Command::Man);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use cairn_rpc::{BlockInfo, ClientError, RpcClient, TxStatus, codes};
 use serde_json::{Value, json};
 
 use crate::cli::{BlockId, Cli, Command, DEFAULT_EXPIRY_DELTA, TxArgs};
-use crate::keyfile::{KeyFile, expand_home, permission_warning};
+use crate::keyfile::{KeyFile, expand_home};
 
 /// Poll interval of `transfer --wait`.
 pub const WAIT_POLL_MS: u64 = 250;
@@ -51,19 +51,18 @@ pub struct TxRejected {
 pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
     let keyfile = expand_home(&cli.keyfile);
     match &cli.command {
-        Command::Keygen { out, force } => {
-            let path = out.as_deref().map(expand_home).unwrap_or(keyfile);
-            let key = KeyFile::generate();
-            key.write(&path, *force)?;
-            let address = key.address();
-            Ok(Output {
-                text: format!("address:  {address}\nkey file: {}", path.display()),
-                json: json!({ "address": address, "keyfile": path }),
-            })
-        }
+        Command::Keygen(args) => crate::keycmd::keygen(cli, &keyfile, args),
+        Command::Key(command) => crate::keycmd::run(cli, &keyfile, command),
+        Command::Send {
+            input,
+            wait,
+            wait_timeout_ms,
+        } => crate::offline::send(cli, input, *wait, *wait_timeout_ms).await,
+        Command::Decode { input } => crate::offline::decode(input),
+        Command::Completions { shell } => crate::shell::completions(*shell),
+        Command::Man => crate::shell::man(),
         Command::Address => {
-            let key = load_key(&keyfile)?;
-            let address = key.address();
+            let address = crate::keycmd::address_of(&keyfile)?;
             Ok(Output {
                 text: address.to_string(),
                 json: json!({ "address": address }),
@@ -72,7 +71,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
         Command::Balance { address } => {
             let address = match address {
                 Some(a) => *a,
-                None => load_key(&keyfile)?.address(),
+                None => crate::keycmd::address_of(&keyfile)?,
             };
             let account = client(cli)?.account(&address).await?;
             Ok(Output {
@@ -82,6 +81,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
                 ),
                 json: serde_json::to_value(&account)?,
             })
+        }
+        Command::Transfer(args) if args.offline => {
+            crate::offline::sign_offline(cli, &keyfile, args)
         }
         Command::Transfer(args) => {
             let action = Action::Transfer {
@@ -145,18 +147,9 @@ pub(crate) fn client(cli: &Cli) -> anyhow::Result<RpcClient> {
     Ok(RpcClient::new(&cli.rpc)?)
 }
 
-pub(crate) fn load_key(path: &std::path::Path) -> anyhow::Result<KeyFile> {
-    if !path.exists() {
-        anyhow::bail!(
-            "no key file at {} (create one with `cairn keygen`, or pass --keyfile)",
-            path.display()
-        );
-    }
-    let key = KeyFile::load(path)?;
-    if let Some(w) = permission_warning(path) {
-        eprintln!("warning: {w}");
-    }
-    Ok(key)
+/// Loads the key file (plaintext, or encrypted: see `crate::keycmd::unlock`).
+pub(crate) fn load_key(cli: &Cli, path: &std::path::Path) -> anyhow::Result<KeyFile> {
+    crate::keycmd::unlock(cli, path)
 }
 
 /// Signs a transfer from `key` with the given fields (the sender is the key's address).
@@ -188,7 +181,7 @@ pub(crate) async fn submit(
     action: Action,
     args: &TxArgs,
 ) -> anyhow::Result<Output> {
-    let key = load_key(keyfile)?;
+    let key = load_key(cli, keyfile)?;
     let client = client(cli)?;
     let (chain_id, expiry_height) = match (&args.chain_id, args.expiry_height) {
         (Some(c), Some(e)) => (c.clone(), e),

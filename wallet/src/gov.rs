@@ -50,7 +50,7 @@ pub async fn run(
             }
         }
         GovCommand::SignRotation { new_key, chain_id } => {
-            let key = load_key(keyfile)?;
+            let key = load_key(cli, keyfile)?;
             let chain_id = match chain_id {
                 Some(c) => c.clone(),
                 None => client(cli)?.status().await?.chain_id,

@@ -1,4 +1,12 @@
-//! Key files: one ed25519 key as JSON, `{"address": "cairn1…", "secret_key": "<hex seed>"}`.
+//! Key files: one ed25519 key as JSON, in one of two formats:
+//!
+//! - **encrypted** (the default for new files): a `cairn-keystore` version-1 file, the seed
+//!   sealed under a passphrase (see [`crate::keystore`] and `docs/keystore.md`);
+//! - **plaintext** (`--insecure-plaintext`, testnet demo accounts, `cairn-node` key files):
+//!   `{"address": "cairn1…", "secret_key": "<hex seed>"}`.
+//!
+//! [`KeyFile::load_with`] reads both; [`KeyFile::load`] reads plaintext files only (and says
+//! so for an encrypted one).
 
 use std::fmt;
 use std::fs;
@@ -8,6 +16,11 @@ use std::path::{Path, PathBuf};
 use cairn_ledger::Address;
 use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
+
+use crate::keystore::{self, KdfParams, Sealed};
+
+/// Largest key file read, bytes (checked before reading; real files are under 1 KiB).
+pub const KEYFILE_BYTES_MAX: u64 = 64 * 1024;
 
 /// Why a key file could not be read, parsed or written.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +55,206 @@ pub enum KeyFileError {
         /// What is wrong.
         reason: String,
     },
+    /// The file is larger than [`KEYFILE_BYTES_MAX`] (not read).
+    #[error("key file {path} is {len} bytes, more than {max}; not a key file")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, bytes.
+        len: u64,
+        /// [`KEYFILE_BYTES_MAX`].
+        max: u64,
+    },
+    /// An encrypted key file whose `version` this wallet does not know.
+    #[error("key file{} has keystore version {version}; this cairn reads version {} only (a newer cairn wrote it?)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default(), keystore::KEYSTORE_VERSION)]
+    UnsupportedVersion {
+        /// The file, when read from one.
+        path: Option<PathBuf>,
+        /// The version found.
+        version: u64,
+    },
+    /// An encrypted key file naming a KDF or cipher this version does not use.
+    #[error("key file{}: unsupported {what} `{name}`", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Unsupported {
+        /// The file, when read from one.
+        path: Option<PathBuf>,
+        /// `kdf` or `cipher`.
+        what: &'static str,
+        /// The name found.
+        name: String,
+    },
+    /// Authenticated decryption failed: the passphrase is wrong, or the file was altered
+    /// (the two cannot be told apart).
+    #[error("cannot decrypt key file{}: wrong passphrase, or the file is corrupted", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Decrypt {
+        /// The file, when read from one.
+        path: Option<PathBuf>,
+    },
+    /// The file is encrypted and the caller gave no way to get its passphrase.
+    #[error("key file {path} is encrypted; a passphrase is needed")]
+    Encrypted {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No usable passphrase (none given, the two entries differ, empty, unreadable file …).
+    #[error("passphrase: {reason}")]
+    Passphrase {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl KeyFileError {
+    /// The same error, naming `path` if it named no file.
+    pub fn at(self, path: &Path) -> KeyFileError {
+        let p = Some(path.to_path_buf());
+        match self {
+            KeyFileError::Invalid { path: None, reason } => {
+                KeyFileError::Invalid { path: p, reason }
+            }
+            KeyFileError::UnsupportedVersion {
+                path: None,
+                version,
+            } => KeyFileError::UnsupportedVersion { path: p, version },
+            KeyFileError::Unsupported {
+                path: None,
+                what,
+                name,
+            } => KeyFileError::Unsupported {
+                path: p,
+                what,
+                name,
+            },
+            KeyFileError::Decrypt { path: None } => KeyFileError::Decrypt { path: p },
+            other => other,
+        }
+    }
+}
+
+/// Which of the two formats a key file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFileFormat {
+    /// `{"address", "secret_key"}`: the seed in clear.
+    Plaintext,
+    /// `cairn-keystore` version 1, with its scrypt parameters.
+    Encrypted(KdfParams),
+}
+
+impl KeyFileFormat {
+    /// `plaintext` or `encrypted`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            KeyFileFormat::Plaintext => "plaintext",
+            KeyFileFormat::Encrypted(_) => "encrypted",
+        }
+    }
+}
+
+/// A parsed key file: a plaintext key, or a sealed one still to be opened.
+pub enum ParsedKeyFile {
+    /// A plaintext file's key.
+    Plaintext(KeyFile),
+    /// An encrypted file, not yet decrypted.
+    Encrypted(Sealed),
+}
+
+impl ParsedKeyFile {
+    /// Parses either format. For an encrypted file the address is the one stated in clear
+    /// (authenticated only when decrypted).
+    ///
+    /// # Errors
+    /// [`KeyFileError::Invalid`] (truncated, not JSON, missing or bad fields),
+    /// [`KeyFileError::UnsupportedVersion`], [`KeyFileError::Unsupported`].
+    pub fn parse(text: &str) -> Result<ParsedKeyFile, KeyFileError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("not JSON (truncated or damaged?): {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| invalid("not a JSON object"))?;
+        let encrypted = obj.contains_key("kind")
+            || obj.contains_key("version")
+            || obj.contains_key("ciphertext");
+        if !encrypted {
+            return KeyFile::from_json(text).map(ParsedKeyFile::Plaintext);
+        }
+        match obj.get("kind").and_then(|k| k.as_str()) {
+            Some(keystore::KEYSTORE_KIND) => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "kind is `{other}`, expected `{}`",
+                    keystore::KEYSTORE_KIND
+                )));
+            }
+            None => return Err(invalid("encrypted key file without a `kind` string")),
+        }
+        let version = obj
+            .get("version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| invalid("encrypted key file without a numeric `version`"))?;
+        if version != keystore::KEYSTORE_VERSION {
+            return Err(KeyFileError::UnsupportedVersion {
+                path: None,
+                version,
+            });
+        }
+        Sealed::from_value(value).map(ParsedKeyFile::Encrypted)
+    }
+
+    /// The address (for an encrypted file, as stated in clear).
+    pub fn address(&self) -> Address {
+        match self {
+            ParsedKeyFile::Plaintext(k) => k.address(),
+            ParsedKeyFile::Encrypted(s) => s.address,
+        }
+    }
+
+    /// The file's format.
+    pub fn format(&self) -> KeyFileFormat {
+        match self {
+            ParsedKeyFile::Plaintext(_) => KeyFileFormat::Plaintext,
+            ParsedKeyFile::Encrypted(s) => KeyFileFormat::Encrypted(s.kdf),
+        }
+    }
+
+    /// Reads and parses a key file (size checked before reading).
+    ///
+    /// # Errors
+    /// [`KeyFileError::Read`], [`KeyFileError::TooLarge`], and [`Self::parse`]'s errors
+    /// naming the path.
+    pub fn read(path: &Path) -> Result<ParsedKeyFile, KeyFileError> {
+        let text = read_bounded(path)?;
+        ParsedKeyFile::parse(&text).map_err(|e| e.at(path))
+    }
+}
+
+/// Reads a file of at most [`KEYFILE_BYTES_MAX`] bytes into a zeroizing string.
+fn read_bounded(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    use std::io::Read;
+    let read_err = |source| KeyFileError::Read {
+        path: path.into(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read_err)?;
+    let len = file.metadata().map_err(read_err)?.len();
+    if len > KEYFILE_BYTES_MAX {
+        return Err(KeyFileError::TooLarge {
+            path: path.into(),
+            len,
+            max: KEYFILE_BYTES_MAX,
+        });
+    }
+    let mut text = Zeroizing::new(String::with_capacity(len as usize + 1));
+    file.take(KEYFILE_BYTES_MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    if text.len() as u64 > KEYFILE_BYTES_MAX {
+        return Err(KeyFileError::TooLarge {
+            path: path.into(),
+            len: text.len() as u64,
+            max: KEYFILE_BYTES_MAX,
+        });
+    }
+    Ok(text)
 }
 
 fn invalid(reason: impl Into<String>) -> KeyFileError {
@@ -149,25 +362,65 @@ impl KeyFile {
         Ok(key)
     }
 
-    /// Reads and parses a key file.
+    /// Reads and parses a plaintext key file.
     ///
     /// # Errors
-    /// [`KeyFileError::Read`], or [`KeyFileError::Invalid`] with the path.
+    /// [`KeyFileError::Encrypted`] for an encrypted file (use [`KeyFile::load_with`]);
+    /// otherwise as [`ParsedKeyFile::read`].
     pub fn load(path: &Path) -> Result<KeyFile, KeyFileError> {
-        let text =
-            Zeroizing::new(
-                fs::read_to_string(path).map_err(|source| KeyFileError::Read {
-                    path: path.into(),
-                    source,
-                })?,
-            );
-        KeyFile::from_json(&text).map_err(|e| match e {
-            KeyFileError::Invalid { reason, .. } => KeyFileError::Invalid {
-                path: Some(path.into()),
-                reason,
-            },
-            other => other,
-        })
+        match ParsedKeyFile::read(path)? {
+            ParsedKeyFile::Plaintext(k) => Ok(k),
+            ParsedKeyFile::Encrypted(_) => Err(KeyFileError::Encrypted { path: path.into() }),
+        }
+    }
+
+    /// Reads a key file in either format. For an encrypted one, `passphrase(address)` is
+    /// called once (with the address stated in the file) for its passphrase; it is not
+    /// called for a plaintext file.
+    ///
+    /// # Errors
+    /// As [`ParsedKeyFile::read`]; the callback's error; [`KeyFileError::Decrypt`] (wrong
+    /// passphrase or altered file), all naming the path.
+    pub fn load_with(
+        path: &Path,
+        passphrase: impl FnOnce(&Address) -> Result<Zeroizing<String>, KeyFileError>,
+    ) -> Result<KeyFile, KeyFileError> {
+        match ParsedKeyFile::read(path)? {
+            ParsedKeyFile::Plaintext(k) => Ok(k),
+            ParsedKeyFile::Encrypted(sealed) => {
+                let pass = passphrase(&sealed.address)?;
+                sealed.open(&pass).map_err(|e| e.at(path))
+            }
+        }
+    }
+
+    /// The encrypted key file text for this key under `passphrase` (fresh random salt and
+    /// nonce).
+    ///
+    /// # Errors
+    /// [`KeyFileError::Invalid`] if `kdf` is out of bounds.
+    pub fn to_encrypted_json(
+        &self,
+        passphrase: &str,
+        kdf: KdfParams,
+    ) -> Result<String, KeyFileError> {
+        keystore::seal(self, passphrase, kdf)
+    }
+
+    /// Writes the key as an encrypted key file, like [`KeyFile::write`] (mode 0600, no
+    /// overwrite unless asked, atomic replace).
+    ///
+    /// # Errors
+    /// As [`KeyFile::write`] and [`KeyFile::to_encrypted_json`].
+    pub fn write_encrypted(
+        &self,
+        path: &Path,
+        passphrase: &str,
+        kdf: KdfParams,
+        overwrite: bool,
+    ) -> Result<(), KeyFileError> {
+        let text = self.to_encrypted_json(passphrase, kdf)?;
+        write_private(path, text.as_bytes(), overwrite)
     }
 
     /// Writes the key file with mode 0600 (created that way, never widened afterwards),
@@ -181,36 +434,44 @@ impl KeyFile {
     /// # Errors
     /// [`KeyFileError::Exists`] (without `overwrite`), [`KeyFileError::Write`].
     pub fn write(&self, path: &Path, overwrite: bool) -> Result<(), KeyFileError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir).map_err(|source| KeyFileError::Write {
-                path: dir.into(),
-                source,
-            })?;
-        }
-        let text = self.to_json();
-        if !overwrite {
-            return write_new_private(path, text.as_bytes()).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    KeyFileError::Exists { path: path.into() }
-                } else {
-                    KeyFileError::Write {
-                        path: path.into(),
-                        source: e,
-                    }
-                }
-            });
-        }
-        let tmp = temp_path_beside(path);
-        let result = write_new_private(&tmp, text.as_bytes()).and_then(|()| fs::rename(&tmp, path));
-        if let Err(source) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(KeyFileError::Write {
-                path: path.into(),
-                source,
-            });
-        }
-        Ok(())
+        write_private(path, self.to_json().as_bytes(), overwrite)
     }
+}
+
+/// Writes `bytes` to `path` the way [`KeyFile::write`] writes a key file (mode 0600, parent
+/// directories 0700, `create_new` without `overwrite`, temporary file and rename with it).
+///
+/// # Errors
+/// [`KeyFileError::Exists`] (without `overwrite`), [`KeyFileError::Write`].
+pub fn write_private(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), KeyFileError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir).map_err(|source| KeyFileError::Write {
+            path: dir.into(),
+            source,
+        })?;
+    }
+    if !overwrite {
+        return write_new_private(path, bytes).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyFileError::Exists { path: path.into() }
+            } else {
+                KeyFileError::Write {
+                    path: path.into(),
+                    source: e,
+                }
+            }
+        });
+    }
+    let tmp = temp_path_beside(path);
+    let result = write_new_private(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if let Err(source) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(KeyFileError::Write {
+            path: path.into(),
+            source,
+        });
+    }
+    Ok(())
 }
 
 fn temp_path_beside(path: &Path) -> PathBuf {

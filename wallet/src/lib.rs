@@ -9,9 +9,15 @@
 //! ## Usage
 //!
 //! ```text
-//! cairn [--rpc URL] [--keyfile PATH] [--json] <COMMAND>
+//! cairn [--rpc URL] [--keyfile PATH] [--password-file FILE] [--json] <COMMAND>
 //!
-//!   keygen [--out PATH] [--force]   new ed25519 key; writes the key file (mode 0600)
+//!   key new [--out PATH] [--force] [--insecure-plaintext]
+//!                                   new ed25519 key; writes an encrypted key file (0600)
+//!   keygen …                        the same as `key new`
+//!   key import [--from FILE | --secret-file FILE] [--out PATH] [--force] [--insecure-plaintext]
+//!   key export (--print-secret | --out FILE [--force])
+//!   key list [DIR]                  key files in DIR (default: the --keyfile's directory)
+//!   key change-password [--new-password-file FILE]
 //!   address                         address of the key file
 //!   balance [ADDR]                  balance and nonce (default: the key file's address)
 //!   transfer --to ADDR --amount N   sign and submit a transfer; prints its hash
@@ -21,6 +27,12 @@
 //!            [--chain-id ID]        default: the node's chain id (getStatus)
 //!            [--wait]               wait for finality and print the height
 //!            [--wait-timeout-ms MS] default 30000
+//!            [--offline [--out FILE]] sign only (needs --nonce, --chain-id,
+//!                                   --expiry-height); print or write the hex
+//!   send FILE|HEX [--wait] [--wait-timeout-ms MS]   broadcast a signed transaction
+//!   decode FILE|HEX                 every field, the hash, whether the signature verifies
+//!   completions SHELL               bash, zsh, fish, elvish, powershell
+//!   man                             the man page (roff)
 //!   tx HASH                         status of a transaction
 //!   status                          node status
 //!   block [HEIGHT|HASH]             a finalized block (default: the latest)
@@ -47,6 +59,7 @@
 //! |---|---|---|
 //! | `--rpc URL` | `CAIRN_RPC` | `http://127.0.0.1:8545` (`http://` assumed if no scheme; no TLS) |
 //! | `--keyfile PATH` | `CAIRN_KEYFILE` | `~/.cairn/key.json` |
+//! | `--password-file FILE` | `CAIRN_PASSWORD` (the passphrase itself) | a prompt |
 //! | `--json` | | off |
 //!
 //! A typical session:
@@ -65,12 +78,17 @@
 //!
 //! ## Key file
 //!
-//! JSON `{"address": "cairn1…", "secret_key": "<64 hex: the 32-byte ed25519 seed>"}`,
-//! created with mode 0600 (its directory, if created, 0700). `keygen` refuses to replace an
-//! existing file unless `--force`; a forced write goes through a temporary file and a
-//! rename, so the result is 0600 whatever the old file was. Loading checks that `address`
-//! matches the secret and warns on stderr if the file is readable by group or others.
-//! The key is unencrypted: protect the file like an ssh key.
+//! New key files are encrypted: a `cairn-keystore` version-1 JSON file, the 32-byte ed25519
+//! seed sealed with XChaCha20-Poly1305 under an scrypt key (log_n 17, r 8, p 1), the
+//! address in clear and bound as associated data (see [`keystore`] and `docs/keystore.md`).
+//! The plaintext format `{"address": "cairn1…", "secret_key": "<64 hex>"}` (testnet demo
+//! accounts, `cairn-node` keys, `--insecure-plaintext`) is read everywhere without a
+//! passphrase. The passphrase comes from `--password-file`, `CAIRN_PASSWORD`, or a prompt
+//! (twice for a new one). Files are created with mode 0600 (a created directory 0700);
+//! `key new` refuses to replace an existing file unless `--force`; a forced write goes
+//! through a temporary file and a rename, so the result is 0600 whatever the old file was.
+//! Loading checks that `address` matches the secret and warns on stderr if the file is
+//! readable by group or others.
 //!
 //! ## Output and errors
 //!
@@ -95,11 +113,20 @@
 pub mod cli;
 pub mod commands;
 pub mod gov;
+pub mod keycmd;
 pub mod keyfile;
+pub mod keystore;
+pub mod offline;
+pub mod passphrase;
+pub mod shell;
 
-pub use cli::{BlockId, Cli, Command, GovCommand, ProposeAction, TransferArgs, TxArgs};
+pub use cli::{
+    BlockId, Cli, Command, GovCommand, KeyCommand, KeyWriteArgs, ProposeAction, TransferArgs,
+    TxArgs,
+};
 pub use commands::{
     EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE, Output,
     TxRejected, build_transfer, error_json, exit_code, run,
 };
-pub use keyfile::{KeyFile, KeyFileError};
+pub use keyfile::{KeyFile, KeyFileError, KeyFileFormat, ParsedKeyFile};
+pub use keystore::KdfParams;

@@ -339,7 +339,7 @@ async fn keygen_balance_transfer_wait_tx_block_status() {
     let env = Env::start().await;
 
     // keygen writes a 0600 key file; address reads it back.
-    let k = env.cairn_json(&["keygen"]).await;
+    let k = env.cairn_json(&["keygen", "--insecure-plaintext"]).await;
     let me: Address = k["address"].as_str().unwrap().parse().unwrap();
     assert_eq!(k["keyfile"], env.keyfile().to_str().unwrap());
     #[cfg(unix)]
@@ -482,7 +482,7 @@ async fn keygen_balance_transfer_wait_tx_block_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejections_and_unreachable_node_exit_non_zero() {
     let env = Env::start().await;
-    let k = env.cairn_json(&["keygen"]).await;
+    let k = env.cairn_json(&["keygen", "--insecure-plaintext"]).await;
     let me: Address = k["address"].as_str().unwrap().parse().unwrap();
     env.node.fund(me, 100);
     let bob = Address([0xB0; 32]).to_bech32();
@@ -598,7 +598,11 @@ async fn keygen_default_path_env_and_force() {
     cmd.env_remove("CAIRN_RPC")
         .env_remove("CAIRN_KEYFILE")
         .env("HOME", env.home.path());
-    let out = cmd.args(["keygen", "--json"]).output().await.unwrap();
+    let out = cmd
+        .args(["keygen", "--insecure-plaintext", "--json"])
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", show(&out));
     let path = env.home.path().join(".cairn/key.json");
     assert_eq!(one_json_line(&out)["keyfile"], path.to_str().unwrap());
@@ -618,6 +622,7 @@ async fn keygen_default_path_env_and_force() {
     let out = env
         .cairn(&[
             "keygen",
+            "--insecure-plaintext",
             "--out",
             path.to_str().unwrap(),
             "--force",
@@ -635,14 +640,19 @@ async fn keygen_default_path_env_and_force() {
 async fn gov_propose_approve_show_and_refusals() {
     let env = Env::start().await;
     // Two members: the default key file (alice) and bob; threshold 2.
-    let alice: Address = env.cairn_json(&["keygen"]).await["address"]
+    let alice: Address = env.cairn_json(&["keygen", "--insecure-plaintext"]).await["address"]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
     let bob_file = env.home.path().join("bob.json");
     let bob: Address = env
-        .cairn_json(&["keygen", "--out", bob_file.to_str().unwrap()])
+        .cairn_json(&[
+            "keygen",
+            "--insecure-plaintext",
+            "--out",
+            bob_file.to_str().unwrap(),
+        ])
         .await["address"]
         .as_str()
         .unwrap()

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need=()
-for pkg in clang libclang-dev build-essential pkg-config; do
+for pkg in clang libclang-dev build-essential pkg-config tmux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -5,9 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-echo "building release binaries (first build takes several minutes)..." >&2
-cargo build --release --bins
-bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release"
+# The dev profile (Cargo.toml: dependencies optimised) is the build scripts/test.sh uses too,
+# so running both compiles RocksDB and libp2p once. For production or benchmarks build
+# `cargo build --release --bins` (Cairn's own crates fully optimised).
+echo "building the binaries (a first build on a small machine takes about half an hour)..." >&2
+cargo build --bins
+bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug"
 export PATH="$bin:$PATH"
 if [ ! -f testnet/testnet.json ]; then
   cairn-testnet generate --validators 4 --accounts 10 --out testnet

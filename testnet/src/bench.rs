@@ -8,6 +8,11 @@
 //! unfinalized after the drain, or its p99 latency exceeds [`SATURATED_P99_MS`]. The search
 //! stops at the first saturated step; the saturation throughput is the highest
 //! `finalized_tps` of any step.
+//!
+//! Before the testnet starts, the benchmark measures this machine's signature bound
+//! ([`crate::bound`]: batch signature checks per second on all cores, divided by the
+//! validators) for `bound_duration`, and reports every TPS figure also as a fraction of it, so
+//! runs on a machine whose speed varies stay comparable.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -55,6 +60,9 @@ pub struct BenchOptions {
     /// Catch-up phase: transfers finalized while the last validator is down (0: skip; needs
     /// at least 4 validators so the rest keep a quorum).
     pub catch_up_txs: u64,
+    /// How long to measure the signature bound before the testnet starts (zero: skip; at
+    /// most [`crate::bound::DURATION_MAX`]).
+    pub bound_duration: Duration,
 }
 
 /// How fast a restarted validator replayed what it missed.
@@ -101,6 +109,11 @@ pub struct BenchResults {
     pub peak_rss_mib: Vec<(String, f64)>,
     /// The catch-up phase.
     pub catch_up: Option<CatchUp>,
+    /// This machine's signature bound, measured before the testnet started.
+    pub signature_bound: Option<crate::bound::SignatureBound>,
+    /// Each headline figure as a fraction of `signature_bound.bound_tps` (`saturation`,
+    /// `sustained`, `half_load`, `overload`: their `finalized_tps`); empty without a bound.
+    pub of_bound: Vec<(String, f64)>,
     /// Wall time of the whole benchmark, s.
     pub elapsed_s: f64,
 }
@@ -137,6 +150,16 @@ impl BenchResults {
             s.push_str(&row("search", r));
         }
         s.push_str(&format!("saturation: {:.0} tx/s\n", self.saturation_tps));
+        if let Some(b) = &self.signature_bound {
+            s.push_str(&format!(
+                "signature bound: {:.0} checks/s on {} threads / {} validator(s) = {:.0} tx/s;",
+                b.verify_per_s, b.threads, b.validators, b.bound_tps
+            ));
+            for (label, f) in &self.of_bound {
+                s.push_str(&format!(" {label} {:.1}%", 100.0 * f));
+            }
+            s.push('\n');
+        }
         if let Some(r) = &self.sustained {
             s.push_str(&row(&format!("sustained {:.0} s", r.duration_s), r));
         }
@@ -168,6 +191,24 @@ impl BenchResults {
     }
 }
 
+/// The headline figures of `r` as fractions of its signature bound (empty without one).
+pub fn fractions_of_bound(r: &BenchResults) -> Vec<(String, f64)> {
+    let Some(b) = &r.signature_bound else {
+        return Vec::new();
+    };
+    let mut out = vec![("saturation".to_string(), b.fraction(r.saturation_tps))];
+    for (label, run) in [
+        ("sustained", &r.sustained),
+        ("half_load", &r.half_load),
+        ("overload", &r.overload),
+    ] {
+        if let Some(run) = run {
+            out.push((label.to_string(), b.fraction(run.finalized_tps)));
+        }
+    }
+    out
+}
+
 /// Whether a step shows the chain not keeping up with the offered load.
 pub fn saturated(r: &ThroughputReport) -> bool {
     r.finalized_tps < KEEP_UP_RATIO * r.offered_tps
@@ -190,6 +231,24 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
         bail!("rates must be ascending");
     }
     let started = Instant::now();
+    // Measured first, on an otherwise idle machine (no testnet yet).
+    let signature_bound = if opts.bound_duration.is_zero() {
+        None
+    } else {
+        eprintln!(
+            "— signature bound: batch signature checks on all cores for {:?}",
+            opts.bound_duration
+        );
+        let (d, v) = (opts.bound_duration, opts.validators);
+        let b = tokio::task::spawn_blocking(move || crate::bound::measure_all_cores(d, v))
+            .await
+            .context("signature bound task")??;
+        eprintln!(
+            "signature bound: {:.0} checks/s on {} threads, {:.0} tx/s for {} validator(s)",
+            b.verify_per_s, b.threads, b.bound_tps, b.validators
+        );
+        Some(b)
+    };
     if opts.dir.exists() {
         std::fs::remove_dir_all(&opts.dir)
             .with_context(|| format!("removing {}", opts.dir.display()))?;
@@ -237,6 +296,8 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             overload: None,
             peak_rss_mib: Vec::new(),
             catch_up: None,
+            signature_bound,
+            of_bound: Vec::new(),
             elapsed_s: 0.0,
         };
         if saturation_tps >= 1.0 && !*stop.borrow() {
@@ -295,6 +356,7 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
                 .collect();
             eprintln!("peak RSS (MiB): {:?}", results.peak_rss_mib);
         }
+        results.of_bound = fractions_of_bound(&results);
         results.elapsed_s = started.elapsed().as_secs_f64();
         Ok::<_, anyhow::Error>(results)
     }

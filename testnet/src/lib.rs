@@ -17,6 +17,7 @@
 //! ```
 
 pub mod bench;
+pub mod bound;
 pub mod chaos;
 pub mod check;
 pub mod docker;

@@ -198,6 +198,11 @@ enum Cmd {
         /// Transfers finalized while the last validator is down, then timed catch-up (0: skip).
         #[arg(long, default_value_t = 100_000)]
         catch_up: u64,
+        /// How long to measure this machine's signature bound first (batch signature checks
+        /// per second on all cores / validators; every TPS is also reported as a fraction of
+        /// it); 0s: skip.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        bound: Duration,
         /// JSON results on stdout too.
         #[arg(long)]
         json: bool,
@@ -652,9 +657,11 @@ async fn main() -> Result<()> {
             node_bin,
             catch_up,
             overload,
+            bound,
             json,
         } => {
             let opts = BenchOptions {
+                bound_duration: bound,
                 overload_duration: overload,
                 catch_up_txs: catch_up,
                 validators,

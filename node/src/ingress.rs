@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering;
 use cairn_ledger::{Hash, VerifiedTx};
 use libp2p::PeerId;
 
-use crate::driver::{BodyOrigin, Driver, FatalError, REJECTED_REMEMBERED_MAX};
+#[allow(unused_imports)] // named in docs
+use crate::driver::REJECTED_REMEMBERED_MAX;
+use crate::driver::{BodyOrigin, Driver, FatalError};
 use crate::mempool::MempoolError;
 use crate::network::{Acceptance, MessageId, Topic};
 use crate::txgossip::{TX_BATCH_LINGER_MS, TX_BATCH_TXS_MAX, encode_batch};
@@ -106,12 +108,12 @@ impl Driver {
             .mempool
             .insert(tx, store.as_ref(), &self.params.chain_id, next_height);
         match &r {
-            Ok(_) => {
-                self.rejected.remove(&h);
-            }
+            Ok(_) => self.shared.refusals().forget(&h),
             Err(e) => {
                 self.shared.metrics.txs_rejected.inc();
-                if !matches!(e, MempoolError::Duplicate { .. }) {
+                // A duplicate of a pooled transaction is that transaction (pending); another
+                // transaction holding its sender and nonce refuses this one for good.
+                if !matches!(e, MempoolError::Duplicate { .. }) || !self.mempool.contains(&h) {
                     self.remember_rejected(h, e.code().to_string(), e.to_string());
                 }
             }
@@ -164,15 +166,8 @@ impl Driver {
     }
 
     /// Remembers why transaction `h` was refused or dropped, for `getTransaction` (at most
-    /// [`REJECTED_REMEMBERED_MAX`], oldest forgotten first).
+    /// [`REJECTED_REMEMBERED_MAX`], oldest forgotten first: [`crate::refusals`]).
     pub(crate) fn remember_rejected(&mut self, h: Hash, code: String, reason: String) {
-        if self.rejected.insert(h, (code, reason)).is_none() {
-            self.rejected_order.push_back(h);
-        }
-        while self.rejected_order.len() > REJECTED_REMEMBERED_MAX {
-            if let Some(old) = self.rejected_order.pop_front() {
-                self.rejected.remove(&old);
-            }
-        }
+        self.shared.refusals().record(h, code, reason);
     }
 }

@@ -38,6 +38,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod refusals;
 pub mod rpc_backend;
 pub mod sync;
 pub mod sync_client;

@@ -469,6 +469,7 @@ pub async fn run(
                 .min(crate::verifier::VERIFY_THREADS_MAX),
         ),
         mempool_full: AtomicBool::new(false),
+        refusals: Default::default(),
     });
     shared.metrics.height.set(chain.head().height as i64);
 

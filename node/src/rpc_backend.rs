@@ -105,6 +105,26 @@ impl NodeBackend {
     }
 }
 
+impl NodeBackend {
+    /// `Finalized` if the store indexes `hash` in a finalized block.
+    fn finalized_status(&self, hash: &Hash) -> Result<Option<TxStatus>, RpcError> {
+        let Some(loc) = self.shared.store.tx_location(hash).map_err(internal)? else {
+            return Ok(None);
+        };
+        let block = self
+            .shared
+            .store
+            .block_by_height(loc.height)
+            .map_err(internal)?
+            .ok_or_else(|| internal("indexed block missing"))?;
+        Ok(Some(TxStatus::Finalized {
+            height: loc.height,
+            index: loc.index,
+            block_hash: block.hash(),
+        }))
+    }
+}
+
 #[async_trait]
 impl RpcBackend for NodeBackend {
     async fn status(&self) -> Result<Status, RpcError> {
@@ -166,11 +186,14 @@ impl RpcBackend for NodeBackend {
         // Load shedding: a full mempool would refuse every one of them after their signature
         // checks; refuse them before, so overload does not also cost the verifier's time.
         if self.shared.mempool_full.load(Ordering::Relaxed) {
+            let message = "mempool full; retry later";
+            let mut refusals = self.shared.refusals();
             return Ok(txs
                 .iter()
-                .map(|_| {
+                .map(|tx| {
+                    refusals.record(tx.hash(), "overloaded", message);
                     Err(RpcError::Overloaded {
-                        message: "mempool full; retry later".into(),
+                        message: message.into(),
                     })
                 })
                 .collect());
@@ -178,33 +201,55 @@ impl RpcBackend for NodeBackend {
         // Stateless checks for the whole batch in the verifier (on a blocking thread, shared
         // with other submissions and gossip), then one driver command admits every
         // transaction that passed.
+        let hashed: Vec<HashedTx> = txs.into_iter().map(HashedTx::new).collect();
+        let hashes: Vec<Hash> = hashed.iter().map(HashedTx::id).collect();
         let v = self
             .shared
             .verifier
-            .verify(txs.into_iter().map(HashedTx::new).collect())
+            .verify(hashed)
             .await
             .map_err(|e| SubmitError::Unavailable(e.to_string()))
             .map_err(submit_error)?;
         let checks = v.results;
         let mut out: Vec<Option<Result<Hash, RpcError>>> = Vec::with_capacity(checks.len());
         let mut valid = Vec::with_capacity(checks.len());
-        for check in checks {
+        for (check, hash) in checks.into_iter().zip(&hashes) {
             match check {
                 Ok(tx) => {
                     out.push(None);
                     valid.push(tx);
                 }
-                Err(e) => out.push(Some(Err(RpcError::Rejected {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                }))),
+                Err(e) => {
+                    // Refused before the mempool: remembered here, for `getTransaction`.
+                    self.shared
+                        .refusals()
+                        .record(*hash, e.code(), e.to_string());
+                    out.push(Some(Err(RpcError::Rejected {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    })));
+                }
             }
         }
+        let valid_hashes: Vec<Hash> = valid.iter().map(|t| t.id()).collect();
         let mut admitted = if valid.is_empty() {
             Vec::new()
         } else {
-            self.ask(|reply| Command::SubmitBatch { txs: valid, reply })
-                .await?
+            match self
+                .ask(|reply| Command::SubmitBatch { txs: valid, reply })
+                .await
+            {
+                Ok(results) => results,
+                Err(e) => {
+                    if let RpcError::Overloaded { message } = &e {
+                        let mut refusals = self.shared.refusals();
+                        for h in valid_hashes {
+                            refusals.record(h, "overloaded", message.clone());
+                        }
+                    }
+                    return Err(e);
+                }
+            }
         }
         .into_iter();
         Ok(out
@@ -219,27 +264,27 @@ impl RpcBackend for NodeBackend {
             .collect())
     }
 
+    /// Store, then the driver (mempool and refusals), then the store again: the driver
+    /// commits a block to the store before it removes the block's transactions from the
+    /// mempool, and answers only between those steps or after both, so a transaction it no
+    /// longer pools because it was just committed is in the store by the time it answers.
+    /// An accepted transaction therefore reads `pending` until it reads `finalized`, never
+    /// `unknown` in between.
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError> {
-        if let Some(loc) = self.shared.store.tx_location(&hash).map_err(internal)? {
-            let block = self
-                .shared
-                .store
-                .block_by_height(loc.height)
-                .map_err(internal)?
-                .ok_or_else(|| internal("indexed block missing"))?;
-            return Ok(TxStatus::Finalized {
-                height: loc.height,
-                index: loc.index,
-                block_hash: block.hash(),
-            });
+        if let Some(status) = self.finalized_status(&hash)? {
+            return Ok(status);
         }
-        Ok(
-            match self.ask(|reply| Command::TxStatus { hash, reply }).await? {
-                LocalTxStatus::Pending => TxStatus::Pending,
-                LocalTxStatus::Rejected { code, reason } => TxStatus::Rejected { code, reason },
-                LocalTxStatus::Unknown => TxStatus::Unknown,
-            },
-        )
+        let local = self.ask(|reply| Command::TxStatus { hash, reply }).await?;
+        if local != LocalTxStatus::Pending
+            && let Some(status) = self.finalized_status(&hash)?
+        {
+            return Ok(status);
+        }
+        Ok(match local {
+            LocalTxStatus::Pending => TxStatus::Pending,
+            LocalTxStatus::Rejected { code, reason } => TxStatus::Rejected { code, reason },
+            LocalTxStatus::Unknown => TxStatus::Unknown,
+        })
     }
 
     async fn block_by_height(&self, height: u64) -> Result<Option<Block>, RpcError> {

@@ -62,6 +62,7 @@ async fn stored_evidence_is_served_and_verifies() {
         validator_key: None,
         verifier: cairn_node::verifier::Verifier::spawn("t".into(), 1),
         mempool_full: AtomicBool::new(false),
+        refusals: Default::default(),
     });
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let backend = NodeBackend {

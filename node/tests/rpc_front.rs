@@ -185,3 +185,118 @@ async fn epoch_queries_for_missing_epochs_are_null_and_bad_params_are_refused() 
     assert!(client.status().await.is_ok());
     node.stop().await;
 }
+
+/// A single-validator chain run by a [`FullNode`] (its consensus key seed `[51; 32]` is the
+/// only validator, so it finalizes alone), with `funded` holding 10^12.
+fn solo_chain(chain_id: &str, funded: cairn_ledger::Address) -> (FullNode, String) {
+    let (_keys, genesis) = common::validators_genesis(
+        chain_id,
+        &[[51; 32]],
+        &[[50; 32]],
+        &[(funded, 1_000_000_000_000)],
+        cairn_genesis::ChainParams::default(),
+    );
+    let nobody = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let nowhere: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", common::free_port())
+        .parse()
+        .unwrap();
+    let node = FullNode::start(&genesis, &nowhere, &nobody);
+    let url = node.rpc_url();
+    (node, url)
+}
+
+fn transfer(
+    key: &ed25519_dalek::SigningKey,
+    chain_id: &str,
+    nonce: u64,
+    amount: u64,
+) -> cairn_ledger::SignedTransaction {
+    cairn_ledger::TransactionBody {
+        chain_id: chain_id.into(),
+        sender: cairn_ledger::Address::from_public_key(&key.verifying_key()),
+        fee: 1,
+        nonce,
+        expiry_height: 1_000_000,
+        action: cairn_ledger::Action::Transfer {
+            recipient: cairn_ledger::Address([0xB0; 32]),
+            amount,
+        },
+    }
+    .sign(key)
+}
+
+/// issue 15: `getTransaction` read the store, then asked the driver about the mempool; a
+/// commit in between hid an accepted transaction from both, so it read `unknown`. Each
+/// transfer here is polled in a tight loop from acceptance to finality: it must read
+/// `pending` until it reads `finalized`, never `unknown`. Then refusals at submission
+/// (before the mempool, and by it) read `rejected` with the reason the submission gave.
+#[tokio::test]
+async fn accepted_transfers_never_read_unknown_and_refusals_read_rejected() {
+    use cairn_rpc::{RpcClient, TxStatus};
+
+    const CHAIN: &str = "cairn-rpc-race";
+    const TRANSFERS: u64 = 12;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[60; 32]);
+    let me = cairn_ledger::Address::from_public_key(&key.verifying_key());
+    let (node, url) = solo_chain(CHAIN, me);
+    let client = RpcClient::with_timeout(&url, Duration::from_secs(5)).unwrap();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the node finalizes a block",
+        || async { client.status().await.is_ok_and(|s| s.latest_height >= 1) },
+    )
+    .await;
+
+    let mut polls_total = 0u64;
+    for nonce in 0..TRANSFERS {
+        let tx = transfer(&key, CHAIN, nonce, 10 + nonce);
+        let hash = client.send_transaction(&tx).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut polls = 0u64;
+        loop {
+            polls += 1;
+            match client.transaction(&hash).await.unwrap() {
+                TxStatus::Pending => {}
+                TxStatus::Finalized { .. } => break,
+                other => panic!(
+                    "transfer {nonce} ({hash}) read {other:?} after acceptance (poll {polls})"
+                ),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "transfer {nonce} not final in 30 s"
+            );
+        }
+        polls_total += polls;
+    }
+    assert!(
+        polls_total >= TRANSFERS,
+        "every transfer was polled at least once"
+    );
+
+    // Refused before the mempool: a bad signature and a wrong chain id.
+    let mut forged = transfer(&key, CHAIN, TRANSFERS, 5);
+    forged.body.fee += 1;
+    let wrong_chain = transfer(&key, "cairn-elsewhere", TRANSFERS, 5);
+    // Refused by the mempool: a nonce already used.
+    let stale = transfer(&key, CHAIN, 0, 999);
+    for (tx, want) in [
+        (&forged, "bad_signature"),
+        (&wrong_chain, "wrong_chain"),
+        (&stale, "stale_nonce"),
+    ] {
+        let err = client.send_transaction(tx).await.unwrap_err();
+        let reason = err
+            .rejection_reason()
+            .unwrap_or_else(|| panic!("{want}: not a rejection: {err}"))
+            .to_string();
+        assert_eq!(reason, want, "{err}");
+        match client.transaction(&tx.hash()).await.unwrap() {
+            TxStatus::Rejected { code, .. } => assert_eq!(code, want),
+            other => panic!("refused transaction ({want}) reads {other:?}"),
+        }
+    }
+    node.stop().await;
+}

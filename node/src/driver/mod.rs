@@ -75,8 +75,8 @@ use crate::sync_server::{Lookup, ServeRequest};
 pub const AWAITING_VALIDATION_MAX: usize = 64;
 /// Finalization certificates waiting for their block (or its ancestors).
 pub const FINALIZED_WAITING_MAX: usize = 64;
-/// Rejected transaction hashes remembered for `getTransaction`.
-pub const REJECTED_REMEMBERED_MAX: usize = 16_384;
+/// Rejected transaction hashes remembered for `getTransaction` ([`Shared::refusals`]).
+pub const REJECTED_REMEMBERED_MAX: usize = crate::refusals::REFUSALS_MAX;
 /// Gossiped transactions being signature-checked off the driver task at once.
 pub const VERIFY_IN_FLIGHT_MAX: usize = 16_384;
 /// A block with at least this many transactions the node has not verified has them
@@ -146,7 +146,8 @@ pub enum Command {
         txs: Vec<VerifiedTx>,
         reply: oneshot::Sender<Vec<Result<Hash, SubmitError>>>,
     },
-    /// Mempool / rejection status of a transaction.
+    /// Mempool / rejection status of a transaction: `Pending` while pooled, else its
+    /// refusal from [`Shared::refusals`], else `Unknown`.
     TxStatus {
         hash: Hash,
         reply: oneshot::Sender<LocalTxStatus>,
@@ -176,6 +177,20 @@ pub struct Shared {
     /// by the driver whenever the pool changes. The RPC server then refuses submissions as
     /// `overloaded` before spending signature checks on them.
     pub mempool_full: AtomicBool,
+    /// Recent refusals (at most [`crate::refusals::REFUSALS_MAX`], oldest forgotten first):
+    /// written by the RPC backend (refused before the mempool) and the driver (mempool
+    /// refusals and drops), read by `getTransaction`.
+    pub refusals: std::sync::Mutex<crate::refusals::RefusalLog>,
+}
+
+impl Shared {
+    /// The refusal log, locked (a poisoned lock is taken over: the log stays consistent
+    /// after every single operation).
+    pub fn refusals(&self) -> std::sync::MutexGuard<'_, crate::refusals::RefusalLog> {
+        self.refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Results of work done off the driver task (bounded queue: [`INTERNAL_QUEUE_MAX`]).
@@ -314,9 +329,6 @@ pub struct Driver {
     /// Verified finalization certificates waiting for their block (at most
     /// [`FINALIZED_WAITING_MAX`]).
     finalized_waiting: HashMap<Hash, Certificate>,
-    /// Why transactions were refused (at most [`REJECTED_REMEMBERED_MAX`], oldest first).
-    pub(crate) rejected: HashMap<Hash, (String, String)>,
-    pub(crate) rejected_order: VecDeque<Hash>,
     peers: Vec<PeerId>,
     /// Gossiped transactions being verified (at most [`VERIFY_IN_FLIGHT_MAX`]).
     verify_in_flight: usize,
@@ -496,8 +508,6 @@ impl Driver {
             pending_build: None,
             proposing: None,
             finalized_waiting: HashMap::new(),
-            rejected: HashMap::new(),
-            rejected_order: VecDeque::new(),
             peers: Vec::new(),
             verify_in_flight: 0,
             sync,
@@ -750,10 +760,10 @@ impl Driver {
             Command::TxStatus { hash, reply } => {
                 let s = if self.mempool.contains(&hash) {
                     LocalTxStatus::Pending
-                } else if let Some((code, reason)) = self.rejected.get(&hash) {
+                } else if let Some(r) = self.shared.refusals().get(&hash) {
                     LocalTxStatus::Rejected {
-                        code: code.clone(),
-                        reason: reason.clone(),
+                        code: r.reason.clone(),
+                        reason: r.message.clone(),
                     }
                 } else {
                     LocalTxStatus::Unknown

@@ -20,6 +20,12 @@ pub struct Metrics {
     pub epoch: Gauge<i64, AtomicI64>,
     /// Transactions in the mempool.
     pub mempool_txs: Gauge<i64, AtomicI64>,
+    /// Finality latency of the latest block this node finalized through consensus, ms:
+    /// its wall clock at the commit minus the block header's `timestamp_ms` (the
+    /// proposer's clock), 0 if negative. -1 until the first such block since start (synced
+    /// blocks do not count). Measured in `driver::commit`; also `getStatus`'s
+    /// `finalityLatencyMs`.
+    pub finality_latency_ms: Gauge<i64, AtomicI64>,
     /// Connected peers.
     pub peers: Gauge<i64, AtomicI64>,
     /// Blocks finalized (committed) since start.
@@ -111,6 +117,7 @@ impl Metrics {
             view: Gauge::default(),
             epoch: Gauge::default(),
             mempool_txs: Gauge::default(),
+            finality_latency_ms: Gauge::default(),
             peers: Gauge::default(),
             blocks_finalized: Counter::default(),
             txs_finalized: Counter::default(),
@@ -153,6 +160,12 @@ impl Metrics {
             "mempool_txs",
             "Transactions in the mempool",
             m.mempool_txs.clone(),
+        );
+        m.finality_latency_ms.set(-1);
+        registry.register(
+            "finality_latency_ms",
+            "Finality latency of the latest block finalized through consensus, ms from its header timestamp to the local commit (-1: none yet)",
+            m.finality_latency_ms.clone(),
         );
         registry.register("peers", "Connected peers", m.peers.clone());
         registry.register(
@@ -408,6 +421,12 @@ mod tests {
         );
         let text = m.render();
         assert!(text.contains("cairn_height 5"), "{text}");
+        assert!(
+            text.contains("cairn_finality_latency_ms -1\n"),
+            "no latency measured yet: {text}"
+        );
+        m.finality_latency_ms.set(412);
+        assert!(m.render().contains("cairn_finality_latency_ms 412\n"));
         assert!(
             text.ends_with("# EOF\n"),
             "OpenMetrics text ends with # EOF: {text}"

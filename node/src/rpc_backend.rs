@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 use cairn_ledger::{Address, Block, Hash, HashedTx, SignedTransaction, StateReader};
 use cairn_rpc::{
-    AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo, PeerInfo, RpcBackend,
-    RpcError, Status, TxStatus, ValidatorInfo,
+    AccountInfo, EVIDENCE_RESULTS_MAX, EvidenceInfo, FinalizationInfo, LeaderInfo, PeerInfo,
+    RpcBackend, RpcError, Status, TxStatus, UPCOMING_LEADERS_MAX, ValidatorInfo,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,6 +70,25 @@ impl NodeBackend {
             None => self.genesis_validators(),
         })
     }
+}
+
+/// The leaders of `view` and the views after it (at most [`UPCOMING_LEADERS_MAX`], no more
+/// than the set's size): consensus's round-robin
+/// ([`cairn_consensus::ValidatorSet::leader`]: view `v` is led by validator `v mod n`, in
+/// the set's order, which is the epoch record's).
+fn upcoming_leaders(validators: &[ValidatorInfo], view: u64) -> Vec<LeaderInfo> {
+    let n = validators.len() as u64;
+    (0..n.min(UPCOMING_LEADERS_MAX as u64))
+        .map_while(|k| view.checked_add(k))
+        .map(|v| {
+            let leader = &validators[(v % n) as usize];
+            LeaderInfo {
+                view: v,
+                name: leader.name.clone(),
+                address: leader.address,
+            }
+        })
+        .collect()
 }
 
 /// Maps a driver's refusal to the RPC error `sendTransaction` returns.
@@ -134,6 +153,10 @@ impl RpcBackend for NodeBackend {
             .head()
             .map_err(internal)?
             .ok_or_else(|| internal("no genesis block"))?;
+        let metrics = &self.shared.metrics;
+        let validators = self.validators_after(head.height)?;
+        let view = u64::try_from(metrics.view.get()).unwrap_or(0);
+        let latency_ms = metrics.finality_latency_ms.get();
         Ok(Status {
             chain_id: self.shared.genesis.chain_id.clone(),
             genesis_hash: self.shared.genesis.hash(),
@@ -144,13 +167,17 @@ impl RpcBackend for NodeBackend {
             syncing: self.shared.syncing.load(Ordering::Relaxed),
             node_version: env!("CARGO_PKG_VERSION").to_string(),
             validator_name: match self.shared.validator_key {
-                Some(key) => self
-                    .validators_after(head.height)?
-                    .into_iter()
+                Some(key) => validators
+                    .iter()
                     .find(|v| v.address == key)
-                    .map(|v| v.name),
+                    .map(|v| v.name.clone()),
                 None => None,
             },
+            epoch: u64::try_from(metrics.epoch.get()).unwrap_or(0),
+            view,
+            mempool_txs: u64::try_from(metrics.mempool_txs.get()).unwrap_or(0),
+            finality_latency_ms: u64::try_from(latency_ms).ok(),
+            upcoming_leaders: upcoming_leaders(&validators, view),
         })
     }
 
@@ -438,5 +465,56 @@ impl RpcBackend for NodeBackend {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validator(i: u8) -> ValidatorInfo {
+        ValidatorInfo {
+            name: format!("v{i}"),
+            address: Address([i; 32]),
+            peer_id: String::new(),
+            voting_power: 1 + u64::from(i),
+        }
+    }
+
+    /// The leaders `getStatus` announces are the ones consensus elects.
+    #[test]
+    fn upcoming_leaders_follow_consensus() {
+        for n in [1u8, 3, 4, 12] {
+            let set: Vec<ValidatorInfo> = (1..=n).map(validator).collect();
+            let consensus = cairn_consensus::ValidatorSet::new(
+                set.iter()
+                    .map(|v| cairn_consensus::Validator {
+                        public_key: cairn_consensus::SigningKey::from_bytes(&v.address.0)
+                            .verifying_key(),
+                        voting_power: v.voting_power,
+                    })
+                    .collect(),
+            )
+            .unwrap();
+            for view in [0u64, 1, 5, 1_000_003] {
+                let leaders = upcoming_leaders(&set, view);
+                assert_eq!(leaders.len(), usize::from(n).min(UPCOMING_LEADERS_MAX));
+                for (k, l) in leaders.iter().enumerate() {
+                    assert_eq!(l.view, view + k as u64);
+                    let elected = consensus.leader(l.view);
+                    assert_eq!(
+                        l.address,
+                        set[usize::from(elected)].address,
+                        "view {}",
+                        l.view
+                    );
+                    assert_eq!(l.name, set[usize::from(elected)].name);
+                }
+            }
+        }
+        // The last views: no overflow, fewer entries.
+        let set: Vec<ValidatorInfo> = (1..=4).map(validator).collect();
+        assert_eq!(upcoming_leaders(&set, u64::MAX).len(), 1);
+        assert!(upcoming_leaders(&[], 3).is_empty());
     }
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use cairn_ledger::{Address, Block, Hash, SignedTransaction};
 
 use crate::{
-    AccountInfo, EvidenceInfo, FinalizationInfo, PeerInfo, RpcError, Status, TxStatus,
-    ValidatorInfo,
+    AccountInfo, BlockSummary, EvidenceInfo, FinalizationInfo, PeerInfo, RpcError, Status,
+    TxStatus, ValidatorInfo, ValidatorsAt,
 };
 
 /// What the RPC server needs from the node. Implemented by `cairn-node`; tests use mocks.
@@ -95,6 +95,60 @@ pub trait RpcBackend: Send + Sync + 'static {
     /// a chain without one. Default: none.
     async fn governance(&self) -> Result<Option<cairn_ledger::governance::Governance>, RpcError> {
         Ok(None)
+    }
+
+    /// Summaries of consecutive finalized blocks in ascending height order
+    /// (`getBlockSummaries`): from height `from` (`None`: the latest `count` blocks, ending
+    /// at the head) up to `count` blocks or the head, whichever comes first; empty if `from`
+    /// is above the head. The server bounds `count` to 1..=[`crate::BLOCK_SUMMARIES_MAX`].
+    ///
+    /// Default: built from [`RpcBackend::status`], [`RpcBackend::block_by_height`],
+    /// [`RpcBackend::finalization`] and [`RpcBackend::validators_at`] (the signers' indices
+    /// mapped to the addresses of the set that finalized each block). A block missing
+    /// below the head is an internal error.
+    async fn block_summaries(
+        &self,
+        from: Option<u64>,
+        count: u64,
+    ) -> Result<Vec<BlockSummary>, RpcError> {
+        let head = self.status().await?.latest_height;
+        let count = count.min(crate::BLOCK_SUMMARIES_MAX);
+        let (first, last) = match from {
+            Some(from) if from > head => return Ok(Vec::new()),
+            Some(from) => (from, head.min(from.saturating_add(count.saturating_sub(1)))),
+            None => (head.saturating_sub(count.saturating_sub(1)), head),
+        };
+        let mut out = Vec::with_capacity((last - first + 1) as usize);
+        for height in first..=last {
+            let block = self.block_by_height(height).await?.ok_or_else(|| {
+                RpcError::internal(format!("finalized block {height} is missing"))
+            })?;
+            let signers = match self.finalization(height).await? {
+                Some(f) => {
+                    let set = self
+                        .validators_at(ValidatorsAt::Height(height))
+                        .await?
+                        .unwrap_or_default();
+                    Some(
+                        f.signers
+                            .iter()
+                            .filter_map(|&i| set.get(usize::from(i)).map(|v| v.address))
+                            .collect(),
+                    )
+                }
+                None => None,
+            };
+            out.push(BlockSummary {
+                height,
+                hash: block.hash(),
+                view: block.header.view,
+                proposer: block.header.proposer,
+                timestamp_ms: block.header.timestamp_ms,
+                tx_count: block.transactions.len() as u64,
+                signers,
+            });
+        }
+        Ok(out)
     }
 
     /// Stored equivocation evidence, oldest view first, at most

@@ -340,6 +340,20 @@ impl RpcClient {
         self.call("getBlock", json!({ "hash": hash })).await
     }
 
+    /// `getBlockSummaries`: up to `count` (1..=[`crate::BLOCK_SUMMARIES_MAX`]) finalized
+    /// blocks in brief, ascending, from height `from` (`None`: the latest ones).
+    pub async fn block_summaries(
+        &self,
+        from: Option<u64>,
+        count: u64,
+    ) -> Result<Vec<crate::BlockSummary>, ClientError> {
+        self.call(
+            "getBlockSummaries",
+            json!({ "count": count, "fromHeight": from }),
+        )
+        .await
+    }
+
     /// `getValidators`.
     pub async fn validators(&self) -> Result<Vec<ValidatorInfo>, ClientError> {
         self.call("getValidators", Value::Null).await

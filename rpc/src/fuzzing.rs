@@ -48,6 +48,11 @@ impl RpcBackend for Stub {
             syncing: false,
             node_version: "fuzz".into(),
             validator_name: None,
+            epoch: 0,
+            view: 0,
+            mempool_txs: 0,
+            finality_latency_ms: None,
+            upcoming_leaders: Vec::new(),
         })
     }
     async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
@@ -64,8 +69,10 @@ impl RpcBackend for Stub {
     async fn transaction(&self, _hash: Hash) -> Result<TxStatus, RpcError> {
         Ok(TxStatus::Unknown)
     }
+    /// The one block at every height up to the head (1), so that `getBlockSummaries`
+    /// finds every block it asks for.
     async fn block_by_height(&self, height: u64) -> Result<Option<Block>, RpcError> {
-        Ok((height == 1).then(|| self.block.clone()))
+        Ok((height <= 1).then(|| self.block.clone()))
     }
     async fn block_by_hash(&self, hash: Hash) -> Result<Option<Block>, RpcError> {
         Ok((hash == self.block.hash()).then(|| self.block.clone()))
@@ -336,6 +343,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         ("getPeers", json!({})),
         ("getEvidence", Value::Null),
         ("getFinalization", json!([1])),
+        ("getBlockSummaries", json!({ "count": 2, "fromHeight": 0 })),
     ];
     match target {
         "rpc_body" => {

@@ -18,6 +18,7 @@
 //! |---|---|
 //! | `POST /` | JSON-RPC 2.0: one request object, or a batch (array of at most `batch_requests_max`). `Content-Type: application/json` is required. |
 //! | `GET /health` | `200 {"status":"ok"}` while the server runs. |
+//! | `GET /dashboard` | the built-in live dashboard, an HTML page with its script and style sheet at `/dashboard/dashboard.{js,css}` ([`dashboard`]). |
 //!
 //! HTTP/1.1 (and 1.0). Every answer below that is not 200/204 carries a JSON-RPC error
 //! object with `id: null` unless noted.
@@ -71,7 +72,7 @@
 //!
 //! | method | params | result | errors (besides -32602 for bad params) |
 //! |---|---|---|---|
-//! | `getStatus` | none | [`Status`] | -32603 |
+//! | `getStatus` | none | [`Status`] `{chainId, genesisHash, latestHeight, latestHash, latestStateRoot, peerCount, syncing, nodeVersion, validatorName, epoch, view, mempoolTxs, finalityLatencyMs, upcomingLeaders: [{view, name, address}]}` | -32603 |
 //! | `getAccount` | `{address}` / `[address]` | [`AccountInfo`] `{address, balance, nonce}` (unknown account: 0, 0) | -32603 |
 //! | `getBalance` | `{address}` / `[address]` | balance, a number | -32603 |
 //! | `sendTransaction` | `{tx}` / `[tx]`: hex of [`cairn_ledger::SignedTransaction::encode`] | transaction hash (hex string) | -32602 if longer than [`TX_HEX_CHARS_MAX`] hex characters (checked before decoding), not hex, or not a well-formed transaction; -32010 rejected by the node, `data: {"reason": code}` (`bad_signature`, `wrong_chain`, `stale_nonce`, `future_nonce`, `insufficient_balance`, `expired`, …); -32005 mempool full; -32603 |
@@ -83,6 +84,7 @@
 //! | `sendTransactions` | `{txs}` / `[txs]`: array of at most [`SEND_TRANSACTIONS_MAX`] transaction hex strings | `[`[`SubmitResult`]`]` `{hash, accepted, code?, message?}` in request order: each transaction admitted or refused on its own (codes as for `sendTransaction`, `overloaded` when full) | -32602 if the array is too long (checked before decoding) or any element is not a well-formed transaction (then none is submitted); -32603 |
 //! | `getFinalization` | `{height}` / `[height]` | [`FinalizationInfo`] `{height, blockHash, view, signers, certificate}`, or `null` if no certificate is stored for exactly this height: not finalized, or finalized together with a descendant (whose certificate, at a later height, implies it) | -32603 |
 //! | `getGovernance` | none | the governance record ([`cairn_ledger::governance::Governance`]) `{members, threshold, accounts, proposal_ttl_blocks, epoch, validators, params, proposals, next_proposal_id}` (snake_case keys), or `null` | -32603 |
+//! | `getBlockSummaries` | `{count, fromHeight?}` / `[count, fromHeight]`: `count` in 1..=[`BLOCK_SUMMARIES_MAX`] | `[`[`BlockSummary`]`]` `{height, hash, view, proposer, timestampMs, txCount, signers}` ascending: from `fromHeight` up to `count` blocks or the head, or without `fromHeight` the latest `count` blocks ending at the head; `[]` if `fromHeight` is above the head. `signers`: addresses of the validators in the block's own finalization certificate, `null` if it has none | -32602 `count` missing or out of range; -32603 |
 //! | `getEvidence` | none | `[`[`EvidenceInfo`]`]` `{validator, validatorIndex, view, kind, evidence}` (at most [`EVIDENCE_RESULTS_MAX`]) | -32603 |
 //!
 //! "none" accepts an absent or `null` `params`, `[]` and `{}`.
@@ -110,6 +112,7 @@
 
 mod backend;
 mod client;
+pub mod dashboard;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -128,8 +131,9 @@ pub use server::{
     RpcServerHandle, bind, router, router_with_routes, serve, serve_listener, spawn,
 };
 pub use types::{
-    AccountInfo, BlockHashesInfo, BlockInfo, EVIDENCE_RESULTS_MAX, EpochProofInfo, EvidenceInfo,
-    FinalizationInfo, PeerInfo, SEND_TRANSACTIONS_MAX, Status, SubmitResult, TxInfo, TxStatus,
+    AccountInfo, BLOCK_SUMMARIES_MAX, BlockHashesInfo, BlockInfo, BlockSummary,
+    EVIDENCE_RESULTS_MAX, EpochProofInfo, EvidenceInfo, FinalizationInfo, LeaderInfo, PeerInfo,
+    SEND_TRANSACTIONS_MAX, Status, SubmitResult, TxInfo, TxStatus, UPCOMING_LEADERS_MAX,
     ValidatorInfo, ValidatorsAt,
 };
 

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{ErrorObject, codes};
 use crate::{
-    BlockHashesInfo, BlockInfo, RpcBackend, RpcError, SEND_TRANSACTIONS_MAX, SubmitResult,
+    BLOCK_SUMMARIES_MAX, BlockHashesInfo, BlockInfo, RpcBackend, RpcError, SEND_TRANSACTIONS_MAX,
+    SubmitResult,
 };
 
 /// Longest accepted `sendTransaction` hex string (without an optional `0x` prefix),
@@ -27,6 +28,7 @@ pub const METHODS: &[&str] = &[
     "getFinalization",
     "getGovernance",
     "getEpochProof",
+    "getBlockSummaries",
 ];
 
 /// Params of one call: absent (or `null`), positional, or named.
@@ -163,6 +165,29 @@ pub(crate) async fn dispatch(
                 None => return Err(RpcError::invalid_params("missing param `epoch`").into()),
             };
             to_value(backend.epoch_proof(epoch).await?)
+        }
+        "getBlockSummaries" => {
+            let mut args = Args::new(method, params, &["count", "fromHeight"])?;
+            let count = match args.map.remove("count") {
+                None | Some(Value::Null) => {
+                    return Err(RpcError::invalid_params("missing param `count`").into());
+                }
+                Some(v) => v
+                    .as_u64()
+                    .filter(|c| (1..=BLOCK_SUMMARIES_MAX).contains(c))
+                    .ok_or_else(|| {
+                        RpcError::invalid_params(format!(
+                            "count: must be an integer in 1..={BLOCK_SUMMARIES_MAX}"
+                        ))
+                    })?,
+            };
+            let from = match args.map.remove("fromHeight") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    RpcError::invalid_params("fromHeight: must be a non-negative integer")
+                })?),
+            };
+            to_value(backend.block_summaries(from, count).await?)
         }
         "getPeers" => {
             no_params(method, params)?;

@@ -301,7 +301,8 @@ struct ServerState {
     body_read_timeout: Duration,
 }
 
-/// The HTTP routes: `POST /` (JSON-RPC 2.0) and `GET /health` (`{"status":"ok"}`), with the
+/// The HTTP routes: `POST /` (JSON-RPC 2.0), `GET /health` (`{"status":"ok"}`) and the
+/// dashboard (`GET /dashboard` and its two assets, [`crate::dashboard`]), with the
 /// `Host` check (400), the body limit (413), the timeout (503), CORS (if configured) and,
 /// on `POST /`, the content-type check (415), the body read timeout (408) and the
 /// concurrency limit (503 with a -32005 error). Routes added to the result afterwards get
@@ -334,6 +335,7 @@ pub fn router_with_routes(
         .route("/", post(handle_rpc))
         .route("/health", get(health))
         .with_state(state)
+        .merge(crate::dashboard::routes())
         .merge(extra)
         // The limit layer below enforces the bound; axum's own 2 MiB default would otherwise
         // also apply to the `Bytes` extractor.

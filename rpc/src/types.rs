@@ -33,6 +33,73 @@ pub struct Status {
     /// (it changes with governance, without a restart).
     #[serde(default)]
     pub validator_name: Option<String>,
+    /// The running epoch (validator-set changes so far).
+    #[serde(default)]
+    pub epoch: u64,
+    /// The node's current consensus view in the running epoch (views restart at 0 in every
+    /// epoch).
+    #[serde(default)]
+    pub view: u64,
+    /// Transactions in the node's mempool (pending, not yet finalized).
+    #[serde(default)]
+    pub mempool_txs: u64,
+    /// Finality latency of the latest block this node finalized through consensus, ms: its
+    /// wall clock at the commit minus the block header's `timestamp_ms` (the proposer's wall
+    /// clock when it built the block), 0 if negative. Spans proposal, voting and execution;
+    /// across machines it includes their clock skew. `null` until the node has finalized a
+    /// block through consensus since it started (blocks it synced do not count). Also the
+    /// `cairn_finality_latency_ms` metric.
+    #[serde(default)]
+    pub finality_latency_ms: Option<u64>,
+    /// Leaders of the current view and the views after it, in view order, at most
+    /// [`UPCOMING_LEADERS_MAX`] (fewer with fewer validators): round-robin over the
+    /// running epoch's set (`getValidators`), view `v` led by validator `v mod n`. A view
+    /// that ends without a block moves the round on.
+    #[serde(default)]
+    pub upcoming_leaders: Vec<LeaderInfo>,
+}
+
+/// Most entries in [`Status::upcoming_leaders`].
+pub const UPCOMING_LEADERS_MAX: usize = 8;
+
+/// The leader of one consensus view ([`Status::upcoming_leaders`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderInfo {
+    /// The view (of the running epoch).
+    pub view: u64,
+    /// The leader's name.
+    pub name: String,
+    /// The leader's consensus key, as an address.
+    pub address: Address,
+}
+
+/// Most blocks one `getBlockSummaries` call returns.
+pub const BLOCK_SUMMARIES_MAX: u64 = 256;
+
+/// One finalized block in brief (`getBlockSummaries`): enough to chart throughput and see
+/// who proposed and who signed, without the transactions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockSummary {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash,
+    /// Consensus view the block was proposed in.
+    pub view: u64,
+    /// Proposer's consensus key, as an address (the all-zero address for genesis).
+    pub proposer: Address,
+    /// Proposer's wall clock when it built the block, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Number of transactions in the block.
+    pub tx_count: u64,
+    /// Consensus keys (as addresses) of the validators whose Finalize votes the block's
+    /// stored finalization certificate carries (at least a 2f+1 quorum of the set that
+    /// finalized it, in index order), or `null` when no certificate is stored for exactly
+    /// this height (see `getFinalization`). A quorum certificate holds the first votes to
+    /// arrive, so a validator missing from one may still have voted.
+    pub signers: Option<Vec<Address>>,
 }
 
 /// An account as of the latest finalized block (`getAccount`).
@@ -345,7 +412,7 @@ pub struct SubmitResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn tx_status_json_shape() {
@@ -403,10 +470,39 @@ mod tests {
             syncing: false,
             node_version: "0.1.0".into(),
             validator_name: None,
+            epoch: 3,
+            view: 9,
+            mempool_txs: 4,
+            finality_latency_ms: None,
+            upcoming_leaders: vec![LeaderInfo {
+                view: 9,
+                name: "v".into(),
+                address: Address([2; 32]),
+            }],
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["latestHeight"], json!(u64::MAX));
         assert!(v.get("latestStateRoot").is_some() && v.get("validatorName").is_some());
+        assert_eq!(v["mempoolTxs"], json!(4));
+        assert_eq!(v["finalityLatencyMs"], Value::Null);
+        assert_eq!(
+            v["upcomingLeaders"],
+            json!([{"view": 9, "name": "v", "address": Address([2; 32]).to_bech32()}])
+        );
+        // A status from an older node, without the figures, still decodes.
+        let mut old = v.as_object().unwrap().clone();
+        for k in [
+            "epoch",
+            "view",
+            "mempoolTxs",
+            "finalityLatencyMs",
+            "upcomingLeaders",
+        ] {
+            old.remove(k);
+        }
+        let back: Status = serde_json::from_value(Value::Object(old)).unwrap();
+        assert_eq!(back.finality_latency_ms, None);
+        assert!(back.upcoming_leaders.is_empty());
         let a = AccountInfo {
             address: Address([1; 32]),
             balance: 10,

@@ -41,6 +41,11 @@ impl RpcBackend for Stub {
             syncing: false,
             node_version: "0.1.0".into(),
             validator_name: None,
+            epoch: 0,
+            view: 0,
+            mempool_txs: 0,
+            finality_latency_ms: None,
+            upcoming_leaders: Vec::new(),
         })
     }
     async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {

@@ -117,6 +117,11 @@ impl Mock {
             syncing: false,
             node_version: "0.1.0".into(),
             validator_name: Some("alice".into()),
+            epoch: RUNNING_EPOCH,
+            view: 4,
+            mempool_txs: 2,
+            finality_latency_ms: Some(350),
+            upcoming_leaders: Vec::new(),
         }
     }
 }
@@ -229,6 +234,21 @@ impl RpcBackend for Mock {
             .unwrap()
             .push(format!("epoch_proof({epoch})"));
         Ok((epoch == 0).then(|| self.epoch_0_proof()))
+    }
+
+    /// Block 1's certificate carries validators 0 (alice) and 3 (not in the set).
+    async fn finalization(
+        &self,
+        height: u64,
+    ) -> Result<Option<cairn_rpc::FinalizationInfo>, RpcError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((height == 1).then(|| cairn_rpc::FinalizationInfo {
+            height,
+            block_hash: self.block.hash(),
+            view: 1,
+            signers: vec![0, 3],
+            certificate: "00".into(),
+        }))
     }
 
     async fn peers(&self) -> Result<Vec<PeerInfo>, RpcError> {
@@ -1268,4 +1288,137 @@ async fn serve_binds_and_stops_on_shutdown() {
         matches!(err, cairn_rpc::RpcServerError::Bind { .. }),
         "{err:?}"
     );
+}
+
+/// `getBlockSummaries` through the backend's default implementation: the block in brief
+/// with its certificate's signers as addresses; the bounds on `count` and `fromHeight`.
+#[tokio::test]
+async fn block_summaries() {
+    let (server, mock, client) = start().await;
+    let url = server.url();
+    let latest = client.block_summaries(None, 1).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    let b = &latest[0];
+    assert_eq!(b.height, 1);
+    assert_eq!(b.hash, mock.block.hash());
+    assert_eq!(b.view, mock.block.header.view);
+    assert_eq!(b.proposer, mock.block.header.proposer);
+    assert_eq!(b.timestamp_ms, mock.block.header.timestamp_ms);
+    assert_eq!(b.tx_count, 1);
+    // Index 3 is not in the set that finalized block 1 (alice only): dropped.
+    assert_eq!(b.signers, Some(vec![Mock::alice().address]));
+    // From height 1, more asked for than exist: up to the head.
+    assert_eq!(client.block_summaries(Some(1), 50).await.unwrap(), latest);
+    assert!(client.block_summaries(Some(2), 5).await.unwrap().is_empty());
+    // JSON shape.
+    let r = call_raw(
+        &url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "getBlockSummaries", "params": [1, 1]}),
+    )
+    .await;
+    assert_eq!(
+        r["result"][0],
+        json!({
+            "height": 1,
+            "hash": mock.block.hash().to_hex(),
+            "view": 1,
+            "proposer": mock.block.header.proposer.to_bech32(),
+            "timestampMs": 1_700_000_000_000u64,
+            "txCount": 1,
+            "signers": [Mock::alice().address.to_bech32()],
+        })
+    );
+    for params in [
+        json!({}),
+        json!({"count": 0}),
+        json!({"count": cairn_rpc::BLOCK_SUMMARIES_MAX + 1}),
+        json!({"count": -1}),
+        json!({"count": "5"}),
+        json!({"count": 5, "fromHeight": "1"}),
+        json!({"count": 5, "fromHeight": -1}),
+        json!({"count": 5, "from": 1}),
+        json!([1, 1, 1]),
+    ] {
+        let calls = mock.calls.load(Ordering::SeqCst);
+        let r = call_raw(
+            &url,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "getBlockSummaries", "params": params}),
+        )
+        .await;
+        assert_error(&r, codes::INVALID_PARAMS);
+        assert_eq!(
+            mock.calls.load(Ordering::SeqCst),
+            calls,
+            "{params}: refused before the backend"
+        );
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// `GET /dashboard` and its assets: served from the binary with a self-only
+/// Content-Security-Policy; the page names the methods it calls, which the server serves.
+#[tokio::test]
+async fn dashboard_is_served_with_a_strict_policy() {
+    let (server, _mock, _client) = start().await;
+    let url = server.url();
+    for (path, mime, body) in [
+        (
+            "/dashboard",
+            "text/html",
+            cairn_rpc::dashboard::DASHBOARD_HTML,
+        ),
+        (
+            "/dashboard/dashboard.js",
+            "text/javascript",
+            cairn_rpc::dashboard::DASHBOARD_JS,
+        ),
+        (
+            "/dashboard/dashboard.css",
+            "text/css",
+            cairn_rpc::dashboard::DASHBOARD_CSS,
+        ),
+    ] {
+        let resp = reqwest::get(format!("{url}{path}")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let headers = resp.headers().clone();
+        assert_eq!(
+            headers["content-type"],
+            format!("{mime}; charset=utf-8").as_str(),
+            "{path}"
+        );
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert_eq!(csp, cairn_rpc::dashboard::CONTENT_SECURITY_POLICY);
+        assert!(csp.starts_with("default-src 'none';"), "{csp}");
+        for directive in csp.split(';').map(str::trim) {
+            let mut words = directive.split_whitespace();
+            let name = words.next().unwrap();
+            for source in words {
+                assert!(
+                    ["'self'", "'none'", "data:"].contains(&source),
+                    "{name} allows {source}"
+                );
+            }
+        }
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(resp.text().await.unwrap(), body, "{path}");
+    }
+    assert_eq!(
+        reqwest::get(format!("{url}/dashboard/nope.js"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    // Every method the page calls exists.
+    let js = cairn_rpc::dashboard::DASHBOARD_JS;
+    let mut called = 0;
+    for part in js.split('"').skip(1).step_by(2) {
+        if part.starts_with("get") && part.chars().all(|c| c.is_ascii_alphanumeric()) {
+            assert!(cairn_rpc::METHODS.contains(&part), "{part} is not served");
+            called += 1;
+        }
+    }
+    assert!(called >= 5, "the page calls {called} methods");
+    server.shutdown().await.unwrap();
 }

@@ -14,12 +14,14 @@
 //! DIR/accounts/account-<i>.json funded demo accounts, wallet key-file format (0600)
 //! DIR/docker-compose.yml, .env  with `--docker` (see [`docker`])
 //! DIR/acked.jsonl               transfers acknowledged by `sendTransaction`, written by [`load`]
+//! DIR/dashboard.html            every node's live dashboard side by side, written by [`dashboard`]
 //! ```
 
 pub mod bench;
 pub mod bound;
 pub mod chaos;
 pub mod check;
+pub mod dashboard;
 pub mod docker;
 pub mod govern;
 pub mod load;

@@ -286,6 +286,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write DIR/dashboard.html, a page showing every node's live dashboard side by side,
+    /// and print its URL (then each node's own dashboard URL); also write
+    /// DIR/prometheus-targets.json for testnet/monitoring.
+    Dashboard {
+        /// Testnet directory (local or Docker).
+        dir: PathBuf,
+    },
     /// Run a generated testnet's validators as local processes until Ctrl-C.
     Start {
         /// Testnet directory.
@@ -923,6 +930,23 @@ async fn main() -> Result<()> {
             })
             .await?;
             report_set(json, "removed", &node.name, id, &set, None);
+        }
+        Cmd::Dashboard { dir } => {
+            let m = Manifest::load(&dir)?;
+            let page = cairn_testnet::dashboard::write_page(&dir, &m)?;
+            let targets = cairn_testnet::dashboard::write_prometheus_targets(&dir, &m)?;
+            println!("{}", cairn_testnet::dashboard::file_url(&page));
+            for n in &m.nodes {
+                println!(
+                    "  {:<14} {}/dashboard",
+                    n.name,
+                    n.rpc_url.trim_end_matches('/')
+                );
+            }
+            eprintln!(
+                "Prometheus targets: {} (CAIRN_PROMETHEUS_TARGETS for testnet/monitoring/docker-compose.yml)",
+                targets.display()
+            );
         }
         Cmd::Start { dir, node_bin } => {
             let m = Manifest::load(&dir)?;

@@ -95,6 +95,11 @@ impl RpcBackend for MemNode {
             syncing: false,
             node_version: "test".into(),
             validator_name: None,
+            epoch: 0,
+            view: 0,
+            mempool_txs: 0,
+            finality_latency_ms: None,
+            upcoming_leaders: Vec::new(),
         })
     }
 

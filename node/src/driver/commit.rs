@@ -1,6 +1,6 @@
 //! Commits: blocks finalized by consensus and ranges of finalized blocks from sync, and the
-//! housekeeping after each commit (mempool, metrics, WAL pruning, block buffer pruning and
-//! the chain parameters governance changed).
+//! housekeeping after each commit (mempool, metrics including the finality latency, WAL
+//! pruning, block buffer pruning and the chain parameters governance changed).
 //!
 //! Invariants:
 //! - Every block is committed in one synced write with its certificate; only verified
@@ -104,6 +104,17 @@ impl Driver {
             self.finalized_waiting.remove(&b.hash());
         }
         let head = self.chain.head().clone();
+        if finalized_view.is_some()
+            && let Some(last) = blocks.last()
+        {
+            // Finality latency: from the proposer's clock at the block's creation to this
+            // node's commit of it (the certified block, the newest of the batch).
+            let latency_ms = super::wall_ms().saturating_sub(last.header().timestamp_ms);
+            self.shared
+                .metrics
+                .finality_latency_ms
+                .set(i64::try_from(latency_ms).unwrap_or(i64::MAX));
+        }
         info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.tx_ids().len()).sum::<usize>(), "finalized");
         self.shared.metrics.height.set(head.height as i64);
         self.mempool_changed();

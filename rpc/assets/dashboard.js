@@ -1,0 +1,342 @@
+// Cairn's built-in dashboard. Reads the serving node's own JSON-RPC (`POST /`, one batch a
+// second) and draws everything with the DOM and SVG: no dependencies, no build step.
+// Everything from the node is written with textContent (never parsed as HTML).
+"use strict";
+
+(function () {
+  const POLL_MS = 1000;
+  const SLOW_EVERY = 5; // validators and evidence: every 5th poll
+  const WINDOW_MS = 5 * 60 * 1000; // chart span
+  const BIN_MS = 5000; // chart bin
+  const BLOCKS_KEPT_MAX = 20000; // bound on blocks held in memory
+  const SUMMARIES_MAX = 256; // getBlockSummaries bound (BLOCK_SUMMARIES_MAX)
+  const FIRST_LOAD = 128; // blocks asked for on the first poll; older ones follow a page a poll
+  const BACKFILL_PAGES_MAX = 8; // at most this many pages of older blocks after a (re)start
+  const PARTICIPATION_BLOCKS = 100; // recent blocks the validator table covers
+
+  const compact = new URLSearchParams(window.location.search).has("compact");
+  if (compact) document.body.classList.add("compact");
+
+  const state = {
+    polls: 0,
+    blocks: [], // ascending by height: {height, ts, txs, proposer, signers}
+    backfilled: false, // the blocks reach back over the chart's window (or to genesis)
+    backfillPages: 0,
+    status: null,
+    validators: [],
+    peers: [],
+    evidence: [],
+  };
+
+  const $ = (id) => document.getElementById(id);
+  function setText(id, text) {
+    const el = $(id);
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+  function short(s, n) {
+    s = String(s);
+    return s.length > 2 * n + 1 ? s.slice(0, n) + "…" + s.slice(-n) : s;
+  }
+  function fmt(n, digits) {
+    return Number(n).toLocaleString("en-US", { maximumFractionDigits: digits || 0 });
+  }
+  function row(cells, cls) {
+    const tr = document.createElement("tr");
+    if (cls) tr.className = cls;
+    for (const c of cells) {
+      const td = document.createElement("td");
+      td.textContent = c;
+      tr.appendChild(td);
+    }
+    return tr;
+  }
+  function fillBody(id, rows, emptyText, columns) {
+    const body = $(id);
+    if (!body) return;
+    const frag = document.createDocumentFragment();
+    if (rows.length === 0) {
+      const tr = document.createElement("tr");
+      tr.className = "empty";
+      const td = document.createElement("td");
+      td.colSpan = columns;
+      td.textContent = emptyText;
+      tr.appendChild(td);
+      frag.appendChild(tr);
+    }
+    for (const r of rows) frag.appendChild(r);
+    body.replaceChildren(frag);
+  }
+
+  // One JSON-RPC 2.0 batch; answers by id. Throws on transport errors.
+  async function rpcBatch(calls) {
+    const body = calls.map((c, i) => ({ jsonrpc: "2.0", id: i, method: c[0], params: c[1] }));
+    const res = await fetch("/", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+    });
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    const answers = await res.json();
+    const out = new Array(calls.length).fill(undefined);
+    for (const a of Array.isArray(answers) ? answers : [answers]) {
+      if (a && typeof a.id === "number" && a.id < out.length) {
+        out[a.id] = a.error ? { error: a.error } : { result: a.result };
+      }
+    }
+    return out;
+  }
+
+  function brief(b) {
+    return { height: b.height, ts: b.timestampMs, txs: b.txCount, proposer: b.proposer, signers: b.signers };
+  }
+
+  // Older blocks (backfill), before the oldest held: prepended in order.
+  function addOlder(summaries) {
+    const oldest = state.blocks.length ? state.blocks[0].height : Infinity;
+    const older = summaries.filter((b) => b.height < oldest).map(brief);
+    if (older.length === 0) state.backfilled = true;
+    state.blocks.unshift(...older);
+  }
+
+  function addBlocks(summaries) {
+    for (const b of summaries) {
+      const last = state.blocks.length ? state.blocks[state.blocks.length - 1].height : -1;
+      if (b.height <= last) continue;
+      state.blocks.push(brief(b));
+    }
+    // Keep what the chart and the validator table need, bounded.
+    const newest = state.blocks.length ? state.blocks[state.blocks.length - 1].ts : 0;
+    let drop = 0;
+    while (
+      drop < state.blocks.length - PARTICIPATION_BLOCKS &&
+      (state.blocks[drop].ts < newest - WINDOW_MS - BIN_MS ||
+        state.blocks.length - drop > BLOCKS_KEPT_MAX)
+    ) {
+      drop++;
+    }
+    if (drop > 0) state.blocks.splice(0, drop);
+  }
+
+  async function poll() {
+    const slow = state.polls % SLOW_EVERY === 0;
+    const last = state.blocks.length ? state.blocks[state.blocks.length - 1].height : null;
+    const head = state.status ? state.status.latestHeight : null;
+    let summaries;
+    if (last === null || (head !== null && head - last > SUMMARIES_MAX)) {
+      summaries = ["getBlockSummaries", { count: FIRST_LOAD }];
+    } else {
+      summaries = ["getBlockSummaries", { count: SUMMARIES_MAX, fromHeight: last + 1 }];
+    }
+    const calls = [["getStatus", null], summaries, ["getPeers", null]];
+    if (slow) calls.push(["getValidators", null], ["getEvidence", null]);
+    // Backfill the chart's window, one page of older blocks a poll.
+    const oldest = state.blocks.length ? state.blocks[0] : null;
+    const backfill =
+      !state.backfilled &&
+      state.backfillPages < BACKFILL_PAGES_MAX &&
+      oldest &&
+      oldest.height > 0 &&
+      oldest.ts > Date.now() - WINDOW_MS;
+    if (backfill) {
+      const from = Math.max(0, oldest.height - SUMMARIES_MAX);
+      calls.push(["getBlockSummaries", { count: oldest.height - from, fromHeight: from }]);
+    }
+    const answers = await rpcBatch(calls);
+    const value = (i, what) => {
+      const a = answers[i];
+      if (!a) throw new Error(what + ": no answer");
+      if (a.error) throw new Error(what + ": " + a.error.message);
+      return a.result;
+    };
+    state.status = value(0, "getStatus");
+    if (last !== null && summaries[1].fromHeight === undefined) {
+      state.blocks = []; // too far behind: start over from the latest blocks
+      state.backfilled = false;
+      state.backfillPages = 0;
+    }
+    addBlocks(value(1, "getBlockSummaries"));
+    state.peers = value(2, "getPeers");
+    if (slow) {
+      state.validators = value(3, "getValidators");
+      state.evidence = value(4, "getEvidence");
+    }
+    if (backfill) {
+      addOlder(value(calls.length - 1, "getBlockSummaries"));
+      state.backfillPages++;
+    }
+    state.polls++;
+  }
+
+  function renderStatus() {
+    const s = state.status;
+    setText("chain-id", s.chainId);
+    setText("node-version", "v" + s.nodeVersion);
+    setText("node-role", s.validatorName ? "validator " + s.validatorName : "full node");
+    setText("head-height", String(s.latestHeight));
+    setText("head-hash", short(s.latestHash, 8));
+    setText(
+      "finality-latency",
+      s.finalityLatencyMs === null || s.finalityLatencyMs === undefined
+        ? "–"
+        : fmt(s.finalityLatencyMs) + " ms"
+    );
+    setText("mempool", fmt(s.mempoolTxs || 0));
+    setText("epoch-view", fmt(s.epoch || 0) + " / " + fmt(s.view || 0));
+    setText("peer-count", fmt(s.peerCount) + " peers");
+    const sync = $("sync-state");
+    sync.textContent = s.syncing ? "syncing" : "in sync";
+    sync.className = "badge " + (s.syncing ? "warn" : "ok");
+    const leaders = (s.upcomingLeaders || []).map((l) => l.name + " (view " + l.view + ")");
+    setText("leaders", leaders.length ? leaders.join(" → ") : "–");
+  }
+
+  // TPS per 5 s bin over the last 5 minutes, by block timestamp; only bins the known
+  // blocks cover (the first poll loads the last FIRST_LOAD blocks).
+  function tpsSeries() {
+    const now = Date.now();
+    const end = Math.max(now, state.blocks.length ? state.blocks[state.blocks.length - 1].ts : 0);
+    const start = end - WINDOW_MS;
+    const bins = WINDOW_MS / BIN_MS;
+    const sums = new Array(bins).fill(0);
+    const oldest = state.blocks.length ? state.blocks[0].ts : end;
+    for (const b of state.blocks) {
+      const i = Math.floor((b.ts - start) / BIN_MS);
+      if (i >= 0 && i < bins) sums[i] += b.txs;
+    }
+    const firstBin = Math.max(0, Math.floor((oldest - start) / BIN_MS));
+    const points = [];
+    for (let i = firstBin; i < bins; i++) points.push({ i, tps: sums[i] / (BIN_MS / 1000) });
+    return { points, bins, start, end };
+  }
+
+  function renderChart() {
+    const { points, bins } = tpsSeries();
+    const line = $("tps-line");
+    const max = Math.max(1, ...points.map((p) => p.tps));
+    const top = niceCeil(max);
+    const W = 800;
+    const H = 200;
+    const coords = points.map((p) => {
+      const x = (p.i + 0.5) * (W / bins);
+      const y = H - (p.tps / top) * (H - 10);
+      return x.toFixed(1) + "," + y.toFixed(1);
+    });
+    line.setAttribute("points", coords.join(" "));
+    line.setAttribute("data-points", String(coords.length));
+    const grid = $("tps-grid");
+    const svgNS = "http://www.w3.org/2000/svg";
+    const frag = document.createDocumentFragment();
+    for (let k = 1; k <= 4; k++) {
+      const y = H - (k / 4) * (H - 10);
+      const l = document.createElementNS(svgNS, "line");
+      l.setAttribute("x1", "0");
+      l.setAttribute("x2", String(W));
+      l.setAttribute("y1", y.toFixed(1));
+      l.setAttribute("y2", y.toFixed(1));
+      frag.appendChild(l);
+      const t = document.createElementNS(svgNS, "text");
+      t.setAttribute("x", "4");
+      t.setAttribute("y", (y + 12).toFixed(1));
+      t.textContent = fmt((top * k) / 4, 1);
+      frag.appendChild(t);
+    }
+    grid.replaceChildren(frag);
+    setText("tps-axis-max", "max " + fmt(max, 1) + " tx/s");
+    // Headline: the last 60 s of blocks.
+    const newest = state.blocks.length ? state.blocks[state.blocks.length - 1].ts : 0;
+    const recent = state.blocks.filter((b) => b.ts > Math.max(newest, Date.now()) - 60000);
+    const txs = recent.reduce((a, b) => a + b.txs, 0);
+    const spanS = Math.min(60, Math.max(1, (Date.now() - (state.blocks[0] || { ts: Date.now() }).ts) / 1000));
+    setText("tps-now", fmt(txs / spanS, 1));
+    setText("bps-now", fmt(recent.length / spanS, 2) + " blocks/s");
+  }
+
+  function niceCeil(v) {
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  function renderValidators() {
+    const recent = state.blocks.slice(-PARTICIPATION_BLOCKS);
+    const certified = recent.filter((b) => Array.isArray(b.signers));
+    const signed = new Map();
+    const proposed = new Map();
+    for (const b of certified) for (const a of b.signers) signed.set(a, (signed.get(a) || 0) + 1);
+    for (const b of recent) proposed.set(b.proposer, (proposed.get(b.proposer) || 0) + 1);
+    const leaders = (state.status && state.status.upcomingLeaders) || [];
+    const rows = state.validators.map((v) => {
+      const n = signed.get(v.address) || 0;
+      const share = certified.length ? Math.round((100 * n) / certified.length) + "%" : "–";
+      const lead = leaders.findIndex((l) => l.address === v.address);
+      const leading = lead === 0 ? "now" : lead > 0 ? "in " + lead + " view" + (lead > 1 ? "s" : "") : "";
+      const tr = row(
+        [
+          v.name,
+          short(v.address, 10),
+          fmt(v.votingPower),
+          share + " (" + n + "/" + certified.length + ")",
+          fmt(proposed.get(v.address) || 0),
+          leading,
+        ],
+        lead === 0 ? "leader" : ""
+      );
+      return tr;
+    });
+    fillBody("validators-body", rows, "no validators", 6);
+    setText(
+      "validators-hint",
+      "over the last " + recent.length + " blocks, " + certified.length + " with their own certificate"
+    );
+  }
+
+  function renderPeers() {
+    const byPeer = new Map(state.validators.map((v) => [v.peerId, v.name]));
+    const rows = state.peers.map((p) =>
+      row([
+        short(p.peerId, 8),
+        p.address ? p.address.replace(/\/p2p\/.*$/, "") : "–",
+        p.isValidator ? byPeer.get(p.peerId) || "yes" : "no",
+        p.direction || "–",
+        p.admission || "–",
+        p.score === null || p.score === undefined ? "–" : fmt(p.score, 2),
+      ])
+    );
+    fillBody("peers-body", rows, "no peers connected", 6);
+  }
+
+  function renderEvidence() {
+    const rows = state.evidence.map((e) => row([e.validator + " (#" + e.validatorIndex + ")", fmt(e.view), e.kind]));
+    fillBody("evidence-body", rows, "none", 3);
+  }
+
+  function render() {
+    renderStatus();
+    renderChart();
+    renderValidators();
+    renderPeers();
+    renderEvidence();
+  }
+
+  async function tick() {
+    const conn = $("conn-state");
+    try {
+      await poll();
+      render();
+      document.body.dataset.updates = String(state.polls);
+      delete document.body.dataset.error;
+      conn.textContent = "live";
+      conn.className = "badge ok";
+      conn.title = "updated " + new Date().toLocaleTimeString();
+    } catch (e) {
+      document.body.dataset.error = String(e && e.message ? e.message : e);
+      conn.textContent = "node unreachable";
+      conn.className = "badge bad";
+      conn.title = document.body.dataset.error;
+    }
+    window.setTimeout(tick, POLL_MS);
+  }
+
+  tick();
+})();

@@ -9,9 +9,89 @@ use prometheus_client::registry::Registry;
 
 use crate::network::NetworkStats;
 
+/// Transactions and blocks committed per wall-clock second over the last
+/// [`cairn_rpc::THROUGHPUT_BINS_MAX`] seconds (`getThroughput`, the dashboard's chart).
+/// Bounded: one entry per second that had commits, the oldest dropped past the window.
+#[derive(Default)]
+pub struct ThroughputBins {
+    /// `(second since the Unix epoch, txs, blocks)`, ascending seconds.
+    bins: std::sync::Mutex<std::collections::VecDeque<(u64, u64, u64)>>,
+    /// The second the series starts at (no bins before it): when the node started.
+    start_s: std::sync::atomic::AtomicU64,
+}
+
+impl ThroughputBins {
+    /// A series that starts at `now_ms`.
+    pub fn starting_at(now_ms: u64) -> ThroughputBins {
+        let t = ThroughputBins::default();
+        t.start_s
+            .store(now_ms / 1000, std::sync::atomic::Ordering::Relaxed);
+        t
+    }
+
+    /// Counts `txs` transactions in `blocks` blocks committed at `now_ms`.
+    pub fn record(&self, now_ms: u64, txs: u64, blocks: u64) {
+        let second = now_ms / 1000;
+        let mut bins = self.bins.lock().unwrap_or_else(|e| e.into_inner());
+        match bins.back_mut() {
+            Some(last) if last.0 == second => {
+                last.1 += txs;
+                last.2 += blocks;
+            }
+            // A clock that stepped back: counted in the latest second.
+            Some(last) if last.0 > second => {
+                last.1 += txs;
+                last.2 += blocks;
+            }
+            _ => bins.push_back((second, txs, blocks)),
+        }
+        let window = cairn_rpc::THROUGHPUT_BINS_MAX as u64;
+        while bins
+            .front()
+            .is_some_and(|b| b.0.saturating_add(window) < second)
+        {
+            bins.pop_front();
+        }
+    }
+
+    /// Every whole second of the window before `now_ms`'s second, from the later of the
+    /// window's start and the series' start, zero bins included.
+    pub fn series(&self, now_ms: u64) -> cairn_rpc::Throughput {
+        let current = now_ms / 1000;
+        let window = cairn_rpc::THROUGHPUT_BINS_MAX as u64;
+        let first = current
+            .saturating_sub(window)
+            .max(self.start_s.load(std::sync::atomic::Ordering::Relaxed));
+        let bins = self.bins.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counted = bins.iter().peekable();
+        let mut out = Vec::with_capacity(current.saturating_sub(first) as usize);
+        for second in first..current {
+            while counted.peek().is_some_and(|b| b.0 < second) {
+                counted.next();
+            }
+            let (txs, blocks) = match counted.peek() {
+                Some(b) if b.0 == second => (b.1, b.2),
+                _ => (0, 0),
+            };
+            out.push(cairn_rpc::ThroughputBin {
+                start_ms: second * 1000,
+                txs,
+                blocks,
+            });
+        }
+        cairn_rpc::Throughput {
+            bin_ms: 1000,
+            bins: out,
+        }
+    }
+}
+
 /// All node metrics. Cheap to clone handles out of; updated by the driver.
 pub struct Metrics {
     registry: Registry,
+    /// Transactions and blocks committed per second lately (not exported to Prometheus,
+    /// which has `txs_finalized` and `blocks_finalized`; served by `getThroughput`).
+    pub throughput: ThroughputBins,
     /// Finalized head height.
     pub height: Gauge<i64, AtomicI64>,
     /// Current consensus view (views restart at 0 in every epoch).
@@ -148,6 +228,11 @@ impl Metrics {
             admission_claims_ignored: Counter::default(),
             admission_exemptions_withdrawn: Counter::default(),
             registry: Registry::default(),
+            throughput: ThroughputBins::starting_at(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            ),
         };
         registry.register("height", "Finalized head height", m.height.clone());
         registry.register("view", "Current consensus view", m.view.clone());
@@ -409,6 +494,41 @@ pub const ADMISSION_METRICS: [&str; 15] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throughput_bins_cover_whole_seconds_of_the_window() {
+        let start_ms = 1_000_000_000;
+        let t = ThroughputBins::starting_at(start_ms);
+        t.record(start_ms + 100, 5, 1);
+        t.record(start_ms + 900, 7, 2);
+        t.record(start_ms + 2_500, 3, 1);
+        // A clock step back lands in the latest second.
+        t.record(start_ms + 1_500, 1, 1);
+        let s = t.series(start_ms + 3_200);
+        assert_eq!(s.bin_ms, 1000);
+        let got: Vec<(u64, u64, u64)> = s
+            .bins
+            .iter()
+            .map(|b| (b.start_ms, b.txs, b.blocks))
+            .collect();
+        // The current second (3) is incomplete: not served.
+        assert_eq!(
+            got,
+            [
+                (start_ms, 12, 3),
+                (start_ms + 1000, 0, 0),
+                (start_ms + 2000, 4, 2)
+            ]
+        );
+        // Far later: the window's last 300 seconds, all zero, and old entries dropped.
+        let later = start_ms + 1_000_000;
+        t.record(later, 2, 1);
+        let s = t.series(later + 1_000);
+        assert_eq!(s.bins.len(), cairn_rpc::THROUGHPUT_BINS_MAX);
+        assert_eq!(s.bins.last().map(|b| (b.start_ms, b.txs)), Some((later, 2)));
+        assert_eq!(s.bins.iter().map(|b| b.txs).sum::<u64>(), 2);
+        assert_eq!(t.bins.lock().unwrap().len(), 1, "bounded by the window");
+    }
 
     #[test]
     fn metrics_are_served_as_openmetrics() {

@@ -423,6 +423,13 @@ impl RpcBackend for NodeBackend {
         }))
     }
 
+    async fn throughput(&self) -> Result<cairn_rpc::Throughput, RpcError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Ok(self.shared.metrics.throughput.series(now_ms))
+    }
+
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {
         let records = self
             .shared

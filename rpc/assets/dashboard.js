@@ -6,12 +6,9 @@
 (function () {
   const POLL_MS = 1000;
   const SLOW_EVERY = 5; // validators and evidence: every 5th poll
-  const WINDOW_MS = 5 * 60 * 1000; // chart span
-  const BIN_MS = 5000; // chart bin
-  const BLOCKS_KEPT_MAX = 20000; // bound on blocks held in memory
+  const BIN_S = 5; // chart bin, seconds (the node's bins are 1 s)
+  const CHART_BINS = 60; // 5 minutes
   const SUMMARIES_MAX = 256; // getBlockSummaries bound (BLOCK_SUMMARIES_MAX)
-  const FIRST_LOAD = 128; // blocks asked for on the first poll; older ones follow a page a poll
-  const BACKFILL_PAGES_MAX = 8; // at most this many pages of older blocks after a (re)start
   const PARTICIPATION_BLOCKS = 100; // recent blocks the validator table covers
 
   const compact = new URLSearchParams(window.location.search).has("compact");
@@ -19,9 +16,8 @@
 
   const state = {
     polls: 0,
-    blocks: [], // ascending by height: {height, ts, txs, proposer, signers}
-    backfilled: false, // the blocks reach back over the chart's window (or to genesis)
-    backfillPages: 0,
+    blocks: [], // the latest PARTICIPATION_BLOCKS, ascending: {height, txs, proposer, signers}
+    throughput: { binMs: 1000, bins: [] }, // getThroughput: per second, by the node's clock
     status: null,
     validators: [],
     peers: [],
@@ -87,61 +83,28 @@
     return out;
   }
 
-  function brief(b) {
-    return { height: b.height, ts: b.timestampMs, txs: b.txCount, proposer: b.proposer, signers: b.signers };
-  }
-
-  // Older blocks (backfill), before the oldest held: prepended in order.
-  function addOlder(summaries) {
-    const oldest = state.blocks.length ? state.blocks[0].height : Infinity;
-    const older = summaries.filter((b) => b.height < oldest).map(brief);
-    if (older.length === 0) state.backfilled = true;
-    state.blocks.unshift(...older);
-  }
-
   function addBlocks(summaries) {
     for (const b of summaries) {
       const last = state.blocks.length ? state.blocks[state.blocks.length - 1].height : -1;
       if (b.height <= last) continue;
-      state.blocks.push(brief(b));
+      state.blocks.push({ height: b.height, txs: b.txCount, proposer: b.proposer, signers: b.signers });
     }
-    // Keep what the chart and the validator table need, bounded.
-    const newest = state.blocks.length ? state.blocks[state.blocks.length - 1].ts : 0;
-    let drop = 0;
-    while (
-      drop < state.blocks.length - PARTICIPATION_BLOCKS &&
-      (state.blocks[drop].ts < newest - WINDOW_MS - BIN_MS ||
-        state.blocks.length - drop > BLOCKS_KEPT_MAX)
-    ) {
-      drop++;
+    if (state.blocks.length > PARTICIPATION_BLOCKS) {
+      state.blocks.splice(0, state.blocks.length - PARTICIPATION_BLOCKS);
     }
-    if (drop > 0) state.blocks.splice(0, drop);
   }
 
   async function poll() {
     const slow = state.polls % SLOW_EVERY === 0;
     const last = state.blocks.length ? state.blocks[state.blocks.length - 1].height : null;
     const head = state.status ? state.status.latestHeight : null;
-    let summaries;
-    if (last === null || (head !== null && head - last > SUMMARIES_MAX)) {
-      summaries = ["getBlockSummaries", { count: FIRST_LOAD }];
-    } else {
-      summaries = ["getBlockSummaries", { count: SUMMARIES_MAX, fromHeight: last + 1 }];
-    }
-    const calls = [["getStatus", null], summaries, ["getPeers", null]];
+    // New blocks since the last poll; the latest ones at first or after falling behind.
+    const restart = last === null || (head !== null && head - last > SUMMARIES_MAX);
+    const summaries = restart
+      ? ["getBlockSummaries", { count: PARTICIPATION_BLOCKS }]
+      : ["getBlockSummaries", { count: SUMMARIES_MAX, fromHeight: last + 1 }];
+    const calls = [["getStatus", null], summaries, ["getPeers", null], ["getThroughput", null]];
     if (slow) calls.push(["getValidators", null], ["getEvidence", null]);
-    // Backfill the chart's window, one page of older blocks a poll.
-    const oldest = state.blocks.length ? state.blocks[0] : null;
-    const backfill =
-      !state.backfilled &&
-      state.backfillPages < BACKFILL_PAGES_MAX &&
-      oldest &&
-      oldest.height > 0 &&
-      oldest.ts > Date.now() - WINDOW_MS;
-    if (backfill) {
-      const from = Math.max(0, oldest.height - SUMMARIES_MAX);
-      calls.push(["getBlockSummaries", { count: oldest.height - from, fromHeight: from }]);
-    }
     const answers = await rpcBatch(calls);
     const value = (i, what) => {
       const a = answers[i];
@@ -150,20 +113,13 @@
       return a.result;
     };
     state.status = value(0, "getStatus");
-    if (last !== null && summaries[1].fromHeight === undefined) {
-      state.blocks = []; // too far behind: start over from the latest blocks
-      state.backfilled = false;
-      state.backfillPages = 0;
-    }
+    if (restart) state.blocks = [];
     addBlocks(value(1, "getBlockSummaries"));
     state.peers = value(2, "getPeers");
+    state.throughput = value(3, "getThroughput");
     if (slow) {
-      state.validators = value(3, "getValidators");
-      state.evidence = value(4, "getEvidence");
-    }
-    if (backfill) {
-      addOlder(value(calls.length - 1, "getBlockSummaries"));
-      state.backfillPages++;
+      state.validators = value(4, "getValidators");
+      state.evidence = value(5, "getEvidence");
     }
     state.polls++;
   }
@@ -191,34 +147,32 @@
     setText("leaders", leaders.length ? leaders.join(" → ") : "–");
   }
 
-  // TPS per 5 s bin over the last 5 minutes, by block timestamp; only bins the known
-  // blocks cover (the first poll loads the last FIRST_LOAD blocks).
+  // TPS per 5 s bin over the last 5 minutes, from the node's 1 s bins (complete seconds by
+  // its clock), grouped from the newest back; only the seconds the node has counted.
   function tpsSeries() {
-    const now = Date.now();
-    const end = Math.max(now, state.blocks.length ? state.blocks[state.blocks.length - 1].ts : 0);
-    const start = end - WINDOW_MS;
-    const bins = WINDOW_MS / BIN_MS;
-    const sums = new Array(bins).fill(0);
-    const oldest = state.blocks.length ? state.blocks[0].ts : end;
-    for (const b of state.blocks) {
-      const i = Math.floor((b.ts - start) / BIN_MS);
-      if (i >= 0 && i < bins) sums[i] += b.txs;
-    }
-    const firstBin = Math.max(0, Math.floor((oldest - start) / BIN_MS));
+    const bins = state.throughput.bins || [];
+    const secondsPerBin = (BIN_S * 1000) / (state.throughput.binMs || 1000);
     const points = [];
-    for (let i = firstBin; i < bins; i++) points.push({ i, tps: sums[i] / (BIN_MS / 1000) });
-    return { points, bins, start, end };
+    for (let k = 0; k < CHART_BINS; k++) {
+      const end = bins.length - k * secondsPerBin;
+      const start = end - secondsPerBin;
+      if (start < 0) break;
+      let txs = 0;
+      for (let i = start; i < end; i++) txs += bins[i].txs;
+      points.unshift({ k, tps: txs / BIN_S });
+    }
+    return points;
   }
 
   function renderChart() {
-    const { points, bins } = tpsSeries();
+    const points = tpsSeries();
     const line = $("tps-line");
     const max = Math.max(1, ...points.map((p) => p.tps));
     const top = niceCeil(max);
     const W = 800;
     const H = 200;
     const coords = points.map((p) => {
-      const x = (p.i + 0.5) * (W / bins);
+      const x = W - (p.k + 0.5) * (W / CHART_BINS);
       const y = H - (p.tps / top) * (H - 10);
       return x.toFixed(1) + "," + y.toFixed(1);
     });
@@ -243,13 +197,11 @@
     }
     grid.replaceChildren(frag);
     setText("tps-axis-max", "max " + fmt(max, 1) + " tx/s");
-    // Headline: the last 60 s of blocks.
-    const newest = state.blocks.length ? state.blocks[state.blocks.length - 1].ts : 0;
-    const recent = state.blocks.filter((b) => b.ts > Math.max(newest, Date.now()) - 60000);
-    const txs = recent.reduce((a, b) => a + b.txs, 0);
-    const spanS = Math.min(60, Math.max(1, (Date.now() - (state.blocks[0] || { ts: Date.now() }).ts) / 1000));
-    setText("tps-now", fmt(txs / spanS, 1));
-    setText("bps-now", fmt(recent.length / spanS, 2) + " blocks/s");
+    // Headline: the last 60 complete seconds (fewer just after the node started).
+    const recent = (state.throughput.bins || []).slice(-60);
+    const span = Math.max(1, recent.length);
+    setText("tps-now", fmt(recent.reduce((a, b) => a + b.txs, 0) / span, 1));
+    setText("bps-now", fmt(recent.reduce((a, b) => a + b.blocks, 0) / span, 2) + " blocks/s");
   }
 
   function niceCeil(v) {

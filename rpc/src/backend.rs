@@ -151,6 +151,15 @@ pub trait RpcBackend: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// What the node finalized per second over the last minutes (`getThroughput`).
+    /// Default: no bins (a backend that does not count).
+    async fn throughput(&self) -> Result<crate::Throughput, RpcError> {
+        Ok(crate::Throughput {
+            bin_ms: 1000,
+            bins: Vec::new(),
+        })
+    }
+
     /// Stored equivocation evidence, oldest view first, at most
     /// [`crate::EVIDENCE_RESULTS_MAX`] records. Default: none (a backend that keeps none).
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {

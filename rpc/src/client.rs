@@ -354,6 +354,11 @@ impl RpcClient {
         .await
     }
 
+    /// `getThroughput`.
+    pub async fn throughput(&self) -> Result<crate::Throughput, ClientError> {
+        self.call("getThroughput", Value::Null).await
+    }
+
     /// `getValidators`.
     pub async fn validators(&self) -> Result<Vec<ValidatorInfo>, ClientError> {
         self.call("getValidators", Value::Null).await

@@ -2,10 +2,11 @@
 //!
 //! Three static files compiled into the binary (`rpc/assets/dashboard.{html,js,css}`, about
 //! 20 kB in all): no CDN, no build step, works offline. The page reads the serving node's
-//! own JSON-RPC (`POST /`, one batch a second: `getStatus`, `getBlockSummaries`, `getPeers`,
-//! and every fifth second `getValidators` and `getEvidence`) and draws the chain head,
-//! finality latency, finalized transactions per second over the last five minutes (an SVG
-//! chart), the mempool size, the validators with their share of recent finalization
+//! own JSON-RPC (`POST /`, one batch a second: `getStatus`, `getBlockSummaries` of the new
+//! blocks, `getPeers`, `getThroughput`, and every fifth second `getValidators` and
+//! `getEvidence`) and draws the chain head, finality latency, finalized transactions per
+//! second over the last five minutes (an SVG chart of the node's own per-second counts),
+//! the mempool size, the validators with their share of the last 100 blocks' finalization
 //! certificates and blocks proposed, the upcoming leaders, the peers with their admission
 //! state and score, the sync state and the stored evidence. `GET /dashboard?compact` is a
 //! narrow version for side-by-side views (`cairn-testnet dashboard`).

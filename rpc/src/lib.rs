@@ -85,6 +85,7 @@
 //! | `getFinalization` | `{height}` / `[height]` | [`FinalizationInfo`] `{height, blockHash, view, signers, certificate}`, or `null` if no certificate is stored for exactly this height: not finalized, or finalized together with a descendant (whose certificate, at a later height, implies it) | -32603 |
 //! | `getGovernance` | none | the governance record ([`cairn_ledger::governance::Governance`]) `{members, threshold, accounts, proposal_ttl_blocks, epoch, validators, params, proposals, next_proposal_id}` (snake_case keys), or `null` | -32603 |
 //! | `getBlockSummaries` | `{count, fromHeight?}` / `[count, fromHeight]`: `count` in 1..=[`BLOCK_SUMMARIES_MAX`] | `[`[`BlockSummary`]`]` `{height, hash, view, proposer, timestampMs, txCount, signers}` ascending: from `fromHeight` up to `count` blocks or the head, or without `fromHeight` the latest `count` blocks ending at the head; `[]` if `fromHeight` is above the head. `signers`: addresses of the validators in the block's own finalization certificate, `null` if it has none | -32602 `count` missing or out of range; -32603 |
+//! | `getThroughput` | none | [`Throughput`] `{binMs, bins: [{startMs, txs, blocks}]}`: what the node committed in each whole second of the last [`THROUGHPUT_BINS_MAX`] (its clock), oldest first | -32603 |
 //! | `getEvidence` | none | `[`[`EvidenceInfo`]`]` `{validator, validatorIndex, view, kind, evidence}` (at most [`EVIDENCE_RESULTS_MAX`]) | -32603 |
 //!
 //! "none" accepts an absent or `null` `params`, `[]` and `{}`.
@@ -133,8 +134,8 @@ pub use server::{
 pub use types::{
     AccountInfo, BLOCK_SUMMARIES_MAX, BlockHashesInfo, BlockInfo, BlockSummary,
     EVIDENCE_RESULTS_MAX, EpochProofInfo, EvidenceInfo, FinalizationInfo, LeaderInfo, PeerInfo,
-    SEND_TRANSACTIONS_MAX, Status, SubmitResult, TxInfo, TxStatus, UPCOMING_LEADERS_MAX,
-    ValidatorInfo, ValidatorsAt,
+    SEND_TRANSACTIONS_MAX, Status, SubmitResult, THROUGHPUT_BINS_MAX, Throughput, ThroughputBin,
+    TxInfo, TxStatus, UPCOMING_LEADERS_MAX, ValidatorInfo, ValidatorsAt,
 };
 
 /// Re-exported so backends and clients name the same `async_trait`.

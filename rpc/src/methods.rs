@@ -29,6 +29,7 @@ pub const METHODS: &[&str] = &[
     "getGovernance",
     "getEpochProof",
     "getBlockSummaries",
+    "getThroughput",
 ];
 
 /// Params of one call: absent (or `null`), positional, or named.
@@ -188,6 +189,10 @@ pub(crate) async fn dispatch(
                 })?),
             };
             to_value(backend.block_summaries(from, count).await?)
+        }
+        "getThroughput" => {
+            no_params(method, params)?;
+            to_value(backend.throughput().await?)
         }
         "getPeers" => {
             no_params(method, params)?;

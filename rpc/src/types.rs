@@ -74,6 +74,34 @@ pub struct LeaderInfo {
     pub address: Address,
 }
 
+/// Most one-second bins in a [`Throughput`] (`getThroughput`): five minutes.
+pub const THROUGHPUT_BINS_MAX: usize = 300;
+
+/// What the node finalized per second lately (`getThroughput`), by its own clock: one bin
+/// per whole second, oldest first, ending with the last complete second; seconds without
+/// blocks have zero bins. At most [`THROUGHPUT_BINS_MAX`] bins, fewer after a start (none
+/// before the node started).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Throughput {
+    /// Width of a bin, ms (1000).
+    pub bin_ms: u64,
+    /// The bins.
+    pub bins: Vec<ThroughputBin>,
+}
+
+/// One second of [`Throughput`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThroughputBin {
+    /// Start of the second, ms since the Unix epoch (node's clock).
+    pub start_ms: u64,
+    /// Transactions in the blocks the node committed (finalized or synced) in it.
+    pub txs: u64,
+    /// Blocks the node committed in it.
+    pub blocks: u64,
+}
+
 /// Most blocks one `getBlockSummaries` call returns.
 pub const BLOCK_SUMMARIES_MAX: u64 = 256;
 

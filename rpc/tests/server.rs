@@ -1359,7 +1359,7 @@ async fn block_summaries() {
 /// Content-Security-Policy; the page names the methods it calls, which the server serves.
 #[tokio::test]
 async fn dashboard_is_served_with_a_strict_policy() {
-    let (server, _mock, _client) = start().await;
+    let (server, _mock, client) = start().await;
     let url = server.url();
     for (path, mime, body) in [
         (
@@ -1419,6 +1419,9 @@ async fn dashboard_is_served_with_a_strict_policy() {
             called += 1;
         }
     }
-    assert!(called >= 5, "the page calls {called} methods");
+    assert!(called >= 6, "the page calls {called} methods");
+    // getThroughput through the backend's default: no bins.
+    let t = client.throughput().await.unwrap();
+    assert_eq!((t.bin_ms, t.bins.len()), (1000, 0));
     server.shutdown().await.unwrap();
 }

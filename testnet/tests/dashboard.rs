@@ -238,6 +238,22 @@ async fn dashboard_renders_a_live_testnet() {
             .is_ok_and(|s| s.label() == "finalized")
     })
     .await;
+    // The node counted them, per second of its clock (the current second is not served).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let throughput = clients[0].throughput().await.unwrap();
+    assert_eq!(throughput.bin_ms, 1000);
+    assert_eq!(
+        throughput.bins.iter().map(|b| b.txs).sum::<u64>(),
+        TRANSFERS,
+        "every transfer counted once: {:?}",
+        throughput.bins
+    );
+    assert!(
+        throughput
+            .bins
+            .windows(2)
+            .all(|w| w[1].start_ms == w[0].start_ms + 1000)
+    );
     let status = clients[0].status().await.unwrap();
     let latency = status
         .finality_latency_ms

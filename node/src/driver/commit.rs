@@ -103,19 +103,25 @@ impl Driver {
                 .inc_by(b.tx_ids().len() as u64);
             self.finalized_waiting.remove(&b.hash());
         }
+        let txs: usize = blocks.iter().map(|b| b.tx_ids().len()).sum();
+        let now_ms = super::wall_ms();
+        self.shared
+            .metrics
+            .throughput
+            .record(now_ms, txs as u64, blocks.len() as u64);
         let head = self.chain.head().clone();
         if finalized_view.is_some()
             && let Some(last) = blocks.last()
         {
             // Finality latency: from the proposer's clock at the block's creation to this
             // node's commit of it (the certified block, the newest of the batch).
-            let latency_ms = super::wall_ms().saturating_sub(last.header().timestamp_ms);
+            let latency_ms = now_ms.saturating_sub(last.header().timestamp_ms);
             self.shared
                 .metrics
                 .finality_latency_ms
                 .set(i64::try_from(latency_ms).unwrap_or(i64::MAX));
         }
-        info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs = blocks.iter().map(|b| b.tx_ids().len()).sum::<usize>(), "finalized");
+        info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs, "finalized");
         self.shared.metrics.height.set(head.height as i64);
         self.mempool_changed();
         // Votes below a finalized view of the running epoch can never matter again (views

@@ -99,6 +99,32 @@ pub struct P2pConfig {
     /// address is banned for `ban_duration_ms` too (persisted across restarts). The address
     /// of a genesis validator or bootstrap peer is never banned. Range 1..=1000. Default 3.
     pub banned_identities_per_ip_max: u32,
+    /// Peer discovery (docs/network.md): Kademlia over admitted peers, identify address
+    /// learning, random walks, dials of discovered peers up to `peers_target`. `false`: the
+    /// node reaches only its bootstrap peers and those that dial it. Default `true`.
+    pub discovery: bool,
+    /// Connected peers discovery looks for; at or above it, no discovery dials and random
+    /// walks back off. Range 0..=`peers_max`. Default 8 (the gossip mesh degree is 6).
+    pub peers_target: u32,
+    /// Most connected peers; a new peer's connection beyond it is closed at once unless it
+    /// is a bootstrap peer or a validator of the current set. Range 1..=`connections_max`.
+    /// Default 32.
+    pub peers_max: u32,
+    /// Discovery tick, ms: at most one random walk and 4 discovery dials per tick (walks back
+    /// off up to 32 ticks apart once `peers_target` is met). Range 100..=600000. Default 1000.
+    pub discovery_interval_ms: u64,
+}
+
+impl P2pConfig {
+    /// The network layer's discovery settings.
+    pub fn discovery_config(&self) -> crate::network::DiscoveryConfig {
+        crate::network::DiscoveryConfig {
+            enabled: self.discovery,
+            peers_target: self.peers_target,
+            peers_max: self.peers_max,
+            interval_ms: self.discovery_interval_ms,
+        }
+    }
 }
 
 /// JSON-RPC server settings.
@@ -239,6 +265,10 @@ impl Default for P2pConfig {
             connections_per_peer_max: crate::network::DEFAULT_CONNECTIONS_PER_PEER_MAX,
             connections_per_ip_max: crate::network::DEFAULT_CONNECTIONS_PER_IP_MAX,
             banned_identities_per_ip_max: crate::network::DEFAULT_BANNED_IDENTITIES_PER_IP_MAX,
+            discovery: true,
+            peers_target: 8,
+            peers_max: 32,
+            discovery_interval_ms: 1000,
         }
     }
 }
@@ -436,6 +466,24 @@ impl NodeConfig {
             1000,
         )?;
         range(
+            "p2p.peers_max",
+            self.p2p.peers_max,
+            1,
+            self.p2p.connections_max,
+        )?;
+        range(
+            "p2p.peers_target",
+            self.p2p.peers_target,
+            0,
+            self.p2p.peers_max,
+        )?;
+        range(
+            "p2p.discovery_interval_ms",
+            self.p2p.discovery_interval_ms,
+            100,
+            600_000,
+        )?;
+        range(
             "rpc.body_bytes_max",
             self.rpc.body_bytes_max,
             1024,
@@ -579,6 +627,34 @@ mod tests {
                 ..
             })
         ));
+        for (field, mutate) in [
+            (
+                "p2p.peers_max",
+                (|c| c.p2p.peers_max = 0) as fn(&mut NodeConfig),
+            ),
+            ("p2p.peers_max", |c| {
+                c.p2p.peers_max = c.p2p.connections_max + 1
+            }),
+            ("p2p.peers_target", |c| {
+                c.p2p.peers_target = c.p2p.peers_max + 1
+            }),
+            ("p2p.discovery_interval_ms", |c| {
+                c.p2p.discovery_interval_ms = 99
+            }),
+        ] {
+            let mut c = NodeConfig::default();
+            mutate(&mut c);
+            match c.validate() {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: expected Invalid, got {other:?}"),
+            }
+        }
+        // Discovery can be switched off; the target may be 0.
+        let mut c = NodeConfig::default();
+        c.p2p.discovery = false;
+        c.p2p.peers_target = 0;
+        c.validate().unwrap();
+        assert!(!c.p2p.discovery_config().enabled);
         let mut c = NodeConfig::default();
         c.p2p.bootstrap = vec!["/ip4/127.0.0.1/tcp/1".into()];
         assert!(matches!(

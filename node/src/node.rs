@@ -316,6 +316,7 @@ pub async fn run(
         command_queue_max: config.p2p.command_queue_max,
         redial_interval_ms: config.p2p.redial_interval_ms,
         connections_max: config.p2p.connections_max,
+        discovery: config.p2p.discovery_config(),
     };
     let local_peer = net_config.keypair.public().to_peer_id();
     // The running epoch's validators (genesis's in epoch 0) are exempt from admission; the

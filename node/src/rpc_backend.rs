@@ -398,6 +398,7 @@ impl RpcBackend for NodeBackend {
                     direction: Some(if p.outbound { "outbound" } else { "inbound" }.into()),
                     admission: Some(p.admission.as_str().into()),
                     score: p.score,
+                    found: Some(p.found.as_str().into()),
                 }
             })
             .collect())

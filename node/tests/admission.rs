@@ -38,6 +38,7 @@ fn config(keypair: Keypair, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
         // Dial once at start; no redial within a test.
         redial_interval_ms: 600_000,
         connections_max: 256,
+        discovery: cairn_node::network::DiscoveryConfig::disabled(),
     }
 }
 

@@ -242,6 +242,7 @@ async fn raw_peer(genesis: &Genesis, bootstrap: &Multiaddr) -> NetworkHandle {
         command_queue_max: 64,
         redial_interval_ms: 500,
         connections_max: 8,
+        discovery: cairn_node::network::DiscoveryConfig::disabled(),
     })
     .await
     .unwrap();

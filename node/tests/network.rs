@@ -44,6 +44,7 @@ fn config(keypair: Keypair, listen: Multiaddr, bootstrap: Vec<Multiaddr>) -> Net
         command_queue_max: 64,
         redial_interval_ms: 200,
         connections_max: 16,
+        discovery: cairn_node::network::DiscoveryConfig::disabled(),
     }
 }
 

@@ -158,6 +158,7 @@ impl Testnet {
             command_queue_max: 64,
             redial_interval_ms: redial_ms,
             connections_max: 64,
+            discovery: cairn_node::network::DiscoveryConfig::disabled(),
         };
         let adm = AdmissionConfig {
             difficulty_bits: BITS,

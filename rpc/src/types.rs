@@ -370,6 +370,11 @@ pub struct PeerInfo {
     /// absent from older nodes.
     #[serde(default)]
     pub score: Option<f64>,
+    /// How the peer was found: `configured` (named in `p2p.bootstrap`), `kademlia` (dialed
+    /// at an address the DHT gave), `identify` (dialed at an address the peer announced on
+    /// an earlier connection) or `inbound` (it dialed us); absent from older nodes.
+    #[serde(default)]
+    pub found: Option<String>,
 }
 
 /// Most evidence records one `getEvidence` call returns.

@@ -264,6 +264,7 @@ impl RpcBackend for Mock {
             direction: Some("outbound".into()),
             admission: None,
             score: None,
+            found: Some("configured".into()),
         }])
     }
 }

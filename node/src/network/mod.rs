@@ -3,7 +3,8 @@
 //! Owns the node's libp2p [`Swarm`](libp2p::Swarm) and everything that touches sockets:
 //! TCP transport secured with Noise and multiplexed with Yamux, gossipsub (v1.1, unsigned
 //! messages: `ValidationMode::Anonymous`, Ethereum's `StrictNoSign`, with content-hash
-//! message ids), the sync request-response protocol, identify and ping. One
+//! message ids), the sync request-response protocol, identify, ping and (unless
+//! [`DiscoveryConfig::enabled`] is false) Kademlia over admitted peers. One
 //! spawned task (the *swarm task*) owns the swarm; the rest of the node talks to it only
 //! through a cloneable [`NetworkHandle`] (bounded command queue) and receives
 //! [`NetworkEvent`]s from a bounded event queue returned by [`spawn`].
@@ -182,6 +183,24 @@
 //! 127.0.0.1). Bounded by
 //! [`IP_BANS_MAX`], [`IPS_TRACKED_MAX`], [`VALIDATOR_IPS_MAX`].
 //!
+//! ## Discovery `/cairn/{namespace}/kad/1.0.0`
+//!
+//! With [`NetworkConfig::discovery`] enabled, libp2p's Kademlia runs in server mode behind
+//! the admission gate ([`discovery`], `docs/network.md`): a `FIND_NODE` request of a peer not
+//! yet admitted is held (at most [`discovery::HELD_REQUESTS_PER_PEER_MAX`]) and answered
+//! once the peer is admitted, or dropped unanswered if it is refused, banned or disconnects
+//! ([`NetworkStats::kad_requests_refused`]); record and provider requests are never served.
+//! The routing table takes only admitted peers that announced this protocol through
+//! identify, with the addresses they announced ([`discovery::dialable_addrs`]); a refused or
+//! banned peer leaves it. Every [`DiscoveryConfig::interval_ms`] the swarm task dials up to
+//! [`discovery::DIALS_PER_TICK_MAX`] candidates (from walks and identify) while fewer than
+//! [`DiscoveryConfig::peers_target`] peers are connected and starts at most one random walk
+//! (backing off once the target is met); a validator also looks up and dials the validators
+//! of its set it misses. A connection of a new peer beyond [`DiscoveryConfig::peers_max`]
+//! is closed at once (bootstrap peers and validators excepted). Kademlia messages are at
+//! most [`discovery::KAD_PACKET_BYTES_MAX`] bytes. [`PeerInfo::found`] says how each peer was
+//! found.
+//!
 //! ## Bounds
 //!
 //! - Gossip payload: at most [`NetworkConfig::gossip_bytes_max`] bytes. Enforced on
@@ -246,7 +265,10 @@
 //! or is a no-op, and the listen port is free again.
 
 pub(crate) mod codec;
+pub mod discovery;
 mod worker;
+
+pub use discovery::PeerSource;
 
 use std::fmt;
 use std::sync::Arc;
@@ -612,6 +634,41 @@ pub struct NetworkConfig {
     pub redial_interval_ms: u64,
     /// Maximum established connections (inbound + outbound), ≥ 1; see the module docs.
     pub connections_max: u32,
+    /// Peer discovery (Kademlia over admitted peers, identify address learning, peer
+    /// targets); [`DiscoveryConfig::disabled`] turns it off.
+    pub discovery: DiscoveryConfig,
+}
+
+/// Peer discovery settings (module docs, "Discovery"; `docs/network.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// Run Kademlia (`/cairn/{namespace}/kad/1.0.0`), random walks and discovery dials.
+    /// `false`: the node reaches only its bootstrap peers and those that dial it, and
+    /// serves no Kademlia requests.
+    pub enabled: bool,
+    /// Connected peers the node looks for: below it, it dials discovered peers (at most
+    /// [`discovery::DIALS_PER_TICK_MAX`] per `interval_ms`) and walks once per
+    /// `interval_ms`; at or above it, it stops dialing and walks back off. ≤ `peers_max`.
+    pub peers_target: u32,
+    /// Most connected peers: a connection of a new peer beyond it is closed at once
+    /// (counted in [`NetworkStats::connections_closed_peers_max`]) unless the peer is a
+    /// bootstrap peer or a validator of the current set. ≥ 1.
+    pub peers_max: u32,
+    /// Discovery tick, milliseconds, ≥ 1: at most one random walk and
+    /// [`discovery::DIALS_PER_TICK_MAX`] discovery dials per tick.
+    pub interval_ms: u64,
+}
+
+impl DiscoveryConfig {
+    /// Discovery off; `peers_max` unbounded (only `connections_max` applies).
+    pub fn disabled() -> Self {
+        DiscoveryConfig {
+            enabled: false,
+            peers_target: 0,
+            peers_max: u32::MAX,
+            interval_ms: 1000,
+        }
+    }
 }
 
 impl NetworkConfig {
@@ -663,10 +720,18 @@ impl NetworkConfig {
             ("event_queue_max", self.event_queue_max as u64),
             ("command_queue_max", self.command_queue_max as u64),
             ("connections_max", u64::from(self.connections_max)),
+            ("discovery.peers_max", u64::from(self.discovery.peers_max)),
+            ("discovery.interval_ms", self.discovery.interval_ms),
         ] {
             if v == 0 {
                 return invalid(format!("{name}: must be at least 1"));
             }
+        }
+        if self.discovery.peers_target > self.discovery.peers_max {
+            return invalid(format!(
+                "discovery.peers_target: {} exceeds peers_max {}",
+                self.discovery.peers_target, self.discovery.peers_max
+            ));
         }
         Ok(())
     }
@@ -893,6 +958,23 @@ pub struct PeerInfo {
     /// Our gossipsub score of the peer (includes the application-specific admission score),
     /// if gossipsub knows it.
     pub score: Option<f64>,
+    /// How the peer was found (of its oldest connection still open).
+    pub found: PeerSource,
+}
+
+/// The discovery state, as returned by [`NetworkHandle::discovery_info`] (diagnostics and
+/// tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryInfo {
+    /// Whether discovery runs.
+    pub enabled: bool,
+    /// Peers in the Kademlia routing table (admitted peers only).
+    pub routing_table: Vec<PeerId>,
+    /// Peers known as dial candidates (from walks or identify).
+    pub candidates: Vec<PeerId>,
+    /// The current gap between random walks, in `interval_ms` (1 below the target, up to
+    /// [`discovery::WALK_BACKOFF_FACTOR_MAX`] above).
+    pub walk_backoff_factor: u32,
 }
 
 /// Errors of the networking layer.
@@ -1048,10 +1130,20 @@ pub struct NetworkStats {
     /// without them) while let in as exempt: each became admitted (it had sent a valid
     /// proof), pending, or (admission off) `disabled`.
     pub admission_exemptions_withdrawn: u64,
+    /// Kademlia requests never served: record and provider requests (Cairn keeps no DHT
+    /// records), and `FIND_NODE` requests of peers that were refused, disconnected before
+    /// admission or sent more than [`discovery::HELD_REQUESTS_PER_PEER_MAX`] before it.
+    pub kad_requests_refused: u64,
+    /// Random walks (and validator lookups) started.
+    pub discovery_walks: u64,
+    /// Dials of discovered peers started.
+    pub discovery_dials: u64,
+    /// Connections of new peers closed because `peers_max` peers were connected.
+    pub connections_closed_peers_max: u64,
 }
 
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     gossip_dropped_queue_full: AtomicU64,
     requests_dropped_queue_full: AtomicU64,
     gossip_rejected_oversize: AtomicU64,
@@ -1072,6 +1164,10 @@ struct Counters {
     admission_proofs_solved: AtomicU64,
     admission_claims_ignored: AtomicU64,
     admission_exemptions_withdrawn: AtomicU64,
+    kad_requests_refused: AtomicU64,
+    discovery_walks: AtomicU64,
+    discovery_dials: AtomicU64,
+    connections_closed_peers_max: AtomicU64,
 }
 
 impl Counters {
@@ -1102,6 +1198,10 @@ impl Counters {
             admission_proofs_solved: get(&self.admission_proofs_solved),
             admission_claims_ignored: get(&self.admission_claims_ignored),
             admission_exemptions_withdrawn: get(&self.admission_exemptions_withdrawn),
+            kad_requests_refused: get(&self.kad_requests_refused),
+            discovery_walks: get(&self.discovery_walks),
+            discovery_dials: get(&self.discovery_dials),
+            connections_closed_peers_max: get(&self.connections_closed_peers_max),
         }
     }
 }
@@ -1150,6 +1250,9 @@ enum Command {
     },
     AdmissionInfo {
         reply: oneshot::Sender<AdmissionInfo>,
+    },
+    DiscoveryInfo {
+        reply: oneshot::Sender<DiscoveryInfo>,
     },
     Shutdown,
 }
@@ -1300,6 +1403,16 @@ impl NetworkHandle {
     pub async fn admission_info(&self) -> Option<AdmissionInfo> {
         let (reply, rx) = oneshot::channel();
         if !self.command(Command::AdmissionInfo { reply }).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// The discovery state now (routing table, candidates, walk backoff). `None` after
+    /// shutdown.
+    pub async fn discovery_info(&self) -> Option<DiscoveryInfo> {
+        let (reply, rx) = oneshot::channel();
+        if !self.command(Command::DiscoveryInfo { reply }).await {
             return None;
         }
         rx.await.ok()
@@ -1474,6 +1587,7 @@ mod tests {
             command_queue_max: 16,
             redial_interval_ms: 100,
             connections_max: 8,
+            discovery: DiscoveryConfig::disabled(),
         }
     }
 
@@ -1526,6 +1640,12 @@ mod tests {
             ("event_queue_max", |c| c.event_queue_max = 0),
             ("command_queue_max", |c| c.command_queue_max = 0),
             ("connections_max", |c| c.connections_max = 0),
+            ("discovery.peers_max", |c| c.discovery.peers_max = 0),
+            ("discovery.interval_ms", |c| c.discovery.interval_ms = 0),
+            ("discovery.peers_target", |c| {
+                c.discovery.peers_max = 4;
+                c.discovery.peers_target = 5
+            }),
         ];
         for (field, mutate) in cases {
             let mut c = config();

@@ -14,8 +14,10 @@ use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{
     self, IdentTopic, MessageAuthenticity, PublishError, TopicHash, ValidationMode,
 };
+use libp2p::kad;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
@@ -23,10 +25,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, trace, warn};
 
 use super::codec::{FrameError, SyncCodec};
+use super::discovery::{self, AdmittedKad, Candidates, PeerSource, WalkSchedule};
 use super::{
     ADMISSION_EXEMPT_MAX, ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES,
     ADMISSION_RESPONSE_BYTES, ADMISSION_SWEEP_INTERVAL, AGENT_VERSION, APP_SCORE_UNADMITTED,
-    AdmissionConfig, AdmissionInfo, AdmissionStatus, BANS_MAX, Command, Counters,
+    AdmissionConfig, AdmissionInfo, AdmissionStatus, BANS_MAX, Command, Counters, DiscoveryInfo,
     GOSSIP_FRAME_OVERHEAD_BYTES, HEARTBEAT_INTERVAL, HISTORY_LENGTH, IDLE_CONNECTION_TIMEOUT,
     IP_BANS_MAX, IPS_TRACKED_MAX, LISTEN_TIMEOUT, MessageId, NetworkConfig, NetworkError,
     NetworkEvent, PENALTIES_MAX, PeerInfo, ResponseToken, SCORE_BAN, SCORE_DISCONNECT,
@@ -220,6 +223,8 @@ pub(crate) struct Behaviour {
     admission: request_response::Behaviour<SyncCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Kademlia behind the admission gate; absent when discovery is off.
+    discovery: Toggle<AdmittedKad>,
 }
 
 /// `blake3(topic ‖ 0x00 ‖ data)[..20]`.
@@ -311,6 +316,7 @@ fn build_behaviour(
     config: &NetworkConfig,
     admission_config: &AdmissionConfig,
     topics: &[TopicHash],
+    counters: &Arc<Counters>,
 ) -> Result<Behaviour, NetworkError> {
     let gossip_config = gossip_config(config)?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
@@ -350,12 +356,25 @@ fn build_behaviour(
         identify::Config::new(protocol_version(config), config.keypair.public())
             .with_agent_version(AGENT_VERSION.into()),
     );
+    let discovery = if config.discovery.enabled {
+        Some(
+            AdmittedKad::new(
+                config.keypair.public().to_peer_id(),
+                &config.namespace,
+                counters.clone(),
+            )
+            .map_err(|e| transport_err("kad protocol", e))?,
+        )
+    } else {
+        None
+    };
     Ok(Behaviour {
         gossipsub,
         sync,
         admission,
         identify,
         ping: ping::Behaviour::default(),
+        discovery: Toggle::from(discovery),
     })
 }
 
@@ -429,7 +448,36 @@ pub(crate) struct Worker {
     difficulty_open: bool,
     own_proof: OwnProof,
     local_peer: PeerId,
+    /// How each connected peer was found (keys: the connection map's).
+    found: HashMap<PeerId, PeerSource>,
+    /// What each connected peer announced through identify: its dialable addresses and
+    /// whether it speaks this chain's Kademlia protocol (keys: a subset of the connection
+    /// map's).
+    identified: HashMap<PeerId, (Vec<Multiaddr>, bool)>,
+    /// Discovery dials in flight, with the source of the address and when they started
+    /// (at most `DIALS_PER_TICK_MAX` per tick; entries older than `DIALING_STALE` dropped).
+    dialing: HashMap<PeerId, (PeerSource, Instant)>,
+    candidates: Candidates,
+    walk: WalkSchedule,
+    /// The random walk or validator lookup running, if any (one at a time).
+    walk_in_flight: Option<kad::QueryId>,
+    /// Round-robin position among missing validators for lookups.
+    lookup_cursor: usize,
+    /// Whether the last finished walk found a peer this node was not connected to (walks
+    /// back off while they find none).
+    walk_found_new: bool,
+    discovery_interval: Duration,
+    peers_target: usize,
+    peers_max: usize,
+    /// This chain's Kademlia protocol name.
+    kad_protocol: String,
+    /// Whether loopback addresses are worth dialing (this node listens on loopback).
+    allow_loopback: bool,
 }
+
+/// A discovery dial with no outcome after this long is forgotten (its connection, if it
+/// comes, counts as found by Kademlia).
+const DIALING_STALE: Duration = Duration::from_secs(30);
 
 impl Worker {
     /// Builds the swarm, subscribes, listens (waiting for the first address) and dials the
@@ -457,7 +505,7 @@ impl Worker {
         let validators = std::mem::take(&mut admission.validators);
         // `validate` bounded the union, so nothing is left out here.
         admission.exempt = exempt_set(&static_exempt, validators, ADMISSION_EXEMPT_MAX).0;
-        let behaviour = build_behaviour(&config, &admission, &hashes)?;
+        let behaviour = build_behaviour(&config, &admission, &hashes, &counters)?;
         let mut bans = HashMap::new();
         for (peer, until) in admission.initial_bans.iter().take(BANS_MAX) {
             if !admission.exempt.contains(peer) {
@@ -563,6 +611,22 @@ impl Worker {
             difficulty_open: true,
             own_proof,
             local_peer: local,
+            found: HashMap::new(),
+            identified: HashMap::new(),
+            dialing: HashMap::new(),
+            candidates: Candidates::default(),
+            walk: WalkSchedule::new(
+                Duration::from_millis(config.discovery.interval_ms),
+                Instant::now(),
+            ),
+            walk_in_flight: None,
+            lookup_cursor: 0,
+            walk_found_new: true,
+            discovery_interval: Duration::from_millis(config.discovery.interval_ms),
+            peers_target: config.discovery.peers_target as usize,
+            peers_max: config.discovery.peers_max as usize,
+            kad_protocol: discovery::kad_protocol(&config.namespace),
+            allow_loopback: ip_of(&config.listen).is_some_and(|ip| ip.is_loopback()),
         };
 
         let listening = tokio::time::timeout(LISTEN_TIMEOUT, async {
@@ -594,6 +658,8 @@ impl Worker {
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweep = tokio::time::interval(ADMISSION_SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut discover = tokio::time::interval(self.discovery_interval);
+        discover.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A second sender so that a reserved permit does not borrow `self`.
         let events = self.events.clone();
         loop {
@@ -613,6 +679,7 @@ impl Worker {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.redial(),
                 _ = sweep.tick() => self.sweep_admission(),
+                _ = discover.tick() => self.discovery_tick(),
                 changed = self.difficulty.changed(), if self.difficulty_open => match changed {
                     Ok(()) => {
                         let bits = *self.difficulty.borrow_and_update();
@@ -866,6 +933,7 @@ impl Worker {
                             outbound: endpoint.is_dialer(),
                             admission: self.admission_status(peer),
                             score: self.swarm.behaviour().gossipsub.peer_score(peer),
+                            found: self.found.get(peer).copied().unwrap_or(PeerSource::Inbound),
                         })
                     })
                     .collect();
@@ -896,6 +964,20 @@ impl Worker {
                     own_proof_bits: self.own_proof.bits,
                     solving_bits: self.own_proof.solving,
                     exempt: self.local_exempt(),
+                });
+            }
+            Command::DiscoveryInfo { reply } => {
+                let walk_backoff_factor = self.walk.factor();
+                let candidates = self.candidates.peers();
+                let (enabled, routing_table) = match self.swarm.behaviour_mut().discovery.as_mut() {
+                    Some(kad) => (true, kad.routing_table()),
+                    None => (false, Vec::new()),
+                };
+                let _ = reply.send(DiscoveryInfo {
+                    enabled,
+                    routing_table,
+                    candidates,
+                    walk_backoff_factor,
                 });
             }
             Command::Shutdown => unreachable!("handled by the run loop"),
@@ -940,6 +1022,7 @@ impl Worker {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Admission(event)) => self.on_admission(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Discovery(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
                 if let Err(e) = event.result {
                     debug!(peer = %event.peer, error = %e, "ping failed; closing connection");
@@ -961,6 +1044,17 @@ impl Worker {
                     debug!(peer = %peer_id, "connection from a banned peer; closing");
                     self.over_limit.insert(connection_id);
                     self.swarm.close_connection(connection_id);
+                    return;
+                }
+                if !self.connections.contains_key(&peer_id)
+                    && self.connections.len() >= self.peers_max
+                    && !self.is_privileged(&peer_id)
+                {
+                    Counters::inc(&self.counters.connections_closed_peers_max);
+                    debug!(peer = %peer_id, peers = self.connections.len(), max = self.peers_max, "peers_max reached; closing");
+                    self.over_limit.insert(connection_id);
+                    self.swarm.close_connection(connection_id);
+                    self.dialing.remove(&peer_id);
                     return;
                 }
                 let total: usize = self.connections.values().map(Vec::len).sum();
@@ -991,9 +1085,21 @@ impl Worker {
                     }
                 }
                 debug!(peer = %peer_id, address = %endpoint.get_remote_address(), outbound = endpoint.is_dialer(), "connection established");
+                let found = if self.is_bootstrap(&peer_id) {
+                    PeerSource::Configured
+                } else if !endpoint.is_dialer() {
+                    PeerSource::Inbound
+                } else if let Some((source, _)) = self.dialing.remove(&peer_id) {
+                    source
+                } else {
+                    // Dialed by a Kademlia query at an address another peer gave.
+                    PeerSource::Kademlia
+                };
                 let conns = self.connections.entry(peer_id).or_default();
                 conns.push((connection_id, endpoint));
                 if conns.len() == 1 {
+                    self.found.insert(peer_id, found);
+                    self.candidates.connected(&peer_id);
                     self.on_first_connection(peer_id);
                 }
             }
@@ -1013,6 +1119,8 @@ impl Worker {
                 conns.retain(|(id, _)| *id != connection_id);
                 if conns.is_empty() {
                     self.connections.remove(&peer_id);
+                    self.found.remove(&peer_id);
+                    self.identified.remove(&peer_id);
                     self.own_proof.verdicts.remove(&peer_id);
                     // The application saw `PeerConnected` only for admitted peers.
                     let admitted = self
@@ -1052,6 +1160,12 @@ impl Worker {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id {
+                    if self.dialing.remove(&peer).is_some() {
+                        self.candidates
+                            .dial_failed(&peer, Instant::now(), self.discovery_interval);
+                    }
+                }
             }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
@@ -1314,6 +1428,7 @@ impl Worker {
                     .gossipsub
                     .set_application_score(&peer, score);
                 info!(%peer, "pending peer admitted: admission is now disabled");
+                self.update_discovery(peer);
                 self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
             }
         }
@@ -1458,6 +1573,7 @@ impl Worker {
         if let Some(nonce) = self.proof_to_send() {
             self.send_proof(peer, nonce);
         }
+        self.update_discovery(peer);
         if status.is_admitted() {
             self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
         }
@@ -1551,6 +1667,7 @@ impl Worker {
             .gossipsub
             .set_application_score(&peer, score);
         info!(%peer, "peer exempt from admission (validator of a new epoch)");
+        self.update_discovery(peer);
         self.emit_lifecycle(NetworkEvent::PeerConnected { peer });
     }
 
@@ -1579,6 +1696,7 @@ impl Worker {
             a.since = Instant::now();
             a.proof = None;
         }
+        self.update_discovery(peer);
         match status {
             AdmissionStatus::Pending => {
                 info!(%peer, deadline_ms = self.admission.deadline_ms, "peer no longer exempt from admission (left the validator set); it must prove its identity");
@@ -1631,6 +1749,7 @@ impl Worker {
         }
         Counters::inc(&self.counters.peers_admitted);
         info!(%peer, "peer admitted (valid proof of work)");
+        self.update_discovery(peer);
         let score = self.admitted_app_score(&peer);
         self.swarm
             .behaviour_mut()
@@ -1651,6 +1770,8 @@ impl Worker {
         a.status = AdmissionStatus::Refused;
         a.since = Instant::now();
         Counters::inc(&self.counters.peers_refused);
+        self.update_discovery(peer);
+        self.candidates.remove(&peer);
         warn!(%peer, reason, "peer refused admission; disconnecting");
     }
 
@@ -1739,6 +1860,11 @@ impl Worker {
                     sink(peer, until);
                 }
                 self.count_ban_against_ips(peer, now);
+                // A banned peer leaves the routing table and is not dialed again.
+                if let Some(kad) = self.swarm.behaviour_mut().discovery.as_mut() {
+                    kad.refuse(peer);
+                }
+                self.candidates.remove(&peer);
             } else {
                 warn!(%peer, score, strikes, "peer disconnected for a low score");
             }
@@ -1846,6 +1972,221 @@ impl Worker {
                     "peer runs another chain or protocol version; disconnecting"
                 );
                 let _ = self.swarm.disconnect_peer_id(peer_id);
+                return;
+            }
+            if !self.connections.contains_key(&peer_id) {
+                return;
+            }
+            let addrs =
+                discovery::dialable_addrs(&peer_id, &info.listen_addrs, self.allow_loopback);
+            let speaks_kad = info
+                .protocols
+                .iter()
+                .any(|p| p.as_ref() == self.kad_protocol);
+            self.identified.insert(peer_id, (addrs, speaks_kad));
+            self.update_discovery(peer_id);
+        }
+    }
+
+    // ---- discovery -------------------------------------------------------------------------
+
+    /// Tells the Kademlia gate `peer`'s standing now: an admitted peer's requests are served
+    /// and, once it has announced through identify that it speaks this chain's Kademlia
+    /// protocol, it enters the routing table with the addresses it announced (replacing
+    /// those it had) and becomes a dial candidate (for when it disconnects); a pending peer's
+    /// requests are held; a refused one's dropped, and it leaves the routing table.
+    fn update_discovery(&mut self, peer: PeerId) {
+        let status = self.peer_admission.get(&peer).map(|a| a.status);
+        let bootstrap = self.is_bootstrap(&peer);
+        let Some(kad) = self.swarm.behaviour_mut().discovery.as_mut() else {
+            return;
+        };
+        match status {
+            Some(s) if s.is_admitted() => {
+                kad.admit(peer);
+                if let Some((addrs, true)) = self.identified.get(&peer) {
+                    if !addrs.is_empty() {
+                        let k = kad.kad_mut();
+                        k.remove_peer(&peer);
+                        for a in addrs {
+                            k.add_address(&peer, a.clone());
+                        }
+                        if !bootstrap {
+                            self.candidates.offer(
+                                peer,
+                                addrs.clone(),
+                                PeerSource::Identify,
+                                Instant::now(),
+                            );
+                        }
+                    }
+                }
+            }
+            Some(AdmissionStatus::Refused) => kad.refuse(peer),
+            Some(_) => kad.unadmit(peer),
+            None => {}
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => {
+                if let kad::QueryResult::GetClosestPeers(result) = result {
+                    let peers = match result {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    let now = Instant::now();
+                    let found = peers.len();
+                    let new = peers.iter().any(|p| {
+                        p.peer_id != self.local_peer && !self.connections.contains_key(&p.peer_id)
+                    });
+                    for p in peers {
+                        if p.peer_id == self.local_peer
+                            || self.bans.get(&p.peer_id).is_some_and(|u| *u > now_ms())
+                        {
+                            continue;
+                        }
+                        let addrs =
+                            discovery::dialable_addrs(&p.peer_id, &p.addrs, self.allow_loopback);
+                        self.candidates
+                            .offer(p.peer_id, addrs, PeerSource::Kademlia, now);
+                    }
+                    debug!(
+                        found,
+                        candidates = self.candidates.len(),
+                        last = step.last,
+                        "random walk step"
+                    );
+                    if self.walk_in_flight == Some(id) {
+                        self.walk_found_new |= new;
+                        if step.last {
+                            self.walk_in_flight = None;
+                        }
+                    }
+                }
+            }
+            other => trace!(event = ?other, "kademlia event"),
+        }
+    }
+
+    /// One discovery tick (module docs of [`discovery`]): below `peers_target` connected
+    /// peers, dial up to [`discovery::DIALS_PER_TICK_MAX`] due candidates; a validator also
+    /// dials (and looks up) the validators of its set it is not connected to; start a random
+    /// walk (or a lookup of a missing validator) if one is due and none is running.
+    fn discovery_tick(&mut self) {
+        if !self.swarm.behaviour().discovery.is_enabled() {
+            return;
+        }
+        let now = Instant::now();
+        self.dialing.retain(|_, (_, t)| t.elapsed() < DIALING_STALE);
+        let heard = self
+            .swarm
+            .behaviour_mut()
+            .discovery
+            .as_mut()
+            .map(|kad| kad.take_heard())
+            .unwrap_or_default();
+        let banned_now = now_ms();
+        for (peer, addrs) in heard {
+            if peer == self.local_peer
+                || self.is_bootstrap(&peer)
+                || self.bans.get(&peer).is_some_and(|u| *u > banned_now)
+            {
+                continue;
+            }
+            let addrs = discovery::dialable_addrs(&peer, &addrs, self.allow_loopback);
+            self.candidates
+                .offer(peer, addrs, PeerSource::Kademlia, now);
+        }
+        let connected = self.connections.len();
+        let below = connected < self.peers_target;
+        let missing_validators: Vec<PeerId> = if self.local_exempt() {
+            self.admission
+                .exempt
+                .iter()
+                .filter(|p| **p != self.local_peer && !self.connections.contains_key(p))
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let dials = if below {
+            (self.peers_target - connected).min(discovery::DIALS_PER_TICK_MAX)
+        } else if !missing_validators.is_empty() {
+            discovery::DIALS_PER_TICK_MAX
+        } else {
+            0
+        };
+        if dials > 0 {
+            let due = {
+                let connections = &self.connections;
+                let dialing = &self.dialing;
+                let bans = &self.bans;
+                let bootstrap = &self.bootstrap;
+                let missing = &missing_validators;
+                let local = self.local_peer;
+                self.candidates.take_due(
+                    now,
+                    self.discovery_interval,
+                    dials,
+                    |p| {
+                        *p == local
+                            || connections.contains_key(p)
+                            || dialing.contains_key(p)
+                            || bootstrap.iter().any(|(b, _)| b == p)
+                            || bans.get(p).is_some_and(|u| *u > banned_now)
+                            || (!below && !missing.contains(p))
+                    },
+                    |p| missing.contains(p),
+                )
+            };
+            for (peer, addrs, source) in due {
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        Counters::inc(&self.counters.discovery_dials);
+                        debug!(%peer, source = source.as_str(), "dialing a discovered peer");
+                        self.dialing.insert(peer, (source, now));
+                    }
+                    Err(DialError::DialPeerConditionFalse(_)) => {}
+                    Err(e) => {
+                        debug!(%peer, error = %e, "cannot dial a discovered peer");
+                        self.candidates
+                            .dial_failed(&peer, now, self.discovery_interval);
+                    }
+                }
+            }
+        }
+        // Satisfied: the target is met (and no validator is missing), or the last walk found
+        // nobody new (a small network, or a validator that is offline): walks back off.
+        let satisfied = (!below && missing_validators.is_empty()) || !self.walk_found_new;
+        let table_empty = self
+            .swarm
+            .behaviour_mut()
+            .discovery
+            .as_mut()
+            .is_none_or(|kad| kad.routing_table_len() == 0);
+        // With an empty routing table there is nobody to ask: wait (the bootstrap peers
+        // enter it once admitted and identified).
+        if self.walk_in_flight.is_none() && !table_empty && self.walk.due(now, satisfied) {
+            self.walk_found_new = false;
+            let key = if missing_validators.is_empty() {
+                discovery::random_key()
+            } else {
+                self.lookup_cursor = self.lookup_cursor.wrapping_add(1);
+                missing_validators[self.lookup_cursor % missing_validators.len()]
+            };
+            if let Some(kad) = self.swarm.behaviour_mut().discovery.as_mut() {
+                let id = kad.kad_mut().get_closest_peers(key);
+                self.walk_in_flight = Some(id);
+                Counters::inc(&self.counters.discovery_walks);
+                trace!(%key, "random walk started");
             }
         }
     }
@@ -1922,6 +2263,7 @@ mod gossip_config_tests {
             command_queue_max: 64,
             redial_interval_ms: 200,
             connections_max: 16,
+            discovery: super::super::DiscoveryConfig::disabled(),
         };
         let c = gossip_config(&config).expect("valid gossipsub config");
         assert!(matches!(c.validation_mode(), ValidationMode::Anonymous));

@@ -136,6 +136,7 @@ pub async fn spawn_peer(
         command_queue_max: 64,
         redial_interval_ms: 1000,
         connections_max: 8,
+        discovery: cairn_node::network::DiscoveryConfig::disabled(),
     })
     .await
     .unwrap();

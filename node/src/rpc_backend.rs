@@ -309,7 +309,10 @@ impl RpcBackend for NodeBackend {
         }
         Ok(match local {
             LocalTxStatus::Pending => TxStatus::Pending,
-            LocalTxStatus::Rejected { code, reason } => TxStatus::Rejected { code, reason },
+            LocalTxStatus::Rejected { code, reason } => TxStatus::Rejected {
+                reason: code,
+                message: reason,
+            },
             LocalTxStatus::Unknown => TxStatus::Unknown,
         })
     }

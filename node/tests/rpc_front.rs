@@ -294,7 +294,7 @@ async fn accepted_transfers_never_read_unknown_and_refusals_read_rejected() {
             .to_string();
         assert_eq!(reason, want, "{err}");
         match client.transaction(&tx.hash()).await.unwrap() {
-            TxStatus::Rejected { code, .. } => assert_eq!(code, want),
+            TxStatus::Rejected { reason, .. } => assert_eq!(reason, want),
             other => panic!("refused transaction ({want}) reads {other:?}"),
         }
     }

@@ -94,6 +94,17 @@ impl ClientError {
         }
     }
 
+    /// The stable reason code of a JSON-RPC error (`data.reason`, which every error of a
+    /// current node carries: `invalid_params`, `bad_hex`, `overloaded`, …).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            ClientError::Rpc {
+                data: Some(data), ..
+            } => data.get("reason").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+
     /// For a rejected transaction (code -32010): the stable reason code from
     /// `data.reason`, e.g. `insufficient_balance`.
     pub fn rejection_reason(&self) -> Option<&str> {
@@ -551,6 +562,8 @@ mod tests {
             data: Some(json!({"reason": "x"})),
         };
         assert_eq!(other.rejection_reason(), None);
+        assert_eq!(other.reason(), Some("x"));
+        assert_eq!(rej.reason(), Some("stale_nonce"));
         assert_eq!(other.to_string(), "node error -32602: bad");
         assert!(
             ClientError::Rpc {

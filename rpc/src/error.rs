@@ -22,10 +22,45 @@ pub mod codes {
     pub const OVERLOADED: i64 = -32005;
     /// The node rejected the transaction; `data.reason` holds the stable reason code.
     pub const REJECTED: i64 = -32010;
+
+    /// The `data.reason` an error with `code` carries when nothing more specific applies:
+    /// `parse_error`, `invalid_request`, `method_not_found`, `invalid_params`, `internal`,
+    /// `not_found`, `overloaded`, `rejected` (a -32010 always carries a specific reason).
+    pub fn default_reason(code: i64) -> &'static str {
+        match code {
+            PARSE_ERROR => "parse_error",
+            INVALID_REQUEST => "invalid_request",
+            METHOD_NOT_FOUND => "method_not_found",
+            INVALID_PARAMS => "invalid_params",
+            NOT_FOUND => "not_found",
+            OVERLOADED => "overloaded",
+            REJECTED => "rejected",
+            _ => "internal",
+        }
+    }
+}
+
+/// Stable `data.reason` values of -32602 errors for input that does not decode (the
+/// generic one is `invalid_params`). Every reason code is listed in docs/wire-format.md.
+pub mod reasons {
+    /// A hex string or array longer than its limit (checked before decoding).
+    pub const OVERSIZE: &str = "oversize";
+    /// Not hex (odd length or a non-hex character).
+    pub const BAD_HEX: &str = "bad_hex";
+    /// Hex of bytes that are not a well-formed transaction (wire format, chain id of at
+    /// most 32 bytes).
+    pub const MALFORMED: &str = "malformed";
+    /// Not a bech32m `cairn1…` address.
+    pub const BAD_ADDRESS: &str = "bad_address";
+    /// Not a 32-byte hash in hex.
+    pub const BAD_HASH: &str = "bad_hash";
+    /// Any other problem with the params (missing, wrong type, unknown name, …).
+    pub const INVALID_PARAMS: &str = "invalid_params";
 }
 
 /// What an [`crate::RpcBackend`] method can fail with. Each variant maps to one JSON-RPC
-/// error code (see [`RpcError::code`]).
+/// error code (see [`RpcError::code`]) and carries a stable snake_case reason
+/// ([`RpcError::reason`]), sent as `data.reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RpcError {
     /// The node refuses the transaction (code -32010, `data: {"reason": code}`).
@@ -36,19 +71,19 @@ pub enum RpcError {
         /// Human-readable explanation.
         message: String,
     },
-    /// The thing asked for does not exist (code -32004).
+    /// The thing asked for does not exist (code -32004, reason `not_found`).
     #[error("not found: {what}")]
     NotFound {
         /// What was looked for.
         what: String,
     },
-    /// The node is overloaded; retry later (code -32005).
+    /// The node is overloaded; retry later (code -32005, reason `overloaded`).
     #[error("overloaded: {message}")]
     Overloaded {
         /// Human-readable explanation.
         message: String,
     },
-    /// The node failed (code -32603).
+    /// The node failed (code -32603, reason `internal`).
     #[error("internal error: {message}")]
     Internal {
         /// Human-readable explanation.
@@ -57,6 +92,9 @@ pub enum RpcError {
     /// The params are not acceptable (code -32602).
     #[error("invalid params: {message}")]
     InvalidParams {
+        /// Stable reason code: one of [`reasons`] (`invalid_params` unless the input does
+        /// not decode).
+        reason: &'static str,
         /// What is wrong with them.
         message: String,
     },
@@ -74,24 +112,53 @@ impl RpcError {
         }
     }
 
-    /// The JSON-RPC error object sent for this error. `message` is the `Display` text;
-    /// `Rejected` carries `data: {"reason": code}`, `NotFound` carries `data: {"what": …}`.
-    pub fn to_error_object(&self) -> ErrorObject {
-        let data = match self {
-            RpcError::Rejected { code, .. } => Some(json!({ "reason": code })),
-            RpcError::NotFound { what } => Some(json!({ "what": what })),
-            _ => None,
-        };
-        ErrorObject {
-            code: self.code(),
-            message: self.to_string(),
-            data,
+    /// The stable snake_case reason sent as `data.reason` (and as `reason` of a refused
+    /// `sendTransactions` item).
+    pub fn reason(&self) -> &str {
+        match self {
+            RpcError::Rejected { code, .. } => code,
+            RpcError::InvalidParams { reason, .. } => reason,
+            other => codes::default_reason(other.code()),
         }
     }
 
-    /// Shorthand for [`RpcError::InvalidParams`].
+    /// The message without the prefix `Display` adds (for a refusal: the explanation).
+    pub fn detail(&self) -> &str {
+        match self {
+            RpcError::Rejected { message, .. }
+            | RpcError::Overloaded { message }
+            | RpcError::Internal { message }
+            | RpcError::InvalidParams { message, .. } => message,
+            RpcError::NotFound { what } => what,
+        }
+    }
+
+    /// The JSON-RPC error object sent for this error. `message` is the `Display` text;
+    /// `data` is `{"reason": …}`, plus `"what"` for `NotFound`.
+    pub fn to_error_object(&self) -> ErrorObject {
+        let mut data = json!({ "reason": self.reason() });
+        if let RpcError::NotFound { what } = self {
+            data["what"] = json!(what);
+        }
+        ErrorObject {
+            code: self.code(),
+            message: self.to_string(),
+            data: Some(data),
+        }
+    }
+
+    /// Shorthand for [`RpcError::InvalidParams`] with reason `invalid_params`.
     pub fn invalid_params(message: impl Into<String>) -> RpcError {
         RpcError::InvalidParams {
+            reason: reasons::INVALID_PARAMS,
+            message: message.into(),
+        }
+    }
+
+    /// [`RpcError::InvalidParams`] with a specific reason (one of [`reasons`]).
+    pub fn invalid_input(reason: &'static str, message: impl Into<String>) -> RpcError {
+        RpcError::InvalidParams {
+            reason,
             message: message.into(),
         }
     }
@@ -122,25 +189,31 @@ impl From<LedgerError> for RpcError {
     }
 }
 
-/// The JSON-RPC 2.0 error object: `{"code": …, "message": …, "data"?: …}`.
+/// The JSON-RPC 2.0 error object: `{"code": …, "message": …, "data": {"reason": …, …}}`.
+/// Every error the server sends carries `data.reason`, a stable snake_case string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorObject {
     /// Error code (see [`codes`]).
     pub code: i64,
     /// Human-readable message.
     pub message: String,
-    /// Structured detail, if any.
+    /// Structured detail: `{"reason": …}` and, for some errors, more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
 }
 
 impl ErrorObject {
-    /// An error without data.
+    /// An error whose `data.reason` is the code's [`codes::default_reason`].
     pub fn new(code: i64, message: impl Into<String>) -> ErrorObject {
+        ErrorObject::with_reason(code, codes::default_reason(code), message)
+    }
+
+    /// An error with `data: {"reason": reason}`.
+    pub fn with_reason(code: i64, reason: &str, message: impl Into<String>) -> ErrorObject {
         ErrorObject {
             code,
             message: message.into(),
-            data: None,
+            data: Some(json!({ "reason": reason })),
         }
     }
 }
@@ -163,7 +236,26 @@ mod tests {
             o.message,
             "transaction rejected: stale_nonce: nonce 1 already used"
         );
-        assert_eq!(RpcError::NotFound { what: "x".into() }.code(), -32004);
+        let nf = RpcError::NotFound { what: "x".into() };
+        assert_eq!(nf.code(), -32004);
+        assert_eq!(
+            nf.to_error_object().data,
+            Some(json!({"reason": "not_found", "what": "x"}))
+        );
+        assert_eq!(
+            RpcError::invalid_input(reasons::BAD_HEX, "x")
+                .to_error_object()
+                .data,
+            Some(json!({"reason": "bad_hex"}))
+        );
+        for code in [-32700, -32600, -32601, -32602, -32603, -32004, -32005] {
+            let o = ErrorObject::new(code, "m");
+            let reason = o.data.as_ref().unwrap()["reason"].as_str().unwrap();
+            assert!(
+                !reason.is_empty() && reason.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}: {reason}"
+            );
+        }
         assert_eq!(
             RpcError::Overloaded {
                 message: "x".into()

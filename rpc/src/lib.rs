@@ -75,13 +75,13 @@
 //! | `getStatus` | none | [`Status`] `{chainId, genesisHash, latestHeight, latestHash, latestStateRoot, peerCount, syncing, nodeVersion, validatorName, epoch, view, mempoolTxs, finalityLatencyMs, upcomingLeaders: [{view, name, address}]}` | -32603 |
 //! | `getAccount` | `{address}` / `[address]` | [`AccountInfo`] `{address, balance, nonce}` (unknown account: 0, 0) | -32603 |
 //! | `getBalance` | `{address}` / `[address]` | balance, a number | -32603 |
-//! | `sendTransaction` | `{tx}` / `[tx]`: hex of [`cairn_ledger::SignedTransaction::encode`] | transaction hash (hex string) | -32602 if longer than [`TX_HEX_CHARS_MAX`] hex characters (checked before decoding), not hex, or not a well-formed transaction; -32010 rejected by the node, `data: {"reason": code}` (`bad_signature`, `wrong_chain`, `stale_nonce`, `future_nonce`, `insufficient_balance`, `expired`, …); -32005 mempool full; -32603 |
-//! | `getTransaction` | `{hash}` / `[hash]` | [`TxStatus`]: `{"status":"pending"}`, `{"status":"finalized","height","index","blockHash"}`, `{"status":"rejected","code","reason"}`, `{"status":"unknown"}` | -32603 |
-//! | `getBlock` | `{height}` / `{hash}` / `[height]` (number) / `[hash]` (string); optional `transactions`: `"full"` (default) or `"hashes"` (named, or a second positional param) | [`BlockInfo`] `{hash, header, transactions: [TxInfo]}`, with `"hashes"` [`BlockHashesInfo`] `{hash, header, transactionHashes}`; `null` if no such finalized block | -32602 bad selector or `transactions` value; -32603 |
+//! | `sendTransaction` | `{tx}` / `[tx]`: hex of [`cairn_ledger::SignedTransaction::encode`] | transaction hash (hex string) | -32602 if longer than [`TX_HEX_CHARS_MAX`] hex characters (checked before decoding, reason `oversize`), not hex (`bad_hex`), or not a well-formed transaction (`malformed`: wire format, chain id over 32 bytes); -32010 rejected by the node, `data: {"reason": code}` (`bad_signature`, `wrong_chain`, `stale_nonce`, `too_far_ahead`, `insufficient_balance`, `expired`, `duplicate`, …); -32005 mempool full; -32603 |
+//! | `getTransaction` | `{hash}` / `[hash]` | [`TxStatus`]: `{"status":"pending"}`, `{"status":"finalized","height","index","blockHash"}`, `{"status":"rejected","reason","message"}`, `{"status":"unknown"}` | -32603 |
+//! | `getBlock` | `{height}` / `{hash}` / `[height]` (number) / `[hash]` (string); optional `transactions`: `"full"` (default) or `"hashes"` (named, or a second positional param) | [`BlockInfo`] `{hash, header, transactions: [TxInfo]}` (camelCase header; each transaction with its `signature` and `raw` signed bytes as hex), with `"hashes"` [`BlockHashesInfo`] `{hash, header, transactionHashes}`; `null` if no such finalized block | -32602 bad selector or `transactions` value; -32603 |
 //! | `getValidators` | none, `{height}` / `[height]`, or `{epoch}` | `[`[`ValidatorInfo`]`]` `{name, address, peerId, votingPower}`: the running epoch's set, the set that finalized the block at `height`, or epoch `epoch`'s set; `null` for an epoch not reached | -32602 both `height` and `epoch`; -32603 |
 //! | `getEpochProof` | `{epoch}` / `[epoch]` | [`EpochProofInfo`] `{epoch, boundaryHeight, boundaryHash, validators, nextValidators, proof}`, or `null` if epoch `epoch` has not ended (or the node does not hold its proof) | -32603 |
 //! | `getPeers` | none | `[`[`PeerInfo`]`]` `{peerId, address, isValidator, direction, admission, score, found}` | -32603 |
-//! | `sendTransactions` | `{txs}` / `[txs]`: array of at most [`SEND_TRANSACTIONS_MAX`] transaction hex strings | `[`[`SubmitResult`]`]` `{hash, accepted, code?, message?}` in request order: each transaction admitted or refused on its own (codes as for `sendTransaction`, `overloaded` when full) | -32602 if the array is too long (checked before decoding) or any element is not a well-formed transaction (then none is submitted); -32603 |
+//! | `sendTransactions` | `{txs}` / `[txs]`: array of at most [`SEND_TRANSACTIONS_MAX`] transaction hex strings | `[`[`SubmitResult`]`]` `{hash, accepted, reason?, message?}` in request order: each transaction admitted or refused on its own (`reason` as `sendTransaction`'s `data.reason`, `overloaded` when full) | -32602 if the array is too long (`oversize`, checked before decoding) or any element is not a well-formed transaction (then none is submitted); -32603 |
 //! | `getFinalization` | `{height}` / `[height]` | [`FinalizationInfo`] `{height, blockHash, view, signers, certificate}`, or `null` if no certificate is stored for exactly this height: not finalized, or finalized together with a descendant (whose certificate, at a later height, implies it) | -32603 |
 //! | `getGovernance` | none | the governance record ([`cairn_ledger::governance::Governance`]) `{members, threshold, accounts, proposal_ttl_blocks, epoch, validators, params, proposals, next_proposal_id}` (snake_case keys), or `null` | -32603 |
 //! | `getBlockSummaries` | `{count, fromHeight?}` / `[count, fromHeight]`: `count` in 1..=[`BLOCK_SUMMARIES_MAX`] | `[`[`BlockSummary`]`]` `{height, hash, view, proposer, timestampMs, txCount, signers}` ascending: from `fromHeight` up to `count` blocks or the head, or without `fromHeight` the latest `count` blocks ending at the head; `[]` if `fromHeight` is above the head. `signers`: addresses of the validators in the block's own finalization certificate, `null` if it has none | -32602 `count` missing or out of range; -32603 |
@@ -92,6 +92,11 @@
 //!
 //! ## Errors
 //!
+//! Every error object carries `data.reason`, a stable snake_case string ([`codes::default_reason`]
+//! unless a more specific one applies: [`reasons`] for undecodable input, the ledger's and
+//! mempool's codes for -32010). docs/wire-format.md (JSON-RPC) lists every reason in one
+//! table.
+//!
 //! | code | meaning |
 //! |---|---|
 //! | -32700 | parse error: the body is not JSON (`id: null`) |
@@ -99,7 +104,7 @@
 //! | -32601 | method not found |
 //! | -32602 | invalid params; the message names the param and the problem |
 //! | -32603 | internal error in the node |
-//! | -32004 | not found (`data: {"what": …}`) |
+//! | -32004 | not found (`data: {"reason": "not_found", "what": …}`) |
 //! | -32005 | overloaded, retry later |
 //! | -32010 | transaction rejected, `data: {"reason": code}` with a stable code |
 //!
@@ -123,7 +128,7 @@ mod types;
 
 pub use backend::RpcBackend;
 pub use client::{ClientError, DEFAULT_TIMEOUT, POLL_MS_MIN, RESPONSE_BYTES_MAX, RpcClient};
-pub use error::{ErrorObject, RpcError, codes};
+pub use error::{ErrorObject, RpcError, codes, reasons};
 pub use methods::{METHODS, TX_HEX_CHARS_MAX};
 pub use server::{
     BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT, CONNECTIONS_LIMIT,

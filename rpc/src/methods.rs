@@ -1,9 +1,9 @@
 //! Method dispatch and params decoding.
 
-use cairn_ledger::{Address, Hash, SignedTransaction, TX_BYTES_MAX};
+use cairn_ledger::{Address, CHAIN_ID_BYTES_MAX, Hash, SignedTransaction, TX_BYTES_MAX};
 use serde_json::{Map, Value};
 
-use crate::error::{ErrorObject, codes};
+use crate::error::{ErrorObject, codes, reasons};
 use crate::{
     BLOCK_SUMMARIES_MAX, BlockHashesInfo, BlockInfo, RpcBackend, RpcError, SEND_TRANSACTIONS_MAX,
     SubmitResult,
@@ -87,26 +87,14 @@ pub(crate) async fn dispatch(
                     Ok(_) => SubmitResult {
                         hash,
                         accepted: true,
-                        code: None,
+                        reason: None,
                         message: None,
-                    },
-                    Err(RpcError::Rejected { code, message }) => SubmitResult {
-                        hash,
-                        accepted: false,
-                        code: Some(code),
-                        message: Some(message),
-                    },
-                    Err(RpcError::Overloaded { message }) => SubmitResult {
-                        hash,
-                        accepted: false,
-                        code: Some("overloaded".into()),
-                        message: Some(message),
                     },
                     Err(e) => SubmitResult {
                         hash,
                         accepted: false,
-                        code: Some("internal".into()),
-                        message: Some(e.to_string()),
+                        reason: Some(e.reason().to_string()),
+                        message: Some(e.detail().to_string()),
                     },
                 })
                 .collect();
@@ -254,24 +242,28 @@ fn address_param(method: &str, params: Params) -> Result<Address, RpcError> {
     let mut args = Args::new(method, params, &["address"])?;
     let s = args.required_str("address")?;
     s.parse::<Address>()
-        .map_err(|e| RpcError::invalid_params(format!("address: {e}")))
+        .map_err(|e| RpcError::invalid_input(reasons::BAD_ADDRESS, format!("address: {e}")))
 }
 
 fn parse_hash(name: &str, s: &str) -> Result<Hash, RpcError> {
-    Hash::from_hex(s).map_err(|e| RpcError::invalid_params(format!("{name}: {e}")))
+    Hash::from_hex(s).map_err(|e| RpcError::invalid_input(reasons::BAD_HASH, format!("{name}: {e}")))
 }
 
-/// Decodes the `sendTransaction` hex: length bound first, then hex, then the wire format.
+/// Decodes the `sendTransaction` hex: length bound first (reason `oversize`), then hex
+/// (`bad_hex`), then the wire format and the chain id's length bound (`malformed`).
 pub(crate) fn decode_tx_hex(s: &str) -> Result<SignedTransaction, RpcError> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     if s.len() > TX_HEX_CHARS_MAX {
-        return Err(RpcError::invalid_params(format!(
+        return Err(RpcError::invalid_input(reasons::OVERSIZE, format!(
             "tx: transaction hex is {} characters, more than the limit of {TX_HEX_CHARS_MAX} ({TX_BYTES_MAX} bytes)",
             s.len()
         )));
     }
     let not_hex = |e: hex::FromHexError| {
-        RpcError::invalid_params(format!("tx: transaction is not valid hex: {e}"))
+        RpcError::invalid_input(
+            reasons::BAD_HEX,
+            format!("tx: transaction is not valid hex: {e}"),
+        )
     };
     // Into a stack buffer (bounded above): `hex::decode` into a Vec goes character pair by
     // character pair through an iterator, and this runs for every submitted transaction.
@@ -283,7 +275,19 @@ pub(crate) fn decode_tx_hex(s: &str) -> Result<SignedTransaction, RpcError> {
     } else {
         return Err(not_hex(hex::FromHexError::OddLength));
     };
-    SignedTransaction::decode(bytes).map_err(|e| RpcError::invalid_params(format!("tx: {e}")))
+    let tx = SignedTransaction::decode(bytes)
+        .map_err(|e| RpcError::invalid_input(reasons::MALFORMED, format!("tx: {e}")))?;
+    // A decoding check, like the length bound: no valid transaction has a longer chain id.
+    if tx.body.chain_id.len() > CHAIN_ID_BYTES_MAX {
+        return Err(RpcError::invalid_input(
+            reasons::MALFORMED,
+            format!(
+                "tx: malformed transaction: chain id of {} bytes, more than {CHAIN_ID_BYTES_MAX}",
+                tx.body.chain_id.len()
+            ),
+        ));
+    }
+    Ok(tx)
 }
 
 /// Decodes the `sendTransactions` array: its length is checked against
@@ -300,7 +304,7 @@ fn decode_tx_hex_array(value: Option<Value>) -> Result<Vec<SignedTransaction>, R
         }
     };
     if items.len() > SEND_TRANSACTIONS_MAX {
-        return Err(RpcError::invalid_params(format!(
+        return Err(RpcError::invalid_input(reasons::OVERSIZE, format!(
             "txs: {} transactions, more than the limit of {SEND_TRANSACTIONS_MAX} per call",
             items.len()
         )));
@@ -313,8 +317,8 @@ fn decode_tx_hex_array(value: Option<Value>) -> Result<Vec<SignedTransaction>, R
                 RpcError::invalid_params(format!("txs[{i}]: must be a hex string"))
             })?;
             decode_tx_hex(s).map_err(|e| match e {
-                RpcError::InvalidParams { message } => {
-                    RpcError::invalid_params(format!("txs[{i}]: {message}"))
+                RpcError::InvalidParams { reason, message } => {
+                    RpcError::invalid_input(reason, format!("txs[{i}]: {message}"))
                 }
                 other => other,
             })
@@ -546,5 +550,46 @@ mod tests {
         assert!(e.contains("not valid hex"), "{e}");
         let e = decode_tx_hex("00ff").unwrap_err().to_string();
         assert!(e.contains("malformed transaction"), "{e}");
+    }
+
+    /// issue 15: every decoding error is -32602 with a reason, a chain id over 32 bytes
+    /// included (it was -32010 `malformed`, from the backend).
+    #[test]
+    fn decoding_errors_are_invalid_params_with_a_reason() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let long_chain = cairn_ledger::TransactionBody {
+            chain_id: "c".repeat(cairn_ledger::CHAIN_ID_BYTES_MAX + 1),
+            sender: Address::from_public_key(&key.verifying_key()),
+            fee: 1,
+            nonce: 0,
+            expiry_height: 9,
+            action: cairn_ledger::Action::Transfer {
+                recipient: Address([1; 32]),
+                amount: 1,
+            },
+        }
+        .sign(&key);
+        let long_chain_hex = hex::encode(long_chain.encode());
+        let too_long = "0".repeat(TX_HEX_CHARS_MAX + 2);
+        for (input, reason) in [
+            (too_long.as_str(), "oversize"),
+            ("abc", "bad_hex"),
+            ("zz", "bad_hex"),
+            ("00ff", "malformed"),
+            (long_chain_hex.as_str(), "malformed"),
+        ] {
+            let e = decode_tx_hex(input).unwrap_err();
+            assert_eq!(e.code(), codes::INVALID_PARAMS, "{input:.20}");
+            assert_eq!(e.reason(), reason, "{input:.20}: {e}");
+            assert_eq!(e.to_error_object().data, Some(json!({ "reason": reason })));
+        }
+        let e = decode_tx_hex_array(Some(json!(["00", long_chain_hex]))).unwrap_err();
+        assert_eq!((e.code(), e.reason()), (codes::INVALID_PARAMS, "malformed"));
+        assert!(e.to_string().contains("txs[0]"), "{e}");
+        let e = address_param("m", Params::Positional(vec![json!("cairn1qqqq")])).unwrap_err();
+        assert_eq!(e.reason(), "bad_address");
+        assert_eq!(parse_hash("hash", "abcd").unwrap_err().reason(), "bad_hash");
+        let e = address_param("m", Params::None).unwrap_err();
+        assert_eq!(e.reason(), "invalid_params");
     }
 }

@@ -1,7 +1,7 @@
 //! JSON shapes of the RPC results.
 //!
-//! Every type serializes with camelCase keys (except [`BlockHeader`], whose serde form is
-//! owned by `cairn-ledger`). `u64` values are JSON numbers; they are exact in any JSON
+//! Every type serializes with camelCase keys (a block header too: [`BlockInfo::header`];
+//! only `getGovernance`'s record keeps `cairn-ledger`'s snake_case form). `u64` values are JSON numbers; they are exact in any JSON
 //! parser that keeps integers exact (Rust, Go, Python). JavaScript loses precision above
 //! 2^53 − 1.
 
@@ -168,13 +168,14 @@ pub enum TxStatus {
         /// Hash of the block.
         block_hash: Hash,
     },
-    /// Was accepted, then dropped without being included (e.g. expired or invalidated by
-    /// another transaction). `code` is a stable [`cairn_ledger::LedgerError::code`].
+    /// Refused at submission (by this node: at most the last 16,384 refusals are kept), or
+    /// accepted and later dropped without being included (`nonce_gap`). `reason` is the
+    /// stable code the submission's error carried in `data.reason`.
     Rejected {
-        /// Stable reason code, e.g. `expired`, `stale_nonce`.
-        code: String,
-        /// Human-readable explanation.
+        /// Stable reason code, e.g. `bad_signature`, `stale_nonce`, `nonce_gap`.
         reason: String,
+        /// Human-readable explanation.
+        message: String,
     },
     /// The node knows nothing of this hash.
     Unknown,
@@ -224,6 +225,11 @@ pub struct TxInfo {
     pub expiry_height: u64,
     /// Chain id it was signed for.
     pub chain_id: String,
+    /// The sender's Ed25519 signature over the transaction hash, 128 hex characters.
+    pub signature: String,
+    /// The signed transaction's wire bytes (docs/wire-format.md, `SignedTransaction`) as
+    /// hex: decode it to re-check the signature and the block's `signedTxsRoot`.
+    pub raw: String,
 }
 
 impl From<&SignedTransaction> for TxInfo {
@@ -243,7 +249,61 @@ impl From<&SignedTransaction> for TxInfo {
             nonce: b.nonce,
             expiry_height: b.expiry_height,
             chain_id: b.chain_id.clone(),
+            signature: hex::encode(tx.signature),
+            raw: hex::encode(tx.encode()),
         }
+    }
+}
+
+/// Serde form of a [`BlockHeader`] in RPC results: the same fields with camelCase keys
+/// (`chainId`, `height`, `view`, `parentHash`, `proposer`, `timestampMs`, `txsRoot`,
+/// `signedTxsRoot`, `stateRoot`); hashes are hex, the proposer a bech32m address.
+mod header_camel_case {
+    use cairn_ledger::{Address, BlockHeader, Hash};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct HeaderJson {
+        chain_id: String,
+        height: u64,
+        view: u64,
+        parent_hash: Hash,
+        proposer: Address,
+        timestamp_ms: u64,
+        txs_root: Hash,
+        signed_txs_root: Hash,
+        state_root: Hash,
+    }
+
+    pub fn serialize<S: Serializer>(h: &BlockHeader, s: S) -> Result<S::Ok, S::Error> {
+        HeaderJson {
+            chain_id: h.chain_id.clone(),
+            height: h.height,
+            view: h.view,
+            parent_hash: h.parent_hash,
+            proposer: h.proposer,
+            timestamp_ms: h.timestamp_ms,
+            txs_root: h.txs_root,
+            signed_txs_root: h.signed_txs_root,
+            state_root: h.state_root,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BlockHeader, D::Error> {
+        let h = HeaderJson::deserialize(d)?;
+        Ok(BlockHeader {
+            chain_id: h.chain_id,
+            height: h.height,
+            view: h.view,
+            parent_hash: h.parent_hash,
+            proposer: h.proposer,
+            timestamp_ms: h.timestamp_ms,
+            txs_root: h.txs_root,
+            signed_txs_root: h.signed_txs_root,
+            state_root: h.state_root,
+        })
     }
 }
 
@@ -253,7 +313,9 @@ impl From<&SignedTransaction> for TxInfo {
 pub struct BlockInfo {
     /// Block hash (hash of the header).
     pub hash: Hash,
-    /// The header, in `cairn-ledger`'s serde form (snake_case keys).
+    /// The header, camelCase keys (`parentHash`, `timestampMs`, `txsRoot`,
+    /// `signedTxsRoot`, `stateRoot`, …); its borsh encoding hashes to `hash`.
+    #[serde(with = "header_camel_case")]
     pub header: BlockHeader,
     /// The transactions, in execution order.
     pub transactions: Vec<TxInfo>,
@@ -284,7 +346,8 @@ impl From<Block> for BlockInfo {
 pub struct BlockHashesInfo {
     /// Block hash (hash of the header).
     pub hash: Hash,
-    /// The header, in `cairn-ledger`'s serde form (snake_case keys).
+    /// The header, as in [`BlockInfo::header`] (camelCase keys).
+    #[serde(with = "header_camel_case")]
     pub header: BlockHeader,
     /// The transactions' hashes, in execution order.
     pub transaction_hashes: Vec<Hash>,
@@ -433,10 +496,10 @@ pub struct SubmitResult {
     pub hash: Hash,
     /// True when admitted to the mempool.
     pub accepted: bool,
-    /// When refused: a stable reason code (the same codes `sendTransaction` returns in
-    /// `data.reason`, or `overloaded` when the mempool or the node is full).
+    /// When refused: the stable reason code, as `sendTransaction` would return it in
+    /// `data.reason` (`overloaded` when the mempool or the node is full).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub reason: Option<String>,
     /// When refused: a human-readable explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -469,12 +532,12 @@ mod tests {
             json!({"status": "unknown"})
         );
         let r = TxStatus::Rejected {
-            code: "expired".into(),
-            reason: "too late".into(),
+            reason: "expired".into(),
+            message: "too late".into(),
         };
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
-            json!({"status": "rejected", "code": "expired", "reason": "too late"})
+            json!({"status": "rejected", "reason": "expired", "message": "too late"})
         );
         for s in [
             TxStatus::Pending,
@@ -547,5 +610,76 @@ mod tests {
             v,
             json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2, "permissions": []})
         );
+    }
+
+    /// issue 15: `getBlock`'s header is camelCase like the rest of the API, and each full
+    /// transaction carries its signature and wire bytes, so a client re-verifies the block.
+    #[test]
+    fn block_json_is_camel_case_and_carries_signed_transactions() {
+        use cairn_ledger::{TransactionBody, signed_txs_root_of, txs_root};
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let tx = TransactionBody {
+            chain_id: "c".into(),
+            sender: Address::from_public_key(&key.verifying_key()),
+            fee: 1,
+            nonce: 0,
+            expiry_height: 9,
+            action: Action::Transfer {
+                recipient: Address([1; 32]),
+                amount: 5,
+            },
+        }
+        .sign(&key);
+        let block = Block {
+            header: BlockHeader {
+                chain_id: "c".into(),
+                height: 4,
+                view: 5,
+                parent_hash: Hash([1; 32]),
+                proposer: Address([2; 32]),
+                timestamp_ms: 6,
+                txs_root: txs_root(&[tx.hash()]),
+                signed_txs_root: signed_txs_root_of(std::slice::from_ref(&tx)),
+                state_root: Hash([3; 32]),
+            },
+            transactions: vec![tx.clone()],
+        };
+        let v = serde_json::to_value(BlockInfo::from(&block)).unwrap();
+        let header = v["header"].as_object().unwrap();
+        let mut keys: Vec<&str> = header.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "chainId",
+                "height",
+                "parentHash",
+                "proposer",
+                "signedTxsRoot",
+                "stateRoot",
+                "timestampMs",
+                "txsRoot",
+                "view"
+            ]
+        );
+        assert_eq!(v["header"]["parentHash"], json!(Hash([1; 32]).to_hex()));
+        assert_eq!(v["header"]["timestampMs"], json!(6));
+        let t = &v["transactions"][0];
+        assert_eq!(t["signature"], json!(hex::encode(tx.signature)));
+        // The raw bytes decode to the transaction, whose signature verifies and whose
+        // signed hash is the block's signed-transactions root (one leaf).
+        let raw = hex::decode(t["raw"].as_str().unwrap()).unwrap();
+        let back = SignedTransaction::decode(&raw).unwrap();
+        assert_eq!(back, tx);
+        back.verify("c").unwrap();
+        assert_eq!(
+            signed_txs_root_of(std::slice::from_ref(&back)),
+            block.header.signed_txs_root
+        );
+        // The JSON round trip gives back the header, whose hash is the block hash.
+        let info: BlockInfo = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(info.header.hash(), block.hash());
+        let hashes = serde_json::to_value(BlockHashesInfo::from(&block)).unwrap();
+        assert_eq!(hashes["header"], v["header"]);
     }
 }

@@ -184,8 +184,8 @@ impl RpcBackend for Mock {
             }
             STUCK => TxStatus::Pending,
             DROPPED => TxStatus::Rejected {
-                code: "expired".into(),
-                reason: "expired at height 5".into(),
+                reason: "expired".into(),
+                message: "expired at height 5".into(),
             },
             h if h == self.block.transactions[0].hash() => finalized,
             _ => TxStatus::Unknown,
@@ -335,9 +335,17 @@ async fn call_raw(url: &str, request: Value) -> Value {
     body
 }
 
+/// A JSON-RPC error with `code`, a message and a stable snake_case `data.reason` (one error
+/// shape everywhere, issue 15).
 fn assert_error(resp: &Value, code: i64) {
     assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
     assert_eq!(resp["error"]["code"], code, "{resp}");
+    let reason = resp["error"]["data"]["reason"].as_str();
+    assert!(
+        reason.is_some_and(|r| !r.is_empty()
+            && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')),
+        "no snake_case data.reason: {resp}"
+    );
     assert!(
         resp["error"]["message"]
             .as_str()
@@ -433,6 +441,13 @@ async fn result_json_shapes() {
     let block = &r["result"];
     assert_eq!(block["hash"], mock.block.hash().to_hex());
     assert_eq!(block["header"]["height"], 1);
+    // camelCase header (issue 15), nothing snake_case left.
+    assert_eq!(block["header"]["parentHash"], Hash([9; 32]).to_hex());
+    assert_eq!(block["header"]["timestampMs"], 1_700_000_000_000u64);
+    for key in ["parentHash", "txsRoot", "signedTxsRoot", "stateRoot", "chainId"] {
+        assert!(block["header"].get(key).is_some(), "missing {key}: {block}");
+    }
+    assert!(block["header"].get("parent_hash").is_none(), "{block}");
     let t = &block["transactions"][0];
     for key in [
         "hash",
@@ -443,9 +458,17 @@ async fn result_json_shapes() {
         "nonce",
         "expiryHeight",
         "chainId",
+        "signature",
+        "raw",
     ] {
         assert!(t.get(key).is_some(), "missing {key} in {t}");
     }
+    // The raw bytes are the signed transaction: re-verifiable by the client.
+    let raw = hex::decode(t["raw"].as_str().unwrap()).unwrap();
+    let back = SignedTransaction::decode(&raw).unwrap();
+    assert_eq!(back, mock.block.transactions[0]);
+    back.verify(CHAIN).unwrap();
+    assert_eq!(t["signature"], hex::encode(back.signature));
     let r = call_raw(&url, req("getBlock", json!([99]))).await;
     assert_eq!(r["result"], Value::Null);
     assert!(r.get("error").is_none());
@@ -857,20 +880,26 @@ async fn bad_transaction_input_never_reaches_the_backend() {
     let good = hex::encode(signed(3, 5).encode());
     let mut trailing = good.clone();
     trailing.push_str("00");
+    // A chain id over 32 bytes does not decode as a valid transaction either.
+    let mut long_chain = signed(3, 5);
+    long_chain.body.chain_id = "c".repeat(cairn_ledger::CHAIN_ID_BYTES_MAX + 1);
+    let long_chain = long_chain.body.sign(&key());
     let cases = [
-        ("z".repeat(10), "not valid hex"),
-        ("abc".to_string(), "not valid hex"),
-        ("0".repeat(TX_HEX_CHARS_MAX + 2), "more than the limit"),
+        ("z".repeat(10), "not valid hex", "bad_hex"),
+        ("abc".to_string(), "not valid hex", "bad_hex"),
+        ("0".repeat(TX_HEX_CHARS_MAX + 2), "more than the limit", "oversize"),
         // Oversize and not hex: rejected on length, no decoding attempted.
-        ("zz".repeat(TX_BYTES_MAX + 1), "more than the limit"),
-        ("00".repeat(10), "malformed transaction"),
-        (good[..good.len() - 2].to_string(), "malformed transaction"),
-        (trailing, "malformed transaction"),
-        (String::new(), "malformed transaction"),
+        ("zz".repeat(TX_BYTES_MAX + 1), "more than the limit", "oversize"),
+        ("00".repeat(10), "malformed transaction", "malformed"),
+        (good[..good.len() - 2].to_string(), "malformed transaction", "malformed"),
+        (trailing, "malformed transaction", "malformed"),
+        (String::new(), "malformed transaction", "malformed"),
+        (hex::encode(long_chain.encode()), "chain id of 33 bytes", "malformed"),
     ];
-    for (hex_str, needle) in cases {
+    for (hex_str, needle, reason) in cases {
         let r = call_raw(&url, req("sendTransaction", json!([hex_str]))).await;
         assert_error(&r, codes::INVALID_PARAMS);
+        assert_eq!(r["error"]["data"], json!({ "reason": reason }), "{r}");
         let msg = r["error"]["message"].as_str().unwrap();
         assert!(
             msg.contains(needle),
@@ -893,7 +922,63 @@ async fn bad_transaction_input_never_reaches_the_backend() {
         .await
         .unwrap_err();
     assert_eq!(err.rpc_code(), Some(codes::INVALID_PARAMS));
+    assert_eq!(err.reason(), Some("bad_hex"));
     assert_eq!(mock.submits.load(Ordering::SeqCst), 0);
+    server.shutdown().await.unwrap();
+}
+
+/// issue 15: `sendTransactions` items name their refusal `reason` (as `data.reason` of
+/// `sendTransaction`), with the same reason codes; `getTransaction`'s rejected status uses
+/// `reason` and `message` too; every error carries `data.reason`.
+#[tokio::test]
+async fn one_error_shape_everywhere() {
+    let (server, _mock, _client) = start().await;
+    let url = server.url();
+    let ok = signed(3, 5);
+    let rejected = signed(4, AMOUNT_REJECTED);
+    let overloaded = signed(5, AMOUNT_OVERLOADED);
+    let txs: Vec<String> = [&ok, &rejected, &overloaded]
+        .iter()
+        .map(|t| hex::encode(t.encode()))
+        .collect();
+    let r = call_raw(&url, req("sendTransactions", json!([txs]))).await;
+    let items = r["result"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(items[0], json!({"hash": ok.hash(), "accepted": true}));
+    assert_eq!(items[1]["accepted"], false);
+    assert_eq!(items[1]["reason"], "insufficient_balance");
+    assert!(items[1]["message"].as_str().unwrap().contains("exceeds"));
+    assert_eq!(items[2]["reason"], "overloaded");
+    for item in items {
+        assert!(item.get("code").is_none(), "no `code` any more: {item}");
+    }
+    // The same reason as sendTransaction's data.reason.
+    let single = call_raw(&url, req("sendTransaction", json!([txs[1]]))).await;
+    assert_eq!(single["error"]["data"]["reason"], items[1]["reason"]);
+
+    let r = call_raw(&url, req("getTransaction", json!([DROPPED]))).await;
+    assert_eq!(
+        r["result"],
+        json!({"status": "rejected", "reason": "expired", "message": "expired at height 5"})
+    );
+
+    // Every kind of error carries its reason.
+    for (request, code, reason) in [
+        (json!({"jsonrpc": "2.0", "id": 1, "method": "nope"}), codes::METHOD_NOT_FOUND, "method_not_found"),
+        (json!({"jsonrpc": "1.0", "id": 1, "method": "getStatus"}), codes::INVALID_REQUEST, "invalid_request"),
+        (req("getStatus", json!([1])), codes::INVALID_PARAMS, "invalid_params"),
+        (req("getAccount", json!(["cairn1qqqq"])), codes::INVALID_PARAMS, "bad_address"),
+        (req("getTransaction", json!(["abcd"])), codes::INVALID_PARAMS, "bad_hash"),
+        (req("getAccount", json!([BROKEN])), codes::INTERNAL_ERROR, "internal"),
+        (req("getAccount", json!([MISSING])), codes::NOT_FOUND, "not_found"),
+        (req("sendTransactions", json!([vec!["00"; cairn_rpc::SEND_TRANSACTIONS_MAX + 1]])), codes::INVALID_PARAMS, "oversize"),
+        (req("sendTransactions", json!([[txs[0], "zz"]])), codes::INVALID_PARAMS, "bad_hex"),
+    ] {
+        let r = call_raw(&url, request.clone()).await;
+        assert_error(&r, code);
+        assert_eq!(r["error"]["data"]["reason"], reason, "{request}: {r}");
+    }
+    let (_, r) = post_raw(&url, "{").await;
+    assert_eq!(r["error"]["data"]["reason"], "parse_error", "{r}");
     server.shutdown().await.unwrap();
 }
 
@@ -1208,7 +1293,7 @@ async fn wait_for_finality_polls_until_terminal_or_timeout() {
     );
 
     let status = client.wait_for_finality(&DROPPED, 5_000, 20).await.unwrap();
-    assert!(matches!(status, TxStatus::Rejected { ref code, .. } if code == "expired"));
+    assert!(matches!(status, TxStatus::Rejected { ref reason, .. } if reason == "expired"));
 
     let started = std::time::Instant::now();
     let err = client.wait_for_finality(&STUCK, 300, 50).await.unwrap_err();

@@ -589,7 +589,7 @@ async fn send_batch(
                     track.accepted[i].store(true, Ordering::Relaxed);
                     ok += 1;
                 } else {
-                    let code = r.code.unwrap_or_else(|| "unknown".into());
+                    let code = r.reason.unwrap_or_else(|| "unknown".into());
                     if RETRY_CODES.contains(&code.as_str()) {
                         again.push(i);
                     }
@@ -763,7 +763,7 @@ async fn fund(
                 bail!(
                     "funding transfer {} refused: {} {}",
                     r.hash,
-                    r.code.clone().unwrap_or_default(),
+                    r.reason.clone().unwrap_or_default(),
                     r.message.clone().unwrap_or_default()
                 );
             }

@@ -83,7 +83,7 @@ async fn load_generator_batch_rpc_and_certificates() {
     let results = c0.send_transactions(&batch).await.unwrap();
     let verdict: Vec<(bool, Option<&str>)> = results
         .iter()
-        .map(|r| (r.accepted, r.code.as_deref()))
+        .map(|r| (r.accepted, r.reason.as_deref()))
         .collect();
     assert_eq!(verdict[0], (true, None));
     assert_eq!(verdict[1], (false, Some("wrong_chain")));

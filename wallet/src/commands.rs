@@ -37,14 +37,14 @@ pub struct Output {
 
 /// A transaction that reached a terminal status other than finalized.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("transaction {hash} rejected: {code}: {reason}")]
+#[error("transaction {hash} rejected: {reason}: {message}")]
 pub struct TxRejected {
     /// The transaction.
     pub hash: Hash,
-    /// Stable reason code.
-    pub code: String,
-    /// Explanation.
+    /// Stable reason code (`getTransaction`'s `reason`).
     pub reason: String,
+    /// Explanation.
+    pub message: String,
 }
 
 /// Runs the command. Warnings (e.g. a key file readable by others) go to stderr.
@@ -262,11 +262,11 @@ pub(crate) async fn submit(
                     "\nfinalized at height {height} (index {index}, block {block_hash})"
                 );
             }
-            TxStatus::Rejected { code, reason } => {
+            TxStatus::Rejected { reason, message } => {
                 return Err(TxRejected {
                     hash,
-                    code: code.clone(),
                     reason: reason.clone(),
+                    message: message.clone(),
                 }
                 .into());
             }
@@ -288,7 +288,9 @@ fn status_text(status: &TxStatus) -> String {
         } => {
             format!("status: finalized at height {height} (index {index}, block {block_hash})")
         }
-        TxStatus::Rejected { code, reason } => format!("status: rejected: {code}: {reason}"),
+        TxStatus::Rejected { reason, message } => {
+            format!("status: rejected: {reason}: {message}")
+        }
         TxStatus::Unknown => "status: unknown (the node has not seen this transaction)".into(),
     }
 }
@@ -360,7 +362,7 @@ pub fn error_json(err: &anyhow::Error) -> Value {
     for cause in err.chain() {
         if let Some(r) = cause.downcast_ref::<TxRejected>() {
             obj["kind"] = json!("rejected");
-            obj["reason"] = json!(r.code);
+            obj["reason"] = json!(r.reason);
             obj["hash"] = json!(r.hash);
             break;
         }
@@ -380,7 +382,7 @@ pub fn error_json(err: &anyhow::Error) -> Value {
                         "rpc"
                     });
                     obj["code"] = json!(code);
-                    if let Some(reason) = e.rejection_reason() {
+                    if let Some(reason) = e.reason() {
                         obj["reason"] = json!(reason);
                     }
                     if let Some(d) = data {
@@ -455,8 +457,8 @@ mod tests {
 
         let later: anyhow::Error = TxRejected {
             hash: Hash::ZERO,
-            code: "expired".into(),
-            reason: "r".into(),
+            reason: "expired".into(),
+            message: "r".into(),
         }
         .into();
         assert_eq!(exit_code(&later), EXIT_REJECTED);

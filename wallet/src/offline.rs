@@ -119,11 +119,11 @@ pub async fn send(
                     "\nfinalized at height {height} (index {index}, block {block_hash})"
                 );
             }
-            TxStatus::Rejected { code, reason } => {
+            TxStatus::Rejected { reason, message } => {
                 return Err(TxRejected {
                     hash,
-                    code: code.clone(),
                     reason: reason.clone(),
+                    message: message.clone(),
                 }
                 .into());
             }

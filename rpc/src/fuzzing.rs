@@ -146,7 +146,8 @@ fn check_response(v: &Value) -> Option<i64> {
             // One error shape everywhere: a stable snake_case `data.reason`.
             assert!(
                 e["data"]["reason"].as_str().is_some_and(|r| !r.is_empty()
-                    && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')),
+                    && r.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')),
                 "error without a snake_case data.reason: {v}"
             );
             assert!(

@@ -246,7 +246,8 @@ fn address_param(method: &str, params: Params) -> Result<Address, RpcError> {
 }
 
 fn parse_hash(name: &str, s: &str) -> Result<Hash, RpcError> {
-    Hash::from_hex(s).map_err(|e| RpcError::invalid_input(reasons::BAD_HASH, format!("{name}: {e}")))
+    Hash::from_hex(s)
+        .map_err(|e| RpcError::invalid_input(reasons::BAD_HASH, format!("{name}: {e}")))
 }
 
 /// Decodes the `sendTransaction` hex: length bound first (reason `oversize`), then hex
@@ -254,10 +255,13 @@ fn parse_hash(name: &str, s: &str) -> Result<Hash, RpcError> {
 pub(crate) fn decode_tx_hex(s: &str) -> Result<SignedTransaction, RpcError> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     if s.len() > TX_HEX_CHARS_MAX {
-        return Err(RpcError::invalid_input(reasons::OVERSIZE, format!(
-            "tx: transaction hex is {} characters, more than the limit of {TX_HEX_CHARS_MAX} ({TX_BYTES_MAX} bytes)",
-            s.len()
-        )));
+        return Err(RpcError::invalid_input(
+            reasons::OVERSIZE,
+            format!(
+                "tx: transaction hex is {} characters, more than the limit of {TX_HEX_CHARS_MAX} ({TX_BYTES_MAX} bytes)",
+                s.len()
+            ),
+        ));
     }
     let not_hex = |e: hex::FromHexError| {
         RpcError::invalid_input(
@@ -304,10 +308,13 @@ fn decode_tx_hex_array(value: Option<Value>) -> Result<Vec<SignedTransaction>, R
         }
     };
     if items.len() > SEND_TRANSACTIONS_MAX {
-        return Err(RpcError::invalid_input(reasons::OVERSIZE, format!(
-            "txs: {} transactions, more than the limit of {SEND_TRANSACTIONS_MAX} per call",
-            items.len()
-        )));
+        return Err(RpcError::invalid_input(
+            reasons::OVERSIZE,
+            format!(
+                "txs: {} transactions, more than the limit of {SEND_TRANSACTIONS_MAX} per call",
+                items.len()
+            ),
+        ));
     }
     items
         .iter()

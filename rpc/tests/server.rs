@@ -342,8 +342,9 @@ fn assert_error(resp: &Value, code: i64) {
     assert_eq!(resp["error"]["code"], code, "{resp}");
     let reason = resp["error"]["data"]["reason"].as_str();
     assert!(
-        reason.is_some_and(|r| !r.is_empty()
-            && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')),
+        reason.is_some_and(
+            |r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        ),
         "no snake_case data.reason: {resp}"
     );
     assert!(
@@ -444,7 +445,13 @@ async fn result_json_shapes() {
     // camelCase header (issue 15), nothing snake_case left.
     assert_eq!(block["header"]["parentHash"], Hash([9; 32]).to_hex());
     assert_eq!(block["header"]["timestampMs"], 1_700_000_000_000u64);
-    for key in ["parentHash", "txsRoot", "signedTxsRoot", "stateRoot", "chainId"] {
+    for key in [
+        "parentHash",
+        "txsRoot",
+        "signedTxsRoot",
+        "stateRoot",
+        "chainId",
+    ] {
         assert!(block["header"].get(key).is_some(), "missing {key}: {block}");
     }
     assert!(block["header"].get("parent_hash").is_none(), "{block}");
@@ -887,14 +894,30 @@ async fn bad_transaction_input_never_reaches_the_backend() {
     let cases = [
         ("z".repeat(10), "not valid hex", "bad_hex"),
         ("abc".to_string(), "not valid hex", "bad_hex"),
-        ("0".repeat(TX_HEX_CHARS_MAX + 2), "more than the limit", "oversize"),
+        (
+            "0".repeat(TX_HEX_CHARS_MAX + 2),
+            "more than the limit",
+            "oversize",
+        ),
         // Oversize and not hex: rejected on length, no decoding attempted.
-        ("zz".repeat(TX_BYTES_MAX + 1), "more than the limit", "oversize"),
+        (
+            "zz".repeat(TX_BYTES_MAX + 1),
+            "more than the limit",
+            "oversize",
+        ),
         ("00".repeat(10), "malformed transaction", "malformed"),
-        (good[..good.len() - 2].to_string(), "malformed transaction", "malformed"),
+        (
+            good[..good.len() - 2].to_string(),
+            "malformed transaction",
+            "malformed",
+        ),
         (trailing, "malformed transaction", "malformed"),
         (String::new(), "malformed transaction", "malformed"),
-        (hex::encode(long_chain.encode()), "chain id of 33 bytes", "malformed"),
+        (
+            hex::encode(long_chain.encode()),
+            "chain id of 33 bytes",
+            "malformed",
+        ),
     ];
     for (hex_str, needle, reason) in cases {
         let r = call_raw(&url, req("sendTransaction", json!([hex_str]))).await;
@@ -963,15 +986,54 @@ async fn one_error_shape_everywhere() {
 
     // Every kind of error carries its reason.
     for (request, code, reason) in [
-        (json!({"jsonrpc": "2.0", "id": 1, "method": "nope"}), codes::METHOD_NOT_FOUND, "method_not_found"),
-        (json!({"jsonrpc": "1.0", "id": 1, "method": "getStatus"}), codes::INVALID_REQUEST, "invalid_request"),
-        (req("getStatus", json!([1])), codes::INVALID_PARAMS, "invalid_params"),
-        (req("getAccount", json!(["cairn1qqqq"])), codes::INVALID_PARAMS, "bad_address"),
-        (req("getTransaction", json!(["abcd"])), codes::INVALID_PARAMS, "bad_hash"),
-        (req("getAccount", json!([BROKEN])), codes::INTERNAL_ERROR, "internal"),
-        (req("getAccount", json!([MISSING])), codes::NOT_FOUND, "not_found"),
-        (req("sendTransactions", json!([vec!["00"; cairn_rpc::SEND_TRANSACTIONS_MAX + 1]])), codes::INVALID_PARAMS, "oversize"),
-        (req("sendTransactions", json!([[txs[0], "zz"]])), codes::INVALID_PARAMS, "bad_hex"),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "nope"}),
+            codes::METHOD_NOT_FOUND,
+            "method_not_found",
+        ),
+        (
+            json!({"jsonrpc": "1.0", "id": 1, "method": "getStatus"}),
+            codes::INVALID_REQUEST,
+            "invalid_request",
+        ),
+        (
+            req("getStatus", json!([1])),
+            codes::INVALID_PARAMS,
+            "invalid_params",
+        ),
+        (
+            req("getAccount", json!(["cairn1qqqq"])),
+            codes::INVALID_PARAMS,
+            "bad_address",
+        ),
+        (
+            req("getTransaction", json!(["abcd"])),
+            codes::INVALID_PARAMS,
+            "bad_hash",
+        ),
+        (
+            req("getAccount", json!([BROKEN])),
+            codes::INTERNAL_ERROR,
+            "internal",
+        ),
+        (
+            req("getAccount", json!([MISSING])),
+            codes::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            req(
+                "sendTransactions",
+                json!([vec!["00"; cairn_rpc::SEND_TRANSACTIONS_MAX + 1]]),
+            ),
+            codes::INVALID_PARAMS,
+            "oversize",
+        ),
+        (
+            req("sendTransactions", json!([[txs[0], "zz"]])),
+            codes::INVALID_PARAMS,
+            "bad_hex",
+        ),
     ] {
         let r = call_raw(&url, request.clone()).await;
         assert_error(&r, code);

@@ -575,6 +575,33 @@ impl Mempool {
         self.by_sender.get(sender).map_or(0, |q| q.txs.len())
     }
 
+    /// The nonce `sender`'s next transaction should carry (`getAccount`'s `nextNonce`): its
+    /// account nonce in `state` (the state the next block builds on) plus the number of its
+    /// pooled transactions with nonces `account_nonce, account_nonce + 1, …` without a gap.
+    /// A pooled nonce beyond a gap does not count (the gap must be filled first). Work is
+    /// bounded by the sender's pooled transactions (at most `sender_future_max + 1` live).
+    ///
+    /// Errors: the state's error if the account cannot be read.
+    pub fn next_nonce(
+        &self,
+        sender: &Address,
+        state: &dyn StateReader,
+    ) -> Result<u64, LedgerError> {
+        let mut next = state.account(sender)?.nonce;
+        if let Some(queue) = self.by_sender.get(sender) {
+            for &nonce in queue.txs.range(next..).map(|(n, _)| n) {
+                if nonce != next {
+                    break;
+                }
+                next = match next.checked_add(1) {
+                    Some(n) => n,
+                    None => break,
+                };
+            }
+        }
+        Ok(next)
+    }
+
     /// Hash of the pooled transaction of `sender` with `nonce`, if any (at most one exists).
     pub fn pooled_hash(&self, sender: &Address, nonce: u64) -> Option<Hash> {
         self.by_sender.get(sender)?.txs.get(&nonce).map(|p| p.hash)
@@ -835,6 +862,33 @@ mod tests {
 
     fn tx(seed: u8, nonce: u64) -> VerifiedTx {
         tx_full(seed, nonce, 10, 1, 1000)
+    }
+
+    #[test]
+    fn next_nonce_counts_the_gap_free_run_of_pooled_nonces() {
+        let mut state = funded(&[1, 2], 1_000_000);
+        let mut pool = pool();
+        // Nothing pooled: the account nonce (also for an unknown account).
+        assert_eq!(pool.next_nonce(&addr(1), &state).unwrap(), 0);
+        assert_eq!(pool.next_nonce(&addr(9), &state).unwrap(), 0);
+        for n in [0, 1, 2, 4] {
+            pool.insert(tx(1, n), &state, CHAIN, 1).unwrap();
+        }
+        // 0, 1, 2 without a gap; 4 waits behind the missing 3.
+        assert_eq!(pool.next_nonce(&addr(1), &state).unwrap(), 3);
+        assert_eq!(pool.next_nonce(&addr(2), &state).unwrap(), 0, "per sender");
+        pool.insert(tx(1, 3), &state, CHAIN, 1).unwrap();
+        assert_eq!(pool.next_nonce(&addr(1), &state).unwrap(), 5);
+        // Nonces 0 and 1 executed: the run starts at the account nonce.
+        state.get_mut(&addr(1)).unwrap().nonce = 2;
+        let done: Vec<Hash> = [0, 1].iter().map(|&n| tx(1, n).id()).collect();
+        for h in &done {
+            pool.remove(h);
+        }
+        assert_eq!(pool.next_nonce(&addr(1), &state).unwrap(), 5);
+        // An account nonce past everything pooled.
+        state.get_mut(&addr(1)).unwrap().nonce = 7;
+        assert_eq!(pool.next_nonce(&addr(1), &state).unwrap(), 7);
     }
 
     fn funded(seeds: &[u8], balance: u64) -> State {

@@ -166,6 +166,7 @@ impl RpcBackend for NodeBackend {
             peer_count: self.shared.peer_count.load(Ordering::Relaxed),
             syncing: self.shared.syncing.load(Ordering::Relaxed),
             node_version: env!("CARGO_PKG_VERSION").to_string(),
+            rpc_version: cairn_rpc::RPC_VERSION,
             validator_name: match self.shared.validator_key {
                 Some(key) => validators
                     .iter()
@@ -184,10 +185,17 @@ impl RpcBackend for NodeBackend {
     async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
         let a = self.shared.store.account(&address).map_err(internal)?;
         let permissions = self.shared.store.permissions(&address).map_err(internal)?;
+        // Asked after the store read: a block committed in between only raises the driver's
+        // answer, so `nextNonce >= nonce` (the max guards it anyway).
+        let pooled_next = self
+            .ask(|reply| Command::NextNonce { address, reply })
+            .await?
+            .map_err(internal)?;
         Ok(AccountInfo {
             address,
             balance: a.balance,
             nonce: a.nonce,
+            next_nonce: pooled_next.max(a.nonce),
             permissions,
         })
     }

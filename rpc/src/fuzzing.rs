@@ -47,6 +47,7 @@ impl RpcBackend for Stub {
             peer_count: 0,
             syncing: false,
             node_version: "fuzz".into(),
+            rpc_version: crate::RPC_VERSION,
             validator_name: None,
             epoch: 0,
             view: 0,
@@ -60,6 +61,7 @@ impl RpcBackend for Stub {
             address,
             balance: 5,
             nonce: 1,
+            next_nonce: 1,
             permissions: Default::default(),
         })
     }

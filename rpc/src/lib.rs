@@ -67,13 +67,13 @@
 //!
 //! Params may be positional (array) or named (object); positional params follow the
 //! order of the named ones. Unknown named params are an error (-32602). Hashes are 64 hex
-//! characters (optional `0x`), addresses are bech32m `cairn1…`, amounts and heights are
-//! JSON integers.
+//! characters (optional `0x`), addresses are bech32m `cairn1…` (or all uppercase; never
+//! hex), amounts and heights are JSON integers.
 //!
 //! | method | params | result | errors (besides -32602 for bad params) |
 //! |---|---|---|---|
-//! | `getStatus` | none | [`Status`] `{chainId, genesisHash, latestHeight, latestHash, latestStateRoot, peerCount, syncing, nodeVersion, validatorName, epoch, view, mempoolTxs, finalityLatencyMs, upcomingLeaders: [{view, name, address}]}` | -32603 |
-//! | `getAccount` | `{address}` / `[address]` | [`AccountInfo`] `{address, balance, nonce}` (unknown account: 0, 0) | -32603 |
+//! | `getStatus` | none | [`Status`] `{chainId, genesisHash, latestHeight, latestHash, latestStateRoot, peerCount, syncing, nodeVersion, rpcVersion ([`RPC_VERSION`]), validatorName, epoch, view, mempoolTxs, finalityLatencyMs, upcomingLeaders: [{view, name, address}]}` | -32603 |
+//! | `getAccount` | `{address}` / `[address]` | [`AccountInfo`] `{address, balance, nonce, nextNonce, permissions}` (unknown account: 0, 0, 0) | -32603 |
 //! | `getBalance` | `{address}` / `[address]` | balance, a number | -32603 |
 //! | `sendTransaction` | `{tx}` / `[tx]`: hex of [`cairn_ledger::SignedTransaction::encode`] | transaction hash (hex string) | -32602 if longer than [`TX_HEX_CHARS_MAX`] hex characters (checked before decoding, reason `oversize`), not hex (`bad_hex`), or not a well-formed transaction (`malformed`: wire format, chain id over 32 bytes); -32010 rejected by the node, `data: {"reason": code}` (`bad_signature`, `wrong_chain`, `stale_nonce`, `too_far_ahead`, `insufficient_balance`, `expired`, `duplicate`, …); -32005 mempool full; -32603 |
 //! | `getTransaction` | `{hash}` / `[hash]` | [`TxStatus`]: `{"status":"pending"}`, `{"status":"finalized","height","index","blockHash"}`, `{"status":"rejected","reason","message"}`, `{"status":"unknown"}` | -32603 |
@@ -115,6 +115,11 @@
 //!        -d '{"jsonrpc":"2.0","id":1,"method":"getBalance","params":["cairn1…"]}'
 //! {"jsonrpc":"2.0","result":1000,"id":1}
 //! ```
+
+/// Version of this JSON-RPC interface, reported by `getStatus` as `rpcVersion`. Any change
+/// of method names, params, result or error shapes bumps it; docs/wire-format.md
+/// (JSON-RPC) records what each version changed. Version 1 had no `rpcVersion`.
+pub const RPC_VERSION: u32 = 2;
 
 mod backend;
 mod client;

@@ -29,6 +29,10 @@ pub struct Status {
     pub syncing: bool,
     /// Version of the node software (`cairn-node` crate version).
     pub node_version: String,
+    /// Version of this JSON-RPC interface ([`crate::RPC_VERSION`]); absent (read as 1)
+    /// from nodes before version 2.
+    #[serde(default = "rpc_version_1")]
+    pub rpc_version: u32,
     /// The validator this node runs as, if its consensus key is in the running epoch's set
     /// (it changes with governance, without a restart).
     #[serde(default)]
@@ -130,7 +134,12 @@ pub struct BlockSummary {
     pub signers: Option<Vec<Address>>,
 }
 
-/// An account as of the latest finalized block (`getAccount`).
+fn rpc_version_1() -> u32 {
+    1
+}
+
+/// An account as of the latest finalized block (`getAccount`), and the nonce its next
+/// transaction should carry.
 ///
 /// An address that never received funds has balance 0 and nonce 0.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,8 +149,15 @@ pub struct AccountInfo {
     pub address: Address,
     /// Balance in base units.
     pub balance: u64,
-    /// Nonce the account's next transaction must carry.
+    /// The account's nonce as of the latest finalized block: the nonce of the next
+    /// transaction to execute.
     pub nonce: u64,
+    /// The nonce to give a new transaction: `nonce` plus the account's transactions in the
+    /// node's mempool with nonces `nonce, nonce + 1, …` without a gap (a transaction beyond
+    /// a gap does not count). Equals `nonce` when nothing is pooled. Absent from nodes
+    /// before RPC version 2 (then read as 0: use `nonce`).
+    #[serde(default)]
+    pub next_nonce: u64,
     /// Permissions the account holds, by name (`["transact"]`); empty if none. Under the
     /// `permissioned` accounts policy, only holders of `transact` may send transfers.
     #[serde(default)]
@@ -565,6 +581,7 @@ mod tests {
             peer_count: 2,
             syncing: false,
             node_version: "0.1.0".into(),
+            rpc_version: crate::RPC_VERSION,
             validator_name: None,
             epoch: 3,
             view: 9,
@@ -599,16 +616,25 @@ mod tests {
         let back: Status = serde_json::from_value(Value::Object(old)).unwrap();
         assert_eq!(back.finality_latency_ms, None);
         assert!(back.upcoming_leaders.is_empty());
+        assert_eq!(v["rpcVersion"], json!(2));
+        // A node before version 2 sent no rpcVersion: read as 1.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("rpcVersion");
+        assert_eq!(
+            serde_json::from_value::<Status>(old).unwrap().rpc_version,
+            1
+        );
         let a = AccountInfo {
             address: Address([1; 32]),
             balance: 10,
             nonce: 2,
+            next_nonce: 5,
             permissions: Default::default(),
         };
         let v = serde_json::to_value(&a).unwrap();
         assert_eq!(
             v,
-            json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2, "permissions": []})
+            json!({"address": Address([1; 32]).to_bech32(), "balance": 10, "nonce": 2, "nextNonce": 5, "permissions": []})
         );
     }
 

@@ -40,6 +40,7 @@ impl RpcBackend for Stub {
             peer_count: 0,
             syncing: false,
             node_version: "0.1.0".into(),
+            rpc_version: cairn_rpc::RPC_VERSION,
             validator_name: None,
             epoch: 0,
             view: 0,
@@ -54,6 +55,7 @@ impl RpcBackend for Stub {
             address,
             balance: 0,
             nonce: 0,
+            next_nonce: 0,
             permissions: Default::default(),
         })
     }

@@ -116,6 +116,7 @@ impl Mock {
             peer_count: 1,
             syncing: false,
             node_version: "0.1.0".into(),
+            rpc_version: cairn_rpc::RPC_VERSION,
             validator_name: Some("alice".into()),
             epoch: RUNNING_EPOCH,
             view: 4,
@@ -147,6 +148,7 @@ impl RpcBackend for Mock {
             address,
             balance: 1000,
             nonce: 3,
+            next_nonce: 3,
             permissions: Default::default(),
         })
     }
@@ -373,6 +375,7 @@ async fn client_round_trips_every_method() {
             address: addr,
             balance: 1000,
             nonce: 3,
+            next_nonce: 3,
             permissions: Default::default(),
         }
     );

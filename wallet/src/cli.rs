@@ -361,7 +361,8 @@ pub struct TxArgs {
     /// Fee in base units, paid to the block proposer.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_FEE, global = true)]
     pub fee: u64,
-    /// Sender nonce [default: the account's nonce, via getAccount].
+    /// Sender nonce [default: the account's next nonce, via getAccount `nextNonce`: its nonce plus
+    /// its transactions the node pools, so back-to-back transfers need no --nonce].
     #[arg(long, value_name = "N", global = true)]
     pub nonce: Option<u64>,
     /// Last height at which the transaction may be included [default: latest height + 1000].

@@ -76,8 +76,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
             let account = client(cli)?.account(&address).await?;
             Ok(Output {
                 text: format!(
-                    "address: {}\nbalance: {}\nnonce:   {}",
-                    account.address, account.balance, account.nonce
+                    "address: {}\nbalance: {}\nnonce:   {}\nnext nonce: {}",
+                    account.address,
+                    account.balance,
+                    account.nonce,
+                    account.next_nonce.max(account.nonce)
                 ),
                 json: serde_json::to_value(&account)?,
             })
@@ -197,9 +200,16 @@ pub(crate) async fn submit(
             (chain_id.clone().unwrap_or(status.chain_id), expiry)
         }
     };
+    // Not given: the node's `nextNonce` (the account nonce plus the sender's transactions
+    // it pools without a gap), so a transfer sent before the previous one is final follows
+    // it instead of reusing its nonce. A node before RPC version 2 sends no `nextNonce`
+    // (read as 0): then the account nonce.
     let nonce = match args.nonce {
         Some(n) => n,
-        None => client.account(&key.address()).await?.nonce,
+        None => {
+            let account = client.account(&key.address()).await?;
+            account.next_nonce.max(account.nonce)
+        }
     };
     let tx = TransactionBody {
         chain_id: chain_id.clone(),

@@ -94,6 +94,7 @@ impl RpcBackend for MemNode {
             peer_count: 0,
             syncing: false,
             node_version: "test".into(),
+            rpc_version: cairn_rpc::RPC_VERSION,
             validator_name: None,
             epoch: 0,
             view: 0,
@@ -109,6 +110,7 @@ impl RpcBackend for MemNode {
             address,
             balance,
             nonce,
+            next_nonce: nonce,
             permissions: Default::default(),
         })
     }

@@ -152,6 +152,13 @@ pub enum Command {
         hash: Hash,
         reply: oneshot::Sender<LocalTxStatus>,
     },
+    /// The nonce `address`'s next transaction should carry: its account nonce in the state
+    /// the next block builds on plus its gap-free run of pooled transactions
+    /// ([`Mempool::next_nonce`]); a storage failure is a message.
+    NextNonce {
+        address: Address,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 /// State shared with the RPC server (read-only there).
@@ -769,6 +776,14 @@ impl Driver {
                     LocalTxStatus::Unknown
                 };
                 let _ = reply.send(s);
+            }
+            Command::NextNonce { address, reply } => {
+                let store = self.chain.store().clone();
+                let next = self
+                    .mempool
+                    .next_nonce(&address, store.as_ref())
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(next);
             }
         }
         Ok(())

@@ -182,6 +182,8 @@ struct Head {
 /// executing a block against the head state), use [`Self::snapshot`].
 pub struct Store {
     db: DB,
+    /// The options the database was opened with: they hold its statistics (tickers).
+    db_opts: Options,
     genesis_hash: Hash,
     head: RwLock<Option<Head>>,
     commit_lock: Mutex<()>,
@@ -329,7 +331,44 @@ fn db_options() -> (Options, Options) {
     db.set_max_open_files(256);
     db.set_keep_log_file_num(2);
     db.set_max_log_file_size(4 << 20);
+    // Tickers only (write stalls, compaction and flush bytes: `Store::rocksdb_figures`);
+    // histograms and timers cost more and nothing reads them.
+    db.enable_statistics();
+    db.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
     (db, cf)
+}
+
+/// RocksDB's write-stall and compaction figures ([`Store::rocksdb_figures`]), exported by
+/// the node as metrics (`cairn_rocksdb_*`). Counters are cumulative since the database was
+/// opened; gauges are read at the call. Sources: RocksDB statistics tickers
+/// (`rocksdb.stall.micros`, `rocksdb.compact.read.bytes`, `rocksdb.compact.write.bytes`,
+/// `rocksdb.flush.write.bytes`) and DB properties (`rocksdb.is-write-stopped`,
+/// `rocksdb.actual-delayed-write-rate`, `rocksdb.num-running-compactions`,
+/// `rocksdb.num-running-flushes`, and per column family summed:
+/// `rocksdb.estimate-pending-compaction-bytes`, `rocksdb.num-immutable-mem-table`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RocksDbFigures {
+    /// Time writes were delayed or stopped by RocksDB's write controller, µs (counter).
+    pub stall_micros: u64,
+    /// Bytes read by compactions (counter).
+    pub compaction_read_bytes: u64,
+    /// Bytes written by compactions (counter).
+    pub compaction_write_bytes: u64,
+    /// Bytes written by memtable flushes (counter).
+    pub flush_write_bytes: u64,
+    /// Whether writes are stopped right now.
+    pub write_stopped: bool,
+    /// The delayed write rate in force, bytes per second (0: writes are not delayed).
+    pub delayed_write_rate_bytes_per_s: u64,
+    /// Compactions running now.
+    pub running_compactions: u64,
+    /// Memtable flushes running now.
+    pub running_flushes: u64,
+    /// Estimated bytes compaction must rewrite to bring every level under its target, all
+    /// column families.
+    pub pending_compaction_bytes: u64,
+    /// Immutable memtables waiting to be flushed, all column families.
+    pub immutable_memtables: u64,
 }
 
 impl Store {
@@ -349,6 +388,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(storage)?;
         let store = Store {
             db,
+            db_opts,
             genesis_hash,
             head: RwLock::new(None),
             commit_lock: Mutex::new(()),
@@ -964,6 +1004,45 @@ impl Store {
             .property_int_value_cf(self.cf(CF_WAL), "rocksdb.num-entries-active-mem-table")
             .map_err(storage)?
             .unwrap_or(0))
+    }
+
+    /// RocksDB's write-stall and compaction figures now ([`RocksDbFigures`]). A property
+    /// RocksDB does not report reads as 0.
+    ///
+    /// Errors: [`LedgerError::Storage`] if RocksDB fails to read a property.
+    pub fn rocksdb_figures(&self) -> Result<RocksDbFigures, LedgerError> {
+        use rocksdb::statistics::Ticker;
+        let db_prop = |name: &str| -> Result<u64, LedgerError> {
+            Ok(self
+                .db
+                .property_int_value(name)
+                .map_err(storage)?
+                .unwrap_or(0))
+        };
+        let cf_sum = |name: &str| -> Result<u64, LedgerError> {
+            let mut sum = 0u64;
+            for cf in COLUMN_FAMILIES {
+                sum = sum.saturating_add(
+                    self.db
+                        .property_int_value_cf(self.cf(cf), name)
+                        .map_err(storage)?
+                        .unwrap_or(0),
+                );
+            }
+            Ok(sum)
+        };
+        Ok(RocksDbFigures {
+            stall_micros: self.db_opts.get_ticker_count(Ticker::StallMicros),
+            compaction_read_bytes: self.db_opts.get_ticker_count(Ticker::CompactReadBytes),
+            compaction_write_bytes: self.db_opts.get_ticker_count(Ticker::CompactWriteBytes),
+            flush_write_bytes: self.db_opts.get_ticker_count(Ticker::FlushWriteBytes),
+            write_stopped: db_prop("rocksdb.is-write-stopped")? != 0,
+            delayed_write_rate_bytes_per_s: db_prop("rocksdb.actual-delayed-write-rate")?,
+            running_compactions: db_prop("rocksdb.num-running-compactions")?,
+            running_flushes: db_prop("rocksdb.num-running-flushes")?,
+            pending_compaction_bytes: cf_sum("rocksdb.estimate-pending-compaction-bytes")?,
+            immutable_memtables: cf_sum("rocksdb.num-immutable-mem-table")?,
+        })
     }
 
     /// The value stored under the caller's metadata `key` (a namespace separate from the

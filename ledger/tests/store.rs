@@ -582,3 +582,27 @@ fn account_cache_agrees_with_the_database_under_concurrent_reads() {
         acct(1_000_000 - paid, 120)
     );
 }
+
+#[test]
+fn rocksdb_figures_count_flushes_and_report_no_stall_on_an_idle_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), genesis_hash()).unwrap();
+    let before = store.rocksdb_figures().unwrap();
+    assert_eq!(
+        before.flush_write_bytes, 0,
+        "nothing flushed yet: {before:?}"
+    );
+    // WAL prunes flush the WAL column family every WAL_PRUNES_PER_FLUSH prunes.
+    for view in 1..=(2 * cairn_ledger::WAL_PRUNES_PER_FLUSH as u64) {
+        store.wal_append(view, &[7u8; 512]).unwrap();
+        store.wal_prune_below(view).unwrap();
+    }
+    let after = store.rocksdb_figures().unwrap();
+    assert!(
+        after.flush_write_bytes > 0,
+        "the statistics tickers are collected: {after:?}"
+    );
+    assert!(!after.write_stopped);
+    assert_eq!(after.stall_micros, 0, "a tiny idle database never stalls");
+    assert_eq!(after.delayed_write_rate_bytes_per_s, 0);
+}

@@ -92,6 +92,9 @@ pub struct Metrics {
     /// Transactions and blocks committed per second lately (not exported to Prometheus,
     /// which has `txs_finalized` and `blocks_finalized`; served by `getThroughput`).
     pub throughput: ThroughputBins,
+    /// RocksDB's write-stall and compaction figures (`cairn_rocksdb_*`), brought up to date
+    /// on each `GET /metrics` ([`Metrics::catch_up_rocksdb`]).
+    pub rocksdb: RocksDbMetrics,
     /// Finalized head height.
     pub height: Gauge<i64, AtomicI64>,
     /// Current consensus view (views restart at 0 in every epoch).
@@ -233,6 +236,7 @@ impl Metrics {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64),
             ),
+            rocksdb: RocksDbMetrics::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
         registry.register("view", "Current consensus view", m.view.clone());
@@ -393,7 +397,31 @@ impl Metrics {
             "Connected peers whose admission exemption was withdrawn",
             m.admission_exemptions_withdrawn.clone(),
         );
-        Metrics { registry, ..m }
+        let rocksdb = RocksDbMetrics::register(registry.sub_registry_with_prefix("rocksdb"));
+        Metrics {
+            registry,
+            rocksdb,
+            ..m
+        }
+    }
+
+    /// Brings the `cairn_rocksdb_*` metrics up to `f` (read from the store on each
+    /// `GET /metrics`): counters never decrease, gauges are set.
+    pub fn catch_up_rocksdb(&self, f: &cairn_ledger::RocksDbFigures) {
+        let r = &self.rocksdb;
+        Self::catch_up(&r.stall_micros, f.stall_micros);
+        Self::catch_up(&r.compaction_read_bytes, f.compaction_read_bytes);
+        Self::catch_up(&r.compaction_write_bytes, f.compaction_write_bytes);
+        Self::catch_up(&r.flush_write_bytes, f.flush_write_bytes);
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        r.write_stopped.set(i64::from(f.write_stopped));
+        r.delayed_write_rate_bytes_per_s
+            .set(g(f.delayed_write_rate_bytes_per_s));
+        r.running_compactions.set(g(f.running_compactions));
+        r.running_flushes.set(g(f.running_flushes));
+        r.pending_compaction_bytes
+            .set(g(f.pending_compaction_bytes));
+        r.immutable_memtables.set(g(f.immutable_memtables));
     }
 
     /// Brings a counter up to `total` (a monotonic count kept elsewhere, e.g. in
@@ -471,6 +499,89 @@ impl Metrics {
     }
 }
 
+/// RocksDB's write-stall and compaction figures ([`cairn_ledger::RocksDbFigures`] has their
+/// sources), exported as `cairn_rocksdb_<name>` (counters with `_total`).
+#[derive(Debug, Default)]
+pub struct RocksDbMetrics {
+    /// Time writes were delayed or stopped by RocksDB's write controller, µs.
+    pub stall_micros: Counter<u64, AtomicU64>,
+    /// Bytes read by compactions.
+    pub compaction_read_bytes: Counter<u64, AtomicU64>,
+    /// Bytes written by compactions.
+    pub compaction_write_bytes: Counter<u64, AtomicU64>,
+    /// Bytes written by memtable flushes.
+    pub flush_write_bytes: Counter<u64, AtomicU64>,
+    /// 1 while writes are stopped.
+    pub write_stopped: Gauge<i64, AtomicI64>,
+    /// The delayed write rate in force, bytes/s (0: not delayed).
+    pub delayed_write_rate_bytes_per_s: Gauge<i64, AtomicI64>,
+    /// Compactions running.
+    pub running_compactions: Gauge<i64, AtomicI64>,
+    /// Memtable flushes running.
+    pub running_flushes: Gauge<i64, AtomicI64>,
+    /// Estimated bytes compaction must rewrite, all column families.
+    pub pending_compaction_bytes: Gauge<i64, AtomicI64>,
+    /// Immutable memtables waiting for a flush, all column families.
+    pub immutable_memtables: Gauge<i64, AtomicI64>,
+}
+
+impl RocksDbMetrics {
+    fn register(r: &mut Registry) -> RocksDbMetrics {
+        let m = RocksDbMetrics::default();
+        r.register(
+            "stall_micros",
+            "Time RocksDB delayed or stopped writes (write stalls), microseconds",
+            m.stall_micros.clone(),
+        );
+        r.register(
+            "compaction_read_bytes",
+            "Bytes read by RocksDB compactions",
+            m.compaction_read_bytes.clone(),
+        );
+        r.register(
+            "compaction_write_bytes",
+            "Bytes written by RocksDB compactions",
+            m.compaction_write_bytes.clone(),
+        );
+        r.register(
+            "flush_write_bytes",
+            "Bytes written by RocksDB memtable flushes",
+            m.flush_write_bytes.clone(),
+        );
+        r.register(
+            "write_stopped",
+            "1 while RocksDB has stopped writes",
+            m.write_stopped.clone(),
+        );
+        r.register(
+            "delayed_write_rate_bytes_per_s",
+            "RocksDB's delayed write rate in force, bytes per second (0: not delayed)",
+            m.delayed_write_rate_bytes_per_s.clone(),
+        );
+        r.register(
+            "running_compactions",
+            "RocksDB compactions running",
+            m.running_compactions.clone(),
+        );
+        r.register(
+            "running_flushes",
+            "RocksDB memtable flushes running",
+            m.running_flushes.clone(),
+        );
+        r.register(
+            "pending_compaction_bytes",
+            "Estimated bytes RocksDB compaction must rewrite, all column families",
+            m.pending_compaction_bytes.clone(),
+        );
+        r.register(
+            "immutable_memtables",
+            "RocksDB immutable memtables waiting for a flush, all column families",
+            m.immutable_memtables.clone(),
+        );
+        m
+    }
+}
+
 /// The exported names (without `_total`) of the `NetworkStats` counters, in the order of
 /// [`Metrics::catch_up_network`] (documented in `docs/admission.md`, "Metrics").
 pub const ADMISSION_METRICS: [&str; 15] = [
@@ -528,6 +639,39 @@ mod tests {
         assert_eq!(s.bins.last().map(|b| (b.start_ms, b.txs)), Some((later, 2)));
         assert_eq!(s.bins.iter().map(|b| b.txs).sum::<u64>(), 2);
         assert_eq!(t.bins.lock().unwrap().len(), 1, "bounded by the window");
+    }
+
+    #[test]
+    fn rocksdb_figures_are_exported_under_their_names() {
+        let m = Metrics::new();
+        m.catch_up_rocksdb(&cairn_ledger::RocksDbFigures {
+            stall_micros: 1234,
+            flush_write_bytes: 99,
+            write_stopped: true,
+            pending_compaction_bytes: 4096,
+            ..Default::default()
+        });
+        let text = m.render();
+        for line in [
+            "cairn_rocksdb_stall_micros_total 1234",
+            "cairn_rocksdb_flush_write_bytes_total 99",
+            "cairn_rocksdb_compaction_write_bytes_total 0",
+            "cairn_rocksdb_write_stopped 1",
+            "cairn_rocksdb_pending_compaction_bytes 4096",
+            "cairn_rocksdb_delayed_write_rate_bytes_per_s 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+        // Counters never go back (a reopened database restarts its tickers at 0).
+        m.catch_up_rocksdb(&cairn_ledger::RocksDbFigures::default());
+        assert!(
+            m.render()
+                .lines()
+                .any(|l| l == "cairn_rocksdb_stall_micros_total 1234")
+        );
     }
 
     #[test]

@@ -560,6 +560,10 @@ pub async fn run(
             let stats = metrics_net.stats();
             async move {
                 s.metrics.catch_up_network(&stats);
+                // A property RocksDB fails to read leaves the last figures in place.
+                if let Ok(f) = s.store.rocksdb_figures() {
+                    s.metrics.catch_up_rocksdb(&f);
+                }
                 s.metrics.response()
             }
         }),

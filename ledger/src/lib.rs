@@ -16,6 +16,7 @@
 //! | [`state`] | [`Account`], [`StateReader`], [`LtHash`], [`StateDiff`], [`Layered`]: state, the lattice state hash (construction, security, limits), unfinalized state |
 //! | [`signature`] | the signature rule (ZIP-215, no small-order sender keys); [`verify_transactions`]: batch verification with exactly the single verdicts |
 //! | [`execute`] | [`BlockBuilder`], [`execute_block`], [`validate_block`]: transaction rules and block validity |
+//! | [`backup`] | [`Store::checkpoint`], [`backup::stats`], [`backup::verify`]: consistent copies of a live database (RocksDB checkpoints), per-column-family statistics, checking a copy before it is restored |
 //! | [`store`] | [`Store`]: RocksDB layout and invariants; finalized blocks, indices, accounts, certificates, consensus WAL |
 //! | [`params`] | [`ChainParams`]: block, mempool, timing and admission parameters and their ranges |
 //! | [`governance`] | [`Governance`](governance::Governance): members, threshold, account policy, the validator set and parameters the chain decided; governance proposals and their rules |
@@ -122,6 +123,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod backup;
 pub mod block;
 pub mod error;
 pub mod execute;

@@ -95,19 +95,19 @@ pub struct TxLocation {
     pub index: u32,
 }
 
-const CF_BLOCKS: &str = "blocks";
-const CF_BLOCK_HASHES: &str = "block_hashes";
-const CF_TXS: &str = "txs";
-const CF_ACCOUNTS: &str = "accounts";
-const CF_PERMISSIONS: &str = "permissions";
-const CF_CERTIFICATES: &str = "certificates";
-const CF_WAL: &str = "consensus_wal";
+pub(crate) const CF_BLOCKS: &str = "blocks";
+pub(crate) const CF_BLOCK_HASHES: &str = "block_hashes";
+pub(crate) const CF_TXS: &str = "txs";
+pub(crate) const CF_ACCOUNTS: &str = "accounts";
+pub(crate) const CF_PERMISSIONS: &str = "permissions";
+pub(crate) const CF_CERTIFICATES: &str = "certificates";
+pub(crate) const CF_WAL: &str = "consensus_wal";
 
 /// WAL prunes (range deletions) between flushes of the WAL column family's memtable: the
 /// bound on its range tombstones (see [`Store::wal_prune_below`]).
 pub const WAL_PRUNES_PER_FLUSH: u32 = 64;
-const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 8] = [
+pub(crate) const CF_META: &str = "meta";
+pub(crate) const COLUMN_FAMILIES: [&str; 8] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_TXS,
@@ -118,9 +118,9 @@ const COLUMN_FAMILIES: [&str; 8] = [
     CF_META,
 ];
 
-const META_GENESIS_HASH: &[u8] = b"ledger/genesis_hash";
-const META_HEAD: &[u8] = b"ledger/head";
-const META_LTHASH: &[u8] = b"ledger/state_lthash";
+pub(crate) const META_GENESIS_HASH: &[u8] = b"ledger/genesis_hash";
+pub(crate) const META_HEAD: &[u8] = b"ledger/head";
+pub(crate) const META_LTHASH: &[u8] = b"ledger/state_lthash";
 const META_GOVERNANCE: &[u8] = b"ledger/governance";
 const META_USER_PREFIX: &str = "user/";
 const META_EPOCH_PREFIX: &[u8] = b"ledger/epoch/";
@@ -164,7 +164,7 @@ impl EpochRecord {
 
 /// Blocks read back from the database are decoded with this bound (stored blocks were
 /// validated against the chain's much smaller limit before being committed).
-const STORED_BLOCK_BYTES_MAX: usize = 1 << 30;
+pub(crate) const STORED_BLOCK_BYTES_MAX: usize = 1 << 30;
 
 /// The head as cached in memory (mirrors `meta`).
 #[derive(Clone)]
@@ -181,7 +181,7 @@ struct Head {
 /// appends. For reads that must agree with each other across a concurrent commit (e.g.
 /// executing a block against the head state), use [`Self::snapshot`].
 pub struct Store {
-    db: DB,
+    pub(crate) db: DB,
     /// The options the database was opened with: they hold its statistics (tickers).
     db_opts: Options,
     genesis_hash: Hash,
@@ -272,7 +272,7 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> LedgerError {
     }
 }
 
-fn decode<T: BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T, LedgerError> {
+pub(crate) fn decode<T: BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T, LedgerError> {
     borsh::from_slice(bytes).map_err(|e| corrupt(what, e))
 }
 
@@ -310,7 +310,7 @@ fn parse_height(what: &str, bytes: &[u8]) -> Result<u64, LedgerError> {
 }
 
 /// Modest options: several nodes share a 2-core machine in tests.
-fn db_options() -> (Options, Options) {
+pub(crate) fn db_options() -> (Options, Options) {
     let cache = Cache::new_lru_cache(16 << 20);
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(&cache);
@@ -433,7 +433,7 @@ impl Store {
         self.genesis_hash
     }
 
-    fn cf(&self, name: &str) -> &ColumnFamily {
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
         self.db
             .cf_handle(name)
             .expect("every column family is opened")

@@ -20,6 +20,7 @@
 //! - Peer input is size-checked before decoding and never panics the node; a peer's fault is
 //!   reported to gossipsub as `Reject`, a state-dependent miss as `Ignore`.
 
+pub mod admin;
 pub mod admission;
 pub mod block_buffer;
 #[cfg(all(feature = "byzantine", debug_assertions))]

@@ -9,6 +9,8 @@ use cairn_node::keys;
 use cairn_node::node::{self, init_home};
 use clap::{Args, Parser, Subcommand};
 
+mod ops;
+
 /// mimalloc instead of glibc's malloc: a loaded node makes many small, short-lived
 /// allocations on several threads (transactions, gossip, RPC), and glibc's malloc and free
 /// were about 8% of its CPU profile (`docs/throughput.md`).
@@ -56,11 +58,59 @@ enum Cmd {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Write a consistent copy of the home's database to a new directory (a RocksDB
+    /// checkpoint; a running node makes it through its admin socket). See
+    /// docs/operations.md.
+    Backup {
+        /// Home directory.
+        #[arg(long, env = "CAIRN_HOME")]
+        home: PathBuf,
+        /// New directory to write the backup to.
+        #[arg(long)]
+        to: PathBuf,
+        /// Print the result as JSON (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a backup in place as the home's database (the node must be stopped).
+    Restore {
+        /// Home directory (its genesis must be the backup's).
+        #[arg(long, env = "CAIRN_HOME")]
+        home: PathBuf,
+        /// Backup directory (written by `cairn-node backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace a database already in the home.
+        #[arg(long)]
+        force: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Database tools.
+    Db {
+        #[command(subcommand)]
+        command: DbCmd,
+    },
     /// Exit 0 if the node's RPC answers `GET /health` (for container health checks).
     Healthcheck {
         /// RPC URL.
         #[arg(long, env = "CAIRN_RPC", default_value = "http://127.0.0.1:8545")]
         rpc: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Finalized head, sizes and key counts per column family (from the running node through
+    /// its admin socket, else from the database opened read-only).
+    Stats {
+        /// Home directory.
+        #[arg(long, env = "CAIRN_HOME")]
+        home: PathBuf,
+        /// Print the statistics as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -273,6 +323,16 @@ async fn main() -> Result<()> {
             );
             node::run(&home, config, shutdown_signal()).await?;
         }
+        Cmd::Backup { home, to, json } => ops::backup(&home, &to, json).await?,
+        Cmd::Restore {
+            home,
+            from,
+            force,
+            json,
+        } => ops::restore(&home, &from, force, json).await?,
+        Cmd::Db {
+            command: DbCmd::Stats { home, json },
+        } => ops::db_stats(&home, json).await?,
         Cmd::Healthcheck { rpc } => {
             let url = format!("{}/health", rpc.trim_end_matches('/'));
             let ok = healthcheck(&url).await;

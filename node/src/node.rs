@@ -9,6 +9,7 @@
 //! <home>/validator_key.json   consensus key (0600)
 //! <home>/admission_pow.json   proof-of-work identity (non-validators, when required)
 //! <home>/data/                RocksDB
+//! <home>/admin.sock           admin socket (0600, the node's user only; see `admin`), while running
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -583,6 +584,20 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    // The admin socket (backups, database statistics); a node without one still runs.
+    let admin_path = crate::admin::socket_path(home);
+    let admin_task = match crate::admin::bind(&admin_path) {
+        Ok(listener) => Some(tokio::spawn(crate::admin::serve(
+            listener,
+            admin_path.clone(),
+            store.clone(),
+            stop_rx.clone(),
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin socket unavailable: `cairn-node backup` and `db stats` cannot reach this node");
+            None
+        }
+    };
     let mut rpc_stop = stop_rx.clone();
     let rpc_task = tokio::spawn(async move {
         cairn_rpc::serve_listener(listener, &rpc_config, router, async move {
@@ -598,6 +613,12 @@ pub async fn run(
         .await;
     net.shutdown().await;
     let _ = rpc_task.await;
+    if let Some(task) = admin_task {
+        // Ends its connections too, so nothing holds the store after `run` returns.
+        task.abort();
+        let _ = task.await;
+        let _ = std::fs::remove_file(&admin_path);
+    }
     drop(store); // every commit was a synced WriteBatch; nothing to flush
     info!("stopped");
     result.map_err(|e| NodeError::Fatal(e.to_string()))

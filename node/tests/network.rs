@@ -632,6 +632,61 @@ async fn restarted_node_is_reconnected_by_bootstrap_redial() {
     shutdown(&[&a, &b]).await;
 }
 
+/// A bootstrap peer given as `/dns4/localhost/tcp/PORT/p2p/ID` is resolved and dialed, and
+/// resolved again when redialed after it restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_peer_named_by_dns_is_dialed_and_redialed() {
+    init_tracing();
+    let key_a = Keypair::generate_ed25519();
+    let a = Node::with(key_a.clone(), &[]).await;
+    let a_id = a.id();
+    let port = a
+        .addr
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let by_name: Multiaddr = format!("/dns4/localhost/tcp/{port}/p2p/{a_id}")
+        .parse()
+        .unwrap();
+    let mut b = Node::start(config(
+        Keypair::generate_ed25519(),
+        loopback(),
+        vec![by_name],
+    ))
+    .await;
+    b.wait_connected(&[a_id]).await;
+    assert!(
+        b.net
+            .peers()
+            .await
+            .iter()
+            .any(|p| p.peer_id == a_id && p.outbound),
+        "B dialed A by name"
+    );
+
+    shutdown(&[&a]).await;
+    drop(a);
+    let gone = timeout(WAIT, async {
+        loop {
+            match b.events.recv().await {
+                Some(NetworkEvent::PeerDisconnected { peer }) if peer == a_id => return,
+                Some(_) => continue,
+                None => panic!("event queue closed"),
+            }
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "B did not notice A going away");
+    sleep(Duration::from_millis(600)).await;
+    let listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let a = Node::start(config(key_a, listen, vec![])).await;
+    b.wait_connected(&[a_id]).await;
+    shutdown(&[&a, &b]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_event_queue_drops_gossip_and_requests_but_keeps_peer_events() {
     init_tracing();

@@ -266,6 +266,7 @@
 
 pub(crate) mod codec;
 pub mod discovery;
+pub mod dns;
 mod worker;
 
 pub use discovery::PeerSource;
@@ -687,8 +688,19 @@ impl NetworkConfig {
         if self.listen.iter().any(|p| matches!(p, Protocol::P2p(_))) {
             return invalid(format!("listen: {} must not contain /p2p", self.listen));
         }
+        if dns::is_dns(&self.listen) {
+            return invalid(format!(
+                "listen: {} must be an IP address, not a DNS name",
+                self.listen
+            ));
+        }
         for addr in &self.bootstrap {
             split_peer_addr(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
+            if dns::is_dnsaddr(addr) {
+                return invalid(format!(
+                    "bootstrap: {addr}: /dnsaddr is not supported (use /dns4, /dns6 or /dns)"
+                ));
+            }
         }
         let ns = &self.namespace;
         if ns.is_empty()
@@ -1596,7 +1608,12 @@ mod tests {
         config().validate().unwrap();
         let mut c = config();
         let peer = PeerId::random();
-        c.bootstrap = vec![format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap()];
+        c.bootstrap = vec![
+            format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}").parse().unwrap(),
+            format!("/dns4/validator-1/tcp/1/p2p/{peer}")
+                .parse()
+                .unwrap(),
+        ];
         c.validate().unwrap();
         let (p, base) = split_peer_addr(&c.bootstrap[0]).unwrap();
         assert_eq!(p, peer);
@@ -1621,6 +1638,16 @@ mod tests {
             ("bootstrap", |c| {
                 c.bootstrap = vec![
                     format!("/ip4/127.0.0.1/p2p/{}", PeerId::random())
+                        .parse()
+                        .unwrap(),
+                ]
+            }),
+            ("listen", |c| {
+                c.listen = "/dns4/localhost/tcp/1".parse().unwrap()
+            }),
+            ("bootstrap", |c| {
+                c.bootstrap = vec![
+                    format!("/dnsaddr/example.org/tcp/1/p2p/{}", PeerId::random())
                         .parse()
                         .unwrap(),
                 ]

@@ -439,6 +439,15 @@ pub(crate) struct Worker {
     gossip_bytes_max: usize,
     connections_max: u32,
     redial_interval: Duration,
+    /// The latest resolution of each bootstrap peer's DNS addresses (`super::dns`), at most
+    /// one entry per bootstrap peer.
+    resolved: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Bootstrap peers whose DNS addresses are being resolved (one resolution each at most).
+    resolving: HashSet<PeerId>,
+    /// Resolutions from their tasks; capacity the number of bootstrap peers, so a task's
+    /// send never waits.
+    resolved_tx: mpsc::Sender<(PeerId, Vec<Multiaddr>)>,
+    resolved_rx: mpsc::Receiver<(PeerId, Vec<Multiaddr>)>,
     request_timeout: Duration,
     /// Set to `true` once the swarm is dropped (see [`super::NetworkHandle::shutdown`]).
     stopped: watch::Sender<bool>,
@@ -577,6 +586,7 @@ impl Worker {
             cancel: CancelOnDrop(Arc::new(AtomicBool::new(false))),
             verdicts: HashMap::new(),
         };
+        let (resolved_tx, resolved_rx) = mpsc::channel(bootstrap.len().max(1));
         let mut worker = Worker {
             swarm,
             commands,
@@ -605,6 +615,10 @@ impl Worker {
             gossip_bytes_max: config.gossip_bytes_max,
             connections_max: config.connections_max,
             redial_interval: Duration::from_millis(config.redial_interval_ms),
+            resolved: HashMap::new(),
+            resolving: HashSet::new(),
+            resolved_tx,
+            resolved_rx,
             request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
             stopped,
             difficulty,
@@ -678,6 +692,7 @@ impl Worker {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.redial(),
+                Some((peer, addrs)) = self.resolved_rx.recv() => self.on_resolved(peer, addrs),
                 _ = sweep.tick() => self.sweep_admission(),
                 _ = discover.tick() => self.discovery_tick(),
                 changed = self.difficulty.changed(), if self.difficulty_open => match changed {
@@ -727,20 +742,82 @@ impl Worker {
         info!("network stopped");
     }
 
+    /// Dials every disconnected bootstrap peer at its IP addresses and the latest resolution
+    /// of its DNS addresses, and starts resolving those again (`super::dns`).
     fn redial(&mut self) {
-        for (peer, addrs) in &self.bootstrap {
-            if self.swarm.is_connected(peer) {
-                continue;
+        let disconnected: Vec<PeerId> = self
+            .bootstrap
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| !self.swarm.is_connected(p))
+            .collect();
+        for peer in disconnected {
+            self.resolve_bootstrap(peer);
+            self.dial_bootstrap(peer);
+        }
+    }
+
+    /// Starts resolving `peer`'s DNS bootstrap addresses, unless it has none or a
+    /// resolution is in flight; the result arrives in [`Self::on_resolved`].
+    fn resolve_bootstrap(&mut self, peer: PeerId) {
+        let Some((_, addrs)) = self.bootstrap.iter().find(|(p, _)| *p == peer) else {
+            return;
+        };
+        let names: Vec<Multiaddr> = addrs
+            .iter()
+            .filter(|a| super::dns::is_dns(a))
+            .cloned()
+            .collect();
+        if names.is_empty() || !self.resolving.insert(peer) {
+            return;
+        }
+        let tx = self.resolved_tx.clone();
+        tokio::spawn(async move {
+            let mut found = Vec::new();
+            for name in &names {
+                found.extend(super::dns::resolve(name).await);
             }
-            let opts = DialOpts::peer_id(*peer)
-                .addresses(addrs.clone())
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            match self.swarm.dial(opts) {
-                Ok(()) => debug!(%peer, "dialing bootstrap peer"),
-                Err(DialError::DialPeerConditionFalse(_)) => {}
-                Err(e) => debug!(%peer, error = %e, "cannot dial bootstrap peer"),
-            }
+            let _ = tx.send((peer, found)).await;
+        });
+    }
+
+    fn on_resolved(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        self.resolving.remove(&peer);
+        if addrs.is_empty() {
+            debug!(%peer, "bootstrap peer's DNS names resolved to nothing");
+            return;
+        }
+        trace!(%peer, ?addrs, "bootstrap peer resolved");
+        self.resolved.insert(peer, addrs);
+        if !self.swarm.is_connected(&peer) {
+            self.dial_bootstrap(peer);
+        }
+    }
+
+    /// Dials the bootstrap peer `peer` at its IP addresses and its latest resolved ones.
+    fn dial_bootstrap(&mut self, peer: PeerId) {
+        let Some((_, addrs)) = self.bootstrap.iter().find(|(p, _)| *p == peer) else {
+            return;
+        };
+        let mut dial: Vec<Multiaddr> = addrs
+            .iter()
+            .filter(|a| !super::dns::is_dns(a))
+            .cloned()
+            .collect();
+        if let Some(resolved) = self.resolved.get(&peer) {
+            dial.extend(resolved.iter().cloned());
+        }
+        if dial.is_empty() {
+            return; // only DNS names, not resolved yet
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(dial)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => debug!(%peer, "dialing bootstrap peer"),
+            Err(DialError::DialPeerConditionFalse(_)) => {}
+            Err(e) => debug!(%peer, error = %e, "cannot dial bootstrap peer"),
         }
     }
 

@@ -13,6 +13,7 @@
 //!                               first, then full nodes
 //! DIR/accounts/account-<i>.json funded demo accounts, wallet key-file format (0600)
 //! DIR/docker-compose.yml, .env  with `--docker` (see [`docker`])
+//! DIR/swarm-stack.yml, swarm/   with `--swarm`; DIR/k8s/cairn.yaml with `--k8s` (see [`cluster`])
 //! DIR/acked.jsonl               transfers acknowledged by `sendTransaction`, written by [`load`]
 //! DIR/dashboard.html            every node's live dashboard side by side, written by [`dashboard`]
 //! ```
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod bound;
 pub mod chaos;
 pub mod check;
+pub mod cluster;
 pub mod dashboard;
 pub mod docker;
 pub mod govern;

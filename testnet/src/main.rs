@@ -65,9 +65,17 @@ enum Cmd {
         /// Compose project name (default: cairn-<directory name>).
         #[arg(long, requires = "docker")]
         project: Option<String>,
-        /// Image the services run.
-        #[arg(long, requires = "docker", default_value = docker::DEFAULT_IMAGE)]
+        /// Image the services run (`--docker`, `--swarm`, `--k8s`).
+        #[arg(long, default_value = docker::DEFAULT_IMAGE)]
         image: String,
+        /// Also write a Docker Swarm stack (`swarm-stack.yml`: overlay network, one service per
+        /// node, keys as secrets, peers by service name; docs/deploy.md).
+        #[arg(long)]
+        swarm: bool,
+        /// Also write Kubernetes manifests (`k8s/cairn.yaml`: a StatefulSet per node, keys
+        /// from Secrets, a headless Service for p2p; docs/deploy.md).
+        #[arg(long)]
+        k8s: bool,
         /// Subnet of the main network, e.g. 172.28.0.0/24 (the side network takes the next one);
         /// default: the first free 172.28.X.0/24 pair.
         #[arg(long, requires = "docker")]
@@ -496,8 +504,14 @@ async fn main() -> Result<()> {
             project,
             image,
             subnet,
+            swarm,
+            k8s,
             json,
         } => {
+            let cluster = cairn_testnet::cluster::ClusterOptions {
+                image: image.clone(),
+                rpc_port,
+            };
             let docker = docker.then_some(DockerOptions {
                 project,
                 image: Some(image),
@@ -518,6 +532,15 @@ async fn main() -> Result<()> {
                 ..GenerateOptions::default()
             };
             let m = generate(&opts)?;
+            let out_dir = std::path::absolute(&opts.out)?;
+            if swarm {
+                let p = cairn_testnet::cluster::write_swarm(&out_dir, &m, &cluster)?;
+                eprintln!("swarm stack: {}", p.display());
+            }
+            if k8s {
+                let p = cairn_testnet::cluster::write_k8s(&out_dir, &m, &cluster)?;
+                eprintln!("kubernetes manifests: {}", p.display());
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else {

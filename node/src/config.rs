@@ -159,6 +159,19 @@ pub struct RpcConfig {
     /// Origins whose web pages may call the RPC server (CORS), e.g.
     /// `["https://wallet.example"]`; `["*"]` for any. Default empty: no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// Most open WebSocket connections (`GET /ws`, subscriptions); 0 turns them off. They
+    /// count against `connections_max` too. Range 0..=1000000. Default 256.
+    pub ws_connections_max: usize,
+    /// Most subscriptions on one WebSocket connection. Range 1..=1000000. Default 1024.
+    pub ws_subscriptions_per_connection_max: usize,
+    /// Most subscriptions over all WebSocket connections. Range 1..=1000000. Default 10000.
+    pub ws_subscriptions_max: usize,
+    /// Most messages waiting to be sent on one WebSocket connection; a consumer whose queue
+    /// is full is told why and disconnected. Range 1..=1048576. Default 4096.
+    pub ws_send_queue_max: usize,
+    /// Largest WebSocket message a client may send, bytes (checked before it is read).
+    /// Range 1024..=16777216. Default 65536.
+    pub ws_message_bytes_max: usize,
 }
 
 impl RpcConfig {
@@ -176,6 +189,11 @@ impl RpcConfig {
             connections_max: self.connections_max,
             connections_per_ip_max: self.connections_per_ip_max,
             cors_allowed_origins: self.cors_allowed_origins.clone(),
+            ws_connections_max: self.ws_connections_max,
+            ws_subscriptions_per_connection_max: self.ws_subscriptions_per_connection_max,
+            ws_subscriptions_max: self.ws_subscriptions_max,
+            ws_send_queue_max: self.ws_send_queue_max,
+            ws_message_bytes_max: self.ws_message_bytes_max,
         }
     }
 }
@@ -288,6 +306,11 @@ impl Default for RpcConfig {
             connections_max: server.connections_max,
             connections_per_ip_max: server.connections_per_ip_max,
             cors_allowed_origins: server.cors_allowed_origins,
+            ws_connections_max: server.ws_connections_max,
+            ws_subscriptions_per_connection_max: server.ws_subscriptions_per_connection_max,
+            ws_subscriptions_max: server.ws_subscriptions_max,
+            ws_send_queue_max: server.ws_send_queue_max,
+            ws_message_bytes_max: server.ws_message_bytes_max,
         }
     }
 }
@@ -344,6 +367,11 @@ fn rpc_field(field: &'static str) -> &'static str {
         "connections_max" => "rpc.connections_max",
         "connections_per_ip_max" => "rpc.connections_per_ip_max",
         "cors_allowed_origins" => "rpc.cors_allowed_origins",
+        "ws_connections_max" => "rpc.ws_connections_max",
+        "ws_subscriptions_per_connection_max" => "rpc.ws_subscriptions_per_connection_max",
+        "ws_subscriptions_max" => "rpc.ws_subscriptions_max",
+        "ws_send_queue_max" => "rpc.ws_send_queue_max",
+        "ws_message_bytes_max" => "rpc.ws_message_bytes_max",
         _ => "rpc",
     }
 }

@@ -95,6 +95,17 @@ pub struct Metrics {
     /// RocksDB's write-stall and compaction figures (`cairn_rocksdb_*`), brought up to date
     /// on each `GET /metrics` ([`Metrics::catch_up_rocksdb`]).
     pub rocksdb: RocksDbMetrics,
+    /// Open WebSocket connections (`GET /ws`).
+    pub ws_connections: Gauge<i64, AtomicI64>,
+    /// Open WebSocket subscriptions, over all connections.
+    pub ws_subscriptions: Gauge<i64, AtomicI64>,
+    /// WebSocket connections accepted since start.
+    pub ws_connections_accepted: Counter<u64, AtomicU64>,
+    /// WebSocket upgrades refused because `rpc.ws_connections_max` were open.
+    pub ws_connections_refused: Counter<u64, AtomicU64>,
+    /// WebSocket connections closed because their consumer fell behind (send queue full or
+    /// finalized blocks missed).
+    pub ws_lag_disconnects: Counter<u64, AtomicU64>,
     /// Finalized head height.
     pub height: Gauge<i64, AtomicI64>,
     /// Current consensus view (views restart at 0 in every epoch).
@@ -196,6 +207,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("cairn");
         let m = Metrics {
+            ws_connections: Gauge::default(),
+            ws_subscriptions: Gauge::default(),
+            ws_connections_accepted: Counter::default(),
+            ws_connections_refused: Counter::default(),
+            ws_lag_disconnects: Counter::default(),
             height: Gauge::default(),
             view: Gauge::default(),
             epoch: Gauge::default(),
@@ -239,6 +255,31 @@ impl Metrics {
             rocksdb: RocksDbMetrics::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
+        registry.register(
+            "ws_connections",
+            "Open WebSocket connections",
+            m.ws_connections.clone(),
+        );
+        registry.register(
+            "ws_subscriptions",
+            "Open WebSocket subscriptions",
+            m.ws_subscriptions.clone(),
+        );
+        registry.register(
+            "ws_connections_accepted",
+            "WebSocket connections accepted",
+            m.ws_connections_accepted.clone(),
+        );
+        registry.register(
+            "ws_connections_refused",
+            "WebSocket upgrades refused at rpc.ws_connections_max",
+            m.ws_connections_refused.clone(),
+        );
+        registry.register(
+            "ws_lag_disconnects",
+            "WebSocket connections closed because the consumer fell behind",
+            m.ws_lag_disconnects.clone(),
+        );
         registry.register("view", "Current consensus view", m.view.clone());
         registry.register(
             "epoch",
@@ -475,6 +516,18 @@ impl Metrics {
             &self.admission_exemptions_withdrawn,
             stats.admission_exemptions_withdrawn,
         );
+    }
+
+    /// Brings the WebSocket gauges and counters up to `stats` (kept by the RPC server);
+    /// called on each `GET /metrics`.
+    pub fn catch_up_ws(&self, stats: &cairn_rpc::WsStats) {
+        self.ws_connections
+            .set(i64::try_from(stats.connections()).unwrap_or(i64::MAX));
+        self.ws_subscriptions
+            .set(i64::try_from(stats.subscriptions()).unwrap_or(i64::MAX));
+        Self::catch_up(&self.ws_connections_accepted, stats.connections_total());
+        Self::catch_up(&self.ws_connections_refused, stats.connections_refused());
+        Self::catch_up(&self.ws_lag_disconnects, stats.lag_disconnects());
     }
 
     /// OpenMetrics text exposition format (ends with `# EOF`).

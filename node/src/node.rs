@@ -472,6 +472,7 @@ pub async fn run(
         ),
         mempool_full: AtomicBool::new(false),
         refusals: Default::default(),
+        finalized_blocks: Shared::finalized_blocks_channel(),
     });
     shared.metrics.height.set(chain.head().height as i64);
 
@@ -554,23 +555,27 @@ pub async fn run(
     });
     let metrics_shared = shared.clone();
     let metrics_net = net.clone();
+    let ws_stats = Arc::new(cairn_rpc::WsStats::default());
+    let metrics_ws = ws_stats.clone();
     let metrics_route = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let s = metrics_shared.clone();
             let stats = metrics_net.stats();
+            let ws = metrics_ws.clone();
             async move {
                 s.metrics.catch_up_network(&stats);
                 // A property RocksDB fails to read leaves the last figures in place.
                 if let Ok(f) = s.store.rocksdb_figures() {
                     s.metrics.catch_up_rocksdb(&f);
                 }
+                s.metrics.catch_up_ws(&ws);
                 s.metrics.response()
             }
         }),
     );
     // Merged before the server's layers, so /metrics gets the Host check, timeout and CORS.
-    let router = cairn_rpc::router_with_routes(&rpc_config, backend, metrics_route);
+    let router = cairn_rpc::router_with_ws_stats(&rpc_config, backend, metrics_route, ws_stats);
     let listener = tokio::net::TcpListener::bind(rpc_config.listen)
         .await
         .map_err(|e| NodeError::Rpc(format!("cannot listen on {}: {e}", rpc_config.listen)))?;

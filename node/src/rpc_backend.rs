@@ -442,6 +442,10 @@ impl RpcBackend for NodeBackend {
         Ok(self.shared.metrics.throughput.series(now_ms))
     }
 
+    fn finalized_blocks(&self) -> Option<cairn_rpc::FinalizedBlocks> {
+        Some(self.shared.finalized_blocks.subscribe())
+    }
+
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {
         let records = self
             .shared

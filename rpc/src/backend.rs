@@ -160,6 +160,17 @@ pub trait RpcBackend: Send + Sync + 'static {
         })
     }
 
+    /// A new receiver of the node's finalized blocks, for WebSocket subscriptions
+    /// ([`crate::ws`]): every block the node commits, in height order, published by the
+    /// node's commit path on a bounded `tokio::sync::broadcast` channel without ever
+    /// waiting (a receiver that falls more than the channel's capacity behind sees
+    /// `Lagged` and its connection is closed with reason `lagged`). Each call subscribes
+    /// anew (the receiver sees blocks committed after the call). `None` (the default): the
+    /// backend publishes none, and `subscribe` answers -32603.
+    fn finalized_blocks(&self) -> Option<crate::FinalizedBlocks> {
+        None
+    }
+
     /// Stored equivocation evidence, oldest view first, at most
     /// [`crate::EVIDENCE_RESULTS_MAX`] records. Default: none (a backend that keeps none).
     async fn evidence(&self) -> Result<Vec<EvidenceInfo>, RpcError> {

@@ -19,6 +19,7 @@
 //! | `POST /` | JSON-RPC 2.0: one request object, or a batch (array of at most `batch_requests_max`). `Content-Type: application/json` is required. |
 //! | `GET /health` | `200 {"status":"ok"}` while the server runs. |
 //! | `GET /dashboard` | the built-in live dashboard, an HTML page with its script and style sheet at `/dashboard/dashboard.{js,css}` ([`dashboard`]). |
+//! | `GET /ws` | WebSocket subscriptions ([`ws`]): JSON-RPC 2.0 `subscribe` / `unsubscribe` for finalized blocks, a transaction's status and an account's balance and nonce; bounded by the `ws_*` fields of [`RpcServerConfig`]. Protocol: docs/wire-format.md, "WebSocket subscriptions". |
 //!
 //! HTTP/1.1 (and 1.0). Every answer below that is not 200/204 carries a JSON-RPC error
 //! object with `id: null` unless noted.
@@ -130,6 +131,7 @@ pub mod fuzzing;
 mod methods;
 mod server;
 mod types;
+pub mod ws;
 
 pub use backend::RpcBackend;
 pub use client::{ClientError, DEFAULT_TIMEOUT, POLL_MS_MIN, RESPONSE_BYTES_MAX, RpcClient};
@@ -139,7 +141,12 @@ pub use server::{
     BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT, CONNECTIONS_LIMIT,
     CORS_ORIGIN_BYTES_MAX, CORS_ORIGINS_MAX, IDLE_TIMEOUT_MS_RANGE, OPENMETRICS_CONTENT_TYPE,
     READ_TIMEOUT_MS_RANGE, REQUEST_TIMEOUT_MS_RANGE, RpcServerConfig, RpcServerError,
-    RpcServerHandle, bind, router, router_with_routes, serve, serve_listener, spawn,
+    RpcServerHandle, bind, router, router_with_routes, router_with_ws_stats, serve,
+    serve_listener, spawn, spawn_with_ws_stats,
+};
+pub use ws::{
+    AccountNotification, BlockNotification, FinalizedBlock, FinalizedBlocks, WsStats,
+    touched_accounts,
 };
 pub use types::{
     AccountInfo, BLOCK_SUMMARIES_MAX, BlockHashesInfo, BlockInfo, BlockSummary,

@@ -35,6 +35,9 @@ use tower_http::trace::TraceLayer;
 use crate::RpcBackend;
 use crate::error::{ErrorObject, codes};
 use crate::methods::{Params, dispatch};
+use crate::ws::{
+    WS_MESSAGE_BYTES_RANGE, WS_SEND_QUEUE_LIMIT, WS_SUBSCRIPTIONS_LIMIT, WsHub, WsStats,
+};
 
 /// Smallest accepted [`RpcServerConfig::body_bytes_max`]: room for the largest transaction
 /// in hex plus the JSON-RPC envelope.
@@ -110,6 +113,27 @@ pub struct RpcServerConfig {
     /// Empty (the default): no CORS headers, so browsers refuse cross-origin reads;
     /// `["*"]`: any origin. At most [`CORS_ORIGINS_MAX`] entries; `"*"` only alone.
     pub cors_allowed_origins: Vec<String>,
+    /// Most open WebSocket connections (`GET /ws`); further upgrade requests get HTTP 503
+    /// with a -32005 error (`data.reason` `too_many_connections`). They also count against
+    /// `connections_max` and `connections_per_ip_max`. 0 turns WebSocket subscriptions
+    /// off. Range 0..=[`WS_SUBSCRIPTIONS_LIMIT`]. Default 256.
+    pub ws_connections_max: usize,
+    /// Most open subscriptions on one WebSocket connection; a `subscribe` beyond it gets a
+    /// -32005 error (`data.reason` `too_many_subscriptions`). Range
+    /// 1..=[`WS_SUBSCRIPTIONS_LIMIT`]. Default 1 024.
+    pub ws_subscriptions_per_connection_max: usize,
+    /// Most open subscriptions over all WebSocket connections; as above beyond it. Range
+    /// 1..=[`WS_SUBSCRIPTIONS_LIMIT`]. Default 10 000.
+    pub ws_subscriptions_max: usize,
+    /// Most messages (answers and notifications) waiting to be sent on one WebSocket
+    /// connection. A connection whose queue is full is told why (`closing` notification,
+    /// reason `send_queue_full`) and disconnected. Range 1..=[`WS_SEND_QUEUE_LIMIT`].
+    /// Default 4 096.
+    pub ws_send_queue_max: usize,
+    /// Largest WebSocket message (and frame) a client may send, bytes, checked from the
+    /// frame header before the message is read: a larger one closes the connection (code
+    /// 1009, reason `message_too_big`). Range [`WS_MESSAGE_BYTES_RANGE`]. Default 65 536.
+    pub ws_message_bytes_max: usize,
 }
 
 impl Default for RpcServerConfig {
@@ -126,6 +150,11 @@ impl Default for RpcServerConfig {
             connections_max: 1024,
             connections_per_ip_max: 256,
             cors_allowed_origins: Vec::new(),
+            ws_connections_max: 256,
+            ws_subscriptions_per_connection_max: 1024,
+            ws_subscriptions_max: 10_000,
+            ws_send_queue_max: 4096,
+            ws_message_bytes_max: 64 * 1024,
         }
     }
 }
@@ -193,6 +222,31 @@ impl RpcServerConfig {
             "connections_per_ip_max",
             self.connections_per_ip_max,
             1..=self.connections_max,
+        )?;
+        in_range(
+            "ws_connections_max",
+            self.ws_connections_max,
+            0..=WS_SUBSCRIPTIONS_LIMIT,
+        )?;
+        in_range(
+            "ws_subscriptions_per_connection_max",
+            self.ws_subscriptions_per_connection_max,
+            1..=WS_SUBSCRIPTIONS_LIMIT,
+        )?;
+        in_range(
+            "ws_subscriptions_max",
+            self.ws_subscriptions_max,
+            1..=WS_SUBSCRIPTIONS_LIMIT,
+        )?;
+        in_range(
+            "ws_send_queue_max",
+            self.ws_send_queue_max,
+            1..=WS_SEND_QUEUE_LIMIT,
+        )?;
+        in_range(
+            "ws_message_bytes_max",
+            self.ws_message_bytes_max,
+            WS_MESSAGE_BYTES_RANGE,
         )?;
         cors_allow_origin(&self.cors_allowed_origins).map_err(|reason| {
             RpcServerError::InvalidConfig {
@@ -293,16 +347,19 @@ pub enum RpcServerError {
     },
 }
 
-struct ServerState {
+pub(crate) struct ServerState {
     backend: Arc<dyn RpcBackend>,
+    /// WebSocket subscriptions (`GET /ws`).
+    pub(crate) ws: Arc<WsHub>,
     batch_requests_max: usize,
     /// Load-shedding permits, taken once a request's body has fully arrived.
     permits: Arc<Semaphore>,
     body_read_timeout: Duration,
 }
 
-/// The HTTP routes: `POST /` (JSON-RPC 2.0), `GET /health` (`{"status":"ok"}`) and the
-/// dashboard (`GET /dashboard` and its two assets, [`crate::dashboard`]), with the
+/// The HTTP routes: `POST /` (JSON-RPC 2.0), `GET /ws` (WebSocket subscriptions, see
+/// [`crate::ws`]), `GET /health` (`{"status":"ok"}`) and the dashboard (`GET /dashboard`
+/// and its two assets, [`crate::dashboard`]), with the
 /// `Host` check (400), the body limit (413), the timeout (503), CORS (if configured) and,
 /// on `POST /`, the content-type check (415), the body read timeout (408) and the
 /// concurrency limit (503 with a -32005 error). Routes added to the result afterwards get
@@ -323,7 +380,19 @@ pub fn router_with_routes(
     backend: Arc<dyn RpcBackend>,
     extra: Router,
 ) -> Router {
+    router_with_ws_stats(config, backend, extra, Arc::new(WsStats::default()))
+}
+
+/// [`router_with_routes`] whose WebSocket server updates `ws_stats` (open connections and
+/// subscriptions, lag disconnects), for the node's metrics and for tests.
+pub fn router_with_ws_stats(
+    config: &RpcServerConfig,
+    backend: Arc<dyn RpcBackend>,
+    extra: Router,
+    ws_stats: Arc<WsStats>,
+) -> Router {
     let state = Arc::new(ServerState {
+        ws: Arc::new(WsHub::new(config, backend.clone(), ws_stats)),
         backend,
         batch_requests_max: config.batch_requests_max,
         permits: Arc::new(Semaphore::new(
@@ -334,6 +403,7 @@ pub fn router_with_routes(
     let router = Router::new()
         .route("/", post(handle_rpc))
         .route("/health", get(health))
+        .route("/ws", get(crate::ws::upgrade))
         .with_state(state)
         .merge(crate::dashboard::routes())
         .merge(extra)
@@ -399,8 +469,9 @@ struct ConnectionLimits {
     per_ip_max: usize,
 }
 
-/// One admitted connection's share of [`ConnectionLimits`]; released on drop.
-struct ConnectionSlot {
+/// One admitted connection's share of [`ConnectionLimits`]; released on drop (by the last
+/// holder: a WebSocket upgraded from the connection keeps it).
+pub(crate) struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
     ip: IpAddr,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -573,6 +644,16 @@ impl Drop for InFlight {
     }
 }
 
+/// What a request knows of its connection (a request extension): the server's shutdown
+/// signal and the connection's slot, which a WebSocket upgraded from it keeps, so open
+/// WebSockets count against the connection bounds and close on shutdown.
+#[derive(Clone)]
+pub(crate) struct ConnContext {
+    /// Becomes `true` when the server shuts down.
+    pub(crate) closing: watch::Receiver<bool>,
+    _slot: Arc<ConnectionSlot>,
+}
+
 /// Serves one connection until the client closes it, a timeout closes it, or shutdown.
 async fn serve_connection(
     stream: TcpStream,
@@ -582,6 +663,11 @@ async fn serve_connection(
     slot: ConnectionSlot,
 ) {
     let _ = stream.set_nodelay(true);
+    let slot = Arc::new(slot);
+    let context = ConnContext {
+        closing: closing.clone(),
+        _slot: slot.clone(),
+    };
     let activity = Arc::new(Activity {
         started: Instant::now(),
         in_flight: AtomicUsize::new(0),
@@ -589,9 +675,10 @@ async fn serve_connection(
     });
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let in_flight = InFlight::start(&activity);
             let app = app.clone();
+            request.extensions_mut().insert(context.clone());
             async move {
                 let response =
                     tower::ServiceExt::oneshot(app, request.map(axum::body::Body::new)).await;
@@ -605,7 +692,11 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header_read)
         .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    // With upgrades: `GET /ws` hands the connection over to a WebSocket, which then holds
+    // the connection's slot (`ConnContext`) until it closes.
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let mut shutting_down = false;
     loop {
@@ -676,9 +767,18 @@ pub async fn spawn(
     config: RpcServerConfig,
     backend: Arc<dyn RpcBackend>,
 ) -> Result<RpcServerHandle, RpcServerError> {
+    spawn_with_ws_stats(config, backend, Arc::new(WsStats::default())).await
+}
+
+/// [`spawn`] whose WebSocket server updates `ws_stats` ([`router_with_ws_stats`]).
+pub async fn spawn_with_ws_stats(
+    config: RpcServerConfig,
+    backend: Arc<dyn RpcBackend>,
+    ws_stats: Arc<WsStats>,
+) -> Result<RpcServerHandle, RpcServerError> {
     config.validate()?;
     let (listener, local_addr) = bind(&config).await?;
-    let app = router(&config, backend);
+    let app = router_with_ws_stats(&config, backend, Router::new(), ws_stats);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         serve_listener(listener, &config, app, async move {
@@ -702,6 +802,21 @@ async fn health() -> impl IntoResponse {
 /// An HTTP error status with a JSON-RPC error body (`id: null`).
 fn http_error(status: StatusCode, code: i64, message: impl Into<String>) -> Response {
     let err = ErrorObject::new(code, message);
+    (status, axum::Json(error_response(Value::Null, err))).into_response()
+}
+
+/// [`http_error`] with `data: {"reason": reason}`.
+pub(crate) fn http_error_reason(
+    status: StatusCode,
+    code: i64,
+    reason: &str,
+    message: impl Into<String>,
+) -> Response {
+    let err = ErrorObject {
+        code,
+        message: message.into(),
+        data: Some(json!({ "reason": reason })),
+    };
     (status, axum::Json(error_response(Value::Null, err))).into_response()
 }
 
@@ -830,18 +945,18 @@ fn reply(body: Option<Box<RawValue>>) -> Response {
 }
 
 /// A response value as JSON text (serializing a `Value` cannot fail).
-fn raw_response(response: &impl Serialize) -> Box<RawValue> {
+pub(crate) fn raw_response(response: &impl Serialize) -> Box<RawValue> {
     serde_json::value::to_raw_value(response).unwrap_or_else(|e| {
         tracing::error!(error = %e, "RPC response not serializable");
         RawValue::from_string("null".into()).expect("`null` is JSON")
     })
 }
 
-struct Call {
+pub(crate) struct Call {
     /// `None` for a notification.
-    id: Option<Value>,
-    method: String,
-    params: Params,
+    pub(crate) id: Option<Value>,
+    pub(crate) method: String,
+    pub(crate) params: Params,
 }
 
 /// The `id` member's JSON text, as the client sent it (`None` if absent or `null`).
@@ -853,7 +968,7 @@ struct IdText<'a> {
 
 /// The id to answer with: the client's exact JSON text for a string or number id (so ids
 /// beyond 64-bit integers and floats come back byte for byte), `null` otherwise.
-fn echo_id(id: &Value, item: &RawValue) -> Box<RawValue> {
+pub(crate) fn echo_id(id: &Value, item: &RawValue) -> Box<RawValue> {
     if matches!(id, Value::String(_) | Value::Number(_)) {
         if let Ok(IdText { id: Some(raw) }) = serde_json::from_str::<IdText>(item.get()) {
             if let Ok(raw) = RawValue::from_string(raw.get().to_owned()) {
@@ -920,7 +1035,7 @@ fn error_response(id: Value, err: ErrorObject) -> Value {
 
 /// Validates the request object. On error returns the id to answer with (the request's
 /// own id when it is valid, else null) and a -32600 error.
-fn parse_call(item: Value) -> Result<Call, (Value, ErrorObject)> {
+pub(crate) fn parse_call(item: Value) -> Result<Call, (Value, ErrorObject)> {
     let invalid = |id: Value, msg: &str| {
         (
             id,

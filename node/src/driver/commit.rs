@@ -87,6 +87,18 @@ impl Driver {
             return Ok(());
         }
         let store = self.chain.store().clone();
+        // WebSocket subscribers: a non-blocking broadcast, built only if someone listens.
+        if self.shared.finalized_blocks.receiver_count() > 0 {
+            for b in &blocks {
+                let event = cairn_rpc::FinalizedBlock::new(
+                    b.hash(),
+                    b.header().clone(),
+                    b.tx_ids().to_vec(),
+                    cairn_rpc::touched_accounts(b.block()),
+                );
+                let _ = self.shared.finalized_blocks.send(std::sync::Arc::new(event));
+            }
+        }
         for b in &blocks {
             // The ids the block was sealed with: nothing is hashed again.
             let txs = b

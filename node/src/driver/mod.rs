@@ -188,6 +188,11 @@ pub struct Shared {
     /// written by the RPC backend (refused before the mempool) and the driver (mempool
     /// refusals and drops), read by `getTransaction`.
     pub refusals: std::sync::Mutex<crate::refusals::RefusalLog>,
+    /// Finalized blocks for the RPC server's WebSocket subscribers
+    /// ([`cairn_rpc::RpcBackend::finalized_blocks`]): the driver sends each committed block
+    /// (never waiting: a broadcast of [`FINALIZED_BROADCAST_MAX`] blocks, whose receivers
+    /// that fall further behind see `Lagged`).
+    pub finalized_blocks: tokio::sync::broadcast::Sender<Arc<cairn_rpc::FinalizedBlock>>,
 }
 
 impl Shared {
@@ -197,6 +202,17 @@ impl Shared {
         self.refusals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Capacity of [`Shared::finalized_blocks`], blocks: a WebSocket connection more than this
+/// many blocks behind is closed (reason `lagged`).
+pub const FINALIZED_BROADCAST_MAX: usize = 256;
+
+impl Shared {
+    /// A new [`Shared::finalized_blocks`] sender of capacity [`FINALIZED_BROADCAST_MAX`].
+    pub fn finalized_blocks_channel() -> tokio::sync::broadcast::Sender<Arc<cairn_rpc::FinalizedBlock>> {
+        tokio::sync::broadcast::channel(FINALIZED_BROADCAST_MAX).0
     }
 }
 

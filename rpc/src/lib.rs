@@ -141,18 +141,18 @@ pub use server::{
     BATCH_REQUESTS_LIMIT, BODY_BYTES_LIMIT, BODY_BYTES_MIN, CONCURRENCY_LIMIT, CONNECTIONS_LIMIT,
     CORS_ORIGIN_BYTES_MAX, CORS_ORIGINS_MAX, IDLE_TIMEOUT_MS_RANGE, OPENMETRICS_CONTENT_TYPE,
     READ_TIMEOUT_MS_RANGE, REQUEST_TIMEOUT_MS_RANGE, RpcServerConfig, RpcServerError,
-    RpcServerHandle, bind, router, router_with_routes, router_with_ws_stats, serve,
-    serve_listener, spawn, spawn_with_ws_stats,
-};
-pub use ws::{
-    AccountNotification, BlockNotification, FinalizedBlock, FinalizedBlocks, WsStats,
-    touched_accounts,
+    RpcServerHandle, bind, router, router_with_routes, router_with_ws_stats, serve, serve_listener,
+    spawn, spawn_with_ws_stats,
 };
 pub use types::{
     AccountInfo, BLOCK_SUMMARIES_MAX, BlockHashesInfo, BlockInfo, BlockSummary,
     EVIDENCE_RESULTS_MAX, EpochProofInfo, EvidenceInfo, FinalizationInfo, LeaderInfo, PeerInfo,
     SEND_TRANSACTIONS_MAX, Status, SubmitResult, THROUGHPUT_BINS_MAX, Throughput, ThroughputBin,
     TxInfo, TxStatus, UPCOMING_LEADERS_MAX, ValidatorInfo, ValidatorsAt,
+};
+pub use ws::{
+    AccountNotification, BlockNotification, FinalizedBlock, FinalizedBlocks, WsStats,
+    touched_accounts,
 };
 
 /// Re-exported so backends and clients name the same `async_trait`.

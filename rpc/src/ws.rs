@@ -139,7 +139,11 @@ impl FinalizedBlock {
 
     fn position(&self, tx: &Hash) -> Option<u32> {
         if self.tx_hashes.len() <= 16 {
-            return self.tx_hashes.iter().position(|h| h == tx).map(|i| i as u32);
+            return self
+                .tx_hashes
+                .iter()
+                .position(|h| h == tx)
+                .map(|i| i as u32);
         }
         let index = self.tx_index.get_or_init(|| {
             (self.tx_hashes.iter().enumerate())
@@ -298,8 +302,7 @@ impl WsHub {
         let Ok(origin) = origin.to_str() else {
             return false;
         };
-        if (self.cors_allowed_origins.iter()).any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
-        {
+        if (self.cors_allowed_origins.iter()).any(|o| o == "*" || o.eq_ignore_ascii_case(origin)) {
             return true;
         }
         let origin_host = ["http://", "https://"]
@@ -345,7 +348,9 @@ pub(crate) async fn upgrade(State(state): State<Arc<ServerState>>, request: Requ
         Err(rejection) => return rejection.into_response(),
     };
     let Ok(permit) = hub.connections.clone().try_acquire_owned() else {
-        hub.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+        hub.stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
         return http_error(
             StatusCode::SERVICE_UNAVAILABLE,
             codes::OVERLOADED,
@@ -543,7 +548,9 @@ impl Drop for Conn {
     }
 }
 
-async fn next_block(blocks: &mut Option<FinalizedBlocks>) -> Result<Arc<FinalizedBlock>, RecvError> {
+async fn next_block(
+    blocks: &mut Option<FinalizedBlocks>,
+) -> Result<Arc<FinalizedBlock>, RecvError> {
     match blocks {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -641,7 +648,12 @@ impl Conn {
         ))
     }
 
-    fn send_error(&self, id: Value, raw: Option<&RawValue>, err: ErrorObject) -> Result<(), Closing> {
+    fn send_error(
+        &self,
+        id: Value,
+        raw: Option<&RawValue>,
+        err: ErrorObject,
+    ) -> Result<(), Closing> {
         let id = match raw {
             Some(raw) => echo_id(&id, raw),
             None => raw_response(&id),
@@ -1121,7 +1133,10 @@ mod tests {
             assert_eq!(b.accounts(), &[Address([2; 32]), Address([3; 32])]);
             let with: Value = serde_json::from_str(b.result_json(true).get()).unwrap();
             assert_eq!(with["transactionCount"], json!(n));
-            assert_eq!(with["transactionHashes"].as_array().unwrap().len(), n as usize);
+            assert_eq!(
+                with["transactionHashes"].as_array().unwrap().len(),
+                n as usize
+            );
             let without: Value = serde_json::from_str(b.result_json(false).get()).unwrap();
             assert!(without.get("transactionHashes").is_none());
             assert_eq!(without["hash"], json!(Hash([9; 32]).to_hex()));

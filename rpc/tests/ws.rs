@@ -16,7 +16,8 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Upper bound of every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -46,8 +47,8 @@ impl RpcBackend for Mock {
         serde_json::from_value(status).map_err(|e| RpcError::internal(e.to_string()))
     }
     async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
-        let (balance, nonce) = (self.accounts.lock().unwrap().get(&address).copied())
-            .unwrap_or((0, 0));
+        let (balance, nonce) =
+            (self.accounts.lock().unwrap().get(&address).copied()).unwrap_or((0, 0));
         Ok(AccountInfo {
             address,
             balance,
@@ -192,7 +193,12 @@ fn notification_of(v: &Value, sub: &str) -> Value {
 async fn blocks_subscribe_notify_unsubscribe() {
     let server = start(|_| {}, 64).await;
     let mut ws = server.connect().await;
-    let with = subscribe(&mut ws, 1, json!({"kind": "blocks", "transactions": "hashes"})).await;
+    let with = subscribe(
+        &mut ws,
+        1,
+        json!({"kind": "blocks", "transactions": "hashes"}),
+    )
+    .await;
     let without = subscribe(&mut ws, 2, json!(["blocks"])).await;
     assert_ne!(with, without);
     assert_eq!(server.stats.subscriptions(), 2);
@@ -240,7 +246,12 @@ async fn transaction_status_pending_then_finalized_then_ends() {
         .unwrap()
         .insert(tx, TxStatus::Pending);
     let mut ws = server.connect().await;
-    let sub = subscribe(&mut ws, 1, json!({"kind": "transaction", "hash": tx.to_hex()})).await;
+    let sub = subscribe(
+        &mut ws,
+        1,
+        json!({"kind": "transaction", "hash": tx.to_hex()}),
+    )
+    .await;
     let first = notification_of(&recv(&mut ws).await, &sub);
     assert_eq!(first, json!({"status": "pending"}));
     server.mock.publish(3, vec![Hash([1; 32])], vec![]);
@@ -261,7 +272,10 @@ async fn transaction_status_pending_then_finalized_then_ends() {
         serde_json::from_value(json!({"status": "pending"})).unwrap(),
     );
     let sub = subscribe(&mut ws, 3, json!(["transaction", bad.to_hex()])).await;
-    assert_eq!(notification_of(&recv(&mut ws).await, &sub)["status"], json!("pending"));
+    assert_eq!(
+        notification_of(&recv(&mut ws).await, &sub)["status"],
+        json!("pending")
+    );
     // The status the backend reports once the transaction is dropped (unknown fields are
     // ignored, so this reads under either name of the reason field).
     let rejected: TxStatus = serde_json::from_value(
@@ -300,7 +314,9 @@ async fn account_changes_are_notified() {
     // A block that does not touch the account, then one that does.
     server.mock.publish(6, vec![], vec![Address([3; 32])]);
     server.mock.accounts.lock().unwrap().insert(ALICE, (90, 1));
-    server.mock.publish(7, vec![Hash([1; 32])], vec![Address([3; 32]), ALICE]);
+    server
+        .mock
+        .publish(7, vec![Hash([1; 32])], vec![Address([3; 32]), ALICE]);
     let change = notification_of(&recv(&mut ws).await, &sub);
     assert_eq!(
         change,
@@ -328,7 +344,10 @@ async fn bounds_are_refused_with_clear_errors() {
             assert_eq!(response.status(), 503);
             let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
             assert_eq!(body["error"]["code"], json!(-32005));
-            assert_eq!(body["error"]["data"]["reason"], json!("too_many_connections"));
+            assert_eq!(
+                body["error"]["data"]["reason"],
+                json!("too_many_connections")
+            );
         }
         other => panic!("third connection not refused: {other:?}"),
     }
@@ -337,21 +356,31 @@ async fn bounds_are_refused_with_clear_errors() {
     subscribe(&mut a, 2, json!({"kind": "blocks"})).await;
     let r = call(&mut a, 3, "subscribe", json!({"kind": "blocks"})).await;
     assert_eq!(r["error"]["code"], json!(-32005), "{r}");
-    assert_eq!(r["error"]["data"]["reason"], json!("too_many_subscriptions"));
+    assert_eq!(
+        r["error"]["data"]["reason"],
+        json!("too_many_subscriptions")
+    );
     assert_eq!(
         r["error"]["data"]["bound"],
         json!("ws_subscriptions_per_connection_max")
     );
     subscribe(&mut b, 1, json!({"kind": "blocks"})).await;
     let r = call(&mut b, 2, "subscribe", json!({"kind": "blocks"})).await;
-    assert_eq!(r["error"]["data"]["bound"], json!("ws_subscriptions_max"), "{r}");
+    assert_eq!(
+        r["error"]["data"]["bound"],
+        json!("ws_subscriptions_max"),
+        "{r}"
+    );
     assert_eq!(server.stats.subscriptions(), 3);
     // Closing a connection gives its subscriptions back.
     a.close(None).await.unwrap();
     drop(a);
     let deadline = tokio::time::Instant::now() + WAIT;
     while server.stats.subscriptions() != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "subscriptions not released");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "subscriptions not released"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     subscribe(&mut b, 3, json!({"kind": "blocks"})).await;
@@ -366,11 +395,22 @@ async fn bad_requests_get_errors_and_the_connection_survives() {
     let r = recv(&mut ws).await;
     assert_eq!(r["error"]["code"], json!(-32700), "{r}");
     assert_eq!(r["id"], Value::Null);
-    send(&mut ws, json!([{"jsonrpc": "2.0", "id": 1, "method": "subscribe"}])).await;
+    send(
+        &mut ws,
+        json!([{"jsonrpc": "2.0", "id": 1, "method": "subscribe"}]),
+    )
+    .await;
     assert_eq!(recv(&mut ws).await["error"]["code"], json!(-32600));
-    send(&mut ws, json!({"jsonrpc": "1.0", "id": 2, "method": "subscribe"})).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc": "1.0", "id": 2, "method": "subscribe"}),
+    )
+    .await;
     let r = recv(&mut ws).await;
-    assert_eq!((r["error"]["code"].clone(), r["id"].clone()), (json!(-32600), json!(2)));
+    assert_eq!(
+        (r["error"]["code"].clone(), r["id"].clone()),
+        (json!(-32600), json!(2))
+    );
     let r = call(&mut ws, 3, "getStatus", json!([])).await;
     assert_eq!(r["error"]["code"], json!(-32601), "{r}");
     for (i, params) in [
@@ -386,7 +426,9 @@ async fn bad_requests_get_errors_and_the_connection_survives() {
         let r = call(&mut ws, 10 + i as u64, "subscribe", params.clone()).await;
         assert_eq!(r["error"]["code"], json!(-32602), "{params}: {r}");
     }
-    ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
     assert_eq!(recv(&mut ws).await["error"]["code"], json!(-32600));
     // Still serving.
     let sub = subscribe(&mut ws, 20, json!({"kind": "blocks"})).await;
@@ -401,7 +443,9 @@ async fn bad_requests_get_errors_and_the_connection_survives() {
 async fn closing_of(ws: &mut Ws) -> (Value, Option<CloseCode>) {
     let mut note = Value::Null;
     loop {
-        let m = tokio::time::timeout(WAIT, ws.next()).await.expect("closed in time");
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("closed in time");
         match m {
             Some(Ok(Message::Text(t))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -421,12 +465,17 @@ async fn oversize_message_closes_with_its_reason() {
     let server = start(|c| c.ws_message_bytes_max = 1024, 64).await;
     let mut ws = server.connect().await;
     // Exactly at the bound: served (a -32602, not a disconnect).
-    let pad = "x".repeat(1024 - r#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"kind":""}}"#.len());
-    let at_bound = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{{"kind":"{pad}"}}}}"#);
+    let pad = "x".repeat(
+        1024 - r#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"kind":""}}"#.len(),
+    );
+    let at_bound =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{{"kind":"{pad}"}}}}"#);
     assert_eq!(at_bound.len(), 1024);
     ws.send(Message::Text(at_bound.into())).await.unwrap();
     assert_eq!(recv(&mut ws).await["error"]["code"], json!(-32602));
-    ws.send(Message::Text("y".repeat(1025).into())).await.unwrap();
+    ws.send(Message::Text("y".repeat(1025).into()))
+        .await
+        .unwrap();
     let (note, code) = closing_of(&mut ws).await;
     assert_eq!(note["reason"], json!("message_too_big"), "{note}");
     assert_eq!(code, Some(CloseCode::Size));
@@ -470,9 +519,19 @@ async fn connect_small_buffer(server: &Server) -> Ws {
 async fn a_slow_consumer_is_disconnected_and_the_others_keep_up() {
     let server = start(|c| c.ws_send_queue_max = 8, 1024).await;
     let mut slow = connect_small_buffer(&server).await;
-    let slow_sub = subscribe(&mut slow, 1, json!({"kind": "blocks", "transactions": "hashes"})).await;
+    let slow_sub = subscribe(
+        &mut slow,
+        1,
+        json!({"kind": "blocks", "transactions": "hashes"}),
+    )
+    .await;
     let mut fast = server.connect().await;
-    let fast_sub = subscribe(&mut fast, 1, json!({"kind": "blocks", "transactions": "hashes"})).await;
+    let fast_sub = subscribe(
+        &mut fast,
+        1,
+        json!({"kind": "blocks", "transactions": "hashes"}),
+    )
+    .await;
     // Big notifications (500 hashes, about 33 kB each) fill the slow client's socket soon.
     let txs: Vec<Hash> = (0..500u32)
         .map(|i| {
@@ -493,7 +552,9 @@ async fn a_slow_consumer_is_disconnected_and_the_others_keep_up() {
     // The slow one now reads: blocks in order from 1, then why it was closed.
     let mut expected = 1;
     let (note, code) = loop {
-        let m = tokio::time::timeout(WAIT, slow.next()).await.expect("in time");
+        let m = tokio::time::timeout(WAIT, slow.next())
+            .await
+            .expect("in time");
         match m {
             Some(Ok(Message::Text(t))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();

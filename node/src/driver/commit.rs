@@ -96,7 +96,10 @@ impl Driver {
                     b.tx_ids().to_vec(),
                     cairn_rpc::touched_accounts(b.block()),
                 );
-                let _ = self.shared.finalized_blocks.send(std::sync::Arc::new(event));
+                let _ = self
+                    .shared
+                    .finalized_blocks
+                    .send(std::sync::Arc::new(event));
             }
         }
         for b in &blocks {

@@ -211,7 +211,8 @@ pub const FINALIZED_BROADCAST_MAX: usize = 256;
 
 impl Shared {
     /// A new [`Shared::finalized_blocks`] sender of capacity [`FINALIZED_BROADCAST_MAX`].
-    pub fn finalized_blocks_channel() -> tokio::sync::broadcast::Sender<Arc<cairn_rpc::FinalizedBlock>> {
+    pub fn finalized_blocks_channel()
+    -> tokio::sync::broadcast::Sender<Arc<cairn_rpc::FinalizedBlock>> {
         tokio::sync::broadcast::channel(FINALIZED_BROADCAST_MAX).0
     }
 }

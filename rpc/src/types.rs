@@ -274,7 +274,7 @@ impl From<&SignedTransaction> for TxInfo {
 /// Serde form of a [`BlockHeader`] in RPC results: the same fields with camelCase keys
 /// (`chainId`, `height`, `view`, `parentHash`, `proposer`, `timestampMs`, `txsRoot`,
 /// `signedTxsRoot`, `stateRoot`); hashes are hex, the proposer a bech32m address.
-mod header_camel_case {
+pub(crate) mod header_camel_case {
     use cairn_ledger::{Address, BlockHeader, Hash};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -193,7 +193,8 @@ pub fn touched_accounts(block: &Block) -> Vec<Address> {
 pub struct BlockNotification {
     /// Block hash.
     pub hash: Hash,
-    /// The header, in the same form as `getBlock`'s.
+    /// The header, in the same form as `getBlock`'s (camelCase keys).
+    #[serde(with = "crate::types::header_camel_case")]
     pub header: BlockHeader,
     /// Number of transactions in the block.
     pub transaction_count: u64,
@@ -1024,14 +1025,24 @@ fn subscribe_params(params: Params) -> Result<Kind, ErrorObject> {
         }
         "transaction" => {
             let s = required_str("hash")?;
-            let hash = Hash::from_hex(&s).map_err(|e| invalid_params(format!("hash: {e}")))?;
+            let hash = Hash::from_hex(&s).map_err(|e| {
+                ErrorObject::with_reason(
+                    codes::INVALID_PARAMS,
+                    crate::error::reasons::BAD_HASH,
+                    format!("hash: {e}"),
+                )
+            })?;
             Ok(Kind::Transaction(hash))
         }
         "account" => {
             let s = required_str("address")?;
-            let address = s
-                .parse::<Address>()
-                .map_err(|e| invalid_params(format!("address: {e}")))?;
+            let address = s.parse::<Address>().map_err(|e| {
+                ErrorObject::with_reason(
+                    codes::INVALID_PARAMS,
+                    crate::error::reasons::BAD_ADDRESS,
+                    format!("address: {e}"),
+                )
+            })?;
             Ok(Kind::Account(address))
         }
         other => Err(invalid_params(format!(

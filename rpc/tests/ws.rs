@@ -206,6 +206,9 @@ async fn blocks_subscribe_notify_unsubscribe() {
     server.mock.publish(7, txs.clone(), vec![]);
     let a = notification_of(&recv(&mut ws).await, &with);
     assert_eq!(a["header"]["height"], json!(7));
+    // The header in `getBlock`'s form: camelCase keys.
+    assert!(a["header"].get("parentHash").is_some(), "{a}");
+    assert!(a["header"].get("parent_hash").is_none(), "{a}");
     assert_eq!(a["transactionCount"], json!(2));
     assert_eq!(
         a["transactionHashes"],
@@ -425,6 +428,7 @@ async fn bad_requests_get_errors_and_the_connection_survives() {
     {
         let r = call(&mut ws, 10 + i as u64, "subscribe", params.clone()).await;
         assert_eq!(r["error"]["code"], json!(-32602), "{params}: {r}");
+        assert!(r["error"]["data"]["reason"].is_string(), "{params}: {r}");
     }
     ws.send(Message::Binary(vec![1, 2, 3].into()))
         .await

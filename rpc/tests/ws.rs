@@ -53,6 +53,7 @@ impl RpcBackend for Mock {
             address,
             balance,
             nonce,
+            next_nonce: nonce,
             permissions: Default::default(),
         })
     }

@@ -148,18 +148,21 @@
   }
 
   // TPS per 5 s bin over the last 5 minutes, from the node's 1 s bins (complete seconds by
-  // its clock), grouped from the newest back; only the seconds the node has counted.
+  // its clock), grouped from the newest back; only the seconds the node has counted. The
+  // oldest group may be partial (a node up for less than 5 s still shows a point): its rate
+  // is over the seconds it covers.
   function tpsSeries() {
     const bins = state.throughput.bins || [];
-    const secondsPerBin = (BIN_S * 1000) / (state.throughput.binMs || 1000);
+    const binMs = state.throughput.binMs || 1000;
+    const secondsPerBin = (BIN_S * 1000) / binMs;
     const points = [];
     for (let k = 0; k < CHART_BINS; k++) {
       const end = bins.length - k * secondsPerBin;
-      const start = end - secondsPerBin;
-      if (start < 0) break;
+      if (end <= 0) break;
+      const start = Math.max(0, end - secondsPerBin);
       let txs = 0;
       for (let i = start; i < end; i++) txs += bins[i].txs;
-      points.unshift({ k, tps: txs / BIN_S });
+      points.unshift({ k, tps: txs / (((end - start) * binMs) / 1000) });
     }
     return points;
   }

@@ -23,6 +23,7 @@ pub use crate::machine::BrokenVariant;
 mod net;
 pub mod reconfig;
 pub mod sim;
+pub mod wan;
 
 /// Namespace used by all test fixtures.
 pub const TEST_NAMESPACE: [u8; 32] = [7u8; 32];

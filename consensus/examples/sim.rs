@@ -319,9 +319,14 @@ fn wan_main(
             configs.pop();
         }
     }
+    let losses = if loss == 0 {
+        "no loss".to_string()
+    } else {
+        format!("loss 0 and {loss}‰")
+    };
     println!(
         "wide-area finality: validators {sizes:?}, {} heights, seed {}, jitter 0..={} ms, \
-         validation {} ms, block interval {} ms, loss 0 and {loss}‰, {threads} threads",
+         validation {} ms, block interval {} ms, {losses}, {threads} threads",
         base.heights, base.seed, base.jitter_ms, base.validate_ms, base.block_interval_ms
     );
     let began = std::time::Instant::now();

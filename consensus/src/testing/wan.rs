@@ -2,7 +2,7 @@
 //! `docs/scaling.md`).
 //!
 //! [`run_wan`] drives `n` honest instances of the real [`Consensus`] machine
-//! on the simulator's virtual-time network ([`Net`]) with a wide-area link
+//! on the simulator's virtual-time network (`net::Net`) with a wide-area link
 //! model: validator `i` sits in region [`REGIONS`]`[i mod 7]` (round-robin)
 //! and the one-way base latency of a link is half the published round-trip
 //! time between the two regions ([`one_way_ms`], [`RTT_MS`]), plus a uniform

@@ -2,7 +2,9 @@
 //!
 //! The node's JSON-RPC 2.0 interface over HTTP: an axum server that frames requests,
 //! checks their input and calls an [`RpcBackend`] (implemented by `cairn-node`), and a
-//! typed [`RpcClient`] (used by the `cairn` wallet and the testnet harness).
+//! typed [`RpcClient`] (used by the `cairn` wallet and the testnet harness), and a typed
+//! [`WsClient`] for the WebSocket subscriptions ([`RpcClient::follow_transaction`] follows a
+//! transaction to finality over it and falls back to polling `getTransaction`).
 //!
 //! This crate owns the wire contract — method names, params, result shapes
 //! ([`Status`], [`AccountInfo`], [`TxStatus`], [`BlockInfo`], [`ValidatorInfo`],
@@ -132,6 +134,7 @@ mod methods;
 mod server;
 mod types;
 pub mod ws;
+mod ws_client;
 
 pub use backend::RpcBackend;
 pub use client::{ClientError, DEFAULT_TIMEOUT, POLL_MS_MIN, RESPONSE_BYTES_MAX, RpcClient};
@@ -153,6 +156,9 @@ pub use types::{
 pub use ws::{
     AccountNotification, BlockNotification, FinalizedBlock, FinalizedBlocks, WsStats,
     touched_accounts,
+};
+pub use ws_client::{
+    FollowedVia, Notification, SubscriptionKind, WS_PENDING_NOTIFICATIONS_MAX, WsClient, ws_url,
 };
 
 /// Re-exported so backends and clients name the same `async_trait`.

@@ -588,3 +588,270 @@ async fn a_slow_consumer_is_disconnected_and_the_others_keep_up() {
     assert_eq!(server.stats.connections(), 1);
     server.handle.shutdown().await.unwrap();
 }
+
+// ---- The typed client (`WsClient`) and `RpcClient::follow_transaction` ----
+
+fn http_url(server: &Server) -> String {
+    format!("http://{}", server.handle.local_addr())
+}
+
+#[tokio::test]
+async fn ws_client_subscribes_and_decodes_every_kind() {
+    use cairn_rpc::{Notification, WsClient};
+    let server = start(|_| {}, 64).await;
+    let tx = Hash([0x55; 32]);
+    server
+        .mock
+        .txs
+        .lock()
+        .unwrap()
+        .insert(tx, TxStatus::Pending);
+    server.mock.accounts.lock().unwrap().insert(ALICE, (90, 2));
+    let mut ws = WsClient::connect(&http_url(&server), WAIT).await.unwrap();
+    assert_eq!(ws.url(), server.ws_url());
+    let blocks = ws.subscribe_blocks(true).await.unwrap();
+    let txsub = ws.subscribe_transaction(&tx).await.unwrap();
+    let acct = ws.subscribe_account(&ALICE).await.unwrap();
+    assert_eq!(
+        ws.next(WAIT).await.unwrap(),
+        Some(Notification::Transaction {
+            subscription: txsub.clone(),
+            status: TxStatus::Pending
+        })
+    );
+    match ws.next(WAIT).await.unwrap() {
+        Some(Notification::Account {
+            subscription,
+            account,
+        }) => {
+            assert_eq!(subscription, acct);
+            assert_eq!(
+                (account.address, account.balance, account.nonce),
+                (ALICE, 90, 2)
+            );
+        }
+        other => panic!("expected the account's state, got {other:?}"),
+    }
+    server.mock.publish(7, vec![tx], vec![]);
+    // The block and the transaction's finality, in the order the node sent them.
+    let mut seen_block = false;
+    let mut seen_final = false;
+    while !(seen_block && seen_final) {
+        match ws.next(WAIT).await.unwrap().expect("in time") {
+            Notification::Block {
+                subscription,
+                block,
+            } => {
+                assert_eq!(subscription, blocks);
+                assert_eq!(block.header.height, 7);
+                assert_eq!(block.transaction_hashes, Some(vec![tx]));
+                seen_block = true;
+            }
+            Notification::Transaction {
+                subscription,
+                status,
+            } => {
+                assert_eq!(subscription, txsub);
+                assert!(
+                    matches!(
+                        status,
+                        TxStatus::Finalized {
+                            height: 7,
+                            index: 0,
+                            ..
+                        }
+                    ),
+                    "{status:?}"
+                );
+                seen_final = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Nothing else is due: `next` says so when its time is up.
+    assert_eq!(ws.next(Duration::from_millis(50)).await.unwrap(), None);
+    assert!(ws.unsubscribe(&blocks).await.unwrap());
+    assert!(!ws.unsubscribe(&txsub).await.unwrap(), "ended by itself");
+    // A bad request is the node's JSON-RPC error, and the connection stays usable.
+    let err = ws
+        .request::<String>("subscribe", json!({"kind": "nonsense"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(-32602), "{err}");
+    assert!(ws.unsubscribe(&acct).await.unwrap());
+    server.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn ws_client_reports_a_refused_upgrade_and_a_closing_node() {
+    use cairn_rpc::{ClientError, Notification, WsClient};
+    // WebSocket turned off: the upgrade is refused with HTTP 503.
+    let off = start(|c| c.ws_connections_max = 0, 64).await;
+    match WsClient::connect(&http_url(&off), WAIT).await {
+        Err(ClientError::Http { status, .. }) => assert_eq!(status, 503),
+        other => panic!("expected HTTP 503, got {other:?}"),
+    }
+    off.handle.shutdown().await.unwrap();
+    // Nothing listening: a transport error.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    match WsClient::connect(&format!("http://{addr}"), WAIT).await {
+        Err(e @ ClientError::Transport { .. }) => assert!(e.is_transient()),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    // A node that shuts down says so, then the connection ends.
+    let server = start(|_| {}, 64).await;
+    let mut ws = WsClient::connect(&http_url(&server), WAIT).await.unwrap();
+    ws.subscribe_blocks(false).await.unwrap();
+    // Shutdown waits (a bounded while) for the client to take its Close frame: read meanwhile.
+    let stopping = tokio::spawn(server.handle.shutdown());
+    match ws.next(WAIT).await {
+        Ok(Some(Notification::Closing { reason, .. })) => assert_eq!(reason, "shutdown"),
+        other => panic!("expected a closing notification, got {other:?}"),
+    }
+    assert!(matches!(
+        ws.next(WAIT).await,
+        Err(ClientError::Transport { .. })
+    ));
+    stopping.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn follow_transaction_uses_the_websocket_and_reports_each_change() {
+    use cairn_rpc::{FollowedVia, RpcClient};
+    let server = start(|_| {}, 64).await;
+    let tx = Hash([0x66; 32]);
+    server
+        .mock
+        .txs
+        .lock()
+        .unwrap()
+        .insert(tx, TxStatus::Pending);
+    let client = RpcClient::new(&http_url(&server)).unwrap();
+    let mock = server.mock.clone();
+    let stats = server.stats.clone();
+    let finalizer = tokio::spawn(async move {
+        // Finalize once the subscription is open (the status is then learned from the block).
+        while stats.subscriptions() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        mock.publish(9, vec![Hash([1; 32]), tx], vec![]);
+    });
+    let mut seen = Vec::new();
+    let (status, via) = client
+        .follow_transaction(
+            &tx,
+            WAIT.as_millis() as u64,
+            10,
+            |s| seen.push(s.label()),
+            |e| panic!("fell back to polling: {e}"),
+        )
+        .await
+        .unwrap();
+    finalizer.await.unwrap();
+    assert_eq!(via, FollowedVia::WebSocket);
+    assert!(
+        matches!(
+            status,
+            TxStatus::Finalized {
+                height: 9,
+                index: 1,
+                ..
+            }
+        ),
+        "{status:?}"
+    );
+    assert_eq!(seen, ["pending", "finalized"]);
+    server.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn follow_transaction_falls_back_to_polling_without_websocket() {
+    use cairn_rpc::{ClientError, FollowedVia, RpcClient};
+    let server = start(|c| c.ws_connections_max = 0, 64).await;
+    let tx = Hash([0x67; 32]);
+    server
+        .mock
+        .txs
+        .lock()
+        .unwrap()
+        .insert(tx, TxStatus::Pending);
+    let client = RpcClient::new(&http_url(&server)).unwrap();
+    let mock = server.mock.clone();
+    let finalizer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let status = TxStatus::Finalized {
+            height: 3,
+            index: 0,
+            block_hash: Hash([3; 32]),
+        };
+        mock.txs.lock().unwrap().insert(tx, status);
+    });
+    let mut seen = Vec::new();
+    let mut fallbacks = Vec::new();
+    let (status, via) = client
+        .follow_transaction(
+            &tx,
+            WAIT.as_millis() as u64,
+            10,
+            |s| seen.push(s.label()),
+            |e| fallbacks.push(e.to_string()),
+        )
+        .await
+        .unwrap();
+    finalizer.await.unwrap();
+    assert_eq!(via, FollowedVia::Polling);
+    assert!(matches!(status, TxStatus::Finalized { height: 3, .. }));
+    assert_eq!(seen, ["pending", "finalized"], "each change once");
+    assert_eq!(fallbacks.len(), 1);
+    assert!(fallbacks[0].contains("503"), "{}", fallbacks[0]);
+
+    // A transaction that never becomes final: the timeout names the last status.
+    let stuck = Hash([0x68; 32]);
+    server
+        .mock
+        .txs
+        .lock()
+        .unwrap()
+        .insert(stuck, TxStatus::Pending);
+    match client
+        .follow_transaction(&stuck, 200, 20, |_| {}, |_| {})
+        .await
+    {
+        Err(ClientError::FinalityTimeout {
+            timeout_ms,
+            last_status,
+            ..
+        }) => {
+            assert_eq!(timeout_ms, 200);
+            assert_eq!(last_status, "pending");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    server.handle.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn follow_transaction_times_out_over_the_websocket_too() {
+    use cairn_rpc::{ClientError, RpcClient};
+    let server = start(|_| {}, 64).await;
+    let stuck = Hash([0x69; 32]);
+    server
+        .mock
+        .txs
+        .lock()
+        .unwrap()
+        .insert(stuck, TxStatus::Pending);
+    let client = RpcClient::new(&http_url(&server)).unwrap();
+    match client
+        .follow_transaction(&stuck, 300, 20, |_| {}, |e| panic!("fell back: {e}"))
+        .await
+    {
+        Err(ClientError::FinalityTimeout { last_status, .. }) => {
+            assert_eq!(last_status, "pending")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    server.handle.shutdown().await.unwrap();
+}

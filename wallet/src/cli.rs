@@ -67,11 +67,18 @@ pub enum Command {
     },
     /// Sign a transfer with the key file and submit it.
     Transfer(TransferArgs),
-    /// Show a transaction's status.
+    /// Show a transaction's status; with --follow, every change until it is final.
     Tx {
         /// Transaction hash (64 hex characters).
         #[arg(value_name = "HASH", value_parser = parse_hash)]
         hash: Hash,
+        /// Follow the status until the transaction is finalized or rejected, printing each
+        /// change (over the node's WebSocket; by polling when it has none).
+        #[arg(long)]
+        follow: bool,
+        /// How long --follow follows, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = DEFAULT_WAIT_TIMEOUT_MS, requires = "follow")]
+        wait_timeout_ms: u64,
     },
     /// Show the node's status.
     Status,
@@ -567,8 +574,24 @@ mod tests {
         );
         assert_eq!(
             parse(&["tx", &h.to_hex()]).unwrap().command,
-            Command::Tx { hash: h }
+            Command::Tx {
+                hash: h,
+                follow: false,
+                wait_timeout_ms: DEFAULT_WAIT_TIMEOUT_MS
+            }
         );
+        assert_eq!(
+            parse(&["tx", &h.to_hex(), "--follow", "--wait-timeout-ms", "9"])
+                .unwrap()
+                .command,
+            Command::Tx {
+                hash: h,
+                follow: true,
+                wait_timeout_ms: 9
+            }
+        );
+        // The timeout belongs to --follow.
+        assert!(parse(&["tx", &h.to_hex(), "--wait-timeout-ms", "9"]).is_err());
         let all_digits = Hash([0x12; 32]);
         assert_eq!(
             parse(&["block", &all_digits.to_hex()]).unwrap().command,

@@ -96,7 +96,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
             submit(cli, &keyfile, action, &args.tx).await
         }
         Command::Gov(command) => crate::gov::run(cli, &keyfile, command).await,
-        Command::Tx { hash } => {
+        Command::Tx {
+            hash,
+            follow: false,
+            ..
+        } => {
             let status = client(cli)?.transaction(hash).await?;
             let mut json = serde_json::to_value(&status)?;
             json["hash"] = json!(hash);
@@ -105,6 +109,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Output> {
                 json,
             })
         }
+        Command::Tx {
+            hash,
+            follow: true,
+            wait_timeout_ms,
+        } => follow(cli, hash, *wait_timeout_ms).await,
         Command::Status => {
             let s = client(cli)?.status().await?;
             let text = format!(
@@ -258,34 +267,99 @@ pub(crate) async fn submit(
         b.fee, b.nonce, b.expiry_height, b.chain_id
     );
     if args.wait {
-        let status = client
-            .wait_for_finality(&hash, args.wait_timeout_ms, WAIT_POLL_MS)
-            .await?;
-        match &status {
-            TxStatus::Finalized {
-                height,
-                index,
-                block_hash,
-            } => {
-                let _ = write!(
-                    text,
-                    "\nfinalized at height {height} (index {index}, block {block_hash})"
-                );
-            }
-            TxStatus::Rejected { reason, message } => {
-                return Err(TxRejected {
-                    hash,
-                    reason: reason.clone(),
-                    message: message.clone(),
-                }
-                .into());
-            }
-            // wait_for_finality returns terminal statuses only.
-            other => anyhow::bail!("unexpected status {} after waiting", other.label()),
-        }
-        json["finality"] = serde_json::to_value(&status)?;
+        wait_final(&client, &hash, args.wait_timeout_ms, &mut text, &mut json).await?;
     }
     Ok(Output { text, json })
+}
+
+/// Waits until `hash` is final (over the node's WebSocket, by polling when it has none) and
+/// adds where to the command's output; `transfer --wait`, `send --wait` and `gov … --wait`.
+///
+/// # Errors
+/// [`TxRejected`] when the transaction is rejected; [`ClientError::FinalityTimeout`] after
+/// `timeout_ms`; the node's errors.
+pub(crate) async fn wait_final(
+    client: &RpcClient,
+    hash: &Hash,
+    timeout_ms: u64,
+    text: &mut String,
+    json: &mut Value,
+) -> anyhow::Result<TxStatus> {
+    let (status, _via) = client
+        .follow_transaction(hash, timeout_ms, WAIT_POLL_MS, |_| {}, fallback_note)
+        .await?;
+    match &status {
+        TxStatus::Finalized {
+            height,
+            index,
+            block_hash,
+        } => {
+            let _ = write!(
+                text,
+                "\nfinalized at height {height} (index {index}, block {block_hash})"
+            );
+        }
+        TxStatus::Rejected { reason, message } => {
+            return Err(TxRejected {
+                hash: *hash,
+                reason: reason.clone(),
+                message: message.clone(),
+            }
+            .into());
+        }
+        // follow_transaction returns terminal statuses only.
+        other => anyhow::bail!("unexpected status {} after waiting", other.label()),
+    }
+    json["finality"] = serde_json::to_value(&status)?;
+    Ok(status)
+}
+
+/// Tells the user (on stderr) that waiting goes on by polling, and why.
+fn fallback_note(why: &ClientError) {
+    eprintln!("note: no WebSocket subscription ({why}); polling the node instead");
+}
+
+/// `tx HASH --follow`: prints every status change until the status is terminal, the last
+/// one as the command's output. With `--json` each change is one JSON line.
+async fn follow(cli: &Cli, hash: &Hash, timeout_ms: u64) -> anyhow::Result<Output> {
+    let client = client(cli)?;
+    let json_mode = cli.json;
+    let (status, via) = client
+        .follow_transaction(
+            hash,
+            timeout_ms,
+            WAIT_POLL_MS,
+            |status| {
+                // The terminal status is the command's output, printed by the caller.
+                if status.is_terminal() {
+                    return;
+                }
+                if json_mode {
+                    let mut line = serde_json::to_value(status).unwrap_or(Value::Null);
+                    line["hash"] = json!(hash);
+                    println!("{line}");
+                } else {
+                    println!("{}", status_text(status));
+                }
+            },
+            fallback_note,
+        )
+        .await?;
+    if let TxStatus::Rejected { reason, message } = &status {
+        return Err(TxRejected {
+            hash: *hash,
+            reason: reason.clone(),
+            message: message.clone(),
+        }
+        .into());
+    }
+    let mut json = serde_json::to_value(&status)?;
+    json["hash"] = json!(hash);
+    json["via"] = json!(via.label());
+    Ok(Output {
+        text: format!("transaction {hash}\n{}", status_text(&status)),
+        json,
+    })
 }
 
 fn status_text(status: &TxStatus) -> String {

@@ -7,11 +7,10 @@ use std::path::Path;
 
 use anyhow::Context;
 use cairn_ledger::{Action, SignedTransaction, TX_BYTES_MAX, TransactionBody};
-use cairn_rpc::TxStatus;
 use serde_json::{Value, json};
 
 use crate::cli::{Cli, TransferArgs};
-use crate::commands::{Output, TxRejected, WAIT_POLL_MS, client};
+use crate::commands::{Output, client};
 
 /// Longest input `send`/`decode` read from a file or stdin, bytes: the hex of a
 /// [`TX_BYTES_MAX`]-byte transaction plus room for a `0x` and whitespace.
@@ -89,7 +88,7 @@ pub fn sign_offline(cli: &Cli, keyfile: &Path, args: &TransferArgs) -> anyhow::R
 ///
 /// # Errors
 /// Bad input, a signature that does not verify (nothing is sent), the node's refusal
-/// ([`TxRejected`] while waiting), transport errors, the wait timing out.
+/// ([`crate::TxRejected`] while waiting), transport errors, the wait timing out.
 pub async fn send(
     cli: &Cli,
     input: &str,
@@ -105,31 +104,7 @@ pub async fn send(
     json["hash"] = json!(hash);
     let mut text = format!("transaction {hash} submitted\n  {}", summary(&tx));
     if wait {
-        let status = client
-            .wait_for_finality(&hash, wait_timeout_ms, WAIT_POLL_MS)
-            .await?;
-        match &status {
-            TxStatus::Finalized {
-                height,
-                index,
-                block_hash,
-            } => {
-                let _ = write!(
-                    text,
-                    "\nfinalized at height {height} (index {index}, block {block_hash})"
-                );
-            }
-            TxStatus::Rejected { reason, message } => {
-                return Err(TxRejected {
-                    hash,
-                    reason: reason.clone(),
-                    message: message.clone(),
-                }
-                .into());
-            }
-            other => anyhow::bail!("unexpected status {} after waiting", other.label()),
-        }
-        json["finality"] = serde_json::to_value(&status)?;
+        crate::commands::wait_final(&client, &hash, wait_timeout_ms, &mut text, &mut json).await?;
     }
     Ok(Output { text, json })
 }

@@ -1,7 +1,8 @@
 //! WebSocket subscriptions against a real single-validator chain (`node::run` in process,
-//! as `cairn-node dev` runs it): many subscribers see the same finalized blocks in order, a
-//! consumer that stops reading is disconnected with its reason while the others and the
-//! node go on, and a transaction subscription sees pending, then finalized. Every wait is
+//! as `cairn-node dev` runs it): 1,000 subscribers under a transfer load see the same
+//! finalized blocks in order; a consumer that stops reading is disconnected with its reason
+//! while the others go on and the node's finalization rate stays within 10% of the rate
+//! before it came; a transaction subscription sees pending, then finalized. Every wait is
 //! bounded.
 
 mod common;
@@ -141,9 +142,19 @@ async fn metric(chain: &Cluster, name: &str) -> f64 {
 
 const SUBSCRIBERS: usize = 1000;
 const BLOCKS_EACH: usize = 10;
+/// Transfers the load task submits during the 1,000-subscriber test (bounded).
+const LOAD_TXS: u64 = 640;
+/// Transfers per `sendTransactions` call of the load task; with what is pooled, within the
+/// chain's `mempool_sender_future_max` (64) of the finalized nonce.
+const LOAD_BATCH: u64 = 32;
+
+/// The two tests below each run a chain and measure it: one at a time, so neither's
+/// figures include the other's work.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_subscribers_receive_every_block_in_order() {
+    let _one_at_a_time = HEAVY.lock().await;
     let mut chain = dev_chain(|c| {
         c.rpc.ws_connections_max = SUBSCRIBERS + 10;
         c.rpc.connections_max = SUBSCRIBERS + 50;
@@ -185,6 +196,25 @@ async fn a_thousand_subscribers_receive_every_block_in_order() {
         "{SUBSCRIBERS} subscribers connected in {} ms",
         started.elapsed().as_millis()
     );
+    // Load while they listen: transfers in batches, bounded in count.
+    let loader = chain.rpc[0].url().to_string();
+    let load = tokio::spawn(async move {
+        let client = cairn_rpc::RpcClient::new(&loader).unwrap();
+        let mut accepted = 0u64;
+        for first in (0..LOAD_TXS).step_by(LOAD_BATCH as usize) {
+            // One sender: keep its pooled run within the mempool's per-sender window.
+            let limit = Instant::now() + WAIT;
+            while client.account(&account()).await.unwrap().nonce + 64 < first + LOAD_BATCH {
+                assert!(Instant::now() < limit, "the load stalled at nonce {first}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let batch: Vec<_> = (first..first + LOAD_BATCH).map(transfer).collect();
+            let results = client.send_transactions(&batch).await.expect("submitted");
+            accepted += results.iter().filter(|r| r.accepted).count() as u64;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        accepted
+    });
     assert!(metric(&chain, "cairn_ws_connections").await >= SUBSCRIBERS as f64);
     assert!(metric(&chain, "cairn_ws_subscriptions").await >= SUBSCRIBERS as f64);
     // Every subscriber saw consecutive blocks; all agree with each other and the chain.
@@ -200,8 +230,30 @@ async fn a_thousand_subscribers_receive_every_block_in_order() {
         assert_eq!(block.hash.to_hex(), *hash, "height {h}");
     }
     assert_eq!(metric(&chain, "cairn_ws_lag_disconnects_total").await, 0.0);
+    // The load was real: transfers were accepted and finalized while the subscribers read.
+    let accepted = timeout(WAIT, load).await.expect("load in time").unwrap();
+    assert_eq!(accepted, LOAD_TXS, "every load transfer accepted");
+    let finalized = chain.rpc[0].account(&account()).await.unwrap().nonce;
+    assert!(finalized > 0, "no load transfer finalized");
+    eprintln!("{finalized} of {LOAD_TXS} load transfers finalized during the test");
     chain.stop_all().await;
 }
+
+/// Blocks per second between the first and last `blocks` notification of `notes`, by the
+/// blocks' own timestamps (the node's clock, so the test's scheduling does not count).
+fn rate_of(notes: &[Value]) -> f64 {
+    let ts = |v: &Value| {
+        v["params"]["result"]["header"]["timestampMs"]
+            .as_u64()
+            .unwrap()
+    };
+    let (first, last) = (notes.first().unwrap(), notes.last().unwrap());
+    let span_ms = ts(last).saturating_sub(ts(first)).max(1);
+    (notes.len() - 1) as f64 * 1000.0 / span_ms as f64
+}
+
+/// Blocks in each of the two windows the slow-consumer test compares.
+const RATE_WINDOW_BLOCKS: usize = 25;
 
 /// A transfer from the funded account.
 fn transfer(nonce: u64) -> cairn_ledger::SignedTransaction {
@@ -221,9 +273,21 @@ fn transfer(nonce: u64) -> cairn_ledger::SignedTransaction {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_dropped_while_the_rest_go_on() {
+    let _one_at_a_time = HEAVY.lock().await;
     // Each block brings the slow consumer 32 notifications: the queue holds one block's worth.
     let mut chain = dev_chain(|c| c.rpc.ws_send_queue_max = 64).await;
     let url = ws_url(&chain);
+
+    // The finalization rate without a slow consumer: a window of consecutive blocks, with
+    // an empty mempool (a leader waits longer for transactions when there are none, so
+    // both windows must have the same: the one transfer pair below finalizes in one block).
+    let mut fast = connect(&url).await;
+    subscribe(&mut fast, json!({"kind": "blocks"})).await;
+    let mut baseline = Vec::with_capacity(RATE_WINDOW_BLOCKS);
+    while baseline.len() < RATE_WINDOW_BLOCKS {
+        baseline.push(recv(&mut fast).await);
+    }
+    let mut last: Option<u64> = Some(block_of(baseline.last().unwrap()).0);
 
     // Transaction status: nonce 1 waits behind the gap of nonce 0, so it reads pending.
     let mut tx_ws = connect(&url).await;
@@ -255,8 +319,9 @@ async fn a_slow_consumer_is_dropped_while_the_rest_go_on() {
         )
         .await;
     }
-    let mut fast = connect(&url).await;
-    subscribe(&mut fast, json!({"kind": "blocks"})).await;
+    // The same window from the moment the slow consumer subscribed (it is disconnected
+    // within it).
+    let mut with_slow: Vec<Value> = Vec::with_capacity(RATE_WINDOW_BLOCKS);
 
     // The first transfer closes the gap: both finalize.
     chain.rpc[0].send_transaction(&transfer(0)).await.unwrap();
@@ -270,18 +335,21 @@ async fn a_slow_consumer_is_dropped_while_the_rest_go_on() {
     );
 
     // The fast subscriber keeps receiving blocks in order until the slow one is dropped.
-    let mut last: Option<u64> = None;
     let started = Instant::now();
     while metric(&chain, "cairn_ws_lag_disconnects_total").await < 1.0 {
         assert!(
             started.elapsed() < WAIT,
             "the slow consumer was never disconnected"
         );
-        let (h, _) = block_of(&recv(&mut fast).await);
+        let v = recv(&mut fast).await;
+        let (h, _) = block_of(&v);
         if let Some(prev) = last {
             assert_eq!(h, prev + 1);
         }
         last = Some(h);
+        if with_slow.len() < RATE_WINDOW_BLOCKS {
+            with_slow.push(v);
+        }
     }
     let dropped_at = chain.height(0).await.unwrap();
     // The slow consumer reads now: notifications, then why it was closed.
@@ -301,15 +369,27 @@ async fn a_slow_consumer_is_dropped_while_the_rest_go_on() {
     // The node keeps finalizing and the fast subscriber keeps up.
     chain.wait_height(0, dropped_at + 5).await;
     loop {
-        let (h, _) = block_of(&recv(&mut fast).await);
+        let v = recv(&mut fast).await;
+        let (h, _) = block_of(&v);
         if let Some(prev) = last {
             assert_eq!(h, prev + 1);
         }
         last = Some(h);
-        if h >= dropped_at + 5 {
+        if with_slow.len() < RATE_WINDOW_BLOCKS {
+            with_slow.push(v);
+        }
+        if h >= dropped_at + 5 && with_slow.len() >= RATE_WINDOW_BLOCKS {
             break;
         }
     }
     assert_eq!(metric(&chain, "cairn_ws_lag_disconnects_total").await, 1.0);
+    // The slow consumer did not slow the chain: the rate over the window that holds its
+    // subscriptions and its disconnection is within 10% of the rate before it came.
+    let (before, during) = (rate_of(&baseline), rate_of(&with_slow));
+    eprintln!("finalized blocks/s: {before:.2} before the slow consumer, {during:.2} with it");
+    assert!(
+        during >= before * 0.9,
+        "the finalization rate fell from {before:.2} to {during:.2} blocks/s"
+    );
     chain.stop_all().await;
 }

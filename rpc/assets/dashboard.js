@@ -1,5 +1,6 @@
 // Cairn's built-in dashboard. Reads the serving node's own JSON-RPC (`POST /`, one batch a
-// second) and draws everything with the DOM and SVG: no dependencies, no build step.
+// second) and its WebSocket (`/ws`: the head moves the moment a block is finalized), and
+// draws everything with the DOM and SVG: no dependencies, no build step.
 // Everything from the node is written with textContent (never parsed as HTML).
 "use strict";
 
@@ -10,6 +11,7 @@
   const CHART_BINS = 60; // 5 minutes
   const SUMMARIES_MAX = 256; // getBlockSummaries bound (BLOCK_SUMMARIES_MAX)
   const PARTICIPATION_BLOCKS = 100; // recent blocks the validator table covers
+  const WS_RETRY_MS = [1000, 2000, 5000, 10000, 30000]; // reconnect delays, then the last
 
   const compact = new URLSearchParams(window.location.search).has("compact");
   if (compact) document.body.classList.add("compact");
@@ -22,6 +24,8 @@
     validators: [],
     peers: [],
     evidence: [],
+    wsBlocks: 0, // blocks learned over the WebSocket
+    wsLive: false,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -293,5 +297,53 @@
     window.setTimeout(tick, POLL_MS);
   }
 
+  // The head over the WebSocket: a `blocks` subscription moves the head height and hash as
+  // soon as the node finalizes a block; the 1 s poll fills in the rest. When the socket is
+  // unavailable (WebSocket off, a proxy without upgrades) the poll alone keeps the page
+  // current; reconnects back off (WS_RETRY_MS).
+  function followHead(attempt) {
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    let ws;
+    try {
+      ws = new WebSocket(scheme + window.location.host + "/ws");
+    } catch (e) {
+      return;
+    }
+    const retry = () => {
+      state.wsLive = false;
+      const delay = WS_RETRY_MS[Math.min(attempt, WS_RETRY_MS.length - 1)];
+      window.setTimeout(() => followHead(attempt + 1), delay);
+    };
+    ws.onopen = () => {
+      attempt = 0;
+      ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscribe", params: { kind: "blocks" } }));
+    };
+    ws.onmessage = (ev) => {
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (m.id === 1) {
+        state.wsLive = !m.error;
+        document.body.dataset.ws = m.error ? "refused" : "subscribed";
+        return;
+      }
+      if (m.method !== "subscription" || !m.params || !m.params.result) return;
+      const b = m.params.result;
+      const h = b.header && b.header.height;
+      if (typeof h !== "number" || !state.status || h <= state.status.latestHeight) return;
+      state.status.latestHeight = h;
+      state.status.latestHash = b.hash;
+      state.wsBlocks++;
+      document.body.dataset.wsBlocks = String(state.wsBlocks);
+      setText("head-height", String(h));
+      setText("head-hash", short(b.hash, 8));
+    };
+    ws.onclose = retry;
+  }
+
   tick();
+  followHead(0);
 })();

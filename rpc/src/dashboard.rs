@@ -4,7 +4,9 @@
 //! 20 kB in all): no CDN, no build step, works offline. The page reads the serving node's
 //! own JSON-RPC (`POST /`, one batch a second: `getStatus`, `getBlockSummaries` of the new
 //! blocks, `getPeers`, `getThroughput`, and every fifth second `getValidators` and
-//! `getEvidence`) and draws the chain head, finality latency, finalized transactions per
+//! `getEvidence`) and its WebSocket (`/ws`, a `blocks` subscription that moves the head the
+//! moment a block is finalized; reconnects back off from 1 s to 30 s, and the poll alone
+//! keeps the page current without it) and draws the chain head, finality latency, finalized transactions per
 //! second over the last five minutes (an SVG chart of the node's own per-second counts),
 //! the mempool size, the validators with their share of the last 100 blocks' finalization
 //! certificates and blocks proposed, the upcoming leaders, the peers with their admission

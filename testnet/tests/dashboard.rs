@@ -341,6 +341,14 @@ async fn dashboard_renders_a_live_testnet() {
         height_2 > height_1,
         "head height {height_1} then {height_2}"
     );
+    // The page follows the head over the node's WebSocket too (the CSP lets it connect:
+    // a refusal would have been logged above).
+    assert!(
+        [&first.stdout, &second.stdout]
+            .iter()
+            .any(|dom| dom.contains("data-ws=\"subscribed\"")),
+        "the page never subscribed over /ws"
+    );
 
     // The screenshot README shows.
     let shot = std::env::var_os("CAIRN_DASHBOARD_SCREENSHOT")

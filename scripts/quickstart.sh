@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Cairn and starts a 4-validator local testnet with funded demo accounts.
-# Re-running reuses ./testnet (delete it for a fresh chain).
+# Re-running reuses ./localnet (delete it for a fresh chain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,9 +12,9 @@ echo "building the binaries (a first build on a small machine takes about half a
 cargo build --bins
 bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug"
 export PATH="$bin:$PATH"
-if [ ! -f testnet/testnet.json ]; then
-  cairn-testnet generate --validators 4 --accounts 10 --out testnet
+if [ ! -f localnet/testnet.json ]; then
+  cairn-testnet generate --validators 4 --accounts 10 --out localnet
 fi
 echo
 echo "wallet and node binaries: $bin   (export PATH=\"$bin:\$PATH\")"
-exec cairn-testnet start testnet
+exec cairn-testnet start localnet

@@ -77,6 +77,25 @@ pub enum ClientError {
     },
 }
 
+/// [`ClientError::InvalidUrl`] for `url`.
+pub(crate) fn invalid_url(url: &str, reason: &str) -> ClientError {
+    ClientError::InvalidUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Parses a node URL as given by a user, `http://` assumed when no scheme is given.
+pub(crate) fn parse_url(url: &str) -> Result<reqwest::Url, ClientError> {
+    let trimmed = url.trim();
+    let full = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    };
+    reqwest::Url::parse(&full).map_err(|e| invalid_url(url, &e.to_string()))
+}
+
 fn rpc_display(code: i64, message: &str) -> String {
     if code == codes::REJECTED {
         message.to_string()
@@ -148,17 +167,8 @@ impl RpcClient {
 
     /// A client whose every HTTP exchange is bounded by `timeout`.
     pub fn with_timeout(url: &str, timeout: Duration) -> Result<RpcClient, ClientError> {
-        let bad = |reason: &str| ClientError::InvalidUrl {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        };
-        let trimmed = url.trim();
-        let full = if trimmed.contains("://") {
-            trimmed.to_string()
-        } else {
-            format!("http://{trimmed}")
-        };
-        let parsed = reqwest::Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
+        let bad = |reason: &str| invalid_url(url, reason);
+        let parsed = parse_url(url)?;
         match parsed.scheme() {
             "http" => {}
             "https" => {

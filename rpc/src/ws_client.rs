@@ -21,7 +21,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::client::{ClientError, POLL_MS_MIN, RESPONSE_BYTES_MAX, RpcClient};
+use crate::client::{
+    ClientError, POLL_MS_MIN, RESPONSE_BYTES_MAX, RpcClient, invalid_url, parse_url,
+};
 use crate::error::codes;
 use crate::{AccountNotification, BlockNotification, TxStatus};
 
@@ -47,8 +49,9 @@ pub enum Notification {
     Block {
         /// The subscription id `subscribe` returned.
         subscription: String,
-        /// The block's hash, header, transaction count and (if asked) hashes.
-        block: BlockNotification,
+        /// The block's hash, header, transaction count and (if asked) hashes (boxed: the
+        /// header is large next to the other variants).
+        block: Box<BlockNotification>,
     },
     /// A transaction's status, for a `transaction` subscription. After a terminal status
     /// (finalized, rejected) the subscription has ended on the node's side.
@@ -99,17 +102,8 @@ impl std::fmt::Debug for WsClient {
 /// # Errors
 /// [`ClientError::InvalidUrl`] for a URL that is not `http://` or `ws://`.
 pub fn ws_url(rpc_url: &str) -> Result<String, ClientError> {
-    let bad = |reason: &str| ClientError::InvalidUrl {
-        url: rpc_url.to_string(),
-        reason: reason.to_string(),
-    };
-    let trimmed = rpc_url.trim();
-    let full = if trimmed.contains("://") {
-        trimmed.to_string()
-    } else {
-        format!("http://{trimmed}")
-    };
-    let mut url = reqwest::Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
+    let bad = |reason: &str| invalid_url(rpc_url, reason);
+    let mut url = parse_url(rpc_url)?;
     match url.scheme() {
         "http" | "ws" => {}
         other => {
@@ -367,7 +361,7 @@ impl WsClient {
                 Ok(match kind {
                     SubscriptionKind::Blocks => Notification::Block {
                         subscription,
-                        block: serde_json::from_value(result).map_err(bad)?,
+                        block: Box::new(serde_json::from_value(result).map_err(bad)?),
                     },
                     SubscriptionKind::Transaction => Notification::Transaction {
                         subscription,

@@ -81,6 +81,11 @@ impl RpcBackend for Mock {
 }
 
 impl Mock {
+    /// What `getTransaction` answers for `hash` from now on.
+    fn set_tx(&self, hash: Hash, status: TxStatus) {
+        self.txs.lock().unwrap().insert(hash, status);
+    }
+
     /// Publishes finalized block `height` with `txs` and `accounts`, as the node does.
     fn publish(&self, height: u64, txs: Vec<Hash>, accounts: Vec<Address>) {
         *self.height.lock().unwrap() = height;
@@ -243,12 +248,7 @@ async fn blocks_subscribe_notify_unsubscribe() {
 async fn transaction_status_pending_then_finalized_then_ends() {
     let server = start(|_| {}, 64).await;
     let tx = Hash([0x77; 32]);
-    server
-        .mock
-        .txs
-        .lock()
-        .unwrap()
-        .insert(tx, TxStatus::Pending);
+    server.mock.set_tx(tx, TxStatus::Pending);
     let mut ws = server.connect().await;
     let sub = subscribe(
         &mut ws,
@@ -600,12 +600,7 @@ async fn ws_client_subscribes_and_decodes_every_kind() {
     use cairn_rpc::{Notification, WsClient};
     let server = start(|_| {}, 64).await;
     let tx = Hash([0x55; 32]);
-    server
-        .mock
-        .txs
-        .lock()
-        .unwrap()
-        .insert(tx, TxStatus::Pending);
+    server.mock.set_tx(tx, TxStatus::Pending);
     server.mock.accounts.lock().unwrap().insert(ALICE, (90, 2));
     let mut ws = WsClient::connect(&http_url(&server), WAIT).await.unwrap();
     assert_eq!(ws.url(), server.ws_url());
@@ -722,12 +717,7 @@ async fn follow_transaction_uses_the_websocket_and_reports_each_change() {
     use cairn_rpc::{FollowedVia, RpcClient};
     let server = start(|_| {}, 64).await;
     let tx = Hash([0x66; 32]);
-    server
-        .mock
-        .txs
-        .lock()
-        .unwrap()
-        .insert(tx, TxStatus::Pending);
+    server.mock.set_tx(tx, TxStatus::Pending);
     let client = RpcClient::new(&http_url(&server)).unwrap();
     let mock = server.mock.clone();
     let stats = server.stats.clone();
@@ -771,12 +761,7 @@ async fn follow_transaction_falls_back_to_polling_without_websocket() {
     use cairn_rpc::{ClientError, FollowedVia, RpcClient};
     let server = start(|c| c.ws_connections_max = 0, 64).await;
     let tx = Hash([0x67; 32]);
-    server
-        .mock
-        .txs
-        .lock()
-        .unwrap()
-        .insert(tx, TxStatus::Pending);
+    server.mock.set_tx(tx, TxStatus::Pending);
     let client = RpcClient::new(&http_url(&server)).unwrap();
     let mock = server.mock.clone();
     let finalizer = tokio::spawn(async move {
@@ -786,7 +771,7 @@ async fn follow_transaction_falls_back_to_polling_without_websocket() {
             index: 0,
             block_hash: Hash([3; 32]),
         };
-        mock.txs.lock().unwrap().insert(tx, status);
+        mock.set_tx(tx, status);
     });
     let mut seen = Vec::new();
     let mut fallbacks = Vec::new();
@@ -809,12 +794,7 @@ async fn follow_transaction_falls_back_to_polling_without_websocket() {
 
     // A transaction that never becomes final: the timeout names the last status.
     let stuck = Hash([0x68; 32]);
-    server
-        .mock
-        .txs
-        .lock()
-        .unwrap()
-        .insert(stuck, TxStatus::Pending);
+    server.mock.set_tx(stuck, TxStatus::Pending);
     match client
         .follow_transaction(&stuck, 200, 20, |_| {}, |_| {})
         .await
@@ -837,12 +817,7 @@ async fn follow_transaction_times_out_over_the_websocket_too() {
     use cairn_rpc::{ClientError, RpcClient};
     let server = start(|_| {}, 64).await;
     let stuck = Hash([0x69; 32]);
-    server
-        .mock
-        .txs
-        .lock()
-        .unwrap()
-        .insert(stuck, TxStatus::Pending);
+    server.mock.set_tx(stuck, TxStatus::Pending);
     let client = RpcClient::new(&http_url(&server)).unwrap();
     match client
         .follow_transaction(&stuck, 300, 20, |_| {}, |e| panic!("fell back: {e}"))

@@ -17,6 +17,7 @@
 //! | [`signature`] | the signature rule (ZIP-215, no small-order sender keys); [`verify_transactions`]: batch verification with exactly the single verdicts |
 //! | [`execute`] | [`BlockBuilder`], [`execute_block`], [`validate_block`]: transaction rules and block validity |
 //! | [`backup`] | [`Store::checkpoint`], [`backup::stats`], [`backup::verify`]: consistent copies of a live database (RocksDB checkpoints), per-column-family statistics, checking a copy before it is restored |
+//! | [`snapshot`] | [`SnapshotManifest`](snapshot::SnapshotManifest), [`verify_chunk`](snapshot::verify_chunk), [`Store::write_snapshot`], [`Store::begin_snapshot_install`]: state snapshots in content-addressed chunks for state sync, checked chunk by chunk and against the certified state root, installed atomically |
 //! | [`store`] | [`Store`]: RocksDB layout and invariants; finalized blocks, indices, accounts, certificates, consensus WAL |
 //! | [`params`] | [`ChainParams`]: block, mempool, timing and admission parameters and their ranges |
 //! | [`governance`] | [`Governance`](governance::Governance): members, threshold, account policy, the validator set and parameters the chain decided; governance proposals and their rules |
@@ -133,6 +134,7 @@ pub mod governance;
 pub mod hash;
 pub mod params;
 pub mod signature;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod tx;

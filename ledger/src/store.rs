@@ -18,6 +18,7 @@
 //! |                | `ledger/governance`              | borsh [`Governance`] at head (absent for a chain without one) |
 //! |                | `ledger/epoch/` ‖ epoch u64 BE   | borsh [`EpochRecord`] (chains with governance) |
 //! |                | `ledger/epoch_height/` ‖ first height u64 BE | epoch u64 BE          |
+//! |                | `ledger/snapshot_install`        | snapshot height u64 BE, only while a snapshot install runs (`crate::snapshot`) |
 //! |                | `user/<key>`                     | [`Store::meta_put`] values    |
 //!
 //! Big-endian integer keys sort numerically, so iteration is in height / (view, seq) order.
@@ -121,10 +122,13 @@ pub(crate) const COLUMN_FAMILIES: [&str; 8] = [
 pub(crate) const META_GENESIS_HASH: &[u8] = b"ledger/genesis_hash";
 pub(crate) const META_HEAD: &[u8] = b"ledger/head";
 pub(crate) const META_LTHASH: &[u8] = b"ledger/state_lthash";
-const META_GOVERNANCE: &[u8] = b"ledger/governance";
+pub(crate) const META_GOVERNANCE: &[u8] = b"ledger/governance";
+/// Present while a snapshot install is in progress (`crate::snapshot`): `Store::open` wipes
+/// such a store to empty.
+pub(crate) const META_INSTALL: &[u8] = b"ledger/snapshot_install";
 const META_USER_PREFIX: &str = "user/";
-const META_EPOCH_PREFIX: &[u8] = b"ledger/epoch/";
-const META_EPOCH_HEIGHT_PREFIX: &[u8] = b"ledger/epoch_height/";
+pub(crate) const META_EPOCH_PREFIX: &[u8] = b"ledger/epoch/";
+pub(crate) const META_EPOCH_HEIGHT_PREFIX: &[u8] = b"ledger/epoch_height/";
 
 fn epoch_key(epoch: u64) -> Vec<u8> {
     [META_EPOCH_PREFIX, &epoch.to_be_bytes()].concat()
@@ -149,6 +153,15 @@ pub struct EpochRecord {
     pub anchor: Hash,
     /// The validator set that votes in the epoch, in set order.
     pub validators: Vec<crate::governance::ValidatorInfo>,
+}
+
+/// Adds `record` (and its first-height index entry) to `batch`.
+pub(crate) fn put_epoch_record(
+    record: &EpochRecord,
+    batch: &mut WriteBatch,
+    meta: &impl rocksdb::AsColumnFamilyRef,
+) {
+    record.put(batch, meta);
 }
 
 impl EpochRecord {
@@ -260,7 +273,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn storage(e: rocksdb::Error) -> LedgerError {
+pub(crate) fn storage(e: rocksdb::Error) -> LedgerError {
     LedgerError::Storage {
         reason: e.into_string(),
     }
@@ -421,11 +434,30 @@ impl Store {
                 store.db.write_opt(batch, &synced()).map_err(storage)?;
             }
         }
+        // An interrupted snapshot install leaves the store empty (`crate::snapshot`).
+        store.wipe_interrupted_install()?;
         let head = store.load_head()?;
         *store.head.write().unwrap_or_else(|e| e.into_inner()) = head;
         let governance = store.load_governance()?;
         *store.governance.write().unwrap_or_else(|e| e.into_inner()) = governance;
         Ok(store)
+    }
+
+    /// Writes `batch` synced.
+    pub(crate) fn write_synced(&self, batch: WriteBatch) -> Result<(), LedgerError> {
+        self.db.write_opt(batch, &synced()).map_err(storage)
+    }
+
+    /// Re-reads the head and governance record from the database and empties the account
+    /// cache (after a snapshot install changed them outside a commit).
+    pub(crate) fn reload_cached_state(&self) -> Result<(), LedgerError> {
+        let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let head = self.load_head()?;
+        let governance = self.load_governance()?;
+        self.account_cache().clear();
+        *self.governance.write().unwrap_or_else(|e| e.into_inner()) = governance;
+        *self.head.write().unwrap_or_else(|e| e.into_inner()) = head;
+        Ok(())
     }
 
     /// The genesis hash this database belongs to.
@@ -1225,7 +1257,7 @@ fn decode_permissions(bytes: &[u8]) -> Result<Permissions, LedgerError> {
 /// A consistent read-only view of a [`Store`] at one instant (a RocksDB snapshot).
 pub struct StoreSnapshot<'a> {
     store: &'a Store,
-    snap: SnapshotWithThreadMode<'a, DB>,
+    pub(crate) snap: SnapshotWithThreadMode<'a, DB>,
 }
 
 impl StoreSnapshot<'_> {

@@ -373,3 +373,42 @@ fn governance_state_root_vector() {
     );
     assert_eq!(lthash.root().0, root);
 }
+
+/// A state-snapshot chunk of accounts (`accounts` as in the state-root vectors, in
+/// ascending address order): its bytes, built independently (u32 LE count, then per
+/// account variant byte 0, address, balance u64 LE, nonce u64 LE), equal the code's
+/// encoding, and its hash is `derive_key("cairn snapshot chunk v1", bytes)`.
+#[test]
+fn snapshot_chunk_vectors() {
+    use cairn_ledger::snapshot::{SnapshotEntry, chunk_hash};
+    let all = by_kind("snapshot_chunk");
+    assert!(!all.is_empty(), "need a snapshot_chunk vector");
+    for v in all {
+        let mut expected = Vec::new();
+        let mut entries = Vec::new();
+        let list: Vec<&str> = field(&v, "accounts").split(',').collect();
+        expected.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for entry in list {
+            let parts: Vec<&str> = entry.trim().split(':').collect();
+            let a: [u8; 32] = hex::decode(parts[0]).unwrap().try_into().unwrap();
+            let (balance, nonce): (u64, u64) =
+                (parts[1].parse().unwrap(), parts[2].parse().unwrap());
+            expected.push(0);
+            expected.extend_from_slice(&a);
+            expected.extend_from_slice(&balance.to_le_bytes());
+            expected.extend_from_slice(&nonce.to_le_bytes());
+            entries.push(SnapshotEntry::Account {
+                address: Address(a),
+                account: Account { balance, nonce },
+            });
+        }
+        assert_eq!(borsh::to_vec(&entries).unwrap(), expected);
+        assert_eq!(hex_field(&v, "chunk_bytes"), expected);
+        let hash = Hash(hex32(&v, "chunk_hash"));
+        assert_eq!(chunk_hash(&expected), hash);
+        assert_eq!(
+            Hash(blake3::derive_key("cairn snapshot chunk v1", &expected)),
+            hash
+        );
+    }
+}

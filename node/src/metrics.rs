@@ -4,10 +4,19 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::network::NetworkStats;
+use crate::network::{NetworkStats, PeerSource};
+
+/// The one label of the discovery families: `found`, how a peer was found
+/// ([`PeerSource::as_str`]).
+pub type FoundLabel = [(&'static str, &'static str); 1];
+
+fn found(source: PeerSource) -> FoundLabel {
+    [("found", source.as_str())]
+}
 
 /// Transactions and blocks committed per wall-clock second over the last
 /// [`cairn_rpc::THROUGHPUT_BINS_MAX`] seconds (`getThroughput`, the dashboard's chart).
@@ -194,6 +203,130 @@ pub struct Metrics {
     /// Connected peers whose admission exemption was withdrawn (they left the validator
     /// set) (`NetworkStats::admission_exemptions_withdrawn`).
     pub admission_exemptions_withdrawn: Counter<u64, AtomicU64>,
+    /// Peer discovery (`docs/network.md`, "Metrics").
+    pub discovery: DiscoveryMetrics,
+}
+
+/// Peer discovery's counters and gauges (`cairn_discovery_*`, `cairn_peers_connected`,
+/// `cairn_kad_requests_refused`, `cairn_connections_closed_peers_max`), brought up to the
+/// network layer's [`NetworkStats`] on each `GET /metrics` ([`Metrics::catch_up_network`]).
+#[derive(Debug, Default)]
+pub struct DiscoveryMetrics {
+    /// Random walks (and validator lookups) started (`NetworkStats::discovery_walks`).
+    pub walks: Counter<u64, AtomicU64>,
+    /// Dials of discovered peers started (`NetworkStats::discovery_dials`).
+    pub dials: Counter<u64, AtomicU64>,
+    /// Dials of discovered peers that failed (`NetworkStats::discovery_dial_failures`).
+    pub dial_failures: Counter<u64, AtomicU64>,
+    /// New dial candidates learned, by `found` = `kademlia` | `identify`
+    /// (`NetworkStats::discovery_found_*`).
+    pub peers_found: Family<FoundLabel, Counter<u64, AtomicU64>>,
+    /// Peers connected (first connection), by `found` = `configured` | `kademlia` |
+    /// `identify` | `inbound` (`NetworkStats::peers_connected_*`).
+    pub peers_connected: Family<FoundLabel, Counter<u64, AtomicU64>>,
+    /// Peers in the Kademlia routing table at the last discovery tick.
+    pub routing_table_peers: Gauge<i64, AtomicI64>,
+    /// Dial candidates at the last discovery tick (at most 256).
+    pub candidates: Gauge<i64, AtomicI64>,
+    /// Kademlia requests never served (`NetworkStats::kad_requests_refused`).
+    pub kad_requests_refused: Counter<u64, AtomicU64>,
+    /// Connections of new peers closed at `p2p.peers_max`
+    /// (`NetworkStats::connections_closed_peers_max`).
+    pub connections_closed_peers_max: Counter<u64, AtomicU64>,
+}
+
+impl DiscoveryMetrics {
+    fn register(r: &mut Registry) -> DiscoveryMetrics {
+        let m = DiscoveryMetrics::default();
+        // Every label value exists from the start (at 0), so a scrape shows the series.
+        for s in [PeerSource::Kademlia, PeerSource::Identify] {
+            let _created = m.peers_found.get_or_create(&found(s));
+        }
+        for s in [
+            PeerSource::Configured,
+            PeerSource::Kademlia,
+            PeerSource::Identify,
+            PeerSource::Inbound,
+        ] {
+            let _created = m.peers_connected.get_or_create(&found(s));
+        }
+        r.register(
+            "discovery_walks",
+            "Kademlia random walks and validator lookups started",
+            m.walks.clone(),
+        );
+        r.register(
+            "discovery_dials",
+            "Dials of discovered peers started",
+            m.dials.clone(),
+        );
+        r.register(
+            "discovery_dial_failures",
+            "Dials of discovered peers that failed",
+            m.dial_failures.clone(),
+        );
+        r.register(
+            "discovery_peers_found",
+            "New dial candidates learned, by how they were found (kademlia, identify)",
+            m.peers_found.clone(),
+        );
+        r.register(
+            "peers_connected",
+            "Peers connected (first connection), by how they were found (configured, kademlia, identify, inbound)",
+            m.peers_connected.clone(),
+        );
+        r.register(
+            "discovery_routing_table_peers",
+            "Peers in the Kademlia routing table at the last discovery tick",
+            m.routing_table_peers.clone(),
+        );
+        r.register(
+            "discovery_candidates",
+            "Dial candidates at the last discovery tick",
+            m.candidates.clone(),
+        );
+        r.register(
+            "kad_requests_refused",
+            "Kademlia requests never served (record requests, unadmitted or refused peers)",
+            m.kad_requests_refused.clone(),
+        );
+        r.register(
+            "connections_closed_peers_max",
+            "Connections of new peers closed at p2p.peers_max",
+            m.connections_closed_peers_max.clone(),
+        );
+        m
+    }
+
+    /// Brings every discovery metric up to `stats` (counters never decrease; gauges set).
+    fn catch_up(&self, stats: &NetworkStats) {
+        Metrics::catch_up(&self.walks, stats.discovery_walks);
+        Metrics::catch_up(&self.dials, stats.discovery_dials);
+        Metrics::catch_up(&self.dial_failures, stats.discovery_dial_failures);
+        for (s, v) in [
+            (PeerSource::Kademlia, stats.discovery_found_kademlia),
+            (PeerSource::Identify, stats.discovery_found_identify),
+        ] {
+            Metrics::catch_up(&self.peers_found.get_or_create(&found(s)), v);
+        }
+        for (s, v) in [
+            (PeerSource::Configured, stats.peers_connected_configured),
+            (PeerSource::Kademlia, stats.peers_connected_kademlia),
+            (PeerSource::Identify, stats.peers_connected_identify),
+            (PeerSource::Inbound, stats.peers_connected_inbound),
+        ] {
+            Metrics::catch_up(&self.peers_connected.get_or_create(&found(s)), v);
+        }
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.routing_table_peers
+            .set(g(stats.discovery_routing_table_peers));
+        self.candidates.set(g(stats.discovery_candidates));
+        Metrics::catch_up(&self.kad_requests_refused, stats.kad_requests_refused);
+        Metrics::catch_up(
+            &self.connections_closed_peers_max,
+            stats.connections_closed_peers_max,
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -253,6 +386,7 @@ impl Metrics {
                     .map_or(0, |d| d.as_millis() as u64),
             ),
             rocksdb: RocksDbMetrics::default(),
+            discovery: DiscoveryMetrics::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
         registry.register(
@@ -439,9 +573,11 @@ impl Metrics {
             m.admission_exemptions_withdrawn.clone(),
         );
         let rocksdb = RocksDbMetrics::register(registry.sub_registry_with_prefix("rocksdb"));
+        let discovery = DiscoveryMetrics::register(&mut registry);
         Metrics {
             registry,
             rocksdb,
+            discovery,
             ..m
         }
     }
@@ -474,9 +610,11 @@ impl Metrics {
         }
     }
 
-    /// Brings every counter kept in [`NetworkStats`] (admission, reputation and connection
-    /// limits) up to `stats`; called on each `GET /metrics`.
+    /// Brings every counter kept in [`NetworkStats`] (admission, reputation, connection
+    /// limits and discovery, [`DiscoveryMetrics`]) up to `stats`; called on each
+    /// `GET /metrics`.
     pub fn catch_up_network(&self, stats: &NetworkStats) {
+        self.discovery.catch_up(stats);
         Self::catch_up(&self.peers_admitted, stats.peers_admitted);
         Self::catch_up(&self.peers_refused, stats.peers_refused);
         Self::catch_up(&self.peer_faults, stats.peer_faults);
@@ -655,6 +793,20 @@ pub const ADMISSION_METRICS: [&str; 15] = [
     "cairn_admission_exemptions_withdrawn",
 ];
 
+/// The exported discovery metric names (counters without `_total`; the labelled families
+/// carry `found`), documented in `docs/network.md`, "Metrics".
+pub const DISCOVERY_METRICS: [&str; 9] = [
+    "cairn_discovery_walks",
+    "cairn_discovery_dials",
+    "cairn_discovery_dial_failures",
+    "cairn_discovery_peers_found",
+    "cairn_peers_connected",
+    "cairn_discovery_routing_table_peers",
+    "cairn_discovery_candidates",
+    "cairn_kad_requests_refused",
+    "cairn_connections_closed_peers_max",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,6 +936,55 @@ mod tests {
             assert!(text.contains(&help), "{help:?} missing: {text}");
             let kind = format!("# TYPE {name} counter\n");
             assert!(text.contains(&kind), "{kind:?} missing: {text}");
+        }
+    }
+
+    /// Every discovery counter and gauge is exported under its name, labelled families by
+    /// `found`, and follows the network layer's figures.
+    #[test]
+    fn discovery_figures_are_exported() {
+        let m = Metrics::new();
+        let text = m.render();
+        for name in DISCOVERY_METRICS {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
+        }
+        assert!(text.contains("cairn_peers_connected_total{found=\"inbound\"} 0\n"));
+        m.catch_up_network(&NetworkStats {
+            discovery_walks: 3,
+            discovery_dials: 4,
+            discovery_dial_failures: 1,
+            discovery_found_kademlia: 5,
+            discovery_found_identify: 2,
+            peers_connected_configured: 1,
+            peers_connected_kademlia: 6,
+            peers_connected_identify: 7,
+            peers_connected_inbound: 8,
+            discovery_routing_table_peers: 9,
+            discovery_candidates: 10,
+            kad_requests_refused: 11,
+            connections_closed_peers_max: 12,
+            ..NetworkStats::default()
+        });
+        let text = m.render();
+        for line in [
+            "cairn_discovery_walks_total 3",
+            "cairn_discovery_dials_total 4",
+            "cairn_discovery_dial_failures_total 1",
+            "cairn_discovery_peers_found_total{found=\"kademlia\"} 5",
+            "cairn_discovery_peers_found_total{found=\"identify\"} 2",
+            "cairn_peers_connected_total{found=\"configured\"} 1",
+            "cairn_peers_connected_total{found=\"kademlia\"} 6",
+            "cairn_peers_connected_total{found=\"identify\"} 7",
+            "cairn_peers_connected_total{found=\"inbound\"} 8",
+            "cairn_discovery_routing_table_peers 9",
+            "cairn_discovery_candidates 10",
+            "cairn_kad_requests_refused_total 11",
+            "cairn_connections_closed_peers_max_total 12",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
         }
     }
 }

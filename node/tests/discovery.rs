@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cairn_node::admission;
+use cairn_node::metrics::{DISCOVERY_METRICS, Metrics};
 use cairn_node::network::{
     self, AdmissionConfig, DiscoveryConfig, NetworkConfig, NetworkHandle, PeerSource,
 };
@@ -105,6 +106,13 @@ fn keypair_with_proof() -> (Keypair, u64) {
     (k, nonce)
 }
 
+/// The value of the sample `name` (with its labels) in OpenMetrics text; panics if absent.
+fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
 /// Waits (at most [`WAIT`]) until `done` holds, checking every 100 ms; panics with `what`.
 async fn eventually<F, Fut>(what: &str, mut done: F)
 where
@@ -135,6 +143,10 @@ async fn a_line_of_nodes_fills_every_peer_set_through_kademlia() {
         let cfg = config(Keypair::generate_ed25519(), bootstrap, discovery(TARGET));
         nodes.push(Node::start(cfg, AdmissionConfig::disabled()).await);
     }
+    // The last node's discovery metrics as `GET /metrics` renders them, at its start.
+    let metrics = Metrics::new();
+    metrics.catch_up_network(&nodes[N - 1].net.stats());
+    let before = metrics.render();
     for (i, node) in nodes.iter().enumerate() {
         eventually(&format!("node {i} has {TARGET} peers"), || async {
             node.connected().await.len() >= TARGET as usize
@@ -173,6 +185,45 @@ async fn a_line_of_nodes_fills_every_peer_set_through_kademlia() {
     let info = last.net.discovery_info().await.unwrap();
     assert!(info.enabled);
     assert!(info.routing_table.len() >= TARGET as usize, "{info:?}");
+    // The discovery metrics are exported and moved: walks ran, the routing table filled
+    // (the gauge is set at each discovery tick, so wait for one), and the peers beyond the
+    // one configured were found by discovery (dialed by the last node, or dialing it).
+    let start = Instant::now();
+    let after = loop {
+        metrics.catch_up_network(&last.net.stats());
+        let text = metrics.render();
+        if sample(&text, "cairn_discovery_routing_table_peers") >= TARGET as u64 {
+            break text;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "routing table gauge never set:\n{text}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    };
+    for name in DISCOVERY_METRICS {
+        assert!(
+            after.contains(&format!("# HELP {name} ")),
+            "{name}:\n{after}"
+        );
+    }
+    let walks = "cairn_discovery_walks_total";
+    assert!(
+        sample(&after, walks) > sample(&before, walks),
+        "{before}\n{after}"
+    );
+    assert!(sample(&after, "cairn_peers_connected_total{found=\"configured\"}") >= 1);
+    let found: u64 = ["kademlia", "identify", "inbound"]
+        .iter()
+        .map(|f| {
+            sample(
+                &after,
+                &format!("cairn_peers_connected_total{{found=\"{f}\"}}"),
+            )
+        })
+        .sum();
+    assert!(found >= TARGET as u64 - 1, "{after}");
+    assert!(sample(&after, "cairn_discovery_candidates") > 0, "{after}");
     for n in &nodes {
         n.net.shutdown().await;
     }

@@ -451,10 +451,17 @@ impl Candidates {
     /// Learns (or refreshes) `peer` at `addrs` (already filtered by [`dialable_addrs`]).
     /// A peer's own identify announcement replaces what Kademlia answers said of it;
     /// Kademlia answers only add addresses (up to [`IDENTIFY_ADDRS_MAX`]). When the table is
-    /// full, the entry with the most failures (then the oldest) makes room.
-    pub fn offer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, source: PeerSource, now: Instant) {
+    /// full, the entry with the most failures (then the oldest) makes room. Returns whether
+    /// `peer` is a new candidate (counted as found, `NetworkStats::discovery_found_*`).
+    pub fn offer(
+        &mut self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        source: PeerSource,
+        now: Instant,
+    ) -> bool {
         if addrs.is_empty() {
-            return;
+            return false;
         }
         if let Some(c) = self.map.get_mut(&peer) {
             if source == PeerSource::Identify {
@@ -467,7 +474,7 @@ impl Candidates {
                     }
                 }
             }
-            return;
+            return false;
         }
         if self.map.len() >= CANDIDATES_MAX {
             let worst = self
@@ -489,6 +496,7 @@ impl Candidates {
                 added: now,
             },
         );
+        true
     }
 
     /// Up to `n` candidates due for a dial at `now` for which `skip` is false, those for

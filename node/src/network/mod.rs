@@ -1090,8 +1090,8 @@ impl NetworkError {
     }
 }
 
-/// Counters of the networking layer (monotonic since [`spawn`]); read with
-/// [`NetworkHandle::stats`].
+/// Counters of the networking layer (monotonic since [`spawn`]; two discovery gauges, marked
+/// as such, are values); read with [`NetworkHandle::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetworkStats {
     /// Gossip messages dropped (and reported `Ignore`) because the event queue was full or
@@ -1152,6 +1152,28 @@ pub struct NetworkStats {
     pub discovery_dials: u64,
     /// Connections of new peers closed because `peers_max` peers were connected.
     pub connections_closed_peers_max: u64,
+    /// Dials of discovered peers that failed (the dial could not start, or the connection
+    /// attempt failed); each pushes the candidate back ([`discovery::Candidates::dial_failed`]).
+    pub discovery_dial_failures: u64,
+    /// New dial candidates learned from Kademlia answers (a peer not yet a candidate).
+    pub discovery_found_kademlia: u64,
+    /// New dial candidates learned from a peer's own identify announcement.
+    pub discovery_found_identify: u64,
+    /// Peers connected (their first connection), by how they were found ([`PeerSource`]):
+    /// named in `p2p.bootstrap`.
+    pub peers_connected_configured: u64,
+    /// Peers connected, dialed at an address a Kademlia answer gave.
+    pub peers_connected_kademlia: u64,
+    /// Peers connected, dialed at an address they announced through identify.
+    pub peers_connected_identify: u64,
+    /// Peers connected that dialed us.
+    pub peers_connected_inbound: u64,
+    /// Gauge, not a counter: peers in the Kademlia routing table at the last discovery tick
+    /// (0 with discovery off; at most 256 buckets of 20).
+    pub discovery_routing_table_peers: u64,
+    /// Gauge, not a counter: dial candidates at the last discovery tick (at most
+    /// [`discovery::CANDIDATES_MAX`]).
+    pub discovery_candidates: u64,
 }
 
 #[derive(Debug, Default)]
@@ -1180,11 +1202,35 @@ pub(crate) struct Counters {
     discovery_walks: AtomicU64,
     discovery_dials: AtomicU64,
     connections_closed_peers_max: AtomicU64,
+    discovery_dial_failures: AtomicU64,
+    discovery_found_kademlia: AtomicU64,
+    discovery_found_identify: AtomicU64,
+    peers_connected_configured: AtomicU64,
+    peers_connected_kademlia: AtomicU64,
+    peers_connected_identify: AtomicU64,
+    peers_connected_inbound: AtomicU64,
+    discovery_routing_table_peers: AtomicU64,
+    discovery_candidates: AtomicU64,
 }
 
 impl Counters {
     fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets a gauge (a value, not a count).
+    fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
+    /// Counts a peer's first connection under how it was found.
+    fn peer_connected(&self, found: PeerSource) {
+        Self::inc(match found {
+            PeerSource::Configured => &self.peers_connected_configured,
+            PeerSource::Kademlia => &self.peers_connected_kademlia,
+            PeerSource::Identify => &self.peers_connected_identify,
+            PeerSource::Inbound => &self.peers_connected_inbound,
+        });
     }
 
     fn snapshot(&self) -> NetworkStats {
@@ -1214,6 +1260,15 @@ impl Counters {
             discovery_walks: get(&self.discovery_walks),
             discovery_dials: get(&self.discovery_dials),
             connections_closed_peers_max: get(&self.connections_closed_peers_max),
+            discovery_dial_failures: get(&self.discovery_dial_failures),
+            discovery_found_kademlia: get(&self.discovery_found_kademlia),
+            discovery_found_identify: get(&self.discovery_found_identify),
+            peers_connected_configured: get(&self.peers_connected_configured),
+            peers_connected_kademlia: get(&self.peers_connected_kademlia),
+            peers_connected_identify: get(&self.peers_connected_identify),
+            peers_connected_inbound: get(&self.peers_connected_inbound),
+            discovery_routing_table_peers: get(&self.discovery_routing_table_peers),
+            discovery_candidates: get(&self.discovery_candidates),
         }
     }
 }

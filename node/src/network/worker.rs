@@ -1175,6 +1175,7 @@ impl Worker {
                 let conns = self.connections.entry(peer_id).or_default();
                 conns.push((connection_id, endpoint));
                 if conns.len() == 1 {
+                    self.counters.peer_connected(found);
                     self.found.insert(peer_id, found);
                     self.candidates.connected(&peer_id);
                     self.on_first_connection(peer_id);
@@ -1239,6 +1240,7 @@ impl Worker {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
                 if let Some(peer) = peer_id {
                     if self.dialing.remove(&peer).is_some() {
+                        Counters::inc(&self.counters.discovery_dial_failures);
                         self.candidates
                             .dial_failed(&peer, Instant::now(), self.discovery_interval);
                     }
@@ -2088,13 +2090,15 @@ impl Worker {
                         for a in addrs {
                             k.add_address(&peer, a.clone());
                         }
-                        if !bootstrap {
-                            self.candidates.offer(
+                        if !bootstrap
+                            && self.candidates.offer(
                                 peer,
                                 addrs.clone(),
                                 PeerSource::Identify,
                                 Instant::now(),
-                            );
+                            )
+                        {
+                            Counters::inc(&self.counters.discovery_found_identify);
                         }
                     }
                 }
@@ -2128,8 +2132,12 @@ impl Worker {
                         }
                         let addrs =
                             discovery::dialable_addrs(&p.peer_id, &p.addrs, self.allow_loopback);
-                        self.candidates
-                            .offer(p.peer_id, addrs, PeerSource::Kademlia, now);
+                        if self
+                            .candidates
+                            .offer(p.peer_id, addrs, PeerSource::Kademlia, now)
+                        {
+                            Counters::inc(&self.counters.discovery_found_kademlia);
+                        }
                     }
                     debug!(
                         found,
@@ -2175,8 +2183,12 @@ impl Worker {
                 continue;
             }
             let addrs = discovery::dialable_addrs(&peer, &addrs, self.allow_loopback);
-            self.candidates
-                .offer(peer, addrs, PeerSource::Kademlia, now);
+            if self
+                .candidates
+                .offer(peer, addrs, PeerSource::Kademlia, now)
+            {
+                Counters::inc(&self.counters.discovery_found_kademlia);
+            }
         }
         let connected = self.connections.len();
         let below = connected < self.peers_target;
@@ -2234,6 +2246,7 @@ impl Worker {
                     Err(DialError::DialPeerConditionFalse(_)) => {}
                     Err(e) => {
                         debug!(%peer, error = %e, "cannot dial a discovered peer");
+                        Counters::inc(&self.counters.discovery_dial_failures);
                         self.candidates
                             .dial_failed(&peer, now, self.discovery_interval);
                     }
@@ -2243,12 +2256,21 @@ impl Worker {
         // Satisfied: the target is met (and no validator is missing), or the last walk found
         // nobody new (a small network, or a validator that is offline): walks back off.
         let satisfied = (!below && missing_validators.is_empty()) || !self.walk_found_new;
-        let table_empty = self
+        let table_len = self
             .swarm
             .behaviour_mut()
             .discovery
             .as_mut()
-            .is_none_or(|kad| kad.routing_table_len() == 0);
+            .map_or(0, |kad| kad.routing_table_len());
+        Counters::set(
+            &self.counters.discovery_routing_table_peers,
+            table_len as u64,
+        );
+        Counters::set(
+            &self.counters.discovery_candidates,
+            self.candidates.len() as u64,
+        );
+        let table_empty = table_len == 0;
         // With an empty routing table there is nobody to ask: wait (the bootstrap peers
         // enter it once admitted and identified).
         if self.walk_in_flight.is_none() && !table_empty && self.walk.due(now, satisfied) {

@@ -2,11 +2,12 @@
 # Installs what a fresh Debian machine lacks to build Cairn: a C/C++ toolchain and libclang
 # (RocksDB's bindings are generated with bindgen), and a Rust toolchain if there is none.
 # For the tests: tmux (keystore prompt test) and chromium (the dashboard's headless browser
-# test, testnet/tests/dashboard.rs; skipped without it unless CI=true).
+# test, testnet/tests/dashboard.rs; skipped without it unless CI=true); fonts-dejavu-core (the
+# benchmark charts' text, testnet/src/charts.rs).
 set -euo pipefail
 
 need=()
-for pkg in clang libclang-dev build-essential pkg-config tmux chromium; do
+for pkg in clang libclang-dev build-essential pkg-config tmux chromium fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod bound;
 pub mod chaos;
+pub mod charts;
 pub mod check;
 pub mod cluster;
 pub mod dashboard;

@@ -301,6 +301,15 @@ enum Cmd {
         /// Testnet directory (local or Docker).
         dir: PathBuf,
     },
+    /// Render a `bench` results file's load curve (finalized TPS and p50/p99 latency against
+    /// offered load) as a PNG chart; `bench` writes one beside its results itself.
+    Chart {
+        /// Results file written by `bench` (JSON).
+        results: PathBuf,
+        /// PNG to write [default: the results file with a .png extension].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run a generated testnet's validators as local processes until Ctrl-C.
     Start {
         /// Testnet directory.
@@ -709,11 +718,24 @@ async fn main() -> Result<()> {
             let results = bench::run(&opts, stop_on_ctrl_c()).await?;
             let text = serde_json::to_string_pretty(&results)?;
             std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+            // The load curve beside the results; a chart that cannot be drawn (no font) is
+            // a warning, never a lost benchmark.
+            let png = cairn_testnet::charts::png_beside(&out);
+            let chart = serde_json::to_value(&results)
+                .map_err(anyhow::Error::from)
+                .and_then(|v| Ok(cairn_testnet::charts::load_curve(&v)?))
+                .and_then(|c| Ok(cairn_testnet::charts::write_png(&png, &c)?));
+            if let Err(e) = &chart {
+                eprintln!("warning: no chart: {e:#}");
+            }
             if json {
                 println!("{text}");
             } else {
                 print!("{}", results.summary());
                 println!("results written to {}", out.display());
+                if chart.is_ok() {
+                    println!("load curve drawn in {}", png.display());
+                }
             }
         }
         Cmd::Transfers {
@@ -953,6 +975,16 @@ async fn main() -> Result<()> {
             })
             .await?;
             report_set(json, "removed", &node.name, id, &set, None);
+        }
+        Cmd::Chart { results, out } => {
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("reading {}", results.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", results.display()))?;
+            let out = out.unwrap_or_else(|| cairn_testnet::charts::png_beside(&results));
+            let charts = cairn_testnet::charts::load_curve(&v)?;
+            cairn_testnet::charts::write_png(&out, &charts)?;
+            println!("{}", out.display());
         }
         Cmd::Dashboard { dir } => {
             let m = Manifest::load(&dir)?;

@@ -1,0 +1,466 @@
+//! PNG charts of benchmark results (the `plotters` crate, bitmap backend): line charts of
+//! one or more series over a shared x axis, and the load curve of a `cairn-testnet bench`
+//! results file (finalized TPS and latency against offered load).
+//!
+//! Text needs a TrueType font: [`find_font`] looks for one at `CAIRN_CHART_FONT` and then
+//! at the usual Debian paths (`fonts-dejavu-core`, `fonts-liberation`; `scripts/install-deps.sh`
+//! installs the first). Without one, [`ChartError::NoFont`] says so and nothing is written.
+//! Charts are [`CHART_WIDTH_PX`] × [`CHART_HEIGHT_PX`] pixels; a series holds at most
+//! [`SERIES_POINTS_MAX`] points and a chart at most [`CHART_SERIES_MAX`] series.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use serde_json::Value;
+
+/// Width of every chart, pixels.
+pub const CHART_WIDTH_PX: u32 = 1000;
+/// Height of a single chart, pixels (the load curve stacks two: twice this).
+pub const CHART_HEIGHT_PX: u32 = 420;
+/// Most points in one series.
+pub const SERIES_POINTS_MAX: usize = 100_000;
+/// Most series in one chart.
+pub const CHART_SERIES_MAX: usize = 8;
+/// Where [`find_font`] looks after `CAIRN_CHART_FONT`, in order.
+pub const FONT_PATHS: [&str; 4] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+/// Largest font file read, bytes.
+pub const FONT_BYTES_MAX: u64 = 32 << 20;
+
+/// Series colours, in order.
+const PALETTE: [RGBColor; CHART_SERIES_MAX] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// Why a chart was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    /// No usable TrueType font.
+    #[error(
+        "no TrueType font for chart text: set CAIRN_CHART_FONT to a .ttf file or install fonts-dejavu-core (looked at {looked})"
+    )]
+    NoFont {
+        /// The paths tried.
+        looked: String,
+    },
+    /// The data cannot be charted.
+    #[error("cannot chart {what}: {reason}")]
+    BadData {
+        /// Which chart.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Drawing or writing the PNG failed.
+    #[error("cannot draw {path}: {reason}")]
+    Draw {
+        /// The output file.
+        path: PathBuf,
+        /// The backend's error.
+        reason: String,
+    },
+}
+
+/// One line of a chart: a name for the legend and `(x, y)` points, x ascending.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart: title, axis descriptions, series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineChart {
+    /// Caption above the chart.
+    pub title: String,
+    /// X axis description (with its unit).
+    pub x_desc: String,
+    /// Y axis description (with its unit).
+    pub y_desc: String,
+    /// The lines, at most [`CHART_SERIES_MAX`].
+    pub series: Vec<Series>,
+}
+
+impl LineChart {
+    fn check(&self) -> Result<(f64, f64), ChartError> {
+        let bad = |reason: String| ChartError::BadData {
+            what: self.title.clone(),
+            reason,
+        };
+        if self.series.is_empty() || self.series.len() > CHART_SERIES_MAX {
+            return Err(bad(format!(
+                "{} series (1..={CHART_SERIES_MAX})",
+                self.series.len()
+            )));
+        }
+        let (mut x_max, mut y_max) = (0f64, 0f64);
+        for s in &self.series {
+            if s.points.len() > SERIES_POINTS_MAX {
+                return Err(bad(format!(
+                    "{} has over {SERIES_POINTS_MAX} points",
+                    s.name
+                )));
+            }
+            for &(x, y) in &s.points {
+                if !(x.is_finite() && y.is_finite() && x >= 0.0 && y >= 0.0) {
+                    return Err(bad(format!("{} has a point ({x}, {y})", s.name)));
+                }
+                x_max = x_max.max(x);
+                y_max = y_max.max(y);
+            }
+        }
+        if self.series.iter().all(|s| s.points.is_empty()) {
+            return Err(bad("no points".into()));
+        }
+        // Room above the highest point; a flat zero line still gets an axis.
+        Ok((nice_max(x_max), nice_max(y_max * 1.1)))
+    }
+}
+
+/// A round axis end at or above `v` (1, 2 or 5 times a power of ten).
+fn nice_max(v: f64) -> f64 {
+    if v <= 0.0 {
+        return 1.0;
+    }
+    let step = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * step)
+        .find(|&c| c >= v)
+        .unwrap_or(10.0 * step)
+}
+
+/// An axis label: whole numbers without decimals, fractions with two.
+fn axis_label(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The font file chart text uses: `CAIRN_CHART_FONT`, else the first of [`FONT_PATHS`]
+/// that exists.
+///
+/// # Errors
+/// [`ChartError::NoFont`] when none exists.
+pub fn find_font() -> Result<PathBuf, ChartError> {
+    let mut looked = Vec::new();
+    let env = std::env::var_os("CAIRN_CHART_FONT").map(PathBuf::from);
+    for path in env.into_iter().chain(FONT_PATHS.iter().map(PathBuf::from)) {
+        if path.is_file() {
+            return Ok(path);
+        }
+        looked.push(path.display().to_string());
+    }
+    Err(ChartError::NoFont {
+        looked: looked.join(", "),
+    })
+}
+
+/// Registers the chart font once per process (plotters keeps it for the process's life).
+fn ensure_font() -> Result<(), ChartError> {
+    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let path = find_font().map_err(|e| e.to_string())?;
+        let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        if len > FONT_BYTES_MAX {
+            return Err(format!("{} is over {FONT_BYTES_MAX} bytes", path.display()));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // plotters keeps registered fonts for the process's life: leak one copy, once.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{} is not a usable TrueType font", path.display()))
+    })
+    .clone()
+    .map_err(|looked| ChartError::NoFont { looked })
+}
+
+/// Draws `chart` into `area`.
+fn draw_into<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    chart: &LineChart,
+) -> Result<(), String> {
+    let (x_max, y_max) = chart.check().map_err(|e| e.to_string())?;
+    let mut c = ChartBuilder::on(area)
+        .caption(&chart.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(|e| e.to_string())?;
+    c.configure_mesh()
+        .x_desc(&chart.x_desc)
+        .y_desc(&chart.y_desc)
+        .label_style(("sans-serif", 14))
+        .x_label_formatter(&|v| axis_label(*v))
+        .y_label_formatter(&|v| axis_label(*v))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, s) in chart.series.iter().enumerate() {
+        let color = PALETTE[i];
+        c.draw_series(LineSeries::new(
+            s.points.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(&s.name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Writes `charts` stacked vertically into one PNG at `out`
+/// ([`CHART_WIDTH_PX`] × `charts.len()` · [`CHART_HEIGHT_PX`]).
+///
+/// # Errors
+/// [`ChartError::NoFont`], [`ChartError::BadData`] (no series, too many, a point that is
+/// negative or not finite), [`ChartError::Draw`].
+pub fn write_png(out: &Path, charts: &[LineChart]) -> Result<(), ChartError> {
+    if charts.is_empty() || charts.len() > CHART_SERIES_MAX {
+        return Err(ChartError::BadData {
+            what: out.display().to_string(),
+            reason: format!(
+                "{} charts in one file (1..={CHART_SERIES_MAX})",
+                charts.len()
+            ),
+        });
+    }
+    for c in charts {
+        c.check()?;
+    }
+    ensure_font()?;
+    let draw_err = |reason: String| ChartError::Draw {
+        path: out.to_path_buf(),
+        reason,
+    };
+    let height = CHART_HEIGHT_PX * charts.len() as u32;
+    let root = BitMapBackend::new(out, (CHART_WIDTH_PX, height)).into_drawing_area();
+    draw_all(&root, charts).map_err(draw_err)
+}
+
+/// Draws `charts` stacked into an RGB buffer (3 bytes a pixel, rows top to bottom) of
+/// [`CHART_WIDTH_PX`] × `charts.len()` · [`CHART_HEIGHT_PX`]: the same picture
+/// [`write_png`] writes.
+///
+/// # Errors
+/// As [`write_png`].
+pub fn render_rgb(charts: &[LineChart]) -> Result<Vec<u8>, ChartError> {
+    if charts.is_empty() || charts.len() > CHART_SERIES_MAX {
+        return Err(ChartError::BadData {
+            what: "charts".into(),
+            reason: format!(
+                "{} charts in one picture (1..={CHART_SERIES_MAX})",
+                charts.len()
+            ),
+        });
+    }
+    for c in charts {
+        c.check()?;
+    }
+    ensure_font()?;
+    let height = CHART_HEIGHT_PX * charts.len() as u32;
+    let mut buf = vec![0u8; (CHART_WIDTH_PX * height * 3) as usize];
+    {
+        let root =
+            BitMapBackend::with_buffer(&mut buf, (CHART_WIDTH_PX, height)).into_drawing_area();
+        draw_all(&root, charts).map_err(|reason| ChartError::Draw {
+            path: PathBuf::from("(memory)"),
+            reason,
+        })?;
+    }
+    Ok(buf)
+}
+
+fn draw_all<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    charts: &[LineChart],
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let areas = root.split_evenly((charts.len(), 1));
+    for (area, chart) in areas.iter().zip(charts) {
+        draw_into(area, chart)?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The load curve of a `cairn-testnet bench` results file (its JSON, so files of earlier
+/// versions chart too): finalized TPS against offered TPS for every search step (with the
+/// offered load itself as the ideal), and p50 / p99 finality latency against offered TPS.
+///
+/// # Errors
+/// [`ChartError::BadData`] when the results hold no search steps.
+pub fn load_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
+    let steps = results["steps"].as_array().cloned().unwrap_or_default();
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let mut finalized = Vec::new();
+    let mut ideal = Vec::new();
+    let (mut p50, mut p99) = (Vec::new(), Vec::new());
+    for s in &steps {
+        let offered = num(&s["offered_tps"]);
+        finalized.push((offered, num(&s["finalized_tps"])));
+        ideal.push((offered, offered));
+        p50.push((offered, num(&s["latency"]["p50_ms"])));
+        p99.push((offered, num(&s["latency"]["p99_ms"])));
+    }
+    if steps.is_empty() {
+        return Err(ChartError::BadData {
+            what: "load curve".into(),
+            reason: "the results hold no search steps".into(),
+        });
+    }
+    let validators = results["validators"].as_u64().unwrap_or(0);
+    Ok(vec![
+        LineChart {
+            title: format!("Finalized throughput, {validators} validator(s)"),
+            x_desc: "offered load (transfers/s)".into(),
+            y_desc: "finalized (transfers/s)".into(),
+            series: vec![
+                Series {
+                    name: "finalized".into(),
+                    points: finalized,
+                },
+                Series {
+                    name: "offered (ideal)".into(),
+                    points: ideal,
+                },
+            ],
+        },
+        LineChart {
+            title: format!("Finality latency, {validators} validator(s)"),
+            x_desc: "offered load (transfers/s)".into(),
+            y_desc: "submission to finality (ms)".into(),
+            series: vec![
+                Series {
+                    name: "p50".into(),
+                    points: p50,
+                },
+                Series {
+                    name: "p99".into(),
+                    points: p99,
+                },
+            ],
+        },
+    ])
+}
+
+/// The PNG path beside a results file: `bench-results.json` → `bench-results.png`.
+pub fn png_beside(results: &Path) -> PathBuf {
+    results.with_extension("png")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_axis_ends() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(0.7), 1.0);
+        assert_eq!(nice_max(3.0), 5.0);
+        assert_eq!(nice_max(16_000.0), 20_000.0);
+        assert_eq!(nice_max(50_000.0), 50_000.0);
+        assert_eq!(nice_max(51_000.0), 100_000.0);
+    }
+
+    #[test]
+    fn bad_data_is_refused_before_drawing() {
+        let chart = |points: Vec<(f64, f64)>| LineChart {
+            title: "t".into(),
+            x_desc: "x".into(),
+            y_desc: "y".into(),
+            series: vec![Series {
+                name: "s".into(),
+                points,
+            }],
+        };
+        let out = Path::new("/nonexistent/never-written.png");
+        for points in [
+            vec![],
+            vec![(1.0, f64::NAN)],
+            vec![(-1.0, 2.0)],
+            vec![(1.0, f64::INFINITY)],
+        ] {
+            assert!(matches!(
+                write_png(out, &[chart(points.clone())]),
+                Err(ChartError::BadData { .. })
+            ));
+        }
+        assert!(matches!(
+            write_png(out, &[]),
+            Err(ChartError::BadData { .. })
+        ));
+        assert!(matches!(
+            load_curve(&serde_json::json!({"steps": []})),
+            Err(ChartError::BadData { .. })
+        ));
+    }
+
+    /// The load curve of the committed 4-validator results renders: a PNG of the stated
+    /// size, mostly white, with the first series' colour drawn.
+    #[test]
+    fn load_curve_of_committed_results_renders() {
+        if find_font().is_err() {
+            eprintln!("skipped: no TrueType font on this machine (install fonts-dejavu-core)");
+            return;
+        }
+        let results: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench-results-4v.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let charts = load_curve(&results).unwrap();
+        assert_eq!(charts.len(), 2);
+        let steps = results["steps"].as_array().unwrap().len();
+        assert_eq!(charts[0].series[0].points.len(), steps);
+        let dir = tempfile::tempdir().unwrap();
+        let out = png_beside(&dir.path().join("bench-results.json"));
+        write_png(&out, &charts).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR: width and height, big endian, right after the signature and chunk header.
+        let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+        assert_eq!((be(16), be(20)), (CHART_WIDTH_PX, 2 * CHART_HEIGHT_PX));
+        // The same picture in memory: count the first series' colour and the background.
+        let rgb = render_rgb(&charts).unwrap();
+        let c = PALETTE[0];
+        let blue = rgb
+            .chunks_exact(3)
+            .filter(|p| *p == [c.0, c.1, c.2])
+            .count();
+        let white = rgb
+            .chunks_exact(3)
+            .filter(|p| *p == [255, 255, 255])
+            .count();
+        let total = rgb.len() / 3;
+        assert!(blue > 500, "the finalized line is drawn ({blue} pixels)");
+        assert!(white > total / 2, "mostly background ({white} of {total})");
+    }
+}

@@ -46,7 +46,8 @@
 //! or an abandoned install) back to empty, so after a crash the store is either empty (the
 //! node initialises its genesis again) or complete. Block bodies below the snapshot's
 //! height are not part of a snapshot: a state-synced store holds the genesis block and the
-//! blocks after the snapshot only.
+//! blocks after the snapshot only, and records the snapshot's height + 1 as its lowest
+//! retained height ([`Store::lowest_retained_height`]), as a pruned store does.
 //!
 //! # Files
 //!
@@ -1015,6 +1016,8 @@ impl SnapshotInstall<'_> {
             batch.put_cf(store.cf(CF_CERTIFICATES), header.height.to_be_bytes(), cert);
         }
         batch.put_cf(meta, META_LTHASH, self.lthash.to_bytes());
+        // No block bodies below the snapshot's next height: advertised like a pruned store.
+        store.put_lowest_retained_height(&mut batch, header.height + 1);
         batch.put_cf(
             meta,
             META_HEAD,

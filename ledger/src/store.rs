@@ -19,6 +19,8 @@
 //! |                | `ledger/epoch/` ‖ epoch u64 BE   | borsh [`EpochRecord`] (chains with governance) |
 //! |                | `ledger/epoch_height/` ‖ first height u64 BE | epoch u64 BE          |
 //! |                | `ledger/snapshot_install`        | snapshot height u64 BE, only while a snapshot install runs (`crate::snapshot`) |
+//! |                | `ledger/lowest_retained`         | height u64 BE: lowest height whose body is kept (absent: nothing pruned) |
+//! |                | `ledger/header/` ‖ height u64 BE | borsh [`BlockHeader`] of a block whose body was pruned |
 //! |                | `user/<key>`                     | [`Store::meta_put`] values    |
 //!
 //! Big-endian integer keys sort numerically, so iteration is in height / (view, seq) order.
@@ -32,6 +34,14 @@
 //!   [`Store::commit_block`]): after a crash the database holds all of a block or none.
 //! - `state_lthash` is the [`LtHash`] of exactly the accounts, permission entries and
 //!   governance record stored ([`Store::recompute_lthash`] checks it from scratch).
+//! - Pruning ([`Store::prune_bodies`]): with `L = lowest_retained` (0 when absent), every
+//!   height `L..=head` and the genesis block (height 0, which has no transactions) have
+//!   their block in `blocks` and their transactions in `txs`; every height `1..L` has no
+//!   block and no `txs` entries, but its header under `ledger/header/`. Its
+//!   `block_hashes` entry and certificate stay. One pruning step moves `L` up in one
+//!   `WriteBatch` (headers written, bodies and their index entries deleted, `L` raised),
+//!   so after a crash the database holds the step wholly or not at all. A store installed
+//!   from a state snapshot at height `S` has `L = S + 1` and no blocks or headers below it.
 //!
 //! Errors: RocksDB failures are [`LedgerError::Storage`], stored bytes that do not decode are
 //! [`LedgerError::Corrupt`]; both are fatal ([`LedgerError::is_fatal`]).
@@ -129,6 +139,55 @@ pub(crate) const META_INSTALL: &[u8] = b"ledger/snapshot_install";
 const META_USER_PREFIX: &str = "user/";
 pub(crate) const META_EPOCH_PREFIX: &[u8] = b"ledger/epoch/";
 pub(crate) const META_EPOCH_HEIGHT_PREFIX: &[u8] = b"ledger/epoch_height/";
+const META_LOWEST_RETAINED: &[u8] = b"ledger/lowest_retained";
+const META_HEADER_PREFIX: &[u8] = b"ledger/header/";
+
+fn header_key(height: u64) -> Vec<u8> {
+    [META_HEADER_PREFIX, &height.to_be_bytes()].concat()
+}
+
+/// Most blocks one [`Store::prune_bodies`] step prunes (the node's per-commit bound; see
+/// [`PruneLimits`]).
+pub const PRUNE_BLOCKS_PER_STEP_MAX: u64 = 64;
+
+/// Most transactions (index entries deleted) one [`Store::prune_bodies`] step prunes, except
+/// that a step always prunes at least one whole block.
+pub const PRUNE_TXS_PER_STEP_MAX: u64 = 16_384;
+
+/// Bounds of one [`Store::prune_bodies`] step: it stops before the block that would take it
+/// past `blocks_max` blocks, or after the block that reaches `txs_max` transactions (a
+/// step prunes at least one block when there is one to prune, so every step makes progress;
+/// a block holds at most the chain's `block_txs_max` transactions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneLimits {
+    /// Most blocks per step, ≥ 1.
+    pub blocks_max: u64,
+    /// Transactions per step after which it stops, ≥ 1.
+    pub txs_max: u64,
+}
+
+impl Default for PruneLimits {
+    /// [`PRUNE_BLOCKS_PER_STEP_MAX`] blocks, [`PRUNE_TXS_PER_STEP_MAX`] transactions.
+    fn default() -> Self {
+        PruneLimits {
+            blocks_max: PRUNE_BLOCKS_PER_STEP_MAX,
+            txs_max: PRUNE_TXS_PER_STEP_MAX,
+        }
+    }
+}
+
+/// What one [`Store::prune_bodies`] step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneStep {
+    /// Block bodies pruned by this step.
+    pub blocks: u64,
+    /// Transactions (bodies and index entries) pruned by this step.
+    pub txs: u64,
+    /// The lowest height whose body the store holds after the step (0: nothing pruned).
+    pub lowest_retained_height: u64,
+    /// Bodies still to prune below the `keep_from` the step was given.
+    pub remaining_blocks: u64,
+}
 
 fn epoch_key(epoch: u64) -> Vec<u8> {
     [META_EPOCH_PREFIX, &epoch.to_be_bytes()].concat()
@@ -207,6 +266,12 @@ pub struct Store {
     accounts: Mutex<AccountCache>,
     /// The committed governance record (mirrors `meta`), decoded once.
     governance: RwLock<Option<Arc<Governance>>>,
+    /// `ledger/lowest_retained` (0: nothing pruned). Raised *before* a pruning step's write
+    /// (and put back if the write fails), so a reader that finds a block missing and then
+    /// reads this value knows whether it was pruned.
+    lowest_retained: std::sync::atomic::AtomicU64,
+    /// Serialises pruning steps.
+    prune_lock: Mutex<()>,
 }
 
 /// Most accounts [`Store`]'s read cache holds (two generations of at most half each; about
@@ -408,6 +473,8 @@ impl Store {
             wal_lock: Mutex::new(0),
             accounts: Mutex::new(AccountCache::default()),
             governance: RwLock::new(None),
+            lowest_retained: std::sync::atomic::AtomicU64::new(0),
+            prune_lock: Mutex::new(()),
         };
         match store
             .db
@@ -440,7 +507,41 @@ impl Store {
         *store.head.write().unwrap_or_else(|e| e.into_inner()) = head;
         let governance = store.load_governance()?;
         *store.governance.write().unwrap_or_else(|e| e.into_inner()) = governance;
+        store.load_lowest_retained()?;
         Ok(store)
+    }
+
+    /// Reads `ledger/lowest_retained` into memory (0 when absent).
+    fn load_lowest_retained(&self) -> Result<(), LedgerError> {
+        let lowest = match self
+            .db
+            .get_cf(self.cf(CF_META), META_LOWEST_RETAINED)
+            .map_err(storage)?
+        {
+            Some(bytes) => parse_height("lowest retained height", &bytes)?,
+            None => 0,
+        };
+        self.lowest_retained
+            .store(lowest, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Adds to `batch` the lowest height whose block body the store holds (see
+    /// [`Self::lowest_retained_height`]). For a store that does not hold the bodies below
+    /// some height for another reason than pruning, e.g. one installed from a state
+    /// snapshot at height `S` (bodies from `S + 1`): written in the install's batch, it makes
+    /// such a store answer and advertise like a pruned one. Takes effect in memory at the
+    /// next [`Self::reload_cached_state`] or open.
+    pub(crate) fn put_lowest_retained_height(
+        &self,
+        batch: &mut WriteBatch,
+        lowest_retained_height: u64,
+    ) {
+        batch.put_cf(
+            self.cf(CF_META),
+            META_LOWEST_RETAINED,
+            lowest_retained_height.to_be_bytes(),
+        );
     }
 
     /// Writes `batch` synced.
@@ -457,7 +558,7 @@ impl Store {
         self.account_cache().clear();
         *self.governance.write().unwrap_or_else(|e| e.into_inner()) = governance;
         *self.head.write().unwrap_or_else(|e| e.into_inner()) = head;
-        Ok(())
+        self.load_lowest_retained()
     }
 
     /// The genesis hash this database belongs to.
@@ -854,14 +955,159 @@ impl Store {
     /// The committed block with this hash.
     pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, LedgerError> {
         match self.height_of(hash)? {
-            Some(h) => {
-                let block = self
-                    .block_by_height(h)?
-                    .ok_or_else(|| corrupt("block hash index", "names a missing block"))?;
-                Ok(Some(block))
-            }
+            Some(h) => match self.block_by_height(h)? {
+                Some(block) => Ok(Some(block)),
+                // Pruned (the hash index stays): not held.
+                None if self.is_pruned(h) => Ok(None),
+                None => Err(corrupt("block hash index", "names a missing block")),
+            },
             None => Ok(None),
         }
+    }
+
+    /// The lowest height whose block body (its transactions) the store holds: every
+    /// finalized height from it to the head is held (and the genesis block, which has no
+    /// transactions, always is). 0 when nothing was pruned. Only ever rises
+    /// ([`Self::prune_bodies`]).
+    pub fn lowest_retained_height(&self) -> u64 {
+        self.lowest_retained
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the body of the finalized block at `height` was pruned (`0 < height <`
+    /// [`Self::lowest_retained_height`]). A reader that found no block at a height reads
+    /// this afterwards: the bound is raised before bodies are deleted.
+    pub fn is_pruned(&self, height: u64) -> bool {
+        height > 0 && height < self.lowest_retained_height()
+    }
+
+    /// The header of the finalized block at `height`, whether or not its body was pruned
+    /// (`None` above the head, and below the lowest retained height for a header the store
+    /// never had: one installed from a state snapshot holds no blocks below it).
+    ///
+    /// Errors: storage errors; [`LedgerError::Corrupt`] if a stored header does not decode.
+    pub fn header_by_height(&self, height: u64) -> Result<Option<BlockHeader>, LedgerError> {
+        if !self.is_pruned(height)
+            && let Some(block) = self.block_by_height(height)?
+        {
+            return Ok(Some(block.header));
+        }
+        if !self.is_pruned(height) {
+            return Ok(None);
+        }
+        match self
+            .db
+            .get_cf(self.cf(CF_META), header_key(height))
+            .map_err(storage)?
+        {
+            Some(bytes) => Ok(Some(decode("pruned block header", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One bounded pruning step: deletes the bodies of the finalized blocks from the lowest
+    /// retained height (at least 1: the genesis block stays) up to, not including,
+    /// `keep_from` (capped at the head: the head's body always stays), at most `limits`'
+    /// worth, keeping each block's header (`ledger/header/<height>`), hash index entry and
+    /// certificate; the transaction index entries of the pruned transactions are deleted
+    /// (they would name missing blocks). Account state is untouched. Idempotent: with
+    /// nothing below `keep_from` left to prune it writes nothing.
+    ///
+    /// **Crash safety.** The headers, the deletions and the new lowest retained height go
+    /// in one `WriteBatch`, so a crash leaves the step done wholly or not at all. The batch
+    /// is not synced itself: the next synced commit syncs RocksDB's log up to it, and a step
+    /// lost with the last unsynced writes is redone by the next call. The in-memory bound
+    /// ([`Self::lowest_retained_height`]) is raised before the write, so a concurrent reader
+    /// never takes a pruned block for a missing one.
+    ///
+    /// Bodies are deleted with point deletes (one per block and per transaction): a range
+    /// tombstone would cost every later read of the memtable holding it (see
+    /// [`Self::wal_prune_below`]); RocksDB compaction reclaims the space
+    /// ([`Self::compact_pruned`] asks for it over the pruned range).
+    ///
+    /// Errors: storage errors (the bound is put back); [`LedgerError::Corrupt`] if a block
+    /// to prune is missing or does not decode.
+    ///
+    /// # Panics
+    /// If a limit is zero.
+    pub fn prune_bodies(
+        &self,
+        keep_from: u64,
+        limits: PruneLimits,
+    ) -> Result<PruneStep, LedgerError> {
+        assert!(
+            limits.blocks_max >= 1 && limits.txs_max >= 1,
+            "prune limits must be positive: {limits:?}"
+        );
+        let _guard = self.prune_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let head = self.read_head().map_or(0, |h| h.header.height);
+        let keep_from = keep_from.min(head);
+        let old = self.lowest_retained_height();
+        let start = old.max(1);
+        let mut step = PruneStep {
+            lowest_retained_height: old,
+            ..PruneStep::default()
+        };
+        if start >= keep_from {
+            return Ok(step);
+        }
+        let meta = self.cf(CF_META);
+        let mut batch = WriteBatch::default();
+        let mut height = start;
+        while height < keep_from && step.blocks < limits.blocks_max && step.txs < limits.txs_max {
+            let block = self
+                .block_by_height(height)?
+                .ok_or_else(|| corrupt("blocks", format!("block {height} to prune is missing")))?;
+            batch.put_cf(meta, header_key(height), encode(&block.header));
+            for tx in &block.transactions {
+                // A transaction is finalized at most once (nonces), so its index entry
+                // names this block.
+                batch.delete_cf(self.cf(CF_TXS), tx.hash().0);
+            }
+            batch.delete_cf(self.cf(CF_BLOCKS), height.to_be_bytes());
+            step.blocks += 1;
+            step.txs += block.transactions.len() as u64;
+            height += 1;
+        }
+        batch.put_cf(meta, META_LOWEST_RETAINED, height.to_be_bytes());
+        self.lowest_retained
+            .store(height, std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = self.db.write(batch) {
+            self.lowest_retained
+                .store(old, std::sync::atomic::Ordering::SeqCst);
+            return Err(storage(e));
+        }
+        step.lowest_retained_height = height;
+        step.remaining_blocks = keep_from - height;
+        Ok(step)
+    }
+
+    /// RocksDB's latest sequence number: it rises with every write (diagnostics and tests:
+    /// an unchanged number means nothing was written).
+    pub fn write_sequence_number(&self) -> u64 {
+        self.db.latest_sequence_number()
+    }
+
+    /// Asks RocksDB to compact the `blocks` and `txs` column families' pruned data now
+    /// (`blocks` over heights below the lowest retained one; `txs`, whose keys are random
+    /// hashes, whole). Blocking, and a few seconds on a large database: run it off the
+    /// consensus path, every many pruned blocks (the node: every
+    /// `COMPACT_EVERY_PRUNED_BLOCKS`). Without it the space comes back too, as RocksDB's
+    /// own compactions reach the files holding deleted entries.
+    ///
+    /// Errors: none reported by RocksDB's manual compaction (it logs its own failures).
+    pub fn compact_pruned(&self) {
+        let lowest = self.lowest_retained_height();
+        if lowest == 0 {
+            return;
+        }
+        self.db.compact_range_cf(
+            self.cf(CF_BLOCKS),
+            Some(1u64.to_be_bytes()),
+            Some(lowest.to_be_bytes()),
+        );
+        self.db
+            .compact_range_cf(self.cf(CF_TXS), None::<&[u8]>, None::<&[u8]>);
     }
 
     /// Height of the committed block with this hash.
@@ -947,9 +1193,13 @@ impl Store {
         let Some(loc) = self.tx_location(hash)? else {
             return Ok(None);
         };
-        let block = self
-            .block_by_height(loc.height)?
-            .ok_or_else(|| corrupt("tx index", "names a missing block"))?;
+        let Some(block) = self.block_by_height(loc.height)? else {
+            // Pruned after the index was read: not held any more.
+            if self.is_pruned(loc.height) {
+                return Ok(None);
+            }
+            return Err(corrupt("tx index", "names a missing block"));
+        };
         let tx = block
             .transactions
             .get(loc.index as usize)

@@ -606,3 +606,244 @@ fn rocksdb_figures_count_flushes_and_report_no_stall_on_an_idle_database() {
     assert_eq!(after.stall_micros, 0, "a tiny idle database never stalls");
     assert_eq!(after.delayed_write_rate_bytes_per_s, 0);
 }
+
+// ---- pruning ---------------------------------------------------------------------------
+
+/// The transfer block `h` carries in the pruning tests: one from key 1, nonce `h - 1`.
+fn pruning_tx(h: u64) -> cairn_ledger::SignedTransaction {
+    transfer(1, addr(3), 1, 1, h - 1)
+}
+
+/// A store with `n` blocks after genesis, block `h` holding [`pruning_tx`]`(h)`.
+fn chain_of(path: &Path, n: u64) -> (Store, Vec<Block>) {
+    let store = open_with_genesis(path);
+    let blocks = (1..=n)
+        .map(|h| commit_next(&store, addr(6), vec![pruning_tx(h)]).0)
+        .collect();
+    (store, blocks)
+}
+
+/// Checks the pruning layout (store module docs): below the lowest retained height no body
+/// and no transaction index entry, but the header (linked by parent hash), the hash index
+/// and the certificate; from it to the head every body and index entry.
+fn assert_pruned_layout(store: &Store) {
+    let head = store.head().unwrap().unwrap();
+    let lowest = store.lowest_retained_height();
+    assert!(lowest <= head.height, "the head's body always stays");
+    assert!(store.block_by_height(0).unwrap().is_some(), "genesis stays");
+    let mut parent = store.header_by_height(0).unwrap().unwrap();
+    for h in 1..=head.height {
+        let header = store.header_by_height(h).unwrap().unwrap();
+        assert_eq!(header.height, h);
+        assert_eq!(header.parent_hash, parent.hash(), "headers link at {h}");
+        assert_eq!(store.height_of(&header.hash()).unwrap(), Some(h));
+        assert_eq!(
+            store.certificate(h).unwrap(),
+            Some(format!("cert for {h}").into_bytes()),
+            "certificate {h} kept"
+        );
+        let tx = pruning_tx(h).hash();
+        if h < lowest {
+            assert!(store.is_pruned(h));
+            assert_eq!(store.block_by_height(h).unwrap(), None, "body {h} pruned");
+            assert_eq!(store.block_by_hash(&header.hash()).unwrap(), None);
+            assert_eq!(store.tx_location(&tx).unwrap(), None, "index of {h} pruned");
+            assert_eq!(store.transaction(&tx).unwrap(), None);
+        } else {
+            assert!(!store.is_pruned(h));
+            let block = store.block_by_height(h).unwrap().expect("retained body");
+            assert_eq!(block.header, header);
+            assert_eq!(
+                store.tx_location(&tx).unwrap(),
+                Some(TxLocation {
+                    height: h,
+                    index: 0
+                })
+            );
+        }
+        parent = header;
+    }
+    assert_eq!(
+        store.header_by_height(head.height + 1).unwrap(),
+        None,
+        "nothing above the head"
+    );
+    // Account state is untouched by pruning.
+    assert_eq!(store.recompute_lthash().unwrap(), store.lthash().unwrap());
+}
+
+#[test]
+fn pruning_deletes_bodies_and_keeps_headers_certificates_indices_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, blocks) = chain_of(dir.path(), 10);
+    let accounts = store.accounts().unwrap();
+    assert_eq!(store.lowest_retained_height(), 0, "nothing pruned yet");
+    let step = store
+        .prune_bodies(6, cairn_ledger::PruneLimits::default())
+        .unwrap();
+    assert_eq!(
+        step,
+        cairn_ledger::PruneStep {
+            blocks: 5,
+            txs: 5,
+            lowest_retained_height: 6,
+            remaining_blocks: 0,
+        }
+    );
+    assert_eq!(store.lowest_retained_height(), 6);
+    assert_pruned_layout(&store);
+    for b in &blocks[..5] {
+        assert_eq!(
+            store.header_by_height(b.header.height).unwrap().unwrap(),
+            b.header
+        );
+    }
+    assert_eq!(store.block_by_height(6).unwrap().unwrap(), blocks[5]);
+    assert_eq!(store.accounts().unwrap(), accounts, "state kept");
+    assert_eq!(store.head().unwrap().unwrap(), blocks[9].header);
+}
+
+#[test]
+fn pruning_is_idempotent_bounded_and_never_takes_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = chain_of(dir.path(), 12);
+    let limits = cairn_ledger::PruneLimits {
+        blocks_max: 2,
+        txs_max: 100,
+    };
+    // At most two blocks a step; the rest is reported.
+    let step = store.prune_bodies(8, limits).unwrap();
+    assert_eq!((step.blocks, step.lowest_retained_height), (2, 3));
+    assert_eq!(step.remaining_blocks, 5);
+    assert_pruned_layout(&store);
+    // One transaction per block, at most one transaction a step: one block a step (a step
+    // always prunes a whole block).
+    let one_tx = cairn_ledger::PruneLimits {
+        blocks_max: 64,
+        txs_max: 1,
+    };
+    let step = store.prune_bodies(8, one_tx).unwrap();
+    assert_eq!(
+        (step.blocks, step.txs, step.lowest_retained_height),
+        (1, 1, 4)
+    );
+    while store.prune_bodies(8, limits).unwrap().blocks > 0 {}
+    assert_eq!(store.lowest_retained_height(), 8);
+    // Again, or with a lower bound: nothing to do, nothing written.
+    let seq = store.write_sequence_number();
+    for keep_from in [8, 5, 0] {
+        let step = store.prune_bodies(keep_from, limits).unwrap();
+        assert_eq!(step.blocks, 0);
+        assert_eq!(step.lowest_retained_height, 8);
+    }
+    assert_eq!(
+        store.write_sequence_number(),
+        seq,
+        "an idle step writes nothing"
+    );
+    // A bound past the head is capped at it: the head's body stays.
+    while store
+        .prune_bodies(u64::MAX, cairn_ledger::PruneLimits::default())
+        .unwrap()
+        .blocks
+        > 0
+    {}
+    assert_eq!(store.lowest_retained_height(), 12);
+    assert!(store.block_by_height(12).unwrap().is_some());
+    assert_pruned_layout(&store);
+    store.compact_pruned();
+    assert_pruned_layout(&store);
+}
+
+#[test]
+fn pruning_survives_a_restart_and_the_chain_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = chain_of(dir.path(), 6);
+        store
+            .prune_bodies(4, cairn_ledger::PruneLimits::default())
+            .unwrap();
+    }
+    let store = Store::open(dir.path(), genesis_hash()).unwrap();
+    assert_eq!(store.lowest_retained_height(), 4);
+    assert_pruned_layout(&store);
+    for h in 7..=9 {
+        commit_next(&store, addr(6), vec![pruning_tx(h)]);
+    }
+    store
+        .prune_bodies(7, cairn_ledger::PruneLimits::default())
+        .unwrap();
+    assert_eq!(store.lowest_retained_height(), 7);
+    assert_pruned_layout(&store);
+}
+
+/// Environment variable naming the database directory of [`prune_crash_child`].
+const CRASH_DIR_ENV: &str = "CAIRN_PRUNE_CRASH_DIR";
+
+/// Crash safety: a child process commits blocks and prunes behind them in small steps
+/// (each commit followed by a step of at most 3 blocks) and is killed with SIGKILL at
+/// whatever point it has reached once it reported 60 commits; the database it leaves
+/// keeps the pruning layout (every step wholly done or not at all), and the chain and
+/// pruning go on from it. Three rounds on one database.
+#[test]
+fn pruning_is_crash_safe() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    drop(open_with_genesis(dir.path()));
+    for round in 0..3 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "prune_crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRASH_DIR_ENV, dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut commits = 0;
+        for line in out.lines() {
+            if line.unwrap().starts_with("committed ") {
+                commits += 1;
+                if commits == 60 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(commits, 60, "round {round}: the child stopped early");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let store = Store::open(dir.path(), genesis_hash()).unwrap();
+        let head = store.head().unwrap().unwrap().height;
+        assert!(head >= 60 * (round + 1), "round {round}: head {head}");
+        assert!(store.lowest_retained_height() > 0, "round {round}: pruned");
+        assert_pruned_layout(&store);
+    }
+}
+
+/// The child of [`pruning_is_crash_safe`] (runs only with [`CRASH_DIR_ENV`] set): commits
+/// and prunes until killed (at most up to height 999, where [`pruning_tx`] expires).
+#[test]
+#[ignore = "run by pruning_is_crash_safe in a child process"]
+fn prune_crash_child() {
+    let Ok(path) = std::env::var(CRASH_DIR_ENV) else {
+        return;
+    };
+    let store = Store::open(Path::new(&path), genesis_hash()).unwrap();
+    let limits = cairn_ledger::PruneLimits {
+        blocks_max: 3,
+        txs_max: 100,
+    };
+    loop {
+        let h = store.head().unwrap().unwrap().height + 1;
+        if h >= 1000 {
+            break;
+        }
+        commit_next(&store, addr(6), vec![pruning_tx(h)]);
+        store.prune_bodies(h.saturating_sub(10), limits).unwrap();
+        println!("committed {h}");
+    }
+}

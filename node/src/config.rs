@@ -54,6 +54,8 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// Block sync settings.
     pub sync: SyncConfig,
+    /// Storage settings (pruning).
+    pub storage: StorageConfig,
     /// Logging.
     pub log: LogConfig,
     /// Test builds only ([`crate::byzantine`]): make this validator Byzantine. Set by
@@ -239,6 +241,28 @@ impl SyncConfig {
     }
 }
 
+/// The least non-zero `[storage] retain_blocks`: one full sync range
+/// ([`crate::sync::SYNC_BLOCKS_MAX`], the most blocks one request may ask for and the
+/// largest `sync.batch_blocks_max`). A node keeps at least the bodies a peer that fell behind
+/// by up to one range asks for in one request, so validators that miss a few minutes (and
+/// the consensus path's own fetches of recent blocks, always near the head) are served by
+/// pruned nodes too. Cairn's epochs have no fixed length (governance ends them), so no
+/// epoch bound applies: a range stops at an epoch's boundary block either way.
+pub const RETAIN_BLOCKS_MIN: u64 = crate::sync::SYNC_BLOCKS_MAX as u64;
+
+/// Storage settings.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Keep only the bodies (transactions) of the last `retain_blocks` finalized blocks,
+    /// pruning older ones in the background (at most 64 blocks and about 16,384
+    /// transactions per step, one step per commit); headers, finalization certificates,
+    /// the block hash index and account state stay, and the genesis block. 0: keep every
+    /// block (the default). Otherwise at least [`RETAIN_BLOCKS_MIN`] (1,024). A pruned node
+    /// serves block sync only from its lowest retained height (docs/operations.md).
+    pub retain_blocks: u64,
+}
+
 /// Logging settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -261,6 +285,7 @@ impl Default for NodeConfig {
             p2p: P2pConfig::default(),
             rpc: RpcConfig::default(),
             sync: SyncConfig::default(),
+            storage: StorageConfig::default(),
             log: LogConfig::default(),
             #[cfg(all(feature = "byzantine", debug_assertions))]
             byzantine: None,
@@ -567,6 +592,17 @@ impl NodeConfig {
             1,
             1024,
         )?;
+        if self.storage.retain_blocks != 0 && self.storage.retain_blocks < RETAIN_BLOCKS_MIN {
+            return Err(ConfigError::Invalid {
+                field: "storage.retain_blocks",
+                reason: format!(
+                    "{} is below the minimum of {RETAIN_BLOCKS_MIN} (one full sync range, so \
+                     a peer that fell that far behind can still catch up from this node); \
+                     0 keeps every block",
+                    self.storage.retain_blocks
+                ),
+            });
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid {
                 field: "log.format",
@@ -596,6 +632,34 @@ mod tests {
         c.validate().unwrap();
         let back: NodeConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn retain_blocks_is_zero_or_at_least_one_sync_range() {
+        let with = |n: u64| {
+            let mut c = NodeConfig::default();
+            c.storage.retain_blocks = n;
+            c
+        };
+        assert_eq!(NodeConfig::default().storage.retain_blocks, 0, "keep all");
+        with(0).validate().unwrap();
+        with(RETAIN_BLOCKS_MIN).validate().unwrap();
+        with(1_000_000).validate().unwrap();
+        for n in [1, 64, RETAIN_BLOCKS_MIN - 1] {
+            let err = with(n).validate().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        field: "storage.retain_blocks",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+        let c: NodeConfig = toml::from_str("[storage]\nretain_blocks = 5000\n").unwrap();
+        assert_eq!(c.storage.retain_blocks, 5000);
     }
 
     #[test]

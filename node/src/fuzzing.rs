@@ -385,6 +385,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 SyncResponse::Status {
                     height: 7,
                     hash: block.hash(),
+                    lowest_retained_height: 3,
+                }
+                .encode(),
+                SyncResponse::Pruned {
+                    lowest_retained_height: 1025,
                 }
                 .encode(),
                 SyncResponse::Blocks(vec![crate::sync::SyncedBlock {

@@ -39,6 +39,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod pruner;
 pub mod refusals;
 pub mod rpc_backend;
 pub mod sync;

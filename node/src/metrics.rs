@@ -205,6 +205,18 @@ pub struct Metrics {
     pub admission_exemptions_withdrawn: Counter<u64, AtomicU64>,
     /// Peer discovery (`docs/network.md`, "Metrics").
     pub discovery: DiscoveryMetrics,
+    /// The lowest height whose block body the node holds (0: nothing pruned;
+    /// `[storage] retain_blocks`, `docs/operations.md`).
+    pub lowest_retained_height: Gauge<i64, AtomicI64>,
+    /// Block bodies pruned since start.
+    pub blocks_pruned: Counter<u64, AtomicU64>,
+    /// Transactions pruned (with their blocks' bodies) since start.
+    pub txs_pruned: Counter<u64, AtomicU64>,
+    /// Sync range requests of peers answered `Pruned` (below the lowest retained height).
+    pub sync_requests_pruned: Counter<u64, AtomicU64>,
+    /// 1 while this node is behind and every peer that is ahead has pruned the next block
+    /// (block sync cannot go on; state sync is not built), else 0.
+    pub sync_blocked_pruned: Gauge<i64, AtomicI64>,
 }
 
 /// Peer discovery's counters and gauges (`cairn_discovery_*`, `cairn_peers_connected`,
@@ -387,6 +399,11 @@ impl Metrics {
             ),
             rocksdb: RocksDbMetrics::default(),
             discovery: DiscoveryMetrics::default(),
+            lowest_retained_height: Gauge::default(),
+            blocks_pruned: Counter::default(),
+            txs_pruned: Counter::default(),
+            sync_requests_pruned: Counter::default(),
+            sync_blocked_pruned: Gauge::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
         registry.register(
@@ -571,6 +588,31 @@ impl Metrics {
             "admission_exemptions_withdrawn",
             "Connected peers whose admission exemption was withdrawn",
             m.admission_exemptions_withdrawn.clone(),
+        );
+        registry.register(
+            "lowest_retained_height",
+            "Lowest height whose block body the node holds (0: nothing pruned)",
+            m.lowest_retained_height.clone(),
+        );
+        registry.register(
+            "blocks_pruned",
+            "Block bodies pruned since start (storage.retain_blocks)",
+            m.blocks_pruned.clone(),
+        );
+        registry.register(
+            "txs_pruned",
+            "Transactions pruned with their blocks' bodies since start",
+            m.txs_pruned.clone(),
+        );
+        registry.register(
+            "sync_requests_pruned",
+            "Sync range requests of peers answered pruned (below the lowest retained height)",
+            m.sync_requests_pruned.clone(),
+        );
+        registry.register(
+            "sync_blocked_pruned",
+            "1 while this node is behind and every peer ahead has pruned the next block",
+            m.sync_blocked_pruned.clone(),
         );
         let rocksdb = RocksDbMetrics::register(registry.sub_registry_with_prefix("rocksdb"));
         let discovery = DiscoveryMetrics::register(&mut registry);

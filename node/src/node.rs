@@ -473,8 +473,13 @@ pub async fn run(
         mempool_full: AtomicBool::new(false),
         refusals: Default::default(),
         finalized_blocks: Shared::finalized_blocks_channel(),
+        committed_height: tokio::sync::watch::Sender::new(chain.head().height),
     });
     shared.metrics.height.set(chain.head().height as i64);
+    shared
+        .metrics
+        .lowest_retained_height
+        .set(i64::try_from(store.lowest_retained_height()).unwrap_or(i64::MAX));
 
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
     let driver_params = DriverParams {
@@ -509,6 +514,7 @@ pub async fn run(
         lookup_tx,
         config.sync.server_limits(),
         sync_response_bytes_max,
+        shared.metrics.sync_requests_pruned.clone(),
     ));
     let driver = Driver::new(
         driver_params,
@@ -610,12 +616,44 @@ pub async fn run(
         })
         .await
     });
+    // Block body pruning (`[storage] retain_blocks`) on its own task; a storage failure
+    // there stops the node like one on the driver.
+    let (prune_stop_tx, prune_stop_rx) = tokio::sync::watch::channel(false);
+    let (prune_failed_tx, prune_failed_rx) = tokio::sync::oneshot::channel::<String>();
+    let pruner = if config.storage.retain_blocks > 0 {
+        let shared = shared.clone();
+        let retain_blocks = config.storage.retain_blocks;
+        Some(tokio::spawn(async move {
+            let result = crate::pruner::run(shared, retain_blocks, prune_stop_rx).await;
+            if let Err(e) = &result {
+                let _ = prune_failed_tx.send(e.to_string());
+            }
+            result
+        }))
+    } else {
+        drop(prune_failed_tx);
+        None
+    };
     let mut driver_stop = stop_rx.clone();
     let result = driver
         .run(net_events, cmd_rx, async move {
-            let _ = driver_stop.wait_for(|v| *v).await;
+            tokio::select! {
+                _ = driver_stop.wait_for(|v| *v) => {}
+                Ok(reason) = prune_failed_rx => {
+                    tracing::error!(%reason, "pruning block bodies failed; stopping");
+                }
+            }
         })
         .await;
+    let _ = prune_stop_tx.send(true);
+    let prune_result = match pruner {
+        // Its step (on a blocking thread) finishes first: nothing holds the store after.
+        Some(task) => task
+            .await
+            .map_err(|e| NodeError::Fatal(format!("pruning task: {e}")))
+            .and_then(|r| r.map_err(|e| NodeError::Fatal(format!("pruning block bodies: {e}")))),
+        None => Ok(()),
+    };
     net.shutdown().await;
     let _ = rpc_task.await;
     if let Some(task) = admin_task {
@@ -626,5 +664,6 @@ pub async fn run(
     }
     drop(store); // every commit was a synced WriteBatch; nothing to flush
     info!("stopped");
-    result.map_err(|e| NodeError::Fatal(e.to_string()))
+    result.map_err(|e| NodeError::Fatal(e.to_string()))?;
+    prune_result
 }

@@ -130,17 +130,31 @@ impl NodeBackend {
         let Some(loc) = self.shared.store.tx_location(hash).map_err(internal)? else {
             return Ok(None);
         };
-        let block = self
+        // The header: held even if the body was pruned since the index was read.
+        let header = self
             .shared
             .store
-            .block_by_height(loc.height)
+            .header_by_height(loc.height)
             .map_err(internal)?
             .ok_or_else(|| internal("indexed block missing"))?;
         Ok(Some(TxStatus::Finalized {
             height: loc.height,
             index: loc.index,
-            block_hash: block.hash(),
+            block_hash: header.hash(),
         }))
+    }
+
+    /// `Err(Pruned)` if the finalized block at `height` was not found because its body was
+    /// pruned, else `block` (read before: the lowest retained height only rises).
+    fn unless_pruned(&self, height: u64, block: Option<Block>) -> Result<Option<Block>, RpcError> {
+        let store = &self.shared.store;
+        if block.is_none() && store.is_pruned(height) {
+            return Err(RpcError::Pruned {
+                height,
+                lowest_retained_height: store.lowest_retained_height(),
+            });
+        }
+        Ok(block)
     }
 }
 
@@ -179,6 +193,7 @@ impl RpcBackend for NodeBackend {
             mempool_txs: u64::try_from(metrics.mempool_txs.get()).unwrap_or(0),
             finality_latency_ms: u64::try_from(latency_ms).ok(),
             upcoming_leaders: upcoming_leaders(&validators, view),
+            lowest_retained_height: self.shared.store.lowest_retained_height(),
         })
     }
 
@@ -326,11 +341,21 @@ impl RpcBackend for NodeBackend {
     }
 
     async fn block_by_height(&self, height: u64) -> Result<Option<Block>, RpcError> {
-        self.shared.store.block_by_height(height).map_err(internal)
+        let block = self
+            .shared
+            .store
+            .block_by_height(height)
+            .map_err(internal)?;
+        self.unless_pruned(height, block)
     }
 
     async fn block_by_hash(&self, hash: Hash) -> Result<Option<Block>, RpcError> {
-        self.shared.store.block_by_hash(&hash).map_err(internal)
+        let store = &self.shared.store;
+        let block = store.block_by_hash(&hash).map_err(internal)?;
+        match (&block, store.height_of(&hash).map_err(internal)?) {
+            (None, Some(height)) => self.unless_pruned(height, None),
+            _ => Ok(block),
+        }
     }
 
     async fn validators(&self) -> Result<Vec<ValidatorInfo>, RpcError> {

@@ -3,11 +3,15 @@
 //! Framing and byte bounds are the network layer's (`network` module); this module defines
 //! the borsh-encoded payloads:
 //!
-//! - [`SyncRequest::Status`] → [`SyncResponse::Status`]: the peer's finalized head.
+//! - [`SyncRequest::Status`] → [`SyncResponse::Status`]: the peer's finalized head and the
+//!   lowest height whose block body it holds (a node with `[storage] retain_blocks` prunes
+//!   older bodies; 0: it holds every block).
 //! - [`SyncRequest::Blocks`] `{from_height, count}` → [`SyncResponse::Blocks`]: up to
 //!   `count` (≤ [`SYNC_BLOCKS_MAX`]) consecutive finalized blocks from `from_height`, each
 //!   with the finalization certificate the peer stored for it, if any. The responder stops
-//!   early to stay under the response byte bound.
+//!   early to stay under the response byte bound. A request from below the responder's
+//!   lowest retained height is answered [`SyncResponse::Pruned`]: neither side's fault, the
+//!   requester asks a peer that holds the range.
 //! - [`SyncRequest::BlockByHash`] → [`SyncResponse::Block`]: any block the peer holds,
 //!   finalized or pending (used to fetch a proposal body or a notarized parent).
 //! - [`SyncRequest::BlockTransactions`] `{block, indices}` → [`SyncResponse::Transactions`]:
@@ -148,8 +152,13 @@ impl StoredEpochProof {
 /// A sync response.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum SyncResponse {
-    /// Finalized head height and hash.
-    Status { height: u64, hash: Hash },
+    /// Finalized head height and hash, and the lowest height whose block body the responder
+    /// holds (it serves `Blocks` from there to `height`; 0: every block).
+    Status {
+        height: u64,
+        hash: Hash,
+        lowest_retained_height: u64,
+    },
     /// Consecutive finalized blocks.
     Blocks(Vec<SyncedBlock>),
     /// A block by hash, if held.
@@ -158,6 +167,19 @@ pub enum SyncResponse {
     Error(String),
     /// The requested transactions of a block, in request order (empty if not held).
     Transactions(Vec<SignedTransaction>),
+    /// The blocks asked for are below the lowest height whose body the responder holds
+    /// (`lowest_retained_height`): it pruned them. Not a fault of either side.
+    Pruned { lowest_retained_height: u64 },
+}
+
+impl SyncResponse {
+    /// Whether a peer reporting its head at `height` with bodies from
+    /// `lowest_retained_height` (a [`SyncResponse::Status`]) can serve a range starting at
+    /// `from_height`: it holds that block's body (the genesis block and every block from
+    /// the lowest retained height up) and has finalized it.
+    pub fn serves_from(height: u64, lowest_retained_height: u64, from_height: u64) -> bool {
+        from_height <= height && (from_height == 0 || from_height >= lowest_retained_height)
+    }
 }
 
 /// Decoding failures (the peer's fault).
@@ -254,5 +276,52 @@ mod tests {
             SyncResponse::decode(&[0; 30], 10),
             Err(SyncCodecError::Oversize { .. })
         ));
+    }
+
+    /// The exact bytes of the version 5 `Status` and `Pruned` responses, as
+    /// docs/wire-format.md ("Sync protocol") gives them.
+    #[test]
+    fn status_and_pruned_responses_have_the_documented_bytes() {
+        let status = SyncResponse::Status {
+            height: 7,
+            hash: Hash([0xab; 32]),
+            lowest_retained_height: 3,
+        };
+        let hex = hex::encode(status.encode());
+        assert_eq!(
+            hex,
+            format!(
+                "00{}{}{}",
+                "0700000000000000",
+                "ab".repeat(32),
+                "0300000000000000"
+            )
+        );
+        let pruned = SyncResponse::Pruned {
+            lowest_retained_height: 1025,
+        };
+        assert_eq!(hex::encode(pruned.encode()), "050104000000000000");
+        for r in [status, pruned] {
+            assert_eq!(SyncResponse::decode(&r.encode(), 1024).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn a_pruned_peer_serves_only_from_its_lowest_retained_height() {
+        // Unpruned (0): every finalized height, genesis included.
+        assert!(SyncResponse::serves_from(100, 0, 0));
+        assert!(SyncResponse::serves_from(100, 0, 1));
+        assert!(SyncResponse::serves_from(100, 0, 100));
+        assert!(
+            !SyncResponse::serves_from(100, 0, 101),
+            "not finalized there"
+        );
+        // Pruned below 40: genesis, and 40 up.
+        assert!(SyncResponse::serves_from(100, 40, 0));
+        assert!(!SyncResponse::serves_from(100, 40, 1));
+        assert!(!SyncResponse::serves_from(100, 40, 39));
+        assert!(SyncResponse::serves_from(100, 40, 40));
+        // A nonsensical lowest height above the head: holds nothing past genesis.
+        assert!(!SyncResponse::serves_from(10, 20, 11));
     }
 }

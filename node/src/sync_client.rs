@@ -6,8 +6,19 @@
 //! One range request is in flight at a time; the next range is requested as soon as one
 //! arrives (pipelining: its transfer and checks overlap this range's commit). Results come
 //! back to the driver as [`SyncEvent`]s through a bounded queue ([`SYNC_EVENTS_MAX`]).
+//!
+//! **Pruned peers.** Each peer's last status says up to which height it has finalized and
+//! from which height it holds block bodies (a node with `[storage] retain_blocks` pruned
+//! the older ones). The client remembers the last status of each connected peer (at most
+//! [`PEER_HEADS_MAX`]) and asks for a range only a peer that holds its first block
+//! ([`SyncResponse::serves_from`]). A peer that answers [`SyncResponse::Pruned`] (it pruned
+//! since its last status) is not at fault: its entry is updated and another holder is
+//! asked. When every peer that is ahead has pruned the next block, block sync cannot go on
+//! (joining from pruned peers only needs state sync, not built yet): the client says so in
+//! a warning (at most every [`BLOCKED_WARN_INTERVAL`]) and the gauge
+//! `cairn_sync_blocked_pruned`, and resumes as soon as a peer that holds the block reports.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -31,6 +42,26 @@ pub const SYNC_EVENTS_MAX: usize = 64;
 pub const STATUS_RETRY_MS: u64 = 100;
 /// Byte bound of a status response.
 pub const STATUS_RESPONSE_BYTES_MAX: usize = 1024;
+/// Peers whose last status the client remembers (entries of disconnected peers are
+/// dropped; when full, the entry with the lowest head makes room).
+pub const PEER_HEADS_MAX: usize = 1024;
+/// Least time between two warnings that every peer ahead pruned the next block.
+pub const BLOCKED_WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A peer's last status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PeerHead {
+    /// Its finalized height.
+    height: u64,
+    /// The lowest height whose body it holds (0: all).
+    lowest_retained_height: u64,
+}
+
+impl PeerHead {
+    fn serves_from(&self, from_height: u64) -> bool {
+        SyncResponse::serves_from(self.height, self.lowest_retained_height, from_height)
+    }
+}
 
 /// Sync client parameters (from genesis and config).
 #[derive(Clone)]
@@ -63,6 +94,16 @@ pub enum SyncEvent {
         peer: PeerId,
         /// Its finalized height.
         height: u64,
+        /// The lowest height whose block body it holds (0: all).
+        lowest_retained_height: u64,
+    },
+    /// `peer` answered a range request [`SyncResponse::Pruned`]: it no longer holds the
+    /// range's first block (not its fault).
+    Pruned {
+        /// The peer.
+        peer: PeerId,
+        /// Its lowest retained height now.
+        lowest_retained_height: u64,
     },
     /// A range arrived from `peer` and was checked ([`check_synced`]).
     Blocks {
@@ -120,6 +161,10 @@ pub struct SyncClient {
     in_flight: bool,
     best_peer_height: u64,
     last_poll_ms: u64,
+    /// The last status of each connected peer, at most [`PEER_HEADS_MAX`].
+    peer_heads: HashMap<PeerId, PeerHead>,
+    /// When the client last warned that every peer ahead pruned the next block.
+    blocked_warned: Option<std::time::Instant>,
 }
 
 impl SyncClient {
@@ -140,6 +185,8 @@ impl SyncClient {
                 in_flight: false,
                 best_peer_height: 0,
                 last_poll_ms: 0,
+                peer_heads: HashMap::new(),
+                blocked_warned: None,
             },
             rx,
         )
@@ -179,16 +226,114 @@ impl SyncClient {
         self.last_poll_ms = 0;
     }
 
-    /// `peer` is at `height`; this node's finalized head is `head`. Starts a range request
-    /// if the peer is ahead.
-    pub fn on_status(&mut self, peer: PeerId, height: u64, head: u64) {
+    /// `peer` disconnected: its status is forgotten.
+    pub fn on_peer_disconnected(&mut self, peer: PeerId) {
+        self.peer_heads.remove(&peer);
+    }
+
+    /// `peer` is at `height` and holds block bodies from `lowest_retained_height`; this
+    /// node's finalized head is `head`. Starts a range request if the peer (or another
+    /// whose status is known) is ahead and holds the next block.
+    pub fn on_status(&mut self, peer: PeerId, height: u64, lowest_retained_height: u64, head: u64) {
         self.best_peer_height = self.best_peer_height.max(height);
         self.shared
             .syncing
             .store(height > head + 1, Ordering::Relaxed);
+        self.remember(
+            peer,
+            PeerHead {
+                height,
+                lowest_retained_height,
+            },
+        );
         if height > head && !self.in_flight {
-            self.request_blocks(peer, head + 1);
+            self.request_next(head, Some(peer));
+        } else if !self.peer_heads.values().any(|h| h.height > head) {
+            // Caught up (by consensus or sync): nothing is blocked any more.
+            self.set_blocked(false, head);
         }
+    }
+
+    /// `peer` answered [`SyncResponse::Pruned`]: records its lowest retained height and asks
+    /// another peer that holds block `head + 1`, if one is known.
+    pub fn on_pruned(&mut self, peer: PeerId, lowest_retained_height: u64, head: u64) {
+        self.in_flight = false;
+        debug!(%peer, lowest_retained_height, head, "peer pruned the blocks asked for; asking another");
+        if let Some(h) = self.peer_heads.get_mut(&peer) {
+            h.lowest_retained_height = lowest_retained_height;
+        }
+        self.request_next(head, None);
+    }
+
+    /// Remembers `peer`'s status (bounded: [`PEER_HEADS_MAX`]).
+    fn remember(&mut self, peer: PeerId, head: PeerHead) {
+        if !self.peer_heads.contains_key(&peer) && self.peer_heads.len() >= PEER_HEADS_MAX {
+            let lowest = self
+                .peer_heads
+                .iter()
+                .min_by_key(|(_, h)| h.height)
+                .map(|(p, _)| *p);
+            if let Some(p) = lowest {
+                self.peer_heads.remove(&p);
+            }
+        }
+        self.peer_heads.insert(peer, head);
+    }
+
+    /// Requests the range from `head + 1` of a peer that holds it ([`Self::holder`]); if
+    /// peers are ahead but none holds it, says so (module docs, "Pruned peers").
+    fn request_next(&mut self, head: u64, preferred: Option<PeerId>) {
+        if self.in_flight {
+            return;
+        }
+        match holder(&self.peer_heads, head, preferred) {
+            Some(peer) => {
+                self.set_blocked(false, head);
+                self.request_blocks(peer, head + 1);
+            }
+            None => {
+                let ahead = self.peer_heads.values().any(|h| h.height > head);
+                self.set_blocked(ahead, head);
+            }
+        }
+    }
+
+    /// Sets the `cairn_sync_blocked_pruned` gauge and warns (at most every
+    /// [`BLOCKED_WARN_INTERVAL`]) while blocked.
+    fn set_blocked(&mut self, blocked: bool, head: u64) {
+        self.shared
+            .metrics
+            .sync_blocked_pruned
+            .set(i64::from(blocked));
+        if !blocked {
+            self.blocked_warned = None;
+            return;
+        }
+        if self
+            .blocked_warned
+            .is_some_and(|t| t.elapsed() < BLOCKED_WARN_INTERVAL)
+        {
+            return;
+        }
+        self.blocked_warned = Some(std::time::Instant::now());
+        let lowest: Vec<(String, u64, u64)> = self
+            .peer_heads
+            .iter()
+            .filter(|(_, h)| h.height > head)
+            .take(8)
+            .map(|(p, h)| (p.to_string(), h.height, h.lowest_retained_height))
+            .collect();
+        warn!(
+            head,
+            next = head + 1,
+            peers_ahead = ?lowest,
+            "cannot catch up: every peer that is ahead pruned block {} ((peer, height, lowest retained height) above); \
+             joining from pruned peers needs state sync, which this node does not have yet. \
+             Connect it to a peer that keeps every block ([storage] retain_blocks = 0) or one whose lowest \
+             retained height is at most {}",
+            head + 1,
+            head + 1
+        );
     }
 
     /// A checked range arrived: penalizes a faulty responder and requests the next range
@@ -215,14 +360,20 @@ impl SyncClient {
         prepare_synced(peer, checked)
     }
 
-    /// After committing a range: updates the syncing flag and asks for more if a peer is
-    /// still ahead of `head`.
+    /// After committing a range from `peer`: updates the syncing flag and asks for more if
+    /// a peer is still ahead of `head` (`peer` itself, or another that holds the blocks).
     pub fn after_commit(&mut self, peer: PeerId, head: u64) {
         self.shared
             .syncing
             .store(self.best_peer_height > head + 1, Ordering::Relaxed);
         if self.best_peer_height > head {
-            self.request_blocks(peer, head + 1);
+            if self.peer_heads.contains_key(&peer) {
+                self.request_next(head, Some(peer));
+            } else {
+                // Its status is not known (any more): it served up to `head`, so it holds
+                // the next blocks unless it pruned them, which it would answer.
+                self.request_blocks(peer, head + 1);
+            }
         }
     }
 
@@ -253,9 +404,15 @@ impl SyncClient {
             };
             let msg = match net.request(peer, SyncRequest::Status.encode()).await {
                 Ok(b) => match SyncResponse::decode(&b, STATUS_RESPONSE_BYTES_MAX) {
-                    Ok(SyncResponse::Status { height, .. }) => {
-                        SyncEvent::PeerStatus { peer, height }
-                    }
+                    Ok(SyncResponse::Status {
+                        height,
+                        lowest_retained_height,
+                        ..
+                    }) => SyncEvent::PeerStatus {
+                        peer,
+                        height,
+                        lowest_retained_height,
+                    },
                     Ok(_) => failed("unexpected".into()),
                     Err(e) => failed(e.to_string()),
                 },
@@ -309,12 +466,37 @@ impl SyncClient {
                         Err(e) => failed(format!("verification task failed: {e}")),
                     }
                 }
+                Ok(SyncResponse::Pruned {
+                    lowest_retained_height,
+                }) => SyncEvent::Pruned {
+                    peer,
+                    lowest_retained_height,
+                },
                 Ok(other) => failed(format!("unexpected response {other:?}")),
                 Err(reason) => failed(reason),
             };
             let _ = out.send(msg).await;
         });
     }
+}
+
+/// The peer to ask for the range from `head + 1`, by the last statuses `heads`: `preferred`
+/// if it holds that block, else the peer with the highest head among those that hold it
+/// (ties: the lowest peer id, so the choice does not depend on map order).
+fn holder(
+    heads: &HashMap<PeerId, PeerHead>,
+    head: u64,
+    preferred: Option<PeerId>,
+) -> Option<PeerId> {
+    let from = head + 1;
+    let holds = |p: &PeerId| heads.get(p).is_some_and(|h| h.serves_from(from));
+    preferred.filter(holds).or_else(|| {
+        heads
+            .iter()
+            .filter(|(_, h)| h.serves_from(from))
+            .max_by_key(|(p, h)| (h.height, std::cmp::Reverse(**p)))
+            .map(|(p, _)| *p)
+    })
 }
 
 /// True if `bytes` is a borsh finalization certificate for `block_hash` that verifies
@@ -462,4 +644,48 @@ pub fn prepare_synced(peer: PeerId, checked: CheckedSync) -> Option<SyncedRange>
         epoch_proof,
         verified,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(height: u64, lowest_retained_height: u64) -> PeerHead {
+        PeerHead {
+            height,
+            lowest_retained_height,
+        }
+    }
+
+    /// A range is asked only of a peer that holds its first block: the preferred one if it
+    /// does, else the highest holder; none if every peer ahead pruned it.
+    #[test]
+    fn ranges_go_only_to_peers_that_hold_them() {
+        let (full, pruned, behind) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let mut heads = HashMap::new();
+        heads.insert(pruned, head(3000, 1977));
+        heads.insert(behind, head(50, 0));
+        // Only pruned and short peers: from genesis nobody holds block 1 and is ahead...
+        assert_eq!(
+            holder(&heads, 0, Some(pruned)),
+            Some(behind),
+            "behind holds 1..=50"
+        );
+        assert_eq!(
+            holder(&heads, 50, Some(pruned)),
+            None,
+            "51 is pruned at the only peer ahead"
+        );
+        // ... until a full peer reports.
+        heads.insert(full, head(2990, 0));
+        assert_eq!(holder(&heads, 50, Some(pruned)), Some(full));
+        assert_eq!(holder(&heads, 50, None), Some(full));
+        // From the pruned peer's lowest retained height on, it holds the range: preferred
+        // if named, else the highest holder.
+        assert_eq!(holder(&heads, 1976, Some(pruned)), Some(pruned));
+        assert_eq!(holder(&heads, 1976, Some(full)), Some(full));
+        assert_eq!(holder(&heads, 1976, None), Some(pruned), "the highest head");
+        // Nobody ahead: nothing to ask.
+        assert_eq!(holder(&heads, 3000, None), None);
+    }
 }

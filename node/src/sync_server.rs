@@ -21,13 +21,20 @@
 //!
 //! What is served is what this node verified: finalized blocks and certificates it stored
 //! (bodies sealed, certificates verified), and in-memory blocks the driver sealed.
+//!
+//! A node with `[storage] retain_blocks` has pruned old block bodies: its status answer
+//! carries the lowest height whose body it holds, and a range request from below it is
+//! answered [`SyncResponse::Pruned`] (counted in `cairn_sync_requests_pruned_total`), which is
+//! nobody's fault: the requester asks a peer that holds the range.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use cairn_ledger::{Block, Hash, SignedTransaction, Store};
 use libp2p::PeerId;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -235,7 +242,8 @@ pub struct ServeRequest {
 }
 
 /// Runs the sync server until `requests` closes. `lookups` reaches the driver;
-/// `response_bytes_max` bounds a `Blocks` response.
+/// `response_bytes_max` bounds a `Blocks` response; `pruned_answers` counts range requests
+/// answered [`SyncResponse::Pruned`].
 pub async fn run(
     store: Arc<Store>,
     net: NetworkHandle,
@@ -243,6 +251,7 @@ pub async fn run(
     lookups: mpsc::Sender<Lookup>,
     limits: SyncServerLimits,
     response_bytes_max: usize,
+    pruned_answers: Counter<u64, AtomicU64>,
 ) {
     let started = Instant::now();
     let mut limiter = RequestLimiter::new(limits);
@@ -285,8 +294,13 @@ pub async fn run(
                 let permit = permits.clone().acquire_owned().await.expect("never closed");
                 let (store, net, lookups, done_tx) =
                     (store.clone(), net.clone(), lookups.clone(), done_tx.clone());
+                let pruned_answers = pruned_answers.clone();
                 tokio::spawn(async move {
                     let response = answer(&store, &lookups, request, response_bytes_max).await;
+                    if let SyncResponse::Pruned { lowest_retained_height } = &response {
+                        debug!(%peer, lowest_retained_height, "sync range below the lowest retained height: answered pruned");
+                        pruned_answers.inc();
+                    }
                     net.respond(token, response.encode()).await;
                     drop(permit);
                     let _ = done_tx.send(peer).await;
@@ -352,6 +366,7 @@ async fn answer(
                 Ok(SyncResponse::Status {
                     height: head.height,
                     hash: head.hash(),
+                    lowest_retained_height: store.lowest_retained_height(),
                 })
             })
             .await
@@ -372,8 +387,10 @@ pub fn pick(b: &Block, indices: &[u32]) -> Option<Vec<SignedTransaction>> {
 }
 
 /// Up to `count` (≤ [`SYNC_BLOCKS_MAX`]) finalized blocks from `from_height` with their
-/// certificates, stopping early to stay under `response_bytes_max` (less 4 KiB of room).
-fn blocks(
+/// certificates, stopping early to stay under `response_bytes_max` (less 4 KiB of room);
+/// [`SyncResponse::Pruned`] if the body at `from_height` was pruned (a range that reaches
+/// bodies pruned while it is read ends before them).
+pub fn blocks(
     store: &Store,
     from_height: u64,
     count: u16,
@@ -383,8 +400,18 @@ fn blocks(
     let budget = response_bytes_max.saturating_sub(4096);
     let mut out = Vec::new();
     let mut bytes = 0usize;
+    if store.is_pruned(from_height) {
+        return Ok(SyncResponse::Pruned {
+            lowest_retained_height: store.lowest_retained_height(),
+        });
+    }
     for height in from_height..from_height.saturating_add(count) {
         let Some(block) = store.block_by_height(height)? else {
+            if out.is_empty() && store.is_pruned(height) {
+                return Ok(SyncResponse::Pruned {
+                    lowest_retained_height: store.lowest_retained_height(),
+                });
+            }
             break;
         };
         let certificate = store.certificate(height)?;

@@ -131,10 +131,12 @@ fn serve_chain(
             SyncRequest::Status if on => SyncResponse::Status {
                 height: tip.header.height,
                 hash: tip.hash(),
+                lowest_retained_height: 0,
             },
             SyncRequest::Status => SyncResponse::Status {
                 height: 0,
                 hash: Hash::ZERO,
+                lowest_retained_height: 0,
             },
             SyncRequest::Blocks { from_height, count } if on => {
                 counter.fetch_add(1, Ordering::SeqCst);
@@ -364,6 +366,7 @@ async fn a_mangled_relayed_body_does_not_cost_the_view() {
             SyncRequest::Status => SyncResponse::Status {
                 height: 0,
                 hash: Hash::ZERO,
+                lowest_retained_height: 0,
             },
             other => SyncResponse::Error(format!("not served: {other:?}")),
         });
@@ -423,6 +426,7 @@ async fn a_mangled_relayed_body_does_not_cost_the_view() {
                     SyncRequest::Status => SyncResponse::Status {
                         height: 0,
                         hash: Hash::ZERO,
+                        lowest_retained_height: 0,
                     },
                     other => SyncResponse::Error(format!("not served: {other:?}")),
                 };

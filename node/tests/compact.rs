@@ -186,6 +186,7 @@ fn respond(
         SyncRequest::Status => SyncResponse::Status {
             height: 0,
             hash: genesis.genesis_block().hash(),
+            lowest_retained_height: 0,
         },
         SyncRequest::BlockTransactions { block, indices } => {
             let held = serve.lock().unwrap().clone();

@@ -64,6 +64,7 @@ async fn stored_evidence_is_served_and_verifies() {
         mempool_full: AtomicBool::new(false),
         refusals: Default::default(),
         finalized_blocks: Shared::finalized_blocks_channel(),
+        committed_height: tokio::sync::watch::Sender::new(0),
     });
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let backend = NodeBackend {

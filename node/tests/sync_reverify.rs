@@ -93,6 +93,7 @@ fn serve(
         SyncRequest::Status => SyncResponse::Status {
             height: 1,
             hash: synced.block.hash(),
+            lowest_retained_height: 0,
         },
         SyncRequest::Blocks { from_height: 1, .. } => {
             counter.fetch_add(1, Ordering::SeqCst);

@@ -77,6 +77,19 @@ pub enum RpcError {
         /// What was looked for.
         what: String,
     },
+    /// The finalized block asked for exists but this node pruned its body
+    /// (`[storage] retain_blocks`): code -32004, reason `pruned`, with `data.height` and
+    /// `data.lowestRetainedHeight` (ask a node that keeps it, or a height from there on).
+    #[error(
+        "block {height} was pruned: this node holds block bodies from height {lowest_retained_height}"
+    )]
+    Pruned {
+        /// The height asked for (or of the block whose hash was asked for).
+        height: u64,
+        /// The lowest height whose body the node holds (`getStatus`
+        /// `lowestRetainedHeight`).
+        lowest_retained_height: u64,
+    },
     /// The node is overloaded; retry later (code -32005, reason `overloaded`).
     #[error("overloaded: {message}")]
     Overloaded {
@@ -105,7 +118,7 @@ impl RpcError {
     pub fn code(&self) -> i64 {
         match self {
             RpcError::Rejected { .. } => codes::REJECTED,
-            RpcError::NotFound { .. } => codes::NOT_FOUND,
+            RpcError::NotFound { .. } | RpcError::Pruned { .. } => codes::NOT_FOUND,
             RpcError::Overloaded { .. } => codes::OVERLOADED,
             RpcError::Internal { .. } => codes::INTERNAL_ERROR,
             RpcError::InvalidParams { .. } => codes::INVALID_PARAMS,
@@ -118,6 +131,7 @@ impl RpcError {
         match self {
             RpcError::Rejected { code, .. } => code,
             RpcError::InvalidParams { reason, .. } => reason,
+            RpcError::Pruned { .. } => "pruned",
             other => codes::default_reason(other.code()),
         }
     }
@@ -130,15 +144,25 @@ impl RpcError {
             | RpcError::Internal { message }
             | RpcError::InvalidParams { message, .. } => message,
             RpcError::NotFound { what } => what,
+            RpcError::Pruned { .. } => "block body pruned",
         }
     }
 
     /// The JSON-RPC error object sent for this error. `message` is the `Display` text;
-    /// `data` is `{"reason": …}`, plus `"what"` for `NotFound`.
+    /// `data` is `{"reason": …}`, plus `"what"` for `NotFound`, `"height"` and
+    /// `"lowestRetainedHeight"` for `Pruned`.
     pub fn to_error_object(&self) -> ErrorObject {
         let mut data = json!({ "reason": self.reason() });
-        if let RpcError::NotFound { what } = self {
-            data["what"] = json!(what);
+        match self {
+            RpcError::NotFound { what } => data["what"] = json!(what),
+            RpcError::Pruned {
+                height,
+                lowest_retained_height,
+            } => {
+                data["height"] = json!(height);
+                data["lowestRetainedHeight"] = json!(lowest_retained_height);
+            }
+            _ => {}
         }
         ErrorObject {
             code: self.code(),
@@ -235,6 +259,16 @@ mod tests {
         assert_eq!(
             o.message,
             "transaction rejected: stale_nonce: nonce 1 already used"
+        );
+        let pruned = RpcError::Pruned {
+            height: 5,
+            lowest_retained_height: 1025,
+        };
+        let o = pruned.to_error_object();
+        assert_eq!(o.code, -32004);
+        assert_eq!(
+            o.data,
+            Some(json!({"reason": "pruned", "height": 5, "lowestRetainedHeight": 1025}))
         );
         let nf = RpcError::NotFound { what: "x".into() };
         assert_eq!(nf.code(), -32004);

@@ -53,6 +53,7 @@ impl RpcBackend for Stub {
             view: 0,
             mempool_txs: 0,
             finality_latency_ms: None,
+            lowest_retained_height: 0,
             upcoming_leaders: Vec::new(),
         })
     }

@@ -61,6 +61,12 @@ pub struct Status {
     /// that ends without a block moves the round on.
     #[serde(default)]
     pub upcoming_leaders: Vec<LeaderInfo>,
+    /// The lowest height whose block body (transactions) this node holds: `getBlock` serves
+    /// every finalized height from it (and the genesis block); below it the node pruned the
+    /// bodies (`[storage] retain_blocks`) and answers -32004 `pruned`. 0: nothing pruned
+    /// (absent from older nodes: read as 0).
+    #[serde(default)]
+    pub lowest_retained_height: u64,
 }
 
 /// Most entries in [`Status::upcoming_leaders`].
@@ -592,8 +598,10 @@ mod tests {
                 name: "v".into(),
                 address: Address([2; 32]),
             }],
+            lowest_retained_height: 1025,
         };
         let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["lowestRetainedHeight"], json!(1025));
         assert_eq!(v["latestHeight"], json!(u64::MAX));
         assert!(v.get("latestStateRoot").is_some() && v.get("validatorName").is_some());
         assert_eq!(v["mempoolTxs"], json!(4));

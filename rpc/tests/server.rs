@@ -122,6 +122,7 @@ impl Mock {
             view: 4,
             mempool_txs: 2,
             finality_latency_ms: Some(350),
+            lowest_retained_height: 0,
             upcoming_leaders: Vec::new(),
         }
     }

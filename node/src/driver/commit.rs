@@ -138,6 +138,7 @@ impl Driver {
         }
         info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs, "finalized");
         self.shared.metrics.height.set(head.height as i64);
+        self.shared.committed_height.send_replace(head.height);
         self.mempool_changed();
         // Votes below a finalized view of the running epoch can never matter again (views
         // restart in every epoch, so only that epoch's views may prune).
@@ -215,9 +216,21 @@ impl Driver {
     /// commits a checked range.
     pub(super) async fn on_sync_event(&mut self, event: SyncEvent) -> Result<(), FatalError> {
         match event {
-            SyncEvent::PeerStatus { peer, height } => {
+            SyncEvent::PeerStatus {
+                peer,
+                height,
+                lowest_retained_height,
+            } => {
                 let head = self.chain.head().height;
-                self.sync.on_status(peer, height, head);
+                self.sync
+                    .on_status(peer, height, lowest_retained_height, head);
+            }
+            SyncEvent::Pruned {
+                peer,
+                lowest_retained_height,
+            } => {
+                let head = self.chain.head().height;
+                self.sync.on_pruned(peer, lowest_retained_height, head);
             }
             SyncEvent::Blocks { peer, checked } => {
                 if let Some(range) = self.sync.on_blocks(peer, checked) {

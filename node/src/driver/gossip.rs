@@ -96,6 +96,7 @@ impl Driver {
             }
             NetworkEvent::PeerDisconnected { peer } => {
                 self.peers.retain(|p| *p != peer);
+                self.sync.on_peer_disconnected(peer);
                 self.shared
                     .peer_count
                     .store(self.peers.len() as u32, Ordering::Relaxed);

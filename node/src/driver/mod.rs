@@ -193,6 +193,9 @@ pub struct Shared {
     /// (never waiting: a broadcast of [`FINALIZED_BROADCAST_MAX`] blocks, whose receivers
     /// that fall further behind see `Lagged`).
     pub finalized_blocks: tokio::sync::broadcast::Sender<Arc<cairn_rpc::FinalizedBlock>>,
+    /// The finalized head height, published by the driver after each commit (a `watch`:
+    /// a send never waits, readers see the latest); the pruner ([`crate::pruner`]) follows it.
+    pub committed_height: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {

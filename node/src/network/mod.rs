@@ -20,10 +20,11 @@
 //!
 //! `namespace` is [`NetworkConfig::namespace`] (a short genesis hash in hex), so nodes of
 //! different chains never share a topic. Identify advertises protocol version
-//! `/cairn/{namespace}/5` with agent `cairn/0.1`; a peer advertising another protocol
+//! `/cairn/{namespace}/6` with agent `cairn/0.1`; a peer advertising another protocol
 //! version is disconnected (version 2 made gossip unsigned, version 3 gossips compact
 //! blocks and adds the transactions-by-index sync request, version 4 has block header v2
-//! with `signed_txs_root` and compact blocks that carry the leader's signed proposal).
+//! with `signed_txs_root` and compact blocks that carry the leader's signed proposal,
+//! version 5 epochs, version 6 sync protocol 5 with pruned peers' lowest retained height).
 //! Block topic version 3 carries `crate::compact::CompactBlock`s with the leader's Notarize
 //! vote (version 2 had none; version 1 carried full blocks).
 //!
@@ -40,7 +41,7 @@
 //! forwarded) at most once per node within gossipsub's 60 s duplicate-cache window, no matter
 //! how many peers or publishers send it. A node never receives its own publications.
 //!
-//! ## Sync protocol `/cairn/{namespace}/sync/4`
+//! ## Sync protocol `/cairn/{namespace}/sync/5`
 //!
 //! One request and one response per stream, each framed as a `u32` **big-endian** payload
 //! length followed by exactly that many bytes. The length is checked against
@@ -758,11 +759,12 @@ impl NetworkConfig {
         )
     }
 
-    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/4` (version 4
-    /// adds epoch proofs to synced blocks; version 2
-    /// added `SyncRequest::BlockTransactions`; version 3 serves block header v2).
+    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/5` (version 5:
+    /// the status answer carries the lowest retained height and a pruned range is answered
+    /// `Pruned`; version 4 added epoch proofs to synced blocks; version 2 added
+    /// `SyncRequest::BlockTransactions`; version 3 serves block header v2).
     pub fn sync_protocol(&self) -> String {
-        format!("/cairn/{}/sync/4", self.namespace)
+        format!("/cairn/{}/sync/5", self.namespace)
     }
 }
 
@@ -1753,7 +1755,7 @@ mod tests {
             "/cairn/0123abcd/consensus/2"
         );
         assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/4");
-        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/4");
+        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/5");
     }
 
     #[test]

@@ -384,8 +384,10 @@ fn build_behaviour(
 /// serves transactions by index. Version 4: block header v2 (`signed_txs_root`), compact
 /// blocks carry the leader's signed proposal (`block/3`), sync protocol `sync/3`. Version 5:
 /// epochs (`consensus/2`, `block/4`, `evidence/2` carry the epoch; `sync/4` epoch proofs).
+/// Version 6: `sync/5` (a status answer carries the lowest height whose body the peer
+/// holds; a pruned range is answered `Pruned`).
 fn protocol_version(config: &NetworkConfig) -> String {
-    format!("/cairn/{}/5", config.namespace)
+    format!("/cairn/{}/6", config.namespace)
 }
 
 /// Connections we accepted (not closed for exceeding the limit), per peer, oldest first.

@@ -115,9 +115,82 @@ pub struct P2pConfig {
     /// Discovery tick, ms: at most one random walk and 4 discovery dials per tick (walks back
     /// off up to 32 ticks apart once `peers_target` is met). Range 100..=600000. Default 1000.
     pub discovery_interval_ms: u64,
+    /// AutoNAT v1 (docs/network.md, "NAT traversal"): learn whether this node is publicly
+    /// reachable by asking peers to dial it back, and answer their requests (at most 30
+    /// dial-backs per second, 3 per peer). Default `true`.
+    pub autonat: bool,
+    /// Serve as a circuit relay v2 for admitted peers (reservations and circuits within the
+    /// `relay_*` bounds below). Default `false`: validators should not relay.
+    pub relay_service: bool,
+    /// Relay service: reservations held at once. Range 1..=4096. Default 32.
+    pub relay_reservations_max: u32,
+    /// Relay service: life of a reservation before it must be renewed, ms. Range
+    /// 1000..=86400000. Default 3600000 (1 hour).
+    pub relay_reservation_duration_ms: u64,
+    /// Relay service: circuits relayed at once. Range 1..=4096. Default 16.
+    pub relay_circuits_max: u32,
+    /// Relay service: longest life of one circuit, ms (then closed; the peers reconnect).
+    /// Range 1000..=86400000. Default 3600000 (1 hour).
+    pub relay_circuit_duration_ms: u64,
+    /// Relay service: most bytes over one circuit, both directions (then closed), bytes.
+    /// Range 1..=2^40. Default 1073741824 (1 GiB).
+    pub relay_circuit_bytes_max: u64,
+    /// Relays to reserve a slot on (a node behind a NAT): multiaddrs ending in
+    /// `/p2p/<relay id>`, at most 8. The node is then reachable at
+    /// `<relay>/p2p-circuit/p2p/<own id>`. Default empty.
+    pub relays: Vec<String>,
+    /// DCUtR hole punching: upgrade relayed connections to direct ones. Default `true`.
+    pub hole_punching: bool,
+    /// Addresses announced as this node's own public addresses (`/ip4|ip6/<ip>/tcp/<port>`,
+    /// at most 8); a relay's reservations carry them, so a relay needs one unless AutoNAT
+    /// confirms its address. Default empty.
+    pub external_addresses: Vec<String>,
 }
 
 impl P2pConfig {
+    /// The network layer's NAT traversal settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] if an address does not parse or a value is out of range.
+    pub fn nat_config(&self) -> Result<crate::network::NatConfig, ConfigError> {
+        let parse = |field: &'static str, list: &[String]| {
+            list.iter()
+                .map(|a| {
+                    a.parse::<libp2p::Multiaddr>()
+                        .map_err(|e| ConfigError::Invalid {
+                            field,
+                            reason: format!("`{a}`: {e}"),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let nat = crate::network::NatConfig {
+            autonat: self.autonat,
+            relay_service: self.relay_service,
+            relay_limits: crate::network::RelayLimits {
+                reservations_max: self.relay_reservations_max,
+                reservation_duration_ms: self.relay_reservation_duration_ms,
+                circuits_max: self.relay_circuits_max,
+                circuit_duration_ms: self.relay_circuit_duration_ms,
+                circuit_bytes_max: self.relay_circuit_bytes_max,
+            },
+            relays: parse("p2p.relays", &self.relays)?,
+            hole_punching: self.hole_punching,
+            external_addresses: parse("p2p.external_addresses", &self.external_addresses)?,
+        };
+        range(
+            "p2p.relay_circuit_bytes_max",
+            self.relay_circuit_bytes_max,
+            1,
+            1 << 40,
+        )?;
+        nat.validate().map_err(|e| ConfigError::Invalid {
+            field: "p2p (NAT traversal)",
+            reason: e.to_string(),
+        })?;
+        Ok(nat)
+    }
+
     /// The network layer's discovery settings.
     pub fn discovery_config(&self) -> crate::network::DiscoveryConfig {
         crate::network::DiscoveryConfig {
@@ -312,6 +385,16 @@ impl Default for P2pConfig {
             peers_target: 8,
             peers_max: 32,
             discovery_interval_ms: 1000,
+            autonat: true,
+            relay_service: false,
+            relay_reservations_max: 32,
+            relay_reservation_duration_ms: 3_600_000,
+            relay_circuits_max: 16,
+            relay_circuit_duration_ms: 3_600_000,
+            relay_circuit_bytes_max: 1 << 30,
+            relays: Vec::new(),
+            hole_punching: true,
+            external_addresses: Vec::new(),
         }
     }
 }
@@ -447,6 +530,7 @@ impl NodeConfig {
                 field: "p2p.listen",
                 reason: e.to_string(),
             })?;
+        self.p2p.nat_config()?;
         if self.p2p.bootstrap.len() > 256 {
             return Err(ConfigError::Invalid {
                 field: "p2p.bootstrap",

@@ -318,6 +318,10 @@ pub async fn run(
         redial_interval_ms: config.p2p.redial_interval_ms,
         connections_max: config.p2p.connections_max,
         discovery: config.p2p.discovery_config(),
+        nat: config
+            .p2p
+            .nat_config()
+            .map_err(|e| NodeError::Network(e.to_string()))?,
     };
     let local_peer = net_config.keypair.public().to_peer_id();
     // The running epoch's validators (genesis's in epoch 0) are exempt from admission; the

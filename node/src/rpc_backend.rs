@@ -435,6 +435,7 @@ impl RpcBackend for NodeBackend {
                     admission: Some(p.admission.as_str().into()),
                     score: p.score,
                     found: Some(p.found.as_str().into()),
+                    path: Some(p.path.as_str().into()),
                 }
             })
             .collect())

@@ -39,6 +39,7 @@ fn config(keypair: Keypair, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
         redial_interval_ms: 600_000,
         connections_max: 256,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
+        nat: network::NatConfig::disabled(),
     }
 }
 

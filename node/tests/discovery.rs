@@ -48,6 +48,7 @@ fn config(
         redial_interval_ms: 200,
         connections_max: 64,
         discovery,
+        nat: network::NatConfig::disabled(),
     }
 }
 

@@ -243,6 +243,7 @@ async fn raw_peer(genesis: &Genesis, bootstrap: &Multiaddr) -> NetworkHandle {
         redial_interval_ms: 500,
         connections_max: 8,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
+        nat: network::NatConfig::disabled(),
     })
     .await
     .unwrap();

@@ -45,6 +45,7 @@ fn config(keypair: Keypair, listen: Multiaddr, bootstrap: Vec<Multiaddr>) -> Net
         redial_interval_ms: 200,
         connections_max: 16,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
+        nat: network::NatConfig::disabled(),
     }
 }
 

@@ -159,6 +159,7 @@ impl Testnet {
             redial_interval_ms: redial_ms,
             connections_max: 64,
             discovery: cairn_node::network::DiscoveryConfig::disabled(),
+            nat: network::NatConfig::disabled(),
         };
         let adm = AdmissionConfig {
             difficulty_bits: BITS,

@@ -460,6 +460,10 @@ pub struct PeerInfo {
     /// an earlier connection) or `inbound` (it dialed us); absent from older nodes.
     #[serde(default)]
     pub found: Option<String>,
+    /// `direct` (some open connection to it goes without a relay) or `relayed` (every one
+    /// goes through a circuit relay); absent from older nodes.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// Most evidence records one `getEvidence` call returns.

@@ -268,6 +268,7 @@ impl RpcBackend for Mock {
             admission: None,
             score: None,
             found: Some("configured".into()),
+            path: Some("direct".into()),
         }])
     }
 }

@@ -202,6 +202,16 @@
 //! most [`discovery::KAD_PACKET_BYTES_MAX`] bytes. [`PeerInfo::found`] says how each peer was
 //! found.
 //!
+//! ## NAT traversal
+//!
+//! [`NetworkConfig::nat`] ([`nat`]): AutoNAT v1 ([`NatConfig::autonat`]; the verdict in
+//! [`NetworkStats::nat_status`]), circuit relay v2 (reservations on
+//! [`NatConfig::relays`], listened on as `<relay>/p2p-circuit`; a relay service for
+//! admitted peers only with [`NatConfig::relay_service`], bounded by [`RelayLimits`]) and
+//! DCUtR hole punching ([`NatConfig::hole_punching`]). A relayed connection goes through
+//! admission like a direct one and has no remote IP for per-IP limits and IP bans;
+//! [`PeerInfo::path`] says whether a peer is reached directly or only through a relay.
+//!
 //! ## Bounds
 //!
 //! - Gossip payload: at most [`NetworkConfig::gossip_bytes_max`] bytes. Enforced on
@@ -268,9 +278,11 @@
 pub(crate) mod codec;
 pub mod discovery;
 pub mod dns;
+pub mod nat;
 mod worker;
 
 pub use discovery::PeerSource;
+pub use nat::{ConnectionPath, NatConfig, Reachability, RelayLimits};
 
 use std::fmt;
 use std::sync::Arc;
@@ -639,6 +651,9 @@ pub struct NetworkConfig {
     /// Peer discovery (Kademlia over admitted peers, identify address learning, peer
     /// targets); [`DiscoveryConfig::disabled`] turns it off.
     pub discovery: DiscoveryConfig,
+    /// NAT traversal (AutoNAT, circuit relay v2, DCUtR); [`NatConfig::disabled`] turns it
+    /// all off.
+    pub nat: NatConfig,
 }
 
 /// Peer discovery settings (module docs, "Discovery"; `docs/network.md`).
@@ -740,6 +755,7 @@ impl NetworkConfig {
                 return invalid(format!("{name}: must be at least 1"));
             }
         }
+        self.nat.validate()?;
         if self.discovery.peers_target > self.discovery.peers_max {
             return invalid(format!(
                 "discovery.peers_target: {} exceeds peers_max {}",
@@ -974,6 +990,9 @@ pub struct PeerInfo {
     pub score: Option<f64>,
     /// How the peer was found (of its oldest connection still open).
     pub found: PeerSource,
+    /// Whether we reach it directly (any open connection without a relay) or only through
+    /// a relay.
+    pub path: ConnectionPath,
 }
 
 /// The discovery state, as returned by [`NetworkHandle::discovery_info`] (diagnostics and
@@ -1176,6 +1195,23 @@ pub struct NetworkStats {
     /// Gauge, not a counter: dial candidates at the last discovery tick (at most
     /// [`discovery::CANDIDATES_MAX`]).
     pub discovery_candidates: u64,
+    /// What AutoNAT concluded about this node's reachability ([`Reachability::code`]: 0
+    /// unknown, 1 public, 2 private); a gauge, not a counter.
+    pub nat_status: u64,
+    /// Relay reservations this node holds now on relays ([`NatConfig::relays`]); a gauge.
+    pub relay_reservations_held: u64,
+    /// Reservations our relay service accepted (new or renewed).
+    pub relay_reservations_served: u64,
+    /// Reservations our relay service denied (unadmitted peer, limits reached).
+    pub relay_reservations_denied: u64,
+    /// Circuits our relay service opened.
+    pub relay_circuits_served: u64,
+    /// Circuits our relay service denied (unadmitted source, no reservation, limits).
+    pub relay_circuits_denied: u64,
+    /// Relayed connections DCUtR upgraded to direct ones.
+    pub dcutr_upgrades: u64,
+    /// DCUtR attempts that failed (the connection stays relayed).
+    pub dcutr_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -1213,6 +1249,14 @@ pub(crate) struct Counters {
     peers_connected_inbound: AtomicU64,
     discovery_routing_table_peers: AtomicU64,
     discovery_candidates: AtomicU64,
+    nat_status: AtomicU64,
+    relay_reservations_held: AtomicU64,
+    relay_reservations_served: AtomicU64,
+    relay_reservations_denied: AtomicU64,
+    relay_circuits_served: AtomicU64,
+    relay_circuits_denied: AtomicU64,
+    dcutr_upgrades: AtomicU64,
+    dcutr_failures: AtomicU64,
 }
 
 impl Counters {
@@ -1271,6 +1315,14 @@ impl Counters {
             peers_connected_inbound: get(&self.peers_connected_inbound),
             discovery_routing_table_peers: get(&self.discovery_routing_table_peers),
             discovery_candidates: get(&self.discovery_candidates),
+            nat_status: get(&self.nat_status),
+            relay_reservations_held: get(&self.relay_reservations_held),
+            relay_reservations_served: get(&self.relay_reservations_served),
+            relay_reservations_denied: get(&self.relay_reservations_denied),
+            relay_circuits_served: get(&self.relay_circuits_served),
+            relay_circuits_denied: get(&self.relay_circuits_denied),
+            dcutr_upgrades: get(&self.dcutr_upgrades),
+            dcutr_failures: get(&self.dcutr_failures),
         }
     }
 }
@@ -1657,6 +1709,7 @@ mod tests {
             redial_interval_ms: 100,
             connections_max: 8,
             discovery: DiscoveryConfig::disabled(),
+            nat: super::NatConfig::disabled(),
         }
     }
 

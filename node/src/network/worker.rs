@@ -20,12 +20,16 @@ use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, Protoco
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, autonat, dcutr, identify, noise, ping, relay, tcp,
+    yamux,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, trace, warn};
 
 use super::codec::{FrameError, SyncCodec};
 use super::discovery::{self, AdmittedKad, Candidates, PeerSource, WalkSchedule};
+use super::nat::{self, AdmittedGate, ConnectionPath, Reachability};
 use super::{
     ADMISSION_EXEMPT_MAX, ADMISSION_REFUSED_LINGER, ADMISSION_REQUEST_BYTES,
     ADMISSION_RESPONSE_BYTES, ADMISSION_SWEEP_INTERVAL, AGENT_VERSION, APP_SCORE_UNADMITTED,
@@ -54,6 +58,8 @@ const ADMISSION_STREAMS_PER_CONNECTION_MAX: usize = 4;
 const ADMISSION_ADMITTED: u8 = 0;
 /// Admission response status: refused.
 const ADMISSION_REFUSED: u8 = 1;
+/// Delay before AutoNAT's first probe (libp2p's default is 15 s).
+const AUTONAT_BOOT_DELAY: Duration = Duration::from_secs(5);
 
 /// The admission response `[status, required_bits]`.
 fn admission_response(admitted: bool, required_bits: u8) -> Vec<u8> {
@@ -225,6 +231,15 @@ pub(crate) struct Behaviour {
     ping: ping::Behaviour,
     /// Kademlia behind the admission gate; absent when discovery is off.
     discovery: Toggle<AdmittedKad>,
+    /// Circuit relay v2 client: dials `/p2p-circuit` addresses and holds reservations
+    /// (always present; it does nothing unless a relayed address is dialed or listened on).
+    relay_client: relay::client::Behaviour,
+    /// Circuit relay v2 service for admitted peers; absent unless `nat.relay_service`.
+    relay: Toggle<relay::Behaviour>,
+    /// DCUtR hole punching; absent unless `nat.hole_punching`.
+    dcutr: Toggle<dcutr::Behaviour>,
+    /// AutoNAT v1; absent unless `nat.autonat`.
+    autonat: Toggle<autonat::Behaviour>,
 }
 
 /// `blake3(topic ‖ 0x00 ‖ data)[..20]`.
@@ -317,6 +332,8 @@ fn build_behaviour(
     admission_config: &AdmissionConfig,
     topics: &[TopicHash],
     counters: &Arc<Counters>,
+    relay_client: relay::client::Behaviour,
+    relay_gate: &AdmittedGate,
 ) -> Result<Behaviour, NetworkError> {
     let gossip_config = gossip_config(config)?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
@@ -368,6 +385,24 @@ fn build_behaviour(
     } else {
         None
     };
+    let local = config.keypair.public().to_peer_id();
+    let nat = &config.nat;
+    let relay = nat.relay_service.then(|| {
+        relay::Behaviour::new(local, nat::relay_config(&nat.relay_limits, relay_gate.clone()))
+    });
+    let dcutr = nat.hole_punching.then(|| dcutr::Behaviour::new(local));
+    let autonat = nat.autonat.then(|| {
+        autonat::Behaviour::new(
+            local,
+            autonat::Config {
+                // Private networks (a permissioned chain's LAN, the NAT test's namespaces)
+                // are as much a place to be reachable in as the public Internet.
+                only_global_ips: false,
+                boot_delay: AUTONAT_BOOT_DELAY,
+                ..Default::default()
+            },
+        )
+    });
     Ok(Behaviour {
         gossipsub,
         sync,
@@ -375,6 +410,10 @@ fn build_behaviour(
         identify,
         ping: ping::Behaviour::default(),
         discovery: Toggle::from(discovery),
+        relay_client,
+        relay: Toggle::from(relay),
+        dcutr: Toggle::from(dcutr),
+        autonat: Toggle::from(autonat),
     })
 }
 
@@ -484,6 +523,16 @@ pub(crate) struct Worker {
     kad_protocol: String,
     /// Whether loopback addresses are worth dialing (this node listens on loopback).
     allow_loopback: bool,
+    /// The peers the relay service serves (the admitted ones; see [`nat::AdmittedGate`]).
+    relay_gate: AdmittedGate,
+    /// Relays to hold a reservation on (`nat.relays`): relay id and address, at most
+    /// [`nat::RELAYS_MAX`].
+    relays: Vec<(PeerId, Multiaddr)>,
+    /// Our listeners on relays (`<relay>/p2p-circuit`), by listener, with the relay's id (at
+    /// most one per entry of `relays`).
+    relay_listeners: HashMap<ListenerId, PeerId>,
+    /// Relays on which we hold a reservation now (a subset of `relays`' ids).
+    reservations: HashSet<PeerId>,
 }
 
 /// A discovery dial with no outcome after this long is forgotten (its connection, if it
@@ -516,7 +565,7 @@ impl Worker {
         let validators = std::mem::take(&mut admission.validators);
         // `validate` bounded the union, so nothing is left out here.
         admission.exempt = exempt_set(&static_exempt, validators, ADMISSION_EXEMPT_MAX).0;
-        let behaviour = build_behaviour(&config, &admission, &hashes, &counters)?;
+        let relay_gate = AdmittedGate::default();
         let mut bans = HashMap::new();
         for (peer, until) in admission.initial_bans.iter().take(BANS_MAX) {
             if !admission.exempt.contains(peer) {
@@ -541,7 +590,19 @@ impl Worker {
                 yamux::Config::default,
             )
             .map_err(|e| transport_err("tcp transport", e))?
-            .with_behaviour(move |_| behaviour)
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| transport_err("relay client transport", e))?
+            .with_behaviour(|_, relay_client| {
+                build_behaviour(
+                    &config,
+                    &admission,
+                    &hashes,
+                    &counters,
+                    relay_client,
+                    &relay_gate,
+                )
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            })
             .map_err(|e| transport_err("behaviour", e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
             .build();
@@ -643,7 +704,20 @@ impl Worker {
             peers_max: config.discovery.peers_max as usize,
             kad_protocol: discovery::kad_protocol(&config.namespace),
             allow_loopback: ip_of(&config.listen).is_some_and(|ip| ip.is_loopback()),
+            relay_gate,
+            relays: Vec::new(),
+            relay_listeners: HashMap::new(),
+            reservations: HashSet::new(),
         };
+        for addr in config.nat.relays.iter().take(nat::RELAYS_MAX) {
+            let relay = nat::relay_peer(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
+            if relay != local && !worker.relays.iter().any(|(r, _)| *r == relay) {
+                worker.relays.push((relay, addr.clone()));
+            }
+        }
+        for addr in config.nat.external_addresses.iter().take(nat::EXTERNAL_ADDRESSES_MAX) {
+            worker.swarm.add_external_address(addr.clone());
+        }
 
         let listening = tokio::time::timeout(LISTEN_TIMEOUT, async {
             while worker.listen_addrs.is_empty() && worker.listen_error.is_none() {
@@ -747,6 +821,7 @@ impl Worker {
     /// Dials every disconnected bootstrap peer at its IP addresses and the latest resolution
     /// of its DNS addresses, and starts resolving those again (`super::dns`).
     fn redial(&mut self) {
+        self.listen_on_relays();
         let disconnected: Vec<PeerId> = self
             .bootstrap
             .iter()
@@ -756,6 +831,27 @@ impl Worker {
         for peer in disconnected {
             self.resolve_bootstrap(peer);
             self.dial_bootstrap(peer);
+        }
+    }
+
+    /// Listens on `<relay>/p2p-circuit` for every relay of `nat.relays` without a listener
+    /// (at start and after a reservation is lost or refused; called every
+    /// `redial_interval_ms`). The relay client dials the relay and asks for a reservation.
+    fn listen_on_relays(&mut self) {
+        let missing: Vec<(PeerId, Multiaddr)> = self
+            .relays
+            .iter()
+            .filter(|(relay, _)| !self.relay_listeners.values().any(|r| r == relay))
+            .cloned()
+            .collect();
+        for (relay, addr) in missing {
+            match self.swarm.listen_on(nat::circuit_listen_addr(&addr)) {
+                Ok(id) => {
+                    debug!(%relay, "asking the relay for a reservation");
+                    self.relay_listeners.insert(id, relay);
+                }
+                Err(e) => debug!(%relay, error = %e, "cannot listen on the relay"),
+            }
         }
     }
 
@@ -856,7 +952,7 @@ impl Worker {
                 .iter()
                 .filter(|(p, _)| !self.is_privileged(p))
                 .flat_map(|(_, conns)| conns.iter())
-                .filter(|(_, endpoint)| ip_of(endpoint.get_remote_address()) == Some(ip))
+                .filter(|(_, endpoint)| endpoint_ip(endpoint) == Some(ip))
                 .count();
             if per_ip >= self.admission.connections_per_ip_max as usize {
                 Counters::inc(&self.counters.connections_closed_ip_limit);
@@ -875,7 +971,7 @@ impl Worker {
             .get(&peer)
             .into_iter()
             .flatten()
-            .filter_map(|(_, endpoint)| ip_of(endpoint.get_remote_address()))
+            .filter_map(|(_, endpoint)| endpoint_ip(endpoint))
             .collect();
         for ip in ips {
             if self.protected_ips.contains(&ip) {
@@ -915,7 +1011,7 @@ impl Worker {
                     !self.is_privileged(p)
                         && conns
                             .iter()
-                            .any(|(_, e)| ip_of(e.get_remote_address()) == Some(ip))
+                            .any(|(_, e)| endpoint_ip(e) == Some(ip))
                 })
                 .map(|(p, _)| *p)
                 .collect();
@@ -1013,6 +1109,11 @@ impl Worker {
                             admission: self.admission_status(peer),
                             score: self.swarm.behaviour().gossipsub.peer_score(peer),
                             found: self.found.get(peer).copied().unwrap_or(PeerSource::Inbound),
+                            path: if conns.iter().any(|(_, e)| !e.is_relayed()) {
+                                ConnectionPath::Direct
+                            } else {
+                                ConnectionPath::Relayed
+                            },
                         })
                     })
                     .collect();
@@ -1102,6 +1203,12 @@ impl Worker {
             SwarmEvent::Behaviour(BehaviourEvent::Admission(event)) => self.on_admission(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(BehaviourEvent::Discovery(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => self.on_autonat(event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
                 if let Err(e) = event.result {
                     debug!(peer = %event.peer, error = %e, "ping failed; closing connection");
@@ -1144,7 +1251,7 @@ impl Worker {
                     self.swarm.close_connection(connection_id);
                     return;
                 }
-                let ip = ip_of(endpoint.get_remote_address());
+                let ip = endpoint_ip(&endpoint);
                 if let Some(reason) = self.connection_refusal(&peer_id, ip) {
                     debug!(peer = %peer_id, ip = ?ip, reason, "closing connection");
                     self.over_limit.insert(connection_id);
@@ -1199,6 +1306,7 @@ impl Worker {
                 conns.retain(|(id, _)| *id != connection_id);
                 if conns.is_empty() {
                     self.connections.remove(&peer_id);
+                    self.relay_gate.set(peer_id, false);
                     self.found.remove(&peer_id);
                     self.identified.remove(&peer_id);
                     self.own_proof.verdicts.remove(&peer_id);
@@ -1222,6 +1330,21 @@ impl Worker {
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,
+                addresses,
+            } if self.relay_listeners.contains_key(&listener_id) => {
+                let relay = self.relay_listeners.remove(&listener_id);
+                self.listen_addrs.retain(|a| !addresses.contains(a));
+                if let Some(relay) = relay {
+                    self.reservations.remove(&relay);
+                    self.counters
+                        .relay_reservations_held
+                        .store(self.reservations.len() as u64, Ordering::Relaxed);
+                    info!(%relay, reason = ?reason.err().map(|e| e.to_string()), "relay listener closed; retrying at the next redial");
+                }
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
                 ..
             } if listener_id == self.listener => {
                 let reason = match reason {
@@ -1231,6 +1354,9 @@ impl Worker {
                 warn!(%reason, "p2p listener closed");
                 self.listen_addrs.clear();
                 self.listen_error = Some(reason);
+            }
+            SwarmEvent::ListenerError { listener_id, error } if listener_id != self.listener => {
+                debug!(%error, "relay listener error");
             }
             SwarmEvent::ListenerError { error, .. } => {
                 warn!(%error, "p2p listener error");
@@ -2069,6 +2195,78 @@ impl Worker {
         }
     }
 
+    // ---- NAT traversal ---------------------------------------------------------------------
+
+    fn on_relay_client(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
+                if !renewal {
+                    info!(relay = %relay_peer_id, "relay reservation accepted; reachable through the relay");
+                }
+                if self.relays.iter().any(|(r, _)| *r == relay_peer_id) {
+                    self.reservations.insert(relay_peer_id);
+                }
+                self.counters
+                    .relay_reservations_held
+                    .store(self.reservations.len() as u64, Ordering::Relaxed);
+            }
+            other => debug!(event = ?other, "relay client event"),
+        }
+    }
+
+    fn on_relay(&mut self, event: relay::Event) {
+        match event {
+            relay::Event::ReservationReqAccepted { src_peer_id, renewed } => {
+                Counters::inc(&self.counters.relay_reservations_served);
+                debug!(peer = %src_peer_id, renewed, "relay: reservation accepted");
+            }
+            relay::Event::ReservationReqDenied { src_peer_id, .. } => {
+                Counters::inc(&self.counters.relay_reservations_denied);
+                debug!(peer = %src_peer_id, admitted = self.relay_gate.allows(&src_peer_id), "relay: reservation denied");
+            }
+            relay::Event::CircuitReqAccepted { src_peer_id, dst_peer_id } => {
+                Counters::inc(&self.counters.relay_circuits_served);
+                debug!(src = %src_peer_id, dst = %dst_peer_id, "relay: circuit opened");
+            }
+            relay::Event::CircuitReqDenied { src_peer_id, dst_peer_id, .. } => {
+                Counters::inc(&self.counters.relay_circuits_denied);
+                debug!(src = %src_peer_id, dst = %dst_peer_id, "relay: circuit denied");
+            }
+            other => trace!(event = ?other, "relay event"),
+        }
+    }
+
+    fn on_dcutr(&mut self, event: dcutr::Event) {
+        match event.result {
+            Ok(connection) => {
+                Counters::inc(&self.counters.dcutr_upgrades);
+                info!(peer = %event.remote_peer_id, ?connection, "hole punching upgraded a relayed connection to a direct one");
+            }
+            Err(error) => {
+                Counters::inc(&self.counters.dcutr_failures);
+                info!(peer = %event.remote_peer_id, %error, "hole punching failed; the connection stays relayed");
+            }
+        }
+    }
+
+    fn on_autonat(&mut self, event: autonat::Event) {
+        if let autonat::Event::StatusChanged { old, new } = event {
+            let reachability = match &new {
+                autonat::NatStatus::Public(_) => Reachability::Public,
+                autonat::NatStatus::Private => Reachability::Private,
+                autonat::NatStatus::Unknown => Reachability::Unknown,
+            };
+            self.counters
+                .nat_status
+                .store(reachability.code(), Ordering::Relaxed);
+            info!(?old, ?new, reachability = reachability.as_str(), "AutoNAT: reachability changed");
+        }
+    }
+
     // ---- discovery -------------------------------------------------------------------------
 
     /// Tells the Kademlia gate `peer`'s standing now: an admitted peer's requests are served
@@ -2078,6 +2276,9 @@ impl Worker {
     /// requests are held; a refused one's dropped, and it leaves the routing table.
     fn update_discovery(&mut self, peer: PeerId) {
         let status = self.peer_admission.get(&peer).map(|a| a.status);
+        // The relay service follows admission exactly (same call sites).
+        self.relay_gate
+            .set(peer, status.is_some_and(AdmissionStatus::is_admitted));
         let bootstrap = self.is_bootstrap(&peer);
         let Some(kad) = self.swarm.behaviour_mut().discovery.as_mut() else {
             return;
@@ -2317,6 +2518,15 @@ fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetworkError> {
 }
 
 /// The IP address in `addr` (its first `/ip4` or `/ip6` component), if any.
+/// The remote IP address of a connection, `None` for a relayed one (its address is the
+/// relay's, or none: a relayed peer is not counted against, or banned by, the relay's IP).
+fn endpoint_ip(endpoint: &ConnectedPoint) -> Option<IpAddr> {
+    if endpoint.is_relayed() {
+        return None;
+    }
+    ip_of(endpoint.get_remote_address())
+}
+
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {
         Protocol::Ip4(a) => Some(IpAddr::V4(a)),
@@ -2365,6 +2575,7 @@ mod gossip_config_tests {
             redial_interval_ms: 200,
             connections_max: 16,
             discovery: super::super::DiscoveryConfig::disabled(),
+            nat: crate::network::NatConfig::disabled(),
         };
         let c = gossip_config(&config).expect("valid gossipsub config");
         assert!(matches!(c.validation_mode(), ValidationMode::Anonymous));

@@ -137,6 +137,7 @@ pub async fn spawn_peer(
         redial_interval_ms: 1000,
         connections_max: 8,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
+        nat: network::NatConfig::disabled(),
     })
     .await
     .unwrap();

@@ -151,7 +151,10 @@ impl NatConfig {
                 "nat.relay_limits.reservation_duration_ms",
                 l.reservation_duration_ms,
             ),
-            ("nat.relay_limits.circuit_duration_ms", l.circuit_duration_ms),
+            (
+                "nat.relay_limits.circuit_duration_ms",
+                l.circuit_duration_ms,
+            ),
         ] {
             if !(RELAY_DURATION_MS_MIN..=RELAY_CIRCUIT_DURATION_MS_MAX).contains(&v) {
                 return invalid(format!(

@@ -388,7 +388,10 @@ fn build_behaviour(
     let local = config.keypair.public().to_peer_id();
     let nat = &config.nat;
     let relay = nat.relay_service.then(|| {
-        relay::Behaviour::new(local, nat::relay_config(&nat.relay_limits, relay_gate.clone()))
+        relay::Behaviour::new(
+            local,
+            nat::relay_config(&nat.relay_limits, relay_gate.clone()),
+        )
     });
     let dcutr = nat.hole_punching.then(|| dcutr::Behaviour::new(local));
     let autonat = nat.autonat.then(|| {
@@ -710,12 +713,18 @@ impl Worker {
             reservations: HashSet::new(),
         };
         for addr in config.nat.relays.iter().take(nat::RELAYS_MAX) {
-            let relay = nat::relay_peer(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
+            let relay =
+                nat::relay_peer(addr).map_err(|reason| NetworkError::InvalidConfig { reason })?;
             if relay != local && !worker.relays.iter().any(|(r, _)| *r == relay) {
                 worker.relays.push((relay, addr.clone()));
             }
         }
-        for addr in config.nat.external_addresses.iter().take(nat::EXTERNAL_ADDRESSES_MAX) {
+        for addr in config
+            .nat
+            .external_addresses
+            .iter()
+            .take(nat::EXTERNAL_ADDRESSES_MAX)
+        {
             worker.swarm.add_external_address(addr.clone());
         }
 
@@ -1008,10 +1017,7 @@ impl Worker {
                 .connections
                 .iter()
                 .filter(|(p, conns)| {
-                    !self.is_privileged(p)
-                        && conns
-                            .iter()
-                            .any(|(_, e)| endpoint_ip(e) == Some(ip))
+                    !self.is_privileged(p) && conns.iter().any(|(_, e)| endpoint_ip(e) == Some(ip))
                 })
                 .map(|(p, _)| *p)
                 .collect();
@@ -2220,7 +2226,10 @@ impl Worker {
 
     fn on_relay(&mut self, event: relay::Event) {
         match event {
-            relay::Event::ReservationReqAccepted { src_peer_id, renewed } => {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
+                renewed,
+            } => {
                 Counters::inc(&self.counters.relay_reservations_served);
                 debug!(peer = %src_peer_id, renewed, "relay: reservation accepted");
             }
@@ -2228,11 +2237,18 @@ impl Worker {
                 Counters::inc(&self.counters.relay_reservations_denied);
                 debug!(peer = %src_peer_id, admitted = self.relay_gate.allows(&src_peer_id), "relay: reservation denied");
             }
-            relay::Event::CircuitReqAccepted { src_peer_id, dst_peer_id } => {
+            relay::Event::CircuitReqAccepted {
+                src_peer_id,
+                dst_peer_id,
+            } => {
                 Counters::inc(&self.counters.relay_circuits_served);
                 debug!(src = %src_peer_id, dst = %dst_peer_id, "relay: circuit opened");
             }
-            relay::Event::CircuitReqDenied { src_peer_id, dst_peer_id, .. } => {
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                ..
+            } => {
                 Counters::inc(&self.counters.relay_circuits_denied);
                 debug!(src = %src_peer_id, dst = %dst_peer_id, "relay: circuit denied");
             }
@@ -2263,7 +2279,12 @@ impl Worker {
             self.counters
                 .nat_status
                 .store(reachability.code(), Ordering::Relaxed);
-            info!(?old, ?new, reachability = reachability.as_str(), "AutoNAT: reachability changed");
+            info!(
+                ?old,
+                ?new,
+                reachability = reachability.as_str(),
+                "AutoNAT: reachability changed"
+            );
         }
     }
 

@@ -174,6 +174,7 @@ async fn a_pruned_node_serves_what_it_keeps_and_a_new_node_joins_from_the_full_o
         redial_interval_ms: 200,
         connections_max: 8,
         discovery: network::DiscoveryConfig::disabled(),
+        nat: network::NatConfig::disabled(),
     })
     .await
     .unwrap();

@@ -55,13 +55,19 @@ impl Behaviour {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     behaviours: Vec<Behaviour>,
+    /// `corrupt-chunks`: serve every state-snapshot chunk with a byte flipped (any node,
+    /// validator or not; `crate::snapshots::SnapshotServe`). Independent of the consensus
+    /// behaviours, which may then be empty.
+    corrupt_chunks: bool,
 }
 
 /// Why a `--byzantine` value does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    /// Not one of `equivocate`, `withhold`, `invalid`.
-    #[error("unknown byzantine behaviour `{name}` (expected equivocate, withhold or invalid)")]
+    /// Not one of `equivocate`, `withhold`, `invalid`, `corrupt-chunks`.
+    #[error(
+        "unknown byzantine behaviour `{name}` (expected equivocate, withhold, invalid or corrupt-chunks)"
+    )]
     Unknown {
         /// The word given.
         name: String,
@@ -83,7 +89,17 @@ impl FromStr for Plan {
     /// Parses a comma-separated list, e.g. `equivocate,withhold,invalid`.
     fn from_str(s: &str) -> Result<Plan, PlanError> {
         let mut behaviours = Vec::new();
+        let mut corrupt_chunks = false;
         for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if word == "corrupt-chunks" {
+                if corrupt_chunks {
+                    return Err(PlanError::Duplicate {
+                        name: word.to_string(),
+                    });
+                }
+                corrupt_chunks = true;
+                continue;
+            }
             let b = match word {
                 "equivocate" => Behaviour::Equivocate,
                 "withhold" => Behaviour::Withhold,
@@ -101,14 +117,27 @@ impl FromStr for Plan {
             }
             behaviours.push(b);
         }
-        if behaviours.is_empty() {
+        if behaviours.is_empty() && !corrupt_chunks {
             return Err(PlanError::Empty);
         }
-        Ok(Plan { behaviours })
+        Ok(Plan {
+            behaviours,
+            corrupt_chunks,
+        })
     }
 }
 
 impl Plan {
+    /// Whether it names a consensus behaviour (only a validator can carry those out).
+    pub fn has_consensus_behaviours(&self) -> bool {
+        !self.behaviours.is_empty()
+    }
+
+    /// Whether snapshot chunks are served corrupt.
+    pub fn corrupt_chunks(&self) -> bool {
+        self.corrupt_chunks
+    }
+
     /// The behaviour in `view`: `behaviours[view % len]`.
     pub fn in_view(&self, view: View) -> Behaviour {
         self.behaviours[(view % self.behaviours.len() as u64) as usize]

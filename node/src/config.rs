@@ -300,6 +300,30 @@ pub struct SyncConfig {
     pub serve_in_flight_per_peer_max: u32,
     /// Sync requests of all peers served at once. Range 1..=1024. Default 32.
     pub serve_in_flight_max: u32,
+    /// Join by state sync (`crate::state_sync`): a node whose store holds only its genesis
+    /// takes a snapshot of the state from its peers instead of replaying every block, when
+    /// they are more than `state_sync_min_gap_blocks` ahead. Default `true`; `false`
+    /// always replays.
+    pub state_sync: bool,
+    /// How far ahead (blocks) the best peer's head must be for state sync. Range
+    /// 1..=10^9. Default 1000.
+    pub state_sync_min_gap_blocks: u64,
+    /// Peers that must offer the same snapshot (same manifest id) before it is fetched; the
+    /// chunks are fetched from all of them. Range 1..=16. Default 2.
+    pub state_sync_peers_min: u32,
+    /// Chunk requests in flight per peer. Range 1..=16. Default 2.
+    pub state_sync_in_flight_per_peer_max: u32,
+    /// How long a joining node waits for `state_sync_peers_min` admitted peers before it
+    /// falls back to block sync, ms. Range 0..=600000. Default 15000.
+    pub state_sync_wait_ms: u64,
+    /// Make a state snapshot every this many blocks (0: never). Range 0..=10^9. Default
+    /// 1000.
+    pub snapshot_interval_blocks: u64,
+    /// Snapshots kept on disk (the newest). Range 1..=64. Default 2.
+    pub snapshots_kept: u32,
+    /// Chunk size target of the snapshots this node makes, bytes. Range
+    /// 1024..=1048576 (`cairn_ledger::snapshot::CHUNK_BYTES_MAX`). Default 1048576.
+    pub snapshot_chunk_bytes: u32,
 }
 
 impl SyncConfig {
@@ -433,6 +457,14 @@ impl Default for SyncConfig {
             serve_burst: 100,
             serve_in_flight_per_peer_max: 4,
             serve_in_flight_max: 32,
+            state_sync: true,
+            state_sync_min_gap_blocks: 1000,
+            state_sync_peers_min: 2,
+            state_sync_in_flight_per_peer_max: 2,
+            state_sync_wait_ms: 15_000,
+            snapshot_interval_blocks: 1000,
+            snapshots_kept: 2,
+            snapshot_chunk_bytes: cairn_ledger::snapshot::CHUNK_BYTES_MAX as u32,
         }
     }
 }
@@ -687,6 +719,43 @@ impl NodeConfig {
                 ),
             });
         }
+        range(
+            "sync.state_sync_min_gap_blocks",
+            self.sync.state_sync_min_gap_blocks,
+            1,
+            1_000_000_000,
+        )?;
+        range(
+            "sync.state_sync_peers_min",
+            self.sync.state_sync_peers_min,
+            1,
+            16,
+        )?;
+        range(
+            "sync.state_sync_in_flight_per_peer_max",
+            self.sync.state_sync_in_flight_per_peer_max,
+            1,
+            16,
+        )?;
+        range(
+            "sync.state_sync_wait_ms",
+            self.sync.state_sync_wait_ms,
+            0,
+            600_000,
+        )?;
+        range(
+            "sync.snapshot_interval_blocks",
+            self.sync.snapshot_interval_blocks,
+            0,
+            1_000_000_000,
+        )?;
+        range("sync.snapshots_kept", self.sync.snapshots_kept, 1, 64)?;
+        range(
+            "sync.snapshot_chunk_bytes",
+            self.sync.snapshot_chunk_bytes,
+            1024,
+            cairn_ledger::snapshot::CHUNK_BYTES_MAX as u32,
+        )?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid {
                 field: "log.format",

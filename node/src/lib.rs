@@ -42,6 +42,8 @@ pub mod node;
 pub mod pruner;
 pub mod refusals;
 pub mod rpc_backend;
+pub mod snapshots;
+pub mod state_sync;
 pub mod sync;
 pub mod sync_client;
 pub mod sync_server;

@@ -135,6 +135,12 @@ pub struct Metrics {
     pub blocks_finalized: Counter<u64, AtomicU64>,
     /// Transactions finalized since start.
     pub txs_finalized: Counter<u64, AtomicU64>,
+    /// Bytes of block sync responses received (ranges of finalized blocks) since start.
+    pub sync_bytes_received: Counter<u64, AtomicU64>,
+    /// Bytes received by state sync at start (offers and chunks, bad ones included).
+    pub state_sync_bytes_received: Counter<u64, AtomicU64>,
+    /// Height of the snapshot this node joined by state sync at start (0: none).
+    pub state_sync_height: Gauge<i64, AtomicI64>,
     /// Transactions refused by the mempool (RPC or gossip).
     pub txs_rejected: Counter<u64, AtomicU64>,
     /// Blocks committed through block sync.
@@ -365,6 +371,9 @@ impl Metrics {
             peers: Gauge::default(),
             blocks_finalized: Counter::default(),
             txs_finalized: Counter::default(),
+            sync_bytes_received: Counter::default(),
+            state_sync_bytes_received: Counter::default(),
+            state_sync_height: Gauge::default(),
             txs_rejected: Counter::default(),
             blocks_synced: Counter::default(),
             gossip_rejected: Counter::default(),
@@ -458,6 +467,21 @@ impl Metrics {
             "txs_finalized",
             "Transactions finalized since start",
             m.txs_finalized.clone(),
+        );
+        registry.register(
+            "sync_bytes_received",
+            "Bytes of block sync range responses received since start",
+            m.sync_bytes_received.clone(),
+        );
+        registry.register(
+            "state_sync_bytes_received",
+            "Bytes received by state sync at start (offers and chunks)",
+            m.state_sync_bytes_received.clone(),
+        );
+        registry.register(
+            "state_sync_height",
+            "Height of the snapshot this node joined by state sync (0: none)",
+            m.state_sync_height.clone(),
         );
         registry.register(
             "txs_rejected",

@@ -9,6 +9,7 @@
 //! <home>/validator_key.json   consensus key (0600)
 //! <home>/admission_pow.json   proof-of-work identity (non-validators, when required)
 //! <home>/data/                RocksDB
+//! <home>/snapshots/<height>/  state snapshots served to joining nodes (see `snapshots`)
 //! <home>/admin.sock           admin socket (0600, the node's user only; see `admin`), while running
 //! ```
 
@@ -117,6 +118,9 @@ fn fit_rpc_connections(
         ))),
     }
 }
+
+/// The directory of this node's state snapshots, under its home.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 
 /// Room above `block_bytes_max` for gossip framing, bytes.
 const GOSSIP_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -286,14 +290,11 @@ pub async fn run(
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     info!(height = chain.head().height, hash = %chain.head_hash(), genesis = %genesis_hash, "ledger opened");
 
-    let mempool_config = MempoolConfig::from_params(&runtime_params);
-    mempool_config
-        .validate()
-        .map_err(|e| NodeError::Genesis(e.to_string()))?;
-    let mempool = Mempool::new(mempool_config);
-
     let block_bytes_max = params.block_bytes_max as usize;
-    let sync_response_bytes_max = (block_bytes_max + GOSSIP_OVERHEAD_BYTES) * 4;
+    // Room for 4 blocks, and for the largest snapshot chunk or manifest (state sync).
+    let sync_response_bytes_max = ((block_bytes_max + GOSSIP_OVERHEAD_BYTES) * 4)
+        .max(cairn_ledger::snapshot::CHUNK_BYTES_MAX + GOSSIP_OVERHEAD_BYTES)
+        .max(cairn_ledger::snapshot::MANIFEST_BYTES_MAX + GOSSIP_OVERHEAD_BYTES);
     let net_config = NetworkConfig {
         keypair: node_key,
         listen: config
@@ -435,10 +436,67 @@ pub async fn run(
         initial_ip_bans,
         ip_ban_sink: Some(ip_ban_sink),
     };
-    let (net, net_events) = network::spawn_with_admission(net_config, admission)
+    let (net, mut net_events) = network::spawn_with_admission(net_config, admission)
         .await
         .map_err(|e| NodeError::Network(e.to_string()))?;
     info!(peer_id = %net.local_peer_id(), addrs = ?net.listen_addrs().await, "p2p listening");
+
+    // A node that holds only its genesis may join by state sync (`crate::state_sync`)
+    // before the driver starts; the chain, parameters in force and mempool are then read
+    // again from the installed state.
+    let mut joined: Option<crate::state_sync::StateSyncReport> = None;
+    if config.sync.state_sync && chain.head().height == 0 && !config.p2p.bootstrap.is_empty() {
+        let params = crate::state_sync::StateSyncParams {
+            chain_id: genesis.chain_id.clone(),
+            namespace: genesis_hash.0,
+            validators: validators.clone(),
+            min_gap_blocks: config.sync.state_sync_min_gap_blocks,
+            peers_min: config.sync.state_sync_peers_min as usize,
+            in_flight_per_peer_max: config.sync.state_sync_in_flight_per_peer_max as usize,
+            wait_ms: config.sync.state_sync_wait_ms,
+            response_bytes_max: sync_response_bytes_max,
+        };
+        match crate::state_sync::run(&store, &net, &mut net_events, &params).await {
+            Ok(Some(report)) => {
+                info!(
+                    height = report.height,
+                    chunks = report.chunks,
+                    bytes_received = report.bytes_received,
+                    providers = report.providers,
+                    bad_peers = report.bad_peers.len(),
+                    ms = report.elapsed_ms,
+                    "joined by state sync"
+                );
+                joined = Some(report);
+            }
+            Ok(None) => {}
+            Err(e) if e.is_fatal() => return Err(NodeError::Storage(e.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "state sync failed; block sync from genesis");
+                // A wiped install leaves an empty store: write the genesis again.
+                genesis
+                    .init_store(&store)
+                    .map_err(|e| NodeError::Storage(e.to_string()))?;
+            }
+        }
+        // The connection events drained meanwhile are announced to the driver again.
+        net_events =
+            crate::state_sync::resume_events(&net, net_events, config.p2p.event_queue_max).await;
+    }
+    let runtime_params: cairn_genesis::ChainParams = {
+        use cairn_ledger::StateReader as _;
+        store
+            .governance()
+            .map_err(|e| NodeError::Storage(e.to_string()))?
+            .map_or_else(|| genesis.params.clone(), |g| g.params.clone())
+    };
+    let chain = Chain::open(store.clone(), genesis.chain_id.clone(), limits)
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    let mempool_config = MempoolConfig::from_params(&runtime_params);
+    mempool_config
+        .validate()
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let mempool = Mempool::new(mempool_config);
 
     #[cfg(all(feature = "byzantine", debug_assertions))]
     let byzantine_key = signer.clone();
@@ -478,12 +536,26 @@ pub async fn run(
         refusals: Default::default(),
         finalized_blocks: Shared::finalized_blocks_channel(),
         committed_height: tokio::sync::watch::Sender::new(chain.head().height),
+        snapshots: crate::snapshots::spawn_maker(
+            store.clone(),
+            home.join(SNAPSHOTS_DIR),
+            config.sync.snapshot_interval_blocks,
+            config.sync.snapshots_kept as usize,
+            config.sync.snapshot_chunk_bytes as usize,
+        ),
     });
     shared.metrics.height.set(chain.head().height as i64);
     shared
         .metrics
         .lowest_retained_height
         .set(i64::try_from(store.lowest_retained_height()).unwrap_or(i64::MAX));
+    if let Some(report) = &joined {
+        shared
+            .metrics
+            .state_sync_bytes_received
+            .inc_by(report.bytes_received);
+        shared.metrics.state_sync_height.set(report.height as i64);
+    }
 
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
     let driver_params = DriverParams {
@@ -511,6 +583,13 @@ pub async fn run(
     // driver forwards them and answers its lookups of in-memory blocks.
     let (sync_tx, sync_rx) = mpsc::channel(crate::sync_server::REQUEST_QUEUE_MAX);
     let (lookup_tx, lookup_rx) = mpsc::channel(crate::sync_server::LOOKUP_QUEUE_MAX);
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    let corrupt_chunks = config
+        .byzantine
+        .as_ref()
+        .is_some_and(crate::byzantine::Plan::corrupt_chunks);
+    #[cfg(not(all(feature = "byzantine", debug_assertions)))]
+    let corrupt_chunks = false;
     tokio::spawn(crate::sync_server::run(
         store.clone(),
         net.clone(),
@@ -519,6 +598,11 @@ pub async fn run(
         config.sync.server_limits(),
         sync_response_bytes_max,
         shared.metrics.sync_requests_pruned.clone(),
+        Some(Arc::new(crate::snapshots::SnapshotServe::new(
+            home.join(SNAPSHOTS_DIR),
+            store.clone(),
+            corrupt_chunks,
+        ))),
     ));
     let driver = Driver::new(
         driver_params,
@@ -535,7 +619,11 @@ pub async fn run(
     #[cfg(all(feature = "byzantine", debug_assertions))]
     let driver = {
         let mut driver = driver;
-        if let Some(plan) = config.byzantine.clone() {
+        if let Some(plan) = config
+            .byzantine
+            .clone()
+            .filter(crate::byzantine::Plan::has_consensus_behaviours)
+        {
             let me_index = byzantine_key
                 .as_ref()
                 .and_then(|k| validators.index_of(&k.verifying_key()));

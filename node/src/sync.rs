@@ -19,6 +19,13 @@
 //!   holds, finalized or pending, in request order; empty if it does not hold the block or
 //!   an index is out of range (used to complete a compact block, see [`crate::compact`]).
 //!
+//! - [`SyncRequest::SnapshotOffer`] `{height}` → [`SyncResponse::SnapshotOffer`]: the
+//!   manifest of the peer's state snapshot at `height` (0: its newest) with the
+//!   finalization certificate of the snapshot's block, if it has one ([`SnapshotOffer`];
+//!   state sync, [`crate::state_sync`]).
+//! - [`SyncRequest::SnapshotChunk`] `{manifest, index}` → [`SyncResponse::SnapshotChunk`]:
+//!   chunk `index` of the snapshot whose manifest id is `manifest`, if the peer holds it.
+//!
 //! A requester trusts nothing in a response: a range of blocks is accepted only up to the
 //! last block that carries a valid finalization certificate, every earlier block must link
 //! to it by parent hash and to the requester's head, and each block is re-executed.
@@ -48,7 +55,28 @@ pub enum SyncRequest {
     /// Ask for the transactions at positions `indices` (at most [`TX_FETCH_MAX`]) of block
     /// `block`.
     BlockTransactions { block: Hash, indices: Vec<u32> },
+    /// Ask for the manifest of the snapshot at `height` (0: the newest held).
+    SnapshotOffer { height: u64 },
+    /// Ask for chunk `index` of the snapshot whose manifest id
+    /// ([`cairn_ledger::snapshot::SnapshotManifest::id`]) is `manifest`.
+    SnapshotChunk { manifest: Hash, index: u32 },
 }
+
+/// A snapshot a peer offers: its manifest and the finalization certificate of the block it
+/// names. The manifest travels as bytes so that its own bound
+/// ([`cairn_ledger::snapshot::MANIFEST_BYTES_MAX`]) is checked before it is decoded.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SnapshotOffer {
+    /// Borsh [`cairn_ledger::snapshot::SnapshotManifest`].
+    pub manifest: Vec<u8>,
+    /// Borsh consensus `Certificate`: a finalization of the manifest's block (at most
+    /// [`SNAPSHOT_CERTIFICATE_BYTES_MAX`] bytes).
+    pub certificate: Vec<u8>,
+}
+
+/// Largest certificate accepted in a [`SnapshotOffer`], bytes (a finalization of a set of
+/// up to a few hundred validators).
+pub const SNAPSHOT_CERTIFICATE_BYTES_MAX: usize = 64 * 1024;
 
 /// A finalized block with its stored certificate (borsh of a consensus `Certificate`).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -170,6 +198,11 @@ pub enum SyncResponse {
     /// The blocks asked for are below the lowest height whose body the responder holds
     /// (`lowest_retained_height`): it pruned them. Not a fault of either side.
     Pruned { lowest_retained_height: u64 },
+    /// The snapshot asked for, if held.
+    SnapshotOffer(Option<SnapshotOffer>),
+    /// The chunk asked for (at most [`cairn_ledger::snapshot::CHUNK_BYTES_MAX`] bytes), if
+    /// held.
+    SnapshotChunk(Option<Vec<u8>>),
 }
 
 impl SyncResponse {
@@ -252,6 +285,11 @@ mod tests {
                 count: 3,
             },
             SyncRequest::BlockByHash(Hash([4; 32])),
+            SyncRequest::SnapshotOffer { height: 0 },
+            SyncRequest::SnapshotChunk {
+                manifest: Hash([6; 32]),
+                index: 4095,
+            },
             SyncRequest::BlockTransactions {
                 block: Hash([5; 32]),
                 indices: vec![0, 7, 9_999],

@@ -14,7 +14,8 @@
 //! ([`SyncResponse::serves_from`]). A peer that answers [`SyncResponse::Pruned`] (it pruned
 //! since its last status) is not at fault: its entry is updated and another holder is
 //! asked. When every peer that is ahead has pruned the next block, block sync cannot go on
-//! (joining from pruned peers only needs state sync, not built yet): the client says so in
+//! (a fresh node joins pruned peers by state sync at start, [`crate::state_sync`], but a
+//! node that already holds blocks cannot): the client says so in
 //! a warning (at most every [`BLOCKED_WARN_INTERVAL`]) and the gauge
 //! `cairn_sync_blocked_pruned`, and resumes as soon as a peer that holds the block reports.
 
@@ -328,7 +329,7 @@ impl SyncClient {
             next = head + 1,
             peers_ahead = ?lowest,
             "cannot catch up: every peer that is ahead pruned block {} ((peer, height, lowest retained height) above); \
-             joining from pruned peers needs state sync, which this node does not have yet. \
+             only a fresh node (an empty data directory) joins pruned peers, by state sync. \
              Connect it to a peer that keeps every block ([storage] retain_blocks = 0) or one whose lowest \
              retained height is at most {}",
             head + 1,
@@ -441,12 +442,19 @@ impl SyncClient {
         let net = self.net.clone();
         let out = self.events.clone();
         let p = self.params.clone();
+        let shared = self.shared.clone();
         tokio::spawn(async move {
             let req = SyncRequest::Blocks {
                 from_height,
                 count: p.batch_blocks_max,
             };
             let res = net.request(peer, req.encode()).await;
+            if let Ok(bytes) = &res {
+                shared
+                    .metrics
+                    .sync_bytes_received
+                    .inc_by(bytes.len() as u64);
+            }
             let failed = |reason: String| SyncEvent::Failed {
                 what: "sync",
                 peer,
@@ -501,7 +509,7 @@ fn holder(
 
 /// True if `bytes` is a borsh finalization certificate for `block_hash` that verifies
 /// against `validators` under `namespace`.
-fn check_finalization(
+pub(crate) fn check_finalization(
     bytes: &[u8],
     block_hash: Hash,
     namespace: &[u8; 32],

@@ -202,11 +202,18 @@ pub fn request_cost(request: &SyncRequest) -> u32 {
         SyncRequest::BlockTransactions { indices, .. } => {
             1 + (indices.len().min(TX_FETCH_MAX) / 256) as u32
         }
+        SyncRequest::SnapshotOffer { .. } => 1,
+        // A chunk is a file read of up to 1 MiB: as costly as a long range of blocks.
+        SyncRequest::SnapshotChunk { .. } => SNAPSHOT_CHUNK_COST,
     }
 }
 
 /// Blocks of a range request that cost one token (see [`request_cost`]).
 pub const BLOCKS_PER_TOKEN: u32 = 64;
+
+/// Tokens a snapshot chunk request costs: at the default 50 tokens a second, 25 chunks (25
+/// MiB) a second per peer.
+pub const SNAPSHOT_CHUNK_COST: u32 = 2;
 
 /// A lookup of an in-memory (pending or received) block, answered by the driver.
 #[derive(Debug)]
@@ -243,7 +250,8 @@ pub struct ServeRequest {
 
 /// Runs the sync server until `requests` closes. `lookups` reaches the driver;
 /// `response_bytes_max` bounds a `Blocks` response; `pruned_answers` counts range requests
-/// answered [`SyncResponse::Pruned`].
+/// answered [`SyncResponse::Pruned`]; `snapshots` serves state snapshots (`None`: none are
+/// offered).
 pub async fn run(
     store: Arc<Store>,
     net: NetworkHandle,
@@ -252,6 +260,7 @@ pub async fn run(
     limits: SyncServerLimits,
     response_bytes_max: usize,
     pruned_answers: Counter<u64, AtomicU64>,
+    snapshots: Option<Arc<crate::snapshots::SnapshotServe>>,
 ) {
     let started = Instant::now();
     let mut limiter = RequestLimiter::new(limits);
@@ -292,11 +301,16 @@ pub async fn run(
                     }
                 }
                 let permit = permits.clone().acquire_owned().await.expect("never closed");
-                let (store, net, lookups, done_tx) =
-                    (store.clone(), net.clone(), lookups.clone(), done_tx.clone());
+                let (store, net, lookups, done_tx, snapshots) =
+                    (store.clone(), net.clone(), lookups.clone(), done_tx.clone(), snapshots.clone());
                 let pruned_answers = pruned_answers.clone();
                 tokio::spawn(async move {
-                    let response = answer(&store, &lookups, request, response_bytes_max).await;
+                    let response = match request {
+                        SyncRequest::SnapshotOffer { .. } | SyncRequest::SnapshotChunk { .. } => {
+                            answer_snapshot(snapshots, request).await
+                        }
+                        request => answer(&store, &lookups, request, response_bytes_max).await,
+                    };
                     if let SyncResponse::Pruned { lowest_retained_height } = &response {
                         debug!(%peer, lowest_retained_height, "sync range below the lowest retained height: answered pruned");
                         pruned_answers.inc();
@@ -374,6 +388,43 @@ async fn answer(
         SyncRequest::Blocks { from_height, count } => {
             let store = store.clone();
             blocking(move || blocks(&store, from_height, count, response_bytes_max)).await
+        }
+        SyncRequest::SnapshotOffer { .. } | SyncRequest::SnapshotChunk { .. } => {
+            unreachable!("snapshot requests are answered by answer_snapshot")
+        }
+    }
+}
+
+/// Answers a snapshot request from this node's snapshot files, on a blocking thread.
+async fn answer_snapshot(
+    snapshots: Option<Arc<crate::snapshots::SnapshotServe>>,
+    request: SyncRequest,
+) -> SyncResponse {
+    let Some(serve) = snapshots else {
+        return match request {
+            SyncRequest::SnapshotChunk { .. } => SyncResponse::SnapshotChunk(None),
+            _ => SyncResponse::SnapshotOffer(None),
+        };
+    };
+    let read = tokio::task::spawn_blocking(move || match request {
+        SyncRequest::SnapshotOffer { height } => {
+            serve.offer(height).map(SyncResponse::SnapshotOffer)
+        }
+        SyncRequest::SnapshotChunk { manifest, index } => serve
+            .chunk(manifest, index)
+            .map(SyncResponse::SnapshotChunk),
+        _ => unreachable!("only snapshot requests are passed here"),
+    })
+    .await;
+    match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            warn!(error = %e, "sync server: snapshot read failed");
+            SyncResponse::Error("snapshot unavailable".into())
+        }
+        Err(e) => {
+            debug!(error = %e, "sync server: snapshot task failed");
+            SyncResponse::Error("internal error".into())
         }
     }
 }

@@ -63,6 +63,7 @@ async fn stored_evidence_is_served_and_verifies() {
         verifier: cairn_node::verifier::Verifier::spawn("t".into(), 1),
         mempool_full: AtomicBool::new(false),
         refusals: Default::default(),
+        snapshots: None,
         finalized_blocks: Shared::finalized_blocks_channel(),
         committed_height: tokio::sync::watch::Sender::new(0),
     });

@@ -139,6 +139,9 @@ impl Driver {
         info!(height = head.height, view = head.view, hash = %self.chain.head_hash(), txs, "finalized");
         self.shared.metrics.height.set(head.height as i64);
         self.shared.committed_height.send_replace(head.height);
+        if let Some(trigger) = &self.shared.snapshots {
+            trigger.committed(head.height);
+        }
         self.mempool_changed();
         // Votes below a finalized view of the running epoch can never matter again (views
         // restart in every epoch, so only that epoch's views may prune).

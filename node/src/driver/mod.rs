@@ -196,6 +196,9 @@ pub struct Shared {
     /// The finalized head height, published by the driver after each commit (a `watch`:
     /// a send never waits, readers see the latest); the pruner ([`crate::pruner`]) follows it.
     pub committed_height: tokio::sync::watch::Sender<u64>,
+    /// The snapshot maker's trigger (`None`: this node makes no state snapshots); the commit
+    /// path hands it each new head height ([`crate::snapshots`]).
+    pub snapshots: Option<crate::snapshots::SnapshotTrigger>,
 }
 
 impl Shared {

@@ -44,7 +44,7 @@ impl FrameError {
     }
 }
 
-/// Length-prefixed `Vec<u8>` codec for the `/cairn/{namespace}/sync/5` protocol.
+/// Length-prefixed `Vec<u8>` codec for the `/cairn/{namespace}/sync/6` protocol.
 #[derive(Clone, Debug)]
 pub(crate) struct SyncCodec {
     /// Largest request payload accepted or sent, in bytes.

@@ -20,7 +20,7 @@
 //!
 //! `namespace` is [`NetworkConfig::namespace`] (a short genesis hash in hex), so nodes of
 //! different chains never share a topic. Identify advertises protocol version
-//! `/cairn/{namespace}/6` with agent `cairn/0.1`; a peer advertising another protocol
+//! `/cairn/{namespace}/7` with agent `cairn/0.1`; a peer advertising another protocol
 //! version is disconnected (version 2 made gossip unsigned, version 3 gossips compact
 //! blocks and adds the transactions-by-index sync request, version 4 has block header v2
 //! with `signed_txs_root` and compact blocks that carry the leader's signed proposal,
@@ -41,7 +41,7 @@
 //! forwarded) at most once per node within gossipsub's 60 s duplicate-cache window, no matter
 //! how many peers or publishers send it. A node never receives its own publications.
 //!
-//! ## Sync protocol `/cairn/{namespace}/sync/5`
+//! ## Sync protocol `/cairn/{namespace}/sync/6`
 //!
 //! One request and one response per stream, each framed as a `u32` **big-endian** payload
 //! length followed by exactly that many bytes. The length is checked against
@@ -775,12 +775,13 @@ impl NetworkConfig {
         )
     }
 
-    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/5` (version 5:
-    /// the status answer carries the lowest retained height and a pruned range is answered
-    /// `Pruned`; version 4 added epoch proofs to synced blocks; version 2 added
-    /// `SyncRequest::BlockTransactions`; version 3 serves block header v2).
+    /// The sync protocol name in this namespace: `/cairn/{namespace}/sync/6` (version 6
+    /// adds state-snapshot offers and chunks; version 5: the status answer carries the
+    /// lowest retained height and a pruned range is answered `Pruned`; version 4 added epoch
+    /// proofs to synced blocks; version 2 added `SyncRequest::BlockTransactions`; version 3
+    /// serves block header v2).
     pub fn sync_protocol(&self) -> String {
-        format!("/cairn/{}/sync/5", self.namespace)
+        format!("/cairn/{}/sync/6", self.namespace)
     }
 }
 
@@ -889,6 +890,10 @@ pub enum PeerFault {
     BadSyncResponse,
     /// Sent more sync requests than its rate allows.
     AbusiveRequests,
+    /// Served a state-snapshot chunk that is not the one the manifest it was asked under
+    /// names (length, blake3 hash or contents), or offered a snapshot whose certificate
+    /// does not verify.
+    BadSnapshotChunk,
 }
 
 impl PeerFault {
@@ -902,6 +907,10 @@ impl PeerFault {
                 100.0
             }
             PeerFault::AbusiveRequests => 10.0,
+            // A chunk is asked for by its manifest's id and checked against the blake3 hash
+            // that manifest lists, and Noise authenticates every byte in transit: no honest
+            // node can serve a wrong one, so one is a ban at once.
+            PeerFault::BadSnapshotChunk => 500.0,
         }
     }
 
@@ -912,6 +921,7 @@ impl PeerFault {
             PeerFault::ForgedProposal => "forged_proposal",
             PeerFault::BadSyncResponse => "bad_sync_response",
             PeerFault::AbusiveRequests => "abusive_requests",
+            PeerFault::BadSnapshotChunk => "bad_snapshot_chunk",
         }
     }
 }
@@ -1808,7 +1818,7 @@ mod tests {
             "/cairn/0123abcd/consensus/2"
         );
         assert_eq!(c.topic_name(Topic::Blocks), "/cairn/0123abcd/block/4");
-        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/5");
+        assert_eq!(c.sync_protocol(), "/cairn/0123abcd/sync/6");
     }
 
     #[test]

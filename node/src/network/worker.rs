@@ -428,8 +428,9 @@ fn build_behaviour(
 /// epochs (`consensus/2`, `block/4`, `evidence/2` carry the epoch; `sync/4` epoch proofs).
 /// Version 6: `sync/5` (a status answer carries the lowest height whose body the peer
 /// holds; a pruned range is answered `Pruned`).
+/// Version 7: state snapshots (`sync/6`).
 fn protocol_version(config: &NetworkConfig) -> String {
-    format!("/cairn/{}/6", config.namespace)
+    format!("/cairn/{}/7", config.namespace)
 }
 
 /// Connections we accepted (not closed for exceeding the limit), per peer, oldest first.

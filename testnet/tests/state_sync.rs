@@ -1,0 +1,250 @@
+//! End-to-end state sync: 4 validators whose genesis funds many accounts (50,000 here;
+//! `CAIRN_STATE_SYNC_ACCOUNTS` and `CAIRN_STATE_SYNC_BLOCKS` scale it up) run a chain;
+//! every node snapshots the state every `SNAPSHOT_EVERY` blocks. Then, one at a time:
+//!
+//! 1. a fresh full node joins by state sync from 3 peers (validators 0 and 1 and a full
+//!    node that serves corrupt chunks, `--byzantine corrupt-chunks`): it reaches the tip,
+//!    agrees with the validators on block hashes (so on state roots) after the snapshot,
+//!    and bans the corrupt peer;
+//! 2. a fresh full node joins by state sync from 1 peer (validator 0);
+//! 3. a fresh full node replays the whole chain (`sync.state_sync = false`).
+//!
+//! It prints the time to reach the tip and the bytes each received (the
+//! `cairn_state_sync_bytes_received` and `cairn_sync_bytes_received` metrics); the figures
+//! are in docs/network.md.
+//!
+//! Needs the binaries built (`cargo build --workspace --bins --features cairn-node/byzantine`).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_genesis::{Genesis, GenesisAccount};
+use cairn_ledger::Address;
+use cairn_node::config::NodeConfig;
+use cairn_rpc::RpcClient;
+use cairn_testnet::{
+    LocalTestnet, find_node_binary, free_port_ranges, generate, scrape_metric, test_options,
+};
+
+const WAIT_MAX: Duration = Duration::from_secs(600);
+/// Snapshot interval of every node, blocks.
+const SNAPSHOT_EVERY: u64 = 50;
+/// Snapshot chunk target, bytes (small, so that a 50,000-account state is ~10 chunks).
+const CHUNK_BYTES: u32 = 256 * 1024;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+async fn height(c: &RpcClient) -> u64 {
+    c.status().await.map(|s| s.latest_height).unwrap_or(0)
+}
+
+fn edit_config(home: &Path, f: impl FnOnce(&mut NodeConfig)) {
+    let path = home.join("config.toml");
+    let mut c = NodeConfig::load(&path).unwrap();
+    f(&mut c);
+    std::fs::write(&path, c.to_toml()).unwrap();
+}
+
+/// Adds `n` funded accounts (no keys) to the genesis of every node.
+fn fund_accounts(out: &Path, homes: &[&Path], n: u64) -> Genesis {
+    let mut g = Genesis::load(&out.join("genesis.json")).unwrap();
+    g.accounts.extend((0..n).map(|i| GenesisAccount {
+        address: Address(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+        balance: 1_000 + i,
+    }));
+    g.validate().unwrap();
+    let text = g.to_json_pretty();
+    std::fs::write(out.join("genesis.json"), &text).unwrap();
+    for h in homes {
+        std::fs::write(h.join("genesis.json"), &text).unwrap();
+    }
+    g
+}
+
+/// Starts node `i`, waits until it is at or past `tip`, returns the seconds taken.
+async fn join(
+    net: &mut LocalTestnet,
+    i: usize,
+    client: &RpcClient,
+    tip: u64,
+    args: &[&str],
+) -> f64 {
+    let started = Instant::now();
+    net.start_node_with_args(i, args).unwrap();
+    wait_until(
+        &format!("node {i} to reach height {tip}"),
+        WAIT_MAX,
+        || async { height(client).await >= tip },
+    )
+    .await;
+    started.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_node_joins_by_state_sync_from_three_peers_one_corrupt() {
+    let accounts = env_or("CAIRN_STATE_SYNC_ACCOUNTS", 50_000);
+    let blocks = env_or("CAIRN_STATE_SYNC_BLOCKS", 2 * SNAPSHOT_EVERY + 20);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let mut opts = test_options(out.clone(), "cairn-statesync", 2);
+    opts.full_nodes = 4;
+    let (p2p_port, rpc_port) = free_port_ranges(8);
+    opts.p2p_port = p2p_port;
+    opts.rpc_port = rpc_port;
+    let manifest = generate(&opts).unwrap();
+    let homes: Vec<&Path> = manifest.nodes.iter().map(|n| n.home.as_path()).collect();
+    let t = Instant::now();
+    let genesis = fund_accounts(&out, &homes, accounts);
+    eprintln!(
+        "genesis with {} accounts written in {:?}",
+        genesis.accounts.len(),
+        t.elapsed()
+    );
+    let (corrupt, joiner3, joiner1, replay) = (4, 5, 6, 7);
+    let addr = |i: usize| manifest.nodes[i].p2p_addr.clone();
+    for (i, home) in homes.iter().enumerate() {
+        edit_config(home, |c| {
+            c.sync.snapshot_interval_blocks = SNAPSHOT_EVERY;
+            c.sync.snapshot_chunk_bytes = CHUNK_BYTES;
+            c.sync.state_sync_min_gap_blocks = 20;
+            if i == joiner3 || i == joiner1 || i == replay {
+                c.p2p.discovery = false;
+                c.sync.snapshot_interval_blocks = 0;
+            }
+            if i == joiner3 {
+                c.p2p.bootstrap = vec![addr(0), addr(1), addr(corrupt)];
+                c.sync.state_sync_peers_min = 3;
+            }
+            if i == joiner1 {
+                c.p2p.bootstrap = vec![addr(0)];
+                c.sync.state_sync_peers_min = 1;
+            }
+            if i == replay {
+                c.p2p.bootstrap = vec![addr(0)];
+                c.sync.state_sync = false;
+            }
+        });
+    }
+    let clients: Vec<RpcClient> = manifest
+        .nodes
+        .iter()
+        .map(|n| RpcClient::new(&n.rpc_url).unwrap())
+        .collect();
+    let mut net = LocalTestnet::new(manifest.clone(), find_node_binary());
+    for i in 0..4 {
+        net.start_node(i).unwrap();
+    }
+    net.start_node_with_args(corrupt, &["--byzantine", "corrupt-chunks"])
+        .unwrap();
+    let t = Instant::now();
+    wait_until(&format!("height {blocks}"), WAIT_MAX, || async {
+        height(&clients[0]).await >= blocks
+    })
+    .await;
+    eprintln!("chain at height {blocks} after {:?}", t.elapsed());
+    // Every provider holds a snapshot (the validators' newest and the corrupt node's).
+    let newest = blocks / SNAPSHOT_EVERY * SNAPSHOT_EVERY;
+    for i in [0, 1, corrupt] {
+        let snaps = homes[i].join("snapshots");
+        wait_until(&format!("node {i}'s snapshots"), WAIT_MAX, || async {
+            cairn_ledger::snapshot::list_snapshots(&snaps)
+                .map(|l| {
+                    l.iter()
+                        .any(|(h, p)| *h + SNAPSHOT_EVERY >= newest && p.join("manifest").is_file())
+                })
+                .unwrap_or(false)
+        })
+        .await;
+    }
+
+    let http = reqwest::Client::new();
+    let metric = |i: usize, name: &'static str| {
+        let (http, url) = (http.clone(), manifest.nodes[i].rpc_url.clone());
+        async move {
+            scrape_metric(&http, &url, name)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0.0)
+        }
+    };
+    let mut figures = Vec::new();
+    for (i, what, args) in [
+        (joiner3, "state sync, 3 peers (1 corrupt)", &[][..]),
+        (joiner1, "state sync, 1 peer", &[][..]),
+        (replay, "full replay, 1 peer", &[][..]),
+    ] {
+        let tip = height(&clients[0]).await;
+        let secs = join(&mut net, i, &clients[i], tip, args).await;
+        let state_bytes = metric(i, "cairn_state_sync_bytes_received_total").await;
+        let block_bytes = metric(i, "cairn_sync_bytes_received_total").await;
+        let snapshot_height = metric(i, "cairn_state_sync_height").await as u64;
+        eprintln!(
+            "{what}: tip {tip} reached in {secs:.1} s; snapshot height {snapshot_height}; \
+             state sync {state_bytes} bytes + block sync {block_bytes} bytes"
+        );
+        figures.push((what, secs, snapshot_height, state_bytes + block_bytes));
+        if i == replay {
+            assert_eq!(snapshot_height, 0, "the replay node must not state-sync");
+        } else {
+            assert!(
+                snapshot_height >= SNAPSHOT_EVERY,
+                "{what}: did not join by state sync"
+            );
+        }
+        // It agrees with validator 0 on a block after its snapshot and on its head's state root.
+        let h = height(&clients[i]).await;
+        let mine = clients[i].block_hashes_by_height(h).await.unwrap().unwrap();
+        let theirs = clients[0].block_hashes_by_height(h).await.unwrap().unwrap();
+        assert_eq!(mine.hash, theirs.hash, "{what}: block {h} differs");
+        assert_eq!(mine.header.state_root, theirs.header.state_root);
+    }
+    // The joiner from 3 peers banned the corrupt one.
+    let corrupt_peer = &manifest.nodes[corrupt].peer_id;
+    let log = std::fs::read_to_string(homes[joiner3].join("node.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("bad chunk") && l.contains(corrupt_peer.as_str())),
+        "the joiner saw no bad chunk from the corrupt peer"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("banned") && l.contains(corrupt_peer.as_str())),
+        "the corrupt peer was not banned"
+    );
+    let peers = clients[joiner3].peers().await.unwrap();
+    assert!(
+        peers.iter().all(|p| p.peer_id != *corrupt_peer),
+        "{peers:?}"
+    );
+    eprintln!(
+        "| how | accounts | chain height | time to tip (s) | snapshot height | bytes received |"
+    );
+    for (what, secs, snap, bytes) in figures {
+        eprintln!(
+            "| {what} | {} | {blocks}+ | {secs:.1} | {snap} | {bytes} |",
+            genesis.accounts.len()
+        );
+    }
+    net.stop_all();
+}

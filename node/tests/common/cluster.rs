@@ -144,6 +144,9 @@ impl Homes {
             config.p2p.redial_interval_ms = 500;
             config.rpc.listen = rpc_addrs[i];
             config.sync.interval_ms = 500;
+            // Nodes start one by one here; state sync has its own test
+            // (testnet/tests/state_sync.rs).
+            config.sync.state_sync = false;
             tweak(&mut config);
             let info = node::init_home(&home, &config, Some(seeds[i])).unwrap();
             assert_eq!(info.peer_id, peer_ids[i]);

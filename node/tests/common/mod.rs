@@ -210,6 +210,10 @@ impl FullNode {
         config.p2p.listen = format!("/ip4/127.0.0.1/tcp/{p2p_port}");
         config.p2p.bootstrap = vec![format!("{peer_addr}/p2p/{peer_id}")];
         config.rpc.listen = format!("127.0.0.1:{rpc_port}").parse().unwrap();
+        // These tests play hostile peers that answer no head request: a fresh node would
+        // wait `sync.state_sync_wait_ms` for them before starting (state sync has its own
+        // test, testnet/tests/state_sync.rs).
+        config.sync.state_sync = false;
         configure(&mut config);
         let info =
             cairn_node::node::init_home(home.path(), &config, Some(([50; 32], [51; 32]))).unwrap();

@@ -192,6 +192,7 @@ fn drain(store: &Arc<Store>, net: &NetworkHandle, event: NetworkEvent) {
                 (Ok(SyncRequest::Status), Ok(Some(head))) => SyncResponse::Status {
                     height: head.height,
                     hash: head.hash(),
+                    lowest_retained_height: store.lowest_retained_height(),
                 },
                 _ => SyncResponse::Error("state syncing".into()),
             };
@@ -589,6 +590,7 @@ fn short(r: &SyncResponse) -> &'static str {
         SyncResponse::Block(_) => "Block",
         SyncResponse::Error(_) => "Error",
         SyncResponse::Transactions(_) => "Transactions",
+        SyncResponse::Pruned { .. } => "Pruned",
         SyncResponse::SnapshotOffer(_) => "SnapshotOffer",
         SyncResponse::SnapshotChunk(_) => "SnapshotChunk",
     }

@@ -605,7 +605,7 @@ pub fn list_snapshots(root: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError>
             out.push((h, entry.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|(h, _)| std::cmp::Reverse(*h));
     Ok(out)
 }
 

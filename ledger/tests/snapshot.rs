@@ -44,16 +44,17 @@ fn numbered(n: u32) -> Address {
     Address(a)
 }
 
-/// Genesis of `extra` numbered accounts plus the test keys 1..=3, a permission entry and
-/// a governance record.
-fn genesis(
-    extra: u32,
-) -> (
+/// A genesis block and its initial state.
+type GenesisState = (
     Block,
     Vec<(Address, Account)>,
     Vec<(Address, Permissions)>,
     Governance,
-) {
+);
+
+/// Genesis of `extra` numbered accounts plus the test keys 1..=3, a permission entry and
+/// a governance record.
+fn genesis(extra: u32) -> GenesisState {
     let mut accounts: Vec<(Address, Account)> =
         (1..=3).map(|i| (addr(i), acct(1_000_000, 0))).collect();
     accounts.extend((0..extra).map(|n| (numbered(n), acct(u64::from(n) + 1, 0))));
@@ -256,9 +257,9 @@ fn bad_chunks_are_refused_and_blamed_on_their_sender() {
     // Finishing early is refused; the install stays open.
     let e = install.finish(None).unwrap_err();
     assert!(matches!(e, SnapshotError::Incomplete { .. }));
-    for i in 1..chunks.len() {
+    for (i, c) in chunks.iter().enumerate().skip(1) {
         install
-            .add_chunk(verify_chunk(&m, id, i as u32, &chunks[i]).unwrap())
+            .add_chunk(verify_chunk(&m, id, i as u32, c).unwrap())
             .unwrap();
     }
     install.finish(None).unwrap();
@@ -394,9 +395,9 @@ fn an_interrupted_install_leaves_an_empty_store_on_reopen() {
     let genesis_hash = dest.genesis_hash();
     {
         let mut install = dest.begin_snapshot_install(m.clone()).unwrap();
-        for i in 0..chunks.len() / 2 {
+        for (i, c) in chunks.iter().enumerate().take(chunks.len() / 2) {
             install
-                .add_chunk(verify_chunk(&m, m.id(), i as u32, &chunks[i]).unwrap())
+                .add_chunk(verify_chunk(&m, m.id(), i as u32, c).unwrap())
                 .unwrap();
         }
         // Dropped unfinished, as by a crash.
@@ -424,10 +425,8 @@ fn snapshots_are_taken_only_at_the_head_and_pruned_to_the_last_few() {
             head: Some(3)
         })
     ));
-    for height in [3u64] {
-        src.write_snapshot(height, &snaps.path().join(height.to_string()), 4096)
-            .unwrap();
-    }
+    src.write_snapshot(3, &snaps.path().join("3"), 4096)
+        .unwrap();
     // Pretend older ones exist.
     for h in [1u64, 2] {
         std::fs::create_dir(snaps.path().join(h.to_string())).unwrap();

@@ -42,7 +42,7 @@ impl SnapshotTrigger {
     /// Never waits.
     pub fn committed(&self, height: u64) {
         if height > 0
-            && height.is_multiple_of(self.interval_blocks)
+            && height % self.interval_blocks == 0
             && self.heights.try_send(height).is_err()
         {
             warn!(height, "snapshot maker busy: snapshot skipped");

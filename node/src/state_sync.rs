@@ -380,7 +380,9 @@ async fn sync(
             }
         }
     }
-    let mut by_id: HashMap<Hash, (Arc<SnapshotManifest>, Vec<(PeerId, Vec<u8>)>)> = HashMap::new();
+    // Manifest id → (manifest, [(provider, its certificate)]).
+    type Offered = (Arc<SnapshotManifest>, Vec<(PeerId, Vec<u8>)>);
+    let mut by_id: HashMap<Hash, Offered> = HashMap::new();
     let mut usable = 0;
     for (peer, list) in offers {
         if bad.contains(&peer) {

@@ -252,6 +252,8 @@ pub struct ServeRequest {
 /// `response_bytes_max` bounds a `Blocks` response; `pruned_answers` counts range requests
 /// answered [`SyncResponse::Pruned`]; `snapshots` serves state snapshots (`None`: none are
 /// offered).
+// Each argument is one of the server's separate inputs, wired once in `node::run`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: Arc<Store>,
     net: NetworkHandle,

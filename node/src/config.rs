@@ -298,6 +298,16 @@ pub struct SyncConfig {
     pub serve_burst: u32,
     /// Sync requests of one peer served at once. Range 1..=64. Default 4.
     pub serve_in_flight_per_peer_max: u32,
+    /// Sync request tokens this node sends one peer per second, sustained
+    /// (`crate::network::pacer`: requests wait for their tokens before they are sent, each
+    /// costing what the peer's server charges, `crate::sync::request_cost`). Keep it below
+    /// the peers' `serve_requests_per_sec`, or they count this node's requests against it.
+    /// Range 1..=10000. Default 40.
+    pub send_requests_per_sec: u32,
+    /// Sync request tokens this node may send one peer at once after being idle. Keep it
+    /// below the peers' `serve_burst`. Range 17 (the costliest request,
+    /// `crate::sync::REQUEST_COST_MAX`)..=10000. Default 40.
+    pub send_burst: u32,
     /// Sync requests of all peers served at once. Range 1..=1024. Default 32.
     pub serve_in_flight_max: u32,
     /// Join by state sync (`crate::state_sync`): a node whose store holds only its genesis
@@ -327,6 +337,14 @@ pub struct SyncConfig {
 }
 
 impl SyncConfig {
+    /// This node's pacing of the sync requests it sends each peer.
+    pub fn request_pacing(&self) -> crate::network::pacer::RequestPacing {
+        crate::network::pacer::RequestPacing {
+            requests_per_sec: self.send_requests_per_sec,
+            burst: self.send_burst,
+        }
+    }
+
     /// The sync server's limits.
     pub fn server_limits(&self) -> crate::sync_server::SyncServerLimits {
         crate::sync_server::SyncServerLimits {
@@ -457,6 +475,8 @@ impl Default for SyncConfig {
             serve_burst: 100,
             serve_in_flight_per_peer_max: 4,
             serve_in_flight_max: 32,
+            send_requests_per_sec: 40,
+            send_burst: 40,
             state_sync: true,
             state_sync_min_gap_blocks: 1000,
             state_sync_peers_min: 2,
@@ -696,6 +716,18 @@ impl NodeConfig {
             10_000,
         )?;
         range("sync.serve_burst", self.sync.serve_burst, 1, 10_000)?;
+        range(
+            "sync.send_requests_per_sec",
+            self.sync.send_requests_per_sec,
+            1,
+            10_000,
+        )?;
+        range(
+            "sync.send_burst",
+            self.sync.send_burst,
+            crate::sync::REQUEST_COST_MAX,
+            10_000,
+        )?;
         range(
             "sync.serve_in_flight_per_peer_max",
             self.sync.serve_in_flight_per_peer_max,

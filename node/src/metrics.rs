@@ -156,6 +156,10 @@ pub struct Metrics {
     /// Provable peer faults (bad block bodies, forged proposals, bad sync responses,
     /// abusive requests), each lowering the peer's score.
     pub peer_faults: Counter<u64, AtomicU64>,
+    /// Sync requests this node held back to stay within its own pacing of a peer.
+    pub sync_requests_paced: Counter<u64, AtomicU64>,
+    /// Sync requests not sent because pacing would have held them back too long.
+    pub sync_requests_paced_refused: Counter<u64, AtomicU64>,
     /// Equivocation evidence records stored (found locally or received by gossip).
     pub evidence: Counter<u64, AtomicU64>,
     /// Gossiped compact blocks rebuilt at once from the mempool.
@@ -220,6 +224,11 @@ pub struct Metrics {
     pub txs_pruned: Counter<u64, AtomicU64>,
     /// Sync range requests of peers answered `Pruned` (below the lowest retained height).
     pub sync_requests_pruned: Counter<u64, AtomicU64>,
+    /// Sync requests of peers served (answered from the store or the driver's memory).
+    pub sync_requests_served: Counter<u64, AtomicU64>,
+    /// Sync requests of peers refused for going over the peer's rate (answered
+    /// `rate limited`; at most one in each 100 ms also counted against the peer).
+    pub sync_requests_rate_limited: Counter<u64, AtomicU64>,
     /// 1 while this node is behind and every peer that is ahead has pruned the next block
     /// (block sync cannot go on; state sync is not built), else 0.
     pub sync_blocked_pruned: Gauge<i64, AtomicI64>,
@@ -381,6 +390,8 @@ impl Metrics {
             peers_refused: Counter::default(),
             peers_banned: Counter::default(),
             peer_faults: Counter::default(),
+            sync_requests_paced: Counter::default(),
+            sync_requests_paced_refused: Counter::default(),
             evidence: Counter::default(),
             compact_blocks_rebuilt: Counter::default(),
             compact_blocks_waited: Counter::default(),
@@ -412,6 +423,8 @@ impl Metrics {
             blocks_pruned: Counter::default(),
             txs_pruned: Counter::default(),
             sync_requests_pruned: Counter::default(),
+            sync_requests_served: Counter::default(),
+            sync_requests_rate_limited: Counter::default(),
             sync_blocked_pruned: Gauge::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -529,6 +542,16 @@ impl Metrics {
             m.peer_faults.clone(),
         );
         registry.register(
+            "sync_requests_paced",
+            "Sync requests held back before sending to stay within this node's pacing of the peer (below the peers' sync-server rate)",
+            m.sync_requests_paced.clone(),
+        );
+        registry.register(
+            "sync_requests_paced_refused",
+            "Sync requests not sent because this node's pacing would have held them back longer than 2 s",
+            m.sync_requests_paced_refused.clone(),
+        );
+        registry.register(
             "proposals_forged",
             "Gossiped compact blocks refused for a missing or forged leader signature",
             m.proposals_forged.clone(),
@@ -629,6 +652,16 @@ impl Metrics {
             m.txs_pruned.clone(),
         );
         registry.register(
+            "sync_requests_served",
+            "Sync requests of peers served",
+            m.sync_requests_served.clone(),
+        );
+        registry.register(
+            "sync_requests_rate_limited",
+            "Sync requests of peers refused for going over the peer's rate (serve_requests_per_sec)",
+            m.sync_requests_rate_limited.clone(),
+        );
+        registry.register(
             "sync_requests_pruned",
             "Sync range requests of peers answered pruned (below the lowest retained height)",
             m.sync_requests_pruned.clone(),
@@ -684,6 +717,11 @@ impl Metrics {
         Self::catch_up(&self.peers_admitted, stats.peers_admitted);
         Self::catch_up(&self.peers_refused, stats.peers_refused);
         Self::catch_up(&self.peer_faults, stats.peer_faults);
+        Self::catch_up(&self.sync_requests_paced, stats.requests_paced);
+        Self::catch_up(
+            &self.sync_requests_paced_refused,
+            stats.requests_paced_refused,
+        );
         Self::catch_up(&self.peers_banned, stats.peers_banned);
         Self::catch_up(&self.unadmitted_dropped, stats.unadmitted_dropped);
         Self::catch_up(

@@ -319,6 +319,7 @@ pub async fn run(
         redial_interval_ms: config.p2p.redial_interval_ms,
         connections_max: config.p2p.connections_max,
         discovery: config.p2p.discovery_config(),
+        request_pacing: config.sync.request_pacing(),
         nat: config
             .p2p
             .nat_config()
@@ -597,7 +598,11 @@ pub async fn run(
         lookup_tx,
         config.sync.server_limits(),
         sync_response_bytes_max,
-        shared.metrics.sync_requests_pruned.clone(),
+        crate::sync_server::ServerCounters {
+            served: shared.metrics.sync_requests_served.clone(),
+            rate_limited: shared.metrics.sync_requests_rate_limited.clone(),
+            pruned: shared.metrics.sync_requests_pruned.clone(),
+        },
         Some(Arc::new(crate::snapshots::SnapshotServe::new(
             home.join(SNAPSHOTS_DIR),
             store.clone(),

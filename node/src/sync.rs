@@ -272,6 +272,44 @@ impl SyncResponse {
     }
 }
 
+/// Tokens a request costs at the peer's sync server (its per-peer token bucket,
+/// [`crate::sync_server::RequestLimiter`]) and in this node's own pacing of what it sends
+/// ([`crate::network::pacer`]): 1, plus 1 per [`BLOCKS_PER_TOKEN`] blocks a range asks for (a
+/// range of 1,024 blocks costs 17: RocksDB reads, not requests, are what a flooder would
+/// spend), plus 1 per 256 transactions asked for by index.
+pub fn request_cost(request: &SyncRequest) -> u32 {
+    match request {
+        SyncRequest::Status | SyncRequest::BlockByHash(_) => 1,
+        SyncRequest::Blocks { count, .. } => {
+            1 + u32::from((*count).min(SYNC_BLOCKS_MAX)) / BLOCKS_PER_TOKEN
+        }
+        SyncRequest::BlockTransactions { indices, .. } => {
+            1 + (indices.len().min(TX_FETCH_MAX) / 256) as u32
+        }
+        SyncRequest::SnapshotOffer { .. } => 1,
+        // A chunk is a file read of up to 1 MiB: as costly as a long range of blocks.
+        SyncRequest::SnapshotChunk { .. } => SNAPSHOT_CHUNK_COST,
+    }
+}
+
+/// Blocks of a range request that cost one token (see [`request_cost`]).
+pub const BLOCKS_PER_TOKEN: u32 = 64;
+
+/// Tokens a snapshot chunk request costs: at the default 50 tokens a second, 25 chunks (25
+/// MiB) a second per peer.
+pub const SNAPSHOT_CHUNK_COST: u32 = 2;
+
+impl SyncRequest {
+    /// Tokens this request costs ([`request_cost`]).
+    pub fn cost(&self) -> u32 {
+        request_cost(self)
+    }
+}
+
+/// The cost of the costliest request: a range of [`SYNC_BLOCKS_MAX`] blocks (17). A
+/// client's pacing burst must hold at least this many tokens.
+pub const REQUEST_COST_MAX: u32 = 1 + SYNC_BLOCKS_MAX as u32 / BLOCKS_PER_TOKEN;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -403,7 +403,9 @@ impl SyncClient {
                 peer,
                 reason,
             };
-            let msg = match net.request(peer, SyncRequest::Status.encode()).await {
+            let msg = match net
+                .request(peer, SyncRequest::Status.encode(), SyncRequest::Status.cost())
+                .await {
                 Ok(b) => match SyncResponse::decode(&b, STATUS_RESPONSE_BYTES_MAX) {
                     Ok(SyncResponse::Status {
                         height,
@@ -448,7 +450,7 @@ impl SyncClient {
                 from_height,
                 count: p.batch_blocks_max,
             };
-            let res = net.request(peer, req.encode()).await;
+            let res = net.request(peer, req.encode(), req.cost()).await;
             if let Ok(bytes) = &res {
                 shared
                     .metrics

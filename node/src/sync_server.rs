@@ -39,6 +39,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::network::{NetworkHandle, PeerFault, ResponseToken};
+pub use crate::sync::{BLOCKS_PER_TOKEN, SNAPSHOT_CHUNK_COST, request_cost};
 use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest, SyncResponse, SyncedBlock, TX_FETCH_MAX};
 
 /// Requests waiting for the sync server; beyond it the driver drops them unanswered.
@@ -190,31 +191,6 @@ impl RequestLimiter {
     }
 }
 
-/// Tokens a request costs: 1, plus 1 per [`BLOCKS_PER_TOKEN`] blocks a range asks for (a
-/// range of 1,024 blocks costs 17: RocksDB reads, not requests, are what a flooder would
-/// spend), plus 1 per 256 transactions asked for by index.
-pub fn request_cost(request: &SyncRequest) -> u32 {
-    match request {
-        SyncRequest::Status | SyncRequest::BlockByHash(_) => 1,
-        SyncRequest::Blocks { count, .. } => {
-            1 + u32::from((*count).min(SYNC_BLOCKS_MAX)) / BLOCKS_PER_TOKEN
-        }
-        SyncRequest::BlockTransactions { indices, .. } => {
-            1 + (indices.len().min(TX_FETCH_MAX) / 256) as u32
-        }
-        SyncRequest::SnapshotOffer { .. } => 1,
-        // A chunk is a file read of up to 1 MiB: as costly as a long range of blocks.
-        SyncRequest::SnapshotChunk { .. } => SNAPSHOT_CHUNK_COST,
-    }
-}
-
-/// Blocks of a range request that cost one token (see [`request_cost`]).
-pub const BLOCKS_PER_TOKEN: u32 = 64;
-
-/// Tokens a snapshot chunk request costs: at the default 50 tokens a second, 25 chunks (25
-/// MiB) a second per peer.
-pub const SNAPSHOT_CHUNK_COST: u32 = 2;
-
 /// A lookup of an in-memory (pending or received) block, answered by the driver.
 #[derive(Debug)]
 pub enum Lookup {
@@ -261,7 +237,7 @@ pub async fn run(
     lookups: mpsc::Sender<Lookup>,
     limits: SyncServerLimits,
     response_bytes_max: usize,
-    pruned_answers: Counter<u64, AtomicU64>,
+    counters: ServerCounters,
     snapshots: Option<Arc<crate::snapshots::SnapshotServe>>,
 ) {
     let started = Instant::now();
@@ -291,6 +267,9 @@ pub async fn run(
                 match limiter.admit(peer, now_ms, request_cost(&request)) {
                     Admission::Serve => {}
                     refused => {
+                        if let Admission::OverRate { .. } = refused {
+                            counters.rate_limited.inc();
+                        }
                         if let Admission::OverRate { penalize: true } = refused {
                             warn!(%peer, "peer sends sync requests faster than its rate");
                             net.penalize(peer, PeerFault::AbusiveRequests);
@@ -305,7 +284,8 @@ pub async fn run(
                 let permit = permits.clone().acquire_owned().await.expect("never closed");
                 let (store, net, lookups, done_tx, snapshots) =
                     (store.clone(), net.clone(), lookups.clone(), done_tx.clone(), snapshots.clone());
-                let pruned_answers = pruned_answers.clone();
+                let pruned_answers = counters.pruned.clone();
+                counters.served.inc();
                 tokio::spawn(async move {
                     let response = match request {
                         SyncRequest::SnapshotOffer { .. } | SyncRequest::SnapshotChunk { .. } => {
@@ -324,6 +304,17 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The sync server's counters (the node's `cairn_sync_requests_*` metrics).
+#[derive(Clone, Debug, Default)]
+pub struct ServerCounters {
+    /// Requests served.
+    pub served: Counter<u64, AtomicU64>,
+    /// Requests refused for going over the peer's rate.
+    pub rate_limited: Counter<u64, AtomicU64>,
+    /// Range requests answered `Pruned`.
+    pub pruned: Counter<u64, AtomicU64>,
 }
 
 /// Answers one request.

@@ -40,6 +40,7 @@ fn config(keypair: Keypair, bootstrap: Vec<Multiaddr>) -> NetworkConfig {
         connections_max: 256,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
         nat: network::NatConfig::disabled(),
+        request_pacing: Default::default(),
     }
 }
 

@@ -49,6 +49,7 @@ fn config(
         connections_max: 64,
         discovery,
         nat: network::NatConfig::disabled(),
+        request_pacing: Default::default(),
     }
 }
 

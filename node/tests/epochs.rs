@@ -244,6 +244,7 @@ async fn raw_peer(genesis: &Genesis, bootstrap: &Multiaddr) -> NetworkHandle {
         connections_max: 8,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
         nat: network::NatConfig::disabled(),
+        request_pacing: Default::default(),
     })
     .await
     .unwrap();

@@ -46,6 +46,7 @@ fn config(keypair: Keypair, listen: Multiaddr, bootstrap: Vec<Multiaddr>) -> Net
         connections_max: 16,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
         nat: network::NatConfig::disabled(),
+        request_pacing: Default::default(),
     }
 }
 
@@ -445,7 +446,7 @@ async fn request_response_roundtrip() {
     // B asks A.
     let net = b.net.clone();
     let (resp, asker) = tokio::join!(
-        net.request(a.id(), b"status?".to_vec()),
+        net.request(a.id(), b"status?".to_vec(), 1),
         serve_one(&mut a, |d| { Some([b"re: ".as_slice(), &d].concat()) })
     );
     assert_eq!(resp.unwrap(), b"re: status?");
@@ -454,7 +455,7 @@ async fn request_response_roundtrip() {
     // A asks B (the inbound side can request too); an empty payload is fine.
     let net = a.net.clone();
     let (resp, asker) = tokio::join!(
-        net.request(b.id(), Vec::new()),
+        net.request(b.id(), Vec::new(), 1),
         serve_one(&mut b, |_| Some(vec![9; 1000]))
     );
     assert_eq!(resp.unwrap(), vec![9; 1000]);
@@ -463,7 +464,7 @@ async fn request_response_roundtrip() {
     // A response exactly at the bound is delivered.
     let net = b.net.clone();
     let (resp, _) = tokio::join!(
-        net.request(a.id(), b"max".to_vec()),
+        net.request(a.id(), b"max".to_vec(), 1),
         serve_one(&mut a, |_| Some(vec![1; 64 * 1024]))
     );
     assert_eq!(resp.unwrap().len(), 64 * 1024);
@@ -471,7 +472,7 @@ async fn request_response_roundtrip() {
     // A dropped token: the requester learns there is no response.
     let net = b.net.clone();
     let (resp, _) = tokio::join!(
-        net.request(a.id(), b"x".to_vec()),
+        net.request(a.id(), b"x".to_vec(), 1),
         serve_one(&mut a, |_| None)
     );
     assert!(
@@ -482,7 +483,7 @@ async fn request_response_roundtrip() {
     // Unanswered: times out after sync_request_timeout_ms.
     let started = Instant::now();
     let net = b.net.clone();
-    let (resp, _) = tokio::join!(net.request(a.id(), b"slow".to_vec()), async {
+    let (resp, _) = tokio::join!(net.request(a.id(), b"slow".to_vec(), 1), async {
         let keep = timeout(WAIT, async {
             loop {
                 if let Some(NetworkEvent::Request { token, .. }) = a.events.recv().await {
@@ -507,7 +508,7 @@ async fn request_response_roundtrip() {
 
     // Local bounds and reachability.
     assert!(matches!(
-        b.net.request(a.id(), vec![0; 1025]).await,
+        b.net.request(a.id(), vec![0; 1025], 1).await,
         Err(NetworkError::Oversize {
             len: 1025,
             max: 1024
@@ -515,7 +516,7 @@ async fn request_response_roundtrip() {
     ));
     let stranger = PeerId::random();
     assert!(matches!(
-        b.net.request(stranger, b"x".to_vec()).await,
+        b.net.request(stranger, b"x".to_vec(), 1).await,
         Err(NetworkError::PeerUnreachable { peer, .. }) if peer == stranger
     ));
     shutdown(&[&a, &b]).await;
@@ -540,7 +541,7 @@ async fn oversize_response_is_refused_with_an_error() {
     // Over B's bound: B refuses it on the length prefix.
     let net = b.net.clone();
     let (resp, _) = tokio::join!(
-        net.request(a.id(), b"blocks".to_vec()),
+        net.request(a.id(), b"blocks".to_vec(), 1),
         serve_one(&mut a, |_| Some(vec![7; 10_000]))
     );
     match resp {
@@ -555,7 +556,7 @@ async fn oversize_response_is_refused_with_an_error() {
     // Over A's own bound: A refuses to send it; B sees no response.
     let net = b.net.clone();
     let (resp, _) = tokio::join!(
-        net.request(a.id(), b"blocks".to_vec()),
+        net.request(a.id(), b"blocks".to_vec(), 1),
         serve_one(&mut a, |_| Some(vec![7; 1024 * 1024 + 1]))
     );
     assert!(
@@ -566,7 +567,7 @@ async fn oversize_response_is_refused_with_an_error() {
     // The connection is still usable.
     let net = b.net.clone();
     let (resp, _) = tokio::join!(
-        net.request(a.id(), b"ok".to_vec()),
+        net.request(a.id(), b"ok".to_vec(), 1),
         serve_one(&mut a, |_| Some(vec![1; 4096]))
     );
     assert_eq!(resp.unwrap().len(), 4096);
@@ -712,7 +713,7 @@ async fn full_event_queue_drops_gossip_and_requests_but_keeps_peer_events() {
         }
     }
     assert!(dropped, "{:?}", a.net.stats());
-    let resp = b.net.request(a.id(), b"x".to_vec()).await;
+    let resp = b.net.request(a.id(), b"x".to_vec(), 1).await;
     assert!(
         matches!(resp, Err(NetworkError::NoResponse { .. })),
         "{resp:?}"

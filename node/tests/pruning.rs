@@ -175,6 +175,7 @@ async fn a_pruned_node_serves_what_it_keeps_and_a_new_node_joins_from_the_full_o
         connections_max: 8,
         discovery: network::DiscoveryConfig::disabled(),
         nat: network::NatConfig::disabled(),
+        request_pacing: Default::default(),
     })
     .await
     .unwrap();
@@ -184,7 +185,7 @@ async fn a_pruned_node_serves_what_it_keeps_and_a_new_node_joins_from_the_full_o
         async move {
             let mut last = None;
             for _ in 0..50 {
-                match peer.request(node, request.encode()).await {
+                match peer.request(node, request.encode(), request.cost()).await {
                     Ok(bytes) => return SyncResponse::decode(&bytes, 1 << 22).unwrap(),
                     Err(e) => last = Some(e),
                 }

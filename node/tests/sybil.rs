@@ -160,6 +160,11 @@ impl Testnet {
             connections_max: 64,
             discovery: cairn_node::network::DiscoveryConfig::disabled(),
             nat: network::NatConfig::disabled(),
+            // These peers model attackers, who do not pace themselves.
+            request_pacing: network::pacer::RequestPacing {
+                requests_per_sec: 1_000_000,
+                burst: 1_000_000,
+            },
         };
         let adm = AdmissionConfig {
             difficulty_bits: BITS,
@@ -669,8 +674,9 @@ async fn a_sync_request_flood_does_not_slow_finalization() {
                 let request = SyncRequest::Blocks {
                     from_height: 1,
                     count: 1024,
-                }
-                .encode();
+                };
+                let cost = request.cost();
+                let request = request.encode();
                 // Bounded by the flag (set after the window) and by a count.
                 for _ in 0..1_000_000 {
                     if stop.load(Ordering::Relaxed) {
@@ -681,7 +687,7 @@ async fn a_sync_request_flood_does_not_slow_finalization() {
                         continue;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
-                    match handle.request(victim, request.clone()).await {
+                    match handle.request(victim, request.clone(), cost).await {
                         Ok(bytes) => {
                             if let Ok(SyncResponse::Error(e)) =
                                 SyncResponse::decode(&bytes, 1 << 20)

@@ -97,8 +97,9 @@ impl Driver {
         let out = self.internal_tx.clone();
         let max = self.params.sync_response_bytes_max;
         tokio::spawn(async move {
+            let request = SyncRequest::BlockByHash(h);
             let res = net
-                .request(peer, SyncRequest::BlockByHash(h).encode())
+                .request(peer, request.encode(), request.cost())
                 .await;
             let msg = match res
                 .map_err(|e| e.to_string())
@@ -168,11 +169,12 @@ impl Driver {
         let request = SyncRequest::BlockTransactions {
             block,
             indices: indices.clone(),
-        }
-        .encode();
+        };
+        let cost = request.cost();
+        let request = request.encode();
         tokio::spawn(async move {
             let txs = match net
-                .request(peer, request)
+                .request(peer, request, cost)
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))

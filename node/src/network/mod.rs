@@ -279,6 +279,7 @@ pub(crate) mod codec;
 pub mod discovery;
 pub mod dns;
 pub mod nat;
+pub mod pacer;
 mod worker;
 
 pub use discovery::PeerSource;
@@ -329,6 +330,12 @@ pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Extra time [`NetworkHandle::request`] waits for the swarm task beyond
 /// [`NetworkConfig::sync_request_timeout_ms`] before giving up on its own.
 const REQUEST_TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+
+/// Longest a sync request waits for this node's own pacing of a peer
+/// ([`NetworkConfig::request_pacing`]) before it is sent; a longer wait refuses it
+/// ([`NetworkError::Paced`]) so that the caller asks another peer or tries later instead of
+/// queueing without bound.
+pub const PACING_WAIT_MAX: Duration = Duration::from_secs(2);
 
 /// Identify agent string.
 pub const AGENT_VERSION: &str = "cairn/0.1";
@@ -654,6 +661,9 @@ pub struct NetworkConfig {
     /// NAT traversal (AutoNAT, circuit relay v2, DCUtR); [`NatConfig::disabled`] turns it
     /// all off.
     pub nat: NatConfig,
+    /// Pacing of the sync requests this node sends each peer ([`pacer`]): keeps an honest
+    /// node below its peers' sync-server rate limits however busy it is.
+    pub request_pacing: pacer::RequestPacing,
 }
 
 /// Peer discovery settings (module docs, "Discovery"; `docs/network.md`).
@@ -729,6 +739,9 @@ impl NetworkConfig {
                 "namespace: {ns:?} must be 1..={NAMESPACE_LEN_MAX} characters of [A-Za-z0-9._-]"
             ));
         }
+        self.request_pacing
+            .validate()
+            .map_err(|reason| NetworkError::InvalidConfig { reason })?;
         if self.gossip_bytes_max == 0 || self.gossip_bytes_max > u32::MAX as usize {
             return invalid("gossip_bytes_max: must be in 1..=u32::MAX".into());
         }
@@ -1059,6 +1072,16 @@ pub enum NetworkError {
         /// Which queue.
         queue: &'static str,
     },
+    /// Transient: this node has sent `peer` as many sync requests as its pacing allows
+    /// ([`NetworkConfig::request_pacing`]); the request would have had to wait `wait_ms`
+    /// (more than [`PACING_WAIT_MAX`]) and was not sent. Nobody's fault.
+    #[error("request to {peer} not sent: pacing would delay it {wait_ms} ms")]
+    Paced {
+        /// The peer.
+        peer: PeerId,
+        /// The wait the request would have needed, ms.
+        wait_ms: u64,
+    },
     /// Peer fault (or caller bug for local input): a payload of `len` bytes exceeds the
     /// `max`-byte bound. Returned by [`NetworkHandle::publish`] / [`NetworkHandle::request`]
     /// for over-size local input (nothing sent) and by [`NetworkHandle::request`] when the
@@ -1104,6 +1127,7 @@ impl NetworkError {
                 | Self::PeerUnreachable { .. }
                 | Self::NoResponse { .. }
                 | Self::QueueFull { .. }
+                | Self::Paced { .. }
         )
     }
 
@@ -1131,6 +1155,12 @@ pub struct NetworkStats {
     /// Inbound sync requests dropped (closed without a response) because the event queue was
     /// full or closed.
     pub requests_dropped_queue_full: u64,
+    /// Sync requests this node held back before sending, to stay within its pacing of
+    /// that peer ([`NetworkConfig::request_pacing`]).
+    pub requests_paced: u64,
+    /// Sync requests this node did not send because pacing would have held them back longer
+    /// than [`PACING_WAIT_MAX`] ([`NetworkError::Paced`]).
+    pub requests_paced_refused: u64,
     /// Received gossip messages larger than `gossip_bytes_max` (reported `Reject`).
     pub gossip_rejected_oversize: u64,
     /// Gossip messages reported `Reject` by the application.
@@ -1228,6 +1258,8 @@ pub struct NetworkStats {
 pub(crate) struct Counters {
     gossip_dropped_queue_full: AtomicU64,
     requests_dropped_queue_full: AtomicU64,
+    requests_paced: AtomicU64,
+    requests_paced_refused: AtomicU64,
     gossip_rejected_oversize: AtomicU64,
     gossip_rejected: AtomicU64,
     connections_closed_limit: AtomicU64,
@@ -1294,6 +1326,8 @@ impl Counters {
         NetworkStats {
             gossip_dropped_queue_full: get(&self.gossip_dropped_queue_full),
             requests_dropped_queue_full: get(&self.requests_dropped_queue_full),
+            requests_paced: get(&self.requests_paced),
+            requests_paced_refused: get(&self.requests_paced_refused),
             gossip_rejected_oversize: get(&self.gossip_rejected_oversize),
             gossip_rejected: get(&self.gossip_rejected),
             connections_closed_limit: get(&self.connections_closed_limit),
@@ -1399,6 +1433,11 @@ pub struct NetworkHandle {
     sync_request_bytes_max: usize,
     sync_response_bytes_max: usize,
     request_timeout: Duration,
+    /// Pacing of sync requests per peer, shared by every clone of the handle (a short
+    /// critical section: one hash-map entry updated).
+    pacer: Arc<std::sync::Mutex<pacer::RequestPacer>>,
+    /// The pacer's clock: ms are counted from here.
+    pacer_epoch: tokio::time::Instant,
     /// The required admission difficulty (latest value wins; read by the swarm task).
     difficulty: Arc<watch::Sender<u8>>,
     /// Becomes `true` once the swarm task has dropped the swarm.
@@ -1555,6 +1594,11 @@ impl NetworkHandle {
     /// [`NetworkConfig::sync_request_timeout_ms`] (plus a small slack for the swarm task).
     /// Does not dial: the peer must be connected.
     ///
+    /// Paced ([`pacer`]): the request costs `cost` tokens of this peer's bucket
+    /// ([`crate::sync::request_cost`]); when the bucket is short it waits for them first,
+    /// up to [`PACING_WAIT_MAX`], and beyond that it is refused with
+    /// [`NetworkError::Paced`] without being sent, so the caller asks another peer or later.
+    ///
     /// # Errors
     /// Transient: [`NetworkError::Timeout`], [`NetworkError::PeerUnreachable`] (not connected,
     /// connection lost, protocol unsupported, too many streams),
@@ -1562,12 +1606,34 @@ impl NetworkHandle {
     /// [`NetworkError::Oversize`] (our request too large — nothing sent — or the peer's
     /// response announced more than the bound), [`NetworkError::ProtocolViolation`].
     /// Fatal: [`NetworkError::Shutdown`].
-    pub async fn request(&self, peer: PeerId, data: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        data: Vec<u8>,
+        cost: u32,
+    ) -> Result<Vec<u8>, NetworkError> {
         if data.len() > self.sync_request_bytes_max {
             return Err(NetworkError::Oversize {
                 len: data.len(),
                 max: self.sync_request_bytes_max,
             });
+        }
+        let now_ms = self.pacer_epoch.elapsed().as_millis() as u64;
+        let pace = self
+            .pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserve(peer, now_ms, cost, PACING_WAIT_MAX.as_millis() as u64);
+        match pace {
+            pacer::Pace::SendAfterMs(0) => {}
+            pacer::Pace::SendAfterMs(wait_ms) => {
+                self.counters.requests_paced.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            }
+            pacer::Pace::Refuse { wait_ms } => {
+                self.counters.requests_paced_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(NetworkError::Paced { peer, wait_ms });
+            }
         }
         let (reply, rx) = oneshot::channel();
         self.try_command(Command::Request { peer, data, reply })?;
@@ -1683,6 +1749,10 @@ pub async fn spawn_with_admission(
         sync_request_bytes_max: config.sync_request_bytes_max,
         sync_response_bytes_max: config.sync_response_bytes_max,
         request_timeout: Duration::from_millis(config.sync_request_timeout_ms),
+        pacer: Arc::new(std::sync::Mutex::new(pacer::RequestPacer::new(
+            config.request_pacing,
+        ))),
+        pacer_epoch: tokio::time::Instant::now(),
         difficulty: Arc::new(difficulty_tx),
         stopped: stopped_rx,
     };
@@ -1720,6 +1790,7 @@ mod tests {
             connections_max: 8,
             discovery: DiscoveryConfig::disabled(),
             nat: super::NatConfig::disabled(),
+            request_pacing: Default::default(),
         }
     }
 
@@ -1894,7 +1965,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            net.request(PeerId::random(), b"x".to_vec()).await,
+            net.request(PeerId::random(), b"x".to_vec(), 1).await,
             Err(NetworkError::PeerUnreachable { .. })
         ));
         net.shutdown().await;

@@ -2598,6 +2598,7 @@ mod gossip_config_tests {
             connections_max: 16,
             discovery: super::super::DiscoveryConfig::disabled(),
             nat: crate::network::NatConfig::disabled(),
+            request_pacing: Default::default(),
         };
         let c = gossip_config(&config).expect("valid gossipsub config");
         assert!(matches!(c.validation_mode(), ValidationMode::Anonymous));

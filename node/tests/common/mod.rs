@@ -138,6 +138,12 @@ pub async fn spawn_peer(
         connections_max: 8,
         discovery: cairn_node::network::DiscoveryConfig::disabled(),
         nat: network::NatConfig::disabled(),
+        // A raw protocol peer that tests drive (sometimes as an attacker): it does not pace
+        // itself as a node does.
+        request_pacing: network::pacer::RequestPacing {
+            requests_per_sec: 1_000_000,
+            burst: 1_000_000,
+        },
     })
     .await
     .unwrap();
@@ -328,7 +334,7 @@ pub async fn request_block(
     h: cairn_ledger::Hash,
 ) -> Option<cairn_ledger::Block> {
     let bytes = net
-        .request(node, SyncRequest::BlockByHash(h).encode())
+        .request(node, SyncRequest::BlockByHash(h).encode(), 1)
         .await
         .unwrap();
     match SyncResponse::decode(&bytes, 1 << 20).unwrap() {

@@ -215,6 +215,8 @@ pub struct Metrics {
     pub admission_exemptions_withdrawn: Counter<u64, AtomicU64>,
     /// Peer discovery (`docs/network.md`, "Metrics").
     pub discovery: DiscoveryMetrics,
+    /// NAT traversal: AutoNAT, relay, hole punching (`docs/network.md`, "NAT traversal").
+    pub nat: NatMetrics,
     /// The lowest height whose block body the node holds (0: nothing pruned;
     /// `[storage] retain_blocks`, `docs/operations.md`).
     pub lowest_retained_height: Gauge<i64, AtomicI64>,
@@ -356,6 +358,88 @@ impl DiscoveryMetrics {
     }
 }
 
+/// NAT traversal metrics (`cairn_nat_*`, `cairn_relay_*`, `cairn_dcutr_*`), brought up to
+/// the network layer's [`NetworkStats`] on each scrape.
+#[derive(Debug, Default)]
+pub struct NatMetrics {
+    /// What AutoNAT concluded: 0 unknown, 1 public, 2 private (`NetworkStats::nat_status`).
+    pub status: Gauge<i64, AtomicI64>,
+    /// Reservations this node holds on relays now.
+    pub reservations_held: Gauge<i64, AtomicI64>,
+    /// Reservations this node's relay service accepted (new or renewed).
+    pub reservations_served: Counter<u64, AtomicU64>,
+    /// Reservations this node's relay service denied (unadmitted peer, limits).
+    pub reservations_denied: Counter<u64, AtomicU64>,
+    /// Circuits this node's relay service opened.
+    pub circuits_served: Counter<u64, AtomicU64>,
+    /// Circuits this node's relay service denied (unadmitted source, no reservation, limits).
+    pub circuits_denied: Counter<u64, AtomicU64>,
+    /// Relayed connections hole punching (DCUtR) upgraded to direct ones.
+    pub dcutr_upgrades: Counter<u64, AtomicU64>,
+    /// Hole-punching attempts that failed (the connection stays relayed).
+    pub dcutr_failures: Counter<u64, AtomicU64>,
+}
+
+impl NatMetrics {
+    fn register(r: &mut Registry) -> NatMetrics {
+        let m = NatMetrics::default();
+        r.register(
+            "nat_status",
+            "AutoNAT's conclusion about this node's reachability: 0 unknown, 1 public, 2 private",
+            m.status.clone(),
+        );
+        r.register(
+            "relay_reservations_held",
+            "Reservations this node holds on relays (p2p.relays)",
+            m.reservations_held.clone(),
+        );
+        r.register(
+            "relay_reservations_served",
+            "Reservations this node's relay service accepted (new or renewed)",
+            m.reservations_served.clone(),
+        );
+        r.register(
+            "relay_reservations_denied",
+            "Reservations this node's relay service denied (unadmitted peer, limits reached)",
+            m.reservations_denied.clone(),
+        );
+        r.register(
+            "relay_circuits_served",
+            "Circuits this node's relay service opened",
+            m.circuits_served.clone(),
+        );
+        r.register(
+            "relay_circuits_denied",
+            "Circuits this node's relay service denied (unadmitted source, no reservation, limits)",
+            m.circuits_denied.clone(),
+        );
+        r.register(
+            "dcutr_upgrades",
+            "Relayed connections that hole punching (DCUtR) upgraded to direct ones",
+            m.dcutr_upgrades.clone(),
+        );
+        r.register(
+            "dcutr_failures",
+            "Hole-punching attempts that failed (the connection stays relayed)",
+            m.dcutr_failures.clone(),
+        );
+        m
+    }
+
+    /// Brings every NAT metric up to `stats` (counters never decrease; gauges set).
+    fn catch_up(&self, stats: &NetworkStats) {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.status.set(g(stats.nat_status));
+        self.reservations_held.set(g(stats.relay_reservations_held));
+        Metrics::catch_up(&self.reservations_served, stats.relay_reservations_served);
+        Metrics::catch_up(&self.reservations_denied, stats.relay_reservations_denied);
+        Metrics::catch_up(&self.circuits_served, stats.relay_circuits_served);
+        Metrics::catch_up(&self.circuits_denied, stats.relay_circuits_denied);
+        Metrics::catch_up(&self.dcutr_upgrades, stats.dcutr_upgrades);
+        Metrics::catch_up(&self.dcutr_failures, stats.dcutr_failures);
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -419,6 +503,7 @@ impl Metrics {
             ),
             rocksdb: RocksDbMetrics::default(),
             discovery: DiscoveryMetrics::default(),
+            nat: NatMetrics::default(),
             lowest_retained_height: Gauge::default(),
             blocks_pruned: Counter::default(),
             txs_pruned: Counter::default(),
@@ -673,10 +758,12 @@ impl Metrics {
         );
         let rocksdb = RocksDbMetrics::register(registry.sub_registry_with_prefix("rocksdb"));
         let discovery = DiscoveryMetrics::register(&mut registry);
+        let nat = NatMetrics::register(&mut registry);
         Metrics {
             registry,
             rocksdb,
             discovery,
+            nat,
             ..m
         }
     }
@@ -714,6 +801,7 @@ impl Metrics {
     /// `GET /metrics`.
     pub fn catch_up_network(&self, stats: &NetworkStats) {
         self.discovery.catch_up(stats);
+        self.nat.catch_up(stats);
         Self::catch_up(&self.peers_admitted, stats.peers_admitted);
         Self::catch_up(&self.peers_refused, stats.peers_refused);
         Self::catch_up(&self.peer_faults, stats.peer_faults);
@@ -1084,6 +1172,40 @@ mod tests {
             "cairn_discovery_candidates 10",
             "cairn_kad_requests_refused_total 11",
             "cairn_connections_closed_peers_max_total 12",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+    }
+
+    /// Every NAT-traversal figure is exported under its name and follows the network
+    /// layer's figures (the gauges are set, the counters caught up).
+    #[test]
+    fn nat_figures_are_exported() {
+        let m = Metrics::new();
+        m.catch_up_network(&NetworkStats {
+            nat_status: 2,
+            relay_reservations_held: 1,
+            relay_reservations_served: 3,
+            relay_reservations_denied: 4,
+            relay_circuits_served: 5,
+            relay_circuits_denied: 6,
+            dcutr_upgrades: 7,
+            dcutr_failures: 8,
+            ..NetworkStats::default()
+        });
+        let text = m.render();
+        for line in [
+            "cairn_nat_status 2",
+            "cairn_relay_reservations_held 1",
+            "cairn_relay_reservations_served_total 3",
+            "cairn_relay_reservations_denied_total 4",
+            "cairn_relay_circuits_served_total 5",
+            "cairn_relay_circuits_denied_total 6",
+            "cairn_dcutr_upgrades_total 7",
+            "cairn_dcutr_failures_total 8",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -25,10 +25,12 @@ pub mod charts;
 pub mod check;
 pub mod cluster;
 pub mod dashboard;
+pub mod fabricate;
 pub mod docker;
 pub mod govern;
 pub mod load;
 pub mod progress;
+pub mod state_sync_bench;
 pub mod throughput;
 
 use std::path::{Path, PathBuf};

@@ -102,6 +102,53 @@ enum Cmd {
         #[arg(long)]
         strip: bool,
     },
+    /// Build a long, valid, certified chain offline into the validators' data directories
+    /// of a generated testnet (stopped): blocks of signed transfers from the demo accounts to
+    /// fresh accounts, executed by the ledger, each with a quorum-signed finalization
+    /// certificate; validator 0's store is copied to the others (docs/network.md).
+    Fabricate {
+        /// Testnet directory (`generate --out`).
+        dir: PathBuf,
+        /// Height to build up to (a store already past genesis is continued).
+        #[arg(long, default_value_t = 100_000)]
+        blocks: u64,
+        /// Transfers in each block (each funds a fresh account).
+        #[arg(long, default_value_t = 10)]
+        transfers_per_block: u32,
+        /// Full nodes (by index in testnet.json's nodes) that get a copy of the chain too.
+        #[arg(long, value_delimiter = ',')]
+        copy_to: Vec<usize>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A fresh node joins a fabricated chain three ways, one after another: by state sync
+    /// from 3 peers (a full node among them serving corrupt chunks: needs a `cairn-node` with
+    /// debug assertions and the `byzantine` feature), by state sync from 1 peer, and by full
+    /// replay; reports time and bytes.
+    StateSyncBench {
+        /// Output directory for the testnet (must not hold one).
+        #[arg(long)]
+        out: PathBuf,
+        /// Blocks to fabricate.
+        #[arg(long, default_value_t = 100_000)]
+        blocks: u64,
+        /// Transfers per fabricated block.
+        #[arg(long, default_value_t = 10)]
+        transfers_per_block: u32,
+        /// Snapshot interval of the validators, blocks.
+        #[arg(long, default_value_t = 20)]
+        snapshot_interval_blocks: u64,
+        /// Snapshot chunk target, bytes (small enough that every provider serves chunks).
+        #[arg(long, default_value_t = 128 * 1024)]
+        snapshot_chunk_bytes: u32,
+        /// How long to wait for each node to reach the tip.
+        #[arg(long, default_value = "3600s", value_parser = parse_duration)]
+        wait: Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a Docker testnet (`compose up -d`) and wait until every node answers.
     Up {
         /// Testnet directory.
@@ -975,6 +1022,63 @@ async fn main() -> Result<()> {
             })
             .await?;
             report_set(json, "removed", &node.name, id, &set, None);
+        }
+        Cmd::Fabricate {
+            dir,
+            blocks,
+            transfers_per_block,
+            copy_to,
+            json,
+        } => {
+            let r = cairn_testnet::fabricate::fabricate(&cairn_testnet::fabricate::FabricateOptions {
+                dir,
+                blocks,
+                transfers_per_block,
+                copy_to,
+                progress: !json,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "head {} ({}), state root {}; wrote {} blocks and {} transfers in {:.1} s, \
+                     copied in {:.1} s; validator 0's database {} bytes",
+                    r.head_height,
+                    r.head_hash,
+                    r.state_root,
+                    r.blocks_written,
+                    r.transfers_written,
+                    r.build_secs,
+                    r.copy_secs,
+                    r.db_bytes
+                );
+            }
+        }
+        Cmd::StateSyncBench {
+            out,
+            blocks,
+            transfers_per_block,
+            snapshot_interval_blocks,
+            snapshot_chunk_bytes,
+            wait,
+            json,
+        } => {
+            let opts = cairn_testnet::state_sync_bench::BenchOptions {
+                out,
+                blocks,
+                transfers_per_block,
+                snapshot_interval_blocks,
+                snapshot_chunk_bytes,
+                wait_max: wait,
+                progress: !json,
+                ..Default::default()
+            };
+            let report = cairn_testnet::state_sync_bench::run(&opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report.table());
+            }
         }
         Cmd::Chart { results, out } => {
             let text = std::fs::read_to_string(&results)

@@ -11,7 +11,9 @@
 //!
 //! It prints the time to reach the tip and the bytes each received (the
 //! `cairn_state_sync_bytes_received` and `cairn_sync_bytes_received` metrics); the figures
-//! are in docs/network.md.
+//! are in docs/network.md. The joins and checks are
+//! [`cairn_testnet::state_sync_bench`]'s, shared with the benchmark on a fabricated history
+//! (`tests/state_sync_fabricated.rs`).
 //!
 //! Needs the binaries built (`cargo build --workspace --bins --features cairn-node/byzantine`).
 
@@ -20,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use cairn_genesis::{Genesis, GenesisAccount};
 use cairn_ledger::Address;
-use cairn_node::config::NodeConfig;
 use cairn_rpc::RpcClient;
-use cairn_testnet::{
-    LocalTestnet, find_node_binary, free_port_ranges, generate, scrape_metric, test_options,
+use cairn_testnet::state_sync_bench::{
+    check_banned, edit_config, height, join_and_check, wait_for_snapshots, wait_until,
 };
+use cairn_testnet::{LocalTestnet, find_node_binary, free_port_ranges, generate, test_options};
 
 const WAIT_MAX: Duration = Duration::from_secs(600);
 /// Snapshot interval of every node, blocks.
@@ -37,32 +39,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-async fn height(c: &RpcClient) -> u64 {
-    c.status().await.map(|s| s.latest_height).unwrap_or(0)
-}
-
-fn edit_config(home: &Path, f: impl FnOnce(&mut NodeConfig)) {
-    let path = home.join("config.toml");
-    let mut c = NodeConfig::load(&path).unwrap();
-    f(&mut c);
-    std::fs::write(&path, c.to_toml()).unwrap();
 }
 
 /// Adds `n` funded accounts (no keys) to the genesis of every node.
@@ -79,25 +55,6 @@ fn fund_accounts(out: &Path, homes: &[&Path], n: u64) -> Genesis {
         std::fs::write(h.join("genesis.json"), &text).unwrap();
     }
     g
-}
-
-/// Starts node `i`, waits until it is at or past `tip`, returns the seconds taken.
-async fn join(
-    net: &mut LocalTestnet,
-    i: usize,
-    client: &RpcClient,
-    tip: u64,
-    args: &[&str],
-) -> f64 {
-    let started = Instant::now();
-    net.start_node_with_args(i, args).unwrap();
-    wait_until(
-        &format!("node {i} to reach height {tip}"),
-        WAIT_MAX,
-        || async { height(client).await >= tip },
-    )
-    .await;
-    started.elapsed().as_secs_f64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +100,8 @@ async fn a_fresh_node_joins_by_state_sync_from_three_peers_one_corrupt() {
                 c.p2p.bootstrap = vec![addr(0)];
                 c.sync.state_sync = false;
             }
-        });
+        })
+        .unwrap();
     }
     let clients: Vec<RpcClient> = manifest
         .nodes
@@ -160,90 +118,60 @@ async fn a_fresh_node_joins_by_state_sync_from_three_peers_one_corrupt() {
     wait_until(&format!("height {blocks}"), WAIT_MAX, || async {
         height(&clients[0]).await >= blocks
     })
-    .await;
+    .await
+    .unwrap();
     eprintln!("chain at height {blocks} after {:?}", t.elapsed());
     // Every provider holds a snapshot (the validators' newest and the corrupt node's).
     let newest = blocks / SNAPSHOT_EVERY * SNAPSHOT_EVERY;
-    for i in [0, 1, corrupt] {
-        let snaps = homes[i].join("snapshots");
-        wait_until(&format!("node {i}'s snapshots"), WAIT_MAX, || async {
-            cairn_ledger::snapshot::list_snapshots(&snaps)
-                .map(|l| {
-                    l.iter()
-                        .any(|(h, p)| *h + SNAPSHOT_EVERY >= newest && p.join("manifest").is_file())
-                })
-                .unwrap_or(false)
-        })
-        .await;
-    }
+    wait_for_snapshots(
+        &[homes[0], homes[1], homes[corrupt]],
+        newest.saturating_sub(SNAPSHOT_EVERY),
+        WAIT_MAX,
+    )
+    .await
+    .unwrap();
 
-    let http = reqwest::Client::new();
-    let metric = |i: usize, name: &'static str| {
-        let (http, url) = (http.clone(), manifest.nodes[i].rpc_url.clone());
-        async move {
-            scrape_metric(&http, &url, name)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(0.0)
-        }
-    };
     let mut figures = Vec::new();
-    for (i, what, args) in [
-        (joiner3, "state sync, 3 peers (1 corrupt)", &[][..]),
-        (joiner1, "state sync, 1 peer", &[][..]),
-        (replay, "full replay, 1 peer", &[][..]),
+    for (i, what, by_state_sync) in [
+        (joiner3, "state sync, 3 peers (1 corrupt)", true),
+        (joiner1, "state sync, 1 peer", true),
+        (replay, "full replay, 1 peer", false),
     ] {
-        let tip = height(&clients[0]).await;
-        let secs = join(&mut net, i, &clients[i], tip, args).await;
-        let state_bytes = metric(i, "cairn_state_sync_bytes_received_total").await;
-        let block_bytes = metric(i, "cairn_sync_bytes_received_total").await;
-        let snapshot_height = metric(i, "cairn_state_sync_height").await as u64;
-        eprintln!(
-            "{what}: tip {tip} reached in {secs:.1} s; snapshot height {snapshot_height}; \
-             state sync {state_bytes} bytes + block sync {block_bytes} bytes"
-        );
-        figures.push((what, secs, snapshot_height, state_bytes + block_bytes));
-        if i == replay {
-            assert_eq!(snapshot_height, 0, "the replay node must not state-sync");
-        } else {
-            assert!(
-                snapshot_height >= SNAPSHOT_EVERY,
-                "{what}: did not join by state sync"
-            );
-        }
-        // It agrees with validator 0 on a block after its snapshot and on its head's state root.
-        let h = height(&clients[i]).await;
-        let mine = clients[i].block_hashes_by_height(h).await.unwrap().unwrap();
-        let theirs = clients[0].block_hashes_by_height(h).await.unwrap().unwrap();
-        assert_eq!(mine.hash, theirs.hash, "{what}: block {h} differs");
-        assert_eq!(mine.header.state_root, theirs.header.state_root);
+        // It reaches the tip and agrees with validator 0 on a block after its snapshot
+        // (hash and state root).
+        let f = join_and_check(
+            &mut net,
+            i,
+            what,
+            &[],
+            &clients[0],
+            by_state_sync,
+            SNAPSHOT_EVERY,
+            WAIT_MAX,
+        )
+        .await
+        .unwrap();
+        figures.push(f);
     }
     // The joiner from 3 peers banned the corrupt one.
-    let corrupt_peer = &manifest.nodes[corrupt].peer_id;
-    let log = std::fs::read_to_string(homes[joiner3].join("node.log")).unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("bad chunk") && l.contains(corrupt_peer.as_str())),
-        "the joiner saw no bad chunk from the corrupt peer"
-    );
-    assert!(
-        log.lines()
-            .any(|l| l.contains("banned") && l.contains(corrupt_peer.as_str())),
-        "the corrupt peer was not banned"
-    );
-    let peers = clients[joiner3].peers().await.unwrap();
-    assert!(
-        peers.iter().all(|p| p.peer_id != *corrupt_peer),
-        "{peers:?}"
-    );
+    check_banned(
+        homes[joiner3],
+        &clients[joiner3],
+        &manifest.nodes[corrupt].peer_id,
+    )
+    .await
+    .unwrap();
     eprintln!(
         "| how | accounts | chain height | time to tip (s) | snapshot height | bytes received |"
     );
-    for (what, secs, snap, bytes) in figures {
+    for f in figures {
         eprintln!(
-            "| {what} | {} | {blocks}+ | {secs:.1} | {snap} | {bytes} |",
-            genesis.accounts.len()
+            "| {} | {} | {blocks}+ | {:.1} | {} | {} |",
+            f.what,
+            genesis.accounts.len(),
+            f.secs,
+            f.snapshot_height,
+            f.bytes()
         );
     }
     net.stop_all();

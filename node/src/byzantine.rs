@@ -19,6 +19,11 @@
 //! Every conflicting pair is an [`cairn_consensus::Equivocation`] honest validators detect,
 //! store and gossip as evidence; the invalid block is refused by execution
 //! (`cairn_proposals_refused_total`) and its view nullified.
+//!
+//! Two serving behaviours work on any node, validator or not: `corrupt-chunks` (every
+//! state-snapshot chunk served with a byte flipped) and `corrupt-ranges` (every block-sync
+//! range served with a bit of each block's state root flipped, so its certificates do not
+//! verify; `node/tests/block_sync.rs`).
 
 use std::str::FromStr;
 
@@ -59,14 +64,18 @@ pub struct Plan {
     /// validator or not; `crate::snapshots::SnapshotServe`). Independent of the consensus
     /// behaviours, which may then be empty.
     corrupt_chunks: bool,
+    /// `corrupt-ranges`: serve every block-sync range with a bit of each block's state root
+    /// flipped, so none of its certificates verifies (any node; `crate::sync_server::run`).
+    /// Independent of the consensus behaviours, like `corrupt_chunks`.
+    corrupt_ranges: bool,
 }
 
 /// Why a `--byzantine` value does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    /// Not one of `equivocate`, `withhold`, `invalid`, `corrupt-chunks`.
+    /// Not one of `equivocate`, `withhold`, `invalid`, `corrupt-chunks`, `corrupt-ranges`.
     #[error(
-        "unknown byzantine behaviour `{name}` (expected equivocate, withhold, invalid or corrupt-chunks)"
+        "unknown byzantine behaviour `{name}` (expected equivocate, withhold, invalid, corrupt-chunks or corrupt-ranges)"
     )]
     Unknown {
         /// The word given.
@@ -90,14 +99,20 @@ impl FromStr for Plan {
     fn from_str(s: &str) -> Result<Plan, PlanError> {
         let mut behaviours = Vec::new();
         let mut corrupt_chunks = false;
+        let mut corrupt_ranges = false;
         for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            if word == "corrupt-chunks" {
-                if corrupt_chunks {
+            let serving = match word {
+                "corrupt-chunks" => Some(&mut corrupt_chunks),
+                "corrupt-ranges" => Some(&mut corrupt_ranges),
+                _ => None,
+            };
+            if let Some(flag) = serving {
+                if *flag {
                     return Err(PlanError::Duplicate {
                         name: word.to_string(),
                     });
                 }
-                corrupt_chunks = true;
+                *flag = true;
                 continue;
             }
             let b = match word {
@@ -117,12 +132,13 @@ impl FromStr for Plan {
             }
             behaviours.push(b);
         }
-        if behaviours.is_empty() && !corrupt_chunks {
+        if behaviours.is_empty() && !corrupt_chunks && !corrupt_ranges {
             return Err(PlanError::Empty);
         }
         Ok(Plan {
             behaviours,
             corrupt_chunks,
+            corrupt_ranges,
         })
     }
 }
@@ -136,6 +152,11 @@ impl Plan {
     /// Whether snapshot chunks are served corrupt.
     pub fn corrupt_chunks(&self) -> bool {
         self.corrupt_chunks
+    }
+
+    /// Whether block-sync ranges are served corrupt.
+    pub fn corrupt_ranges(&self) -> bool {
+        self.corrupt_ranges
     }
 
     /// The behaviour in `view`: `behaviours[view % len]`.
@@ -257,6 +278,17 @@ mod tests {
             })
         );
         assert_eq!(" , ".parse::<Plan>(), Err(PlanError::Empty));
+        let serving: Plan = "corrupt-ranges".parse().unwrap();
+        assert!(serving.corrupt_ranges() && !serving.corrupt_chunks());
+        assert!(!serving.has_consensus_behaviours());
+        assert_eq!(
+            "corrupt-ranges,corrupt-ranges".parse::<Plan>(),
+            Err(PlanError::Duplicate {
+                name: "corrupt-ranges".into()
+            })
+        );
+        let both: Plan = "corrupt-chunks,corrupt-ranges,withhold".parse().unwrap();
+        assert!(both.corrupt_ranges() && both.corrupt_chunks() && both.has_consensus_behaviours());
     }
 
     #[test]

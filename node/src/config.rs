@@ -289,6 +289,18 @@ pub struct SyncConfig {
     /// catch-up speed (about 3x; `docs/throughput.md`). Blocks are always re-executed.
     /// Set `true` to trust no quorum with transaction validity.
     pub reverify_signatures: bool,
+    /// Block-sync range requests in flight at once, over all peers
+    /// (`crate::sync_schedule`). Ranges that arrive before the one the head needs wait for
+    /// it; ranges in flight and waiting together are at most twice this. Range 1..=32.
+    /// Default 8.
+    pub range_in_flight_max: u32,
+    /// Block-sync range requests in flight to one peer. Range 1..=16. Default 2 (below the
+    /// sync server's default `serve_in_flight_per_peer_max` of 4).
+    pub range_in_flight_per_peer_max: u32,
+    /// How long a range request may take, from sending it to its checked answer, ms; then
+    /// it is asked of another peer (a timeout is not the peer's fault). Range
+    /// 100..=600000. Default 15000 (above `p2p.sync_request_timeout_ms`' default 10000).
+    pub range_timeout_ms: u64,
     /// Sync requests one peer may send per second, sustained (the sync server's token
     /// bucket refill rate). Range 1..=10000. Default 50: a catching-up node sends a few
     /// ranges a second, a validator one transactions request per compact block.
@@ -471,6 +483,9 @@ impl Default for SyncConfig {
             interval_ms: 1000,
             batch_blocks_max: 64,
             reverify_signatures: false,
+            range_in_flight_max: 8,
+            range_in_flight_per_peer_max: 2,
+            range_timeout_ms: 15_000,
             serve_requests_per_sec: 50,
             serve_burst: 100,
             serve_in_flight_per_peer_max: 4,
@@ -710,6 +725,19 @@ impl NodeConfig {
         range("sync.interval_ms", self.sync.interval_ms, 50, 600_000)?;
         range("sync.batch_blocks_max", self.sync.batch_blocks_max, 1, 1024)?;
         range(
+            "sync.range_in_flight_max",
+            self.sync.range_in_flight_max,
+            1,
+            crate::sync_schedule::RANGES_IN_FLIGHT_MAX,
+        )?;
+        range(
+            "sync.range_in_flight_per_peer_max",
+            self.sync.range_in_flight_per_peer_max,
+            1,
+            16,
+        )?;
+        range("sync.range_timeout_ms", self.sync.range_timeout_ms, 100, 600_000)?;
+        range(
             "sync.serve_requests_per_sec",
             self.sync.serve_requests_per_sec,
             1,
@@ -918,6 +946,12 @@ mod tests {
             ("p2p.discovery_interval_ms", |c| {
                 c.p2p.discovery_interval_ms = 99
             }),
+            ("sync.range_in_flight_max", |c| c.sync.range_in_flight_max = 0),
+            ("sync.range_in_flight_max", |c| c.sync.range_in_flight_max = 33),
+            ("sync.range_in_flight_per_peer_max", |c| {
+                c.sync.range_in_flight_per_peer_max = 0
+            }),
+            ("sync.range_timeout_ms", |c| c.sync.range_timeout_ms = 99),
         ] {
             let mut c = NodeConfig::default();
             mutate(&mut c);

@@ -46,6 +46,7 @@ pub mod snapshots;
 pub mod state_sync;
 pub mod sync;
 pub mod sync_client;
+pub mod sync_schedule;
 pub mod sync_server;
 pub mod txgossip;
 pub mod verifier;

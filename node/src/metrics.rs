@@ -231,8 +231,10 @@ pub struct Metrics {
     /// Sync requests of peers refused for going over the peer's rate (answered
     /// `rate limited`; at most one in each 100 ms also counted against the peer).
     pub sync_requests_rate_limited: Counter<u64, AtomicU64>,
+    /// Sync range requests of peers answered with at least one block.
+    pub sync_ranges_served: Counter<u64, AtomicU64>,
     /// 1 while this node is behind and every peer that is ahead has pruned the next block
-    /// (block sync cannot go on; state sync is not built), else 0.
+    /// (block sync cannot go on; only a fresh node joins pruned peers, by state sync), else 0.
     pub sync_blocked_pruned: Gauge<i64, AtomicI64>,
 }
 
@@ -510,6 +512,7 @@ impl Metrics {
             sync_requests_pruned: Counter::default(),
             sync_requests_served: Counter::default(),
             sync_requests_rate_limited: Counter::default(),
+            sync_ranges_served: Counter::default(),
             sync_blocked_pruned: Gauge::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
@@ -750,6 +753,11 @@ impl Metrics {
             "sync_requests_pruned",
             "Sync range requests of peers answered pruned (below the lowest retained height)",
             m.sync_requests_pruned.clone(),
+        );
+        registry.register(
+            "sync_ranges_served",
+            "Sync range requests of peers answered with at least one block",
+            m.sync_ranges_served.clone(),
         );
         registry.register(
             "sync_blocked_pruned",

@@ -576,7 +576,12 @@ pub async fn run(
         block_interval_ms: runtime_params.block_interval_ms,
         params_in_force: runtime_params.clone(),
         sync_interval_ms: config.sync.interval_ms,
-        sync_batch_blocks_max: config.sync.batch_blocks_max,
+        sync_range_limits: crate::sync_schedule::RangeLimits {
+            in_flight_max: config.sync.range_in_flight_max as usize,
+            in_flight_per_peer_max: config.sync.range_in_flight_per_peer_max as usize,
+            timeout_ms: config.sync.range_timeout_ms,
+            batch_blocks: u64::from(config.sync.batch_blocks_max),
+        },
         sync_reverify_signatures: config.sync.reverify_signatures,
         sync_response_bytes_max,
     };
@@ -591,6 +596,13 @@ pub async fn run(
         .is_some_and(crate::byzantine::Plan::corrupt_chunks);
     #[cfg(not(all(feature = "byzantine", debug_assertions)))]
     let corrupt_chunks = false;
+    #[cfg(all(feature = "byzantine", debug_assertions))]
+    let corrupt_ranges = config
+        .byzantine
+        .as_ref()
+        .is_some_and(crate::byzantine::Plan::corrupt_ranges);
+    #[cfg(not(all(feature = "byzantine", debug_assertions)))]
+    let corrupt_ranges = false;
     tokio::spawn(crate::sync_server::run(
         store.clone(),
         net.clone(),
@@ -602,12 +614,14 @@ pub async fn run(
             served: shared.metrics.sync_requests_served.clone(),
             rate_limited: shared.metrics.sync_requests_rate_limited.clone(),
             pruned: shared.metrics.sync_requests_pruned.clone(),
+            ranges_served: shared.metrics.sync_ranges_served.clone(),
         },
         Some(Arc::new(crate::snapshots::SnapshotServe::new(
             home.join(SNAPSHOTS_DIR),
             store.clone(),
             corrupt_chunks,
         ))),
+        corrupt_ranges,
     ));
     let driver = Driver::new(
         driver_params,

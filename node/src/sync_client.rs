@@ -1,11 +1,17 @@
 //! The block sync client: asks peers for their finalized head, requests ranges of finalized
-//! blocks from a peer that is ahead, and checks each response off the driver task (every
+//! blocks from peers that are ahead, and checks each response off the driver task (every
 //! body sealed, every certificate verified, and with `[sync] reverify_signatures` every
 //! signature) before the driver commits it. The serving side is [`crate::sync_server`].
 //!
-//! One range request is in flight at a time; the next range is requested as soon as one
-//! arrives (pipelining: its transfer and checks overlap this range's commit). Results come
-//! back to the driver as [`SyncEvent`]s through a bounded queue ([`SYNC_EVENTS_MAX`]).
+//! **Several peers at once.** Consecutive ranges go to every peer whose last status says it
+//! holds them, at most `[sync] range_in_flight_per_peer_max` to one peer and
+//! `range_in_flight_max` over all; each has a deadline (`range_timeout_ms`). Answers are
+//! committed in order: one that arrives early waits in a bounded reorder buffer. A range
+//! that fails its checks is its server's fault ([`PeerFault::BadSyncResponse`]) and is
+//! asked of another peer; a timeout, a failed request or a `Pruned` answer is nobody's
+//! fault (that peer is only skipped for a moment). The scheduling state is pure and lives in
+//! [`crate::sync_schedule`]. Results come back to the driver as [`SyncEvent`]s through a
+//! bounded queue ([`SYNC_EVENTS_MAX`]).
 //!
 //! **Pruned peers.** Each peer's last status says up to which height it has finalized and
 //! from which height it holds block bodies (a node with `[storage] retain_blocks` pruned
@@ -32,11 +38,12 @@ use tracing::{debug, warn};
 use crate::driver::Shared;
 use crate::network::{NetworkHandle, PeerFault};
 use crate::sync::{StoredEpochProof, SyncRequest, SyncResponse, SyncedBlock};
+use crate::sync_schedule::{PeerHead, RETRY_AVOID_MS, RangeLimits, RangeRequest, RangeScheduler};
 use crate::verifier::verify_parallel;
 
-/// Most sync results waiting for the driver. Each comes from one request task; at most one
-/// range request and one status poll per peer are started per sync interval, so the
-/// senders wait only under a backlog.
+/// Most sync results waiting for the driver. Each comes from one request task; at most
+/// `[sync] range_in_flight_max` range requests are in flight and one status poll is started
+/// per sync interval, so the senders wait only under a backlog.
 pub const SYNC_EVENTS_MAX: usize = 64;
 /// After a failed head (status) request, the next one goes out this much later (ms) rather
 /// than a whole `sync.interval_ms` later.
@@ -48,21 +55,6 @@ pub const STATUS_RESPONSE_BYTES_MAX: usize = 1024;
 pub const PEER_HEADS_MAX: usize = 1024;
 /// Least time between two warnings that every peer ahead pruned the next block.
 pub const BLOCKED_WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A peer's last status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PeerHead {
-    /// Its finalized height.
-    height: u64,
-    /// The lowest height whose body it holds (0: all).
-    lowest_retained_height: u64,
-}
-
-impl PeerHead {
-    fn serves_from(&self, from_height: u64) -> bool {
-        SyncResponse::serves_from(self.height, self.lowest_retained_height, from_height)
-    }
-}
 
 /// Sync client parameters (from genesis and config).
 #[derive(Clone)]
@@ -79,12 +71,12 @@ pub struct SyncParams {
     pub validators: ValidatorSet,
     /// How often to poll a peer's head, ms.
     pub interval_ms: u64,
-    /// Blocks per range request.
-    pub batch_blocks_max: u16,
     /// Re-check transaction signatures of certified synced blocks.
     pub reverify_signatures: bool,
     /// Sync response byte bound.
     pub response_bytes_max: usize,
+    /// Bounds of the range requests (`[sync] range_*` and `batch_blocks_max`).
+    pub range_limits: RangeLimits,
 }
 
 /// A result of the sync client's requests, for the driver.
@@ -101,26 +93,47 @@ pub enum SyncEvent {
     /// `peer` answered a range request [`SyncResponse::Pruned`]: it no longer holds the
     /// range's first block (not its fault).
     Pruned {
+        /// The request's id ([`RangeRequest::id`]).
+        id: u64,
+        /// The range's first height.
+        from_height: u64,
         /// The peer.
         peer: PeerId,
         /// Its lowest retained height now.
         lowest_retained_height: u64,
     },
-    /// A range arrived from `peer` and was checked ([`check_synced`]).
+    /// A range arrived and was checked ([`check_synced`]); the scheduler knows who served
+    /// it.
     Blocks {
-        /// The peer that served it.
-        peer: PeerId,
+        /// The request's id ([`RangeRequest::id`]).
+        id: u64,
+        /// The range's first height.
+        from_height: u64,
         /// The checked response.
         checked: CheckedSync,
     },
-    /// A status (`what == "status"`) or range (`"sync"`) request failed.
+    /// A status or range request failed (not the peer's fault).
     Failed {
         /// Which request.
-        what: &'static str,
+        what: Failed,
         /// The peer asked.
         peer: PeerId,
         /// Why.
         reason: String,
+    },
+}
+
+/// Which request failed ([`SyncEvent::Failed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failed {
+    /// A head (status) poll.
+    Status,
+    /// Range request `id` from `from_height`.
+    Range {
+        /// The request's id ([`RangeRequest::id`]).
+        id: u64,
+        /// The range's first height.
+        from_height: u64,
     },
 }
 
@@ -159,7 +172,8 @@ pub struct SyncClient {
     net: NetworkHandle,
     shared: Arc<Shared>,
     events: mpsc::Sender<SyncEvent>,
-    in_flight: bool,
+    /// Which ranges are in flight to whom, and the checked answers waiting to commit.
+    ranges: RangeScheduler<CheckedSync>,
     best_peer_height: u64,
     last_poll_ms: u64,
     /// The last status of each connected peer, at most [`PEER_HEADS_MAX`].
@@ -177,13 +191,14 @@ impl SyncClient {
         shared: Arc<Shared>,
     ) -> (SyncClient, mpsc::Receiver<SyncEvent>) {
         let (events, rx) = mpsc::channel(SYNC_EVENTS_MAX);
+        let ranges = RangeScheduler::new(params.range_limits, params.epoch);
         (
             SyncClient {
                 params,
                 net,
                 shared,
                 events,
-                in_flight: false,
+                ranges,
                 best_peer_height: 0,
                 last_poll_ms: 0,
                 peer_heads: HashMap::new(),
@@ -198,17 +213,15 @@ impl SyncClient {
         self.best_peer_height
     }
 
-    /// True while a range request is in flight.
-    pub fn in_flight(&self) -> bool {
-        self.in_flight
+    /// Range requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.ranges.in_flight()
     }
 
     /// A new peer: a node that was down learns how far behind it is from its first peer,
     /// not one `sync.interval_ms` later.
     pub fn on_peer_connected(&mut self, peer: PeerId) {
-        if !self.in_flight {
-            self.poll_status(peer);
-        }
+        self.poll_status(peer);
     }
 
     /// True (and counted as polled now) if `sync.interval_ms` passed since the last head
@@ -233,9 +246,15 @@ impl SyncClient {
     }
 
     /// `peer` is at `height` and holds block bodies from `lowest_retained_height`; this
-    /// node's finalized head is `head`. Starts a range request if the peer (or another
-    /// whose status is known) is ahead and holds the next block.
-    pub fn on_status(&mut self, peer: PeerId, height: u64, lowest_retained_height: u64, head: u64) {
+    /// node's finalized head is `head`. Asks for ranges of the peers ahead that hold them.
+    pub fn on_status(
+        &mut self,
+        peer: PeerId,
+        height: u64,
+        lowest_retained_height: u64,
+        head: u64,
+        now_ms: u64,
+    ) {
         self.best_peer_height = self.best_peer_height.max(height);
         self.shared
             .syncing
@@ -247,23 +266,26 @@ impl SyncClient {
                 lowest_retained_height,
             },
         );
-        if height > head && !self.in_flight {
-            self.request_next(head, Some(peer));
-        } else if !self.peer_heads.values().any(|h| h.height > head) {
-            // Caught up (by consensus or sync): nothing is blocked any more.
-            self.set_blocked(false, head);
-        }
+        self.schedule(head, now_ms);
     }
 
-    /// `peer` answered [`SyncResponse::Pruned`]: records its lowest retained height and asks
-    /// another peer that holds block `head + 1`, if one is known.
-    pub fn on_pruned(&mut self, peer: PeerId, lowest_retained_height: u64, head: u64) {
-        self.in_flight = false;
-        debug!(%peer, lowest_retained_height, head, "peer pruned the blocks asked for; asking another");
+    /// `peer` answered request `id` (from `from_height`) [`SyncResponse::Pruned`]: records
+    /// its lowest retained height and asks another peer that holds the range.
+    pub fn on_pruned(
+        &mut self,
+        id: u64,
+        from_height: u64,
+        peer: PeerId,
+        lowest_retained_height: u64,
+        head: u64,
+        now_ms: u64,
+    ) {
+        debug!(%peer, lowest_retained_height, from_height, "peer pruned the blocks asked for; asking another");
         if let Some(h) = self.peer_heads.get_mut(&peer) {
             h.lowest_retained_height = lowest_retained_height;
         }
-        self.request_next(head, None);
+        self.ranges.failed(id, from_height, now_ms);
+        self.schedule(head, now_ms);
     }
 
     /// Remembers `peer`'s status (bounded: [`PEER_HEADS_MAX`]).
@@ -281,22 +303,19 @@ impl SyncClient {
         self.peer_heads.insert(peer, head);
     }
 
-    /// Requests the range from `head + 1` of a peer that holds it ([`Self::holder`]); if
-    /// peers are ahead but none holds it, says so (module docs, "Pruned peers").
-    fn request_next(&mut self, head: u64, preferred: Option<PeerId>) {
-        if self.in_flight {
-            return;
+    /// Forgets range requests that timed out and asks for what is missing
+    /// ([`RangeScheduler::schedule`]); if peers are ahead but none holds the next block,
+    /// says so (module docs, "Pruned peers").
+    pub fn schedule(&mut self, head: u64, now_ms: u64) {
+        for late in self.ranges.expire(now_ms) {
+            debug!(peer = %late.peer, from_height = late.from_height, "range request timed out; asking another peer");
         }
-        match holder(&self.peer_heads, head, preferred) {
-            Some(peer) => {
-                self.set_blocked(false, head);
-                self.request_blocks(peer, head + 1);
-            }
-            None => {
-                let ahead = self.peer_heads.values().any(|h| h.height > head);
-                self.set_blocked(ahead, head);
-            }
+        for req in self.ranges.schedule(head, &self.peer_heads, now_ms) {
+            self.request_blocks(req);
         }
+        let ahead = self.peer_heads.values().any(|h| h.height > head);
+        let held = self.peer_heads.values().any(|h| h.serves_from(head + 1));
+        self.set_blocked(ahead && !held && !self.ranges.covers(head + 1), head);
     }
 
     /// Sets the `cairn_sync_blocked_pruned` gauge and warns (at most every
@@ -337,59 +356,73 @@ impl SyncClient {
         );
     }
 
-    /// A checked range arrived: penalizes a faulty responder and requests the next range
-    /// at once (pipelining; if this range is refused, the next does not link to the head
-    /// and is refused too; the periodic status poll starts over from the head). Returns the
-    /// blocks to commit, if any ([`prepare_synced`]).
-    pub fn on_blocks(&mut self, peer: PeerId, checked: CheckedSync) -> Option<SyncedRange> {
-        if let Some(reason) = &checked.fault {
-            warn!(%peer, reason, "bad sync response");
-            self.net.penalize(peer, PeerFault::BadSyncResponse);
-        }
-        self.in_flight = false;
-        // No pipelining past an epoch's boundary: the next range is checked against the next
-        // epoch's set, which the driver sets once it committed the boundary (`after_commit`).
-        if checked.fault.is_none()
-            && !checked.boundary
-            && let Some((last, _)) = checked.blocks.last()
+    /// The checked answer to range request `id` (from `from_height`) arrived: it waits
+    /// until it is the next to commit ([`Self::next_range`]). A late answer (its request
+    /// timed out) or one checked under an epoch that ended is dropped, nobody's fault.
+    pub fn on_blocks(&mut self, id: u64, from_height: u64, checked: CheckedSync, now_ms: u64) {
+        // A faulty answer is judged in turn even if no block of it passed its checks: it
+        // then stands for its first height.
+        let last = match checked.blocks.last() {
+            Some((b, _)) => Some(b.header().height),
+            None if checked.fault.is_some() => Some(from_height),
+            None => None,
+        };
+        let boundary = checked.boundary;
+        if !self
+            .ranges
+            .arrived(id, from_height, last, boundary, checked, now_ms)
         {
-            let next = last.header().height + 1;
-            if self.best_peer_height >= next {
-                self.request_blocks(peer, next);
-            }
+            debug!(id, from_height, "range answer dropped (timed out, empty, or checked under an ended epoch)");
         }
-        prepare_synced(peer, checked)
     }
 
-    /// After committing a range from `peer`: updates the syncing flag and asks for more if
-    /// a peer is still ahead of `head` (`peer` itself, or another that holds the blocks).
-    pub fn after_commit(&mut self, peer: PeerId, head: u64) {
+    /// The next checked range to commit above `head`, with the peer that served it, if it
+    /// arrived. A range that failed its checks is judged here, when it is the next to
+    /// commit under the epoch it was checked under: its peer is penalized
+    /// ([`PeerFault::BadSyncResponse`]) and not asked again, the blocks before the bad one
+    /// are still returned (each is covered by a verified certificate), and the rest is
+    /// asked of another peer. `None` inside: nothing of it can be committed.
+    pub fn next_range(&mut self, head: u64, now_ms: u64) -> Option<(PeerId, Option<SyncedRange>)> {
+        let arrived = self.ranges.pop_ready(head)?;
+        let peer = arrived.peer;
+        if let Some(reason) = &arrived.payload.fault {
+            warn!(%peer, from_height = arrived.from_height, reason, "bad sync response");
+            self.net.penalize(peer, PeerFault::BadSyncResponse);
+            self.ranges.penalized(peer, now_ms);
+        }
+        let range = prepare_synced(peer, arrived.payload);
+        if range.is_none() {
+            self.ranges.avoid(peer, now_ms.saturating_add(RETRY_AVOID_MS));
+        }
+        Some((peer, range))
+    }
+
+    /// After committing: updates the syncing flag and asks for more if a peer is still
+    /// ahead of `head`.
+    pub fn after_commit(&mut self, head: u64, now_ms: u64) {
         self.shared
             .syncing
             .store(self.best_peer_height > head + 1, Ordering::Relaxed);
-        if self.best_peer_height > head {
-            if self.peer_heads.contains_key(&peer) {
-                self.request_next(head, Some(peer));
-            } else {
-                // Its status is not known (any more): it served up to `head`, so it holds
-                // the next blocks unless it pruned them, which it would answer.
-                self.request_blocks(peer, head + 1);
-            }
-        }
+        self.schedule(head, now_ms);
     }
 
-    /// A request failed: a range request may be retried; a status poll is retried (any
-    /// peer) in [`STATUS_RETRY_MS`], not a whole sync interval later.
-    pub fn on_failed(&mut self, what: &'static str, peer: PeerId, reason: &str, now_ms: u64) {
-        if what == "sync" {
-            self.in_flight = false;
+    /// A request failed: a range (request `id` from `from_height`) is asked of another
+    /// peer, not counted against this one; a status poll is retried (any peer) in
+    /// [`STATUS_RETRY_MS`], not a whole sync interval later.
+    pub fn on_failed(&mut self, failed: Failed, peer: PeerId, reason: &str, head: u64, now_ms: u64) {
+        match failed {
+            Failed::Range { id, from_height } => {
+                debug!(%peer, from_height, reason, "range request failed");
+                self.ranges.failed(id, from_height, now_ms);
+                self.schedule(head, now_ms);
+            }
+            Failed::Status => {
+                debug!(%peer, reason, "status request failed");
+                self.last_poll_ms = now_ms
+                    .saturating_sub(self.params.interval_ms)
+                    .saturating_add(STATUS_RETRY_MS);
+            }
         }
-        if what == "status" {
-            self.last_poll_ms = now_ms
-                .saturating_sub(self.params.interval_ms)
-                .saturating_add(STATUS_RETRY_MS);
-        }
-        debug!(%peer, what, reason, "request failed");
     }
 
     /// Asks `peer` for its finalized head; the answer arrives as
@@ -399,7 +432,7 @@ impl SyncClient {
         let out = self.events.clone();
         tokio::spawn(async move {
             let failed = |reason: String| SyncEvent::Failed {
-                what: "status",
+                what: Failed::Status,
                 peer,
                 reason,
             };
@@ -426,30 +459,32 @@ impl SyncClient {
     }
 
     /// Checks later responses as blocks of `epoch`, whose set is `validators` (honest
-    /// servers end a response at an epoch's boundary block).
+    /// servers end a response at an epoch's boundary block); answers waiting that were
+    /// checked under the old epoch are dropped.
     pub fn set_epoch(&mut self, epoch: cairn_consensus::Epoch, validators: ValidatorSet) {
         self.params.epoch = epoch;
         self.params.namespace =
             cairn_consensus::epoch_namespace(&self.params.chain_namespace, epoch);
         self.params.validators = validators;
+        self.ranges.set_epoch(epoch);
     }
 
-    /// Requests `batch_blocks_max` blocks from `from_height` of `peer` (unless a range
-    /// request is in flight); the checked answer arrives as [`SyncEvent::Blocks`].
-    pub fn request_blocks(&mut self, peer: PeerId, from_height: u64) {
-        if self.in_flight {
-            return;
-        }
-        self.in_flight = true;
+    /// Sends range request `req`; the checked answer arrives as [`SyncEvent::Blocks`].
+    fn request_blocks(&mut self, req: RangeRequest) {
+        let RangeRequest {
+            id,
+            peer,
+            from_height,
+            count,
+            epoch,
+        } = req;
+        debug_assert_eq!(epoch, self.params.epoch, "checked under the scheduler's epoch");
         let net = self.net.clone();
         let out = self.events.clone();
         let p = self.params.clone();
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let req = SyncRequest::Blocks {
-                from_height,
-                count: p.batch_blocks_max,
-            };
+            let req = SyncRequest::Blocks { from_height, count };
             let res = net.request(peer, req.encode(), req.cost()).await;
             if let Ok(bytes) = &res {
                 shared
@@ -458,7 +493,7 @@ impl SyncClient {
                     .inc_by(bytes.len() as u64);
             }
             let failed = |reason: String| SyncEvent::Failed {
-                what: "sync",
+                what: Failed::Range { id, from_height },
                 peer,
                 reason,
             };
@@ -472,13 +507,19 @@ impl SyncClient {
                     // execution and commit, not by checks on the task that runs consensus.
                     let verify = tokio::task::spawn_blocking(move || check_synced(blocks, &p));
                     match verify.await {
-                        Ok(checked) => SyncEvent::Blocks { peer, checked },
+                        Ok(checked) => SyncEvent::Blocks {
+                            id,
+                            from_height,
+                            checked,
+                        },
                         Err(e) => failed(format!("verification task failed: {e}")),
                     }
                 }
                 Ok(SyncResponse::Pruned {
                     lowest_retained_height,
                 }) => SyncEvent::Pruned {
+                    id,
+                    from_height,
                     peer,
                     lowest_retained_height,
                 },
@@ -488,25 +529,6 @@ impl SyncClient {
             let _ = out.send(msg).await;
         });
     }
-}
-
-/// The peer to ask for the range from `head + 1`, by the last statuses `heads`: `preferred`
-/// if it holds that block, else the peer with the highest head among those that hold it
-/// (ties: the lowest peer id, so the choice does not depend on map order).
-fn holder(
-    heads: &HashMap<PeerId, PeerHead>,
-    head: u64,
-    preferred: Option<PeerId>,
-) -> Option<PeerId> {
-    let from = head + 1;
-    let holds = |p: &PeerId| heads.get(p).is_some_and(|h| h.serves_from(from));
-    preferred.filter(holds).or_else(|| {
-        heads
-            .iter()
-            .filter(|(_, h)| h.serves_from(from))
-            .max_by_key(|(p, h)| (h.height, std::cmp::Reverse(**p)))
-            .map(|(p, _)| *p)
-    })
 }
 
 /// True if `bytes` is a borsh finalization certificate for `block_hash` that verifies
@@ -654,48 +676,4 @@ pub fn prepare_synced(peer: PeerId, checked: CheckedSync) -> Option<SyncedRange>
         epoch_proof,
         verified,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(height: u64, lowest_retained_height: u64) -> PeerHead {
-        PeerHead {
-            height,
-            lowest_retained_height,
-        }
-    }
-
-    /// A range is asked only of a peer that holds its first block: the preferred one if it
-    /// does, else the highest holder; none if every peer ahead pruned it.
-    #[test]
-    fn ranges_go_only_to_peers_that_hold_them() {
-        let (full, pruned, behind) = (PeerId::random(), PeerId::random(), PeerId::random());
-        let mut heads = HashMap::new();
-        heads.insert(pruned, head(3000, 1977));
-        heads.insert(behind, head(50, 0));
-        // Only pruned and short peers: from genesis nobody holds block 1 and is ahead...
-        assert_eq!(
-            holder(&heads, 0, Some(pruned)),
-            Some(behind),
-            "behind holds 1..=50"
-        );
-        assert_eq!(
-            holder(&heads, 50, Some(pruned)),
-            None,
-            "51 is pruned at the only peer ahead"
-        );
-        // ... until a full peer reports.
-        heads.insert(full, head(2990, 0));
-        assert_eq!(holder(&heads, 50, Some(pruned)), Some(full));
-        assert_eq!(holder(&heads, 50, None), Some(full));
-        // From the pruned peer's lowest retained height on, it holds the range: preferred
-        // if named, else the highest holder.
-        assert_eq!(holder(&heads, 1976, Some(pruned)), Some(pruned));
-        assert_eq!(holder(&heads, 1976, Some(full)), Some(full));
-        assert_eq!(holder(&heads, 1976, None), Some(pruned), "the highest head");
-        // Nobody ahead: nothing to ask.
-        assert_eq!(holder(&heads, 3000, None), None);
-    }
 }

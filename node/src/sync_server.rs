@@ -225,9 +225,11 @@ pub struct ServeRequest {
 }
 
 /// Runs the sync server until `requests` closes. `lookups` reaches the driver;
-/// `response_bytes_max` bounds a `Blocks` response; `pruned_answers` counts range requests
-/// answered [`SyncResponse::Pruned`]; `snapshots` serves state snapshots (`None`: none are
-/// offered).
+/// `response_bytes_max` bounds a `Blocks` response; `counters` count requests served,
+/// refused over the rate, range requests answered [`SyncResponse::Pruned`] and those
+/// answered with blocks; `snapshots` serves state snapshots (`None`: none are offered); `corrupt_ranges`
+/// (Byzantine test nodes only, `--byzantine corrupt-ranges`) flips a bit of every served
+/// block's state root, so no certificate of the range verifies.
 // Each argument is one of the server's separate inputs, wired once in `node::run`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -239,6 +241,7 @@ pub async fn run(
     response_bytes_max: usize,
     counters: ServerCounters,
     snapshots: Option<Arc<crate::snapshots::SnapshotServe>>,
+    corrupt_ranges: bool,
 ) {
     let started = Instant::now();
     let mut limiter = RequestLimiter::new(limits);
@@ -284,15 +287,25 @@ pub async fn run(
                 let permit = permits.clone().acquire_owned().await.expect("never closed");
                 let (store, net, lookups, done_tx, snapshots) =
                     (store.clone(), net.clone(), lookups.clone(), done_tx.clone(), snapshots.clone());
-                let pruned_answers = counters.pruned.clone();
+                let (pruned_answers, ranges_served) = (counters.pruned.clone(), counters.ranges_served.clone());
                 counters.served.inc();
                 tokio::spawn(async move {
-                    let response = match request {
+                    let mut response = match request {
                         SyncRequest::SnapshotOffer { .. } | SyncRequest::SnapshotChunk { .. } => {
                             answer_snapshot(snapshots, request).await
                         }
                         request => answer(&store, &lookups, request, response_bytes_max).await,
                     };
+                    if let SyncResponse::Blocks(blocks) = &mut response
+                        && !blocks.is_empty()
+                    {
+                        ranges_served.inc();
+                        if corrupt_ranges {
+                            for b in blocks.iter_mut() {
+                                b.block.header.state_root.0[0] ^= 1;
+                            }
+                        }
+                    }
                     if let SyncResponse::Pruned { lowest_retained_height } = &response {
                         debug!(%peer, lowest_retained_height, "sync range below the lowest retained height: answered pruned");
                         pruned_answers.inc();
@@ -315,6 +328,8 @@ pub struct ServerCounters {
     pub rate_limited: Counter<u64, AtomicU64>,
     /// Range requests answered `Pruned`.
     pub pruned: Counter<u64, AtomicU64>,
+    /// Range requests answered with at least one block.
+    pub ranges_served: Counter<u64, AtomicU64>,
 }
 
 /// Answers one request.

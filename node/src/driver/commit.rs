@@ -225,24 +225,43 @@ impl Driver {
                 lowest_retained_height,
             } => {
                 let head = self.chain.head().height;
+                let now_ms = self.now_ms();
                 self.sync
-                    .on_status(peer, height, lowest_retained_height, head);
+                    .on_status(peer, height, lowest_retained_height, head, now_ms);
             }
             SyncEvent::Pruned {
+                id,
+                from_height,
                 peer,
                 lowest_retained_height,
             } => {
                 let head = self.chain.head().height;
-                self.sync.on_pruned(peer, lowest_retained_height, head);
+                let now_ms = self.now_ms();
+                self.sync
+                    .on_pruned(id, from_height, peer, lowest_retained_height, head, now_ms);
             }
-            SyncEvent::Blocks { peer, checked } => {
-                if let Some(range) = self.sync.on_blocks(peer, checked) {
-                    self.apply_synced(peer, range).await?;
+            SyncEvent::Blocks {
+                id,
+                from_height,
+                checked,
+            } => {
+                let now_ms = self.now_ms();
+                self.sync.on_blocks(id, from_height, checked, now_ms);
+                // Commit every waiting range that is next in order (each pop removes one).
+                while let Some((peer, range)) =
+                    self.sync.next_range(self.chain.head().height, now_ms)
+                {
+                    if let Some(range) = range {
+                        self.apply_synced(peer, range).await?;
+                    }
                 }
+                let head = self.chain.head().height;
+                self.sync.after_commit(head, now_ms);
             }
             SyncEvent::Failed { what, peer, reason } => {
                 let now_ms = self.now_ms();
-                self.sync.on_failed(what, peer, &reason, now_ms);
+                let head = self.chain.head().height;
+                self.sync.on_failed(what, peer, &reason, head, now_ms);
             }
         }
         Ok(())
@@ -317,7 +336,6 @@ impl Driver {
         if committed > 0 {
             info!(%peer, committed, head = self.chain.head().height, view = last_view, "synced blocks");
             self.retry_parked().await?;
-            self.sync.after_commit(peer, self.chain.head().height);
         }
         Ok(())
     }

@@ -303,8 +303,9 @@ pub struct DriverParams {
     pub block_interval_ms: u64,
     /// How often to poll a peer's head, ms.
     pub sync_interval_ms: u64,
-    /// Blocks per sync request.
-    pub sync_batch_blocks_max: u16,
+    /// Block-sync range bounds: blocks per request (`[sync] batch_blocks_max`), requests in
+    /// flight in all and per peer, and their deadline (`[sync] range_*`).
+    pub sync_range_limits: crate::sync_schedule::RangeLimits,
     /// Re-check transaction signatures of certified synced blocks (`[sync]
     /// reverify_signatures`).
     pub sync_reverify_signatures: bool,
@@ -513,7 +514,7 @@ impl Driver {
                 namespace: params.namespace_of(epoch),
                 validators: params.validators.clone(),
                 interval_ms: params.sync_interval_ms,
-                batch_blocks_max: params.sync_batch_blocks_max,
+                range_limits: params.sync_range_limits,
                 reverify_signatures: params.sync_reverify_signatures,
                 response_bytes_max: params.sync_response_bytes_max,
             },
@@ -900,6 +901,12 @@ impl Driver {
             && let Some(peer) = self.next_peer()
         {
             self.sync.poll_status(peer);
+        }
+        // Range requests past their deadline go to other peers; peers skipped for a moment
+        // are asked again.
+        let head = self.chain.head().height;
+        if self.sync.best_peer_height() > head {
+            self.sync.schedule(head, now);
         }
         let height = self.chain.head().height;
         if height % 64 == 0 {

@@ -8,8 +8,11 @@
 //! 2. A fresh full node bootstrapped to both the pruned node and the validator joins: it
 //!    takes the old ranges from the validator only (the pruned node answers no range
 //!    request `Pruned`) and agrees on every block hash.
-//! 3. A fresh full node that knows only the pruned node cannot catch up (state sync is not
-//!    built): it stays at genesis and says so (`cairn_sync_blocked_pruned` is 1).
+//! 3. A fresh full node that knows only the pruned node cannot catch up (state sync off):
+//!    it stays at genesis and says so (`cairn_sync_blocked_pruned` is 1).
+//!
+//! A second test (`a_fresh_node_joins_pruned_only_validators_by_state_sync`) has only
+//! pruned validators: a fresh node joins them by state sync.
 //!
 //! Every wait is bounded.
 
@@ -289,5 +292,124 @@ async fn a_pruned_node_serves_what_it_keeps_and_a_new_node_joins_from_the_full_o
         "it never asked for a range the pruned node does not hold"
     );
 
+    net.stop_all().await;
+}
+
+/// Issue 16: validators that keep only the last `RETAIN_BLOCKS_MIN` bodies run until their
+/// lowest retained height is above 0; a fresh full node with state sync on joins from them
+/// (it cannot replay: block 1 is gone everywhere), reaches the tip and agrees on the state
+/// root; a fresh node with state sync off says block sync is blocked. The chain runs at its
+/// fastest honest pace on loopback: two validators, no transactions, a 100 ms leader
+/// timeout (an empty leader waits half of it for transactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_node_joins_pruned_only_validators_by_state_sync() {
+    // Nodes 0 and 1: validators, pruned, snapshotting. Node 2: fresh, state sync on.
+    // Node 3: fresh, state sync off. Every node names both validators.
+    let homes = Homes::generate(4, 2, |config| {
+        config.p2p.discovery = false;
+        config.sync.snapshot_interval_blocks = 100;
+    });
+    let mut configs = homes.configs.clone();
+    for v in [0, 1] {
+        configs[v].storage.retain_blocks = RETAIN_BLOCKS_MIN;
+    }
+    configs[2].sync.state_sync = true;
+    configs[2].sync.state_sync_min_gap_blocks = 100;
+    configs[2].sync.state_sync_peers_min = 2;
+    let genesis = Genesis {
+        chain_id: "cairn-pruned-join".into(),
+        genesis_time_ms: cluster::now_ms(),
+        validators: (0..2)
+            .map(|i| GenesisValidator {
+                name: format!("validator-{i}"),
+                consensus_key: homes.validator_addresses[i],
+                peer_id: homes.peer_ids[i].to_string(),
+                voting_power: 1,
+            })
+            .collect(),
+        accounts: vec![GenesisAccount {
+            address: Address::from_public_key(&sender(0).verifying_key()),
+            balance: 1_000_000,
+        }],
+        params: cairn_genesis::ChainParams {
+            leader_timeout_ms: 100,
+            notarization_timeout_ms: 400,
+            nullify_retry_ms: 100,
+            ..cluster::fast_params()
+        },
+        governance: Default::default(),
+    };
+    let mut net = homes.with_genesis(genesis, Duration::from_secs(600));
+    net.configs = configs;
+    net.start(0);
+    net.start(1);
+    let started = std::time::Instant::now();
+    wait_until(
+        Duration::from_secs(600),
+        "both validators prune past block 1",
+        || async {
+            let mut all = true;
+            for v in [0, 1] {
+                all &= net.rpc[v]
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.lowest_retained_height > 1);
+            }
+            all
+        },
+    )
+    .await;
+    let head = net.height(0).await.unwrap();
+    eprintln!(
+        "validators pruned past block 1 at height {head} after {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The fresh node with state sync joins, reaches the tip and agrees on the state root.
+    net.start(2);
+    let head = net.height(0).await.unwrap();
+    net.wait_height(2, head).await;
+    let snapshot_height = metric(net.rpc_port(2), "cairn_state_sync_height").await;
+    assert!(
+        snapshot_height > 0,
+        "node 2 reached the tip without state sync (snapshot height 0)"
+    );
+    let lowest = net.rpc[0].status().await.unwrap().lowest_retained_height;
+    eprintln!("node 2 state-synced at height {snapshot_height}; validator 0 keeps bodies from {lowest}");
+    assert!(lowest > 1, "the validators pruned block 1");
+    let mut agreed = false;
+    for _ in 0..100 {
+        let (a, b) = (net.rpc[0].status().await, net.rpc[2].status().await);
+        if let (Ok(a), Ok(b)) = (a, b)
+            && a.latest_height == b.latest_height
+        {
+            assert_eq!(a.latest_hash, b.latest_hash, "height {}", a.latest_height);
+            assert_eq!(a.latest_state_root, b.latest_state_root, "height {}", a.latest_height);
+            agreed = true;
+            break;
+        }
+        // Compare a fixed height instead while the heads move.
+        let h = snapshot_height + 1;
+        let joined = net.rpc[2].block_by_height(h).await.unwrap().unwrap();
+        let full = net.rpc[0].block_by_height(h).await.unwrap().unwrap();
+        assert_eq!(joined.hash, full.hash, "height {h}");
+        assert_eq!(joined.header.state_root, full.header.state_root);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(agreed, "node 2 and validator 0 never reported the same head");
+
+    // The fresh node without state sync cannot replay from genesis and says so.
+    net.start(3);
+    wait_until(
+        Duration::from_secs(120),
+        "node 3 reports that block sync is blocked",
+        || async {
+            let port = net.rpc_port(3);
+            net.rpc[3].status().await.is_ok()
+                && metric(port, "cairn_sync_blocked_pruned").await == 1
+        },
+    )
+    .await;
+    assert_eq!(net.rpc[3].status().await.unwrap().latest_height, 0);
     net.stop_all().await;
 }

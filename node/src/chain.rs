@@ -208,6 +208,18 @@ impl Chain {
     }
 
     /// The header, state hash and layered state reader at `parent`.
+    /// Runs `f` on the state a child of `parent` builds on (the store under the diffs of
+    /// the pending blocks from the head to `parent`); `None` if `parent` is neither the head
+    /// nor a pending descendant of it.
+    pub fn with_state_at<R>(
+        &self,
+        parent: &Hash,
+        f: impl FnOnce(&dyn StateReader) -> R,
+    ) -> Option<R> {
+        let (_, _, state) = self.state_at(parent)?;
+        Some(f(&state))
+    }
+
     fn state_at(&self, parent: &Hash) -> Option<(BlockHeader, LtHash, Layered<'_>)> {
         let path = self.path_from_head(parent)?;
         let (header, lthash) = match path.last() {

@@ -122,6 +122,37 @@ impl Default for MempoolConfig {
 ///
 /// Only [`MempoolError::WrongChain`] is a peer's fault ([`MempoolError::is_peer_fault`]);
 /// the others depend on state or on the pool's occupancy and may be valid elsewhere or later.
+/// The per-sender nonce window: transaction `tx` with `nonce` is admissible only if
+/// `account_nonce <= nonce <= account_nonce + future_max`. The mempool's own check, also run
+/// by the RPC server before any signature check (the sender's nonce only grows, so a
+/// transaction it refuses as stale stays refused; one too far ahead may be sent again later).
+///
+/// Errors: [`MempoolError::StaleNonce`], [`MempoolError::TooFarAhead`].
+pub fn check_nonce_window(
+    tx: Hash,
+    account_nonce: u64,
+    nonce: u64,
+    future_max: u64,
+) -> Result<(), MempoolError> {
+    if nonce < account_nonce {
+        return Err(MempoolError::StaleNonce {
+            tx,
+            account_nonce,
+            got: nonce,
+        });
+    }
+    let max = account_nonce.saturating_add(future_max);
+    if nonce > max {
+        return Err(MempoolError::TooFarAhead {
+            tx,
+            account_nonce,
+            got: nonce,
+            max,
+        });
+    }
+    Ok(())
+}
+
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum MempoolError {
     /// Already pooled (or already finalized, when the caller checks that): the same
@@ -446,23 +477,8 @@ impl Mempool {
         let account = state
             .account(&body.sender)
             .map_err(|error| MempoolError::State { tx: hash, error })?;
-        if body.nonce < account.nonce {
-            return Err(MempoolError::StaleNonce {
-                tx: hash,
-                account_nonce: account.nonce,
-                got: body.nonce,
-            });
-        }
         let future_max = u64::try_from(self.config.sender_future_max).unwrap_or(u64::MAX);
-        let max = account.nonce.saturating_add(future_max);
-        if body.nonce > max {
-            return Err(MempoolError::TooFarAhead {
-                tx: hash,
-                account_nonce: account.nonce,
-                got: body.nonce,
-                max,
-            });
-        }
+        check_nonce_window(hash, account.nonce, body.nonce, future_max)?;
         // Who may send: cheap state reads (the governance record is held in memory), so a
         // refused sender costs no pool space. Execution checks the same rules again.
         let governance = state
@@ -621,6 +637,20 @@ impl Mempool {
         self.by_expiry.remove(&(body.expiry_height, *hash));
         self.bytes -= entry.bytes;
         Some(entry.tx)
+    }
+
+    /// True if a block built on `state` would take at least one pooled transaction by its
+    /// nonce: some sender's pooled transactions include its next nonce there. False when
+    /// every pooled transaction waits behind a nonce gap or is already in a pending block
+    /// on the way to `state`. A sender whose state cannot be read counts as ready (the
+    /// builder decides). Stops at the first ready sender; at most one state read per sender.
+    pub fn has_ready(&self, state: &dyn StateReader) -> bool {
+        self.by_sender
+            .iter()
+            .any(|(sender, queue)| match state.account(sender) {
+                Ok(account) => queue.txs.contains_key(&account.nonce),
+                Err(_) => true,
+            })
     }
 
     /// Picks transactions for a block on top of `builder` (a ledger [`BlockBuilder`] on the
@@ -1308,6 +1338,26 @@ mod tests {
         state.get_mut(&addr(1)).unwrap().nonce = u64::MAX - 1;
         mp.insert(tx(1, u64::MAX), &state, CHAIN, 1).unwrap();
         mp.check_invariants();
+    }
+
+    #[test]
+    fn has_ready_is_false_when_every_pooled_nonce_waits_behind_a_gap_or_is_included() {
+        let mut state = funded(&[1, 2], 1_000_000);
+        let mut mp = pool();
+        assert!(!mp.has_ready(&state), "an empty pool has nothing ready");
+        // Sender 1 pools nonce 2 only: behind a gap at 0 and 1.
+        mp.insert(tx(1, 2), &state, CHAIN, 1).unwrap();
+        assert!(!mp.has_ready(&state));
+        // Sender 2 pools nonce 0: ready.
+        mp.insert(tx(2, 0), &state, CHAIN, 1).unwrap();
+        assert!(mp.has_ready(&state));
+        // In the state after a pending block that included sender 2's nonce 0 (still pooled
+        // until finalized), nothing is ready again.
+        state.get_mut(&addr(2)).unwrap().nonce = 1;
+        assert!(!mp.has_ready(&state));
+        // Sender 1's gap filled in that state: nonce 2 is next, so ready.
+        state.get_mut(&addr(1)).unwrap().nonce = 2;
+        assert!(mp.has_ready(&state));
     }
 
     #[test]

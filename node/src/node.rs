@@ -534,6 +534,9 @@ pub async fn run(
                 .min(crate::verifier::VERIFY_THREADS_MAX),
         ),
         mempool_full: AtomicBool::new(false),
+        sender_future_max: std::sync::atomic::AtomicU64::new(
+            runtime_params.mempool_sender_future_max,
+        ),
         refusals: Default::default(),
         finalized_blocks: Shared::finalized_blocks_channel(),
         committed_height: tokio::sync::watch::Sender::new(chain.head().height),

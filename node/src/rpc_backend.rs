@@ -47,6 +47,58 @@ fn validator_infos(validators: &[cairn_ledger::governance::ValidatorInfo]) -> Ve
 }
 
 impl NodeBackend {
+    /// Refuses, from the sender's committed nonce, the transactions of `txs` outside their
+    /// sender's nonce window ([`crate::mempool::check_nonce_window`]), recording each
+    /// refusal for `getTransaction`. Returns the transactions that pass, in order, and one
+    /// slot per submitted transaction: `Some(refusal)` for those refused here, `None` for
+    /// those passed on. One state read per distinct sender (the store's account cache
+    /// usually answers it).
+    ///
+    /// Errors: [`RpcError::Internal`] if the store cannot be read.
+    #[allow(clippy::type_complexity)]
+    fn nonce_precheck(
+        &self,
+        txs: Vec<HashedTx>,
+    ) -> Result<(Vec<HashedTx>, Vec<Option<Result<Hash, RpcError>>>), RpcError> {
+        let future_max = self.shared.sender_future_max.load(Ordering::Relaxed);
+        let mut nonces: std::collections::HashMap<Address, u64> = Default::default();
+        let mut pass = Vec::with_capacity(txs.len());
+        let mut slots = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let body = &tx.tx().body;
+            let account_nonce = match nonces.get(&body.sender) {
+                Some(n) => *n,
+                None => {
+                    let n = self
+                        .shared
+                        .store
+                        .account(&body.sender)
+                        .map_err(internal)?
+                        .nonce;
+                    nonces.insert(body.sender, n);
+                    n
+                }
+            };
+            match crate::mempool::check_nonce_window(tx.id(), account_nonce, body.nonce, future_max)
+            {
+                Ok(()) => {
+                    slots.push(None);
+                    pass.push(tx);
+                }
+                Err(e) => {
+                    self.shared
+                        .refusals()
+                        .record(tx.id(), e.code(), e.to_string());
+                    slots.push(Some(Err(RpcError::Rejected {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    })));
+                }
+            }
+        }
+        Ok((pass, slots))
+    }
+
     /// The genesis set as RPC records (a chain without governance never changes it).
     fn genesis_validators(&self) -> Vec<ValidatorInfo> {
         let set: Vec<_> = (self.shared.genesis.validators.iter())
@@ -248,10 +300,22 @@ impl RpcBackend for NodeBackend {
                 })
                 .collect());
         }
-        // Stateless checks for the whole batch in the verifier (on a blocking thread, shared
-        // with other submissions and gossip), then one driver command admits every
-        // transaction that passed.
+        // The nonce window from one (cached) state read per sender, before any signature is
+        // checked: under overload most refusals are senders running ahead of their window
+        // (`too_far_ahead`), and refusing those after a signature check cost as much as
+        // admitting them. The mempool checks the same window again after verification.
         let hashed: Vec<HashedTx> = txs.into_iter().map(HashedTx::new).collect();
+        let (hashed, early) = self.nonce_precheck(hashed)?;
+        if hashed.is_empty() {
+            // Every one refused by its nonce: nothing for the verifier or the driver.
+            return Ok(early
+                .into_iter()
+                .map(|slot| slot.unwrap_or_else(|| Err(internal("no result for the transaction"))))
+                .collect());
+        }
+        // Stateless checks for the rest of the batch in the verifier (on a blocking thread,
+        // shared with other submissions and gossip), then one driver command admits every
+        // transaction that passed.
         let hashes: Vec<Hash> = hashed.iter().map(HashedTx::id).collect();
         let v = self
             .shared
@@ -302,14 +366,22 @@ impl RpcBackend for NodeBackend {
             }
         }
         .into_iter();
-        Ok(out
+        let mut checked = out.into_iter().map(|slot| match slot {
+            Some(refused) => refused,
+            None => admitted
+                .next()
+                .unwrap_or_else(|| Err(SubmitError::Unavailable("no answer".into())))
+                .map_err(submit_error),
+        });
+        // Back in submission order: the early refusals in their places, the rest in order.
+        Ok(early
             .into_iter()
-            .map(|slot| match slot {
-                Some(refused) => refused,
-                None => admitted
-                    .next()
-                    .unwrap_or_else(|| Err(SubmitError::Unavailable("no answer".into())))
-                    .map_err(submit_error),
+            .map(|slot| {
+                slot.unwrap_or_else(|| {
+                    checked
+                        .next()
+                        .unwrap_or_else(|| Err(internal("no result for the transaction")))
+                })
             })
             .collect())
     }

@@ -62,6 +62,7 @@ async fn stored_evidence_is_served_and_verifies() {
         validator_key: None,
         verifier: cairn_node::verifier::Verifier::spawn("t".into(), 1),
         mempool_full: AtomicBool::new(false),
+        sender_future_max: Default::default(),
         refusals: Default::default(),
         snapshots: None,
         finalized_blocks: Shared::finalized_blocks_channel(),

@@ -300,3 +300,64 @@ async fn accepted_transfers_never_read_unknown_and_refusals_read_rejected() {
     }
     node.stop().await;
 }
+
+/// issue 17 (graceful overload): a submission outside its sender's nonce window is refused
+/// from one state read, before any signature is checked, so refusing it costs a small
+/// fraction of a transfer. Shown by a forged transfer far ahead of its sender's nonce: it
+/// reads `too_far_ahead`, not `bad_signature`. In a batch, every result stays in its place.
+///
+/// The batch also strands nonce 2 behind the refused nonce 1. That used to freeze a single
+/// validator: with a non-empty mempool it proposed (empty blocks) without waiting, finalized
+/// alone and proposed again in one drain of its consensus loop, forever, so the
+/// `getTransaction` calls below timed out. It now waits as for an empty mempool when no pooled
+/// transaction can go in the next block (`Mempool::has_ready`).
+#[tokio::test]
+async fn nonce_window_refusals_come_before_signature_checks_and_keep_batch_order() {
+    use cairn_rpc::{RpcClient, TxStatus};
+
+    const CHAIN: &str = "cairn-rpc-window";
+    let key = ed25519_dalek::SigningKey::from_bytes(&[61; 32]);
+    let me = cairn_ledger::Address::from_public_key(&key.verifying_key());
+    let (node, url) = solo_chain(CHAIN, me);
+    let client = RpcClient::with_timeout(&url, Duration::from_secs(5)).unwrap();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the node finalizes a block",
+        || async { client.status().await.is_ok_and(|s| s.latest_height >= 1) },
+    )
+    .await;
+
+    // The default window is 64 nonces ahead of the account's (0 here).
+    let ok = transfer(&key, CHAIN, 0, 1);
+    let mut far_forged = transfer(&key, CHAIN, 1_000, 1);
+    far_forged.body.fee += 1;
+    let mut near_forged = transfer(&key, CHAIN, 1, 1);
+    near_forged.body.fee += 1;
+    let also_ok = transfer(&key, CHAIN, 2, 1);
+    let batch = [ok, far_forged.clone(), near_forged.clone(), also_ok];
+    let results = client.send_transactions(&batch).await.unwrap();
+    let got: Vec<(bool, Option<&str>)> = results
+        .iter()
+        .map(|r| (r.accepted, r.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (true, None),
+            (false, Some("too_far_ahead")),
+            (false, Some("bad_signature")),
+            (true, None),
+        ]
+    );
+    for (r, tx) in results.iter().zip(&batch) {
+        assert_eq!(r.hash, tx.hash(), "results in submission order");
+    }
+    match client.transaction(&far_forged.hash()).await.unwrap() {
+        TxStatus::Rejected { reason, .. } => assert_eq!(reason, "too_far_ahead"),
+        other => panic!("the far-ahead transfer reads {other:?}"),
+    }
+    // Alone, through sendTransaction, the same.
+    let err = client.send_transaction(&far_forged).await.unwrap_err();
+    assert_eq!(err.rejection_reason(), Some("too_far_ahead"), "{err}");
+    node.stop().await;
+}

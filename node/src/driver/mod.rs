@@ -184,6 +184,11 @@ pub struct Shared {
     /// by the driver whenever the pool changes. The RPC server then refuses submissions as
     /// `overloaded` before spending signature checks on them.
     pub mempool_full: AtomicBool,
+    /// The mempool's per-sender window (`mempool_sender_future_max` of the chain parameters
+    /// in force; the driver updates it when governance changes them). The RPC server refuses
+    /// a submission whose nonce is outside `account_nonce ..= account_nonce + window` from one
+    /// state read, before spending a signature check on it.
+    pub sender_future_max: std::sync::atomic::AtomicU64,
     /// Recent refusals (at most [`crate::refusals::REFUSALS_MAX`], oldest forgotten first):
     /// written by the RPC backend (refused before the mempool) and the driver (mempool
     /// refusals and drops), read by `getTransaction`.

@@ -99,7 +99,19 @@ impl Driver {
         let now = wall_ms();
         // A suffix block is empty whatever the mempool holds (E2): no reason to wait.
         let suffix = self.chain.child_is_suffix(&parent) == Some(true);
-        if !suffix && self.mempool.is_empty() && now < parent_ts.saturating_add(wait_ms) {
+        // Nothing to include: an empty mempool, or one whose transactions all wait behind a
+        // nonce gap or are already in the pending blocks up to `parent`. (Without the second
+        // half, a single validator holding a stranded transaction proposed, finalized and
+        // proposed again in one drain of the consensus loop without end, and served no other
+        // command.)
+        if !suffix
+            && now < parent_ts.saturating_add(wait_ms)
+            && (self.mempool.is_empty()
+                || !self
+                    .chain
+                    .with_state_at(&parent, |state| self.mempool.has_ready(state))
+                    .unwrap_or(true))
+        {
             return Ok(()); // retried on tick and on transaction arrival
         }
         if now < parent_ts.saturating_add(self.params.block_interval_ms) {

@@ -22,7 +22,7 @@ mod common;
 use std::time::Duration;
 
 use cairn_genesis::{Genesis, GenesisAccount, GenesisValidator};
-use cairn_ledger::{Action, Address, SignedTransaction, TransactionBody};
+use cairn_ledger::{Address, SignedTransaction};
 use common::cluster::{self, Homes};
 use ed25519_dalek::SigningKey;
 use tokio::time::{Instant, sleep};
@@ -45,19 +45,7 @@ fn sender(i: usize) -> SigningKey {
 }
 
 fn transfer(i: usize, nonce: u64) -> SignedTransaction {
-    let key = sender(i);
-    TransactionBody {
-        chain_id: CHAIN_ID.into(),
-        sender: Address::from_public_key(&key.verifying_key()),
-        fee: 1,
-        nonce,
-        expiry_height: 1_000_000,
-        action: Action::Transfer {
-            recipient: Address([7; 32]),
-            amount: 1,
-        },
-    }
-    .sign(&key)
+    common::signed_transfer(&sender(i), CHAIN_ID, nonce, Address([7; 32]), 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,18 +213,24 @@ fn transfer(
     nonce: u64,
     amount: u64,
 ) -> cairn_ledger::SignedTransaction {
-    cairn_ledger::TransactionBody {
-        chain_id: chain_id.into(),
-        sender: cairn_ledger::Address::from_public_key(&key.verifying_key()),
-        fee: 1,
-        nonce,
-        expiry_height: 1_000_000,
-        action: cairn_ledger::Action::Transfer {
-            recipient: cairn_ledger::Address([0xB0; 32]),
-            amount,
-        },
-    }
-    .sign(key)
+    common::signed_transfer(key, chain_id, nonce, cairn_ledger::Address([0xB0; 32]), amount)
+}
+
+/// A [`solo_chain`] for `key`'s account and a client of it, once it finalized a block.
+async fn solo_client(
+    chain_id: &str,
+    key: &ed25519_dalek::SigningKey,
+) -> (FullNode, cairn_rpc::RpcClient) {
+    let me = cairn_ledger::Address::from_public_key(&key.verifying_key());
+    let (node, url) = solo_chain(chain_id, me);
+    let client = cairn_rpc::RpcClient::with_timeout(&url, Duration::from_secs(5)).unwrap();
+    common::wait_until(
+        Duration::from_secs(30),
+        "the node finalizes a block",
+        || async { client.status().await.is_ok_and(|s| s.latest_height >= 1) },
+    )
+    .await;
+    (node, client)
 }
 
 /// issue 15: `getTransaction` read the store, then asked the driver about the mempool; a
@@ -234,20 +240,12 @@ fn transfer(
 /// (before the mempool, and by it) read `rejected` with the reason the submission gave.
 #[tokio::test]
 async fn accepted_transfers_never_read_unknown_and_refusals_read_rejected() {
-    use cairn_rpc::{RpcClient, TxStatus};
+    use cairn_rpc::TxStatus;
 
     const CHAIN: &str = "cairn-rpc-race";
     const TRANSFERS: u64 = 12;
     let key = ed25519_dalek::SigningKey::from_bytes(&[60; 32]);
-    let me = cairn_ledger::Address::from_public_key(&key.verifying_key());
-    let (node, url) = solo_chain(CHAIN, me);
-    let client = RpcClient::with_timeout(&url, Duration::from_secs(5)).unwrap();
-    common::wait_until(
-        Duration::from_secs(30),
-        "the node finalizes a block",
-        || async { client.status().await.is_ok_and(|s| s.latest_height >= 1) },
-    )
-    .await;
+    let (node, client) = solo_client(CHAIN, &key).await;
 
     let mut polls_total = 0u64;
     for nonce in 0..TRANSFERS {
@@ -313,19 +311,11 @@ async fn accepted_transfers_never_read_unknown_and_refusals_read_rejected() {
 /// transaction can go in the next block (`Mempool::has_ready`).
 #[tokio::test]
 async fn nonce_window_refusals_come_before_signature_checks_and_keep_batch_order() {
-    use cairn_rpc::{RpcClient, TxStatus};
+    use cairn_rpc::TxStatus;
 
     const CHAIN: &str = "cairn-rpc-window";
     let key = ed25519_dalek::SigningKey::from_bytes(&[61; 32]);
-    let me = cairn_ledger::Address::from_public_key(&key.verifying_key());
-    let (node, url) = solo_chain(CHAIN, me);
-    let client = RpcClient::with_timeout(&url, Duration::from_secs(5)).unwrap();
-    common::wait_until(
-        Duration::from_secs(30),
-        "the node finalizes a block",
-        || async { client.status().await.is_ok_and(|s| s.latest_height >= 1) },
-    )
-    .await;
+    let (node, client) = solo_client(CHAIN, &key).await;
 
     // The default window is 64 nonces ahead of the account's (0 here).
     let ok = transfer(&key, CHAIN, 0, 1);

@@ -369,3 +369,24 @@ pub fn finalization(
         kind,
     }
 }
+
+/// A transfer of `amount` from `key`'s account to `recipient`, fee 1, expiring at height
+/// 1,000,000, signed.
+#[allow(dead_code)] // not every test crate that shares this module sends transfers
+pub fn signed_transfer(
+    key: &SigningKey,
+    chain_id: &str,
+    nonce: u64,
+    recipient: Address,
+    amount: u64,
+) -> cairn_ledger::SignedTransaction {
+    cairn_ledger::TransactionBody {
+        chain_id: chain_id.into(),
+        sender: Address::from_public_key(&key.verifying_key()),
+        fee: 1,
+        nonce,
+        expiry_height: 1_000_000,
+        action: cairn_ledger::Action::Transfer { recipient, amount },
+    }
+    .sign(key)
+}

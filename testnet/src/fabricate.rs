@@ -39,7 +39,9 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use cairn_consensus::{Certificate, CertificateKind, Digest, Proposal, ValidatorSet, Vote, VoteKind};
+use cairn_consensus::{
+    Certificate, CertificateKind, Digest, Proposal, ValidatorSet, Vote, VoteKind,
+};
 use cairn_genesis::Genesis;
 use cairn_ledger::{
     Address, BlockLimits, Hash, SignedTransaction, StateReader, Store, TransactionBody,
@@ -164,10 +166,7 @@ pub fn fabricate(opts: &FabricateOptions) -> Result<FabricateReport> {
             password.as_deref(),
         )
         .with_context(|| format!("{}'s validator key", v.name))?;
-        let Some(index) = set
-            .iter()
-            .position(|x| x.public_key == key.verifying_key())
-        else {
+        let Some(index) = set.iter().position(|x| x.public_key == key.verifying_key()) else {
             bail!("{}'s key is not in the genesis validator set", v.name);
         };
         signers.push((index as u16, key));
@@ -195,8 +194,8 @@ pub fn fabricate(opts: &FabricateOptions) -> Result<FabricateReport> {
         .collect();
 
     let first = &validators[0];
-    let first_config = NodeConfig::load(&first.home.join("config.toml"))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let first_config =
+        NodeConfig::load(&first.home.join("config.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let db_path = NodeConfig::resolve(&first.home, &first_config.db_dir);
     let store = Arc::new(
         Store::open(&db_path, genesis_hash)
@@ -305,7 +304,12 @@ pub fn fabricate(opts: &FabricateOptions) -> Result<FabricateReport> {
         let vote_kind: VoteKind = kind.vote_kind();
         let signatures = quorum
             .iter()
-            .map(|(i, key)| (*i, Vote::sign(&namespace, vote_kind.clone(), *i, key).signature))
+            .map(|(i, key)| {
+                (
+                    *i,
+                    Vote::sign(&namespace, vote_kind.clone(), *i, key).signature,
+                )
+            })
             .collect();
         let certificate = Certificate { kind, signatures };
         debug_assert!(certificate.verify(&namespace, &set).is_ok());
@@ -314,7 +318,10 @@ pub fn fabricate(opts: &FabricateOptions) -> Result<FabricateReport> {
             .finalize(&hash, Some(&bytes))
             .map_err(|e| anyhow::anyhow!("committing block {height}: {e}"))?;
         if committed.len() != 1 {
-            bail!("block {height}: committed {} blocks, expected 1", committed.len());
+            bail!(
+                "block {height}: committed {} blocks, expected 1",
+                committed.len()
+            );
         }
         written += 1;
         progress.inc(1);
@@ -347,14 +354,15 @@ pub fn fabricate(opts: &FabricateOptions) -> Result<FabricateReport> {
         }
     }
     for v in targets {
-        let config = NodeConfig::load(&v.home.join("config.toml"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config =
+            NodeConfig::load(&v.home.join("config.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
         let path = std::path::absolute(NodeConfig::resolve(&v.home, &config.db_dir))?;
         if path.exists() {
             // Opening it takes RocksDB's lock: it fails if the node is running.
             drop(
-                Store::open(&path, genesis_hash)
-                    .with_context(|| format!("opening {} (is the node running?)", path.display()))?,
+                Store::open(&path, genesis_hash).with_context(|| {
+                    format!("opening {} (is the node running?)", path.display())
+                })?,
             );
             std::fs::remove_dir_all(&path)
                 .with_context(|| format!("removing {}", path.display()))?;
@@ -377,4 +385,86 @@ pub fn fabricate(opts: &FabricateOptions) -> Result<FabricateReport> {
         copy_secs,
         db_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GenerateOptions, generate};
+
+    fn options(dir: &std::path::Path, blocks: u64) -> FabricateOptions {
+        FabricateOptions {
+            dir: dir.to_path_buf(),
+            blocks,
+            transfers_per_block: 3,
+            copy_to: vec![4],
+            progress: false,
+        }
+    }
+
+    /// Every validator's copy and the full node named get the same chain, every block with a
+    /// finalization certificate that verifies and names it, the state recomputed from the
+    /// stored accounts matches the head's root, each fabricated account holds its transfer,
+    /// and a second run continues the chain.
+    #[test]
+    fn fabricates_a_certified_chain_and_continues_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("net");
+        let manifest = generate(&GenerateOptions {
+            out: out.clone(),
+            accounts: 2,
+            full_nodes: 2,
+            ..GenerateOptions::default()
+        })
+        .unwrap();
+        let r = fabricate(&options(&out, 30)).unwrap();
+        assert_eq!(
+            (r.head_height, r.blocks_written, r.transfers_written),
+            (30, 30, 90)
+        );
+        let r = fabricate(&options(&out, 40)).unwrap();
+        assert_eq!((r.head_height, r.blocks_written), (40, 10));
+        // A full node not named stays without a store.
+        assert!(!manifest.nodes[5].home.join("data").exists());
+        let genesis = Genesis::load(&out.join("genesis.json")).unwrap();
+        let set = genesis.validator_set();
+        for i in [1, 3, 4] {
+            let store = Store::open(&manifest.nodes[i].home.join("data"), genesis.hash()).unwrap();
+            let head = store.head().unwrap().unwrap();
+            assert_eq!((head.height, head.hash()), (40, r.head_hash));
+            assert_eq!(store.recompute_lthash().unwrap().root(), head.state_root);
+            for h in 1..=40 {
+                let block = store.block_by_height(h).unwrap().unwrap();
+                let bytes = store.certificate(h).unwrap().unwrap();
+                let cert: Certificate = borsh::from_slice(&bytes).unwrap();
+                cert.verify(&genesis.hash().0, &set).unwrap();
+                let CertificateKind::Finalization(p) = cert.kind else {
+                    panic!("block {h}: not a finalization");
+                };
+                assert_eq!((p.view, p.payload), (h, Digest(block.hash().0)));
+                assert_eq!(
+                    block.header.proposer,
+                    Address(set.get(set.leader(h)).unwrap().public_key.to_bytes())
+                );
+                assert_eq!(block.transactions.len(), 3);
+                for j in 0..3 {
+                    let a = store.account(&fabricated_account(h * 3 + j)).unwrap();
+                    assert_eq!(a.balance, TRANSFER_AMOUNT);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_bad_options() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = options(tmp.path(), 0);
+        assert!(o.validate().is_err());
+        o.blocks = 1;
+        o.transfers_per_block = 0;
+        assert!(o.validate().is_err());
+        // No testnet there.
+        o.transfers_per_block = 1;
+        assert!(fabricate(&o).is_err());
+    }
 }

@@ -1030,13 +1030,14 @@ async fn main() -> Result<()> {
             copy_to,
             json,
         } => {
-            let r = cairn_testnet::fabricate::fabricate(&cairn_testnet::fabricate::FabricateOptions {
-                dir,
-                blocks,
-                transfers_per_block,
-                copy_to,
-                progress: !json,
-            })?;
+            let r =
+                cairn_testnet::fabricate::fabricate(&cairn_testnet::fabricate::FabricateOptions {
+                    dir,
+                    blocks,
+                    transfers_per_block,
+                    copy_to,
+                    progress: !json,
+                })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

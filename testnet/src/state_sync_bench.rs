@@ -408,7 +408,10 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
     })?;
     eprintln!(
         "fabricated {} blocks in {:.1} s (head {}, state root {})",
-        fabricated.blocks_written, fabricated.build_secs, fabricated.head_hash, fabricated.state_root
+        fabricated.blocks_written,
+        fabricated.build_secs,
+        fabricated.head_hash,
+        fabricated.state_root
     );
     let manifest = Manifest::load(&opts.out)?;
     let reference = RpcClient::new(&manifest.nodes[0].rpc_url)?;
@@ -428,7 +431,10 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
         || async { height(&reference).await >= past },
     )
     .await?;
-    eprintln!("validators at height {past} after {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "validators at height {past} after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let homes: Vec<&Path> = [0, 1, corrupt]
         .iter()
         .map(|&i| manifest.nodes[i].home.as_path())
@@ -440,7 +446,11 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
     for (i, what, by_state_sync) in [
         (joiner3, "state sync, 3 peers (1 corrupt)", true),
         (joiner1, "state sync, 1 peer", true),
-        (replay, "full replay, 1 peer (signatures re-verified)", false),
+        (
+            replay,
+            "full replay, 1 peer (signatures re-verified)",
+            false,
+        ),
     ] {
         joins.push(
             join_and_check(
@@ -464,8 +474,9 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
     )
     .await?;
     net.stop_all();
-    let accounts = opts.senders as u64 + validators as u64 + fabricated.head_height
-        * u64::from(opts.transfers_per_block);
+    let accounts = opts.senders as u64
+        + validators as u64
+        + fabricated.head_height * u64::from(opts.transfers_per_block);
     Ok(BenchReport {
         accounts,
         fabricated,

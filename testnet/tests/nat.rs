@@ -426,7 +426,7 @@ async fn run(net: &Netns, dir: &Path, hole_punching: bool) -> Outcome {
             }
         }
         height = h;
-        if first_vote.is_some() && signed >= 2 && height >= BLOCKS_MIN + 1 {
+        if first_vote.is_some() && signed >= 2 && height > BLOCKS_MIN {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -736,7 +736,12 @@ impl NodeConfig {
             1,
             16,
         )?;
-        range("sync.range_timeout_ms", self.sync.range_timeout_ms, 100, 600_000)?;
+        range(
+            "sync.range_timeout_ms",
+            self.sync.range_timeout_ms,
+            100,
+            600_000,
+        )?;
         range(
             "sync.serve_requests_per_sec",
             self.sync.serve_requests_per_sec,
@@ -946,8 +951,12 @@ mod tests {
             ("p2p.discovery_interval_ms", |c| {
                 c.p2p.discovery_interval_ms = 99
             }),
-            ("sync.range_in_flight_max", |c| c.sync.range_in_flight_max = 0),
-            ("sync.range_in_flight_max", |c| c.sync.range_in_flight_max = 33),
+            ("sync.range_in_flight_max", |c| {
+                c.sync.range_in_flight_max = 0
+            }),
+            ("sync.range_in_flight_max", |c| {
+                c.sync.range_in_flight_max = 33
+            }),
             ("sync.range_in_flight_per_peer_max", |c| {
                 c.sync.range_in_flight_per_peer_max = 0
             }),

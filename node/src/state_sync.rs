@@ -224,10 +224,7 @@ async fn ask(
     request: SyncRequest,
     bytes_max: usize,
 ) -> (u64, Result<SyncResponse, String>) {
-    match net
-        .request(peer, request.encode(), request.cost())
-        .await
-    {
+    match net.request(peer, request.encode(), request.cost()).await {
         Ok(bytes) => (
             bytes.len() as u64,
             SyncResponse::decode(&bytes, bytes_max).map_err(|e| e.to_string()),

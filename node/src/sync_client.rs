@@ -372,7 +372,11 @@ impl SyncClient {
             .ranges
             .arrived(id, from_height, last, boundary, checked, now_ms)
         {
-            debug!(id, from_height, "range answer dropped (timed out, empty, or checked under an ended epoch)");
+            debug!(
+                id,
+                from_height,
+                "range answer dropped (timed out, empty, or checked under an ended epoch)"
+            );
         }
     }
 
@@ -392,7 +396,8 @@ impl SyncClient {
         }
         let range = prepare_synced(peer, arrived.payload);
         if range.is_none() {
-            self.ranges.avoid(peer, now_ms.saturating_add(RETRY_AVOID_MS));
+            self.ranges
+                .avoid(peer, now_ms.saturating_add(RETRY_AVOID_MS));
         }
         Some((peer, range))
     }
@@ -409,7 +414,14 @@ impl SyncClient {
     /// A request failed: a range (request `id` from `from_height`) is asked of another
     /// peer, not counted against this one; a status poll is retried (any peer) in
     /// [`STATUS_RETRY_MS`], not a whole sync interval later.
-    pub fn on_failed(&mut self, failed: Failed, peer: PeerId, reason: &str, head: u64, now_ms: u64) {
+    pub fn on_failed(
+        &mut self,
+        failed: Failed,
+        peer: PeerId,
+        reason: &str,
+        head: u64,
+        now_ms: u64,
+    ) {
         match failed {
             Failed::Range { id, from_height } => {
                 debug!(%peer, from_height, reason, "range request failed");
@@ -437,8 +449,13 @@ impl SyncClient {
                 reason,
             };
             let msg = match net
-                .request(peer, SyncRequest::Status.encode(), SyncRequest::Status.cost())
-                .await {
+                .request(
+                    peer,
+                    SyncRequest::Status.encode(),
+                    SyncRequest::Status.cost(),
+                )
+                .await
+            {
                 Ok(b) => match SyncResponse::decode(&b, STATUS_RESPONSE_BYTES_MAX) {
                     Ok(SyncResponse::Status {
                         height,
@@ -478,7 +495,10 @@ impl SyncClient {
             count,
             epoch,
         } = req;
-        debug_assert_eq!(epoch, self.params.epoch, "checked under the scheduler's epoch");
+        debug_assert_eq!(
+            epoch, self.params.epoch,
+            "checked under the scheduler's epoch"
+        );
         let net = self.net.clone();
         let out = self.events.clone();
         let p = self.params.clone();

@@ -304,7 +304,10 @@ impl<T> RangeScheduler<T> {
     /// asked only when no other holder has room.
     fn near_pruned_edge(&self, head: &PeerHead, from: u64) -> bool {
         head.lowest_retained_height > 0
-            && from < head.lowest_retained_height.saturating_add(self.limits.batch_blocks)
+            && from
+                < head
+                    .lowest_retained_height
+                    .saturating_add(self.limits.batch_blocks)
     }
 
     /// The first height ≥ `cursor` that no range in flight or waiting covers, and the last
@@ -482,7 +485,11 @@ mod tests {
         assert!(reqs.iter().all(|r| r.peer == p[0]));
         let mut s = RangeScheduler::<()>::new(limits(), 0);
         let reqs = s.schedule(20, &heads, 0);
-        assert_eq!(spans(&reqs), vec![(21, 5)], "p[0] ends at 25; 26 is pruned at p[1]");
+        assert_eq!(
+            spans(&reqs),
+            vec![(21, 5)],
+            "p[0] ends at 25; 26 is pruned at p[1]"
+        );
         let reqs = s.schedule(1980, &heads, 0);
         assert_eq!(reqs.len(), 2);
         assert!(reqs.iter().all(|r| r.peer == p[1]));
@@ -492,8 +499,14 @@ mod tests {
         heads.insert(full, head(2990, 0));
         let mut s = RangeScheduler::<()>::new(limits(), 0);
         let reqs = s.schedule(1980, &heads, 0);
-        assert_eq!(spans(&reqs), vec![(1981, 10), (1991, 10), (2001, 10), (2011, 10)]);
-        assert_eq!(reqs[0].peer, full, "1981 is within a range of p[1]'s edge 1977");
+        assert_eq!(
+            spans(&reqs),
+            vec![(1981, 10), (1991, 10), (2001, 10), (2011, 10)]
+        );
+        assert_eq!(
+            reqs[0].peer, full,
+            "1981 is within a range of p[1]'s edge 1977"
+        );
         assert_eq!(reqs[1].peer, p[1], "1991 is not");
     }
 
@@ -533,7 +546,10 @@ mod tests {
             }
             assert!(s.in_flight() + s.waiting() <= 8);
         }
-        assert_eq!(waiting, 7, "range 1 is in flight, 7 wait, then nothing more is asked");
+        assert_eq!(
+            waiting, 7,
+            "range 1 is in flight, 7 wait, then nothing more is asked"
+        );
     }
 
     /// A timeout forgets the request (a late answer is ignored), avoids the peer for a
@@ -587,7 +603,11 @@ mod tests {
         assert!(!again.is_empty());
         assert!(again.iter().all(|r| r.peer != bad));
         assert_eq!(again[0].from_height, 1);
-        assert!(s.schedule(0, &heads, FAULT_AVOID_MS - 1).iter().all(|r| r.peer != bad));
+        assert!(
+            s.schedule(0, &heads, FAULT_AVOID_MS - 1)
+                .iter()
+                .all(|r| r.peer != bad)
+        );
     }
 
     /// Nothing above an epoch's boundary is asked before it commits; answers checked under
@@ -601,7 +621,10 @@ mod tests {
         assert_eq!(spans(&reqs), vec![(1, 10), (11, 10)]);
         // The first ends at a boundary at 7; the second was checked under epoch 0.
         assert!(s.arrived(reqs[0].id, 1, Some(7), true, "boundary", 1));
-        assert!(s.schedule(0, &heads, 2).is_empty(), "8.. is above the boundary");
+        assert!(
+            s.schedule(0, &heads, 2).is_empty(),
+            "8.. is above the boundary"
+        );
         assert_eq!(s.pop_ready(0).unwrap().payload, "boundary");
         s.set_epoch(1);
         // The second's answer (old epoch) is dropped on arrival.

@@ -76,7 +76,10 @@ async fn full_nodes_following_a_busy_validator_stay_within_its_sync_rate() {
         params: cluster::fast_params(),
         governance: Default::default(),
     };
-    assert_eq!(genesis.params.block_interval_ms, 0, "the default: no interval");
+    assert_eq!(
+        genesis.params.block_interval_ms, 0,
+        "the default: no interval"
+    );
     let mut net = homes.with_genesis(genesis, WAIT);
     net.start_all();
     for i in 0..3 {
@@ -93,7 +96,10 @@ async fn full_nodes_following_a_busy_validator_stay_within_its_sync_rate() {
     let start = Instant::now();
     let mut accepted = 0usize;
     for (k, batch) in all.chunks(BATCH).enumerate() {
-        let results = net.rpc[0].send_transactions(batch).await.expect("submitted");
+        let results = net.rpc[0]
+            .send_transactions(batch)
+            .await
+            .expect("submitted");
         accepted += results.iter().filter(|r| r.accepted).count();
         let next = start + step * (k as u32 + 1);
         sleep(next.saturating_duration_since(Instant::now())).await;
@@ -108,7 +114,9 @@ async fn full_nodes_following_a_busy_validator_stay_within_its_sync_rate() {
     let deadline = Instant::now() + WAIT;
     let tip = loop {
         let done = net.rpc[0]
-            .account(&Address::from_public_key(&sender(SENDERS - 1).verifying_key()))
+            .account(&Address::from_public_key(
+                &sender(SENDERS - 1).verifying_key(),
+            ))
             .await
             .map(|a| a.nonce >= total)
             .unwrap_or(false);

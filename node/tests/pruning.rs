@@ -375,7 +375,9 @@ async fn a_fresh_node_joins_pruned_only_validators_by_state_sync() {
         "node 2 reached the tip without state sync (snapshot height 0)"
     );
     let lowest = net.rpc[0].status().await.unwrap().lowest_retained_height;
-    eprintln!("node 2 state-synced at height {snapshot_height}; validator 0 keeps bodies from {lowest}");
+    eprintln!(
+        "node 2 state-synced at height {snapshot_height}; validator 0 keeps bodies from {lowest}"
+    );
     assert!(lowest > 1, "the validators pruned block 1");
     let mut agreed = false;
     for _ in 0..100 {
@@ -384,7 +386,11 @@ async fn a_fresh_node_joins_pruned_only_validators_by_state_sync() {
             && a.latest_height == b.latest_height
         {
             assert_eq!(a.latest_hash, b.latest_hash, "height {}", a.latest_height);
-            assert_eq!(a.latest_state_root, b.latest_state_root, "height {}", a.latest_height);
+            assert_eq!(
+                a.latest_state_root, b.latest_state_root,
+                "height {}",
+                a.latest_height
+            );
             agreed = true;
             break;
         }
@@ -396,7 +402,10 @@ async fn a_fresh_node_joins_pruned_only_validators_by_state_sync() {
         assert_eq!(joined.header.state_root, full.header.state_root);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(agreed, "node 2 and validator 0 never reported the same head");
+    assert!(
+        agreed,
+        "node 2 and validator 0 never reported the same head"
+    );
 
     // The fresh node without state sync cannot replay from genesis and says so.
     net.start(3);

@@ -213,7 +213,13 @@ fn transfer(
     nonce: u64,
     amount: u64,
 ) -> cairn_ledger::SignedTransaction {
-    common::signed_transfer(key, chain_id, nonce, cairn_ledger::Address([0xB0; 32]), amount)
+    common::signed_transfer(
+        key,
+        chain_id,
+        nonce,
+        cairn_ledger::Address([0xB0; 32]),
+        amount,
+    )
 }
 
 /// A [`solo_chain`] for `key`'s account and a client of it, once it finalized a block.

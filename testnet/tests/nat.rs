@@ -209,8 +209,8 @@ impl Netns {
         // connection, both ends took the responder's role in the security handshake, and
         // every upgrade stalled.)
         sh(&[
-            "ip", "netns", "exec", r, "iptables", "-A", "INPUT", "-i", "wan", "-p", "tcp",
-            "--syn", "-j", "DROP",
+            "ip", "netns", "exec", r, "iptables", "-A", "INPUT", "-i", "wan", "-p", "tcp", "--syn",
+            "-j", "DROP",
         ])?;
         // Management links host <-> public, host <-> private (RPC only).
         for (i, (link, ns, ns_ip)) in [
@@ -450,7 +450,8 @@ async fn run(net: &Netns, dir: &Path, hole_punching: bool) -> Outcome {
     let paths_deadline = Instant::now() + PATHS_WAIT;
     let paths = loop {
         let paths = paths_of(v3.peers().await.unwrap_or_default());
-        if !hole_punching || paths.iter().all(|p| p == "direct") || Instant::now() >= paths_deadline {
+        if !hole_punching || paths.iter().all(|p| p == "direct") || Instant::now() >= paths_deadline
+        {
             break paths;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

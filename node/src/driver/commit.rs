@@ -193,9 +193,10 @@ impl Driver {
             "governed mempool bounds are valid"
         );
         self.mempool.set_config(mempool);
-        self.shared
-            .sender_future_max
-            .store(new.mempool_sender_future_max, std::sync::atomic::Ordering::Relaxed);
+        self.shared.sender_future_max.store(
+            new.mempool_sender_future_max,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.params.block_interval_ms = new.block_interval_ms;
         self.params.leader_timeout_ms = new.leader_timeout_ms;
         let timeouts = cairn_consensus::Timeouts {

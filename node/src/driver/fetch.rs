@@ -98,9 +98,7 @@ impl Driver {
         let max = self.params.sync_response_bytes_max;
         tokio::spawn(async move {
             let request = SyncRequest::BlockByHash(h);
-            let res = net
-                .request(peer, request.encode(), request.cost())
-                .await;
+            let res = net.request(peer, request.encode(), request.cost()).await;
             let msg = match res
                 .map_err(|e| e.to_string())
                 .and_then(|b| SyncResponse::decode(&b, max).map_err(|e| e.to_string()))

@@ -1631,7 +1631,9 @@ impl NetworkHandle {
                 tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             }
             pacer::Pace::Refuse { wait_ms } => {
-                self.counters.requests_paced_refused.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .requests_paced_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(NetworkError::Paced { peer, wait_ms });
             }
         }

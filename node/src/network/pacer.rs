@@ -152,7 +152,11 @@ impl RequestPacer {
         });
         let victim = match full {
             Some((p, _)) => Some(*p),
-            None => self.peers.iter().min_by_key(|(_, b)| b.last_ms).map(|(p, _)| *p),
+            None => self
+                .peers
+                .iter()
+                .min_by_key(|(_, b)| b.last_ms)
+                .map(|(p, _)| *p),
         };
         if let Some(p) = victim {
             self.peers.remove(&p);

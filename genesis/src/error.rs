@@ -205,6 +205,28 @@ pub enum GenesisError {
         /// Its address.
         address: Address,
     },
+    /// `generated_accounts.count` is 0 or above [`crate::GENERATED_ACCOUNTS_MAX`].
+    #[error("generated_accounts.count = {count} is out of range 1..={max}")]
+    GeneratedAccountsCount {
+        /// The count given.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// `generated_accounts.balance` is 0.
+    #[error("generated_accounts.balance is 0; each account needs at least 1 base unit")]
+    GeneratedAccountsZeroBalance,
+    /// `count × balance` of the generated accounts, plus the listed accounts' balances,
+    /// does not fit in a u64.
+    #[error(
+        "generated_accounts: {count} accounts × {balance} base units (plus the listed accounts) overflows u64"
+    )]
+    GeneratedAccountsBalanceOverflow {
+        /// The count given.
+        count: u64,
+        /// The balance given.
+        balance: u64,
+    },
     /// The `governance` section breaks a rule (members, threshold, ttl, a repeated
     /// `transact` account), or the genesis validators break a governance rule (a peer id
     /// that is not an ed25519 key's).

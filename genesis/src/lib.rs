@@ -74,6 +74,10 @@
 //!   `transact` at genesis), `proposal_ttl_blocks` (1..=100,000,000, default 100,000).
 //!   The genesis validators must also satisfy the governance record's rules (peer ids of
 //!   ed25519 keys). See `docs/governance.md`.
+//! - `generated_accounts`: optional, `{"count": N, "balance": B, "seed": "<64 hex>"}`:
+//!   `N` (1..=[`GENERATED_ACCOUNTS_MAX`]) accounts funded with `B` (≥ 1) each, whose keys
+//!   derive from the seed ([`GeneratedAccounts`]). **Test and benchmark chains only**: the
+//!   keys are public. Lets a benchmark start from millions of accounts with a small file.
 //!
 //! [`Genesis::load`] reads at most [`GENESIS_FILE_BYTES_MAX`] bytes.
 //!
@@ -90,7 +94,9 @@
 //! little-endian; `admission_difficulty_bits` one byte), and `governance` (`members` u32
 //! count then 32 raw bytes each, **sorted**; `threshold` u32; `accounts` one byte, 0 open
 //! and 1 permissioned; `transact` u32 count then 32 raw bytes each, **sorted**;
-//! `proposal_ttl_blocks` u64).
+//! `proposal_ttl_blocks` u64), then, only when the file has a `generated_accounts` section,
+//! that section's borsh encoding (`count` u64, `balance` u64, `seed` 32 raw bytes): a file
+//! without it keeps the hash it had before the section existed.
 //!
 //! The hash therefore does not depend on JSON whitespace, key order, number formatting or
 //! account order, but changes with any value, with the validator order, and with any
@@ -156,6 +162,140 @@ pub struct Genesis {
     /// frozen) and open accounts.
     #[serde(default)]
     pub governance: GenesisGovernance,
+    /// Accounts generated from a seed instead of listed (test and benchmark chains only:
+    /// their secret keys are public, see [`GeneratedAccounts`]); omitted: none. Hashed after
+    /// the rest (see [`Genesis::hash`]), so a file without it keeps its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[borsh(skip)]
+    pub generated_accounts: Option<GeneratedAccounts>,
+}
+
+/// Most accounts a genesis `generated_accounts` section may create.
+pub const GENERATED_ACCOUNTS_MAX: u64 = 20_000_000;
+
+/// blake3 derive-key context of a generated account's secret key
+/// ([`GeneratedAccounts::secret_key`]).
+pub const GENERATED_ACCOUNT_KEY_CONTEXT: &str = "cairn generated account v1";
+
+/// Generated accounts handed to the store per step of [`Genesis::init_store_with_progress`]
+/// (derived in parallel, then written in one or more bounded WriteBatches).
+pub const GENERATED_ACCOUNTS_STEP: u64 = 65_536;
+
+/// The genesis file's optional `generated_accounts` section: `count` accounts, each
+/// funded with `balance` base units (nonce 0), whose ed25519 secret key `i` (0-based) is
+/// `blake3::derive_key("cairn generated account v1", seed ‖ i as u64 LE)` (RFC 8032 secret
+/// key bytes) and whose address is that key's public key.
+///
+/// **For test and benchmark chains only**: anyone holding the genesis file can sign for
+/// every generated account. A node logs a warning at start when its genesis has them.
+///
+/// It lets a benchmark start from millions of funded accounts without a genesis file of
+/// hundreds of MiB ([`GENESIS_FILE_BYTES_MAX`] bounds the file): the node derives the
+/// accounts at first start ([`Genesis::init_store`]), in parallel and in bounded batches,
+/// and the load generator derives the same keys to sign for any of them.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, BorshSerialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedAccounts {
+    /// Accounts, 1..=[`GENERATED_ACCOUNTS_MAX`].
+    pub count: u64,
+    /// Initial balance of each, base units, ≥ 1; `count × balance` plus the listed
+    /// accounts' balances must fit in a u64.
+    pub balance: u64,
+    /// Key derivation seed (64 hex characters in JSON).
+    pub seed: Hash,
+}
+
+impl GeneratedAccounts {
+    /// Secret key bytes of account `index` (see the type's docs).
+    pub fn secret_key(&self, index: u64) -> [u8; 32] {
+        let mut material = [0u8; 40];
+        material[..32].copy_from_slice(&self.seed.0);
+        material[32..].copy_from_slice(&index.to_le_bytes());
+        blake3::derive_key(GENERATED_ACCOUNT_KEY_CONTEXT, &material)
+    }
+
+    /// Signing key of account `index`.
+    pub fn signing_key(&self, index: u64) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&self.secret_key(index))
+    }
+
+    /// Address (public key) of account `index`.
+    pub fn address(&self, index: u64) -> Address {
+        Address::from_public_key(&self.signing_key(index).verifying_key())
+    }
+
+    /// Account `index` with its initial state.
+    pub fn account(&self, index: u64) -> (Address, Account) {
+        (
+            self.address(index),
+            Account {
+                balance: self.balance,
+                nonce: 0,
+            },
+        )
+    }
+
+    /// Accounts `range` with their state hash, derived on up to `threads` threads (each
+    /// a contiguous part of the range), in index order.
+    pub fn derive_range(
+        &self,
+        range: std::ops::Range<u64>,
+        threads: usize,
+    ) -> (Vec<(Address, Account)>, LtHash) {
+        let len = range.end.saturating_sub(range.start);
+        let threads = (threads.max(1) as u64).min(len.max(1));
+        let per = len.div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let from = range.start + t * per;
+                    let to = (from + per).min(range.end);
+                    scope.spawn(move || {
+                        let mut h = LtHash::zero();
+                        let part: Vec<(Address, Account)> = (from..to)
+                            .map(|i| {
+                                let (a, acc) = self.account(i);
+                                h.add(&LtHash::of_account(&a, &acc));
+                                (a, acc)
+                            })
+                            .collect();
+                        (part, h)
+                    })
+                })
+                .collect();
+            let mut all = Vec::with_capacity(len as usize);
+            let mut sum = LtHash::zero();
+            for handle in handles {
+                let (part, h) = handle.join().expect("account derivation thread panicked");
+                all.extend(part);
+                sum.add(&h);
+            }
+            (all, sum)
+        })
+    }
+
+    /// The state hash of all the generated accounts, derived in steps of
+    /// [`GENERATED_ACCOUNTS_STEP`] on every core (memory bounded by one step).
+    pub fn lthash(&self) -> LtHash {
+        let threads = derive_threads();
+        let mut sum = LtHash::zero();
+        let mut from = 0;
+        while from < self.count {
+            let to = (from + GENERATED_ACCOUNTS_STEP).min(self.count);
+            sum.add(&self.derive_range(from..to, threads).1);
+            from = to;
+        }
+        sum
+    }
+}
+
+/// Threads used to derive generated accounts: the available parallelism, 1..=16.
+fn derive_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 16)
 }
 
 /// The genesis file's `governance` section (see [`cairn_ledger::governance`]).
@@ -300,6 +440,7 @@ impl Genesis {
         self.validate_validators()?;
         self.build_validator_set()?;
         self.validate_accounts()?;
+        self.validate_generated()?;
         self.build_governance()?;
         let mut seen = std::collections::BTreeSet::new();
         for (index, a) in self.governance.transact.iter().enumerate() {
@@ -350,7 +491,75 @@ impl Genesis {
     /// governance record) to a new store; no-op if this genesis is already stored.
     ///
     /// Errors: as [`Store::init_genesis_state`] (e.g. [`LedgerError::GenesisMismatch`]).
+    ///
+    /// With `generated_accounts`, the generated accounts are derived on every core and
+    /// written in bounded batches first ([`Genesis::init_store_with_progress`]); a store
+    /// that already holds this genesis (its block 0 names [`Genesis::hash`] as parent) is
+    /// not derived again.
     pub fn init_store(&self, store: &Store) -> Result<(), LedgerError> {
+        self.init_store_with_progress(store, &mut |_, _| {})
+    }
+
+    /// [`Genesis::init_store`], calling `progress(done, count)` after each step of
+    /// [`GENERATED_ACCOUNTS_STEP`] generated accounts written (never without them).
+    ///
+    /// Errors: as [`Genesis::init_store`]; [`LedgerError::Malformed`] if a generated account
+    /// is also listed in `accounts`; [`LedgerError::GenesisMismatch`] if the store holds
+    /// another genesis.
+    pub fn init_store_with_progress(
+        &self,
+        store: &Store,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), LedgerError> {
+        let Some(generated) = &self.generated_accounts else {
+            return self.init_store_listed(store);
+        };
+        let genesis_hash = self.hash();
+        if let Some(stored) = store.block_by_height(0)? {
+            // The genesis hash covers the generated section, so it fixes the state: the
+            // stored genesis is this one if it names this hash.
+            return if stored.header.parent_hash == genesis_hash {
+                Ok(())
+            } else {
+                Err(LedgerError::GenesisMismatch {
+                    expected: genesis_hash,
+                    found: stored.header.parent_hash,
+                })
+            };
+        }
+        let listed: std::collections::HashSet<Address> =
+            self.accounts.iter().map(|a| a.address).collect();
+        let threads = derive_threads();
+        let mut bulk = LtHash::zero();
+        let mut from = 0;
+        while from < generated.count {
+            let to = (from + GENERATED_ACCOUNTS_STEP).min(generated.count);
+            let (accounts, h) = generated.derive_range(from..to, threads);
+            if let Some((a, _)) = accounts.iter().find(|(a, _)| listed.contains(a)) {
+                return Err(LedgerError::Malformed {
+                    what: "genesis",
+                    reason: format!("account {a} is both listed and generated"),
+                });
+            }
+            store.put_genesis_accounts(&accounts)?;
+            bulk.add(&h);
+            from = to;
+            progress(to, generated.count);
+        }
+        let accounts = self.initial_accounts();
+        let permissions = self.initial_permissions();
+        let governance = self.governance_record();
+        let state = InitialState {
+            accounts: &accounts,
+            permissions: &permissions,
+            governance: Some(&governance),
+        };
+        let mut lthash = state.lthash();
+        lthash.add(&bulk);
+        store.init_genesis_state_bulk(&self.genesis_block_with_root(lthash.root()), state, &bulk)
+    }
+
+    fn init_store_listed(&self, store: &Store) -> Result<(), LedgerError> {
         let accounts = self.initial_accounts();
         let permissions = self.initial_permissions();
         let governance = self.governance_record();
@@ -452,6 +661,33 @@ impl Genesis {
         Ok(())
     }
 
+    fn validate_generated(&self) -> Result<(), GenesisError> {
+        let Some(g) = &self.generated_accounts else {
+            return Ok(());
+        };
+        if g.count == 0 || g.count > GENERATED_ACCOUNTS_MAX {
+            return Err(GenesisError::GeneratedAccountsCount {
+                count: g.count,
+                max: GENERATED_ACCOUNTS_MAX,
+            });
+        }
+        if g.balance == 0 {
+            return Err(GenesisError::GeneratedAccountsZeroBalance);
+        }
+        let listed: u64 = self.accounts.iter().map(|a| a.balance).sum();
+        if g.count
+            .checked_mul(g.balance)
+            .and_then(|t| t.checked_add(listed))
+            .is_none()
+        {
+            return Err(GenesisError::GeneratedAccountsBalanceOverflow {
+                count: g.count,
+                balance: g.balance,
+            });
+        }
+        Ok(())
+    }
+
     fn build_validator_set(&self) -> Result<cairn_consensus::ValidatorSet, GenesisError> {
         let validators = self
             .validators
@@ -478,7 +714,12 @@ impl Genesis {
         canonical.accounts.sort_by_key(|a| a.address);
         canonical.governance.members.sort();
         canonical.governance.transact.sort();
-        let bytes = borsh::to_vec(&canonical).expect("borsh to Vec never fails");
+        let mut bytes = borsh::to_vec(&canonical).expect("borsh to Vec never fails");
+        if let Some(g) = &self.generated_accounts {
+            // Appended after the rest: a genesis without the section hashes as before, and
+            // the borsh encoding above is self-delimiting, so no two files share bytes.
+            g.serialize(&mut bytes).expect("borsh to Vec never fails");
+        }
         Hash::derive(GENESIS_HASH_CONTEXT, &[&bytes])
     }
 
@@ -516,23 +757,36 @@ impl Genesis {
     }
 
     /// The lattice state hash of the initial state (the parent lthash of block 1).
+    ///
+    /// With `generated_accounts` this derives every generated account (on every core,
+    /// bounded memory): seconds per million accounts.
     pub fn state_lthash(&self) -> LtHash {
         let accounts = self.initial_accounts();
         let permissions = self.initial_permissions();
         let governance = self.governance_record();
-        InitialState {
+        let mut h = InitialState {
             accounts: &accounts,
             permissions: &permissions,
             governance: Some(&governance),
         }
-        .lthash()
+        .lthash();
+        if let Some(g) = &self.generated_accounts {
+            h.add(&g.lthash());
+        }
+        h
     }
 
     /// The genesis block: height 0, view 0, `parent_hash` = [`Genesis::hash`], proposer
     /// [`Address::default`] (all zero), `timestamp_ms` = `genesis_time_ms`, no
     /// transactions (`txs_root` of the empty list) and `state_root` =
     /// [`Genesis::state_root`].
+    ///
+    /// With `generated_accounts` this derives them all ([`Genesis::state_lthash`]).
     pub fn genesis_block(&self) -> Block {
+        self.genesis_block_with_root(self.state_root())
+    }
+
+    fn genesis_block_with_root(&self, state_root: Hash) -> Block {
         Block {
             header: BlockHeader {
                 chain_id: self.chain_id.clone(),
@@ -543,7 +797,7 @@ impl Genesis {
                 timestamp_ms: self.genesis_time_ms,
                 txs_root: txs_root(&[]),
                 signed_txs_root: cairn_ledger::signed_txs_root_of(&[]),
-                state_root: self.state_root(),
+                state_root,
             },
             transactions: Vec::new(),
         }

@@ -38,6 +38,7 @@ fn sample() -> Genesis {
             .collect(),
         params: ChainParams::default(),
         governance: Default::default(),
+        generated_accounts: None,
     }
 }
 
@@ -824,4 +825,187 @@ fn init_store_writes_the_whole_initial_state() {
     assert_eq!(store.lthash().unwrap(), g.state_lthash());
     store.recompute_lthash().unwrap();
     assert_eq!(store.head().unwrap().unwrap().state_root, g.state_root());
+}
+
+fn generated(count: u64) -> GeneratedAccounts {
+    GeneratedAccounts {
+        count,
+        balance: 1_000_000,
+        seed: Hash([7; 32]),
+    }
+}
+
+#[test]
+fn generated_accounts_round_trip_and_are_hashed_after_the_rest() {
+    let plain = sample();
+    let mut g = sample();
+    g.generated_accounts = Some(generated(3));
+    g.validate().unwrap();
+    let text = g.to_json_pretty();
+    assert!(text.contains("\"generated_accounts\""), "{text}");
+    assert!(text.contains(&"07".repeat(32)), "seed in hex: {text}");
+    assert_eq!(Genesis::from_json(&text).unwrap(), g);
+    // A file without the section serializes without it and hashes as before.
+    assert!(!plain.to_json_pretty().contains("generated_accounts"));
+    let mut bytes = borsh::to_vec(&{
+        let mut c = plain.clone();
+        c.accounts.sort_by_key(|a| a.address);
+        c
+    })
+    .unwrap();
+    assert_eq!(
+        plain.hash(),
+        Hash(blake3::derive_key("cairn genesis v2", &bytes))
+    );
+    // With it: count u64, balance u64, seed 32 bytes appended.
+    bytes.extend(3u64.to_le_bytes());
+    bytes.extend(1_000_000u64.to_le_bytes());
+    bytes.extend([7u8; 32]);
+    assert_eq!(
+        g.hash(),
+        Hash(blake3::derive_key("cairn genesis v2", &bytes))
+    );
+    assert_ne!(g.hash(), plain.hash());
+    // Each field of the section is hashed.
+    for change in [
+        |s: &mut GeneratedAccounts| s.count += 1,
+        |s: &mut GeneratedAccounts| s.balance += 1,
+        |s: &mut GeneratedAccounts| s.seed.0[31] ^= 1,
+    ] {
+        let mut h = g.clone();
+        change(h.generated_accounts.as_mut().unwrap());
+        assert_ne!(h.hash(), g.hash());
+    }
+}
+
+#[test]
+fn generated_account_keys_follow_the_documented_derivation() {
+    let s = generated(10);
+    let mut material = [7u8; 40];
+    material[32..].copy_from_slice(&5u64.to_le_bytes());
+    let secret = blake3::derive_key("cairn generated account v1", &material);
+    assert_eq!(s.secret_key(5), secret);
+    let sk = ed25519_dalek::SigningKey::from_bytes(&secret);
+    assert_eq!(s.address(5), Address::from_public_key(&sk.verifying_key()));
+    assert_ne!(s.address(5), s.address(6));
+}
+
+#[test]
+fn generated_accounts_bounds_are_refused_with_their_values() {
+    let with = |count: u64, balance: u64| {
+        let mut g = sample();
+        g.generated_accounts = Some(GeneratedAccounts {
+            balance,
+            ..generated(count)
+        });
+        g.validate()
+    };
+    assert!(with(GENERATED_ACCOUNTS_MAX, 1).is_ok());
+    let err = with(GENERATED_ACCOUNTS_MAX + 1, 1).unwrap_err();
+    assert_eq!(
+        err,
+        GenesisError::GeneratedAccountsCount {
+            count: GENERATED_ACCOUNTS_MAX + 1,
+            max: GENERATED_ACCOUNTS_MAX
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "generated_accounts.count = 20000001 is out of range 1..=20000000"
+    );
+    assert!(matches!(
+        with(0, 1),
+        Err(GenesisError::GeneratedAccountsCount { count: 0, .. })
+    ));
+    assert_eq!(with(10, 0), Err(GenesisError::GeneratedAccountsZeroBalance));
+    assert_eq!(
+        with(20, u64::MAX / 10),
+        Err(GenesisError::GeneratedAccountsBalanceOverflow {
+            count: 20,
+            balance: u64::MAX / 10
+        })
+    );
+    // Listed balances count towards the total.
+    let listed: u64 = sample().accounts.iter().map(|a| a.balance).sum();
+    assert!(with(1, u64::MAX - listed).is_ok());
+    assert!(with(1, u64::MAX - listed + 1).is_err());
+    // Unknown fields in the section are refused, as everywhere.
+    let mut v = serde_json::to_value(sample()).unwrap();
+    v["generated_accounts"] =
+        json!({"count": 1, "balance": 1, "seed": "00".repeat(32), "extra": 1});
+    assert!(matches!(
+        Genesis::from_json(&v.to_string()),
+        Err(GenesisError::UnknownField { .. })
+    ));
+}
+
+#[test]
+fn generated_accounts_give_the_state_of_the_same_accounts_listed() {
+    const N: u64 = 10_000;
+    let mut g = sample();
+    g.generated_accounts = Some(generated(N));
+    g.validate().unwrap();
+    let mut listed = sample();
+    let s = generated(N);
+    listed.accounts.extend((0..N).map(|i| GenesisAccount {
+        address: s.address(i),
+        balance: s.balance,
+    }));
+    listed.validate().unwrap();
+    assert_eq!(g.state_root(), listed.state_root());
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), g.hash()).unwrap();
+    let mut steps = Vec::new();
+    g.init_store_with_progress(&store, &mut |done, total| steps.push((done, total)))
+        .unwrap();
+    assert_eq!(steps.last(), Some(&(N, N)));
+    g.init_store(&store).unwrap(); // idempotent, and not derived again
+    let head = store.head().unwrap().unwrap();
+    assert_eq!(head.state_root, listed.state_root());
+    let mut expected = listed.genesis_block().header;
+    expected.parent_hash = g.hash();
+    assert_eq!(head, expected);
+    use cairn_ledger::StateReader;
+    for i in [0, 1, N / 2, N - 1] {
+        let a = store.account(&s.address(i)).unwrap();
+        assert_eq!((a.balance, a.nonce), (s.balance, 0));
+    }
+    // The stored accounts hash to the root: nothing written twice or missed.
+    store.recompute_lthash().unwrap();
+    assert_eq!(store.lthash().unwrap().root(), listed.state_root());
+
+    // The explicit listing initializes to the same state.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = Store::open(dir2.path(), listed.hash()).unwrap();
+    listed.init_store(&store2).unwrap();
+    assert_eq!(store2.lthash().unwrap(), store.lthash().unwrap());
+
+    // Another genesis on the same store is refused.
+    let mut other = g.clone();
+    other.generated_accounts.as_mut().unwrap().seed.0[0] ^= 1;
+    assert!(matches!(
+        other.init_store(&store),
+        Err(LedgerError::GenesisMismatch { .. })
+    ));
+}
+
+#[test]
+fn an_account_both_listed_and_generated_is_refused_at_init() {
+    let mut g = sample();
+    let s = generated(5);
+    g.accounts.push(GenesisAccount {
+        address: s.address(3),
+        balance: 1,
+    });
+    g.generated_accounts = Some(s);
+    g.validate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), g.hash()).unwrap();
+    let err = g.init_store(&store).unwrap_err();
+    assert!(
+        err.to_string().contains("both listed and generated"),
+        "{err}"
+    );
+    assert!(store.head().unwrap().is_none());
 }

@@ -106,6 +106,9 @@ pub struct TxLocation {
     pub index: u32,
 }
 
+/// Most accounts in one WriteBatch of [`Store::put_genesis_accounts`] (about 4 MiB).
+pub const GENESIS_BULK_BATCH_MAX: usize = 65_536;
+
 pub(crate) const CF_BLOCKS: &str = "blocks";
 pub(crate) const CF_BLOCK_HASHES: &str = "block_hashes";
 pub(crate) const CF_TXS: &str = "txs";
@@ -652,6 +655,51 @@ impl Store {
         genesis_block: &Block,
         state: InitialState<'_>,
     ) -> Result<(), LedgerError> {
+        self.init_genesis_state_bulk(genesis_block, state, &LtHash::zero())
+    }
+
+    /// Writes accounts of a large genesis state ahead of [`Self::init_genesis_state_bulk`],
+    /// in synced-later WriteBatches of at most [`GENESIS_BULK_BATCH_MAX`] accounts (so memory
+    /// stays bounded whatever the state's size). Nothing is visible as a chain until the
+    /// genesis block is written: a crash in between leaves a store without a head, which
+    /// the next start fills again (the same puts). Empty accounts are skipped.
+    ///
+    /// The caller owns the state hash of what it writes here (the sum of
+    /// [`LtHash::of_account`]) and passes it to [`Self::init_genesis_state_bulk`]; each
+    /// address must be written once and not appear in the [`InitialState`] too.
+    ///
+    /// Errors: [`LedgerError::InvalidBlock`] (height 0) if a genesis block is already
+    /// stored; storage errors.
+    pub fn put_genesis_accounts(&self, accounts: &[(Address, Account)]) -> Result<(), LedgerError> {
+        let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stored) = self.block_by_height(0)? {
+            return Err(LedgerError::InvalidBlock {
+                block: stored.hash(),
+                height: 0,
+                reason: "genesis accounts written after the genesis block".into(),
+            });
+        }
+        for chunk in accounts.chunks(GENESIS_BULK_BATCH_MAX) {
+            let mut batch = WriteBatch::default();
+            for (address, account) in chunk {
+                if !account.is_empty() {
+                    batch.put_cf(self.cf(CF_ACCOUNTS), address.0, encode(account));
+                }
+            }
+            self.db.write(batch).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::init_genesis_state`] for a genesis whose state also holds accounts written
+    /// beforehand with [`Self::put_genesis_accounts`], whose state hash is `bulk`: the
+    /// block's `state_root` must be the root of `state.lthash() + bulk`. Same errors.
+    pub fn init_genesis_state_bulk(
+        &self,
+        genesis_block: &Block,
+        state: InitialState<'_>,
+        bulk: &LtHash,
+    ) -> Result<(), LedgerError> {
         let accounts = state.accounts;
         let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         let header = &genesis_block.header;
@@ -702,7 +750,8 @@ impl Store {
             g.validate()
                 .map_err(|e| invalid(format!("genesis governance: {e}")))?;
         }
-        let lthash = state.lthash();
+        let mut lthash = state.lthash();
+        lthash.add(bulk);
         if header.state_root != lthash.root() {
             return Err(invalid(format!(
                 "state_root {}, the initial state gives {}",

@@ -77,6 +77,8 @@ pub struct Chain {
     /// The head's kind in the running epoch (`Ordinary` when it is the anchor).
     head_kind: BlockKind,
     pending: HashMap<Hash, PendingBlock>,
+    /// Execution and commit time counters (exported as metrics).
+    timings: crate::metrics::BlockTimings,
 }
 
 impl Chain {
@@ -111,7 +113,14 @@ impl Chain {
             epoch_anchor,
             head_kind: BlockKind::Ordinary,
             pending: HashMap::new(),
+            timings: crate::metrics::BlockTimings::default(),
         })
+    }
+
+    /// Counts block execution and commit time into `timings` (the node's metrics) from now
+    /// on.
+    pub fn set_timings(&mut self, timings: crate::metrics::BlockTimings) {
+        self.timings = timings;
     }
 
     /// The running epoch's anchor (the previous epoch's boundary block, or genesis).
@@ -340,6 +349,7 @@ impl Chain {
             proposer,
         };
         let suffix = self.child_is_suffix(parent) == Some(true);
+        let execute_started = std::time::Instant::now();
         let mut builder = BlockBuilder::new(&state, lthash, ctx);
         // A suffix block is empty (E2): nothing is picked.
         let transactions = if suffix {
@@ -348,6 +358,7 @@ impl Chain {
             pick(&mut builder)
         };
         let diff = builder.finish();
+        self.timings.executed(execute_started.elapsed());
         let kind = Self::child_kind(suffix, &diff);
         let header = BlockHeader {
             chain_id: self.chain_id.clone(),
@@ -417,7 +428,8 @@ impl Chain {
                     reason: "timestamp earlier than parent's".into(),
                 }));
             }
-            validate_sealed_block(
+            let execute_started = std::time::Instant::now();
+            let diff = validate_sealed_block(
                 &parent_header,
                 &state,
                 lthash,
@@ -425,7 +437,9 @@ impl Chain {
                 &self.limits,
                 SignatureCheck::SkipVerified(verified),
             )
-            .map_err(ChainError::Invalid)?
+            .map_err(ChainError::Invalid)?;
+            self.timings.executed(execute_started.elapsed());
+            diff
         };
         let kind = Self::child_kind(suffix, &diff);
         self.pending.insert(
@@ -477,9 +491,11 @@ impl Chain {
                 "suffix blocks are never committed"
             );
             let cert = if h == *hash { certificate } else { None };
+            let commit_started = std::time::Instant::now();
             self.store
                 .commit_sealed(&p.block, &p.diff, cert)
                 .map_err(ChainError::Storage)?;
+            self.timings.committed(commit_started.elapsed());
             self.head = p.block.header().clone();
             self.head_hash = h;
             self.head_lthash = p.diff.lthash.clone();
@@ -511,19 +527,26 @@ impl Chain {
         }
         let diff = match self.pending.remove(&hash) {
             Some(p) => p.diff,
-            None => validate_sealed_block(
-                &self.head,
-                self.store.as_ref(),
-                self.head_lthash.clone(),
-                &block,
-                &self.limits,
-                SignatureCheck::SkipVerified(verified),
-            )
-            .map_err(ChainError::Invalid)?,
+            None => {
+                let execute_started = std::time::Instant::now();
+                let diff = validate_sealed_block(
+                    &self.head,
+                    self.store.as_ref(),
+                    self.head_lthash.clone(),
+                    &block,
+                    &self.limits,
+                    SignatureCheck::SkipVerified(verified),
+                )
+                .map_err(ChainError::Invalid)?;
+                self.timings.executed(execute_started.elapsed());
+                diff
+            }
         };
+        let commit_started = std::time::Instant::now();
         self.store
             .commit_sealed(&block, &diff, certificate)
             .map_err(ChainError::Storage)?;
+        self.timings.committed(commit_started.elapsed());
         self.head = block.header().clone();
         self.head_hash = hash;
         self.head_kind = Self::child_kind(false, &diff);

@@ -256,6 +256,7 @@ fn prepare_dev_home(home: &Path) -> Result<PathBuf> {
         }],
         params: ChainParams::default(),
         governance: Default::default(),
+        generated_accounts: None,
     };
     genesis.validate()?;
     let path = home.join("genesis.json");

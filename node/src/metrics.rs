@@ -207,6 +207,8 @@ pub struct Metrics {
     /// Proofs of work this node solved while running, for a higher difficulty or after
     /// leaving the validator set (`NetworkStats::admission_proofs_solved`).
     pub admission_proofs_solved: Counter<u64, AtomicU64>,
+    /// Per-block execution and commit time ([`BlockTimings`]), shared with the chain.
+    pub block_timings: BlockTimings,
     /// Refusals of this node's proof demanding more bits that started no solve (untrusted
     /// peer, or above 32 bits) (`NetworkStats::admission_claims_ignored`).
     pub admission_claims_ignored: Counter<u64, AtomicU64>,
@@ -495,6 +497,7 @@ impl Metrics {
             connections_closed_peer_limit: Counter::default(),
             connections_closed_ip_limit: Counter::default(),
             admission_proofs_solved: Counter::default(),
+            block_timings: BlockTimings::default(),
             admission_claims_ignored: Counter::default(),
             admission_exemptions_withdrawn: Counter::default(),
             registry: Registry::default(),
@@ -713,6 +716,26 @@ impl Metrics {
             "admission_proofs_solved",
             "Admission proofs of work solved while running",
             m.admission_proofs_solved.clone(),
+        );
+        registry.register(
+            "blocks_executed",
+            "Blocks executed (built as leader, validated as pending, or validated by block sync)",
+            m.block_timings.executed.clone(),
+        );
+        registry.register(
+            "block_execute_micros",
+            "Microseconds spent executing blocks (see cairn_blocks_executed_total): state reads, transfers and the state hash update",
+            m.block_timings.execute_micros.clone(),
+        );
+        registry.register(
+            "blocks_committed",
+            "Blocks written to the store (one synced RocksDB WriteBatch each)",
+            m.block_timings.committed.clone(),
+        );
+        registry.register(
+            "block_commit_micros",
+            "Microseconds spent writing committed blocks to the store (see cairn_blocks_committed_total)",
+            m.block_timings.commit_micros.clone(),
         );
         registry.register(
             "admission_claims_ignored",
@@ -1220,5 +1243,37 @@ mod tests {
                 "{line} missing in:\n{text}"
             );
         }
+    }
+}
+
+/// Time spent executing and committing blocks: counters a scraper differences over an
+/// interval to get the mean per block (`cairn_block_execute_micros_total /
+/// cairn_blocks_executed_total`, and the same for commits). Cheap clones of shared
+/// counters; the chain adds to them ([`crate::chain::Chain::set_timings`]).
+#[derive(Clone, Debug, Default)]
+pub struct BlockTimings {
+    /// Blocks executed.
+    pub executed: Counter<u64, AtomicU64>,
+    /// Microseconds spent executing them.
+    pub execute_micros: Counter<u64, AtomicU64>,
+    /// Blocks committed to the store.
+    pub committed: Counter<u64, AtomicU64>,
+    /// Microseconds spent committing them.
+    pub commit_micros: Counter<u64, AtomicU64>,
+}
+
+impl BlockTimings {
+    /// Counts one execution that took `elapsed`.
+    pub fn executed(&self, elapsed: std::time::Duration) {
+        self.executed.inc();
+        self.execute_micros
+            .inc_by(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Counts one commit that took `elapsed`.
+    pub fn committed(&self, elapsed: std::time::Duration) {
+        self.committed.inc();
+        self.commit_micros
+            .inc_by(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 }

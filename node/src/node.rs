@@ -228,9 +228,13 @@ pub async fn run(
     let db_path = NodeConfig::resolve(home, &config.db_dir);
     let store =
         Store::open(&db_path, genesis_hash).map_err(|e| NodeError::Storage(e.to_string()))?;
-    genesis
-        .init_store(&store)
-        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    if let Some(g) = &genesis.generated_accounts {
+        tracing::warn!(
+            count = g.count,
+            "the genesis has generated accounts: their secret keys follow from the genesis file, so anyone can spend them (test and benchmark chains only)"
+        );
+    }
+    init_genesis_store(&genesis, &store)?;
     let store = Arc::new(store);
     // The parameters in force: genesis's, as changed by governance (`set_params`). Block
     // limits and transport bounds stay genesis's here: they are ceilings (the ledger applies
@@ -475,9 +479,7 @@ pub async fn run(
             Err(e) => {
                 tracing::warn!(error = %e, "state sync failed; block sync from genesis");
                 // A wiped install leaves an empty store: write the genesis again.
-                genesis
-                    .init_store(&store)
-                    .map_err(|e| NodeError::Storage(e.to_string()))?;
+                init_genesis_store(&genesis, &store)?;
             }
         }
         // The connection events drained meanwhile are announced to the driver again.
@@ -491,7 +493,7 @@ pub async fn run(
             .map_err(|e| NodeError::Storage(e.to_string()))?
             .map_or_else(|| genesis.params.clone(), |g| g.params.clone())
     };
-    let chain = Chain::open(store.clone(), genesis.chain_id.clone(), limits)
+    let mut chain = Chain::open(store.clone(), genesis.chain_id.clone(), limits)
         .map_err(|e| NodeError::Storage(e.to_string()))?;
     let mempool_config = MempoolConfig::from_params(&runtime_params);
     mempool_config
@@ -549,6 +551,7 @@ pub async fn run(
         ),
     });
     shared.metrics.height.set(chain.head().height as i64);
+    chain.set_timings(shared.metrics.block_timings.clone());
     shared
         .metrics
         .lowest_retained_height
@@ -780,4 +783,24 @@ pub async fn run(
     info!("stopped");
     result.map_err(|e| NodeError::Fatal(e.to_string()))?;
     prune_result
+}
+
+/// Writes the genesis to a new store (no-op if it is there), logging the progress of
+/// generated accounts (about every tenth of them, and at the end).
+fn init_genesis_store(genesis: &cairn_genesis::Genesis, store: &Store) -> Result<(), NodeError> {
+    let started = std::time::Instant::now();
+    let mut logged = 0u64;
+    genesis
+        .init_store_with_progress(store, &mut |done, total| {
+            if done == total || done - logged >= total.div_ceil(10) {
+                logged = done;
+                tracing::info!(
+                    done,
+                    total,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "genesis: generated accounts written"
+                );
+            }
+        })
+        .map_err(|e| NodeError::Storage(e.to_string()))
 }

@@ -109,6 +109,7 @@ impl Net {
                 accounts,
                 ..GenesisGovernance::default()
             },
+            generated_accounts: None,
         };
         Net {
             cluster: homes.with_genesis(genesis, WAIT),

@@ -89,6 +89,7 @@ async fn a_pruned_node_serves_what_it_keeps_and_a_new_node_joins_from_the_full_o
             ..cluster::fast_params()
         },
         governance: Default::default(),
+        generated_accounts: None,
     };
     let mut net = homes.with_genesis(genesis, WAIT);
     net.configs = configs;

@@ -96,6 +96,7 @@ impl Testnet {
                 ..cluster::fast_params()
             },
             governance: Default::default(),
+            generated_accounts: None,
         };
         Testnet {
             cluster: homes.with_genesis(genesis, WAIT),

@@ -57,6 +57,7 @@ async fn dev_chain(tweak: impl Fn(&mut cairn_node::config::NodeConfig)) -> Clust
             ..cluster::fast_params()
         },
         governance: Default::default(),
+        generated_accounts: None,
     };
     let mut chain = homes.with_genesis(genesis, WAIT);
     chain.start(0);

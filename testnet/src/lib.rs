@@ -335,6 +335,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
             .collect(),
         params: opts.params.clone(),
         governance: demo_governance(&accounts),
+        generated_accounts: None,
     };
     genesis.validate().context("generated genesis is invalid")?;
     let text = genesis.to_json_pretty();

@@ -70,6 +70,7 @@ pub fn validators_genesis(
             .collect(),
         params,
         governance: Default::default(),
+        generated_accounts: None,
     };
     genesis.validate().unwrap();
     (keys, genesis)

@@ -75,6 +75,7 @@ async fn full_nodes_following_a_busy_validator_stay_within_its_sync_rate() {
             .collect(),
         params: cluster::fast_params(),
         governance: Default::default(),
+        generated_accounts: None,
     };
     assert_eq!(
         genesis.params.block_interval_ms, 0,

@@ -23,6 +23,7 @@ use cairn_rpc::RpcClient;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::sample::Distribution;
 use crate::throughput::{self, ThroughputConfig, ThroughputReport};
 use crate::{GenerateOptions, LocalTestnet, free_port_range, generate};
 
@@ -63,6 +64,39 @@ pub struct BenchOptions {
     /// How long to measure the signature bound before the testnet starts (zero: skip; at
     /// most [`crate::bound::DURATION_MAX`]).
     pub bound_duration: Duration,
+    /// Accounts the genesis generates (0: none; then the load uses fresh senders funded
+    /// from the demo accounts). With them, every load run draws its senders and recipients
+    /// from all of them by `distribution` ([`crate::sample`]).
+    pub generated_accounts: u64,
+    /// How senders and recipients are drawn from the generated accounts.
+    pub distribution: Distribution,
+}
+
+/// Per-block execution and commit time over one load run, averaged over the nodes (from
+/// their `cairn_block_*` counters, scraped before and after the run).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BlockTimes {
+    /// Blocks executed per node in the run (mean over nodes).
+    pub blocks_executed: f64,
+    /// Mean execution time per block, ms.
+    pub execute_ms_per_block: f64,
+    /// Blocks committed per node in the run (mean over nodes).
+    pub blocks_committed: f64,
+    /// Mean commit time per block (one synced WriteBatch), ms.
+    pub commit_ms_per_block: f64,
+}
+
+/// A node at the end of the benchmark.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeFootprint {
+    /// Node name.
+    pub node: String,
+    /// Resident memory at the end, MiB.
+    pub rss_mib: f64,
+    /// Peak resident memory since start, MiB.
+    pub peak_rss_mib: f64,
+    /// Bytes of the node's home directory on disk (RocksDB, WAL, snapshots, logs), MiB.
+    pub disk_mib: f64,
 }
 
 /// How fast a restarted validator replayed what it missed.
@@ -116,6 +150,20 @@ pub struct BenchResults {
     pub of_bound: Vec<(String, f64)>,
     /// Wall time of the whole benchmark, s.
     pub elapsed_s: f64,
+    /// Accounts senders and recipients were drawn from (generated accounts; 0: fresh
+    /// funded senders).
+    pub accounts: u64,
+    /// `uniform`, `zipf:S`, or `fresh`.
+    pub distribution: String,
+    /// Seconds from the nodes' start until the first block was final (genesis init
+    /// included: with generated accounts, their derivation and writing).
+    pub start_s: f64,
+    /// Per-block execution and commit time of the sustained and half-load runs.
+    pub sustained_block_times: Option<BlockTimes>,
+    /// See `sustained_block_times`.
+    pub half_load_block_times: Option<BlockTimes>,
+    /// Each node's memory and disk at the end.
+    pub footprint: Vec<NodeFootprint>,
 }
 
 impl BenchResults {
@@ -149,7 +197,10 @@ impl BenchResults {
         for r in &self.steps {
             s.push_str(&row("search", r));
         }
-        s.push_str(&format!("saturation: {:.0} tx/s\n", self.saturation_tps));
+        s.push_str(&format!(
+            "saturation: {:.0} tx/s ({} accounts, {}; first block {:.1} s after start)\n",
+            self.saturation_tps, self.accounts, self.distribution, self.start_s
+        ));
         if let Some(b) = &self.signature_bound {
             s.push_str(&format!(
                 "signature bound: {:.0} checks/s on {} threads / {} validator(s) = {:.0} tx/s;",
@@ -261,11 +312,18 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
         p2p_port: base,
         rpc_port: base + opts.validators as u16,
         params: opts.params.clone(),
+        generated_accounts: opts.generated_accounts,
         ..GenerateOptions::default()
     })?;
+    let dist = (opts.generated_accounts > 0).then_some(opts.distribution);
     let mut net = LocalTestnet::start(manifest.clone(), opts.node_bin.clone())?;
     let result = async {
-        wait_running(&manifest.nodes[0].rpc_url).await?;
+        let starting = Instant::now();
+        // Genesis init derives and writes the generated accounts first (about 100k per
+        // second per node on this machine when the nodes start together).
+        let start_max = Duration::from_secs(60 + opts.generated_accounts / 5_000);
+        wait_running(&manifest.nodes[0].rpc_url, start_max).await?;
+        let start_s = starting.elapsed().as_secs_f64();
         eprintln!(
             "testnet of {} validator(s) running in {}",
             opts.validators,
@@ -276,7 +334,7 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
         for &rate in &opts.rates {
             seed += 1;
             eprintln!("— search: {rate:.0} tx/s for {:?}", opts.step_duration);
-            let r = load(&manifest, rate, opts.step_duration, seed, stop.clone()).await?;
+            let r = load(&manifest, dist, rate, opts.step_duration, seed, stop.clone()).await?;
             eprint!("{}", r.summary());
             let done = saturated(&r) || r.interrupted;
             steps.push(r);
@@ -299,6 +357,12 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             signature_bound,
             of_bound: Vec::new(),
             elapsed_s: 0.0,
+            accounts: opts.generated_accounts,
+            distribution: dist.map_or_else(|| "fresh".to_string(), |d| d.to_string()),
+            start_s,
+            sustained_block_times: None,
+            half_load_block_times: None,
+            footprint: Vec::new(),
         };
         if saturation_tps >= 1.0 && !*stop.borrow() {
             seed += 1;
@@ -306,17 +370,23 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
                 "— sustained: {saturation_tps:.0} tx/s for {:?}",
                 opts.sustain_duration
             );
-            let r = load(&manifest, saturation_tps, opts.sustain_duration, seed, stop.clone())
+            let before = block_counters(&manifest).await;
+            let r = load(&manifest, dist, saturation_tps, opts.sustain_duration, seed, stop.clone())
                 .await?;
             eprint!("{}", r.summary());
+            results.sustained_block_times = block_times(&before, &block_counters(&manifest).await);
+            eprintln!("block times: {:?}", results.sustained_block_times);
             results.sustained = Some(r);
         }
         if saturation_tps >= 2.0 && !*stop.borrow() {
             seed += 1;
             let half = saturation_tps / 2.0;
             eprintln!("— half load: {half:.0} tx/s for {:?}", opts.half_duration);
-            let r = load(&manifest, half, opts.half_duration, seed, stop.clone()).await?;
+            let before = block_counters(&manifest).await;
+            let r = load(&manifest, dist, half, opts.half_duration, seed, stop.clone()).await?;
             eprint!("{}", r.summary());
+            results.half_load_block_times = block_times(&before, &block_counters(&manifest).await);
+            eprintln!("block times: {:?}", results.half_load_block_times);
             results.half_load = Some(r);
         }
         // Catch-up runs before the overload: an overload leaves mempools full of transfers
@@ -328,7 +398,7 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             && !*stop.borrow()
         {
             seed += 1;
-            let c = catch_up(&mut net, &manifest, opts.catch_up_txs, saturation_tps, seed, stop.clone())
+            let c = catch_up(&mut net, &manifest, dist, opts.catch_up_txs, saturation_tps, seed, stop.clone())
                 .await?;
             eprintln!(
                 "catch-up: {} replayed {} transfers ({} blocks) in {:.1} s: {:.0} tx/s (RPC up {:.1} s after restart)",
@@ -345,7 +415,7 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             seed += 1;
             let rate = 2.0 * saturation_tps;
             eprintln!("— overload: {rate:.0} tx/s for {:?}", opts.overload_duration);
-            let r = load(&manifest, rate, opts.overload_duration, seed, stop.clone()).await?;
+            let r = load(&manifest, dist, rate, opts.overload_duration, seed, stop.clone()).await?;
             eprint!("{}", r.summary());
             results.overload = Some(r);
             results.peak_rss_mib = (0..manifest.nodes.len())
@@ -356,6 +426,18 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
                 .collect();
             eprintln!("peak RSS (MiB): {:?}", results.peak_rss_mib);
         }
+        results.footprint = (0..manifest.nodes.len())
+            .map(|i| {
+                let mib = |b: Option<u64>| b.map_or(0.0, |b| b as f64 / (1024.0 * 1024.0));
+                NodeFootprint {
+                    node: manifest.nodes[i].name.clone(),
+                    rss_mib: mib(net.rss_bytes(i)),
+                    peak_rss_mib: mib(net.peak_rss_bytes(i)),
+                    disk_mib: mib(Some(dir_bytes(&manifest.nodes[i].home))),
+                }
+            })
+            .collect();
+        eprintln!("footprint: {:?}", results.footprint);
         results.of_bound = fractions_of_bound(&results);
         results.elapsed_s = started.elapsed().as_secs_f64();
         Ok::<_, anyhow::Error>(results)
@@ -368,19 +450,95 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
     result
 }
 
+/// Bytes of the files under `dir` (not following symlinks); unreadable entries count 0.
+/// Bounded by the directory's size: one stat per entry.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The four `cairn_block_*` counters of each node (`None` for a node that did not answer).
+async fn block_counters(m: &crate::Manifest) -> Vec<Option<[f64; 4]>> {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for n in m.validators() {
+        let text = match http.get(format!("{}/metrics", n.rpc_url)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let get = |name| crate::parse_metric(&text, name);
+        out.push((|| {
+            Some([
+                get("cairn_blocks_executed_total")?,
+                get("cairn_block_execute_micros_total")?,
+                get("cairn_blocks_committed_total")?,
+                get("cairn_block_commit_micros_total")?,
+            ])
+        })());
+    }
+    out
+}
+
+/// Per-block times between two [`block_counters`] readings, averaged over the nodes that
+/// answered both; `None` if none did.
+pub fn block_times(before: &[Option<[f64; 4]>], after: &[Option<[f64; 4]>]) -> Option<BlockTimes> {
+    let deltas: Vec<[f64; 4]> = before
+        .iter()
+        .zip(after)
+        .filter_map(|(b, a)| {
+            let (b, a) = ((*b)?, (*a)?);
+            Some([a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]])
+        })
+        .collect();
+    if deltas.is_empty() {
+        return None;
+    }
+    let n = deltas.len() as f64;
+    let sum = |i: usize| deltas.iter().map(|d| d[i]).sum::<f64>();
+    let per = |us: f64, blocks: f64| {
+        if blocks > 0.0 {
+            us / blocks / 1000.0
+        } else {
+            0.0
+        }
+    };
+    Some(BlockTimes {
+        blocks_executed: sum(0) / n,
+        execute_ms_per_block: per(sum(1), sum(0)),
+        blocks_committed: sum(2) / n,
+        commit_ms_per_block: per(sum(3), sum(2)),
+    })
+}
+
 async fn load(
     m: &crate::Manifest,
+    distribution: Option<Distribution>,
     rate: f64,
     duration: Duration,
     seed: u64,
     stop: watch::Receiver<bool>,
 ) -> Result<ThroughputReport> {
-    load_on(m, None, rate, duration, seed, stop).await
+    load_on(m, None, distribution, rate, duration, seed, stop).await
 }
 
 async fn load_on(
     m: &crate::Manifest,
     nodes: Option<Vec<usize>>,
+    distribution: Option<Distribution>,
     rate: f64,
     duration: Duration,
     seed: u64,
@@ -393,6 +551,7 @@ async fn load_on(
             duration,
             seed,
             nodes,
+            distribution,
             drain: Duration::from_secs(15),
             ..ThroughputConfig::default()
         },
@@ -439,6 +598,7 @@ async fn wait_mempools_empty(m: &crate::Manifest, max: Duration) -> Result<()> {
 async fn catch_up(
     net: &mut LocalTestnet,
     m: &crate::Manifest,
+    distribution: Option<Distribution>,
     txs: u64,
     saturation_tps: f64,
     seed: u64,
@@ -457,7 +617,7 @@ async fn catch_up(
     let duration = Duration::from_secs_f64((txs as f64 / rate).max(1.0));
     eprintln!("— catch-up: {node} stopped; {txs} transfers at {rate:.0} tx/s without it");
     let up: Vec<usize> = (0..m.nodes.len()).filter(|&i| i != last).collect();
-    let r = load_on(m, Some(up), rate, duration, seed, stop).await?;
+    let r = load_on(m, Some(up), distribution, rate, duration, seed, stop).await?;
     eprint!("{}", r.summary());
     let to_height = leader.status().await?.latest_height;
     let mut replayed = 0u64;
@@ -498,10 +658,10 @@ async fn catch_up(
     })
 }
 
-/// Waits until the node answers and has finalized a block.
-async fn wait_running(url: &str) -> Result<()> {
+/// Waits until the node answers and has finalized a block, at most `max`.
+async fn wait_running(url: &str, max: Duration) -> Result<()> {
     let c = RpcClient::with_timeout(url, Duration::from_secs(2))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + max;
     loop {
         if let Ok(s) = c.status().await
             && s.latest_height >= 1
@@ -509,7 +669,7 @@ async fn wait_running(url: &str) -> Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("{url}: no finalized block within 60 s");
+            bail!("{url}: no finalized block within {max:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

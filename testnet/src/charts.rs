@@ -369,6 +369,87 @@ pub fn load_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
     ])
 }
 
+/// The state-size curve of several `cairn-testnet bench` results files (their JSON), one
+/// point per file, by `accounts` (log10 on the x axis: 10,000 is 4, 10,000,000 is 7):
+/// saturation and sustained finalized TPS, and the sustained run's per-block execution and
+/// commit time.
+///
+/// # Errors
+/// [`ChartError::BadData`] when a file has no account count (or 0) or none has a sustained
+/// run.
+pub fn state_size_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError> {
+    let bad = |reason: String| ChartError::BadData {
+        what: "state-size curve".into(),
+        reason,
+    };
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let mut rows: Vec<&Value> = results.iter().collect();
+    rows.sort_by(|a, b| num(&a["accounts"]).total_cmp(&num(&b["accounts"])));
+    let (mut saturation, mut sustained, mut execute, mut commit) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in &rows {
+        let accounts = num(&r["accounts"]);
+        if !(accounts >= 1.0) {
+            return Err(bad(format!(
+                "a results file has accounts = {}",
+                r["accounts"]
+            )));
+        }
+        let x = accounts.log10();
+        saturation.push((x, num(&r["saturation_tps"])));
+        if let Some(t) = r["sustained"]["finalized_tps"].as_f64() {
+            sustained.push((x, t));
+        }
+        let times = &r["sustained_block_times"];
+        if let (Some(e), Some(c)) = (
+            times["execute_ms_per_block"].as_f64(),
+            times["commit_ms_per_block"].as_f64(),
+        ) {
+            execute.push((x, e));
+            commit.push((x, c));
+        }
+    }
+    if sustained.is_empty() {
+        return Err(bad("no results file has a sustained run".into()));
+    }
+    let validators = rows
+        .first()
+        .and_then(|r| r["validators"].as_u64())
+        .unwrap_or(0);
+    Ok(vec![
+        LineChart {
+            title: format!("Throughput against state size, {validators} validator(s)"),
+            x_desc: "funded accounts (log10)".into(),
+            y_desc: "finalized (transfers/s)".into(),
+            series: vec![
+                Series {
+                    name: "sustained".into(),
+                    points: sustained,
+                },
+                Series {
+                    name: "saturation (search)".into(),
+                    points: saturation,
+                },
+            ],
+        },
+        LineChart {
+            title: "Per-block time in the sustained run (mean over validators)".into(),
+            x_desc: "funded accounts (log10)".into(),
+            y_desc: "ms per block".into(),
+            series: vec![
+                Series {
+                    name: "execute".into(),
+                    points: execute,
+                },
+                Series {
+                    name: "commit".into(),
+                    points: commit,
+                },
+            ],
+        },
+    ])
+}
+
 /// The PNG path beside a results file: `bench-results.json` → `bench-results.png`.
 pub fn png_beside(results: &Path) -> PathBuf {
     results.with_extension("png")
@@ -462,5 +543,26 @@ mod tests {
         let total = rgb.len() / 3;
         assert!(blue > 500, "the finalized line is drawn ({blue} pixels)");
         assert!(white > total / 2, "mostly background ({white} of {total})");
+    }
+
+    #[test]
+    fn state_size_curve_orders_by_accounts_and_needs_them() {
+        let r = |accounts: u64, tps: f64, commit: f64| {
+            serde_json::json!({
+                "validators": 4,
+                "accounts": accounts,
+                "saturation_tps": tps + 100.0,
+                "sustained": {"finalized_tps": tps},
+                "sustained_block_times": {"execute_ms_per_block": 2.0, "commit_ms_per_block": commit},
+            })
+        };
+        let charts = state_size_curve(&[r(1_000_000, 900.0, 5.0), r(10_000, 1000.0, 4.0)]).unwrap();
+        assert_eq!(
+            charts[0].series[0].points,
+            vec![(4.0, 1000.0), (6.0, 900.0)]
+        );
+        assert_eq!(charts[1].series[1].points, vec![(4.0, 4.0), (6.0, 5.0)]);
+        assert!(state_size_curve(&[r(0, 1.0, 1.0)]).is_err());
+        assert!(state_size_curve(&[serde_json::json!({"accounts": 10})]).is_err());
     }
 }

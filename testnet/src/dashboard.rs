@@ -181,6 +181,7 @@ mod tests {
             ],
             accounts: Vec::new(),
             docker: None,
+            generated_accounts: None,
         };
         let html = page_html(&manifest);
         assert_eq!(html.matches("<iframe ").count(), 3);
@@ -205,6 +206,7 @@ mod tests {
             nodes: vec![node("validator-0", 8545, false), node("full-0", 9000, true)],
             accounts: Vec::new(),
             docker: None,
+            generated_accounts: None,
         };
         assert_eq!(
             prometheus_targets(&manifest),

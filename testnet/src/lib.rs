@@ -30,6 +30,7 @@ pub mod fabricate;
 pub mod govern;
 pub mod load;
 pub mod progress;
+pub mod sample;
 pub mod state_sync_bench;
 pub mod throughput;
 
@@ -82,7 +83,16 @@ pub struct GenerateOptions {
     /// Report progress on stderr (see [`progress`]): a bar on a terminal, plain lines
     /// otherwise. Off by default (tests, library callers).
     pub progress: bool,
+    /// Accounts the genesis generates from a random seed (its `generated_accounts`
+    /// section; 0: none, at most [`cairn_genesis::GENERATED_ACCOUNTS_MAX`]), each funded with
+    /// [`GENERATED_BALANCE`]. Their keys are public (test chains only); the load generator
+    /// signs for them ([`throughput`]).
+    pub generated_accounts: u64,
 }
+
+/// Balance of each generated account of a testnet, base units (20,000,000 of them still
+/// fit in a u64 beside the demo accounts).
+pub const GENERATED_BALANCE: u64 = 1_000_000_000;
 
 impl Default for GenerateOptions {
     fn default() -> Self {
@@ -99,6 +109,7 @@ impl Default for GenerateOptions {
             full_nodes: 0,
             docker: None,
             progress: false,
+            generated_accounts: 0,
         }
     }
 }
@@ -172,6 +183,9 @@ pub struct Manifest {
     /// Docker deployment, if generated with `--docker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<docker::DockerManifest>,
+    /// The genesis's generated accounts (seed included: their keys are public), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_accounts: Option<cairn_genesis::GeneratedAccounts>,
 }
 
 impl Manifest {
@@ -335,7 +349,13 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
             .collect(),
         params: opts.params.clone(),
         governance: demo_governance(&accounts),
-        generated_accounts: None,
+        generated_accounts: (opts.generated_accounts > 0).then(|| {
+            cairn_genesis::GeneratedAccounts {
+                count: opts.generated_accounts,
+                balance: GENERATED_BALANCE,
+                seed: cairn_ledger::Hash(keys::random_seed()),
+            }
+        }),
     };
     genesis.validate().context("generated genesis is invalid")?;
     let text = genesis.to_json_pretty();
@@ -349,6 +369,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<Manifest> {
         nodes,
         accounts,
         docker: None,
+        generated_accounts: genesis.generated_accounts,
     };
     if let Some(d) = &opts.docker {
         manifest.docker = Some(docker::write_compose(&out, &manifest, d, opts.rpc_port)?);
@@ -496,6 +517,20 @@ impl LocalTestnet {
         let kib: u64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
+    /// Resident memory of node `i` now (`VmRSS`), bytes, if it runs.
+    pub fn rss_bytes(&self, i: usize) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(i)?)).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
             .trim()
             .strip_suffix("kB")?
             .trim()

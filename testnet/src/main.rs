@@ -58,6 +58,10 @@ enum Cmd {
         /// Non-voting full nodes besides the validators.
         #[arg(long, default_value_t = 0)]
         full_nodes: usize,
+        /// Accounts the genesis generates from a random seed (test chains only: their keys
+        /// follow from the genesis file), each funded with 10^9 base units; 0: none.
+        #[arg(long, default_value_t = 0)]
+        generated_accounts: u64,
         /// Also write docker-compose.yml (one service per node, private networks, RPC published
         /// on 127.0.0.1:<rpc-port + i>).
         #[arg(long)]
@@ -212,6 +216,10 @@ enum Cmd {
         /// Seed of the sender keys (default: from the clock, so runs use fresh senders).
         #[arg(long)]
         seed: Option<u64>,
+        /// Draw senders and recipients from the genesis's generated accounts (uniform, zipf
+        /// or zipf:S) instead of funding fresh senders.
+        #[arg(long)]
+        distribution: Option<cairn_testnet::sample::Distribution>,
         /// One JSON object on stdout (field `finalized_tps`: finalized transfers per second).
         #[arg(long)]
         json: bool,
@@ -258,6 +266,14 @@ enum Cmd {
         /// it); 0s: skip.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         bound: Duration,
+        /// Accounts the genesis generates from a seed (0: none, the load funds fresh
+        /// senders); every load run then draws senders and recipients from all of them.
+        #[arg(long, default_value_t = 0)]
+        accounts: u64,
+        /// How senders and recipients are drawn from the generated accounts: uniform,
+        /// zipf (exponent 1.0) or zipf:S.
+        #[arg(long, default_value = "uniform")]
+        distribution: cairn_testnet::sample::Distribution,
         /// JSON results on stdout too.
         #[arg(long)]
         json: bool,
@@ -351,11 +367,16 @@ enum Cmd {
     /// Render a `bench` results file's load curve (finalized TPS and p50/p99 latency against
     /// offered load) as a PNG chart; `bench` writes one beside its results itself.
     Chart {
-        /// Results file written by `bench` (JSON).
-        results: PathBuf,
-        /// PNG to write [default: the results file with a .png extension].
+        /// Results file(s) written by `bench` (JSON); several only with --by-accounts.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// PNG to write [default: the (first) results file with a .png extension].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Draw the state-size curve of several results files (TPS and per-block time
+        /// against their account counts) instead of one file's load curve.
+        #[arg(long)]
+        by_accounts: bool,
     },
     /// Run a generated testnet's validators as local processes until Ctrl-C.
     Start {
@@ -556,6 +577,7 @@ async fn main() -> Result<()> {
             p2p_port,
             rpc_port,
             full_nodes,
+            generated_accounts,
             docker,
             project,
             image,
@@ -582,6 +604,7 @@ async fn main() -> Result<()> {
                 p2p_port,
                 rpc_port,
                 full_nodes,
+                generated_accounts,
                 docker,
                 // Progress goes to stderr; `--json` output on stdout stays clean.
                 progress: true,
@@ -707,6 +730,7 @@ async fn main() -> Result<()> {
             in_flight,
             drain,
             seed,
+            distribution,
             json,
         } => {
             let m = Manifest::load(&dir)?;
@@ -723,6 +747,7 @@ async fn main() -> Result<()> {
                 in_flight_max: in_flight,
                 drain,
                 seed,
+                distribution,
                 ..ThroughputConfig::default()
             };
             let report = throughput::run(&m, &cfg, stop_on_ctrl_c()).await?;
@@ -744,9 +769,13 @@ async fn main() -> Result<()> {
             catch_up,
             overload,
             bound,
+            accounts,
+            distribution,
             json,
         } => {
             let opts = BenchOptions {
+                generated_accounts: accounts,
+                distribution,
                 bound_duration: bound,
                 overload_duration: overload,
                 catch_up_txs: catch_up,
@@ -1081,13 +1110,28 @@ async fn main() -> Result<()> {
                 println!("{}", report.table());
             }
         }
-        Cmd::Chart { results, out } => {
-            let text = std::fs::read_to_string(&results)
-                .with_context(|| format!("reading {}", results.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", results.display()))?;
-            let out = out.unwrap_or_else(|| cairn_testnet::charts::png_beside(&results));
-            let charts = cairn_testnet::charts::load_curve(&v)?;
+        Cmd::Chart {
+            results,
+            out,
+            by_accounts,
+        } => {
+            if results.len() > 1 && !by_accounts {
+                bail!("several results files need --by-accounts");
+            }
+            let mut values = Vec::new();
+            for path in &results {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let v: serde_json::Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?;
+                values.push(v);
+            }
+            let out = out.unwrap_or_else(|| cairn_testnet::charts::png_beside(&results[0]));
+            let charts = if by_accounts {
+                cairn_testnet::charts::state_size_curve(&values)?
+            } else {
+                cairn_testnet::charts::load_curve(&values[0])?
+            };
             cairn_testnet::charts::write_png(&out, &charts)?;
             println!("{}", out.display());
         }

@@ -109,6 +109,10 @@ pub struct ThroughputConfig {
     /// A node that is down must be left out: a batch it does not take leaves nonce gaps that
     /// hold back its senders' later transfers.
     pub nodes: Option<Vec<usize>>,
+    /// Draw senders and recipients from the genesis's generated accounts with this
+    /// distribution (the manifest must have them; no funding phase, `senders` is ignored);
+    /// `None`: fresh senders funded from the demo accounts (module docs).
+    pub distribution: Option<crate::sample::Distribution>,
 }
 
 impl Default for ThroughputConfig {
@@ -124,6 +128,7 @@ impl Default for ThroughputConfig {
             rpc_timeout: Duration::from_secs(20),
             progress: true,
             nodes: None,
+            distribution: None,
         }
     }
 }
@@ -205,8 +210,14 @@ pub struct ThroughputReport {
     /// Offering phase, seconds: the configured duration, or longer when the last new
     /// transfers went out late (every request slot was busy).
     pub duration_s: f64,
-    /// Sender accounts.
+    /// Sender accounts (distinct senders drawn, with generated accounts).
     pub senders: usize,
+    /// Accounts senders and recipients were drawn from: the generated accounts' count, or
+    /// the fresh senders'.
+    pub accounts: u64,
+    /// How they were drawn: `uniform`, `zipf:S`, or `fresh` (funded fresh senders, each
+    /// paying the next).
+    pub distribution: String,
     /// Transfers sent (in `sendTransactions` calls that were answered or timed out), each
     /// counted once.
     pub sent: u64,
@@ -239,11 +250,13 @@ impl ThroughputReport {
     /// The report for humans.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "offered {:.0} tx/s (target {:.0}) for {:.1} s from {} senders: sent {}, accepted {}, rejected {}, re-offered {}\n",
+            "offered {:.0} tx/s (target {:.0}) for {:.1} s from {} senders ({} of {} accounts): sent {}, accepted {}, rejected {}, re-offered {}\n",
             self.offered_tps,
             self.target_rate,
             self.duration_s,
             self.senders,
+            self.distribution,
+            self.accounts,
             self.sent,
             self.accepted,
             self.rejected,
@@ -311,7 +324,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<ThroughputReport> {
     let (tx_count, sender_count) = cfg.validate()?;
-    if m.accounts.is_empty() {
+    if m.accounts.is_empty() && cfg.distribution.is_none() {
         bail!("the testnet has no demo accounts to fund senders from");
     }
     let setup_started = Instant::now();
@@ -344,16 +357,38 @@ pub async fn run(
         );
     }
 
-    // 1. Senders and their funding.
-    let senders: Vec<KeyFile> = (0..sender_count).map(|i| sender_key(cfg.seed, i)).collect();
-    let per_sender = tx_count.div_ceil(sender_count) as u64;
-    let need = per_sender * (AMOUNT + FEE);
-    let nonces = fund(m, &clients, &senders, need, cfg).await?;
-
-    // 2. Pre-signing on all cores.
     let chain_id = m.chain_id.clone();
     let expiry = status.latest_height + 10_000_000;
-    let txs = presign(&senders, &nonces, tx_count, &chain_id, expiry, cfg.progress).await?;
+    let (txs, sender_count, accounts, distribution) = match cfg.distribution {
+        None => {
+            // 1. Senders and their funding.
+            let senders: Vec<KeyFile> =
+                (0..sender_count).map(|i| sender_key(cfg.seed, i)).collect();
+            let per_sender = tx_count.div_ceil(sender_count) as u64;
+            let need = per_sender * (AMOUNT + FEE);
+            let nonces = fund(m, &clients, &senders, need, cfg).await?;
+
+            // 2. Pre-signing on all cores.
+            let txs = presign(&senders, &nonces, tx_count, &chain_id, expiry, cfg.progress).await?;
+            (txs, sender_count, sender_count as u64, "fresh".to_string())
+        }
+        Some(d) => {
+            let generated = m.generated_accounts.with_context(|| {
+                "the testnet has no generated accounts (generate it with --generated-accounts N)"
+            })?;
+            let (txs, distinct) = presign_generated(
+                &follower_client,
+                generated,
+                d,
+                tx_count,
+                &chain_id,
+                expiry,
+                cfg,
+            )
+            .await?;
+            (txs, distinct, generated.count, d.to_string())
+        }
+    };
     let index: HashMap<Hash, u32> = txs
         .iter()
         .enumerate()
@@ -537,6 +572,8 @@ pub async fn run(
         },
         duration_s: offering_s,
         senders: sender_count,
+        accounts,
+        distribution,
         sent,
         reoffered: track.reoffered.load(Ordering::Relaxed),
         accepted: track.accepted_count.load(Ordering::Relaxed),
@@ -786,6 +823,139 @@ async fn fund(
     }
     funding.finish(format!("funded in {rounds} rounds"));
     Ok(nonces)
+}
+
+/// Most `getAccount` calls in flight while reading the nonces of generated senders.
+const NONCE_QUERIES_IN_FLIGHT_MAX: usize = 256;
+
+/// Draws `count` (sender, recipient) pairs of generated accounts by `distribution` (seeded
+/// by `cfg.seed`), reads each distinct sender's nonce from `client`, and signs the
+/// transfers on all cores, each sender's in nonce order. Returns (hash, hex) per transfer
+/// and the number of distinct senders. Memory: the pairs (16 bytes each), one key per
+/// distinct sender, and the signed transfers, all bounded by [`TXS_MAX`].
+async fn presign_generated(
+    client: &RpcClient,
+    generated: cairn_genesis::GeneratedAccounts,
+    distribution: crate::sample::Distribution,
+    count: usize,
+    chain_id: &str,
+    expiry: u64,
+    cfg: &ThroughputConfig,
+) -> Result<(Vec<(Hash, String)>, usize)> {
+    if generated.count < 2 {
+        bail!("the load needs at least 2 generated accounts");
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16);
+    let seed = cfg.seed;
+    // Draws, each transfer's sender slot and its place in that sender's sequence.
+    let (pairs, slot_of, seq_of, senders) = tokio::task::spawn_blocking(move || {
+        let mut sampler = crate::sample::AccountSampler::new(distribution, generated.count, seed);
+        let pairs: Vec<(u64, u64)> = (0..count).map(|_| sampler.next_pair()).collect();
+        let mut slots: HashMap<u64, u32> = HashMap::new();
+        let mut senders: Vec<u64> = Vec::new();
+        let mut used: Vec<u32> = Vec::new();
+        let mut slot_of = Vec::with_capacity(count);
+        let mut seq_of = Vec::with_capacity(count);
+        for &(s, _) in &pairs {
+            let slot = *slots.entry(s).or_insert_with(|| {
+                senders.push(s);
+                used.push(0);
+                (senders.len() - 1) as u32
+            });
+            slot_of.push(slot);
+            seq_of.push(used[slot as usize]);
+            used[slot as usize] += 1;
+        }
+        (pairs, slot_of, seq_of, senders)
+    })
+    .await
+    .context("drawing accounts")?;
+    // Sender keys, derived on all cores.
+    let bar = crate::progress::Progress::new(
+        cfg.progress,
+        &format!(
+            "deriving {} sender keys and reading their nonces",
+            senders.len()
+        ),
+        Some(senders.len() as u64),
+    );
+    let senders = Arc::new(senders);
+    let per = senders.len().div_ceil(threads).max(1);
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let senders = senders.clone();
+        handles.push(tokio::task::spawn_blocking(move || {
+            let from = (t * per).min(senders.len());
+            let to = ((t + 1) * per).min(senders.len());
+            senders[from..to]
+                .iter()
+                .map(|&i| {
+                    let key = generated.signing_key(i);
+                    let address = Address::from_public_key(&key.verifying_key());
+                    (key, address)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut keys: Vec<(ed25519_dalek::SigningKey, Address)> = Vec::with_capacity(senders.len());
+    for h in handles {
+        keys.extend(h.await.context("key derivation task")?);
+    }
+    // Their nonces: the chain's, so an earlier run's finalized transfers are counted.
+    let mut nonces: Vec<u64> = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(NONCE_QUERIES_IN_FLIGHT_MAX) {
+        let answers = futures::future::join_all(chunk.iter().map(|(_, a)| client.account(a))).await;
+        for ((_, a), r) in chunk.iter().zip(answers) {
+            nonces.push(r.with_context(|| format!("getAccount {a}"))?.nonce);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish(format!("{} senders", keys.len()));
+    let distinct = keys.len();
+    // Signing on all cores.
+    let bar = crate::progress::Progress::new(cfg.progress, "signing transfers", Some(count as u64));
+    let shared = Arc::new((keys, nonces, pairs, slot_of, seq_of));
+    let per = count.div_ceil(threads).max(1);
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let (shared, chain_id, bar) = (shared.clone(), chain_id.to_string(), bar.clone());
+        handles.push(tokio::task::spawn_blocking(move || {
+            let (keys, nonces, pairs, slot_of, seq_of) = &*shared;
+            let range = (t * per).min(count)..((t + 1) * per).min(count);
+            range
+                .map(|k| {
+                    if k % 1024 == 1023 {
+                        bar.inc(1024);
+                    }
+                    let slot = slot_of[k] as usize;
+                    let (key, sender) = &keys[slot];
+                    let tx = TransactionBody {
+                        chain_id: chain_id.clone(),
+                        sender: *sender,
+                        fee: FEE,
+                        nonce: nonces[slot] + u64::from(seq_of[k]),
+                        expiry_height: expiry,
+                        action: cairn_ledger::Action::Transfer {
+                            recipient: generated.address(pairs[k].1),
+                            amount: AMOUNT,
+                        },
+                    }
+                    .sign(key);
+                    (tx.hash(), hex::encode(tx.encode()))
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut out = Vec::with_capacity(count);
+    for h in handles {
+        out.extend(h.await.context("signing task")?);
+    }
+    bar.set_position(count as u64);
+    bar.finish(format!("{count} transfers"));
+    Ok((out, distinct))
 }
 
 /// Signs `count` transfers (sender `k mod senders`, next nonce), returning (hash, hex).

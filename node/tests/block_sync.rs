@@ -65,6 +65,7 @@ async fn a_fresh_node_syncs_ranges_from_three_peers_and_survives_a_corrupt_one()
             ..cluster::fast_params()
         },
         governance: Default::default(),
+        generated_accounts: None,
     };
     let mut net = homes.with_genesis(genesis, WAIT);
     net.configs = configs;

@@ -339,6 +339,7 @@ async fn a_fresh_node_joins_pruned_only_validators_by_state_sync() {
             ..cluster::fast_params()
         },
         governance: Default::default(),
+        generated_accounts: None,
     };
     let mut net = homes.with_genesis(genesis, Duration::from_secs(600));
     net.configs = configs;

@@ -389,7 +389,8 @@ pub fn state_size_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError>
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in &rows {
         let accounts = num(&r["accounts"]);
-        if !(accounts >= 1.0) {
+        // NaN (no count) fails this too.
+        if accounts.is_nan() || accounts < 1.0 {
             return Err(bad(format!(
                 "a results file has accounts = {}",
                 r["accounts"]

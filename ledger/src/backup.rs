@@ -340,11 +340,18 @@ fn db_stats(db: &DB, path: &Path) -> Result<DbStats, BackupError> {
 }
 
 /// Total size of the regular files directly in `dir` (a RocksDB directory is flat).
+///
+/// A live database deletes obsolete files (old WAL segments, manifests, options files)
+/// while this runs: a file listed but gone before it is measured is skipped, not an error.
 pub fn dir_bytes(dir: &Path) -> Result<u64, BackupError> {
     let mut total = 0u64;
     for entry in std::fs::read_dir(dir).map_err(|e| storage(dir, e))? {
         let entry = entry.map_err(|e| storage(dir, e))?;
-        let meta = entry.metadata().map_err(|e| storage(&entry.path(), e))?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(storage(&entry.path(), e)),
+        };
         if meta.is_file() {
             total = total.saturating_add(meta.len());
         }

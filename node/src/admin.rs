@@ -530,7 +530,8 @@ mod tests {
         assert!(
             answers[..ADMIN_REQUESTS_PER_CONNECTION_MAX as usize]
                 .iter()
-                .all(|a| a.ok)
+                .all(|a| a.ok),
+            "{answers:?}"
         );
         assert_eq!(
             answers.last().unwrap().error.as_ref().unwrap().code,

@@ -17,7 +17,6 @@ mod common;
 
 use std::time::Duration;
 
-use cairn_genesis::{Genesis, GenesisValidator};
 use common::cluster::{self, Homes};
 use common::{metric, wait_until};
 
@@ -47,26 +46,18 @@ async fn a_fresh_node_syncs_ranges_from_three_peers_and_survives_a_corrupt_one()
     // Smaller ranges: the corrupt server is asked for some even if it answers its first
     // status late (not so small that the servers' request rate limit is reached).
     configs[4].sync.batch_blocks_max = 8;
-    let genesis = Genesis {
-        chain_id: "cairn-block-sync".into(),
-        genesis_time_ms: cluster::now_ms(),
-        validators: vec![GenesisValidator {
-            name: "validator-0".into(),
-            consensus_key: homes.validator_addresses[0],
-            peer_id: homes.peer_ids[0].to_string(),
-            voting_power: 1,
-        }],
-        accounts: Vec::new(),
-        params: cairn_genesis::ChainParams {
+    let genesis = homes.genesis(
+        "cairn-block-sync",
+        1,
+        &[],
+        cairn_genesis::ChainParams {
             // An empty leader waits min(500, leader_timeout_ms / 2) ms for transactions.
             leader_timeout_ms: 100,
             notarization_timeout_ms: 400,
             nullify_retry_ms: 100,
             ..cluster::fast_params()
         },
-        governance: Default::default(),
-        generated_accounts: None,
-    };
+    );
     let mut net = homes.with_genesis(genesis, WAIT);
     net.configs = configs;
     for i in 0..3 {

@@ -21,7 +21,6 @@ mod common;
 
 use std::time::Duration;
 
-use cairn_genesis::{Genesis, GenesisAccount, GenesisValidator};
 use cairn_ledger::{Address, SignedTransaction};
 use common::cluster::{self, Homes};
 use ed25519_dalek::SigningKey;
@@ -58,25 +57,15 @@ async fn full_nodes_following_a_busy_validator_stay_within_its_sync_rate() {
             config.sync.send_burst = 10_000;
         }
     });
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        genesis_time_ms: cluster::now_ms(),
-        validators: vec![GenesisValidator {
-            name: "validator-0".into(),
-            consensus_key: homes.validator_addresses[0],
-            peer_id: homes.peer_ids[0].to_string(),
-            voting_power: 1,
-        }],
-        accounts: (0..SENDERS)
-            .map(|i| GenesisAccount {
-                address: Address::from_public_key(&sender(i).verifying_key()),
-                balance: 1_000_000,
-            })
-            .collect(),
-        params: cluster::fast_params(),
-        governance: Default::default(),
-        generated_accounts: None,
-    };
+    let funded: Vec<(Address, u64)> = (0..SENDERS)
+        .map(|i| {
+            (
+                Address::from_public_key(&sender(i).verifying_key()),
+                1_000_000,
+            )
+        })
+        .collect();
+    let genesis = homes.genesis(CHAIN_ID, 1, &funded, cluster::fast_params());
     assert_eq!(
         genesis.params.block_interval_ms, 0,
         "the default: no interval"

@@ -20,7 +20,6 @@ mod common;
 
 use std::time::Duration;
 
-use cairn_genesis::{Genesis, GenesisAccount, GenesisValidator};
 use cairn_ledger::{Action, Address, SignedTransaction, TransactionBody};
 use cairn_node::config::RETAIN_BLOCKS_MIN;
 use cairn_node::network::{self, NetworkConfig};
@@ -68,29 +67,24 @@ async fn a_pruned_node_serves_what_it_keeps_and_a_new_node_joins_from_the_full_o
     configs[1].storage.retain_blocks = RETAIN_BLOCKS_MIN;
     configs[2].p2p.bootstrap = vec![homes.addrs[1].to_string(), homes.addrs[0].to_string()];
     configs[3].p2p.bootstrap = vec![homes.addrs[1].to_string()];
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        genesis_time_ms: cluster::now_ms(),
-        validators: vec![GenesisValidator {
-            name: "validator-0".into(),
-            consensus_key: homes.validator_addresses[0],
-            peer_id: homes.peer_ids[0].to_string(),
-            voting_power: 1,
-        }],
-        accounts: (0..SENDERS)
-            .map(|i| GenesisAccount {
-                address: Address::from_public_key(&sender(i).verifying_key()),
-                balance: 1_000_000,
-            })
-            .collect(),
-        params: cairn_genesis::ChainParams {
+    let funded: Vec<(Address, u64)> = (0..SENDERS)
+        .map(|i| {
+            (
+                Address::from_public_key(&sender(i).verifying_key()),
+                1_000_000,
+            )
+        })
+        .collect();
+    let genesis = homes.genesis(
+        CHAIN_ID,
+        1,
+        &funded,
+        cairn_genesis::ChainParams {
             block_txs_max: 1,
             mempool_sender_future_max: TXS_PER_SENDER,
             ..cluster::fast_params()
         },
-        governance: Default::default(),
-        generated_accounts: None,
-    };
+    );
     let mut net = homes.with_genesis(genesis, WAIT);
     net.configs = configs;
     net.start(0);
@@ -142,7 +136,10 @@ async fn a_pruned_node_serves_what_it_keeps_and_a_new_node_joins_from_the_full_o
     // The newest block with a transfer (the chain goes on with empty blocks once the load is
     // final, every 500 ms, so on a slow machine the head itself may be empty) is kept whole.
     let mut with_transfer = None;
-    for h in (lowest..=status.latest_height).rev().take(RETAIN_BLOCKS_MIN as usize) {
+    for h in (lowest..=status.latest_height)
+        .rev()
+        .take(RETAIN_BLOCKS_MIN as usize)
+    {
         let full = net.rpc[0].block_by_height(h).await.unwrap().expect("full");
         if !full.transactions.is_empty() {
             with_transfer = Some(full);
@@ -329,30 +326,20 @@ async fn a_fresh_node_joins_pruned_only_validators_by_state_sync() {
     configs[2].sync.state_sync = true;
     configs[2].sync.state_sync_min_gap_blocks = 100;
     configs[2].sync.state_sync_peers_min = 2;
-    let genesis = Genesis {
-        chain_id: "cairn-pruned-join".into(),
-        genesis_time_ms: cluster::now_ms(),
-        validators: (0..2)
-            .map(|i| GenesisValidator {
-                name: format!("validator-{i}"),
-                consensus_key: homes.validator_addresses[i],
-                peer_id: homes.peer_ids[i].to_string(),
-                voting_power: 1,
-            })
-            .collect(),
-        accounts: vec![GenesisAccount {
-            address: Address::from_public_key(&sender(0).verifying_key()),
-            balance: 1_000_000,
-        }],
-        params: cairn_genesis::ChainParams {
+    let genesis = homes.genesis(
+        "cairn-pruned-join",
+        2,
+        &[(
+            Address::from_public_key(&sender(0).verifying_key()),
+            1_000_000,
+        )],
+        cairn_genesis::ChainParams {
             leader_timeout_ms: 100,
             notarization_timeout_ms: 400,
             nullify_retry_ms: 100,
             ..cluster::fast_params()
         },
-        governance: Default::default(),
-        generated_accounts: None,
-    };
+    );
     let mut net = homes.with_genesis(genesis, Duration::from_secs(600));
     net.configs = configs;
     net.start(0);

@@ -170,6 +170,37 @@ impl Homes {
         }
     }
 
+    /// A genesis whose validators are the first `validators` homes (voting power 1 each,
+    /// named `validator-{i}`), funding `accounts`, with `params`.
+    #[allow(dead_code)] // not every test crate that shares this module uses it
+    pub fn genesis(
+        &self,
+        chain_id: &str,
+        validators: usize,
+        accounts: &[(Address, u64)],
+        params: ChainParams,
+    ) -> Genesis {
+        Genesis {
+            chain_id: chain_id.into(),
+            genesis_time_ms: now_ms(),
+            validators: (0..validators)
+                .map(|i| cairn_genesis::GenesisValidator {
+                    name: format!("validator-{i}"),
+                    consensus_key: self.validator_addresses[i],
+                    peer_id: self.peer_ids[i].to_string(),
+                    voting_power: 1,
+                })
+                .collect(),
+            accounts: accounts
+                .iter()
+                .map(|&(address, balance)| cairn_genesis::GenesisAccount { address, balance })
+                .collect(),
+            params,
+            governance: Default::default(),
+            generated_accounts: None,
+        }
+    }
+
     /// Validates `genesis`, writes it into every home and returns the cluster, none of its
     /// nodes running; `wait` bounds its waits (stopping a node, reaching a height).
     pub fn with_genesis(self, genesis: Genesis, wait: Duration) -> Cluster {

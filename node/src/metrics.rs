@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -98,6 +98,9 @@ impl ThroughputBins {
 /// All node metrics. Cheap to clone handles out of; updated by the driver.
 pub struct Metrics {
     registry: Registry,
+    /// gossipsub's own registry (`cairn_gossipsub_*`), encoded after `registry`; set once by
+    /// [`Metrics::with_gossip`].
+    gossip: Option<std::sync::Arc<Registry>>,
     /// Transactions and blocks committed per second lately (not exported to Prometheus,
     /// which has `txs_finalized` and `blocks_finalized`; served by `getThroughput`).
     pub throughput: ThroughputBins,
@@ -501,6 +504,7 @@ impl Metrics {
             admission_claims_ignored: Counter::default(),
             admission_exemptions_withdrawn: Counter::default(),
             registry: Registry::default(),
+            gossip: None,
             throughput: ThroughputBins::starting_at(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -799,6 +803,15 @@ impl Metrics {
         }
     }
 
+    /// These metrics with gossipsub's registry (`NetworkHandle::gossip_registry`) encoded
+    /// after the node's own.
+    pub fn with_gossip(self, gossip: std::sync::Arc<Registry>) -> Metrics {
+        Metrics {
+            gossip: Some(gossip),
+            ..self
+        }
+    }
+
     /// Brings the `cairn_rocksdb_*` metrics up to `f` (read from the store on each
     /// `GET /metrics`): counters never decrease, gauges are set.
     pub fn catch_up_rocksdb(&self, f: &cairn_ledger::RocksDbFigures) {
@@ -894,7 +907,11 @@ impl Metrics {
     /// OpenMetrics text exposition format (ends with `# EOF`).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        encode_registry(&mut out, &self.registry).expect("writing to a String cannot fail");
+        if let Some(gossip) = &self.gossip {
+            encode_registry(&mut out, gossip).expect("writing to a String cannot fail");
+        }
+        encode_eof(&mut out).expect("writing to a String cannot fail");
         out
     }
 

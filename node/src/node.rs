@@ -526,7 +526,7 @@ pub async fn run(
         genesis: genesis.clone(),
         peer_count: AtomicU32::new(0),
         syncing: AtomicBool::new(false),
-        metrics: Metrics::new(),
+        metrics: Metrics::new().with_gossip(net.gossip_registry()),
         moniker: config.moniker.clone(),
         validator_key: me,
         verifier: Verifier::spawn(

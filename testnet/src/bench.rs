@@ -70,6 +70,73 @@ pub struct BenchOptions {
     pub generated_accounts: u64,
     /// How senders and recipients are drawn from the generated accounts.
     pub distribution: Distribution,
+    /// Soak phase: offer `soak_fraction` of the saturation rate for this long (zero: skip),
+    /// reported in `soak_window`-long windows, with each node's memory and RocksDB figures
+    /// sampled every [`SOAK_SAMPLE_EVERY`]. At most [`throughput::DURATION_MAX`].
+    pub soak_duration: Duration,
+    /// Share of the saturation rate the soak offers, in (0, 1].
+    pub soak_fraction: f64,
+    /// Window of the soak's report (at least [`throughput::WINDOW_MIN`]).
+    pub soak_window: Duration,
+}
+
+/// How often the soak samples each node's memory and RocksDB figures.
+pub const SOAK_SAMPLE_EVERY: Duration = Duration::from_secs(30);
+
+/// Gossip cost of one load run: per gossipsub topic, the messages and bytes every validator
+/// sent on the wire (publishes and forwards, gossipsub's `topic_msg_sent_*` counters, summed
+/// over the validators), per finalized block.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GossipCost {
+    /// Blocks committed in the run (mean over the validators).
+    pub blocks: f64,
+    /// Per topic (`consensus`, `block`, `tx`, `evidence`): messages sent per block.
+    pub msgs_per_block: std::collections::BTreeMap<String, f64>,
+    /// Per topic: bytes sent per block (gossipsub's encoded message, not counting the
+    /// transport's framing and encryption).
+    pub bytes_per_block: std::collections::BTreeMap<String, f64>,
+}
+
+/// One sample of one node during the soak.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeSample {
+    /// Node name.
+    pub node: String,
+    /// Resident memory, MiB.
+    pub rss_mib: f64,
+    /// `cairn_rocksdb_stall_micros_total`: time RocksDB delayed or stopped writes, µs.
+    pub stall_micros: f64,
+    /// `cairn_rocksdb_compaction_write_bytes_total`, bytes.
+    pub compaction_write_bytes: f64,
+    /// `cairn_mempool_txs`.
+    pub mempool_txs: f64,
+    /// Home directory size, MiB.
+    pub disk_mib: f64,
+}
+
+/// One soak sample of every node.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SoakSample {
+    /// Seconds after the soak's load started.
+    pub t_s: f64,
+    /// Each node.
+    pub nodes: Vec<NodeSample>,
+}
+
+/// The soak phase: a long run below saturation, watched for drift.
+#[derive(Clone, Debug, Serialize)]
+pub struct Soak {
+    /// Share of the saturation rate offered.
+    pub fraction: f64,
+    /// The run (with its windows).
+    pub report: ThroughputReport,
+    /// Node samples every [`SOAK_SAMPLE_EVERY`].
+    pub samples: Vec<SoakSample>,
+    /// Last full window's finalized TPS over the first's, and the same for p99 latency
+    /// (1.0: no drift; `None` with fewer than two full windows).
+    pub last_over_first_tps: Option<f64>,
+    /// See `last_over_first_tps`.
+    pub last_over_first_p99: Option<f64>,
 }
 
 /// Per-block execution and commit time over one load run, averaged over the nodes (from
@@ -164,6 +231,15 @@ pub struct BenchResults {
     pub half_load_block_times: Option<BlockTimes>,
     /// Each node's memory and disk at the end.
     pub footprint: Vec<NodeFootprint>,
+    /// Gossip cost per finalized block in the sustained run.
+    pub sustained_gossip: Option<GossipCost>,
+    /// Gossip cost per finalized block in the half-load run.
+    pub half_load_gossip: Option<GossipCost>,
+    /// Sustained finalized TPS × validators: the transfers whose signatures the machine
+    /// checked per second (each validator checks every transfer on the same cores).
+    pub sustained_tps_x_validators: f64,
+    /// The soak phase.
+    pub soak: Option<Soak>,
 }
 
 impl BenchResults {
@@ -226,6 +302,29 @@ impl BenchResults {
                 s.push_str(&format!(" {n}={m:.0} MiB"));
             }
             s.push('\n');
+        }
+        if let Some(g) = &self.sustained_gossip {
+            s.push_str(&format!(
+                "gossip sent per finalized block (sustained, all validators, {:.0} blocks):",
+                g.blocks
+            ));
+            for (topic, msgs) in &g.msgs_per_block {
+                let bytes = g.bytes_per_block.get(topic).copied().unwrap_or(0.0);
+                s.push_str(&format!(" {topic} {msgs:.1} msgs / {:.1} KiB;", bytes / 1024.0));
+            }
+            s.push('\n');
+        }
+        if let Some(k) = &self.soak {
+            s.push_str(&format!(
+                "soak at {:.0}% of saturation: {:.0} tx/s finalized over {:.0} s, p50 {} ms, p99 {} ms; last/first window TPS {}, p99 {}\n",
+                100.0 * k.fraction,
+                k.report.finalized_tps,
+                k.report.duration_s,
+                k.report.latency.p50_ms,
+                k.report.latency.p99_ms,
+                k.last_over_first_tps.map_or("-".into(), |r| format!("{r:.3}")),
+                k.last_over_first_p99.map_or("-".into(), |r| format!("{r:.3}")),
+            ));
         }
         if let Some(c) = &self.catch_up {
             s.push_str(&format!(
@@ -363,6 +462,10 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             sustained_block_times: None,
             half_load_block_times: None,
             footprint: Vec::new(),
+            sustained_gossip: None,
+            half_load_gossip: None,
+            sustained_tps_x_validators: 0.0,
+            soak: None,
         };
         if saturation_tps >= 1.0 && !*stop.borrow() {
             seed += 1;
@@ -371,11 +474,19 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
                 opts.sustain_duration
             );
             let before = block_counters(&manifest).await;
+            let gossip_before = gossip_counters(&manifest).await;
             let r = load(&manifest, dist, saturation_tps, opts.sustain_duration, seed, stop.clone())
                 .await?;
             eprint!("{}", r.summary());
             results.sustained_block_times = block_times(&before, &block_counters(&manifest).await);
             eprintln!("block times: {:?}", results.sustained_block_times);
+            results.sustained_gossip = gossip_cost(
+                &gossip_before,
+                &gossip_counters(&manifest).await,
+                results.sustained_block_times.as_ref(),
+            );
+            eprintln!("gossip per block: {:?}", results.sustained_gossip);
+            results.sustained_tps_x_validators = r.finalized_tps * opts.validators as f64;
             results.sustained = Some(r);
         }
         if saturation_tps >= 2.0 && !*stop.borrow() {
@@ -383,11 +494,27 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             let half = saturation_tps / 2.0;
             eprintln!("— half load: {half:.0} tx/s for {:?}", opts.half_duration);
             let before = block_counters(&manifest).await;
+            let gossip_before = gossip_counters(&manifest).await;
             let r = load(&manifest, dist, half, opts.half_duration, seed, stop.clone()).await?;
             eprint!("{}", r.summary());
             results.half_load_block_times = block_times(&before, &block_counters(&manifest).await);
             eprintln!("block times: {:?}", results.half_load_block_times);
+            results.half_load_gossip = gossip_cost(
+                &gossip_before,
+                &gossip_counters(&manifest).await,
+                results.half_load_block_times.as_ref(),
+            );
+            eprintln!("gossip per block: {:?}", results.half_load_gossip);
             results.half_load = Some(r);
+        }
+        if !opts.soak_duration.is_zero() && saturation_tps >= 2.0 && !*stop.borrow() {
+            seed += 1;
+            let s = soak(&net, &manifest, dist, saturation_tps, opts, seed, stop.clone()).await?;
+            eprintln!(
+                "soak: last/first window finalized TPS {:?}, p99 {:?}",
+                s.last_over_first_tps, s.last_over_first_p99
+            );
+            results.soak = Some(s);
         }
         // Catch-up runs before the overload: an overload leaves mempools full of transfers
         // stranded behind refused nonces (pooled until they expire), which would refuse the
@@ -464,6 +591,197 @@ pub fn dir_bytes(dir: &std::path::Path) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// Offers `opts.soak_fraction` of `saturation_tps` for `opts.soak_duration`, reported in
+/// windows, while sampling every node every [`SOAK_SAMPLE_EVERY`].
+async fn soak(
+    net: &LocalTestnet,
+    m: &crate::Manifest,
+    distribution: Option<Distribution>,
+    saturation_tps: f64,
+    opts: &BenchOptions,
+    seed: u64,
+    stop: watch::Receiver<bool>,
+) -> Result<Soak> {
+    if !(opts.soak_fraction > 0.0 && opts.soak_fraction <= 1.0) {
+        bail!("soak fraction must be in (0, 1], got {}", opts.soak_fraction);
+    }
+    let rate = saturation_tps * opts.soak_fraction;
+    eprintln!(
+        "— soak: {rate:.0} tx/s ({:.0}% of saturation) for {:?}, windows of {:?}",
+        100.0 * opts.soak_fraction,
+        opts.soak_duration,
+        opts.soak_window
+    );
+    let cfg = ThroughputConfig {
+        rate,
+        duration: opts.soak_duration,
+        seed,
+        distribution,
+        drain: Duration::from_secs(30),
+        window: Some(opts.soak_window),
+        ..ThroughputConfig::default()
+    };
+    cfg.validate()?;
+    let (done_tx, done_rx) = watch::channel(false);
+    let sampler = async {
+        let mut samples = Vec::new();
+        let mut done = done_rx;
+        let started = Instant::now();
+        // Bounded: one sample per SOAK_SAMPLE_EVERY of a run of at most DURATION_MAX (+ drain).
+        loop {
+            samples.push(SoakSample {
+                t_s: started.elapsed().as_secs_f64(),
+                nodes: sample_nodes(net, m).await,
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(SOAK_SAMPLE_EVERY) => {}
+                _ = done.changed() => break,
+            }
+        }
+        samples
+    };
+    let run = async {
+        let r = throughput::run(m, &cfg, stop).await;
+        let _ = done_tx.send(true);
+        r
+    };
+    let (report, mut samples) = tokio::join!(run, sampler);
+    let report = report?;
+    samples.push(SoakSample {
+        t_s: samples.last().map_or(0.0, |s| s.t_s),
+        nodes: sample_nodes(net, m).await,
+    });
+    eprint!("{}", report.summary());
+    let window_s = opts.soak_window.as_secs_f64();
+    let full: Vec<&throughput::Window> = report
+        .windows
+        .iter()
+        .filter(|w| w.length_s >= window_s * 0.999 && w.start_s + w.length_s <= report.duration_s + 0.001)
+        .collect();
+    let ratio = |f: fn(&throughput::Window) -> f64| match (full.first(), full.last()) {
+        (Some(a), Some(b)) if full.len() >= 2 && f(a) > 0.0 => Some(f(b) / f(a)),
+        _ => None,
+    };
+    Ok(Soak {
+        fraction: opts.soak_fraction,
+        last_over_first_tps: ratio(|w| w.finalized_tps),
+        last_over_first_p99: ratio(|w| w.latency.p99_ms as f64),
+        report,
+        samples,
+    })
+}
+
+/// Every node's memory, RocksDB stall and compaction figures, mempool and disk now.
+async fn sample_nodes(net: &LocalTestnet, m: &crate::Manifest) -> Vec<NodeSample> {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, n) in m.nodes.iter().enumerate() {
+        let text = match http.get(format!("{}/metrics", n.rpc_url)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let get = |name| crate::parse_metric(&text, name).unwrap_or(f64::NAN);
+        out.push(NodeSample {
+            node: n.name.clone(),
+            rss_mib: net.rss_bytes(i).map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0)),
+            stall_micros: get("cairn_rocksdb_stall_micros_total"),
+            compaction_write_bytes: get("cairn_rocksdb_compaction_write_bytes_total"),
+            mempool_txs: get("cairn_mempool_txs"),
+            disk_mib: dir_bytes(&n.home) as f64 / (1024.0 * 1024.0),
+        });
+    }
+    out
+}
+
+/// Per gossip topic (the topic name's kind: `consensus`, `block`, `tx`, `evidence`), the
+/// messages and bytes `text` (a `/metrics` answer) says this node sent on the wire.
+pub fn gossip_sent(text: &str) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut out: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for line in text.lines() {
+        let (is_bytes, rest) =
+            if let Some(r) = line.strip_prefix("cairn_gossipsub_topic_msg_sent_bytes_total{") {
+                (true, r)
+            } else if let Some(r) = line.strip_prefix("cairn_gossipsub_topic_msg_sent_counts_total{") {
+                (false, r)
+            } else {
+                continue;
+            };
+        // `hash="/cairn/{namespace}/{kind}/{version}"} VALUE`
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let topic = labels.trim_end_matches('"');
+        let mut parts = topic.rsplit('/');
+        let (_version, Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let e = out.entry(kind.to_string()).or_default();
+        if is_bytes {
+            e.1 += value;
+        } else {
+            e.0 += value;
+        }
+    }
+    out
+}
+
+type GossipCounts = std::collections::BTreeMap<String, (f64, f64)>;
+
+/// [`gossip_sent`] of each validator (empty for one that did not answer).
+async fn gossip_counters(m: &crate::Manifest) -> Vec<GossipCounts> {
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for n in m.validators() {
+        let text = match http.get(format!("{}/metrics", n.rpc_url)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        out.push(gossip_sent(&text));
+    }
+    out
+}
+
+/// The gossip cost per block between two [`gossip_counters`] readings (summed over the
+/// validators that answered both); `None` without blocks.
+pub fn gossip_cost(
+    before: &[GossipCounts],
+    after: &[GossipCounts],
+    times: Option<&BlockTimes>,
+) -> Option<GossipCost> {
+    let blocks = times?.blocks_committed;
+    if blocks <= 0.0 {
+        return None;
+    }
+    let mut cost = GossipCost {
+        blocks,
+        ..GossipCost::default()
+    };
+    for (b, a) in before.iter().zip(after) {
+        if a.is_empty() {
+            continue;
+        }
+        for (kind, &(msgs, bytes)) in a {
+            let (msgs0, bytes0) = b.get(kind).copied().unwrap_or((0.0, 0.0));
+            *cost.msgs_per_block.entry(kind.clone()).or_default() += (msgs - msgs0) / blocks;
+            *cost.bytes_per_block.entry(kind.clone()).or_default() += (bytes - bytes0) / blocks;
+        }
+    }
+    Some(cost)
 }
 
 /// The four `cairn_block_*` counters of each node (`None` for a node that did not answer).
@@ -672,5 +990,44 @@ async fn wait_running(url: &str, max: Duration) -> Result<()> {
             bail!("{url}: no finalized block within {max:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = "\
+# TYPE cairn_gossipsub_topic_msg_sent_counts counter
+cairn_gossipsub_topic_msg_sent_counts_total{hash=\"/cairn/0123abcd/consensus/2\"} 300
+cairn_gossipsub_topic_msg_sent_counts_total{hash=\"/cairn/0123abcd/block/4\"} 30
+cairn_gossipsub_topic_msg_sent_bytes_total{hash=\"/cairn/0123abcd/consensus/2\"} 60000
+cairn_gossipsub_topic_msg_sent_bytes_total{hash=\"/cairn/0123abcd/block/4\"} 90000
+cairn_gossipsub_topic_msg_recv_bytes_total{hash=\"/cairn/0123abcd/block/4\"} 777
+cairn_blocks_committed_total 10
+";
+
+    #[test]
+    fn gossip_sent_reads_per_topic_counts_and_bytes() {
+        let g = gossip_sent(METRICS);
+        assert_eq!(g.len(), 2, "{g:?}");
+        assert_eq!(g["consensus"], (300.0, 60_000.0));
+        assert_eq!(g["block"], (30.0, 90_000.0), "received bytes are not sent bytes");
+    }
+
+    #[test]
+    fn gossip_cost_sums_validators_per_block() {
+        let before = vec![gossip_sent(""), gossip_sent("")];
+        let after = vec![gossip_sent(METRICS), gossip_sent(METRICS)];
+        let times = BlockTimes {
+            blocks_committed: 10.0,
+            ..BlockTimes::default()
+        };
+        let c = gossip_cost(&before, &after, Some(&times)).unwrap();
+        // Two validators each sent 300 consensus messages over 10 blocks.
+        assert_eq!(c.msgs_per_block["consensus"], 60.0);
+        assert_eq!(c.bytes_per_block["block"], 18_000.0);
+        let none = BlockTimes::default();
+        assert!(gossip_cost(&before, &after, Some(&none)).is_none());
     }
 }

@@ -451,6 +451,167 @@ pub fn state_size_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError>
     ])
 }
 
+/// The soak phase of a `bench` results file over time, if it has one: finalized TPS and
+/// p50/p99 latency per window, and each node's resident memory and RocksDB write-stall
+/// time at every sample (x: minutes since the soak started). `Ok(vec![])` without a soak.
+///
+/// # Errors
+/// [`ChartError::BadData`] when the soak has no windows.
+pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
+    let soak = &results["soak"];
+    if soak.is_null() {
+        return Ok(Vec::new());
+    }
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let windows = soak["report"]["windows"].as_array().cloned().unwrap_or_default();
+    if windows.is_empty() {
+        return Err(ChartError::BadData {
+            what: "soak".into(),
+            reason: "the soak has no windows".into(),
+        });
+    }
+    let (mut tps, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    for w in &windows {
+        // Plotted at the window's middle.
+        let x = (num(&w["start_s"]) + num(&w["length_s"]) / 2.0) / 60.0;
+        tps.push((x, num(&w["finalized_tps"])));
+        p50.push((x, num(&w["latency"]["p50_ms"])));
+        p99.push((x, num(&w["latency"]["p99_ms"])));
+    }
+    let mut rss: Vec<Series> = Vec::new();
+    let mut stall: Vec<Series> = Vec::new();
+    for sample in soak["samples"].as_array().into_iter().flatten() {
+        let x = num(&sample["t_s"]) / 60.0;
+        for (i, n) in sample["nodes"].as_array().into_iter().flatten().enumerate() {
+            if i >= CHART_SERIES_MAX {
+                break;
+            }
+            if rss.len() <= i {
+                let name = n["node"].as_str().unwrap_or("node").to_string();
+                rss.push(Series { name: name.clone(), points: Vec::new() });
+                stall.push(Series { name, points: Vec::new() });
+            }
+            let (r, st) = (num(&n["rss_mib"]), num(&n["stall_micros"]));
+            if r.is_finite() {
+                rss[i].points.push((x, r));
+            }
+            if st.is_finite() {
+                stall[i].points.push((x, st / 1000.0));
+            }
+        }
+    }
+    let fraction = num(&soak["fraction"]);
+    let mut charts = vec![
+        LineChart {
+            title: format!("Soak at {:.0}% of saturation: finalized throughput per window", 100.0 * fraction),
+            x_desc: "minutes since the soak started".into(),
+            y_desc: "finalized (transfers/s)".into(),
+            series: vec![Series { name: "finalized".into(), points: tps }],
+        },
+        LineChart {
+            title: "Soak: finality latency per window".into(),
+            x_desc: "minutes since the soak started".into(),
+            y_desc: "submission to finality (ms)".into(),
+            series: vec![
+                Series { name: "p50".into(), points: p50 },
+                Series { name: "p99".into(), points: p99 },
+            ],
+        },
+    ];
+    if rss.iter().any(|s| !s.points.is_empty()) {
+        charts.push(LineChart {
+            title: "Soak: resident memory per node".into(),
+            x_desc: "minutes since the soak started".into(),
+            y_desc: "RSS (MiB)".into(),
+            series: rss,
+        });
+        charts.push(LineChart {
+            title: "Soak: RocksDB write-stall time per node (cumulative)".into(),
+            x_desc: "minutes since the soak started".into(),
+            y_desc: "stalled (ms)".into(),
+            series: stall,
+        });
+    }
+    Ok(charts)
+}
+
+/// The validator-count curve of several `bench` results files, one point per file by
+/// `validators`: sustained finalized TPS and TPS × validators, half-load p50/p99 latency,
+/// and the consensus and block gossip bytes per finalized block in the sustained run.
+///
+/// # Errors
+/// [`ChartError::BadData`] when a file has no validator count or none has a sustained run.
+pub fn validator_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError> {
+    let bad = |reason: String| ChartError::BadData {
+        what: "validator-count curve".into(),
+        reason,
+    };
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let mut rows: Vec<&Value> = results.iter().collect();
+    rows.sort_by(|a, b| num(&a["validators"]).total_cmp(&num(&b["validators"])));
+    let (mut tps, mut tps_x, mut p50, mut p99, mut consensus_kb, mut block_kb) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in &rows {
+        let v = num(&r["validators"]);
+        if v.is_nan() || v < 1.0 {
+            return Err(bad(format!("a results file has validators = {}", r["validators"])));
+        }
+        if let Some(t) = r["sustained"]["finalized_tps"].as_f64() {
+            tps.push((v, t));
+            tps_x.push((v, t * v));
+        }
+        if let (Some(a), Some(b)) = (
+            r["half_load"]["latency"]["p50_ms"].as_f64(),
+            r["half_load"]["latency"]["p99_ms"].as_f64(),
+        ) {
+            p50.push((v, a));
+            p99.push((v, b));
+        }
+        let g = &r["sustained_gossip"]["bytes_per_block"];
+        if let Some(c) = g["consensus"].as_f64() {
+            consensus_kb.push((v, c / 1024.0));
+        }
+        if let Some(b) = g["block"].as_f64() {
+            block_kb.push((v, b / 1024.0));
+        }
+    }
+    if tps.is_empty() {
+        return Err(bad("no results file has a sustained run".into()));
+    }
+    let mut charts = vec![
+        LineChart {
+            title: "Sustained throughput against the validator count".into(),
+            x_desc: "validators".into(),
+            y_desc: "transfers/s".into(),
+            series: vec![
+                Series { name: "finalized".into(), points: tps },
+                Series { name: "finalized × validators (signature checks/s)".into(), points: tps_x },
+            ],
+        },
+        LineChart {
+            title: "Half-load finality latency against the validator count".into(),
+            x_desc: "validators".into(),
+            y_desc: "submission to finality (ms)".into(),
+            series: vec![
+                Series { name: "p50".into(), points: p50 },
+                Series { name: "p99".into(), points: p99 },
+            ],
+        },
+    ];
+    if !consensus_kb.is_empty() {
+        charts.push(LineChart {
+            title: "Gossip sent per finalized block, all validators (sustained run)".into(),
+            x_desc: "validators".into(),
+            y_desc: "KiB per block".into(),
+            series: vec![
+                Series { name: "consensus (votes, certificates)".into(), points: consensus_kb },
+                Series { name: "block (compact proposals)".into(), points: block_kb },
+            ],
+        });
+    }
+    Ok(charts)
+}
+
 /// The PNG path beside a results file: `bench-results.json` → `bench-results.png`.
 pub fn png_beside(results: &Path) -> PathBuf {
     results.with_extension("png")
@@ -565,5 +726,47 @@ mod tests {
         assert_eq!(charts[1].series[1].points, vec![(4.0, 4.0), (6.0, 5.0)]);
         assert!(state_size_curve(&[r(0, 1.0, 1.0)]).is_err());
         assert!(state_size_curve(&[serde_json::json!({"accounts": 10})]).is_err());
+    }
+
+    #[test]
+    fn validator_curve_orders_by_validators_and_multiplies() {
+        let r = |v: u64, tps: f64| {
+            serde_json::json!({
+                "validators": v,
+                "sustained": {"finalized_tps": tps},
+                "half_load": {"latency": {"p50_ms": 100 * v, "p99_ms": 300 * v}},
+                "sustained_gossip": {"bytes_per_block": {"consensus": 2048.0 * v as f64, "block": 1024.0}},
+            })
+        };
+        let charts = validator_curve(&[r(7, 1000.0), r(4, 2000.0)]).unwrap();
+        assert_eq!(charts.len(), 3);
+        assert_eq!(charts[0].series[0].points, vec![(4.0, 2000.0), (7.0, 1000.0)]);
+        assert_eq!(charts[0].series[1].points, vec![(4.0, 8000.0), (7.0, 7000.0)]);
+        assert_eq!(charts[1].series[1].points, vec![(4.0, 1200.0), (7.0, 2100.0)]);
+        assert_eq!(charts[2].series[0].points, vec![(4.0, 8.0), (7.0, 14.0)]);
+        assert!(validator_curve(&[serde_json::json!({"validators": 4})]).is_err());
+    }
+
+    #[test]
+    fn soak_curve_draws_windows_and_samples_or_nothing() {
+        assert!(soak_curve(&serde_json::json!({"steps": []})).unwrap().is_empty());
+        let v = serde_json::json!({"soak": {
+            "fraction": 0.7,
+            "report": {"windows": [
+                {"start_s": 0.0, "length_s": 600.0, "finalized_tps": 5000.0, "latency": {"p50_ms": 90, "p99_ms": 300}},
+                {"start_s": 600.0, "length_s": 600.0, "finalized_tps": 4900.0, "latency": {"p50_ms": 95, "p99_ms": 320}},
+            ]},
+            "samples": [
+                {"t_s": 0.0, "nodes": [{"node": "validator-0", "rss_mib": 100.0, "stall_micros": 0.0}]},
+                {"t_s": 60.0, "nodes": [{"node": "validator-0", "rss_mib": 110.0, "stall_micros": 2000.0}]},
+            ],
+        }});
+        let c = soak_curve(&v).unwrap();
+        assert_eq!(c.len(), 4);
+        assert_eq!(c[0].series[0].points, vec![(5.0, 5000.0), (15.0, 4900.0)]);
+        assert_eq!(c[2].series[0].points, vec![(0.0, 100.0), (1.0, 110.0)]);
+        assert_eq!(c[3].series[0].points, vec![(0.0, 0.0), (1.0, 2.0)]);
+        let empty = serde_json::json!({"soak": {"report": {"windows": []}}});
+        assert!(soak_curve(&empty).is_err());
     }
 }

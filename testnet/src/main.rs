@@ -220,6 +220,10 @@ enum Cmd {
         /// or zipf:S) instead of funding fresh senders.
         #[arg(long)]
         distribution: Option<cairn_testnet::sample::Distribution>,
+        /// Also report the run in windows of this length (at least 10s): each window's
+        /// offered and finalized rate and latency, to see drift over a long run.
+        #[arg(long, value_parser = parse_duration)]
+        window: Option<Duration>,
         /// One JSON object on stdout (field `finalized_tps`: finalized transfers per second).
         #[arg(long)]
         json: bool,
@@ -274,6 +278,17 @@ enum Cmd {
         /// zipf (exponent 1.0) or zipf:S.
         #[arg(long, default_value = "uniform")]
         distribution: cairn_testnet::sample::Distribution,
+        /// Soak: after the half-load run, offer --soak-fraction of the saturation rate for
+        /// this long (at most 1h), reported in --soak-window windows, sampling each node's
+        /// memory and RocksDB stalls every 30 s (0s: skip).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        soak: Duration,
+        /// Share of the saturation rate the soak offers, in (0, 1].
+        #[arg(long, default_value_t = 0.7)]
+        soak_fraction: f64,
+        /// Window of the soak's report (at least 10s).
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        soak_window: Duration,
         /// JSON results on stdout too.
         #[arg(long)]
         json: bool,
@@ -367,7 +382,8 @@ enum Cmd {
     /// Render a `bench` results file's load curve (finalized TPS and p50/p99 latency against
     /// offered load) as a PNG chart; `bench` writes one beside its results itself.
     Chart {
-        /// Results file(s) written by `bench` (JSON); several only with --by-accounts.
+        /// Results file(s) written by `bench` (JSON); several only with --by-accounts or
+        /// --by-validators.
         #[arg(required = true)]
         results: Vec<PathBuf>,
         /// PNG to write [default: the (first) results file with a .png extension].
@@ -375,8 +391,13 @@ enum Cmd {
         out: Option<PathBuf>,
         /// Draw the state-size curve of several results files (TPS and per-block time
         /// against their account counts) instead of one file's load curve.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "by_validators")]
         by_accounts: bool,
+        /// Draw the validator-count curve of several results files (sustained TPS, TPS ×
+        /// validators, half-load latency and gossip bytes per block against their
+        /// validator counts).
+        #[arg(long)]
+        by_validators: bool,
     },
     /// Run a generated testnet's validators as local processes until Ctrl-C.
     Start {
@@ -731,6 +752,7 @@ async fn main() -> Result<()> {
             drain,
             seed,
             distribution,
+            window,
             json,
         } => {
             let m = Manifest::load(&dir)?;
@@ -748,6 +770,7 @@ async fn main() -> Result<()> {
                 drain,
                 seed,
                 distribution,
+                window,
                 ..ThroughputConfig::default()
             };
             let report = throughput::run(&m, &cfg, stop_on_ctrl_c()).await?;
@@ -771,9 +794,15 @@ async fn main() -> Result<()> {
             bound,
             accounts,
             distribution,
+            soak,
+            soak_fraction,
+            soak_window,
             json,
         } => {
             let opts = BenchOptions {
+                soak_duration: soak,
+                soak_fraction,
+                soak_window,
                 generated_accounts: accounts,
                 distribution,
                 bound_duration: bound,
@@ -799,7 +828,11 @@ async fn main() -> Result<()> {
             let png = cairn_testnet::charts::png_beside(&out);
             let chart = serde_json::to_value(&results)
                 .map_err(anyhow::Error::from)
-                .and_then(|v| Ok(cairn_testnet::charts::load_curve(&v)?))
+                .and_then(|v| {
+                    let mut c = cairn_testnet::charts::load_curve(&v)?;
+                    c.extend(cairn_testnet::charts::soak_curve(&v)?);
+                    Ok(c)
+                })
                 .and_then(|c| Ok(cairn_testnet::charts::write_png(&png, &c)?));
             if let Err(e) = &chart {
                 eprintln!("warning: no chart: {e:#}");
@@ -1114,9 +1147,10 @@ async fn main() -> Result<()> {
             results,
             out,
             by_accounts,
+            by_validators,
         } => {
-            if results.len() > 1 && !by_accounts {
-                bail!("several results files need --by-accounts");
+            if results.len() > 1 && !by_accounts && !by_validators {
+                bail!("several results files need --by-accounts or --by-validators");
             }
             let mut values = Vec::new();
             for path in &results {
@@ -1129,8 +1163,12 @@ async fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| cairn_testnet::charts::png_beside(&results[0]));
             let charts = if by_accounts {
                 cairn_testnet::charts::state_size_curve(&values)?
+            } else if by_validators {
+                cairn_testnet::charts::validator_curve(&values)?
             } else {
-                cairn_testnet::charts::load_curve(&values[0])?
+                let mut c = cairn_testnet::charts::load_curve(&values[0])?;
+                c.extend(cairn_testnet::charts::soak_curve(&values[0])?);
+                c
             };
             cairn_testnet::charts::write_png(&out, &charts)?;
             println!("{}", out.display());

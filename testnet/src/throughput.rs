@@ -57,8 +57,12 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::Manifest;
 
-/// Most transfers one run pre-signs (about 250 bytes each in memory).
-pub const TXS_MAX: usize = 4_000_000;
+/// Most transfers one run pre-signs: about 300 bytes each in memory (the encoded transfer,
+/// its hash in the index, its timestamps), so at most about 12 GB (a 60-minute soak at
+/// 11,000 tx/s).
+pub const TXS_MAX: usize = 40_000_000;
+/// Shortest reporting window ([`ThroughputConfig::window`]).
+pub const WINDOW_MIN: Duration = Duration::from_secs(10);
 /// Most sender accounts.
 pub const SENDERS_MAX: usize = 50_000;
 /// Highest target rate, transfers per second.
@@ -113,6 +117,10 @@ pub struct ThroughputConfig {
     /// distribution (the manifest must have them; no funding phase, `senders` is ignored);
     /// `None`: fresh senders funded from the demo accounts (module docs).
     pub distribution: Option<crate::sample::Distribution>,
+    /// Also report the run in consecutive windows of this length (at least [`WINDOW_MIN`],
+    /// at most `duration`): each window's offered and finalized rate and its transfers'
+    /// latency ([`ThroughputReport::windows`]), to see drift over a long run.
+    pub window: Option<Duration>,
 }
 
 impl Default for ThroughputConfig {
@@ -129,6 +137,7 @@ impl Default for ThroughputConfig {
             progress: true,
             nodes: None,
             distribution: None,
+            window: None,
         }
     }
 }
@@ -160,6 +169,16 @@ impl ThroughputConfig {
         }
         if self.in_flight_max == 0 || self.in_flight_max > 1024 {
             bail!("in-flight requests must be 1..=1024");
+        }
+        if let Some(w) = self.window
+            && (w < WINDOW_MIN || w > self.duration)
+        {
+            bail!(
+                "window must be {}s..=duration ({}s), got {:?}",
+                WINDOW_MIN.as_secs(),
+                self.duration.as_secs(),
+                w
+            );
         }
         Ok((txs, senders.min(txs)))
     }
@@ -244,6 +263,66 @@ pub struct ThroughputReport {
     pub setup_s: f64,
     /// Stopped early (Ctrl-C).
     pub interrupted: bool,
+    /// The run cut into [`ThroughputConfig::window`]-long windows from the start of
+    /// offering (empty without a window); the last window may be partial (drain included).
+    pub windows: Vec<Window>,
+}
+
+/// One window of a run ([`ThroughputConfig::window`]).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Window {
+    /// Start of the window, s after offering began.
+    pub start_s: f64,
+    /// Length of the window, s.
+    pub length_s: f64,
+    /// Transfers first offered in the window, per second.
+    pub offered_tps: f64,
+    /// Transfers of the run finalized in the window (by the follower's clock), per second.
+    pub finalized_tps: f64,
+    /// Submit-to-finalized latency of the transfers first offered in the window.
+    pub latency: Latency,
+}
+
+/// Cuts a run into windows of `window_ms`: `sent_ms[i]` / `final_ms[i]` are transfer `i`'s
+/// first offer and finalization, ms after the start (`u64::MAX`: never); `end_ms` is the end
+/// of the run. Bounded: `end_ms / window_ms + 1` windows.
+pub fn windows_of(sent_ms: &[u64], final_ms: &[u64], window_ms: u64, end_ms: u64) -> Vec<Window> {
+    assert!(window_ms > 0, "a window has a length");
+    assert_eq!(sent_ms.len(), final_ms.len());
+    let count = (end_ms / window_ms + 1) as usize;
+    let mut offered = vec![0u64; count];
+    let mut finalized = vec![0u64; count];
+    let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); count];
+    for (&s, &f) in sent_ms.iter().zip(final_ms) {
+        if s != u64::MAX {
+            let w = ((s / window_ms) as usize).min(count - 1);
+            offered[w] += 1;
+            if f != u64::MAX {
+                latencies[w].push(f.saturating_sub(s));
+            }
+        }
+        if f != u64::MAX {
+            finalized[((f / window_ms) as usize).min(count - 1)] += 1;
+        }
+    }
+    (0..count)
+        .map(|w| {
+            let start_ms = w as u64 * window_ms;
+            let length_ms = if w + 1 == count {
+                end_ms.saturating_sub(start_ms).max(1)
+            } else {
+                window_ms
+            };
+            let length_s = length_ms as f64 / 1000.0;
+            Window {
+                start_s: start_ms as f64 / 1000.0,
+                length_s,
+                offered_tps: offered[w] as f64 / length_s,
+                finalized_tps: finalized[w] as f64 / length_s,
+                latency: Latency::of(&mut latencies[w]),
+            }
+        })
+        .collect()
 }
 
 impl ThroughputReport {
@@ -277,6 +356,17 @@ impl ThroughputReport {
             "latency submit→finalized: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms\n",
             self.latency.p50_ms, self.latency.p90_ms, self.latency.p99_ms, self.latency.max_ms
         ));
+        for w in &self.windows {
+            s.push_str(&format!(
+                "  window {:>7.0}..{:<7.0} s: offered {:>7.0} tx/s, finalized {:>7.0} tx/s, p50 {} ms, p99 {} ms\n",
+                w.start_s,
+                w.start_s + w.length_s,
+                w.offered_tps,
+                w.finalized_tps,
+                w.latency.p50_ms,
+                w.latency.p99_ms
+            ));
+        }
         if self.interrupted {
             s.push_str("interrupted before the end\n");
         }
@@ -394,7 +484,7 @@ pub async fn run(
         .enumerate()
         .map(|(i, t)| (t.0, i as u32))
         .collect();
-    let hexes: Vec<String> = txs.into_iter().map(|(_, hex)| hex).collect();
+    let encoded: Vec<Box<[u8]>> = txs.into_iter().map(|(_, bytes)| bytes).collect();
     let setup_s = setup_started.elapsed().as_secs_f64();
     let start_height = follower_client.status().await?.latest_height;
 
@@ -413,7 +503,7 @@ pub async fn run(
         rejections: Mutex::new(BTreeMap::new()),
         height: AtomicU64::new(start_height),
     });
-    let hexes = Arc::new(hexes);
+    let encoded = Arc::new(encoded);
     let started = Instant::now();
     let (done_tx, done_rx) = watch::channel(false);
     let follower = tokio::spawn(follow(
@@ -511,9 +601,9 @@ pub async fn run(
             }
             let client = clients[rr % clients.len()].clone();
             rr += 1;
-            let (track, hexes) = (track.clone(), hexes.clone());
+            let (track, encoded) = (track.clone(), encoded.clone());
             tasks.spawn(async move {
-                send_batch(&client, &track, &hexes, batch, started).await;
+                send_batch(&client, &track, &encoded, batch, started).await;
                 drop(permit);
             });
         }
@@ -559,6 +649,21 @@ pub async fn run(
             unfinalized += 1;
         }
     }
+    let windows = match cfg.window {
+        Some(w) => {
+            let load = |v: &[AtomicU64]| -> Vec<u64> {
+                v.iter().map(|a| a.load(Ordering::Relaxed)).collect()
+            };
+            let end_ms = started.elapsed().as_millis() as u64;
+            windows_of(
+                &load(&track.sent_at_ms),
+                &load(&track.final_at_ms),
+                w.as_millis() as u64,
+                end_ms,
+            )
+        }
+        None => Vec::new(),
+    };
     let finalized = track.finalized_count.load(Ordering::Relaxed);
     let sent = track.sent.load(Ordering::Relaxed);
     let rejections = track.rejections.lock().expect("poisoned").clone();
@@ -586,15 +691,16 @@ pub async fn run(
         end_height,
         setup_s,
         interrupted,
+        windows,
     })
 }
 
-/// Sends transfers `batch` (indices into `hexes`) in one `sendTransactions` call and
+/// Sends transfers `batch` (indices into `encoded`) in one `sendTransactions` call and
 /// records the answers; queues those refused for load ([`RETRY_CODES`]) for a re-offer.
 async fn send_batch(
     client: &RpcClient,
     track: &Track,
-    hexes: &[String],
+    encoded: &[Box<[u8]>],
     batch: Vec<usize>,
     started: Instant,
 ) {
@@ -613,7 +719,7 @@ async fn send_batch(
     track
         .reoffered
         .fetch_add(batch.len() as u64 - first, Ordering::Relaxed);
-    let txs: Vec<&str> = batch.iter().map(|&i| hexes[i].as_str()).collect();
+    let txs: Vec<String> = batch.iter().map(|&i| hex::encode(&encoded[i])).collect();
     let answer: Result<Vec<SubmitResult>, _> =
         client.call("sendTransactions", json!({ "txs": txs })).await;
     match answer {
@@ -841,7 +947,7 @@ async fn presign_generated(
     chain_id: &str,
     expiry: u64,
     cfg: &ThroughputConfig,
-) -> Result<(Vec<(Hash, String)>, usize)> {
+) -> Result<(Vec<(Hash, Box<[u8]>)>, usize)> {
     if generated.count < 2 {
         bail!("the load needs at least 2 generated accounts");
     }
@@ -944,7 +1050,7 @@ async fn presign_generated(
                         },
                     }
                     .sign(key);
-                    (tx.hash(), hex::encode(tx.encode()))
+                    (tx.hash(), tx.encode().into_boxed_slice())
                 })
                 .collect::<Vec<_>>()
         }));
@@ -958,7 +1064,7 @@ async fn presign_generated(
     Ok((out, distinct))
 }
 
-/// Signs `count` transfers (sender `k mod senders`, next nonce), returning (hash, hex).
+/// Signs `count` transfers (sender `k mod senders`, next nonce), returning (hash, encoding).
 async fn presign(
     senders: &[KeyFile],
     nonces: &[u64],
@@ -966,7 +1072,7 @@ async fn presign(
     chain_id: &str,
     expiry: u64,
     progress: bool,
-) -> Result<Vec<(Hash, String)>> {
+) -> Result<Vec<(Hash, Box<[u8]>)>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -1006,7 +1112,7 @@ async fn presign(
                         },
                     }
                     .sign(&senders[s].0);
-                    (tx.hash(), hex::encode(tx.encode()))
+                    (tx.hash(), tx.encode().into_boxed_slice())
                 })
                 .collect::<Vec<_>>()
         }));
@@ -1023,6 +1129,49 @@ async fn presign(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_count_offers_finalizations_and_latency_where_they_happen() {
+        const NEVER: u64 = u64::MAX;
+        // Window length 1,000 ms, run end 2,500 ms: windows [0,1000), [1000,2000), [2000,2500].
+        let sent = [0, 500, 900, 1_500, 2_100, NEVER];
+        let fin = [400, 1_600, NEVER, 1_700, 2_400, NEVER];
+        let w = windows_of(&sent, &fin, 1_000, 2_500);
+        assert_eq!(w.len(), 3);
+        // Offered: 3 in the first window, 1 in the second, 1 in the last (0.5 s long).
+        assert_eq!(w[0].offered_tps, 3.0);
+        assert_eq!(w[1].offered_tps, 1.0);
+        assert_eq!(w[2].length_s, 0.5);
+        assert_eq!(w[2].offered_tps, 2.0);
+        // Finalized where the finalization fell: 1, 2 (1,600 and 1,700), 1 in 0.5 s.
+        assert_eq!(w[0].finalized_tps, 1.0);
+        assert_eq!(w[1].finalized_tps, 2.0);
+        assert_eq!(w[2].finalized_tps, 2.0);
+        // Latency belongs to the window of the offer: 400 and 1,100 ms (900's never final).
+        assert_eq!(w[0].latency.max_ms, 1_100);
+        assert_eq!(w[1].latency.max_ms, 200);
+        assert_eq!(w[2].latency.p50_ms, 300);
+    }
+
+    #[test]
+    fn a_window_longer_than_the_run_is_refused() {
+        let cfg = ThroughputConfig {
+            duration: Duration::from_secs(30),
+            window: Some(Duration::from_secs(60)),
+            ..ThroughputConfig::default()
+        };
+        assert!(cfg.validate().is_err());
+        let cfg = ThroughputConfig {
+            window: Some(Duration::from_secs(1)),
+            ..cfg
+        };
+        assert!(cfg.validate().is_err(), "below WINDOW_MIN");
+        let cfg = ThroughputConfig {
+            window: Some(Duration::from_secs(10)),
+            ..cfg
+        };
+        assert!(cfg.validate().is_ok());
+    }
 
     #[test]
     fn percentiles_nearest_rank() {

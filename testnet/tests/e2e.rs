@@ -186,6 +186,22 @@ async fn four_validators_finalize_transfers_survive_a_crash_and_refuse_bad_input
         height(&clients[3]).await.unwrap_or(0) >= target
     })
     .await;
+    // gossipsub's per-topic wire counters are on /metrics: validator 0 has sent votes and
+    // certificates, and (as a leader of some views) compact blocks.
+    let text = reqwest::get(format!("{}/metrics", manifest.nodes[0].rpc_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sent = cairn_testnet::bench::gossip_sent(&text);
+    for topic in ["consensus", "block"] {
+        let (msgs, bytes) = sent.get(topic).copied().unwrap_or_default();
+        assert!(
+            msgs >= 1.0 && bytes > msgs,
+            "validator 0 sent {msgs} {topic} messages, {bytes} bytes: {sent:?}"
+        );
+    }
     let synced = metric(&manifest.nodes[3].rpc_url, "cairn_blocks_synced_total").await;
     eprintln!(
         "validator 3 was down for heights {h_before}..{h_down}; caught up to {target} with {synced} blocks through block sync"

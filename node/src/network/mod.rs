@@ -1442,6 +1442,9 @@ pub struct NetworkHandle {
     difficulty: Arc<watch::Sender<u8>>,
     /// Becomes `true` once the swarm task has dropped the swarm.
     stopped: watch::Receiver<bool>,
+    /// gossipsub's own metrics (prefix `cairn_gossipsub`), among them per-topic messages and
+    /// bytes sent (publishes and forwards) and received; read by `GET /metrics`.
+    gossip_registry: Arc<prometheus_client::registry::Registry>,
 }
 
 impl fmt::Debug for NetworkHandle {
@@ -1456,6 +1459,13 @@ impl NetworkHandle {
     /// This node's peer id (derived from [`NetworkConfig::keypair`]).
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// gossipsub's metrics registry (prefix `cairn_gossipsub`: per-topic
+    /// `topic_msg_sent_counts`, `topic_msg_sent_bytes`, `topic_msg_recv_counts`,
+    /// `topic_msg_recv_bytes`, mesh sizes, …), encoded after the node's own by `GET /metrics`.
+    pub fn gossip_registry(&self) -> Arc<prometheus_client::registry::Registry> {
+        self.gossip_registry.clone()
     }
 
     /// Counters since [`spawn`] (no round trip to the swarm task).
@@ -1757,7 +1767,9 @@ pub async fn spawn_with_admission(
         pacer_epoch: tokio::time::Instant::now(),
         difficulty: Arc::new(difficulty_tx),
         stopped: stopped_rx,
+        gossip_registry: Arc::default(),
     };
+    let mut gossip_registry = prometheus_client::registry::Registry::with_prefix("cairn_gossipsub");
     let worker = worker::Worker::start(
         config,
         admission,
@@ -1766,8 +1778,11 @@ pub async fn spawn_with_admission(
         event_tx,
         counters,
         stopped_tx,
+        &mut gossip_registry,
     )
     .await?;
+    let mut handle = handle;
+    handle.gossip_registry = Arc::new(gossip_registry);
     tokio::spawn(worker.run());
     Ok((handle, event_rx))
 }

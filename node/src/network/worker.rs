@@ -334,10 +334,15 @@ fn build_behaviour(
     counters: &Arc<Counters>,
     relay_client: relay::client::Behaviour,
     relay_gate: &AdmittedGate,
+    gossip_registry: &mut prometheus_client::registry::Registry,
 ) -> Result<Behaviour, NetworkError> {
     let gossip_config = gossip_config(config)?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
-        .map_err(|e| transport_err("gossipsub", e))?;
+        .map_err(|e| transport_err("gossipsub", e))?
+        // Per-topic message and byte counts as sent on the wire (publishes and forwards) and
+        // received: the cost of consensus per block (docs/scaling.md, "Validator count").
+        // gossipsub's own figures (bounded: it tracks at most `max_topics` topics).
+        .with_metrics(gossip_registry, gossipsub::MetricsConfig::default());
     let (params, thresholds) = score_params(topics);
     gossipsub
         .with_peer_score(params, thresholds)
@@ -554,6 +559,7 @@ impl Worker {
         events: mpsc::Sender<NetworkEvent>,
         counters: Arc<Counters>,
         stopped: watch::Sender<bool>,
+        gossip_registry: &mut prometheus_client::registry::Registry,
     ) -> Result<Self, NetworkError> {
         let local = config.keypair.public().to_peer_id();
         let mut topic_hashes = HashMap::new();
@@ -604,6 +610,7 @@ impl Worker {
                     &counters,
                     relay_client,
                     &relay_gate,
+                    gossip_registry,
                 )
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
             })

@@ -819,10 +819,11 @@ async fn fund(
     let c = &clients[0];
     let mut nonces = Vec::with_capacity(senders.len());
     let mut to_fund: Vec<(Address, u64)> = Vec::new();
-    for chunk in senders.chunks(256) {
+    for chunk in senders.chunks(NONCE_QUERIES_IN_FLIGHT_MAX) {
         let addresses: Vec<Address> = chunk.iter().map(KeyFile::address).collect();
         // Polled together: sequential awaits would not overlap the round trips.
-        let accounts = futures::future::join_all(addresses.iter().map(|a| c.account(a))).await;
+        let accounts =
+            futures::future::join_all(addresses.iter().map(|a| account_with_retry(c, a))).await;
         for (k, a) in chunk.iter().zip(accounts) {
             let a = a.with_context(|| format!("getAccount {}", k.address()))?;
             nonces.push(a.nonce);
@@ -931,8 +932,32 @@ async fn fund(
     Ok(nonces)
 }
 
-/// Most `getAccount` calls in flight while reading the nonces of generated senders.
-const NONCE_QUERIES_IN_FLIGHT_MAX: usize = 256;
+/// Most `getAccount` calls in flight while reading senders' nonces: well under the node's
+/// RPC `concurrency_max` (64) and `connections_per_ip_max` (256), which the run's other
+/// clients (the follower, idle pooled connections of an earlier run) share.
+const NONCE_QUERIES_IN_FLIGHT_MAX: usize = 32;
+/// Attempts of one `getAccount` that fails transiently (connection closed, node busy).
+const ACCOUNT_READ_ATTEMPTS_MAX: u32 = 5;
+
+/// `getAccount`, tried again (after 100, 200, 400, 800 ms) when it fails transiently
+/// ([`cairn_rpc::ClientError::is_transient`]: the connection failed or closed under it, or
+/// the node shed it as busy).
+async fn account_with_retry(
+    client: &RpcClient,
+    address: &Address,
+) -> Result<cairn_rpc::AccountInfo, cairn_rpc::ClientError> {
+    let mut attempt = 1;
+    loop {
+        match client.account(address).await {
+            Err(e) if attempt < ACCOUNT_READ_ATTEMPTS_MAX && e.is_transient() =>
+            {
+                tokio::time::sleep(Duration::from_millis(100 << (attempt - 1))).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
 
 /// Draws `count` (sender, recipient) pairs of generated accounts by `distribution` (seeded
 /// by `cfg.seed`), reads each distinct sender's nonce from `client`, and signs the
@@ -1013,7 +1038,9 @@ async fn presign_generated(
     // Their nonces: the chain's, so an earlier run's finalized transfers are counted.
     let mut nonces: Vec<u64> = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(NONCE_QUERIES_IN_FLIGHT_MAX) {
-        let answers = futures::future::join_all(chunk.iter().map(|(_, a)| client.account(a))).await;
+        let answers =
+            futures::future::join_all(chunk.iter().map(|(_, a)| account_with_retry(client, a)))
+                .await;
         for ((_, a), r) in chunk.iter().zip(answers) {
             nonces.push(r.with_context(|| format!("getAccount {a}"))?.nonce);
         }

@@ -675,19 +675,10 @@ async fn soak(
 
 /// Every node's memory, RocksDB stall and compaction figures, mempool and disk now.
 async fn sample_nodes(net: &LocalTestnet, m: &crate::Manifest) -> Vec<NodeSample> {
-    let Ok(http) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    else {
-        return Vec::new();
-    };
+    let texts = metrics_texts(m.nodes.iter()).await;
     let mut out = Vec::new();
-    for (i, n) in m.nodes.iter().enumerate() {
-        let text = match http.get(format!("{}/metrics", n.rpc_url)).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        let get = |name| crate::parse_metric(&text, name).unwrap_or(f64::NAN);
+    for (i, (n, text)) in m.nodes.iter().zip(&texts).enumerate() {
+        let get = |name| crate::parse_metric(text, name).unwrap_or(f64::NAN);
         out.push(NodeSample {
             node: n.name.clone(),
             rss_mib: net.rss_bytes(i).map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0)),
@@ -739,6 +730,16 @@ type GossipCounts = std::collections::BTreeMap<String, (f64, f64)>;
 
 /// [`gossip_sent`] of each validator (empty for one that did not answer).
 async fn gossip_counters(m: &crate::Manifest) -> Vec<GossipCounts> {
+    metrics_texts(m.validators())
+        .await
+        .iter()
+        .map(|text| gossip_sent(text))
+        .collect()
+}
+
+/// Each node's `GET /metrics` text, in order (empty for a node that did not answer within
+/// 5 s).
+async fn metrics_texts<'a>(nodes: impl Iterator<Item = &'a crate::NodeEntry>) -> Vec<String> {
     let Ok(http) = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -746,12 +747,11 @@ async fn gossip_counters(m: &crate::Manifest) -> Vec<GossipCounts> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for n in m.validators() {
-        let text = match http.get(format!("{}/metrics", n.rpc_url)).send().await {
+    for n in nodes {
+        out.push(match http.get(format!("{}/metrics", n.rpc_url)).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
-        };
-        out.push(gossip_sent(&text));
+        });
     }
     out
 }
@@ -786,18 +786,8 @@ pub fn gossip_cost(
 
 /// The four `cairn_block_*` counters of each node (`None` for a node that did not answer).
 async fn block_counters(m: &crate::Manifest) -> Vec<Option<[f64; 4]>> {
-    let Ok(http) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for n in m.validators() {
-        let text = match http.get(format!("{}/metrics", n.rpc_url)).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+    for text in metrics_texts(m.validators()).await {
         let get = |name| crate::parse_metric(&text, name);
         out.push((|| {
             Some([

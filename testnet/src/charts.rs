@@ -472,6 +472,11 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
     }
     let (mut tps, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
     for w in &windows {
+        // The drain's tail after the last offer, with nothing offered or finalized, is not
+        // a measurement.
+        if num(&w["offered_tps"]) == 0.0 && num(&w["finalized_tps"]) == 0.0 {
+            continue;
+        }
         // Plotted at the window's middle.
         let x = (num(&w["start_s"]) + num(&w["length_s"]) / 2.0) / 60.0;
         tps.push((x, num(&w["finalized_tps"])));
@@ -480,8 +485,15 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
     }
     let mut rss: Vec<Series> = Vec::new();
     let mut stall: Vec<Series> = Vec::new();
+    // Samples start with the soak phase, before its funding and pre-signing
+    // (`report.setup_s`); on the charts' clock the load starts at 0, earlier samples are left
+    // out.
+    let setup_s = soak["report"]["setup_s"].as_f64().unwrap_or(0.0);
     for sample in soak["samples"].as_array().into_iter().flatten() {
-        let x = num(&sample["t_s"]) / 60.0;
+        let x = (num(&sample["t_s"]) - setup_s) / 60.0;
+        if x < 0.0 {
+            continue;
+        }
         for (i, n) in sample["nodes"].as_array().into_iter().flatten().enumerate() {
             if i >= CHART_SERIES_MAX {
                 break;
@@ -755,10 +767,12 @@ mod tests {
             "report": {"windows": [
                 {"start_s": 0.0, "length_s": 600.0, "finalized_tps": 5000.0, "latency": {"p50_ms": 90, "p99_ms": 300}},
                 {"start_s": 600.0, "length_s": 600.0, "finalized_tps": 4900.0, "latency": {"p50_ms": 95, "p99_ms": 320}},
-            ]},
+                {"start_s": 1200.0, "length_s": 30.0, "offered_tps": 0.0, "finalized_tps": 0.0, "latency": {"p50_ms": 0, "p99_ms": 0}},
+            ], "setup_s": 60.0},
             "samples": [
-                {"t_s": 0.0, "nodes": [{"node": "validator-0", "rss_mib": 100.0, "stall_micros": 0.0}]},
-                {"t_s": 60.0, "nodes": [{"node": "validator-0", "rss_mib": 110.0, "stall_micros": 2000.0}]},
+                {"t_s": 30.0, "nodes": [{"node": "validator-0", "rss_mib": 50.0, "stall_micros": 0.0}]},
+                {"t_s": 60.0, "nodes": [{"node": "validator-0", "rss_mib": 100.0, "stall_micros": 0.0}]},
+                {"t_s": 120.0, "nodes": [{"node": "validator-0", "rss_mib": 110.0, "stall_micros": 2000.0}]},
             ],
         }});
         let c = soak_curve(&v).unwrap();

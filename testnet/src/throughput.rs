@@ -24,7 +24,8 @@
 //!    load), or at `duration + drain` at the latest.
 //!
 //!    A transfer refused for load ([`RETRY_CODES`]: `overloaded`, a full mempool, and
-//!    `too_far_ahead`, its sender's window of unfinalized nonces is full) is offered again
+//!    `too_far_ahead`, its sender's window of unfinalized nonces is full), or sent in a call
+//!    that failed transiently (counted `rpc_error`), is offered again
 //!    [`RETRY_AFTER`] later, as a wallet would, until the drain ends; re-offers go out
 //!    before new transfers. Without this, one refused nonce would strand every later
 //!    transfer of its sender behind a nonce gap (they could never execute), and a short
@@ -750,13 +751,23 @@ async fn send_batch(
                 *rej.entry(code).or_default() += n;
             }
         }
-        Ok(_) | Err(_) => {
+        other => {
             *track
                 .rejections
                 .lock()
                 .expect("poisoned")
                 .entry("rpc_error".into())
                 .or_default() += batch.len() as u64;
+            // A call that failed transiently (connection closed, timed out, node busy) is
+            // offered again like a refusal for load: dropping it would leave a nonce gap that
+            // strands every later transfer of its senders (`too_far_ahead` forever; a soak
+            // collapsed that way). Transfers the node did take come back `duplicate` or
+            // `stale_nonce`, harmless.
+            if matches!(&other, Err(e) if e.is_transient()) {
+                let at = started.elapsed().as_millis() as u64 + RETRY_AFTER.as_millis() as u64;
+                let mut retry = track.retry.lock().expect("poisoned");
+                retry.extend(batch.into_iter().map(|i| (at, i)));
+            }
         }
     }
 }

@@ -310,7 +310,10 @@ impl BenchResults {
             ));
             for (topic, msgs) in &g.msgs_per_block {
                 let bytes = g.bytes_per_block.get(topic).copied().unwrap_or(0.0);
-                s.push_str(&format!(" {topic} {msgs:.1} msgs / {:.1} KiB;", bytes / 1024.0));
+                s.push_str(&format!(
+                    " {topic} {msgs:.1} msgs / {:.1} KiB;",
+                    bytes / 1024.0
+                ));
             }
             s.push('\n');
         }
@@ -605,7 +608,10 @@ async fn soak(
     stop: watch::Receiver<bool>,
 ) -> Result<Soak> {
     if !(opts.soak_fraction > 0.0 && opts.soak_fraction <= 1.0) {
-        bail!("soak fraction must be in (0, 1], got {}", opts.soak_fraction);
+        bail!(
+            "soak fraction must be in (0, 1], got {}",
+            opts.soak_fraction
+        );
     }
     let rate = saturation_tps * opts.soak_fraction;
     eprintln!(
@@ -658,7 +664,9 @@ async fn soak(
     let full: Vec<&throughput::Window> = report
         .windows
         .iter()
-        .filter(|w| w.length_s >= window_s * 0.999 && w.start_s + w.length_s <= report.duration_s + 0.001)
+        .filter(|w| {
+            w.length_s >= window_s * 0.999 && w.start_s + w.length_s <= report.duration_s + 0.001
+        })
         .collect();
     let ratio = |f: fn(&throughput::Window) -> f64| match (full.first(), full.last()) {
         (Some(a), Some(b)) if full.len() >= 2 && f(a) > 0.0 => Some(f(b) / f(a)),
@@ -681,7 +689,9 @@ async fn sample_nodes(net: &LocalTestnet, m: &crate::Manifest) -> Vec<NodeSample
         let get = |name| crate::parse_metric(text, name).unwrap_or(f64::NAN);
         out.push(NodeSample {
             node: n.name.clone(),
-            rss_mib: net.rss_bytes(i).map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0)),
+            rss_mib: net
+                .rss_bytes(i)
+                .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0)),
             stall_micros: get("cairn_rocksdb_stall_micros_total"),
             compaction_write_bytes: get("cairn_rocksdb_compaction_write_bytes_total"),
             mempool_txs: get("cairn_mempool_txs"),
@@ -696,14 +706,15 @@ async fn sample_nodes(net: &LocalTestnet, m: &crate::Manifest) -> Vec<NodeSample
 pub fn gossip_sent(text: &str) -> std::collections::BTreeMap<String, (f64, f64)> {
     let mut out: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
     for line in text.lines() {
-        let (is_bytes, rest) =
-            if let Some(r) = line.strip_prefix("cairn_gossipsub_topic_msg_sent_bytes_total{") {
-                (true, r)
-            } else if let Some(r) = line.strip_prefix("cairn_gossipsub_topic_msg_sent_counts_total{") {
-                (false, r)
-            } else {
-                continue;
-            };
+        let (is_bytes, rest) = if let Some(r) =
+            line.strip_prefix("cairn_gossipsub_topic_msg_sent_bytes_total{")
+        {
+            (true, r)
+        } else if let Some(r) = line.strip_prefix("cairn_gossipsub_topic_msg_sent_counts_total{") {
+            (false, r)
+        } else {
+            continue;
+        };
         // `hash="/cairn/{namespace}/{kind}/{version}"} VALUE`
         let Some((labels, value)) = rest.split_once("} ") else {
             continue;
@@ -748,10 +759,12 @@ async fn metrics_texts<'a>(nodes: impl Iterator<Item = &'a crate::NodeEntry>) ->
     };
     let mut out = Vec::new();
     for n in nodes {
-        out.push(match http.get(format!("{}/metrics", n.rpc_url)).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        });
+        out.push(
+            match http.get(format!("{}/metrics", n.rpc_url)).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            },
+        );
     }
     out
 }
@@ -1002,7 +1015,11 @@ cairn_blocks_committed_total 10
         let g = gossip_sent(METRICS);
         assert_eq!(g.len(), 2, "{g:?}");
         assert_eq!(g["consensus"], (300.0, 60_000.0));
-        assert_eq!(g["block"], (30.0, 90_000.0), "received bytes are not sent bytes");
+        assert_eq!(
+            g["block"],
+            (30.0, 90_000.0),
+            "received bytes are not sent bytes"
+        );
     }
 
     #[test]

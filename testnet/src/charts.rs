@@ -463,7 +463,10 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
         return Ok(Vec::new());
     }
     let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    let windows = soak["report"]["windows"].as_array().cloned().unwrap_or_default();
+    let windows = soak["report"]["windows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if windows.is_empty() {
         return Err(ChartError::BadData {
             what: "soak".into(),
@@ -500,8 +503,14 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
             }
             if rss.len() <= i {
                 let name = n["node"].as_str().unwrap_or("node").to_string();
-                rss.push(Series { name: name.clone(), points: Vec::new() });
-                stall.push(Series { name, points: Vec::new() });
+                rss.push(Series {
+                    name: name.clone(),
+                    points: Vec::new(),
+                });
+                stall.push(Series {
+                    name,
+                    points: Vec::new(),
+                });
             }
             let (r, st) = (num(&n["rss_mib"]), num(&n["stall_micros"]));
             if r.is_finite() {
@@ -515,18 +524,30 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
     let fraction = num(&soak["fraction"]);
     let mut charts = vec![
         LineChart {
-            title: format!("Soak at {:.0}% of saturation: finalized throughput per window", 100.0 * fraction),
+            title: format!(
+                "Soak at {:.0}% of saturation: finalized throughput per window",
+                100.0 * fraction
+            ),
             x_desc: "minutes since the soak started".into(),
             y_desc: "finalized (transfers/s)".into(),
-            series: vec![Series { name: "finalized".into(), points: tps }],
+            series: vec![Series {
+                name: "finalized".into(),
+                points: tps,
+            }],
         },
         LineChart {
             title: "Soak: finality latency per window".into(),
             x_desc: "minutes since the soak started".into(),
             y_desc: "submission to finality (ms)".into(),
             series: vec![
-                Series { name: "p50".into(), points: p50 },
-                Series { name: "p99".into(), points: p99 },
+                Series {
+                    name: "p50".into(),
+                    points: p50,
+                },
+                Series {
+                    name: "p99".into(),
+                    points: p99,
+                },
             ],
         },
     ];
@@ -561,12 +582,21 @@ pub fn validator_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError> 
     let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let mut rows: Vec<&Value> = results.iter().collect();
     rows.sort_by(|a, b| num(&a["validators"]).total_cmp(&num(&b["validators"])));
-    let (mut tps, mut tps_x, mut p50, mut p99, mut consensus_kb, mut block_kb) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut tps, mut tps_x, mut p50, mut p99, mut consensus_kb, mut block_kb) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for r in &rows {
         let v = num(&r["validators"]);
         if v.is_nan() || v < 1.0 {
-            return Err(bad(format!("a results file has validators = {}", r["validators"])));
+            return Err(bad(format!(
+                "a results file has validators = {}",
+                r["validators"]
+            )));
         }
         if let Some(t) = r["sustained"]["finalized_tps"].as_f64() {
             tps.push((v, t));
@@ -596,8 +626,14 @@ pub fn validator_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError> 
             x_desc: "validators".into(),
             y_desc: "transfers/s".into(),
             series: vec![
-                Series { name: "finalized".into(), points: tps },
-                Series { name: "finalized × validators (signature checks/s)".into(), points: tps_x },
+                Series {
+                    name: "finalized".into(),
+                    points: tps,
+                },
+                Series {
+                    name: "finalized × validators (signature checks/s)".into(),
+                    points: tps_x,
+                },
             ],
         },
         LineChart {
@@ -605,8 +641,14 @@ pub fn validator_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError> 
             x_desc: "validators".into(),
             y_desc: "submission to finality (ms)".into(),
             series: vec![
-                Series { name: "p50".into(), points: p50 },
-                Series { name: "p99".into(), points: p99 },
+                Series {
+                    name: "p50".into(),
+                    points: p50,
+                },
+                Series {
+                    name: "p99".into(),
+                    points: p99,
+                },
             ],
         },
     ];
@@ -616,8 +658,14 @@ pub fn validator_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError> 
             x_desc: "validators".into(),
             y_desc: "KiB per block".into(),
             series: vec![
-                Series { name: "consensus (votes, certificates)".into(), points: consensus_kb },
-                Series { name: "block (compact proposals)".into(), points: block_kb },
+                Series {
+                    name: "consensus (votes, certificates)".into(),
+                    points: consensus_kb,
+                },
+                Series {
+                    name: "block (compact proposals)".into(),
+                    points: block_kb,
+                },
             ],
         });
     }
@@ -752,16 +800,29 @@ mod tests {
         };
         let charts = validator_curve(&[r(7, 1000.0), r(4, 2000.0)]).unwrap();
         assert_eq!(charts.len(), 3);
-        assert_eq!(charts[0].series[0].points, vec![(4.0, 2000.0), (7.0, 1000.0)]);
-        assert_eq!(charts[0].series[1].points, vec![(4.0, 8000.0), (7.0, 7000.0)]);
-        assert_eq!(charts[1].series[1].points, vec![(4.0, 1200.0), (7.0, 2100.0)]);
+        assert_eq!(
+            charts[0].series[0].points,
+            vec![(4.0, 2000.0), (7.0, 1000.0)]
+        );
+        assert_eq!(
+            charts[0].series[1].points,
+            vec![(4.0, 8000.0), (7.0, 7000.0)]
+        );
+        assert_eq!(
+            charts[1].series[1].points,
+            vec![(4.0, 1200.0), (7.0, 2100.0)]
+        );
         assert_eq!(charts[2].series[0].points, vec![(4.0, 8.0), (7.0, 14.0)]);
         assert!(validator_curve(&[serde_json::json!({"validators": 4})]).is_err());
     }
 
     #[test]
     fn soak_curve_draws_windows_and_samples_or_nothing() {
-        assert!(soak_curve(&serde_json::json!({"steps": []})).unwrap().is_empty());
+        assert!(
+            soak_curve(&serde_json::json!({"steps": []}))
+                .unwrap()
+                .is_empty()
+        );
         let v = serde_json::json!({"soak": {
             "fraction": 0.7,
             "report": {"windows": [

@@ -960,8 +960,7 @@ async fn account_with_retry(
     let mut attempt = 1;
     loop {
         match client.account(address).await {
-            Err(e) if attempt < ACCOUNT_READ_ATTEMPTS_MAX && e.is_transient() =>
-            {
+            Err(e) if attempt < ACCOUNT_READ_ATTEMPTS_MAX && e.is_transient() => {
                 tokio::time::sleep(Duration::from_millis(100 << (attempt - 1))).await;
                 attempt += 1;
             }

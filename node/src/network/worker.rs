@@ -551,6 +551,8 @@ const DIALING_STALE: Duration = Duration::from_secs(30);
 impl Worker {
     /// Builds the swarm, subscribes, listens (waiting for the first address) and dials the
     /// bootstrap peers.
+    // Settings, the handle's channel ends and the metrics registry, each consumed once here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start(
         config: NetworkConfig,
         admission: AdmissionConfig,

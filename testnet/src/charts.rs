@@ -351,22 +351,37 @@ pub fn load_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
                 },
             ],
         },
-        LineChart {
-            title: format!("Finality latency, {validators} validator(s)"),
-            x_desc: "offered load (transfers/s)".into(),
-            y_desc: "submission to finality (ms)".into(),
-            series: vec![
-                Series {
-                    name: "p50".into(),
-                    points: p50,
-                },
-                Series {
-                    name: "p99".into(),
-                    points: p99,
-                },
-            ],
-        },
+        latency_chart(
+            format!("Finality latency, {validators} validator(s)"),
+            "offered load (transfers/s)",
+            p50,
+            p99,
+        ),
     ])
+}
+
+/// A latency chart: p50 and p99 submission-to-finality latency against `x_desc`.
+fn latency_chart(
+    title: String,
+    x_desc: &str,
+    p50: Vec<(f64, f64)>,
+    p99: Vec<(f64, f64)>,
+) -> LineChart {
+    LineChart {
+        title,
+        x_desc: x_desc.into(),
+        y_desc: "submission to finality (ms)".into(),
+        series: vec![
+            Series {
+                name: "p50".into(),
+                points: p50,
+            },
+            Series {
+                name: "p99".into(),
+                points: p99,
+            },
+        ],
+    }
 }
 
 /// The state-size curve of several `cairn-testnet bench` results files (their JSON), one
@@ -535,21 +550,12 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
                 points: tps,
             }],
         },
-        LineChart {
-            title: "Soak: finality latency per window".into(),
-            x_desc: "minutes since the soak started".into(),
-            y_desc: "submission to finality (ms)".into(),
-            series: vec![
-                Series {
-                    name: "p50".into(),
-                    points: p50,
-                },
-                Series {
-                    name: "p99".into(),
-                    points: p99,
-                },
-            ],
-        },
+        latency_chart(
+            "Soak: finality latency per window".into(),
+            "minutes since the soak started",
+            p50,
+            p99,
+        ),
     ];
     if rss.iter().any(|s| !s.points.is_empty()) {
         charts.push(LineChart {
@@ -636,21 +642,12 @@ pub fn validator_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError> 
                 },
             ],
         },
-        LineChart {
-            title: "Half-load finality latency against the validator count".into(),
-            x_desc: "validators".into(),
-            y_desc: "submission to finality (ms)".into(),
-            series: vec![
-                Series {
-                    name: "p50".into(),
-                    points: p50,
-                },
-                Series {
-                    name: "p99".into(),
-                    points: p99,
-                },
-            ],
-        },
+        latency_chart(
+            "Half-load finality latency against the validator count".into(),
+            "validators",
+            p50,
+            p99,
+        ),
     ];
     if !consensus_kb.is_empty() {
         charts.push(LineChart {

@@ -212,6 +212,10 @@ pub struct BenchResults {
     pub catch_up: Option<CatchUp>,
     /// This machine's signature bound, measured before the testnet started.
     pub signature_bound: Option<crate::bound::SignatureBound>,
+    /// The same bound measured again after the testnet stopped (same duration), so a
+    /// reader sees how far the machine's speed moved during the run; `of_bound` still uses
+    /// the first one.
+    pub signature_bound_after: Option<crate::bound::SignatureBound>,
     /// Each headline figure as a fraction of `signature_bound.bound_tps` (`saturation`,
     /// `sustained`, `half_load`, `overload`: their `finalized_tps`); empty without a bound.
     pub of_bound: Vec<(String, f64)>,
@@ -286,6 +290,13 @@ impl BenchResults {
                 s.push_str(&format!(" {label} {:.1}%", 100.0 * f));
             }
             s.push('\n');
+            if let Some(a) = &self.signature_bound_after {
+                s.push_str(&format!(
+                    "signature bound after the run: {:.0} checks/s ({:+.1}% against before)\n",
+                    a.verify_per_s,
+                    100.0 * (a.verify_per_s / b.verify_per_s.max(1.0) - 1.0)
+                ));
+            }
         }
         if let Some(r) = &self.sustained {
             s.push_str(&row(&format!("sustained {:.0} s", r.duration_s), r));
@@ -385,23 +396,7 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
     }
     let started = Instant::now();
     // Measured first, on an otherwise idle machine (no testnet yet).
-    let signature_bound = if opts.bound_duration.is_zero() {
-        None
-    } else {
-        eprintln!(
-            "— signature bound: batch signature checks on all cores for {:?}",
-            opts.bound_duration
-        );
-        let (d, v) = (opts.bound_duration, opts.validators);
-        let b = tokio::task::spawn_blocking(move || crate::bound::measure_all_cores(d, v))
-            .await
-            .context("signature bound task")??;
-        eprintln!(
-            "signature bound: {:.0} checks/s on {} threads, {:.0} tx/s for {} validator(s)",
-            b.verify_per_s, b.threads, b.bound_tps, b.validators
-        );
-        Some(b)
-    };
+    let signature_bound = measure_bound(opts, "before").await?;
     if opts.dir.exists() {
         std::fs::remove_dir_all(&opts.dir)
             .with_context(|| format!("removing {}", opts.dir.display()))?;
@@ -457,6 +452,7 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
             peak_rss_mib: Vec::new(),
             catch_up: None,
             signature_bound,
+            signature_bound_after: None,
             of_bound: Vec::new(),
             elapsed_s: 0.0,
             accounts: opts.generated_accounts,
@@ -577,7 +573,34 @@ pub async fn run(opts: &BenchOptions, stop: watch::Receiver<bool>) -> Result<Ben
     if !opts.keep {
         let _ = std::fs::remove_dir_all(&opts.dir);
     }
-    result
+    let mut result = result?;
+    // Again once the nodes are gone: the machine's speed drifts (issue 17 saw 59% between
+    // two runs half an hour apart), and before/after brackets the run.
+    result.signature_bound_after = measure_bound(opts, "after").await?;
+    Ok(result)
+}
+
+/// Measures the signature bound for `opts.bound_duration` (`None` when that is zero).
+async fn measure_bound(
+    opts: &BenchOptions,
+    when: &str,
+) -> Result<Option<crate::bound::SignatureBound>> {
+    if opts.bound_duration.is_zero() {
+        return Ok(None);
+    }
+    eprintln!(
+        "— signature bound ({when} the run): batch signature checks on all cores for {:?}",
+        opts.bound_duration
+    );
+    let (d, v) = (opts.bound_duration, opts.validators);
+    let b = tokio::task::spawn_blocking(move || crate::bound::measure_all_cores(d, v))
+        .await
+        .context("signature bound task")??;
+    eprintln!(
+        "signature bound: {:.0} checks/s on {} threads, {:.0} tx/s for {} validator(s)",
+        b.verify_per_s, b.threads, b.bound_tps, b.validators
+    );
+    Ok(Some(b))
 }
 
 /// Bytes of the files under `dir` (not following symlinks); unreadable entries count 0.

@@ -41,7 +41,7 @@
 //! verdicts on valid, tampered and adversarial (small-order, mixed-order, non-canonical)
 //! inputs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -74,7 +74,9 @@ static SENDER_KEYS: LazyLock<Mutex<HashMap<[u8; 32], Option<EdwardsPoint>>>> =
 /// (outside the lock) and added to it.
 fn sender_keys(txs: &[SignedTransaction]) -> HashMap<[u8; 32], Option<EdwardsPoint>> {
     let mut keys: HashMap<[u8; 32], Option<EdwardsPoint>> = HashMap::new();
-    let mut missing: Vec<[u8; 32]> = Vec::new();
+    // A set, not a list: with many distinct senders (a large state drawn uniformly) nearly
+    // every sender misses, and a list's `contains` made this quadratic in the batch.
+    let mut missing: HashSet<[u8; 32]> = HashSet::new();
     {
         let cache = SENDER_KEYS.lock().expect("sender key cache poisoned");
         for tx in txs {
@@ -86,7 +88,9 @@ fn sender_keys(txs: &[SignedTransaction]) -> HashMap<[u8; 32], Option<EdwardsPoi
                 Some(&k) => {
                     keys.insert(a, k);
                 }
-                None => missing.push(a),
+                None => {
+                    missing.insert(a);
+                }
             }
         }
     }

@@ -2,6 +2,11 @@
 //! mempool through [`Driver::admit_batch`], as [`VerifiedTx`]s (signature checked once, by
 //! the [`crate::verifier`], id and signed hash computed once on the way in).
 //!
+//! Transactions submitted to this node may fill only
+//! [`crate::mempool::LOCAL_SHARE_PERCENT`] of the pool's bounds; gossiped ones may fill it
+//! all, so under overload every validator still takes what the others admitted and their
+//! pools (from which proposals are built and rebuilt) hold the same transactions.
+//!
 //! On admission a transaction also completes compact blocks waiting for it
 //! ([`crate::compact::PartialBlocks::offer`]); a locally submitted one is queued for batched
 //! gossip (at most [`TX_BATCH_TXS_MAX`] per batch, or [`TX_BATCH_LINGER_MS`]); a gossiped
@@ -57,9 +62,19 @@ impl Driver {
         let mut results = Vec::with_capacity(txs.len());
         let mut admitted = 0usize;
         let mut peer_fault = false;
+        let local = matches!(origin, TxOrigin::Local);
         for tx in txs {
-            let gossip = matches!(origin, TxOrigin::Local).then(|| tx.tx().clone());
-            let r = self.admit(tx);
+            let gossip = local.then(|| tx.tx().clone());
+            // Submissions to this node may fill only the local share of the pool; the rest
+            // is kept for what other validators gossip (`mempool::LOCAL_SHARE_PERCENT`).
+            let r = match self.mempool.check_local_room() {
+                Err(e) if local => {
+                    self.shared.metrics.txs_rejected.inc();
+                    self.remember_rejected(tx.id(), e.code().to_string(), e.to_string());
+                    Err(e)
+                }
+                _ => self.admit(tx),
+            };
             match (&r, gossip) {
                 (Ok(_), Some(tx)) => {
                     admitted += 1;
@@ -154,7 +169,8 @@ impl Driver {
         }
     }
 
-    /// Publishes the mempool's size (metric) and fullness (for the RPC server).
+    /// Publishes the mempool's size (metric) and whether it takes more submissions (for the
+    /// RPC server: [`crate::mempool::Mempool::is_full_for_local`]).
     pub(crate) fn mempool_changed(&self) {
         self.shared
             .metrics
@@ -162,7 +178,7 @@ impl Driver {
             .set(self.mempool.len() as i64);
         self.shared
             .mempool_full
-            .store(self.mempool.is_full(), Ordering::Relaxed);
+            .store(self.mempool.is_full_for_local(), Ordering::Relaxed);
     }
 
     /// Remembers why transaction `h` was refused or dropped, for `getTransaction` (at most

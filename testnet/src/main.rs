@@ -265,6 +265,10 @@ enum Cmd {
         /// Transfers finalized while the last validator is down, then timed catch-up (0: skip).
         #[arg(long, default_value_t = 100_000)]
         catch_up: u64,
+        /// A search step whose median submit-to-finalized latency exceeds this many ms
+        /// counts as saturated (a queue is building); a large value turns the rule off.
+        #[arg(long, default_value_t = cairn_testnet::bench::SATURATED_P50_MS)]
+        saturated_p50_ms: u64,
         /// How long to measure this machine's signature bound first (batch signature checks
         /// per second on all cores / validators; every TPS is also reported as a fraction of
         /// it); 0s: skip.
@@ -792,6 +796,7 @@ async fn main() -> Result<()> {
             catch_up,
             overload,
             bound,
+            saturated_p50_ms,
             accounts,
             distribution,
             soak,
@@ -806,6 +811,7 @@ async fn main() -> Result<()> {
                 generated_accounts: accounts,
                 distribution,
                 bound_duration: bound,
+                saturated_p50_ms,
                 overload_duration: overload,
                 catch_up_txs: catch_up,
                 validators,

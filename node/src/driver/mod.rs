@@ -180,9 +180,10 @@ pub struct Shared {
     pub validator_key: Option<Address>,
     /// Signature checks of received transactions (RPC and gossip), coalesced into batches.
     pub verifier: crate::verifier::Verifier,
-    /// True while the mempool cannot take another transaction ([`Mempool::is_full`]); set
-    /// by the driver whenever the pool changes. The RPC server then refuses submissions as
-    /// `overloaded` before spending signature checks on them.
+    /// True while the mempool takes no more submissions to this node
+    /// ([`Mempool::is_full_for_local`]: its local share is used; gossip may still fill the
+    /// rest); set by the driver whenever the pool changes. The RPC server then refuses
+    /// submissions as `overloaded` before spending signature checks on them.
     pub mempool_full: AtomicBool,
     /// The mempool's per-sender window (`mempool_sender_future_max` of the chain parameters
     /// in force; the driver updates it when governance changes them). The RPC server refuses

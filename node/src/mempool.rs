@@ -1654,14 +1654,24 @@ mod tests {
         let e = mp.check_local_room().unwrap_err();
         assert_eq!(e.code(), "mempool_full");
         assert!(
-            matches!(e, MempoolError::Full { txs: 6, txs_max: 6, .. }),
+            matches!(
+                e,
+                MempoolError::Full {
+                    txs: 6,
+                    txs_max: 6,
+                    ..
+                }
+            ),
             "{e:?}"
         );
         // Gossiped transactions (the plain insert) still fit, up to the full bound.
         mp.insert(tx(7, 0), &state, CHAIN, 1).unwrap();
         mp.insert(tx(8, 0), &state, CHAIN, 1).unwrap();
         assert!(mp.is_full());
-        assert_eq!(mp.insert(tx(9, 0), &state, CHAIN, 1).unwrap_err().code(), "mempool_full");
+        assert_eq!(
+            mp.insert(tx(9, 0), &state, CHAIN, 1).unwrap_err().code(),
+            "mempool_full"
+        );
         // Below the local share again, submissions are taken.
         for sender in 1..=3 {
             mp.remove(&tx(sender, 0).hash());
@@ -1672,7 +1682,10 @@ mod tests {
         let by_bytes = Mempool::new(config(100, 4 * TX_BYTES_MAX, 16));
         assert_eq!(by_bytes.local_bounds().1, 3 * TX_BYTES_MAX);
         // Tiny bounds still admit one submission.
-        assert_eq!(Mempool::new(config(1, TX_BYTES_MAX, 16)).local_bounds(), (1, TX_BYTES_MAX));
+        assert_eq!(
+            Mempool::new(config(1, TX_BYTES_MAX, 16)).local_bounds(),
+            (1, TX_BYTES_MAX)
+        );
         mp.check_invariants();
     }
 

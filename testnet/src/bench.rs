@@ -1080,11 +1080,23 @@ cairn_blocks_committed_total 10
 
     #[test]
     fn a_step_whose_median_latency_climbs_is_saturated() {
-        assert!(!saturated(&step(16_000.0, 15_755.0, 243, 1_410), SATURATED_P50_MS));
-        assert!(saturated(&step(18_000.0, 16_852.0, 784, 2_925), SATURATED_P50_MS));
+        assert!(!saturated(
+            &step(16_000.0, 15_755.0, 243, 1_410),
+            SATURATED_P50_MS
+        ));
+        assert!(saturated(
+            &step(18_000.0, 16_852.0, 784, 2_925),
+            SATURATED_P50_MS
+        ));
         // The other rules still hold on their own.
-        assert!(saturated(&step(20_000.0, 17_000.0, 100, 900), u64::MAX), "finalized < 90%");
-        assert!(saturated(&step(10_000.0, 9_990.0, 100, 5_001), u64::MAX), "p99 over 5 s");
+        assert!(
+            saturated(&step(20_000.0, 17_000.0, 100, 900), u64::MAX),
+            "finalized < 90%"
+        );
+        assert!(
+            saturated(&step(10_000.0, 9_990.0, 100, 5_001), u64::MAX),
+            "p99 over 5 s"
+        );
         // u64::MAX turns the p50 rule off.
         assert!(!saturated(&step(18_000.0, 16_852.0, 784, 2_925), u64::MAX));
     }

@@ -225,9 +225,9 @@ fn open_read_only(path: &Path) -> Result<DB, BackupError> {
         });
     }
     let (db_opts, cf_opts) = db_options();
-    let cfs = cf_opts
-        .into_iter()
-        .map(|(name, o)| ColumnFamilyDescriptor::new(name, o));
+    let cfs = COLUMN_FAMILIES
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
     DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false).map_err(|e| storage(path, e))
 }
 

@@ -390,50 +390,18 @@ fn parse_height(what: &str, bytes: &[u8]) -> Result<u64, LedgerError> {
     Ok(u64::from_be_bytes(arr))
 }
 
-/// Bytes of the LRU block cache one [`Store`] shares among its column families
-/// (uncompressed data blocks). Sized so the account state of about a million accounts
-/// (~80 bytes each with its key) stays cached: issue 17's state-size runs showed each
-/// account read that missed it (a page-cache read, an LZ4 decompression and a checksum of
-/// a 4 KiB block) multiplying execution time per transfer by 13 from 10,000 to 1,000,000
-/// accounts (`docs/scaling.md`, "State size"). Local testnets run several nodes per
-/// machine, so this is also the per-node memory it costs at most.
-pub const BLOCK_CACHE_BYTES: usize = 128 << 20;
-
-/// RocksDB options: one for the database, and one per column family (in
-/// [`COLUMN_FAMILIES`] order). Modest write buffers: several nodes share a 2-core machine in
-/// tests.
-///
-/// Per column family (chosen by measurement, `docs/scaling.md`, "History" and "State
-/// size"): block bodies, hashes and certificates are LZ4 compressed (bodies shrink by about a
-/// third); the transaction index (hash keys) is not; the account state is not compressed, since
-/// nearly every read of a large state misses the block cache, and its keys (random
-/// addresses) do not compress; it also gets a hash index inside data blocks and a memtable
-/// bloom filter, so a point read neither binary-searches a block nor walks a memtable's
-/// skip list for a key that is not there.
-pub(crate) fn db_options() -> (Options, Vec<(&'static str, Options)>) {
-    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-    let table = |point_reads: bool| {
-        let mut t = BlockBasedOptions::default();
-        t.set_block_cache(&cache);
-        t.set_bloom_filter(10.0, false);
-        if point_reads {
-            t.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
-            t.set_data_block_hash_ratio(0.75);
-        }
-        t
-    };
+/// Modest options: several nodes share a 2-core machine in tests.
+pub(crate) fn db_options() -> (Options, Options) {
+    let cache = Cache::new_lru_cache(16 << 20);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
 
     let mut cf = Options::default();
     cf.set_compression_type(DBCompressionType::Lz4);
     cf.set_write_buffer_size(4 << 20);
     cf.set_max_write_buffer_number(2);
-    cf.set_block_based_table_factory(&table(false));
-
-    let mut state = cf.clone();
-    state.set_compression_type(DBCompressionType::None);
-    state.set_block_based_table_factory(&table(true));
-    state.set_memtable_whole_key_filtering(true);
-    state.set_memtable_prefix_bloom_ratio(0.1);
+    cf.set_block_based_table_factory(&table);
 
     let mut db = cf.clone();
     db.create_if_missing(true);
@@ -448,24 +416,7 @@ pub(crate) fn db_options() -> (Options, Vec<(&'static str, Options)>) {
     // histograms and timers cost more and nothing reads them.
     db.enable_statistics();
     db.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
-    let cfs = COLUMN_FAMILIES
-        .iter()
-        .map(|&name| {
-            let o = if name == CF_ACCOUNTS || name == CF_PERMISSIONS {
-                state.clone()
-            } else if name == CF_TXS {
-                // 32-byte hash keys and 12-byte locations: LZ4 gained nothing (46 B stored
-                // per entry in the soak) and cost compaction CPU.
-                let mut o = cf.clone();
-                o.set_compression_type(DBCompressionType::None);
-                o
-            } else {
-                cf.clone()
-            };
-            (name, o)
-        })
-        .collect();
-    (db, cfs)
+    (db, cf)
 }
 
 /// RocksDB's write-stall and compaction figures ([`Store::rocksdb_figures`]), exported by
@@ -512,9 +463,9 @@ impl Store {
     /// the lock); [`LedgerError::Corrupt`] if stored metadata does not decode.
     pub fn open(path: &Path, genesis_hash: Hash) -> Result<Store, LedgerError> {
         let (db_opts, cf_opts) = db_options();
-        let cfs = cf_opts
-            .into_iter()
-            .map(|(name, o)| ColumnFamilyDescriptor::new(name, o));
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(storage)?;
         let store = Store {
             db,
@@ -1671,13 +1622,6 @@ mod tests {
         let mut a = [0u8; 32];
         a[..4].copy_from_slice(&n.to_le_bytes());
         Address(a)
-    }
-
-    #[test]
-    fn db_options_name_every_column_family_once_in_order() {
-        let (_, cfs) = db_options();
-        let names: Vec<&str> = cfs.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, COLUMN_FAMILIES);
     }
 
     #[test]

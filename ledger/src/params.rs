@@ -43,6 +43,8 @@ pub struct ChainParams {
     /// waiting longer would time out its own view). Default 0.
     pub block_interval_ms: u64,
     /// Most transactions held in a node's mempool. Range 1..=10_000_000. Default 100_000.
+    /// (A node takes submissions from its RPC clients up to 75% of this and of
+    /// `mempool_bytes_max`; gossip from other validators may fill the rest.)
     pub mempool_txs_max: u64,
     /// Most bytes (sum of encoded transactions) held in a node's mempool.
     /// Range 1 KiB..=4 GiB. Default 32 MiB.

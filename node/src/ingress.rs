@@ -65,16 +65,7 @@ impl Driver {
         let local = matches!(origin, TxOrigin::Local);
         for tx in txs {
             let gossip = local.then(|| tx.tx().clone());
-            // Submissions to this node may fill only the local share of the pool; the rest
-            // is kept for what other validators gossip (`mempool::LOCAL_SHARE_PERCENT`).
-            let r = match self.mempool.check_local_room() {
-                Err(e) if local => {
-                    self.shared.metrics.txs_rejected.inc();
-                    self.remember_rejected(tx.id(), e.code().to_string(), e.to_string());
-                    Err(e)
-                }
-                _ => self.admit(tx),
-            };
+            let r = self.admit(tx, local);
             match (&r, gossip) {
                 (Ok(_), Some(tx)) => {
                     admitted += 1;
@@ -113,15 +104,23 @@ impl Driver {
         Ok(results)
     }
 
-    /// Admits one verified transaction; remembers why it was refused (for
-    /// `getTransaction`) unless it is a duplicate.
-    fn admit(&mut self, tx: VerifiedTx) -> Result<Hash, MempoolError> {
+    /// Admits one verified transaction (`local`: submitted to this node, so it may fill only
+    /// the pool's local share, `mempool::LOCAL_SHARE_PERCENT`; the rest is kept for what other
+    /// validators gossip); remembers why it was refused (for `getTransaction`) unless it is a
+    /// duplicate.
+    fn admit(&mut self, tx: VerifiedTx, local: bool) -> Result<Hash, MempoolError> {
         let h = tx.id();
         let next_height = self.chain.head().height + 1;
         let store = self.chain.store().clone();
-        let r = self
-            .mempool
-            .insert(tx, store.as_ref(), &self.params.chain_id, next_height);
+        let room = if local {
+            self.mempool.check_local_room()
+        } else {
+            Ok(())
+        };
+        let r = room.and_then(|()| {
+            self.mempool
+                .insert(tx, store.as_ref(), &self.params.chain_id, next_height)
+        });
         match &r {
             Ok(_) => self.shared.refusals().forget(&h),
             Err(e) => {

@@ -501,7 +501,9 @@ impl Genesis {
     }
 
     /// [`Genesis::init_store`], calling `progress(done, count)` after each step of
-    /// [`GENERATED_ACCOUNTS_STEP`] generated accounts written (never without them).
+    /// [`GENERATED_ACCOUNTS_STEP`] generated accounts written (never without them). The
+    /// generated accounts are then compacted ([`Store::compact_accounts`]) before the genesis
+    /// block is written.
     ///
     /// Errors: as [`Genesis::init_store`]; [`LedgerError::Malformed`] if a generated account
     /// is also listed in `accounts`; [`LedgerError::GenesisMismatch`] if the store holds
@@ -546,6 +548,11 @@ impl Genesis {
             from = to;
             progress(to, generated.count);
         }
+        // Millions of accounts written in random key order leave a deep stack of overlapping
+        // files: reads cost about twice as much until RocksDB has compacted them, and that
+        // compaction would run during the chain's first blocks (measured: docs/scaling.md,
+        // "State size"). Paid here instead, once.
+        store.compact_accounts();
         let accounts = self.initial_accounts();
         let permissions = self.initial_permissions();
         let governance = self.governance_record();

@@ -154,7 +154,7 @@ pub use params::{ChainParams, ParamError};
 pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
 pub use store::{
-    ACCOUNT_CACHE_MAX, EpochRecord, GENESIS_BULK_BATCH_MAX, InitialState,
+    ACCOUNT_CACHE_MAX, EpochRecord, GENESIS_BULK_BATCH_MAX, InitialState, PREFETCH_ACCOUNTS_MAX,
     PRUNE_BLOCKS_PER_STEP_MAX, PRUNE_TXS_PER_STEP_MAX, PruneLimits, PruneStep, RocksDbFigures,
     Store, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH,
 };

@@ -286,6 +286,11 @@ pub struct Store {
 /// node's profile those reads were as costly as the block commit itself.
 pub const ACCOUNT_CACHE_MAX: usize = 1 << 18;
 
+/// Most addresses one [`Store::prefetch_accounts`] call reads: a block's worth of transfers'
+/// senders and recipients, well under half of [`ACCOUNT_CACHE_MAX`] (so a prefetch never
+/// evicts its own reads).
+pub const PREFETCH_ACCOUNTS_MAX: usize = 1 << 16;
+
 /// The committed value of recently read or written accounts (absent accounts as
 /// [`Account::default`], as the store reads them).
 ///
@@ -1159,6 +1164,62 @@ impl Store {
             .compact_range_cf(self.cf(CF_TXS), None::<&[u8]>, None::<&[u8]>);
     }
 
+    /// Compacts the `accounts` column family whole, down to its last level. Blocking: for a
+    /// state written in bulk (a genesis with generated accounts) before the chain runs, so
+    /// that the compaction debt of writing millions of accounts in random key order is paid
+    /// at initialization, not by the first blocks' reads and CPU.
+    pub fn compact_accounts(&self) {
+        self.db
+            .compact_range_cf(self.cf(CF_ACCOUNTS), None::<&[u8]>, None::<&[u8]>);
+    }
+
+    /// Reads the committed accounts of `addresses` that the read cache
+    /// ([`ACCOUNT_CACHE_MAX`]) lacks into it, in one batched RocksDB `MultiGet` (keys sorted:
+    /// it probes each file's filter and index once per batch instead of once per key).
+    /// At most [`PREFETCH_ACCOUNTS_MAX`] addresses are read per call (the rest is ignored).
+    /// A warm-up only: later reads ([`StateReader::account`]) hit the cache instead of
+    /// RocksDB; a commit that runs meanwhile wins, as for any read (the cache's `epoch`).
+    ///
+    /// Errors: [`LedgerError::Storage`] if RocksDB fails; [`LedgerError::Corrupt`] if a
+    /// stored account does not decode.
+    pub fn prefetch_accounts(&self, addresses: &[Address]) -> Result<(), LedgerError> {
+        let (mut missing, epoch) = {
+            let mut cache = self.account_cache();
+            let missing: Vec<Address> = addresses
+                .iter()
+                .take(PREFETCH_ACCOUNTS_MAX)
+                .filter(|a| cache.get(a).is_none())
+                .copied()
+                .collect();
+            (missing, cache.epoch)
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let values = self.db.batched_multi_get_cf(
+            self.cf(CF_ACCOUNTS),
+            missing.iter().map(|a| &a.0[..]),
+            true,
+        );
+        let mut read = Vec::with_capacity(missing.len());
+        for (address, value) in missing.iter().zip(values) {
+            let account = match value.map_err(storage)? {
+                Some(bytes) => decode("account", &bytes)?,
+                None => Account::default(),
+            };
+            read.push((*address, account));
+        }
+        let mut cache = self.account_cache();
+        if cache.epoch == epoch {
+            for (address, account) in read {
+                cache.put(address, account);
+            }
+        }
+        Ok(())
+    }
+
     /// Height of the committed block with this hash.
     pub fn height_of(&self, hash: &Hash) -> Result<Option<u64>, LedgerError> {
         match self
@@ -1665,5 +1726,57 @@ mod tests {
         c.clear();
         assert_eq!(c.get(&address(0)), None);
         assert_eq!(c.epoch, epoch + 1);
+    }
+
+    /// A prefetch fills the cache with exactly the stored values (absent accounts as the
+    /// default), duplicates and all; a compaction changes no value.
+    #[test]
+    fn prefetch_fills_the_cache_with_the_stored_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Hash([7; 32])).unwrap();
+        let stored: Vec<(Address, Account)> = (0..1000)
+            .map(|n| {
+                (
+                    address(n),
+                    Account {
+                        balance: 10 + u64::from(n),
+                        nonce: u64::from(n % 7),
+                    },
+                )
+            })
+            .collect();
+        store.put_genesis_accounts(&stored).unwrap();
+        // Every third stored account, twice, and some never stored.
+        let wanted: Vec<Address> = (0..1000)
+            .step_by(3)
+            .chain((0..1000).step_by(3))
+            .chain(5000..5010)
+            .map(address)
+            .collect();
+        assert!(store.account_cache().young.is_empty());
+        store.prefetch_accounts(&wanted).unwrap();
+        {
+            let mut cache = store.account_cache();
+            assert_eq!(cache.young.len(), 334 + 10, "each address read once");
+            for n in (0..1000).step_by(3) {
+                assert_eq!(cache.get(&address(n)), Some(stored[n as usize].1));
+            }
+            assert_eq!(cache.get(&address(1)), None, "not asked for");
+            for n in 5000..5010 {
+                assert_eq!(cache.get(&address(n)), Some(Account::default()));
+            }
+        }
+        store.compact_accounts();
+        store.account_cache().clear();
+        for (a, acc) in &stored {
+            assert_eq!(store.account(a).unwrap(), *acc);
+        }
+        // More than the bound: only the first PREFETCH_ACCOUNTS_MAX are read.
+        store.account_cache().clear();
+        let many: Vec<Address> = (0..PREFETCH_ACCOUNTS_MAX as u32 + 10)
+            .map(address)
+            .collect();
+        store.prefetch_accounts(&many).unwrap();
+        assert_eq!(store.account_cache().young.len(), PREFETCH_ACCOUNTS_MAX);
     }
 }

@@ -529,11 +529,12 @@ pub async fn run(
         metrics: Metrics::new().with_gossip(net.gossip_registry()),
         moniker: config.moniker.clone(),
         validator_key: me,
-        verifier: Verifier::spawn(
+        verifier: Verifier::spawn_with_store(
             genesis.chain_id.clone(),
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(crate::verifier::VERIFY_THREADS_MAX),
+            store.clone(),
         ),
         mempool_full: AtomicBool::new(false),
         sender_future_max: std::sync::atomic::AtomicU64::new(

@@ -249,6 +249,12 @@ impl RpcBackend for NodeBackend {
         })
     }
 
+    /// Closed while the mempool's local share is full (`Shared::mempool_full`, kept by the
+    /// driver after every admission and every block).
+    fn submissions_open(&self) -> bool {
+        !self.shared.mempool_full.load(Ordering::Relaxed)
+    }
+
     async fn account(&self, address: Address) -> Result<AccountInfo, RpcError> {
         let a = self.shared.store.account(&address).map_err(internal)?;
         let permissions = self.shared.store.permissions(&address).map_err(internal)?;

@@ -47,6 +47,16 @@ pub trait RpcBackend: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// False while the backend would refuse every submission for load (the node: its
+    /// mempool's share for local submissions is full). The server then answers
+    /// `sendTransaction` and `sendTransactions` with -32005 `overloaded` for the whole call
+    /// before it decodes the params, so a refusal under overload costs a scan of the
+    /// request, not a decode per transaction. Must be cheap (an atomic load): it is asked
+    /// once per submission call. Default: always open.
+    fn submissions_open(&self) -> bool {
+        true
+    }
+
     /// Where a transaction is.
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, RpcError>;
 

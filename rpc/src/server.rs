@@ -33,7 +33,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::RpcBackend;
-use crate::error::{ErrorObject, codes};
+use crate::error::{ErrorObject, RpcError, codes};
 use crate::methods::{Params, dispatch};
 use crate::ws::{
     WS_MESSAGE_BYTES_RANGE, WS_SEND_QUEUE_LIMIT, WS_SUBSCRIPTIONS_LIMIT, WsHub, WsStats,
@@ -1006,6 +1006,18 @@ async fn handle_one(state: &ServerState, item: &RawValue) -> Option<Box<RawValue
             id: &id,
         })
     };
+    if !state.backend.submissions_open() {
+        if let Some(id) = submission_call_id(item) {
+            // Refused whole, before the params are decoded: under overload a client offers
+            // far more transactions than the node can take, and decoding each one only to
+            // refuse it cost more than the work the node could still do.
+            let err: ErrorObject = RpcError::Overloaded {
+                message: "mempool full; retry the whole call later".into(),
+            }
+            .into();
+            return id.map(|id| respond(&id, Err(&err)));
+        }
+    }
     let value: Value = match serde_json::from_str(item.get()) {
         Ok(v) => v,
         Err(e) => {
@@ -1027,6 +1039,45 @@ async fn handle_one(state: &ServerState, item: &RawValue) -> Option<Box<RawValue
     }
     let id = call.id?;
     Some(respond(&id, result.as_ref()))
+}
+
+/// The envelope of a request, read without decoding its params (serde skips them: a scan,
+/// no allocation per element).
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a str>,
+    #[serde(borrow, default)]
+    method: Option<&'a str>,
+    #[serde(default)]
+    id: IdMember,
+}
+
+/// The `id` member as sent: absent (`None`, a notification) or present, `null` included
+/// (a plain `Option<Value>` would read `"id": null` as absent).
+#[derive(Default)]
+struct IdMember(Option<Value>);
+
+impl<'de> Deserialize<'de> for IdMember {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IdMember, D::Error> {
+        Value::deserialize(d).map(|v| IdMember(Some(v)))
+    }
+}
+
+/// For a well-formed `sendTransaction` or `sendTransactions` request: `Some(Some(id))`, or
+/// `Some(None)` for a notification. `None` for any other method or anything the full parse
+/// must judge (bad envelope, escaped strings, a non-scalar id): those take the normal path.
+fn submission_call_id(item: &RawValue) -> Option<Option<Value>> {
+    let e: Envelope<'_> = serde_json::from_str(item.get()).ok()?;
+    if e.jsonrpc != Some("2.0") || !matches!(e.method, Some("sendTransaction" | "sendTransactions"))
+    {
+        return None;
+    }
+    match e.id.0 {
+        None => Some(None),
+        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(Some(id)),
+        Some(_) => None,
+    }
 }
 
 fn error_response(id: Value, err: ErrorObject) -> Value {

@@ -43,6 +43,8 @@ struct Mock {
     block: Block,
     /// Every `validators_at` and `epoch_proof` call, in order.
     epoch_calls: std::sync::Mutex<Vec<String>>,
+    /// What `submissions_open` answers.
+    open: std::sync::atomic::AtomicBool,
 }
 
 impl Mock {
@@ -69,6 +71,7 @@ impl Mock {
                 transactions: vec![tx],
             },
             epoch_calls: std::sync::Mutex::new(Vec::new()),
+            open: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -130,6 +133,10 @@ impl Mock {
 
 #[async_trait]
 impl RpcBackend for Mock {
+    fn submissions_open(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
+    }
+
     async fn status(&self) -> Result<Status, RpcError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(self.status_value())
@@ -1178,6 +1185,78 @@ async fn notifications_run_but_get_no_body() {
     )
     .await;
     assert_eq!(r["id"], "abc");
+    server.shutdown().await.unwrap();
+}
+
+/// While the backend is closed to submissions, a submission call is refused whole with
+/// -32005 `overloaded` before its params are decoded (even garbage params), other methods
+/// and malformed envelopes take the normal path, and reopening restores submissions.
+#[tokio::test]
+async fn closed_backend_refuses_submission_calls_before_decoding() {
+    let (server, mock, _client) = start().await;
+    let url = server.url();
+    let tx_hex = hex::encode(signed(3, 5).encode());
+    mock.open.store(false, Ordering::SeqCst);
+
+    for (method, params) in [
+        ("sendTransactions", json!({"txs": [tx_hex.clone(), "zz"]})),
+        ("sendTransaction", json!(["not hex at all"])),
+        ("sendTransactions", json!({"txs": [tx_hex.clone()]})),
+    ] {
+        let r = call_raw(&url, req(method, params)).await;
+        assert_error(&r, -32005);
+        assert_eq!(r["error"]["data"]["reason"], "overloaded", "{r}");
+        assert_eq!(r["id"], 1, "{r}");
+    }
+    assert_eq!(
+        mock.submits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the backend"
+    );
+
+    // A null id is answered with a null id; a notification gets no body.
+    let r = call_raw(
+        &url,
+        json!({"jsonrpc": "2.0", "id": null, "method": "sendTransaction", "params": [tx_hex]}),
+    )
+    .await;
+    assert_error(&r, -32005);
+    assert_eq!(r["id"], Value::Null);
+    let (status, body) = post_raw(
+        &url,
+        json!({"jsonrpc": "2.0", "method": "sendTransaction", "params": [tx_hex]}).to_string(),
+    )
+    .await;
+    assert_eq!((status, body), (204, Value::Null));
+
+    // A malformed envelope is still judged as one.
+    let r = call_raw(
+        &url,
+        json!({"jsonrpc": "1.0", "id": 2, "method": "sendTransaction", "params": [tx_hex]}),
+    )
+    .await;
+    assert_error(&r, -32600);
+
+    // In a batch only the submission is refused; other methods run.
+    let (status, body) = post_raw(
+        &url,
+        json!([
+            req("sendTransactions", json!({"txs": [tx_hex]})),
+            req("getStatus", json!([]))
+        ])
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_error(&body[0], -32005);
+    assert_eq!(body[1]["result"]["chainId"], CHAIN, "{body}");
+    assert_eq!(mock.submits.load(Ordering::SeqCst), 0);
+
+    // Open again: the same call is decoded and submitted.
+    mock.open.store(true, Ordering::SeqCst);
+    let r = call_raw(&url, req("sendTransactions", json!({"txs": [tx_hex]}))).await;
+    assert_eq!(r["result"][0]["accepted"], true, "{r}");
+    assert_eq!(mock.submits.load(Ordering::SeqCst), 1);
     server.shutdown().await.unwrap();
 }
 

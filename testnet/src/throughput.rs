@@ -751,7 +751,23 @@ async fn send_batch(
                 *rej.entry(code).or_default() += n;
             }
         }
+        Err(cairn_rpc::ClientError::Rpc { code, .. }) if code == cairn_rpc::codes::OVERLOADED => {
+            // The node refused the whole call for load (its mempool is full) before
+            // decoding it: every transfer is refused `overloaded` and offered again.
+            *track
+                .rejections
+                .lock()
+                .expect("poisoned")
+                .entry("overloaded".into())
+                .or_default() += batch.len() as u64;
+            let at = started.elapsed().as_millis() as u64 + RETRY_AFTER.as_millis() as u64;
+            let mut retry = track.retry.lock().expect("poisoned");
+            retry.extend(batch.into_iter().map(|i| (at, i)));
+        }
         other => {
+            if let Err(e) = &other {
+                tracing::debug!(error = %e, txs = batch.len(), "sendTransactions failed");
+            }
             *track
                 .rejections
                 .lock()

@@ -12,7 +12,10 @@
 //! lacks (still in signature verification, dropped under overload, or refused by a full
 //! mempool) are waited for: every transaction that passes verification is offered to the
 //! waiting blocks ([`PartialBlocks::offer`]). A block still incomplete after
-//! [`PARTIAL_WAIT_MS`] has its missing transactions fetched by index
+//! [`PARTIAL_WAIT_MS`] (or, while every transaction it lacks is still in this node's
+//! signature-check queue, up to [`PARTIAL_WAIT_VERIFYING_MS_MAX`]: under load the queue
+//! delivers them sooner than a fetch would, and without checking them twice) has its
+//! missing transactions fetched by index
 //! ([`crate::sync::SyncRequest::BlockTransactions`], at most [`TX_FETCH_MAX`]) from the
 //! proposer, which surely holds the block (any peer if the proposer is not connected); a
 //! block missing more, or whose fetch fails, is fetched whole by hash, as before compact
@@ -62,6 +65,16 @@ pub const PARTIAL_BLOCKS_PER_VIEW_MAX: usize = 2;
 /// verification under load; short next to the 300 ms after which a proposal body is fetched
 /// whole.
 pub const PARTIAL_WAIT_MS: u64 = 60;
+
+/// Longest a block waits, ms since it arrived, while every transaction it lacks is still in
+/// this node's signature-check queue (gossiped to it, verdict not yet back): fetching those
+/// would check their signatures a second time on the view's critical path, where under load
+/// the queue is a few tens of ms from delivering them. Short of the 300 ms after which a
+/// proposal body is fetched whole.
+pub const PARTIAL_WAIT_VERIFYING_MS_MAX: u64 = 250;
+
+/// While a block is held back that way, how often it is looked at again, ms.
+pub const PARTIAL_RECHECK_MS: u64 = 20;
 
 /// Most transactions fetched by index in one request; a block missing more is fetched whole.
 pub const TX_FETCH_MAX: usize = 1024;
@@ -342,6 +355,9 @@ struct Partial {
     since_ms: u64,
     /// Whether its missing transactions were already requested.
     requested: bool,
+    /// Not requested before this time (ms, caller's clock): set while every missing
+    /// transaction is in signature verification ([`PartialBlocks::due`]).
+    deferred_until_ms: u64,
 }
 
 impl Partial {
@@ -464,6 +480,7 @@ impl PartialBlocks {
             missing,
             since_ms: now_ms,
             requested: false,
+            deferred_until_ms: 0,
         };
         if partial.missing.is_empty() {
             return Reassembly::Complete(Box::new(partial.complete()));
@@ -541,12 +558,27 @@ impl PartialBlocks {
 
     /// Requests for blocks that have waited at least `wait_ms` and not been requested yet
     /// (each block is requested once; a failed request is covered by the whole-block fetch
-    /// of a proposal body that has not arrived).
-    pub fn due(&mut self, now_ms: u64, wait_ms: u64) -> Vec<MissingRequest> {
+    /// of a proposal body that has not arrived). A block whose every missing transaction is
+    /// `verifying` (in this node's signature-check queue) is held back, looked at again
+    /// every [`PARTIAL_RECHECK_MS`], until [`PARTIAL_WAIT_VERIFYING_MS_MAX`] after it
+    /// arrived.
+    pub fn due(
+        &mut self,
+        now_ms: u64,
+        wait_ms: u64,
+        verifying: impl Fn(&Hash) -> bool,
+    ) -> Vec<MissingRequest> {
         let mut out = Vec::new();
         for hash in &self.order {
             let p = self.blocks.get_mut(hash).expect("order and map agree");
-            if p.requested || now_ms.saturating_sub(p.since_ms) < wait_ms {
+            let waited_ms = now_ms.saturating_sub(p.since_ms);
+            if p.requested || waited_ms < wait_ms || now_ms < p.deferred_until_ms {
+                continue;
+            }
+            if waited_ms < PARTIAL_WAIT_VERIFYING_MS_MAX && p.missing.keys().all(&verifying) {
+                p.deferred_until_ms = now_ms
+                    .saturating_add(PARTIAL_RECHECK_MS)
+                    .min(p.since_ms.saturating_add(PARTIAL_WAIT_VERIFYING_MS_MAX));
                 continue;
             }
             p.requested = true;
@@ -574,7 +606,7 @@ impl PartialBlocks {
         self.blocks
             .values()
             .filter(|p| !p.requested)
-            .map(|p| p.since_ms.saturating_add(wait_ms))
+            .map(|p| p.since_ms.saturating_add(wait_ms).max(p.deferred_until_ms))
             .min()
     }
 
@@ -853,10 +885,10 @@ mod tests {
         );
         assert!(
             partials
-                .due(100 + PARTIAL_WAIT_MS - 1, PARTIAL_WAIT_MS)
+                .due(100 + PARTIAL_WAIT_MS - 1, PARTIAL_WAIT_MS, |_| false)
                 .is_empty()
         );
-        let due = partials.due(100 + PARTIAL_WAIT_MS, PARTIAL_WAIT_MS);
+        let due = partials.due(100 + PARTIAL_WAIT_MS, PARTIAL_WAIT_MS, |_| false);
         assert_eq!(
             due,
             vec![MissingRequest::Transactions {
@@ -866,7 +898,7 @@ mod tests {
             }]
         );
         assert!(
-            partials.due(10_000, PARTIAL_WAIT_MS).is_empty(),
+            partials.due(10_000, PARTIAL_WAIT_MS, |_| false).is_empty(),
             "requested once"
         );
         assert_eq!(partials.next_due_ms(PARTIAL_WAIT_MS), None);
@@ -888,6 +920,84 @@ mod tests {
         );
     }
 
+    /// A block lacking only transactions still in signature verification is not fetched
+    /// after the usual wait, but looked at again every PARTIAL_RECHECK_MS and fetched at
+    /// PARTIAL_WAIT_VERIFYING_MS_MAX at the latest; one that lacks any other transaction is
+    /// fetched after the usual wait; verdicts arriving meanwhile complete it.
+    #[test]
+    fn a_block_waits_longer_for_transactions_in_verification() {
+        let txs = transfers(10);
+        let b = block(txs.clone(), 1);
+        let h = b.hash();
+        let held = pool(&[&txs[..2], &txs[5..]].concat());
+        let in_queue: std::collections::HashSet<Hash> =
+            txs[2..5].iter().map(SignedTransaction::hash).collect();
+        let verifying = |x: &Hash| in_queue.contains(x);
+
+        let mut partials = PartialBlocks::new();
+        partials.insert(compact(&b), |h| held.get(h).cloned(), 100);
+        assert!(
+            partials
+                .due(100 + PARTIAL_WAIT_MS, PARTIAL_WAIT_MS, verifying)
+                .is_empty()
+        );
+        assert_eq!(
+            partials.next_due_ms(PARTIAL_WAIT_MS),
+            Some(100 + PARTIAL_WAIT_MS + PARTIAL_RECHECK_MS)
+        );
+        // Not yet looked at again before the recheck time.
+        assert!(
+            partials
+                .due(100 + PARTIAL_WAIT_MS + 1, PARTIAL_WAIT_MS, |_| false)
+                .is_empty()
+        );
+        // Still verifying at the last recheck before the bound: held back to the bound.
+        let last = 100 + PARTIAL_WAIT_VERIFYING_MS_MAX - 1;
+        assert!(partials.due(last, PARTIAL_WAIT_MS, verifying).is_empty());
+        assert_eq!(
+            partials.next_due_ms(PARTIAL_WAIT_MS),
+            Some(100 + PARTIAL_WAIT_VERIFYING_MS_MAX)
+        );
+        let at_bound = partials.due(
+            100 + PARTIAL_WAIT_VERIFYING_MS_MAX,
+            PARTIAL_WAIT_MS,
+            verifying,
+        );
+        assert_eq!(
+            at_bound,
+            vec![MissingRequest::Transactions {
+                block: h,
+                view: 1,
+                indices: vec![2, 3, 4]
+            }]
+        );
+
+        // One missing transaction not in verification: fetched after the usual wait.
+        let mut partials = PartialBlocks::new();
+        let held = pool(&[&txs[..1], &txs[5..]].concat());
+        partials.insert(compact(&b), |h| held.get(h).cloned(), 100);
+        assert_eq!(
+            partials
+                .due(100 + PARTIAL_WAIT_MS, PARTIAL_WAIT_MS, verifying)
+                .len(),
+            1,
+            "tx 1 is not in verification"
+        );
+
+        // Held back, then the verdicts arrive: complete, nothing fetched.
+        let mut partials = PartialBlocks::new();
+        let held = pool(&[&txs[..2], &txs[5..]].concat());
+        partials.insert(compact(&b), |h| held.get(h).cloned(), 100);
+        assert!(
+            partials
+                .due(100 + PARTIAL_WAIT_MS, PARTIAL_WAIT_MS, verifying)
+                .is_empty()
+        );
+        let done = partials.offer(&verified(&txs[2..5]));
+        assert_eq!(blocks(done), vec![b]);
+        assert!(partials.is_empty());
+    }
+
     #[test]
     fn a_block_missing_more_than_the_fetch_bound_is_fetched_whole() {
         let txs = transfers(TX_FETCH_MAX as u64 + 1);
@@ -895,7 +1005,7 @@ mod tests {
         let mut partials = PartialBlocks::new();
         partials.insert(compact(&b), |_| None, 0);
         assert_eq!(
-            partials.due(PARTIAL_WAIT_MS, PARTIAL_WAIT_MS),
+            partials.due(PARTIAL_WAIT_MS, PARTIAL_WAIT_MS, |_| false),
             vec![MissingRequest::Block {
                 block: b.hash(),
                 view: 1

@@ -31,7 +31,10 @@
 //!    transfer of its sender behind a nonce gap (they could never execute), and a short
 //!    overload would turn into a collapse that measures the generator, not the chain. A
 //!    transfer's latency counts from its first offer; `rejected` counts every refusal,
-//!    re-offers' included, and `reoffered` the re-offers.
+//!    re-offers' included, and `reoffered` the re-offers. A node that refuses a whole call
+//!    for load (-32005: its mempool is full, so it did not even decode the call) gets no
+//!    call for [`RETRY_AFTER`]; its share goes to the other nodes in turn, or waits while
+//!    every node is paused, as clients honouring a Retry-After would.
 //! 4. **Following.** One node's finalized blocks are read as they appear (`getBlock`); each
 //!    transfer's latency is the time from the moment its batch was sent to the moment the
 //!    follower saw its block (so it includes up to one follower poll, [`FOLLOW_POLL`]).
@@ -403,6 +406,9 @@ struct Track {
     finalized_count: AtomicU64,
     rejections: Mutex<BTreeMap<String, u64>>,
     height: AtomicU64,
+    /// Per node (index into the clients): ms after the start before which no call goes to
+    /// it, set when it refused a whole call for load ([`RETRY_AFTER`] later).
+    paused_until_ms: Vec<AtomicU64>,
 }
 
 /// Runs the load against the nodes of `m`.
@@ -503,6 +509,7 @@ pub async fn run(
         finalized_count: AtomicU64::new(0),
         rejections: Mutex::new(BTreeMap::new()),
         height: AtomicU64::new(start_height),
+        paused_until_ms: clients.iter().map(|_| AtomicU64::new(0)).collect(),
     });
     let encoded = Arc::new(encoded);
     let started = Instant::now();
@@ -588,8 +595,17 @@ pub async fn run(
             if batch.is_empty() {
                 break;
             }
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                // Every request slot is busy: the rest waits for the next tick.
+            // The next node in turn that has not refused a whole call in the last RETRY_AFTER.
+            let node = (0..clients.len())
+                .map(|k| (rr + k) % clients.len())
+                .find(|&n| track.paused_until_ms[n].load(Ordering::Relaxed) <= now_ms);
+            let permit = match node {
+                Some(_) => permits.clone().try_acquire_owned().ok(),
+                None => None,
+            };
+            let (Some(node), Some(permit)) = (node, permit) else {
+                // Every request slot is busy, or every node said it is full: the rest waits
+                // for the next tick.
                 let mut retry = track.retry.lock().expect("poisoned");
                 for &i in batch[..reoffers].iter().rev() {
                     retry.push_front((now_ms, i));
@@ -600,11 +616,11 @@ pub async fn run(
             if next >= tx_count && offered_all_at.is_none() {
                 offered_all_at = Some(elapsed);
             }
-            let client = clients[rr % clients.len()].clone();
-            rr += 1;
+            let client = clients[node].clone();
+            rr = node + 1;
             let (track, encoded) = (track.clone(), encoded.clone());
             tasks.spawn(async move {
-                send_batch(&client, &track, &encoded, batch, started).await;
+                send_batch(&client, node, &track, &encoded, batch, started).await;
                 drop(permit);
             });
         }
@@ -700,6 +716,7 @@ pub async fn run(
 /// records the answers; queues those refused for load ([`RETRY_CODES`]) for a re-offer.
 async fn send_batch(
     client: &RpcClient,
+    node: usize,
     track: &Track,
     encoded: &[Box<[u8]>],
     batch: Vec<usize>,
@@ -753,14 +770,17 @@ async fn send_batch(
         }
         Err(cairn_rpc::ClientError::Rpc { code, .. }) if code == cairn_rpc::codes::OVERLOADED => {
             // The node refused the whole call for load (its mempool is full) before
-            // decoding it: every transfer is refused `overloaded` and offered again.
+            // decoding it: every transfer is refused `overloaded` and offered again, and
+            // the node gets no call for RETRY_AFTER, as a client honouring a Retry-After
+            // would (re-offering at once to a full node only spins both sides' CPU).
+            let at = started.elapsed().as_millis() as u64 + RETRY_AFTER.as_millis() as u64;
+            track.paused_until_ms[node].fetch_max(at, Ordering::Relaxed);
             *track
                 .rejections
                 .lock()
                 .expect("poisoned")
                 .entry("overloaded".into())
                 .or_default() += batch.len() as u64;
-            let at = started.elapsed().as_millis() as u64 + RETRY_AFTER.as_millis() as u64;
             let mut retry = track.retry.lock().expect("poisoned");
             retry.extend(batch.into_iter().map(|i| (at, i)));
         }

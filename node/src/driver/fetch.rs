@@ -133,10 +133,16 @@ impl Driver {
     }
 
     /// Fetches the missing transactions of compact blocks that waited [`PARTIAL_WAIT_MS`]
-    /// for them to arrive by gossip (each block once).
+    /// for them to arrive by gossip (each block once), or longer while they are all still in
+    /// this node's signature-check queue ([`PartialBlocks::due`](crate::compact::PartialBlocks::due)).
     pub(super) fn request_missing_txs(&mut self) {
         let now_ms = self.now_ms();
-        for request in self.buffer.partials.due(now_ms, PARTIAL_WAIT_MS) {
+        let verifying = &self.verifying;
+        let due = self
+            .buffer
+            .partials
+            .due(now_ms, PARTIAL_WAIT_MS, |h| verifying.contains(h));
+        for request in due {
             self.shared.metrics.compact_block_fetches.inc();
             match request {
                 MissingRequest::Transactions {

@@ -16,7 +16,7 @@
 use std::sync::atomic::Ordering;
 
 use cairn_consensus::{EpochError, EpochInput, EpochMessage};
-use cairn_ledger::HashedTx;
+use cairn_ledger::{Hash, HashedTx};
 use libp2p::PeerId;
 use tracing::debug;
 
@@ -137,13 +137,14 @@ impl Driver {
             return self.report(message_id, source, Acceptance::Ignore).await;
         }
         self.verify_in_flight += txs.len();
+        let ids: Vec<Hash> = txs.iter().map(HashedTx::id).collect();
+        self.verifying.extend(ids.iter().copied());
         let out = self.internal_tx.clone();
         let verifier = self.shared.verifier.clone();
         // Signature checks are the expensive part: off the driver task, in the verifier's
         // batches shared with other messages and RPC submissions. At most
         // VERIFY_IN_FLIGHT_MAX transactions (so boundedly many tasks) wait here.
         tokio::spawn(async move {
-            let count = txs.len();
             let results = match verifier.verify(txs).await {
                 Ok(v) => v.results,
                 // Shutting down: report nothing admitted (the counter must still drop).
@@ -151,7 +152,7 @@ impl Driver {
             };
             let _ = out
                 .send(Internal::TxBatchVerified {
-                    count,
+                    ids,
                     results,
                     source,
                     message_id,

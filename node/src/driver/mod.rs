@@ -41,7 +41,7 @@ mod proposals;
 use epochs::EpochWalEntry;
 pub use epochs::{EpochEvidence, EpochSet};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -235,8 +235,9 @@ impl Shared {
 #[allow(clippy::large_enum_variant)]
 enum Internal {
     TxBatchVerified {
-        /// Transactions sent for verification (counted in `verify_in_flight`).
-        count: usize,
+        /// Ids of the transactions sent for verification (counted in `verify_in_flight`,
+        /// listed in `verifying`).
+        ids: Vec<Hash>,
         /// One verdict per transaction sent (empty if the verifier stopped).
         results: Vec<Result<VerifiedTx, LedgerError>>,
         source: PeerId,
@@ -369,6 +370,10 @@ pub struct Driver {
     peers: Vec<PeerId>,
     /// Gossiped transactions being verified (at most [`VERIFY_IN_FLIGHT_MAX`]).
     verify_in_flight: usize,
+    /// Ids of the gossiped transactions being verified (at most [`VERIFY_IN_FLIGHT_MAX`]
+    /// entries: a subset of `verify_in_flight`'s), so a compact block that lacks only these
+    /// waits for their verdicts instead of fetching them (`PartialBlocks::due`).
+    verifying: HashSet<Hash>,
     /// The block sync client (requests and checks; the driver commits).
     sync: SyncClient,
     sync_events: mpsc::Receiver<SyncEvent>,
@@ -547,6 +552,7 @@ impl Driver {
             finalized_waiting: HashMap::new(),
             peers: Vec::new(),
             verify_in_flight: 0,
+            verifying: HashSet::new(),
             sync,
             sync_events,
             gap_check_height: 0,
@@ -822,12 +828,15 @@ impl Driver {
     async fn on_internal(&mut self, res: Internal) -> Result<(), FatalError> {
         match res {
             Internal::TxBatchVerified {
-                count,
+                ids,
                 results,
                 source,
                 message_id,
             } => {
-                self.verify_in_flight -= count;
+                self.verify_in_flight -= ids.len();
+                for id in &ids {
+                    self.verifying.remove(id);
+                }
                 let invalid = results.iter().any(Result::is_err);
                 let txs: Vec<VerifiedTx> = results.into_iter().filter_map(Result::ok).collect();
                 let origin = TxOrigin::Gossip {

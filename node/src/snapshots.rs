@@ -50,6 +50,40 @@ impl SnapshotTrigger {
     }
 }
 
+/// Runs `f` on a new thread at the lowest CPU priority (nice 19 on Linux), and returns its
+/// result. A snapshot reads and hashes the whole state (with 10,000,000 accounts, about half a
+/// GB per node): at normal priority it took a loaded node's cores from consensus for tens of
+/// seconds and the chain's rate fell (docs/scaling.md, "State size"); niced, it takes only
+/// what the node's other work leaves. A thread of its own, because a nice value cannot be
+/// lowered back without privileges, so a pooled thread would stay slow for other work.
+///
+/// Errors: the thread could not be started, or ended without a result (it panicked).
+async fn run_low_priority<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("cairn-snapshot".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(f());
+        })
+        .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
+    rx.await
+        .map_err(|_| "the snapshot thread ended without a result".to_string())
+}
+
+/// Sets the calling thread's nice value to 19 (Linux: `setpriority(PRIO_PROCESS, 0, …)`
+/// applies to the calling thread only). A failure is ignored: the work runs anyway.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `setpriority` reads no memory of ours; with `PRIO_PROCESS` and `who` 0 it
+    // changes the calling thread's nice value and nothing else.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
 /// Starts the snapshot maker (if `interval_blocks > 0`): snapshots of `chunk_bytes` chunks
 /// into `dir`, keeping the newest `kept`.
 pub fn spawn_maker(
@@ -66,7 +100,7 @@ pub fn spawn_maker(
     tokio::spawn(async move {
         while let Some(height) = rx.recv().await {
             let (store, dir) = (store.clone(), dir.clone());
-            let made = tokio::task::spawn_blocking(move || {
+            let made = run_low_priority(move || {
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
                 let target = dir.join(height.to_string());
                 if target.exists() {
@@ -91,7 +125,7 @@ pub fn spawn_maker(
                 ),
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => warn!(height, error = %e, "state snapshot skipped"),
-                Err(e) => warn!(height, error = %e, "state snapshot task failed"),
+                Err(e) => warn!(height, error = %e, "state snapshot thread failed"),
             }
         }
     });
@@ -208,5 +242,24 @@ impl SnapshotServe {
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The snapshot's thread runs at nice 19; the caller's priority does not change.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn snapshots_are_made_on_a_thread_of_lowest_priority() {
+        // SAFETY: `getpriority` reads no memory of ours.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let before = nice();
+        let inside = run_low_priority(nice).await.unwrap();
+        assert_eq!(inside, 19);
+        assert_eq!(nice(), before, "the caller's thread keeps its priority");
+        let failed = run_low_priority(|| -> u8 { panic!("snapshot failed") }).await;
+        assert!(failed.is_err());
     }
 }

@@ -136,6 +136,14 @@ impl TransactionBody {
         }
     }
 
+    /// The accounts executing this transaction reads and writes: the sender, then the
+    /// recipient of a transfer (one or two addresses, possibly equal). The block's proposer,
+    /// credited the fees, is the block's; governance actions touch other state too
+    /// (permissions, the governance record), not other accounts.
+    pub fn touched_accounts(&self) -> impl Iterator<Item = Address> {
+        std::iter::once(self.sender).chain(self.recipient())
+    }
+
     /// Base units moved to the recipient (0 unless the action is a transfer).
     pub fn amount(&self) -> u64 {
         match self.action {
@@ -356,5 +364,25 @@ mod tests {
                 Hash::derive(context::SIGNED_TRANSACTION, &[&signed_bytes])
             );
         }
+    }
+
+    #[test]
+    fn a_transfer_touches_its_sender_and_recipient_a_vote_only_its_sender() {
+        let mut body = TransactionBody {
+            chain_id: "t".into(),
+            sender: Address([1; 32]),
+            fee: 1,
+            nonce: 0,
+            expiry_height: 0,
+            action: crate::Action::Transfer {
+                recipient: Address([2; 32]),
+                amount: 5,
+            },
+        };
+        let touched: Vec<Address> = body.touched_accounts().collect();
+        assert_eq!(touched, vec![Address([1; 32]), Address([2; 32])]);
+        body.action = crate::Action::Approve { proposal_id: 3 };
+        let touched: Vec<Address> = body.touched_accounts().collect();
+        assert_eq!(touched, vec![Address([1; 32])]);
     }
 }

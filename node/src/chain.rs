@@ -519,8 +519,7 @@ impl Chain {
             .block()
             .transactions
             .iter()
-            .flat_map(|tx| [Some(tx.body.sender), tx.body.recipient()])
-            .flatten()
+            .flat_map(|tx| tx.body.touched_accounts())
             .collect();
         if let Err(e) = self.store.prefetch_accounts(&addresses) {
             tracing::debug!(error = %e, "account prefetch failed");

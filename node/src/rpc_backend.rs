@@ -51,8 +51,10 @@ impl NodeBackend {
     /// sender's nonce window ([`crate::mempool::check_nonce_window`]), recording each
     /// refusal for `getTransaction`. Returns the transactions that pass, in order, and one
     /// slot per submitted transaction: `Some(refusal)` for those refused here, `None` for
-    /// those passed on. One state read per distinct sender (the store's account cache
-    /// usually answers it).
+    /// those passed on. One state read per distinct sender: the senders the store's account
+    /// cache lacks are read first in one batched `MultiGet`
+    /// ([`cairn_ledger::Store::prefetch_accounts`]), so a call of 500 transfers from senders
+    /// drawn out of millions of accounts costs one sorted batch, not 500 point reads.
     ///
     /// Errors: [`RpcError::Internal`] if the store cannot be read.
     #[allow(clippy::type_complexity)]
@@ -62,6 +64,13 @@ impl NodeBackend {
     ) -> Result<(Vec<HashedTx>, Vec<Option<Result<Hash, RpcError>>>), RpcError> {
         let future_max = self.shared.sender_future_max.load(Ordering::Relaxed);
         let mut nonces: std::collections::HashMap<Address, u64> = Default::default();
+        if txs.len() > 1 {
+            let senders: Vec<Address> = txs.iter().map(|tx| tx.tx().body.sender).collect();
+            // A warm-up only: a failed read is met again below, and reported there.
+            if let Err(e) = self.shared.store.prefetch_accounts(&senders) {
+                tracing::debug!(error = %e, "sender prefetch failed");
+            }
+        }
         let mut pass = Vec::with_capacity(txs.len());
         let mut slots = Vec::with_capacity(txs.len());
         for tx in txs {

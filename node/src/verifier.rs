@@ -207,8 +207,7 @@ fn verify_jobs(jobs: Vec<Job>, chain_id: &str, stats: &VerifierStats, store: Opt
         let addresses: Vec<Address> = results
             .iter()
             .flatten()
-            .flat_map(|v| [Some(v.tx().body.sender), v.tx().body.recipient()])
-            .flatten()
+            .flat_map(|v| v.tx().body.touched_accounts())
             .collect();
         // A warm-up only: a failed read here is met again, and reported, where it matters.
         if let Err(e) = store.prefetch_accounts(&addresses) {

@@ -176,8 +176,7 @@ impl FinalizedBlock {
 pub fn touched_accounts(block: &Block) -> Vec<Address> {
     let mut out = Vec::with_capacity(2 * block.transactions.len() + 1);
     for tx in &block.transactions {
-        out.push(tx.body.sender);
-        out.extend(tx.body.recipient());
+        out.extend(tx.body.touched_accounts());
     }
     if !block.transactions.is_empty() {
         out.push(block.header.proposer);

@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, checkpoint::Checkpoint};
+use rocksdb::{DB, checkpoint::Checkpoint};
 
 use crate::store::{
     CF_BLOCKS, CF_META, COLUMN_FAMILIES, META_GENESIS_HASH, META_HEAD, META_LTHASH, db_options,
@@ -140,6 +140,11 @@ pub struct CfStats {
     /// Bytes held in memtables, not yet in table files (`rocksdb.cur-size-all-mem-tables`;
     /// 0 for a database opened read-only).
     pub memtable_bytes: u64,
+    /// Memory its open table files hold outside the block cache
+    /// (`rocksdb.estimate-table-readers-mem`: index and filter blocks, for the column
+    /// families that keep them on the heap; `store::HISTORY_COLUMN_FAMILIES` keep them in
+    /// the cache). Read after counting the keys, which opens every table file.
+    pub table_readers_bytes: u64,
 }
 
 /// Statistics of a database: its head, and per column family its key count and sizes.
@@ -224,10 +229,7 @@ fn open_read_only(path: &Path) -> Result<DB, BackupError> {
             reason: format!("column family `{missing}` is missing"),
         });
     }
-    let (db_opts, cf_opts) = db_options();
-    let cfs = COLUMN_FAMILIES
-        .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+    let (db_opts, cfs) = db_options();
     DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false).map_err(|e| storage(path, e))
 }
 
@@ -329,6 +331,12 @@ fn db_stats(db: &DB, path: &Path) -> Result<DbStats, BackupError> {
             keys,
             sst_bytes: int_property(db, path, handle, "rocksdb.total-sst-files-size")?,
             memtable_bytes: int_property(db, path, handle, "rocksdb.cur-size-all-mem-tables")?,
+            table_readers_bytes: int_property(
+                db,
+                path,
+                handle,
+                "rocksdb.estimate-table-readers-mem",
+            )?,
         });
     }
     Ok(DbStats {

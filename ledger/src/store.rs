@@ -395,20 +395,57 @@ fn parse_height(what: &str, bytes: &[u8]) -> Result<u64, LedgerError> {
     Ok(u64::from_be_bytes(arr))
 }
 
-/// Modest options: several nodes share a 2-core machine in tests.
-pub(crate) fn db_options() -> (Options, Options) {
-    let cache = Cache::new_lru_cache(16 << 20);
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(&cache);
-    table.set_bloom_filter(10.0, false);
+/// RocksDB's block cache, shared by every column family: data blocks, and the index and
+/// filter blocks of the history column families ([`HISTORY_COLUMN_FAMILIES`]).
+pub const BLOCK_CACHE_BYTES: usize = 16 << 20;
+
+/// Column families that grow with every finalized block (bodies, indices, certificates).
+/// Their index and filter blocks are partitioned and kept in the block cache
+/// ([`BLOCK_CACHE_BYTES`]), only the top level pinned, so the memory they take is bounded
+/// by the cache, not by the history's length. With RocksDB's default (index and filters of
+/// every open table held on the heap), a node's RSS grew with its history: the `txs` index
+/// alone holds about 10 bits of bloom filter per finalized transfer, plus an index entry
+/// per 4 KiB block (docs/scaling.md, "Run time"). Their hot path is writes; they are read
+/// by `getTransaction`, `getBlock` and block sync, where one more cache lookup per read is
+/// cheap. The state (`accounts`) keeps its index and filters on the heap: its reads are on
+/// every transfer's path, and that memory grows with the account count, not with time.
+pub const HISTORY_COLUMN_FAMILIES: [&str; 4] =
+    [CF_BLOCKS, CF_BLOCK_HASHES, CF_TXS, CF_CERTIFICATES];
+
+/// Modest options: several nodes share a 2-core machine in tests. Returns the database's
+/// options and one descriptor per column family ([`COLUMN_FAMILIES`], in order).
+pub(crate) fn db_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let table = |history: bool| {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        if history {
+            table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+            table.set_partition_filters(true);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_top_level_index_and_filter(true);
+        }
+        table
+    };
 
     let mut cf = Options::default();
     cf.set_compression_type(DBCompressionType::Lz4);
     cf.set_write_buffer_size(4 << 20);
     cf.set_max_write_buffer_number(2);
-    cf.set_block_based_table_factory(&table);
+    cf.set_block_based_table_factory(&table(false));
+    let cfs = COLUMN_FAMILIES
+        .iter()
+        .map(|name| {
+            let mut opts = cf.clone();
+            if HISTORY_COLUMN_FAMILIES.contains(name) {
+                opts.set_block_based_table_factory(&table(true));
+            }
+            ColumnFamilyDescriptor::new(*name, opts)
+        })
+        .collect();
 
-    let mut db = cf.clone();
+    let mut db = cf;
     db.create_if_missing(true);
     db.create_missing_column_families(true);
     db.set_max_background_jobs(2);
@@ -421,7 +458,7 @@ pub(crate) fn db_options() -> (Options, Options) {
     // histograms and timers cost more and nothing reads them.
     db.enable_statistics();
     db.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
-    (db, cf)
+    (db, cfs)
 }
 
 /// RocksDB's write-stall and compaction figures ([`Store::rocksdb_figures`]), exported by
@@ -455,6 +492,13 @@ pub struct RocksDbFigures {
     pub pending_compaction_bytes: u64,
     /// Immutable memtables waiting to be flushed, all column families.
     pub immutable_memtables: u64,
+    /// Memory the open table files hold outside the block cache, bytes, all column
+    /// families (`rocksdb.estimate-table-readers-mem`: the state's index and filter
+    /// blocks; the history's are in the cache, [`HISTORY_COLUMN_FAMILIES`]).
+    pub table_readers_bytes: u64,
+    /// Bytes in the shared block cache (`rocksdb.block-cache-usage`), at most about
+    /// [`BLOCK_CACHE_BYTES`].
+    pub block_cache_bytes: u64,
 }
 
 impl Store {
@@ -467,10 +511,7 @@ impl Store {
     /// genesis hash; [`LedgerError::Storage`] if RocksDB fails (e.g. another process holds
     /// the lock); [`LedgerError::Corrupt`] if stored metadata does not decode.
     pub fn open(path: &Path, genesis_hash: Hash) -> Result<Store, LedgerError> {
-        let (db_opts, cf_opts) = db_options();
-        let cfs = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        let (db_opts, cfs) = db_options();
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(storage)?;
         let store = Store {
             db,
@@ -1434,6 +1475,13 @@ impl Store {
             running_flushes: db_prop("rocksdb.num-running-flushes")?,
             pending_compaction_bytes: cf_sum("rocksdb.estimate-pending-compaction-bytes")?,
             immutable_memtables: cf_sum("rocksdb.num-immutable-mem-table")?,
+            table_readers_bytes: cf_sum("rocksdb.estimate-table-readers-mem")?,
+            // One cache shared by every column family: any one reports its usage.
+            block_cache_bytes: self
+                .db
+                .property_int_value_cf(self.cf(CF_META), "rocksdb.block-cache-usage")
+                .map_err(storage)?
+                .unwrap_or(0),
         })
     }
 
@@ -1778,5 +1826,45 @@ mod tests {
             .collect();
         store.prefetch_accounts(&many).unwrap();
         assert_eq!(store.account_cache().young.len(), PREFETCH_ACCOUNTS_MAX);
+    }
+
+    /// The history's index and filter blocks are charged to the block cache, so the memory
+    /// its table files hold on the heap does not grow with the history; the state's stay on
+    /// the heap. Same keys, same values, one flushed table each.
+    #[test]
+    fn history_index_and_filters_live_in_the_block_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Hash([7; 32])).unwrap();
+        let keys_n: u32 = 200_000;
+        for cf in [CF_TXS, CF_ACCOUNTS] {
+            let mut batch = WriteBatch::default();
+            for n in 0..keys_n {
+                let key = Hash::derive("cairn/test", &[&n.to_le_bytes()]).0;
+                batch.put_cf(store.cf(cf), key, n.to_le_bytes().repeat(3));
+            }
+            store.db.write(batch).unwrap();
+            store.db.flush_cf(store.cf(cf)).unwrap();
+            let probe = Hash::derive("cairn/test", &[&7u32.to_le_bytes()]).0;
+            assert_eq!(
+                store.db.get_cf(store.cf(cf), probe).unwrap(),
+                Some(7u32.to_le_bytes().repeat(3))
+            );
+        }
+        let heap = |cf: &str| {
+            store
+                .db
+                .property_int_value_cf(store.cf(cf), "rocksdb.estimate-table-readers-mem")
+                .unwrap()
+                .unwrap()
+        };
+        let (history, state) = (heap(CF_TXS), heap(CF_ACCOUNTS));
+        println!("{keys_n} keys: txs {history} B on the heap, accounts {state} B");
+        // 10 bits of filter per key alone is 250,000 bytes for the state's table.
+        assert!(state > 250_000, "state index and filter on the heap: {state}");
+        assert!(history < state / 10, "history on the heap: {history} vs {state}");
+        let figures = store.rocksdb_figures().unwrap();
+        assert!(figures.table_readers_bytes >= state + history);
+        assert!(figures.block_cache_bytes > 0, "history index/filter blocks cached");
+        assert!(figures.block_cache_bytes <= 2 * BLOCK_CACHE_BYTES as u64);
     }
 }

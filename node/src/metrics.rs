@@ -829,6 +829,8 @@ impl Metrics {
         r.pending_compaction_bytes
             .set(g(f.pending_compaction_bytes));
         r.immutable_memtables.set(g(f.immutable_memtables));
+        r.table_readers_bytes.set(g(f.table_readers_bytes));
+        r.block_cache_bytes.set(g(f.block_cache_bytes));
     }
 
     /// Brings a counter up to `total` (a monotonic count kept elsewhere, e.g. in
@@ -954,6 +956,10 @@ pub struct RocksDbMetrics {
     pub pending_compaction_bytes: Gauge<i64, AtomicI64>,
     /// Immutable memtables waiting for a flush, all column families.
     pub immutable_memtables: Gauge<i64, AtomicI64>,
+    /// Bytes open table files hold outside the block cache (the state's index and filters).
+    pub table_readers_bytes: Gauge<i64, AtomicI64>,
+    /// Bytes in RocksDB's shared block cache.
+    pub block_cache_bytes: Gauge<i64, AtomicI64>,
 }
 
 impl RocksDbMetrics {
@@ -1008,6 +1014,16 @@ impl RocksDbMetrics {
             "immutable_memtables",
             "RocksDB immutable memtables waiting for a flush, all column families",
             m.immutable_memtables.clone(),
+        );
+        r.register(
+            "table_readers_bytes",
+            "Bytes RocksDB's open table files hold outside the block cache (index and filter blocks), all column families",
+            m.table_readers_bytes.clone(),
+        );
+        r.register(
+            "block_cache_bytes",
+            "Bytes in RocksDB's block cache, shared by every column family",
+            m.block_cache_bytes.clone(),
         );
         m
     }
@@ -1094,6 +1110,8 @@ mod tests {
             flush_write_bytes: 99,
             write_stopped: true,
             pending_compaction_bytes: 4096,
+            table_readers_bytes: 777,
+            block_cache_bytes: 8192,
             ..Default::default()
         });
         let text = m.render();
@@ -1104,6 +1122,8 @@ mod tests {
             "cairn_rocksdb_write_stopped 1",
             "cairn_rocksdb_pending_compaction_bytes 4096",
             "cairn_rocksdb_delayed_write_rate_bytes_per_s 0",
+            "cairn_rocksdb_table_readers_bytes 777",
+            "cairn_rocksdb_block_cache_bytes 8192",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -544,13 +544,13 @@ pub async fn db_stats(home: &Path, json: bool) -> Result<()> {
     }
     println!("on disk   {} bytes", stats.disk_bytes);
     println!(
-        "{:<16} {:>12} {:>14} {:>14}",
-        "column family", "keys", "sst bytes", "memtable bytes"
+        "{:<16} {:>12} {:>14} {:>14} {:>14}",
+        "column family", "keys", "sst bytes", "memtable bytes", "index+filter"
     );
     for cf in &stats.column_families {
         println!(
-            "{:<16} {:>12} {:>14} {:>14}",
-            cf.name, cf.keys, cf.sst_bytes, cf.memtable_bytes
+            "{:<16} {:>12} {:>14} {:>14} {:>14}",
+            cf.name, cf.keys, cf.sst_bytes, cf.memtable_bytes, cf.table_readers_bytes
         );
     }
     Ok(())

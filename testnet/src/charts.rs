@@ -489,10 +489,14 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
         });
     }
     let (mut tps, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    // How long the load was offered; a window mostly after it is the drain's tail.
+    let offered_s = soak["report"]["duration_s"].as_f64().unwrap_or(f64::INFINITY);
     for w in &windows {
-        // The drain's tail after the last offer, with nothing offered or finalized, is not
-        // a measurement.
-        if num(&w["offered_tps"]) == 0.0 && num(&w["finalized_tps"]) == 0.0 {
+        // The drain's tail after the last offer (a second or so, with the last few
+        // transfers' finality) is not a measurement: plotted, it reads as a collapse.
+        if num(&w["start_s"]) + num(&w["length_s"]) / 2.0 >= offered_s
+            || (num(&w["offered_tps"]) == 0.0 && num(&w["finalized_tps"]) == 0.0)
+        {
             continue;
         }
         // Plotted at the window's middle.
@@ -825,8 +829,9 @@ mod tests {
             "report": {"windows": [
                 {"start_s": 0.0, "length_s": 600.0, "finalized_tps": 5000.0, "latency": {"p50_ms": 90, "p99_ms": 300}},
                 {"start_s": 600.0, "length_s": 600.0, "finalized_tps": 4900.0, "latency": {"p50_ms": 95, "p99_ms": 320}},
-                {"start_s": 1200.0, "length_s": 30.0, "offered_tps": 0.0, "finalized_tps": 0.0, "latency": {"p50_ms": 0, "p99_ms": 0}},
-            ], "setup_s": 60.0},
+                {"start_s": 1200.0, "length_s": 1.5, "offered_tps": 73.0, "finalized_tps": 1952.0, "latency": {"p50_ms": 102, "p99_ms": 102}},
+                {"start_s": 1201.5, "length_s": 30.0, "offered_tps": 0.0, "finalized_tps": 0.0, "latency": {"p50_ms": 0, "p99_ms": 0}},
+            ], "setup_s": 60.0, "duration_s": 1200.0},
             "samples": [
                 {"t_s": 30.0, "nodes": [{"node": "validator-0", "rss_mib": 50.0, "stall_micros": 0.0}]},
                 {"t_s": 60.0, "nodes": [{"node": "validator-0", "rss_mib": 100.0, "stall_micros": 0.0}]},

@@ -143,7 +143,9 @@ pub struct CfStats {
     /// Memory its open table files hold outside the block cache
     /// (`rocksdb.estimate-table-readers-mem`: index and filter blocks, for the column
     /// families that keep them on the heap; `store::HISTORY_COLUMN_FAMILIES` keep them in
-    /// the cache). Read after counting the keys, which opens every table file.
+    /// the cache). Read after counting the keys, which opens every table file. 0 from a
+    /// node that predates the field.
+    #[serde(default)]
     pub table_readers_bytes: u64,
 }
 

@@ -1860,11 +1860,20 @@ mod tests {
         let (history, state) = (heap(CF_TXS), heap(CF_ACCOUNTS));
         println!("{keys_n} keys: txs {history} B on the heap, accounts {state} B");
         // 10 bits of filter per key alone is 250,000 bytes for the state's table.
-        assert!(state > 250_000, "state index and filter on the heap: {state}");
-        assert!(history < state / 10, "history on the heap: {history} vs {state}");
+        assert!(
+            state > 250_000,
+            "state index and filter on the heap: {state}"
+        );
+        assert!(
+            history < state / 10,
+            "history on the heap: {history} vs {state}"
+        );
         let figures = store.rocksdb_figures().unwrap();
         assert!(figures.table_readers_bytes >= state + history);
-        assert!(figures.block_cache_bytes > 0, "history index/filter blocks cached");
+        assert!(
+            figures.block_cache_bytes > 0,
+            "history index/filter blocks cached"
+        );
         assert!(figures.block_cache_bytes <= 2 * BLOCK_CACHE_BYTES as u64);
     }
 }

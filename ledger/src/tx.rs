@@ -368,17 +368,8 @@ mod tests {
 
     #[test]
     fn a_transfer_touches_its_sender_and_recipient_a_vote_only_its_sender() {
-        let mut body = TransactionBody {
-            chain_id: "t".into(),
-            sender: Address([1; 32]),
-            fee: 1,
-            nonce: 0,
-            expiry_height: 0,
-            action: crate::Action::Transfer {
-                recipient: Address([2; 32]),
-                amount: 5,
-            },
-        };
+        let mut body =
+            TransactionBody::transfer("t", Address([1; 32]), Address([2; 32]), 5, 1, 0, 0);
         let touched: Vec<Address> = body.touched_accounts().collect();
         assert_eq!(touched, vec![Address([1; 32]), Address([2; 32])]);
         body.action = crate::Action::Approve { proposal_id: 3 };

@@ -490,7 +490,9 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
     }
     let (mut tps, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
     // How long the load was offered; a window mostly after it is the drain's tail.
-    let offered_s = soak["report"]["duration_s"].as_f64().unwrap_or(f64::INFINITY);
+    let offered_s = soak["report"]["duration_s"]
+        .as_f64()
+        .unwrap_or(f64::INFINITY);
     for w in &windows {
         // The drain's tail after the last offer (a second or so, with the last few
         // transfers' finality) is not a measurement: plotted, it reads as a collapse.

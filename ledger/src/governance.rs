@@ -23,7 +23,7 @@
 //! a block) moves through two transaction kinds:
 //!
 //! 1. **propose** by a member: the action is checked against the current state
-//!    ([`GovAction::check`]); it gets the next id, the proposer's approval, and expiry
+//!    ([`Governance::check_action`]); it gets the next id, the proposer's approval, and expiry
 //!    height `height + proposal_ttl_blocks`;
 //! 2. **approve** by another member. When approvals reach the threshold (at once for
 //!    `k = 1`), the action executes in that same transaction, after being checked again

@@ -823,7 +823,7 @@ async fn metrics_texts<'a>(nodes: impl Iterator<Item = &'a crate::NodeEntry>) ->
     out
 }
 
-/// The gossip cost per block between two [`gossip_counters`] readings (summed over the
+/// The gossip cost per block between two `gossip_counters` readings (summed over the
 /// validators that answered both); `None` without blocks.
 pub fn gossip_cost(
     before: &[GossipCounts],
@@ -868,7 +868,7 @@ async fn block_counters(m: &crate::Manifest) -> Vec<Option<[f64; 4]>> {
     out
 }
 
-/// Per-block times between two [`block_counters`] readings, averaged over the nodes that
+/// Per-block times between two `block_counters` readings, averaged over the nodes that
 /// answered both; `None` if none did.
 pub fn block_times(before: &[Option<[f64; 4]>], after: &[Option<[f64; 4]>]) -> Option<BlockTimes> {
     let deltas: Vec<[f64; 4]> = before

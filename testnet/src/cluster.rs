@@ -368,7 +368,7 @@ pub fn write_k8s(out: &Path, manifest: &Manifest, opts: &ClusterOptions) -> Resu
 
 /// Block-style YAML of a JSON value: strings are double-quoted with JSON escapes (a YAML
 /// double-quoted scalar), multi-line strings a literal block (`|`) when that keeps them
-/// exactly; keys plain when that reads back the same ([`plain_key`]), quoted otherwise.
+/// exactly; keys plain when that reads back the same (`plain_key`), quoted otherwise.
 pub fn to_yaml(v: &Value) -> String {
     let mut out = String::new();
     match v {

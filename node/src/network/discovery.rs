@@ -2,7 +2,7 @@
 //! the bounded dialing and random-walk policy that fills a node's peer set up to
 //! [`super::DiscoveryConfig::peers_target`] (see `docs/network.md`).
 //!
-//! - [`AdmittedKad`] wraps libp2p's Kademlia behaviour (`/cairn/{namespace}/kad/1.0.0`) so
+//! - `AdmittedKad` wraps libp2p's Kademlia behaviour (`/cairn/{namespace}/kad/1.0.0`) so
 //!   that only admitted peers are served: a `FIND_NODE` request from a peer that is not (yet)
 //!   admitted is held (at most [`HELD_REQUESTS_PER_PEER_MAX`] per peer) until the swarm task
 //!   admits it and dropped unanswered if it is refused or disconnects; record and provider

@@ -111,7 +111,8 @@ impl Verifier {
     }
 
     /// Verifies `txs` (signature, chain id and its size, as
-    /// [`cairn_ledger::SignedTransaction::verify`]); waits for room in the queue, then for the verdicts.
+    /// [`cairn_ledger::SignedTransaction::verify`]); waits for room in the queue, then for
+    /// the verdicts.
     ///
     /// Errors: [`VerifierStopped`] if the verifier task has ended.
     pub async fn verify(&self, txs: Vec<HashedTx>) -> Result<Verified, VerifierStopped> {

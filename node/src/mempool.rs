@@ -2,15 +2,15 @@
 //!
 //! The node verifies every transaction's signature
 //! ([`cairn_ledger::SignedTransaction::verify`]) *before* [`Mempool::insert`]; the mempool
-//! never re-verifies. It checks everything that depends on
-//! state (nonce window, affordability, expiry) and enforces its bounds.
+//! never re-verifies. It checks everything that depends on state (nonce window,
+//! affordability, expiry) and enforces its bounds.
 //!
 //! # Bounds
 //!
 //! - at most [`MempoolConfig::txs_max`] transactions and [`MempoolConfig::bytes_max`] bytes,
 //!   where a transaction's size is its encoded length
-//!   ([`cairn_ledger::SignedTransaction::encode`], at most [`TX_BYTES_MAX`]). A full pool rejects ([`MempoolError::Full`]); it never evicts
-//!   silently.
+//!   ([`cairn_ledger::SignedTransaction::encode`], at most [`TX_BYTES_MAX`]). A full pool
+//!   rejects ([`MempoolError::Full`]); it never evicts silently.
 //! - per sender, only nonces in `account_nonce ..= account_nonce + sender_future_max`
 //!   are admitted, so one sender holds at most `sender_future_max + 1` live entries.
 //! - one transaction per `(sender, nonce)`: no replace-by-fee (a second, different

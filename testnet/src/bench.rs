@@ -122,6 +122,12 @@ pub struct NodeSample {
     pub compaction_write_bytes: f64,
     /// `cairn_mempool_txs`.
     pub mempool_txs: f64,
+    /// `cairn_rocksdb_table_readers_bytes`: RocksDB's index and filter blocks held on the
+    /// heap (outside the block cache), MiB.
+    pub table_readers_mib: f64,
+    /// `cairn_rocksdb_block_cache_bytes`: RocksDB's block cache in use, MiB (bounded by
+    /// `BLOCK_CACHE_BYTES`).
+    pub block_cache_mib: f64,
     /// Home directory size, MiB.
     pub disk_mib: f64,
 }
@@ -749,6 +755,8 @@ async fn sample_nodes(net: &LocalTestnet, m: &crate::Manifest) -> Vec<NodeSample
             stall_micros: get("cairn_rocksdb_stall_micros_total"),
             compaction_write_bytes: get("cairn_rocksdb_compaction_write_bytes_total"),
             mempool_txs: get("cairn_mempool_txs"),
+            table_readers_mib: get("cairn_rocksdb_table_readers_bytes") / (1024.0 * 1024.0),
+            block_cache_mib: get("cairn_rocksdb_block_cache_bytes") / (1024.0 * 1024.0),
             disk_mib: dir_bytes(&n.home) as f64 / (1024.0 * 1024.0),
         });
     }

@@ -231,7 +231,7 @@ fn open_read_only(path: &Path) -> Result<DB, BackupError> {
             reason: format!("column family `{missing}` is missing"),
         });
     }
-    let (db_opts, cfs) = db_options();
+    let (db_opts, cfs) = db_options(&crate::store::StoreOptions::default());
     DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false).map_err(|e| storage(path, e))
 }
 

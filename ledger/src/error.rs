@@ -198,6 +198,15 @@ pub enum LedgerError {
         /// RocksDB's message.
         reason: String,
     },
+    /// A [`crate::StoreOptions`] field is out of its stated bound (an operator's
+    /// configuration error: nothing was opened).
+    #[error("invalid store option `{field}`: {reason}")]
+    InvalidOptions {
+        /// The field, e.g. `block_cache_bytes`.
+        field: &'static str,
+        /// The value and the bound it breaks.
+        reason: String,
+    },
     /// Stored data does not decode or breaks an invariant. Fatal.
     #[error("corrupt database: {reason}")]
     Corrupt {
@@ -256,6 +265,7 @@ impl LedgerError {
             LedgerError::BodyMismatch { .. } => "body_mismatch",
             LedgerError::InvalidBlockTx { .. } => "invalid_block_tx",
             LedgerError::GenesisMismatch { .. } => "genesis_mismatch",
+            LedgerError::InvalidOptions { .. } => "invalid_options",
             LedgerError::Storage { .. } => "storage",
             LedgerError::Corrupt { .. } => "corrupt",
         }

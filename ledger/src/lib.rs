@@ -156,7 +156,7 @@ pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff,
 pub use store::{
     ACCOUNT_CACHE_MAX, EpochRecord, GENESIS_BULK_BATCH_MAX, InitialState, PREFETCH_ACCOUNTS_MAX,
     PRUNE_BLOCKS_PER_STEP_MAX, PRUNE_TXS_PER_STEP_MAX, PruneLimits, PruneStep, RocksDbFigures,
-    Store, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH,
+    Store, StoreOptions, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH,
 };
 #[cfg(feature = "count-hashes")]
 pub use tx::hash_counts;

@@ -395,13 +395,63 @@ fn parse_height(what: &str, bytes: &[u8]) -> Result<u64, LedgerError> {
     Ok(u64::from_be_bytes(arr))
 }
 
-/// RocksDB's block cache, shared by every column family: data blocks, and the index and
-/// filter blocks of the history column families ([`HISTORY_COLUMN_FAMILIES`]).
+/// Default size of RocksDB's block cache ([`StoreOptions::block_cache_bytes`]), shared by
+/// every column family: data blocks, and the index and filter blocks of the history column
+/// families ([`HISTORY_COLUMN_FAMILIES`]).
 pub const BLOCK_CACHE_BYTES: usize = 16 << 20;
+
+/// Least [`StoreOptions::block_cache_bytes`]: 4 MiB. The history's partitioned index and
+/// filter blocks live in the cache; much below this they would be evicted between the
+/// reads of one lookup.
+pub const BLOCK_CACHE_BYTES_MIN: usize = 4 << 20;
+
+/// Most [`StoreOptions::block_cache_bytes`]: 64 GiB, a bound on a typo, not a
+/// recommendation.
+pub const BLOCK_CACHE_BYTES_MAX: usize = 64 << 30;
+
+/// How a [`Store`] is opened ([`Store::open_with`]). [`Store::open`] uses the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// RocksDB's block cache (LRU), bytes, shared by every column family. Default
+    /// [`BLOCK_CACHE_BYTES`] (16 MiB); within [`BLOCK_CACHE_BYTES_MIN`] ..=
+    /// [`BLOCK_CACHE_BYTES_MAX`]. The cache holds uncompressed data blocks of every column
+    /// family and the history's index and filter blocks; a state much larger than the cache
+    /// (millions of accounts drawn uniformly) pays a data-block read, LZ4 decompression and
+    /// checksum for nearly every account read that the store's account cache
+    /// ([`ACCOUNT_CACHE_MAX`]) misses (docs/scaling.md, "State size"). The node sets it
+    /// from `[storage] block_cache_mib`.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            block_cache_bytes: BLOCK_CACHE_BYTES,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Checks every field against its stated bound.
+    ///
+    /// Errors: [`LedgerError::InvalidOptions`] naming the field.
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        if !(BLOCK_CACHE_BYTES_MIN..=BLOCK_CACHE_BYTES_MAX).contains(&self.block_cache_bytes) {
+            return Err(LedgerError::InvalidOptions {
+                field: "block_cache_bytes",
+                reason: format!(
+                    "{} bytes, expected {BLOCK_CACHE_BYTES_MIN}..={BLOCK_CACHE_BYTES_MAX}",
+                    self.block_cache_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Column families that grow with every finalized block (bodies, indices, certificates).
 /// Their index and filter blocks are partitioned and kept in the block cache
-/// ([`BLOCK_CACHE_BYTES`]), only the top level pinned, so the memory they take is bounded
+/// ([`StoreOptions::block_cache_bytes`]), only the top level pinned, so the memory they take is bounded
 /// by the cache, not by the history's length. With RocksDB's default (index and filters of
 /// every open table held on the heap), a node's RSS grew with its history: the `txs` index
 /// alone holds about 10 bits of bloom filter per finalized transfer, plus an index entry
@@ -414,8 +464,8 @@ pub const HISTORY_COLUMN_FAMILIES: [&str; 4] =
 
 /// Modest options: several nodes share a 2-core machine in tests. Returns the database's
 /// options and one descriptor per column family ([`COLUMN_FAMILIES`], in order).
-pub(crate) fn db_options() -> (Options, Vec<ColumnFamilyDescriptor>) {
-    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+pub(crate) fn db_options(opts: &StoreOptions) -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let cache = Cache::new_lru_cache(opts.block_cache_bytes);
     let table = |history: bool| {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
@@ -497,7 +547,7 @@ pub struct RocksDbFigures {
     /// blocks; the history's are in the cache, [`HISTORY_COLUMN_FAMILIES`]).
     pub table_readers_bytes: u64,
     /// Bytes in the shared block cache (`rocksdb.block-cache-usage`), at most about
-    /// [`BLOCK_CACHE_BYTES`].
+    /// [`StoreOptions::block_cache_bytes`].
     pub block_cache_bytes: u64,
 }
 
@@ -511,7 +561,20 @@ impl Store {
     /// genesis hash; [`LedgerError::Storage`] if RocksDB fails (e.g. another process holds
     /// the lock); [`LedgerError::Corrupt`] if stored metadata does not decode.
     pub fn open(path: &Path, genesis_hash: Hash) -> Result<Store, LedgerError> {
-        let (db_opts, cfs) = db_options();
+        Store::open_with(path, genesis_hash, &StoreOptions::default())
+    }
+
+    /// [`Store::open`] with the given options.
+    ///
+    /// Errors: as [`Store::open`], and [`LedgerError::InvalidOptions`] if `opts` fails
+    /// [`StoreOptions::validate`] (nothing is opened then).
+    pub fn open_with(
+        path: &Path,
+        genesis_hash: Hash,
+        opts: &StoreOptions,
+    ) -> Result<Store, LedgerError> {
+        opts.validate()?;
+        let (db_opts, cfs) = db_options(opts);
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(storage)?;
         let store = Store {
             db,
@@ -1875,5 +1938,55 @@ mod tests {
             "history index/filter blocks cached"
         );
         assert!(figures.block_cache_bytes <= 2 * BLOCK_CACHE_BYTES as u64);
+    }
+
+    /// `StoreOptions::block_cache_bytes` sizes the one shared cache, and an option out of
+    /// its bound is refused before anything is created on disk.
+    #[test]
+    fn the_block_cache_is_sized_by_the_options_and_bounds_are_checked() {
+        let capacity = |store: &Store| {
+            store
+                .db
+                .property_int_value_cf(store.cf(CF_META), "rocksdb.block-cache-capacity")
+                .unwrap()
+                .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Hash([7; 32])).unwrap();
+        assert_eq!(capacity(&store), BLOCK_CACHE_BYTES as u64, "default");
+        drop(store);
+        let big = StoreOptions {
+            block_cache_bytes: 96 << 20,
+        };
+        let store = Store::open_with(dir.path(), Hash([7; 32]), &big).unwrap();
+        assert_eq!(capacity(&store), 96 << 20);
+        drop(store);
+
+        for bad in [0, BLOCK_CACHE_BYTES_MIN - 1, BLOCK_CACHE_BYTES_MAX + 1] {
+            let opts = StoreOptions {
+                block_cache_bytes: bad,
+            };
+            let fresh = tempfile::tempdir().unwrap();
+            let path = fresh.path().join("db");
+            match Store::open_with(&path, Hash([7; 32]), &opts) {
+                Err(LedgerError::InvalidOptions { field, .. }) => {
+                    assert_eq!(field, "block_cache_bytes")
+                }
+                other => panic!(
+                    "{bad} bytes: expected InvalidOptions, got {:?}",
+                    other.err()
+                ),
+            }
+            assert!(!path.exists(), "{bad} bytes: nothing is created");
+        }
+        for good in [BLOCK_CACHE_BYTES_MIN, BLOCK_CACHE_BYTES_MAX] {
+            assert!(
+                StoreOptions {
+                    block_cache_bytes: good
+                }
+                .validate()
+                .is_ok()
+            );
+        }
     }
 }

@@ -378,7 +378,7 @@ impl SyncConfig {
 pub const RETAIN_BLOCKS_MIN: u64 = crate::sync::SYNC_BLOCKS_MAX as u64;
 
 /// Storage settings.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Keep only the bodies (transactions) of the last `retain_blocks` finalized blocks,
@@ -388,6 +388,35 @@ pub struct StorageConfig {
     /// block (the default). Otherwise at least [`RETAIN_BLOCKS_MIN`] (1,024). A pruned node
     /// serves block sync only from its lowest retained height (docs/operations.md).
     pub retain_blocks: u64,
+    /// RocksDB's block cache, MiB, shared by every column family
+    /// ([`cairn_ledger::StoreOptions::block_cache_bytes`]): 16 by default, within
+    /// [`BLOCK_CACHE_MIB_MIN`]..=[`BLOCK_CACHE_MIB_MAX`]. A node whose state is much larger
+    /// than the cache reads most accounts from disk blocks (docs/operations.md, "Memory").
+    pub block_cache_mib: u32,
+}
+
+/// Least `[storage] block_cache_mib` ([`cairn_ledger::store::BLOCK_CACHE_BYTES_MIN`]).
+pub const BLOCK_CACHE_MIB_MIN: u32 = (cairn_ledger::store::BLOCK_CACHE_BYTES_MIN >> 20) as u32;
+
+/// Most `[storage] block_cache_mib` ([`cairn_ledger::store::BLOCK_CACHE_BYTES_MAX`]).
+pub const BLOCK_CACHE_MIB_MAX: u32 = (cairn_ledger::store::BLOCK_CACHE_BYTES_MAX >> 20) as u32;
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            retain_blocks: 0,
+            block_cache_mib: (cairn_ledger::store::BLOCK_CACHE_BYTES >> 20) as u32,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The ledger's store options these settings give.
+    pub fn store_options(&self) -> cairn_ledger::StoreOptions {
+        cairn_ledger::StoreOptions {
+            block_cache_bytes: (self.block_cache_mib as usize) << 20,
+        }
+    }
 }
 
 /// Logging settings.
@@ -785,6 +814,12 @@ impl NodeConfig {
             });
         }
         range(
+            "storage.block_cache_mib",
+            self.storage.block_cache_mib,
+            BLOCK_CACHE_MIB_MIN,
+            BLOCK_CACHE_MIB_MAX,
+        )?;
+        range(
             "sync.state_sync_min_gap_blocks",
             self.sync.state_sync_min_gap_blocks,
             1,
@@ -878,6 +913,37 @@ mod tests {
         }
         let c: NodeConfig = toml::from_str("[storage]\nretain_blocks = 5000\n").unwrap();
         assert_eq!(c.storage.retain_blocks, 5000);
+    }
+
+    #[test]
+    fn block_cache_mib_is_bounded_and_sizes_the_store_cache() {
+        let d = NodeConfig::default();
+        assert_eq!(d.storage.block_cache_mib, 16);
+        assert_eq!(
+            d.storage.store_options(),
+            cairn_ledger::StoreOptions::default(),
+            "the node's default is the ledger's"
+        );
+        let c: NodeConfig = toml::from_str("[storage]\nblock_cache_mib = 256\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.storage.store_options().block_cache_bytes, 256 << 20);
+        c.storage.store_options().validate().unwrap();
+        for mib in [BLOCK_CACHE_MIB_MIN, BLOCK_CACHE_MIB_MAX] {
+            let mut c = NodeConfig::default();
+            c.storage.block_cache_mib = mib;
+            c.validate().unwrap();
+            c.storage.store_options().validate().unwrap();
+        }
+        for mib in [0, BLOCK_CACHE_MIB_MIN - 1, BLOCK_CACHE_MIB_MAX + 1] {
+            let mut c = NodeConfig::default();
+            c.storage.block_cache_mib = mib;
+            match c.validate() {
+                Err(ConfigError::Invalid { field, .. }) => {
+                    assert_eq!(field, "storage.block_cache_mib")
+                }
+                other => panic!("{mib} MiB: expected Invalid, got {other:?}"),
+            }
+        }
     }
 
     #[test]

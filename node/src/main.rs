@@ -146,6 +146,12 @@ struct Overrides {
         env = "CAIRN_SYNC_REVERIFY_SIGNATURES"
     )]
     sync_reverify_signatures: Option<bool>,
+    /// RocksDB's block cache, MiB (`[storage] block_cache_mib`; 4..=65536).
+    #[arg(
+        long = "storage.block-cache-mib",
+        env = "CAIRN_STORAGE_BLOCK_CACHE_MIB"
+    )]
+    storage_block_cache_mib: Option<u32>,
     /// Test builds only (feature `byzantine`, debug build): make this validator Byzantine,
     /// e.g. `equivocate,withhold,invalid` (behaviours take turns by view; see
     /// `cairn_node::byzantine`).
@@ -176,6 +182,9 @@ impl Overrides {
         }
         if let Some(v) = self.sync_reverify_signatures {
             c.sync.reverify_signatures = v;
+        }
+        if let Some(v) = self.storage_block_cache_mib {
+            c.storage.block_cache_mib = v;
         }
         #[cfg(all(feature = "byzantine", debug_assertions))]
         if self.byzantine.is_some() {

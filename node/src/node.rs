@@ -226,8 +226,8 @@ pub async fn run(
     let validator_addresses: Vec<Address> =
         genesis.validators.iter().map(|v| v.consensus_key).collect();
     let db_path = NodeConfig::resolve(home, &config.db_dir);
-    let store =
-        Store::open(&db_path, genesis_hash).map_err(|e| NodeError::Storage(e.to_string()))?;
+    let store = Store::open_with(&db_path, genesis_hash, &config.storage.store_options())
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
     if let Some(g) = &genesis.generated_accounts {
         tracing::warn!(
             count = g.count,

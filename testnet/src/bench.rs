@@ -125,8 +125,8 @@ pub struct NodeSample {
     /// `cairn_rocksdb_table_readers_bytes`: RocksDB's index and filter blocks held on the
     /// heap (outside the block cache), MiB.
     pub table_readers_mib: f64,
-    /// `cairn_rocksdb_block_cache_bytes`: RocksDB's block cache in use, MiB (bounded by
-    /// `BLOCK_CACHE_BYTES`).
+    /// `cairn_rocksdb_block_cache_bytes`: RocksDB's block cache in use, MiB (bounded by the
+    /// node's `[storage] block_cache_mib`).
     pub block_cache_mib: f64,
     /// Home directory size, MiB.
     pub disk_mib: f64,

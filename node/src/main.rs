@@ -13,7 +13,10 @@ mod ops;
 
 /// mimalloc instead of glibc's malloc: a loaded node makes many small, short-lived
 /// allocations on several threads (transactions, gossip, RPC), and glibc's malloc and free
-/// were about 8% of its CPU profile (`docs/throughput.md`).
+/// were about 8% of its CPU profile (`docs/throughput.md`). The profiling feature
+/// `system-allocator` leaves glibc's malloc in place, so that heap profilers which interpose
+/// `malloc` (heaptrack, valgrind's massif) see the node's own allocations too.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

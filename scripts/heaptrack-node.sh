@@ -12,7 +12,8 @@
 # sees nothing that mimalloc allocates). NODE_BIN: the normal build, for the other nodes.
 # HEAP_OUT (default .): where `heaptrack.<node>.<unix seconds>.zst` is written.
 # The node is exec'd (LD_PRELOAD, as `heaptrack` itself does), so the testnet's signals reach
-# it; the profile is complete once the node exits. Read it with `heaptrack_print -f FILE`.
+# it; the profile is complete once the node exits (the named pipe beside it is left behind).
+# Read it with `heaptrack_print -f FILE`.
 set -euo pipefail
 : "${HEAP_NODE_BIN:?set HEAP_NODE_BIN to a cairn-node built with --features system-allocator}"
 : "${NODE_BIN:?set NODE_BIN to the normal cairn-node build}"

@@ -31,6 +31,7 @@ pub mod config;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod heap;
 #[cfg(test)]
 mod hash_count_tests;
 pub mod ingress;

@@ -16,9 +16,19 @@ mod ops;
 /// were about 8% of its CPU profile (`docs/throughput.md`). The profiling feature
 /// `system-allocator` leaves glibc's malloc in place, so that heap profilers which interpose
 /// `malloc` (heaptrack, valgrind's massif) see the node's own allocations too.
-#[cfg(not(feature = "system-allocator"))]
+/// With the profiling feature `heap-stats`, either allocator is wrapped in
+/// `cairn_node::heap::Counting`, which keeps the live heap for `cairn_heap_allocated_bytes`.
+#[cfg(not(any(feature = "system-allocator", feature = "heap-stats")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(not(feature = "system-allocator"), feature = "heap-stats"))]
+#[global_allocator]
+static GLOBAL: cairn_node::heap::Counting<mimalloc::MiMalloc> =
+    cairn_node::heap::Counting(mimalloc::MiMalloc);
+#[cfg(all(feature = "system-allocator", feature = "heap-stats"))]
+#[global_allocator]
+static GLOBAL: cairn_node::heap::Counting<std::alloc::System> =
+    cairn_node::heap::Counting(std::alloc::System);
 
 /// Cairn validator node.
 #[derive(Parser)]

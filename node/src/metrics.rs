@@ -241,6 +241,10 @@ pub struct Metrics {
     /// 1 while this node is behind and every peer that is ahead has pruned the next block
     /// (block sync cannot go on; only a fresh node joins pruned peers, by state sync), else 0.
     pub sync_blocked_pruned: Gauge<i64, AtomicI64>,
+    /// The live Rust heap, bytes ([`crate::heap::allocated_bytes`], set on each render);
+    /// exported only with the profiling feature `heap-stats`, which installs the counting
+    /// allocator.
+    pub heap_allocated_bytes: Gauge<i64, AtomicI64>,
 }
 
 /// Peer discovery's counters and gauges (`cairn_discovery_*`, `cairn_peers_connected`,
@@ -521,6 +525,7 @@ impl Metrics {
             sync_requests_rate_limited: Counter::default(),
             sync_ranges_served: Counter::default(),
             sync_blocked_pruned: Gauge::default(),
+            heap_allocated_bytes: Gauge::default(),
         };
         registry.register("height", "Finalized head height", m.height.clone());
         registry.register(
@@ -791,6 +796,13 @@ impl Metrics {
             "1 while this node is behind and every peer ahead has pruned the next block",
             m.sync_blocked_pruned.clone(),
         );
+        if cfg!(feature = "heap-stats") {
+            registry.register(
+                "heap_allocated_bytes",
+                "Live Rust heap: bytes allocated and not yet freed (feature heap-stats)",
+                m.heap_allocated_bytes.clone(),
+            );
+        }
         let rocksdb = RocksDbMetrics::register(registry.sub_registry_with_prefix("rocksdb"));
         let discovery = DiscoveryMetrics::register(&mut registry);
         let nat = NatMetrics::register(&mut registry);
@@ -908,6 +920,8 @@ impl Metrics {
 
     /// OpenMetrics text exposition format (ends with `# EOF`).
     pub fn render(&self) -> String {
+        self.heap_allocated_bytes
+            .set(i64::try_from(crate::heap::allocated_bytes()).unwrap_or(i64::MAX));
         let mut out = String::new();
         encode_registry(&mut out, &self.registry).expect("writing to a String cannot fail");
         if let Some(gossip) = &self.gossip {
@@ -1066,6 +1080,18 @@ pub const DISCOVERY_METRICS: [&str; 9] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heap_gauge_is_exported_only_with_the_counting_allocator() {
+        // Without `heap-stats` the counter is not the global allocator's and stays zero:
+        // exporting it would report a heap of 0 bytes.
+        let text = Metrics::new().render();
+        assert_eq!(
+            text.contains("cairn_heap_allocated_bytes "),
+            cfg!(feature = "heap-stats"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn throughput_bins_cover_whole_seconds_of_the_window() {

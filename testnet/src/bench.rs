@@ -128,6 +128,9 @@ pub struct NodeSample {
     /// `cairn_rocksdb_block_cache_bytes`: RocksDB's block cache in use, MiB (bounded by the
     /// node's `[storage] block_cache_mib`).
     pub block_cache_mib: f64,
+    /// `cairn_heap_allocated_bytes`: the live Rust heap, MiB; NaN (JSON `null`) unless the
+    /// node was built with the profiling feature `heap-stats`.
+    pub heap_allocated_mib: f64,
     /// Home directory size, MiB.
     pub disk_mib: f64,
 }
@@ -757,6 +760,7 @@ async fn sample_nodes(net: &LocalTestnet, m: &crate::Manifest) -> Vec<NodeSample
             mempool_txs: get("cairn_mempool_txs"),
             table_readers_mib: get("cairn_rocksdb_table_readers_bytes") / (1024.0 * 1024.0),
             block_cache_mib: get("cairn_rocksdb_block_cache_bytes") / (1024.0 * 1024.0),
+            heap_allocated_mib: get("cairn_heap_allocated_bytes") / (1024.0 * 1024.0),
             disk_mib: dir_bytes(&n.home) as f64 / (1024.0 * 1024.0),
         });
     }

@@ -31,9 +31,9 @@ pub mod config;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod heap;
 #[cfg(test)]
 mod hash_count_tests;
+pub mod heap;
 pub mod ingress;
 pub mod keys;
 pub mod mempool;

@@ -287,9 +287,26 @@ fn prepare_dev_home(home: &Path) -> Result<PathBuf> {
     Ok(dev_key)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> Result<()> {
+    // Before the runtime's threads exist, so that no arena page is faulted in as a 2 MiB page
+    // (cairn_node::heap::disable_transparent_huge_pages says why).
+    let huge_pages = cairn_node::heap::disable_transparent_huge_pages();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(Cli::parse(), huge_pages))
+}
+
+/// Logs what `disable_transparent_huge_pages` did, once tracing is up.
+fn log_huge_pages(h: &std::io::Result<cairn_node::heap::HugePages>) {
+    match h {
+        Ok(h) => tracing::info!(?h, "transparent huge pages"),
+        Err(e) => tracing::warn!(error = %e, "cannot turn transparent huge pages off"),
+    }
+}
+
+async fn run(cli: Cli, huge_pages: std::io::Result<cairn_node::heap::HugePages>) -> Result<()> {
     match cli.command {
         Cmd::Init {
             home,
@@ -328,12 +345,14 @@ async fn main() -> Result<()> {
         Cmd::Run { home, overrides } => {
             let config = load_config(&home, overrides)?;
             init_tracing(&config);
+            log_huge_pages(&huge_pages);
             node::run(&home, config, shutdown_signal()).await?;
         }
         Cmd::Dev { home, overrides } => {
             let dev_key = prepare_dev_home(&home)?;
             let config = load_config(&home, overrides)?;
             init_tracing(&config);
+            log_huge_pages(&huge_pages);
             let address = keys::read_validator_key(&dev_key)
                 .map(|k| cairn_ledger::Address::from_public_key(&k.verifying_key()))?;
             eprintln!("Cairn dev chain in {}", home.display());

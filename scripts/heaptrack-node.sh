@@ -17,12 +17,8 @@
 set -euo pipefail
 : "${HEAP_NODE_BIN:?set HEAP_NODE_BIN to a cairn-node built with --features system-allocator}"
 : "${NODE_BIN:?set NODE_BIN to the normal cairn-node build}"
-home=""
-prev=""
-for a in "$@"; do
-  [ "$prev" = "--home" ] && home="$a"
-  prev="$a"
-done
+. "$(dirname "$0")/node-home.sh"
+home="$(node_home "$@")"
 if [ "$(basename "$home")" != "${HEAP_NODE:-node-0}" ]; then
   exec "$NODE_BIN" "$@"
 fi

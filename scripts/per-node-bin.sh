@@ -11,11 +11,7 @@
 # The node is exec'd, so the testnet's signals reach it.
 set -euo pipefail
 : "${NODE_BIN:?set NODE_BIN to the default cairn-node build}"
-home=""
-prev=""
-for a in "$@"; do
-  [ "$prev" = "--home" ] && home="$a"
-  prev="$a"
-done
+. "$(dirname "$0")/node-home.sh"
+home="$(node_home "$@")"
 var="NODE_BIN_$(basename "$home" | tr -- '-.' '__')"
 exec "${!var:-$NODE_BIN}" "$@"

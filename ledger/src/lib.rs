@@ -154,9 +154,10 @@ pub use params::{ChainParams, ParamError};
 pub use signature::{VERIFY_BATCH_CHUNK, verify_signature, verify_transactions};
 pub use state::{Account, LTHASH_BYTES, LTHASH_LANES, Layered, LtHash, StateDiff, StateReader};
 pub use store::{
-    ACCOUNT_CACHE_MAX, EpochRecord, GENESIS_BULK_BATCH_MAX, InitialState, PREFETCH_ACCOUNTS_MAX,
+    ACCOUNT_CACHE_MAX, ACCOUNT_CACHE_MAX_MAX, ACCOUNT_CACHE_MAX_MIN, AccountCacheWarmUp,
+    EpochRecord, GENESIS_BULK_BATCH_MAX, InitialState, PREFETCH_ACCOUNTS_MAX,
     PRUNE_BLOCKS_PER_STEP_MAX, PRUNE_TXS_PER_STEP_MAX, PruneLimits, PruneStep, RocksDbFigures,
-    Store, StoreOptions, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH,
+    Store, StoreOptions, StoreSnapshot, TxLocation, WAL_PRUNES_PER_FLUSH, WARM_ACCOUNTS_STEP_MAX,
 };
 #[cfg(feature = "count-hashes")]
 pub use tx::hash_counts;

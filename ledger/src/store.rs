@@ -277,7 +277,8 @@ pub struct Store {
     prune_lock: Mutex<()>,
 }
 
-/// Most accounts [`Store`]'s read cache holds (two generations of at most half each; about
+/// Default for the most accounts [`Store`]'s read cache holds
+/// ([`StoreOptions::account_cache_max`]; two generations of at most half each; about
 /// 100 bytes per entry, so ~25 MiB when full).
 ///
 /// Why: every transaction reads its sender's account several times on the node's
@@ -285,6 +286,18 @@ pub struct Store {
 /// finalization), and a RocksDB point read walks the memtable's skip list; in a loaded
 /// node's profile those reads were as costly as the block commit itself.
 pub const ACCOUNT_CACHE_MAX: usize = 1 << 18;
+
+/// Least [`StoreOptions::account_cache_max`]: twice [`PREFETCH_ACCOUNTS_MAX`], so that one
+/// prefetch (which fills the young generation, half the cache) never evicts its own reads.
+pub const ACCOUNT_CACHE_MAX_MIN: usize = 2 * PREFETCH_ACCOUNTS_MAX;
+
+/// Most [`StoreOptions::account_cache_max`]: 2^28 accounts (about 25 GiB when full), a
+/// bound on a typo, not a recommendation.
+pub const ACCOUNT_CACHE_MAX_MAX: usize = 1 << 28;
+
+/// Accounts read per step of [`Store::warm_account_cache`]: the cache's lock is taken once
+/// per step, so a warm-up never holds it for long.
+pub const WARM_ACCOUNTS_STEP_MAX: usize = 1 << 16;
 
 /// Most addresses one [`Store::prefetch_accounts`] call reads: a block's worth of transfers'
 /// senders and recipients, well under half of [`ACCOUNT_CACHE_MAX`] (so a prefetch never
@@ -300,17 +313,42 @@ pub const PREFETCH_ACCOUNTS_MAX: usize = 1 << 16;
 /// since before its database read (same `epoch`), so it can never put back a value that a
 /// concurrent commit has just replaced.
 ///
-/// Eviction: when `young` reaches half of [`ACCOUNT_CACHE_MAX`] it becomes `old` and the
-/// previous `old` is dropped; a hit in `old` moves the entry back to `young` (an
-/// approximate LRU at O(1) per operation).
-#[derive(Default)]
+/// Eviction: when `young` reaches half of `capacity` ([`StoreOptions::account_cache_max`])
+/// it becomes `old` and the previous `old` is dropped; a hit in `old` moves the entry back
+/// to `young` (an approximate LRU at O(1) per operation).
 struct AccountCache {
     young: HashMap<Address, Account>,
     old: HashMap<Address, Account>,
     epoch: u64,
+    /// Most entries in both generations together.
+    capacity: usize,
+}
+
+impl Default for AccountCache {
+    fn default() -> Self {
+        AccountCache::with_capacity(ACCOUNT_CACHE_MAX)
+    }
 }
 
 impl AccountCache {
+    fn with_capacity(capacity: usize) -> Self {
+        assert!(
+            capacity >= 2,
+            "an account cache holds at least one entry per generation"
+        );
+        AccountCache {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            epoch: 0,
+            capacity,
+        }
+    }
+
+    /// Room left in the young generation before a `put` of a new address would age it.
+    fn young_room(&self) -> usize {
+        (self.capacity / 2).saturating_sub(self.young.len())
+    }
+
     fn get(&mut self, address: &Address) -> Option<Account> {
         if let Some(a) = self.young.get(address) {
             return Some(*a);
@@ -321,7 +359,7 @@ impl AccountCache {
     }
 
     fn put(&mut self, address: Address, account: Account) {
-        if self.young.len() >= ACCOUNT_CACHE_MAX / 2 && !self.young.contains_key(&address) {
+        if self.young.len() >= self.capacity / 2 && !self.young.contains_key(&address) {
             self.old = std::mem::take(&mut self.young);
         }
         self.young.insert(address, account);
@@ -421,12 +459,22 @@ pub struct StoreOptions {
     /// ([`ACCOUNT_CACHE_MAX`]) misses (docs/scaling.md, "State size"). The node sets it
     /// from `[storage] block_cache_mib`.
     pub block_cache_bytes: usize,
+    /// Most accounts the store's own read cache holds, decoded, in memory (two generations
+    /// of at most half each; about 100 bytes per entry). Default [`ACCOUNT_CACHE_MAX`]
+    /// (262,144, about 25 MiB); within [`ACCOUNT_CACHE_MAX_MIN`] ..= [`ACCOUNT_CACHE_MAX_MAX`].
+    /// A state of at most half this many accounts fits whole once warmed
+    /// ([`Store::warm_account_cache`]): every account read is then a hash-map lookup instead
+    /// of a RocksDB read (memtables, index, data block), which at 10,000,000 uniformly drawn
+    /// accounts was the largest cost after signature checks (docs/scaling.md, "State
+    /// size"). The node sets it from `[storage] account_cache_max`.
+    pub account_cache_max: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             block_cache_bytes: BLOCK_CACHE_BYTES,
+            account_cache_max: ACCOUNT_CACHE_MAX,
         }
     }
 }
@@ -445,8 +493,27 @@ impl StoreOptions {
                 ),
             });
         }
+        if !(ACCOUNT_CACHE_MAX_MIN..=ACCOUNT_CACHE_MAX_MAX).contains(&self.account_cache_max) {
+            return Err(LedgerError::InvalidOptions {
+                field: "account_cache_max",
+                reason: format!(
+                    "{} accounts, expected {ACCOUNT_CACHE_MAX_MIN}..={ACCOUNT_CACHE_MAX_MAX}",
+                    self.account_cache_max
+                ),
+            });
+        }
         Ok(())
     }
+}
+
+/// What [`Store::warm_account_cache`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountCacheWarmUp {
+    /// Accounts read into the cache.
+    pub accounts: u64,
+    /// True if every stored account was read: the state fits in the cache's young
+    /// generation (half of [`StoreOptions::account_cache_max`]).
+    pub whole_state: bool,
 }
 
 /// Column families that grow with every finalized block (bodies, indices, certificates).
@@ -583,7 +650,7 @@ impl Store {
             head: RwLock::new(None),
             commit_lock: Mutex::new(()),
             wal_lock: Mutex::new(0),
-            accounts: Mutex::new(AccountCache::default()),
+            accounts: Mutex::new(AccountCache::with_capacity(opts.account_cache_max)),
             governance: RwLock::new(None),
             lowest_retained: std::sync::atomic::AtomicU64::new(0),
             prune_lock: Mutex::new(()),
@@ -1277,6 +1344,72 @@ impl Store {
             .compact_range_cf(self.cf(CF_ACCOUNTS), None::<&[u8]>, None::<&[u8]>);
     }
 
+    /// Loads the stored accounts into the read cache, in key order, until the cache's young
+    /// generation is full (half of [`StoreOptions::account_cache_max`]) or the state is read
+    /// whole. For a node at start: with a cache sized to the state, no account read of the
+    /// running chain then reaches RocksDB (a transfer between two of 10,000,000 uniformly
+    /// drawn accounts otherwise costs each node two reads of about 10 µs each on this
+    /// project's test machine, docs/scaling.md, "State size").
+    ///
+    /// Takes the commit lock for the whole scan (no commit can interleave, so every cached
+    /// value is the committed one) and the cache's lock once per step of at most
+    /// [`WARM_ACCOUNTS_STEP_MAX`] accounts. Reads bypass RocksDB's block cache (a full scan
+    /// would only evict what the running node reads). `progress(loaded)` is called after
+    /// each step. Work: one sequential pass over at most half the cache's capacity of
+    /// accounts.
+    ///
+    /// Accounts already cached count against the young generation's room, so a cache that
+    /// already holds some may stop that many short of it (`whole_state` false).
+    ///
+    /// Errors: [`LedgerError::Storage`] if RocksDB fails; [`LedgerError::Corrupt`] if a
+    /// stored key is not an address or an account does not decode (the cache keeps the
+    /// accounts loaded before it).
+    pub fn warm_account_cache(
+        &self,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<AccountCacheWarmUp, LedgerError> {
+        let _guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut read_opts = rocksdb::ReadOptions::default();
+        read_opts.fill_cache(false);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_ACCOUNTS), read_opts);
+        it.seek_to_first();
+        let mut loaded = 0u64;
+        let mut step: Vec<(Address, Account)> = Vec::with_capacity(WARM_ACCOUNTS_STEP_MAX);
+        loop {
+            let room = self.account_cache().young_room();
+            if room == 0 || !it.valid() {
+                break;
+            }
+            step.clear();
+            while step.len() < room.min(WARM_ACCOUNTS_STEP_MAX) {
+                let Some((key, value)) = it.item() else {
+                    break;
+                };
+                let address = Address(key.try_into().map_err(|_| {
+                    corrupt("account key", format!("{} bytes, expected 32", key.len()))
+                })?);
+                step.push((address, decode("account", value)?));
+                it.next();
+            }
+            it.status().map_err(storage)?;
+            loaded += step.len() as u64;
+            let mut cache = self.account_cache();
+            for (address, account) in step.drain(..) {
+                cache.put(address, account);
+            }
+            // The step fit in the young generation's room (the commit lock keeps every other
+            // writer out), so the warm-up never ages out what it loaded.
+            assert!(cache.young.len() <= cache.capacity / 2);
+            drop(cache);
+            progress(loaded);
+        }
+        it.status().map_err(storage)?;
+        Ok(AccountCacheWarmUp {
+            accounts: loaded,
+            whole_state: !it.valid(),
+        })
+    }
+
     /// Reads the committed accounts of `addresses` that the read cache
     /// ([`ACCOUNT_CACHE_MAX`]) lacks into it, in one batched RocksDB `MultiGet` (keys sorted:
     /// it probes each file's filter and index once per batch instead of once per key).
@@ -1957,6 +2090,7 @@ mod tests {
         drop(store);
         let big = StoreOptions {
             block_cache_bytes: 96 << 20,
+            ..StoreOptions::default()
         };
         let store = Store::open_with(dir.path(), Hash([7; 32]), &big).unwrap();
         assert_eq!(capacity(&store), 96 << 20);
@@ -1965,6 +2099,7 @@ mod tests {
         for bad in [0, BLOCK_CACHE_BYTES_MIN - 1, BLOCK_CACHE_BYTES_MAX + 1] {
             let opts = StoreOptions {
                 block_cache_bytes: bad,
+                ..StoreOptions::default()
             };
             let fresh = tempfile::tempdir().unwrap();
             let path = fresh.path().join("db");
@@ -1982,11 +2117,133 @@ mod tests {
         for good in [BLOCK_CACHE_BYTES_MIN, BLOCK_CACHE_BYTES_MAX] {
             assert!(
                 StoreOptions {
-                    block_cache_bytes: good
+                    block_cache_bytes: good,
+                    ..StoreOptions::default()
                 }
                 .validate()
                 .is_ok()
             );
         }
+    }
+
+    /// `StoreOptions::account_cache_max` is checked against its bounds before anything is
+    /// created on disk.
+    #[test]
+    fn the_account_cache_bound_is_checked() {
+        for bad in [0, ACCOUNT_CACHE_MAX_MIN - 1, ACCOUNT_CACHE_MAX_MAX + 1] {
+            let opts = StoreOptions {
+                account_cache_max: bad,
+                ..StoreOptions::default()
+            };
+            let fresh = tempfile::tempdir().unwrap();
+            let path = fresh.path().join("db");
+            match Store::open_with(&path, Hash([7; 32]), &opts) {
+                Err(LedgerError::InvalidOptions { field, .. }) => {
+                    assert_eq!(field, "account_cache_max")
+                }
+                other => panic!("{bad}: expected InvalidOptions, got {:?}", other.err()),
+            }
+            assert!(!path.exists(), "{bad} accounts: nothing is created");
+        }
+        for good in [
+            ACCOUNT_CACHE_MAX_MIN,
+            ACCOUNT_CACHE_MAX,
+            ACCOUNT_CACHE_MAX_MAX,
+        ] {
+            let opts = StoreOptions {
+                account_cache_max: good,
+                ..StoreOptions::default()
+            };
+            assert!(opts.validate().is_ok(), "{good}");
+        }
+    }
+
+    /// A warm-up loads stored accounts (exactly their values) until the young generation
+    /// is full, and says whether it read the whole state; a cache sized to the state holds
+    /// it whole and then answers every read without RocksDB.
+    #[test]
+    fn warming_fills_the_account_cache_up_to_its_young_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = ACCOUNT_CACHE_MAX_MIN / 2 + 4_464; // 70,000: more than the least cache's half
+        let stored: Vec<(Address, Account)> = (0..count as u32)
+            .map(|n| {
+                (
+                    address(n),
+                    Account {
+                        balance: 1 + u64::from(n),
+                        nonce: u64::from(n % 5),
+                    },
+                )
+            })
+            .collect();
+        let small = StoreOptions {
+            account_cache_max: ACCOUNT_CACHE_MAX_MIN,
+            ..StoreOptions::default()
+        };
+        {
+            let store = Store::open_with(dir.path(), Hash([7; 32]), &small).unwrap();
+            store.put_genesis_accounts(&stored).unwrap();
+            let mut steps = Vec::new();
+            let warm = store.warm_account_cache(&mut |n| steps.push(n)).unwrap();
+            assert_eq!(
+                warm,
+                AccountCacheWarmUp {
+                    accounts: (ACCOUNT_CACHE_MAX_MIN / 2) as u64,
+                    whole_state: false,
+                }
+            );
+            assert_eq!(steps.last().copied(), Some(warm.accounts));
+            assert!(
+                steps.windows(2).all(|w| w[0] < w[1]),
+                "progress grows: {steps:?}"
+            );
+            let mut cache = store.account_cache();
+            assert_eq!(cache.young.len(), ACCOUNT_CACHE_MAX_MIN / 2);
+            assert!(cache.old.is_empty(), "a warm-up never ages the cache");
+            let by_address: HashMap<Address, Account> = stored.iter().copied().collect();
+            let cached: Vec<(Address, Account)> =
+                cache.young.iter().map(|(a, v)| (*a, *v)).collect();
+            for (a, v) in cached {
+                assert_eq!(by_address[&a], v);
+            }
+            assert_eq!(cache.young_room(), 0);
+            let _ = cache.get(&address(0));
+        }
+        let big = StoreOptions {
+            account_cache_max: 2 * count,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), Hash([7; 32]), &big).unwrap();
+        let warm = store.warm_account_cache(&mut |_| {}).unwrap();
+        assert_eq!(
+            warm,
+            AccountCacheWarmUp {
+                accounts: count as u64,
+                whole_state: true,
+            }
+        );
+        for (a, v) in &stored {
+            assert_eq!(store.account_cache().get(a), Some(*v), "cached whole");
+        }
+        // Reads now come from the cache: a value changed behind the store's back (never
+        // done outside tests) is not seen.
+        store
+            .db
+            .put_cf(
+                store.cf(CF_ACCOUNTS),
+                address(1).0,
+                encode(&Account {
+                    balance: 77,
+                    nonce: 0,
+                }),
+            )
+            .unwrap();
+        assert_eq!(store.account(&address(1)).unwrap(), stored[1].1);
+        // A second warm-up finds the young generation full: it reads nothing and changes
+        // nothing.
+        let again = store.warm_account_cache(&mut |_| {}).unwrap();
+        assert_eq!(again.accounts, 0);
+        assert_eq!(store.account_cache().young.len(), count);
+        assert_eq!(store.account(&address(1)).unwrap(), stored[1].1);
     }
 }

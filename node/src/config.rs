@@ -393,6 +393,15 @@ pub struct StorageConfig {
     /// [`BLOCK_CACHE_MIB_MIN`]..=[`BLOCK_CACHE_MIB_MAX`]. A node whose state is much larger
     /// than the cache reads most accounts from disk blocks (docs/operations.md, "Memory").
     pub block_cache_mib: u32,
+    /// Most accounts the store keeps decoded in memory
+    /// ([`cairn_ledger::StoreOptions::account_cache_max`]): 262,144 by default (about
+    /// 25 MiB), within [`cairn_ledger::ACCOUNT_CACHE_MAX_MIN`]..=
+    /// [`cairn_ledger::ACCOUNT_CACHE_MAX_MAX`]; about 100 bytes per account. At start the
+    /// node loads stored accounts into it until half of it is full
+    /// ([`cairn_ledger::Store::warm_account_cache`]), so a value of at least twice the
+    /// account count keeps the whole state in memory and no transfer reads RocksDB for an
+    /// account (docs/operations.md, "Memory").
+    pub account_cache_max: usize,
 }
 
 /// Least `[storage] block_cache_mib` ([`cairn_ledger::store::BLOCK_CACHE_BYTES_MIN`]).
@@ -406,6 +415,7 @@ impl Default for StorageConfig {
         StorageConfig {
             retain_blocks: 0,
             block_cache_mib: (cairn_ledger::store::BLOCK_CACHE_BYTES >> 20) as u32,
+            account_cache_max: cairn_ledger::ACCOUNT_CACHE_MAX,
         }
     }
 }
@@ -415,6 +425,7 @@ impl StorageConfig {
     pub fn store_options(&self) -> cairn_ledger::StoreOptions {
         cairn_ledger::StoreOptions {
             block_cache_bytes: (self.block_cache_mib as usize) << 20,
+            account_cache_max: self.account_cache_max,
         }
     }
 }
@@ -820,6 +831,12 @@ impl NodeConfig {
             BLOCK_CACHE_MIB_MAX,
         )?;
         range(
+            "storage.account_cache_max",
+            self.storage.account_cache_max,
+            cairn_ledger::ACCOUNT_CACHE_MAX_MIN,
+            cairn_ledger::ACCOUNT_CACHE_MAX_MAX,
+        )?;
+        range(
             "sync.state_sync_min_gap_blocks",
             self.sync.state_sync_min_gap_blocks,
             1,
@@ -942,6 +959,39 @@ mod tests {
                     assert_eq!(field, "storage.block_cache_mib")
                 }
                 other => panic!("{mib} MiB: expected Invalid, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn account_cache_max_is_bounded_and_sizes_the_store_cache() {
+        let d = NodeConfig::default();
+        assert_eq!(d.storage.account_cache_max, cairn_ledger::ACCOUNT_CACHE_MAX);
+        let c: NodeConfig = toml::from_str("[storage]\naccount_cache_max = 20000000\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.storage.store_options().account_cache_max, 20_000_000);
+        c.storage.store_options().validate().unwrap();
+        for n in [
+            cairn_ledger::ACCOUNT_CACHE_MAX_MIN,
+            cairn_ledger::ACCOUNT_CACHE_MAX_MAX,
+        ] {
+            let mut c = NodeConfig::default();
+            c.storage.account_cache_max = n;
+            c.validate().unwrap();
+            c.storage.store_options().validate().unwrap();
+        }
+        for n in [
+            0,
+            cairn_ledger::ACCOUNT_CACHE_MAX_MIN - 1,
+            cairn_ledger::ACCOUNT_CACHE_MAX_MAX + 1,
+        ] {
+            let mut c = NodeConfig::default();
+            c.storage.account_cache_max = n;
+            match c.validate() {
+                Err(ConfigError::Invalid { field, .. }) => {
+                    assert_eq!(field, "storage.account_cache_max")
+                }
+                other => panic!("{n}: expected Invalid, got {other:?}"),
             }
         }
     }

@@ -165,6 +165,13 @@ struct Overrides {
         env = "CAIRN_STORAGE_BLOCK_CACHE_MIB"
     )]
     storage_block_cache_mib: Option<u32>,
+    /// Most accounts kept decoded in memory (`[storage] account_cache_max`;
+    /// 131072..=268435456); twice the account count keeps the whole state in memory.
+    #[arg(
+        long = "storage.account-cache-max",
+        env = "CAIRN_STORAGE_ACCOUNT_CACHE_MAX"
+    )]
+    storage_account_cache_max: Option<usize>,
     /// Test builds only (feature `byzantine`, debug build): make this validator Byzantine,
     /// e.g. `equivocate,withhold,invalid` (behaviours take turns by view; see
     /// `cairn_node::byzantine`).
@@ -198,6 +205,9 @@ impl Overrides {
         }
         if let Some(v) = self.storage_block_cache_mib {
             c.storage.block_cache_mib = v;
+        }
+        if let Some(v) = self.storage_account_cache_max {
+            c.storage.account_cache_max = v;
         }
         #[cfg(all(feature = "byzantine", debug_assertions))]
         if self.byzantine.is_some() {

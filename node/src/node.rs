@@ -235,6 +235,7 @@ pub async fn run(
         );
     }
     init_genesis_store(&genesis, &store)?;
+    warm_account_cache(&store)?;
     let store = Arc::new(store);
     // The parameters in force: genesis's, as changed by governance (`set_params`). Block
     // limits and transport bounds stay genesis's here: they are ceilings (the ledger applies
@@ -784,6 +785,32 @@ pub async fn run(
     info!("stopped");
     result.map_err(|e| NodeError::Fatal(e.to_string()))?;
     prune_result
+}
+
+/// Loads stored accounts into the store's account cache until half of it is full
+/// (`[storage] account_cache_max`), logging about every million accounts and the outcome.
+fn warm_account_cache(store: &Store) -> Result<(), NodeError> {
+    let started = std::time::Instant::now();
+    let mut logged = 0u64;
+    let warm = store
+        .warm_account_cache(&mut |loaded| {
+            if loaded - logged >= 1_000_000 {
+                logged = loaded;
+                tracing::info!(
+                    loaded,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "account cache: warming"
+                );
+            }
+        })
+        .map_err(|e| NodeError::Storage(e.to_string()))?;
+    tracing::info!(
+        accounts = warm.accounts,
+        whole_state = warm.whole_state,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "account cache warmed"
+    );
+    Ok(())
 }
 
 /// Writes the genesis to a new store (no-op if it is there), logging the progress of

@@ -468,7 +468,8 @@ pub fn state_size_curve(results: &[Value]) -> Result<Vec<LineChart>, ChartError>
 
 /// The soak phase of a `bench` results file over time, if it has one: finalized TPS and
 /// p50/p99 latency per window, and each node's resident memory and RocksDB write-stall
-/// time at every sample (x: minutes since the soak started). `Ok(vec![])` without a soak.
+/// time at every sample, plus its live Rust heap when the samples carry one (nodes built
+/// with `heap-stats`) (x: minutes since the soak started). `Ok(vec![])` without a soak.
 ///
 /// # Errors
 /// [`ChartError::BadData`] when the soak has no windows.
@@ -509,6 +510,9 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
     }
     let mut rss: Vec<Series> = Vec::new();
     let mut stall: Vec<Series> = Vec::new();
+    // The live Rust heap, only in samples of nodes built with `heap-stats` (NaN or null
+    // otherwise): drawn beside RSS so that allocator-held memory shows as the gap.
+    let mut heap: Vec<Series> = Vec::new();
     // Samples start with the soak phase, before its funding and pre-signing
     // (`report.setup_s`); on the charts' clock the load starts at 0, earlier samples are left
     // out.
@@ -529,6 +533,10 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
                     points: Vec::new(),
                 });
                 stall.push(Series {
+                    name: name.clone(),
+                    points: Vec::new(),
+                });
+                heap.push(Series {
                     name,
                     points: Vec::new(),
                 });
@@ -536,6 +544,10 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
             let (r, st) = (num(&n["rss_mib"]), num(&n["stall_micros"]));
             if r.is_finite() {
                 rss[i].points.push((x, r));
+            }
+            let h = num(&n["heap_allocated_mib"]);
+            if h.is_finite() {
+                heap[i].points.push((x, h));
             }
             if st.is_finite() {
                 stall[i].points.push((x, st / 1000.0));
@@ -575,6 +587,14 @@ pub fn soak_curve(results: &Value) -> Result<Vec<LineChart>, ChartError> {
             x_desc: "minutes since the soak started".into(),
             y_desc: "stalled (ms)".into(),
             series: stall,
+        });
+    }
+    if heap.iter().any(|s| !s.points.is_empty()) {
+        charts.push(LineChart {
+            title: "Soak: live Rust heap per node (feature heap-stats)".into(),
+            x_desc: "minutes since the soak started".into(),
+            y_desc: "allocated (MiB)".into(),
+            series: heap,
         });
     }
     Ok(charts)
@@ -837,14 +857,22 @@ mod tests {
             "samples": [
                 {"t_s": 30.0, "nodes": [{"node": "validator-0", "rss_mib": 50.0, "stall_micros": 0.0}]},
                 {"t_s": 60.0, "nodes": [{"node": "validator-0", "rss_mib": 100.0, "stall_micros": 0.0}]},
-                {"t_s": 120.0, "nodes": [{"node": "validator-0", "rss_mib": 110.0, "stall_micros": 2000.0}]},
+                {"t_s": 120.0, "nodes": [{"node": "validator-0", "rss_mib": 110.0, "stall_micros": 2000.0, "heap_allocated_mib": null}]},
             ],
         }});
         let c = soak_curve(&v).unwrap();
+        // No sample carries a live-heap figure: no heap chart.
         assert_eq!(c.len(), 4);
         assert_eq!(c[0].series[0].points, vec![(5.0, 5000.0), (15.0, 4900.0)]);
         assert_eq!(c[2].series[0].points, vec![(0.0, 100.0), (1.0, 110.0)]);
         assert_eq!(c[3].series[0].points, vec![(0.0, 0.0), (1.0, 2.0)]);
+        let mut with_heap = v.clone();
+        with_heap["soak"]["samples"][1]["nodes"][0]["heap_allocated_mib"] = 80.5.into();
+        with_heap["soak"]["samples"][2]["nodes"][0]["heap_allocated_mib"] = 82.0.into();
+        let c = soak_curve(&with_heap).unwrap();
+        assert_eq!(c.len(), 5);
+        assert_eq!(c[4].series[0].name, "validator-0");
+        assert_eq!(c[4].series[0].points, vec![(0.0, 80.5), (1.0, 82.0)]);
         let empty = serde_json::json!({"soak": {"report": {"windows": []}}});
         assert!(soak_curve(&empty).is_err());
     }

@@ -484,25 +484,30 @@ impl StoreOptions {
     ///
     /// Errors: [`LedgerError::InvalidOptions`] naming the field.
     pub fn validate(&self) -> Result<(), LedgerError> {
-        if !(BLOCK_CACHE_BYTES_MIN..=BLOCK_CACHE_BYTES_MAX).contains(&self.block_cache_bytes) {
-            return Err(LedgerError::InvalidOptions {
-                field: "block_cache_bytes",
-                reason: format!(
-                    "{} bytes, expected {BLOCK_CACHE_BYTES_MIN}..={BLOCK_CACHE_BYTES_MAX}",
-                    self.block_cache_bytes
-                ),
-            });
-        }
-        if !(ACCOUNT_CACHE_MAX_MIN..=ACCOUNT_CACHE_MAX_MAX).contains(&self.account_cache_max) {
-            return Err(LedgerError::InvalidOptions {
-                field: "account_cache_max",
-                reason: format!(
-                    "{} accounts, expected {ACCOUNT_CACHE_MAX_MIN}..={ACCOUNT_CACHE_MAX_MAX}",
-                    self.account_cache_max
-                ),
-            });
-        }
-        Ok(())
+        let within = |field: &'static str, unit: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(LedgerError::InvalidOptions {
+                    field,
+                    reason: format!("{v} {unit}, expected {lo}..={hi}"),
+                })
+            }
+        };
+        within(
+            "block_cache_bytes",
+            "bytes",
+            self.block_cache_bytes,
+            BLOCK_CACHE_BYTES_MIN,
+            BLOCK_CACHE_BYTES_MAX,
+        )?;
+        within(
+            "account_cache_max",
+            "accounts",
+            self.account_cache_max,
+            ACCOUNT_CACHE_MAX_MIN,
+            ACCOUNT_CACHE_MAX_MAX,
+        )
     }
 }
 
@@ -1972,13 +1977,9 @@ mod tests {
         assert_eq!(c.epoch, epoch + 1);
     }
 
-    /// A prefetch fills the cache with exactly the stored values (absent accounts as the
-    /// default), duplicates and all; a compaction changes no value.
-    #[test]
-    fn prefetch_fills_the_cache_with_the_stored_accounts() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), Hash([7; 32])).unwrap();
-        let stored: Vec<(Address, Account)> = (0..1000)
+    /// Accounts `address(0..count)`, each with its own balance (10 + n) and a nonce.
+    fn numbered_accounts(count: u32) -> Vec<(Address, Account)> {
+        (0..count)
             .map(|n| {
                 (
                     address(n),
@@ -1988,7 +1989,16 @@ mod tests {
                     },
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// A prefetch fills the cache with exactly the stored values (absent accounts as the
+    /// default), duplicates and all; a compaction changes no value.
+    #[test]
+    fn prefetch_fills_the_cache_with_the_stored_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Hash([7; 32])).unwrap();
+        let stored = numbered_accounts(1000);
         store.put_genesis_accounts(&stored).unwrap();
         // Every third stored account, twice, and some never stored.
         let wanted: Vec<Address> = (0..1000)
@@ -2101,18 +2111,7 @@ mod tests {
                 block_cache_bytes: bad,
                 ..StoreOptions::default()
             };
-            let fresh = tempfile::tempdir().unwrap();
-            let path = fresh.path().join("db");
-            match Store::open_with(&path, Hash([7; 32]), &opts) {
-                Err(LedgerError::InvalidOptions { field, .. }) => {
-                    assert_eq!(field, "block_cache_bytes")
-                }
-                other => panic!(
-                    "{bad} bytes: expected InvalidOptions, got {:?}",
-                    other.err()
-                ),
-            }
-            assert!(!path.exists(), "{bad} bytes: nothing is created");
+            assert_refused_before_opening(&opts, "block_cache_bytes");
         }
         for good in [BLOCK_CACHE_BYTES_MIN, BLOCK_CACHE_BYTES_MAX] {
             assert!(
@@ -2126,6 +2125,18 @@ mod tests {
         }
     }
 
+    /// Opening a fresh store with `opts` fails with `InvalidOptions` naming `field`, and
+    /// creates nothing on disk.
+    fn assert_refused_before_opening(opts: &StoreOptions, field: &str) {
+        let fresh = tempfile::tempdir().unwrap();
+        let path = fresh.path().join("db");
+        match Store::open_with(&path, Hash([7; 32]), opts) {
+            Err(LedgerError::InvalidOptions { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{opts:?}: expected InvalidOptions, got {:?}", other.err()),
+        }
+        assert!(!path.exists(), "{opts:?}: nothing is created");
+    }
+
     /// `StoreOptions::account_cache_max` is checked against its bounds before anything is
     /// created on disk.
     #[test]
@@ -2135,15 +2146,7 @@ mod tests {
                 account_cache_max: bad,
                 ..StoreOptions::default()
             };
-            let fresh = tempfile::tempdir().unwrap();
-            let path = fresh.path().join("db");
-            match Store::open_with(&path, Hash([7; 32]), &opts) {
-                Err(LedgerError::InvalidOptions { field, .. }) => {
-                    assert_eq!(field, "account_cache_max")
-                }
-                other => panic!("{bad}: expected InvalidOptions, got {:?}", other.err()),
-            }
-            assert!(!path.exists(), "{bad} accounts: nothing is created");
+            assert_refused_before_opening(&opts, "account_cache_max");
         }
         for good in [
             ACCOUNT_CACHE_MAX_MIN,
@@ -2165,17 +2168,7 @@ mod tests {
     fn warming_fills_the_account_cache_up_to_its_young_generation() {
         let dir = tempfile::tempdir().unwrap();
         let count = ACCOUNT_CACHE_MAX_MIN / 2 + 4_464; // 70,000: more than the least cache's half
-        let stored: Vec<(Address, Account)> = (0..count as u32)
-            .map(|n| {
-                (
-                    address(n),
-                    Account {
-                        balance: 1 + u64::from(n),
-                        nonce: u64::from(n % 5),
-                    },
-                )
-            })
-            .collect();
+        let stored = numbered_accounts(count as u32);
         let small = StoreOptions {
             account_cache_max: ACCOUNT_CACHE_MAX_MIN,
             ..StoreOptions::default()

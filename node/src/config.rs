@@ -954,12 +954,7 @@ mod tests {
         for mib in [0, BLOCK_CACHE_MIB_MIN - 1, BLOCK_CACHE_MIB_MAX + 1] {
             let mut c = NodeConfig::default();
             c.storage.block_cache_mib = mib;
-            match c.validate() {
-                Err(ConfigError::Invalid { field, .. }) => {
-                    assert_eq!(field, "storage.block_cache_mib")
-                }
-                other => panic!("{mib} MiB: expected Invalid, got {other:?}"),
-            }
+            assert_invalid(&c, "storage.block_cache_mib");
         }
     }
 
@@ -987,12 +982,15 @@ mod tests {
         ] {
             let mut c = NodeConfig::default();
             c.storage.account_cache_max = n;
-            match c.validate() {
-                Err(ConfigError::Invalid { field, .. }) => {
-                    assert_eq!(field, "storage.account_cache_max")
-                }
-                other => panic!("{n}: expected Invalid, got {other:?}"),
-            }
+            assert_invalid(&c, "storage.account_cache_max");
+        }
+    }
+
+    /// `c` fails validation with `Invalid` naming `field`.
+    fn assert_invalid(c: &NodeConfig, field: &str) {
+        match c.validate() {
+            Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected Invalid, got {other:?}"),
         }
     }
 

@@ -881,7 +881,10 @@ impl Store {
     }
 }
 
-fn address_key(key: &[u8]) -> Result<Address, LedgerError> {
+/// The address a stored state key (of `accounts` or `permissions`) names.
+///
+/// Errors: [`LedgerError::Corrupt`] if the key is not 32 bytes.
+pub(crate) fn address_key(key: &[u8]) -> Result<Address, LedgerError> {
     Ok(Address(key.try_into().map_err(|_| {
         LedgerError::Corrupt {
             reason: format!("address key of {} bytes", key.len()),

@@ -1390,10 +1390,10 @@ impl Store {
                 let Some((key, value)) = it.item() else {
                     break;
                 };
-                let address = Address(key.try_into().map_err(|_| {
-                    corrupt("account key", format!("{} bytes, expected 32", key.len()))
-                })?);
-                step.push((address, decode("account", value)?));
+                step.push((
+                    crate::snapshot::address_key(key)?,
+                    decode("account", value)?,
+                ));
                 it.next();
             }
             it.status().map_err(storage)?;
